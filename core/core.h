@@ -1,0 +1,220 @@
+/*
+ * core.h — what core/ offers the layers above it: the hybrid logical clock, version vectors,
+ * dot sets, the LWW order, the schema, the op and commit codec, batches, and the hash chain
+ * with its signatures. Everything here is a pure function over memory: no file, socket, clock
+ * or randomness (time, keys and random bytes arrive as arguments), so tests replay any
+ * schedule. spec/data-model.md and spec/encoding.md are the reference for every rule here.
+ */
+#ifndef KITH_CORE_H
+#define KITH_CORE_H
+
+#include "kith.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- hybrid logical clock (spec/data-model.md "Time") --------------------------------- */
+
+#define KITH__HLC_MS(h) ((h) >> 16)
+#define KITH__HLC_MAKE(ms, counter) (((uint64_t)(ms) << 16) | ((uint64_t)(counter)&0xffffu))
+/* An op more than this far ahead of the local wall clock waits (DESIGN "Clock skew"). */
+#define KITH__HLC_MAX_AHEAD_MS 60000u
+
+/* The timestamp of a local write: max(wall_ms << 16, last + 1). */
+uint64_t kith__hlc_tick(uint64_t last, uint64_t wall_ms);
+/* The clock after seeing a remote timestamp: max(local, remote). */
+uint64_t kith__hlc_observe(uint64_t local, uint64_t remote);
+/* Is `hlc` too far ahead of `wall_ms` to be applied now? */
+bool kith__hlc_too_far_ahead(uint64_t hlc, uint64_t wall_ms);
+
+/* ---- version vectors (kith_vv, entries sorted by origin, no seq 0 entries) ------------- */
+
+uint64_t kith__vv_get(const kith_vv *vv, uint64_t origin);
+/* Raise vv[origin] to seq if it is lower (inserting in order). 0 or KITH_ENOMEM. */
+int kith__vv_raise(kith_vv *vv, uint64_t origin, uint64_t seq);
+/* Does a hold everything b holds? */
+bool kith__vv_dominates(const kith_vv *a, const kith_vv *b);
+/* Ops a holds that b lacks: sum over origins of max(0, a[o] - b[o]). */
+uint64_t kith__vv_missing(const kith_vv *a, const kith_vv *b);
+int kith__vv_copy(kith_vv *dst, const kith_vv *src);
+
+/* ---- the LWW order: (hlc, origin, seq), a total order on writes ------------------------- */
+
+/* < 0, 0, > 0 as write a is older than, the same as, newer than write b. */
+int kith__lww_cmp(uint64_t hlc_a, kith_dot a, uint64_t hlc_b, kith_dot b);
+
+/* ---- dot sets (the live dots of one OR-set element, or of a document's membership) ------
+ * Stored as a sorted array of 16-byte big-endian (origin, seq) pairs: this is also their
+ * byte form in LMDB values.
+ */
+#define KITH__DOT_BYTES 16
+void kith__dot_put(uint8_t out[KITH__DOT_BYTES], kith_dot d);
+kith_dot kith__dot_get(const uint8_t in[KITH__DOT_BYTES]);
+/*
+ * Apply one OR-set op to the dot set `in` (n dots): drop the `nobs` observed dots, and when
+ * `add` is set, also drop dots of add->origin with a lower seq (its author saw them) and
+ * insert *add. Writes the result to `out` (room for n + 1 dots) and returns its count.
+ */
+size_t kith__dots_apply(const uint8_t *in, size_t n, const kith_dot *observed, size_t nobs,
+                        const kith_dot *add, uint8_t *out);
+
+/* ---- document ids -------------------------------------------------------------------- */
+
+void kith__docid_from_dot(kith_docid *id, kith_dot d);
+kith_dot kith__docid_to_dot(const kith_docid *id);
+
+/* ---- the schema (core/schema.c) ------------------------------------------------------- */
+
+/* Collection and field numbers are their indexes in kith_schema(), from 0; fields of a
+ * collection from 1 (0 is the document's membership in op encodings). */
+int kith__schema_coll(const char *name);                 /* index, or KITH_ENOTFOUND */
+int kith__schema_field(int coll, const char *name);       /* number >= 1, or KITH_ENOTFOUND */
+const kith_collection_def *kith__schema_coll_def(int coll); /* NULL if out of range */
+const kith_field_def *kith__schema_field_def(int coll, int field); /* NULL if out of range */
+int kith__schema_ncoll(void);
+/*
+ * Check a value for a field: type, UTF-8 (strings, dates, enums, set elements), no NUL in
+ * strings, length, enum membership, date syntax, required fields not NULL. Returns 0, or
+ * KITH_ESCHEMA with a one-line reason in `why` ("email: not valid UTF-8").
+ * References are checked for type only (whether the document exists is the store's part).
+ */
+int kith__schema_check(int coll, int field, const kith_value *v, char *why, size_t why_cap);
+/* Check one element of a SET field likewise. */
+int kith__schema_check_elem(int coll, int field, const char *elem, size_t len, char *why,
+                            size_t why_cap);
+
+/* ISO 8601 parse and format (core/timefmt.c). parse: 0 or KITH_EINVAL. */
+int kith__time_parse(const char *text, int64_t *ms);
+void kith__time_format(int64_t ms, char out[32]);
+bool kith__utf8_valid(const char *s, size_t len);
+
+/* ---- ops and commits (core/codec.c; spec/encoding.md "Commit") ------------------------- */
+
+/* A decoded op. Views (strings, observed dots) point into the encoded bytes or the arena
+ * passed to the decoder. */
+struct kith__op {
+    uint8_t kind;       /* kith_op_kind */
+    uint8_t coll;       /* collection number */
+    uint8_t field;      /* field number (>= 1) for FIELD_SET and SET_*; 0 for DOC_* */
+    kith_dot doc;       /* the document: the dot that created it */
+    kith_dot replaced;  /* FIELD_SET: the dot it overwrote at its author, {0,0} if none */
+    kith_value value;   /* FIELD_SET: the value; SET_*: the element as KITH_TYPE_STRING */
+    const kith_dot *observed; /* SET_* and DOC_*: the dots its author had seen */
+    uint32_t nobserved;
+};
+
+/* A commit: the ops of one local transaction, with consecutive seqs from first_seq. */
+struct kith__commit {
+    uint64_t origin;
+    uint64_t first_seq;
+    uint64_t hlc;       /* one timestamp for the whole commit */
+    uint32_t nops;
+    struct kith__op *ops;
+};
+
+/* A growable output buffer. */
+struct kith__wbuf {
+    uint8_t *data;
+    size_t len, cap;
+};
+int kith__wbuf_reserve(struct kith__wbuf *b, size_t more); /* 0 or KITH_ENOMEM */
+int kith__wbuf_put(struct kith__wbuf *b, const void *p, size_t n);
+void kith__wbuf_free(struct kith__wbuf *b);
+
+/* A bump allocator for decoded views, reset between commits; no per-op malloc. */
+struct kith__arena {
+    uint8_t *data;
+    size_t used, cap;
+};
+void *kith__arena_alloc(struct kith__arena *a, size_t n); /* NULL on ENOMEM */
+void kith__arena_reset(struct kith__arena *a);
+void kith__arena_free(struct kith__arena *a);
+
+/* Limits on anything decoded (spec/encoding.md "Limits"). */
+#define KITH__MAX_COMMIT_OPS 65536u
+#define KITH__MAX_VALUE_BYTES 65536u
+#define KITH__MAX_OBSERVED 4096u
+#define KITH__MAX_BATCH_BYTES (64u << 20)
+
+/* Append the canonical encoding of `c` (origin and first_seq are not in the bytes: they
+ * are the commit's place in its chain). 0, KITH_EINVAL (bad op), KITH_ENOMEM. */
+int kith__commit_encode(const struct kith__commit *c, struct kith__wbuf *out);
+
+/*
+ * Decode a commit of `origin` starting at `first_seq`. Checks every length against the bytes
+ * left before reserving anything, the structure, the kinds, and that each value fits the
+ * schema; refuses a non-canonical encoding (so that one commit has one byte form).
+ * Returns 0, KITH_EMALFORMED, KITH_ETOOBIG, KITH_ESCHEMA (why says which field), KITH_ENOMEM.
+ */
+int kith__commit_decode(const uint8_t *p, size_t len, uint64_t origin, uint64_t first_seq,
+                        struct kith__commit *out, struct kith__arena *arena, char *why,
+                        size_t why_cap);
+
+/* The highest seq per origin that a commit names (replaced and observed dots): it may be
+ * applied once the replica holds them. Calls fn for each (origin, seq). */
+void kith__commit_deps(const struct kith__commit *c,
+                       void (*fn)(void *ctx, uint64_t origin, uint64_t seq), void *ctx);
+
+/* ---- batches (core/batch.c; spec/encoding.md "Batch") --------------------------------- */
+
+struct kith__batch_commit {
+    uint64_t origin;
+    uint64_t first_seq;
+    const uint8_t *bytes; /* the canonical commit encoding */
+    size_t len;
+};
+
+struct kith__batch_head {
+    uint64_t origin;
+    uint64_t seq;
+    uint8_t sig[KITH_SIG_BYTES];
+};
+
+struct kith__batch {
+    uint64_t sender;
+    size_t ncommits;
+    struct kith__batch_commit *commits;
+    size_t nheads;
+    struct kith__batch_head *heads;
+};
+
+/* Encode a batch. Commits of one origin must be in seq order and contiguous. */
+int kith__batch_encode(const struct kith__batch *b, struct kith__wbuf *out);
+/* Decode a batch; arrays come from the arena, commit bytes are views into `p`. Checks
+ * structure and limits only (not signatures, not commit contents). */
+int kith__batch_decode(const uint8_t *p, size_t len, struct kith__batch *out,
+                       struct kith__arena *arena);
+
+/* ---- the hash chain and signatures (core/chain.c; spec/encoding.md "Chain") ----------- */
+
+/* h = BLAKE2b-256(prev || commit bytes); prev is 32 zero bytes before an origin's first. */
+void kith__chain_next(const uint8_t prev[KITH_HASH_BYTES], const uint8_t *commit, size_t len,
+                      uint8_t out[KITH_HASH_BYTES]);
+/* Ed25519 over "kith-hd1" || origin (8, BE) || seq (8, BE) || h (32). */
+void kith__head_sign(const uint8_t sk[64], uint64_t origin, uint64_t seq,
+                     const uint8_t h[KITH_HASH_BYTES], uint8_t sig[KITH_SIG_BYTES]);
+int kith__head_verify(const uint8_t pk[KITH_PUBKEY_BYTES], uint64_t origin, uint64_t seq,
+                      const uint8_t h[KITH_HASH_BYTES], const uint8_t sig[KITH_SIG_BYTES]);
+/* Replica id of a key: the first 8 bytes of BLAKE2b-256(pk), big-endian. */
+uint64_t kith__id_from_pk(const uint8_t pk[KITH_PUBKEY_BYTES]);
+
+/* ---- byte order helpers --------------------------------------------------------------- */
+
+static inline void kith__be64_put(uint8_t *p, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--) {
+        p[i] = (uint8_t)v;
+        v >>= 8;
+    }
+}
+
+static inline uint64_t kith__be64_get(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+#endif /* KITH_CORE_H */

@@ -1,0 +1,632 @@
+/*
+ * kith.h — the public face of kith, a replication engine for offline-first apps.
+ *
+ * A replica is a directory holding one LMDB environment and an Ed25519 key pair. The app
+ * writes to it locally and at once; replicas exchange signed batches of ops (as bundle files,
+ * or over the network with kith_serve) and converge: concurrent edits merge deterministically,
+ * and the app is told when one was overruled. spec/data-model.md, spec/encoding.md and
+ * spec/protocol.md describe the model and the formats this header refers to.
+ *
+ * Threads and processes. A kith_replica may be shared by threads. A kith_txn belongs to the
+ * thread that began it, and a thread has at most one transaction open at a time. Write
+ * transactions are serialised (as LMDB's are): kith_txn_begin with KITH_TXN_WRITE waits for
+ * the writer before it. Several processes may open one replica at once (the CLI while a daemon
+ * runs). Do not use a handle after fork(); open the replica again in the child.
+ *
+ * Errors. Every call that can fail returns 0 or a negative code: one of KITH_E* below, or
+ * -errno from the OS. kith_strerror() explains either; kith_errmsg() gives the detail of the
+ * last failure on a replica (which field, which origin), valid until the next call on it.
+ *
+ * Ownership. Inputs are borrowed; kith keeps copies. Outputs are one of: a view into the
+ * replica, valid until the transaction it was read in ends (kith_value strings, say); a
+ * caller-owned struct; or an allocation released with kith_free() (bundles, exports, status).
+ */
+#ifndef KITH_H
+#define KITH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define KITH_API __attribute__((visibility("default")))
+#define KITH_NODISCARD __attribute__((warn_unused_result))
+#else
+#define KITH_API
+#define KITH_NODISCARD
+#endif
+
+#define KITH_VERSION_MAJOR 0
+#define KITH_VERSION_MINOR 1
+#define KITH_VERSION_PATCH 0
+#define KITH_VERSION_STRING "0.1.0"
+
+/* The library's version as "MAJOR.MINOR.PATCH" (may differ from the header's). */
+KITH_API const char *kith_version(void);
+
+/* ---------------------------------------------------------------------------------------
+ * Errors: one table, expanded into the enum, kith_strerror() and kith_errname().
+ * Numbers are pinned and never reused; they sit below -9000, where no errno reaches.
+ */
+#define KITH_ERRNO_MAP(X)                                                                      \
+    X(KITH_EINVAL, -9001, "invalid argument")                                                  \
+    X(KITH_ENOTFOUND, -9002, "not found")                                                      \
+    X(KITH_ECORRUPT, -9003, "replica or data is damaged")                                      \
+    X(KITH_EBADSIG, -9004, "signature does not verify")                                        \
+    X(KITH_EUNTRUSTED, -9005, "origin is not trusted")                                         \
+    X(KITH_ESCHEMA, -9006, "value does not fit the schema")                                    \
+    X(KITH_EVERSION, -9007, "made by an incompatible kith version")                            \
+    X(KITH_ETOOSMALL, -9008, "buffer too small")                                               \
+    X(KITH_ETOOBIG, -9009, "message or value too large")                                       \
+    X(KITH_EMALFORMED, -9010, "malformed input")                                               \
+    X(KITH_EGAP, -9011, "ops are missing before this range")                                   \
+    X(KITH_EFORK, -9012, "origin has signed two histories")                                    \
+    X(KITH_EBADTXN, -9013, "transaction failed earlier; only abort is possible")               \
+    X(KITH_EEXIST, -9014, "already exists")                                                    \
+    X(KITH_EREADONLY, -9015, "transaction is read-only")                                       \
+    X(KITH_EBUSY, -9016, "replica changed underneath; retry")                                  \
+    X(KITH_ETIMEDOUT, -9017, "peer did not answer in time")                                    \
+    X(KITH_EPROTO, -9018, "peer broke the protocol")                                           \
+    X(KITH_ENOMEM, -9019, "out of memory")                                                     \
+    X(KITH_ECLOSED, -9020, "interrupted by a stop request")
+
+enum kith_error {
+#define KITH__ERR_ENUM(name, num, text) name = (num),
+    KITH_ERRNO_MAP(KITH__ERR_ENUM)
+#undef KITH__ERR_ENUM
+};
+
+/* A short sentence for any code this library returns, kith's or -errno; never NULL. */
+KITH_API const char *kith_strerror(int rc);
+/* The code's name ("KITH_EBADSIG", "EACCES"); never NULL. */
+KITH_API const char *kith_errname(int rc);
+
+/* ---------------------------------------------------------------------------------------
+ * Identity and sizes.
+ */
+#define KITH_ID_BYTES 8      /* replica id: first 8 bytes of BLAKE2b(public key), a u64 */
+#define KITH_PUBKEY_BYTES 32 /* Ed25519 public key */
+#define KITH_DOCID_BYTES 16  /* document id: the dot that created it (origin, seq), big-endian */
+#define KITH_HASH_BYTES 32   /* BLAKE2b-256 chain hash */
+#define KITH_SIG_BYTES 64    /* Ed25519 signature */
+#define KITH_ID_HEX 16       /* characters of a replica id in hex, without the NUL */
+#define KITH_DOCID_HEX 32    /* characters of a document id in hex, without the NUL */
+
+KITH_API size_t kith_docid_bytes(void);
+KITH_API size_t kith_pubkey_bytes(void);
+
+/* A dot names one op: the replica that made it and its sequence number there (1, 2, 3 …). */
+typedef struct kith_dot {
+    uint64_t origin;
+    uint64_t seq;
+} kith_dot;
+
+/* A document id is the dot of the op that created the document. */
+typedef struct kith_docid {
+    uint8_t bytes[KITH_DOCID_BYTES];
+} kith_docid;
+
+/* Document id <-> 32 lowercase hex characters. parse returns KITH_EINVAL on anything else. */
+KITH_API void kith_docid_format(const kith_docid *id, char out[KITH_DOCID_HEX + 1]);
+KITH_API KITH_NODISCARD int kith_docid_parse(const char *hex, kith_docid *out);
+
+/* ---------------------------------------------------------------------------------------
+ * Values and the schema.
+ */
+typedef enum kith_type {
+    KITH_TYPE_NULL = 0,   /* no value: a cleared field */
+    KITH_TYPE_STRING = 1, /* UTF-8 text without NUL */
+    KITH_TYPE_INT = 2,    /* signed 64-bit integer */
+    KITH_TYPE_TIME = 3,   /* milliseconds since 1970-01-01T00:00:00Z, shown as ISO 8601 UTC */
+    KITH_TYPE_BOOL = 4,
+    KITH_TYPE_BYTES = 5,
+    KITH_TYPE_REF = 6,    /* the id of a document in a named collection */
+    KITH_TYPE_DATE = 7,   /* a calendar date, "YYYY-MM-DD" (or "--MM-DD" without a year) */
+    KITH_TYPE_ENUM = 8,   /* a string from a fixed list */
+    KITH_TYPE_SET = 9     /* a set of strings (an add-wins OR-set); not a kith_value type */
+} kith_type;
+
+/*
+ * One value. Strings and bytes point at memory the caller owns when writing, and into the
+ * replica when reading (valid until that transaction ends). Strings are not NUL-terminated
+ * when read: use len.
+ */
+typedef struct kith_value {
+    kith_type type;
+    union {
+        int64_t i;   /* INT, and TIME in milliseconds */
+        bool b;      /* BOOL */
+        kith_docid ref; /* REF */
+        struct {
+            const char *ptr;
+            size_t len;
+        } s; /* STRING, DATE, ENUM, BYTES */
+    } u;
+} kith_value;
+
+/*
+ * Parse `text` as a value of the named field's type, as the CLI does: ISO 8601 for times
+ * ("2026-11-25T18:00:00Z", "2026-11-25T18:00:00.250+01:00", "2026-11-25" for midnight UTC),
+ * decimal for integers, true/false for booleans, hex for references. On success, string-like
+ * values point into `text`. Errors: KITH_ENOTFOUND (no such collection or field), KITH_ESCHEMA
+ * (text does not fit; kith_errmsg-like detail goes to `why`, a caller buffer, may be NULL).
+ */
+KITH_API KITH_NODISCARD int kith_value_parse(const char *collection, const char *field,
+                                              const char *text, kith_value *out, char *why,
+                                              size_t why_cap);
+
+/* Format a time as ISO 8601 UTC with milliseconds: "2026-11-25T18:00:00.000Z". */
+KITH_API void kith_time_format(int64_t ms, char out[32]);
+
+/* The schema, as a read-only table: collections and their fields, in a stable order. */
+typedef struct kith_field_def {
+    const char *name;
+    kith_type type;
+    bool required;
+    const char *ref_collection;  /* REF, and SET of references: the collection referred to */
+    const char *const *enum_values; /* ENUM: NULL-terminated list */
+    size_t max_len;              /* STRING/BYTES/SET elements: the longest accepted, in bytes */
+} kith_field_def;
+
+typedef struct kith_collection_def {
+    const char *name;
+    size_t nfields;
+    const kith_field_def *fields;
+} kith_collection_def;
+
+/* The built-in schema (contacts, interactions, reminders). The pointer is static. */
+KITH_API const kith_collection_def *kith_schema(size_t *ncollections);
+
+/* ---------------------------------------------------------------------------------------
+ * Opening a replica.
+ */
+typedef struct kith_replica kith_replica;
+
+enum kith_open_flags {
+    KITH_CREATE = 1u << 0, /* create the replica and its key pair if the directory has none */
+    KITH_NOSYNC = 1u << 1, /* do not fsync at commit (LMDB MDB_NOSYNC): faster, and a crash may
+                              lose the last transactions, never corrupt the replica */
+    KITH_RDONLY = 1u << 2  /* read only: write transactions fail with KITH_EREADONLY */
+};
+
+/*
+ * Open the replica in directory `path`; with KITH_CREATE, create the directory, the LMDB
+ * environment and an Ed25519 key pair (secret key in `path`/key, mode 0600) if absent.
+ * Returns 0 and a new handle in *out, which the caller closes with kith_close(); on failure
+ * *out is NULL and there is nothing to close.
+ * Errors: KITH_ENOTFOUND (no replica and no KITH_CREATE), KITH_ECORRUPT (not a kith replica),
+ * KITH_EVERSION (made by a newer kith), or -errno (-EACCES, -ENOSPC).
+ */
+KITH_API KITH_NODISCARD int kith_open(const char *path, unsigned flags, kith_replica **out);
+
+/* Close the replica. Takes NULL. No transaction of it may be open. */
+KITH_API void kith_close(kith_replica *r);
+
+/* Detail of the last failure on `r`, in this thread; "" if none. Valid until the next call. */
+KITH_API const char *kith_errmsg(const kith_replica *r);
+
+/* This replica's id, public key, and the directory it lives in. */
+KITH_API uint64_t kith_replica_id(const kith_replica *r);
+KITH_API void kith_replica_pubkey(const kith_replica *r, uint8_t out[KITH_PUBKEY_BYTES]);
+KITH_API const char *kith_replica_path(const kith_replica *r);
+
+/* The replica id that belongs to a public key (first 8 bytes of BLAKE2b, big-endian). */
+KITH_API uint64_t kith_id_from_pubkey(const uint8_t pk[KITH_PUBKEY_BYTES]);
+
+/* ---------------------------------------------------------------------------------------
+ * Transactions. Every read and write happens in one. A write transaction becomes one commit:
+ * a run of ops with consecutive seqs, one LMDB transaction, all or nothing. Reads in a write
+ * transaction see its own writes.
+ */
+typedef struct kith_txn kith_txn;
+
+enum kith_txn_flags {
+    KITH_TXN_READ = 0,
+    KITH_TXN_WRITE = 1u << 0
+};
+
+/* Begin a transaction. Errors: KITH_EREADONLY (write on a read-only replica), -errno. */
+KITH_API KITH_NODISCARD int kith_txn_begin(kith_replica *r, unsigned flags, kith_txn **out);
+
+/*
+ * Commit and free the transaction; *txn becomes NULL whether or not it succeeds. When this
+ * returns 0 the commit is durable (unless KITH_NOSYNC) and observers have been called.
+ * Errors: KITH_EBADTXN (a write in it failed), KITH_EBUSY, -errno (-ENOSPC, -EIO).
+ */
+KITH_API KITH_NODISCARD int kith_txn_commit(kith_txn **txn);
+
+/* Abort and free; *txn becomes NULL. Takes NULL or a pointer to NULL. */
+KITH_API void kith_txn_abort(kith_txn **txn);
+
+/* ---------------------------------------------------------------------------------------
+ * Documents and fields. Collections and fields are named as in the schema. A failed write
+ * leaves the transaction able only to abort (KITH_EBADTXN afterwards), like LMDB's.
+ */
+
+/* Create a document; its id is returned at once (usable in the same transaction). */
+KITH_API KITH_NODISCARD int kith_doc_create(kith_txn *t, const char *collection,
+                                            kith_docid *out);
+
+/* Delete a document (removes the membership dots this replica has seen). KITH_ENOTFOUND if
+ * it does not exist. An edit made concurrently elsewhere keeps it alive (add wins). */
+KITH_API KITH_NODISCARD int kith_doc_delete(kith_txn *t, const char *collection,
+                                            const kith_docid *doc);
+
+/* Does the document exist (is it a live member of its collection)? 1 yes, 0 no, or < 0. */
+KITH_API KITH_NODISCARD int kith_doc_exists(kith_txn *t, const char *collection,
+                                            const kith_docid *doc);
+
+/*
+ * Set a field (an LWW register) to `v`; KITH_TYPE_NULL clears it. The value is checked
+ * against the schema first: KITH_ESCHEMA with kith_errmsg naming the field and the problem
+ * (wrong type, not UTF-8, too long, required field cleared, unknown enum value, reference to
+ * no document). KITH_ENOTFOUND if the document does not exist.
+ */
+KITH_API KITH_NODISCARD int kith_field_set(kith_txn *t, const char *collection,
+                                           const kith_docid *doc, const char *field,
+                                           const kith_value *v);
+
+/* Read a field. KITH_TYPE_NULL if it was never set or was cleared. View valid until the
+ * transaction ends. KITH_ENOTFOUND for an unknown collection/field or a missing document. */
+KITH_API KITH_NODISCARD int kith_field_get(kith_txn *t, const char *collection,
+                                           const kith_docid *doc, const char *field,
+                                           kith_value *out);
+
+/* Add or remove one element of a set field (an add-wins OR-set). Removing an absent element
+ * is not an error and writes nothing. */
+KITH_API KITH_NODISCARD int kith_set_add(kith_txn *t, const char *collection,
+                                         const kith_docid *doc, const char *field,
+                                         const char *elem, size_t len);
+KITH_API KITH_NODISCARD int kith_set_remove(kith_txn *t, const char *collection,
+                                            const kith_docid *doc, const char *field,
+                                            const char *elem, size_t len);
+
+/* ---------------------------------------------------------------------------------------
+ * Iteration. An iterator lives inside its transaction and must be closed before it ends.
+ */
+typedef struct kith_iter kith_iter;
+
+/* Every live document of a collection, in id order. */
+KITH_API KITH_NODISCARD int kith_iter_docs(kith_txn *t, const char *collection, kith_iter **out);
+
+/*
+ * Documents through an index, in index order. Indexes: "contacts.name" (by name),
+ * "interactions.contact" (by contact, then time `at`), "reminders.due" (by due time).
+ * `eq` (may be NULL) fixes the first field of a two-field index (the contact); `lo` and `hi`
+ * (may be NULL: open) bound the last field, lo inclusive, hi exclusive.
+ */
+KITH_API KITH_NODISCARD int kith_iter_index(kith_txn *t, const char *index, const kith_value *eq,
+                                            const kith_value *lo, const kith_value *hi,
+                                            kith_iter **out);
+
+/* The set elements of one set field, in byte order. Each element's bytes are a view. */
+KITH_API KITH_NODISCARD int kith_iter_set(kith_txn *t, const char *collection,
+                                          const kith_docid *doc, const char *field,
+                                          kith_iter **out);
+
+/* Next document id (docs, index) or element (set, into elem/len). 0, KITH_ENOTFOUND at the
+ * end, or another error. */
+KITH_API KITH_NODISCARD int kith_iter_next(kith_iter *it, kith_docid *doc);
+KITH_API KITH_NODISCARD int kith_iter_next_elem(kith_iter *it, const char **elem, size_t *len);
+KITH_API void kith_iter_close(kith_iter *it);
+
+/* ---------------------------------------------------------------------------------------
+ * Conflicts: a concurrent write to one field that lost. Recorded on every replica that sees
+ * both writes (a causal overwrite is not a conflict), kept until resolved.
+ */
+typedef struct kith_conflict {
+    uint64_t id;            /* local number of the record, for get/resolve */
+    const char *collection; /* static schema name */
+    kith_docid doc;
+    const char *field;      /* static schema name */
+    kith_dot winner_dot, loser_dot;
+    uint64_t winner_hlc, loser_hlc;
+    kith_value winner, loser; /* views valid until the transaction ends */
+    int64_t recorded_ms;      /* when this replica recorded it */
+    bool resolved;
+} kith_conflict;
+
+KITH_API KITH_NODISCARD int kith_iter_conflicts(kith_txn *t, bool include_resolved,
+                                                kith_iter **out);
+KITH_API KITH_NODISCARD int kith_iter_next_conflict(kith_iter *it, kith_conflict *out);
+KITH_API KITH_NODISCARD int kith_conflict_get(kith_txn *t, uint64_t id, kith_conflict *out);
+
+/* Resolve a conflict in a write transaction: with restore_loser, write the losing value as a
+ * new ordinary write (which replicates); either way mark the record resolved (local). */
+KITH_API KITH_NODISCARD int kith_conflict_resolve(kith_txn *t, uint64_t id, bool restore_loser);
+
+/* ---------------------------------------------------------------------------------------
+ * Observers, called in the thread that committed, after the commit is durable, outside any
+ * LMDB transaction. A callback must not begin a write transaction on the same replica.
+ */
+enum kith_change_source {
+    KITH_CHANGE_LOCAL = 1, /* a local commit through this handle */
+    KITH_CHANGE_REMOTE = 2 /* a batch or bundle applied through this handle */
+};
+
+typedef struct kith_changed_doc {
+    const char *collection;
+    kith_docid doc;
+} kith_changed_doc;
+
+typedef struct kith_change {
+    int source;
+    size_t ndocs;
+    const kith_changed_doc *docs; /* each document once; valid during the call */
+} kith_change;
+
+typedef void (*kith_change_fn)(void *ctx, const kith_change *change);
+/* The conflict's values are valid during the call only. */
+typedef void (*kith_conflict_fn)(void *ctx, const kith_conflict *conflict);
+
+/* Set (or clear, with NULLs) the observers of this handle. */
+KITH_API void kith_observe(kith_replica *r, kith_change_fn on_change, kith_conflict_fn on_conflict,
+                           void *ctx);
+
+/* ---------------------------------------------------------------------------------------
+ * Version vectors: origin -> highest seq applied, sorted by origin.
+ */
+typedef struct kith_vv {
+    size_t len;
+    kith_dot *entries; /* entries[i].seq is the highest seq applied from entries[i].origin */
+} kith_vv;
+
+/* Text form: "origin:seq,origin:seq" with origins in hex, e.g. "3fa2c1d0e4b59a71:42".
+ * parse fills an allocation released with kith_vv_free(); "" is the empty vector. */
+KITH_API KITH_NODISCARD int kith_vv_parse(const char *text, kith_vv *out);
+KITH_API KITH_NODISCARD int kith_vv_format(const kith_vv *vv, char **out); /* kith_free */
+KITH_API void kith_vv_free(kith_vv *vv);
+
+/* The replica's version vector (an allocation released with kith_vv_free). */
+KITH_API KITH_NODISCARD int kith_vv_get(kith_replica *r, kith_vv *out);
+
+/* ---------------------------------------------------------------------------------------
+ * Status.
+ */
+typedef struct kith_collection_count {
+    const char *collection;
+    uint64_t live;
+} kith_collection_count;
+
+typedef struct kith_status {
+    uint64_t id;
+    uint8_t pubkey[KITH_PUBKEY_BYTES];
+    kith_vv vv;              /* applied */
+    uint64_t ops_logged;     /* every op in the log, all origins */
+    uint64_t pending_ops;    /* verified and logged, waiting for a dot they name or for the
+                                clock (an op from more than a minute in the future) */
+    uint64_t open_conflicts;
+    uint64_t hlc;            /* the replica's clock */
+    size_t ncollections;
+    kith_collection_count *collections;
+} kith_status;
+
+/* Allocates *out, released with kith_status_free(). */
+KITH_API KITH_NODISCARD int kith_status_get(kith_replica *r, kith_status **out);
+KITH_API void kith_status_free(kith_status *s);
+
+/* ---------------------------------------------------------------------------------------
+ * The op log.
+ */
+typedef enum kith_op_kind {
+    KITH_OP_FIELD_SET = 1,
+    KITH_OP_DOC_ADD = 2,
+    KITH_OP_DOC_REMOVE = 3,
+    KITH_OP_SET_ADD = 4,
+    KITH_OP_SET_REMOVE = 5
+} kith_op_kind;
+
+typedef struct kith_log_entry {
+    kith_dot dot;
+    uint64_t hlc;
+    kith_op_kind kind;
+    const char *collection;
+    kith_docid doc;
+    const char *field;      /* NULL for DOC_ADD and DOC_REMOVE */
+    kith_value value;       /* FIELD_SET: the value; SET_*: the element as a STRING */
+    kith_dot replaced;      /* FIELD_SET: the dot it overwrote at its author, {0,0} if none */
+    uint8_t chain[KITH_HASH_BYTES]; /* chain hash after the commit this op ends, else zeros */
+    bool commit_end;        /* last op of its commit */
+    bool applied;           /* false while pending */
+} kith_log_entry;
+
+/* The log of one origin (origin != 0) or of all, by origin then seq. */
+KITH_API KITH_NODISCARD int kith_iter_log(kith_txn *t, uint64_t origin, kith_iter **out);
+KITH_API KITH_NODISCARD int kith_iter_next_log(kith_iter *it, kith_log_entry *out);
+
+/* ---------------------------------------------------------------------------------------
+ * Bundles and batches: signed runs of ops, the same bytes in a file and on the wire
+ * (spec/encoding.md). Each origin's ops in one start right after what the receiver holds
+ * and end at a head that origin signed.
+ */
+typedef struct kith_buf {
+    uint8_t *data;
+    size_t len;
+} kith_buf;
+
+typedef struct kith_batch_opts {
+    const kith_vv *since;  /* send only what this vector lacks; NULL: everything */
+    uint64_t cursor;       /* resume point in this replica's apply order (0: start) */
+    size_t max_ops;        /* stop after about this many ops, on a commit boundary (0: none) */
+    size_t max_bytes;      /* likewise for encoded size (0: none) */
+} kith_batch_opts;
+
+typedef struct kith_batch_info {
+    uint64_t ops;          /* ops in the batch */
+    uint64_t commits;
+    uint64_t next_cursor;  /* pass as cursor to continue */
+    bool has_more;         /* more ops beyond this batch that `since` lacks */
+} kith_batch_info;
+
+/*
+ * Build a batch of the ops that `opts->since` lacks, in this replica's apply order, signing
+ * this replica's own head where the batch ends. `out->data` is released with kith_free().
+ * `info` may be NULL. An empty batch (ops == 0) is valid.
+ */
+KITH_API KITH_NODISCARD int kith_batch_create(kith_replica *r, const kith_batch_opts *opts,
+                                              kith_buf *out, kith_batch_info *info);
+
+typedef struct kith_apply_info {
+    uint64_t ops_new;       /* ops logged by this call */
+    uint64_t ops_known;     /* ops already held (skipped) */
+    uint64_t ops_applied;   /* ops applied to the state by this call (may include older pending) */
+    uint64_t ops_pending;   /* ops still waiting after this call */
+    uint64_t conflicts;     /* conflicts recorded */
+} kith_apply_info;
+
+/*
+ * Verify and apply a batch in one LMDB transaction: every origin trusted, every range
+ * contiguous with what is held, every chain hash and signature correct, every value fit for
+ * the schema — or nothing changes. Applying the same batch twice changes nothing the second
+ * time. `info` may be NULL.
+ * Errors: KITH_EMALFORMED, KITH_ETOOBIG, KITH_EUNTRUSTED, KITH_EBADSIG, KITH_EGAP, KITH_EFORK,
+ * KITH_ESCHEMA, KITH_EVERSION, -errno; kith_errmsg names the origin and seq.
+ */
+KITH_API KITH_NODISCARD int kith_batch_apply(kith_replica *r, const void *data, size_t len,
+                                             kith_apply_info *info);
+
+/* A bundle file is a batch behind a file header. Write the bundle (all ops, or those
+ * `since` lacks) to `path` ("-" is stdout), or apply the bundle in `path`. */
+KITH_API KITH_NODISCARD int kith_bundle_write(kith_replica *r, const kith_vv *since,
+                                              const char *path, kith_batch_info *info);
+KITH_API KITH_NODISCARD int kith_bundle_apply(kith_replica *r, const char *path,
+                                              kith_apply_info *info);
+
+/* ---------------------------------------------------------------------------------------
+ * Trust and peers. The trust set holds the public keys of the replicas (one user's devices)
+ * whose ops this replica accepts. A peer record also keeps where it is and how syncing goes.
+ */
+typedef struct kith_peer {
+    uint64_t id;
+    uint8_t pubkey[KITH_PUBKEY_BYTES];
+    char name[64];          /* "" if none */
+    char addr[256];         /* ZeroMQ endpoint, "" if unknown */
+    bool trusted;
+    bool forked;            /* signed two histories: refused until re-trusted */
+    kith_vv acked;          /* what the peer is known to hold */
+    uint64_t cursor;        /* our apply-order position up to which it acknowledged */
+    uint64_t pending_ops;   /* ops we hold that it lacks (by vector difference) */
+    int64_t last_sync_ms;   /* 0 if never */
+    uint32_t failures;      /* consecutive failed attempts (for backoff) */
+    char last_error[256];   /* "" if the last attempt succeeded */
+} kith_peer;
+
+/* Trust a replica's key (adding or updating its record; name/addr may be NULL: unchanged). */
+KITH_API KITH_NODISCARD int kith_trust_add(kith_replica *r, const uint8_t pk[KITH_PUBKEY_BYTES],
+                                           const char *name, const char *addr);
+/* Stop trusting (the record stays, with its history). */
+KITH_API KITH_NODISCARD int kith_trust_remove(kith_replica *r, uint64_t id);
+
+/* Every peer record (trusted or not, never this replica itself), by id. *out is released
+ * with kith_peers_free(). */
+KITH_API KITH_NODISCARD int kith_peers_get(kith_replica *r, kith_peer **out, size_t *n);
+KITH_API void kith_peers_free(kith_peer *peers, size_t n);
+
+/* Record the outcome of a sync attempt with peer `id`: on success (error == NULL) its
+ * acknowledged vector and cursor, last_sync = now and failures = 0; on failure the error and
+ * failures + 1. `acked` may be NULL (unchanged). */
+KITH_API KITH_NODISCARD int kith_peer_record(kith_replica *r, uint64_t id, const kith_vv *acked,
+                                             uint64_t cursor, const char *error);
+
+/* Is this key trusted? (and not forked) */
+KITH_API bool kith_is_trusted(kith_replica *r, const uint8_t pk[KITH_PUBKEY_BYTES]);
+
+/* The replica's secret key converted for ZeroMQ CURVE (X25519), and a public key likewise.
+ * Secret material: the caller wipes it (sodium_memzero) when done. */
+KITH_API KITH_NODISCARD int kith_curve_keys(kith_replica *r, uint8_t public_x[32],
+                                            uint8_t secret_x[32]);
+KITH_API KITH_NODISCARD int kith_curve_public(const uint8_t pk[KITH_PUBKEY_BYTES],
+                                              uint8_t public_x[32]);
+
+/* Sign `msg` with the replica's key for `context` (an 8-byte domain, as in spec/), and check
+ * such a signature (0 or KITH_EBADSIG). For beacons and handshakes. */
+KITH_API KITH_NODISCARD int kith_sign(kith_replica *r, const char context[8], const void *msg,
+                                      size_t len, uint8_t sig[KITH_SIG_BYTES]);
+KITH_API KITH_NODISCARD int kith_sign_verify(const uint8_t pk[KITH_PUBKEY_BYTES],
+                                             const char context[8], const void *msg, size_t len,
+                                             const uint8_t sig[KITH_SIG_BYTES]);
+
+/* A fingerprint of the schema (BLAKE2b of its canonical description), for handshakes. */
+KITH_API void kith_schema_fingerprint(uint8_t out[KITH_HASH_BYTES]);
+
+/* ---------------------------------------------------------------------------------------
+ * Export and verification.
+ */
+
+/* The whole replicated state as canonical JSON (spec/encoding.md "Export"): sorted keys, no
+ * insignificant space, one trailing newline. Replicas holding the same ops give the same
+ * bytes. Local-only facts (conflicts, peers, pending ops) are not in it. kith_free(out->data) */
+KITH_API KITH_NODISCARD int kith_export_json(kith_replica *r, kith_buf *out);
+
+typedef struct kith_verify_report {
+    uint64_t commits_checked;
+    uint64_t ops_checked;
+    uint64_t signatures_checked;
+    uint64_t problems;      /* 0 when the replica is sound */
+    char first_problem[256];
+} kith_verify_report;
+
+/* Re-check every chain, signature, state entry and index against the log. Returns 0 when
+ * the check ran (look at report->problems), or an error if it could not run. */
+KITH_API KITH_NODISCARD int kith_verify(kith_replica *r, kith_verify_report *report);
+
+/* Release memory kith allocated for the caller (bundles, exports, formatted vectors). */
+KITH_API void kith_free(void *p);
+
+/* ---------------------------------------------------------------------------------------
+ * Sync over ZeroMQ (net/; spec/protocol.md). CURVE-encrypted with the replica's key; only
+ * trusted peers are admitted, in both directions.
+ */
+typedef struct kith_sync_info {
+    uint64_t peer_id;
+    uint64_t ops_sent, ops_received;
+    uint64_t batches_sent, batches_received;
+    bool converged;          /* both sides hold the same ops at the end */
+} kith_sync_info;
+
+/*
+ * One bidirectional session with the peer at `endpoint` ("tcp://127.0.0.1:7461"), then
+ * return. `peer_pk` is the peer's key, or NULL to take it from the trusted peer recorded with
+ * that address. Gives up after `timeout_ms` of silence (0: a default of 10 s). The peer record
+ * is updated either way. `info` may be NULL.
+ * Errors: KITH_EUNTRUSTED, KITH_ETIMEDOUT, KITH_EPROTO, KITH_EVERSION, and those of
+ * kith_batch_apply.
+ */
+KITH_API KITH_NODISCARD int kith_sync(kith_replica *r, const char *endpoint,
+                                      const uint8_t *peer_pk, int timeout_ms,
+                                      kith_sync_info *info);
+
+enum kith_log_level {
+    KITH_LOG_ERROR = 3,
+    KITH_LOG_WARNING = 4,
+    KITH_LOG_INFO = 6,
+    KITH_LOG_DEBUG = 7
+};
+
+typedef struct kith_serve_opts {
+    const char *listen;           /* endpoint to bind, e.g. "tcp://127.0.0.1:7461"; NULL: none */
+    const char *const *peers;     /* endpoints to keep in sync with, besides the trusted peers
+                                     that have an address */
+    size_t npeers;
+    int interval_ms;              /* anti-entropy period (0: 30 s) */
+    bool discover;                /* announce and listen for UDP beacons on the LAN */
+    int log_level;                /* kith_log_level; 0: KITH_LOG_INFO */
+    bool log_json;                /* one JSON object per log line */
+    const volatile int *stop;     /* when non-NULL and set non-zero, kith_serve returns */
+} kith_serve_opts;
+
+/*
+ * Run the sync daemon in this thread until *opts->stop is set, or SIGTERM or SIGINT arrives
+ * (kith_serve blocks them and takes them through a signalfd). Logs to stderr. Returns 0 on a
+ * clean stop; a batch being applied is finished or rolled back, never half applied.
+ */
+KITH_API KITH_NODISCARD int kith_serve(kith_replica *r, const kith_serve_opts *opts);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* KITH_H */
