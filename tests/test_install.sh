@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The installed package works for an app: install into a temporary prefix, build
+# examples/contacts against it with find_package(kith), run it, and check pkg-config too.
+set -euo pipefail
+build=${KITH_BUILD_DIR:?set by ctest}
+src=${KITH_SOURCE_DIR:?set by ctest}
+if [ "${KITH_SANITIZE:-0}" = 1 ]; then
+    echo "skipped: a sanitizer build's library cannot be loaded by a plain program"
+    echo "0 passed, 0 failed, 1 skipped"
+    exit 0
+fi
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+pass=0 fail=0
+ok() { pass=$((pass + 1)); echo "ok: $1"; }
+bad() { fail=$((fail + 1)); echo "FAILED: $1"; }
+
+cmake --install "$build" --prefix "$tmp/prefix" >/dev/null
+libdir=$(find "$tmp/prefix" -name 'libkith.so.0' -printf '%h\n' | head -n 1)
+[ -n "$libdir" ] && ok "libkith.so.0 installed" || bad "libkith.so.0 installed"
+[ -f "$tmp/prefix/include/kith.h" ] && ok "kith.h installed" || bad "kith.h installed"
+
+if cmake -S "$src/examples/contacts" -B "$tmp/example" -DCMAKE_PREFIX_PATH="$tmp/prefix" \
+        >"$tmp/cfg.log" 2>&1 && cmake --build "$tmp/example" >"$tmp/build.log" 2>&1; then
+    ok "example builds with find_package(kith)"
+    mkdir -p "$tmp/replicas"
+    if out=$(LD_LIBRARY_PATH="$libdir" "$tmp/example/contacts" "$tmp/replicas" 2>&1) &&
+        grep -q 'replicas converged: yes' <<<"$out" && grep -q 'overruled' <<<"$out"; then
+        ok "example converges and reports the overruled edit"
+    else
+        bad "example run: $out"
+    fi
+else
+    cat "$tmp/cfg.log" "$tmp/build.log"
+    bad "example builds with find_package(kith)"
+fi
+
+pcdir=$(dirname "$(find "$tmp/prefix" -name kith.pc | head -n 1)")
+if PKG_CONFIG_PATH="$pcdir" pkg-config --exists kith &&
+    [ "$(PKG_CONFIG_PATH="$pcdir" pkg-config --modversion kith)" = 0.1.0 ]; then
+    ok "kith.pc"
+else
+    bad "kith.pc"
+fi
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
