@@ -8,6 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
 jobs=$(nproc)
+scripts/check-banned.sh
 
 echo "== build (-Werror) =="
 scripts/build.sh build -DKITH_WERROR=ON
