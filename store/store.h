@@ -60,7 +60,13 @@
  *             an entry exists while the document's registers hold all its parts (whether or
  *             not the document is live; iteration skips dead ones)
  *
- *  peers      id(8) -> pk(32) | flags(4 BE: 1 trusted, 2 forked) | rest (store/peer.c)
+ *  peers      id(8) -> pk(32) | flags(4 BE: 1 trusted, 2 forked) | cursor(8)
+ *                      | last_sync_ms(8, two's complement) | failures(4)
+ *                      | name_len(1) name | addr_len(2) addr | error_len(2) error
+ *                      | nacked(4) | nacked x (origin(8) | seq(8))
+ *             cursor, last_sync_ms, failures, last error: the last sync attempt;
+ *             name <= 63, addr and error <= 255 bytes, no NUL; the acked vector is sorted
+ *             by origin without zero seqs. No record for the replica itself (store/peer.c)
  */
 #ifndef KITH_STORE_H
 #define KITH_STORE_H
