@@ -1,0 +1,210 @@
+/*
+ * cli.h — what the files of the `kith` command share: the per-invocation context, the
+ * command table's row type, option parsing with kith's error conventions, and the output
+ * helpers (aligned tables, JSON built with jansson, ids and times as text).
+ *
+ * The CLI is an ordinary client of include/kith.h and nothing else (STYLE.md §1). Its
+ * contract with users and scripts — every command, exit code and --json schema — is
+ * spec/cli.md; doc/kith.1 is the manual. Exit codes: 0 ok, 1 failure, 2 usage error.
+ */
+#ifndef KITH_CLI_H
+#define KITH_CLI_H
+
+#include <kith.h>
+
+#include <getopt.h>
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+enum {
+    CLI_OK = 0,   /* the command did what was asked */
+    CLI_FAIL = 1, /* it could not: bad value, unknown id, damaged replica, I/O error */
+    CLI_USAGE = 2 /* the command line itself is wrong */
+};
+
+/* One invocation: where the replica lives and which command runs, for messages. */
+struct cli {
+    const char *dir;     /* replica directory, after --dir / $KITH_DIR / XDG resolution */
+    const char *name;    /* the command as the user says it: "contact add" */
+    const char *usage;   /* its usage line without "kith ": "contact add --name N ..." */
+    bool color_out;      /* stdout is a terminal and NO_COLOR is unset */
+    bool color_err;      /* likewise for stderr */
+};
+
+typedef int (*cli_fn)(struct cli *c, int argc, char **argv);
+
+/* A row of the command table (main.c): "group sub" or a lone "group" when sub is NULL. */
+struct cli_command {
+    const char *group;
+    const char *sub;
+    cli_fn fn;
+    const char *usage;   /* arguments after the command words */
+    const char *summary; /* one line for `kith help` */
+};
+
+/* ---- errors and usage (out.c) ---------------------------------------------------------- */
+
+/* "kith: contact add: <message>" on stderr; returns CLI_FAIL. printf-style. */
+int cli_fail(const struct cli *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* As cli_fail, then "usage: kith <usage>"; returns CLI_USAGE. */
+int cli_usage_error(const struct cli *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* A library failure: "kith: CMD: WHAT: <kith_errmsg(r) or kith_strerror(rc)>"; CLI_FAIL.
+ * `r` and `what` may be NULL. */
+int cli_fail_rc(const struct cli *c, kith_replica *r, const char *what, int rc);
+
+/*
+ * getopt_long with kith's conventions: the optstring is used as given (callers start it with
+ * ":" to be told of missing arguments, and with "+:" to stop at the first operand), errors
+ * are reported as usage errors naming the option. Returns the option, -1 at the end of the
+ * options, or '?' after printing the error (the caller returns CLI_USAGE). Call
+ * cli_opt_reset() before the first call for a new argv.
+ */
+void cli_opt_reset(void);
+int cli_getopt(const struct cli *c, int argc, char **argv, const char *optstring,
+               const struct option *longopts);
+/* Print the usage line of the current command to stdout (for --help); returns CLI_OK. */
+int cli_help(const struct cli *c);
+/*
+ * For commands whose only options are --json and --help: parse them, then check that
+ * between min and max operands follow (from argv[optind]). Returns -1 to go on, or the exit
+ * code to return at once (CLI_OK after --help, CLI_USAGE after a mistake). `json` may be
+ * NULL when the command has no --json.
+ */
+int cli_parse_simple(const struct cli *c, int argc, char **argv, bool *json, int min, int max);
+
+/* ---- opening the replica (main.c) ------------------------------------------------------- */
+
+enum cli_open_mode {
+    CLI_READ,  /* read only */
+    CLI_WRITE, /* read and write an existing replica */
+    CLI_CREATE /* create it if absent */
+};
+
+/* Open the replica in c->dir; on failure print why (no replica: say run `kith init`) and
+ * return CLI_FAIL with *out NULL. */
+int cli_open(const struct cli *c, enum cli_open_mode mode, kith_replica **out);
+
+/* ---- argument values (args.c) ----------------------------------------------------------- */
+
+/* Lowercase hex of `len` bytes into `out` (2*len+1 chars). */
+void cli_hex(const uint8_t *bytes, size_t len, char *out);
+/* A replica id as 16 lowercase hex chars. */
+void cli_id_hex(uint64_t id, char out[KITH_ID_HEX + 1]);
+/* Parse exactly 2*len hex digits (either case). 0 or -1. */
+int cli_unhex(const char *text, uint8_t *out, size_t len);
+/* Parse a replica id (16 hex digits). 0 or -1. */
+int cli_parse_id(const char *text, uint64_t *out);
+/* Parse a decimal unsigned number (no sign, no space, fits in u64). 0 or -1. */
+int cli_parse_u64(const char *text, uint64_t *out);
+/* Parse a duration: "30s", "500ms", "2m", "1h", or bare seconds. 0 or -1. */
+int cli_parse_duration(const char *text, int *ms);
+/* Now, in milliseconds since the epoch. */
+int64_t cli_now_ms(void);
+
+/*
+ * Find the live document of `collection` whose id is `text` or starts with it (at least 6
+ * hex chars). Prints the problem and returns CLI_FAIL when the text is not hex, too short,
+ * matches nothing or more than one; 0 with the id in *out otherwise.
+ */
+int cli_resolve(const struct cli *c, kith_txn *t, const char *collection, const char *text,
+                kith_docid *out);
+
+/* The schema's definition of a collection, or of one of its fields; NULL if unknown. */
+const kith_collection_def *cli_collection(const char *name);
+const kith_field_def *cli_field(const char *collection, const char *field);
+
+/* Parse `text` for collection.field with kith_value_parse; on failure print
+ * "kith: CMD: <field>: <why>" and return CLI_FAIL. */
+int cli_value(const struct cli *c, const char *collection, const char *field, const char *text,
+              kith_value *out);
+
+/* ---- output (out.c) ------------------------------------------------------------------------ */
+
+/* A table printed with aligned columns; cells are copied. */
+struct cli_table {
+    size_t ncols, nrows, cap;
+    char **cells; /* nrows * ncols, row-major; row 0 is the header */
+};
+
+int cli_table_init(struct cli_table *tb, size_t ncols, const char *const *head);
+/* Add a row of ncols strings (NULL prints as "-"); control characters become '?'. 0 or -1. */
+int cli_table_add(struct cli_table *tb, const char *const *row);
+void cli_table_print(const struct cli_table *tb, FILE *f, bool color);
+void cli_table_free(struct cli_table *tb);
+
+/* Render a value for humans into `out` (a heap string the caller frees), or NULL on OOM.
+ * Strings as they are (control characters replaced), times ISO 8601, refs hex, null "-". */
+char *cli_value_text(const kith_value *v);
+/* The same value for JSON: strings, ISO times, hex refs/bytes, numbers, bools, null. */
+json_t *cli_value_json(const kith_value *v);
+
+/* Times as ISO 8601 strings, and an HLC as its wall-clock part. */
+void cli_time(int64_t ms, char out[32]);
+json_t *cli_json_time(int64_t ms);
+json_t *cli_json_id(uint64_t id);
+json_t *cli_json_docid(const kith_docid *d);
+json_t *cli_json_hex(const uint8_t *bytes, size_t len);
+/* A version vector as {"<origin hex>": seq, ...}. */
+json_t *cli_json_vv(const kith_vv *vv);
+
+/* Set obj[key] = val (taking val's reference); a NULL val means JSON null. Returns 0 or -1,
+ * so that callers can OR the results and check once. */
+int cli_jset(json_t *obj, const char *key, json_t *val);
+/* Print `j` on stdout (two-space indent, sorted keys, a trailing newline) and drop the
+ * reference. Returns CLI_OK, or CLI_FAIL (with a message) if j is NULL or writing fails. */
+int cli_json_print(const struct cli *c, json_t *j);
+
+/* Bold (header) and coloured text when colour is on; "" otherwise. */
+const char *cli_sgr(bool on, const char *code);
+
+/* ---- the commands (one file per group) ------------------------------------------------ */
+
+int cmd_init(struct cli *c, int argc, char **argv);
+int cmd_id(struct cli *c, int argc, char **argv);
+int cmd_status(struct cli *c, int argc, char **argv);
+int cmd_log(struct cli *c, int argc, char **argv);
+int cmd_export(struct cli *c, int argc, char **argv);
+int cmd_verify(struct cli *c, int argc, char **argv);
+
+int cmd_contact_add(struct cli *c, int argc, char **argv);
+int cmd_contact_set(struct cli *c, int argc, char **argv);
+int cmd_contact_tag(struct cli *c, int argc, char **argv);
+int cmd_contact_rm(struct cli *c, int argc, char **argv);
+int cmd_contact_ls(struct cli *c, int argc, char **argv);
+int cmd_contact_show(struct cli *c, int argc, char **argv);
+
+int cmd_interaction_add(struct cli *c, int argc, char **argv);
+int cmd_interaction_ls(struct cli *c, int argc, char **argv);
+int cmd_reminder_add(struct cli *c, int argc, char **argv);
+int cmd_reminder_done(struct cli *c, int argc, char **argv);
+int cmd_reminder_ls(struct cli *c, int argc, char **argv);
+
+int cmd_conflicts(struct cli *c, int argc, char **argv);
+int cmd_conflicts_restore(struct cli *c, int argc, char **argv);
+
+int cmd_trust(struct cli *c, int argc, char **argv);
+int cmd_peers(struct cli *c, int argc, char **argv);
+int cmd_bundle_create(struct cli *c, int argc, char **argv);
+int cmd_bundle_apply(struct cli *c, int argc, char **argv);
+int cmd_serve(struct cli *c, int argc, char **argv);
+int cmd_sync(struct cli *c, int argc, char **argv);
+
+/* A peer record as JSON (status, peers, trust --list; spec/cli.md "peer"). */
+json_t *cli_peer_json(const kith_peer *p);
+
+/* Shared by contact show and the lists: a document as a JSON object with "id" and every
+ * field of its collection (null when unset; sets as sorted arrays). NULL on failure, with
+ * the library's code in *rc. */
+json_t *cli_doc_json(kith_txn *t, const char *collection, const kith_docid *doc, int *rc);
+
+/* A field rendered for a table cell, and a set field's elements joined with ", " (""
+ * when empty): heap strings the caller frees; NULL on failure. */
+char *cli_field_text(kith_txn *t, const char *collection, const kith_docid *doc,
+                     const char *field);
+char *cli_set_text(kith_txn *t, const char *collection, const kith_docid *doc,
+                   const char *field);
+
+#endif /* KITH_CLI_H */

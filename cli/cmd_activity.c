@@ -1,0 +1,527 @@
+/*
+ * cmd_activity.c — what happens around contacts: `kith interaction add|ls` and
+ * `kith reminder add|done|ls`.
+ *
+ * Interactions and reminders refer to contacts by id (KITH_TYPE_REF); the CLI resolves the
+ * contact arguments (full ids or unique prefixes) inside the same write transaction that
+ * stores the reference, so it never points at a contact the transaction cannot see. Lists
+ * come in index order: interactions of one contact by time through "interactions.contact",
+ * reminders by due time through "reminders.due"; all interactions, which no index orders by
+ * time alone, are sorted here (spec/cli.md).
+ */
+#include "cli.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_WITH 256 /* --with options per command line */
+
+/* The contact's name for a table cell, or its id when it has none (deleted since). */
+static char *
+contact_label(kith_txn *t, const kith_value *ref)
+{
+    char hex[KITH_DOCID_HEX + 1];
+    kith_value name;
+    if (ref->type != KITH_TYPE_REF)
+        return cli_value_text(ref);
+    if (kith_field_get(t, "contacts", &ref->u.ref, "name", &name) == 0 &&
+        name.type == KITH_TYPE_STRING)
+        return cli_value_text(&name);
+    kith_docid_format(&ref->u.ref, hex);
+    return cli_value_text(&(kith_value){.type = KITH_TYPE_STRING, .u.s = {hex, strlen(hex)}});
+}
+
+/* Begin a write transaction on a freshly opened replica; CLI_OK or CLI_FAIL (closed). */
+static int
+begin_write(const struct cli *c, kith_replica **r, kith_txn **t)
+{
+    int rc = cli_open(c, CLI_WRITE, r), krc;
+    if (rc != CLI_OK)
+        return rc;
+    if ((krc = kith_txn_begin(*r, KITH_TXN_WRITE, t)) < 0) {
+        rc = cli_fail_rc(c, *r, NULL, krc);
+        kith_close(*r);
+        *r = NULL;
+    }
+    return rc;
+}
+
+/* Commit, or report; aborts and closes either way. */
+static int
+end_write(const struct cli *c, kith_replica *r, kith_txn **t, int rc)
+{
+    if (rc == CLI_OK) {
+        int krc = kith_txn_commit(t);
+        if (krc < 0)
+            rc = cli_fail_rc(c, r, "commit", krc);
+    }
+    kith_txn_abort(t);
+    kith_close(r);
+    return rc;
+}
+
+static int
+set_field(const struct cli *c, kith_replica *r, kith_txn *t, const char *collection,
+          const kith_docid *doc, const char *field, const kith_value *v)
+{
+    int krc = kith_field_set(t, collection, doc, field, v);
+    return krc < 0 ? cli_fail_rc(c, r, field, krc) : CLI_OK;
+}
+
+int
+cmd_interaction_add(struct cli *c, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"kind", required_argument, NULL, 'k'}, {"at", required_argument, NULL, 'a'},
+        {"summary", required_argument, NULL, 's'}, {"with", required_argument, NULL, 'w'},
+        {"help", no_argument, NULL, 'h'},       {NULL, 0, NULL, 0},
+    };
+    const char *with[MAX_WITH];
+    size_t nwith = 0;
+    kith_value kind = {.type = KITH_TYPE_NULL}, at = {.type = KITH_TYPE_NULL},
+               summary = {.type = KITH_TYPE_NULL}, ref = {.type = KITH_TYPE_REF};
+    kith_replica *r = NULL;
+    kith_txn *t = NULL;
+    kith_docid doc;
+    char hex[KITH_DOCID_HEX + 1];
+    int ch, rc, krc;
+
+    while ((ch = cli_getopt(c, argc, argv, ":h", opts)) != -1) {
+        switch (ch) {
+        case 'k':
+            if (cli_value(c, "interactions", "kind", optarg, &kind) != CLI_OK)
+                return CLI_FAIL;
+            break;
+        case 'a':
+            if (cli_value(c, "interactions", "at", optarg, &at) != CLI_OK)
+                return CLI_FAIL;
+            break;
+        case 's':
+            if (cli_value(c, "interactions", "summary", optarg, &summary) != CLI_OK)
+                return CLI_FAIL;
+            break;
+        case 'w':
+            if (nwith == MAX_WITH)
+                return cli_usage_error(c, "too many --with options (at most %d)", MAX_WITH);
+            with[nwith++] = optarg;
+            break;
+        case 'h':
+            return cli_help(c);
+        default:
+            return CLI_USAGE;
+        }
+    }
+    if (argc - optind != 1)
+        return cli_usage_error(c, argc - optind < 1 ? "missing CONTACT"
+                                                    : "unexpected argument '%s'",
+                               argv[optind + 1 < argc ? optind + 1 : 0]);
+    if (kind.type == KITH_TYPE_NULL)
+        return cli_usage_error(c, "--kind is required");
+    if (at.type == KITH_TYPE_NULL)
+        at = (kith_value){.type = KITH_TYPE_TIME, .u.i = cli_now_ms()};
+
+    if ((rc = begin_write(c, &r, &t)) != CLI_OK)
+        return rc;
+    if ((rc = cli_resolve(c, t, "contacts", argv[optind], &ref.u.ref)) != CLI_OK)
+        return end_write(c, r, &t, rc);
+    if ((krc = kith_doc_create(t, "interactions", &doc)) < 0)
+        return end_write(c, r, &t, cli_fail_rc(c, r, NULL, krc));
+    if ((rc = set_field(c, r, t, "interactions", &doc, "contact", &ref)) != CLI_OK ||
+        (rc = set_field(c, r, t, "interactions", &doc, "kind", &kind)) != CLI_OK ||
+        (rc = set_field(c, r, t, "interactions", &doc, "at", &at)) != CLI_OK ||
+        (summary.type != KITH_TYPE_NULL &&
+         (rc = set_field(c, r, t, "interactions", &doc, "summary", &summary)) != CLI_OK))
+        return end_write(c, r, &t, rc);
+    for (size_t i = 0; i < nwith; i++) {
+        kith_docid who;
+        char whohex[KITH_DOCID_HEX + 1];
+        if ((rc = cli_resolve(c, t, "contacts", with[i], &who)) != CLI_OK)
+            return end_write(c, r, &t, rc);
+        kith_docid_format(&who, whohex);
+        krc = kith_set_add(t, "interactions", &doc, "participants", whohex, KITH_DOCID_HEX);
+        if (krc < 0)
+            return end_write(c, r, &t, cli_fail_rc(c, r, "participants", krc));
+    }
+    if ((rc = end_write(c, r, &t, CLI_OK)) == CLI_OK) {
+        kith_docid_format(&doc, hex);
+        printf("%s\n", hex);
+    }
+    return rc;
+}
+
+/* ---- listing ------------------------------------------------------------------------------- */
+
+/* One document to list and the key it is sorted by. */
+struct listed {
+    kith_docid doc;
+    int64_t at;
+};
+
+static int
+by_time(const void *a, const void *b)
+{
+    const struct listed *x = a, *y = b;
+    if (x->at != y->at)
+        return x->at < y->at ? -1 : 1;
+    return memcmp(x->doc.bytes, y->doc.bytes, KITH_DOCID_BYTES);
+}
+
+/* Every live document of `collection`, sorted by the TIME field `field`. *out is malloc'd. */
+static int
+collect_sorted(kith_txn *t, const char *collection, const char *field, struct listed **out,
+               size_t *n)
+{
+    kith_iter *it = NULL;
+    struct listed *v = NULL;
+    size_t len = 0, cap = 0;
+    kith_docid doc;
+    int rc = kith_iter_docs(t, collection, &it);
+    if (rc < 0)
+        return rc;
+    while ((rc = kith_iter_next(it, &doc)) == 0) {
+        kith_value val;
+        if ((rc = kith_field_get(t, collection, &doc, field, &val)) < 0)
+            break;
+        if (len == cap) {
+            struct listed *nv = realloc(v, (cap = cap ? cap * 2 : 64) * sizeof *v);
+            if (nv == NULL) {
+                rc = KITH_ENOMEM;
+                break;
+            }
+            v = nv;
+        }
+        v[len].doc = doc;
+        v[len].at = val.type == KITH_TYPE_TIME ? val.u.i : INT64_MIN;
+        len++;
+    }
+    kith_iter_close(it);
+    if (rc != KITH_ENOTFOUND) {
+        free(v);
+        return rc < 0 ? rc : KITH_ENOMEM;
+    }
+    if (len > 1)
+        qsort(v, len, sizeof *v, by_time);
+    *out = v;
+    *n = len;
+    return 0;
+}
+
+/* Columns of a list: a field name, or a special "contact" column showing the name. */
+struct list_spec {
+    const char *collection;
+    size_t ncols;
+    const char *const *head;
+    const char *const *fields; /* per column after ID; "contact" shows the contact's name */
+    const char *key;           /* the top-level JSON key */
+};
+
+static int
+list_row(kith_txn *t, const struct list_spec *ls, const kith_docid *doc, struct cli_table *tb)
+{
+    char hex[KITH_DOCID_HEX + 1], *cell[8] = {NULL};
+    const char *row[9];
+    bool ok = true;
+    int rc = 0;
+    kith_docid_format(doc, hex);
+    row[0] = hex;
+    for (size_t i = 0; i < ls->ncols - 1 && ok; i++) {
+        const kith_field_def *f = cli_field(ls->collection, ls->fields[i]);
+        if (strcmp(ls->fields[i], "contact") == 0) {
+            kith_value ref;
+            ok = kith_field_get(t, ls->collection, doc, "contact", &ref) == 0 &&
+                 (cell[i] = contact_label(t, &ref)) != NULL;
+        } else if (f != NULL && f->type == KITH_TYPE_SET) {
+            ok = (cell[i] = cli_set_text(t, ls->collection, doc, ls->fields[i])) != NULL;
+        } else {
+            ok = (cell[i] = cli_field_text(t, ls->collection, doc, ls->fields[i])) != NULL;
+        }
+        row[i + 1] = cell[i];
+    }
+    if (!ok || cli_table_add(tb, row) < 0)
+        rc = KITH_ENOMEM;
+    for (size_t i = 0; i < 8; i++)
+        free(cell[i]);
+    return rc;
+}
+
+/* List `docs` (already in order) as a table or as {"<key>": [...]}. */
+static int
+print_list(const struct cli *c, kith_replica *r, kith_txn *t, const struct list_spec *ls,
+           const kith_docid *docs, size_t n, bool json)
+{
+    struct cli_table tb;
+    int krc = 0;
+    if (json) {
+        json_t *arr = json_array(), *o = json_object();
+        for (size_t i = 0; arr != NULL && i < n; i++) {
+            json_t *d = cli_doc_json(t, ls->collection, &docs[i], &krc);
+            if (d == NULL)
+                break;
+            if (json_array_append_new(arr, d) < 0) {
+                krc = KITH_ENOMEM;
+                break;
+            }
+        }
+        if (krc < 0) {
+            json_decref(arr);
+            json_decref(o);
+            return cli_fail_rc(c, r, ls->collection, krc);
+        }
+        if (cli_jset(o, ls->key, arr) < 0) {
+            json_decref(o);
+            o = NULL;
+        }
+        return cli_json_print(c, o);
+    }
+    if (cli_table_init(&tb, ls->ncols, ls->head) < 0)
+        return cli_fail(c, "%s", kith_strerror(KITH_ENOMEM));
+    for (size_t i = 0; i < n && krc == 0; i++)
+        krc = list_row(t, ls, &docs[i], &tb);
+    if (krc == 0)
+        cli_table_print(&tb, stdout, c->color_out);
+    cli_table_free(&tb);
+    return krc < 0 ? cli_fail_rc(c, r, ls->collection, krc) : CLI_OK;
+}
+
+/* Every document an index iterator yields, into a malloc'd array. */
+static int
+drain(kith_iter *it, kith_docid **out, size_t *n)
+{
+    kith_docid *v = NULL, doc;
+    size_t len = 0, cap = 0;
+    int rc;
+    while ((rc = kith_iter_next(it, &doc)) == 0) {
+        if (len == cap) {
+            kith_docid *nv = realloc(v, (cap = cap ? cap * 2 : 64) * sizeof *v);
+            if (nv == NULL) {
+                rc = KITH_ENOMEM;
+                break;
+            }
+            v = nv;
+        }
+        v[len++] = doc;
+    }
+    if (rc != KITH_ENOTFOUND) {
+        free(v);
+        return rc < 0 ? rc : KITH_ENOMEM;
+    }
+    *out = v;
+    *n = len;
+    return 0;
+}
+
+int
+cmd_interaction_ls(struct cli *c, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"contact", required_argument, NULL, 'c'},
+        {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    static const char *const head[] = {"ID", "AT", "KIND", "CONTACT", "SUMMARY"};
+    static const char *const fields[] = {"at", "kind", "contact", "summary"};
+    static const struct list_spec spec = {"interactions", 5, head, fields, "interactions"};
+    const char *contact = NULL;
+    bool json = false;
+    kith_replica *r = NULL;
+    kith_txn *t = NULL;
+    kith_docid *docs = NULL;
+    size_t n = 0;
+    int ch, rc, krc;
+
+    while ((ch = cli_getopt(c, argc, argv, ":h", opts)) != -1) {
+        switch (ch) {
+        case 'c':
+            contact = optarg;
+            break;
+        case 'j':
+            json = true;
+            break;
+        case 'h':
+            return cli_help(c);
+        default:
+            return CLI_USAGE;
+        }
+    }
+    if (optind < argc)
+        return cli_usage_error(c, "unexpected argument '%s'", argv[optind]);
+    if ((rc = cli_open(c, CLI_READ, &r)) != CLI_OK)
+        return rc;
+    if ((krc = kith_txn_begin(r, KITH_TXN_READ, &t)) < 0) {
+        rc = cli_fail_rc(c, r, NULL, krc);
+        goto out_close;
+    }
+    if (contact != NULL) {
+        kith_value eq = {.type = KITH_TYPE_REF};
+        kith_iter *it = NULL;
+        if ((rc = cli_resolve(c, t, "contacts", contact, &eq.u.ref)) != CLI_OK)
+            goto out_txn;
+        if ((krc = kith_iter_index(t, "interactions.contact", &eq, NULL, NULL, &it)) < 0) {
+            rc = cli_fail_rc(c, r, "interactions.contact", krc);
+            goto out_txn;
+        }
+        krc = drain(it, &docs, &n);
+        kith_iter_close(it);
+    } else {
+        struct listed *v = NULL;
+        krc = collect_sorted(t, "interactions", "at", &v, &n);
+        if (krc == 0 && n > 0 && (docs = malloc(n * sizeof *docs)) == NULL)
+            krc = KITH_ENOMEM;
+        for (size_t i = 0; krc == 0 && i < n; i++)
+            docs[i] = v[i].doc;
+        free(v);
+    }
+    if (krc < 0)
+        rc = cli_fail_rc(c, r, "listing interactions", krc);
+    else
+        rc = print_list(c, r, t, &spec, docs, n, json);
+    free(docs);
+out_txn:
+    kith_txn_abort(&t);
+out_close:
+    kith_close(r);
+    return rc;
+}
+
+/* ---- reminders -------------------------------------------------------------------------------- */
+
+int
+cmd_reminder_add(struct cli *c, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"due", required_argument, NULL, 'd'},
+        {"text", required_argument, NULL, 't'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    kith_value due = {.type = KITH_TYPE_NULL}, text = {.type = KITH_TYPE_NULL},
+               ref = {.type = KITH_TYPE_REF}, done = {.type = KITH_TYPE_BOOL, .u.b = false};
+    kith_replica *r = NULL;
+    kith_txn *t = NULL;
+    kith_docid doc;
+    char hex[KITH_DOCID_HEX + 1];
+    int ch, rc, krc;
+
+    while ((ch = cli_getopt(c, argc, argv, ":h", opts)) != -1) {
+        switch (ch) {
+        case 'd':
+            if (cli_value(c, "reminders", "due", optarg, &due) != CLI_OK)
+                return CLI_FAIL;
+            break;
+        case 't':
+            if (optarg[0] == '\0')
+                return cli_fail(c, "text: required, cannot be empty");
+            if (cli_value(c, "reminders", "text", optarg, &text) != CLI_OK)
+                return CLI_FAIL;
+            break;
+        case 'h':
+            return cli_help(c);
+        default:
+            return CLI_USAGE;
+        }
+    }
+    if (argc - optind != 1)
+        return cli_usage_error(c, argc - optind < 1 ? "missing CONTACT"
+                                                    : "unexpected argument '%s'",
+                               argv[optind + 1 < argc ? optind + 1 : 0]);
+    if (due.type == KITH_TYPE_NULL)
+        return cli_usage_error(c, "--due is required");
+    if (text.type == KITH_TYPE_NULL)
+        return cli_usage_error(c, "--text is required");
+
+    if ((rc = begin_write(c, &r, &t)) != CLI_OK)
+        return rc;
+    if ((rc = cli_resolve(c, t, "contacts", argv[optind], &ref.u.ref)) != CLI_OK)
+        return end_write(c, r, &t, rc);
+    if ((krc = kith_doc_create(t, "reminders", &doc)) < 0)
+        return end_write(c, r, &t, cli_fail_rc(c, r, NULL, krc));
+    if ((rc = set_field(c, r, t, "reminders", &doc, "contact", &ref)) != CLI_OK ||
+        (rc = set_field(c, r, t, "reminders", &doc, "due", &due)) != CLI_OK ||
+        (rc = set_field(c, r, t, "reminders", &doc, "text", &text)) != CLI_OK ||
+        (rc = set_field(c, r, t, "reminders", &doc, "done", &done)) != CLI_OK)
+        return end_write(c, r, &t, rc);
+    if ((rc = end_write(c, r, &t, CLI_OK)) == CLI_OK) {
+        kith_docid_format(&doc, hex);
+        printf("%s\n", hex);
+    }
+    return rc;
+}
+
+int
+cmd_reminder_done(struct cli *c, int argc, char **argv)
+{
+    kith_value done = {.type = KITH_TYPE_BOOL, .u.b = true};
+    kith_replica *r = NULL;
+    kith_txn *t = NULL;
+    kith_docid doc;
+    int rc = cli_parse_simple(c, argc, argv, NULL, 1, 1);
+    if (rc >= 0)
+        return rc;
+    if ((rc = begin_write(c, &r, &t)) != CLI_OK)
+        return rc;
+    if ((rc = cli_resolve(c, t, "reminders", argv[optind], &doc)) == CLI_OK)
+        rc = set_field(c, r, t, "reminders", &doc, "done", &done);
+    return end_write(c, r, &t, rc);
+}
+
+int
+cmd_reminder_ls(struct cli *c, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"due-before", required_argument, NULL, 'b'},
+        {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    static const char *const head[] = {"ID", "DUE", "DONE", "CONTACT", "TEXT"};
+    static const char *const fields[] = {"due", "done", "contact", "text"};
+    static const struct list_spec spec = {"reminders", 5, head, fields, "reminders"};
+    kith_value before = {.type = KITH_TYPE_NULL};
+    bool json = false;
+    kith_replica *r = NULL;
+    kith_txn *t = NULL;
+    kith_iter *it = NULL;
+    kith_docid *docs = NULL;
+    size_t n = 0;
+    int ch, rc, krc;
+
+    while ((ch = cli_getopt(c, argc, argv, ":h", opts)) != -1) {
+        switch (ch) {
+        case 'b':
+            if (cli_value(c, "reminders", "due", optarg, &before) != CLI_OK)
+                return CLI_FAIL;
+            break;
+        case 'j':
+            json = true;
+            break;
+        case 'h':
+            return cli_help(c);
+        default:
+            return CLI_USAGE;
+        }
+    }
+    if (optind < argc)
+        return cli_usage_error(c, "unexpected argument '%s'", argv[optind]);
+    if ((rc = cli_open(c, CLI_READ, &r)) != CLI_OK)
+        return rc;
+    if ((krc = kith_txn_begin(r, KITH_TXN_READ, &t)) < 0) {
+        rc = cli_fail_rc(c, r, NULL, krc);
+        goto out_close;
+    }
+    krc = kith_iter_index(t, "reminders.due", NULL, NULL,
+                          before.type == KITH_TYPE_NULL ? NULL : &before, &it);
+    if (krc == 0) {
+        krc = drain(it, &docs, &n);
+        kith_iter_close(it);
+    }
+    if (krc < 0)
+        rc = cli_fail_rc(c, r, "listing reminders", krc);
+    else
+        rc = print_list(c, r, t, &spec, docs, n, json);
+    free(docs);
+    kith_txn_abort(&t);
+out_close:
+    kith_close(r);
+    return rc;
+}

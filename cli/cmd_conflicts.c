@@ -1,0 +1,213 @@
+/*
+ * cmd_conflicts.c — `kith conflicts [--all] [--json]` and `kith conflicts restore ID`.
+ *
+ * A conflict record is local: this replica saw two concurrent writes to one field and kept
+ * the loser (spec/data-model.md "Conflicts"). Listing shows both values and both writes'
+ * dots and clocks so a person can tell which device said what; restoring writes the losing
+ * value again as a new, ordinary write, which then replicates like any edit. Records are
+ * numbered locally, so their ids are plain decimal numbers, not hex.
+ */
+#include "cli.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static json_t *
+side_json(kith_dot dot, uint64_t hlc, const kith_value *v)
+{
+    json_t *o = json_object();
+    int bad = o == NULL;
+    bad |= cli_jset(o, "origin", cli_json_id(dot.origin));
+    bad |= cli_jset(o, "seq", json_integer((json_int_t)dot.seq));
+    bad |= cli_jset(o, "hlc", cli_json_id(hlc));
+    bad |= cli_jset(o, "time", cli_json_time((int64_t)(hlc >> 16)));
+    bad |= cli_jset(o, "value", cli_value_json(v));
+    if (bad) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+static json_t *
+conflict_json(const kith_conflict *k)
+{
+    json_t *o = json_object();
+    int bad = o == NULL;
+    bad |= cli_jset(o, "id", json_integer((json_int_t)k->id));
+    bad |= cli_jset(o, "collection", json_string(k->collection));
+    bad |= cli_jset(o, "doc", cli_json_docid(&k->doc));
+    bad |= cli_jset(o, "field", k->field != NULL ? json_string(k->field) : NULL);
+    bad |= cli_jset(o, "winner", side_json(k->winner_dot, k->winner_hlc, &k->winner));
+    bad |= cli_jset(o, "loser", side_json(k->loser_dot, k->loser_hlc, &k->loser));
+    bad |= cli_jset(o, "recorded", cli_json_time(k->recorded_ms));
+    bad |= cli_jset(o, "resolved", json_boolean(k->resolved));
+    if (bad) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+/* One side of a conflict for people: the value quoted, then who wrote it and when. */
+static int
+side_print(const struct cli *c, const char *label, const char *sgr, kith_dot dot, uint64_t hlc,
+           const kith_value *v, bool is_delete)
+{
+    char origin[KITH_ID_HEX + 1], when[32];
+    char *text = is_delete ? NULL : cli_value_text(v);
+    if (!is_delete && text == NULL)
+        return KITH_ENOMEM;
+    cli_id_hex(dot.origin, origin);
+    cli_time((int64_t)(hlc >> 16), when);
+    printf("  %s%-6s%s  ", cli_sgr(c->color_out, sgr), label, cli_sgr(c->color_out, "0"));
+    if (is_delete)
+        printf("%-24s", "(deleted)");
+    else if (v->type == KITH_TYPE_STRING)
+        printf("\"%s\"%*s", text, (int)(strlen(text) < 22 ? 22 - strlen(text) : 0), "");
+    else
+        printf("%-24s", text);
+    printf("  by %s:%llu at %s\n", origin, (unsigned long long)dot.seq, when);
+    free(text);
+    return 0;
+}
+
+static int
+conflict_print(const struct cli *c, const kith_conflict *k)
+{
+    char doc[KITH_DOCID_HEX + 1], when[32];
+    bool del = k->field == NULL;
+    int rc;
+    kith_docid_format(&k->doc, doc);
+    cli_time(k->recorded_ms, when);
+    printf("%sconflict %llu%s  %s %s  %s%s\n", cli_sgr(c->color_out, "1"),
+           (unsigned long long)k->id, cli_sgr(c->color_out, "0"), k->collection, doc,
+           del ? "(delete overruled by an edit)" : k->field, k->resolved ? "  [resolved]" : "");
+    printf("  %-6s  %s\n", "when", when);
+    /* a delete that lost: the winner is the edit, the loser the removal */
+    rc = side_print(c, "winner", "32", k->winner_dot, k->winner_hlc, &k->winner, false);
+    if (rc == 0)
+        rc = side_print(c, "loser", "31", k->loser_dot, k->loser_hlc, &k->loser, del);
+    return rc;
+}
+
+int
+cmd_conflicts(struct cli *c, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"all", no_argument, NULL, 'a'},
+        {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    bool json = false, all = false;
+    kith_replica *r = NULL;
+    kith_txn *t = NULL;
+    kith_iter *it = NULL;
+    kith_conflict k;
+    json_t *arr = NULL;
+    size_t n = 0;
+    int ch, rc, krc;
+
+    while ((ch = cli_getopt(c, argc, argv, ":h", opts)) != -1) {
+        switch (ch) {
+        case 'a':
+            all = true;
+            break;
+        case 'j':
+            json = true;
+            break;
+        case 'h':
+            return cli_help(c);
+        default:
+            return CLI_USAGE;
+        }
+    }
+    if (optind < argc)
+        return cli_usage_error(c, "unexpected argument '%s'", argv[optind]);
+    if ((rc = cli_open(c, CLI_READ, &r)) != CLI_OK)
+        return rc;
+    if ((krc = kith_txn_begin(r, KITH_TXN_READ, &t)) < 0) {
+        rc = cli_fail_rc(c, r, NULL, krc);
+        goto out_close;
+    }
+    if ((krc = kith_iter_conflicts(t, all, &it)) < 0) {
+        rc = cli_fail_rc(c, r, "reading conflicts", krc);
+        goto out_txn;
+    }
+    if (json && (arr = json_array()) == NULL) {
+        rc = cli_fail(c, "%s", kith_strerror(KITH_ENOMEM));
+        goto out_iter;
+    }
+    while ((krc = kith_iter_next_conflict(it, &k)) == 0) {
+        if (json) {
+            if (json_array_append_new(arr, conflict_json(&k)) < 0) {
+                krc = KITH_ENOMEM;
+                break;
+            }
+        } else {
+            if (n > 0)
+                putchar('\n');
+            if ((krc = conflict_print(c, &k)) < 0)
+                break;
+        }
+        n++;
+    }
+    if (krc < 0 && krc != KITH_ENOTFOUND) {
+        rc = cli_fail_rc(c, r, "reading conflicts", krc);
+    } else if (json) {
+        json_t *o = json_object();
+        if (cli_jset(o, "conflicts", json_incref(arr)) < 0) {
+            json_decref(o);
+            o = NULL;
+        }
+        rc = cli_json_print(c, o);
+    } else if (n == 0) {
+        printf("no %sconflicts\n", all ? "" : "open ");
+    }
+    json_decref(arr);
+out_iter:
+    kith_iter_close(it);
+out_txn:
+    kith_txn_abort(&t);
+out_close:
+    kith_close(r);
+    return rc;
+}
+
+int
+cmd_conflicts_restore(struct cli *c, int argc, char **argv)
+{
+    kith_replica *r = NULL;
+    kith_txn *t = NULL;
+    kith_conflict k;
+    uint64_t id;
+    int rc = cli_parse_simple(c, argc, argv, NULL, 1, 1), krc;
+    if (rc >= 0)
+        return rc;
+    if (cli_parse_u64(argv[optind], &id) < 0 || id == 0)
+        return cli_fail(c, "'%s' is not a conflict id (a number from 'kith conflicts')",
+                        argv[optind]);
+    if ((rc = cli_open(c, CLI_WRITE, &r)) != CLI_OK)
+        return rc;
+    if ((krc = kith_txn_begin(r, KITH_TXN_WRITE, &t)) < 0) {
+        rc = cli_fail_rc(c, r, NULL, krc);
+        goto out_close;
+    }
+    krc = kith_conflict_get(t, id, &k);
+    if (krc == KITH_ENOTFOUND) {
+        rc = cli_fail(c, "no conflict %llu", (unsigned long long)id);
+        goto out_abort;
+    }
+    if (krc < 0 || (krc = kith_conflict_resolve(t, id, true)) < 0 ||
+        (krc = kith_txn_commit(&t)) < 0) {
+        rc = cli_fail_rc(c, r, NULL, krc);
+        goto out_abort;
+    }
+    printf("restored conflict %llu\n", (unsigned long long)id);
+out_abort:
+    kith_txn_abort(&t);
+out_close:
+    kith_close(r);
+    return rc;
+}

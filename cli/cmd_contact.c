@@ -1,0 +1,559 @@
+/*
+ * cmd_contact.c — `kith contact add|set|tag|rm|ls|show`.
+ *
+ * Every write command parses and checks all of its arguments before it opens the replica,
+ * then makes its changes in one write transaction, which becomes one commit; if any step
+ * fails the transaction is aborted, so a bad argument changes nothing (spec/cli.md
+ * "Writes"). The generic document-to-JSON function lives here too, since contacts are the
+ * richest documents; interactions and reminders use it as well.
+ */
+#include "cli.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define CONTACTS "contacts"
+#define MAX_TAGS 256 /* per command line */
+
+/* A contact field given on the command line, checked before anything is written. */
+struct field_arg {
+    const char *field;
+    kith_value value;
+};
+
+/* A plausible e-mail address: one '@' with something on both sides, no spaces or control
+ * characters. Deliverability is not our business; catching "bob.example.com" is. */
+static bool
+email_plausible(const char *s)
+{
+    const char *at = strchr(s, '@');
+    if (at == NULL || at == s || at[1] == '\0' || strchr(at + 1, '@') != NULL)
+        return false;
+    for (; *s != '\0'; s++)
+        if ((unsigned char)*s <= 0x20 || *s == 0x7f)
+            return false;
+    return true;
+}
+
+/* Parse one FIELD=VALUE (or an option's value) for a contact into *out. */
+static int
+contact_field(const struct cli *c, const char *field, const char *text, struct field_arg *out)
+{
+    const kith_field_def *def = cli_field(CONTACTS, field);
+    out->field = field;
+    if (def == NULL)
+        return cli_fail(c, "%s: no such contact field", field);
+    if (def->type == KITH_TYPE_SET)
+        return cli_fail(c, "%s: a set; change it with 'kith contact tag'", field);
+    if (text[0] == '\0') {
+        if (def->required)
+            return cli_fail(c, "%s: required, cannot be empty", field);
+        out->value.type = KITH_TYPE_NULL;
+        return CLI_OK;
+    }
+    if (strcmp(field, "email") == 0 && !email_plausible(text))
+        return cli_fail(c, "email: '%s' is not an e-mail address", text);
+    return cli_value(c, CONTACTS, field, text, &out->value);
+}
+
+/* Write the fields in *fa and the tags in one go; the transaction is the caller's. */
+static int
+write_fields(const struct cli *c, kith_replica *r, kith_txn *t, const kith_docid *doc,
+             const struct field_arg *fa, size_t nfa)
+{
+    for (size_t i = 0; i < nfa; i++) {
+        int krc = kith_field_set(t, CONTACTS, doc, fa[i].field, &fa[i].value);
+        if (krc < 0)
+            return cli_fail_rc(c, r, fa[i].field, krc);
+    }
+    return CLI_OK;
+}
+
+int
+cmd_contact_add(struct cli *c, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"name", required_argument, NULL, 'n'},     {"email", required_argument, NULL, 'e'},
+        {"phone", required_argument, NULL, 'p'},    {"company", required_argument, NULL, 'c'},
+        {"notes", required_argument, NULL, 'N'},    {"birthday", required_argument, NULL, 'b'},
+        {"tag", required_argument, NULL, 't'},      {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    struct field_arg fa[8];
+    const char *tags[MAX_TAGS];
+    size_t nfa = 0, ntags = 0;
+    bool have_name = false;
+    kith_replica *r = NULL;
+    kith_txn *t = NULL;
+    kith_docid doc;
+    char hex[KITH_DOCID_HEX + 1];
+    int ch, rc, krc;
+
+    while ((ch = cli_getopt(c, argc, argv, ":h", opts)) != -1) {
+        const char *field = NULL;
+        switch (ch) {
+        case 'n':
+            field = "name";
+            have_name = true;
+            break;
+        case 'e':
+            field = "email";
+            break;
+        case 'p':
+            field = "phone";
+            break;
+        case 'c':
+            field = "company";
+            break;
+        case 'N':
+            field = "notes";
+            break;
+        case 'b':
+            field = "birthday";
+            break;
+        case 't':
+            if (ntags == MAX_TAGS)
+                return cli_usage_error(c, "too many --tag options (at most %d)", MAX_TAGS);
+            if (optarg[0] == '\0')
+                return cli_fail(c, "tag: empty");
+            tags[ntags++] = optarg;
+            continue;
+        case 'h':
+            return cli_help(c);
+        default:
+            return CLI_USAGE;
+        }
+        for (size_t i = 0; i < nfa; i++)
+            if (strcmp(fa[i].field, field) == 0)
+                return cli_usage_error(c, "--%s given twice", field);
+        if (contact_field(c, field, optarg, &fa[nfa]) != CLI_OK)
+            return CLI_FAIL;
+        nfa++;
+    }
+    if (optind < argc)
+        return cli_usage_error(c, "unexpected argument '%s'", argv[optind]);
+    if (!have_name)
+        return cli_usage_error(c, "--name is required");
+
+    rc = cli_open(c, CLI_WRITE, &r);
+    if (rc != CLI_OK)
+        return rc;
+    if ((krc = kith_txn_begin(r, KITH_TXN_WRITE, &t)) < 0) {
+        rc = cli_fail_rc(c, r, NULL, krc);
+        goto out_close;
+    }
+    if ((krc = kith_doc_create(t, CONTACTS, &doc)) < 0) {
+        rc = cli_fail_rc(c, r, NULL, krc);
+        goto out_abort;
+    }
+    if ((rc = write_fields(c, r, t, &doc, fa, nfa)) != CLI_OK)
+        goto out_abort;
+    for (size_t i = 0; i < ntags; i++) {
+        if ((krc = kith_set_add(t, CONTACTS, &doc, "tags", tags[i], strlen(tags[i]))) < 0) {
+            rc = cli_fail_rc(c, r, "tags", krc);
+            goto out_abort;
+        }
+    }
+    if ((krc = kith_txn_commit(&t)) < 0) {
+        rc = cli_fail_rc(c, r, "commit", krc);
+        goto out_close;
+    }
+    kith_docid_format(&doc, hex);
+    printf("%s\n", hex);
+out_abort:
+    kith_txn_abort(&t);
+out_close:
+    kith_close(r);
+    return rc;
+}
+
+int
+cmd_contact_set(struct cli *c, int argc, char **argv)
+{
+    struct field_arg *fa = NULL;
+    size_t nfa = 0;
+    kith_replica *r = NULL;
+    kith_txn *t = NULL;
+    kith_docid doc;
+    int rc = cli_parse_simple(c, argc, argv, NULL, 2, argc), krc;
+    if (rc >= 0)
+        return rc;
+    const char *id = argv[optind];
+    fa = calloc((size_t)(argc - optind), sizeof *fa);
+    if (fa == NULL)
+        return cli_fail(c, "%s", kith_strerror(KITH_ENOMEM));
+    for (int i = optind + 1; i < argc; i++) {
+        char *eq = strchr(argv[i], '=');
+        if (eq == NULL || eq == argv[i]) {
+            rc = cli_usage_error(c, "'%s': expected FIELD=VALUE", argv[i]);
+            goto out_free;
+        }
+        *eq = '\0'; /* argv is ours to cut */
+        for (size_t j = 0; j < nfa; j++)
+            if (strcmp(fa[j].field, argv[i]) == 0) {
+                rc = cli_usage_error(c, "%s given twice", argv[i]);
+                goto out_free;
+            }
+        if ((rc = contact_field(c, argv[i], eq + 1, &fa[nfa])) != CLI_OK)
+            goto out_free;
+        nfa++;
+    }
+
+    rc = cli_open(c, CLI_WRITE, &r);
+    if (rc != CLI_OK)
+        goto out_free;
+    if ((krc = kith_txn_begin(r, KITH_TXN_WRITE, &t)) < 0) {
+        rc = cli_fail_rc(c, r, NULL, krc);
+        goto out_close;
+    }
+    if ((rc = cli_resolve(c, t, CONTACTS, id, &doc)) != CLI_OK)
+        goto out_abort;
+    if ((rc = write_fields(c, r, t, &doc, fa, nfa)) != CLI_OK)
+        goto out_abort;
+    if ((krc = kith_txn_commit(&t)) < 0)
+        rc = cli_fail_rc(c, r, "commit", krc);
+out_abort:
+    kith_txn_abort(&t);
+out_close:
+    kith_close(r);
+out_free:
+    free(fa);
+    return rc;
+}
+
+int
+cmd_contact_tag(struct cli *c, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    kith_replica *r = NULL;
+    kith_txn *t = NULL;
+    kith_docid doc;
+    int ch, rc, krc;
+
+    /* '+': stop at the ID, so that "-TAG" after it is a value, not an option */
+    while ((ch = cli_getopt(c, argc, argv, "+:h", opts)) != -1) {
+        if (ch == 'h')
+            return cli_help(c);
+        return CLI_USAGE;
+    }
+    if (argc - optind < 2)
+        return cli_usage_error(c, argc - optind < 1 ? "missing ID" : "no tags given");
+    for (int i = optind + 1; i < argc; i++) {
+        const char *tag = argv[i] + (argv[i][0] == '+' || argv[i][0] == '-');
+        if (tag[0] == '\0')
+            return cli_fail(c, "tag: empty");
+    }
+
+    rc = cli_open(c, CLI_WRITE, &r);
+    if (rc != CLI_OK)
+        return rc;
+    if ((krc = kith_txn_begin(r, KITH_TXN_WRITE, &t)) < 0) {
+        rc = cli_fail_rc(c, r, NULL, krc);
+        goto out_close;
+    }
+    if ((rc = cli_resolve(c, t, CONTACTS, argv[optind], &doc)) != CLI_OK)
+        goto out_abort;
+    for (int i = optind + 1; i < argc; i++) {
+        bool remove = argv[i][0] == '-';
+        const char *tag = argv[i] + (argv[i][0] == '+' || argv[i][0] == '-');
+        krc = remove ? kith_set_remove(t, CONTACTS, &doc, "tags", tag, strlen(tag))
+                     : kith_set_add(t, CONTACTS, &doc, "tags", tag, strlen(tag));
+        if (krc < 0) {
+            rc = cli_fail_rc(c, r, "tags", krc);
+            goto out_abort;
+        }
+    }
+    if ((krc = kith_txn_commit(&t)) < 0)
+        rc = cli_fail_rc(c, r, "commit", krc);
+out_abort:
+    kith_txn_abort(&t);
+out_close:
+    kith_close(r);
+    return rc;
+}
+
+int
+cmd_contact_rm(struct cli *c, int argc, char **argv)
+{
+    kith_replica *r = NULL;
+    kith_txn *t = NULL;
+    kith_docid doc;
+    int rc = cli_parse_simple(c, argc, argv, NULL, 1, 1), krc;
+    if (rc >= 0)
+        return rc;
+    rc = cli_open(c, CLI_WRITE, &r);
+    if (rc != CLI_OK)
+        return rc;
+    if ((krc = kith_txn_begin(r, KITH_TXN_WRITE, &t)) < 0) {
+        rc = cli_fail_rc(c, r, NULL, krc);
+        goto out_close;
+    }
+    if ((rc = cli_resolve(c, t, CONTACTS, argv[optind], &doc)) != CLI_OK)
+        goto out_abort;
+    if ((krc = kith_doc_delete(t, CONTACTS, &doc)) < 0) {
+        rc = cli_fail_rc(c, r, NULL, krc);
+        goto out_abort;
+    }
+    if ((krc = kith_txn_commit(&t)) < 0)
+        rc = cli_fail_rc(c, r, "commit", krc);
+out_abort:
+    kith_txn_abort(&t);
+out_close:
+    kith_close(r);
+    return rc;
+}
+
+/* ---- reading ----------------------------------------------------------------------------- */
+
+/* The elements of a set field, sorted (the iterator's byte order), as a JSON array. */
+static json_t *
+set_json(kith_txn *t, const char *collection, const kith_docid *doc, const char *field,
+         int *rc)
+{
+    json_t *arr = json_array();
+    kith_iter *it = NULL;
+    const char *elem;
+    size_t len;
+    if (arr == NULL) {
+        *rc = KITH_ENOMEM;
+        return NULL;
+    }
+    if ((*rc = kith_iter_set(t, collection, doc, field, &it)) < 0) {
+        json_decref(arr);
+        return NULL;
+    }
+    while ((*rc = kith_iter_next_elem(it, &elem, &len)) == 0) {
+        if (json_array_append_new(arr, json_stringn(elem, len)) < 0) {
+            *rc = KITH_ENOMEM;
+            break;
+        }
+    }
+    kith_iter_close(it);
+    if (*rc != KITH_ENOTFOUND) {
+        json_decref(arr);
+        return NULL;
+    }
+    *rc = 0;
+    return arr;
+}
+
+json_t *
+cli_doc_json(kith_txn *t, const char *collection, const kith_docid *doc, int *rc)
+{
+    const kith_collection_def *def = cli_collection(collection);
+    json_t *o = json_object();
+    *rc = KITH_ENOMEM;
+    if (o == NULL || def == NULL || cli_jset(o, "id", cli_json_docid(doc)) < 0)
+        goto fail;
+    for (size_t i = 0; i < def->nfields; i++) {
+        const kith_field_def *f = &def->fields[i];
+        json_t *val;
+        if (f->type == KITH_TYPE_SET) {
+            val = set_json(t, collection, doc, f->name, rc);
+            if (val == NULL)
+                goto fail;
+        } else {
+            kith_value v;
+            if ((*rc = kith_field_get(t, collection, doc, f->name, &v)) < 0)
+                goto fail;
+            val = cli_value_json(&v);
+        }
+        *rc = KITH_ENOMEM;
+        if (cli_jset(o, f->name, val) < 0)
+            goto fail;
+    }
+    *rc = 0;
+    return o;
+fail:
+    json_decref(o);
+    return NULL;
+}
+
+/* A field of a document rendered for a table cell (heap string; "-" when unset). */
+char *
+cli_field_text(kith_txn *t, const char *collection, const kith_docid *doc, const char *field)
+{
+    kith_value v;
+    if (kith_field_get(t, collection, doc, field, &v) < 0)
+        return NULL;
+    return cli_value_text(&v);
+}
+
+/* The elements of a set field joined with ", " (a heap string), "" when empty. */
+char *
+cli_set_text(kith_txn *t, const char *collection, const kith_docid *doc, const char *field)
+{
+    int rc;
+    json_t *arr = set_json(t, collection, doc, field, &rc);
+    size_t n, total = 1, off = 0;
+    char *out;
+    if (arr == NULL)
+        return NULL;
+    n = json_array_size(arr);
+    for (size_t i = 0; i < n; i++)
+        total += json_string_length(json_array_get(arr, i)) + 2;
+    out = malloc(total);
+    if (out != NULL) {
+        for (size_t i = 0; i < n; i++) {
+            json_t *s = json_array_get(arr, i);
+            size_t len = json_string_length(s);
+            if (i > 0) {
+                memcpy(out + off, ", ", 2);
+                off += 2;
+            }
+            memcpy(out + off, json_string_value(s), len);
+            off += len;
+        }
+        out[off] = '\0';
+    }
+    json_decref(arr);
+    return out;
+}
+
+int
+cmd_contact_ls(struct cli *c, int argc, char **argv)
+{
+    static const char *const head[] = {"ID", "NAME", "EMAIL", "PHONE", "COMPANY", "TAGS"};
+    static const char *const cols[] = {"name", "email", "phone", "company"};
+    kith_replica *r = NULL;
+    kith_txn *t = NULL;
+    kith_iter *it = NULL;
+    kith_docid doc;
+    struct cli_table tb;
+    json_t *arr = NULL;
+    bool json;
+    int rc = cli_parse_simple(c, argc, argv, &json, 0, 0), krc;
+    if (rc >= 0)
+        return rc;
+    rc = cli_open(c, CLI_READ, &r);
+    if (rc != CLI_OK)
+        return rc;
+    if ((krc = kith_txn_begin(r, KITH_TXN_READ, &t)) < 0) {
+        rc = cli_fail_rc(c, r, NULL, krc);
+        goto out_close;
+    }
+    if ((krc = kith_iter_index(t, "contacts.name", NULL, NULL, NULL, &it)) < 0) {
+        rc = cli_fail_rc(c, r, "contacts.name", krc);
+        goto out_txn;
+    }
+    if (json ? (arr = json_array()) == NULL : cli_table_init(&tb, 6, head) < 0) {
+        rc = cli_fail(c, "%s", kith_strerror(KITH_ENOMEM));
+        goto out_iter;
+    }
+    while ((krc = kith_iter_next(it, &doc)) == 0) {
+        if (json) {
+            json_t *o = cli_doc_json(t, CONTACTS, &doc, &krc);
+            if (o == NULL)
+                break;
+            if (json_array_append_new(arr, o) < 0) {
+                krc = KITH_ENOMEM;
+                break;
+            }
+            continue;
+        }
+        char hex[KITH_DOCID_HEX + 1], *cell[5] = {NULL};
+        bool ok = true;
+        kith_docid_format(&doc, hex);
+        for (size_t i = 0; i < 4; i++)
+            ok &= (cell[i] = cli_field_text(t, CONTACTS, &doc, cols[i])) != NULL;
+        ok &= (cell[4] = cli_set_text(t, CONTACTS, &doc, "tags")) != NULL;
+        const char *row[] = {hex, cell[0], cell[1], cell[2], cell[3],
+                             cell[4] != NULL && cell[4][0] != '\0' ? cell[4] : "-"};
+        if (ok && cli_table_add(&tb, row) < 0)
+            ok = false;
+        for (size_t i = 0; i < 5; i++)
+            free(cell[i]);
+        if (!ok) {
+            krc = KITH_ENOMEM;
+            break;
+        }
+    }
+    if (krc < 0 && krc != KITH_ENOTFOUND) {
+        rc = cli_fail_rc(c, r, "listing contacts", krc);
+    } else if (json) {
+        json_t *o = json_object();
+        if (cli_jset(o, "contacts", json_incref(arr)) < 0) {
+            json_decref(o);
+            o = NULL;
+        }
+        rc = cli_json_print(c, o);
+    } else {
+        cli_table_print(&tb, stdout, c->color_out);
+    }
+    if (json)
+        json_decref(arr);
+    else
+        cli_table_free(&tb);
+out_iter:
+    kith_iter_close(it);
+out_txn:
+    kith_txn_abort(&t);
+out_close:
+    kith_close(r);
+    return rc;
+}
+
+/* Print a document as "field  value" lines, fields in schema order. */
+static int
+doc_print(const struct cli *c, kith_txn *t, const char *collection, const kith_docid *doc)
+{
+    const kith_collection_def *def = cli_collection(collection);
+    const char *b = cli_sgr(c->color_out, "1"), *n = cli_sgr(c->color_out, "0");
+    char hex[KITH_DOCID_HEX + 1];
+    size_t w = 2;
+    if (def == NULL)
+        return KITH_ENOTFOUND;
+    for (size_t i = 0; i < def->nfields; i++)
+        if (strlen(def->fields[i].name) > w)
+            w = strlen(def->fields[i].name);
+    kith_docid_format(doc, hex);
+    printf("%s%-*s%s  %s\n", b, (int)w, "id", n, hex);
+    for (size_t i = 0; i < def->nfields; i++) {
+        const kith_field_def *f = &def->fields[i];
+        char *text = f->type == KITH_TYPE_SET ? cli_set_text(t, collection, doc, f->name)
+                                              : cli_field_text(t, collection, doc, f->name);
+        if (text == NULL)
+            return KITH_ENOMEM;
+        printf("%s%-*s%s  %s\n", b, (int)w, f->name, n, text[0] != '\0' ? text : "-");
+        free(text);
+    }
+    return 0;
+}
+
+int
+cmd_contact_show(struct cli *c, int argc, char **argv)
+{
+    kith_replica *r = NULL;
+    kith_txn *t = NULL;
+    kith_docid doc;
+    bool json;
+    int rc = cli_parse_simple(c, argc, argv, &json, 1, 1), krc;
+    if (rc >= 0)
+        return rc;
+    rc = cli_open(c, CLI_READ, &r);
+    if (rc != CLI_OK)
+        return rc;
+    if ((krc = kith_txn_begin(r, KITH_TXN_READ, &t)) < 0) {
+        rc = cli_fail_rc(c, r, NULL, krc);
+        goto out_close;
+    }
+    if ((rc = cli_resolve(c, t, CONTACTS, argv[optind], &doc)) != CLI_OK)
+        goto out_txn;
+    if (json) {
+        json_t *o = cli_doc_json(t, CONTACTS, &doc, &krc);
+        if (o == NULL)
+            rc = cli_fail_rc(c, r, NULL, krc);
+        else
+            rc = cli_json_print(c, o);
+    } else if ((krc = doc_print(c, t, CONTACTS, &doc)) < 0) {
+        rc = cli_fail_rc(c, r, NULL, krc);
+    }
+out_txn:
+    kith_txn_abort(&t);
+out_close:
+    kith_close(r);
+    return rc;
+}

@@ -1,0 +1,141 @@
+/*
+ * cmd_net.c — `kith serve` and `kith sync`: thin wrappers over kith_serve() and kith_sync()
+ * (net/, spec/protocol.md).
+ *
+ * All the daemon's behaviour — sockets, signals, logging, retries — lives in the library so
+ * that an embedding app gets the same daemon; this file only turns flags into a
+ * kith_serve_opts and reports the outcome. `kith sync` exits 0 only when both sides ended
+ * holding the same ops.
+ */
+#include "cli.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_PEERS 64 /* --peer options per command line */
+
+int
+cmd_serve(struct cli *c, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"listen", required_argument, NULL, 'l'}, {"peer", required_argument, NULL, 'p'},
+        {"interval", required_argument, NULL, 'i'}, {"discover", no_argument, NULL, 'd'},
+        {"log-json", no_argument, NULL, 'J'},     {"verbose", no_argument, NULL, 'v'},
+        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+    };
+    const char *peers[MAX_PEERS];
+    kith_serve_opts so = {0};
+    kith_replica *r = NULL;
+    int ch, rc, krc;
+
+    while ((ch = cli_getopt(c, argc, argv, ":vh", opts)) != -1) {
+        switch (ch) {
+        case 'l':
+            so.listen = optarg;
+            break;
+        case 'p':
+            if (so.npeers == MAX_PEERS)
+                return cli_usage_error(c, "too many --peer options (at most %d)", MAX_PEERS);
+            peers[so.npeers++] = optarg;
+            break;
+        case 'i':
+            if (cli_parse_duration(optarg, &so.interval_ms) < 0)
+                return cli_usage_error(c, "--interval: '%s' is not a duration (30s, 500ms, 2m)",
+                                       optarg);
+            break;
+        case 'd':
+            so.discover = true;
+            break;
+        case 'J':
+            so.log_json = true;
+            break;
+        case 'v':
+            so.log_level = KITH_LOG_DEBUG;
+            break;
+        case 'h':
+            return cli_help(c);
+        default:
+            return CLI_USAGE;
+        }
+    }
+    if (optind < argc)
+        return cli_usage_error(c, "unexpected argument '%s'", argv[optind]);
+    so.peers = peers;
+    if ((rc = cli_open(c, CLI_WRITE, &r)) != CLI_OK)
+        return rc;
+    if ((krc = kith_serve(r, &so)) < 0)
+        rc = cli_fail_rc(c, r, NULL, krc);
+    kith_close(r);
+    return rc;
+}
+
+int
+cmd_sync(struct cli *c, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"timeout", required_argument, NULL, 't'},
+        {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int timeout_ms = 10000, ch, rc, krc;
+    bool json = false;
+    kith_sync_info info = {0};
+    kith_replica *r = NULL;
+    char peer[KITH_ID_HEX + 1];
+
+    while ((ch = cli_getopt(c, argc, argv, ":h", opts)) != -1) {
+        switch (ch) {
+        case 't':
+            if (cli_parse_duration(optarg, &timeout_ms) < 0)
+                return cli_usage_error(c, "--timeout: '%s' is not a duration (10s, 500ms)",
+                                       optarg);
+            break;
+        case 'j':
+            json = true;
+            break;
+        case 'h':
+            return cli_help(c);
+        default:
+            return CLI_USAGE;
+        }
+    }
+    if (argc - optind != 1)
+        return cli_usage_error(c, argc - optind < 1 ? "missing ENDPOINT" : "too many arguments");
+    if ((rc = cli_open(c, CLI_WRITE, &r)) != CLI_OK)
+        return rc;
+    krc = kith_sync(r, argv[optind], NULL, timeout_ms, &info);
+    if (krc < 0) {
+        rc = cli_fail_rc(c, r, argv[optind], krc);
+        goto out_close;
+    }
+    cli_id_hex(info.peer_id, peer);
+    if (json) {
+        json_t *o = json_object();
+        int bad = o == NULL;
+        bad |= cli_jset(o, "peer", json_string(peer));
+        bad |= cli_jset(o, "endpoint", json_string(argv[optind]));
+        bad |= cli_jset(o, "ops_sent", json_integer((json_int_t)info.ops_sent));
+        bad |= cli_jset(o, "ops_received", json_integer((json_int_t)info.ops_received));
+        bad |= cli_jset(o, "batches_sent", json_integer((json_int_t)info.batches_sent));
+        bad |= cli_jset(o, "batches_received", json_integer((json_int_t)info.batches_received));
+        bad |= cli_jset(o, "converged", json_boolean(info.converged));
+        if (bad) {
+            json_decref(o);
+            o = NULL;
+        }
+        rc = cli_json_print(c, o);
+    } else {
+        printf("synced with %s: sent %llu ops in %llu batches, received %llu ops in %llu "
+               "batches; %s\n",
+               peer, (unsigned long long)info.ops_sent, (unsigned long long)info.batches_sent,
+               (unsigned long long)info.ops_received,
+               (unsigned long long)info.batches_received,
+               info.converged ? "converged" : "not converged");
+    }
+    if (rc == CLI_OK && !info.converged)
+        rc = CLI_FAIL;
+out_close:
+    kith_close(r);
+    return rc;
+}

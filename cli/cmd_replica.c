@@ -1,0 +1,455 @@
+/*
+ * cmd_replica.c — the commands about the replica as a whole: init, id, status, log, export
+ * and verify.
+ *
+ * They read much and write nothing (init aside), so they open the replica read-only: a
+ * mistake in them cannot change the state. `export` prints the library's canonical bytes
+ * untouched, because byte equality between replicas is the convergence check users and
+ * tests rely on (spec/encoding.md "Export").
+ */
+#include "cli.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void
+print_identity(kith_replica *r, bool color)
+{
+    uint8_t pk[KITH_PUBKEY_BYTES];
+    char id[KITH_ID_HEX + 1], pkhex[2 * KITH_PUBKEY_BYTES + 1];
+    kith_replica_pubkey(r, pk);
+    cli_hex(pk, sizeof pk, pkhex);
+    cli_id_hex(kith_replica_id(r), id);
+    printf("%sid%s      %s\n", cli_sgr(color, "1"), cli_sgr(color, "0"), id);
+    printf("%spubkey%s  %s\n", cli_sgr(color, "1"), cli_sgr(color, "0"), pkhex);
+    printf("%sdir%s     %s\n", cli_sgr(color, "1"), cli_sgr(color, "0"), kith_replica_path(r));
+}
+
+static json_t *
+identity_json(kith_replica *r)
+{
+    uint8_t pk[KITH_PUBKEY_BYTES];
+    json_t *o = json_object();
+    int bad = 0;
+    kith_replica_pubkey(r, pk);
+    bad |= cli_jset(o, "id", cli_json_id(kith_replica_id(r)));
+    bad |= cli_jset(o, "pubkey", cli_json_hex(pk, sizeof pk));
+    bad |= cli_jset(o, "dir", json_string(kith_replica_path(r)));
+    if (bad) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+int
+cmd_init(struct cli *c, int argc, char **argv)
+{
+    kith_replica *r = NULL;
+    bool json;
+    int rc = cli_parse_simple(c, argc, argv, &json, 0, 0);
+    if (rc >= 0)
+        return rc;
+    rc = cli_open(c, CLI_CREATE, &r);
+    if (rc != CLI_OK)
+        return rc;
+    if (json)
+        rc = cli_json_print(c, identity_json(r));
+    else
+        print_identity(r, c->color_out);
+    kith_close(r);
+    return rc;
+}
+
+int
+cmd_id(struct cli *c, int argc, char **argv)
+{
+    kith_replica *r = NULL;
+    bool json;
+    int rc = cli_parse_simple(c, argc, argv, &json, 0, 0);
+    if (rc >= 0)
+        return rc;
+    rc = cli_open(c, CLI_READ, &r);
+    if (rc != CLI_OK)
+        return rc;
+    if (json)
+        rc = cli_json_print(c, identity_json(r));
+    else
+        print_identity(r, c->color_out);
+    kith_close(r);
+    return rc;
+}
+
+/* ---- status ---------------------------------------------------------------------------------- */
+
+static json_t *
+status_json(kith_replica *r, const kith_status *s, const kith_peer *peers, size_t npeers,
+            const char *vvtext)
+{
+    json_t *o = json_object(), *colls = json_object(), *arr = json_array();
+    int bad = o == NULL || colls == NULL || arr == NULL;
+    bad |= cli_jset(o, "id", cli_json_id(s->id));
+    bad |= cli_jset(o, "pubkey", cli_json_hex(s->pubkey, sizeof s->pubkey));
+    bad |= cli_jset(o, "dir", json_string(kith_replica_path(r)));
+    bad |= cli_jset(o, "hlc", cli_json_id(s->hlc));
+    bad |= cli_jset(o, "clock", cli_json_time((int64_t)(s->hlc >> 16)));
+    bad |= cli_jset(o, "vv", cli_json_vv(&s->vv));
+    bad |= cli_jset(o, "vv_text", json_string(vvtext));
+    bad |= cli_jset(o, "ops_logged", json_integer((json_int_t)s->ops_logged));
+    bad |= cli_jset(o, "pending_ops", json_integer((json_int_t)s->pending_ops));
+    bad |= cli_jset(o, "open_conflicts", json_integer((json_int_t)s->open_conflicts));
+    for (size_t i = 0; !bad && i < s->ncollections; i++)
+        bad |= cli_jset(colls, s->collections[i].collection,
+                        json_integer((json_int_t)s->collections[i].live));
+    for (size_t i = 0; !bad && i < npeers; i++)
+        bad |= json_array_append_new(arr, cli_peer_json(&peers[i])) < 0;
+    bad |= cli_jset(o, "collections", json_incref(colls));
+    bad |= cli_jset(o, "peers", json_incref(arr));
+    json_decref(colls);
+    json_decref(arr);
+    if (bad) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+static void
+status_text(const struct cli *c, kith_replica *r, const kith_status *s, const kith_peer *peers,
+            size_t npeers, const char *vvtext)
+{
+    char id[KITH_ID_HEX + 1], pk[2 * KITH_PUBKEY_BYTES + 1], clock[32];
+    const char *b = cli_sgr(c->color_out, "1"), *n = cli_sgr(c->color_out, "0");
+    cli_id_hex(s->id, id);
+    cli_hex(s->pubkey, sizeof s->pubkey, pk);
+    cli_time((int64_t)(s->hlc >> 16), clock);
+    printf("%sreplica%s        %s\n", b, n, id);
+    printf("%spubkey%s         %s\n", b, n, pk);
+    printf("%sdir%s            %s\n", b, n, kith_replica_path(r));
+    printf("%sclock%s          %s (+%u)\n", b, n, clock, (unsigned)(s->hlc & 0xffff));
+    printf("%sversion%s        %s\n", b, n, vvtext[0] != '\0' ? vvtext : "(empty)");
+    printf("%sops logged%s     %llu\n", b, n, (unsigned long long)s->ops_logged);
+    printf("%spending ops%s    %llu\n", b, n, (unsigned long long)s->pending_ops);
+    printf("%sconflicts%s      %llu open\n", b, n, (unsigned long long)s->open_conflicts);
+    for (size_t i = 0; i < s->ncollections; i++)
+        printf("%s%-15s%s%llu\n", b, s->collections[i].collection, n,
+               (unsigned long long)s->collections[i].live);
+    if (npeers == 0) {
+        printf("%speers%s          none\n", b, n);
+        return;
+    }
+    printf("%speers%s\n", b, n);
+    for (size_t i = 0; i < npeers; i++) {
+        const kith_peer *p = &peers[i];
+        char pid[KITH_ID_HEX + 1], when[32] = "never";
+        cli_id_hex(p->id, pid);
+        if (p->last_sync_ms != 0)
+            cli_time(p->last_sync_ms, when);
+        printf("  %s %-10s %s, %llu pending, last sync %s", pid,
+               p->name[0] != '\0' ? p->name : "-",
+               p->forked ? "FORKED" : p->trusted ? "trusted" : "untrusted",
+               (unsigned long long)p->pending_ops, when);
+        if (p->failures != 0)
+            printf(", %u failures", (unsigned)p->failures);
+        if (p->last_error[0] != '\0')
+            printf(", last error: %s", p->last_error);
+        putchar('\n');
+    }
+}
+
+int
+cmd_status(struct cli *c, int argc, char **argv)
+{
+    kith_replica *r = NULL;
+    kith_status *s = NULL;
+    kith_peer *peers = NULL;
+    size_t npeers = 0;
+    char *vvtext = NULL;
+    bool json;
+    int rc = cli_parse_simple(c, argc, argv, &json, 0, 0), krc;
+    if (rc >= 0)
+        return rc;
+    rc = cli_open(c, CLI_READ, &r);
+    if (rc != CLI_OK)
+        return rc;
+    if ((krc = kith_status_get(r, &s)) < 0) {
+        rc = cli_fail_rc(c, r, "reading status", krc);
+        goto out_close;
+    }
+    if ((krc = kith_peers_get(r, &peers, &npeers)) < 0) {
+        rc = cli_fail_rc(c, r, "reading peers", krc);
+        goto out_status;
+    }
+    if ((krc = kith_vv_format(&s->vv, &vvtext)) < 0) {
+        rc = cli_fail_rc(c, r, "version vector", krc);
+        goto out_peers;
+    }
+    if (json)
+        rc = cli_json_print(c, status_json(r, s, peers, npeers, vvtext));
+    else
+        status_text(c, r, s, peers, npeers, vvtext);
+    kith_free(vvtext);
+out_peers:
+    kith_peers_free(peers, npeers);
+out_status:
+    kith_status_free(s);
+out_close:
+    kith_close(r);
+    return rc;
+}
+
+/* ---- log ------------------------------------------------------------------------------------- */
+
+static const char *
+op_kind_name(kith_op_kind k)
+{
+    switch (k) {
+    case KITH_OP_FIELD_SET:
+        return "field_set";
+    case KITH_OP_DOC_ADD:
+        return "doc_add";
+    case KITH_OP_DOC_REMOVE:
+        return "doc_remove";
+    case KITH_OP_SET_ADD:
+        return "set_add";
+    case KITH_OP_SET_REMOVE:
+        return "set_remove";
+    }
+    return "unknown";
+}
+
+static bool
+zero_hash(const uint8_t *h)
+{
+    for (size_t i = 0; i < KITH_HASH_BYTES; i++)
+        if (h[i] != 0)
+            return false;
+    return true;
+}
+
+static json_t *
+log_entry_json(const kith_log_entry *e)
+{
+    json_t *o = json_object(), *rep = NULL;
+    int bad = o == NULL;
+    bool has_value = e->kind == KITH_OP_FIELD_SET || e->kind == KITH_OP_SET_ADD ||
+                     e->kind == KITH_OP_SET_REMOVE;
+    bad |= cli_jset(o, "origin", cli_json_id(e->dot.origin));
+    bad |= cli_jset(o, "seq", json_integer((json_int_t)e->dot.seq));
+    bad |= cli_jset(o, "hlc", cli_json_id(e->hlc));
+    bad |= cli_jset(o, "time", cli_json_time((int64_t)(e->hlc >> 16)));
+    bad |= cli_jset(o, "op", json_string(op_kind_name(e->kind)));
+    bad |= cli_jset(o, "collection", json_string(e->collection != NULL ? e->collection : ""));
+    bad |= cli_jset(o, "doc", cli_json_docid(&e->doc));
+    bad |= cli_jset(o, "field", e->field != NULL ? json_string(e->field) : NULL);
+    bad |= cli_jset(o, "value", has_value ? cli_value_json(&e->value) : NULL);
+    if (e->kind == KITH_OP_FIELD_SET && e->replaced.origin != 0) {
+        rep = json_object();
+        bad |= cli_jset(rep, "origin", cli_json_id(e->replaced.origin));
+        bad |= cli_jset(rep, "seq", json_integer((json_int_t)e->replaced.seq));
+    }
+    bad |= cli_jset(o, "replaced", rep);
+    bad |= cli_jset(o, "commit_end", json_boolean(e->commit_end));
+    bad |= cli_jset(o, "chain", e->commit_end && !zero_hash(e->chain)
+                                    ? cli_json_hex(e->chain, KITH_HASH_BYTES)
+                                    : NULL);
+    bad |= cli_jset(o, "applied", json_boolean(e->applied));
+    if (bad) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+static int
+log_entry_row(struct cli_table *tb, const kith_log_entry *e)
+{
+    char dot[64], when[32], doc[KITH_DOCID_HEX + 1], origin[KITH_ID_HEX + 1], op[32];
+    char *value = NULL;
+    int rc;
+    cli_id_hex(e->dot.origin, origin);
+    snprintf(dot, sizeof dot, "%s:%llu", origin, (unsigned long long)e->dot.seq);
+    cli_time((int64_t)(e->hlc >> 16), when);
+    snprintf(op, sizeof op, "%s%s%s", op_kind_name(e->kind), e->commit_end ? " ." : "",
+             e->applied ? "" : " (pending)");
+    kith_docid_format(&e->doc, doc);
+    if (e->kind == KITH_OP_FIELD_SET || e->kind == KITH_OP_SET_ADD ||
+        e->kind == KITH_OP_SET_REMOVE) {
+        value = cli_value_text(&e->value);
+        if (value == NULL)
+            return -1;
+    }
+    const char *row[] = {dot, when, op, e->collection, doc, e->field, value};
+    rc = cli_table_add(tb, row);
+    free(value);
+    return rc;
+}
+
+int
+cmd_log(struct cli *c, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"origin", required_argument, NULL, 'o'},
+        {"limit", required_argument, NULL, 'n'},
+        {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    static const char *const head[] = {"DOT", "TIME", "OP", "COLLECTION", "DOCUMENT",
+                                       "FIELD", "VALUE"};
+    uint64_t origin = 0, limit = UINT64_MAX, shown = 0;
+    bool json = false;
+    kith_replica *r = NULL;
+    kith_txn *t = NULL;
+    kith_iter *it = NULL;
+    kith_log_entry e;
+    struct cli_table tb;
+    json_t *arr = NULL;
+    int ch, rc, krc;
+
+    while ((ch = cli_getopt(c, argc, argv, ":h", opts)) != -1) {
+        switch (ch) {
+        case 'o':
+            if (cli_parse_id(optarg, &origin) < 0 || origin == 0)
+                return cli_usage_error(c, "--origin: '%s' is not a replica id (16 hex digits)",
+                                       optarg);
+            break;
+        case 'n':
+            if (cli_parse_u64(optarg, &limit) < 0)
+                return cli_usage_error(c, "--limit: '%s' is not a number", optarg);
+            break;
+        case 'j':
+            json = true;
+            break;
+        case 'h':
+            return cli_help(c);
+        default:
+            return CLI_USAGE;
+        }
+    }
+    if (optind < argc)
+        return cli_usage_error(c, "unexpected argument '%s'", argv[optind]);
+
+    rc = cli_open(c, CLI_READ, &r);
+    if (rc != CLI_OK)
+        return rc;
+    if ((krc = kith_txn_begin(r, KITH_TXN_READ, &t)) < 0) {
+        rc = cli_fail_rc(c, r, NULL, krc);
+        goto out_close;
+    }
+    if ((krc = kith_iter_log(t, origin, &it)) < 0) {
+        rc = cli_fail_rc(c, r, "reading the log", krc);
+        goto out_txn;
+    }
+    if (json ? (arr = json_array()) == NULL : cli_table_init(&tb, 7, head) < 0) {
+        rc = cli_fail(c, "%s", kith_strerror(KITH_ENOMEM));
+        goto out_iter;
+    }
+    while (shown < limit && (krc = kith_iter_next_log(it, &e)) == 0) {
+        if (json ? json_array_append_new(arr, log_entry_json(&e)) < 0
+                 : log_entry_row(&tb, &e) < 0) {
+            krc = KITH_ENOMEM;
+            break;
+        }
+        shown++;
+    }
+    if (krc < 0 && krc != KITH_ENOTFOUND) {
+        rc = cli_fail_rc(c, r, "reading the log", krc);
+    } else if (json) {
+        json_t *o = json_object();
+        if (cli_jset(o, "entries", arr) < 0) {
+            json_decref(o);
+            o = NULL;
+        }
+        arr = NULL;
+        rc = cli_json_print(c, o);
+    } else {
+        cli_table_print(&tb, stdout, c->color_out);
+    }
+    if (json)
+        json_decref(arr);
+    else
+        cli_table_free(&tb);
+out_iter:
+    kith_iter_close(it);
+out_txn:
+    kith_txn_abort(&t);
+out_close:
+    kith_close(r);
+    return rc;
+}
+
+/* ---- export and verify ---------------------------------------------------------------------- */
+
+int
+cmd_export(struct cli *c, int argc, char **argv)
+{
+    kith_replica *r = NULL;
+    kith_buf buf = {0};
+    int rc = cli_parse_simple(c, argc, argv, NULL, 0, 0), krc;
+    if (rc >= 0)
+        return rc;
+    rc = cli_open(c, CLI_READ, &r);
+    if (rc != CLI_OK)
+        return rc;
+    if ((krc = kith_export_json(r, &buf)) < 0) {
+        rc = cli_fail_rc(c, r, NULL, krc);
+    } else {
+        if (fwrite(buf.data, 1, buf.len, stdout) != buf.len)
+            rc = cli_fail(c, "writing output: %s", strerror(errno));
+        kith_free(buf.data);
+    }
+    kith_close(r);
+    return rc;
+}
+
+int
+cmd_verify(struct cli *c, int argc, char **argv)
+{
+    kith_replica *r = NULL;
+    kith_verify_report rep;
+    bool json;
+    int rc = cli_parse_simple(c, argc, argv, &json, 0, 0), krc;
+    if (rc >= 0)
+        return rc;
+    rc = cli_open(c, CLI_READ, &r);
+    if (rc != CLI_OK)
+        return rc;
+    memset(&rep, 0, sizeof rep);
+    krc = kith_verify(r, &rep);
+    if (krc < 0) {
+        rc = cli_fail_rc(c, r, "could not check the replica", krc);
+        goto out_close;
+    }
+    if (json) {
+        json_t *o = json_object();
+        int bad = o == NULL;
+        bad |= cli_jset(o, "ok", json_boolean(rep.problems == 0));
+        bad |= cli_jset(o, "commits_checked", json_integer((json_int_t)rep.commits_checked));
+        bad |= cli_jset(o, "ops_checked", json_integer((json_int_t)rep.ops_checked));
+        bad |= cli_jset(o, "signatures_checked",
+                        json_integer((json_int_t)rep.signatures_checked));
+        bad |= cli_jset(o, "problems", json_integer((json_int_t)rep.problems));
+        bad |= cli_jset(o, "first_problem",
+                        rep.problems != 0 ? json_string(rep.first_problem) : NULL);
+        if (bad) {
+            json_decref(o);
+            o = NULL;
+        }
+        rc = cli_json_print(c, o);
+    } else if (rep.problems == 0) {
+        printf("ok: %llu commits, %llu ops, %llu signatures checked\n",
+               (unsigned long long)rep.commits_checked, (unsigned long long)rep.ops_checked,
+               (unsigned long long)rep.signatures_checked);
+    }
+    if (rep.problems != 0) {
+        cli_fail(c, "replica is damaged: %llu problem%s; first: %s",
+                 (unsigned long long)rep.problems, rep.problems == 1 ? "" : "s",
+                 rep.first_problem);
+        rc = CLI_FAIL;
+    }
+out_close:
+    kith_close(r);
+    return rc;
+}

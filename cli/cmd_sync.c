@@ -1,0 +1,295 @@
+/*
+ * cmd_sync.c — moving ops between replicas by hand: `kith trust`, `kith peers` and
+ * `kith bundle create|apply`.
+ *
+ * A bundle is the same signed batch that network sync sends, in a file (spec/encoding.md
+ * "Bundle"). Applying one is all or nothing inside the library: an untrusted origin, a
+ * broken chain or signature, a gap or a truncated file is refused before anything is
+ * written, and the CLI reports the library's reason in one line. Bundles are binary, so
+ * `bundle create` refuses to write one to a terminal.
+ */
+#include "cli.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+json_t *
+cli_peer_json(const kith_peer *p)
+{
+    json_t *o = json_object();
+    int bad = o == NULL;
+    bad |= cli_jset(o, "id", cli_json_id(p->id));
+    bad |= cli_jset(o, "pubkey", cli_json_hex(p->pubkey, sizeof p->pubkey));
+    bad |= cli_jset(o, "name", p->name[0] != '\0' ? json_string(p->name) : NULL);
+    bad |= cli_jset(o, "addr", p->addr[0] != '\0' ? json_string(p->addr) : NULL);
+    bad |= cli_jset(o, "trusted", json_boolean(p->trusted));
+    bad |= cli_jset(o, "forked", json_boolean(p->forked));
+    bad |= cli_jset(o, "acked", cli_json_vv(&p->acked));
+    bad |= cli_jset(o, "pending_ops", json_integer((json_int_t)p->pending_ops));
+    bad |= cli_jset(o, "last_sync", p->last_sync_ms != 0 ? cli_json_time(p->last_sync_ms) : NULL);
+    bad |= cli_jset(o, "failures", json_integer((json_int_t)p->failures));
+    bad |= cli_jset(o, "last_error", p->last_error[0] != '\0' ? json_string(p->last_error) : NULL);
+    if (bad) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+/* List peer records (all, or the trusted ones) as a table or {"peers": [...]}. */
+static int
+list_peers(const struct cli *c, bool json, bool trusted_only)
+{
+    static const char *const head[] = {"ID",      "NAME",      "ADDRESS",  "TRUST",
+                                       "PENDING", "LAST SYNC", "FAILURES", "LAST ERROR"};
+    kith_replica *r = NULL;
+    kith_peer *peers = NULL;
+    size_t n = 0;
+    struct cli_table tb;
+    int rc, krc;
+
+    if ((rc = cli_open(c, CLI_READ, &r)) != CLI_OK)
+        return rc;
+    if ((krc = kith_peers_get(r, &peers, &n)) < 0) {
+        rc = cli_fail_rc(c, r, "reading peers", krc);
+        goto out_close;
+    }
+    if (json) {
+        json_t *arr = json_array(), *o = json_object();
+        for (size_t i = 0; arr != NULL && i < n; i++)
+            if ((!trusted_only || peers[i].trusted) &&
+                json_array_append_new(arr, cli_peer_json(&peers[i])) < 0) {
+                json_decref(arr);
+                arr = NULL;
+            }
+        if (arr == NULL || cli_jset(o, "peers", arr) < 0) {
+            json_decref(o);
+            o = NULL;
+        }
+        rc = cli_json_print(c, o);
+        goto out_peers;
+    }
+    if (cli_table_init(&tb, 8, head) < 0) {
+        rc = cli_fail(c, "%s", kith_strerror(KITH_ENOMEM));
+        goto out_peers;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const kith_peer *p = &peers[i];
+        char id[KITH_ID_HEX + 1], pending[24], when[32] = "never", fails[16];
+        if (trusted_only && !p->trusted)
+            continue;
+        cli_id_hex(p->id, id);
+        snprintf(pending, sizeof pending, "%llu", (unsigned long long)p->pending_ops);
+        snprintf(fails, sizeof fails, "%u", (unsigned)p->failures);
+        if (p->last_sync_ms != 0)
+            cli_time(p->last_sync_ms, when);
+        const char *row[] = {id,
+                             p->name[0] ? p->name : NULL,
+                             p->addr[0] ? p->addr : NULL,
+                             p->forked ? "forked" : p->trusted ? "trusted" : "no",
+                             pending,
+                             when,
+                             fails,
+                             p->last_error[0] ? p->last_error : NULL};
+        if (cli_table_add(&tb, row) < 0) {
+            rc = cli_fail(c, "%s", kith_strerror(KITH_ENOMEM));
+            break;
+        }
+    }
+    if (rc == CLI_OK)
+        cli_table_print(&tb, stdout, c->color_out);
+    cli_table_free(&tb);
+out_peers:
+    kith_peers_free(peers, n);
+out_close:
+    kith_close(r);
+    return rc;
+}
+
+int
+cmd_peers(struct cli *c, int argc, char **argv)
+{
+    bool json;
+    int rc = cli_parse_simple(c, argc, argv, &json, 0, 0);
+    if (rc >= 0)
+        return rc;
+    return list_peers(c, json, false);
+}
+
+int
+cmd_trust(struct cli *c, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"name", required_argument, NULL, 'n'}, {"addr", required_argument, NULL, 'a'},
+        {"list", no_argument, NULL, 'l'},       {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},       {NULL, 0, NULL, 0},
+    };
+    const char *name = NULL, *addr = NULL;
+    bool list = false, json = false;
+    uint8_t pk[KITH_PUBKEY_BYTES], own[KITH_PUBKEY_BYTES];
+    kith_replica *r = NULL;
+    char id[KITH_ID_HEX + 1];
+    int ch, rc, krc;
+
+    while ((ch = cli_getopt(c, argc, argv, ":h", opts)) != -1) {
+        switch (ch) {
+        case 'n':
+            name = optarg;
+            break;
+        case 'a':
+            addr = optarg;
+            break;
+        case 'l':
+            list = true;
+            break;
+        case 'j':
+            json = true;
+            break;
+        case 'h':
+            return cli_help(c);
+        default:
+            return CLI_USAGE;
+        }
+    }
+    if (list) {
+        if (name != NULL || addr != NULL || optind < argc)
+            return cli_usage_error(c, "--list takes no other arguments");
+        return list_peers(c, json, true);
+    }
+    if (json)
+        return cli_usage_error(c, "--json goes with --list");
+    if (argc - optind != 1)
+        return cli_usage_error(c, argc - optind < 1 ? "missing PUBKEY" : "too many arguments");
+    if (cli_unhex(argv[optind], pk, sizeof pk) < 0)
+        return cli_fail(c, "'%s' is not a public key (64 hex digits, from 'kith id')",
+                        argv[optind]);
+    if (name != NULL && strlen(name) >= sizeof((kith_peer *)0)->name)
+        return cli_fail(c, "--name: longer than %zu bytes", sizeof((kith_peer *)0)->name - 1);
+    if (addr != NULL && strlen(addr) >= sizeof((kith_peer *)0)->addr)
+        return cli_fail(c, "--addr: longer than %zu bytes", sizeof((kith_peer *)0)->addr - 1);
+
+    if ((rc = cli_open(c, CLI_WRITE, &r)) != CLI_OK)
+        return rc;
+    kith_replica_pubkey(r, own);
+    if (memcmp(own, pk, sizeof pk) == 0) {
+        rc = cli_fail(c, "that is this replica's own key");
+        goto out_close;
+    }
+    if ((krc = kith_trust_add(r, pk, name, addr)) < 0) {
+        rc = cli_fail_rc(c, r, NULL, krc);
+        goto out_close;
+    }
+    cli_id_hex(kith_id_from_pubkey(pk), id);
+    printf("trusted %s%s%s\n", id, name != NULL ? " " : "", name != NULL ? name : "");
+out_close:
+    kith_close(r);
+    return rc;
+}
+
+/* ---- bundles ---------------------------------------------------------------------------------- */
+
+int
+cmd_bundle_create(struct cli *c, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"output", required_argument, NULL, 'o'},
+        {"since", required_argument, NULL, 's'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *path = "-", *since_text = NULL;
+    kith_vv since = {0};
+    kith_batch_info info = {0};
+    kith_replica *r = NULL;
+    int ch, rc, krc;
+
+    while ((ch = cli_getopt(c, argc, argv, ":o:h", opts)) != -1) {
+        switch (ch) {
+        case 'o':
+            if (optarg[0] == '\0')
+                return cli_usage_error(c, "-o: empty file name");
+            path = optarg;
+            break;
+        case 's':
+            since_text = optarg;
+            break;
+        case 'h':
+            return cli_help(c);
+        default:
+            return CLI_USAGE;
+        }
+    }
+    if (optind < argc)
+        return cli_usage_error(c, "unexpected argument '%s'", argv[optind]);
+    if (strcmp(path, "-") == 0 && isatty(STDOUT_FILENO))
+        return cli_usage_error(c, "a bundle is binary; not writing it to a terminal (use -o)");
+    if (since_text != NULL && kith_vv_parse(since_text, &since) < 0)
+        return cli_fail(c, "--since: '%s' is not a version vector (origin:seq,...)",
+                        since_text);
+
+    if ((rc = cli_open(c, CLI_READ, &r)) != CLI_OK)
+        goto out_vv;
+    krc = kith_bundle_write(r, since_text != NULL ? &since : NULL, path, &info);
+    if (krc < 0) {
+        rc = cli_fail_rc(c, r, path, krc);
+        goto out_close;
+    }
+    fprintf(stderr, "kith: bundle: %llu ops in %llu commits written to %s\n",
+            (unsigned long long)info.ops, (unsigned long long)info.commits,
+            strcmp(path, "-") == 0 ? "stdout" : path);
+out_close:
+    kith_close(r);
+out_vv:
+    kith_vv_free(&since);
+    return rc;
+}
+
+int
+cmd_bundle_apply(struct cli *c, int argc, char **argv)
+{
+    kith_apply_info info = {0};
+    kith_replica *r = NULL;
+    bool json;
+    int rc = cli_parse_simple(c, argc, argv, &json, 1, 1), krc;
+    const char *path;
+    if (rc >= 0)
+        return rc;
+    path = argv[optind];
+    if (strcmp(path, "-") != 0 && access(path, R_OK) != 0)
+        return cli_fail(c, "%s: cannot read it", path);
+    if ((rc = cli_open(c, CLI_WRITE, &r)) != CLI_OK)
+        return rc;
+    krc = kith_bundle_apply(r, path, &info);
+    if (krc < 0) {
+        const char *detail = kith_errmsg(r);
+        if (detail == NULL || detail[0] == '\0')
+            detail = kith_strerror(krc);
+        rc = cli_fail(c, "%s: refused, nothing changed: %s (%s)", path, detail,
+                      kith_errname(krc));
+        goto out_close;
+    }
+    if (json) {
+        json_t *o = json_object();
+        int bad = o == NULL;
+        bad |= cli_jset(o, "ops_new", json_integer((json_int_t)info.ops_new));
+        bad |= cli_jset(o, "ops_known", json_integer((json_int_t)info.ops_known));
+        bad |= cli_jset(o, "ops_applied", json_integer((json_int_t)info.ops_applied));
+        bad |= cli_jset(o, "ops_pending", json_integer((json_int_t)info.ops_pending));
+        bad |= cli_jset(o, "conflicts", json_integer((json_int_t)info.conflicts));
+        if (bad) {
+            json_decref(o);
+            o = NULL;
+        }
+        rc = cli_json_print(c, o);
+    } else {
+        printf("%llu new ops (%llu already known), %llu applied, %llu pending, "
+               "%llu conflict%s\n",
+               (unsigned long long)info.ops_new, (unsigned long long)info.ops_known,
+               (unsigned long long)info.ops_applied, (unsigned long long)info.ops_pending,
+               (unsigned long long)info.conflicts, info.conflicts == 1 ? "" : "s");
+    }
+out_close:
+    kith_close(r);
+    return rc;
+}

@@ -1,0 +1,210 @@
+/*
+ * main.c — the `kith` command: global options, the table of subcommands, and where the
+ * replica lives.
+ *
+ * Parsing follows git and ip: the global optstring starts with '+', so getopt_long stops at
+ * the first word that is not an option (the command); the command's words pick a row of
+ * `commands`, and its function parses the rest with its own getopt_long table after optind is
+ * reset. The table is also what `kith help` prints, so the two cannot disagree. The replica
+ * directory is --dir, else $KITH_DIR, else $XDG_DATA_HOME/kith, else ~/.local/share/kith
+ * (spec/cli.md "Replica directory").
+ */
+#include "cli.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const struct cli_command commands[] = {
+    {"init", NULL, cmd_init, "init", "create the replica and its key pair; print id and key"},
+    {"id", NULL, cmd_id, "id [--json]", "this replica's id and public key"},
+    {"contact", "add", cmd_contact_add,
+     "contact add --name N [--email E] [--phone P] [--company C] [--notes T] [--birthday D] "
+     "[--tag T]...",
+     "add a contact; prints its id"},
+    {"contact", "set", cmd_contact_set, "contact set ID FIELD=VALUE...",
+     "change fields (an empty VALUE clears an optional field)"},
+    {"contact", "tag", cmd_contact_tag, "contact tag ID +TAG|-TAG...", "add and remove tags"},
+    {"contact", "rm", cmd_contact_rm, "contact rm ID", "delete a contact"},
+    {"contact", "ls", cmd_contact_ls, "contact ls [--json]", "list contacts by name"},
+    {"contact", "show", cmd_contact_show, "contact show ID [--json]", "one contact in full"},
+    {"interaction", "add", cmd_interaction_add,
+     "interaction add CONTACT --kind K [--at TIME] [--summary S] [--with CONTACT]...",
+     "record a call, meeting, message, email or note"},
+    {"interaction", "ls", cmd_interaction_ls, "interaction ls [--contact ID] [--json]",
+     "list interactions by time"},
+    {"reminder", "add", cmd_reminder_add, "reminder add CONTACT --due TIME --text S",
+     "add a reminder; prints its id"},
+    {"reminder", "done", cmd_reminder_done, "reminder done ID", "mark a reminder done"},
+    {"reminder", "ls", cmd_reminder_ls, "reminder ls [--due-before TIME] [--json]",
+     "list reminders by due time"},
+    {"status", NULL, cmd_status, "status [--json]",
+     "id, version vector, documents, open conflicts, pending ops"},
+    {"log", NULL, cmd_log, "log [--origin ID] [--limit N] [--json]", "the signed op log"},
+    {"conflicts", NULL, cmd_conflicts, "conflicts [--all] [--json]",
+     "recorded conflicts: field, winner, loser, both values, when"},
+    {"conflicts", "restore", cmd_conflicts_restore, "conflicts restore ID",
+     "make the losing value current again (a new write)"},
+    {"export", NULL, cmd_export, "export", "the replicated state as canonical JSON"},
+    {"trust", NULL, cmd_trust, "trust PUBKEY [--name N] [--addr ENDPOINT] | trust --list [--json]",
+     "accept ops signed by that replica; --list shows the trust set"},
+    {"bundle", "create", cmd_bundle_create, "bundle create [-o FILE] [--since VV]",
+     "write a file of signed ops (all, or those VV lacks)"},
+    {"bundle", "apply", cmd_bundle_apply, "bundle apply FILE [--json]",
+     "verify and merge a bundle"},
+    {"verify", NULL, cmd_verify, "verify [--json]",
+     "re-check chains, signatures and indexes; exit 1 on damage"},
+    {"serve", NULL, cmd_serve,
+     "serve [--listen EP] [--peer EP]... [--interval 30s] [--discover] [--log-json] [-v]",
+     "run the sync daemon in the foreground"},
+    {"sync", NULL, cmd_sync, "sync ENDPOINT [--timeout 10s] [--json]",
+     "one sync session with a peer; exit 0 when both hold the same ops"},
+    {"peers", NULL, cmd_peers, "peers [--json]",
+     "known peers: address, trust, pending ops, last sync, last error"},
+};
+#define NCOMMANDS (sizeof commands / sizeof commands[0])
+
+static void
+print_help(FILE *f)
+{
+    fprintf(f, "usage: kith [--dir DIR] COMMAND [ARGS]\n\n"
+               "The replica lives in DIR, else $KITH_DIR, else $XDG_DATA_HOME/kith\n"
+               "(~/.local/share/kith). Exit status: 0 ok, 1 failure, 2 usage error.\n\n"
+               "commands:\n");
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        fprintf(f, "  kith %s\n      %s\n", commands[i].usage, commands[i].summary);
+    fprintf(f, "\nkith COMMAND --help prints one command's usage; man kith has the rest.\n");
+}
+
+/* The default replica directory, into buf; NULL when neither XDG_DATA_HOME nor HOME is set. */
+static const char *
+default_dir(char *buf, size_t cap)
+{
+    const char *env = getenv("KITH_DIR");
+    int n;
+    if (env != NULL && env[0] != '\0')
+        return env;
+    env = getenv("XDG_DATA_HOME");
+    if (env != NULL && env[0] == '/')
+        n = snprintf(buf, cap, "%s/kith", env);
+    else if ((env = getenv("HOME")) != NULL && env[0] != '\0')
+        n = snprintf(buf, cap, "%s/.local/share/kith", env);
+    else
+        return NULL;
+    return n > 0 && (size_t)n < cap ? buf : NULL;
+}
+
+int
+cli_open(const struct cli *c, enum cli_open_mode mode, kith_replica **out)
+{
+    unsigned flags = mode == CLI_CREATE ? KITH_CREATE : mode == CLI_READ ? KITH_RDONLY : 0;
+    int rc;
+    *out = NULL;
+    if (mode != CLI_CREATE && access(c->dir, F_OK) != 0 && errno == ENOENT)
+        return cli_fail(c, "no replica in %s (run 'kith init' first)", c->dir);
+    rc = kith_open(c->dir, flags, out);
+    if (rc == KITH_ENOTFOUND)
+        return cli_fail(c, "no replica in %s (run 'kith init' first)", c->dir);
+    if (rc < 0)
+        return cli_fail(c, "%s: %s", c->dir, kith_strerror(rc));
+    return CLI_OK;
+}
+
+static bool
+color_ok(int fd)
+{
+    const char *nc = getenv("NO_COLOR");
+    const char *term = getenv("TERM");
+    if (nc != NULL && nc[0] != '\0')
+        return false;
+    if (term != NULL && strcmp(term, "dumb") == 0)
+        return false;
+    return isatty(fd) == 1;
+}
+
+int
+main(int argc, char **argv)
+{
+    static const struct option global_opts[] = {
+        {"dir", required_argument, NULL, 'd'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0},
+    };
+    struct cli c = {0};
+    char dirbuf[4096];
+    const char *dir = NULL;
+    const struct cli_command *cmd = NULL;
+    bool group_known = false;
+    char name[64];
+    int ch, rest;
+
+    c.color_out = color_ok(STDOUT_FILENO);
+    c.color_err = color_ok(STDERR_FILENO);
+    cli_opt_reset();
+    while ((ch = cli_getopt(&c, argc, argv, "+:hV", global_opts)) != -1) {
+        switch (ch) {
+        case 'd':
+            if (optarg[0] == '\0')
+                return cli_usage_error(&c, "--dir: empty directory name");
+            dir = optarg;
+            break;
+        case 'h':
+            print_help(stdout);
+            return CLI_OK;
+        case 'V':
+            printf("kith %s (library %s)\n", KITH_VERSION_STRING, kith_version());
+            return CLI_OK;
+        default:
+            return CLI_USAGE;
+        }
+    }
+    if (optind >= argc)
+        return cli_usage_error(&c, "no command given");
+    if (strcmp(argv[optind], "help") == 0) {
+        print_help(stdout);
+        return CLI_OK;
+    }
+
+    for (size_t i = 0; i < NCOMMANDS; i++) {
+        if (strcmp(commands[i].group, argv[optind]) != 0)
+            continue;
+        group_known = true;
+        if (commands[i].sub == NULL) {
+            if (cmd == NULL)
+                cmd = &commands[i];
+        } else if (optind + 1 < argc && strcmp(commands[i].sub, argv[optind + 1]) == 0) {
+            cmd = &commands[i];
+            break;
+        }
+    }
+    if (cmd == NULL) {
+        if (!group_known)
+            return cli_usage_error(&c, "unknown command '%s'", argv[optind]);
+        fprintf(stderr, "kith: %s: %s\n", argv[optind],
+                optind + 1 < argc ? "unknown subcommand" : "which one?");
+        for (size_t i = 0; i < NCOMMANDS; i++)
+            if (strcmp(commands[i].group, argv[optind]) == 0)
+                fprintf(stderr, "usage: kith %s\n", commands[i].usage);
+        return CLI_USAGE;
+    }
+
+    snprintf(name, sizeof name, "%s%s%s", cmd->group, cmd->sub ? " " : "",
+             cmd->sub ? cmd->sub : "");
+    c.name = name;
+    c.usage = cmd->usage;
+    if (dir == NULL)
+        dir = default_dir(dirbuf, sizeof dirbuf);
+    if (dir == NULL)
+        return cli_fail(&c, "no replica directory: use --dir, or set KITH_DIR or HOME");
+    c.dir = dir;
+
+    /* The command's argv starts at its last command word, as getopt expects argv[0]. */
+    rest = optind + (cmd->sub != NULL ? 1 : 0);
+    cli_opt_reset();
+    ch = cmd->fn(&c, argc - rest, argv + rest);
+    if (fflush(stdout) != 0 && ch == CLI_OK)
+        ch = cli_fail(&c, "writing output: %s", strerror(errno));
+    return ch;
+}

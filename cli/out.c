@@ -1,0 +1,399 @@
+/*
+ * out.c — how the CLI speaks: error lines on stderr ("kith: contact add: email: not valid
+ * UTF-8"), option parsing that reports mistakes as usage errors, aligned tables for people
+ * and JSON for programs.
+ *
+ * Everything printed for people passes through one filter that replaces control characters,
+ * because names and notes arrive from other replicas and must not be able to move the cursor
+ * or recolour a terminal. JSON is built with jansson and printed with sorted keys, so its
+ * byte form is stable; ids, keys and hashes are lowercase hex strings and times ISO 8601 UTC
+ * strings (spec/cli.md "JSON conventions").
+ */
+#include "cli.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- errors ---------------------------------------------------------------------------- */
+
+static void
+vreport(const struct cli *c, const char *fmt, va_list ap)
+{
+    bool color = c != NULL && c->color_err;
+    fprintf(stderr, "%skith:%s ", cli_sgr(color, "1;31"), cli_sgr(color, "0"));
+    if (c != NULL && c->name != NULL)
+        fprintf(stderr, "%s: ", c->name);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+}
+
+int
+cli_fail(const struct cli *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vreport(c, fmt, ap);
+    va_end(ap);
+    return CLI_FAIL;
+}
+
+int
+cli_usage_error(const struct cli *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vreport(c, fmt, ap);
+    va_end(ap);
+    if (c != NULL && c->usage != NULL)
+        fprintf(stderr, "usage: kith %s\n", c->usage);
+    else
+        fprintf(stderr, "usage: kith [--dir DIR] COMMAND [ARGS]   (kith help lists them)\n");
+    return CLI_USAGE;
+}
+
+int
+cli_fail_rc(const struct cli *c, kith_replica *r, const char *what, int rc)
+{
+    const char *detail = r != NULL ? kith_errmsg(r) : "";
+    if (detail == NULL || detail[0] == '\0')
+        detail = kith_strerror(rc);
+    /* the library's detail often names the field already: "email: not valid UTF-8" */
+    if (what != NULL && !(strncmp(detail, what, strlen(what)) == 0 && detail[strlen(what)] == ':'))
+        return cli_fail(c, "%s: %s", what, detail);
+    return cli_fail(c, "%s", detail);
+}
+
+int
+cli_help(const struct cli *c)
+{
+    printf("usage: kith %s\n", c->usage);
+    return CLI_OK;
+}
+
+/* ---- options ----------------------------------------------------------------------------- */
+
+void
+cli_opt_reset(void)
+{
+    optind = 0; /* glibc: 0 re-initialises, including the '+' and permutation state */
+    opterr = 0; /* errors are ours to word */
+}
+
+int
+cli_getopt(const struct cli *c, int argc, char **argv, const char *optstring,
+           const struct option *longopts)
+{
+    int prev = optind == 0 ? 1 : optind;
+    int ch = getopt_long(argc, argv, optstring, longopts, NULL);
+    if (ch == '?') {
+        const char *arg = optind - 1 >= 1 && optind - 1 < argc ? argv[optind - 1] : "";
+        if (optopt != 0 && strncmp(arg, "--", 2) != 0)
+            cli_usage_error(c, "unknown option '-%c'", optopt);
+        else
+            cli_usage_error(c, "unknown option '%s'", arg);
+        return '?';
+    }
+    if (ch == ':') {
+        const char *arg = prev < argc ? argv[prev] : "";
+        if (optopt != 0 && strncmp(arg, "--", 2) != 0)
+            cli_usage_error(c, "option '-%c' needs a value", optopt);
+        else
+            cli_usage_error(c, "option '%s' needs a value", arg);
+        return '?';
+    }
+    return ch;
+}
+
+/* ---- colour ------------------------------------------------------------------------------- */
+
+const char *
+cli_sgr(bool on, const char *code)
+{
+    static const char *const codes[][2] = {
+        {"0", "\033[0m"},     {"1", "\033[1m"},     {"2", "\033[2m"},
+        {"1;31", "\033[1;31m"}, {"32", "\033[32m"}, {"31", "\033[31m"},
+        {"33", "\033[33m"},
+    };
+    if (!on)
+        return "";
+    for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++)
+        if (strcmp(codes[i][0], code) == 0)
+            return codes[i][1];
+    return "";
+}
+
+/* ---- text for people --------------------------------------------------------------------- */
+
+/* A copy of s[0..len) with control characters (C0, DEL) replaced by '?'. */
+static char *
+clean_copy(const char *s, size_t len)
+{
+    char *out = malloc(len + 1);
+    if (out == NULL)
+        return NULL;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        out[i] = (ch < 0x20 || ch == 0x7f) ? '?' : (char)ch;
+    }
+    out[len] = '\0';
+    return out;
+}
+
+/* Display width, counting one column per UTF-8 code point (good enough for aligning). */
+static size_t
+text_width(const char *s)
+{
+    size_t w = 0;
+    for (; *s != '\0'; s++)
+        if (((unsigned char)*s & 0xc0) != 0x80)
+            w++;
+    return w;
+}
+
+int
+cli_table_init(struct cli_table *tb, size_t ncols, const char *const *head)
+{
+    memset(tb, 0, sizeof *tb);
+    tb->ncols = ncols;
+    return cli_table_add(tb, head);
+}
+
+int
+cli_table_add(struct cli_table *tb, const char *const *row)
+{
+    if (tb->nrows == tb->cap) {
+        size_t cap = tb->cap == 0 ? 16 : tb->cap * 2;
+        char **cells = realloc(tb->cells, cap * tb->ncols * sizeof *cells);
+        if (cells == NULL)
+            return -1;
+        tb->cells = cells;
+        tb->cap = cap;
+    }
+    char **dst = tb->cells + tb->nrows * tb->ncols;
+    for (size_t i = 0; i < tb->ncols; i++) {
+        const char *s = row[i] != NULL ? row[i] : "-";
+        dst[i] = clean_copy(s, strlen(s));
+        if (dst[i] == NULL) {
+            while (i-- > 0)
+                free(dst[i]);
+            return -1;
+        }
+    }
+    tb->nrows++;
+    return 0;
+}
+
+void
+cli_table_print(const struct cli_table *tb, FILE *f, bool color)
+{
+    size_t width[16] = {0};
+    size_t ncols = tb->ncols < 16 ? tb->ncols : 16;
+    for (size_t r = 0; r < tb->nrows; r++)
+        for (size_t i = 0; i < ncols; i++) {
+            size_t w = text_width(tb->cells[r * tb->ncols + i]);
+            if (w > width[i])
+                width[i] = w;
+        }
+    for (size_t r = 0; r < tb->nrows; r++) {
+        if (r == 0)
+            fputs(cli_sgr(color, "1"), f);
+        for (size_t i = 0; i < ncols; i++) {
+            const char *cell = tb->cells[r * tb->ncols + i];
+            fputs(cell, f);
+            if (i + 1 < ncols)
+                fprintf(f, "%*s", (int)(width[i] - text_width(cell) + 2), "");
+        }
+        if (r == 0)
+            fputs(cli_sgr(color, "0"), f);
+        fputc('\n', f);
+    }
+}
+
+void
+cli_table_free(struct cli_table *tb)
+{
+    for (size_t i = 0; i < tb->nrows * tb->ncols; i++)
+        free(tb->cells[i]);
+    free(tb->cells);
+    memset(tb, 0, sizeof *tb);
+}
+
+void
+cli_time(int64_t ms, char out[32])
+{
+    kith_time_format(ms, out);
+}
+
+char *
+cli_value_text(const kith_value *v)
+{
+    char buf[80];
+    switch (v->type) {
+    case KITH_TYPE_NULL:
+        return clean_copy("-", 1);
+    case KITH_TYPE_STRING:
+    case KITH_TYPE_DATE:
+    case KITH_TYPE_ENUM:
+        return clean_copy(v->u.s.ptr, v->u.s.len);
+    case KITH_TYPE_TIME:
+        cli_time(v->u.i, buf);
+        break;
+    case KITH_TYPE_INT:
+        snprintf(buf, sizeof buf, "%lld", (long long)v->u.i);
+        break;
+    case KITH_TYPE_BOOL:
+        snprintf(buf, sizeof buf, "%s", v->u.b ? "yes" : "no");
+        break;
+    case KITH_TYPE_REF:
+        kith_docid_format(&v->u.ref, buf);
+        break;
+    case KITH_TYPE_BYTES: {
+        char *out = malloc(v->u.s.len * 2 + 1);
+        if (out != NULL)
+            cli_hex((const uint8_t *)v->u.s.ptr, v->u.s.len, out);
+        return out;
+    }
+    default:
+        snprintf(buf, sizeof buf, "?");
+        break;
+    }
+    return clean_copy(buf, strlen(buf));
+}
+
+/* ---- JSON ----------------------------------------------------------------------------------- */
+
+json_t *
+cli_json_time(int64_t ms)
+{
+    char buf[32];
+    cli_time(ms, buf);
+    return json_string(buf);
+}
+
+json_t *
+cli_json_hex(const uint8_t *bytes, size_t len)
+{
+    char *buf = malloc(len * 2 + 1);
+    json_t *j;
+    if (buf == NULL)
+        return NULL;
+    cli_hex(bytes, len, buf);
+    j = json_string(buf);
+    free(buf);
+    return j;
+}
+
+json_t *
+cli_json_id(uint64_t id)
+{
+    char buf[KITH_ID_HEX + 1];
+    cli_id_hex(id, buf);
+    return json_string(buf);
+}
+
+json_t *
+cli_json_docid(const kith_docid *d)
+{
+    char buf[KITH_DOCID_HEX + 1];
+    kith_docid_format(d, buf);
+    return json_string(buf);
+}
+
+json_t *
+cli_json_vv(const kith_vv *vv)
+{
+    json_t *o = json_object();
+    if (o == NULL)
+        return NULL;
+    for (size_t i = 0; i < vv->len; i++) {
+        char key[KITH_ID_HEX + 1];
+        cli_id_hex(vv->entries[i].origin, key);
+        if (json_object_set_new(o, key, json_integer((json_int_t)vv->entries[i].seq)) < 0) {
+            json_decref(o);
+            return NULL;
+        }
+    }
+    return o;
+}
+
+json_t *
+cli_value_json(const kith_value *v)
+{
+    switch (v->type) {
+    case KITH_TYPE_NULL:
+        return json_null();
+    case KITH_TYPE_STRING:
+    case KITH_TYPE_DATE:
+    case KITH_TYPE_ENUM:
+        return json_stringn(v->u.s.ptr, v->u.s.len);
+    case KITH_TYPE_TIME:
+        return cli_json_time(v->u.i);
+    case KITH_TYPE_INT:
+        return json_integer((json_int_t)v->u.i);
+    case KITH_TYPE_BOOL:
+        return json_boolean(v->u.b);
+    case KITH_TYPE_REF:
+        return cli_json_docid(&v->u.ref);
+    case KITH_TYPE_BYTES:
+        return cli_json_hex((const uint8_t *)v->u.s.ptr, v->u.s.len);
+    default:
+        return json_null();
+    }
+}
+
+int
+cli_jset(json_t *obj, const char *key, json_t *val)
+{
+    if (obj == NULL) {
+        json_decref(val);
+        return -1;
+    }
+    if (val == NULL)
+        val = json_null();
+    return json_object_set_new(obj, key, val) < 0 ? -1 : 0;
+}
+
+int
+cli_json_print(const struct cli *c, json_t *j)
+{
+    int rc = CLI_OK;
+    if (j == NULL)
+        return cli_fail(c, "building JSON output: %s", kith_strerror(KITH_ENOMEM));
+    if (json_dumpf(j, stdout, JSON_INDENT(2) | JSON_SORT_KEYS) < 0 || fputc('\n', stdout) == EOF)
+        rc = cli_fail(c, "writing output: %s", strerror(errno));
+    json_decref(j);
+    return rc;
+}
+
+int
+cli_parse_simple(const struct cli *c, int argc, char **argv, bool *json, int min, int max)
+{
+    static const struct option with_json[] = {
+        {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const struct option *opts = json != NULL ? with_json : with_json + 1;
+    int ch, n;
+    if (json != NULL)
+        *json = false;
+    while ((ch = cli_getopt(c, argc, argv, ":h", opts)) != -1) {
+        switch (ch) {
+        case 'j':
+            *json = true;
+            break;
+        case 'h':
+            return cli_help(c);
+        default:
+            return CLI_USAGE;
+        }
+    }
+    n = argc - optind;
+    if (n < min)
+        return cli_usage_error(c, "missing argument");
+    if (n > max)
+        return cli_usage_error(c, "unexpected argument '%s'", argv[optind + max]);
+    return -1;
+}
