@@ -346,6 +346,22 @@ kith__trusted_key(kith_replica *r, MDB_txn *txn, uint64_t origin, uint8_t pk[KIT
 }
 
 int
+kith__peer_key(kith_replica *r, MDB_txn *txn, uint64_t origin, uint8_t pk[KITH_PUBKEY_BYTES])
+{
+    struct peer_rec rec;
+    int rc;
+
+    if (origin == r->id) {
+        memcpy(pk, r->pk, KITH_PUBKEY_BYTES);
+        return 0;
+    }
+    rc = rec_get(r, txn, origin, false, &rec);
+    if (rc == 0)
+        memcpy(pk, rec.pk, KITH_PUBKEY_BYTES);
+    return rc;
+}
+
+int
 kith__peer_mark_forked(kith_replica *r, MDB_txn *txn, uint64_t origin)
 {
     struct peer_rec rec;

@@ -1,0 +1,292 @@
+/*
+ * export.c — the replicated state as canonical JSON (spec/export.md): every live document of
+ * every collection with its non-NULL fields, and the applied version vector. Two replicas
+ * that applied the same ops print the same bytes, so `kith export | sha256sum` is the test of
+ * convergence; local facts (conflicts, peers, pending ops, counters) are left out for that
+ * reason.
+ *
+ * Built with jansson and dumped with JSON_SORT_KEYS | JSON_COMPACT: object keys sorted, no
+ * insignificant space. Everything else that could vary is fixed here: set elements come in
+ * byte order (the order of their LMDB keys), numbers are only ever integers, and no integer
+ * that a double cannot hold exactly is written as a number (ids and hashes are hex strings,
+ * times ISO 8601 strings, INT values beyond +-2^53 decimal strings).
+ */
+#include "store.h"
+#include "view.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define EXPORT_FORMAT "kith-export-1"
+#define JSON_SAFE_INT 9007199254740992ll /* 2^53 */
+
+static const char hexdigits[] = "0123456789abcdef";
+
+/* Lowercase hex of n bytes into a new jansson string. */
+static json_t *
+hex_string(const uint8_t *p, size_t n)
+{
+    char stackbuf[2 * 64 + 1], *buf = stackbuf;
+    json_t *s;
+
+    if (2 * n + 1 > sizeof(stackbuf)) {
+        buf = malloc(2 * n + 1);
+        if (!buf)
+            return NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        buf[2 * i] = hexdigits[p[i] >> 4];
+        buf[2 * i + 1] = hexdigits[p[i] & 15];
+    }
+    s = json_stringn(buf, 2 * n);
+    if (buf != stackbuf)
+        free(buf);
+    return s;
+}
+
+/* The JSON form of a register value; NULL on ENOMEM or text that is not UTF-8. */
+static json_t *
+value_json(const kith_value *v)
+{
+    char tbuf[32];
+
+    switch (v->type) {
+    case KITH_TYPE_STRING:
+    case KITH_TYPE_DATE:
+    case KITH_TYPE_ENUM:
+        return json_stringn(v->u.s.ptr ? v->u.s.ptr : "", v->u.s.len);
+    case KITH_TYPE_BYTES:
+        return hex_string((const uint8_t *)v->u.s.ptr, v->u.s.len);
+    case KITH_TYPE_INT:
+        if (v->u.i >= -JSON_SAFE_INT && v->u.i <= JSON_SAFE_INT)
+            return json_integer((json_int_t)v->u.i);
+        snprintf(tbuf, sizeof(tbuf), "%lld", (long long)v->u.i);
+        return json_string(tbuf);
+    case KITH_TYPE_TIME:
+        kith__time_format(v->u.i, tbuf);
+        return json_string(tbuf);
+    case KITH_TYPE_BOOL:
+        return json_boolean(v->u.b);
+    case KITH_TYPE_REF:
+        return hex_string(v->u.ref.bytes, KITH_DOCID_BYTES);
+    default:
+        return NULL;
+    }
+}
+
+/* Set obj[key] = val, taking val; 0 or KITH_ENOMEM. */
+static int
+put(json_t *obj, const char *key, json_t *val)
+{
+    if (!val)
+        return KITH_ENOMEM;
+    return json_object_set_new(obj, key, val) == 0 ? 0 : KITH_ENOMEM;
+}
+
+/*
+ * Add the registers of document (coll, doc) to `obj`: the keys of `regs` from coll | doc
+ * on. Skips NULL values. KITH_ECORRUPT names the damaged record.
+ */
+static int
+doc_registers(kith_replica *r, MDB_cursor *cur, const uint8_t prefix[17], json_t *obj)
+{
+    MDB_val k = {17, (void *)prefix}, v;
+    int mrc;
+
+    for (mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); mrc == 0;
+         mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        const uint8_t *kp = k.mv_data;
+        const kith_field_def *fdef;
+        kith_value val;
+        int rc;
+
+        if (k.mv_size < 17 || memcmp(kp, prefix, 17) != 0)
+            break;
+        if (k.mv_size != 18 || v.mv_size < KITH__REG_HDR_BYTES + 1)
+            return kith__fail(r, KITH_ECORRUPT, "register record of %zu bytes", v.mv_size);
+        fdef = kith__schema_field_def(kp[0], kp[17]);
+        rc = kith__regval_decode((const uint8_t *)v.mv_data + KITH__REG_HDR_BYTES,
+                                 v.mv_size - KITH__REG_HDR_BYTES, &val);
+        if (!fdef || rc < 0)
+            return kith__fail(r, KITH_ECORRUPT, "register %u of a %s document is damaged", kp[17],
+                              kith__schema_coll_def(kp[0])->name);
+        if (val.type == KITH_TYPE_NULL)
+            continue;
+        rc = put(obj, fdef->name, value_json(&val));
+        if (rc < 0)
+            return rc;
+    }
+    return mrc == 0 || mrc == MDB_NOTFOUND ? 0 : kith__mdb_err(mrc);
+}
+
+/* Add the set fields of document (coll, doc) to `obj`, elements in key (byte) order. */
+static int
+doc_sets(kith_replica *r, MDB_cursor *cur, const uint8_t prefix[17], json_t *obj)
+{
+    MDB_val k = {17, (void *)prefix}, v;
+    json_t *arr = NULL;
+    int field = -1, mrc, rc = 0;
+
+    for (mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); mrc == 0;
+         mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        const uint8_t *kp = k.mv_data;
+        json_t *elem;
+
+        if (k.mv_size < 17 || memcmp(kp, prefix, 17) != 0)
+            break;
+        if (k.mv_size < 18)
+            return kith__fail(r, KITH_ECORRUPT, "element key of %zu bytes", k.mv_size);
+        if (kp[17] != field) {
+            const kith_field_def *fdef = kith__schema_field_def(kp[0], kp[17]);
+
+            if (!fdef || fdef->type != KITH_TYPE_SET)
+                return kith__fail(r, KITH_ECORRUPT, "element of field %u, not a set", kp[17]);
+            field = kp[17];
+            arr = json_array();
+            rc = put(obj, fdef->name, arr);
+            if (rc < 0)
+                return rc;
+        }
+        elem = json_stringn((const char *)kp + 18, k.mv_size - 18);
+        if (!elem)
+            return kith__fail(r, KITH_ECORRUPT, "set element is not UTF-8");
+        if (json_array_append_new(arr, elem) != 0)
+            return KITH_ENOMEM;
+    }
+    return mrc == 0 || mrc == MDB_NOTFOUND ? 0 : kith__mdb_err(mrc);
+}
+
+/* The live documents of collection `coll` as {"docid": {fields}}. */
+static int
+collection_json(kith_replica *r, MDB_txn *txn, int coll, json_t *out)
+{
+    MDB_cursor *docs_c, *regs_c, *elems_c;
+    uint8_t start = (uint8_t)coll;
+    MDB_val k = {1, &start}, v;
+    int rc, mrc;
+
+    rc = kith__mdb_err(mdb_cursor_open(txn, r->docs, &docs_c));
+    if (rc < 0)
+        return rc;
+    rc = kith__mdb_err(mdb_cursor_open(txn, r->regs, &regs_c));
+    if (rc < 0)
+        goto out_docs;
+    rc = kith__mdb_err(mdb_cursor_open(txn, r->elems, &elems_c));
+    if (rc < 0)
+        goto out_regs;
+    for (mrc = mdb_cursor_get(docs_c, &k, &v, MDB_SET_RANGE); mrc == 0;
+         mrc = mdb_cursor_get(docs_c, &k, &v, MDB_NEXT)) {
+        uint8_t prefix[17];
+        char id[KITH_DOCID_HEX + 1];
+        kith_docid docid;
+        json_t *doc;
+
+        if (k.mv_size != 17) {
+            rc = kith__fail(r, KITH_ECORRUPT, "docs key of %zu bytes", k.mv_size);
+            goto out_elems;
+        }
+        memcpy(prefix, k.mv_data, 17);
+        if (prefix[0] != coll)
+            break;
+        memcpy(docid.bytes, prefix + 1, KITH_DOCID_BYTES);
+        kith_docid_format(&docid, id);
+        doc = json_object();
+        rc = put(out, id, doc);
+        if (rc < 0 || (rc = doc_registers(r, regs_c, prefix, doc)) < 0 ||
+            (rc = doc_sets(r, elems_c, prefix, doc)) < 0)
+            goto out_elems;
+    }
+    rc = mrc == 0 || mrc == MDB_NOTFOUND ? 0 : kith__mdb_err(mrc);
+out_elems:
+    mdb_cursor_close(elems_c);
+out_regs:
+    mdb_cursor_close(regs_c);
+out_docs:
+    mdb_cursor_close(docs_c);
+    return rc;
+}
+
+static int
+vv_json(const kith_vv *vv, json_t *out)
+{
+    for (size_t i = 0; i < vv->len; i++) {
+        char key[KITH_ID_HEX + 1];
+        uint64_t o = vv->entries[i].origin;
+
+        for (int j = KITH_ID_HEX - 1; j >= 0; j--, o >>= 4)
+            key[j] = hexdigits[o & 15];
+        key[KITH_ID_HEX] = '\0';
+        if (put(out, key, json_integer((json_int_t)vv->entries[i].seq)) < 0)
+            return KITH_ENOMEM;
+    }
+    return 0;
+}
+
+int
+kith_export_json(kith_replica *r, kith_buf *out)
+{
+    const kith_collection_def *defs;
+    json_t *root, *colls, *vvobj;
+    kith_vv vv = {0};
+    MDB_txn *txn;
+    size_t ncoll, len;
+    int rc;
+
+    if (!r || !out)
+        return KITH_EINVAL;
+    out->data = NULL;
+    out->len = 0;
+    root = json_object();
+    if (!root)
+        return KITH_ENOMEM;
+    colls = json_object();
+    if ((rc = put(root, "collections", colls)) < 0)
+        goto out_root;
+    vvobj = json_object();
+    if ((rc = put(root, "vv", vvobj)) < 0 ||
+        (rc = put(root, "format", json_string(EXPORT_FORMAT))) < 0)
+        goto out_root;
+    rc = kith__view_begin(r, &txn);
+    if (rc < 0)
+        goto out_root;
+    defs = kith_schema(&ncoll);
+    for (size_t c = 0; c < ncoll && rc == 0; c++) {
+        json_t *docs = json_object();
+
+        rc = put(colls, defs[c].name, docs);
+        if (rc == 0)
+            rc = collection_json(r, txn, (int)c, docs);
+    }
+    if (rc == 0)
+        rc = kith__vv_read(r, txn, &vv);
+    kith__view_end(r, txn);
+    if (rc < 0)
+        goto out_root;
+    rc = vv_json(&vv, vvobj);
+    kith_vv_free(&vv);
+    if (rc < 0)
+        goto out_root;
+    len = json_dumpb(root, NULL, 0, JSON_SORT_KEYS | JSON_COMPACT);
+    if (len == 0) {
+        rc = KITH_ENOMEM;
+        goto out_root;
+    }
+    out->data = malloc(len + 1);
+    if (!out->data) {
+        rc = KITH_ENOMEM;
+        goto out_root;
+    }
+    if (json_dumpb(root, (char *)out->data, len, JSON_SORT_KEYS | JSON_COMPACT) != len) {
+        free(out->data);
+        out->data = NULL;
+        rc = KITH_ENOMEM;
+        goto out_root;
+    }
+    out->data[len] = '\n';
+    out->len = len + 1;
+    rc = 0;
+out_root:
+    json_decref(root);
+    return rc;
+}
