@@ -3,7 +3,8 @@
 # Idempotent; needs root (or sudo) only when something must be installed.
 set -euo pipefail
 packages=(build-essential cmake pkg-config liblmdb-dev lmdb-utils libsodium-dev libmsgpack-dev
-          libzmq3-dev libcriterion-dev libjansson-dev iproute2 clang libclang-rt-14-dev)
+          libzmq3-dev libcriterion-dev libjansson-dev iproute2 clang libclang-rt-14-dev
+          jq)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
