@@ -116,17 +116,68 @@ struct kith__event_log {
     size_t nconflicts, capconflicts;
 };
 
+/* Stable storage for the values and observed dots of the ops a write transaction builds:
+ * a list of blocks that never move, so an op's views stay valid until the transaction ends
+ * (and survive a replay after map growth). */
+struct kith__mem_block;
+struct kith__mem {
+    struct kith__mem_block *head;
+};
+void *kith__mem_alloc(struct kith__mem *m, size_t n); /* NULL on ENOMEM */
+void kith__mem_free(struct kith__mem *m);
+
+/* An origin's record as cached by an applier, written back when dirty. */
+struct kith__origin_state {
+    uint64_t applied, have;
+    uint8_t head[KITH_HASH_BYTES];
+};
+
+struct kith__origin_slot {
+    uint64_t origin;
+    struct kith__origin_state st;
+    bool dirty;
+};
+
+/*
+ * The state of applying ops inside one LMDB write transaction (store/apply.c): cursors and
+ * scratch buffers reused across ops, the conflict counter, a membership "touch" not yet
+ * written, and a cache of the origins records touched. One per write transaction.
+ */
+struct kith__applier {
+    kith_replica *r;
+    MDB_txn *txn;
+    MDB_cursor *regs_c, *elems_c, *docs_c;
+    struct kith__event_log *ev;   /* NULL: nobody listens, gather nothing */
+    int64_t now_ms;               /* recorded_ms of conflicts */
+    uint64_t conflict_id;         /* last conflict id used (valid when conflict_loaded) */
+    bool conflict_loaded, conflict_dirty;
+    uint64_t conflicts;           /* conflicts recorded through this applier */
+    bool touch_pending;           /* a membership touch waits to be written */
+    uint8_t touch_coll;
+    kith_dot touch_doc, touch_dot;
+    uint64_t touch_hlc;
+    uint8_t *scratch;             /* reused: old values, dot sets, keys */
+    size_t scratch_cap;
+    struct kith__origin_slot *origins;
+    size_t norigins, caporigins;
+};
+
 struct kith_txn {
     kith_replica *r;
     MDB_txn *txn;
     unsigned flags;             /* KITH_TXN_WRITE */
     bool failed;                /* a write failed: only abort remains */
     bool holds_resize;          /* holds r->resize shared */
+    bool started;               /* the first write happened: hlc and base_applied are set */
+    uint64_t base_applied;      /* own applied seq when the first write happened */
     /* the commit being built (write transactions) */
     struct kith__commit commit;
     uint32_t capops;
-    struct kith__arena arena;   /* copies of values and observed dots of the ops */
+    struct kith__mem mem;       /* copies of values and observed dots of the ops; read copies */
+    struct kith__applier ap;    /* valid while ap_open */
+    bool ap_open;
     struct kith__event_log events;
+    struct kith__wbuf enc;      /* the commit's encoding, at commit */
 };
 
 /* ---- store/replica.c ----------------------------------------------------------------- */
@@ -147,31 +198,52 @@ int kith__map_grow(kith_replica *r);
 /* Wall clock in milliseconds (the store is where time enters). */
 int64_t kith__now_ms(void);
 
-/* meta helpers */
+/* Open with a chosen initial map size for a new replica (0: KITH__MAP_INITIAL); a test hook
+ * for map growth. */
+int kith__open_sized(const char *path, unsigned flags, size_t mapsize, kith_replica **out);
+
+/* meta helpers; a u64 never written reads as 0 */
+int kith__meta_get(kith_replica *r, MDB_txn *txn, const char *key, MDB_val *out);
+int kith__meta_put(kith_replica *r, MDB_txn *txn, const char *key, const void *p, size_t n);
 int kith__meta_get_u64(kith_replica *r, MDB_txn *txn, const char *key, uint64_t *out);
 int kith__meta_put_u64(kith_replica *r, MDB_txn *txn, const char *key, uint64_t v);
 
 /* ---- store/apply.c: the one path from an op to the state, local and remote alike ------- */
 
 /*
- * Apply the commit `c` (already verified) to the state in `txn`: registers, elements,
- * membership, indexes, conflicts; events into `ev`. Assumes (a) every dot the commit names
- * is applied, (b) c->first_seq == origins[c->origin].applied + 1. Does not touch the log,
- * the origins record or the clock (the caller does).
+ * The applier: kith__apply_begin opens cursors in `txn` (a write txn); kith__apply_op applies
+ * one op of dot `dot` and timestamp `hlc`; kith__apply_finish writes what is cached (the
+ * pending touch, dirty origins records, the conflict counter); kith__apply_end releases
+ * everything (after finish, or instead of it when the txn is aborted). `ev` may be NULL.
+ * kith__apply_op assumes (a) the op was validated (schema; decoded or built locally),
+ * (b) every dot it names is applied, (c) ops of one origin arrive in seq order.
  */
-int kith__apply_commit(kith_replica *r, MDB_txn *txn, const struct kith__commit *c,
-                       struct kith__event_log *ev);
+int kith__apply_begin(struct kith__applier *a, kith_replica *r, MDB_txn *txn,
+                      struct kith__event_log *ev);
+int kith__apply_op(struct kith__applier *a, uint64_t hlc, kith_dot dot,
+                   const struct kith__op *op);
+int kith__apply_flush(struct kith__applier *a); /* write the pending membership touch */
+int kith__apply_finish(struct kith__applier *a);
+void kith__apply_end(struct kith__applier *a);
+/* The cached origins record of `origin` (loaded on first use); NULL on error (*rc set). */
+struct kith__origin_slot *kith__apply_origin(struct kith__applier *a, uint64_t origin, int *rc);
+
+/*
+ * Apply the commit `c` (already verified) through `a`: every op in order, then the
+ * commit's origin record (applied) and the clock are the caller's. Assumes (a) every dot the
+ * commit names is applied, (b) c->first_seq == origins[c->origin].applied + 1.
+ */
+int kith__apply_commit(struct kith__applier *a, const struct kith__commit *c);
+
+/* Decode a conflicts record (views into p: valid while p is). 0 or KITH_ECORRUPT. */
+int kith__conflict_decode(uint64_t id, const uint8_t *p, size_t len, kith_conflict *out);
 
 /* Register value <-> regs byte form. encode writes into `out` (room for 1 + payload). */
 size_t kith__regval_size(const kith_value *v);
 void kith__regval_encode(const kith_value *v, uint8_t *out);
 int kith__regval_decode(const uint8_t *p, size_t len, kith_value *out);
 
-/* The origins record. A missing record reads as all zeros. */
-struct kith__origin_state {
-    uint64_t applied, have;
-    uint8_t head[KITH_HASH_BYTES];
-};
+/* The origins record, read or written directly. A missing record reads as all zeros. */
 int kith__origin_get(kith_replica *r, MDB_txn *txn, uint64_t origin, struct kith__origin_state *o);
 int kith__origin_put(kith_replica *r, MDB_txn *txn, uint64_t origin,
                      const struct kith__origin_state *o);

@@ -1,0 +1,796 @@
+/*
+ * apply.c — the one path from an op to the replica's state, for local writes and received
+ * batches alike: LWW registers with their conflict records, OR-set elements, document
+ * membership (with the touch rule), the query indexes, and the events observers hear of.
+ *
+ * This is the hot path of merging (issue #4), so an applier is opened once per LMDB write
+ * transaction and reused for every op: its cursors stay open, one scratch buffer grows to
+ * the largest op and is reused, origins records are cached and written back once. A register
+ * costs one cursor lookup and one put; a document's membership is touched once per commit
+ * (the touch of a run of ops on one document waits in the applier until another document,
+ * a DOC_* op or the end of the commit writes it), which gives the same state as touching at
+ * every op because a touch drops the same origin's lower dots (spec/storage.md "Apply").
+ */
+#include "store.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define REG_KEY_BYTES 18
+#define DOC_KEY_BYTES 17
+#define ELEM_KEY_MAX 511
+#define NAME_INDEX_MAX 400 /* name bytes kept in an index key (LMDB keys are <= 511) */
+#define CONFLICT_HDR (1 + 16 + 1 + 1 + 8 + 24 + 24 + 4)
+
+/* ---- register values ------------------------------------------------------------------ */
+
+size_t
+kith__regval_size(const kith_value *v)
+{
+    switch (v->type) {
+    case KITH_TYPE_INT:
+    case KITH_TYPE_TIME:
+        return 1 + 8;
+    case KITH_TYPE_BOOL:
+        return 1 + 1;
+    case KITH_TYPE_REF:
+        return 1 + KITH_DOCID_BYTES;
+    case KITH_TYPE_STRING:
+    case KITH_TYPE_DATE:
+    case KITH_TYPE_ENUM:
+    case KITH_TYPE_BYTES:
+        return 1 + v->u.s.len;
+    default:
+        return 1;
+    }
+}
+
+void
+kith__regval_encode(const kith_value *v, uint8_t *out)
+{
+    out[0] = (uint8_t)v->type;
+    switch (v->type) {
+    case KITH_TYPE_INT:
+    case KITH_TYPE_TIME:
+        kith__be64_put(out + 1, (uint64_t)v->u.i);
+        break;
+    case KITH_TYPE_BOOL:
+        out[1] = v->u.b ? 1 : 0;
+        break;
+    case KITH_TYPE_REF:
+        memcpy(out + 1, v->u.ref.bytes, KITH_DOCID_BYTES);
+        break;
+    case KITH_TYPE_STRING:
+    case KITH_TYPE_DATE:
+    case KITH_TYPE_ENUM:
+    case KITH_TYPE_BYTES:
+        if (v->u.s.len > 0)
+            memcpy(out + 1, v->u.s.ptr, v->u.s.len);
+        break;
+    default:
+        out[0] = KITH_TYPE_NULL;
+        break;
+    }
+}
+
+int
+kith__regval_decode(const uint8_t *p, size_t len, kith_value *out)
+{
+    memset(out, 0, sizeof *out);
+    if (len < 1)
+        return KITH_ECORRUPT;
+    out->type = (kith_type)p[0];
+    switch (p[0]) {
+    case KITH_TYPE_NULL:
+        return len == 1 ? 0 : KITH_ECORRUPT;
+    case KITH_TYPE_INT:
+    case KITH_TYPE_TIME:
+        if (len != 9)
+            return KITH_ECORRUPT;
+        out->u.i = (int64_t)kith__be64_get(p + 1);
+        return 0;
+    case KITH_TYPE_BOOL:
+        if (len != 2 || p[1] > 1)
+            return KITH_ECORRUPT;
+        out->u.b = p[1] != 0;
+        return 0;
+    case KITH_TYPE_REF:
+        if (len != 1 + KITH_DOCID_BYTES)
+            return KITH_ECORRUPT;
+        memcpy(out->u.ref.bytes, p + 1, KITH_DOCID_BYTES);
+        return 0;
+    case KITH_TYPE_STRING:
+    case KITH_TYPE_DATE:
+    case KITH_TYPE_ENUM:
+    case KITH_TYPE_BYTES:
+        out->u.s.ptr = (const char *)(p + 1);
+        out->u.s.len = len - 1;
+        return 0;
+    default:
+        return KITH_ECORRUPT;
+    }
+}
+
+static bool
+regval_equal(const kith_value *a, const kith_value *b)
+{
+    if (a->type != b->type)
+        return false;
+    switch (a->type) {
+    case KITH_TYPE_NULL:
+        return true;
+    case KITH_TYPE_INT:
+    case KITH_TYPE_TIME:
+        return a->u.i == b->u.i;
+    case KITH_TYPE_BOOL:
+        return a->u.b == b->u.b;
+    case KITH_TYPE_REF:
+        return memcmp(a->u.ref.bytes, b->u.ref.bytes, KITH_DOCID_BYTES) == 0;
+    default:
+        return a->u.s.len == b->u.s.len &&
+               (a->u.s.len == 0 || memcmp(a->u.s.ptr, b->u.s.ptr, a->u.s.len) == 0);
+    }
+}
+
+/* ---- origins ----------------------------------------------------------------------- */
+
+int
+kith__origin_get(kith_replica *r, MDB_txn *txn, uint64_t origin, struct kith__origin_state *o)
+{
+    uint8_t kb[8];
+    MDB_val k = {8, kb}, v;
+    int rc;
+
+    memset(o, 0, sizeof *o);
+    kith__be64_put(kb, origin);
+    rc = mdb_get(txn, r->origins, &k, &v);
+    if (rc == MDB_NOTFOUND)
+        return 0;
+    if (rc != 0)
+        return kith__fail(r, kith__mdb_err(rc), "origins: %s", mdb_strerror(rc));
+    if (v.mv_size != KITH__ORIGIN_VAL_BYTES)
+        return kith__fail(r, KITH_ECORRUPT, "origins: record of %016llx has %zu bytes",
+                          (unsigned long long)origin, v.mv_size);
+    o->applied = kith__be64_get(v.mv_data);
+    o->have = kith__be64_get((const uint8_t *)v.mv_data + 8);
+    memcpy(o->head, (const uint8_t *)v.mv_data + 16, KITH_HASH_BYTES);
+    return 0;
+}
+
+int
+kith__origin_put(kith_replica *r, MDB_txn *txn, uint64_t origin, const struct kith__origin_state *o)
+{
+    uint8_t kb[8], vb[KITH__ORIGIN_VAL_BYTES];
+    MDB_val k = {8, kb}, v = {sizeof vb, vb};
+
+    kith__be64_put(kb, origin);
+    kith__be64_put(vb, o->applied);
+    kith__be64_put(vb + 8, o->have);
+    memcpy(vb + 16, o->head, KITH_HASH_BYTES);
+    return kith__mdb_err(mdb_put(txn, r->origins, &k, &v, 0));
+}
+
+struct kith__origin_slot *
+kith__apply_origin(struct kith__applier *a, uint64_t origin, int *rc)
+{
+    struct kith__origin_slot *s;
+
+    for (size_t i = 0; i < a->norigins; i++)
+        if (a->origins[i].origin == origin)
+            return &a->origins[i];
+    if (a->norigins == a->caporigins) {
+        size_t cap = a->caporigins ? a->caporigins * 2 : 8;
+        s = realloc(a->origins, cap * sizeof *s);
+        if (s == NULL) {
+            *rc = KITH_ENOMEM;
+            return NULL;
+        }
+        a->origins = s;
+        a->caporigins = cap;
+    }
+    s = &a->origins[a->norigins];
+    *rc = kith__origin_get(a->r, a->txn, origin, &s->st);
+    if (*rc < 0)
+        return NULL;
+    s->origin = origin;
+    s->dirty = false;
+    a->norigins++;
+    return s;
+}
+
+/* ---- applier lifetime ------------------------------------------------------------------ */
+
+static int
+scratch(struct kith__applier *a, size_t n)
+{
+    if (n <= a->scratch_cap)
+        return 0;
+    size_t cap = a->scratch_cap ? a->scratch_cap : 4096;
+    while (cap < n)
+        cap *= 2;
+    uint8_t *p = realloc(a->scratch, cap);
+    if (p == NULL)
+        return KITH_ENOMEM;
+    a->scratch = p;
+    a->scratch_cap = cap;
+    return 0;
+}
+
+int
+kith__apply_begin(struct kith__applier *a, kith_replica *r, MDB_txn *txn,
+                  struct kith__event_log *ev)
+{
+    int rc;
+
+    memset(a, 0, sizeof *a);
+    a->r = r;
+    a->txn = txn;
+    a->ev = ev;
+    a->now_ms = kith__now_ms();
+    if ((rc = mdb_cursor_open(txn, r->regs, &a->regs_c)) != 0)
+        goto out_fail;
+    if ((rc = mdb_cursor_open(txn, r->elems, &a->elems_c)) != 0)
+        goto out_fail;
+    if ((rc = mdb_cursor_open(txn, r->docs, &a->docs_c)) != 0)
+        goto out_fail;
+    if (scratch(a, 4096) < 0) {
+        rc = ENOMEM;
+        goto out_fail;
+    }
+    return 0;
+out_fail:
+    kith__apply_end(a);
+    return kith__fail(r, kith__mdb_err(rc), "cannot open cursors: %s", mdb_strerror(rc));
+}
+
+void
+kith__apply_end(struct kith__applier *a)
+{
+    if (a->regs_c)
+        mdb_cursor_close(a->regs_c);
+    if (a->elems_c)
+        mdb_cursor_close(a->elems_c);
+    if (a->docs_c)
+        mdb_cursor_close(a->docs_c);
+    a->regs_c = a->elems_c = a->docs_c = NULL;
+    free(a->scratch);
+    free(a->origins);
+    a->scratch = NULL;
+    a->origins = NULL;
+    a->scratch_cap = a->norigins = a->caporigins = 0;
+}
+
+int
+kith__apply_finish(struct kith__applier *a)
+{
+    int rc = kith__apply_flush(a);
+
+    if (rc < 0)
+        return rc;
+    for (size_t i = 0; i < a->norigins; i++) {
+        if (!a->origins[i].dirty)
+            continue;
+        rc = kith__origin_put(a->r, a->txn, a->origins[i].origin, &a->origins[i].st);
+        if (rc < 0)
+            return rc;
+        a->origins[i].dirty = false;
+    }
+    if (a->conflict_dirty) {
+        rc = kith__meta_put_u64(a->r, a->txn, "conflict", a->conflict_id);
+        if (rc < 0)
+            return rc;
+        a->conflict_dirty = false;
+    }
+    return 0;
+}
+
+/* ---- conflicts ------------------------------------------------------------------------ */
+
+/*
+ * Record a conflict (field 0: a delete overruled by a concurrent edit). Values may be NULL
+ * (stored as NULL values). Assumes the values do not point into a->scratch.
+ */
+static int
+conflict_record(struct kith__applier *a, uint8_t coll, kith_dot doc, uint8_t field, uint64_t w_hlc,
+                kith_dot w_dot, const kith_value *w_val, uint64_t l_hlc, kith_dot l_dot,
+                const kith_value *l_val)
+{
+    static const kith_value null_value = {.type = KITH_TYPE_NULL};
+    uint8_t kb[8], *p;
+    size_t wn, ln, n;
+    MDB_val k = {8, kb}, v;
+    int rc;
+
+    if (w_val == NULL)
+        w_val = &null_value;
+    if (l_val == NULL)
+        l_val = &null_value;
+    if (!a->conflict_loaded) {
+        rc = kith__meta_get_u64(a->r, a->txn, "conflict", &a->conflict_id);
+        if (rc < 0)
+            return rc;
+        a->conflict_loaded = true;
+    }
+    wn = kith__regval_size(w_val);
+    ln = kith__regval_size(l_val);
+    n = CONFLICT_HDR + wn + ln;
+    kith__be64_put(kb, a->conflict_id + 1);
+    v.mv_size = n;
+    v.mv_data = NULL;
+    /* MDB_RESERVE: build the record in place, no copy */
+    rc = mdb_put(a->txn, a->r->conflicts, &k, &v, MDB_RESERVE | MDB_APPEND);
+    if (rc == MDB_KEYEXIST)
+        rc = mdb_put(a->txn, a->r->conflicts, &k, &v, MDB_RESERVE);
+    if (rc != 0)
+        return kith__mdb_err(rc);
+    p = v.mv_data;
+    p[0] = coll;
+    kith__dot_put(p + 1, doc);
+    p[17] = field;
+    p[18] = 0; /* resolved */
+    kith__be64_put(p + 19, (uint64_t)a->now_ms);
+    kith__be64_put(p + 27, w_hlc);
+    kith__be64_put(p + 35, w_dot.origin);
+    kith__be64_put(p + 43, w_dot.seq);
+    kith__be64_put(p + 51, l_hlc);
+    kith__be64_put(p + 59, l_dot.origin);
+    kith__be64_put(p + 67, l_dot.seq);
+    p[75] = (uint8_t)(wn >> 24);
+    p[76] = (uint8_t)(wn >> 16);
+    p[77] = (uint8_t)(wn >> 8);
+    p[78] = (uint8_t)wn;
+    kith__regval_encode(w_val, p + CONFLICT_HDR);
+    kith__regval_encode(l_val, p + CONFLICT_HDR + wn);
+    a->conflict_id++;
+    a->conflict_dirty = true;
+    a->conflicts++;
+    if (a->ev != NULL)
+        return kith__event_conflict(a->ev, a->conflict_id);
+    return 0;
+}
+
+/* ---- indexes -------------------------------------------------------------------------- */
+
+struct index_fields {
+    int contacts, contacts_name;
+    int interactions, interactions_contact, interactions_at;
+    int reminders, reminders_due;
+};
+
+static pthread_once_t index_once = PTHREAD_ONCE_INIT;
+static struct index_fields IF;
+
+static void
+index_fields_init(void)
+{
+    IF.contacts = kith__schema_coll("contacts");
+    IF.contacts_name = IF.contacts >= 0 ? kith__schema_field(IF.contacts, "name") : -1;
+    IF.interactions = kith__schema_coll("interactions");
+    IF.interactions_contact =
+        IF.interactions >= 0 ? kith__schema_field(IF.interactions, "contact") : -1;
+    IF.interactions_at = IF.interactions >= 0 ? kith__schema_field(IF.interactions, "at") : -1;
+    IF.reminders = kith__schema_coll("reminders");
+    IF.reminders_due = IF.reminders >= 0 ? kith__schema_field(IF.reminders, "due") : -1;
+}
+
+static void
+put_flipped(uint8_t *p, int64_t v)
+{
+    kith__be64_put(p, (uint64_t)v ^ (1ull << 63));
+}
+
+static int
+index_put(kith_replica *r, MDB_txn *txn, const uint8_t *key, size_t n, bool add)
+{
+    MDB_val k = {n, (void *)key}, v = {0, NULL};
+    int rc = add ? mdb_put(txn, r->index, &k, &v, 0) : mdb_del(txn, r->index, &k, NULL);
+
+    if (rc == MDB_NOTFOUND && !add)
+        rc = 0;
+    return kith__mdb_err(rc);
+}
+
+/* Read one register's current value into *out (NULL type if absent). Views into the map,
+ * valid until the next write. */
+static int
+reg_read(kith_replica *r, MDB_txn *txn, int coll, kith_dot doc, int field, kith_value *out)
+{
+    uint8_t kb[REG_KEY_BYTES];
+    MDB_val k = {sizeof kb, kb}, v;
+    int rc;
+
+    kb[0] = (uint8_t)coll;
+    kith__dot_put(kb + 1, doc);
+    kb[17] = (uint8_t)field;
+    rc = mdb_get(txn, r->regs, &k, &v);
+    if (rc == MDB_NOTFOUND) {
+        memset(out, 0, sizeof *out);
+        return 0;
+    }
+    if (rc != 0)
+        return kith__mdb_err(rc);
+    if (v.mv_size < KITH__REG_HDR_BYTES + 1)
+        return KITH_ECORRUPT;
+    return kith__regval_decode((const uint8_t *)v.mv_data + KITH__REG_HDR_BYTES,
+                               v.mv_size - KITH__REG_HDR_BYTES, out);
+}
+
+/* Build the interactions.contact key from a contact and a time; 0 if either is absent. */
+static size_t
+interaction_key(uint8_t *kb, const kith_value *contact, const kith_value *at, kith_dot doc)
+{
+    if (contact == NULL || at == NULL || contact->type != KITH_TYPE_REF ||
+        (at->type != KITH_TYPE_TIME && at->type != KITH_TYPE_INT))
+        return 0;
+    kb[0] = KITH__IDX_INTERACTIONS_CONTACT;
+    memcpy(kb + 1, contact->u.ref.bytes, 16);
+    put_flipped(kb + 17, at->u.i);
+    kith__dot_put(kb + 25, doc);
+    return 41;
+}
+
+int
+kith__index_update(kith_replica *r, MDB_txn *txn, int coll, kith_dot doc, int field,
+                   const kith_value *old_v, const kith_value *new_v)
+{
+    uint8_t kb[NAME_INDEX_MAX + 32];
+    int rc = 0;
+
+    pthread_once(&index_once, index_fields_init);
+    if (old_v != NULL && old_v->type == KITH_TYPE_NULL)
+        old_v = NULL;
+    if (new_v != NULL && new_v->type == KITH_TYPE_NULL)
+        new_v = NULL;
+    if (coll == IF.contacts && field == IF.contacts_name) {
+        for (int pass = 0; pass < 2; pass++) {
+            const kith_value *v = pass == 0 ? old_v : new_v;
+            if (v == NULL || v->type != KITH_TYPE_STRING)
+                continue;
+            size_t n = v->u.s.len > NAME_INDEX_MAX ? NAME_INDEX_MAX : v->u.s.len;
+            kb[0] = KITH__IDX_CONTACTS_NAME;
+            if (n > 0)
+                memcpy(kb + 1, v->u.s.ptr, n);
+            kb[1 + n] = 0;
+            kith__dot_put(kb + 2 + n, doc);
+            rc = index_put(r, txn, kb, 18 + n, pass == 1);
+            if (rc < 0)
+                return rc;
+        }
+    } else if (coll == IF.reminders && field == IF.reminders_due) {
+        for (int pass = 0; pass < 2; pass++) {
+            const kith_value *v = pass == 0 ? old_v : new_v;
+            if (v == NULL || (v->type != KITH_TYPE_TIME && v->type != KITH_TYPE_INT))
+                continue;
+            kb[0] = KITH__IDX_REMINDERS_DUE;
+            put_flipped(kb + 1, v->u.i);
+            kith__dot_put(kb + 9, doc);
+            rc = index_put(r, txn, kb, 25, pass == 1);
+            if (rc < 0)
+                return rc;
+        }
+    } else if (coll == IF.interactions &&
+               (field == IF.interactions_contact || field == IF.interactions_at)) {
+        int other = field == IF.interactions_contact ? IF.interactions_at : IF.interactions_contact;
+        kith_value ov; /* REF and TIME values are held by value: no view into the map */
+        rc = reg_read(r, txn, coll, doc, other, &ov);
+        if (rc < 0)
+            return rc;
+        for (int pass = 0; pass < 2; pass++) {
+            const kith_value *v = pass == 0 ? old_v : new_v;
+            size_t n;
+            if (v == NULL || ov.type == KITH_TYPE_NULL)
+                continue;
+            n = field == IF.interactions_contact ? interaction_key(kb, v, &ov, doc)
+                                                 : interaction_key(kb, &ov, v, doc);
+            if (n == 0)
+                continue;
+            rc = index_put(r, txn, kb, n, pass == 1);
+            if (rc < 0)
+                return rc;
+        }
+    }
+    return 0;
+}
+
+/* ---- registers ------------------------------------------------------------------------- */
+
+static int
+reg_apply(struct kith__applier *a, uint64_t hlc, kith_dot dot, const struct kith__op *op)
+{
+    uint8_t kb[REG_KEY_BYTES];
+    MDB_val k = {sizeof kb, kb}, v;
+    size_t nv = kith__regval_size(&op->value);
+    kith_value old_v;
+    uint64_t old_hlc;
+    kith_dot old_dot;
+    uint8_t *newbuf, *oldbuf;
+    bool found, wins = true;
+    int rc;
+
+    kb[0] = op->coll;
+    kith__dot_put(kb + 1, op->doc);
+    kb[17] = op->field;
+    rc = mdb_cursor_get(a->regs_c, &k, &v, MDB_SET_KEY);
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        return kith__mdb_err(rc);
+    found = rc == 0;
+    if (found && v.mv_size < KITH__REG_HDR_BYTES + 1)
+        return kith__fail(a->r, KITH_ECORRUPT, "regs: short register");
+    rc = scratch(a, KITH__REG_HDR_BYTES + nv + (found ? v.mv_size : 0));
+    if (rc < 0)
+        return rc;
+    newbuf = a->scratch;
+    oldbuf = a->scratch + KITH__REG_HDR_BYTES + nv;
+    if (found) {
+        /* copy the old register out of the map: the put below may overwrite it */
+        memcpy(oldbuf, v.mv_data, v.mv_size);
+        old_hlc = kith__be64_get(oldbuf);
+        old_dot.origin = kith__be64_get(oldbuf + 8);
+        old_dot.seq = kith__be64_get(oldbuf + 16);
+        rc = kith__regval_decode(oldbuf + KITH__REG_HDR_BYTES, v.mv_size - KITH__REG_HDR_BYTES,
+                                 &old_v);
+        if (rc < 0)
+            return kith__fail(a->r, rc, "regs: bad value");
+        wins = kith__lww_cmp(hlc, dot, old_hlc, old_dot) > 0;
+        if (op->replaced.origin != old_dot.origin || op->replaced.seq != old_dot.seq) {
+            /* the write did not see the current one: concurrent */
+            rc = wins ? conflict_record(a, op->coll, op->doc, op->field, hlc, dot, &op->value,
+                                        old_hlc, old_dot, &old_v)
+                      : conflict_record(a, op->coll, op->doc, op->field, old_hlc, old_dot, &old_v,
+                                        hlc, dot, &op->value);
+            if (rc < 0)
+                return rc;
+        }
+        if (!wins)
+            return 0;
+    }
+    kith__be64_put(newbuf, hlc);
+    kith__be64_put(newbuf + 8, dot.origin);
+    kith__be64_put(newbuf + 16, dot.seq);
+    kith__regval_encode(&op->value, newbuf + KITH__REG_HDR_BYTES);
+    v.mv_size = KITH__REG_HDR_BYTES + nv;
+    v.mv_data = newbuf;
+    /* by key, not MDB_CURRENT: conflict_record may have moved the cursor's page */
+    rc = mdb_cursor_put(a->regs_c, &k, &v, 0);
+    if (rc != 0)
+        return kith__mdb_err(rc);
+    if (found && regval_equal(&old_v, &op->value))
+        return 0;
+    return kith__index_update(a->r, a->txn, op->coll, op->doc, op->field, found ? &old_v : NULL,
+                              &op->value);
+}
+
+/* ---- dot sets: elements and membership ---------------------------------------------------- */
+
+/*
+ * Apply an OR-set op to the dot set under key `k` in cursor `c`'s database: drop observed,
+ * add `add` (may be NULL). The key is deleted when no dot is left. *before and *after get the
+ * counts of dots (before: 0 if the key was absent).
+ */
+static int
+dots_update(struct kith__applier *a, MDB_cursor *c, MDB_val *k, const kith_dot *observed,
+            size_t nobs, const kith_dot *add, size_t *before, size_t *after)
+{
+    MDB_val v;
+    size_t n = 0, m;
+    int rc = mdb_cursor_get(c, k, &v, MDB_SET_KEY);
+
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        return kith__mdb_err(rc);
+    if (rc == 0) {
+        if (v.mv_size % KITH__DOT_BYTES != 0 || v.mv_size == 0)
+            return kith__fail(a->r, KITH_ECORRUPT, "dot set of %zu bytes", v.mv_size);
+        n = v.mv_size / KITH__DOT_BYTES;
+    }
+    *before = n;
+    rc = scratch(a, (n + 1) * KITH__DOT_BYTES);
+    if (rc < 0)
+        return rc;
+    m = kith__dots_apply(n ? v.mv_data : NULL, n, observed, nobs, add, a->scratch);
+    *after = m;
+    if (m == n && add == NULL)
+        return 0; /* nothing observed was there: nothing changes */
+    if (m == 0) {
+        if (n == 0)
+            return 0;
+        return kith__mdb_err(mdb_cursor_del(c, 0));
+    }
+    v.mv_size = m * KITH__DOT_BYTES;
+    v.mv_data = a->scratch;
+    return kith__mdb_err(mdb_cursor_put(c, k, &v, 0));
+}
+
+/* Has this replica applied the op that created `doc` (so a missing membership means the
+ * document was deleted here), judged before applying `dot`? */
+static int
+doc_created_here(struct kith__applier *a, kith_dot doc, kith_dot dot, bool *out)
+{
+    struct kith__origin_slot *s;
+    int rc = 0;
+
+    if (doc.origin == dot.origin) {
+        *out = doc.seq < dot.seq;
+        return 0;
+    }
+    s = kith__apply_origin(a, doc.origin, &rc);
+    if (s == NULL)
+        return rc;
+    *out = s->st.applied >= doc.seq;
+    return 0;
+}
+
+int
+kith__apply_flush(struct kith__applier *a)
+{
+    uint8_t kb[DOC_KEY_BYTES];
+    MDB_val k = {sizeof kb, kb};
+    size_t before, after;
+    bool created = false;
+    int rc;
+
+    if (!a->touch_pending)
+        return 0;
+    a->touch_pending = false;
+    kb[0] = a->touch_coll;
+    kith__dot_put(kb + 1, a->touch_doc);
+    rc = dots_update(a, a->docs_c, &k, NULL, 0, &a->touch_dot, &before, &after);
+    if (rc < 0 || before > 0)
+        return rc;
+    /* the document was not live: an edit for a document deleted here brings it back */
+    rc = doc_created_here(a, a->touch_doc, a->touch_dot, &created);
+    if (rc < 0 || !created)
+        return rc;
+    return conflict_record(a, a->touch_coll, a->touch_doc, 0, a->touch_hlc, a->touch_dot, NULL, 0,
+                           (kith_dot){0, 0}, NULL);
+}
+
+static int
+touch(struct kith__applier *a, uint64_t hlc, kith_dot dot, const struct kith__op *op)
+{
+    int rc;
+
+    if (a->touch_pending && a->touch_coll == op->coll && a->touch_doc.origin == op->doc.origin &&
+        a->touch_doc.seq == op->doc.seq && a->touch_dot.origin == dot.origin) {
+        a->touch_dot = dot; /* a later dot of the same origin supersedes the earlier touch */
+        a->touch_hlc = hlc;
+        return 0;
+    }
+    rc = kith__apply_flush(a);
+    if (rc < 0)
+        return rc;
+    a->touch_pending = true;
+    a->touch_coll = op->coll;
+    a->touch_doc = op->doc;
+    a->touch_dot = dot;
+    a->touch_hlc = hlc;
+    return 0;
+}
+
+static int
+elem_apply(struct kith__applier *a, kith_dot dot, const struct kith__op *op)
+{
+    uint8_t kb[ELEM_KEY_MAX];
+    MDB_val k;
+    size_t before, after, len = op->value.u.s.len;
+
+    if (18 + len > ELEM_KEY_MAX)
+        return kith__fail(a->r, KITH_ETOOBIG, "set element of %zu bytes is too long", len);
+    kb[0] = op->coll;
+    kith__dot_put(kb + 1, op->doc);
+    kb[17] = op->field;
+    if (len > 0)
+        memcpy(kb + 18, op->value.u.s.ptr, len);
+    k.mv_size = 18 + len;
+    k.mv_data = kb;
+    return dots_update(a, a->elems_c, &k, op->observed, op->nobserved,
+                       op->kind == KITH_OP_SET_ADD ? &dot : NULL, &before, &after);
+}
+
+static int
+doc_apply(struct kith__applier *a, uint64_t hlc, kith_dot dot, const struct kith__op *op)
+{
+    uint8_t kb[DOC_KEY_BYTES];
+    MDB_val k = {sizeof kb, kb}, v;
+    size_t before, after;
+    int rc = kith__apply_flush(a);
+
+    if (rc < 0)
+        return rc;
+    kb[0] = op->coll;
+    kith__dot_put(kb + 1, op->doc);
+    if (op->kind == KITH_OP_DOC_ADD)
+        return dots_update(a, a->docs_c, &k, op->observed, op->nobserved, &dot, &before, &after);
+    rc = dots_update(a, a->docs_c, &k, op->observed, op->nobserved, NULL, &before, &after);
+    if (rc < 0 || after == 0)
+        return rc;
+    /* a dot the delete had not seen keeps the document: the delete was overruled */
+    rc = mdb_cursor_get(a->docs_c, &k, &v, MDB_SET_KEY);
+    if (rc != 0)
+        return kith__mdb_err(rc);
+    kith_dot survivor = kith__dot_get((const uint8_t *)v.mv_data + v.mv_size - KITH__DOT_BYTES);
+    return conflict_record(a, op->coll, op->doc, 0, 0, survivor, NULL, hlc, dot, NULL);
+}
+
+int
+kith__apply_op(struct kith__applier *a, uint64_t hlc, kith_dot dot, const struct kith__op *op)
+{
+    int rc;
+
+    switch (op->kind) {
+    case KITH_OP_FIELD_SET:
+        rc = reg_apply(a, hlc, dot, op);
+        if (rc == 0)
+            rc = touch(a, hlc, dot, op);
+        break;
+    case KITH_OP_SET_ADD:
+    case KITH_OP_SET_REMOVE:
+        rc = elem_apply(a, dot, op);
+        if (rc == 0)
+            rc = touch(a, hlc, dot, op);
+        break;
+    case KITH_OP_DOC_ADD:
+    case KITH_OP_DOC_REMOVE:
+        rc = doc_apply(a, hlc, dot, op);
+        break;
+    default:
+        return kith__fail(a->r, KITH_EMALFORMED, "op kind %u", op->kind);
+    }
+    if (rc < 0 || a->ev == NULL)
+        return rc;
+    return kith__event_doc(a->ev, op->coll, op->doc);
+}
+
+int
+kith__apply_commit(struct kith__applier *a, const struct kith__commit *c)
+{
+    for (uint32_t i = 0; i < c->nops; i++) {
+        kith_dot dot = {c->origin, c->first_seq + i};
+        int rc = kith__apply_op(a, c->hlc, dot, &c->ops[i]);
+        if (rc < 0)
+            return rc;
+    }
+    return kith__apply_flush(a);
+}
+
+int
+kith__conflict_decode(uint64_t id, const uint8_t *p, size_t len, kith_conflict *out)
+{
+    const kith_collection_def *cdef;
+    const kith_field_def *fdef;
+    size_t wn;
+    int rc;
+
+    memset(out, 0, sizeof *out);
+    if (len < CONFLICT_HDR + 2)
+        return KITH_ECORRUPT;
+    wn = (size_t)p[75] << 24 | (size_t)p[76] << 16 | (size_t)p[77] << 8 | p[78];
+    if (wn < 1 || wn > len - CONFLICT_HDR - 1)
+        return KITH_ECORRUPT;
+    cdef = kith__schema_coll_def(p[0]);
+    if (cdef == NULL)
+        return KITH_ECORRUPT;
+    if (p[17] == 0) {
+        out->field = ""; /* the document itself: a delete overruled */
+    } else {
+        fdef = kith__schema_field_def(p[0], p[17]);
+        if (fdef == NULL)
+            return KITH_ECORRUPT;
+        out->field = fdef->name;
+    }
+    out->id = id;
+    out->collection = cdef->name;
+    memcpy(out->doc.bytes, p + 1, KITH_DOCID_BYTES);
+    out->resolved = p[18] != 0;
+    out->recorded_ms = (int64_t)kith__be64_get(p + 19);
+    out->winner_hlc = kith__be64_get(p + 27);
+    out->winner_dot.origin = kith__be64_get(p + 35);
+    out->winner_dot.seq = kith__be64_get(p + 43);
+    out->loser_hlc = kith__be64_get(p + 51);
+    out->loser_dot.origin = kith__be64_get(p + 59);
+    out->loser_dot.seq = kith__be64_get(p + 67);
+    rc = kith__regval_decode(p + CONFLICT_HDR, wn, &out->winner);
+    if (rc == 0)
+        rc = kith__regval_decode(p + CONFLICT_HDR + wn, len - CONFLICT_HDR - wn, &out->loser);
+    return rc < 0 ? KITH_ECORRUPT : 0;
+}

@@ -1,0 +1,752 @@
+/*
+ * replica.c — opening and closing a replica, and the small services every store file
+ * leans on: LMDB error mapping, the per-handle error detail, the resize lock around every
+ * LMDB transaction, map growth, the wall clock, meta values, and the replica's key pair
+ * (signing, and its X25519 twin for ZeroMQ CURVE).
+ *
+ * A replica directory holds LMDB's data.mdb and lock.mdb and `key`, the 64-byte Ed25519
+ * secret key (libsodium's form: seed then public key), mode 0600. Creation writes the key
+ * first, atomically (temporary file, fsync, rename, fsync of the directory), then the meta
+ * records in one LMDB transaction; a directory with a key but no meta is a creation that
+ * was interrupted and is finished by the next KITH_CREATE open. spec/storage.md "Files"
+ * and "Map growth" give the rules in prose.
+ */
+#include "store.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sodium.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define KEY_FILE "key"
+#define KEY_TMP "key.tmp"
+#define MAX_DBS 16
+
+static pthread_once_t sodium_once = PTHREAD_ONCE_INIT;
+static int sodium_rc;
+
+static void
+sodium_setup(void)
+{
+    sodium_rc = sodium_init() < 0 ? KITH_ENOMEM : 0;
+}
+
+int
+kith__mdb_err(int mdb_rc)
+{
+    switch (mdb_rc) {
+    case MDB_SUCCESS:
+        return 0;
+    case MDB_NOTFOUND:
+        return KITH_ENOTFOUND;
+    case MDB_KEYEXIST:
+        return KITH_EEXIST;
+    case MDB_CORRUPTED:
+    case MDB_PAGE_NOTFOUND:
+    case MDB_INVALID:
+    case MDB_BAD_DBI:
+    case MDB_INCOMPATIBLE:
+        return KITH_ECORRUPT;
+    case MDB_VERSION_MISMATCH:
+        return KITH_EVERSION;
+    case MDB_MAP_FULL:
+    case MDB_MAP_RESIZED:
+        return mdb_rc; /* seen by the growth loops */
+    case MDB_BAD_TXN:
+        return KITH_EBADTXN;
+    case MDB_BAD_VALSIZE:
+    case MDB_TXN_FULL:
+    case MDB_CURSOR_FULL:
+    case MDB_PAGE_FULL:
+        return KITH_ETOOBIG;
+    case MDB_READERS_FULL:
+    case MDB_TLS_FULL:
+    case MDB_DBS_FULL:
+        return -EAGAIN;
+    case MDB_PANIC:
+    case MDB_BAD_RSLOT:
+        return -EIO;
+    case ENOMEM:
+        return KITH_ENOMEM;
+    default:
+        if (mdb_rc > 0)
+            return -mdb_rc;
+        if (mdb_rc > MDB_KEYEXIST)
+            return mdb_rc; /* already kith's (or -errno): pass it on */
+        return KITH_ECORRUPT;
+    }
+}
+
+int
+kith__fail(kith_replica *r, int rc, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (r == NULL)
+        return rc;
+    pthread_mutex_lock(&r->errlock);
+    va_start(ap, fmt);
+    vsnprintf(r->errmsg, sizeof r->errmsg, fmt, ap);
+    va_end(ap);
+    pthread_mutex_unlock(&r->errlock);
+    return rc;
+}
+
+const char *
+kith_errmsg(const kith_replica *r)
+{
+    static _Thread_local char buf[512];
+    kith_replica *w = (kith_replica *)r; /* the lock is not part of the replica's value */
+
+    if (r == NULL)
+        return "";
+    pthread_mutex_lock(&w->errlock);
+    memcpy(buf, r->errmsg, sizeof buf);
+    pthread_mutex_unlock(&w->errlock);
+    buf[sizeof buf - 1] = '\0';
+    return buf;
+}
+
+int64_t
+kith__now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * Adopt the map size another process chose (no transaction of this process may be open:
+ * hence the exclusive lock).
+ */
+static int
+adopt_map_size(kith_replica *r)
+{
+    int rc;
+
+    pthread_rwlock_wrlock(&r->resize);
+    rc = kith__mdb_err(mdb_env_set_mapsize(r->env, 0));
+    pthread_rwlock_unlock(&r->resize);
+    return rc;
+}
+
+int
+kith__mdb_begin(kith_replica *r, unsigned mdb_flags, MDB_txn **out)
+{
+    int rc;
+
+    *out = NULL;
+    for (int tries = 0;; tries++) {
+        pthread_rwlock_rdlock(&r->resize);
+        rc = mdb_txn_begin(r->env, NULL, mdb_flags, out);
+        if (rc == 0)
+            return 0;
+        pthread_rwlock_unlock(&r->resize);
+        *out = NULL;
+        if (rc != MDB_MAP_RESIZED || tries == 8)
+            return kith__fail(r, rc == MDB_MAP_RESIZED ? -EAGAIN : kith__mdb_err(rc),
+                              "cannot begin a transaction: %s", mdb_strerror(rc));
+        rc = adopt_map_size(r);
+        if (rc < 0)
+            return kith__fail(r, rc, "cannot adopt the grown map");
+    }
+}
+
+void
+kith__mdb_end(kith_replica *r)
+{
+    pthread_rwlock_unlock(&r->resize);
+}
+
+int
+kith__map_grow(kith_replica *r)
+{
+    MDB_envinfo info;
+    int rc;
+
+    pthread_rwlock_wrlock(&r->resize);
+    rc = mdb_env_info(r->env, &info);
+    if (rc == 0) {
+        size_t size = info.me_mapsize;
+        size_t next = size > SIZE_MAX / 2 ? SIZE_MAX : size * 2;
+        rc = mdb_env_set_mapsize(r->env, next);
+    }
+    pthread_rwlock_unlock(&r->resize);
+    if (rc != 0)
+        return kith__fail(r, kith__mdb_err(rc), "cannot grow the map: %s", mdb_strerror(rc));
+    return 0;
+}
+
+int
+kith__meta_get(kith_replica *r, MDB_txn *txn, const char *key, MDB_val *out)
+{
+    MDB_val k = {strlen(key), (void *)key};
+    int rc = mdb_get(txn, r->meta, &k, out);
+
+    return kith__mdb_err(rc);
+}
+
+int
+kith__meta_get_u64(kith_replica *r, MDB_txn *txn, const char *key, uint64_t *out)
+{
+    MDB_val v;
+    int rc = kith__meta_get(r, txn, key, &v);
+
+    *out = 0;
+    if (rc == KITH_ENOTFOUND)
+        return 0; /* a counter never written is 0 */
+    if (rc < 0)
+        return rc;
+    if (v.mv_size != 8)
+        return kith__fail(r, KITH_ECORRUPT, "meta %s has %zu bytes, not 8", key, v.mv_size);
+    *out = kith__be64_get(v.mv_data);
+    return 0;
+}
+
+int
+kith__meta_put(kith_replica *r, MDB_txn *txn, const char *key, const void *p, size_t n)
+{
+    MDB_val k = {strlen(key), (void *)key};
+    MDB_val v = {n, (void *)p};
+
+    return kith__mdb_err(mdb_put(txn, r->meta, &k, &v, 0));
+}
+
+int
+kith__meta_put_u64(kith_replica *r, MDB_txn *txn, const char *key, uint64_t val)
+{
+    uint8_t b[8];
+
+    kith__be64_put(b, val);
+    return kith__meta_put(r, txn, key, b, sizeof b);
+}
+
+/* ---- files ------------------------------------------------------------------------- */
+
+static char *
+path_join(const char *dir, const char *name)
+{
+    size_t a = strlen(dir), b = strlen(name);
+    char *p = malloc(a + b + 2);
+
+    if (p == NULL)
+        return NULL;
+    memcpy(p, dir, a);
+    p[a] = '/';
+    memcpy(p + a + 1, name, b + 1);
+    return p;
+}
+
+static bool
+file_exists(const char *dir, const char *name)
+{
+    char *p = path_join(dir, name);
+    struct stat st;
+    bool ok;
+
+    if (p == NULL)
+        return false;
+    ok = stat(p, &st) == 0;
+    free(p);
+    return ok;
+}
+
+static int
+fsync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int rc = 0;
+
+    if (fd < 0)
+        return -errno;
+    if (fsync(fd) != 0)
+        rc = -errno;
+    close(fd);
+    return rc;
+}
+
+/* Write the secret key to dir/key: a temporary file of mode 0600, fsync, rename, fsync of
+ * the directory, so the key is either wholly there or absent. */
+static int
+key_write(const char *dir, const uint8_t sk[64])
+{
+    char *tmp = path_join(dir, KEY_TMP), *dst = path_join(dir, KEY_FILE);
+    int fd = -1, rc = 0;
+    size_t off = 0;
+
+    if (tmp == NULL || dst == NULL) {
+        rc = KITH_ENOMEM;
+        goto out_free;
+    }
+    unlink(tmp); /* a leftover of an interrupted creation */
+    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        rc = -errno;
+        goto out_free;
+    }
+    while (off < 64) {
+        ssize_t w = write(fd, sk + off, 64 - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            rc = w < 0 ? -errno : -EIO;
+            goto out_close;
+        }
+        off += (size_t)w;
+    }
+    if (fsync(fd) != 0) {
+        rc = -errno;
+        goto out_close;
+    }
+    if (close(fd) != 0) {
+        fd = -1;
+        rc = -errno;
+        goto out_unlink;
+    }
+    fd = -1;
+    if (rename(tmp, dst) != 0) {
+        rc = -errno;
+        goto out_unlink;
+    }
+    rc = fsync_dir(dir);
+    goto out_free;
+out_close:
+    close(fd);
+out_unlink:
+    unlink(tmp);
+out_free:
+    free(tmp);
+    free(dst);
+    return rc;
+}
+
+static int
+key_read(const char *dir, uint8_t sk[64])
+{
+    char *p = path_join(dir, KEY_FILE);
+    struct stat st;
+    size_t off = 0;
+    int fd, rc = 0;
+
+    if (p == NULL)
+        return KITH_ENOMEM;
+    fd = open(p, O_RDONLY | O_CLOEXEC);
+    free(p);
+    if (fd < 0)
+        return errno == ENOENT ? KITH_ECORRUPT : -errno;
+    if (fstat(fd, &st) != 0) {
+        rc = -errno;
+        goto out_close;
+    }
+    if (st.st_size != 64) {
+        rc = KITH_ECORRUPT;
+        goto out_close;
+    }
+    while (off < 64) {
+        ssize_t n = read(fd, sk + off, 64 - off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            rc = n < 0 ? -errno : KITH_ECORRUPT;
+            goto out_close;
+        }
+        off += (size_t)n;
+    }
+out_close:
+    close(fd);
+    return rc;
+}
+
+/* ---- open / close ------------------------------------------------------------------- */
+
+struct dbi_name {
+    const char *name;
+    size_t offset;
+};
+
+static const struct dbi_name DBIS[] = {
+    {"meta", offsetof(kith_replica, meta)},
+    {"origins", offsetof(kith_replica, origins)},
+    {"log", offsetof(kith_replica, log)},
+    {"sigs", offsetof(kith_replica, sigs)},
+    {"order", offsetof(kith_replica, order)},
+    {"regs", offsetof(kith_replica, regs)},
+    {"elems", offsetof(kith_replica, elems)},
+    {"docs", offsetof(kith_replica, docs)},
+    {"conflicts", offsetof(kith_replica, conflicts)},
+    {"index", offsetof(kith_replica, index)},
+    {"peers", offsetof(kith_replica, peers)},
+};
+
+static int
+open_dbis(kith_replica *r, MDB_txn *txn, unsigned flags)
+{
+    for (size_t i = 0; i < sizeof DBIS / sizeof DBIS[0]; i++) {
+        MDB_dbi *dbi = (MDB_dbi *)((char *)r + DBIS[i].offset);
+        int rc = mdb_dbi_open(txn, DBIS[i].name, flags, dbi);
+        if (rc == MDB_NOTFOUND)
+            return kith__fail(r, KITH_ECORRUPT, "%s: database %s is missing", r->path,
+                              DBIS[i].name);
+        if (rc != 0)
+            return kith__fail(r, kith__mdb_err(rc), "%s: cannot open database %s: %s", r->path,
+                              DBIS[i].name, mdb_strerror(rc));
+    }
+    return 0;
+}
+
+/*
+ * Write the meta records of a new replica (format, id, pk, schema, clock and counters).
+ * Assumes (a) txn is a write txn, (b) the dbis are open, (c) r->pk and r->id are set.
+ */
+static int
+meta_create(kith_replica *r, MDB_txn *txn)
+{
+    uint8_t fmt[4] = {0, 0, 0, KITH__STORE_FORMAT};
+    uint8_t fp[KITH_HASH_BYTES];
+    int rc;
+
+    kith_schema_fingerprint(fp);
+    if ((rc = kith__meta_put(r, txn, "format", fmt, 4)) < 0 ||
+        (rc = kith__meta_put_u64(r, txn, "id", r->id)) < 0 ||
+        (rc = kith__meta_put(r, txn, "pk", r->pk, KITH_PUBKEY_BYTES)) < 0 ||
+        (rc = kith__meta_put(r, txn, "schema", fp, sizeof fp)) < 0 ||
+        (rc = kith__meta_put_u64(r, txn, "hlc", 0)) < 0 ||
+        (rc = kith__meta_put_u64(r, txn, "order", 0)) < 0 ||
+        (rc = kith__meta_put_u64(r, txn, "conflict", 0)) < 0 ||
+        (rc = kith__meta_put_u64(r, txn, "pending", 0)) < 0)
+        return kith__fail(r, rc, "%s: cannot write the replica's meta records", r->path);
+    return 0;
+}
+
+/* Check the meta records against the key: format, id, public key. */
+static int
+meta_check(kith_replica *r, MDB_txn *txn)
+{
+    MDB_val v;
+    uint64_t id;
+    uint32_t fmt;
+    int rc = kith__meta_get(r, txn, "format", &v);
+
+    if (rc == KITH_ENOTFOUND)
+        return kith__fail(r, KITH_ECORRUPT, "%s: not a kith replica (no format record)", r->path);
+    if (rc < 0)
+        return rc;
+    if (v.mv_size != 4)
+        return kith__fail(r, KITH_ECORRUPT, "%s: bad format record", r->path);
+    fmt = (uint32_t)((const uint8_t *)v.mv_data)[0] << 24 |
+          (uint32_t)((const uint8_t *)v.mv_data)[1] << 16 |
+          (uint32_t)((const uint8_t *)v.mv_data)[2] << 8 | ((const uint8_t *)v.mv_data)[3];
+    if (fmt > KITH__STORE_FORMAT)
+        return kith__fail(r, KITH_EVERSION, "%s: layout version %u is newer than this kith's %u",
+                          r->path, fmt, KITH__STORE_FORMAT);
+    if (fmt == 0)
+        return kith__fail(r, KITH_ECORRUPT, "%s: bad layout version 0", r->path);
+    rc = kith__meta_get(r, txn, "pk", &v);
+    if (rc < 0 || v.mv_size != KITH_PUBKEY_BYTES ||
+        sodium_memcmp(v.mv_data, r->pk, KITH_PUBKEY_BYTES) != 0)
+        return kith__fail(r, KITH_ECORRUPT, "%s: the key file does not belong to this replica",
+                          r->path);
+    rc = kith__meta_get_u64(r, txn, "id", &id);
+    if (rc < 0 || id != r->id)
+        return kith__fail(r, KITH_ECORRUPT, "%s: replica id does not match its key", r->path);
+    return 0;
+}
+
+static bool
+meta_empty(kith_replica *r, MDB_txn *txn)
+{
+    MDB_val v;
+
+    return kith__meta_get(r, txn, "format", &v) == KITH_ENOTFOUND;
+}
+
+/*
+ * Bring up the LMDB side: environment, databases, and (when `create`) the meta records.
+ * Assumes r->path, r->flags, r->pk, r->id are set.
+ */
+static int
+env_setup(kith_replica *r, bool create, bool data_exists, size_t mapsize)
+{
+    unsigned envflags = MDB_NOTLS;
+    MDB_txn *txn;
+    int rc;
+
+    if (r->flags & KITH_NOSYNC)
+        envflags |= MDB_NOSYNC;
+    if (r->flags & KITH_RDONLY)
+        envflags |= MDB_RDONLY;
+    rc = mdb_env_create(&r->env);
+    if (rc != 0) {
+        r->env = NULL;
+        return kith__fail(r, kith__mdb_err(rc), "cannot create the LMDB environment");
+    }
+    if ((rc = mdb_env_set_maxdbs(r->env, MAX_DBS)) != 0 ||
+        (rc = mdb_env_set_maxreaders(r->env, 126)) != 0)
+        return kith__fail(r, kith__mdb_err(rc), "cannot configure LMDB: %s", mdb_strerror(rc));
+    if (!data_exists) {
+        rc = mdb_env_set_mapsize(r->env, mapsize ? mapsize : KITH__MAP_INITIAL);
+        if (rc != 0)
+            return kith__fail(r, kith__mdb_err(rc), "cannot set the map size");
+    }
+    rc = mdb_env_open(r->env, r->path, envflags, 0600);
+    if (rc != 0) {
+        int err = rc == MDB_INVALID ? KITH_ECORRUPT : kith__mdb_err(rc);
+        return kith__fail(r, err, "%s: cannot open LMDB: %s", r->path, mdb_strerror(rc));
+    }
+    if (r->flags & KITH_RDONLY) {
+        rc = kith__mdb_err(mdb_txn_begin(r->env, NULL, MDB_RDONLY, &txn));
+        if (rc < 0)
+            return kith__fail(r, rc, "%s: cannot read the replica", r->path);
+        rc = open_dbis(r, txn, 0);
+        if (rc == 0)
+            rc = meta_check(r, txn);
+        if (rc == 0)
+            rc = kith__mdb_err(mdb_txn_commit(txn)); /* keeps the dbi handles */
+        else
+            mdb_txn_abort(txn);
+        return rc;
+    }
+    rc = kith__mdb_err(mdb_txn_begin(r->env, NULL, 0, &txn));
+    if (rc < 0)
+        return kith__fail(r, rc, "%s: cannot write the replica", r->path);
+    /* meta first: an existing environment without it is not a replica */
+    rc = mdb_dbi_open(txn, "meta", create ? MDB_CREATE : 0, &r->meta);
+    if (rc == MDB_NOTFOUND) {
+        rc = kith__fail(r, KITH_ECORRUPT, "%s: not a kith replica", r->path);
+        goto out_abort;
+    }
+    if (rc != 0) {
+        rc = kith__fail(r, kith__mdb_err(rc), "%s: %s", r->path, mdb_strerror(rc));
+        goto out_abort;
+    }
+    if (meta_empty(r, txn)) {
+        if (!create) {
+            rc = kith__fail(r, KITH_ECORRUPT, "%s: not a kith replica (empty)", r->path);
+            goto out_abort;
+        }
+        rc = open_dbis(r, txn, MDB_CREATE);
+        if (rc == 0)
+            rc = meta_create(r, txn);
+    } else {
+        rc = open_dbis(r, txn, MDB_CREATE); /* databases a later format added */
+        if (rc == 0)
+            rc = meta_check(r, txn);
+    }
+    if (rc < 0)
+        goto out_abort;
+    rc = kith__mdb_err(mdb_txn_commit(txn));
+    if (rc < 0)
+        return kith__fail(r, rc, "%s: cannot commit the replica's setup", r->path);
+    return 0;
+out_abort:
+    mdb_txn_abort(txn);
+    return rc;
+}
+
+/* 0 if `dir` holds nothing but what an interrupted creation leaves, else KITH_ECORRUPT. */
+static int
+dir_only_ours(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    int rc = 0;
+
+    if (d == NULL)
+        return -errno;
+    while ((e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0 ||
+            strcmp(e->d_name, "lock.mdb") == 0 || strcmp(e->d_name, KEY_TMP) == 0)
+            continue;
+        rc = KITH_ECORRUPT;
+    }
+    closedir(d);
+    return rc;
+}
+
+static void
+replica_free(kith_replica *r)
+{
+    if (r == NULL)
+        return;
+    if (r->env != NULL)
+        mdb_env_close(r->env);
+    sodium_memzero(r->sk, sizeof r->sk);
+    pthread_rwlock_destroy(&r->resize);
+    pthread_mutex_destroy(&r->errlock);
+    free(r->path);
+    free(r);
+}
+
+/* Open with a chosen initial map size for a new replica (0: KITH__MAP_INITIAL); tests use
+ * a small one to exercise growth. */
+int
+kith__open_sized(const char *path, unsigned flags, size_t mapsize, kith_replica **out)
+{
+    kith_replica *r;
+    struct stat st;
+    bool has_key, has_data, create;
+    int rc;
+
+    if (out == NULL)
+        return KITH_EINVAL;
+    *out = NULL;
+    if (path == NULL || *path == '\0' ||
+        (flags & ~(unsigned)(KITH_CREATE | KITH_NOSYNC | KITH_RDONLY)) != 0 ||
+        ((flags & KITH_CREATE) && (flags & KITH_RDONLY)))
+        return KITH_EINVAL;
+    pthread_once(&sodium_once, sodium_setup);
+    if (sodium_rc < 0)
+        return sodium_rc;
+
+    if (stat(path, &st) != 0) {
+        if (errno != ENOENT)
+            return -errno;
+        if (!(flags & KITH_CREATE))
+            return KITH_ENOTFOUND;
+        if (mkdir(path, 0700) != 0 && errno != EEXIST)
+            return -errno;
+    } else if (!S_ISDIR(st.st_mode)) {
+        return KITH_ECORRUPT;
+    }
+
+    r = calloc(1, sizeof *r);
+    if (r == NULL)
+        return KITH_ENOMEM;
+    if (pthread_rwlock_init(&r->resize, NULL) != 0) {
+        free(r);
+        return KITH_ENOMEM;
+    }
+    if (pthread_mutex_init(&r->errlock, NULL) != 0) {
+        pthread_rwlock_destroy(&r->resize);
+        free(r);
+        return KITH_ENOMEM;
+    }
+    r->flags = flags;
+    r->path = strdup(path);
+    if (r->path == NULL) {
+        rc = KITH_ENOMEM;
+        goto out_free;
+    }
+
+    has_key = file_exists(path, KEY_FILE);
+    has_data = file_exists(path, "data.mdb");
+    create = false;
+    if (!has_key && !has_data) {
+        if (!(flags & KITH_CREATE)) {
+            rc = KITH_ENOTFOUND;
+            goto out_free;
+        }
+        /* only an empty directory (or one with our own leftovers) becomes a replica */
+        rc = dir_only_ours(path);
+        if (rc < 0) {
+            rc = kith__fail(r, rc, "%s: not empty and not a kith replica", path);
+            goto out_free;
+        }
+        if (crypto_sign_keypair(r->pk, r->sk) != 0) {
+            rc = KITH_ENOMEM;
+            goto out_free;
+        }
+        rc = key_write(path, r->sk);
+        if (rc < 0)
+            goto out_free;
+        create = true;
+    } else if (!has_key || !has_data) {
+        /* a key without data is an interrupted creation; data without a key is damage */
+        if (!has_key || !(flags & KITH_CREATE)) {
+            rc = has_key ? KITH_ENOTFOUND : KITH_ECORRUPT;
+            goto out_free;
+        }
+        create = true;
+    }
+    if (!create || has_key) {
+        rc = key_read(path, r->sk);
+        if (rc < 0)
+            goto out_free;
+        memcpy(r->pk, r->sk + 32, KITH_PUBKEY_BYTES);
+    }
+    r->id = kith__id_from_pk(r->pk);
+    rc = env_setup(r, create || (flags & KITH_CREATE), has_data, mapsize);
+    if (rc < 0)
+        goto out_free;
+    *out = r;
+    return 0;
+out_free:
+    replica_free(r);
+    return rc;
+}
+
+int
+kith_open(const char *path, unsigned flags, kith_replica **out)
+{
+    return kith__open_sized(path, flags, 0, out);
+}
+
+void
+kith_close(kith_replica *r)
+{
+    replica_free(r);
+}
+
+uint64_t
+kith_replica_id(const kith_replica *r)
+{
+    return r->id;
+}
+
+void
+kith_replica_pubkey(const kith_replica *r, uint8_t out[KITH_PUBKEY_BYTES])
+{
+    memcpy(out, r->pk, KITH_PUBKEY_BYTES);
+}
+
+const char *
+kith_replica_path(const kith_replica *r)
+{
+    return r->path;
+}
+
+/* ---- keys ------------------------------------------------------------------------------ */
+
+int
+kith_sign(kith_replica *r, const char context[8], const void *msg, size_t len,
+          uint8_t sig[KITH_SIG_BYTES])
+{
+    uint8_t *buf;
+
+    if (r == NULL || context == NULL || (msg == NULL && len > 0) || sig == NULL ||
+        len > SIZE_MAX - 8)
+        return KITH_EINVAL;
+    buf = malloc(len + 8);
+    if (buf == NULL)
+        return KITH_ENOMEM;
+    memcpy(buf, context, 8);
+    if (len > 0)
+        memcpy(buf + 8, msg, len);
+    if (crypto_sign_detached(sig, NULL, buf, len + 8, r->sk) != 0) {
+        free(buf);
+        return KITH_EINVAL;
+    }
+    free(buf);
+    return 0;
+}
+
+int
+kith_curve_keys(kith_replica *r, uint8_t public_x[32], uint8_t secret_x[32])
+{
+    if (r == NULL || public_x == NULL || secret_x == NULL)
+        return KITH_EINVAL;
+    if (crypto_sign_ed25519_pk_to_curve25519(public_x, r->pk) != 0)
+        return kith__fail(r, KITH_ECORRUPT, "the public key has no X25519 form");
+    if (crypto_sign_ed25519_sk_to_curve25519(secret_x, r->sk) != 0)
+        return kith__fail(r, KITH_ECORRUPT, "the secret key has no X25519 form");
+    return 0;
+}

@@ -1,0 +1,876 @@
+/*
+ * txn.c — transactions, the local write calls, and observers.
+ *
+ * A write transaction is one LMDB write transaction and becomes one commit: each write is
+ * validated (schema, live document, live reference), turned into an op that records what its
+ * author saw (the register dot it replaces, the element or membership dots it observed), and
+ * applied at once through the applier (store/apply.c) so that later reads in the transaction
+ * see it; the op is also appended to the commit being built. kith_txn_commit encodes the
+ * commit, extends the replica's own hash chain, writes the log, the apply order, the origins
+ * record and the clock, and commits LMDB. One HLC is taken per commit, at its first write.
+ *
+ * When LMDB reports MDB_MAP_FULL, the LMDB transaction is dead: it is aborted, the map grown,
+ * a new one begun, and the ops built so far applied again (their values live in blocks that
+ * never move, so they survive). If another process committed to this replica's own origin in
+ * between, the seqs already handed out are stale and the commit fails with KITH_EBUSY.
+ * Observers are called after the LMDB commit returned, outside any LMDB transaction.
+ * spec/storage.md "Transactions" and "Map growth".
+ */
+#include "store.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_GROWTHS 24
+#define MEM_BLOCK 8192
+
+/* ---- stable memory ---------------------------------------------------------------------- */
+
+struct kith__mem_block {
+    struct kith__mem_block *next;
+    size_t used, cap;
+    _Alignas(16) uint8_t data[];
+};
+
+void *
+kith__mem_alloc(struct kith__mem *m, size_t n)
+{
+    struct kith__mem_block *b = m->head;
+
+    n = (n + 15) & ~(size_t)15;
+    if (n == 0)
+        n = 16;
+    if (b == NULL || b->cap - b->used < n) {
+        size_t cap = n > MEM_BLOCK ? n : MEM_BLOCK;
+        b = malloc(sizeof *b + cap);
+        if (b == NULL)
+            return NULL;
+        b->used = 0;
+        b->cap = cap;
+        b->next = m->head;
+        m->head = b;
+    }
+    void *p = b->data + b->used;
+    b->used += n;
+    return p;
+}
+
+void
+kith__mem_free(struct kith__mem *m)
+{
+    struct kith__mem_block *b = m->head;
+
+    while (b != NULL) {
+        struct kith__mem_block *next = b->next;
+        free(b);
+        b = next;
+    }
+    m->head = NULL;
+}
+
+/* ---- events --------------------------------------------------------------------------- */
+
+int
+kith__event_doc(struct kith__event_log *ev, int coll, kith_dot doc)
+{
+    const kith_collection_def *def = kith__schema_coll_def(coll);
+    kith_changed_doc *d;
+
+    if (def == NULL)
+        return KITH_EINVAL;
+    if (ev->ndocs > 0) {
+        d = &ev->docs[ev->ndocs - 1];
+        if (d->collection == def->name && kith__docid_to_dot(&d->doc).seq == doc.seq &&
+            kith__docid_to_dot(&d->doc).origin == doc.origin)
+            return 0;
+    }
+    if (ev->ndocs == ev->capdocs) {
+        size_t cap = ev->capdocs ? ev->capdocs * 2 : 16;
+        d = realloc(ev->docs, cap * sizeof *d);
+        if (d == NULL)
+            return KITH_ENOMEM;
+        ev->docs = d;
+        ev->capdocs = cap;
+    }
+    d = &ev->docs[ev->ndocs++];
+    d->collection = def->name;
+    kith__docid_from_dot(&d->doc, doc);
+    return 0;
+}
+
+int
+kith__event_conflict(struct kith__event_log *ev, uint64_t conflict_id)
+{
+    if (ev->nconflicts == ev->capconflicts) {
+        size_t cap = ev->capconflicts ? ev->capconflicts * 2 : 8;
+        uint64_t *p = realloc(ev->conflicts, cap * sizeof *p);
+        if (p == NULL)
+            return KITH_ENOMEM;
+        ev->conflicts = p;
+        ev->capconflicts = cap;
+    }
+    ev->conflicts[ev->nconflicts++] = conflict_id;
+    return 0;
+}
+
+static int
+changed_cmp(const void *pa, const void *pb)
+{
+    const kith_changed_doc *a = pa, *b = pb;
+    int c = strcmp(a->collection, b->collection);
+
+    return c != 0 ? c : memcmp(a->doc.bytes, b->doc.bytes, KITH_DOCID_BYTES);
+}
+
+void
+kith__event_report(kith_replica *r, struct kith__event_log *ev, int source)
+{
+    kith_change_fn on_change = r->on_change;
+    kith_conflict_fn on_conflict = r->on_conflict;
+    void *ctx = r->observer_ctx;
+
+    if (on_change != NULL && ev->ndocs > 0) {
+        size_t n = 0;
+        qsort(ev->docs, ev->ndocs, sizeof ev->docs[0], changed_cmp);
+        for (size_t i = 0; i < ev->ndocs; i++)
+            if (n == 0 || changed_cmp(&ev->docs[n - 1], &ev->docs[i]) != 0)
+                ev->docs[n++] = ev->docs[i];
+        kith_change ch = {.source = source, .ndocs = n, .docs = ev->docs};
+        on_change(ctx, &ch);
+    }
+    if (on_conflict != NULL && ev->nconflicts > 0) {
+        MDB_txn *txn;
+        if (kith__mdb_begin(r, MDB_RDONLY, &txn) == 0) {
+            for (size_t i = 0; i < ev->nconflicts; i++) {
+                kith_conflict c;
+                uint8_t kb[8];
+                MDB_val k = {8, kb}, v;
+                kith__be64_put(kb, ev->conflicts[i]);
+                if (mdb_get(txn, r->conflicts, &k, &v) != 0)
+                    continue;
+                if (kith__conflict_decode(ev->conflicts[i], v.mv_data, v.mv_size, &c) == 0)
+                    on_conflict(ctx, &c);
+            }
+            mdb_txn_abort(txn);
+            kith__mdb_end(r);
+        }
+    }
+    ev->ndocs = 0;
+    ev->nconflicts = 0;
+}
+
+void
+kith__event_free(struct kith__event_log *ev)
+{
+    free(ev->docs);
+    free(ev->conflicts);
+    memset(ev, 0, sizeof *ev);
+}
+
+void
+kith_observe(kith_replica *r, kith_change_fn on_change, kith_conflict_fn on_conflict, void *ctx)
+{
+    if (r == NULL)
+        return;
+    r->on_change = on_change;
+    r->on_conflict = on_conflict;
+    r->observer_ctx = ctx;
+}
+
+/* ---- begin / abort ----------------------------------------------------------------------- */
+
+int
+kith_txn_begin(kith_replica *r, unsigned flags, kith_txn **out)
+{
+    kith_txn *t;
+    int rc;
+
+    if (out == NULL)
+        return KITH_EINVAL;
+    *out = NULL;
+    if (r == NULL || (flags & ~(unsigned)KITH_TXN_WRITE) != 0)
+        return KITH_EINVAL;
+    if ((flags & KITH_TXN_WRITE) && (r->flags & KITH_RDONLY))
+        return kith__fail(r, KITH_EREADONLY, "replica opened read-only");
+    t = calloc(1, sizeof *t);
+    if (t == NULL)
+        return KITH_ENOMEM;
+    t->r = r;
+    t->flags = flags;
+    rc = kith__mdb_begin(r, (flags & KITH_TXN_WRITE) ? 0 : MDB_RDONLY, &t->txn);
+    if (rc < 0) {
+        free(t);
+        return rc;
+    }
+    t->holds_resize = true;
+    *out = t;
+    return 0;
+}
+
+/* Release the LMDB side: applier, LMDB txn (aborted unless already gone), resize lock. */
+static void
+txn_release(kith_txn *t)
+{
+    if (t->ap_open) {
+        kith__apply_end(&t->ap);
+        t->ap_open = false;
+    }
+    if (t->txn != NULL) {
+        mdb_txn_abort(t->txn);
+        t->txn = NULL;
+    }
+    if (t->holds_resize) {
+        kith__mdb_end(t->r);
+        t->holds_resize = false;
+    }
+}
+
+static void
+txn_free(kith_txn *t)
+{
+    txn_release(t);
+    kith__mem_free(&t->mem);
+    free(t->commit.ops);
+    kith__event_free(&t->events);
+    kith__wbuf_free(&t->enc);
+    free(t);
+}
+
+void
+kith_txn_abort(kith_txn **txn)
+{
+    if (txn == NULL || *txn == NULL)
+        return;
+    txn_free(*txn);
+    *txn = NULL;
+}
+
+/* ---- the commit being built ----------------------------------------------------------- */
+
+/* Open the applier and check that this replica's own origin is where the commit begins. */
+static int
+applier_open(kith_txn *t)
+{
+    struct kith__origin_slot *own;
+    int rc = kith__apply_begin(&t->ap, t->r, t->txn,
+                               t->r->on_change || t->r->on_conflict ? &t->events : NULL);
+
+    if (rc < 0)
+        return rc;
+    t->ap_open = true;
+    own = kith__apply_origin(&t->ap, t->r->id, &rc);
+    if (own == NULL)
+        return rc;
+    if (!t->started) {
+        uint64_t hlc;
+        rc = kith__meta_get_u64(t->r, t->txn, "hlc", &hlc);
+        if (rc < 0)
+            return rc;
+        t->base_applied = own->st.applied;
+        t->commit.origin = t->r->id;
+        t->commit.first_seq = own->st.applied + 1;
+        t->commit.hlc = kith__hlc_tick(hlc, (uint64_t)kith__now_ms());
+        t->started = true;
+    } else if (own->st.applied != t->base_applied) {
+        return kith__fail(t->r, KITH_EBUSY,
+                          "another process wrote to this replica during the transaction");
+    }
+    return 0;
+}
+
+/*
+ * MDB_MAP_FULL: abort the LMDB transaction, grow the map, begin again and apply every op
+ * built so far. Assumes t is a started write transaction.
+ */
+static int
+grow_and_replay(kith_txn *t)
+{
+    kith_replica *r = t->r;
+    int rc = MDB_MAP_FULL;
+
+    for (int tries = 0; rc == MDB_MAP_FULL; tries++) {
+        if (tries == MAX_GROWTHS)
+            return kith__fail(r, -ENOSPC, "the map cannot grow any further");
+        txn_release(t);
+        t->events.ndocs = t->events.nconflicts = 0;
+        rc = kith__map_grow(r);
+        if (rc < 0)
+            return rc;
+        rc = kith__mdb_begin(r, 0, &t->txn);
+        if (rc < 0)
+            return rc;
+        t->holds_resize = true;
+        rc = applier_open(t);
+        if (rc < 0)
+            return rc;
+        for (uint32_t i = 0; i < t->commit.nops && rc == 0; i++) {
+            kith_dot dot = {t->commit.origin, t->commit.first_seq + i};
+            rc = kith__apply_op(&t->ap, t->commit.hlc, dot, &t->commit.ops[i]);
+            if (rc == 0)
+                rc = kith__apply_flush(&t->ap);
+        }
+    }
+    return rc;
+}
+
+/* Mark the transaction failed after a write error, and pass the code on. */
+static int
+txn_failed(kith_txn *t, int rc)
+{
+    t->failed = true;
+    return rc;
+}
+
+/* Check that t can take a write, start the commit at the first one, and find the
+ * collection. */
+static int
+write_prepare(kith_txn *t, const char *collection, int *coll)
+{
+    int rc;
+
+    if (t == NULL)
+        return KITH_EINVAL;
+    if (t->failed)
+        return KITH_EBADTXN;
+    if (!(t->flags & KITH_TXN_WRITE))
+        return kith__fail(t->r, KITH_EREADONLY, "write in a read transaction");
+    if (collection == NULL)
+        return txn_failed(t, KITH_EINVAL);
+    *coll = kith__schema_coll(collection);
+    if (*coll < 0)
+        return txn_failed(t,
+                          kith__fail(t->r, KITH_ENOTFOUND, "no collection named %s", collection));
+    if (!t->ap_open) {
+        rc = applier_open(t);
+        if (rc == MDB_MAP_FULL)
+            rc = grow_and_replay(t);
+        if (rc < 0)
+            return txn_failed(t, rc);
+    }
+    return 0;
+}
+
+/* Append `op` to the commit and apply it now (with its membership touch written). The op's
+ * views must be stable (t->mem or static). Returns its dot in *dot. */
+static int
+op_push(kith_txn *t, const struct kith__op *op, kith_dot *dot)
+{
+    int rc;
+
+    if (t->commit.nops == KITH__MAX_COMMIT_OPS)
+        return txn_failed(t, kith__fail(t->r, KITH_ETOOBIG, "more than %u ops in a transaction",
+                                        KITH__MAX_COMMIT_OPS));
+    if (t->commit.nops == t->capops) {
+        uint32_t cap = t->capops ? t->capops * 2 : 8;
+        struct kith__op *ops = realloc(t->commit.ops, cap * sizeof *ops);
+        if (ops == NULL)
+            return txn_failed(t, KITH_ENOMEM);
+        t->commit.ops = ops;
+        t->capops = cap;
+    }
+    t->commit.ops[t->commit.nops] = *op;
+    dot->origin = t->commit.origin;
+    dot->seq = t->commit.first_seq + t->commit.nops;
+    t->commit.nops++;
+    rc = kith__apply_op(&t->ap, t->commit.hlc, *dot, op);
+    if (rc == 0)
+        rc = kith__apply_flush(&t->ap);
+    if (rc == MDB_MAP_FULL)
+        rc = grow_and_replay(t);
+    if (rc < 0)
+        return txn_failed(t, rc);
+    return 0;
+}
+
+/* ---- reads shared by writes ------------------------------------------------------------- */
+
+/* The membership dots of a document: *n dots as a view (NULL, 0 when not live). */
+static int
+membership(kith_txn *t, int coll, kith_dot doc, const uint8_t **dots, size_t *n)
+{
+    uint8_t kb[17];
+    MDB_val k = {sizeof kb, kb}, v;
+    int rc;
+
+    kb[0] = (uint8_t)coll;
+    kith__dot_put(kb + 1, doc);
+    rc = mdb_get(t->txn, t->r->docs, &k, &v);
+    *dots = NULL;
+    *n = 0;
+    if (rc == MDB_NOTFOUND)
+        return 0;
+    if (rc != 0)
+        return kith__mdb_err(rc);
+    if (v.mv_size == 0 || v.mv_size % KITH__DOT_BYTES != 0)
+        return kith__fail(t->r, KITH_ECORRUPT, "docs: membership of %zu bytes", v.mv_size);
+    *dots = v.mv_data;
+    *n = v.mv_size / KITH__DOT_BYTES;
+    return 0;
+}
+
+static int
+doc_live(kith_txn *t, int coll, const kith_docid *doc)
+{
+    const uint8_t *dots;
+    size_t n;
+    int rc = membership(t, coll, kith__docid_to_dot(doc), &dots, &n);
+
+    return rc < 0 ? rc : n > 0;
+}
+
+/* Copy n dots (byte form) into stable memory as kith_dot. */
+static kith_dot *
+dots_copy(kith_txn *t, const uint8_t *dots, size_t n)
+{
+    kith_dot *out = kith__mem_alloc(&t->mem, n * sizeof *out);
+
+    if (out == NULL)
+        return NULL;
+    for (size_t i = 0; i < n; i++)
+        out[i] = kith__dot_get(dots + i * KITH__DOT_BYTES);
+    return out;
+}
+
+/* Find the field and check it belongs to the collection and (want_set) is / is not a set. */
+static int
+field_find(kith_txn *t, int coll, const char *field, bool want_set, const kith_field_def **def)
+{
+    int f;
+
+    if (field == NULL)
+        return KITH_EINVAL;
+    f = kith__schema_field(coll, field);
+    if (f < 1)
+        return kith__fail(t->r, KITH_ENOTFOUND, "%s has no field %s",
+                          kith__schema_coll_def(coll)->name, field);
+    *def = kith__schema_field_def(coll, f);
+    if (*def == NULL)
+        return KITH_ENOTFOUND;
+    if (((*def)->type == KITH_TYPE_SET) != want_set)
+        return kith__fail(t->r, KITH_ESCHEMA, "%s: %s", field,
+                          want_set ? "not a set field" : "a set field (use set add/remove)");
+    return f;
+}
+
+/* ---- documents -------------------------------------------------------------------------- */
+
+int
+kith_doc_create(kith_txn *t, const char *collection, kith_docid *out)
+{
+    struct kith__op op;
+    kith_dot dot;
+    int coll, rc;
+
+    if (out == NULL)
+        return t ? txn_failed(t, KITH_EINVAL) : KITH_EINVAL;
+    rc = write_prepare(t, collection, &coll);
+    if (rc < 0)
+        return rc;
+    memset(&op, 0, sizeof op);
+    op.kind = KITH_OP_DOC_ADD;
+    op.coll = (uint8_t)coll;
+    op.doc.origin = t->commit.origin;
+    op.doc.seq = t->commit.first_seq + t->commit.nops;
+    rc = op_push(t, &op, &dot);
+    if (rc < 0)
+        return rc;
+    kith__docid_from_dot(out, dot);
+    return 0;
+}
+
+int
+kith_doc_delete(kith_txn *t, const char *collection, const kith_docid *doc)
+{
+    struct kith__op op;
+    const uint8_t *dots;
+    kith_dot dot;
+    size_t n;
+    int coll, rc;
+
+    if (doc == NULL)
+        return t ? txn_failed(t, KITH_EINVAL) : KITH_EINVAL;
+    rc = write_prepare(t, collection, &coll);
+    if (rc < 0)
+        return rc;
+    memset(&op, 0, sizeof op);
+    op.doc = kith__docid_to_dot(doc);
+    rc = membership(t, coll, op.doc, &dots, &n);
+    if (rc < 0)
+        return txn_failed(t, rc);
+    if (n == 0) {
+        char hex[KITH_DOCID_HEX + 1];
+        kith_docid_format(doc, hex);
+        return txn_failed(
+            t, kith__fail(t->r, KITH_ENOTFOUND, "%s %s does not exist", collection, hex));
+    }
+    op.kind = KITH_OP_DOC_REMOVE;
+    op.coll = (uint8_t)coll;
+    op.observed = dots_copy(t, dots, n);
+    op.nobserved = (uint32_t)n;
+    if (op.observed == NULL)
+        return txn_failed(t, KITH_ENOMEM);
+    return op_push(t, &op, &dot);
+}
+
+int
+kith_doc_exists(kith_txn *t, const char *collection, const kith_docid *doc)
+{
+    int coll;
+
+    if (t == NULL || collection == NULL || doc == NULL)
+        return KITH_EINVAL;
+    if (t->failed)
+        return KITH_EBADTXN;
+    coll = kith__schema_coll(collection);
+    if (coll < 0)
+        return kith__fail(t->r, KITH_ENOTFOUND, "no collection named %s", collection);
+    return doc_live(t, coll, doc);
+}
+
+/* ---- fields ----------------------------------------------------------------------------- */
+
+/* Check that the document exists; KITH_ENOTFOUND with a message otherwise. */
+static int
+doc_must_live(kith_txn *t, int coll, const kith_docid *doc)
+{
+    int rc = doc_live(t, coll, doc);
+    char hex[KITH_DOCID_HEX + 1];
+
+    if (rc < 0)
+        return rc;
+    if (rc == 1)
+        return 0;
+    kith_docid_format(doc, hex);
+    return kith__fail(t->r, KITH_ENOTFOUND, "%s %s does not exist",
+                      kith__schema_coll_def(coll)->name, hex);
+}
+
+int
+kith_field_set(kith_txn *t, const char *collection, const kith_docid *doc, const char *field,
+               const kith_value *v)
+{
+    const kith_field_def *def;
+    struct kith__op op;
+    char why[200];
+    uint8_t kb[18];
+    MDB_val k = {sizeof kb, kb}, rv;
+    kith_dot dot;
+    int coll, f, rc;
+
+    if (doc == NULL || v == NULL)
+        return t ? txn_failed(t, KITH_EINVAL) : KITH_EINVAL;
+    rc = write_prepare(t, collection, &coll);
+    if (rc < 0)
+        return rc;
+    f = field_find(t, coll, field, false, &def);
+    if (f < 0)
+        return txn_failed(t, f);
+    why[0] = '\0';
+    rc = kith__schema_check(coll, f, v, why, sizeof why);
+    if (rc < 0)
+        return txn_failed(t, kith__fail(t->r, KITH_ESCHEMA, "%s", why[0] ? why : field));
+    rc = doc_must_live(t, coll, doc);
+    if (rc < 0)
+        return txn_failed(t, rc);
+    if (v->type == KITH_TYPE_REF) {
+        int rcoll = def->ref_collection ? kith__schema_coll(def->ref_collection) : -1;
+        if (rcoll < 0 || (rc = doc_live(t, rcoll, &v->u.ref)) == 0) {
+            char hex[KITH_DOCID_HEX + 1];
+            kith_docid_format(&v->u.ref, hex);
+            return txn_failed(t, kith__fail(t->r, KITH_ESCHEMA, "%s: no %s %s", field,
+                                            def->ref_collection ? def->ref_collection : "?", hex));
+        }
+        if (rc < 0)
+            return txn_failed(t, rc);
+    }
+    memset(&op, 0, sizeof op);
+    op.kind = KITH_OP_FIELD_SET;
+    op.coll = (uint8_t)coll;
+    op.field = (uint8_t)f;
+    op.doc = kith__docid_to_dot(doc);
+    op.value = *v;
+    if (v->type == KITH_TYPE_STRING || v->type == KITH_TYPE_DATE || v->type == KITH_TYPE_ENUM ||
+        v->type == KITH_TYPE_BYTES) {
+        char *copy = kith__mem_alloc(&t->mem, v->u.s.len + 1);
+        if (copy == NULL)
+            return txn_failed(t, KITH_ENOMEM);
+        if (v->u.s.len > 0)
+            memcpy(copy, v->u.s.ptr, v->u.s.len);
+        copy[v->u.s.len] = '\0';
+        op.value.u.s.ptr = copy;
+    }
+    kb[0] = (uint8_t)coll;
+    kith__dot_put(kb + 1, op.doc);
+    kb[17] = (uint8_t)f;
+    rc = mdb_get(t->txn, t->r->regs, &k, &rv);
+    if (rc == 0 && rv.mv_size >= KITH__REG_HDR_BYTES) {
+        op.replaced.origin = kith__be64_get((const uint8_t *)rv.mv_data + 8);
+        op.replaced.seq = kith__be64_get((const uint8_t *)rv.mv_data + 16);
+    } else if (rc != MDB_NOTFOUND) {
+        return txn_failed(t, rc == 0 ? KITH_ECORRUPT : kith__mdb_err(rc));
+    }
+    return op_push(t, &op, &dot);
+}
+
+int
+kith_field_get(kith_txn *t, const char *collection, const kith_docid *doc, const char *field,
+               kith_value *out)
+{
+    const kith_field_def *def;
+    uint8_t kb[18];
+    MDB_val k = {sizeof kb, kb}, v;
+    int coll, f, rc;
+
+    if (t == NULL || collection == NULL || doc == NULL || out == NULL)
+        return KITH_EINVAL;
+    if (t->failed)
+        return KITH_EBADTXN;
+    memset(out, 0, sizeof *out);
+    coll = kith__schema_coll(collection);
+    if (coll < 0)
+        return kith__fail(t->r, KITH_ENOTFOUND, "no collection named %s", collection);
+    f = field_find(t, coll, field, false, &def);
+    if (f < 0)
+        return f;
+    rc = doc_must_live(t, coll, doc);
+    if (rc < 0)
+        return rc;
+    kb[0] = (uint8_t)coll;
+    kith__dot_put(kb + 1, kith__docid_to_dot(doc));
+    kb[17] = (uint8_t)f;
+    rc = mdb_get(t->txn, t->r->regs, &k, &v);
+    if (rc == MDB_NOTFOUND)
+        return 0;
+    if (rc != 0)
+        return kith__mdb_err(rc);
+    if (v.mv_size < KITH__REG_HDR_BYTES + 1)
+        return kith__fail(t->r, KITH_ECORRUPT, "regs: short register");
+    if ((t->flags & KITH_TXN_WRITE) && v.mv_size > KITH__REG_HDR_BYTES + 1) {
+        /* a later write in this transaction may move the page: hand out a copy */
+        void *copy = kith__mem_alloc(&t->mem, v.mv_size);
+        if (copy == NULL)
+            return KITH_ENOMEM;
+        memcpy(copy, v.mv_data, v.mv_size);
+        v.mv_data = copy;
+    }
+    rc = kith__regval_decode((const uint8_t *)v.mv_data + KITH__REG_HDR_BYTES,
+                             v.mv_size - KITH__REG_HDR_BYTES, out);
+    if (rc < 0)
+        return kith__fail(t->r, rc, "regs: bad value for %s", field);
+    return 0;
+}
+
+/* ---- sets --------------------------------------------------------------------------------- */
+
+static int
+set_write(kith_txn *t, const char *collection, const kith_docid *doc, const char *field,
+          const char *elem, size_t len, bool add)
+{
+    const kith_field_def *def;
+    struct kith__op op;
+    char why[200];
+    uint8_t kb[511];
+    MDB_val k, v;
+    kith_dot dot;
+    char *copy;
+    int coll, f, rc;
+
+    if (doc == NULL || (elem == NULL && len > 0))
+        return t ? txn_failed(t, KITH_EINVAL) : KITH_EINVAL;
+    rc = write_prepare(t, collection, &coll);
+    if (rc < 0)
+        return rc;
+    f = field_find(t, coll, field, true, &def);
+    if (f < 0)
+        return txn_failed(t, f);
+    why[0] = '\0';
+    rc = kith__schema_check_elem(coll, f, elem ? elem : "", len, why, sizeof why);
+    if (rc < 0)
+        return txn_failed(t, kith__fail(t->r, KITH_ESCHEMA, "%s", why[0] ? why : field));
+    if (18 + len > sizeof kb)
+        return txn_failed(t, kith__fail(t->r, KITH_ESCHEMA,
+                                        "%s: element of %zu bytes is too "
+                                        "long",
+                                        field, len));
+    rc = doc_must_live(t, coll, doc);
+    if (rc < 0)
+        return txn_failed(t, rc);
+    if (add && def->ref_collection != NULL) {
+        /* a set of references: each added element names a live document */
+        char hex[KITH_DOCID_HEX + 1];
+        kith_docid ref;
+        int rcoll = kith__schema_coll(def->ref_collection);
+        memcpy(hex, elem, len < KITH_DOCID_HEX ? len : KITH_DOCID_HEX);
+        hex[len < KITH_DOCID_HEX ? len : KITH_DOCID_HEX] = '\0';
+        if (rcoll < 0 || kith_docid_parse(hex, &ref) < 0 || (rc = doc_live(t, rcoll, &ref)) == 0)
+            return txn_failed(
+                t, kith__fail(t->r, KITH_ESCHEMA, "%s: no %s %s", field, def->ref_collection, hex));
+        if (rc < 0)
+            return txn_failed(t, rc);
+    }
+    memset(&op, 0, sizeof op);
+    op.kind = add ? KITH_OP_SET_ADD : KITH_OP_SET_REMOVE;
+    op.coll = (uint8_t)coll;
+    op.field = (uint8_t)f;
+    op.doc = kith__docid_to_dot(doc);
+    kb[0] = (uint8_t)coll;
+    kith__dot_put(kb + 1, op.doc);
+    kb[17] = (uint8_t)f;
+    if (len > 0)
+        memcpy(kb + 18, elem, len);
+    k.mv_size = 18 + len;
+    k.mv_data = kb;
+    rc = mdb_get(t->txn, t->r->elems, &k, &v);
+    if (rc == MDB_NOTFOUND) {
+        if (!add)
+            return 0; /* removing an absent element writes nothing */
+    } else if (rc != 0) {
+        return txn_failed(t, kith__mdb_err(rc));
+    } else {
+        if (v.mv_size == 0 || v.mv_size % KITH__DOT_BYTES != 0)
+            return txn_failed(t, kith__fail(t->r, KITH_ECORRUPT, "elems: bad dot set"));
+        op.nobserved = (uint32_t)(v.mv_size / KITH__DOT_BYTES);
+        op.observed = dots_copy(t, v.mv_data, op.nobserved);
+        if (op.observed == NULL)
+            return txn_failed(t, KITH_ENOMEM);
+    }
+    copy = kith__mem_alloc(&t->mem, len + 1);
+    if (copy == NULL)
+        return txn_failed(t, KITH_ENOMEM);
+    if (len > 0)
+        memcpy(copy, elem, len);
+    copy[len] = '\0';
+    op.value.type = KITH_TYPE_STRING;
+    op.value.u.s.ptr = copy;
+    op.value.u.s.len = len;
+    return op_push(t, &op, &dot);
+}
+
+int
+kith_set_add(kith_txn *t, const char *collection, const kith_docid *doc, const char *field,
+             const char *elem, size_t len)
+{
+    return set_write(t, collection, doc, field, elem, len, true);
+}
+
+int
+kith_set_remove(kith_txn *t, const char *collection, const kith_docid *doc, const char *field,
+                const char *elem, size_t len)
+{
+    return set_write(t, collection, doc, field, elem, len, false);
+}
+
+/* ---- commit ------------------------------------------------------------------------------ */
+
+/*
+ * Write what a local commit adds besides its ops' effects: the log entry, the apply order,
+ * the own origins record, the clock and counters. Assumes the ops are applied in t->txn and
+ * t->enc holds the commit's encoding.
+ */
+static int
+commit_write(kith_txn *t)
+{
+    kith_replica *r = t->r;
+    struct kith__origin_slot *own;
+    uint8_t kb[16], ob[16], chain[KITH_HASH_BYTES];
+    uint64_t order, hlc, last = t->commit.first_seq + t->commit.nops - 1;
+    MDB_val k = {16, kb}, v, ok = {8, ob}, ov = {16, kb};
+    int rc;
+
+    own = kith__apply_origin(&t->ap, r->id, &rc);
+    if (own == NULL)
+        return rc;
+    if (own->st.applied != t->commit.first_seq - 1 || own->st.have != own->st.applied)
+        return kith__fail(r, KITH_EBUSY, "own origin moved during the transaction");
+    if ((rc = kith__meta_get_u64(r, t->txn, "order", &order)) < 0 ||
+        (rc = kith__meta_get_u64(r, t->txn, "hlc", &hlc)) < 0)
+        return rc;
+    order++;
+    kith__chain_next(own->st.head, t->enc.data, t->enc.len, chain);
+    kith__be64_put(kb, r->id);
+    kith__be64_put(kb + 8, t->commit.first_seq);
+    v.mv_size = KITH__LOG_HDR_BYTES + t->enc.len;
+    v.mv_data = NULL;
+    rc = mdb_put(t->txn, r->log, &k, &v, MDB_RESERVE | MDB_NOOVERWRITE);
+    if (rc != 0)
+        return rc == MDB_MAP_FULL ? rc
+                                  : kith__fail(r, kith__mdb_err(rc), "log: %s", mdb_strerror(rc));
+    {
+        uint8_t *p = v.mv_data;
+        p[0] = (uint8_t)(t->commit.nops >> 24);
+        p[1] = (uint8_t)(t->commit.nops >> 16);
+        p[2] = (uint8_t)(t->commit.nops >> 8);
+        p[3] = (uint8_t)t->commit.nops;
+        memcpy(p + 4, chain, KITH_HASH_BYTES);
+        kith__be64_put(p + 36, order);
+        memcpy(p + KITH__LOG_HDR_BYTES, t->enc.data, t->enc.len);
+    }
+    kith__be64_put(ob, order);
+    rc = mdb_put(t->txn, r->order, &ok, &ov, MDB_APPEND);
+    if (rc != 0)
+        return rc == MDB_MAP_FULL ? rc
+                                  : kith__fail(r, kith__mdb_err(rc), "order: %s", mdb_strerror(rc));
+    own->st.applied = own->st.have = last;
+    memcpy(own->st.head, chain, KITH_HASH_BYTES);
+    own->dirty = true;
+    if (t->commit.hlc > hlc)
+        hlc = t->commit.hlc;
+    if ((rc = kith__meta_put_u64(r, t->txn, "order", order)) < 0 ||
+        (rc = kith__meta_put_u64(r, t->txn, "hlc", hlc)) < 0)
+        return rc;
+    return kith__apply_finish(&t->ap);
+}
+
+int
+kith_txn_commit(kith_txn **txn)
+{
+    kith_txn *t;
+    kith_replica *r;
+    int rc;
+
+    if (txn == NULL || *txn == NULL)
+        return KITH_EINVAL;
+    t = *txn;
+    *txn = NULL;
+    r = t->r;
+    if (t->failed) {
+        txn_free(t);
+        return KITH_EBADTXN;
+    }
+    if (!(t->flags & KITH_TXN_WRITE) || t->commit.nops == 0) {
+        txn_free(t); /* a read, or a write transaction that wrote nothing: nothing to commit */
+        return 0;
+    }
+    rc = kith__commit_encode(&t->commit, &t->enc);
+    if (rc < 0) {
+        rc = kith__fail(r, rc, "cannot encode the commit");
+        goto out_free;
+    }
+    for (int tries = 0;; tries++) {
+        rc = commit_write(t);
+        if (rc == 0) {
+            kith__apply_end(&t->ap);
+            t->ap_open = false;
+            rc = mdb_txn_commit(t->txn); /* frees the txn, even when it fails */
+            t->txn = NULL;
+            kith__mdb_end(r);
+            t->holds_resize = false;
+            if (rc == 0)
+                break;
+        }
+        if (rc != MDB_MAP_FULL || tries == MAX_GROWTHS) {
+            rc = rc == MDB_MAP_FULL ? -ENOSPC : kith__mdb_err(rc);
+            kith__fail(r, rc, "commit of %016llx:%llu failed: %s", (unsigned long long)r->id,
+                       (unsigned long long)t->commit.first_seq, kith_strerror(rc));
+            goto out_free;
+        }
+        rc = grow_and_replay(t);
+        if (rc < 0)
+            goto out_free;
+    }
+    kith__event_report(r, &t->events, KITH_CHANGE_LOCAL);
+out_free:
+    txn_free(t);
+    return rc;
+}
