@@ -131,6 +131,44 @@ void *kith__arena_alloc(struct kith__arena *a, size_t n); /* NULL on ENOMEM */
 void kith__arena_reset(struct kith__arena *a);
 void kith__arena_free(struct kith__arena *a);
 
+/* ---- msgpack reading and writing shared by the codec and batches (core/util.c) ---------- */
+
+/* A msgpack_packer write callback that appends to the struct kith__wbuf in `data`: 0 or -1. */
+int kith__wbuf_write(void *data, const char *buf, size_t len);
+
+/* The msgpack types kith encodings use; everything else (maps, floats, ext) is refused. */
+enum kith__mp_type {
+    KITH__MP_UINT,  /* v: the value */
+    KITH__MP_NINT,  /* v: the (negative) value as two's complement int64 */
+    KITH__MP_NIL,
+    KITH__MP_BOOL,  /* v: 0 or 1 */
+    KITH__MP_STR,   /* v: length in bytes; the bytes follow the header */
+    KITH__MP_BIN,   /* v: length in bytes; the bytes follow the header */
+    KITH__MP_ARRAY  /* v: element count */
+};
+
+struct kith__mp_head {
+    enum kith__mp_type type;
+    uint64_t v;
+    size_t size; /* bytes of the header itself */
+};
+
+/*
+ * Read the one msgpack header at p (n bytes available). Refuses (KITH_EMALFORMED) a header cut
+ * short, a type kith never writes, and any header not in the shortest form msgpack-c's packer
+ * writes (spec/encoding.md "Canonical msgpack"). Does not look at what follows the header.
+ */
+int kith__mp_head(const uint8_t *p, size_t n, struct kith__mp_head *h);
+
+/*
+ * The guard run before msgpack-c sees untrusted bytes: walk the one object that must cover
+ * p[0..len) exactly, with kith__mp_head's rules, every count and length no larger than the
+ * bytes left, arrays nested at most max_depth deep (the outermost is depth 1) and at most
+ * max_objects objects in all. 0 with the count in *nobjects, KITH_EMALFORMED or KITH_ETOOBIG.
+ */
+int kith__mp_guard(const uint8_t *p, size_t len, unsigned max_depth, size_t max_objects,
+                   size_t *nobjects);
+
 /* Limits on anything decoded (spec/encoding.md "Limits"). */
 #define KITH__MAX_COMMIT_OPS 65536u
 #define KITH__MAX_VALUE_BYTES 65536u

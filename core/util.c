@@ -1,0 +1,287 @@
+/*
+ * util.c — the small memory tools the codec stands on: a growable output buffer (kith__wbuf),
+ * a bump arena for decoded views (kith__arena), and the strict msgpack header reader and
+ * guard that every decoder of untrusted bytes runs first.
+ *
+ * The arena hands out memory that stays put until the next reset: when a block fills, a
+ * larger one is taken and the old one is chained behind it (its address in the new block's
+ * first bytes), so earlier views stay valid; reset frees all but the newest block, which the
+ * next commit reuses. A steady stream of commits therefore allocates nothing.
+ *
+ * The guard exists because msgpack-c reserves memory for an array header before any element
+ * arrives (DESIGN.md "Pitfalls"): five bytes could ask for 2^32 objects. It also refuses every
+ * header that is not in msgpack-c's shortest form, which is half of what makes the commit
+ * encoding canonical (spec/encoding.md "Canonical msgpack").
+ */
+#include "core.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+int
+kith__wbuf_reserve(struct kith__wbuf *b, size_t more)
+{
+    if (more <= b->cap - b->len)
+        return 0;
+    if (more > SIZE_MAX / 2 - b->len)
+        return KITH_ENOMEM;
+    size_t want = b->len + more;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < want)
+        cap *= 2;
+    uint8_t *p = realloc(b->data, cap);
+    if (!p)
+        return KITH_ENOMEM;
+    b->data = p;
+    b->cap = cap;
+    return 0;
+}
+
+int
+kith__wbuf_put(struct kith__wbuf *b, const void *p, size_t n)
+{
+    if (n == 0)
+        return 0;
+    int rc = kith__wbuf_reserve(b, n);
+    if (rc < 0)
+        return rc;
+    memcpy(b->data + b->len, p, n);
+    b->len += n;
+    return 0;
+}
+
+void
+kith__wbuf_free(struct kith__wbuf *b)
+{
+    free(b->data);
+    b->data = NULL;
+    b->len = b->cap = 0;
+}
+
+int
+kith__wbuf_write(void *data, const char *buf, size_t len)
+{
+    return kith__wbuf_put(data, buf, len) < 0 ? -1 : 0;
+}
+
+/* ---- arena ------------------------------------------------------------------------------
+ * Block layout: [address of the previous block, padded to ARENA_HDR][memory handed out].
+ * a->data is the newest block, a->cap its size, a->used the bytes taken in it (header
+ * included).
+ */
+#define ARENA_HDR 16
+#define ARENA_ALIGN 16
+#define ARENA_MIN 4096
+
+static void *
+arena_prev(const uint8_t *block)
+{
+    void *prev;
+    memcpy(&prev, block, sizeof prev);
+    return prev;
+}
+
+static void
+arena_set_prev(uint8_t *block, void *prev)
+{
+    memcpy(block, &prev, sizeof prev);
+}
+
+void *
+kith__arena_alloc(struct kith__arena *a, size_t n)
+{
+    if (n > SIZE_MAX / 4)
+        return NULL;
+    n = (n + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);
+    if (!a->data || n > a->cap - a->used) {
+        size_t cap = a->cap ? a->cap * 2 : ARENA_MIN;
+        while (cap < n + ARENA_HDR)
+            cap *= 2;
+        uint8_t *block = malloc(cap);
+        if (!block)
+            return NULL;
+        arena_set_prev(block, a->data);
+        a->data = block;
+        a->cap = cap;
+        a->used = ARENA_HDR;
+    }
+    void *p = a->data + a->used;
+    a->used += n;
+    return p;
+}
+
+void
+kith__arena_reset(struct kith__arena *a)
+{
+    if (!a->data)
+        return;
+    uint8_t *old = arena_prev(a->data);
+    while (old) {
+        uint8_t *prev = arena_prev(old);
+        free(old);
+        old = prev;
+    }
+    arena_set_prev(a->data, NULL);
+    a->used = ARENA_HDR;
+}
+
+void
+kith__arena_free(struct kith__arena *a)
+{
+    kith__arena_reset(a);
+    free(a->data);
+    a->data = NULL;
+    a->used = a->cap = 0;
+}
+
+/* ---- msgpack ---------------------------------------------------------------------------- */
+
+static uint64_t
+be_get(const uint8_t *p, unsigned n)
+{
+    uint64_t v = 0;
+    for (unsigned i = 0; i < n; i++)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+/* Sign-extend the n-byte big-endian two's complement value at p. */
+static uint64_t
+be_get_signed(const uint8_t *p, unsigned n)
+{
+    uint64_t v = be_get(p, n);
+    if (n < 8 && (p[0] & 0x80))
+        v |= ~(uint64_t)0 << (8 * n);
+    return v;
+}
+
+/*
+ * The multi-byte forms from 0xc4 to 0xdd: type, bytes after the type byte, and the smallest
+ * value (for NINT: magnitude - 1) the form may carry, below which a shorter form exists.
+ * extra == 0 marks a form kith never writes (ext, floats).
+ */
+static const struct {
+    uint8_t type, extra;
+    uint64_t min;
+} forms[0xdd - 0xc4 + 1] = {
+    [0xc4 - 0xc4] = {KITH__MP_BIN, 1, 0},           [0xc5 - 0xc4] = {KITH__MP_BIN, 2, 1u << 8},
+    [0xc6 - 0xc4] = {KITH__MP_BIN, 4, 1u << 16},    [0xcc - 0xc4] = {KITH__MP_UINT, 1, 1u << 7},
+    [0xcd - 0xc4] = {KITH__MP_UINT, 2, 1u << 8},    [0xce - 0xc4] = {KITH__MP_UINT, 4, 1u << 16},
+    [0xcf - 0xc4] = {KITH__MP_UINT, 8, 1ull << 32}, [0xd0 - 0xc4] = {KITH__MP_NINT, 1, 32},
+    [0xd1 - 0xc4] = {KITH__MP_NINT, 2, 1u << 7},    [0xd2 - 0xc4] = {KITH__MP_NINT, 4, 1u << 15},
+    [0xd3 - 0xc4] = {KITH__MP_NINT, 8, 1ull << 31}, [0xd9 - 0xc4] = {KITH__MP_STR, 1, 32},
+    [0xda - 0xc4] = {KITH__MP_STR, 2, 1u << 8},     [0xdb - 0xc4] = {KITH__MP_STR, 4, 1u << 16},
+    [0xdc - 0xc4] = {KITH__MP_ARRAY, 2, 16},        [0xdd - 0xc4] = {KITH__MP_ARRAY, 4, 1u << 16},
+};
+
+int
+kith__mp_head(const uint8_t *p, size_t n, struct kith__mp_head *h)
+{
+    if (n == 0)
+        return KITH_EMALFORMED;
+    uint8_t b = p[0];
+    unsigned extra = 0; /* bytes of value after the type byte */
+    uint64_t min = 0;   /* the smallest value this form may carry (shortest form) */
+    if (b <= 0x7f) {
+        h->type = KITH__MP_UINT;
+        h->v = b;
+        h->size = 1;
+        return 0;
+    }
+    if (b >= 0xe0) {
+        h->type = KITH__MP_NINT;
+        h->v = (uint64_t)(int64_t)(int8_t)b;
+        h->size = 1;
+        return 0;
+    }
+    if (b >= 0x90 && b <= 0x9f) {
+        h->type = KITH__MP_ARRAY;
+        h->v = b & 0x0fu;
+        h->size = 1;
+        return 0;
+    }
+    if (b >= 0xa0 && b <= 0xbf) {
+        h->type = KITH__MP_STR;
+        h->v = b & 0x1fu;
+        h->size = 1;
+        return 0;
+    }
+    if (b == 0xc0) {
+        h->type = KITH__MP_NIL;
+        h->v = 0;
+        h->size = 1;
+        return 0;
+    }
+    if (b == 0xc2 || b == 0xc3) {
+        h->type = KITH__MP_BOOL;
+        h->v = b == 0xc3;
+        h->size = 1;
+        return 0;
+    }
+    if (b < 0xc4 || b > 0xdd || forms[b - 0xc4].extra == 0)
+        return KITH_EMALFORMED; /* maps, floats, ext, 0xc1 */
+    h->type = (enum kith__mp_type)forms[b - 0xc4].type;
+    extra = forms[b - 0xc4].extra;
+    min = forms[b - 0xc4].min;
+    if (n - 1 < extra)
+        return KITH_EMALFORMED;
+    h->size = 1 + extra;
+    if (h->type == KITH__MP_NINT) {
+        /* Signed forms carry negative values only, below the next shorter form's range:
+         * `min` is the magnitude that the form's smallest-in-magnitude value exceeds. */
+        uint64_t v = be_get_signed(p + 1, extra);
+        int64_t s = (int64_t)v;
+        if (s >= 0 || (uint64_t)(-(s + 1)) < min)
+            return KITH_EMALFORMED;
+        h->v = v;
+        return 0;
+    }
+    h->v = be_get(p + 1, extra);
+    if (h->v < min)
+        return KITH_EMALFORMED;
+    return 0;
+}
+
+int
+kith__mp_guard(const uint8_t *p, size_t len, unsigned max_depth, size_t max_objects,
+               size_t *nobjects)
+{
+    /* pending[d]: elements still to read in the array open at depth d + 1. */
+    uint64_t pending[16];
+    unsigned depth = 0;
+    size_t off = 0, count = 0;
+    if (max_depth > sizeof pending / sizeof pending[0])
+        return KITH_EINVAL;
+    do {
+        struct kith__mp_head h;
+        int rc = kith__mp_head(p + off, len - off, &h);
+        if (rc < 0)
+            return rc;
+        off += h.size;
+        if (++count > max_objects)
+            return KITH_ETOOBIG;
+        if (depth > 0)
+            pending[depth - 1]--;
+        if (h.type == KITH__MP_STR || h.type == KITH__MP_BIN) {
+            if (h.v > len - off)
+                return KITH_EMALFORMED;
+            off += (size_t)h.v;
+        } else if (h.type == KITH__MP_ARRAY) {
+            if (h.v > len - off) /* every element takes at least one byte */
+                return KITH_EMALFORMED;
+            if (h.v > 0) {
+                if (depth >= max_depth)
+                    return KITH_EMALFORMED;
+                pending[depth++] = h.v;
+            } else if (depth >= max_depth) {
+                return KITH_EMALFORMED;
+            }
+        }
+        while (depth > 0 && pending[depth - 1] == 0)
+            depth--;
+    } while (depth > 0);
+    if (off != len)
+        return KITH_EMALFORMED; /* trailing bytes */
+    *nobjects = count;
+    return 0;
+}
