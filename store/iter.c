@@ -414,64 +414,14 @@ kith_iter_next_elem(kith_iter *it, const char **elem, size_t *len)
 
 /* ---- conflicts ------------------------------------------------------------------------ */
 
-/* Offsets in a conflict record (store.h, conflicts). */
-enum {
-    CF_COLL = 0,
-    CF_DOC = 1,
-    CF_FIELD = 17,
-    CF_RESOLVED = 18,
-    CF_RECORDED = 19,
-    CF_WINNER = 27, /* hlc, origin, seq */
-    CF_LOSER = 51,
-    CF_WLEN = 75,
-    CF_HDR = 79
-};
+/* The resolved flag's offset in a conflict record (store.h, conflicts); the record is
+ * decoded by kith__conflict_decode (store/apply.c), which the observers share. */
+#define CF_RESOLVED 18
 
-/*
- * Decode a conflict record; the values are views into `p`. KITH_ECORRUPT if the record does
- * not have the layout of store.h or names no schema field.
- */
 static int
 conflict_decode(uint64_t id, const uint8_t *p, size_t len, kith_conflict *out)
 {
-    const kith_collection_def *cdef;
-    uint32_t wlen;
-    int rc;
-
-    memset(out, 0, sizeof(*out));
-    if (len < CF_HDR)
-        return KITH_ECORRUPT;
-    cdef = kith__schema_coll_def(p[CF_COLL]);
-    if (!cdef || p[CF_RESOLVED] > 1)
-        return KITH_ECORRUPT;
-    out->id = id;
-    out->collection = cdef->name;
-    memcpy(out->doc.bytes, p + CF_DOC, KITH_DOCID_BYTES);
-    if (p[CF_FIELD] == 0) {
-        out->field = NULL; /* a delete that a concurrent edit overruled */
-    } else {
-        const kith_field_def *fdef = kith__schema_field_def(p[CF_COLL], p[CF_FIELD]);
-
-        if (!fdef)
-            return KITH_ECORRUPT;
-        out->field = fdef->name;
-    }
-    out->resolved = p[CF_RESOLVED] != 0;
-    out->recorded_ms = (int64_t)kith__be64_get(p + CF_RECORDED);
-    out->winner_hlc = kith__be64_get(p + CF_WINNER);
-    out->winner_dot.origin = kith__be64_get(p + CF_WINNER + 8);
-    out->winner_dot.seq = kith__be64_get(p + CF_WINNER + 16);
-    out->loser_hlc = kith__be64_get(p + CF_LOSER);
-    out->loser_dot.origin = kith__be64_get(p + CF_LOSER + 8);
-    out->loser_dot.seq = kith__be64_get(p + CF_LOSER + 16);
-    wlen =
-        (uint32_t)(p[CF_WLEN] << 24 | p[CF_WLEN + 1] << 16 | p[CF_WLEN + 2] << 8 | p[CF_WLEN + 3]);
-    if (wlen > len - CF_HDR)
-        return KITH_ECORRUPT;
-    rc = kith__regval_decode(p + CF_HDR, wlen, &out->winner);
-    if (rc == 0)
-        rc = kith__regval_decode(p + CF_HDR + wlen, len - CF_HDR - wlen, &out->loser);
-    return rc < 0 ? KITH_ECORRUPT : 0;
+    return kith__conflict_decode(id, p, len, out);
 }
 
 int
@@ -582,7 +532,7 @@ kith_conflict_resolve(kith_txn *t, uint64_t id, bool restore_loser)
         goto out_copy;
     }
     if (restore_loser) {
-        if (c.field) {
+        if (c.field[0]) {
             rc = kith_field_set(t, c.collection, &c.doc, c.field, &c.loser);
         } else {
             /* The loser was a delete: restoring it deletes the document again. */
