@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static const struct cli_command commands[] = {
@@ -95,6 +96,32 @@ default_dir(char *buf, size_t cap)
     return n > 0 && (size_t)n < cap ? buf : NULL;
 }
 
+/* Create the parents of `path` (mode 0700, like the XDG base directories), as `mkdir -p`
+ * would; the replica directory itself is kith_open's to make. 0 or -errno. */
+static int
+make_parents(const char *path)
+{
+    char buf[4096];
+    size_t len = strlen(path);
+    if (len >= sizeof buf)
+        return -ENAMETOOLONG;
+    memcpy(buf, path, len + 1);
+    while (len > 1 && buf[len - 1] == '/')
+        buf[--len] = '\0';
+    for (size_t i = 1; i < len; i++) {
+        if (buf[i] != '/')
+            continue;
+        buf[i] = '\0';
+        if (mkdir(buf, 0700) != 0 && errno != EEXIST) {
+            int e = errno;
+            buf[i] = '/';
+            return -e;
+        }
+        buf[i] = '/';
+    }
+    return 0;
+}
+
 int
 cli_open(const struct cli *c, enum cli_open_mode mode, kith_replica **out)
 {
@@ -103,6 +130,8 @@ cli_open(const struct cli *c, enum cli_open_mode mode, kith_replica **out)
     *out = NULL;
     if (mode != CLI_CREATE && access(c->dir, F_OK) != 0 && errno == ENOENT)
         return cli_fail(c, "no replica in %s (run 'kith init' first)", c->dir);
+    if (mode == CLI_CREATE && (rc = make_parents(c->dir)) < 0)
+        return cli_fail(c, "%s: %s", c->dir, kith_strerror(rc));
     rc = kith_open(c->dir, flags, out);
     if (rc == KITH_ENOTFOUND)
         return cli_fail(c, "no replica in %s (run 'kith init' first)", c->dir);

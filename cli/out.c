@@ -330,8 +330,13 @@ cli_value_json(const kith_value *v)
         return json_stringn(v->u.s.ptr, v->u.s.len);
     case KITH_TYPE_TIME:
         return cli_json_time(v->u.i);
-    case KITH_TYPE_INT:
-        return json_integer((json_int_t)v->u.i);
+    case KITH_TYPE_INT: {
+        char buf[24];
+        if (v->u.i >= -(INT64_C(1) << 53) && v->u.i <= (INT64_C(1) << 53))
+            return json_integer((json_int_t)v->u.i);
+        snprintf(buf, sizeof buf, "%lld", (long long)v->u.i); /* as spec/export.md */
+        return json_string(buf);
+    }
     case KITH_TYPE_BOOL:
         return json_boolean(v->u.b);
     case KITH_TYPE_REF:

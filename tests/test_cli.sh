@@ -1,0 +1,488 @@
+#!/usr/bin/env bash
+# The kith command end to end: every command of spec/cli.md with its good and bad paths,
+# run against real replicas in a temporary directory. Checks exit codes (0 ok, 1 failure,
+# 2 usage), that refused input leaves the replica byte-identical in `kith export`, that every
+# --json output parses and holds its documented keys, and that two replicas converge through
+# bundles (and through `kith sync` when the daemon is built).
+#   KITH_BIN   the kith binary (ctest sets it; default build/kith)
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+KITH=${KITH_BIN:-$here/build/kith}
+[ -x "$KITH" ] || { echo "no kith binary at $KITH"; exit 1; }
+command -v jq >/dev/null || { echo "jq is needed (scripts/deps.sh installs it)"; exit 1; }
+
+tmp=$(mktemp -d /tmp/kith-test-cli.XXXXXX)
+serve_pid=""
+cleanup() {
+    [ -n "$serve_pid" ] && kill "$serve_pid" 2>/dev/null && wait "$serve_pid" 2>/dev/null
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+unset KITH_DIR XDG_DATA_HOME NO_COLOR
+export HOME="$tmp/home"
+mkdir -p "$HOME"
+
+pass=0 fail=0
+ok() { pass=$((pass + 1)); }
+bad() {
+    fail=$((fail + 1))
+    echo "FAILED: $1"
+    if [ -s "$tmp/err" ]; then sed 's/^/    stderr: /' "$tmp/err" | head -5; fi
+}
+check() { # check NAME CONDITION-COMMAND...
+    local name=$1
+    shift
+    if "$@"; then ok; else bad "$name"; fi
+}
+
+# run EXPECTED_RC NAME ARGS... : run kith, keep stdout in $tmp/out and stderr in $tmp/err
+run() {
+    local want=$1 name=$2 rc=0
+    shift 2
+    "$KITH" "$@" >"$tmp/out" 2>"$tmp/err" || rc=$? || true
+    if [ "$rc" = "$want" ]; then ok; else bad "$name (exit $rc, wanted $want)"; fi
+}
+out() { cat "$tmp/out"; }
+err_has() { grep -q -- "$1" "$tmp/err"; }
+out_has() { grep -q -- "$1" "$tmp/out"; }
+# json_keys NAME FILTER KEY... : the value FILTER selects in $tmp/out has every KEY
+json_keys() {
+    local name=$1 filter=$2 k
+    shift 2
+    if ! jq -e . "$tmp/out" >/dev/null 2>&1; then
+        bad "$name: output is not JSON"
+        return
+    fi
+    for k in "$@"; do
+        if ! jq -e "$filter | has(\"$k\")" "$tmp/out" >/dev/null 2>&1; then
+            bad "$name: no key '$k'"
+            return
+        fi
+    done
+    ok
+}
+snap() { "$KITH" --dir "$1" export >"$tmp/snap.$2" || true; }
+same_snap() { # same_snap NAME DIR TAG : export of DIR still equals the snapshot TAG
+    "$KITH" --dir "$2" export >"$tmp/snap.now" || true
+    if cmp -s "$tmp/snap.$3" "$tmp/snap.now"; then ok; else bad "$1: replica changed"; fi
+}
+
+A=$tmp/a B=$tmp/b C=$tmp/c
+
+# ---- global options and usage errors -----------------------------------------------------
+run 2 "no command is a usage error" 
+check "usage line on stderr" err_has "usage:"
+run 2 "unknown command" --dir "$A" frobnicate
+check "unknown command named" err_has "frobnicate"
+run 2 "unknown global option" --bogus status
+run 2 "--dir needs a value" --dir
+run 0 "help" help
+check "help lists contact add" out_has "contact add"
+run 0 "--help" --help
+run 0 "--version" --version
+check "--version prints a version" out_has "kith "
+run 2 "unknown subcommand" --dir "$A" contact frob
+run 2 "group without subcommand" --dir "$A" contact
+run 0 "command --help" --dir "$A" contact add --help
+check "command --help prints usage" out_has "usage: kith contact add"
+
+# ---- before init ------------------------------------------------------------------------------
+run 1 "status without a replica" --dir "$A" status
+check "no-replica message says run init" err_has "kith init"
+check "no replica created by a read" test ! -e "$A"
+
+# ---- init and id -------------------------------------------------------------------------------
+run 0 "init A" --dir "$A" init
+check "init prints an id" out_has '^id  *[0-9a-f]\{16\}$'
+check "init prints a public key" out_has '^pubkey  *[0-9a-f]\{64\}$'
+run 0 "init again is harmless" --dir "$A" init
+run 0 "id --json" --dir "$A" id --json
+json_keys "id --json" . id pubkey dir
+A_ID=$(jq -r .id "$tmp/out")
+A_PK=$(jq -r .pubkey "$tmp/out")
+check "id is 16 hex" grep -qE '^[0-9a-f]{16}$' <<<"$A_ID"
+check "pubkey is 64 hex" grep -qE '^[0-9a-f]{64}$' <<<"$A_PK"
+run 2 "id takes no operand" --dir "$A" id extra
+run 2 "id unknown option" --dir "$A" id --bogus
+run 0 "init B" --dir "$B" init
+B_PK=$("$KITH" --dir "$B" id --json | jq -r .pubkey) || true
+B_ID=$("$KITH" --dir "$B" id --json | jq -r .id) || true
+run 0 "init C" --dir "$C" init
+
+# ---- where the replica lives: --dir > KITH_DIR > XDG_DATA_HOME > HOME ---------------------------
+got=$(KITH_DIR="$A" "$KITH" id --json | jq -r .id) || true
+check "KITH_DIR picks the replica" test "$got" = "$A_ID"
+got=$(KITH_DIR="$A" "$KITH" --dir "$B" id --json | jq -r .id) || true
+check "--dir wins over KITH_DIR" test "$got" = "$B_ID"
+mkdir -p "$tmp/xdg"
+XDG_DATA_HOME="$tmp/xdg" "$KITH" init >/dev/null 2>&1 || true
+check "XDG_DATA_HOME/kith is the default" test -d "$tmp/xdg/kith"
+got=$(XDG_DATA_HOME="$tmp/xdg" "$KITH" id --json | jq -r .dir) || true
+check "XDG_DATA_HOME replica used" test "$got" = "$tmp/xdg/kith"
+got=$(KITH_DIR="$A" XDG_DATA_HOME="$tmp/xdg" "$KITH" id --json | jq -r .id) || true
+check "KITH_DIR wins over XDG_DATA_HOME" test "$got" = "$A_ID"
+"$KITH" init >/dev/null 2>&1 || true
+check "HOME/.local/share/kith is the fallback" test -d "$HOME/.local/share/kith"
+
+# ---- contact add ------------------------------------------------------------------------------
+run 0 "contact add" --dir "$A" contact add --name "Zed Zimmer" --email zed@example.com \
+    --phone "+44 1" --company Acme --notes "met at a conference" --birthday 1990-04-01 \
+    --tag friend --tag work
+ZED=$(out)
+check "contact add prints a 32-hex id" grep -qE '^[0-9a-f]{32}$' <<<"$ZED"
+check "contact id starts with the origin" test "${ZED:0:16}" = "$A_ID"
+run 0 "contact add, name only" --dir "$A" contact add --name "Ada Lovelace"
+ADA=$(out)
+run 0 "contact add, no-year birthday" --dir "$A" contact add --name "Bo" --birthday --12-24
+BO=$(out)
+snap "$A" a0
+run 2 "contact add without --name" --dir "$A" contact add --email x@example.com
+check "missing --name explained" err_has "name"
+run 2 "contact add unknown option" --dir "$A" contact add --name X --colour red
+run 2 "contact add option without value" --dir "$A" contact add --name
+run 2 "contact add stray operand" --dir "$A" contact add --name X extra
+run 2 "-- ends the options" --dir "$A" contact add --name X -- --phone 1
+run 1 "contact add bad birthday" --dir "$A" contact add --name X --birthday 1990-13-45
+check "bad birthday names the field" err_has "birthday"
+run 1 "contact add bad email" --dir "$A" contact add --name X --email not-an-address
+check "bad email names the field" err_has "email"
+run 1 "contact add name not UTF-8" --dir "$A" contact add --name $'bad\xff\xfename'
+check "not UTF-8 named" err_has "UTF-8"
+run 1 "contact add email not UTF-8" --dir "$A" contact add --name X --email $'a\xff@b.c'
+run 1 "contact add empty tag" --dir "$A" contact add --name X --tag ""
+run 1 "contact add empty name" --dir "$A" contact add --name ""
+same_snap "refused contact adds" "$A" a0
+
+# ---- contact ls / show ---------------------------------------------------------------------------
+run 0 "contact ls" --dir "$A" contact ls
+check "contact ls has a header" out_has "NAME"
+names=$(awk 'NR > 1 { print $2 }' "$tmp/out" | tr '\n' ' ')
+check "contact ls is in name order ($names)" test "$names" = "Ada Bo Zed "
+run 0 "contact ls --json" --dir "$A" contact ls --json
+json_keys "contact ls --json" . contacts
+json_keys "contact ls --json element" '.contacts[0]' id name email phone company notes birthday tags
+check "contact ls --json in name order" \
+    test "$(jq -r '[.contacts[].name] | join(",")' "$tmp/out")" = "Ada Lovelace,Bo,Zed Zimmer"
+run 0 "contact show" --dir "$A" contact show "$ZED"
+check "contact show has the email" out_has "zed@example.com"
+run 0 "contact show --json" --dir "$A" contact show "$ZED" --json
+json_keys "contact show --json" . id name email phone company notes birthday tags
+check "show --json values" test "$(jq -r '[.name,.birthday,(.tags|join("+"))] | join("|")' \
+    "$tmp/out")" = "Zed Zimmer|1990-04-01|friend+work"
+check "unset field is null" test "$("$KITH" --dir "$A" contact show "$ADA" --json | jq -r .phone)" = null
+run 0 "contact show by upper-case id" --dir "$A" contact show "${ZED^^}"
+run 1 "contact show ambiguous prefix" --dir "$A" contact show "${ZED:0:16}"
+check "ambiguity explained" err_has "ambiguous"
+run 1 "contact show short prefix" --dir "$A" contact show "${ZED:0:5}"
+run 1 "contact show not hex" --dir "$A" contact show "xyzxyzxyz"
+run 1 "contact show unknown id" --dir "$A" contact show 00000000000000000000000000000000
+run 2 "contact show no id" --dir "$A" contact show
+
+# ---- contact set ---------------------------------------------------------------------------------
+run 0 "contact set" --dir "$A" contact set "$ADA" phone=+44-2 "company=Analytical Engines"
+check "contact set wrote" test "$("$KITH" --dir "$A" contact show "$ADA" --json | jq -r .company)" = "Analytical Engines"
+run 0 "contact set value with = and leading dash" --dir "$A" contact set "$ADA" "notes=-a=b"
+check "value kept whole" test "$("$KITH" --dir "$A" contact show "$ADA" --json | jq -r .notes)" = "-a=b"
+run 0 "contact set clears with empty value" --dir "$A" contact set "$ZED" birthday=
+check "cleared field is null" test "$("$KITH" --dir "$A" contact show "$ZED" --json | jq -r .birthday)" = null
+snap "$A" a1
+run 1 "contact set required field empty" --dir "$A" contact set "$ADA" name=
+run 1 "contact set unknown field" --dir "$A" contact set "$ADA" shoe=42
+run 1 "contact set bad date" --dir "$A" contact set "$ADA" birthday=yesterday
+run 1 "contact set bad email" --dir "$A" contact set "$ADA" email=@@
+run 1 "contact set not UTF-8" --dir "$A" contact set "$ADA" $'notes=\xc3'
+run 1 "contact set tags is refused" --dir "$A" contact set "$ADA" tags=x
+run 1 "contact set all or nothing" --dir "$A" contact set "$ADA" phone=999 birthday=bad
+run 2 "contact set without =" --dir "$A" contact set "$ADA" phone
+run 2 "contact set nothing to set" --dir "$A" contact set "$ADA"
+run 1 "contact set unknown id" --dir "$A" contact set 0000000000000000000000000000000f phone=1
+same_snap "refused contact sets" "$A" a1
+
+# ---- contact tag: +TAG and -TAG after the ID are values ---------------------------------------------
+run 0 "contact tag +x -friend" --dir "$A" contact tag "$ZED" +vip -friend plain
+check "tags after +/-" test "$("$KITH" --dir "$A" contact show "$ZED" --json | jq -r '.tags|join(",")')" = "plain,vip,work"
+run 0 "contact tag -- ID -tag" --dir "$A" contact tag -- "$ZED" -vip
+check "-- then -tag" test "$("$KITH" --dir "$A" contact show "$ZED" --json | jq -r '.tags|join(",")')" = "plain,work"
+run 0 "removing an absent tag is fine" --dir "$A" contact tag "$ZED" -absent
+snap "$A" a2
+run 2 "contact tag without tags" --dir "$A" contact tag "$ZED"
+run 1 "contact tag empty tag" --dir "$A" contact tag "$ZED" +
+run 1 "contact tag not UTF-8" --dir "$A" contact tag "$ZED" $'+\xff'
+run 1 "contact tag unknown id" --dir "$A" contact tag 000000000000000000000000000000ff +x
+same_snap "refused tags" "$A" a2
+
+# ---- interactions ---------------------------------------------------------------------------------
+run 0 "interaction add" --dir "$A" interaction add "$ZED" --kind call --at 2026-03-02T10:00:00Z \
+    --summary "second call" --with "$ADA"
+I2=$(out)
+check "interaction id" grep -qE '^[0-9a-f]{32}$' <<<"$I2"
+run 0 "interaction add, earlier" --dir "$A" interaction add "$ZED" --kind meeting \
+    --at 2026-03-01T09:30:00.250+01:00 --summary "first meeting"
+I1=$(out)
+run 0 "interaction add, default time" --dir "$A" interaction add "$ADA" --kind note
+snap "$A" a3
+run 2 "interaction add without --kind" --dir "$A" interaction add "$ZED"
+run 2 "interaction add without contact" --dir "$A" interaction add --kind call
+run 2 "interaction add unknown option" --dir "$A" interaction add "$ZED" --kind call --when now
+run 1 "interaction add bad kind" --dir "$A" interaction add "$ZED" --kind telepathy
+run 1 "interaction add bad time" --dir "$A" interaction add "$ZED" --kind call --at 2026-02-30T00:00:00Z
+run 1 "interaction add unknown contact" --dir "$A" interaction add 0000000000000000000000000000aaaa --kind call
+run 1 "interaction add unknown --with" --dir "$A" interaction add "$ZED" --kind call --with 0000000000000000000000000000aaaa
+same_snap "refused interactions" "$A" a3
+run 0 "interaction ls --contact" --dir "$A" interaction ls --contact "$ZED" --json
+json_keys "interaction ls --json" . interactions
+json_keys "interaction element" '.interactions[0]' id contact kind at summary participants
+check "interactions of a contact by time" \
+    test "$(jq -r '[.interactions[].id] | join(",")' "$tmp/out")" = "$I1,$I2"
+check "time is ISO 8601 UTC with ms" \
+    test "$(jq -r '.interactions[0].at' "$tmp/out")" = "2026-03-01T08:30:00.250Z"
+check "participants are contact ids" \
+    test "$(jq -r '.interactions[1].participants[0]' "$tmp/out")" = "$ADA"
+run 0 "interaction ls" --dir "$A" interaction ls --json
+check "all interactions" test "$(jq '.interactions | length' "$tmp/out")" = 3
+run 0 "interaction ls human" --dir "$A" interaction ls
+check "interaction table shows the contact's name" out_has "Zed Zimmer"
+run 1 "interaction ls unknown contact" --dir "$A" interaction ls --contact 0000000000000000000000000000aaaa
+
+# ---- reminders ----------------------------------------------------------------------------------------
+run 0 "reminder add" --dir "$A" reminder add "$ZED" --due 2026-05-01T09:00:00Z --text "send the draft"
+R2=$(out)
+run 0 "reminder add, earlier" --dir "$A" reminder add "$ADA" --due 2026-04-01 --text "birthday card"
+R1=$(out)
+snap "$A" a4
+run 2 "reminder add without --due" --dir "$A" reminder add "$ZED" --text x
+run 2 "reminder add without --text" --dir "$A" reminder add "$ZED" --due 2026-01-01
+run 1 "reminder add bad due" --dir "$A" reminder add "$ZED" --due "next tuesday" --text x
+run 1 "reminder add unknown contact" --dir "$A" reminder add 0000000000000000000000000000aaaa --due 2026-01-01 --text x
+same_snap "refused reminders" "$A" a4
+run 0 "reminder ls --json" --dir "$A" reminder ls --json
+json_keys "reminder ls --json" . reminders
+json_keys "reminder element" '.reminders[0]' id contact due text done
+check "reminders by due" test "$(jq -r '[.reminders[].id] | join(",")' "$tmp/out")" = "$R1,$R2"
+run 0 "reminder ls --due-before" --dir "$A" reminder ls --due-before 2026-04-15 --json
+check "due-before filters" test "$(jq -r '[.reminders[].id] | join(",")' "$tmp/out")" = "$R1"
+run 1 "reminder ls bad --due-before" --dir "$A" reminder ls --due-before soon
+run 0 "reminder done" --dir "$A" reminder done "$R1"
+check "reminder is done" test "$("$KITH" --dir "$A" reminder ls --json | jq -r '.reminders[0].done')" = true
+run 1 "reminder done unknown" --dir "$A" reminder done 0000000000000000000000000000aaaa
+run 1 "reminder done with a contact's id" --dir "$A" reminder done "$ZED"
+run 0 "reminder ls human" --dir "$A" reminder ls
+check "reminder table" out_has "send the draft"
+
+# ---- status, log, export -------------------------------------------------------------------------------
+run 0 "status" --dir "$A" status
+check "status names the replica" out_has "$A_ID"
+run 0 "status --json" --dir "$A" status --json
+json_keys "status --json" . id pubkey vv vv_text hlc clock ops_logged pending_ops open_conflicts collections peers
+check "status counts contacts" test "$(jq .collections.contacts "$tmp/out")" = 3
+check "vv has this origin" test "$(jq -r --arg o "$A_ID" '.vv[$o] > 0' "$tmp/out")" = true
+run 0 "log" --dir "$A" log
+check "log shows field sets" out_has "field_set"
+run 0 "log --json" --dir "$A" log --json
+json_keys "log --json" . entries
+json_keys "log entry" '.entries[0]' origin seq hlc time op collection doc field value replaced commit_end chain applied
+check "log is by seq" test "$(jq '[.entries[].seq] == ([.entries[].seq] | sort)' "$tmp/out")" = true
+nlog=$(jq '.entries | length' "$tmp/out")
+check "log counts every op" test "$nlog" = "$("$KITH" --dir "$A" status --json | jq .ops_logged)"
+run 0 "log --limit" --dir "$A" log --limit 2 --json
+check "log --limit 2" test "$(jq '.entries | length' "$tmp/out")" = 2
+run 0 "log --origin" --dir "$A" log --origin "$A_ID" --json
+check "log --origin keeps that origin" test "$(jq -r '[.entries[].origin] | unique | join(",")' "$tmp/out")" = "$A_ID"
+run 0 "log --origin other" --dir "$A" log --origin "$B_ID" --json
+check "log of an origin never seen is empty" test "$(jq '.entries | length' "$tmp/out")" = 0
+run 2 "log --origin bad" --dir "$A" log --origin nothex
+run 2 "log --limit bad" --dir "$A" log --limit -3
+run 0 "export" --dir "$A" export
+check "export is JSON" jq -e . "$tmp/out" >/dev/null
+"$KITH" --dir "$A" export >"$tmp/e1" || true
+"$KITH" --dir "$A" export >"$tmp/e2" || true
+check "export is deterministic" cmp -s "$tmp/e1" "$tmp/e2"
+run 2 "export takes no operand" --dir "$A" export now
+
+# ---- contact rm ------------------------------------------------------------------------------------------
+run 0 "contact rm" --dir "$A" contact rm "$BO"
+run 1 "show removed contact" --dir "$A" contact show "$BO"
+run 1 "rm twice" --dir "$A" contact rm "$BO"
+check "removed contact gone from ls" test "$("$KITH" --dir "$A" contact ls --json | jq '.contacts | length')" = 2
+
+# ---- trust ---------------------------------------------------------------------------------------------------
+snap "$A" a5
+run 1 "trust a bad key" --dir "$A" trust 1234
+run 1 "trust own key" --dir "$A" trust "$A_PK"
+run 2 "trust without key" --dir "$A" trust
+run 2 "trust --list with a key" --dir "$A" trust --list "$B_PK"
+run 0 "trust B on A" --dir "$A" trust "$B_PK" --name laptop --addr tcp://127.0.0.1:1
+check "trust names the id" out_has "$B_ID"
+run 0 "trust A on B" --dir "$B" trust "$A_PK" --name phone
+run 0 "trust --list" --dir "$A" trust --list
+check "trust --list shows the peer" out_has "laptop"
+run 0 "trust --list --json" --dir "$A" trust --list --json
+json_keys "trust --list --json" . peers
+json_keys "peer element" '.peers[0]' id pubkey name addr trusted forked acked pending_ops last_sync failures last_error
+check "trusted peer" test "$(jq -r '.peers[0].trusted' "$tmp/out")" = true
+run 0 "peers" --dir "$A" peers
+run 0 "peers --json" --dir "$A" peers --json
+json_keys "peers --json" . peers
+same_snap "trust does not touch the replicated state" "$A" a5
+
+# ---- bundles: A -> B ------------------------------------------------------------------------------------------
+run 0 "bundle create" --dir "$A" bundle create -o "$tmp/ab.bundle"
+check "bundle file written" test -s "$tmp/ab.bundle"
+check "bundle create reports ops" err_has "ops"
+run 0 "bundle create to stdout (pipe)" --dir "$A" bundle create
+check "stdout bundle is the same bytes" cmp -s "$tmp/out" "$tmp/ab.bundle"
+run 1 "bundle create bad --since" --dir "$A" bundle create -o "$tmp/x.bundle" --since "zz:1"
+run 2 "bundle create stray operand" --dir "$A" bundle create "$tmp/x.bundle"
+snap "$B" b0
+run 1 "bundle apply missing file" --dir "$B" bundle apply "$tmp/nope.bundle"
+# damaged copies: a flipped byte in the middle, a truncated file, garbage
+size=$(stat -c %s "$tmp/ab.bundle" 2>/dev/null || echo 100)
+cp "$tmp/ab.bundle" "$tmp/tampered.bundle" 2>/dev/null || head -c 100 /dev/zero >"$tmp/tampered.bundle"
+printf '\x5a' | dd of="$tmp/tampered.bundle" bs=1 seek=$((size / 2)) conv=notrunc status=none
+head -c $((size - 7)) "$tmp/ab.bundle" >"$tmp/truncated.bundle" 2>/dev/null || true
+head -c 40 /dev/urandom >"$tmp/garbage.bundle"
+: >"$tmp/empty.bundle"
+for kind in tampered truncated garbage empty; do
+    run 1 "$kind bundle refused" --dir "$B" bundle apply "$tmp/$kind.bundle"
+    check "$kind bundle: says refused" err_has "refused"
+done
+same_snap "damaged bundles change nothing" "$B" b0
+snap "$C" c0
+run 1 "untrusted bundle refused" --dir "$C" bundle apply "$tmp/ab.bundle"
+check "untrusted explained" err_has "trust"
+same_snap "untrusted bundle changes nothing" "$C" c0
+run 0 "bundle apply" --dir "$B" bundle apply "$tmp/ab.bundle" --json
+json_keys "bundle apply --json" . ops_new ops_known ops_applied ops_pending conflicts
+check "ops were new" test "$(jq '.ops_new > 0' "$tmp/out")" = true
+run 0 "bundle apply again" --dir "$B" bundle apply "$tmp/ab.bundle"
+check "second apply: nothing new" out_has "^0 new ops"
+"$KITH" --dir "$A" export >"$tmp/ea" || true
+"$KITH" --dir "$B" export >"$tmp/eb" || true
+check "B holds A's state" cmp -s "$tmp/ea" "$tmp/eb"
+# ids begin with their origin: on B, B's only contact is found by B's origin as a prefix
+run 0 "contact add on B" --dir "$B" contact add --name "Bea"
+BEA=$(out)
+run 0 "contact show by unique prefix" --dir "$B" contact show "${BEA:0:16}"
+check "prefix finds the contact" out_has "Bea"
+run 0 "six-digit prefix" --dir "$B" contact show "${BEA:0:6}"
+run 1 "prefix shared by A's contacts" --dir "$B" contact show "${ZED:0:16}"
+run 0 "bundle B -> A" --dir "$B" bundle create -o "$tmp/ba.bundle"
+run 0 "A applies B's contact" --dir "$A" bundle apply "$tmp/ba.bundle"
+vv=$("$KITH" --dir "$B" status --json | jq -r .vv_text) || true
+run 0 "bundle create --since" --dir "$A" bundle create -o "$tmp/since.bundle" --since "$vv"
+check "--since B's vector: nothing to send" err_has "^kith: bundle: 0 ops"
+
+# ---- concurrent edits, both ways, conflicts ----------------------------------------------------------------------
+run 0 "edit phone on A" --dir "$A" contact set "$ZED" "phone=+44 20 7946 0001"
+run 0 "edit phone on B" --dir "$B" contact set "$ZED" "phone=+44 20 7946 0002"
+"$KITH" --dir "$A" bundle create -o "$tmp/a.bundle" 2>/dev/null || true
+"$KITH" --dir "$B" bundle create -o "$tmp/b.bundle" 2>/dev/null || true
+run 0 "A applies B's bundle" --dir "$A" bundle apply "$tmp/b.bundle"
+run 0 "B applies A's bundle" --dir "$B" bundle apply "$tmp/a.bundle"
+"$KITH" --dir "$A" export >"$tmp/ea" || true
+"$KITH" --dir "$B" export >"$tmp/eb" || true
+check "replicas converge byte for byte" cmp -s "$tmp/ea" "$tmp/eb"
+pa=$("$KITH" --dir "$A" contact show "$ZED" --json | jq -r .phone) || true
+pb=$("$KITH" --dir "$B" contact show "$ZED" --json | jq -r .phone) || true
+check "same phone on both ($pa)" test "$pa" = "$pb"
+run 0 "conflicts --json on A" --dir "$A" conflicts --json
+json_keys "conflicts --json" . conflicts
+json_keys "conflict element" '.conflicts[0]' id collection doc field winner loser recorded resolved
+json_keys "conflict side" '.conflicts[0].winner' origin seq hlc time value
+check "one conflict on phone" test "$(jq -r '[.conflicts[].field] | join(",")' "$tmp/out")" = phone
+check "winner is the current value" test "$(jq -r '.conflicts[0].winner.value' "$tmp/out")" = "$pa"
+loser=$(jq -r '.conflicts[0].loser.value' "$tmp/out")
+check "loser is the other edit" test "$loser" != "$pa"
+CID=$(jq -r '.conflicts[0].id' "$tmp/out")
+run 0 "conflicts --json on B" --dir "$B" conflicts --json
+check "B recorded it too" test "$(jq '.conflicts | length' "$tmp/out")" = 1
+run 0 "conflicts human" --dir "$A" conflicts
+check "conflicts shows winner and loser" grep -q "winner" "$tmp/out"
+check "conflicts shows the losing value" out_has "$loser"
+run 1 "conflicts restore unknown" --dir "$A" conflicts restore 999
+run 1 "conflicts restore not a number" --dir "$A" conflicts restore abc
+run 2 "conflicts restore without id" --dir "$A" conflicts restore
+run 0 "conflicts restore" --dir "$A" conflicts restore "$CID"
+check "loser is current again" test "$("$KITH" --dir "$A" contact show "$ZED" --json | jq -r .phone)" = "$loser"
+run 0 "conflicts after restore" --dir "$A" conflicts --json
+check "no open conflict left" test "$(jq '.conflicts | length' "$tmp/out")" = 0
+run 0 "conflicts --all" --dir "$A" conflicts --all --json
+check "--all keeps the resolved record" test "$(jq '.conflicts[0].resolved' "$tmp/out")" = true
+"$KITH" --dir "$A" bundle create -o "$tmp/a2.bundle" 2>/dev/null || true
+run 0 "restore replicates" --dir "$B" bundle apply "$tmp/a2.bundle"
+check "B has the restored value" test "$("$KITH" --dir "$B" contact show "$ZED" --json | jq -r .phone)" = "$loser"
+
+# ---- verify --------------------------------------------------------------------------------------------------------
+run 0 "verify" --dir "$A" verify
+check "verify says ok" out_has "^ok"
+run 0 "verify --json" --dir "$A" verify --json
+json_keys "verify --json" . ok commits_checked ops_checked signatures_checked problems first_problem
+check "verify ok true" test "$(jq .ok "$tmp/out")" = true
+# damage: flip the bytes of a value the log and the state both hold
+D=$tmp/damaged
+cp -r "$A" "$D"
+offsets=$(grep -obaF "Zed Zimmer" "$D/data.mdb" | cut -d: -f1 || true)
+check "found the value in data.mdb" test -n "$offsets"
+for o in $offsets; do
+    printf 'Q' | dd of="$D/data.mdb" bs=1 seek="$o" conv=notrunc status=none
+done
+run 1 "verify after a flipped byte" --dir "$D" verify
+check "damage reported" err_has "damaged\|corrupt\|problem"
+T=$tmp/truncated
+cp -r "$A" "$T"
+truncate -s 8192 "$T/data.mdb"
+run 1 "verify after truncation" --dir "$T" verify
+
+# ---- colour: never when not a terminal, never with NO_COLOR ----------------------------------------------------------
+"$KITH" --dir "$A" contact ls >"$tmp/plain" 2>&1 || true
+check "no escape codes into a pipe" bash -c "! grep -q $'\033' '$tmp/plain'"
+if script -qec "true" /dev/null >/dev/null 2>&1; then
+    script -qec "'$KITH' --dir '$A' contact ls" /dev/null >"$tmp/tty" 2>&1 || true
+    check "colour on a terminal" grep -q $'\033' "$tmp/tty"
+    NO_COLOR=1 script -qec "'$KITH' --dir '$A' contact ls" /dev/null >"$tmp/tty" 2>&1 || true
+    check "NO_COLOR turns colour off" bash -c "! grep -q $'\033' '$tmp/tty'"
+    script -qec "'$KITH' --dir '$A' bundle create" /dev/null >"$tmp/tty" 2>&1 && rc=0 || rc=$?
+    check "bundle create refuses a terminal" grep -q "terminal" "$tmp/tty"
+fi
+
+# ---- sync and serve ----------------------------------------------------------------------------------------------------
+run 2 "sync without endpoint" --dir "$A" sync
+run 2 "sync bad timeout" --dir "$A" sync tcp://127.0.0.1:9 --timeout soon
+run 2 "serve bad interval" --dir "$A" serve --interval never
+run 2 "serve unknown option" --dir "$A" serve --bogus
+run 2 "peers takes no operand" --dir "$A" peers x
+port=$((20000 + RANDOM % 20000))
+"$KITH" --dir "$B" contact add --name "From B" >/dev/null || true
+"$KITH" --dir "$B" serve --listen "tcp://127.0.0.1:$port" --interval 1h 2>"$tmp/serve.log" &
+serve_pid=$!
+synced=0
+for _ in $(seq 1 50); do
+    if "$KITH" --dir "$A" sync "tcp://127.0.0.1:$port" --timeout 2s --json >"$tmp/out" 2>"$tmp/err"; then
+        synced=1
+        break
+    fi
+    kill -0 "$serve_pid" 2>/dev/null || break
+    sleep 0.1
+done
+check "kith sync converges with a served replica" test "$synced" = 1
+if [ "$synced" = 1 ]; then
+    json_keys "sync --json" . peer endpoint ops_sent ops_received batches_sent batches_received converged
+    "$KITH" --dir "$A" export >"$tmp/ea" || true
+    "$KITH" --dir "$B" export >"$tmp/eb" || true
+    check "synced replicas export the same bytes" cmp -s "$tmp/ea" "$tmp/eb"
+    "$KITH" --dir "$A" peers --json >"$tmp/out" || true
+    check "peers records the last sync" \
+        test "$(jq -r --arg b "$B_ID" '.peers[] | select(.id == $b) | .last_sync != null' "$tmp/out")" = true
+fi
+"$KITH" --dir "$C" trust "$B_PK" --addr "tcp://127.0.0.1:$port" >/dev/null || true
+snap "$C" c1
+run 1 "sync refused by a replica that does not trust us" --dir "$C" sync "tcp://127.0.0.1:$port" --timeout 1s
+same_snap "refused sync changes nothing" "$C" c1
+kill "$serve_pid" 2>/dev/null || true
+wait "$serve_pid" 2>/dev/null && src=0 || src=$?
+serve_pid=""
+check "serve stops cleanly on SIGTERM (exit $src)" test "$src" = 0
+run 1 "sync with nobody listening" --dir "$A" sync "tcp://127.0.0.1:$port" --timeout 1s
+
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
