@@ -1,0 +1,323 @@
+/*
+ * test_peer.c — the trust set and peer records (store/peer.c): add, update, remove and list;
+ * a replica always trusts itself; sync outcomes recorded (acknowledged vector, cursor,
+ * failures, last error) and the pending count derived from them; a forked origin refused
+ * until trusted again; a damaged record reported; and, end to end, a batch from an origin
+ * that is not (or no longer) trusted refused by kith_batch_apply with nothing changed.
+ */
+#include "kith.h"
+#include "store.h"
+#include "view.h"
+
+#include <criterion/criterion.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int
+rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static char dir[64];
+static kith_replica *A, *B, *C;
+
+static kith_replica *
+open_replica(const char *name)
+{
+    char path[96];
+    kith_replica *r = NULL;
+
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    int rc = kith_open(path, KITH_CREATE | KITH_NOSYNC, &r);
+    cr_assert_eq(rc, 0, "open %s: %s", path, kith_strerror(rc));
+    return r;
+}
+
+static void
+setup(void)
+{
+    snprintf(dir, sizeof dir, "/tmp/kith-test-peer-XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+    A = open_replica("a");
+    B = open_replica("b");
+    C = open_replica("c");
+}
+
+static void
+teardown(void)
+{
+    kith_close(A);
+    kith_close(B);
+    kith_close(C);
+    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static void
+pk_of(kith_replica *r, uint8_t pk[KITH_PUBKEY_BYTES])
+{
+    kith_replica_pubkey(r, pk);
+}
+
+/* One local commit on r: a contact named `name`. */
+static void
+write_contact(kith_replica *r, const char *name)
+{
+    kith_txn *t = NULL;
+    kith_docid d;
+    kith_value v = {.type = KITH_TYPE_STRING};
+
+    v.u.s.ptr = name;
+    v.u.s.len = strlen(name);
+    cr_assert_eq(kith_txn_begin(r, KITH_TXN_WRITE, &t), 0);
+    cr_assert_eq(kith_doc_create(t, "contacts", &d), 0);
+    cr_assert_eq(kith_field_set(t, "contacts", &d, "name", &v), 0);
+    cr_assert_eq(kith_txn_commit(&t), 0);
+}
+
+static uint64_t
+vv_total(kith_replica *r)
+{
+    kith_vv vv;
+    uint64_t n = 0;
+
+    cr_assert_eq(kith_vv_get(r, &vv), 0);
+    for (size_t i = 0; i < vv.len; i++)
+        n += vv.entries[i].seq;
+    kith_vv_free(&vv);
+    return n;
+}
+
+TestSuite(peer, .init = setup, .fini = teardown);
+
+Test(peer, trust_add_list_and_update)
+{
+    uint8_t pa[32], pb[32], pc[32];
+    kith_peer *peers = NULL;
+    size_t n = 0;
+
+    pk_of(A, pa);
+    pk_of(B, pb);
+    pk_of(C, pc);
+    cr_assert_eq(kith_peers_get(A, &peers, &n), 0);
+    cr_assert_eq(n, 0);
+    kith_peers_free(peers, n);
+
+    cr_assert(kith_is_trusted(A, pa), "a replica trusts itself");
+    cr_assert_not(kith_is_trusted(A, pb));
+    cr_assert_eq(kith_trust_add(A, pb, "phone", "tcp://127.0.0.1:7461"), 0);
+    cr_assert(kith_is_trusted(A, pb));
+    cr_assert_not(kith_is_trusted(A, pc));
+
+    cr_assert_eq(kith_peers_get(A, &peers, &n), 0);
+    cr_assert_eq(n, 1);
+    cr_assert_eq(peers[0].id, kith_replica_id(B));
+    cr_assert_eq(peers[0].id, kith_id_from_pubkey(pb));
+    cr_assert_eq(memcmp(peers[0].pubkey, pb, 32), 0);
+    cr_assert_str_eq(peers[0].name, "phone");
+    cr_assert_str_eq(peers[0].addr, "tcp://127.0.0.1:7461");
+    cr_assert(peers[0].trusted);
+    cr_assert_not(peers[0].forked);
+    cr_assert_eq(peers[0].acked.len, 0);
+    cr_assert_eq(peers[0].last_sync_ms, 0);
+    cr_assert_eq(peers[0].failures, 0);
+    cr_assert_str_eq(peers[0].last_error, "");
+    kith_peers_free(peers, n);
+
+    /* NULL name keeps the name; a new address replaces the old one. Peers come by id. */
+    cr_assert_eq(kith_trust_add(A, pb, NULL, "tcp://127.0.0.1:9000"), 0);
+    cr_assert_eq(kith_trust_add(A, pc, "laptop", NULL), 0);
+    cr_assert_eq(kith_peers_get(A, &peers, &n), 0);
+    cr_assert_eq(n, 2);
+    cr_assert_lt(peers[0].id, peers[1].id);
+    kith_peer *pB = peers[0].id == kith_replica_id(B) ? &peers[0] : &peers[1];
+    kith_peer *pC = pB == &peers[0] ? &peers[1] : &peers[0];
+    cr_assert_str_eq(pB->name, "phone");
+    cr_assert_str_eq(pB->addr, "tcp://127.0.0.1:9000");
+    cr_assert_str_eq(pC->name, "laptop");
+    cr_assert_str_eq(pC->addr, "");
+    kith_peers_free(peers, n);
+}
+
+Test(peer, bad_trust_requests_change_nothing)
+{
+    uint8_t pa[32], pb[32];
+    char longname[80];
+    kith_peer *peers = NULL;
+    size_t n = 0;
+
+    pk_of(A, pa);
+    pk_of(B, pb);
+    cr_assert_eq(kith_trust_add(A, pa, "me", NULL), KITH_EINVAL);
+    memset(longname, 'x', sizeof longname - 1);
+    longname[sizeof longname - 1] = '\0';
+    cr_assert_eq(kith_trust_add(A, pb, longname, NULL), KITH_EINVAL);
+    cr_assert_eq(kith_trust_remove(A, kith_replica_id(B)), KITH_ENOTFOUND);
+    cr_assert_eq(kith_trust_remove(A, kith_replica_id(A)), KITH_EINVAL);
+    cr_assert_eq(kith_peer_record(A, kith_replica_id(B), NULL, 0, NULL), KITH_ENOTFOUND);
+    cr_assert_eq(kith_peers_get(A, &peers, &n), 0);
+    cr_assert_eq(n, 0);
+    kith_peers_free(peers, n);
+}
+
+Test(peer, trust_remove_keeps_the_record)
+{
+    uint8_t pb[32];
+    kith_peer *peers = NULL;
+    size_t n = 0;
+
+    pk_of(B, pb);
+    cr_assert_eq(kith_trust_add(A, pb, "phone", NULL), 0);
+    cr_assert_eq(kith_trust_remove(A, kith_replica_id(B)), 0);
+    cr_assert_not(kith_is_trusted(A, pb));
+    cr_assert_eq(kith_peers_get(A, &peers, &n), 0);
+    cr_assert_eq(n, 1);
+    cr_assert_not(peers[0].trusted);
+    cr_assert_str_eq(peers[0].name, "phone");
+    kith_peers_free(peers, n);
+    cr_assert_eq(kith_trust_add(A, pb, NULL, NULL), 0);
+    cr_assert(kith_is_trusted(A, pb));
+}
+
+Test(peer, sync_outcomes_recorded)
+{
+    uint8_t pb[32];
+    kith_peer *peers = NULL;
+    size_t n = 0;
+    uint64_t b = kith_replica_id(B), a = kith_replica_id(A);
+
+    pk_of(B, pb);
+    cr_assert_eq(kith_trust_add(A, pb, NULL, NULL), 0);
+    for (int i = 0; i < 4; i++)
+        write_contact(A, "x"); /* 8 ops */
+
+    /* Two failures, then a success. */
+    cr_assert_eq(kith_peer_record(A, b, NULL, 0, "connection refused"), 0);
+    char longerr[600];
+    memset(longerr, 'e', sizeof longerr - 1);
+    longerr[sizeof longerr - 1] = '\0';
+    cr_assert_eq(kith_peer_record(A, b, NULL, 0, longerr), 0);
+    cr_assert_eq(kith_peers_get(A, &peers, &n), 0);
+    cr_assert_eq(peers[0].failures, 2);
+    cr_assert_eq(strlen(peers[0].last_error), 255, "a long error is cut, not refused");
+    cr_assert_eq(peers[0].last_sync_ms, 0);
+    cr_assert_eq(peers[0].pending_ops, 8, "acked nothing: all 8 ops pending");
+    kith_peers_free(peers, n);
+
+    kith_dot e[2] = {{a < b ? a : b, 0}, {a < b ? b : a, 0}};
+    e[a < b ? 0 : 1].seq = 3;
+    e[a < b ? 1 : 0].seq = 7;
+    kith_vv acked = {2, e};
+    cr_assert_eq(kith_peer_record(A, b, &acked, 42, NULL), 0);
+    cr_assert_eq(kith_peers_get(A, &peers, &n), 0);
+    cr_assert_eq(peers[0].failures, 0);
+    cr_assert_str_eq(peers[0].last_error, "");
+    cr_assert_gt(peers[0].last_sync_ms, 1700000000000ll);
+    cr_assert_eq(peers[0].cursor, 42);
+    cr_assert_eq(peers[0].acked.len, 2);
+    cr_assert_eq(peers[0].acked.entries[0].origin, e[0].origin);
+    cr_assert_eq(peers[0].acked.entries[1].seq, e[1].seq);
+    cr_assert_eq(peers[0].pending_ops, 5, "A holds 8 of its own, B acked 3");
+    kith_peers_free(peers, n);
+
+    /* A failure keeps what was acknowledged; an unsorted vector is refused. */
+    cr_assert_eq(kith_peer_record(A, b, NULL, 0, "timeout"), 0);
+    kith_dot bad[2] = {e[1], e[0]};
+    kith_vv badvv = {2, bad};
+    cr_assert_eq(kith_peer_record(A, b, &badvv, 1, NULL), KITH_EINVAL);
+    cr_assert_eq(kith_peers_get(A, &peers, &n), 0);
+    cr_assert_eq(peers[0].failures, 1);
+    cr_assert_str_eq(peers[0].last_error, "timeout");
+    cr_assert_eq(peers[0].cursor, 42);
+    cr_assert_eq(peers[0].acked.len, 2);
+    kith_peers_free(peers, n);
+}
+
+Test(peer, forked_origin_refused_until_trusted_again)
+{
+    uint8_t pb[32], got[32];
+    MDB_txn *txn;
+    kith_peer *peers = NULL;
+    size_t n = 0;
+
+    pk_of(B, pb);
+    cr_assert_eq(kith_trust_add(A, pb, "phone", NULL), 0);
+    cr_assert_eq(kith__mdb_begin(A, 0, &txn), 0);
+    cr_assert_eq(kith__trusted_key(A, txn, kith_replica_id(B), got), 0);
+    cr_assert_eq(memcmp(got, pb, 32), 0);
+    cr_assert_eq(kith__trusted_key(A, txn, kith_replica_id(A), got), 0, "self is trusted");
+    cr_assert_eq(kith__trusted_key(A, txn, kith_replica_id(C), got), KITH_EUNTRUSTED);
+    cr_assert_eq(kith__peer_mark_forked(A, txn, kith_replica_id(B)), 0);
+    cr_assert_eq(kith__trusted_key(A, txn, kith_replica_id(B), got), KITH_EUNTRUSTED);
+    cr_assert_eq(mdb_txn_commit(txn), 0);
+    kith__mdb_end(A);
+
+    cr_assert_not(kith_is_trusted(A, pb));
+    cr_assert_eq(kith_peers_get(A, &peers, &n), 0);
+    cr_assert(peers[0].forked);
+    cr_assert(peers[0].trusted);
+    cr_assert_str_eq(peers[0].name, "phone");
+    kith_peers_free(peers, n);
+    cr_assert_eq(kith_trust_add(A, pb, NULL, NULL), 0);
+    cr_assert(kith_is_trusted(A, pb), "trusting again clears the fork mark");
+}
+
+Test(peer, damaged_record_is_corrupt)
+{
+    uint8_t pb[32], key[8];
+    MDB_txn *txn;
+    MDB_val k = {8, key}, v = {10, pb};
+    kith_peer *peers = NULL;
+    size_t n = 0;
+
+    pk_of(B, pb);
+    kith__be64_put(key, kith_replica_id(B));
+    cr_assert_eq(kith__mdb_begin(A, 0, &txn), 0);
+    cr_assert_eq(mdb_put(txn, A->peers, &k, &v, 0), 0);
+    cr_assert_eq(mdb_txn_commit(txn), 0);
+    kith__mdb_end(A);
+    cr_assert_eq(kith_peers_get(A, &peers, &n), KITH_ECORRUPT);
+    cr_assert_null(peers);
+    cr_assert_not(kith_is_trusted(A, pb));
+}
+
+Test(peer, untrusted_batches_are_refused)
+{
+    uint8_t pb[32];
+    kith_buf buf = {0};
+    kith_apply_info info;
+    int rc;
+
+    pk_of(B, pb);
+    write_contact(B, "from b");
+    kith_batch_opts all = {0};
+    cr_assert_eq(kith_batch_create(B, &all, &buf, NULL), 0);
+    rc = kith_batch_apply(A, buf.data, buf.len, &info);
+    cr_assert_eq(rc, KITH_EUNTRUSTED, "untrusted batch gave %s", kith_errname(rc));
+    cr_assert_eq(vv_total(A), 0, "a refused batch changed the replica");
+
+    cr_assert_eq(kith_trust_add(A, pb, NULL, NULL), 0);
+    rc = kith_batch_apply(A, buf.data, buf.len, &info);
+    cr_assert_eq(rc, 0, "trusted batch: %s (%s)", kith_strerror(rc), kith_errmsg(A));
+    cr_assert_eq(info.ops_new, 2);
+    cr_assert_eq(vv_total(A), 2);
+    kith_free(buf.data);
+
+    /* Trust withdrawn: B's next ops are refused, what was applied stays. */
+    cr_assert_eq(kith_trust_remove(A, kith_replica_id(B)), 0);
+    write_contact(B, "again");
+    kith_vv since;
+    cr_assert_eq(kith_vv_get(A, &since), 0);
+    kith_batch_opts opts = {.since = &since};
+    cr_assert_eq(kith_batch_create(B, &opts, &buf, NULL), 0);
+    kith_vv_free(&since);
+    rc = kith_batch_apply(A, buf.data, buf.len, &info);
+    cr_assert_eq(rc, KITH_EUNTRUSTED, "after trust_remove: %s", kith_errname(rc));
+    cr_assert_eq(vv_total(A), 2);
+    kith_free(buf.data);
+}

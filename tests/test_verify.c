@@ -1,0 +1,293 @@
+/*
+ * test_verify.c — kith_verify (store/verify.c) passes on healthy replicas and catches damage
+ * made behind kith's back with the LMDB API directly: a flipped byte in a logged commit, a
+ * wrong chain hash, a bad signature, a register, membership or index entry changed, missing
+ * or added. It reports and never repairs: the replica is the same afterwards.
+ */
+#include "kith.h"
+#include "kith_test.h"
+
+#include <criterion/criterion.h>
+#include <lmdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static kith_txn *
+wbegin(kith_replica *r)
+{
+    kith_txn *t = NULL;
+    cr_assert_eq(kith_txn_begin(r, KITH_TXN_WRITE, &t), 0);
+    return t;
+}
+
+static void
+commit(kith_txn *t)
+{
+    int rc = kith_txn_commit(&t);
+    cr_assert_eq(rc, 0, "commit: %s", kith_strerror(rc));
+}
+
+/* A replica with some of everything: contacts with tags, a delete, an interaction and a
+ * reminder, in several commits. */
+static void
+populate(kith_replica *r)
+{
+    kith_docid a = kt_contact(r, "ada"), b = kt_contact(r, "bob"), i, rem;
+    kith_txn *t = wbegin(r);
+    cr_assert_eq(kith_set_add(t, "contacts", &a, "tags", "x", 1), 0);
+    cr_assert_eq(kith_set_add(t, "contacts", &a, "tags", "y", 1), 0);
+    commit(t);
+    t = wbegin(r);
+    kith_value vc = {.type = KITH_TYPE_REF}, kind = {.type = KITH_TYPE_ENUM},
+               at = {.type = KITH_TYPE_TIME}, text = {.type = KITH_TYPE_STRING};
+    vc.u.ref = a;
+    kind.u.s.ptr = "note";
+    kind.u.s.len = 4;
+    at.u.i = 1000;
+    text.u.s.ptr = "t";
+    text.u.s.len = 1;
+    cr_assert_eq(kith_doc_create(t, "interactions", &i), 0);
+    cr_assert_eq(kith_field_set(t, "interactions", &i, "contact", &vc), 0);
+    cr_assert_eq(kith_field_set(t, "interactions", &i, "kind", &kind), 0);
+    cr_assert_eq(kith_field_set(t, "interactions", &i, "at", &at), 0);
+    cr_assert_eq(kith_doc_create(t, "reminders", &rem), 0);
+    cr_assert_eq(kith_field_set(t, "reminders", &rem, "due", &at), 0);
+    cr_assert_eq(kith_field_set(t, "reminders", &rem, "text", &text), 0);
+    cr_assert_eq(kith_doc_delete(t, "contacts", &b), 0);
+    commit(t);
+    kt_set_str(r, "contacts", &a, "email", "ada@example.org");
+}
+
+static kith_verify_report
+verify(kith_replica *r)
+{
+    kith_verify_report rep;
+    int rc = kith_verify(r, &rep);
+    cr_assert_eq(rc, 0, "verify could not run: %s", kith_strerror(rc));
+    return rep;
+}
+
+static void
+expect_clean(kith_replica *r)
+{
+    kith_verify_report rep = verify(r);
+    cr_assert_eq(rep.problems, 0, "healthy replica: %s", rep.first_problem);
+    cr_assert_gt(rep.commits_checked, 0);
+}
+
+/* Damage a closed replica's database `db` with `fn` in one LMDB write transaction. */
+typedef void (*damage_fn)(MDB_txn *txn, MDB_dbi dbi, void *ctx);
+
+static void
+damage(struct kt_replica *k, const char *db, damage_fn fn, void *ctx)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+
+    kith_close(k->r);
+    k->r = NULL;
+    cr_assert_eq(mdb_env_create(&env), 0);
+    cr_assert_eq(mdb_env_set_maxdbs(env, 32), 0);
+    cr_assert_eq(mdb_env_open(env, k->dir, 0, 0600), 0);
+    cr_assert_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    cr_assert_eq(mdb_dbi_open(txn, db, 0, &dbi), 0);
+    fn(txn, dbi, ctx);
+    cr_assert_eq(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+    kt_reopen(k, KITH_NOSYNC);
+}
+
+/* Rewrite the first record of the database for which `pick` says yes, changing byte `at`
+ * of its value (negative: from the end). */
+struct flip {
+    long at;
+    bool (*pick)(const MDB_val *k, const MDB_val *v);
+    bool done;
+};
+
+static void
+flip_value(MDB_txn *txn, MDB_dbi dbi, void *ctx)
+{
+    struct flip *f = ctx;
+    MDB_cursor *cur;
+    MDB_val k, v;
+    int rc;
+
+    cr_assert_eq(mdb_cursor_open(txn, dbi, &cur), 0);
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (f->pick && !f->pick(&k, &v))
+            continue;
+        uint8_t *copy = malloc(v.mv_size);
+        uint8_t kcopy[512];
+        memcpy(copy, v.mv_data, v.mv_size);
+        memcpy(kcopy, k.mv_data, k.mv_size);
+        size_t pos = f->at < 0 ? v.mv_size - (size_t)(-f->at) : (size_t)f->at;
+        cr_assert_lt(pos, v.mv_size);
+        copy[pos] ^= 0x01;
+        MDB_val nk = {k.mv_size, kcopy}, nv = {v.mv_size, copy};
+        cr_assert_eq(mdb_put(txn, dbi, &nk, &nv, 0), 0);
+        free(copy);
+        f->done = true;
+        break;
+    }
+    mdb_cursor_close(cur);
+    cr_assert(f->done, "nothing to damage");
+}
+
+static void
+delete_first(MDB_txn *txn, MDB_dbi dbi, void *ctx)
+{
+    MDB_cursor *cur;
+    MDB_val k, v;
+    (void)ctx;
+
+    cr_assert_eq(mdb_cursor_open(txn, dbi, &cur), 0);
+    cr_assert_eq(mdb_cursor_get(cur, &k, &v, MDB_FIRST), 0);
+    cr_assert_eq(mdb_cursor_del(cur, 0), 0);
+    mdb_cursor_close(cur);
+}
+
+static void
+expect_problem(kith_replica *r, const char *word)
+{
+    kith_verify_report rep = verify(r);
+    cr_assert_gt(rep.problems, 0, "damage not found");
+    cr_assert_not_null(strstr(rep.first_problem, word), "first problem \"%s\" lacks \"%s\"",
+                       rep.first_problem, word);
+}
+
+Test(verify, healthy_replicas_pass_and_are_unchanged)
+{
+    struct kt_replica a = kt_new(), b = kt_new();
+    kt_trust_pair(&a, &b);
+    populate(a.r);
+    kt_sync(&a, &b);
+    kt_contact(b.r, "b's own");
+    kt_sync(&b, &a);
+
+    char *before = kt_export(a.r);
+    kith_status *s;
+    cr_assert_eq(kith_status_get(a.r, &s), 0);
+    kith_verify_report rep = verify(a.r);
+    cr_assert_eq(rep.problems, 0, "%s", rep.first_problem);
+    cr_assert_str_eq(rep.first_problem, "");
+    cr_assert_eq(rep.ops_checked, s->ops_logged);
+    cr_assert_geq(rep.commits_checked, 6);
+    cr_assert_geq(rep.signatures_checked, 1, "the head b signed was not checked");
+    kith_status_free(s);
+    char *after = kt_export(a.r);
+    cr_assert_str_eq(before, after);
+    free(before);
+    free(after);
+    expect_clean(b.r);
+    kt_free(&a);
+    kt_free(&b);
+}
+
+Test(verify, empty_replica_passes)
+{
+    struct kt_replica a = kt_new();
+    kith_verify_report rep = verify(a.r);
+    cr_assert_eq(rep.problems, 0, "%s", rep.first_problem);
+    cr_assert_eq(rep.commits_checked, 0);
+    kt_free(&a);
+}
+
+Test(verify, flipped_byte_in_a_logged_commit)
+{
+    struct kt_replica a = kt_new();
+    populate(a.r);
+    expect_clean(a.r);
+    struct flip f = {.at = -1};
+    damage(&a, "log", flip_value, &f);
+    expect_problem(a.r, "commit");
+    kt_free(&a);
+}
+
+Test(verify, wrong_chain_hash)
+{
+    struct kt_replica a = kt_new();
+    populate(a.r);
+    expect_clean(a.r);
+    struct flip f = {.at = 4 + 7}; /* inside the stored chain hash */
+    damage(&a, "log", flip_value, &f);
+    expect_problem(a.r, "chain hash");
+    kt_free(&a);
+}
+
+Test(verify, bad_signature)
+{
+    struct kt_replica a = kt_new(), b = kt_new();
+    kt_trust_pair(&a, &b);
+    populate(a.r);
+    kt_sync(&a, &b);
+    expect_clean(b.r);
+    struct flip f = {.at = 10};
+    damage(&b, "sigs", flip_value, &f);
+    expect_problem(b.r, "signature");
+    kt_free(&a);
+    kt_free(&b);
+}
+
+static bool
+is_string_register(const MDB_val *k, const MDB_val *v)
+{
+    (void)k;
+    return v->mv_size > 25 && ((const uint8_t *)v->mv_data)[24] == KITH_TYPE_STRING;
+}
+
+Test(verify, register_changed_behind_kiths_back)
+{
+    struct kt_replica a = kt_new();
+    populate(a.r);
+    expect_clean(a.r);
+    struct flip f = {.at = -1, .pick = is_string_register};
+    damage(&a, "regs", flip_value, &f);
+    expect_problem(a.r, "register");
+    kt_free(&a);
+}
+
+Test(verify, membership_removed_behind_kiths_back)
+{
+    struct kt_replica a = kt_new();
+    populate(a.r);
+    expect_clean(a.r);
+    damage(&a, "docs", delete_first, NULL);
+    expect_problem(a.r, "membership");
+    kt_free(&a);
+}
+
+Test(verify, missing_index_entry)
+{
+    struct kt_replica a = kt_new();
+    populate(a.r);
+    expect_clean(a.r);
+    damage(&a, "index", delete_first, NULL);
+    expect_problem(a.r, "index");
+    kith_verify_report rep = verify(a.r);
+    cr_assert_not_null(strstr(rep.first_problem, "missing"), "%s", rep.first_problem);
+    kt_free(&a);
+}
+
+static void
+add_index_entry(MDB_txn *txn, MDB_dbi dbi, void *ctx)
+{
+    uint8_t key[1 + 3 + 1 + 16] = {1, 'z', 'z', 'z', 0};
+    MDB_val k = {sizeof key, key}, v = {0, NULL};
+    (void)ctx;
+    memset(key + 5, 0xab, 16);
+    cr_assert_eq(mdb_put(txn, dbi, &k, &v, 0), 0);
+}
+
+Test(verify, extra_index_entry)
+{
+    struct kt_replica a = kt_new();
+    populate(a.r);
+    expect_clean(a.r);
+    damage(&a, "index", add_index_entry, NULL);
+    expect_problem(a.r, "index");
+    kt_free(&a);
+}
