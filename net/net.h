@@ -1,0 +1,202 @@
+/*
+ * net.h — what the files of net/ share: the logger (log.c), the CURVE sockets and the ZAP
+ * handler (transport.c), the session state machine that both kith_sync and the daemon drive
+ * (session.c), and the LAN beacon (beacon.c). spec/protocol.md is the reference; the message
+ * table is in wire.h.
+ *
+ * A session knows nothing of sockets: it is given a function that sends one frame, and fed
+ * the frames that arrive. So one engine serves the DEALER of kith_sync, the DEALERs of the
+ * daemon and every peer on the daemon's ROUTER, and the tests can drive it directly.
+ */
+#ifndef KITH_NET_H
+#define KITH_NET_H
+
+#include "kith.h"
+#include "wire.h"
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#ifndef ZMQ_ZAP_ENFORCE_DOMAIN
+#define ZMQ_ZAP_ENFORCE_DOMAIN 93 /* a draft name in Debian's zmq.h; libzmq 4.3 honours it */
+#endif
+
+#define KITH__ZAP_DOMAIN "kith"
+#define KITH__NET_TIMEOUT_MS 10000 /* default silence after which a peer is given up */
+
+/* ---- log.c ------------------------------------------------------------------------------ */
+
+struct kith__log {
+    int level;    /* kith_log_level: lines above it are dropped */
+    bool json;    /* one JSON object per line */
+    bool journal; /* stderr is the journal: "<N>" prefixes */
+};
+
+void kith__log_init(struct kith__log *log, int level, bool json);
+/* One line on stderr, written whole (safe from several threads). `log` may be NULL: quiet. */
+void kith__log(const struct kith__log *log, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Tell systemd (when $NOTIFY_SOCKET is set) `state`, e.g. "READY=1". Errors are ignored. */
+void kith__sd_notify(const char *state);
+/* Monotonic milliseconds, for timeouts. */
+int64_t kith__mono_ms(void);
+/* Lowercase hex of `n` bytes into out (2n + 1). */
+void kith__hex(const uint8_t *p, size_t n, char *out);
+
+/* ---- transport.c ---------------------------------------------------------------------- */
+
+/* Does the ZAP handler admit this client CURVE key? */
+typedef bool (*kith__admit_fn)(void *ctx, const uint8_t curve_pk[32]);
+
+struct kith__zap {
+    void *sock;             /* REP on inproc://zeromq.zap.01, owned by the thread once started */
+    pthread_t thread;
+    atomic_int stop;
+    kith__admit_fn admit;
+    void *admit_ctx;
+    const struct kith__log *log;
+    bool running;
+};
+
+/* The admit function of a replica: keys that kith_curve_public maps from a trusted, unforked
+ * Ed25519 key in the peer records, read at each request (so trust changes apply at once). */
+bool kith__admit_trusted(void *replica, const uint8_t curve_pk[32]);
+
+/* Bind the ZAP endpoint in `zctx` (before any CURVE server socket exists) and start its
+ * thread. 0, or -errno from ZeroMQ. */
+int kith__zap_start(struct kith__zap *z, void *zctx, kith__admit_fn admit, void *admit_ctx,
+                    const struct kith__log *log);
+/* Stop the thread and close its socket. Takes a never-started handler. */
+void kith__zap_stop(struct kith__zap *z);
+
+/* A ROUTER with CURVE server on, the ZAP domain enforced, bound to `endpoint`; the endpoint
+ * actually bound (port resolved) into `bound`. 0 or -errno. */
+int kith__server_socket(void *zctx, const uint8_t secret_x[32], const char *endpoint, void **out,
+                        char *bound, size_t bound_cap);
+/* A DEALER with CURVE client keys, connected to `endpoint` whose CURVE key is server_x;
+ * with `monitor` (an inproc endpoint, may be NULL), failed handshakes are reported there
+ * (set before connecting, so none is missed). */
+int kith__client_socket(void *zctx, const uint8_t public_x[32], const uint8_t secret_x[32],
+                        const uint8_t server_x[32], const char *endpoint, const char *monitor,
+                        void **out);
+/* Send `len` bytes owned by malloc as one frame (ZeroMQ frees them, also on failure), after
+ * an optional routing-id frame. 0, KITH_EBUSY (the peer's queue is full), or -errno. */
+int kith__send_frame(void *sock, const void *rid, size_t rid_len, void *data, size_t len);
+
+/* ---- session.c ------------------------------------------------------------------------ */
+
+/* What this replica knows of one peer, shared by every session with it. */
+struct kith__peerstate {
+    uint64_t id;
+    uint8_t pk[KITH_PUBKEY_BYTES];
+    kith_vv known;             /* ops the peer is known to hold (net-owned vv) */
+    uint64_t acked_cursor;     /* every commit of ours at order <= this is held by the peer */
+    uint64_t send_cursor;      /* where the streaming session goes on */
+    struct kith__session *streamer; /* the one session sending to this peer, or NULL */
+    int64_t last_record_ms;    /* when the peer record was last written */
+    bool loaded;               /* known/acked_cursor were read from the peer record */
+};
+
+enum kith__session_state {
+    KITH__SS_NEW = 0,   /* server: waiting for HELLO */
+    KITH__SS_HELLO = 1, /* client: HELLO sent, waiting for WELCOME */
+    KITH__SS_OPEN = 2,
+    KITH__SS_CLOSED = 3
+};
+
+struct kith__inflight {
+    uint64_t seq;
+    uint64_t next_cursor;
+    uint64_t ops;
+};
+
+/* Sends one frame; takes ownership of `data` (malloc'd) in every case. */
+typedef int (*kith__send_fn)(void *ctx, void *data, size_t len);
+/* Server: the shared state of the peer with this id and key (created when first seen). */
+typedef struct kith__peerstate *(*kith__peer_fn)(void *ctx, uint64_t id,
+                                                 const uint8_t pk[KITH_PUBKEY_BYTES]);
+
+struct kith__session {
+    kith_replica *r;
+    const struct kith__log *log;
+    int state;                 /* enum kith__session_state */
+    bool client;
+    kith__send_fn send;
+    void *send_ctx;
+    kith__peer_fn find_peer;   /* server only */
+    void *peer_ctx;
+    uint8_t zap_curve[32];     /* server: the client's CURVE key, as ZAP saw it */
+    bool has_zap_curve;
+    struct kith__peerstate *peer;
+    uint64_t recv_seq;         /* last BATCH seq applied */
+    uint64_t send_seq;         /* last BATCH seq sent */
+    struct kith__inflight win[KITH__WIRE_WINDOW];
+    unsigned win_head, nwin;   /* ring of unacknowledged batches, oldest at win_head */
+    bool want;                 /* there may be ops the peer lacks: pump should look */
+    bool done_sent;            /* DONE sent since the last BATCH we sent */
+    bool peer_done;            /* DONE received since the last BATCH received */
+    bool applied;              /* a batch changed the replica (for relaying); caller clears */
+    int64_t last_rx_ms, last_tx_ms, opened_ms;
+    int error;                 /* why it closed (0: BYE) */
+    char why[256];             /* the detail, for logs and the peer record */
+    kith_sync_info stats;
+};
+
+/* A client session: sends HELLO at once. `peer` is the caller's; its id and pk are set. */
+int kith__session_start_client(struct kith__session *s, kith_replica *r,
+                               const struct kith__log *log, struct kith__peerstate *peer,
+                               kith__send_fn send, void *send_ctx);
+/* A server session, waiting for HELLO. */
+void kith__session_init_server(struct kith__session *s, kith_replica *r,
+                               const struct kith__log *log, kith__peer_fn find_peer,
+                               void *peer_ctx, kith__send_fn send, void *send_ctx);
+/* Handle one received frame. Returns 0, or the error that closed the session (after a
+ * REFUSE was sent where one is due, and a log line). */
+int kith__session_input(struct kith__session *s, const void *frame, size_t len);
+/* Send what the peer lacks, up to the window; DONE when nothing is left. 0 or an error that
+ * closed the session. */
+int kith__session_pump(struct kith__session *s);
+/* Close: send REFUSE(code, why) if `refuse`, BYE if `bye`, release the stream, write the peer
+ * record. Idempotent. */
+void kith__session_close(struct kith__session *s, int code, bool refuse, bool bye,
+                         const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* Send a PING (keep-alive while idle). 0 or the error that closed the session. */
+int kith__session_ping(struct kith__session *s);
+/* Anti-entropy: look again for what the peer lacks and end with a DONE carrying our
+ * vector, so the peer can do the same. */
+int kith__session_announce(struct kith__session *s);
+/* Both sides said DONE and nothing of ours is unacknowledged. */
+bool kith__session_finished(const struct kith__session *s);
+/* Write the peer record now (acked vv and cursor; error as given, NULL for success). */
+void kith__session_record(struct kith__session *s, const char *error);
+/* Initialise a peer state from the replica's peer record, if there is one. */
+void kith__peerstate_load(struct kith__peerstate *p, kith_replica *r);
+void kith__peerstate_clear(struct kith__peerstate *p);
+
+/* ---- beacon.c ------------------------------------------------------------------------- */
+
+#define KITH__BEACON_PORT 7462
+#define KITH__BEACON_GROUP "239.255.77.61"
+#define KITH__BEACON_MAX 512
+
+struct kith__beacon_msg {
+    uint64_t id;
+    uint8_t pk[KITH_PUBKEY_BYTES];
+    int64_t time_ms;
+    char endpoint[256];        /* with a wildcard host replaced by the sender's address */
+};
+
+/* A UDP socket bound to `port` on all IPv4 addresses, joined to the beacon group. fd or
+ * -errno. */
+int kith__beacon_open(uint16_t port);
+/* Announce `endpoint` on every broadcast-capable interface and the group. 0 or -errno. */
+int kith__beacon_send(int fd, kith_replica *r, uint16_t port, const char *endpoint);
+/* Read one datagram and check it: format, signature ("kith-bc1"), freshness. 0 with *out
+ * filled, KITH_EMALFORMED / KITH_EBADSIG / KITH_EINVAL (stale), -EAGAIN when nothing is
+ * queued. Trust is the caller's check. */
+int kith__beacon_recv(int fd, struct kith__beacon_msg *out);
+
+#endif /* KITH_NET_H */

@@ -1,0 +1,120 @@
+/*
+ * wire.h — the sync protocol's messages (spec/protocol.md "Messages"): one msgpack array per
+ * ZeroMQ frame, the first element naming the type. This header is the one table of the wire:
+ * the limits, the message struct the session works with, the encoder and the decoder.
+ *
+ * Decoding never trusts a length field: kith__wire_guard walks the raw bytes first and refuses
+ * any count larger than the bytes left, nesting deeper than KITH__WIRE_MAX_DEPTH and more
+ * objects than the frame could hold, before msgpack-c reserves anything (DESIGN "Pitfalls").
+ * Then the decoder checks the exact shape of each message type: element count, each type,
+ * each size; a frame that is not exactly one well-formed message is KITH_EMALFORMED.
+ *
+ *  type  name     elements (after the type)                                     frame limit
+ *  1     HELLO    proto u32, id u64, pk bin32, schema bin32, vv                  64 KiB
+ *  2     WELCOME  proto u32, id u64, pk bin32, schema bin32, vv                  64 KiB
+ *  3     REFUSE   code int (a KITH_E* number), reason str <= 200                 64 KiB
+ *  4     BATCH    seq u64 >= 1, has_more bool, sender vv, batch bin             16 MiB
+ *  5     ACK      seq u64 >= 1, vv                                               64 KiB
+ *  6     DONE     vv                                                             64 KiB
+ *  7     PING     nonce u64                                                      64 KiB
+ *  8     PONG     nonce u64                                                      64 KiB
+ *  9     BYE      (none)                                                         64 KiB
+ *
+ * vv: a flat array [origin, seq, origin, seq, ...] of u64, origins strictly ascending, every
+ * seq >= 1, at most KITH__WIRE_MAX_ORIGINS pairs.
+ */
+#ifndef KITH_NET_WIRE_H
+#define KITH_NET_WIRE_H
+
+#include "kith.h"
+
+#include <msgpack.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define KITH__WIRE_PROTO 1u                    /* protocol version spoken here */
+#define KITH__WIRE_MAX_FRAME (16u << 20)       /* any frame; ZMQ_MAXMSGSIZE on every socket */
+#define KITH__WIRE_MAX_CONTROL (64u << 10)     /* every frame but BATCH */
+#define KITH__WIRE_MAX_ORIGINS 4096u           /* entries of a version vector */
+#define KITH__WIRE_MAX_REASON 200u             /* bytes of a REFUSE reason */
+#define KITH__WIRE_MAX_DEPTH 3                 /* message array > vv array: depth 2 used */
+#define KITH__WIRE_BATCH_OPS 4096u             /* ops per batch asked of kith_batch_create */
+#define KITH__WIRE_BATCH_BYTES (4u << 20)      /* encoded bytes likewise */
+#define KITH__WIRE_WINDOW 4u                   /* batches in flight, unacknowledged */
+
+enum kith__msg_type {
+    KITH__MSG_HELLO = 1,
+    KITH__MSG_WELCOME = 2,
+    KITH__MSG_REFUSE = 3,
+    KITH__MSG_BATCH = 4,
+    KITH__MSG_ACK = 5,
+    KITH__MSG_DONE = 6,
+    KITH__MSG_PING = 7,
+    KITH__MSG_PONG = 8,
+    KITH__MSG_BYE = 9
+};
+
+/*
+ * One message. After kith__wire_decode, pk, schema, data and reason are views into the frame
+ * (or into `unpacked`), valid until kith__wire_clear; vv.entries is owned by the message.
+ * For encoding the caller fills the fields its type uses; vv is borrowed.
+ */
+struct kith__msg {
+    int type;                       /* enum kith__msg_type */
+    uint32_t proto;                 /* HELLO, WELCOME */
+    uint64_t id;                    /* HELLO, WELCOME: the sender's replica id */
+    const uint8_t *pk;              /* HELLO, WELCOME: KITH_PUBKEY_BYTES */
+    const uint8_t *schema;          /* HELLO, WELCOME: KITH_HASH_BYTES */
+    kith_vv vv;                     /* HELLO, WELCOME, BATCH (sender's), ACK, DONE */
+    uint64_t seq;                   /* BATCH, ACK */
+    bool has_more;                  /* BATCH */
+    const uint8_t *data;            /* BATCH: the kith batch bytes */
+    size_t len;                     /* BATCH: their length */
+    int32_t code;                   /* REFUSE */
+    const char *reason;             /* REFUSE: not NUL-terminated */
+    size_t reason_len;              /* REFUSE */
+    uint64_t nonce;                 /* PING, PONG */
+    msgpack_unpacked unpacked;      /* decoder state the views may point into */
+    bool has_unpacked;
+};
+
+/* A short name of a message type for logs ("HELLO"); "?" for anything else. */
+const char *kith__wire_name(int type);
+
+/*
+ * Check that `p` holds exactly one msgpack object whose every length and count fits in the
+ * bytes that follow it, nested at most `max_depth` deep, with at most `max_objects` objects.
+ * Returns 0 or KITH_EMALFORMED. Reads nothing outside [p, p + len).
+ */
+int kith__wire_guard(const uint8_t *p, size_t len, int max_depth, size_t max_objects);
+
+/*
+ * Encode `m` into `out` (initialised by the caller with msgpack_sbuffer_init; appended to).
+ * Returns 0, KITH_EINVAL (a field out of its limits: unknown type, vv too long, reason too
+ * long, batch too large), KITH_ENOMEM.
+ */
+int kith__wire_encode(const struct kith__msg *m, msgpack_sbuffer *out);
+
+/*
+ * Decode one frame into `m` (which the caller clears with kith__wire_clear afterwards, also
+ * on failure). Returns 0, KITH_ETOOBIG (frame above its type's limit), KITH_EMALFORMED
+ * (anything else wrong: guard, shape, types, sizes, vv order), KITH_ENOMEM.
+ */
+int kith__wire_decode(const void *frame, size_t len, struct kith__msg *m);
+
+/* Release what a decoded message owns; takes a zeroed or cleared message. */
+void kith__wire_clear(struct kith__msg *m);
+
+/* ---- version vectors owned by net/ (entries from malloc, released with kith__netvv_clear) -- */
+
+/* Raise dst to the entry-wise maximum of dst and src. 0 or KITH_ENOMEM. */
+int kith__netvv_merge(kith_vv *dst, const kith_vv *src);
+/* Replace dst by a copy of src. 0 or KITH_ENOMEM. */
+int kith__netvv_set(kith_vv *dst, const kith_vv *src);
+/* Does a hold some op that b lacks (some origin with a higher seq in a)? */
+bool kith__netvv_ahead(const kith_vv *a, const kith_vv *b);
+bool kith__netvv_equal(const kith_vv *a, const kith_vv *b);
+void kith__netvv_clear(kith_vv *vv);
+
+#endif /* KITH_NET_WIRE_H */
