@@ -617,6 +617,9 @@ typedef struct kith_serve_opts {
     int log_level;                /* kith_log_level; 0: KITH_LOG_INFO */
     bool log_json;                /* one JSON object per log line */
     const volatile int *stop;     /* when non-NULL and set non-zero, kith_serve returns */
+    int timeout_ms;               /* silence after which a peer is given up (0: 10 s); idle
+                                     sessions are kept alive with PING every third of it */
+    uint16_t beacon_port;         /* UDP port of discovery beacons (0: 7462) */
 } kith_serve_opts;
 
 /*

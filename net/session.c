@@ -1,0 +1,585 @@
+/*
+ * session.c — the sync session state machine (spec/protocol.md "Session"), independent of
+ * sockets: frames come in through kith__session_input, go out through the send function the
+ * owner gave. kith_sync drives one client session; the daemon drives a client session per
+ * outgoing link and a server session per peer on its ROUTER.
+ *
+ * After HELLO/WELCOME both sides stream at once: each sends, in its apply order, the commits
+ * the other lacks (kith_batch_create with since = what the peer is known to hold, and the
+ * peer's cursor), at most KITH__WIRE_WINDOW batches unacknowledged. The receiver applies a
+ * batch (one LMDB transaction) and only then acknowledges it with its new version vector, so
+ * an acknowledged batch is durable. What the peer holds is learnt from its HELLO, from the
+ * sender vector on each of its batches, from its ACKs and DONEs; a batch never carries what
+ * the peer is known to hold, so nothing is sent twice in the normal case, and a duplicate
+ * (a resumed session, a replay) is harmless because apply is idempotent.
+ *
+ * Several sessions may reach one peer (both sides dialled each other; the CLI beside the
+ * daemon): they share one kith__peerstate, and only one of them, the streamer, sends to that
+ * peer at a time, so two sessions never carry the same ops.
+ */
+#include "net.h"
+
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define RECORD_EVERY_MS 1000
+
+static int
+send_msg(struct kith__session *s, const struct kith__msg *m)
+{
+    msgpack_sbuffer sb;
+    size_t len;
+    void *data;
+    int rc;
+
+    msgpack_sbuffer_init(&sb);
+    rc = kith__wire_encode(m, &sb);
+    if (rc < 0) {
+        msgpack_sbuffer_destroy(&sb);
+        return rc;
+    }
+    len = sb.size;
+    data = msgpack_sbuffer_release(&sb);
+    rc = s->send(s->send_ctx, data, len);
+    if (rc == 0)
+        s->last_tx_ms = kith__mono_ms();
+    return rc;
+}
+
+/* A message carrying this replica's current vector. */
+static int
+send_with_vv(struct kith__session *s, struct kith__msg *m)
+{
+    kith_vv mine = {0, NULL};
+    int rc = kith_vv_get(s->r, &mine);
+    if (rc < 0)
+        return rc;
+    m->vv = mine;
+    rc = send_msg(s, m);
+    kith_vv_free(&mine);
+    return rc;
+}
+
+static int
+send_hello(struct kith__session *s, int type)
+{
+    struct kith__msg m;
+    uint8_t pk[KITH_PUBKEY_BYTES], fp[KITH_HASH_BYTES];
+
+    memset(&m, 0, sizeof(m));
+    kith_replica_pubkey(s->r, pk);
+    kith_schema_fingerprint(fp);
+    m.type = type;
+    m.proto = KITH__WIRE_PROTO;
+    m.id = kith_replica_id(s->r);
+    m.pk = pk;
+    m.schema = fp;
+    return send_with_vv(s, &m);
+}
+
+void
+kith__peerstate_load(struct kith__peerstate *p, kith_replica *r)
+{
+    kith_peer *peers = NULL;
+    size_t n = 0;
+
+    p->loaded = true;
+    if (kith_peers_get(r, &peers, &n) < 0)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        if (peers[i].id != p->id)
+            continue;
+        if (kith__netvv_set(&p->known, &peers[i].acked) == 0) {
+            p->acked_cursor = peers[i].cursor;
+            p->send_cursor = peers[i].cursor;
+        }
+        break;
+    }
+    kith_peers_free(peers, n);
+}
+
+void
+kith__peerstate_clear(struct kith__peerstate *p)
+{
+    kith__netvv_clear(&p->known);
+    memset(p, 0, sizeof(*p));
+}
+
+void
+kith__session_record(struct kith__session *s, const char *error)
+{
+    struct kith__peerstate *p = s->peer;
+    int rc;
+
+    if (!p)
+        return;
+    p->last_record_ms = kith__mono_ms();
+    rc = kith_peer_record(s->r, p->id, &p->known, p->acked_cursor, error);
+    if (rc < 0)
+        kith__log(s->log, KITH_LOG_DEBUG, "peer %016llx: recording the sync failed: %s",
+                  (unsigned long long)p->id, kith_strerror(rc));
+}
+
+void
+kith__session_close(struct kith__session *s, int code, bool refuse, bool bye, const char *fmt,
+                    ...)
+{
+    struct kith__msg m;
+    va_list ap;
+
+    if (s->state == KITH__SS_CLOSED)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(s->why, sizeof(s->why), fmt, ap);
+    va_end(ap);
+    memset(&m, 0, sizeof(m));
+    if (refuse) {
+        m.type = KITH__MSG_REFUSE;
+        m.code = code;
+        m.reason = s->why;
+        m.reason_len = strlen(s->why);
+        (void)send_msg(s, &m);
+    }
+    if (bye) {
+        m.type = KITH__MSG_BYE;
+        (void)send_msg(s, &m);
+    }
+    if (s->peer && s->peer->streamer == s) {
+        s->peer->streamer = NULL;
+        s->peer->send_cursor = s->peer->acked_cursor; /* unacked batches are not held */
+    }
+    int was = s->state;
+    s->state = KITH__SS_CLOSED;
+    s->error = code;
+    if (s->peer && was == KITH__SS_OPEN)
+        kith__session_record(s, code ? s->why : NULL);
+    else if (s->peer && code)
+        kith__session_record(s, s->why);
+    kith__log(s->log, code ? KITH_LOG_WARNING : KITH_LOG_INFO,
+              "session with %016llx closed: %s%s%s", s->peer ? (unsigned long long)s->peer->id : 0ull,
+              s->why[0] ? s->why : "done", code ? " — " : "", code ? kith_errname(code) : "");
+}
+
+/* The peer said what it holds at the start of a session. */
+static int
+peer_open(struct kith__session *s, const kith_vv *vv)
+{
+    struct kith__peerstate *p = s->peer;
+    if (p->streamer)
+        return kith__netvv_merge(&p->known, vv);
+    if (kith__netvv_ahead(&p->known, vv)) {
+        /* It lost ops it had acknowledged (restored from a backup?): start over. */
+        p->acked_cursor = 0;
+        kith__log(s->log, KITH_LOG_INFO, "peer %016llx holds less than it acknowledged; "
+                  "resending from the start", (unsigned long long)p->id);
+    }
+    p->send_cursor = p->acked_cursor;
+    return kith__netvv_set(&p->known, vv);
+}
+
+int
+kith__session_start_client(struct kith__session *s, kith_replica *r,
+                           const struct kith__log *log, struct kith__peerstate *peer,
+                           kith__send_fn send, void *send_ctx)
+{
+    int rc;
+
+    memset(s, 0, sizeof(*s));
+    s->r = r;
+    s->log = log;
+    s->client = true;
+    s->peer = peer;
+    s->send = send;
+    s->send_ctx = send_ctx;
+    s->stats.peer_id = peer->id;
+    s->opened_ms = s->last_rx_ms = kith__mono_ms();
+    s->state = KITH__SS_HELLO;
+    rc = send_hello(s, KITH__MSG_HELLO);
+    if (rc < 0)
+        kith__session_close(s, rc, false, false, "could not send HELLO: %s", kith_strerror(rc));
+    return rc;
+}
+
+void
+kith__session_init_server(struct kith__session *s, kith_replica *r,
+                          const struct kith__log *log, kith__peer_fn find_peer, void *peer_ctx,
+                          kith__send_fn send, void *send_ctx)
+{
+    memset(s, 0, sizeof(*s));
+    s->r = r;
+    s->log = log;
+    s->find_peer = find_peer;
+    s->peer_ctx = peer_ctx;
+    s->send = send;
+    s->send_ctx = send_ctx;
+    s->opened_ms = s->last_rx_ms = kith__mono_ms();
+    s->state = KITH__SS_NEW;
+}
+
+/* HELLO or WELCOME: the checks both ends make of the other (spec "Handshake"). */
+static int
+check_hello(struct kith__session *s, const struct kith__msg *m)
+{
+    uint8_t fp[KITH_HASH_BYTES], x[32];
+
+    if (m->proto != KITH__WIRE_PROTO) {
+        kith__session_close(s, KITH_EVERSION, true, false,
+                            "protocol version %u is not spoken here (this replica speaks %u)",
+                            m->proto, KITH__WIRE_PROTO);
+        return KITH_EVERSION;
+    }
+    kith_schema_fingerprint(fp);
+    if (sodium_memcmp(fp, m->schema, KITH_HASH_BYTES) != 0) {
+        char a[17], b[17];
+        kith__hex(m->schema, 8, a);
+        kith__hex(fp, 8, b);
+        kith__session_close(s, KITH_ESCHEMA, true, false,
+                            "schema differs (peer %s…, here %s…): upgrade one side", a, b);
+        return KITH_ESCHEMA;
+    }
+    if (kith_id_from_pubkey(m->pk) != m->id) {
+        kith__session_close(s, KITH_EPROTO, true, false, "replica id does not match its key");
+        return KITH_EPROTO;
+    }
+    if (s->client) {
+        if (sodium_memcmp(m->pk, s->peer->pk, KITH_PUBKEY_BYTES) != 0) {
+            kith__session_close(s, KITH_EPROTO, true, false,
+                                "WELCOME names another key than the one we connected to");
+            return KITH_EPROTO;
+        }
+        return 0;
+    }
+    if (!s->has_zap_curve || kith_curve_public(m->pk, x) < 0 ||
+        sodium_memcmp(x, s->zap_curve, 32) != 0) {
+        kith__session_close(s, KITH_EUNTRUSTED, true, false,
+                            "HELLO key is not the key this connection authenticated with");
+        return KITH_EUNTRUSTED;
+    }
+    if (!kith_is_trusted(s->r, m->pk)) {
+        kith__session_close(s, KITH_EUNTRUSTED, true, false, "replica %016llx is not trusted",
+                            (unsigned long long)m->id);
+        return KITH_EUNTRUSTED;
+    }
+    return 0;
+}
+
+static int
+on_hello(struct kith__session *s, const struct kith__msg *m)
+{
+    int rc;
+
+    if (s->client || s->state != KITH__SS_NEW) {
+        kith__session_close(s, KITH_EPROTO, true, false, "HELLO in the middle of a session");
+        return KITH_EPROTO;
+    }
+    if ((rc = check_hello(s, m)) < 0)
+        return rc;
+    s->peer = s->find_peer(s->peer_ctx, m->id, m->pk);
+    if (!s->peer) {
+        kith__session_close(s, KITH_EBUSY, true, false, "too many peers");
+        return KITH_EBUSY;
+    }
+    s->stats.peer_id = m->id;
+    if ((rc = peer_open(s, &m->vv)) < 0 || (rc = send_hello(s, KITH__MSG_WELCOME)) < 0) {
+        kith__session_close(s, rc, false, false, "could not answer HELLO: %s", kith_strerror(rc));
+        return rc;
+    }
+    s->state = KITH__SS_OPEN;
+    s->want = true;
+    kith__log(s->log, KITH_LOG_INFO, "peer %016llx connected", (unsigned long long)m->id);
+    return 0;
+}
+
+static int
+on_welcome(struct kith__session *s, const struct kith__msg *m)
+{
+    int rc;
+
+    if (!s->client || s->state != KITH__SS_HELLO) {
+        kith__session_close(s, KITH_EPROTO, true, false, "unexpected WELCOME");
+        return KITH_EPROTO;
+    }
+    if ((rc = check_hello(s, m)) < 0)
+        return rc;
+    if ((rc = peer_open(s, &m->vv)) < 0) {
+        kith__session_close(s, rc, false, false, "out of memory");
+        return rc;
+    }
+    s->state = KITH__SS_OPEN;
+    s->want = true;
+    kith__log(s->log, KITH_LOG_DEBUG, "session with %016llx open", (unsigned long long)m->id);
+    return 0;
+}
+
+static int
+on_batch(struct kith__session *s, const struct kith__msg *m)
+{
+    kith_apply_info info;
+    struct kith__msg ack;
+    int rc;
+
+    if (m->seq != s->recv_seq + 1) {
+        kith__session_close(s, KITH_EPROTO, true, false,
+                            "batch %llu out of order (expected %llu)",
+                            (unsigned long long)m->seq, (unsigned long long)s->recv_seq + 1);
+        return KITH_EPROTO;
+    }
+    memset(&info, 0, sizeof(info));
+    rc = kith_batch_apply(s->r, m->data, m->len, &info);
+    if (rc < 0) {
+        kith__session_close(s, rc, true, false, "batch %llu refused: %s (%s)",
+                            (unsigned long long)m->seq, kith_strerror(rc), kith_errmsg(s->r));
+        return rc;
+    }
+    s->recv_seq = m->seq;
+    s->peer_done = false;
+    s->stats.batches_received++;
+    s->stats.ops_received += info.ops_new + info.ops_known;
+    if (info.ops_new || info.ops_applied)
+        s->applied = true;
+    if ((rc = kith__netvv_merge(&s->peer->known, &m->vv)) < 0)
+        goto out_fail;
+    memset(&ack, 0, sizeof(ack));
+    ack.type = KITH__MSG_ACK;
+    ack.seq = m->seq;
+    if ((rc = send_with_vv(s, &ack)) < 0)
+        goto out_fail;
+    kith__log(s->log, KITH_LOG_DEBUG, "peer %016llx: batch %llu applied, %llu new ops",
+              (unsigned long long)s->peer->id, (unsigned long long)m->seq,
+              (unsigned long long)info.ops_new);
+    return 0;
+out_fail:
+    kith__session_close(s, rc, false, false, "could not acknowledge: %s", kith_strerror(rc));
+    return rc;
+}
+
+static int
+on_ack(struct kith__session *s, const struct kith__msg *m)
+{
+    struct kith__inflight *f;
+    int rc;
+
+    if (s->nwin == 0 || s->win[s->win_head].seq != m->seq) {
+        kith__session_close(s, KITH_EPROTO, true, false, "ACK %llu for no batch in flight",
+                            (unsigned long long)m->seq);
+        return KITH_EPROTO;
+    }
+    f = &s->win[s->win_head];
+    if (f->next_cursor > s->peer->acked_cursor)
+        s->peer->acked_cursor = f->next_cursor;
+    s->win_head = (s->win_head + 1) % KITH__WIRE_WINDOW;
+    s->nwin--;
+    if ((rc = kith__netvv_merge(&s->peer->known, &m->vv)) < 0) {
+        kith__session_close(s, rc, false, false, "out of memory");
+        return rc;
+    }
+    if (kith__mono_ms() - s->peer->last_record_ms >= RECORD_EVERY_MS ||
+        (s->nwin == 0 && !s->want))
+        kith__session_record(s, NULL);
+    return 0;
+}
+
+static int
+on_done(struct kith__session *s, const struct kith__msg *m)
+{
+    kith_vv mine = {0, NULL};
+    int rc;
+
+    if ((rc = kith__netvv_merge(&s->peer->known, &m->vv)) < 0) {
+        kith__session_close(s, rc, false, false, "out of memory");
+        return rc;
+    }
+    s->peer_done = true;
+    /* A DONE is also a vector announcement: if it lacks something we hold, send it. */
+    if (kith_vv_get(s->r, &mine) == 0) {
+        if (kith__netvv_ahead(&mine, &s->peer->known))
+            s->want = true;
+        kith_vv_free(&mine);
+    }
+    return 0;
+}
+
+int
+kith__session_input(struct kith__session *s, const void *frame, size_t len)
+{
+    struct kith__msg m;
+    int rc;
+
+    if (s->state == KITH__SS_CLOSED)
+        return s->error ? s->error : KITH_EPROTO;
+    s->last_rx_ms = kith__mono_ms();
+    rc = kith__wire_decode(frame, len, &m);
+    if (rc < 0) {
+        kith__session_close(s, rc, true, false, "malformed frame of %zu bytes (%s)", len,
+                            kith_strerror(rc));
+        goto out_clear;
+    }
+    kith__log(s->log, KITH_LOG_DEBUG, "received %s (%zu bytes)", kith__wire_name(m.type), len);
+    /* Before the handshake only HELLO / WELCOME / REFUSE mean anything. */
+    if (s->state != KITH__SS_OPEN && m.type != KITH__MSG_HELLO && m.type != KITH__MSG_WELCOME &&
+        m.type != KITH__MSG_REFUSE) {
+        rc = KITH_EPROTO;
+        kith__session_close(s, rc, true, false, "%s before the handshake",
+                            kith__wire_name(m.type));
+        goto out_clear;
+    }
+    switch (m.type) {
+    case KITH__MSG_HELLO: rc = on_hello(s, &m); break;
+    case KITH__MSG_WELCOME: rc = on_welcome(s, &m); break;
+    case KITH__MSG_BATCH: rc = on_batch(s, &m); break;
+    case KITH__MSG_ACK: rc = on_ack(s, &m); break;
+    case KITH__MSG_DONE: rc = on_done(s, &m); break;
+    case KITH__MSG_PING: {
+        struct kith__msg pong;
+        memset(&pong, 0, sizeof(pong));
+        pong.type = KITH__MSG_PONG;
+        pong.nonce = m.nonce;
+        rc = send_msg(s, &pong);
+        if (rc < 0)
+            kith__session_close(s, rc, false, false, "could not answer PING");
+        break;
+    }
+    case KITH__MSG_PONG: rc = 0; break;
+    case KITH__MSG_BYE:
+        kith__session_close(s, 0, false, false, "peer said BYE");
+        rc = 0;
+        break;
+    case KITH__MSG_REFUSE: {
+        int code = m.code <= -9001 && m.code >= -9100 ? m.code : KITH_EPROTO;
+        kith__session_close(s, code, false, false, "peer refused: %.*s", (int)m.reason_len,
+                            m.reason);
+        rc = code;
+        break;
+    }
+    default:
+        rc = KITH_EPROTO;
+        kith__session_close(s, rc, true, false, "unexpected %s", kith__wire_name(m.type));
+    }
+out_clear:
+    kith__wire_clear(&m);
+    return rc;
+}
+
+int
+kith__session_pump(struct kith__session *s)
+{
+    struct kith__peerstate *p = s->peer;
+    int rc = 0;
+
+    if (s->state != KITH__SS_OPEN)
+        return 0;
+    while (s->want && s->nwin < KITH__WIRE_WINDOW) {
+        kith_batch_opts opts;
+        kith_batch_info info;
+        kith_buf buf = {NULL, 0};
+        struct kith__msg m;
+
+        if (p->streamer && p->streamer != s)
+            break; /* another session is sending to this peer; our turn comes after */
+        p->streamer = s;
+        memset(&opts, 0, sizeof(opts));
+        memset(&info, 0, sizeof(info));
+        opts.since = &p->known;
+        opts.cursor = p->send_cursor;
+        opts.max_ops = KITH__WIRE_BATCH_OPS;
+        opts.max_bytes = KITH__WIRE_BATCH_BYTES;
+        rc = kith_batch_create(s->r, &opts, &buf, &info);
+        if (rc < 0) {
+            kith__session_close(s, rc, true, false, "could not make a batch: %s (%s)",
+                                kith_strerror(rc), kith_errmsg(s->r));
+            return rc;
+        }
+        if (info.ops == 0) {
+            kith_free(buf.data);
+            if (info.next_cursor > p->send_cursor)
+                p->send_cursor = info.next_cursor;
+            s->want = false;
+            break;
+        }
+        if (buf.len > KITH__WIRE_MAX_FRAME - KITH__WIRE_MAX_CONTROL) {
+            kith_free(buf.data);
+            rc = KITH_ETOOBIG;
+            kith__session_close(s, rc, true, false,
+                                "a batch of %zu bytes does not fit in a frame", buf.len);
+            return rc;
+        }
+        memset(&m, 0, sizeof(m));
+        m.type = KITH__MSG_BATCH;
+        m.seq = s->send_seq + 1;
+        m.has_more = info.has_more;
+        m.data = buf.data;
+        m.len = buf.len;
+        rc = send_with_vv(s, &m);
+        kith_free(buf.data);
+        if (rc < 0) {
+            kith__session_close(s, rc, false, false, "could not send a batch: %s",
+                                kith_strerror(rc));
+            return rc;
+        }
+        s->send_seq++;
+        struct kith__inflight *f = &s->win[(s->win_head + s->nwin) % KITH__WIRE_WINDOW];
+        f->seq = s->send_seq;
+        f->next_cursor = info.next_cursor;
+        f->ops = info.ops;
+        s->nwin++;
+        p->send_cursor = info.next_cursor;
+        s->done_sent = false;
+        s->stats.batches_sent++;
+        s->stats.ops_sent += info.ops;
+        if (!info.has_more)
+            s->want = false;
+    }
+    if (s->nwin == 0 && !s->want) {
+        if (p->streamer == s)
+            p->streamer = NULL;
+        if (!s->done_sent) {
+            struct kith__msg m;
+            memset(&m, 0, sizeof(m));
+            m.type = KITH__MSG_DONE;
+            rc = send_with_vv(s, &m);
+            if (rc < 0) {
+                kith__session_close(s, rc, false, false, "could not send DONE: %s",
+                                    kith_strerror(rc));
+                return rc;
+            }
+            s->done_sent = true;
+        }
+    }
+    return 0;
+}
+
+bool
+kith__session_finished(const struct kith__session *s)
+{
+    return s->state == KITH__SS_OPEN && s->done_sent && s->peer_done && s->nwin == 0 &&
+           !s->want;
+}
+
+int
+kith__session_ping(struct kith__session *s)
+{
+    struct kith__msg m;
+    int rc;
+
+    if (s->state != KITH__SS_OPEN)
+        return 0;
+    memset(&m, 0, sizeof(m));
+    m.type = KITH__MSG_PING;
+    m.nonce = (uint64_t)kith__mono_ms();
+    rc = send_msg(s, &m);
+    if (rc < 0)
+        kith__session_close(s, rc, false, false, "could not send PING: %s", kith_strerror(rc));
+    return rc;
+}
+
+int
+kith__session_announce(struct kith__session *s)
+{
+    if (s->state != KITH__SS_OPEN)
+        return 0;
+    s->want = true;
+    s->done_sent = false;
+    return kith__session_pump(s);
+}
