@@ -504,12 +504,54 @@ kith_conflict_get(kith_txn *t, uint64_t id, kith_conflict *out)
     return 0;
 }
 
+/* Set the resolved byte of conflict `id` in t->txn; a record that is gone is left alone. */
+static int
+conflict_mark(kith_txn *t, uint64_t id)
+{
+    uint8_t key[8], *copy;
+    MDB_val k = {8, key}, v;
+    int rc, mrc;
+
+    kith__be64_put(key, id);
+    mrc = mdb_get(t->txn, t->r->conflicts, &k, &v);
+    if (mrc == MDB_NOTFOUND)
+        return 0;
+    if (mrc != 0)
+        return kith__mdb_err(mrc);
+    if (v.mv_size <= CF_RESOLVED)
+        return kith__fail(t->r, KITH_ECORRUPT, "conflict record %llu is damaged",
+                          (unsigned long long)id);
+    if (((const uint8_t *)v.mv_data)[CF_RESOLVED] == 1)
+        return 0;
+    copy = malloc(v.mv_size);
+    if (!copy)
+        return KITH_ENOMEM;
+    memcpy(copy, v.mv_data, v.mv_size);
+    copy[CF_RESOLVED] = 1;
+    v.mv_data = copy;
+    rc = kith__mdb_err(mdb_put(t->txn, t->r->conflicts, &k, &v, 0));
+    free(copy);
+    return rc;
+}
+
+int
+kith__conflicts_mark(kith_txn *t)
+{
+    for (size_t i = 0; i < t->nresolved; i++) {
+        int rc = conflict_mark(t, t->resolved[i]);
+
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
 int
 kith_conflict_resolve(kith_txn *t, uint64_t id, bool restore_loser)
 {
     kith_conflict c;
     uint8_t key[8], *copy;
-    MDB_val k = {8, key}, v;
+    MDB_val v;
     int rc;
 
     if ((rc = txn_check(t)) < 0)
@@ -519,17 +561,27 @@ kith_conflict_resolve(kith_txn *t, uint64_t id, bool restore_loser)
     rc = conflict_raw(t, id, key, &v);
     if (rc < 0)
         return rc;
-    /* The loser's value is a view into the record: copy it before any write in this txn
-     * can move the page it lives on. */
+    /* The loser's value is a view into the record: copy it before a write in this txn can
+     * move the page it lives on. */
     copy = malloc(v.mv_size);
     if (!copy)
         return KITH_ENOMEM;
     memcpy(copy, v.mv_data, v.mv_size);
-    v.mv_data = copy;
     rc = conflict_decode(id, copy, v.mv_size, &c);
     if (rc < 0) {
         rc = kith__fail(t->r, rc, "conflict record %llu is damaged", (unsigned long long)id);
         goto out_copy;
+    }
+    if (t->nresolved == t->capresolved) {
+        size_t cap = t->capresolved ? t->capresolved * 2 : 4;
+        uint64_t *grown = realloc(t->resolved, cap * sizeof(*grown));
+
+        if (!grown) {
+            rc = KITH_ENOMEM;
+            goto out_copy;
+        }
+        t->resolved = grown;
+        t->capresolved = cap;
     }
     if (restore_loser) {
         if (c.field[0]) {
@@ -543,10 +595,14 @@ kith_conflict_resolve(kith_txn *t, uint64_t id, bool restore_loser)
         if (rc < 0)
             goto out_copy; /* the failed write already left t able only to abort */
     }
-    copy[CF_RESOLVED] = 1;
-    rc = kith__mdb_err(mdb_put(t->txn, t->r->conflicts, &k, &v, 0));
-    if (rc < 0)
+    /* Marked now, so reads in this txn see it, and again by kith_txn_commit, which may have
+     * to replay the transaction after growing the map. */
+    rc = conflict_mark(t, id);
+    if (rc < 0) {
         t->failed = true;
+        goto out_copy;
+    }
+    t->resolved[t->nresolved++] = id;
 out_copy:
     free(copy);
     return rc;

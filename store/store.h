@@ -178,6 +178,8 @@ struct kith_txn {
     bool ap_open;
     struct kith__event_log events;
     struct kith__wbuf enc;      /* the commit's encoding, at commit */
+    uint64_t *resolved;         /* conflicts resolved in this txn, marked again at commit */
+    size_t nresolved, capresolved;
 };
 
 /* ---- store/replica.c ----------------------------------------------------------------- */
@@ -247,6 +249,12 @@ int kith__regval_decode(const uint8_t *p, size_t len, kith_value *out);
 int kith__origin_get(kith_replica *r, MDB_txn *txn, uint64_t origin, struct kith__origin_state *o);
 int kith__origin_put(kith_replica *r, MDB_txn *txn, uint64_t origin,
                      const struct kith__origin_state *o);
+
+/* ---- store/iter.c --------------------------------------------------------------------- */
+
+/* Mark the conflicts listed in t->resolved as resolved, in t->txn. kith_txn_commit calls it
+ * (also when the transaction has no ops, and again after a map growth replay). */
+int kith__conflicts_mark(kith_txn *t);
 
 /* ---- store/peer.c --------------------------------------------------------------------- */
 

@@ -234,6 +234,7 @@ txn_free(kith_txn *t)
     free(t->commit.ops);
     kith__event_free(&t->events);
     kith__wbuf_free(&t->enc);
+    free(t->resolved);
     free(t);
 }
 
@@ -838,9 +839,18 @@ kith_txn_commit(kith_txn **txn)
         txn_free(t);
         return KITH_EBADTXN;
     }
-    if (!(t->flags & KITH_TXN_WRITE) || t->commit.nops == 0) {
+    if (!(t->flags & KITH_TXN_WRITE) || (t->commit.nops == 0 && t->nresolved == 0)) {
         txn_free(t); /* a read, or a write transaction that wrote nothing: nothing to commit */
         return 0;
+    }
+    if (t->commit.nops == 0) {
+        /* Only local records changed (conflicts resolved): no commit, no log entry. */
+        rc = kith__conflicts_mark(t);
+        if (rc == 0) {
+            rc = kith__mdb_err(mdb_txn_commit(t->txn));
+            t->txn = NULL;
+        }
+        goto out_free;
     }
     rc = kith__commit_encode(&t->commit, &t->enc);
     if (rc < 0) {
@@ -849,6 +859,8 @@ kith_txn_commit(kith_txn **txn)
     }
     for (int tries = 0;; tries++) {
         rc = commit_write(t);
+        if (rc == 0)
+            rc = kith__conflicts_mark(t);
         if (rc == 0) {
             kith__apply_end(&t->ap);
             t->ap_open = false;

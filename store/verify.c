@@ -24,6 +24,7 @@
 #include "view.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -409,7 +410,7 @@ out_cursor:
 /* ---- pass 2: the state, rebuilt in a scratch environment ------------------------------- */
 
 struct scratch {
-    char dir[64];
+    char dir[PATH_MAX];
     kith_replica s; /* only env and the dbis are real; enough for store/apply.c */
     bool env_open, locks_init;
 };
@@ -429,7 +430,7 @@ scratch_dbi(kith_replica *s, size_t i)
 static void
 scratch_close(struct scratch *sc)
 {
-    char path[96];
+    char path[PATH_MAX + 16];
 
     if (sc->env_open)
         mdb_env_close(sc->s.env);
@@ -449,13 +450,16 @@ scratch_close(struct scratch *sc)
 static int
 scratch_open(struct verify *v, struct scratch *sc)
 {
+    const char *tmp = getenv("TMPDIR");
     MDB_envinfo info;
     MDB_txn *txn;
     size_t mapsize;
     int rc;
 
     memset(sc, 0, sizeof(*sc));
-    snprintf(sc->dir, sizeof(sc->dir), "/tmp/kith-verify-XXXXXX");
+    if (!tmp || !*tmp || strlen(tmp) > sizeof(sc->dir) - 32)
+        tmp = "/tmp";
+    snprintf(sc->dir, sizeof(sc->dir), "%s/kith-verify-XXXXXX", tmp);
     if (!mkdtemp(sc->dir)) {
         sc->dir[0] = '\0';
         return kith__fail(v->r, -errno, "cannot make a scratch directory for verify");

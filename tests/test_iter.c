@@ -564,6 +564,7 @@ Test(conflicts, listed_resolved_and_restored)
 
     kith_conflict list[4];
     cr_assert_eq(conflicts(a.r, false, list, 4), 1);
+    uint64_t id_a = list[0].id;
     cr_assert_eq(conflicts(b.r, false, list, 4), 1);
     uint64_t id = list[0].id;
 
@@ -589,7 +590,7 @@ Test(conflicts, listed_resolved_and_restored)
 
     /* Resolve on a without restoring: the value stays, the record is marked. */
     t = wbegin(a.r);
-    cr_assert_eq(kith_conflict_resolve(t, list[0].id, false), 0);
+    cr_assert_eq(kith_conflict_resolve(t, id_a, false), 0);
     commit(t);
     kith_conflict la[4];
     cr_assert_eq(conflicts(a.r, false, la, 4), 0);
