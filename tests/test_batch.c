@@ -1,282 +1,645 @@
 /*
- * test_batch.c — the batch format (spec/encoding.md "Batch"): round trip, refusal of every
- * truncation and of each structural fault, the version check, the guard, and a pinned
- * encoding (BAT-1 .. BAT-4 cite the spec).
+ * test_batch.c — batches and bundles between replicas (store/batch.c, store/apply.c):
+ * round trips, idempotent re-apply, conflicts on both sides, delete against edit, add
+ * against remove, pending commits, and every kind of bad batch refused with the replica
+ * unchanged: tampered at every byte, truncated at every length, untrusted, with a gap,
+ * forked; relays verified against the author's signature; bundle files.
  */
-#include "core.h"
+#include "kith_test.h"
+#include "store.h"
 
 #include <criterion/criterion.h>
-#include <msgpack.h>
+#include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
-#define A 0x2222222222222222ull
-#define B 0x0333333333333333ull
-
-static struct kith__arena arena;
-static struct kith__wbuf buf;
-
-static void
-teardown(void)
+/* Everything of `from` (a bundle-like batch, since = NULL). */
+static kith_buf
+batch_all(kith_replica *from)
 {
-    kith__arena_free(&arena);
-    kith__wbuf_free(&buf);
-}
-
-TestSuite(batch, .fini = teardown);
-
-/* Two small valid commits' bytes (the batch does not look inside). */
-static const uint8_t c1[] = {0x93, 0x05, 0x90, 0x91, 0x94, 0x02, 0x00, 0x00, 0x01};
-static const uint8_t c2[] = {0x93, 0x06, 0x90, 0x92, 0x94, 0x02, 0x00,
-                             0x00, 0x02, 0x94, 0x02, 0x01, 0x00, 0x03};
-
-static struct kith__batch_commit commits[3];
-static struct kith__batch_head heads[2];
-
-static struct kith__batch
-sample(void)
-{
-    commits[0] = (struct kith__batch_commit){A, 1, c1, sizeof c1};
-    commits[1] = (struct kith__batch_commit){B, 7, c2, sizeof c2};
-    commits[2] = (struct kith__batch_commit){A, 2, c2, sizeof c2};
-    heads[0] = (struct kith__batch_head){.origin = A, .seq = 3};
-    heads[1] = (struct kith__batch_head){.origin = B, .seq = 8};
-    memset(heads[0].sig, 0xa5, 64);
-    memset(heads[1].sig, 0x5a, 64);
-    struct kith__batch b = {
-        .sender = A, .ncommits = 3, .commits = commits, .nheads = 2, .heads = heads};
+    kith_buf b = {0};
+    int rc = kith_batch_create(from, NULL, &b, NULL);
+    cr_assert_eq(rc, 0, "batch_create: %s (%s)", kith_strerror(rc), kith_errmsg(from));
     return b;
 }
 
-static int
-decode(const uint8_t *p, size_t len, struct kith__batch *out)
+/* A fingerprint of the whole state a batch could change: export, vector, status counts. */
+static char *
+state_of(kith_replica *r)
 {
-    kith__arena_reset(&arena);
-    return kith__batch_decode(p, len, out, &arena);
+    char *exp = kt_export(r), *vvs = NULL, *out;
+    kith_vv vv = {0};
+    kith_status *st = NULL;
+    size_t n;
+
+    cr_assert_eq(kith_vv_get(r, &vv), 0);
+    cr_assert_eq(kith_vv_format(&vv, &vvs), 0);
+    cr_assert_eq(kith_status_get(r, &st), 0);
+    n = strlen(exp) + strlen(vvs) + 128;
+    out = malloc(n);
+    snprintf(out, n, "%s|%s|%llu|%llu|%llu", exp, vvs, (unsigned long long)st->ops_logged,
+             (unsigned long long)st->pending_ops, (unsigned long long)st->open_conflicts);
+    kith_status_free(st);
+    kith_vv_free(&vv);
+    kith_free(vvs);
+    free(exp);
+    return out;
 }
 
-/* BAT-1: round trip, commit bytes as views into the input. */
-Test(batch, round_trip)
+static uint64_t
+open_conflicts(kith_replica *r)
 {
-    struct kith__batch b = sample(), d;
-    cr_assert_eq(kith__batch_encode(&b, &buf), 0);
-    cr_assert_eq(decode(buf.data, buf.len, &d), 0);
-    cr_assert_eq(d.sender, A);
-    cr_assert_eq(d.ncommits, 3);
-    cr_assert_eq(d.nheads, 2);
-    for (size_t i = 0; i < 3; i++) {
-        cr_assert_eq(d.commits[i].origin, b.commits[i].origin);
-        cr_assert_eq(d.commits[i].first_seq, b.commits[i].first_seq);
-        cr_assert_eq(d.commits[i].len, b.commits[i].len);
-        cr_assert_eq(memcmp(d.commits[i].bytes, b.commits[i].bytes, d.commits[i].len), 0);
-        cr_assert(d.commits[i].bytes > buf.data && d.commits[i].bytes < buf.data + buf.len);
+    kith_status *st = NULL;
+    uint64_t n;
+    cr_assert_eq(kith_status_get(r, &st), 0);
+    n = st->open_conflicts;
+    kith_status_free(st);
+    return n;
+}
+
+/* The conflicts of a replica, in id order (at most cap). */
+static size_t
+conflicts_of(kith_replica *r, kith_conflict *out, size_t cap)
+{
+    kith_txn *t = NULL;
+    kith_iter *it = NULL;
+    size_t n = 0;
+    kith_conflict c;
+
+    cr_assert_eq(kith_txn_begin(r, KITH_TXN_READ, &t), 0);
+    cr_assert_eq(kith_iter_conflicts(t, true, &it), 0);
+    while (kith_iter_next_conflict(it, &c) == 0) {
+        if (n < cap) {
+            out[n] = c;
+            out[n].winner.type = out[n].loser.type = KITH_TYPE_NULL; /* views end below */
+        }
+        n++;
     }
-    for (size_t i = 0; i < 2; i++) {
-        cr_assert_eq(d.heads[i].origin, b.heads[i].origin);
-        cr_assert_eq(d.heads[i].seq, b.heads[i].seq);
-        cr_assert_eq(memcmp(d.heads[i].sig, b.heads[i].sig, 64), 0);
-    }
-    /* re-encoding gives the same bytes */
-    struct kith__wbuf again = {0};
-    cr_assert_eq(kith__batch_encode(&d, &again), 0);
-    cr_assert(again.len == buf.len && memcmp(again.data, buf.data, buf.len) == 0);
-    kith__wbuf_free(&again);
-}
-
-/* BAT-2: the byte layout, pinned. */
-Test(batch, known_bytes)
-{
-    struct kith__batch b = sample();
-    commits[1].first_seq = 7;
-    b.ncommits = 2;
-    b.nheads = 0;
-    cr_assert_eq(kith__batch_encode(&b, &buf), 0);
-    char hex[512] = "";
-    for (size_t i = 0; i < buf.len; i++)
-        snprintf(hex + 2 * i, 3, "%02x", buf.data[i]);
-    cr_assert_str_eq(hex, "9501cf2222222222222222"
-                          "92cf2222222222222222cf0333333333333333"
-                          "96"
-                          "0001c409930590919402000001"
-                          "0107c40e93069092940200000294020100"
-                          "03"
-                          "90");
-}
-
-Test(batch, empty_batch)
-{
-    struct kith__batch b = {.sender = 42}, d;
-    cr_assert_eq(kith__batch_encode(&b, &buf), 0);
-    cr_assert_eq(buf.len, 6); /* 95 01 2a 90 90 90 */
-    cr_assert_eq(decode(buf.data, buf.len, &d), 0);
-    cr_assert_eq(d.sender, 42);
-    cr_assert_eq(d.ncommits + d.nheads, 0);
-}
-
-Test(batch, truncation_at_every_length_refused)
-{
-    struct kith__batch b = sample(), d;
-    cr_assert_eq(kith__batch_encode(&b, &buf), 0);
-    for (size_t n = 0; n < buf.len; n++)
-        cr_assert_eq(decode(buf.data, n, &d), KITH_EMALFORMED, "prefix %zu", n);
-    /* and one byte more */
-    uint8_t *m = malloc(buf.len + 1);
-    memcpy(m, buf.data, buf.len);
-    m[buf.len] = 0;
-    cr_assert_eq(decode(m, buf.len + 1, &d), KITH_EMALFORMED);
-    free(m);
-}
-
-/* BAT-3: an unknown format version is KITH_EVERSION, whatever follows. */
-Test(batch, version)
-{
-    static const uint8_t v2[] = {0x95, 0x02, 0x00, 0x90, 0x90, 0x90};
-    static const uint8_t v2_other_shape[] = {0x93, 0x02, 0x80, 0xca};
-    static const uint8_t v1[] = {0x95, 0x01, 0x00, 0x90, 0x90, 0x90};
-    struct kith__batch d;
-    cr_assert_eq(decode(v2, sizeof v2, &d), KITH_EVERSION);
-    cr_assert_eq(decode(v2_other_shape, sizeof v2_other_shape, &d), KITH_EVERSION);
-    cr_assert_eq(decode(v1, sizeof v1, &d), 0);
-}
-
-static msgpack_packer pk;
-
-static void
-w_begin(uint64_t norigins)
-{
-    buf.len = 0;
-    msgpack_packer_init(&pk, &buf, kith__wbuf_write);
-    msgpack_pack_array(&pk, 5);
-    msgpack_pack_uint64(&pk, 1);
-    msgpack_pack_uint64(&pk, 9);
-    msgpack_pack_array(&pk, norigins);
-    for (uint64_t k = 0; k < norigins; k++)
-        msgpack_pack_uint64(&pk, k == 0 ? A : k == 1 ? B : k + 100);
+    kith_iter_close(it);
+    kith_txn_abort(&t);
+    return n;
 }
 
 static void
-w_commit(uint64_t oi, uint64_t seq, const uint8_t *bytes, size_t len)
+write_str(kith_replica *r, const kith_docid *doc, const char *field, const char *v)
 {
-    msgpack_pack_uint64(&pk, oi);
-    msgpack_pack_uint64(&pk, seq);
-    msgpack_pack_bin(&pk, len);
-    msgpack_pack_bin_body(&pk, bytes, len);
+    kt_set_str(r, "contacts", doc, field, v);
 }
 
-static int
-decode_buf(void)
+Test(batch, round_trip_between_two_replicas)
 {
-    struct kith__batch d;
-    return decode(buf.data, buf.len, &d);
+    struct kt_replica a = kt_new(), b = kt_new();
+    kith_docid c1, c2;
+    char buf[64];
+
+    kt_trust_pair(&a, &b);
+    c1 = kt_contact(a.r, "Ada");
+    c2 = kt_contact(a.r, "Charles");
+    write_str(a.r, &c1, "company", "Analytical Engines");
+    kith_apply_info info = kt_sync(&a, &b);
+    cr_assert_eq(info.ops_new, 5);
+    cr_assert_eq(info.ops_applied, 5);
+    cr_assert_eq(info.ops_pending, 0);
+    cr_assert_str_eq(kt_get_str(b.r, "contacts", &c1, "company", buf, sizeof buf),
+                     "Analytical Engines");
+    /* and back: b edits, a receives */
+    write_str(b.r, &c2, "email", "charles@example.org");
+    info = kt_sync(&b, &a);
+    cr_assert_eq(info.ops_new, 1);
+    cr_assert_str_eq(kt_get_str(a.r, "contacts", &c2, "email", buf, sizeof buf),
+                     "charles@example.org");
+    char *ea = kt_export(a.r), *eb = kt_export(b.r);
+    cr_assert_str_eq(ea, eb);
+    free(ea);
+    free(eb);
+    /* nothing left to send either way */
+    info = kt_sync(&a, &b);
+    cr_assert_eq(info.ops_new, 0);
+    kith_verify_report rep;
+    cr_assert_eq(kith_verify(b.r, &rep), 0);
+    cr_assert_eq(rep.problems, 0, "%s", rep.first_problem);
+    kt_free(&a);
+    kt_free(&b);
 }
 
-/* BAT-4: structural faults. */
-Test(batch, structure_refused)
+Test(batch, reapply_changes_nothing)
 {
-    uint8_t sig[64] = {0};
-    /* valid reference case */
-    w_begin(1);
-    msgpack_pack_array(&pk, 3), w_commit(0, 1, c1, sizeof c1);
-    msgpack_pack_array(&pk, 3), w_commit(0, 1, sig, 64);
-    cr_assert_eq(decode_buf(), 0);
-    /* signature of 63 bytes */
-    w_begin(1);
-    msgpack_pack_array(&pk, 3), w_commit(0, 1, c1, sizeof c1);
-    msgpack_pack_array(&pk, 3), w_commit(0, 1, sig, 63);
-    cr_assert_eq(decode_buf(), KITH_EMALFORMED);
-    /* commits array not a multiple of 3 */
-    w_begin(1);
-    msgpack_pack_array(&pk, 4), w_commit(0, 1, c1, sizeof c1), msgpack_pack_uint64(&pk, 0);
-    msgpack_pack_array(&pk, 0);
-    cr_assert_eq(decode_buf(), KITH_EMALFORMED);
-    /* origin index out of range */
-    w_begin(1);
-    msgpack_pack_array(&pk, 3), w_commit(1, 1, c1, sizeof c1);
-    msgpack_pack_array(&pk, 0);
-    cr_assert_eq(decode_buf(), KITH_EMALFORMED);
-    /* unused origin */
-    w_begin(2);
-    msgpack_pack_array(&pk, 3), w_commit(0, 1, c1, sizeof c1);
-    msgpack_pack_array(&pk, 0);
-    cr_assert_eq(decode_buf(), KITH_EMALFORMED);
-    /* origins used out of table order */
-    w_begin(2);
-    msgpack_pack_array(&pk, 6), w_commit(1, 1, c1, sizeof c1), w_commit(0, 1, c1, sizeof c1);
-    msgpack_pack_array(&pk, 0);
-    cr_assert_eq(decode_buf(), KITH_EMALFORMED);
-    /* duplicate origin ids */
-    buf.len = 0;
-    msgpack_pack_array(&pk, 5), msgpack_pack_uint64(&pk, 1), msgpack_pack_uint64(&pk, 9);
-    msgpack_pack_array(&pk, 2), msgpack_pack_uint64(&pk, A), msgpack_pack_uint64(&pk, A);
-    msgpack_pack_array(&pk, 6), w_commit(0, 1, c1, sizeof c1), w_commit(1, 2, c1, sizeof c1);
-    msgpack_pack_array(&pk, 0);
-    cr_assert_eq(decode_buf(), KITH_EMALFORMED);
-    /* one origin's commits out of seq order, or repeated */
-    w_begin(1);
-    msgpack_pack_array(&pk, 6), w_commit(0, 5, c1, sizeof c1), w_commit(0, 4, c1, sizeof c1);
-    msgpack_pack_array(&pk, 0);
-    cr_assert_eq(decode_buf(), KITH_EMALFORMED);
-    w_begin(1);
-    msgpack_pack_array(&pk, 6), w_commit(0, 5, c1, sizeof c1), w_commit(0, 5, c1, sizeof c1);
-    msgpack_pack_array(&pk, 0);
-    cr_assert_eq(decode_buf(), KITH_EMALFORMED);
-    /* first_seq 0; a commit too short to be one; a head at seq 0 */
-    w_begin(1);
-    msgpack_pack_array(&pk, 3), w_commit(0, 0, c1, sizeof c1);
-    msgpack_pack_array(&pk, 0);
-    cr_assert_eq(decode_buf(), KITH_EMALFORMED);
-    w_begin(1);
-    msgpack_pack_array(&pk, 3), w_commit(0, 1, c1, 8);
-    msgpack_pack_array(&pk, 0);
-    cr_assert_eq(decode_buf(), KITH_EMALFORMED);
-    w_begin(1);
-    msgpack_pack_array(&pk, 0);
-    msgpack_pack_array(&pk, 3), w_commit(0, 0, sig, 64);
-    cr_assert_eq(decode_buf(), KITH_EMALFORMED);
-    /* commit bytes as str instead of bin */
-    w_begin(1);
-    msgpack_pack_array(&pk, 3), msgpack_pack_uint64(&pk, 0), msgpack_pack_uint64(&pk, 1);
-    msgpack_pack_str(&pk, sizeof c1), msgpack_pack_str_body(&pk, c1, sizeof c1);
-    msgpack_pack_array(&pk, 0);
-    cr_assert_eq(decode_buf(), KITH_EMALFORMED);
-    /* a sixth element */
-    buf.len = 0;
-    msgpack_pack_array(&pk, 6), msgpack_pack_uint64(&pk, 1), msgpack_pack_uint64(&pk, 9);
-    msgpack_pack_array(&pk, 0), msgpack_pack_array(&pk, 0), msgpack_pack_array(&pk, 0);
-    msgpack_pack_array(&pk, 0);
-    cr_assert_eq(decode_buf(), KITH_EMALFORMED);
-    /* a map in place of the heads */
-    buf.len = 0;
-    msgpack_pack_array(&pk, 5), msgpack_pack_uint64(&pk, 1), msgpack_pack_uint64(&pk, 9);
-    msgpack_pack_array(&pk, 0), msgpack_pack_array(&pk, 0), msgpack_pack_map(&pk, 0);
-    cr_assert_eq(decode_buf(), KITH_EMALFORMED);
+    struct kt_replica a = kt_new(), b = kt_new();
+    kith_apply_info info;
+    kith_buf buf;
+    char *before;
+
+    kt_trust_pair(&a, &b);
+    for (int i = 0; i < 5; i++)
+        kt_contact(a.r, "someone");
+    buf = batch_all(a.r);
+    cr_assert_eq(kith_batch_apply(b.r, buf.data, buf.len, &info), 0, "%s", kith_errmsg(b.r));
+    cr_assert_eq(info.ops_new, 10);
+    before = state_of(b.r);
+    cr_assert_eq(kith_batch_apply(b.r, buf.data, buf.len, &info), 0, "%s", kith_errmsg(b.r));
+    cr_assert_eq(info.ops_new, 0);
+    cr_assert_eq(info.ops_known, 10);
+    cr_assert_eq(info.ops_applied, 0);
+    char *after = state_of(b.r);
+    cr_assert_str_eq(before, after);
+    free(before);
+    free(after);
+    kith_free(buf.data);
+    kt_free(&a);
+    kt_free(&b);
 }
 
-/* The guard: huge counts and lengths are refused without allocating. */
-Test(batch, guard)
+/* Flip each byte of a batch in turn: every variant is refused and b stays as it was. */
+Test(batch, tampered_byte_anywhere_is_refused, .timeout = 120)
 {
-    static const uint8_t huge_arr[] = {0x95, 0x01, 0x00, 0xdd, 0x01, 0x00, 0x00, 0x00};
-    static const uint8_t huge_bin[] = {0x95, 0x01, 0x00, 0x91, 0x00, 0x93, 0x00,
-                                       0x01, 0xc6, 0x7f, 0xff, 0xff, 0xff};
-    struct kith__batch d;
-    cr_assert_eq(decode(huge_arr, sizeof huge_arr, &d), KITH_EMALFORMED);
-    cr_assert_eq(decode(huge_bin, sizeof huge_bin, &d), KITH_EMALFORMED);
-    cr_assert_eq(arena.cap, 0);
-    cr_assert_eq(kith__batch_decode(huge_arr, KITH__MAX_BATCH_BYTES + 1ull, &d, &arena),
-                 KITH_ETOOBIG);
+    struct kt_replica a = kt_new(), b = kt_new();
+    kith_docid c;
+    kith_buf buf;
+    char *before;
+    uint64_t seed = kt_seed(), st = seed;
+
+    kt_trust_pair(&a, &b);
+    c = kt_contact(a.r, "Grace Hopper");
+    write_str(a.r, &c, "notes", "compilers");
+    kt_contact(a.r, "Alan");
+    /* b holds part of it already, so known commits are checked too */
+    kt_sync(&a, &b);
+    write_str(a.r, &c, "company", "Navy");
+    buf = batch_all(a.r);
+    before = state_of(b.r);
+    for (size_t pos = 0; pos < buf.len; pos++) {
+        uint8_t saved = buf.data[pos];
+        buf.data[pos] ^= (uint8_t)(1u << kt_below(&st, 8));
+        kith_apply_info info;
+        int rc = kith_batch_apply(b.r, buf.data, buf.len, &info);
+        cr_assert_lt(rc, 0, "byte %zu of %zu flipped was accepted (KITH_SEED=%llu)", pos, buf.len,
+                     (unsigned long long)seed);
+        buf.data[pos] = saved;
+    }
+    char *after = state_of(b.r);
+    cr_assert_str_eq(before, after);
+    /* the untouched batch still applies */
+    cr_assert_eq(kith_batch_apply(b.r, buf.data, buf.len, NULL), 0, "%s", kith_errmsg(b.r));
+    free(before);
+    free(after);
+    kith_free(buf.data);
+    kt_free(&a);
+    kt_free(&b);
 }
 
-Test(batch, encoder_refuses_bad_batches)
+Test(batch, truncated_at_every_length_is_refused, .timeout = 120)
 {
-    struct kith__batch b = sample();
-    commits[2].first_seq = 1; /* A: 1 then 1 */
-    kith__wbuf_put(&buf, "x", 1);
-    cr_assert_eq(kith__batch_encode(&b, &buf), KITH_EINVAL);
-    b = sample();
-    heads[0].seq = 0;
-    cr_assert_eq(kith__batch_encode(&b, &buf), KITH_EINVAL);
-    b = sample();
-    commits[0].len = 3;
-    cr_assert_eq(kith__batch_encode(&b, &buf), KITH_EINVAL);
-    cr_assert_eq(buf.len, 1);
+    struct kt_replica a = kt_new(), b = kt_new();
+    kith_buf buf;
+    char *before;
+
+    kt_trust_pair(&a, &b);
+    kith_docid c = kt_contact(a.r, "Katherine");
+    write_str(a.r, &c, "notes", "orbits");
+    buf = batch_all(a.r);
+    before = state_of(b.r);
+    for (size_t len = 0; len < buf.len; len++) {
+        int rc = kith_batch_apply(b.r, buf.data, len, NULL);
+        cr_assert_lt(rc, 0, "a batch cut to %zu of %zu bytes was accepted", len, buf.len);
+    }
+    /* and with a byte too many */
+    uint8_t *longer = malloc(buf.len + 1);
+    memcpy(longer, buf.data, buf.len);
+    longer[buf.len] = 0;
+    cr_assert_eq(kith_batch_apply(b.r, longer, buf.len + 1, NULL), KITH_EMALFORMED);
+    free(longer);
+    char *after = state_of(b.r);
+    cr_assert_str_eq(before, after);
+    free(before);
+    free(after);
+    kith_free(buf.data);
+    kt_free(&a);
+    kt_free(&b);
+}
+
+Test(batch, untrusted_origin_is_refused)
+{
+    struct kt_replica a = kt_new(), b = kt_new();
+    kith_buf buf;
+    char *before;
+
+    kt_contact(a.r, "Mallory");
+    buf = batch_all(a.r);
+    before = state_of(b.r);
+    cr_assert_eq(kith_batch_apply(b.r, buf.data, buf.len, NULL), KITH_EUNTRUSTED);
+    cr_assert_neq(strstr(kith_errmsg(b.r), "trusted"), NULL, "%s", kith_errmsg(b.r));
+    char *after = state_of(b.r);
+    cr_assert_str_eq(before, after);
+    /* trusting the key, then distrusting it again */
+    kt_trust_pair(&a, &b);
+    cr_assert_eq(kith_trust_remove(b.r, kith_replica_id(a.r)), 0);
+    cr_assert_eq(kith_batch_apply(b.r, buf.data, buf.len, NULL), KITH_EUNTRUSTED);
+    free(before);
+    free(after);
+    kith_free(buf.data);
+    kt_free(&a);
+    kt_free(&b);
+}
+
+Test(batch, gap_is_refused)
+{
+    struct kt_replica a = kt_new(), b = kt_new();
+    kith_batch_opts opts = {0};
+    kith_vv since = {0};
+    kith_buf buf = {0};
+    char *before;
+
+    kt_trust_pair(&a, &b);
+    kt_contact(a.r, "first");
+    kt_contact(a.r, "second");
+    /* as if b held a's first commit: it does not */
+    kith_dot e = {kith_replica_id(a.r), 2};
+    since.len = 1;
+    since.entries = &e;
+    opts.since = &since;
+    cr_assert_eq(kith_batch_create(a.r, &opts, &buf, NULL), 0);
+    before = state_of(b.r);
+    cr_assert_eq(kith_batch_apply(b.r, buf.data, buf.len, NULL), KITH_EGAP);
+    char *after = state_of(b.r);
+    cr_assert_str_eq(before, after);
+    free(before);
+    free(after);
+    kith_free(buf.data);
+    kt_free(&a);
+    kt_free(&b);
+}
+
+/* a -> b -> c: c never meets a but verifies a's signature on what b relays. */
+Test(batch, relay_verifies_the_author)
+{
+    struct kt_replica a = kt_new(), b = kt_new(), c = kt_new();
+    uint8_t pa[KITH_PUBKEY_BYTES];
+    kith_docid d;
+    char buf[64];
+
+    kt_trust_pair(&a, &b);
+    kt_trust_pair(&b, &c);
+    kith_replica_pubkey(a.r, pa);
+    cr_assert_eq(kith_trust_add(c.r, pa, "a", NULL), 0);
+    for (int i = 0; i < 3; i++)
+        d = kt_contact(a.r, "relayed");
+    write_str(a.r, &d, "notes", "via b");
+    kt_sync(&a, &b);
+    write_str(b.r, &d, "company", "b's edit");
+    /* in small batches: a's run must still end at a head a signed */
+    kith_vv vv = {0};
+    uint64_t cursor = 0;
+    int rounds = 0;
+    for (bool more = true; more; rounds++) {
+        kith_batch_opts opts = {.cursor = cursor, .max_ops = 1};
+        kith_batch_info bi;
+        kith_buf bb = {0};
+        cr_assert_eq(kith_vv_get(c.r, &vv), 0);
+        opts.since = &vv;
+        cr_assert_eq(kith_batch_create(b.r, &opts, &bb, &bi), 0, "%s", kith_errmsg(b.r));
+        cr_assert_eq(kith_batch_apply(c.r, bb.data, bb.len, NULL), 0, "%s", kith_errmsg(c.r));
+        kith_free(bb.data);
+        kith_vv_free(&vv);
+        cursor = bi.next_cursor;
+        more = bi.has_more;
+        cr_assert_lt(rounds, 20);
+    }
+    cr_assert_gt(rounds, 1);
+    cr_assert_str_eq(kt_get_str(c.r, "contacts", &d, "notes", buf, sizeof buf), "via b");
+    cr_assert_str_eq(kt_get_str(c.r, "contacts", &d, "company", buf, sizeof buf), "b's edit");
+    char *eb = kt_export(b.r), *ec = kt_export(c.r);
+    cr_assert_str_eq(eb, ec);
+    free(eb);
+    free(ec);
+    /* c does not trust a: the relay is refused */
+    struct kt_replica c2 = kt_new();
+    kt_trust_pair(&b, &c2);
+    kith_buf all = batch_all(b.r);
+    cr_assert_eq(kith_batch_apply(c2.r, all.data, all.len, NULL), KITH_EUNTRUSTED);
+    kith_free(all.data);
+    kt_free(&a);
+    kt_free(&b);
+    kt_free(&c);
+    kt_free(&c2);
+}
+
+static void
+copy_file(const char *from, const char *to)
+{
+    FILE *in = fopen(from, "rb"), *out = fopen(to, "wb");
+    char buf[65536];
+    size_t n;
+
+    cr_assert(in && out, "copy %s", from);
+    while ((n = fread(buf, 1, sizeof buf, in)) > 0)
+        cr_assert_eq(fwrite(buf, 1, n, out), n);
+    fclose(in);
+    fclose(out);
+}
+
+/* A replica cloned (same key) writes a different commit at the same seq: a fork. */
+Test(batch, forked_history_is_detected)
+{
+    struct kt_replica a = kt_new(), b = kt_new();
+    char *root = kt_tmpdir();
+    char dir[512], from[600], to[600];
+    kith_replica *clone = NULL;
+
+    kt_trust_pair(&a, &b);
+    kt_contact(a.r, "before the fork");
+    kt_sync(&a, &b);
+    kith_close(a.r);
+    snprintf(dir, sizeof dir, "%s/clone", root);
+    cr_assert_eq(mkdir(dir, 0700), 0);
+    snprintf(from, sizeof from, "%s/data.mdb", a.dir);
+    snprintf(to, sizeof to, "%s/data.mdb", dir);
+    copy_file(from, to);
+    snprintf(from, sizeof from, "%s/key", a.dir);
+    snprintf(to, sizeof to, "%s/key", dir);
+    copy_file(from, to);
+    cr_assert_eq(kith_open(a.dir, KITH_NOSYNC, &a.r), 0);
+    cr_assert_eq(kith_open(dir, KITH_NOSYNC, &clone), 0);
+    cr_assert_eq(kith_replica_id(clone), kith_replica_id(a.r));
+    kt_contact(a.r, "history one");
+    kt_contact(clone, "history two");
+    kt_sync(&a, &b);
+    char *before = state_of(b.r);
+    kith_buf fork = batch_all(clone);
+    cr_assert_eq(kith_batch_apply(b.r, fork.data, fork.len, NULL), KITH_EFORK);
+    cr_assert_neq(strstr(kith_errmsg(b.r), "differs"), NULL, "%s", kith_errmsg(b.r));
+    char *after = state_of(b.r);
+    cr_assert_str_eq(before, after);
+    /* the origin is refused from now on, even its genuine ops */
+    kith_peer *peers = NULL;
+    size_t n = 0;
+    cr_assert_eq(kith_peers_get(b.r, &peers, &n), 0);
+    cr_assert_eq(n, 1);
+    cr_assert(peers[0].forked);
+    kith_peers_free(peers, n);
+    kt_contact(a.r, "after");
+    kith_buf next = batch_all(a.r);
+    cr_assert_eq(kith_batch_apply(b.r, next.data, next.len, NULL), KITH_EUNTRUSTED);
+    kith_free(next.data);
+    kith_free(fork.data);
+    free(before);
+    free(after);
+    kith_close(clone);
+    kt_rmtree(root);
+    free(root);
+    kt_free(&a);
+    kt_free(&b);
+}
+
+/* Concurrent writes of one field: a conflict on both replicas, the same winner on both. */
+Test(batch, concurrent_writes_record_conflicts_on_both)
+{
+    struct kt_replica a = kt_new(), b = kt_new();
+    kith_conflict ca[4], cb[4];
+    char va[64], vb[64];
+
+    kt_trust_pair(&a, &b);
+    kith_docid c = kt_contact(a.r, "Hedy");
+    kt_sync(&a, &b);
+    write_str(a.r, &c, "company", "MGM");
+    write_str(b.r, &c, "company", "Frequency hopping");
+    kt_sync(&a, &b);
+    kt_sync(&b, &a);
+    cr_assert_str_eq(kt_get_str(a.r, "contacts", &c, "company", va, sizeof va),
+                     kt_get_str(b.r, "contacts", &c, "company", vb, sizeof vb));
+    cr_assert_eq(conflicts_of(a.r, ca, 4), 1);
+    cr_assert_eq(conflicts_of(b.r, cb, 4), 1);
+    cr_assert_str_eq(ca[0].field, "company");
+    cr_assert_eq(ca[0].winner_dot.origin, cb[0].winner_dot.origin);
+    cr_assert_eq(ca[0].winner_dot.seq, cb[0].winner_dot.seq);
+    cr_assert_eq(ca[0].loser_dot.seq, cb[0].loser_dot.seq);
+    /* a causal overwrite is no conflict */
+    write_str(a.r, &c, "company", "Hollywood");
+    kt_sync(&a, &b);
+    cr_assert_eq(open_conflicts(b.r), 1);
+    write_str(b.r, &c, "company", "Vienna");
+    kt_sync(&b, &a);
+    cr_assert_eq(open_conflicts(a.r), 1);
+    char *ea = kt_export(a.r), *eb = kt_export(b.r);
+    cr_assert_str_eq(ea, eb);
+    free(ea);
+    free(eb);
+    kt_free(&a);
+    kt_free(&b);
+}
+
+/* A delete on one side, an edit on the other: the document survives with the edit, and both
+ * replicas record a field-0 conflict. */
+Test(batch, delete_concurrent_with_edit_keeps_the_document)
+{
+    struct kt_replica a = kt_new(), b = kt_new();
+    kith_txn *t = NULL;
+    kith_conflict cs[4];
+    char buf[64];
+
+    kt_trust_pair(&a, &b);
+    kith_docid c = kt_contact(a.r, "Radia");
+    kt_sync(&a, &b);
+    cr_assert_eq(kith_txn_begin(a.r, KITH_TXN_WRITE, &t), 0);
+    cr_assert_eq(kith_doc_delete(t, "contacts", &c), 0);
+    cr_assert_eq(kith_txn_commit(&t), 0);
+    write_str(b.r, &c, "notes", "spanning tree");
+    kt_sync(&a, &b);
+    kt_sync(&b, &a);
+    for (int i = 0; i < 2; i++) {
+        kith_replica *r = i == 0 ? a.r : b.r;
+        cr_assert_eq(kith_txn_begin(r, KITH_TXN_READ, &t), 0);
+        cr_assert_eq(kith_doc_exists(t, "contacts", &c), 1, "replica %d lost it", i);
+        kith_txn_abort(&t);
+        cr_assert_str_eq(kt_get_str(r, "contacts", &c, "notes", buf, sizeof buf), "spanning tree");
+        size_t n = conflicts_of(r, cs, 4);
+        cr_assert_eq(n, 1, "replica %d has %zu conflicts", i, n);
+        cr_assert_str_eq(cs[0].field, "");
+    }
+    char *ea = kt_export(a.r), *eb = kt_export(b.r);
+    cr_assert_str_eq(ea, eb);
+    free(ea);
+    free(eb);
+    kt_free(&a);
+    kt_free(&b);
+}
+
+static bool
+has_tag(kith_replica *r, const kith_docid *c, const char *tag)
+{
+    kith_txn *t = NULL;
+    kith_iter *it = NULL;
+    const char *e;
+    size_t len;
+    bool found = false;
+
+    cr_assert_eq(kith_txn_begin(r, KITH_TXN_READ, &t), 0);
+    cr_assert_eq(kith_iter_set(t, "contacts", c, "tags", &it), 0);
+    while (kith_iter_next_elem(it, &e, &len) == 0)
+        found |= len == strlen(tag) && memcmp(e, tag, len) == 0;
+    kith_iter_close(it);
+    kith_txn_abort(&t);
+    return found;
+}
+
+static void
+tag(kith_replica *r, const kith_docid *c, const char *t_, bool add)
+{
+    kith_txn *t = NULL;
+    cr_assert_eq(kith_txn_begin(r, KITH_TXN_WRITE, &t), 0);
+    if (add)
+        cr_assert_eq(kith_set_add(t, "contacts", c, "tags", t_, strlen(t_)), 0);
+    else
+        cr_assert_eq(kith_set_remove(t, "contacts", c, "tags", t_, strlen(t_)), 0);
+    cr_assert_eq(kith_txn_commit(&t), 0);
+}
+
+Test(batch, add_concurrent_with_remove_keeps_the_tag)
+{
+    struct kt_replica a = kt_new(), b = kt_new();
+
+    kt_trust_pair(&a, &b);
+    kith_docid c = kt_contact(a.r, "Frances");
+    tag(a.r, &c, "friend", true);
+    tag(a.r, &c, "old", true);
+    kt_sync(&a, &b);
+    tag(a.r, &c, "friend", false);
+    tag(b.r, &c, "friend", true); /* re-added concurrently: a new dot */
+    tag(b.r, &c, "old", false);
+    kt_sync(&a, &b);
+    kt_sync(&b, &a);
+    cr_assert(has_tag(a.r, &c, "friend"));
+    cr_assert(has_tag(b.r, &c, "friend"));
+    cr_assert(!has_tag(a.r, &c, "old"));
+    cr_assert(!has_tag(b.r, &c, "old"));
+    char *ea = kt_export(a.r), *eb = kt_export(b.r);
+    cr_assert_str_eq(ea, eb);
+    free(ea);
+    free(eb);
+    kt_free(&a);
+    kt_free(&b);
+}
+
+/* b's edit of a's contact reaches c before a's commits: it waits, then applies. */
+Test(batch, commits_wait_for_the_dots_they_name)
+{
+    struct kt_replica a = kt_new(), b = kt_new(), c = kt_new();
+    uint8_t pa[KITH_PUBKEY_BYTES];
+    kith_batch_opts opts = {0};
+    kith_apply_info info;
+    kith_buf buf = {0};
+    char s[64];
+
+    kt_trust_pair(&a, &b);
+    kt_trust_pair(&b, &c);
+    kith_replica_pubkey(a.r, pa);
+    cr_assert_eq(kith_trust_add(c.r, pa, "a", NULL), 0);
+    kith_docid d = kt_contact(a.r, "Barbara");
+    kt_sync(&a, &b);
+    write_str(b.r, &d, "name", "Barbara Liskov");
+    /* only b's own commit, as if c held a's */
+    kith_dot e = {kith_replica_id(a.r), 2};
+    kith_vv since = {1, &e};
+    opts.since = &since;
+    cr_assert_eq(kith_batch_create(b.r, &opts, &buf, NULL), 0);
+    cr_assert_eq(kith_batch_apply(c.r, buf.data, buf.len, &info), 0, "%s", kith_errmsg(c.r));
+    kith_free(buf.data);
+    cr_assert_eq(info.ops_new, 1);
+    cr_assert_eq(info.ops_applied, 0);
+    cr_assert_eq(info.ops_pending, 1);
+    info = kt_sync(&a, &c);
+    cr_assert_eq(info.ops_new, 2);
+    cr_assert_eq(info.ops_applied, 3);
+    cr_assert_eq(info.ops_pending, 0);
+    cr_assert_str_eq(kt_get_str(c.r, "contacts", &d, "name", s, sizeof s), "Barbara Liskov");
+    cr_assert_eq(open_conflicts(c.r), 0);
+    kith_verify_report rep;
+    cr_assert_eq(kith_verify(c.r, &rep), 0);
+    cr_assert_eq(rep.problems, 0, "%s", rep.first_problem);
+    kt_free(&a);
+    kt_free(&b);
+    kt_free(&c);
+}
+
+Test(batch, bundle_files)
+{
+    struct kt_replica a = kt_new(), b = kt_new();
+    char path[512], bad[600];
+    kith_apply_info info;
+    kith_batch_info bi;
+    struct stat st;
+    FILE *f;
+
+    kt_trust_pair(&a, &b);
+    kt_contact(a.r, "Margaret");
+    snprintf(path, sizeof path, "%s/out.kb", a.root);
+    cr_assert_eq(kith_bundle_write(a.r, NULL, path, &bi), 0, "%s", kith_errmsg(a.r));
+    cr_assert_eq(bi.ops, 2);
+    cr_assert_eq(stat(path, &st), 0);
+    char *before = state_of(b.r);
+    /* a bad header, a truncated file, trailing bytes: all refused */
+    snprintf(bad, sizeof bad, "%s/bad.kb", a.root);
+    f = fopen(bad, "wb");
+    fputs("KITHBDL2", f);
+    fclose(f);
+    cr_assert_eq(kith_bundle_apply(b.r, bad, NULL), KITH_EMALFORMED);
+    cr_assert_eq(truncate(path, st.st_size - 1), 0);
+    cr_assert_lt(kith_bundle_apply(b.r, path, NULL), 0);
+    cr_assert_eq(kith_bundle_write(a.r, NULL, path, NULL), 0);
+    f = fopen(path, "ab");
+    fputc(0, f);
+    fclose(f);
+    cr_assert_eq(kith_bundle_apply(b.r, path, NULL), KITH_EMALFORMED);
+    snprintf(bad, sizeof bad, "%s/none.kb", a.root);
+    cr_assert_lt(kith_bundle_apply(b.r, bad, NULL), 0);
+    char *after = state_of(b.r);
+    cr_assert_str_eq(before, after);
+    cr_assert_eq(kith_bundle_write(a.r, NULL, path, NULL), 0);
+    cr_assert_eq(kith_bundle_apply(b.r, path, &info), 0, "%s", kith_errmsg(b.r));
+    cr_assert_eq(info.ops_new, 2);
+    free(before);
+    free(after);
+    kt_free(&a);
+    kt_free(&b);
+}
+
+struct heard {
+    int changes, conflicts, source;
+};
+
+static void
+heard_change(void *ctx, const kith_change *ch)
+{
+    struct heard *h = ctx;
+    h->changes++;
+    h->source = ch->source;
+}
+
+static void
+heard_conflict(void *ctx, const kith_conflict *c)
+{
+    struct heard *h = ctx;
+    cr_assert_str_eq(c->field, "company");
+    h->conflicts++;
+}
+
+Test(batch, observers_hear_remote_changes_and_conflicts)
+{
+    struct kt_replica a = kt_new(), b = kt_new();
+    struct heard h = {0};
+
+    kt_trust_pair(&a, &b);
+    kith_docid c = kt_contact(a.r, "Annie");
+    kt_sync(&a, &b);
+    write_str(a.r, &c, "company", "NASA");
+    write_str(b.r, &c, "company", "NACA");
+    kith_observe(b.r, heard_change, heard_conflict, &h);
+    kt_sync(&a, &b);
+    cr_assert_eq(h.changes, 1);
+    cr_assert_eq(h.source, KITH_CHANGE_REMOTE);
+    cr_assert_eq(h.conflicts, 1);
+    kt_free(&a);
+    kt_free(&b);
 }

@@ -99,6 +99,26 @@ kt_trust_pair(struct kt_replica *a, struct kt_replica *b)
     cr_assert_eq(rc, 0, "trust: %s", kith_strerror(rc));
 }
 
+kith_apply_info
+kt_sync(struct kt_replica *from, struct kt_replica *to)
+{
+    kith_batch_opts opts = {0};
+    kith_apply_info info = {0};
+    kith_vv vv = {0};
+    kith_buf buf = {0};
+    int rc = kith_vv_get(to->r, &vv);
+
+    cr_assert_eq(rc, 0, "vv_get: %s", kith_strerror(rc));
+    opts.since = &vv;
+    rc = kith_batch_create(from->r, &opts, &buf, NULL);
+    cr_assert_eq(rc, 0, "batch_create: %s (%s)", kith_strerror(rc), kith_errmsg(from->r));
+    rc = kith_batch_apply(to->r, buf.data, buf.len, &info);
+    cr_assert_eq(rc, 0, "batch_apply: %s (%s)", kith_strerror(rc), kith_errmsg(to->r));
+    kith_free(buf.data);
+    kith_vv_free(&vv);
+    return info;
+}
+
 kith_docid
 kt_contact(kith_replica *r, const char *name)
 {

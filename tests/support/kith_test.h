@@ -40,6 +40,9 @@ void kt_rmtree(const char *path);
 /* a trusts b's key and b trusts a's. */
 void kt_trust_pair(struct kt_replica *a, struct kt_replica *b);
 
+/* Batch from `from` of everything `to` lacks, applied to `to`; returns the apply info. */
+kith_apply_info kt_sync(struct kt_replica *from, struct kt_replica *to);
+
 /* Create a contact with this name in its own transaction; returns its id. */
 kith_docid kt_contact(kith_replica *r, const char *name);
 /* Set a string field in its own transaction (asserts success). */

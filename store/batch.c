@@ -1,0 +1,1148 @@
+/*
+ * batch.c — building and applying batches, and bundle files.
+ *
+ * A batch carries the commits a receiver lacks, in the sender's apply order, each origin's
+ * run contiguous and ending at a head that origin signed (spec/encoding.md "Batch"). The
+ * sender signs its own head where its run ends and keeps that signature; for any other
+ * origin it only forwards runs that end at a head the origin signed, extending a run to the
+ * next signed head it holds when needed.
+ *
+ * The receiver changes nothing until everything checks: each origin trusted, each run
+ * contiguous with what it holds (commits it already holds must be byte-identical: a
+ * different commit under a valid signature is a fork, whose evidence is kept and whose origin
+ * is refused from then on), the chain recomputed over the new commits, the head signature
+ * verified, every commit decoded and checked against the schema. Then ONE LMDB write
+ * transaction logs the new commits and applies each one whose named dots are applied and
+ * whose clock is not too far ahead, retrying older pending commits until nothing moves.
+ * spec/storage.md "Batches" and "Pending".
+ */
+#include "store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define BUNDLE_MAGIC "KITHBDL1"
+#define BUNDLE_MAGIC_BYTES 8
+/* Room kept below the decoder's limit for the batch's own framing. */
+#define BATCH_BYTES_CAP (KITH__MAX_BATCH_BYTES - (1u << 20))
+#define MAX_GROWTHS 24
+
+/* ---- building ------------------------------------------------------------------------ */
+
+/* One origin's run in a batch being built. */
+struct run {
+    uint64_t origin;
+    uint64_t last;                  /* last seq included */
+    uint8_t chain[KITH_HASH_BYTES]; /* chain hash after `last` */
+};
+
+struct builder {
+    kith_replica *r;
+    MDB_txn *txn;
+    struct kith__batch b;
+    size_t capcommits;
+    struct run *runs;
+    size_t nruns, capruns;
+    uint64_t ops, bytes;
+};
+
+static struct run *
+run_find(struct builder *bd, uint64_t origin)
+{
+    for (size_t i = 0; i < bd->nruns; i++)
+        if (bd->runs[i].origin == origin)
+            return &bd->runs[i];
+    return NULL;
+}
+
+static struct run *
+run_add(struct builder *bd, uint64_t origin)
+{
+    if (bd->nruns == bd->capruns) {
+        size_t cap = bd->capruns ? bd->capruns * 2 : 8;
+        struct run *p = realloc(bd->runs, cap * sizeof *p);
+        if (p == NULL)
+            return NULL;
+        bd->runs = p;
+        bd->capruns = cap;
+    }
+    struct run *rn = &bd->runs[bd->nruns++];
+    memset(rn, 0, sizeof *rn);
+    rn->origin = origin;
+    return rn;
+}
+
+/* Parse a log value: nops, chain, order, commit bytes. */
+static int
+log_parse(kith_replica *r, const MDB_val *v, uint32_t *nops, const uint8_t **chain, uint64_t *order,
+          const uint8_t **bytes, size_t *len)
+{
+    const uint8_t *p = v->mv_data;
+
+    if (v->mv_size < KITH__LOG_HDR_BYTES + 1)
+        return kith__fail(r, KITH_ECORRUPT, "log: entry of %zu bytes", v->mv_size);
+    *nops = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+    if (*nops == 0)
+        return kith__fail(r, KITH_ECORRUPT, "log: entry without ops");
+    *chain = p + 4;
+    *order = kith__be64_get(p + 36);
+    *bytes = p + KITH__LOG_HDR_BYTES;
+    *len = v->mv_size - KITH__LOG_HDR_BYTES;
+    return 0;
+}
+
+static int
+log_get(kith_replica *r, MDB_txn *txn, uint64_t origin, uint64_t first_seq, MDB_val *v)
+{
+    uint8_t kb[16];
+    MDB_val k = {16, kb};
+
+    kith__be64_put(kb, origin);
+    kith__be64_put(kb + 8, first_seq);
+    return kith__mdb_err(mdb_get(txn, r->log, &k, v));
+}
+
+/* Append a commit (a view into the read txn's map) to the batch being built. */
+static int
+builder_push(struct builder *bd, uint64_t origin, uint64_t first_seq, const uint8_t *bytes,
+             size_t len, uint32_t nops)
+{
+    if (bd->b.ncommits == bd->capcommits) {
+        size_t cap = bd->capcommits ? bd->capcommits * 2 : 64;
+        struct kith__batch_commit *p = realloc(bd->b.commits, cap * sizeof *p);
+        if (p == NULL)
+            return KITH_ENOMEM;
+        bd->b.commits = p;
+        bd->capcommits = cap;
+    }
+    struct kith__batch_commit *c = &bd->b.commits[bd->b.ncommits++];
+    c->origin = origin;
+    c->first_seq = first_seq;
+    c->bytes = bytes;
+    c->len = len;
+    bd->ops += nops;
+    bd->bytes += len + 24;
+    return 0;
+}
+
+/* Extend a foreign run to the next head its origin signed. */
+static int
+run_extend(struct builder *bd, struct run *rn)
+{
+    uint8_t kb[16];
+    MDB_val k = {16, kb}, v;
+    int rc;
+
+    for (;;) {
+        kith__be64_put(kb, rn->origin);
+        kith__be64_put(kb + 8, rn->last);
+        rc = mdb_get(bd->txn, bd->r->sigs, &k, &v);
+        if (rc == 0)
+            return 0;
+        if (rc != MDB_NOTFOUND)
+            return kith__mdb_err(rc);
+        /* no signature ends here: take the next commit of this origin */
+        uint32_t nops;
+        const uint8_t *chain, *bytes;
+        uint64_t order;
+        size_t len;
+        rc = log_get(bd->r, bd->txn, rn->origin, rn->last + 1, &v);
+        if (rc == KITH_ENOTFOUND)
+            return kith__fail(bd->r, KITH_ECORRUPT,
+                              "origin %016llx: no signed head at or after seq %llu",
+                              (unsigned long long)rn->origin, (unsigned long long)rn->last);
+        if (rc < 0)
+            return rc;
+        rc = log_parse(bd->r, &v, &nops, &chain, &order, &bytes, &len);
+        if (rc < 0)
+            return rc;
+        rc = builder_push(bd, rn->origin, rn->last + 1, bytes, len, nops);
+        if (rc < 0)
+            return rc;
+        rn->last += nops;
+        memcpy(rn->chain, chain, KITH_HASH_BYTES);
+    }
+}
+
+static int
+sigs_store(kith_replica *r, MDB_txn *txn, void *ctx)
+{
+    const struct kith__batch *b = ctx;
+
+    for (size_t i = 0; i < b->nheads; i++) {
+        uint8_t kb[16];
+        MDB_val k = {16, kb}, v = {KITH_SIG_BYTES, (void *)b->heads[i].sig};
+        if (b->heads[i].origin != r->id)
+            continue;
+        kith__be64_put(kb, r->id);
+        kith__be64_put(kb + 8, b->heads[i].seq);
+        int rc = mdb_put(txn, r->sigs, &k, &v, 0);
+        if (rc != 0)
+            return rc == MDB_MAP_FULL ? rc : kith__mdb_err(rc);
+    }
+    return 0;
+}
+
+/* Run fn in a write transaction of its own, growing the map on MDB_MAP_FULL. */
+static int
+write_small(kith_replica *r, int (*fn)(kith_replica *, MDB_txn *, void *), void *ctx)
+{
+    MDB_txn *txn;
+    int rc;
+
+    for (int tries = 0;; tries++) {
+        rc = kith__mdb_begin(r, 0, &txn);
+        if (rc < 0)
+            return rc;
+        rc = fn(r, txn, ctx);
+        if (rc == 0)
+            rc = mdb_txn_commit(txn);
+        else
+            mdb_txn_abort(txn);
+        kith__mdb_end(r);
+        if (rc != MDB_MAP_FULL)
+            return rc > 0 ? kith__mdb_err(rc) : rc;
+        if (tries == MAX_GROWTHS)
+            return -ENOSPC;
+        rc = kith__map_grow(r);
+        if (rc < 0)
+            return rc;
+    }
+}
+
+int
+kith_batch_create(kith_replica *r, const kith_batch_opts *opts, kith_buf *out,
+                  kith_batch_info *info)
+{
+    static const kith_batch_opts no_opts;
+    struct builder bd;
+    struct kith__wbuf wb = {0};
+    MDB_cursor *cur = NULL;
+    uint8_t kb[8];
+    MDB_val k = {8, kb}, v;
+    uint64_t next_cursor, max_bytes;
+    bool has_more = false, new_sigs = false;
+    int rc;
+
+    if (out != NULL) {
+        out->data = NULL;
+        out->len = 0;
+    }
+    if (info != NULL)
+        memset(info, 0, sizeof *info);
+    if (r == NULL || out == NULL)
+        return KITH_EINVAL;
+    if (opts == NULL)
+        opts = &no_opts;
+    memset(&bd, 0, sizeof bd);
+    bd.r = r;
+    bd.b.sender = r->id;
+    next_cursor = opts->cursor;
+    max_bytes =
+        opts->max_bytes && opts->max_bytes < BATCH_BYTES_CAP ? opts->max_bytes : BATCH_BYTES_CAP;
+    rc = kith__mdb_begin(r, MDB_RDONLY, &bd.txn);
+    if (rc < 0)
+        return rc;
+    rc = kith__mdb_err(mdb_cursor_open(bd.txn, r->order, &cur));
+    if (rc < 0)
+        goto out_txn;
+    kith__be64_put(kb, opts->cursor + 1);
+    rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    for (; rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        uint64_t counter, origin, first, last, since;
+        uint32_t nops;
+        const uint8_t *chain, *bytes;
+        uint64_t order;
+        size_t len;
+        MDB_val lv;
+        struct run *rn;
+
+        if (k.mv_size != 8 || v.mv_size != 16) {
+            rc = kith__fail(r, KITH_ECORRUPT, "order: bad entry");
+            goto out_cursor;
+        }
+        counter = kith__be64_get(k.mv_data);
+        origin = kith__be64_get(v.mv_data);
+        first = kith__be64_get((const uint8_t *)v.mv_data + 8);
+        rc = log_get(r, bd.txn, origin, first, &lv);
+        if (rc < 0) {
+            rc = kith__fail(r, rc == KITH_ENOTFOUND ? KITH_ECORRUPT : rc,
+                            "order %llu names %016llx:%llu, not in the log",
+                            (unsigned long long)counter, (unsigned long long)origin,
+                            (unsigned long long)first);
+            goto out_cursor;
+        }
+        rc = log_parse(r, &lv, &nops, &chain, &order, &bytes, &len);
+        if (rc < 0)
+            goto out_cursor;
+        last = first + nops - 1;
+        since = opts->since ? kith__vv_get(opts->since, origin) : 0;
+        rn = run_find(&bd, origin);
+        if (last <= since || (rn != NULL && last <= rn->last)) {
+            next_cursor = counter; /* the receiver holds it, or it is in this batch */
+            continue;
+        }
+        if (bd.ops > 0 &&
+            ((opts->max_ops && bd.ops + nops > opts->max_ops) || bd.bytes + len + 24 > max_bytes)) {
+            has_more = true;
+            break;
+        }
+        if (rn != NULL && first != rn->last + 1) {
+            rc = kith__fail(r, KITH_ECORRUPT, "order: %016llx:%llu out of seq order",
+                            (unsigned long long)origin, (unsigned long long)first);
+            goto out_cursor;
+        }
+        if (rn == NULL && (rn = run_add(&bd, origin)) == NULL) {
+            rc = KITH_ENOMEM;
+            goto out_cursor;
+        }
+        rc = builder_push(&bd, origin, first, bytes, len, nops);
+        if (rc < 0)
+            goto out_cursor;
+        rn->last = last;
+        memcpy(rn->chain, chain, KITH_HASH_BYTES);
+        next_cursor = counter;
+    }
+    if (rc != 0 && rc != MDB_NOTFOUND && !has_more) {
+        rc = kith__fail(r, kith__mdb_err(rc), "order: %s", mdb_strerror(rc));
+        goto out_cursor;
+    }
+    /* every run ends at a signed head: our own signed now, others' as stored */
+    bd.b.heads = calloc(bd.nruns ? bd.nruns : 1, sizeof *bd.b.heads);
+    if (bd.b.heads == NULL) {
+        rc = KITH_ENOMEM;
+        goto out_cursor;
+    }
+    for (size_t i = 0; i < bd.nruns; i++) {
+        struct run *rn = &bd.runs[i];
+        struct kith__batch_head *h = &bd.b.heads[bd.b.nheads++];
+        uint8_t skb[16];
+        MDB_val sk = {16, skb}, sv;
+        if (rn->origin != r->id) {
+            rc = run_extend(&bd, rn);
+            if (rc < 0)
+                goto out_cursor;
+        }
+        h->origin = rn->origin;
+        h->seq = rn->last;
+        kith__be64_put(skb, rn->origin);
+        kith__be64_put(skb + 8, rn->last);
+        rc = mdb_get(bd.txn, r->sigs, &sk, &sv);
+        if (rc == 0 && sv.mv_size == KITH_SIG_BYTES) {
+            memcpy(h->sig, sv.mv_data, KITH_SIG_BYTES);
+        } else if (rn->origin == r->id) {
+            kith__head_sign(r->sk, r->id, rn->last, rn->chain, h->sig);
+            new_sigs = true;
+        } else {
+            rc = kith__fail(r, KITH_ECORRUPT, "sigs: bad signature record");
+            goto out_cursor;
+        }
+    }
+    rc = kith__batch_encode(&bd.b, &wb);
+    if (rc < 0)
+        rc = kith__fail(r, rc, "cannot encode the batch");
+out_cursor:
+    mdb_cursor_close(cur);
+out_txn:
+    mdb_txn_abort(bd.txn);
+    kith__mdb_end(r);
+    if (rc == 0 && new_sigs && !(r->flags & KITH_RDONLY))
+        rc = write_small(r, sigs_store, &bd.b);
+    free(bd.b.commits);
+    free(bd.b.heads);
+    free(bd.runs);
+    if (rc < 0) {
+        kith__wbuf_free(&wb);
+        return rc;
+    }
+    out->data = wb.data;
+    out->len = wb.len;
+    if (info != NULL) {
+        info->ops = bd.ops;
+        info->commits = bd.b.ncommits;
+        info->next_cursor = next_cursor;
+        info->has_more = has_more;
+    }
+    return 0;
+}
+
+/* ---- applying ---------------------------------------------------------------------- */
+
+/* What the verification pass learned about each commit of the batch. */
+struct cinfo {
+    uint32_t nops;
+    bool known;                     /* already held, byte-identical */
+    uint8_t chain[KITH_HASH_BYTES]; /* chain hash after it */
+};
+
+struct applying {
+    kith_replica *r;
+    MDB_txn *txn;
+    struct kith__applier ap;
+    struct kith__event_log events;
+    struct kith__batch b;
+    struct kith__arena arena;  /* the batch's arrays */
+    struct kith__arena carena; /* one decoded commit at a time */
+    struct cinfo *ci;
+    struct kith__wbuf copy; /* a pending commit's bytes, copied out of the map */
+    uint64_t order, hlc, pending;
+    int64_t now_ms;
+    kith_apply_info info;
+    uint64_t fork_origin; /* set when a fork was proven */
+    char why[200];
+};
+
+struct deps_ctx {
+    struct applying *s;
+    bool ready;
+    int rc;
+};
+
+static void
+dep_check(void *ctx, uint64_t origin, uint64_t seq)
+{
+    struct deps_ctx *d = ctx;
+    struct kith__origin_slot *slot;
+    int rc = 0;
+
+    if (!d->ready || d->rc < 0)
+        return;
+    slot = kith__apply_origin(&d->s->ap, origin, &rc);
+    if (slot == NULL) {
+        d->rc = rc;
+        d->ready = false;
+        return;
+    }
+    if (slot->st.applied < seq)
+        d->ready = false;
+}
+
+/* May the decoded commit `c` be applied now? */
+static int
+commit_ready(struct applying *s, const struct kith__commit *c, bool *ready)
+{
+    struct kith__origin_slot *slot;
+    struct deps_ctx d = {s, true, 0};
+    int rc = 0;
+
+    slot = kith__apply_origin(&s->ap, c->origin, &rc);
+    if (slot == NULL)
+        return rc;
+    *ready = false;
+    if (slot->st.applied != c->first_seq - 1)
+        return 0;
+    if (kith__hlc_too_far_ahead(c->hlc, (uint64_t)s->now_ms))
+        return 0;
+    kith__commit_deps(c, dep_check, &d);
+    if (d.rc < 0)
+        return d.rc;
+    *ready = d.ready;
+    return 0;
+}
+
+/* Apply a decoded commit and record it in the apply order. Returns its order counter. */
+static int
+commit_apply(struct applying *s, const struct kith__commit *c, uint64_t *order)
+{
+    struct kith__origin_slot *slot;
+    uint8_t kb[8], vb[16];
+    MDB_val k = {8, kb}, v = {16, vb};
+    int rc = kith__apply_commit(&s->ap, c);
+
+    if (rc < 0)
+        return rc;
+    slot = kith__apply_origin(&s->ap, c->origin, &rc);
+    if (slot == NULL)
+        return rc;
+    slot->st.applied = c->first_seq + c->nops - 1;
+    slot->dirty = true;
+    s->hlc = kith__hlc_observe(s->hlc, c->hlc);
+    *order = ++s->order;
+    kith__be64_put(kb, *order);
+    kith__be64_put(vb, c->origin);
+    kith__be64_put(vb + 8, c->first_seq);
+    rc = mdb_put(s->txn, s->r->order, &k, &v, MDB_APPEND);
+    if (rc != 0)
+        return rc == MDB_MAP_FULL ? rc : kith__mdb_err(rc);
+    s->info.ops_applied += c->nops;
+    return 0;
+}
+
+static int
+log_put(struct applying *s, uint64_t origin, uint64_t first_seq, uint32_t nops,
+        const uint8_t chain[KITH_HASH_BYTES], uint64_t order, const uint8_t *bytes, size_t len)
+{
+    uint8_t kb[16];
+    MDB_val k = {16, kb}, v = {KITH__LOG_HDR_BYTES + len, NULL};
+    uint8_t *p;
+    int rc;
+
+    kith__be64_put(kb, origin);
+    kith__be64_put(kb + 8, first_seq);
+    rc = mdb_put(s->txn, s->r->log, &k, &v, MDB_RESERVE);
+    if (rc != 0)
+        return rc == MDB_MAP_FULL ? rc : kith__mdb_err(rc);
+    p = v.mv_data;
+    p[0] = (uint8_t)(nops >> 24);
+    p[1] = (uint8_t)(nops >> 16);
+    p[2] = (uint8_t)(nops >> 8);
+    p[3] = (uint8_t)nops;
+    memcpy(p + 4, chain, KITH_HASH_BYTES);
+    kith__be64_put(p + 36, order);
+    memcpy(p + KITH__LOG_HDR_BYTES, bytes, len);
+    return 0;
+}
+
+/* Decode commit i of the batch into the commit arena (reset first). */
+static int
+decode_one(struct applying *s, size_t i, struct kith__commit *c)
+{
+    const struct kith__batch_commit *bc = &s->b.commits[i];
+    int rc;
+
+    kith__arena_reset(&s->carena);
+    s->why[0] = '\0';
+    rc = kith__commit_decode(bc->bytes, bc->len, bc->origin, bc->first_seq, c, &s->carena, s->why,
+                             sizeof s->why);
+    if (rc < 0)
+        return kith__fail(s->r, rc, "origin %016llx seq %llu: %s", (unsigned long long)bc->origin,
+                          (unsigned long long)bc->first_seq,
+                          s->why[0] ? s->why : kith_strerror(rc));
+    if (c->nops == 0)
+        return kith__fail(s->r, KITH_EMALFORMED, "origin %016llx seq %llu: empty commit",
+                          (unsigned long long)bc->origin, (unsigned long long)bc->first_seq);
+    return 0;
+}
+
+/* The chain hash after seq `end` of `origin` as logged, when `end` closes a logged commit. */
+static int
+chain_at(struct applying *s, uint64_t origin, uint64_t end, uint8_t out[KITH_HASH_BYTES])
+{
+    MDB_cursor *cur;
+    uint8_t kb[16];
+    MDB_val k = {16, kb}, v;
+    int rc;
+
+    if (end == 0) {
+        memset(out, 0, KITH_HASH_BYTES);
+        return 0;
+    }
+    rc = mdb_cursor_open(s->txn, s->r->log, &cur);
+    if (rc != 0)
+        return kith__mdb_err(rc);
+    kith__be64_put(kb, origin);
+    kith__be64_put(kb + 8, end + 1);
+    rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    if (rc == 0 || rc == MDB_NOTFOUND)
+        rc = mdb_cursor_get(cur, &k, &v, rc == 0 ? MDB_PREV : MDB_LAST);
+    if (rc == 0) {
+        uint32_t nops;
+        const uint8_t *chain, *bytes;
+        uint64_t order;
+        size_t len;
+        if (k.mv_size == 16 && kith__be64_get(k.mv_data) == origin &&
+            log_parse(s->r, &v, &nops, &chain, &order, &bytes, &len) == 0 &&
+            kith__be64_get((const uint8_t *)k.mv_data + 8) + nops - 1 == end) {
+            memcpy(out, chain, KITH_HASH_BYTES);
+        } else {
+            rc = MDB_NOTFOUND;
+        }
+    }
+    mdb_cursor_close(cur);
+    return rc == 0 ? 0 : KITH_ENOTFOUND;
+}
+
+/*
+ * Verify the run of `origin` in the batch (commits at indexes with that origin): trusted,
+ * contiguous with what is held, chain and signature correct, held commits identical, new
+ * commits decodable. Fills s->ci for them.
+ */
+static int
+verify_run(struct applying *s, uint64_t origin)
+{
+    kith_replica *r = s->r;
+    struct kith__origin_slot *slot;
+    uint8_t pk[KITH_PUBKEY_BYTES], h[KITH_HASH_BYTES];
+    const struct kith__batch_head *head = NULL;
+    uint64_t next = 0, end = 0;
+    bool mismatch = false, started = false;
+    size_t first_i = 0;
+    int rc = kith__trusted_key(r, s->txn, origin, pk);
+
+    if (rc < 0)
+        return kith__fail(r, rc == KITH_ENOTFOUND ? KITH_EUNTRUSTED : rc,
+                          "origin %016llx is not trusted", (unsigned long long)origin);
+    slot = kith__apply_origin(&s->ap, origin, &rc);
+    if (slot == NULL)
+        return rc;
+    for (size_t i = 0; i < s->b.ncommits; i++) {
+        const struct kith__batch_commit *bc = &s->b.commits[i];
+        struct cinfo *ci = &s->ci[i];
+        if (bc->origin != origin)
+            continue;
+        if (!started) {
+            started = true;
+            first_i = i;
+            if (bc->first_seq == 0 || bc->first_seq > slot->st.have + 1)
+                return kith__fail(r, KITH_EGAP,
+                                  "origin %016llx: batch starts at seq %llu, this replica "
+                                  "holds up to %llu",
+                                  (unsigned long long)origin, (unsigned long long)bc->first_seq,
+                                  (unsigned long long)slot->st.have);
+            if (bc->first_seq == slot->st.have + 1)
+                memcpy(h, slot->st.head, KITH_HASH_BYTES);
+            else if (chain_at(s, origin, bc->first_seq - 1, h) < 0)
+                mismatch = true; /* does not start at a commit boundary held here */
+            next = bc->first_seq;
+        } else if (bc->first_seq != next) {
+            return kith__fail(r, KITH_EMALFORMED,
+                              "origin %016llx: commit at seq %llu where %llu was due",
+                              (unsigned long long)origin, (unsigned long long)bc->first_seq,
+                              (unsigned long long)next);
+        }
+        if (bc->first_seq <= slot->st.have) {
+            /* held already: must be the very same commit */
+            MDB_val lv;
+            uint32_t nops = 0;
+            const uint8_t *chain, *bytes;
+            uint64_t order;
+            size_t len;
+            ci->known = true;
+            rc = log_get(r, s->txn, origin, bc->first_seq, &lv);
+            if (rc == 0)
+                rc = log_parse(r, &lv, &nops, &chain, &order, &bytes, &len);
+            if (rc == KITH_ENOTFOUND ||
+                (rc == 0 && (len != bc->len || memcmp(bytes, bc->bytes, len) != 0)))
+                mismatch = true;
+            else if (rc < 0)
+                return rc;
+            if (mismatch) {
+                struct kith__commit c;
+                rc = decode_one(s, i, &c);
+                if (rc < 0)
+                    return rc;
+                nops = c.nops;
+                ci->known = false;
+            }
+            ci->nops = nops;
+        } else {
+            struct kith__commit c;
+            rc = decode_one(s, i, &c);
+            if (rc < 0)
+                return rc;
+            ci->nops = c.nops;
+            ci->known = false;
+        }
+        kith__chain_next(h, bc->bytes, bc->len, ci->chain);
+        memcpy(h, ci->chain, KITH_HASH_BYTES);
+        next = bc->first_seq + ci->nops;
+        end = next - 1;
+    }
+    (void)first_i;
+    for (size_t i = 0; i < s->b.nheads; i++)
+        if (s->b.heads[i].origin == origin && s->b.heads[i].seq == end)
+            head = &s->b.heads[i];
+    if (head == NULL)
+        return kith__fail(r, KITH_EBADSIG, "origin %016llx: no signed head at seq %llu",
+                          (unsigned long long)origin, (unsigned long long)end);
+    if (kith__head_verify(pk, origin, end, h, head->sig) < 0) {
+        return kith__fail(r, KITH_EBADSIG,
+                          "origin %016llx: signature of the head at seq %llu does not verify",
+                          (unsigned long long)origin, (unsigned long long)end);
+    }
+    if (mismatch) {
+        s->fork_origin = origin;
+        return kith__fail(r, KITH_EFORK,
+                          "origin %016llx signed a history that differs from the one held "
+                          "here (head at seq %llu); it is refused from now on",
+                          (unsigned long long)origin, (unsigned long long)end);
+    }
+    return 0;
+}
+
+/* Apply the pending commits of every origin whose turn has come, until nothing moves. */
+static int
+apply_pending(struct applying *s)
+{
+    MDB_cursor *cur;
+    MDB_val k, v;
+    uint64_t *origins = NULL;
+    size_t n = 0, cap = 0;
+    int rc;
+
+    /* the origins with pending commits: have > applied */
+    rc = mdb_cursor_open(s->txn, s->r->origins, &cur);
+    if (rc != 0)
+        return kith__mdb_err(rc);
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (k.mv_size != 8)
+            continue;
+        uint64_t origin = kith__be64_get(k.mv_data);
+        struct kith__origin_slot *slot = kith__apply_origin(&s->ap, origin, &rc);
+        if (slot == NULL)
+            break;
+        if (slot->st.have <= slot->st.applied)
+            continue;
+        if (n == cap) {
+            size_t nc = cap ? cap * 2 : 8;
+            uint64_t *p = realloc(origins, nc * sizeof *p);
+            if (p == NULL) {
+                rc = KITH_ENOMEM;
+                break;
+            }
+            origins = p;
+            cap = nc;
+        }
+        origins[n++] = origin;
+    }
+    mdb_cursor_close(cur);
+    /* slots of origins new in this batch are not in the database yet */
+    for (size_t i = 0; i < s->ap.norigins && (rc == 0 || rc == MDB_NOTFOUND); i++) {
+        struct kith__origin_slot *slot = &s->ap.origins[i];
+        bool listed = false;
+        for (size_t j = 0; j < n; j++)
+            listed |= origins[j] == slot->origin;
+        if (listed || slot->st.have <= slot->st.applied)
+            continue;
+        if (n == cap) {
+            size_t nc = cap ? cap * 2 : 8;
+            uint64_t *p = realloc(origins, nc * sizeof *p);
+            if (p == NULL) {
+                rc = KITH_ENOMEM;
+                break;
+            }
+            origins = p;
+            cap = nc;
+        }
+        origins[n++] = slot->origin;
+    }
+    if (rc != 0 && rc != MDB_NOTFOUND) {
+        free(origins);
+        return rc < 0 ? rc : kith__mdb_err(rc);
+    }
+    rc = 0;
+    for (bool progress = true; progress && rc == 0;) {
+        progress = false;
+        for (size_t i = 0; i < n && rc == 0; i++) {
+            struct kith__origin_slot *slot = kith__apply_origin(&s->ap, origins[i], &rc);
+            struct kith__commit c;
+            MDB_val lv;
+            uint32_t nops;
+            const uint8_t *chain, *bytes;
+            uint64_t order;
+            size_t len;
+            bool ready;
+            uint8_t ch[KITH_HASH_BYTES];
+            if (slot == NULL || slot->st.have <= slot->st.applied)
+                continue;
+            uint64_t first = slot->st.applied + 1;
+            rc = log_get(s->r, s->txn, origins[i], first, &lv);
+            if (rc == 0)
+                rc = log_parse(s->r, &lv, &nops, &chain, &order, &bytes, &len);
+            if (rc < 0) {
+                rc = kith__fail(s->r, rc == KITH_ENOTFOUND ? KITH_ECORRUPT : rc,
+                                "log: pending commit %016llx:%llu is missing",
+                                (unsigned long long)origins[i], (unsigned long long)first);
+                break;
+            }
+            /* copy out of the map: applying writes, and the log entry is rewritten */
+            s->copy.len = 0;
+            rc = kith__wbuf_put(&s->copy, bytes, len);
+            if (rc < 0)
+                break;
+            memcpy(ch, chain, KITH_HASH_BYTES);
+            kith__arena_reset(&s->carena);
+            rc = kith__commit_decode(s->copy.data, len, origins[i], first, &c, &s->carena, s->why,
+                                     sizeof s->why);
+            if (rc < 0) {
+                rc = kith__fail(s->r, KITH_ECORRUPT, "log: pending %016llx:%llu: %s",
+                                (unsigned long long)origins[i], (unsigned long long)first, s->why);
+                break;
+            }
+            rc = commit_ready(s, &c, &ready);
+            if (rc < 0 || !ready)
+                continue;
+            rc = commit_apply(s, &c, &order);
+            if (rc == 0)
+                rc = log_put(s, origins[i], first, c.nops, ch, order, s->copy.data, len);
+            if (rc == 0) {
+                s->pending -= c.nops <= s->pending ? c.nops : s->pending;
+                progress = true;
+            }
+        }
+    }
+    free(origins);
+    return rc;
+}
+
+/* Log (and where possible apply) every new commit, in batch order; then the pending. */
+static int
+batch_write(struct applying *s)
+{
+    int rc;
+
+    for (size_t i = 0; i < s->b.ncommits; i++) {
+        const struct kith__batch_commit *bc = &s->b.commits[i];
+        struct cinfo *ci = &s->ci[i];
+        struct kith__origin_slot *slot;
+        struct kith__commit c;
+        uint64_t order = 0;
+        bool ready;
+
+        if (ci->known)
+            continue;
+        rc = decode_one(s, i, &c);
+        if (rc < 0)
+            return rc;
+        rc = commit_ready(s, &c, &ready);
+        if (rc < 0)
+            return rc;
+        if (ready) {
+            rc = commit_apply(s, &c, &order);
+            if (rc < 0)
+                return rc;
+        } else {
+            s->pending += c.nops;
+        }
+        rc = log_put(s, bc->origin, bc->first_seq, c.nops, ci->chain, order, bc->bytes, bc->len);
+        if (rc < 0)
+            return rc;
+        slot = kith__apply_origin(&s->ap, bc->origin, &rc);
+        if (slot == NULL)
+            return rc;
+        slot->st.have = bc->first_seq + c.nops - 1;
+        memcpy(slot->st.head, ci->chain, KITH_HASH_BYTES);
+        slot->dirty = true;
+        s->info.ops_new += c.nops;
+    }
+    for (size_t i = 0; i < s->b.nheads; i++) {
+        uint8_t kb[16];
+        MDB_val k = {16, kb}, v = {KITH_SIG_BYTES, s->b.heads[i].sig};
+        kith__be64_put(kb, s->b.heads[i].origin);
+        kith__be64_put(kb + 8, s->b.heads[i].seq);
+        rc = mdb_put(s->txn, s->r->sigs, &k, &v, 0);
+        if (rc != 0)
+            return rc == MDB_MAP_FULL ? rc : kith__mdb_err(rc);
+    }
+    if (s->pending > 0) {
+        rc = apply_pending(s);
+        if (rc < 0 || rc == MDB_MAP_FULL)
+            return rc;
+    }
+    if ((rc = kith__meta_put_u64(s->r, s->txn, "pending", s->pending)) < 0 ||
+        (rc = kith__meta_put_u64(s->r, s->txn, "order", s->order)) < 0 ||
+        (rc = kith__meta_put_u64(s->r, s->txn, "hlc", s->hlc)) < 0)
+        return rc;
+    return kith__apply_finish(&s->ap);
+}
+
+static int
+mark_forked(kith_replica *r, MDB_txn *txn, void *ctx)
+{
+    return kith__peer_mark_forked(r, txn, *(uint64_t *)ctx);
+}
+
+/* One attempt: verify everything, then write and commit. MDB_MAP_FULL comes back as is. */
+static int
+batch_attempt(struct applying *s, bool observe)
+{
+    kith_replica *r = s->r;
+    uint64_t *seen = NULL;
+    size_t nseen = 0;
+    int rc = kith__mdb_begin(r, 0, &s->txn);
+
+    if (rc < 0)
+        return rc;
+    rc = kith__apply_begin(&s->ap, r, s->txn, observe ? &s->events : NULL);
+    if (rc < 0)
+        goto out_txn;
+    memset(&s->info, 0, sizeof s->info);
+    s->events.ndocs = s->events.nconflicts = 0;
+    s->now_ms = kith__now_ms();
+    if ((rc = kith__meta_get_u64(r, s->txn, "order", &s->order)) < 0 ||
+        (rc = kith__meta_get_u64(r, s->txn, "hlc", &s->hlc)) < 0 ||
+        (rc = kith__meta_get_u64(r, s->txn, "pending", &s->pending)) < 0)
+        goto out_applier;
+    /* the sender too must be trusted: a relayed batch comes from a device of this user */
+    {
+        uint8_t pk[KITH_PUBKEY_BYTES];
+        rc = kith__trusted_key(r, s->txn, s->b.sender, pk);
+        if (rc < 0) {
+            rc = kith__fail(r, KITH_EUNTRUSTED, "batch sender %016llx is not trusted",
+                            (unsigned long long)s->b.sender);
+            goto out_applier;
+        }
+    }
+    /* verify each origin's run, once per origin */
+    seen = calloc(s->b.ncommits ? s->b.ncommits : 1, sizeof *seen);
+    if (seen == NULL) {
+        rc = KITH_ENOMEM;
+        goto out_applier;
+    }
+    for (size_t i = 0; i < s->b.ncommits; i++) {
+        bool done = false;
+        for (size_t j = 0; j < nseen && !done; j++)
+            done = seen[j] == s->b.commits[i].origin;
+        if (done)
+            continue;
+        seen[nseen++] = s->b.commits[i].origin;
+        rc = verify_run(s, s->b.commits[i].origin);
+        if (rc < 0)
+            goto out_applier;
+    }
+    for (size_t i = 0; i < s->b.ncommits; i++)
+        if (s->ci[i].known)
+            s->info.ops_known += s->ci[i].nops;
+    rc = batch_write(s);
+    if (rc != 0)
+        goto out_applier;
+    kith__apply_end(&s->ap);
+    rc = mdb_txn_commit(s->txn);
+    kith__mdb_end(r);
+    free(seen);
+    if (rc != 0)
+        return rc == MDB_MAP_FULL
+                   ? rc
+                   : kith__fail(r, kith__mdb_err(rc), "commit: %s", mdb_strerror(rc));
+    s->info.conflicts = s->ap.conflicts;
+    s->info.ops_pending = s->pending;
+    return 0;
+out_applier:
+    s->info.conflicts = 0;
+    kith__apply_end(&s->ap);
+out_txn:
+    mdb_txn_abort(s->txn);
+    kith__mdb_end(r);
+    free(seen);
+    return rc;
+}
+
+int
+kith_batch_apply(kith_replica *r, const void *data, size_t len, kith_apply_info *info)
+{
+    struct applying s;
+    int rc;
+
+    if (info != NULL)
+        memset(info, 0, sizeof *info);
+    if (r == NULL || (data == NULL && len > 0))
+        return KITH_EINVAL;
+    if (r->flags & KITH_RDONLY)
+        return kith__fail(r, KITH_EREADONLY, "replica opened read-only");
+    if (len > KITH__MAX_BATCH_BYTES)
+        return kith__fail(r, KITH_ETOOBIG, "batch of %zu bytes is over the limit of %u", len,
+                          KITH__MAX_BATCH_BYTES);
+    memset(&s, 0, sizeof s);
+    s.r = r;
+    rc = kith__batch_decode(data, len, &s.b, &s.arena);
+    if (rc < 0) {
+        rc = kith__fail(r, rc, "batch does not decode: %s", kith_strerror(rc));
+        goto out_free;
+    }
+    s.ci = calloc(s.b.ncommits ? s.b.ncommits : 1, sizeof *s.ci);
+    if (s.ci == NULL) {
+        rc = KITH_ENOMEM;
+        goto out_free;
+    }
+    for (int tries = 0;; tries++) {
+        s.ap.conflicts = 0;
+        rc = batch_attempt(&s, r->on_change != NULL || r->on_conflict != NULL);
+        if (rc != MDB_MAP_FULL)
+            break;
+        if (tries == MAX_GROWTHS) {
+            rc = kith__fail(r, -ENOSPC, "the map cannot grow any further");
+            break;
+        }
+        rc = kith__map_grow(r);
+        if (rc < 0)
+            break;
+    }
+    if (rc == KITH_EFORK && s.fork_origin != 0) {
+        /* keep the evidence: the origin is refused from now on; the message stays */
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s", kith_errmsg(r));
+        (void)write_small(r, mark_forked, &s.fork_origin);
+        kith__fail(r, KITH_EFORK, "%s", msg);
+    }
+    if (rc == 0) {
+        if (info != NULL)
+            *info = s.info;
+        kith__event_report(r, &s.events, KITH_CHANGE_REMOTE);
+    }
+out_free:
+    free(s.ci);
+    kith__event_free(&s.events);
+    kith__wbuf_free(&s.copy);
+    kith__arena_free(&s.carena);
+    kith__arena_free(&s.arena);
+    return rc;
+}
+
+/* ---- bundle files -------------------------------------------------------------------- */
+
+static int
+write_all(int fd, const uint8_t *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return w < 0 ? -errno : -EIO;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+int
+kith_bundle_write(kith_replica *r, const kith_vv *since, const char *path, kith_batch_info *info)
+{
+    kith_batch_opts opts = {.since = since};
+    kith_batch_info bi;
+    kith_buf buf = {0};
+    char *tmp = NULL;
+    int fd = -1, rc;
+
+    if (info != NULL)
+        memset(info, 0, sizeof *info);
+    if (r == NULL || path == NULL || *path == '\0')
+        return KITH_EINVAL;
+    rc = kith_batch_create(r, &opts, &buf, &bi);
+    if (rc < 0)
+        return rc;
+    if (bi.has_more) {
+        rc = kith__fail(r, KITH_ETOOBIG,
+                        "the ops do not fit in one bundle of %u bytes; "
+                        "write several with --since",
+                        KITH__MAX_BATCH_BYTES);
+        goto out_free;
+    }
+    if (strcmp(path, "-") == 0) {
+        rc = write_all(STDOUT_FILENO, (const uint8_t *)BUNDLE_MAGIC, BUNDLE_MAGIC_BYTES);
+        if (rc == 0)
+            rc = write_all(STDOUT_FILENO, buf.data, buf.len);
+        if (rc < 0)
+            kith__fail(r, rc, "cannot write the bundle to stdout");
+        goto out_free;
+    }
+    size_t n = strlen(path) + 16;
+    tmp = malloc(n);
+    if (tmp == NULL) {
+        rc = KITH_ENOMEM;
+        goto out_free;
+    }
+    snprintf(tmp, n, "%s.tmpXXXXXX", path);
+    fd = mkstemp(tmp);
+    if (fd < 0) {
+        rc = kith__fail(r, -errno, "cannot create %s", tmp);
+        goto out_free;
+    }
+    if (fchmod(fd, 0644) != 0 && errno != EPERM) {
+        rc = -errno;
+        goto out_unlink;
+    }
+    rc = write_all(fd, (const uint8_t *)BUNDLE_MAGIC, BUNDLE_MAGIC_BYTES);
+    if (rc == 0)
+        rc = write_all(fd, buf.data, buf.len);
+    if (rc == 0 && fsync(fd) != 0)
+        rc = -errno;
+    if (close(fd) != 0 && rc == 0)
+        rc = -errno;
+    fd = -1;
+    if (rc == 0 && rename(tmp, path) != 0)
+        rc = -errno;
+    if (rc < 0) {
+        kith__fail(r, rc, "cannot write %s: %s", path, kith_strerror(rc));
+        goto out_unlink;
+    }
+    if (info != NULL)
+        *info = bi;
+    goto out_free;
+out_unlink:
+    if (fd >= 0)
+        close(fd);
+    unlink(tmp);
+out_free:
+    free(tmp);
+    kith_free(buf.data);
+    return rc;
+}
+
+int
+kith_bundle_apply(kith_replica *r, const char *path, kith_apply_info *info)
+{
+    struct stat st;
+    uint8_t *data = NULL;
+    size_t off = 0, size;
+    int fd, rc = 0;
+
+    if (info != NULL)
+        memset(info, 0, sizeof *info);
+    if (r == NULL || path == NULL)
+        return KITH_EINVAL;
+    fd = strcmp(path, "-") == 0 ? STDIN_FILENO : open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return kith__fail(r, -errno, "cannot open %s", path);
+    if (fstat(fd, &st) != 0) {
+        rc = -errno;
+        goto out_close;
+    }
+    if (S_ISREG(st.st_mode) &&
+        (uint64_t)st.st_size > (uint64_t)KITH__MAX_BATCH_BYTES + BUNDLE_MAGIC_BYTES) {
+        rc = kith__fail(r, KITH_ETOOBIG, "%s: %lld bytes, over the bundle limit", path,
+                        (long long)st.st_size);
+        goto out_close;
+    }
+    size = S_ISREG(st.st_mode) ? (size_t)st.st_size + 1 : 1 << 16;
+    data = malloc(size);
+    if (data == NULL) {
+        rc = KITH_ENOMEM;
+        goto out_close;
+    }
+    for (;;) {
+        if (off == size) {
+            if (size > (size_t)KITH__MAX_BATCH_BYTES + BUNDLE_MAGIC_BYTES) {
+                rc = kith__fail(r, KITH_ETOOBIG, "%s: over the bundle limit", path);
+                goto out_close;
+            }
+            uint8_t *p = realloc(data, size * 2);
+            if (p == NULL) {
+                rc = KITH_ENOMEM;
+                goto out_close;
+            }
+            data = p;
+            size *= 2;
+        }
+        ssize_t n = read(fd, data + off, size - off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            rc = kith__fail(r, -errno, "cannot read %s", path);
+            goto out_close;
+        }
+        if (n == 0)
+            break;
+        off += (size_t)n;
+    }
+    if (off > (size_t)KITH__MAX_BATCH_BYTES + BUNDLE_MAGIC_BYTES) {
+        rc = kith__fail(r, KITH_ETOOBIG, "%s: over the bundle limit", path);
+        goto out_close;
+    }
+    if (off < BUNDLE_MAGIC_BYTES || memcmp(data, BUNDLE_MAGIC, BUNDLE_MAGIC_BYTES) != 0) {
+        rc = kith__fail(r, KITH_EMALFORMED, "%s: not a kith bundle (bad header)", path);
+        goto out_close;
+    }
+    rc = kith_batch_apply(r, data + BUNDLE_MAGIC_BYTES, off - BUNDLE_MAGIC_BYTES, info);
+out_close:
+    if (fd != STDIN_FILENO)
+        close(fd);
+    free(data);
+    return rc;
+}
