@@ -511,7 +511,9 @@ reg_apply(struct kith__applier *a, uint64_t hlc, kith_dot dot, const struct kith
     kb[0] = op->coll;
     kith__dot_put(kb + 1, op->doc);
     kb[17] = op->field;
-    rc = mdb_cursor_get(a->regs_c, &k, &v, MDB_SET_KEY);
+    /* MDB_SET, not MDB_SET_KEY: k must keep pointing at kb. A key pointing into a dirty
+     * page would be moved under LMDB's feet by the put below and inserted as garbage. */
+    rc = mdb_cursor_get(a->regs_c, &k, &v, MDB_SET);
     if (rc != 0 && rc != MDB_NOTFOUND)
         return kith__mdb_err(rc);
     found = rc == 0;
@@ -574,7 +576,7 @@ dots_update(struct kith__applier *a, MDB_cursor *c, MDB_val *k, const kith_dot *
 {
     MDB_val v;
     size_t n = 0, m;
-    int rc = mdb_cursor_get(c, k, &v, MDB_SET_KEY);
+    int rc = mdb_cursor_get(c, k, &v, MDB_SET); /* not _KEY: k is reused for the put */
 
     if (rc != 0 && rc != MDB_NOTFOUND)
         return kith__mdb_err(rc);
