@@ -1,0 +1,435 @@
+/*
+ * test_convergence.c — generated end-to-end convergence on the real store. Each history
+ * makes 3–5 replicas (KITH_NOSYNC, in temporary directories) that all trust each other,
+ * then interleaves random local transactions through the public API (contacts created and
+ * deleted, fields set and cleared, tags added and removed, interactions and reminders) with
+ * random partial exchanges: kith_batch_create(since = the receiver's vector, a random op
+ * limit) into an in-flight queue whose messages are delivered late, out of order, more than
+ * once (a batch that no longer fits is refused with KITH_EGAP or goes pending: both fine,
+ * and it is redelivered later). At the end every pair exchanges until nothing moves; then
+ * every export must be the same bytes, every vector equal, nothing pending, and kith_verify
+ * clean on every replica.
+ *
+ * KITH_CASES histories (default 100), from KITH_SEED (printed; set it to replay). A failure
+ * names the seed and the history.
+ */
+#include "kith.h"
+#include "kith_test.h"
+
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_REPLICAS 5
+#define MAX_POOL 512
+#define MAX_QUEUE 48
+#define MAX_ROUNDS 30
+
+enum { C_CONTACTS, C_INTERACTIONS, C_REMINDERS, NCOLL };
+
+static const char *const COLL[NCOLL] = {"contacts", "interactions", "reminders"};
+
+struct msg {
+    int to;
+    uint8_t *data;
+    size_t len;
+};
+
+struct world {
+    uint64_t seed;
+    int history;
+    uint64_t rng;
+    int n;
+    struct kt_replica r[MAX_REPLICAS];
+    kith_docid pool[NCOLL][MAX_POOL]; /* every document made anywhere */
+    size_t npool[NCOLL];
+    struct msg q[MAX_QUEUE];
+    size_t nq;
+    /* tallies, for the figures printed at the end */
+    uint64_t txns, batches, applied, refused_gap;
+};
+
+static uint64_t total_txns, total_batches, total_applied, total_gap;
+
+#define CHECK(w, cond, ...)                                                                        \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "KITH_SEED=%llu history %d: ", (unsigned long long)(w)->seed,          \
+                    (w)->history);                                                                 \
+            cr_assert(false, __VA_ARGS__);                                                         \
+        }                                                                                          \
+    } while (0)
+
+static uint64_t
+below(struct world *w, uint64_t n)
+{
+    return kt_below(&w->rng, n);
+}
+
+static kith_value
+strv(const char *s)
+{
+    kith_value v = {.type = KITH_TYPE_STRING};
+    v.u.s.ptr = s;
+    v.u.s.len = strlen(s);
+    return v;
+}
+
+/* A document of collection c from the pool that is live on replica `t`'s side, or NULL. */
+static const kith_docid *
+pick_live(struct world *w, kith_txn *t, int c)
+{
+    if (w->npool[c] == 0)
+        return NULL;
+    for (int tries = 0; tries < 4; tries++) {
+        const kith_docid *d = &w->pool[c][below(w, w->npool[c])];
+        int rc = kith_doc_exists(t, COLL[c], d);
+        CHECK(w, rc >= 0, "doc_exists: %s", kith_strerror(rc));
+        if (rc == 1)
+            return d;
+    }
+    return NULL;
+}
+
+static void
+pool_add(struct world *w, int c, const kith_docid *d)
+{
+    if (w->npool[c] < MAX_POOL)
+        w->pool[c][w->npool[c]++] = *d;
+}
+
+#define OK(w, call)                                                                                \
+    do {                                                                                           \
+        int rc_ = (call);                                                                          \
+        CHECK(w, rc_ == 0, "%s: %s (%s)", #call, kith_strerror(rc_), kith_errmsg(r));              \
+    } while (0)
+
+/* One random op in the write transaction t of replica r. */
+static void
+random_op(struct world *w, kith_replica *r, kith_txn *t)
+{
+    static const char *const names[] = {"Ada", "Bob", "Cy", "Dee", "Eve", "\xc3\x89mile"};
+    static const char *const tags[] = {"a", "b", "family", "work"};
+    static const char *const kinds[] = {"call", "meeting", "message", "email", "note"};
+    const kith_docid *d;
+    kith_docid nd;
+    char buf[64];
+    kith_value v;
+
+    switch (below(w, 12)) {
+    case 0:
+    case 1: /* new contact */
+        OK(w, kith_doc_create(t, "contacts", &nd));
+        v = strv(names[below(w, 6)]);
+        OK(w, kith_field_set(t, "contacts", &nd, "name", &v));
+        pool_add(w, C_CONTACTS, &nd);
+        break;
+    case 2: /* delete a contact */
+        if ((d = pick_live(w, t, C_CONTACTS)))
+            OK(w, kith_doc_delete(t, "contacts", d));
+        break;
+    case 3: /* set or clear a contact field */
+        if (!(d = pick_live(w, t, C_CONTACTS)))
+            break;
+        switch (below(w, 4)) {
+        case 0:
+            v = strv(names[below(w, 6)]);
+            OK(w, kith_field_set(t, "contacts", d, "name", &v));
+            break;
+        case 1:
+            snprintf(buf, sizeof buf, "u%u@example.org", (unsigned)below(w, 50));
+            v = strv(buf);
+            OK(w, kith_field_set(t, "contacts", d, "email", &v));
+            break;
+        case 2:
+            snprintf(buf, sizeof buf, "19%02u-0%u-1%u", (unsigned)below(w, 100),
+                     1 + (unsigned)below(w, 9), (unsigned)below(w, 10));
+            v = strv(buf);
+            v.type = KITH_TYPE_DATE;
+            OK(w, kith_field_set(t, "contacts", d, "birthday", &v));
+            break;
+        default:
+            v.type = KITH_TYPE_NULL;
+            OK(w, kith_field_set(t, "contacts", d, below(w, 2) ? "company" : "email", &v));
+            break;
+        }
+        break;
+    case 4:
+    case 5: /* tags */
+        if (!(d = pick_live(w, t, C_CONTACTS)))
+            break;
+        {
+            const char *tag = tags[below(w, 4)];
+            if (below(w, 3))
+                OK(w, kith_set_add(t, "contacts", d, "tags", tag, strlen(tag)));
+            else
+                OK(w, kith_set_remove(t, "contacts", d, "tags", tag, strlen(tag)));
+        }
+        break;
+    case 6: /* new interaction */
+        if (!(d = pick_live(w, t, C_CONTACTS)))
+            break;
+        OK(w, kith_doc_create(t, "interactions", &nd));
+        v.type = KITH_TYPE_REF;
+        v.u.ref = *d;
+        OK(w, kith_field_set(t, "interactions", &nd, "contact", &v));
+        v = strv(kinds[below(w, 5)]);
+        v.type = KITH_TYPE_ENUM;
+        OK(w, kith_field_set(t, "interactions", &nd, "kind", &v));
+        v.type = KITH_TYPE_TIME;
+        v.u.i = 1764000000000 + (int64_t)below(w, 1000) * 60000;
+        OK(w, kith_field_set(t, "interactions", &nd, "at", &v));
+        pool_add(w, C_INTERACTIONS, &nd);
+        break;
+    case 7: /* edit an interaction */
+        if (!(d = pick_live(w, t, C_INTERACTIONS)))
+            break;
+        if (below(w, 2)) {
+            v.type = KITH_TYPE_TIME;
+            v.u.i = 1764000000000 + (int64_t)below(w, 1000) * 60000;
+            OK(w, kith_field_set(t, "interactions", d, "at", &v));
+        } else {
+            snprintf(buf, sizeof buf, "talked %u", (unsigned)below(w, 100));
+            v = strv(buf);
+            OK(w, kith_field_set(t, "interactions", d, "summary", &v));
+        }
+        break;
+    case 8: /* new reminder */
+        OK(w, kith_doc_create(t, "reminders", &nd));
+        v.type = KITH_TYPE_TIME;
+        v.u.i = 1764000000000 + (int64_t)below(w, 1000) * 3600000;
+        OK(w, kith_field_set(t, "reminders", &nd, "due", &v));
+        v = strv("do it");
+        OK(w, kith_field_set(t, "reminders", &nd, "text", &v));
+        pool_add(w, C_REMINDERS, &nd);
+        break;
+    case 9: /* edit a reminder */
+        if (!(d = pick_live(w, t, C_REMINDERS)))
+            break;
+        if (below(w, 2)) {
+            v.type = KITH_TYPE_BOOL;
+            v.u.b = below(w, 2);
+            OK(w, kith_field_set(t, "reminders", d, "done", &v));
+        } else {
+            v.type = KITH_TYPE_TIME;
+            v.u.i = 1764000000000 + (int64_t)below(w, 1000) * 3600000;
+            OK(w, kith_field_set(t, "reminders", d, "due", &v));
+        }
+        break;
+    case 10: /* delete an interaction or a reminder */
+    {
+        int c = below(w, 2) ? C_INTERACTIONS : C_REMINDERS;
+        if ((d = pick_live(w, t, c)))
+            OK(w, kith_doc_delete(t, COLL[c], d));
+        break;
+    }
+    default: /* rename to a random name: concurrent renames make conflicts */
+        if ((d = pick_live(w, t, C_CONTACTS))) {
+            snprintf(buf, sizeof buf, "n%u", (unsigned)below(w, 1000));
+            v = strv(buf);
+            OK(w, kith_field_set(t, "contacts", d, "name", &v));
+        }
+        break;
+    }
+}
+
+static void
+local_txn(struct world *w, int i)
+{
+    kith_replica *r = w->r[i].r;
+    kith_txn *t = NULL;
+    int nops = 1 + (int)below(w, 4);
+
+    OK(w, kith_txn_begin(r, KITH_TXN_WRITE, &t));
+    for (int k = 0; k < nops; k++)
+        random_op(w, r, t);
+    OK(w, kith_txn_commit(&t));
+    w->txns++;
+}
+
+/* Build a batch from i for what j holds now and queue it for j (maybe twice). */
+static void
+send(struct world *w, int i, int j, size_t max_ops)
+{
+    kith_replica *r = w->r[i].r;
+    kith_batch_opts opts = {.max_ops = max_ops};
+    kith_vv since;
+    kith_buf buf = {0};
+
+    OK(w, kith_vv_get(w->r[j].r, &since));
+    opts.since = &since;
+    OK(w, kith_batch_create(r, &opts, &buf, NULL));
+    kith_vv_free(&since);
+    w->batches++;
+    for (int copies = below(w, 4) == 0 ? 2 : 1; copies > 0; copies--) {
+        if (w->nq == MAX_QUEUE) {
+            free(w->q[0].data);
+            memmove(&w->q[0], &w->q[1], (MAX_QUEUE - 1) * sizeof w->q[0]);
+            w->nq--;
+        }
+        struct msg *m = &w->q[w->nq++];
+        m->to = j;
+        m->len = buf.len;
+        m->data = malloc(buf.len ? buf.len : 1);
+        CHECK(w, m->data != NULL, "out of memory");
+        memcpy(m->data, buf.data, buf.len);
+    }
+    kith_free(buf.data);
+}
+
+/* Apply a batch to replica j: it must apply or be refused as not contiguous. */
+static bool
+deliver_to(struct world *w, int j, const uint8_t *data, size_t len)
+{
+    kith_replica *r = w->r[j].r;
+    kith_apply_info info = {0};
+    int rc = kith_batch_apply(r, data, len, &info);
+
+    if (rc == KITH_EGAP) {
+        w->refused_gap++;
+        return false;
+    }
+    CHECK(w, rc == 0, "batch_apply to %d: %s (%s)", j, kith_strerror(rc), kith_errmsg(r));
+    w->applied++;
+    return info.ops_new > 0 || info.ops_applied > 0;
+}
+
+/* Deliver one queued message; it stays queued (to arrive again) one time in three. */
+static void
+deliver_one(struct world *w)
+{
+    size_t k = below(w, w->nq);
+    struct msg m = w->q[k];
+
+    deliver_to(w, m.to, m.data, m.len);
+    if (below(w, 3) != 0) {
+        free(m.data);
+        w->q[k] = w->q[--w->nq];
+    }
+}
+
+/* Every pair exchanges in full until a whole round moves nothing. */
+static void
+quiesce(struct world *w)
+{
+    for (int round = 0;; round++) {
+        bool moved = false;
+
+        CHECK(w, round < MAX_ROUNDS, "no quiescence after %d rounds", MAX_ROUNDS);
+        for (int i = 0; i < w->n; i++)
+            for (int j = 0; j < w->n; j++) {
+                if (i == j)
+                    continue;
+                kith_replica *r = w->r[i].r;
+                kith_batch_opts opts = {0};
+                kith_vv since;
+                kith_buf buf = {0};
+                OK(w, kith_vv_get(w->r[j].r, &since));
+                opts.since = &since;
+                OK(w, kith_batch_create(r, &opts, &buf, NULL));
+                kith_vv_free(&since);
+                moved |= deliver_to(w, j, buf.data, buf.len);
+                kith_free(buf.data);
+            }
+        if (!moved)
+            return;
+    }
+}
+
+static void
+check_converged(struct world *w)
+{
+    char *first = kt_export(w->r[0].r);
+
+    /* Each replica sound on its own first: a failure here points at one replica. */
+    for (int i = 0; i < w->n; i++) {
+        kith_status *s = NULL;
+        kith_verify_report rep;
+        kith_replica *r = w->r[i].r;
+
+        OK(w, kith_status_get(r, &s));
+        CHECK(w, s->pending_ops == 0, "replica %d still has %llu ops pending", i,
+              (unsigned long long)s->pending_ops);
+        kith_status_free(s);
+        OK(w, kith_verify(r, &rep));
+        CHECK(w, rep.problems == 0, "replica %d fails verify (%llu problems): %s", i,
+              (unsigned long long)rep.problems, rep.first_problem);
+    }
+    for (int i = 1; i < w->n; i++) {
+        char *e = kt_export(w->r[i].r);
+        if (strcmp(e, first) != 0) {
+            size_t k = 0;
+            while (e[k] == first[k])
+                k++;
+            k = k > 120 ? k - 120 : 0;
+            CHECK(w, false, "replica %d and replica 0 export different bytes:\n  %.240s\n  %.240s",
+                  i, e + k, first + k);
+        }
+        free(e);
+    }
+    free(first);
+}
+
+static void
+run_history(uint64_t seed, int history)
+{
+    struct world *w = calloc(1, sizeof *w);
+
+    cr_assert_not_null(w);
+    w->seed = seed;
+    w->history = history;
+    w->rng = seed ^ ((uint64_t)history * 0xd1b54a32d192ed03ull);
+    w->n = 3 + (int)below(w, MAX_REPLICAS - 2);
+    for (int i = 0; i < w->n; i++)
+        w->r[i] = kt_new();
+    for (int i = 0; i < w->n; i++)
+        for (int j = i + 1; j < w->n; j++)
+            kt_trust_pair(&w->r[i], &w->r[j]);
+
+    int steps = 20 + (int)below(w, 40);
+    for (int s = 0; s < steps; s++) {
+        uint64_t what = below(w, 10);
+        if (what < 5) {
+            local_txn(w, (int)below(w, w->n));
+        } else if (what < 8) {
+            int i = (int)below(w, w->n), j = (int)below(w, w->n - 1);
+            if (j >= i)
+                j++;
+            send(w, i, j, below(w, 2) ? 0 : 1 + below(w, 12));
+        } else if (w->nq > 0) {
+            deliver_one(w);
+        }
+    }
+    /* Late deliveries of whatever is still in flight, in random order. */
+    while (w->nq > 0) {
+        size_t k = below(w, w->nq);
+        deliver_to(w, w->q[k].to, w->q[k].data, w->q[k].len);
+        free(w->q[k].data);
+        w->q[k] = w->q[--w->nq];
+    }
+    quiesce(w);
+    check_converged(w);
+
+    total_txns += w->txns;
+    total_batches += w->batches;
+    total_applied += w->applied;
+    total_gap += w->refused_gap;
+    for (int i = 0; i < w->n; i++)
+        kt_free(&w->r[i]);
+    free(w);
+}
+
+Test(convergence, random_histories_converge, .timeout = 300)
+{
+    uint64_t seed = kt_seed();
+    int cases = kt_cases(100);
+
+    for (int h = 0; h < cases; h++)
+        run_history(seed, h);
+    fprintf(stderr,
+            "convergence: %d histories, %llu local txns, %llu batches built, %llu applied, "
+            "%llu refused as gaps\n",
+            cases, (unsigned long long)total_txns, (unsigned long long)total_batches,
+            (unsigned long long)total_applied, (unsigned long long)total_gap);
+}
