@@ -69,6 +69,21 @@ cmd_serve(struct cli *c, int argc, char **argv)
     return rc;
 }
 
+/* Is `endpoint` the address of a trusted peer? (kith_sync finds the peer's key that way.) */
+static bool
+known_address(kith_replica *r, const char *endpoint)
+{
+    kith_peer *peers = NULL;
+    size_t n = 0;
+    bool found = false;
+    if (kith_peers_get(r, &peers, &n) < 0)
+        return true; /* cannot tell: let the library's message stand */
+    for (size_t i = 0; i < n && !found; i++)
+        found = peers[i].trusted && strcmp(peers[i].addr, endpoint) == 0;
+    kith_peers_free(peers, n);
+    return found;
+}
+
 int
 cmd_sync(struct cli *c, int argc, char **argv)
 {
@@ -105,6 +120,11 @@ cmd_sync(struct cli *c, int argc, char **argv)
     if ((rc = cli_open(c, CLI_WRITE, &r)) != CLI_OK)
         return rc;
     krc = kith_sync(r, argv[optind], NULL, timeout_ms, &info);
+    if (krc == KITH_EUNTRUSTED && !known_address(r, argv[optind])) {
+        rc = cli_fail(c, "%s: no trusted peer has this address (kith trust PUBKEY --addr %s)",
+                      argv[optind], argv[optind]);
+        goto out_close;
+    }
     if (krc < 0) {
         rc = cli_fail_rc(c, r, argv[optind], krc);
         goto out_close;

@@ -61,6 +61,14 @@ json_keys() {
     done
     ok
 }
+same_export() { # same_export NAME FILE1 FILE2 : equal bytes, else show how they differ
+    if cmp -s "$2" "$3"; then
+        ok
+    else
+        bad "$1"
+        diff <(jq -S . "$2" 2>/dev/null) <(jq -S . "$3" 2>/dev/null) | head -10 | sed 's/^/    /'
+    fi
+}
 snap() { "$KITH" --dir "$1" export >"$tmp/snap.$2" || true; }
 same_snap() { # same_snap NAME DIR TAG : export of DIR still equals the snapshot TAG
     "$KITH" --dir "$2" export >"$tmp/snap.now" || true
@@ -358,7 +366,7 @@ run 0 "bundle apply again" --dir "$B" bundle apply "$tmp/ab.bundle"
 check "second apply: nothing new" out_has "^0 new ops"
 "$KITH" --dir "$A" export >"$tmp/ea" || true
 "$KITH" --dir "$B" export >"$tmp/eb" || true
-check "B holds A's state" cmp -s "$tmp/ea" "$tmp/eb"
+same_export "B holds A's state" "$tmp/ea" "$tmp/eb"
 # ids begin with their origin: on B, B's only contact is found by B's origin as a prefix
 run 0 "contact add on B" --dir "$B" contact add --name "Bea"
 BEA=$(out)
@@ -381,7 +389,7 @@ run 0 "A applies B's bundle" --dir "$A" bundle apply "$tmp/b.bundle"
 run 0 "B applies A's bundle" --dir "$B" bundle apply "$tmp/a.bundle"
 "$KITH" --dir "$A" export >"$tmp/ea" || true
 "$KITH" --dir "$B" export >"$tmp/eb" || true
-check "replicas converge byte for byte" cmp -s "$tmp/ea" "$tmp/eb"
+same_export "replicas converge byte for byte" "$tmp/ea" "$tmp/eb"
 pa=$("$KITH" --dir "$A" contact show "$ZED" --json | jq -r .phone) || true
 pb=$("$KITH" --dir "$B" contact show "$ZED" --json | jq -r .phone) || true
 check "same phone on both ($pa)" test "$pa" = "$pb"
@@ -453,6 +461,9 @@ run 2 "serve unknown option" --dir "$A" serve --bogus
 run 2 "peers takes no operand" --dir "$A" peers x
 port=$((20000 + RANDOM % 20000))
 "$KITH" --dir "$B" contact add --name "From B" >/dev/null || true
+run 1 "sync to an address no trusted peer has" --dir "$A" sync "tcp://127.0.0.1:$port" --timeout 1s
+check "sync says how to record the address" err_has "trust"
+run 0 "record B's address" --dir "$A" trust "$B_PK" --addr "tcp://127.0.0.1:$port"
 "$KITH" --dir "$B" serve --listen "tcp://127.0.0.1:$port" --interval 1h 2>"$tmp/serve.log" &
 serve_pid=$!
 synced=0
@@ -469,7 +480,7 @@ if [ "$synced" = 1 ]; then
     json_keys "sync --json" . peer endpoint ops_sent ops_received batches_sent batches_received converged
     "$KITH" --dir "$A" export >"$tmp/ea" || true
     "$KITH" --dir "$B" export >"$tmp/eb" || true
-    check "synced replicas export the same bytes" cmp -s "$tmp/ea" "$tmp/eb"
+    same_export "synced replicas export the same bytes" "$tmp/ea" "$tmp/eb"
     "$KITH" --dir "$A" peers --json >"$tmp/out" || true
     check "peers records the last sync" \
         test "$(jq -r --arg b "$B_ID" '.peers[] | select(.id == $b) | .last_sync != null' "$tmp/out")" = true
