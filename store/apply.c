@@ -553,8 +553,9 @@ reg_apply(struct kith__applier *a, uint64_t hlc, kith_dot dot, const struct kith
     kith__regval_encode(&op->value, newbuf + KITH__REG_HDR_BYTES);
     v.mv_size = KITH__REG_HDR_BYTES + nv;
     v.mv_data = newbuf;
-    /* by key, not MDB_CURRENT: conflict_record may have moved the cursor's page */
-    rc = mdb_cursor_put(a->regs_c, &k, &v, 0);
+    /* found: the cursor still sits on the register (conflict_record writes another
+     * database), so overwrite in place without a second search */
+    rc = mdb_cursor_put(a->regs_c, &k, &v, found ? MDB_CURRENT : 0);
     if (rc != 0)
         return kith__mdb_err(rc);
     if (found && regval_equal(&old_v, &op->value))
@@ -600,7 +601,7 @@ dots_update(struct kith__applier *a, MDB_cursor *c, MDB_val *k, const kith_dot *
     }
     v.mv_size = m * KITH__DOT_BYTES;
     v.mv_data = a->scratch;
-    return kith__mdb_err(mdb_cursor_put(c, k, &v, 0));
+    return kith__mdb_err(mdb_cursor_put(c, k, &v, n > 0 ? MDB_CURRENT : 0));
 }
 
 /* Has this replica applied the op that created `doc` (so a missing membership means the

@@ -558,9 +558,11 @@ chain_at(struct applying *s, uint64_t origin, uint64_t end, uint8_t out[KITH_HAS
 }
 
 /*
- * Verify the run of `origin` in the batch (commits at indexes with that origin): trusted,
- * contiguous with what is held, chain and signature correct, held commits identical, new
- * commits decodable. Fills s->ci for them.
+ * Verify the run of `origin` in the batch (the commits with that origin, in batch order):
+ * trusted, starting within what is held, held commits identical, the chain recomputed and
+ * the head signature correct. Only the run's last commit is decoded here (for the head's
+ * seq); batch_write decodes each new commit once and checks that it follows the one before.
+ * Fills s->ci for the run's commits.
  */
 static int
 verify_run(struct applying *s, uint64_t origin)
@@ -569,9 +571,9 @@ verify_run(struct applying *s, uint64_t origin)
     struct kith__origin_slot *slot;
     uint8_t pk[KITH_PUBKEY_BYTES], h[KITH_HASH_BYTES];
     const struct kith__batch_head *head = NULL;
-    uint64_t next = 0, end = 0;
-    bool mismatch = false, started = false;
-    size_t first_i = 0;
+    uint64_t next = 0, end = 0, prev_first = 0;
+    bool mismatch = false, started = false, seen_new = false;
+    size_t last_i = 0;
     int rc = kith__trusted_key(r, s->txn, origin, pk);
 
     if (rc < 0)
@@ -587,7 +589,6 @@ verify_run(struct applying *s, uint64_t origin)
             continue;
         if (!started) {
             started = true;
-            first_i = i;
             if (bc->first_seq == 0 || bc->first_seq > slot->st.have + 1)
                 return kith__fail(r, KITH_EGAP,
                                   "origin %016llx: batch starts at seq %llu, this replica "
@@ -599,27 +600,35 @@ verify_run(struct applying *s, uint64_t origin)
             else if (chain_at(s, origin, bc->first_seq - 1, h) < 0)
                 mismatch = true; /* does not start at a commit boundary held here */
             next = bc->first_seq;
-        } else if (bc->first_seq != next) {
-            return kith__fail(r, KITH_EMALFORMED,
-                              "origin %016llx: commit at seq %llu where %llu was due",
-                              (unsigned long long)origin, (unsigned long long)bc->first_seq,
-                              (unsigned long long)next);
+        } else if (bc->first_seq <= prev_first) {
+            return kith__fail(r, KITH_EMALFORMED, "origin %016llx: seq %llu out of order",
+                              (unsigned long long)origin, (unsigned long long)bc->first_seq);
         }
+        prev_first = bc->first_seq;
+        last_i = i;
+        ci->known = false;
+        ci->nops = 0;
         if (bc->first_seq <= slot->st.have) {
-            /* held already: must be the very same commit */
+            /* held already: must be the very same commit, where the last one ended */
             MDB_val lv;
             uint32_t nops = 0;
             const uint8_t *chain, *bytes;
             uint64_t order;
             size_t len;
-            ci->known = true;
+            if (seen_new || bc->first_seq != next)
+                return kith__fail(r, KITH_EMALFORMED,
+                                  "origin %016llx: commit at seq %llu where %llu was due",
+                                  (unsigned long long)origin, (unsigned long long)bc->first_seq,
+                                  (unsigned long long)next);
             rc = log_get(r, s->txn, origin, bc->first_seq, &lv);
             if (rc == 0)
                 rc = log_parse(r, &lv, &nops, &chain, &order, &bytes, &len);
             if (rc == KITH_ENOTFOUND ||
-                (rc == 0 && (len != bc->len || memcmp(bytes, bc->bytes, len) != 0)))
+                (rc == 0 && (len != bc->len || memcmp(bytes, bc->bytes, len) != 0))) {
                 mismatch = true;
-            else if (rc < 0)
+                rc = 0;
+            }
+            if (rc < 0)
                 return rc;
             if (mismatch) {
                 struct kith__commit c;
@@ -627,23 +636,27 @@ verify_run(struct applying *s, uint64_t origin)
                 if (rc < 0)
                     return rc;
                 nops = c.nops;
-                ci->known = false;
             }
+            ci->known = !mismatch;
             ci->nops = nops;
+            next = bc->first_seq + nops;
         } else {
-            struct kith__commit c;
-            rc = decode_one(s, i, &c);
-            if (rc < 0)
-                return rc;
-            ci->nops = c.nops;
-            ci->known = false;
+            seen_new = true;
         }
         kith__chain_next(h, bc->bytes, bc->len, ci->chain);
         memcpy(h, ci->chain, KITH_HASH_BYTES);
-        next = bc->first_seq + ci->nops;
-        end = next - 1;
     }
-    (void)first_i;
+    /* the head's seq: the end of the last commit */
+    if (s->ci[last_i].nops > 0) {
+        end = s->b.commits[last_i].first_seq + s->ci[last_i].nops - 1;
+    } else {
+        struct kith__commit c;
+        rc = decode_one(s, last_i, &c);
+        if (rc < 0)
+            return rc;
+        s->ci[last_i].nops = c.nops;
+        end = c.first_seq + c.nops - 1;
+    }
     for (size_t i = 0; i < s->b.nheads; i++)
         if (s->b.heads[i].origin == origin && s->b.heads[i].seq == end)
             head = &s->b.heads[i];
@@ -800,6 +813,14 @@ batch_write(struct applying *s)
         rc = decode_one(s, i, &c);
         if (rc < 0)
             return rc;
+        slot = kith__apply_origin(&s->ap, bc->origin, &rc);
+        if (slot == NULL)
+            return rc;
+        if (bc->first_seq != slot->st.have + 1)
+            return kith__fail(s->r, KITH_EMALFORMED,
+                              "origin %016llx: commit at seq %llu where %llu was due",
+                              (unsigned long long)bc->origin, (unsigned long long)bc->first_seq,
+                              (unsigned long long)(slot->st.have + 1));
         rc = commit_ready(s, &c, &ready);
         if (rc < 0)
             return rc;
@@ -813,7 +834,7 @@ batch_write(struct applying *s)
         rc = log_put(s, bc->origin, bc->first_seq, c.nops, ci->chain, order, bc->bytes, bc->len);
         if (rc < 0)
             return rc;
-        slot = kith__apply_origin(&s->ap, bc->origin, &rc);
+        slot = kith__apply_origin(&s->ap, bc->origin, &rc); /* the cache may have moved */
         if (slot == NULL)
             return rc;
         slot->st.have = bc->first_seq + c.nops - 1;
