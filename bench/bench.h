@@ -107,6 +107,8 @@ long bench_rss_peak_kb(void);
  */
 int bench_report(const struct bench_opts *o, const struct bench_spec *spec, double *samples,
                  int n);
+/* The median of n samples (not reordered). */
+double bench_median(const double *samples, int n);
 /* A result reported earlier in this run, by name; NULL if there is none. */
 const struct bench_result *bench_result_find(const char *name);
 /* Print a section heading (table mode only). */
@@ -128,5 +130,7 @@ uint64_t bench_size(const struct bench_opts *o, uint64_t dflt, uint64_t smoke);
 /* ---- the scenarios, one file each ----------------------------------------------------- */
 
 int bench_limits(const struct bench_opts *o);    /* bench/limits.c: the machine (8) */
+int bench_verify(const struct bench_opts *o);    /* bench/verify.c: chain + signatures (4) */
+int bench_codec(const struct bench_opts *o);     /* bench/codec.c: encode/decode (5) */
 
 #endif /* KITH_BENCH_H */

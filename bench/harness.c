@@ -89,6 +89,17 @@ cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+double
+bench_median(const double *samples, int n)
+{
+    double s[BENCH_MAX_REPS];
+    if (n < 1 || n > BENCH_MAX_REPS)
+        return 0;
+    memcpy(s, samples, sizeof s[0] * (size_t)n);
+    qsort(s, (size_t)n, sizeof s[0], cmp_double);
+    return (n % 2) ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+}
+
 const struct bench_result *
 bench_result_find(const char *name)
 {
