@@ -34,6 +34,9 @@
 #define BACKOFF_MAX_MS 30000
 #define BEACON_PER_SEC 50
 #define SEEN_SLOTS 64
+#define RECHECKS 3
+
+static const int recheck_after[RECHECKS] = {2, 25, 250};
 
 struct daemon;
 
@@ -84,6 +87,7 @@ struct daemon {
     int interval_ms, timeout_ms;
     uint16_t beacon_port;
     int64_t next_ae_ms, next_beacon_ms, next_vv_check_ms;
+    int64_t recheck_ms[RECHECKS]; /* look at the vector again then (0: no) */
     int64_t bucket_start_ms;
     int bucket_count;
     struct seen seen[SEEN_SLOTS];
@@ -437,6 +441,7 @@ check_vv(struct daemon *d)
     if (kith_vv_get(d->r, &cur) < 0)
         return;
     if (kith__netvv_ahead(&cur, &d->last_vv)) {
+        kith__log(&d->log, KITH_LOG_DEBUG, "the replica changed: pushing");
         want_all(d);
         (void)kith__netvv_set(&d->last_vv, &cur);
     }
@@ -447,9 +452,14 @@ static void
 drain_inotify(struct daemon *d)
 {
     char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+    int64_t now = kith__mono_ms();
     while (read(d->inofd, buf, sizeof(buf)) > 0)
         ;
     check_vv(d);
+    /* LMDB writes the meta page (our event) a moment before it publishes the new txnid to
+     * readers, so the commit that woke us may not be visible yet: look again shortly. */
+    for (int i = 0; i < RECHECKS; i++)
+        d->recheck_ms[i] = now + recheck_after[i];
 }
 
 static bool
@@ -552,6 +562,11 @@ timers(struct daemon *d)
         if (rc < 0)
             kith__log(&d->log, KITH_LOG_DEBUG, "beacon not sent: %s", kith_strerror(rc));
     }
+    for (int i = 0; i < RECHECKS; i++)
+        if (d->recheck_ms[i] && now >= d->recheck_ms[i]) {
+            d->recheck_ms[i] = 0;
+            check_vv(d);
+        }
     if (d->inofd < 0 && now >= d->next_vv_check_ms) {
         d->next_vv_check_ms = now + 200; /* no inotify: look at the vector instead */
         check_vv(d);
@@ -656,7 +671,12 @@ run(struct daemon *d)
             ibea = n;
             items[n++] = (zmq_pollitem_t){NULL, d->bfd, ZMQ_POLLIN, 0};
         }
-        int rc = zmq_poll(items, n, 100);
+        long wait = 100;
+        int64_t now = kith__mono_ms();
+        for (int i = 0; i < RECHECKS; i++)
+            if (d->recheck_ms[i] && d->recheck_ms[i] - now < wait)
+                wait = d->recheck_ms[i] > now ? (long)(d->recheck_ms[i] - now) : 0;
+        int rc = zmq_poll(items, n, wait);
         if (rc < 0 && errno != EINTR) {
             kith__log(&d->log, KITH_LOG_ERROR, "poll failed: %s", strerror(errno));
             break;

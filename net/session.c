@@ -528,6 +528,9 @@ kith__session_pump(struct kith__session *s)
         s->done_sent = false;
         s->stats.batches_sent++;
         s->stats.ops_sent += info.ops;
+        kith__log(s->log, KITH_LOG_DEBUG, "peer %016llx: batch %llu sent, %llu ops%s",
+                  (unsigned long long)p->id, (unsigned long long)s->send_seq,
+                  (unsigned long long)info.ops, info.has_more ? ", more to come" : "");
         if (!info.has_more)
             s->want = false;
     }

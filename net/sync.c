@@ -120,7 +120,9 @@ kith_sync(kith_replica *r, const char *endpoint, const uint8_t *peer_pk, int tim
         return KITH_EINVAL;
     if (timeout_ms <= 0)
         timeout_ms = KITH__NET_TIMEOUT_MS;
-    kith__log_init(&log, KITH_LOG_WARNING, false);
+    /* a library call stays quiet: its result and the peer record say what happened */
+    kith__log_init(&log, KITH_LOG_ERROR, false);
+    log.level = 0;
     if (peer_pk)
         memcpy(pk, peer_pk, sizeof(pk));
     else if ((rc = key_for_endpoint(r, endpoint, pk)) < 0)

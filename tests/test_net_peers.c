@@ -1,0 +1,444 @@
+/*
+ * test_net_peers.c — bad peers and crashes (spec/protocol.md "Errors"): a trusted key
+ * sending garbage, a forged signature, a tampered op, an out-of-order or replayed batch, an
+ * ACK for nothing, a HELLO naming another key than the connection's, a multi-part message,
+ * an oversized frame, or nothing at all: each is refused or timed out, the daemon's replica
+ * does not change, and another peer is served all along. Trust removed is trust gone at the
+ * next connection. A daemon killed with SIGKILL in the middle of a sync of tens of thousands
+ * of ops restarts and converges: verify passes, and the resumed session sends exactly what
+ * the replica lacked, nothing twice.
+ */
+#include "core.h"
+#include "kith_test.h"
+#include "net_test.h"
+
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+/* A batch of everything x holds. */
+static kith_buf
+make_batch(kith_replica *x)
+{
+    kith_batch_opts o;
+    kith_buf b = {NULL, 0};
+    memset(&o, 0, sizeof(o));
+    cr_assert_eq(kith_batch_create(x, &o, &b, NULL), 0);
+    cr_assert(b.len > 0);
+    return b;
+}
+
+/* The batch with one byte of its first head's signature, or of its first commit, flipped
+ * (decoded and re-encoded with core's codec, so only that byte differs in meaning). */
+static struct kith__wbuf
+tamper(const kith_buf *in, bool signature)
+{
+    struct kith__batch bt;
+    struct kith__arena ar = {0};
+    struct kith__wbuf out = {0};
+    cr_assert_eq(kith__batch_decode(in->data, in->len, &bt, &ar), 0);
+    cr_assert(bt.nheads > 0 && bt.ncommits > 0);
+    if (signature) {
+        bt.heads[0].sig[7] ^= 0x20;
+    } else {
+        /* the last byte of the commit is inside its last op's value: a name letter */
+        uint8_t *copy = malloc(bt.commits[0].len);
+        memcpy(copy, bt.commits[0].bytes, bt.commits[0].len);
+        copy[bt.commits[0].len - 1] ^= 0x01;
+        bt.commits[0].bytes = copy;
+    }
+    cr_assert_eq(kith__batch_encode(&bt, &out), 0);
+    if (!signature)
+        free((void *)bt.commits[0].bytes);
+    kith__arena_free(&ar);
+    return out;
+}
+
+static void
+send_batch(struct raw *raw, uint64_t seq, const void *data, size_t len)
+{
+    struct kith__msg m;
+    memset(&m, 0, sizeof(m));
+    m.type = KITH__MSG_BATCH;
+    m.seq = seq;
+    m.data = data;
+    m.len = len;
+    cr_assert_eq(kith_vv_get(raw->x->r, &m.vv), 0);
+    raw_send(raw, &m);
+    kith_vv_free(&m.vv);
+}
+
+static void
+hello_ok(struct raw *raw)
+{
+    struct kith__msg m;
+    raw_hello(raw, KITH__WIRE_PROTO, NULL);
+    raw_expect(raw, KITH__MSG_WELCOME, 3000, &m);
+    kith__wire_clear(&m);
+}
+
+static int
+expect_refuse(struct raw *raw, const char *what)
+{
+    struct kith__msg m;
+    int64_t end = kith__mono_ms() + 3000;
+    for (;;) {
+        cr_assert(kith__mono_ms() < end, "%s: no REFUSE", what);
+        cr_assert(raw_recv(raw, 3000, &m), "%s: no REFUSE", what);
+        if (m.type == KITH__MSG_REFUSE)
+            break;
+        cr_assert(m.type != KITH__MSG_ACK, "%s: acknowledged", what);
+        kith__wire_clear(&m);
+    }
+    int code = m.code;
+    cr_log_info("%s: refused with %s: %.*s", what, kith_errname(code), (int)m.reason_len,
+                m.reason);
+    kith__wire_clear(&m);
+    return code;
+}
+
+static void
+good_peer_syncs(struct kt_replica *good, struct node *b)
+{
+    uint8_t pk[KITH_PUBKEY_BYTES];
+    kith_sync_info info;
+    kith_replica_pubkey(b->k.r, pk);
+    int rc = kith_sync(good->r, b->ep, pk, 5000, &info);
+    cr_assert_eq(rc, 0, "good peer: %s", kith_strerror(rc));
+    cr_assert(info.converged);
+}
+
+Test(peers, bad_frames_refused_replica_unchanged_others_served)
+{
+    struct node b;
+    struct kt_replica x = kt_new(), good = kt_new();
+    node_init(&b);
+    kt_trust_pair(&x, &b.k);
+    kt_trust_pair(&good, &b.k);
+    kt_contact(x.r, "from x, never to arrive");
+    kt_contact(b.k.r, "b's own");
+    kith_buf batch = make_batch(x.r);
+    struct kith__wbuf forged = tamper(&batch, true);
+    struct kith__wbuf altered = tamper(&batch, false);
+    node_start(&b);
+    char *before = kt_export(b.k.r);
+    struct raw raw;
+    raw_open(&raw, &x, &b);
+
+    raw_send_bytes(&raw, "\xc1garbage", 8);
+    cr_assert_eq(expect_refuse(&raw, "garbage before HELLO"), KITH_EMALFORMED);
+
+    send_batch(&raw, 1, batch.data, batch.len);
+    cr_assert_eq(expect_refuse(&raw, "BATCH before HELLO"), KITH_EPROTO);
+
+    hello_ok(&raw);
+    send_batch(&raw, 1, forged.data, forged.len);
+    cr_assert_eq(expect_refuse(&raw, "forged signature"), KITH_EBADSIG);
+
+    hello_ok(&raw);
+    send_batch(&raw, 1, altered.data, altered.len);
+    int rc = expect_refuse(&raw, "tampered op");
+    cr_assert(rc == KITH_EBADSIG || rc == KITH_ECORRUPT || rc == KITH_EMALFORMED ||
+                  rc == KITH_ESCHEMA,
+              "%s", kith_errname(rc));
+
+    hello_ok(&raw);
+    send_batch(&raw, 2, batch.data, batch.len);
+    cr_assert_eq(expect_refuse(&raw, "out of order"), KITH_EPROTO);
+
+    good_peer_syncs(&good, &b); /* served between two bad sessions */
+
+    hello_ok(&raw);
+    raw_send_bytes(&raw, "\x93\x05\x01\x01", 4); /* ACK with a vv that is not an array */
+    cr_assert_eq(expect_refuse(&raw, "bad shape"), KITH_EMALFORMED);
+
+    hello_ok(&raw);
+    {
+        struct kith__msg m;
+        memset(&m, 0, sizeof(m));
+        m.type = KITH__MSG_ACK;
+        m.seq = 9;
+        raw_send(&raw, &m);
+    }
+    cr_assert_eq(expect_refuse(&raw, "ACK for nothing"), KITH_EPROTO);
+
+    {
+        /* HELLO that names good's key over x's connection */
+        struct kith__msg m;
+        uint8_t pk[KITH_PUBKEY_BYTES], fp[KITH_HASH_BYTES];
+        memset(&m, 0, sizeof(m));
+        kith_replica_pubkey(good.r, pk);
+        kith_schema_fingerprint(fp);
+        m.type = KITH__MSG_HELLO;
+        m.proto = KITH__WIRE_PROTO;
+        m.id = kith_replica_id(good.r);
+        m.pk = pk;
+        m.schema = fp;
+        raw_send(&raw, &m);
+        cr_assert_eq(expect_refuse(&raw, "HELLO with another key"), KITH_EUNTRUSTED);
+    }
+
+    hello_ok(&raw);
+    cr_assert_eq(zmq_send(raw.sock, "\x91\x07", 2, ZMQ_SNDMORE), 2);
+    cr_assert_eq(zmq_send(raw.sock, "\x91\x07", 2, 0), 2);
+    cr_assert_eq(expect_refuse(&raw, "multi-part"), KITH_EMALFORMED);
+    raw_close(&raw);
+
+    /* an oversized frame: the socket drops the connection; the daemon goes on */
+    raw_open_ep(&raw, &x, b.k.r, b.ep, false);
+    size_t big = KITH__WIRE_MAX_FRAME + 4096;
+    uint8_t *huge = calloc(1, big);
+    cr_assert(huge);
+    raw_send_bytes(&raw, huge, big);
+    free(huge);
+    struct kith__msg m;
+    cr_assert(!raw_recv(&raw, 500, &m), "an answer to an oversized frame");
+    raw_close(&raw);
+
+    good_peer_syncs(&good, &b);
+    node_stop(&b);
+    /* b now holds good's ops (none) and nothing of x's */
+    char *after = kt_export(b.k.r);
+    cr_assert_str_eq(before, after);
+    free(before);
+    free(after);
+    kith_free(batch.data);
+    kith__wbuf_free(&forged);
+    kith__wbuf_free(&altered);
+    node_free(&b);
+    kt_free(&x);
+    kt_free(&good);
+}
+
+Test(peers, replayed_batch_changes_nothing)
+{
+    struct node b;
+    struct kt_replica x = kt_new();
+    struct kith__msg m;
+    node_init(&b);
+    kt_trust_pair(&x, &b.k);
+    kt_contact(x.r, "once");
+    kith_buf batch = make_batch(x.r);
+    node_start(&b);
+    struct raw raw;
+    raw_open(&raw, &x, &b);
+
+    hello_ok(&raw);
+    send_batch(&raw, 1, batch.data, batch.len);
+    raw_expect(&raw, KITH__MSG_ACK, 3000, &m);
+    cr_assert_eq(m.seq, 1);
+    kith__wire_clear(&m);
+    char *once = kt_export(b.k.r);
+    kith_status *s1;
+    cr_assert_eq(kith_status_get(b.k.r, &s1), 0);
+
+    /* the same batch again in the same session: out of order */
+    send_batch(&raw, 1, batch.data, batch.len);
+    cr_assert_eq(expect_refuse(&raw, "replay in session"), KITH_EPROTO);
+
+    /* in a new session: acknowledged, and nothing changes */
+    hello_ok(&raw);
+    send_batch(&raw, 1, batch.data, batch.len);
+    raw_expect(&raw, KITH__MSG_ACK, 3000, &m);
+    kith__wire_clear(&m);
+    raw_close(&raw);
+    node_stop(&b);
+
+    char *twice = kt_export(b.k.r);
+    cr_assert_str_eq(once, twice);
+    kith_status *s2;
+    cr_assert_eq(kith_status_get(b.k.r, &s2), 0);
+    cr_assert_eq(s1->ops_logged, s2->ops_logged);
+    expect_same_export(x.r, b.k.r);
+    kith_status_free(s1);
+    kith_status_free(s2);
+    free(once);
+    free(twice);
+    kith_free(batch.data);
+    node_free(&b);
+    kt_free(&x);
+}
+
+Test(peers, silent_peers_do_not_block_others)
+{
+    struct node b;
+    struct kt_replica x = kt_new(), y = kt_new(), good = kt_new();
+    node_init(&b);
+    kt_trust_pair(&x, &b.k);
+    kt_trust_pair(&y, &b.k);
+    kt_trust_pair(&good, &b.k);
+    add_ops(b.k.r, 3000, 7); /* so that x's session has batches waiting for ACKs */
+    node_start(&b);
+    struct raw rx, ry;
+    raw_open(&rx, &x, &b); /* says HELLO, then never acknowledges */
+    raw_open(&ry, &y, &b); /* connects and says nothing */
+    raw_hello(&rx, KITH__WIRE_PROTO, NULL);
+    nt_sleep_ms(100);
+    int64_t t0 = kith__mono_ms();
+    good_peer_syncs(&good, &b);
+    int64_t took = kith__mono_ms() - t0;
+    cr_assert(took < 2500, "good peer took %lld ms", (long long)took);
+    expect_same_export(good.r, b.k.r);
+    raw_close(&rx);
+    raw_close(&ry);
+    node_stop(&b);
+    node_free(&b);
+    kt_free(&x);
+    kt_free(&y);
+    kt_free(&good);
+}
+
+Test(peers, trust_removed_applies_at_once)
+{
+    struct node b;
+    struct kt_replica x = kt_new();
+    uint8_t pk[KITH_PUBKEY_BYTES];
+    node_init(&b);
+    kt_trust_pair(&x, &b.k);
+    node_start(&b);
+    kith_replica_pubkey(b.k.r, pk);
+    cr_assert_eq(kith_sync(x.r, b.ep, pk, 3000, NULL), 0);
+    cr_assert_eq(kith_trust_remove(b.k.r, kith_replica_id(x.r)), 0);
+    kt_contact(x.r, "after removal");
+    int rc = kith_sync(x.r, b.ep, pk, 2000, NULL);
+    cr_assert(rc == KITH_EUNTRUSTED || rc == KITH_ETIMEDOUT, "%s", kith_errname(rc));
+    node_stop(&b);
+    char *bx = kt_export(b.k.r);
+    cr_assert_null(strstr(bx, "after removal"));
+    free(bx);
+    node_free(&b);
+    kt_free(&x);
+}
+
+/* ---- SIGKILL in the middle of a sync ------------------------------------------------- */
+
+static pid_t
+fork_daemon(const char *dir, const char *ep)
+{
+    pid_t pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0) {
+        kith_replica *r;
+        if (kith_open(dir, KITH_NOSYNC, &r) < 0)
+            _exit(3);
+        kith_serve_opts o;
+        memset(&o, 0, sizeof(o));
+        o.listen = ep;
+        o.timeout_ms = 2000;
+        o.log_level = nt_log_level();
+        int rc = kith_serve(r, &o);
+        kith_close(r);
+        _exit(rc == 0 ? 0 : 1);
+    }
+    return pid;
+}
+
+struct killer {
+    pid_t pid;
+    char path[512];  /* the daemon's data.mdb */
+    off_t grow;      /* kill once it grew this much (batches are being applied) */
+    int after_ms;    /* and then this much later */
+};
+
+static off_t
+file_size(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 ? st.st_size : 0;
+}
+
+static void *
+kill_later(void *arg)
+{
+    struct killer *k = arg;
+    off_t start = file_size(k->path);
+    for (int i = 0; i < 5000 && file_size(k->path) < start + k->grow; i++)
+        nt_sleep_ms(1);
+    nt_sleep_ms(k->after_ms);
+    kill(k->pid, SIGKILL);
+    return NULL;
+}
+
+static uint64_t
+vv_ops(kith_replica *r)
+{
+    kith_vv vv;
+    uint64_t n = 0;
+    cr_assert_eq(kith_vv_get(r, &vv), 0);
+    for (size_t i = 0; i < vv.len; i++)
+        n += vv.entries[i].seq;
+    kith_vv_free(&vv);
+    return n;
+}
+
+Test(crash, daemon_killed_mid_sync_resumes_without_resending, .timeout = 120)
+{
+    struct kt_replica a = kt_new(), b = kt_new();
+    uint8_t pk[KITH_PUBKEY_BYTES];
+    char ep[64];
+    uint64_t seed = kt_seed(), st = seed;
+    int total = kt_cases(50000);
+
+    kt_trust_pair(&a, &b);
+    add_ops(a.r, total, 3);
+    uint64_t a_ops = vv_ops(a.r);
+    kith_replica_pubkey(b.r, pk);
+    kith_close(b.r); /* the daemon's process owns it now */
+    b.r = NULL;
+    snprintf(ep, sizeof(ep), "tcp://127.0.0.1:%d", free_port());
+
+    pid_t pid = fork_daemon(b.dir, ep);
+    nt_sleep_ms(150);
+    struct killer k;
+    memset(&k, 0, sizeof(k));
+    k.pid = pid;
+    snprintf(k.path, sizeof(k.path), "%s/data.mdb", b.dir);
+    k.grow = 256 * 1024 + (off_t)kt_below(&st, 1024 * 1024);
+    k.after_ms = (int)kt_below(&st, 15);
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, kill_later, &k), 0);
+    kith_sync_info info1;
+    int rc = kith_sync(a.r, ep, pk, 1500, &info1);
+    pthread_join(th, NULL);
+    int status;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_log_info("first sync: %s, %llu ops sent before the kill (KITH_SEED=%llu)",
+                kith_errname(rc), (unsigned long long)info1.ops_sent, (unsigned long long)seed);
+
+    /* what survived the kill: whole batches only */
+    kith_replica *rb;
+    cr_assert_eq(kith_open(b.dir, KITH_NOSYNC, &rb), 0);
+    uint64_t held = vv_ops(rb);
+    kith_verify_report rep;
+    cr_assert_eq(kith_verify(rb, &rep), 0);
+    cr_assert_eq(rep.problems, 0, "after the kill: %s", rep.first_problem);
+    kith_close(rb);
+    cr_assert(held < a_ops, "the kill came after the sync had ended (KITH_SEED=%llu)",
+              (unsigned long long)seed);
+
+    pid = fork_daemon(b.dir, ep);
+    nt_sleep_ms(150);
+    kith_sync_info info2;
+    rc = kith_sync(a.r, ep, pk, 10000, &info2);
+    cr_assert_eq(rc, 0, "resumed sync: %s (KITH_SEED=%llu)", kith_strerror(rc),
+                 (unsigned long long)seed);
+    cr_assert(info2.converged);
+    cr_log_info("resumed: %llu ops held, %llu sent", (unsigned long long)held,
+                (unsigned long long)info2.ops_sent);
+    /* nothing sent twice: the resumed session carried exactly what b lacked */
+    cr_assert_eq(info2.ops_sent, a_ops - held, "sent %llu, lacked %llu (KITH_SEED=%llu)",
+                 (unsigned long long)info2.ops_sent, (unsigned long long)(a_ops - held),
+                 (unsigned long long)seed);
+    cr_assert_eq(kill(pid, SIGTERM), 0);
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "daemon did not stop cleanly");
+
+    kt_reopen(&b, KITH_NOSYNC);
+    cr_assert_eq(kith_verify(b.r, &rep), 0);
+    cr_assert_eq(rep.problems, 0, "%s", rep.first_problem);
+    cr_assert_eq(vv_ops(b.r), a_ops);
+    expect_same_export(a.r, b.r);
+    kt_free(&a);
+    kt_free(&b);
+}

@@ -1,0 +1,311 @@
+/*
+ * test_net_sync.c — sync over real sockets on 127.0.0.1 between real LMDB replicas
+ * (spec/protocol.md): kith_sync against a daemon, both ways, to identical exports; daemons
+ * pushing a write within a second; a chain A–B–C relaying; 3 and 5 daemons with random writes
+ * and random connections converging; refusals (untrusted key, protocol version, schema) with
+ * the replica unchanged. Bad peers and crashes are in test_net_peers.c.
+ *
+ * Daemons run as threads (kith_serve with a stop flag), each on a port taken from the kernel
+ * (bind to port 0, read it, close). Every wait is bounded; KITH_SEED replays the random ones.
+ */
+#include "kith_test.h"
+#include "net.h"
+#include "net_test.h"
+
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+Test(sync, two_replicas_sync_both_ways)
+{
+    struct node b;
+    struct kt_replica a = kt_new();
+    node_init(&b);
+    kt_trust_pair(&a, &b.k);
+    kith_docid ca = kt_contact(a.r, "Ada");
+    kith_docid cb = kt_contact(b.k.r, "Grace");
+    kt_set_str(a.r, "contacts", &ca, "email", "ada@example.org");
+    kt_set_str(b.k.r, "contacts", &cb, "phone", "+44 1");
+    node_start(&b);
+
+    kith_sync_info info;
+    uint8_t pk[KITH_PUBKEY_BYTES];
+    kith_replica_pubkey(b.k.r, pk);
+    int rc = kith_sync(a.r, b.ep, pk, 5000, &info);
+    cr_assert_eq(rc, 0, "kith_sync: %s", kith_strerror(rc));
+    cr_assert(info.converged);
+    cr_assert_eq(info.peer_id, kith_replica_id(b.k.r));
+    cr_assert(info.ops_sent > 0 && info.ops_received > 0);
+    cr_assert(info.batches_sent >= 1 && info.batches_received >= 1);
+    expect_same_export(a.r, b.k.r);
+
+    /* again: nothing to send, still converged, nothing sent twice */
+    rc = kith_sync(a.r, b.ep, pk, 5000, &info);
+    cr_assert_eq(rc, 0);
+    cr_assert(info.converged);
+    cr_assert_eq(info.ops_sent, 0);
+    cr_assert_eq(info.ops_received, 0);
+
+    /* the peer record says what the peer acknowledged */
+    kith_peer *peers;
+    size_t n;
+    cr_assert_eq(kith_peers_get(a.r, &peers, &n), 0);
+    cr_assert_eq(n, 1);
+    cr_assert(peers[0].last_sync_ms > 0);
+    cr_assert_str_eq(peers[0].last_error, "");
+    cr_assert_eq(peers[0].pending_ops, 0);
+    kith_peers_free(peers, n);
+
+    node_stop(&b);
+    node_free(&b);
+    kt_free(&a);
+}
+
+Test(sync, key_taken_from_the_peer_record)
+{
+    struct node b;
+    struct kt_replica a = kt_new();
+    uint8_t pk[KITH_PUBKEY_BYTES];
+    node_init(&b);
+    kt_trust_pair(&a, &b.k);
+    kith_replica_pubkey(b.k.r, pk);
+    cr_assert_eq(kith_trust_add(a.r, pk, "b", b.ep), 0);
+    kt_contact(a.r, "Ada");
+    node_start(&b);
+    kith_sync_info info;
+    cr_assert_eq(kith_sync(a.r, b.ep, NULL, 5000, &info), 0);
+    cr_assert(info.converged);
+    /* an address with no trusted key */
+    cr_assert_eq(kith_sync(a.r, "tcp://127.0.0.1:1", NULL, 500, NULL), KITH_EUNTRUSTED);
+    node_stop(&b);
+    expect_same_export(a.r, b.k.r);
+    node_free(&b);
+    kt_free(&a);
+}
+
+Test(sync, untrusted_client_gets_nothing)
+{
+    struct node b;
+    struct kt_replica c = kt_new();
+    uint8_t pk[KITH_PUBKEY_BYTES];
+    node_init(&b);
+    kt_contact(b.k.r, "secret");
+    kt_contact(c.r, "intruder");
+    /* c trusts b, b does not trust c */
+    kith_replica_pubkey(b.k.r, pk);
+    cr_assert_eq(kith_trust_add(c.r, pk, NULL, NULL), 0);
+    char *before = kt_export(b.k.r);
+    char *c_before = kt_export(c.r);
+    node_start(&b);
+    int64_t t0 = kith__mono_ms();
+    int rc = kith_sync(c.r, b.ep, pk, 3000, NULL);
+    cr_assert(rc == KITH_EUNTRUSTED || rc == KITH_ETIMEDOUT, "rc %s", kith_errname(rc));
+    cr_assert(kith__mono_ms() - t0 < 3500);
+    node_stop(&b);
+    char *after = kt_export(b.k.r);
+    char *c_after = kt_export(c.r);
+    cr_assert_str_eq(before, after);
+    cr_assert_str_eq(c_before, c_after);
+    free(before);
+    free(after);
+    free(c_before);
+    free(c_after);
+    node_free(&b);
+    kt_free(&c);
+}
+
+Test(sync, untrusted_server_is_not_contacted)
+{
+    struct node b;
+    struct kt_replica a = kt_new();
+    uint8_t pk[KITH_PUBKEY_BYTES];
+    node_init(&b);
+    kith_replica_pubkey(b.k.r, pk);
+    cr_assert_eq(kith_sync(a.r, b.ep, pk, 500, NULL), KITH_EUNTRUSTED);
+    node_free(&b);
+    kt_free(&a);
+}
+
+Test(sync, silence_times_out)
+{
+    /* a port where nobody listens: the session waits timeout_ms, then gives up */
+    struct kt_replica a = kt_new(), b = kt_new();
+    uint8_t pk[KITH_PUBKEY_BYTES];
+    char ep[64];
+    kt_trust_pair(&a, &b);
+    kith_replica_pubkey(b.r, pk);
+    snprintf(ep, sizeof(ep), "tcp://127.0.0.1:%d", free_port());
+    int64_t t0 = kith__mono_ms();
+    cr_assert_eq(kith_sync(a.r, ep, pk, 600, NULL), KITH_ETIMEDOUT);
+    int64_t took = kith__mono_ms() - t0;
+    cr_assert(took >= 550 && took < 2000, "took %lld ms", (long long)took);
+    kith_peer *peers;
+    size_t n;
+    cr_assert_eq(kith_peers_get(a.r, &peers, &n), 0);
+    cr_assert_eq(n, 1);
+    cr_assert(peers[0].failures >= 1);
+    cr_assert(peers[0].last_error[0] != '\0');
+    kith_peers_free(peers, n);
+    kt_free(&a);
+    kt_free(&b);
+}
+
+Test(sync, many_ops_in_bounded_batches)
+{
+    struct node b;
+    struct kt_replica a = kt_new();
+    uint8_t pk[KITH_PUBKEY_BYTES];
+    node_init(&b);
+    kt_trust_pair(&a, &b.k);
+    add_ops(a.r, 12000, 1);
+    node_start(&b);
+    kith_replica_pubkey(b.k.r, pk);
+    kith_sync_info info;
+    int rc = kith_sync(a.r, b.ep, pk, 10000, &info);
+    cr_assert_eq(rc, 0, "%s", kith_strerror(rc));
+    cr_assert(info.converged);
+    cr_assert(info.batches_sent >= 3, "%llu batches", (unsigned long long)info.batches_sent);
+    cr_assert(info.ops_sent >= 12000);
+    node_stop(&b);
+    expect_same_export(a.r, b.k.r);
+    node_free(&b);
+    kt_free(&a);
+}
+
+Test(daemon, push_reaches_the_peer_within_a_second)
+{
+    struct node a, b;
+    node_init(&a);
+    node_init(&b);
+    node_link(&a, &b); /* a dials b */
+    node_start(&b);
+    node_start(&a);
+    cr_assert(wait_converged((struct node *[]){&a, &b}, 2, 5000), "initial convergence");
+    for (int i = 0; i < 5; i++) {
+        char name[32];
+        snprintf(name, sizeof(name), "pushed %d", i);
+        int64_t t0 = kith__mono_ms();
+        kith_docid c = kt_contact(a.k.r, name);
+        cr_assert(wait_doc(b.k.r, &c, 1000), "write %d not on b within 1 s", i);
+        int64_t t1 = kith__mono_ms();
+        cr_log_info("push %d: %lld ms", i, (long long)(t1 - t0));
+        /* and the other way, over the same connection */
+        kith_docid d = kt_contact(b.k.r, name);
+        cr_assert(wait_doc(a.k.r, &d, 1000), "write %d not on a within 1 s", i);
+    }
+    node_stop(&a);
+    node_stop(&b);
+    expect_same_export(a.k.r, b.k.r);
+    node_free(&a);
+    node_free(&b);
+}
+
+Test(daemon, chain_relays_writes)
+{
+    struct node a, b, c;
+    node_init(&a);
+    node_init(&b);
+    node_init(&c);
+    /* a and c trust each other's key (so c accepts a's ops) but never connect */
+    kt_trust_pair(&a.k, &c.k);
+    node_link(&a, &b);
+    node_link(&c, &b);
+    node_start(&a);
+    node_start(&b);
+    node_start(&c);
+    kith_docid x = kt_contact(a.k.r, "from a");
+    cr_assert(wait_doc(c.k.r, &x, 5000), "a's write did not reach c through b");
+    kith_docid y = kt_contact(c.k.r, "from c");
+    cr_assert(wait_doc(a.k.r, &y, 5000), "c's write did not reach a through b");
+    cr_assert(wait_converged((struct node *[]){&a, &b, &c}, 3, 5000));
+    node_stop(&a);
+    node_stop(&b);
+    node_stop(&c);
+    node_free(&a);
+    node_free(&b);
+    node_free(&c);
+}
+
+static void
+random_mesh(int n, int writes)
+{
+    struct node nodes[5];
+    struct node *ptr[5];
+    uint64_t seed = kt_seed(), st = seed;
+    for (int i = 0; i < n; i++) {
+        node_init(&nodes[i]);
+        ptr[i] = &nodes[i];
+    }
+    for (int i = 0; i < n; i++)
+        for (int j = i + 1; j < n; j++)
+            kt_trust_pair(&nodes[i].k, &nodes[j].k);
+    /* a random spanning tree, plus a random extra edge or two */
+    for (int i = 1; i < n; i++)
+        node_link(&nodes[i], &nodes[kt_below(&st, (uint64_t)i)]);
+    for (int e = 0; e < n / 2; e++) {
+        int i = (int)kt_below(&st, (uint64_t)n), j = (int)kt_below(&st, (uint64_t)n);
+        if (i != j)
+            node_link(&nodes[i], &nodes[j]);
+    }
+    for (int i = 0; i < n; i++)
+        node_start(&nodes[i]);
+    random_writes(ptr, n, writes, &st);
+    bool ok = wait_converged(ptr, n, 15000);
+    for (int i = 0; i < n; i++)
+        node_stop(&nodes[i]);
+    cr_assert(ok, "%d daemons did not converge (KITH_SEED=%llu)", n, (unsigned long long)seed);
+    for (int i = 0; i < n; i++) {
+        kith_verify_report rep;
+        cr_assert_eq(kith_verify(nodes[i].k.r, &rep), 0);
+        cr_assert_eq(rep.problems, 0, "%s", rep.first_problem);
+        node_free(&nodes[i]);
+    }
+}
+
+Test(daemon, three_daemons_converge)
+{
+    random_mesh(3, kt_cases(60));
+}
+
+Test(daemon, five_daemons_converge)
+{
+    random_mesh(5, kt_cases(100));
+}
+
+Test(refuse, protocol_version_and_schema)
+{
+    struct node b;
+    struct kt_replica x = kt_new();
+    node_init(&b);
+    kt_trust_pair(&x, &b.k);
+    node_start(&b);
+    struct raw raw;
+    raw_open(&raw, &x, &b);
+
+    struct kith__msg m;
+    raw_hello(&raw, 2, NULL);
+    raw_expect(&raw, KITH__MSG_REFUSE, 3000, &m);
+    cr_assert_eq(m.code, KITH_EVERSION);
+    cr_assert(memmem(m.reason, m.reason_len, "protocol version", 16), "%.*s", (int)m.reason_len,
+              m.reason);
+    kith__wire_clear(&m);
+
+    uint8_t fp[KITH_HASH_BYTES] = {0};
+    raw_hello(&raw, KITH__WIRE_PROTO, fp);
+    raw_expect(&raw, KITH__MSG_REFUSE, 3000, &m);
+    cr_assert_eq(m.code, KITH_ESCHEMA);
+    cr_assert(memmem(m.reason, m.reason_len, "schema", 6));
+    kith__wire_clear(&m);
+
+    /* and then a proper HELLO is welcome on the same connection */
+    raw_hello(&raw, KITH__WIRE_PROTO, NULL);
+    raw_expect(&raw, KITH__MSG_WELCOME, 3000, &m);
+    cr_assert_eq(m.id, kith_replica_id(b.k.r));
+    kith__wire_clear(&m);
+
+    raw_close(&raw);
+    node_stop(&b);
+    node_free(&b);
+    kt_free(&x);
+}
