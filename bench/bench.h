@@ -130,6 +130,7 @@ uint64_t bench_size(const struct bench_opts *o, uint64_t dflt, uint64_t smoke);
 /* ---- the scenarios, one file each ----------------------------------------------------- */
 
 int bench_limits(const struct bench_opts *o);    /* bench/limits.c: the machine (8) */
+int bench_merge(const struct bench_opts *o);     /* bench/merge.c: in-memory merge (1) */
 int bench_verify(const struct bench_opts *o);    /* bench/verify.c: chain + signatures (4) */
 int bench_codec(const struct bench_opts *o);     /* bench/codec.c: encode/decode (5) */
 

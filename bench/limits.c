@@ -10,7 +10,7 @@
  *   ed25519.verify crypto_sign_verify_detached over a 56-byte signed-head message;
  *   zmq.push       100-byte messages PUSH -> PULL over tcp on 127.0.0.1, one thread each side;
  *   zmq.rtt        round trips of a 100-byte message REQ -> REP -> REQ on 127.0.0.1;
- *   cpu.lww_loop   a bare in-memory LWW merge loop: an array of 10,000 x 8 registers and a
+ *   cpu.lww_loop   a bare in-memory LWW merge loop: an array of 10,000 x 6 registers and a
  *                  pre-generated array of random writes, keep the greater (hlc, origin, seq).
  *
  * Every return of LMDB, libsodium and libzmq is checked; a failure ends the scenario with -1.
@@ -339,7 +339,7 @@ struct bare_op {
 static int
 limits_lww_loop(const struct bench_opts *o)
 {
-    enum { DOCS = 10000, FIELDS = 8 };
+    enum { DOCS = 10000, FIELDS = 6 };
     uint64_t n = bench_size(o, 1000000, 10000);
     struct bare_reg *regs = calloc(DOCS * FIELDS, sizeof *regs);
     struct bare_op *ops = malloc((size_t)n * sizeof *ops);
@@ -375,7 +375,7 @@ limits_lww_loop(const struct bench_opts *o)
             sum += regs[i].val;
     }
     struct bench_spec spec = {.name = "cpu.lww_loop",
-                              .params = "{\"docs\":10000,\"fields\":8}",
+                              .params = "{\"docs\":10000,\"fields\":6}",
                               .ops = n,
                               .unit = "op"};
     rc = sum == UINT64_MAX ? -1 : bench_report(o, &spec, s, o->reps);

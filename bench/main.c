@@ -20,6 +20,7 @@
 /* Every scenario, in the order they run; "limits" first, since the others are set beside it. */
 static const struct bench_scenario scenarios[] = {
     {"limits", "the machine: raw LMDB, BLAKE2b, Ed25519, ZeroMQ, bare merge loop", bench_limits},
+    {"merge", "core merge in memory: LWW, OR-set, two origins both ways", bench_merge},
     {"verify", "verification: hash chain + head signatures, commits of 1/10/100", bench_verify},
     {"codec", "encode/decode: commits and batches, ops/s and bytes per op", bench_codec},
 };
