@@ -502,6 +502,10 @@ env_setup(kith_replica *r, bool create, bool data_exists, size_t mapsize)
         int err = rc == MDB_INVALID ? KITH_ECORRUPT : kith__mdb_err(rc);
         return kith__fail(r, err, "%s: cannot open LMDB: %s", r->path, mdb_strerror(rc));
     }
+    {
+        int dead = 0; /* clear reader slots of processes that died (killed CLI runs) */
+        (void)mdb_reader_check(r->env, &dead);
+    }
     if (r->flags & KITH_RDONLY) {
         rc = kith__mdb_err(mdb_txn_begin(r->env, NULL, MDB_RDONLY, &txn));
         if (rc < 0)
