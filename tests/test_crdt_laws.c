@@ -1,0 +1,1207 @@
+/*
+ * test_crdt_laws.c — the CRDT rules of spec/data-model.md, on the in-memory model
+ * (core/mem.c). Fixed scenarios pin each rule (the ids in comments are the spec's); generated
+ * histories check the laws: 3 to 5 replicas make random local commits (documents created and
+ * deleted, fields set to random valid values, set elements added and removed) interleaved with
+ * random partial syncs under skewed clocks; then every replica receives every commit in a
+ * random order, with duplicates and dropped deliveries that come again later, and all states
+ * must be byte-identical. Half the cases deliver in causal order, half in any order that only
+ * respects the dots each commit names (what a store's pending queue allows). Merge is checked
+ * commutative, associative and idempotent at the level of sets of commits, and conflicts are
+ * checked to be recorded exactly for the registers whose writes fork.
+ *
+ * KITH_SEED replays a run (the seed and case number are printed with every failure) and
+ * KITH_CASES sets the number of generated cases.
+ */
+#include "core.h"
+#include "mem.h"
+#include "seeded_rng.h"
+
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define T0 1795629600000ull /* 2026-11-25T18:00:00Z */
+
+enum { C_CONTACTS, C_INTERACTIONS, C_REMINDERS };
+
+/* field numbers used by name below */
+enum { F_NAME = 1, F_EMAIL = 2, F_PHONE = 3, F_TAGS = 7 };
+
+static const kith_dot NODOT = {0, 0};
+
+static bool
+dot_is(kith_dot a, kith_dot b)
+{
+    return a.origin == b.origin && a.seq == b.seq;
+}
+
+/* ---- small helpers ------------------------------------------------------------------- */
+
+static struct kith__memrep *
+new_mem(uint64_t id)
+{
+    struct kith__memrep *m = NULL;
+    cr_assert_eq(kith__memrep_new(id, &m), 0);
+    return m;
+}
+
+static kith_value
+sv(const char *s)
+{
+    kith_value v;
+    memset(&v, 0, sizeof v);
+    v.type = KITH_TYPE_STRING;
+    v.u.s.ptr = s;
+    v.u.s.len = strlen(s);
+    return v;
+}
+
+static void
+set_str(struct kith__memrep *m, int coll, kith_dot doc, int field, const char *s)
+{
+    kith_value v = sv(s);
+    char why[128] = "";
+    int rc = kith__memrep_field_set(m, coll, doc, field, &v, why, sizeof why);
+    cr_assert_eq(rc, 0, "field_set: %d %s", rc, why);
+}
+
+static void
+tag(struct kith__memrep *m, kith_dot doc, bool add, const char *t)
+{
+    int rc = add ? kith__memrep_set_add(m, C_CONTACTS, doc, F_TAGS, t, strlen(t), NULL, 0)
+                 : kith__memrep_set_remove(m, C_CONTACTS, doc, F_TAGS, t, strlen(t), NULL, 0);
+    cr_assert_eq(rc, 0);
+}
+
+static struct kith__commit *
+commit(struct kith__memrep *m)
+{
+    struct kith__commit *c = NULL;
+    cr_assert_eq(kith__memrep_commit(m, &c), 0);
+    cr_assert_not_null(c);
+    return c;
+}
+
+static void
+apply_ok(struct kith__memrep *m, const struct kith__commit *c)
+{
+    int rc = kith__memrep_apply(m, c, KITH__MEMREP_NO_CLOCK);
+    cr_assert_eq(rc, 0, "apply: %d", rc);
+}
+
+static char *
+dump(const struct kith__memrep *m, unsigned flags)
+{
+    struct kith__wbuf b = {0};
+    cr_assert_eq(kith__memrep_dump(m, flags, &b), 0);
+    cr_assert_eq(kith__wbuf_put(&b, "", 1), 0);
+    return (char *)b.data;
+}
+
+static void
+assert_same(const struct kith__memrep *a, const struct kith__memrep *b)
+{
+    for (unsigned f = 0; f <= KITH__MEMREP_DUMP_LIVE; f++) {
+        char *x = dump(a, f), *y = dump(b, f);
+        cr_assert_str_eq(x, y);
+        free(x);
+        free(y);
+    }
+}
+
+static bool
+str_is(kith_value v, const char *s)
+{
+    return v.type == KITH_TYPE_STRING && v.u.s.len == strlen(s) &&
+           memcmp(v.u.s.ptr, s, v.u.s.len) == 0;
+}
+
+/* A contact created on `a` and delivered to `b`. */
+static kith_dot
+shared_contact(struct kith__memrep *a, struct kith__memrep *b, uint64_t wall)
+{
+    kith_dot doc;
+    cr_assert_eq(kith__memrep_begin(a, wall), 0);
+    cr_assert_eq(kith__memrep_doc_create(a, C_CONTACTS, &doc), 0);
+    set_str(a, C_CONTACTS, doc, F_NAME, "Ann");
+    struct kith__commit *c = commit(a);
+    apply_ok(b, c);
+    kith__memrep_commit_free(c);
+    return doc;
+}
+
+/* ---- fixed scenarios ----------------------------------------------------------------- */
+
+/* LWW-1..4, worked example "Two devices edit the same contact". */
+Test(crdt, concurrent_writes_record_one_conflict_everywhere)
+{
+    struct kith__memrep *a = new_mem(0xa1), *b = new_mem(0xb2);
+    kith_dot doc = shared_contact(a, b, T0);
+
+    cr_assert_eq(kith__memrep_begin(a, T0 + 1000), 0);
+    set_str(a, C_CONTACTS, doc, F_EMAIL, "ann@home.org");
+    struct kith__commit *ca = commit(a);
+    cr_assert_eq(kith__memrep_begin(b, T0 + 2000), 0); /* later clock: b's write wins */
+    set_str(b, C_CONTACTS, doc, F_EMAIL, "ann@work.com");
+    struct kith__commit *cb = commit(b);
+    cr_assert(dot_is(ca->ops[0].replaced, NODOT));
+    apply_ok(a, cb);
+    apply_ok(b, ca);
+
+    for (int i = 0; i < 2; i++) {
+        struct kith__memrep *m = i ? b : a;
+        kith_value v;
+        cr_assert_eq(kith__memrep_field_get(m, C_CONTACTS, doc, F_EMAIL, &v, NULL, NULL), 0);
+        cr_assert(str_is(v, "ann@work.com"));
+        cr_assert_eq(kith__memrep_nconflicts(m), 1, "replica %d", i);
+        struct kith__memrep_conflict k;
+        cr_assert_eq(kith__memrep_conflict_get(m, 0, &k), 0);
+        cr_assert_eq(k.field, F_EMAIL);
+        cr_assert(k.winner_dot.origin == 0xb2 && k.loser_dot.origin == 0xa1);
+        cr_assert(str_is(k.winner, "ann@work.com") && str_is(k.loser, "ann@home.org"));
+        cr_assert_gt(k.winner_hlc, k.loser_hlc);
+    }
+    assert_same(a, b);
+
+    /* LWW-3: a causal overwrite (a has seen both) is no conflict anywhere */
+    cr_assert_eq(kith__memrep_begin(a, T0 + 3000), 0);
+    set_str(a, C_CONTACTS, doc, F_EMAIL, "ann@new.org");
+    struct kith__commit *c2 = commit(a);
+    cr_assert_eq(c2->ops[0].replaced.origin, 0xb2);
+    apply_ok(b, c2);
+    cr_assert_eq(kith__memrep_nconflicts(a), 1);
+    cr_assert_eq(kith__memrep_nconflicts(b), 1);
+    assert_same(a, b);
+    kith__memrep_commit_free(ca);
+    kith__memrep_commit_free(cb);
+    kith__memrep_commit_free(c2);
+    kith__memrep_free(a);
+    kith__memrep_free(b);
+}
+
+/* LWW-2: equal HLCs are ordered by origin, then seq; the loser is recorded on both sides
+ * even though it arrived last on one and first on the other. */
+Test(crdt, equal_clocks_order_by_origin)
+{
+    struct kith__memrep *a = new_mem(0x10), *b = new_mem(0x20);
+    kith_dot doc = shared_contact(a, b, T0);
+    uint64_t h = kith__memrep_hlc(b);
+    cr_assert_eq(kith__memrep_hlc(a), h);
+    cr_assert_eq(kith__memrep_begin(a, 0), 0); /* both tick from the same clock */
+    set_str(a, C_CONTACTS, doc, F_PHONE, "1");
+    struct kith__commit *ca = commit(a);
+    cr_assert_eq(kith__memrep_begin(b, 0), 0);
+    set_str(b, C_CONTACTS, doc, F_PHONE, "2");
+    struct kith__commit *cb = commit(b);
+    cr_assert_eq(ca->hlc, cb->hlc);
+    apply_ok(a, cb);
+    apply_ok(b, ca);
+    kith_value v;
+    cr_assert_eq(kith__memrep_field_get(a, C_CONTACTS, doc, F_PHONE, &v, NULL, NULL), 0);
+    cr_assert(str_is(v, "2"), "origin 0x20 > 0x10 wins");
+    assert_same(a, b);
+    cr_assert_eq(kith__memrep_nconflicts(a), 1);
+    cr_assert_eq(kith__memrep_nconflicts(b), 1);
+    kith__memrep_commit_free(ca);
+    kith__memrep_commit_free(cb);
+    kith__memrep_free(a);
+    kith__memrep_free(b);
+}
+
+/* DOC-2..4, worked example "Delete against edit". */
+Test(crdt, delete_concurrent_with_edit_keeps_the_document)
+{
+    struct kith__memrep *a = new_mem(0xa1), *b = new_mem(0xb2);
+    kith_dot doc = shared_contact(a, b, T0);
+    cr_assert_eq(kith__memrep_begin(a, T0 + 1000), 0);
+    cr_assert_eq(kith__memrep_doc_delete(a, C_CONTACTS, doc), 0);
+    struct kith__commit *del = commit(a);
+    cr_assert(!kith__memrep_doc_live(a, C_CONTACTS, doc));
+    cr_assert_eq(kith__memrep_begin(b, T0 + 500), 0);
+    set_str(b, C_CONTACTS, doc, F_PHONE, "555");
+    struct kith__commit *ed = commit(b);
+    apply_ok(a, ed);
+    apply_ok(b, del);
+    for (int i = 0; i < 2; i++) {
+        struct kith__memrep *m = i ? b : a;
+        cr_assert(kith__memrep_doc_live(m, C_CONTACTS, doc), "replica %d lost the document", i);
+        kith_value v;
+        cr_assert_eq(kith__memrep_field_get(m, C_CONTACTS, doc, F_PHONE, &v, NULL, NULL), 0);
+        cr_assert(str_is(v, "555"));
+        cr_assert_eq(kith__memrep_nconflicts(m), 1);
+        struct kith__memrep_conflict k;
+        cr_assert_eq(kith__memrep_conflict_get(m, 0, &k), 0);
+        cr_assert_eq(k.field, 0);
+        cr_assert(k.loser_dot.origin == 0xa1 && k.winner_dot.origin == 0xb2);
+    }
+    assert_same(a, b);
+    /* a delete that has seen the edit removes the document everywhere, without conflict */
+    cr_assert_eq(kith__memrep_begin(a, T0 + 2000), 0);
+    cr_assert_eq(kith__memrep_doc_delete(a, C_CONTACTS, doc), 0);
+    struct kith__commit *del2 = commit(a);
+    apply_ok(b, del2);
+    cr_assert(!kith__memrep_doc_live(a, C_CONTACTS, doc) &&
+              !kith__memrep_doc_live(b, C_CONTACTS, doc));
+    cr_assert_eq(kith__memrep_nconflicts(b), 1);
+    assert_same(a, b);
+    kith__memrep_commit_free(del);
+    kith__memrep_commit_free(ed);
+    kith__memrep_commit_free(del2);
+    kith__memrep_free(a);
+    kith__memrep_free(b);
+}
+
+/* ORSET-1..3, worked example "Tag added on one device, removed on another". */
+Test(crdt, add_concurrent_with_remove_keeps_the_tag)
+{
+    struct kith__memrep *a = new_mem(0xa1), *b = new_mem(0xb2);
+    kith_dot doc = shared_contact(a, b, T0);
+    cr_assert_eq(kith__memrep_begin(a, T0 + 10), 0);
+    tag(a, doc, true, "vip");
+    tag(a, doc, true, "old");
+    struct kith__commit *c1 = commit(a);
+    apply_ok(b, c1);
+
+    cr_assert_eq(kith__memrep_begin(a, T0 + 20), 0);
+    tag(a, doc, false, "vip");
+    tag(a, doc, false, "old");
+    struct kith__commit *ra = commit(a);
+    cr_assert_eq(kith__memrep_begin(b, T0 + 15), 0);
+    tag(b, doc, true, "vip");  /* re-add, observing a's dot */
+    tag(b, doc, false, "old"); /* concurrent remove of the same dot */
+    tag(b, doc, true, "new");
+    struct kith__commit *rb = commit(b);
+    cr_assert_eq(rb->ops[0].nobserved, 1);
+    apply_ok(a, rb);
+    apply_ok(b, ra);
+    for (int i = 0; i < 2; i++) {
+        struct kith__memrep *m = i ? b : a;
+        cr_assert(kith__memrep_set_has(m, C_CONTACTS, doc, F_TAGS, "vip", 3), "add wins");
+        cr_assert(!kith__memrep_set_has(m, C_CONTACTS, doc, F_TAGS, "old", 3));
+        cr_assert(kith__memrep_set_has(m, C_CONTACTS, doc, F_TAGS, "new", 3));
+        kith_dot d[4];
+        cr_assert_eq(kith__memrep_set_dots(m, C_CONTACTS, doc, F_TAGS, "vip", 3, d, 4), 1);
+        cr_assert_eq(d[0].origin, 0xb2);
+    }
+    assert_same(a, b);
+    /* two concurrent adds keep two dots; a remove that saw both empties the element */
+    cr_assert_eq(kith__memrep_begin(a, T0 + 30), 0);
+    tag(a, doc, true, "x");
+    struct kith__commit *xa = commit(a);
+    cr_assert_eq(kith__memrep_begin(b, T0 + 30), 0);
+    tag(b, doc, true, "x");
+    struct kith__commit *xb = commit(b);
+    apply_ok(a, xb);
+    apply_ok(b, xa);
+    cr_assert_eq(kith__memrep_set_dots(a, C_CONTACTS, doc, F_TAGS, "x", 1, NULL, 0), 2);
+    cr_assert_eq(kith__memrep_begin(a, T0 + 40), 0);
+    tag(a, doc, false, "x");
+    struct kith__commit *xr = commit(a);
+    cr_assert_eq(xr->ops[0].nobserved, 2);
+    apply_ok(b, xr);
+    cr_assert(!kith__memrep_set_has(b, C_CONTACTS, doc, F_TAGS, "x", 1));
+    assert_same(a, b);
+    struct kith__commit *all[] = {c1, ra, rb, xa, xb, xr};
+    for (size_t i = 0; i < 6; i++)
+        kith__memrep_commit_free(all[i]);
+    kith__memrep_free(a);
+    kith__memrep_free(b);
+}
+
+/* TOUCH-2: an edit and a delete of the same document in one commit leave it deleted on the
+ * author and on every receiver. */
+Test(crdt, edit_then_delete_in_one_commit_stays_deleted)
+{
+    struct kith__memrep *a = new_mem(0xa1), *b = new_mem(0xb2);
+    kith_dot doc = shared_contact(a, b, T0);
+    cr_assert_eq(kith__memrep_begin(a, T0 + 10), 0);
+    set_str(a, C_CONTACTS, doc, F_PHONE, "1");
+    tag(a, doc, true, "t");
+    cr_assert_eq(kith__memrep_doc_delete(a, C_CONTACTS, doc), 0);
+    struct kith__commit *c = commit(a);
+    cr_assert_eq(c->nops, 3);
+    cr_assert_eq(c->ops[2].nobserved, 1, "the delete observes the commit's own touch");
+    cr_assert_eq(c->ops[2].observed[0].seq, c->first_seq + 1);
+    apply_ok(b, c);
+    cr_assert(!kith__memrep_doc_live(a, C_CONTACTS, doc));
+    cr_assert(!kith__memrep_doc_live(b, C_CONTACTS, doc));
+    cr_assert_eq(kith__memrep_nconflicts(b), 0);
+    assert_same(a, b);
+    kith__memrep_commit_free(c);
+    kith__memrep_free(a);
+    kith__memrep_free(b);
+}
+
+/* TOUCH-1: edits from many commits leave at most one membership dot per origin. */
+Test(crdt, membership_stays_bounded_by_origins)
+{
+    struct kith__memrep *a = new_mem(0xa1), *b = new_mem(0xb2);
+    kith_dot doc = shared_contact(a, b, T0);
+    for (int i = 0; i < 50; i++) {
+        struct kith__memrep *w = i % 3 ? a : b, *r = i % 3 ? b : a;
+        cr_assert_eq(kith__memrep_begin(w, T0 + 100 + (uint64_t)i), 0);
+        set_str(w, C_CONTACTS, doc, F_PHONE, i % 2 ? "1" : "2");
+        if (i % 5 == 0)
+            tag(w, doc, i % 10 == 0, "t");
+        struct kith__commit *c = commit(w);
+        apply_ok(r, c);
+        kith__memrep_commit_free(c);
+        cr_assert_leq(kith__memrep_doc_dots(a, C_CONTACTS, doc, NULL, 0), 2);
+    }
+    kith_dot d[4];
+    cr_assert_eq(kith__memrep_doc_dots(b, C_CONTACTS, doc, d, 4), 2);
+    cr_assert(d[0].origin == 0xa1 && d[1].origin == 0xb2);
+    assert_same(a, b);
+    kith__memrep_free(a);
+    kith__memrep_free(b);
+}
+
+/* PEND-1, PEND-2: a commit waits for its origin's earlier commits and for the dots it names;
+ * a refused commit changes nothing; a known one is skipped. */
+Test(crdt, pending_rules)
+{
+    struct kith__memrep *a = new_mem(0xa1), *b = new_mem(0xb2), *c = new_mem(0xc3);
+    kith_dot doc = shared_contact(a, b, T0);
+    struct kith__commit *create = NULL;
+    cr_assert_eq(kith__memrep_begin(b, T0 + 10), 0);
+    set_str(b, C_CONTACTS, doc, F_NAME, "Anna"); /* names a's write */
+    struct kith__commit *cb = commit(b);
+    cr_assert_eq(cb->ops[0].replaced.origin, 0xa1);
+    char *before = dump(c, 0);
+    cr_assert_eq(kith__memrep_apply(c, cb, KITH__MEMREP_NO_CLOCK), KITH_EGAP);
+    char *after = dump(c, 0);
+    cr_assert_str_eq(before, after);
+    cr_assert_eq(kith__vv_get(kith__memrep_vv(c), 0xb2), 0);
+    free(before);
+    free(after);
+
+    /* a's commits 1..2 (create + name) and 3 (phone): 3 before 1..2 is a gap */
+    cr_assert_eq(kith__memrep_begin(a, T0 + 20), 0);
+    set_str(a, C_CONTACTS, doc, F_PHONE, "9");
+    struct kith__commit *ca3 = commit(a);
+    cr_assert_eq(ca3->first_seq, 3);
+    cr_assert_eq(kith__memrep_apply(c, ca3, KITH__MEMREP_NO_CLOCK), KITH_EGAP);
+    /* a's first commit again: the same local writes at the same clock make the same commit */
+    struct kith__memrep *a2 = new_mem(0xa1);
+    cr_assert_eq(kith__memrep_begin(a2, T0), 0);
+    kith_dot doc2;
+    cr_assert_eq(kith__memrep_doc_create(a2, C_CONTACTS, &doc2), 0);
+    set_str(a2, C_CONTACTS, doc2, F_NAME, "Ann");
+    create = commit(a2);
+    cr_assert(dot_is(doc2, doc), "the same history gives the same document id");
+    apply_ok(c, create);
+    cr_assert_eq(kith__memrep_apply(c, create, KITH__MEMREP_NO_CLOCK), KITH__MEMREP_KNOWN);
+    apply_ok(c, cb);
+    apply_ok(c, ca3);
+    cr_assert_eq(kith__memrep_apply(c, cb, KITH__MEMREP_NO_CLOCK), KITH__MEMREP_KNOWN);
+    apply_ok(b, ca3);
+    assert_same(b, c);
+
+    /* a commit that straddles what is held, and malformed ops, are refused */
+    struct kith__commit bad = *ca3;
+    bad.first_seq = 3;
+    bad.nops = 2;
+    struct kith__op two[2] = {ca3->ops[0], ca3->ops[0]};
+    bad.ops = two;
+    cr_assert_eq(kith__memrep_apply(c, &bad, KITH__MEMREP_NO_CLOCK), KITH_EINVAL);
+    struct kith__op op = ca3->ops[0];
+    struct kith__commit one = {
+        .origin = 0xd4, .first_seq = 1, .hlc = T0 << 16, .nops = 1, .ops = &op};
+    op.field = F_TAGS; /* FIELD_SET on a set field */
+    cr_assert_eq(kith__memrep_apply(c, &one, KITH__MEMREP_NO_CLOCK), KITH_EINVAL);
+    op = ca3->ops[0];
+    op.coll = 3;
+    cr_assert_eq(kith__memrep_apply(c, &one, KITH__MEMREP_NO_CLOCK), KITH_EINVAL);
+    op = ca3->ops[0];
+    op.value.type = KITH_TYPE_INT;
+    cr_assert_eq(kith__memrep_apply(c, &one, KITH__MEMREP_NO_CLOCK), KITH_EINVAL);
+    op = create->ops[0]; /* DOC_ADD whose document is not its own dot */
+    cr_assert_eq(kith__memrep_apply(c, &one, KITH__MEMREP_NO_CLOCK), KITH_EINVAL);
+    op.doc.origin = 0xd4;
+    op.doc.seq = 1;
+    apply_ok(c, &one);
+    cr_assert(kith__memrep_doc_live(c, C_CONTACTS, op.doc));
+
+    kith__memrep_commit_free(create);
+    kith__memrep_commit_free(cb);
+    kith__memrep_commit_free(ca3);
+    kith__memrep_free(a);
+    kith__memrep_free(a2);
+    kith__memrep_free(b);
+    kith__memrep_free(c);
+}
+
+/* PEND-3, HLC-1..2: a commit more than 60 s ahead of the local clock waits; once applied, the
+ * clock has moved past it, so the next local write orders after it. */
+Test(crdt, clock_skew_waits)
+{
+    struct kith__memrep *a = new_mem(0xa1), *b = new_mem(0xb2);
+    uint64_t ahead = T0 + 120000;
+    cr_assert_eq(kith__memrep_begin(a, ahead), 0);
+    kith_dot doc;
+    cr_assert_eq(kith__memrep_doc_create(a, C_CONTACTS, &doc), 0);
+    set_str(a, C_CONTACTS, doc, F_NAME, "Ann");
+    struct kith__commit *c = commit(a);
+    char *before = dump(b, 0);
+    cr_assert_eq(kith__memrep_apply(b, c, T0), KITH__MEMREP_TOO_EARLY);
+    cr_assert_eq(kith__memrep_apply(b, c, ahead - 60001), KITH__MEMREP_TOO_EARLY);
+    char *after = dump(b, 0);
+    cr_assert_str_eq(before, after);
+    cr_assert_eq(kith__memrep_hlc(b), 0);
+    cr_assert_eq(kith__memrep_apply(b, c, ahead - 60000), 0);
+    cr_assert_geq(kith__memrep_hlc(b), c->hlc);
+    cr_assert_eq(kith__memrep_begin(b, T0 + 1), 0); /* b's wall clock is still behind */
+    set_str(b, C_CONTACTS, doc, F_NAME, "Anna");
+    struct kith__commit *cb = commit(b);
+    cr_assert_gt(cb->hlc, c->hlc);
+    apply_ok(a, cb);
+    kith_value v;
+    cr_assert_eq(kith__memrep_field_get(a, C_CONTACTS, doc, F_NAME, &v, NULL, NULL), 0);
+    cr_assert(str_is(v, "Anna"), "the causally later write wins despite the slower clock");
+    cr_assert_eq(kith__memrep_nconflicts(a), 0);
+    free(before);
+    free(after);
+    kith__memrep_commit_free(c);
+    kith__memrep_commit_free(cb);
+    kith__memrep_free(a);
+    kith__memrep_free(b);
+}
+
+/* The local API refuses what a replica's transaction refuses, and changes nothing then. */
+Test(crdt, local_writes_are_checked)
+{
+    struct kith__memrep *a = new_mem(0xa1);
+    kith_dot doc;
+    kith_value v = sv("x");
+    char why[128];
+    cr_assert_eq(kith__memrep_field_set(a, 0, NODOT, 1, &v, NULL, 0), KITH_EINVAL, "none open");
+    cr_assert_eq(kith__memrep_begin(a, T0), 0);
+    cr_assert_eq(kith__memrep_begin(a, T0), KITH_EINVAL);
+    cr_assert_eq(kith__memrep_doc_create(a, C_CONTACTS, &doc), 0);
+    v = sv("nobody");
+    cr_assert_eq(kith__memrep_field_set(a, C_CONTACTS, doc, F_EMAIL, &v, why, sizeof why),
+                 KITH_ESCHEMA);
+    cr_assert_str_eq(why, "email: must contain one '@' with text on both sides");
+    cr_assert_eq(kith__memrep_set_add(a, C_CONTACTS, doc, F_TAGS, "", 0, why, sizeof why),
+                 KITH_ESCHEMA);
+    cr_assert_eq(kith__memrep_set_add(a, C_CONTACTS, doc, F_PHONE, "x", 1, why, sizeof why),
+                 KITH_EINVAL);
+    v = sv("x");
+    cr_assert_eq(kith__memrep_field_set(a, C_CONTACTS, doc, F_TAGS, &v, why, sizeof why),
+                 KITH_EINVAL);
+    kith_dot ghost = {0xa1, 99};
+    cr_assert_eq(kith__memrep_field_set(a, C_CONTACTS, ghost, F_PHONE, &v, why, sizeof why),
+                 KITH_ENOTFOUND);
+    cr_assert_eq(kith__memrep_doc_delete(a, C_CONTACTS, ghost), KITH_ENOTFOUND);
+    cr_assert_eq(kith__memrep_set_remove(a, C_CONTACTS, doc, F_TAGS, "absent", 6, NULL, 0), 0);
+    struct kith__commit *c = commit(a);
+    cr_assert_eq(c->nops, 1, "failed and empty writes made no ops");
+    kith__memrep_commit_free(c);
+    cr_assert_eq(kith__memrep_begin(a, T0), 0);
+    cr_assert_eq(kith__memrep_set_remove(a, C_CONTACTS, doc, F_TAGS, "absent", 6, NULL, 0), 0);
+    c = (struct kith__commit *)1;
+    cr_assert_eq(kith__memrep_commit(a, &c), 0);
+    cr_assert_null(c, "an empty commit is no commit");
+    cr_assert_eq(kith__vv_get(kith__memrep_vv(a), 0xa1), 1);
+    kith__memrep_free(a);
+}
+
+/* ---- generated histories --------------------------------------------------------------- */
+
+#define MAXR 5
+
+struct hist {
+    struct kith__commit *c;
+    kith_vv ctx; /* what its author had applied before it: its causal past */
+};
+
+struct docref {
+    int coll;
+    kith_dot dot;
+};
+
+struct world {
+    struct test_rng rng;
+    uint64_t seed;
+    unsigned case_no;
+    int nrep;
+    bool causal; /* deliver only commits whose causal past is applied */
+    bool coarse; /* one shared clock ticking in whole seconds: many equal HLCs */
+    struct kith__memrep *rep[MAXR];
+    int64_t skew[MAXR];
+    uint64_t now;
+    struct hist *h;
+    size_t nh, caph;
+    size_t *order[MAXR]; /* indexes into h, in each replica's apply order */
+    size_t norder[MAXR];
+    struct docref *docs;
+    size_t ndocs, capdocs;
+};
+
+/* Failure messages start with what replays them: CTXF "text", CTXA(w), args... */
+#define CTXF "KITH_SEED=%llu case %u: "
+#define CTXA(w) (unsigned long long)(w)->seed, (w)->case_no
+#define CTX(w) CTXF, CTXA(w)
+
+static uint64_t
+wall(const struct world *w, int r)
+{
+    return (uint64_t)((int64_t)w->now + w->skew[r]);
+}
+
+static uint64_t
+below(struct world *w, uint64_t n)
+{
+    return test_rng_below(&w->rng, n);
+}
+
+static void
+push_order(struct world *w, int r, size_t idx)
+{
+    size_t *o = realloc(w->order[r], (w->norder[r] + 1) * sizeof *o);
+    cr_assert_not_null(o);
+    o[w->norder[r]++] = idx;
+    w->order[r] = o;
+}
+
+static bool
+has(const struct world *w, int r, const struct kith__commit *c)
+{
+    return kith__vv_get(kith__memrep_vv(w->rep[r]), c->origin) >= c->first_seq;
+}
+
+static void
+world_init(struct world *w, uint64_t seed, unsigned case_no)
+{
+    memset(w, 0, sizeof *w);
+    test_rng_init(&w->rng, seed, case_no);
+    w->seed = seed;
+    w->case_no = case_no;
+    w->nrep = 3 + (int)below(w, 3);
+    w->causal = case_no % 2 == 1;
+    w->coarse = below(w, 3) == 0;
+    w->now = T0 + below(w, 1000000);
+    for (int r = 0; r < w->nrep; r++) {
+        uint64_t id;
+        bool dup;
+        do { /* distinct, non-zero ids; sometimes small so that origins order predictably */
+            id = below(w, 2) ? test_rng_u64(&w->rng) | 1 : 1 + below(w, 8);
+            dup = false;
+            for (int k = 0; k < r; k++)
+                dup |= kith__memrep_self(w->rep[k]) == id;
+        } while (dup);
+        w->rep[r] = new_mem(id);
+        /* most clocks close to each other, some far ahead or behind */
+        w->skew[r] =
+            below(w, 4) == 0 ? (int64_t)below(w, 300000) - 150000 : (int64_t)below(w, 2000) - 1000;
+        if (w->coarse)
+            w->skew[r] = 0;
+    }
+}
+
+static void
+world_free(struct world *w)
+{
+    for (int r = 0; r < w->nrep; r++) {
+        kith__memrep_free(w->rep[r]);
+        free(w->order[r]);
+    }
+    for (size_t i = 0; i < w->nh; i++) {
+        kith__memrep_commit_free(w->h[i].c);
+        kith_vv_free(&w->h[i].ctx);
+    }
+    free(w->h);
+    free(w->docs);
+}
+
+/* A random live document at r (of a collection with a set field when want_set), or -1. */
+static long
+pick_doc(struct world *w, int r, bool want_set)
+{
+    if (w->ndocs == 0)
+        return -1;
+    for (int tries = 0; tries < 8; tries++) {
+        size_t i = (size_t)below(w, w->ndocs);
+        const struct docref *d = &w->docs[i];
+        if (want_set && d->coll == C_REMINDERS)
+            continue;
+        if (kith__memrep_doc_live(w->rep[r], d->coll, d->dot))
+            return (long)i;
+    }
+    return -1;
+}
+
+static const char *const names[] = {"Ann", "Anne", "Bob", "Zoë", "名前", "x"};
+static const char *const emails[] = {"ann@home.org", "ann@work.com", "b@c"};
+static const char *const dates[] = {"1990-05-17", "--02-29", "2000-02-29"};
+static const char *const tags[] = {"vip", "work", "family", "é", "x"};
+
+/* A random value that fits the field (strings from small pools, so writes collide). */
+static kith_value
+random_value(struct world *w, int coll, int field, char *scratch)
+{
+    const kith_field_def *def = kith__schema_field_def(coll, field);
+    kith_value v;
+    memset(&v, 0, sizeof v);
+    if (!def->required && below(w, 10) == 0)
+        return v; /* NULL: clear it */
+    v.type = def->type;
+    switch (def->type) {
+    case KITH_TYPE_STRING:
+        if (coll == C_CONTACTS && field == F_EMAIL)
+            v.u.s.ptr = emails[below(w, 3)];
+        else if (below(w, 3) == 0) {
+            snprintf(scratch, 32, "v%u", (unsigned)below(w, 1000));
+            v.u.s.ptr = scratch;
+        } else
+            v.u.s.ptr = names[below(w, 6)];
+        v.u.s.len = strlen(v.u.s.ptr);
+        break;
+    case KITH_TYPE_DATE:
+        v.u.s.ptr = dates[below(w, 3)];
+        v.u.s.len = strlen(v.u.s.ptr);
+        break;
+    case KITH_TYPE_ENUM: {
+        size_t n = 0;
+        while (def->enum_values[n])
+            n++;
+        v.u.s.ptr = def->enum_values[below(w, n)];
+        v.u.s.len = strlen(v.u.s.ptr);
+        break;
+    }
+    case KITH_TYPE_TIME:
+        v.u.i = (int64_t)(T0 + below(w, 86400000));
+        break;
+    case KITH_TYPE_BOOL:
+        v.u.b = below(w, 2);
+        break;
+    case KITH_TYPE_REF: {
+        kith_dot d = w->ndocs ? w->docs[below(w, w->ndocs)].dot : (kith_dot){1, 1};
+        kith__docid_from_dot(&v.u.ref, d);
+        break;
+    }
+    default:
+        cr_assert_fail("no generator for type %d", def->type);
+    }
+    return v;
+}
+
+static void
+gen_set(struct world *w, int r, struct docref d, int field)
+{
+    char scratch[32], why[128] = "";
+    kith_value v = random_value(w, d.coll, field, scratch);
+    int rc = kith__memrep_field_set(w->rep[r], d.coll, d.dot, field, &v, why, sizeof why);
+    cr_assert_eq(rc, 0, CTXF "field_set %d: %s", CTXA(w), rc, why);
+}
+
+static void
+gen_create(struct world *w, int r)
+{
+    uint64_t k = below(w, 10);
+    int coll = k < 6 ? C_CONTACTS : k < 9 ? C_INTERACTIONS : C_REMINDERS;
+    struct docref d = {coll, NODOT};
+    cr_assert_eq(kith__memrep_doc_create(w->rep[r], coll, &d.dot), 0);
+    if (w->ndocs == w->capdocs) {
+        w->capdocs = w->capdocs ? 2 * w->capdocs : 32;
+        w->docs = realloc(w->docs, w->capdocs * sizeof *w->docs);
+        cr_assert_not_null(w->docs);
+    }
+    w->docs[w->ndocs++] = d;
+    /* the required fields, usually in the same commit */
+    const kith_collection_def *cd = kith__schema_coll_def(coll);
+    for (size_t f = 0; f < cd->nfields; f++)
+        if (cd->fields[f].required && below(w, 8) != 0)
+            gen_set(w, r, d, (int)f + 1);
+}
+
+static void
+gen_op(struct world *w, int r)
+{
+    uint64_t k = below(w, 100);
+    if (k < 15 || w->ndocs == 0) {
+        gen_create(w, r);
+    } else if (k < 65) {
+        long i = pick_doc(w, r, false);
+        if (i < 0)
+            return;
+        struct docref d = w->docs[i];
+        const kith_collection_def *cd = kith__schema_coll_def(d.coll);
+        int field = 1 + (int)below(w, cd->nfields);
+        if (cd->fields[field - 1].type != KITH_TYPE_SET)
+            gen_set(w, r, d, field);
+    } else if (k < 94) {
+        long i = pick_doc(w, r, true);
+        if (i < 0)
+            return;
+        struct docref d = w->docs[i];
+        int field = d.coll == C_CONTACTS ? F_TAGS : 5;
+        char hex[KITH_DOCID_HEX + 1];
+        const char *e = tags[below(w, 5)];
+        if (d.coll == C_INTERACTIONS) {
+            kith_docid id;
+            kith__docid_from_dot(&id, w->docs[below(w, w->ndocs)].dot);
+            kith_docid_format(&id, hex);
+            e = hex;
+        }
+        int rc =
+            below(w, 5) < 3
+                ? kith__memrep_set_add(w->rep[r], d.coll, d.dot, field, e, strlen(e), NULL, 0)
+                : kith__memrep_set_remove(w->rep[r], d.coll, d.dot, field, e, strlen(e), NULL, 0);
+        cr_assert_eq(rc, 0, CTX(w));
+    } else {
+        long i = pick_doc(w, r, false);
+        if (i >= 0)
+            cr_assert_eq(kith__memrep_doc_delete(w->rep[r], w->docs[i].coll, w->docs[i].dot), 0);
+    }
+}
+
+static void
+gen_commit(struct world *w, int r)
+{
+    struct kith__memrep *m = w->rep[r];
+    kith_vv ctx = {0};
+    cr_assert_eq(kith__vv_copy(&ctx, kith__memrep_vv(m)), 0);
+    cr_assert_eq(kith__memrep_begin(m, wall(w, r)), 0);
+    unsigned nops = 1 + (unsigned)below(w, 4);
+    for (unsigned i = 0; i < nops; i++)
+        gen_op(w, r);
+    struct kith__commit *c = NULL;
+    cr_assert_eq(kith__memrep_commit(m, &c), 0);
+    if (!c) {
+        kith_vv_free(&ctx);
+        return;
+    }
+    if (w->nh == w->caph) {
+        w->caph = w->caph ? 2 * w->caph : 64;
+        w->h = realloc(w->h, w->caph * sizeof *w->h);
+        cr_assert_not_null(w->h);
+    }
+    w->h[w->nh].c = c;
+    w->h[w->nh].ctx = ctx;
+    push_order(w, r, w->nh);
+    w->nh++;
+}
+
+/*
+ * Try to deliver history entry idx to replica r. Returns true when it was applied now.
+ * Checks that the outcome is one the model allows for this delivery mode.
+ */
+static bool
+deliver(struct world *w, int r, size_t idx)
+{
+    const struct hist *h = &w->h[idx];
+    bool had = has(w, r, h->c);
+    if (w->causal && !had && !kith__vv_dominates(kith__memrep_vv(w->rep[r]), &h->ctx))
+        return false; /* its causal past is not here yet: not sent in this mode */
+    int rc = kith__memrep_apply(w->rep[r], h->c, wall(w, r));
+    if (had) {
+        cr_assert_eq(rc, KITH__MEMREP_KNOWN, CTXF "duplicate gave %d", CTXA(w), rc);
+        return false;
+    }
+    if (rc == 0) {
+        push_order(w, r, idx);
+        return true;
+    }
+    if (w->causal)
+        cr_assert_eq(rc, KITH__MEMREP_TOO_EARLY, CTXF "causal delivery refused: %d", CTXA(w), rc);
+    else
+        cr_assert(rc == KITH_EGAP || rc == KITH__MEMREP_TOO_EARLY, CTXF "apply gave %d", CTXA(w),
+                  rc);
+    return false;
+}
+
+/* A partial sync: r receives some of what src applied, in src's order, some dropped. */
+static void
+gen_sync(struct world *w, int src, int r)
+{
+    size_t budget = 1 + (size_t)below(w, 12);
+    size_t n = w->norder[src];
+    for (size_t k = 0; k < n && budget > 0; k++) {
+        size_t idx = w->order[src][k];
+        if (has(w, r, w->h[idx].c))
+            continue;
+        if (below(w, 8) == 0)
+            continue; /* dropped on the way */
+        if (deliver(w, r, idx))
+            budget--;
+    }
+}
+
+static void
+gen_history(struct world *w, unsigned steps)
+{
+    for (unsigned s = 0; s < steps; s++) {
+        w->now += w->coarse ? 1000 * below(w, 2) : below(w, 3000);
+        int r = (int)below(w, (uint64_t)w->nrep);
+        if (below(w, 3) == 0) {
+            int src = (int)below(w, (uint64_t)w->nrep);
+            if (src != r)
+                gen_sync(w, src, r);
+        } else {
+            gen_commit(w, r);
+        }
+    }
+}
+
+/* Every commit to r in a random order, with duplicates and drops, until it holds them all. */
+static void
+deliver_all(struct world *w, int r)
+{
+    size_t *pend = malloc((w->nh + 1) * sizeof *pend);
+    size_t np = 0;
+    cr_assert_not_null(pend);
+    for (size_t i = 0; i < w->nh; i++)
+        if (!has(w, r, w->h[i].c))
+            pend[np++] = i;
+    size_t attempts = 0, limit = 40 * w->nh + 100;
+    while (np > 0 && attempts++ < limit) {
+        w->now += below(w, 400);
+        if (below(w, 5) == 0 && w->nh > 0) { /* a duplicate of anything */
+            size_t i = (size_t)below(w, w->nh);
+            if (has(w, r, w->h[i].c))
+                cr_assert_eq(kith__memrep_apply(w->rep[r], w->h[i].c, wall(w, r)),
+                             KITH__MEMREP_KNOWN, CTX(w));
+        }
+        size_t k = (size_t)below(w, np);
+        if (below(w, 6) == 0)
+            continue; /* dropped: it stays pending and comes again */
+        if (deliver(w, r, pend[k]))
+            pend[k] = pend[--np];
+    }
+    /* whatever is left (clocks far ahead): in history order, which is causal, much later */
+    w->now += 3600000;
+    for (size_t i = 0; i < w->nh; i++)
+        if (!has(w, r, w->h[i].c))
+            cr_assert(deliver(w, r, i), CTXF "history order refused", CTXA(w));
+    free(pend);
+}
+
+struct regkey {
+    int coll, field;
+    kith_dot doc, replaced;
+};
+
+static int
+regkey_cmp(const void *a, const void *b)
+{
+    const struct regkey *x = a, *y = b;
+    uint64_t xa[6] = {(uint64_t)x->coll,  x->doc.origin,      x->doc.seq,
+                      (uint64_t)x->field, x->replaced.origin, x->replaced.seq};
+    uint64_t ya[6] = {(uint64_t)y->coll,  y->doc.origin,      y->doc.seq,
+                      (uint64_t)y->field, y->replaced.origin, y->replaced.seq};
+    for (int i = 0; i < 6; i++)
+        if (xa[i] != ya[i])
+            return xa[i] < ya[i] ? -1 : 1;
+    return 0;
+}
+
+/* Sort and keep one of each (coll, doc, field); replaced is ignored by the caller. */
+static size_t
+unique_regs(struct regkey *k, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        k[i].replaced = NODOT;
+    qsort(k, n, sizeof *k, regkey_cmp);
+    size_t u = 0;
+    for (size_t i = 0; i < n; i++)
+        if (u == 0 || regkey_cmp(&k[u - 1], &k[i]) != 0)
+            k[u++] = k[i];
+    return u;
+}
+
+/*
+ * LWW-4 as a law: with every write applied, a replica holds a conflict for a register iff
+ * two writes to it name the same replaced dot (the writes fork); never otherwise.
+ */
+static void
+check_conflicts_iff_fork(struct world *w)
+{
+    size_t nw = 0;
+    for (size_t i = 0; i < w->nh; i++)
+        nw += w->h[i].c->nops;
+    struct regkey *writes = malloc((nw + 1) * sizeof *writes), *forks = NULL;
+    cr_assert_not_null(writes);
+    size_t n = 0, nf = 0;
+    for (size_t i = 0; i < w->nh; i++)
+        for (uint32_t k = 0; k < w->h[i].c->nops; k++) {
+            const struct kith__op *op = &w->h[i].c->ops[k];
+            if (op->kind == KITH_OP_FIELD_SET)
+                writes[n++] = (struct regkey){op->coll, op->field, op->doc, op->replaced};
+        }
+    qsort(writes, n, sizeof *writes, regkey_cmp);
+    forks = malloc((n + 1) * sizeof *forks);
+    cr_assert_not_null(forks);
+    for (size_t i = 1; i < n; i++)
+        if (regkey_cmp(&writes[i - 1], &writes[i]) == 0)
+            forks[nf++] = writes[i];
+    nf = unique_regs(forks, nf);
+    for (int r = 0; r < w->nrep; r++) {
+        size_t nc = kith__memrep_nconflicts(w->rep[r]), m = 0;
+        struct regkey *got = malloc((nc + 1) * sizeof *got);
+        cr_assert_not_null(got);
+        for (size_t i = 0; i < nc; i++) {
+            struct kith__memrep_conflict c;
+            cr_assert_eq(kith__memrep_conflict_get(w->rep[r], i, &c), 0);
+            if (c.field != 0)
+                got[m++] = (struct regkey){c.coll, c.field, c.doc, NODOT};
+        }
+        m = unique_regs(got, m);
+        cr_assert_eq(m, nf, CTXF "replica %d: conflicts on %zu registers, %zu forked", CTXA(w), r,
+                     m, nf);
+        for (size_t i = 0; i < m; i++)
+            cr_assert_eq(regkey_cmp(&got[i], &forks[i]), 0, CTXF "replica %d", CTXA(w), r);
+        free(got);
+    }
+    free(writes);
+    free(forks);
+}
+
+/* One op of the history with its dot, for the oracle. */
+struct hop {
+    const struct kith__op *op;
+    kith_dot dot;
+    uint64_t hlc;
+};
+
+/* Do two ops touch the same dot set: a document's membership (set = false) or one element? */
+static bool
+same_set(const struct kith__op *a, const struct kith__op *b, bool set)
+{
+    if (a->coll != b->coll || !dot_is(a->doc, b->doc))
+        return false;
+    if (!set)
+        return true;
+    return a->field == b->field && a->value.u.s.len == b->value.u.s.len &&
+           memcmp(a->value.u.s.ptr, b->value.u.s.ptr, a->value.u.s.len) == 0;
+}
+
+static bool
+is_set_op(const struct kith__op *op)
+{
+    return op->kind == KITH_OP_SET_ADD || op->kind == KITH_OP_SET_REMOVE;
+}
+
+/*
+ * The rules restated over the whole history, independently of the order of application:
+ * LWW-1: a register holds its greatest write by (hlc, origin, seq).
+ * ORSET-4 / TOUCH-3: an element's live dots are its adds' dots that no op on it observed and
+ * that no later add of the same origin replaced; a document's live dots are the dots of its
+ * DOC_ADD and of every write to it (touches) that no DOC_REMOVE observed, the highest of each
+ * origin only. Checks replica r against that.
+ */
+static void
+check_against_oracle(struct world *w, int r)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < w->nh; i++)
+        n += w->h[i].c->nops;
+    struct hop *ops = malloc((n + 1) * sizeof *ops);
+    kith_dot *want = malloc((n + 1) * sizeof *want), *got = malloc((n + 1) * sizeof *got);
+    cr_assert(ops && want && got);
+    n = 0;
+    for (size_t i = 0; i < w->nh; i++)
+        for (uint32_t k = 0; k < w->h[i].c->nops; k++)
+            ops[n++] = (struct hop){
+                &w->h[i].c->ops[k], {w->h[i].c->origin, w->h[i].c->first_seq + k}, w->h[i].c->hlc};
+    struct kith__memrep *m = w->rep[r];
+    for (size_t i = 0; i < n; i++) {
+        const struct kith__op *op = ops[i].op;
+        if (op->kind == KITH_OP_FIELD_SET) {
+            /* LWW-1 */
+            size_t best = i;
+            for (size_t j = 0; j < n; j++) {
+                const struct kith__op *o = ops[j].op;
+                if (o->kind == KITH_OP_FIELD_SET && o->coll == op->coll && o->field == op->field &&
+                    dot_is(o->doc, op->doc) &&
+                    kith__lww_cmp(ops[j].hlc, ops[j].dot, ops[best].hlc, ops[best].dot) > 0)
+                    best = j;
+            }
+            kith_value v;
+            kith_dot d;
+            cr_assert_eq(kith__memrep_field_get(m, op->coll, op->doc, op->field, &v, NULL, &d), 0,
+                         CTX(w));
+            cr_assert(dot_is(d, ops[best].dot), CTXF "register not held by its greatest write",
+                      CTXA(w));
+            const kith_value *e = &ops[best].op->value;
+            cr_assert_eq(v.type, e->type, CTX(w));
+            if (v.type == KITH_TYPE_REF)
+                cr_assert_eq(memcmp(&v.u.ref, &e->u.ref, sizeof v.u.ref), 0, CTX(w));
+            else if (v.type == KITH_TYPE_INT || v.type == KITH_TYPE_TIME)
+                cr_assert_eq(v.u.i, e->u.i, CTX(w));
+            else if (v.type == KITH_TYPE_BOOL)
+                cr_assert_eq(v.u.b, e->u.b, CTX(w));
+            else if (v.type != KITH_TYPE_NULL)
+                cr_assert(v.u.s.len == e->u.s.len && memcmp(v.u.s.ptr, e->u.s.ptr, v.u.s.len) == 0,
+                          CTX(w));
+        }
+        for (int set = 0; set < 2; set++) {
+            if (set && !is_set_op(op))
+                continue;
+            /* the dot set that op i belongs to: collect its live dots */
+            size_t nw = 0;
+            for (size_t j = 0; j < n; j++) {
+                const struct kith__op *cand = ops[j].op;
+                bool adds = set ? cand->kind == KITH_OP_SET_ADD : cand->kind != KITH_OP_DOC_REMOVE;
+                if (!adds || !same_set(cand, op, set))
+                    continue;
+                bool dead = false;
+                for (size_t k = 0; k < n && !dead; k++) {
+                    const struct kith__op *o = ops[k].op;
+                    bool relevant = set ? is_set_op(o) : true; /* every op on the document */
+                    if (!relevant || !same_set(o, op, set))
+                        continue;
+                    if (set ? o->kind == KITH_OP_SET_ADD : o->kind != KITH_OP_DOC_REMOVE)
+                        dead = ops[k].dot.origin == ops[j].dot.origin &&
+                               ops[k].dot.seq > ops[j].dot.seq;
+                    for (uint32_t q = 0; q < o->nobserved && !dead; q++)
+                        dead = (set || o->kind == KITH_OP_DOC_REMOVE) &&
+                               dot_is(o->observed[q], ops[j].dot);
+                }
+                if (!dead)
+                    want[nw++] = ops[j].dot;
+            }
+            size_t ng = set ? kith__memrep_set_dots(m, op->coll, op->doc, op->field,
+                                                    op->value.u.s.ptr, op->value.u.s.len, got, n)
+                            : kith__memrep_doc_dots(m, op->coll, op->doc, got, n);
+            cr_assert_eq(ng, nw, CTXF "%s: %zu live dots, the rules say %zu", CTXA(w),
+                         set ? "element" : "membership", ng, nw);
+            for (size_t a = 0; a < nw; a++) {
+                bool found = false;
+                for (size_t b = 0; b < ng; b++)
+                    found |= dot_is(want[a], got[b]);
+                cr_assert(found, CTXF "a live dot is missing", CTXA(w));
+            }
+        }
+    }
+    free(ops);
+    free(want);
+    free(got);
+}
+
+/* Convergence: random histories, then everything delivered to everyone in random orders. */
+Test(crdt_laws, replicas_converge_under_any_delivery, .timeout = 300)
+{
+    uint64_t seed = kith_test_seed(20261125);
+    unsigned cases = kith_test_cases(2000);
+    uint64_t total_commits = 0, total_conflicts = 0;
+    for (unsigned cs = 0; cs < cases; cs++) {
+        struct world w;
+        world_init(&w, seed, cs);
+        gen_history(&w, 20 + (unsigned)below(&w, 40));
+        for (int r = 0; r < w.nrep; r++)
+            deliver_all(&w, r);
+        char *want = dump(w.rep[0], 0), *want_live = dump(w.rep[0], KITH__MEMREP_DUMP_LIVE);
+        for (int r = 1; r < w.nrep; r++) {
+            cr_assert(kith__vv_dominates(kith__memrep_vv(w.rep[r]), kith__memrep_vv(w.rep[0])) &&
+                          kith__vv_dominates(kith__memrep_vv(w.rep[0]), kith__memrep_vv(w.rep[r])),
+                      CTX(&w));
+            char *got = dump(w.rep[r], 0), *got_live = dump(w.rep[r], KITH__MEMREP_DUMP_LIVE);
+            cr_assert_str_eq(got, want, CTXF "replica %d differs from replica 0", CTXA(&w), r);
+            cr_assert_str_eq(got_live, want_live, CTX(&w));
+            free(got);
+            free(got_live);
+        }
+        /* a replica that made nothing itself and took the history in creation order */
+        struct kith__memrep *fresh = new_mem(0xfeedfacecafebeefull);
+        for (size_t i = 0; i < w.nh; i++)
+            cr_assert_eq(kith__memrep_apply(fresh, w.h[i].c, KITH__MEMREP_NO_CLOCK), 0, CTX(&w));
+        char *got = dump(fresh, 0);
+        cr_assert_str_eq(got, want, CTXF "in-order replay differs", CTXA(&w));
+        free(got);
+        kith__memrep_free(fresh);
+        check_conflicts_iff_fork(&w);
+        check_against_oracle(&w, (int)below(&w, (uint64_t)w.nrep));
+        total_commits += w.nh;
+        total_conflicts += kith__memrep_nconflicts(w.rep[0]);
+        free(want);
+        free(want_live);
+        world_free(&w);
+    }
+    /* the generator must actually produce concurrency, or the law proves nothing */
+    if (cases >= 100)
+        cr_assert_gt(total_conflicts, cases / 4, "too few conflicts: %llu",
+                     (unsigned long long)total_conflicts);
+    cr_log_info("%u cases, %llu commits, %llu conflicts on replica 0", cases,
+                (unsigned long long)total_commits, (unsigned long long)total_conflicts);
+}
+
+/* Apply replica src's commits to m in src's apply order. */
+static void
+merge_from(struct world *w, struct kith__memrep *m, int src)
+{
+    for (size_t k = 0; k < w->norder[src]; k++) {
+        int rc = kith__memrep_apply(m, w->h[w->order[src][k]].c, KITH__MEMREP_NO_CLOCK);
+        cr_assert(rc == 0 || rc == KITH__MEMREP_KNOWN, CTXF "merge gave %d", CTXA(w), rc);
+    }
+}
+
+static char *
+merged(struct world *w, const int *srcs, int n)
+{
+    struct kith__memrep *m = new_mem(0xfeedfacecafebeefull);
+    for (int i = 0; i < n; i++)
+        merge_from(w, m, srcs[i]);
+    char *d = dump(m, 0);
+    kith__memrep_free(m);
+    return d;
+}
+
+/*
+ * MERGE-1..3: merging the commit sets that replicas hold (each closed under the dots it
+ * names) is commutative, associative and idempotent, and a set merged into an empty state
+ * gives exactly the state of the replica that held it.
+ */
+Test(crdt_laws, merge_is_commutative_associative_idempotent, .timeout = 300)
+{
+    uint64_t seed = kith_test_seed(20261125);
+    unsigned cases = kith_test_cases(2000) / 2 + 1;
+    for (unsigned cs = 0; cs < cases; cs++) {
+        struct world w;
+        world_init(&w, seed, 1000000 + cs);
+        w.causal = false;
+        gen_history(&w, 20 + (unsigned)below(&w, 40));
+        int a = 0, b = 1, c = 2;
+        /* idempotent, and one replica's set rebuilds that replica */
+        char *ra = dump(w.rep[a], 0);
+        char *x = merged(&w, (int[]){a}, 1), *y = merged(&w, (int[]){a, a}, 2);
+        cr_assert_str_eq(x, ra, CTXF "A into empty != A", CTXA(&w));
+        cr_assert_str_eq(y, ra, CTXF "A + A != A", CTXA(&w));
+        free(x);
+        free(y);
+        /* commutative */
+        x = merged(&w, (int[]){a, b}, 2);
+        y = merged(&w, (int[]){b, a}, 2);
+        cr_assert_str_eq(x, y, CTXF "A+B != B+A", CTXA(&w));
+        free(x);
+        free(y);
+        /* associative: (A+B)+C = A+(B+C); the inner merge is a replica receiving the others */
+        struct kith__memrep *bc = new_mem(0xb0c0);
+        merge_from(&w, bc, b);
+        merge_from(&w, bc, c);
+        struct kith__memrep *a_bc = new_mem(0xa0);
+        merge_from(&w, a_bc, a);
+        int rc;
+        for (size_t i = 0; i < w.nh; i++) /* bc's contents, in history (causal) order */
+            if (kith__vv_get(kith__memrep_vv(bc), w.h[i].c->origin) >= w.h[i].c->first_seq) {
+                rc = kith__memrep_apply(a_bc, w.h[i].c, KITH__MEMREP_NO_CLOCK);
+                cr_assert(rc == 0 || rc == KITH__MEMREP_KNOWN, CTX(&w));
+            }
+        x = merged(&w, (int[]){a, b, c}, 3);
+        y = dump(a_bc, 0);
+        cr_assert_str_eq(x, y, CTXF "(A+B)+C != A+(B+C)", CTXA(&w));
+        free(x);
+        free(y);
+        x = merged(&w, (int[]){c, a, b}, 3);
+        y = merged(&w, (int[]){b, c, a}, 3);
+        cr_assert_str_eq(x, y, CTXF "C+A+B != B+C+A", CTXA(&w));
+        free(x);
+        free(y);
+        free(ra);
+        kith__memrep_free(bc);
+        kith__memrep_free(a_bc);
+        world_free(&w);
+    }
+}
