@@ -83,6 +83,7 @@ struct bench_scenario {
 /* Default sizes (ops per repetition), shared by a kith scenario and the raw limit it is set
  * beside, so both do the same number of the same-sized puts. --ops N replaces each; the single
  * durable transaction count is capped at BENCH_N_LOCAL1_MAX since each costs an fsync. */
+#define BENCH_VALUE_BYTES 20 /* the value size of every generated write */
 #define BENCH_N_APPLY 50000u
 #define BENCH_N_APPLY_SMOKE 500u
 #define BENCH_N_LOCAL1 300u
@@ -109,6 +110,13 @@ int bench_report(const struct bench_opts *o, const struct bench_spec *spec, doub
                  int n);
 /* The median of n samples (not reordered). */
 double bench_median(const double *samples, int n);
+/*
+ * Report one derived figure (a latency percentile, a curve's flatness) that is not a rate:
+ * `what` names it ("p99_ms"), bound/bound_value (may be NULL/0) are what it is set beside.
+ */
+int bench_report_figure(const struct bench_opts *o, const char *name, const char *params,
+                        const char *what, double value, const char *bound, double bound_value,
+                        const struct bench_target *target);
 /* A result reported earlier in this run, by name; NULL if there is none. */
 const struct bench_result *bench_result_find(const char *name);
 /* Print a section heading (table mode only). */
@@ -131,7 +139,18 @@ uint64_t bench_size(const struct bench_opts *o, uint64_t dflt, uint64_t smoke);
 
 int bench_limits(const struct bench_opts *o);    /* bench/limits.c: the machine (8) */
 int bench_merge(const struct bench_opts *o);     /* bench/merge.c: in-memory merge (1) */
+int bench_apply(const struct bench_opts *o);     /* bench/apply.c: durable apply (2) */
+int bench_local(const struct bench_opts *o);     /* bench/apply.c: local writes (3) */
 int bench_verify(const struct bench_opts *o);    /* bench/verify.c: chain + signatures (4) */
 int bench_codec(const struct bench_opts *o);     /* bench/codec.c: encode/decode (5) */
+
+int bench_scaling(const struct bench_opts *o);   /* bench/main.c: (2) and (6) over N (7) */
+int bench_scale_apply(const struct bench_opts *o);
+/* Raw LMDB, one durable transaction of n puts, reported as "lmdb.one_txn.durable.<n>" whose
+ * name is copied to `name`: the bound of a scaled apply. */
+int bench_limits_lmdb_one(const struct bench_opts *o, uint64_t n, char *name, size_t cap);
+/* Print the cost per op of the named results as a curve and report its flatness. */
+int bench_scale_curve(const struct bench_opts *o, const char *name, const char *const *results,
+                      size_t n);
 
 #endif /* KITH_BENCH_H */

@@ -7,7 +7,6 @@
 #include "bench.h"
 #include "core.h"
 
-#define BENCH_VALUE_BYTES 20
 #define BENCH_DOCS 10000u
 
 /* N FIELD_SET ops of one origin in commits of `per_commit`, all memory owned by the stream. */

@@ -292,6 +292,58 @@ bench_report(const struct bench_opts *o, const struct bench_spec *spec, double *
     return 0;
 }
 
+int
+bench_report_figure(const struct bench_opts *o, const char *name, const char *params,
+                    const char *what, double value, const char *bound, double bound_value,
+                    const struct bench_target *target)
+{
+    struct target_seen *ts = NULL;
+    if (target != NULL && ntargets < BENCH_MAX_RESULTS) {
+        ts = &targets[ntargets++];
+        snprintf(ts->name, sizeof ts->name, "%s", name);
+        ts->t = target;
+        ts->evaluated = true;
+        ts->value = value;
+        ts->met = target->cmp == BENCH_AT_LEAST ? value >= target->value : value <= target->value;
+    }
+    if (o->json) {
+        json_error_t err;
+        json_t *p = json_loads(params ? params : "{}", 0, &err);
+        json_t *j = json_object();
+        if (j == NULL)
+            return -1;
+        json_object_set_new(j, "name", json_string(name));
+        json_object_set_new(j, "params", p ? p : json_object());
+        json_object_set_new(j, what, json_real(value));
+        json_object_set_new(j, "peak_rss_kb", json_integer(bench_rss_peak_kb()));
+        if (bound != NULL) {
+            json_object_set_new(j, "bound", json_string(bound));
+            json_object_set_new(j, "bound_value", json_real(bound_value));
+            json_object_set_new(j, "ratio", json_real(bound_value > 0 ? value / bound_value : 0));
+        }
+        if (ts != NULL) {
+            json_object_set_new(j, "target", json_string(target->text));
+            json_object_set_new(j, "target_met", json_boolean(ts->met));
+        }
+        char *line = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(6));
+        json_decref(j);
+        if (line == NULL)
+            return -1;
+        puts(line);
+        free(line);
+        fflush(stdout);
+        return 0;
+    }
+    char kv[128], rat[32] = "";
+    params_text(params ? params : "{}", kv, sizeof kv);
+    if (bound != NULL && bound_value > 0)
+        snprintf(rat, sizeof rat, "  (%s %.4g: %.2fx)", bound, bound_value, value / bound_value);
+    printf("%-26s %-30s %s = %.4g%s%s%s%s\n", name, kv, what, value, rat, ts ? "  " : "",
+           ts ? (ts->met ? "met " : "MISSED ") : "", ts ? target->text : "");
+    fflush(stdout);
+    return 0;
+}
+
 void
 bench_section(const struct bench_opts *o, const char *title)
 {

@@ -148,6 +148,19 @@ limits_lmdb(const struct bench_opts *o)
     return rc;
 }
 
+int
+bench_limits_lmdb_one(const struct bench_opts *o, uint64_t n, char *name, size_t cap)
+{
+    uint8_t *kv = make_records(n);
+    int rc;
+    if (kv == NULL)
+        return -1;
+    snprintf(name, cap, "lmdb.one_txn.durable.%llu", (unsigned long long)n);
+    rc = lmdb_case(o, name, kv, n, 0, true);
+    free(kv);
+    return rc;
+}
+
 /* ---- libsodium ------------------------------------------------------------------------- */
 
 /* Results are stored here so the compiler cannot drop the work that made them. */

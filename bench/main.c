@@ -21,8 +21,11 @@
 static const struct bench_scenario scenarios[] = {
     {"limits", "the machine: raw LMDB, BLAKE2b, Ed25519, ZeroMQ, bare merge loop", bench_limits},
     {"merge", "core merge in memory: LWW, OR-set, two origins both ways", bench_merge},
+    {"apply", "durable apply of a remote batch into LMDB (kith_batch_apply)", bench_apply},
+    {"local", "local writes: single-field transactions and transactions of 100", bench_local},
     {"verify", "verification: hash chain + head signatures, commits of 1/10/100", bench_verify},
     {"codec", "encode/decode: commits and batches, ops/s and bytes per op", bench_codec},
+    {"scaling", "scaling: apply and sync at 10k, 100k, 1M ops (--scaling)", bench_scaling},
 };
 
 #define NSCENARIOS (sizeof scenarios / sizeof scenarios[0])
@@ -94,6 +97,16 @@ parse_size(const char *s, uint64_t *out)
         return false;
     *out *= mult;
     return true;
+}
+
+int
+bench_scaling(const struct bench_opts *o)
+{
+    if (!o->scaling && !o->smoke) {
+        bench_note(o, "skipped: run with --scaling (N = 10k, 100k, 1M; several minutes)");
+        return 0;
+    }
+    return bench_scale_apply(o);
 }
 
 int
