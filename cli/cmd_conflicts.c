@@ -60,7 +60,7 @@ side_print(const struct cli *c, const char *label, const char *sgr, kith_dot dot
         return KITH_ENOMEM;
     cli_id_hex(dot.origin, origin);
     cli_time((int64_t)(hlc >> 16), when);
-    printf("  %s%-6s%s  ", cli_sgr(c->color_out, sgr), label, cli_sgr(c->color_out, "0"));
+    printf("  %s%-8s%s  ", cli_sgr(c->color_out, sgr), label, cli_sgr(c->color_out, "0"));
     if (is_delete)
         printf("%-24s", "(deleted)");
     else if (v->type == KITH_TYPE_STRING)
@@ -83,7 +83,7 @@ conflict_print(const struct cli *c, const kith_conflict *k)
     printf("%sconflict %llu%s  %s %s  %s%s\n", cli_sgr(c->color_out, "1"),
            (unsigned long long)k->id, cli_sgr(c->color_out, "0"), k->collection, doc,
            del ? "(delete overruled by an edit)" : k->field, k->resolved ? "  [resolved]" : "");
-    printf("  %-6s  %s\n", "when", when);
+    printf("  %-8s  %s\n", "recorded", when);
     /* a delete that lost: the winner is the edit, the loser the removal */
     rc = side_print(c, "winner", "32", k->winner_dot, k->winner_hlc, &k->winner, false);
     if (rc == 0)

@@ -235,8 +235,9 @@ cmd_bundle_create(struct cli *c, int argc, char **argv)
         rc = cli_fail_rc(c, r, path, krc);
         goto out_close;
     }
-    fprintf(stderr, "kith: bundle: %llu ops in %llu commits written to %s\n",
-            (unsigned long long)info.ops, (unsigned long long)info.commits,
+    fprintf(stderr, "kith: bundle: %llu op%s in %llu commit%s written to %s\n",
+            (unsigned long long)info.ops, info.ops == 1 ? "" : "s",
+            (unsigned long long)info.commits, info.commits == 1 ? "" : "s",
             strcmp(path, "-") == 0 ? "stdout" : path);
 out_close:
     kith_close(r);
@@ -283,9 +284,10 @@ cmd_bundle_apply(struct cli *c, int argc, char **argv)
         }
         rc = cli_json_print(c, o);
     } else {
-        printf("%llu new ops (%llu already known), %llu applied, %llu pending, "
+        printf("%llu new op%s (%llu already known), %llu applied, %llu pending, "
                "%llu conflict%s\n",
-               (unsigned long long)info.ops_new, (unsigned long long)info.ops_known,
+               (unsigned long long)info.ops_new, info.ops_new == 1 ? "" : "s",
+               (unsigned long long)info.ops_known,
                (unsigned long long)info.ops_applied, (unsigned long long)info.ops_pending,
                (unsigned long long)info.conflicts, info.conflicts == 1 ? "" : "s");
     }
