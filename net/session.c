@@ -170,9 +170,11 @@ peer_open(struct kith__session *s, const kith_vv *vv)
     if (p->streamer)
         return kith__netvv_merge(&p->known, vv);
     if (kith__netvv_ahead(&p->known, vv)) {
-        /* It lost ops it had acknowledged (restored from a backup?): start over. */
+        /* It lost ops it had acknowledged (restored from a backup?), or this HELLO left
+         * before it applied what another session gave it: either way start the scan over;
+         * the vector keeps what it already holds from being sent. */
         p->acked_cursor = 0;
-        kith__log(s->log, KITH_LOG_INFO, "peer %016llx holds less than it acknowledged; "
+        kith__log(s->log, KITH_LOG_DEBUG, "peer %016llx holds less than it acknowledged; "
                   "resending from the start", (unsigned long long)p->id);
     }
     p->send_cursor = p->acked_cursor;
