@@ -309,3 +309,35 @@ Test(refuse, protocol_version_and_schema)
     node_free(&b);
     kt_free(&x);
 }
+
+Test(daemon, reconnects_when_the_peer_comes_back)
+{
+    struct node a, b;
+    node_init(&a);
+    node_init(&b);
+    node_link(&a, &b);
+    node_start(&b);
+    node_start(&a);
+    kith_docid x = kt_contact(a.k.r, "before");
+    cr_assert(wait_doc(b.k.r, &x, 3000));
+    node_stop(&b); /* b goes away; a's link fails and backs off */
+    kith_docid y = kt_contact(a.k.r, "while b was away");
+    nt_sleep_ms(600);
+    cr_assert(!has_doc(b.k.r, &y));
+    node_start(&b); /* same address */
+    cr_assert(wait_doc(b.k.r, &y, 5000), "a did not reconnect to b");
+    kith_docid z = kt_contact(b.k.r, "after");
+    cr_assert(wait_doc(a.k.r, &z, 3000));
+    node_stop(&a);
+    node_stop(&b);
+    expect_same_export(a.k.r, b.k.r);
+    kith_peer *peers;
+    size_t n;
+    cr_assert_eq(kith_peers_get(a.k.r, &peers, &n), 0);
+    cr_assert_eq(n, 1);
+    cr_assert_str_eq(peers[0].last_error, "");
+    cr_assert_eq(peers[0].failures, 0);
+    kith_peers_free(peers, n);
+    node_free(&a);
+    node_free(&b);
+}
