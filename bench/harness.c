@@ -334,7 +334,7 @@ bench_report_figure(const struct bench_opts *o, const char *name, const char *pa
         fflush(stdout);
         return 0;
     }
-    char kv[128], rat[32] = "";
+    char kv[128], rat[128] = "";
     params_text(params ? params : "{}", kv, sizeof kv);
     if (bound != NULL && bound_value > 0)
         snprintf(rat, sizeof rat, "  (%s %.4g: %.2fx)", bound, bound_value, value / bound_value);

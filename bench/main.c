@@ -23,6 +23,7 @@ static const struct bench_scenario scenarios[] = {
     {"merge", "core merge in memory: LWW, OR-set, two origins both ways", bench_merge},
     {"apply", "durable apply of a remote batch into LMDB (kith_batch_apply)", bench_apply},
     {"local", "local writes: single-field transactions and transactions of 100", bench_local},
+    {"sync", "two-peer sync over ZeroMQ on loopback, and push latency", bench_sync},
     {"verify", "verification: hash chain + head signatures, commits of 1/10/100", bench_verify},
     {"codec", "encode/decode: commits and batches, ops/s and bytes per op", bench_codec},
     {"scaling", "scaling: apply and sync at 10k, 100k, 1M ops (--scaling)", bench_scaling},
@@ -106,7 +107,9 @@ bench_scaling(const struct bench_opts *o)
         bench_note(o, "skipped: run with --scaling (N = 10k, 100k, 1M; several minutes)");
         return 0;
     }
-    return bench_scale_apply(o);
+    if (bench_scale_apply(o) != 0)
+        return -1;
+    return bench_scale_sync(o);
 }
 
 int
