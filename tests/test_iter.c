@@ -619,3 +619,75 @@ Test(conflicts, listed_resolved_and_restored)
     kt_free(&a);
     kt_free(&b);
 }
+
+Test(conflicts, overruled_delete_restored_deletes_again)
+{
+    struct kt_replica a = kt_new(), b = kt_new();
+    kt_trust_pair(&a, &b);
+    kith_docid c = kt_contact(a.r, "doomed");
+    kt_sync(&a, &b);
+    kith_txn *t = wbegin(a.r);
+    cr_assert_eq(kith_doc_delete(t, "contacts", &c), 0);
+    commit(t);
+    kt_set_str(b.r, "contacts", &c, "email", "still@here.org");
+    kt_sync(&a, &b);
+    kt_sync(&b, &a);
+
+    /* Add wins: the edit keeps the document alive on both, and both say so. */
+    kith_replica *reps[2] = {a.r, b.r};
+    kith_conflict list[4];
+    for (int i = 0; i < 2; i++) {
+        t = rbegin(reps[i]);
+        cr_assert_eq(kith_doc_exists(t, "contacts", &c), 1, "replica %d lost the document", i);
+        kith_txn_abort(&t);
+        cr_assert_eq(conflicts(reps[i], false, list, 4), 1, "replica %d", i);
+        cr_assert_str_eq(list[0].field, "", "a delete overruled has no field");
+        cr_assert(same(&list[0].doc, &c));
+    }
+
+    /* Restoring the loser (the delete) deletes the document again, everywhere. */
+    t = wbegin(a.r);
+    cr_assert_eq(conflicts(a.r, false, list, 4), 1);
+    cr_assert_eq(kith_conflict_resolve(t, list[0].id, true), 0);
+    cr_assert_eq(kith_doc_exists(t, "contacts", &c), 0);
+    commit(t);
+    kt_sync(&a, &b);
+    for (int i = 0; i < 2; i++) {
+        t = rbegin(reps[i]);
+        cr_assert_eq(kith_doc_exists(t, "contacts", &c), 0, "replica %d kept the document", i);
+        kith_txn_abort(&t);
+    }
+    cr_assert_eq(conflicts(a.r, false, list, 4), 0);
+    kt_free(&a);
+    kt_free(&b);
+}
+
+Test(conflicts, resolve_is_visible_in_its_txn_and_undone_by_abort)
+{
+    struct kt_replica a = kt_new(), b = kt_new();
+    kt_trust_pair(&a, &b);
+    kith_docid c = kt_contact(a.r, "x");
+    kt_sync(&a, &b);
+    kt_set_str(a.r, "contacts", &c, "name", "ya");
+    kt_set_str(b.r, "contacts", &c, "name", "yb");
+    kt_sync(&b, &a);
+    kith_conflict list[4], got;
+    cr_assert_eq(conflicts(a.r, false, list, 4), 1);
+
+    char before[32], after[32];
+    kt_get_str(a.r, "contacts", &c, "name", before, sizeof before);
+    kith_txn *t = wbegin(a.r);
+    cr_assert_eq(kith_conflict_resolve(t, list[0].id, true), 0);
+    cr_assert_eq(kith_conflict_get(t, list[0].id, &got), 0);
+    cr_assert(got.resolved, "not resolved inside its own transaction");
+    kith_txn_abort(&t);
+    cr_assert_eq(conflicts(a.r, false, list, 4), 1, "an aborted resolve stuck");
+    kt_get_str(a.r, "contacts", &c, "name", after, sizeof after);
+    cr_assert_str_eq(before, after, "an aborted restore changed the value");
+
+    t = wbegin(a.r);
+    cr_assert_eq(kith_conflict_resolve(t, 999, false), KITH_ENOTFOUND);
+    kith_txn_abort(&t);
+    kt_free(&a);
+    kt_free(&b);
+}
