@@ -760,7 +760,8 @@ value_shape_ok(const kith_value *v)
     return true;
 }
 
-/* Check op i of c: 0, KITH_EINVAL (structure) or KITH_EGAP (a named dot is missing). */
+/* Check op i of c: 0, KITH_EINVAL (structure) or KITH_EGAP (a dot it names is not applied:
+ * its document, a replaced dot, a referenced document, an observed dot; PEND-2). */
 static int
 check_op(const struct kith__memrep *m, const struct kith__commit *c, uint32_t i)
 {
@@ -800,6 +801,13 @@ check_op(const struct kith__memrep *m, const struct kith__commit *c, uint32_t i)
     default:
         return KITH_EINVAL;
     }
+    /* the document (its creation) and a referenced document are dependencies too
+     * (spec/encoding.md 3.6): their author had applied them */
+    if (op->kind != KITH_OP_DOC_ADD && !dep_ok(m, c, i, op->doc))
+        missing = true;
+    if (op->kind == KITH_OP_FIELD_SET && op->value.type == KITH_TYPE_REF &&
+        !dep_ok(m, c, i, kith__docid_to_dot(&op->value.u.ref)))
+        missing = true;
     for (uint32_t k = 0; k < op->nobserved; k++)
         if (!dep_ok(m, c, i, op->observed[k]))
             missing = true;

@@ -35,9 +35,10 @@ void kith__memrep_free(struct kith__memrep *m);
 /* ---- applying commits from any origin ------------------------------------------------- */
 
 /* Return values of kith__memrep_apply besides 0 (applied) and negative errors. */
-#define KITH__MEMREP_KNOWN 1     /* every op of the commit was applied before: nothing changed */
-#define KITH__MEMREP_TOO_EARLY 2 /* its HLC is > 60 s ahead of wall_ms (PEND-3): nothing changed   \
-                                  */
+#define KITH__MEMREP_KNOWN 1 /* every op of the commit was applied before: nothing changed */
+#define KITH__MEMREP_TOO_EARLY                                                                     \
+    2 /* its HLC is > 60 s ahead of wall_ms (PEND-3): nothing changed                              \
+       */
 /* Pass as wall_ms to skip the clock-skew rule. */
 #define KITH__MEMREP_NO_CLOCK UINT64_MAX
 
@@ -45,11 +46,11 @@ void kith__memrep_free(struct kith__memrep *m);
  * Apply a decoded commit (a local one made elsewhere, or a remote one) atomically. Assumes its
  * values passed the schema (the decoder checks them); checks the structure itself.
  * Returns 0 (applied; the clock observed its HLC), KITH__MEMREP_KNOWN, KITH__MEMREP_TOO_EARLY,
- * KITH_EGAP (first_seq is not the next of its origin, or a dot it names — replaced or
- * observed — is not applied yet: PEND-1/PEND-2), KITH_EINVAL (a commit that overlaps what is
- * held without matching it, an op that names no real field or has the wrong value kind), or
- * KITH_ENOMEM. Every refusal leaves the state unchanged, except KITH_ENOMEM, after which the
- * state must be freed. Refused while a local commit is open (KITH_EINVAL).
+ * KITH_EGAP (first_seq is not the next of its origin, or a dot it names — its document's,
+ * a replaced, referenced or observed one — is not applied yet: PEND-1/PEND-2), KITH_EINVAL (a
+ * commit that overlaps what is held without matching it, an op that names no real field or has the
+ * wrong value kind), or KITH_ENOMEM. Every refusal leaves the state unchanged, except KITH_ENOMEM,
+ * after which the state must be freed. Refused while a local commit is open (KITH_EINVAL).
  */
 int kith__memrep_apply(struct kith__memrep *m, const struct kith__commit *c, uint64_t wall_ms);
 

@@ -640,7 +640,7 @@ static const char *const tags[] = {"vip", "work", "family", "é", "x"};
 
 /* A random value that fits the field (strings from small pools, so writes collide). */
 static kith_value
-random_value(struct world *w, int coll, int field, char *scratch)
+random_value(struct world *w, int author, int coll, int field, char *scratch)
 {
     const kith_field_def *def = kith__schema_field_def(coll, field);
     kith_value v;
@@ -677,8 +677,17 @@ random_value(struct world *w, int coll, int field, char *scratch)
     case KITH_TYPE_BOOL:
         v.u.b = below(w, 2);
         break;
-    case KITH_TYPE_REF: {
-        kith_dot d = w->ndocs ? w->docs[below(w, w->ndocs)].dot : (kith_dot){1, 1};
+    case KITH_TYPE_REF: { /* a document the author has (a replica refuses others) */
+        const struct kith__memrep *m = w->rep[author];
+        size_t start = (size_t)below(w, w->ndocs), i = 0;
+        kith_dot d = NODOT;
+        for (; i < w->ndocs; i++) { /* the document being written is one, so this ends */
+            d = w->docs[(start + i) % w->ndocs].dot;
+            if (d.origin == kith__memrep_self(m) ||
+                kith__vv_get(kith__memrep_vv(m), d.origin) >= d.seq)
+                break;
+        }
+        cr_assert_lt(i, w->ndocs);
         kith__docid_from_dot(&v.u.ref, d);
         break;
     }
@@ -692,7 +701,7 @@ static void
 gen_set(struct world *w, int r, struct docref d, int field)
 {
     char scratch[32], why[128] = "";
-    kith_value v = random_value(w, d.coll, field, scratch);
+    kith_value v = random_value(w, r, d.coll, field, scratch);
     int rc = kith__memrep_field_set(w->rep[r], d.coll, d.dot, field, &v, why, sizeof why);
     cr_assert_eq(rc, 0, CTXF "field_set %d: %s", CTXA(w), rc, why);
 }
@@ -1204,4 +1213,52 @@ Test(crdt_laws, merge_is_commutative_associative_idempotent, .timeout = 300)
         kith__memrep_free(a_bc);
         world_free(&w);
     }
+}
+
+/* PEND-2: the document's own creation and a referenced document are dependencies too. */
+Test(crdt, edits_wait_for_the_documents_they_name)
+{
+    struct kith__memrep *a = new_mem(0xa1), *b = new_mem(0xb2), *c = new_mem(0xc3);
+    kith_dot doc = shared_contact(a, b, T0);
+    cr_assert_eq(kith__memrep_begin(b, T0 + 10), 0);
+    set_str(b, C_CONTACTS, doc, F_PHONE, "1"); /* replaces nothing, names only the document */
+    struct kith__commit *cb1 = commit(b);
+    cr_assert(dot_is(cb1->ops[0].replaced, NODOT));
+    cr_assert_eq(kith__memrep_apply(c, cb1, KITH__MEMREP_NO_CLOCK), KITH_EGAP);
+    cr_assert_eq(kith__memrep_begin(b, T0 + 11), 0);
+    kith_dot rem;
+    cr_assert_eq(kith__memrep_doc_create(b, C_REMINDERS, &rem), 0);
+    kith_value ref;
+    memset(&ref, 0, sizeof ref);
+    ref.type = KITH_TYPE_REF;
+    kith__docid_from_dot(&ref.u.ref, doc);
+    cr_assert_eq(kith__memrep_field_set(b, C_REMINDERS, rem, 1, &ref, NULL, 0), 0);
+    struct kith__commit *cb = commit(b);
+    /* a commit whose only outside dot is the reference */
+    struct kith__memrep *e = new_mem(0xe5);
+    cr_assert_eq(kith__memrep_begin(e, T0 + 20), 0);
+    cr_assert_eq(kith__memrep_doc_create(e, C_REMINDERS, &rem), 0);
+    cr_assert_eq(kith__memrep_field_set(e, C_REMINDERS, rem, 1, &ref, NULL, 0), 0);
+    struct kith__commit *ce = commit(e);
+    cr_assert_eq(kith__memrep_apply(c, ce, KITH__MEMREP_NO_CLOCK), KITH_EGAP);
+    struct kith__memrep *a2 = new_mem(0xa1); /* a's first commit again, for c */
+    cr_assert_eq(kith__memrep_begin(a2, T0), 0);
+    kith_dot doc2;
+    cr_assert_eq(kith__memrep_doc_create(a2, C_CONTACTS, &doc2), 0);
+    set_str(a2, C_CONTACTS, doc2, F_NAME, "Ann");
+    struct kith__commit *ca = commit(a2);
+    apply_ok(c, ca);
+    apply_ok(c, ce);
+    apply_ok(c, cb1);
+    apply_ok(c, cb);
+    kith__memrep_commit_free(cb1);
+    kith__memrep_commit_free(ce);
+    kith__memrep_commit_free(ca);
+    kith__memrep_free(e);
+    kith__memrep_free(a2);
+    cr_assert_eq(kith__vv_get(kith__memrep_vv(c), 0xb2), 3);
+    kith__memrep_commit_free(cb);
+    kith__memrep_free(a);
+    kith__memrep_free(b);
+    kith__memrep_free(c);
 }
