@@ -145,6 +145,14 @@ cli_value(const struct cli *c, const char *collection, const char *field, const 
     return CLI_OK;
 }
 
+/* The singular of a collection name for messages: "contacts" -> "contact". */
+static int
+noun_len(const char *collection)
+{
+    size_t n = strlen(collection);
+    return (int)(n > 1 && collection[n - 1] == 's' ? n - 1 : n);
+}
+
 int
 cli_resolve(const struct cli *c, kith_txn *t, const char *collection, const char *text,
             kith_docid *out)
@@ -173,7 +181,7 @@ cli_resolve(const struct cli *c, kith_txn *t, const char *collection, const char
         if (rc < 0)
             return cli_fail_rc(c, NULL, collection, rc);
         if (rc == 0)
-            return cli_fail(c, "no %s with id %s", collection, lower);
+            return cli_fail(c, "no %.*s with id %s", noun_len(collection), collection, lower);
         *out = doc;
         return CLI_OK;
     }
@@ -194,7 +202,8 @@ cli_resolve(const struct cli *c, kith_txn *t, const char *collection, const char
     if (rc < 0 && rc != KITH_ENOTFOUND)
         return cli_fail_rc(c, NULL, collection, rc);
     if (matches == 0)
-        return cli_fail(c, "no %s with id %s...", collection, lower);
+        return cli_fail(c, "no %.*s with an id starting %s", noun_len(collection), collection,
+                        lower);
     if (matches > 1)
         return cli_fail(c, "id prefix %s is ambiguous in %s; give more digits", lower,
                         collection);

@@ -212,7 +212,7 @@ main(int argc, char **argv)
         if (!group_known)
             return cli_usage_error(&c, "unknown command '%s'", argv[optind]);
         fprintf(stderr, "kith: %s: %s\n", argv[optind],
-                optind + 1 < argc ? "unknown subcommand" : "which one?");
+                optind + 1 < argc ? "unknown subcommand" : "missing subcommand");
         for (size_t i = 0; i < NCOMMANDS; i++)
             if (strcmp(commands[i].group, argv[optind]) == 0)
                 fprintf(stderr, "usage: kith %s\n", commands[i].usage);

@@ -159,6 +159,8 @@ check "not UTF-8 named" err_has "UTF-8"
 run 1 "contact add email not UTF-8" --dir "$A" contact add --name X --email $'a\xff@b.c'
 run 1 "contact add empty tag" --dir "$A" contact add --name X --tag ""
 run 1 "contact add empty name" --dir "$A" contact add --name ""
+run 1 "contact add name too long" --dir "$A" contact add --name "$(head -c 70000 /dev/zero | tr '\0' x)"
+check "too long explained" err_has "long"
 same_snap "refused contact adds" "$A" a0
 
 # ---- contact ls / show ---------------------------------------------------------------------------
@@ -274,6 +276,7 @@ run 0 "reminder done" --dir "$A" reminder done "$R1"
 check "reminder is done" test "$("$KITH" --dir "$A" reminder ls --json | jq -r '.reminders[0].done')" = true
 run 1 "reminder done unknown" --dir "$A" reminder done 0000000000000000000000000000aaaa
 run 1 "reminder done with a contact's id" --dir "$A" reminder done "$ZED"
+run 1 "contact show with an interaction's id" --dir "$A" contact show "$I1"
 run 0 "reminder ls human" --dir "$A" reminder ls
 check "reminder table" out_has "send the draft"
 
