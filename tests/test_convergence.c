@@ -47,10 +47,11 @@ struct world {
     struct msg q[MAX_QUEUE];
     size_t nq;
     /* tallies, for the figures printed at the end */
-    uint64_t txns, batches, applied, refused_gap;
+    uint64_t txns, batches, applied, refused_gap, resolved;
 };
 
-static uint64_t total_txns, total_batches, total_applied, total_gap;
+static uint64_t total_txns, total_batches, total_applied, total_gap, total_resolved,
+    total_open_conflicts;
 
 #define CHECK(w, cond, ...)                                                                        \
     do {                                                                                           \
@@ -83,7 +84,10 @@ pick_live(struct world *w, kith_txn *t, int c)
     if (w->npool[c] == 0)
         return NULL;
     for (int tries = 0; tries < 4; tries++) {
-        const kith_docid *d = &w->pool[c][below(w, w->npool[c])];
+        /* Half the picks go to the first few documents, so that replicas often edit the
+         * same ones concurrently: that is where conflicts and add-wins deletes happen. */
+        size_t span = below(w, 2) && w->npool[c] > 3 ? 3 : w->npool[c];
+        const kith_docid *d = &w->pool[c][below(w, span)];
         int rc = kith_doc_exists(t, COLL[c], d);
         CHECK(w, rc >= 0, "doc_exists: %s", kith_strerror(rc));
         if (rc == 1)
@@ -105,6 +109,34 @@ pool_add(struct world *w, int c, const kith_docid *d)
         CHECK(w, rc_ == 0, "%s: %s (%s)", #call, kith_strerror(rc_), kith_errmsg(r));              \
     } while (0)
 
+/*
+ * Resolve the first open conflict in t, if any. The loser is restored only where that is
+ * sure to be a valid write: a contact field of a live contact, or a delete (which deletes
+ * the document again if it is live); a restored reference might name a deleted contact.
+ */
+static void
+resolve_one(struct world *w, kith_replica *r, kith_txn *t)
+{
+    kith_iter *it = NULL;
+    kith_conflict c;
+    bool restore = below(w, 2) == 0;
+    int rc;
+
+    OK(w, kith_iter_conflicts(t, false, &it));
+    rc = kith_iter_next_conflict(it, &c);
+    kith_iter_close(it);
+    if (rc == KITH_ENOTFOUND)
+        return;
+    CHECK(w, rc == 0, "next_conflict: %s", kith_strerror(rc));
+    if (restore && c.field[0] != '\0') {
+        rc = kith_doc_exists(t, c.collection, &c.doc);
+        CHECK(w, rc >= 0, "doc_exists: %s", kith_strerror(rc));
+        restore = rc == 1 && strcmp(c.collection, "contacts") == 0;
+    }
+    OK(w, kith_conflict_resolve(t, c.id, restore));
+    w->resolved++;
+}
+
 /* One random op in the write transaction t of replica r. */
 static void
 random_op(struct world *w, kith_replica *r, kith_txn *t)
@@ -117,7 +149,7 @@ random_op(struct world *w, kith_replica *r, kith_txn *t)
     char buf[64];
     kith_value v;
 
-    switch (below(w, 12)) {
+    switch (below(w, 13)) {
     case 0:
     case 1: /* new contact */
         OK(w, kith_doc_create(t, "contacts", &nd));
@@ -224,6 +256,9 @@ random_op(struct world *w, kith_replica *r, kith_txn *t)
             OK(w, kith_doc_delete(t, COLL[c], d));
         break;
     }
+    case 12: /* resolve an open conflict, restoring the loser as a new write half the time */
+        resolve_one(w, r, t);
+        break;
     default: /* rename to a random name: concurrent renames make conflicts */
         if ((d = pick_live(w, t, C_CONTACTS))) {
             snprintf(buf, sizeof buf, "n%u", (unsigned)below(w, 1000));
@@ -351,6 +386,7 @@ check_converged(struct world *w)
         OK(w, kith_status_get(r, &s));
         CHECK(w, s->pending_ops == 0, "replica %d still has %llu ops pending", i,
               (unsigned long long)s->pending_ops);
+        total_open_conflicts += s->open_conflicts;
         kith_status_free(s);
         OK(w, kith_verify(r, &rep));
         CHECK(w, rep.problems == 0, "replica %d fails verify (%llu problems): %s", i,
@@ -409,12 +445,25 @@ run_history(uint64_t seed, int history)
         w->q[k] = w->q[--w->nq];
     }
     quiesce(w);
+    /* Now that every replica holds every write, resolve some of the conflicts the merge
+     * recorded (restoring losers as new writes), and let those writes travel too. */
+    for (int k = (int)below(w, 4); k > 0; k--) {
+        kith_replica *r = w->r[below(w, w->n)].r;
+        kith_txn *t = NULL;
+
+        OK(w, kith_txn_begin(r, KITH_TXN_WRITE, &t));
+        for (int m = 1 + (int)below(w, 3); m > 0; m--)
+            resolve_one(w, r, t);
+        OK(w, kith_txn_commit(&t));
+    }
+    quiesce(w);
     check_converged(w);
 
     total_txns += w->txns;
     total_batches += w->batches;
     total_applied += w->applied;
     total_gap += w->refused_gap;
+    total_resolved += w->resolved;
     for (int i = 0; i < w->n; i++)
         kt_free(&w->r[i]);
     free(w);
@@ -429,7 +478,8 @@ Test(convergence, random_histories_converge, .timeout = 300)
         run_history(seed, h);
     fprintf(stderr,
             "convergence: %d histories, %llu local txns, %llu batches built, %llu applied, "
-            "%llu refused as gaps\n",
+            "%llu refused as gaps, %llu conflicts resolved, %llu left open\n",
             cases, (unsigned long long)total_txns, (unsigned long long)total_batches,
-            (unsigned long long)total_applied, (unsigned long long)total_gap);
+            (unsigned long long)total_applied, (unsigned long long)total_gap,
+            (unsigned long long)total_resolved, (unsigned long long)total_open_conflicts);
 }
