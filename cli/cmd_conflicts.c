@@ -37,7 +37,8 @@ conflict_json(const kith_conflict *k)
     bad |= cli_jset(o, "id", json_integer((json_int_t)k->id));
     bad |= cli_jset(o, "collection", json_string(k->collection));
     bad |= cli_jset(o, "doc", cli_json_docid(&k->doc));
-    bad |= cli_jset(o, "field", k->field != NULL ? json_string(k->field) : NULL);
+    bad |= cli_jset(o, "field",
+                    k->field != NULL && k->field[0] != '\0' ? json_string(k->field) : NULL);
     bad |= cli_jset(o, "winner", side_json(k->winner_dot, k->winner_hlc, &k->winner));
     bad |= cli_jset(o, "loser", side_json(k->loser_dot, k->loser_hlc, &k->loser));
     bad |= cli_jset(o, "recorded", cli_json_time(k->recorded_ms));
@@ -76,7 +77,7 @@ static int
 conflict_print(const struct cli *c, const kith_conflict *k)
 {
     char doc[KITH_DOCID_HEX + 1], when[32];
-    bool del = k->field == NULL;
+    bool del = k->field == NULL || k->field[0] == '\0'; /* "": a delete was overruled */
     int rc;
     kith_docid_format(&k->doc, doc);
     cli_time(k->recorded_ms, when);

@@ -322,7 +322,8 @@ typedef struct kith_conflict {
     uint64_t id;            /* local number of the record, for get/resolve */
     const char *collection; /* static schema name */
     kith_docid doc;
-    const char *field;      /* static schema name */
+    const char *field;      /* static schema name; "" when a delete was overruled by a
+                               concurrent edit (the document stayed alive) */
     kith_dot winner_dot, loser_dot;
     uint64_t winner_hlc, loser_hlc;
     kith_value winner, loser; /* views valid until the transaction ends */
