@@ -442,3 +442,94 @@ Test(crash, daemon_killed_mid_sync_resumes_without_resending, .timeout = 120)
     kt_free(&a);
     kt_free(&b);
 }
+
+/* kith_sync in a child process, its result written to `fd`. */
+static pid_t
+fork_sync(const char *dir, const char *ep, const uint8_t *pk, int fd)
+{
+    pid_t pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0) {
+        kith_replica *r;
+        kith_sync_info info;
+        if (kith_open(dir, KITH_NOSYNC, &r) < 0)
+            _exit(3);
+        memset(&info, 0, sizeof(info));
+        int rc = kith_sync(r, ep, pk, 5000, &info);
+        if (write(fd, &info, sizeof(info)) != (ssize_t)sizeof(info))
+            rc = -1;
+        kith_close(r);
+        _exit(rc == 0 ? 0 : 1);
+    }
+    return pid;
+}
+
+Test(crash, client_killed_mid_sync_resumes_without_resending, .timeout = 120)
+{
+    struct kt_replica a = kt_new(), b = kt_new();
+    uint8_t pk[KITH_PUBKEY_BYTES];
+    char ep[64];
+    int fds[2];
+    uint64_t seed = kt_seed(), st = seed;
+
+    kt_trust_pair(&a, &b);
+    add_ops(a.r, kt_cases(50000), 4);
+    uint64_t a_ops = vv_ops(a.r);
+    kith_replica_pubkey(a.r, pk);
+    kith_close(a.r);
+    a.r = NULL;
+    kith_close(b.r);
+    b.r = NULL;
+    snprintf(ep, sizeof(ep), "tcp://127.0.0.1:%d", free_port());
+    cr_assert_eq(pipe(fds), 0);
+
+    pid_t server = fork_daemon(a.dir, ep); /* a serves; b pulls and is killed */
+    nt_sleep_ms(150);
+    pid_t client = fork_sync(b.dir, ep, pk, fds[1]);
+    struct killer k;
+    memset(&k, 0, sizeof(k));
+    k.pid = client;
+    snprintf(k.path, sizeof(k.path), "%s/data.mdb", b.dir);
+    k.grow = 256 * 1024 + (off_t)kt_below(&st, 1024 * 1024);
+    k.after_ms = (int)kt_below(&st, 15);
+    kill_later(&k);
+    int status;
+    cr_assert_eq(waitpid(client, &status, 0), client);
+    cr_assert(WIFSIGNALED(status), "the client finished before the kill (KITH_SEED=%llu)",
+              (unsigned long long)seed);
+
+    kith_replica *rb;
+    kith_verify_report rep;
+    cr_assert_eq(kith_open(b.dir, KITH_NOSYNC, &rb), 0);
+    uint64_t held = vv_ops(rb);
+    cr_assert_eq(kith_verify(rb, &rep), 0);
+    cr_assert_eq(rep.problems, 0, "after the kill: %s", rep.first_problem);
+    kith_close(rb);
+    cr_assert(held < a_ops);
+
+    client = fork_sync(b.dir, ep, pk, fds[1]);
+    cr_assert_eq(waitpid(client, &status, 0), client);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "resumed sync failed");
+    kith_sync_info info;
+    cr_assert_eq(read(fds[0], &info, sizeof(info)), (ssize_t)sizeof(info));
+    cr_log_info("client killed holding %llu of %llu ops; resumed session received %llu",
+                (unsigned long long)held, (unsigned long long)a_ops,
+                (unsigned long long)info.ops_received);
+    cr_assert(info.converged);
+    cr_assert_eq(info.ops_received, a_ops - held, "received %llu, lacked %llu (KITH_SEED=%llu)",
+                 (unsigned long long)info.ops_received, (unsigned long long)(a_ops - held),
+                 (unsigned long long)seed);
+    cr_assert_eq(kill(server, SIGTERM), 0);
+    cr_assert_eq(waitpid(server, &status, 0), server);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    close(fds[0]);
+    close(fds[1]);
+
+    kt_reopen(&a, KITH_NOSYNC);
+    kt_reopen(&b, KITH_NOSYNC);
+    cr_assert_eq(kith_verify(b.r, &rep), 0);
+    cr_assert_eq(rep.problems, 0, "%s", rep.first_problem);
+    expect_same_export(a.r, b.r);
+    kt_free(&a);
+    kt_free(&b);
+}

@@ -14,6 +14,7 @@
 
 #include <criterion/criterion.h>
 #include <stdio.h>
+#include <sys/un.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -339,5 +340,81 @@ Test(daemon, reconnects_when_the_peer_comes_back)
     cr_assert_eq(peers[0].failures, 0);
     kith_peers_free(peers, n);
     node_free(&a);
+    node_free(&b);
+}
+
+Test(daemon, silent_dialled_peer_does_not_block_others)
+{
+    struct node a, b;
+    struct kt_replica mute = kt_new();
+    uint8_t pk[KITH_PUBKEY_BYTES];
+    char ep[64];
+    node_init(&a);
+    node_init(&b);
+    /* a TCP listener that accepts and never speaks: a's link to it hangs in the handshake */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa;
+    socklen_t len = sizeof(sa);
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    cr_assert_eq(listen(fd, 4), 0);
+    cr_assert_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+    snprintf(ep, sizeof(ep), "tcp://127.0.0.1:%d", ntohs(sa.sin_port));
+    kith_replica_pubkey(mute.r, pk);
+    cr_assert_eq(kith_trust_add(a.k.r, pk, "mute", ep), 0);
+    node_link(&a, &b);
+    node_start(&b);
+    node_start(&a);
+    kith_docid x = kt_contact(a.k.r, "through");
+    cr_assert(wait_doc(b.k.r, &x, 1000), "the silent peer held up the good one");
+    nt_sleep_ms(a.o.timeout_ms + 500); /* the mute link times out meanwhile */
+    kith_docid y = kt_contact(a.k.r, "still through");
+    cr_assert(wait_doc(b.k.r, &y, 1000));
+    node_stop(&a);
+    node_stop(&b);
+    kith_peer *peers;
+    size_t n;
+    cr_assert_eq(kith_peers_get(a.k.r, &peers, &n), 0);
+    for (size_t i = 0; i < n; i++)
+        if (peers[i].id == kith_replica_id(mute.r)) {
+            cr_assert(peers[i].failures >= 1);
+            cr_assert(peers[i].last_error[0] != '\0');
+        }
+    kith_peers_free(peers, n);
+    close(fd);
+    node_free(&a);
+    node_free(&b);
+    kt_free(&mute);
+}
+
+Test(daemon, tells_systemd_it_is_ready)
+{
+    struct node b;
+    char path[100];
+    node_init(&b);
+    cr_assert(snprintf(path, sizeof(path), "%s/notify", b.k.root) < (int)sizeof(path));
+    int fd = socket(AF_UNIX, SOCK_DGRAM, 0);
+    struct sockaddr_un sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sun_family = AF_UNIX;
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+    cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    cr_assert_eq(setenv("NOTIFY_SOCKET", path, 1), 0);
+    node_start(&b);
+    struct timeval tv = {3, 0};
+    cr_assert_eq(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), 0);
+    char buf[64] = {0};
+    ssize_t got = recv(fd, buf, sizeof(buf) - 1, 0);
+    cr_assert(got > 0, "no datagram");
+    cr_assert_str_eq(buf, "READY=1");
+    node_stop(&b);
+    memset(buf, 0, sizeof(buf));
+    got = recv(fd, buf, sizeof(buf) - 1, 0);
+    cr_assert(got > 0);
+    cr_assert_str_eq(buf, "STOPPING=1");
+    unsetenv("NOTIFY_SOCKET");
+    close(fd);
     node_free(&b);
 }
