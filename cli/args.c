@@ -165,8 +165,8 @@ cli_resolve(const struct cli *c, kith_txn *t, const char *collection, const char
     int rc;
 
     if (len < CLI_PREFIX_MIN || len > KITH_DOCID_HEX)
-        return cli_fail(c, "'%s': not a document id (%d to %d hex digits)", text,
-                        CLI_PREFIX_MIN, KITH_DOCID_HEX);
+        return cli_fail(c, "'%s': not a document id (%d to %d hex digits)", text, CLI_PREFIX_MIN,
+                        KITH_DOCID_HEX);
     for (size_t i = 0; i < len; i++) {
         if (hexval(text[i]) < 0)
             return cli_fail(c, "'%s': not a document id (hex digits only)", text);
@@ -205,8 +205,7 @@ cli_resolve(const struct cli *c, kith_txn *t, const char *collection, const char
         return cli_fail(c, "no %.*s with an id starting %s", noun_len(collection), collection,
                         lower);
     if (matches > 1)
-        return cli_fail(c, "id prefix %s is ambiguous in %s; give more digits", lower,
-                        collection);
+        return cli_fail(c, "id prefix %s is ambiguous in %s; give more digits", lower, collection);
     return CLI_OK;
 }
 

@@ -26,11 +26,11 @@ enum {
 
 /* One invocation: where the replica lives and which command runs, for messages. */
 struct cli {
-    const char *dir;     /* replica directory, after --dir / $KITH_DIR / XDG resolution */
-    const char *name;    /* the command as the user says it: "contact add" */
-    const char *usage;   /* its usage line without "kith ": "contact add --name N ..." */
-    bool color_out;      /* stdout is a terminal and NO_COLOR is unset */
-    bool color_err;      /* likewise for stderr */
+    const char *dir;   /* replica directory, after --dir / $KITH_DIR / XDG resolution */
+    const char *name;  /* the command as the user says it: "contact add" */
+    const char *usage; /* its usage line without "kith ": "contact add --name N ..." */
+    bool color_out;    /* stdout is a terminal and NO_COLOR is unset */
+    bool color_err;    /* likewise for stderr */
 };
 
 typedef int (*cli_fn)(struct cli *c, int argc, char **argv);
@@ -202,9 +202,7 @@ json_t *cli_doc_json(kith_txn *t, const char *collection, const kith_docid *doc,
 
 /* A field rendered for a table cell, and a set field's elements joined with ", " (""
  * when empty): heap strings the caller frees; NULL on failure. */
-char *cli_field_text(kith_txn *t, const char *collection, const kith_docid *doc,
-                     const char *field);
-char *cli_set_text(kith_txn *t, const char *collection, const kith_docid *doc,
-                   const char *field);
+char *cli_field_text(kith_txn *t, const char *collection, const kith_docid *doc, const char *field);
+char *cli_set_text(kith_txn *t, const char *collection, const kith_docid *doc, const char *field);
 
 #endif /* KITH_CLI_H */

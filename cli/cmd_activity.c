@@ -72,9 +72,9 @@ int
 cmd_interaction_add(struct cli *c, int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"kind", required_argument, NULL, 'k'}, {"at", required_argument, NULL, 'a'},
+        {"kind", required_argument, NULL, 'k'},    {"at", required_argument, NULL, 'a'},
         {"summary", required_argument, NULL, 's'}, {"with", required_argument, NULL, 'w'},
-        {"help", no_argument, NULL, 'h'},       {NULL, 0, NULL, 0},
+        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
     };
     const char *with[MAX_WITH];
     size_t nwith = 0;
@@ -112,8 +112,8 @@ cmd_interaction_add(struct cli *c, int argc, char **argv)
         }
     }
     if (argc - optind != 1)
-        return cli_usage_error(c, argc - optind < 1 ? "missing CONTACT"
-                                                    : "unexpected argument '%s'",
+        return cli_usage_error(c,
+                               argc - optind < 1 ? "missing CONTACT" : "unexpected argument '%s'",
                                argv[optind + 1 < argc ? optind + 1 : 0]);
     if (kind.type == KITH_TYPE_NULL)
         return cli_usage_error(c, "--kind is required");
@@ -384,7 +384,8 @@ out_close:
     return rc;
 }
 
-/* ---- reminders -------------------------------------------------------------------------------- */
+/* ---- reminders --------------------------------------------------------------------------------
+ */
 
 int
 cmd_reminder_add(struct cli *c, int argc, char **argv)
@@ -422,8 +423,8 @@ cmd_reminder_add(struct cli *c, int argc, char **argv)
         }
     }
     if (argc - optind != 1)
-        return cli_usage_error(c, argc - optind < 1 ? "missing CONTACT"
-                                                    : "unexpected argument '%s'",
+        return cli_usage_error(c,
+                               argc - optind < 1 ? "missing CONTACT" : "unexpected argument '%s'",
                                argv[optind + 1 < argc ? optind + 1 : 0]);
     if (due.type == KITH_TYPE_NULL)
         return cli_usage_error(c, "--due is required");

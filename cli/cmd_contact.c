@@ -73,10 +73,14 @@ int
 cmd_contact_add(struct cli *c, int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"name", required_argument, NULL, 'n'},     {"email", required_argument, NULL, 'e'},
-        {"phone", required_argument, NULL, 'p'},    {"company", required_argument, NULL, 'c'},
-        {"notes", required_argument, NULL, 'N'},    {"birthday", required_argument, NULL, 'b'},
-        {"tag", required_argument, NULL, 't'},      {"help", no_argument, NULL, 'h'},
+        {"name", required_argument, NULL, 'n'},
+        {"email", required_argument, NULL, 'e'},
+        {"phone", required_argument, NULL, 'p'},
+        {"company", required_argument, NULL, 'c'},
+        {"notes", required_argument, NULL, 'N'},
+        {"birthday", required_argument, NULL, 'b'},
+        {"tag", required_argument, NULL, 't'},
+        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     struct field_arg fa[8];
@@ -310,8 +314,7 @@ out_close:
 
 /* The elements of a set field, sorted (the iterator's byte order), as a JSON array. */
 static json_t *
-set_json(kith_txn *t, const char *collection, const kith_docid *doc, const char *field,
-         int *rc)
+set_json(kith_txn *t, const char *collection, const kith_docid *doc, const char *field, int *rc)
 {
     json_t *arr = json_array();
     kith_iter *it = NULL;
@@ -460,8 +463,9 @@ cmd_contact_ls(struct cli *c, int argc, char **argv)
         for (size_t i = 0; i < 4; i++)
             ok &= (cell[i] = cli_field_text(t, CONTACTS, &doc, cols[i])) != NULL;
         ok &= (cell[4] = cli_set_text(t, CONTACTS, &doc, "tags")) != NULL;
-        const char *row[] = {hex, cell[0], cell[1], cell[2], cell[3],
-                             cell[4] != NULL && cell[4][0] != '\0' ? cell[4] : "-"};
+        const char *row[] = {hex,     cell[0],
+                             cell[1], cell[2],
+                             cell[3], cell[4] != NULL && cell[4][0] != '\0' ? cell[4] : "-"};
         if (ok && cli_table_add(&tb, row) < 0)
             ok = false;
         for (size_t i = 0; i < 5; i++)

@@ -18,10 +18,10 @@ int
 cmd_serve(struct cli *c, int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"listen", required_argument, NULL, 'l'}, {"peer", required_argument, NULL, 'p'},
+        {"listen", required_argument, NULL, 'l'},   {"peer", required_argument, NULL, 'p'},
         {"interval", required_argument, NULL, 'i'}, {"discover", no_argument, NULL, 'd'},
-        {"log-json", no_argument, NULL, 'J'},     {"verbose", no_argument, NULL, 'v'},
-        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+        {"log-json", no_argument, NULL, 'J'},       {"verbose", no_argument, NULL, 'v'},
+        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
     };
     const char *peers[MAX_PEERS];
     kith_serve_opts so = {0};
@@ -103,8 +103,7 @@ cmd_sync(struct cli *c, int argc, char **argv)
         switch (ch) {
         case 't':
             if (cli_parse_duration(optarg, &timeout_ms) < 0)
-                return cli_usage_error(c, "--timeout: '%s' is not a duration (10s, 500ms)",
-                                       optarg);
+                return cli_usage_error(c, "--timeout: '%s' is not a duration (10s, 500ms)", optarg);
             break;
         case 'j':
             json = true;
@@ -149,8 +148,7 @@ cmd_sync(struct cli *c, int argc, char **argv)
         printf("synced with %s: sent %llu ops in %llu batches, received %llu ops in %llu "
                "batches; %s\n",
                peer, (unsigned long long)info.ops_sent, (unsigned long long)info.batches_sent,
-               (unsigned long long)info.ops_received,
-               (unsigned long long)info.batches_received,
+               (unsigned long long)info.ops_received, (unsigned long long)info.batches_received,
                info.converged ? "converged" : "not converged");
     }
     if (rc == CLI_OK && !info.converged)

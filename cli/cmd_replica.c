@@ -146,9 +146,10 @@ status_text(const struct cli *c, kith_replica *r, const kith_status *s, const ki
         cli_id_hex(p->id, pid);
         if (p->last_sync_ms != 0)
             cli_time(p->last_sync_ms, when);
-        printf("  %s %-10s %s, %llu pending, last sync %s", pid,
-               p->name[0] != '\0' ? p->name : "-",
-               p->forked ? "FORKED" : p->trusted ? "trusted" : "untrusted",
+        printf("  %s %-10s %s, %llu pending, last sync %s", pid, p->name[0] != '\0' ? p->name : "-",
+               p->forked    ? "FORKED"
+               : p->trusted ? "trusted"
+                            : "untrusted",
                (unsigned long long)p->pending_ops, when);
         if (p->failures != 0)
             printf(", %u failures", (unsigned)p->failures);
@@ -233,8 +234,8 @@ log_entry_json(const kith_log_entry *e)
 {
     json_t *o = json_object(), *rep = NULL;
     int bad = o == NULL;
-    bool has_value = e->kind == KITH_OP_FIELD_SET || e->kind == KITH_OP_SET_ADD ||
-                     e->kind == KITH_OP_SET_REMOVE;
+    bool has_value =
+        e->kind == KITH_OP_FIELD_SET || e->kind == KITH_OP_SET_ADD || e->kind == KITH_OP_SET_REMOVE;
     bad |= cli_jset(o, "origin", cli_json_id(e->dot.origin));
     bad |= cli_jset(o, "seq", json_integer((json_int_t)e->dot.seq));
     bad |= cli_jset(o, "hlc", cli_json_id(e->hlc));
@@ -251,9 +252,9 @@ log_entry_json(const kith_log_entry *e)
     }
     bad |= cli_jset(o, "replaced", rep);
     bad |= cli_jset(o, "commit_end", json_boolean(e->commit_end));
-    bad |= cli_jset(o, "chain", e->commit_end && !zero_hash(e->chain)
-                                    ? cli_json_hex(e->chain, KITH_HASH_BYTES)
-                                    : NULL);
+    bad |= cli_jset(o, "chain",
+                    e->commit_end && !zero_hash(e->chain) ? cli_json_hex(e->chain, KITH_HASH_BYTES)
+                                                          : NULL);
     bad |= cli_jset(o, "applied", json_boolean(e->applied));
     if (bad) {
         json_decref(o);
@@ -296,8 +297,8 @@ cmd_log(struct cli *c, int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    static const char *const head[] = {"DOT", "TIME", "OP", "COLLECTION", "DOCUMENT",
-                                       "FIELD", "VALUE"};
+    static const char *const head[] = {"DOT",      "TIME",  "OP",   "COLLECTION",
+                                       "DOCUMENT", "FIELD", "VALUE"};
     uint64_t origin = 0, limit = UINT64_MAX, shown = 0;
     bool json = false;
     kith_replica *r = NULL;
@@ -428,11 +429,10 @@ cmd_verify(struct cli *c, int argc, char **argv)
         bad |= cli_jset(o, "ok", json_boolean(rep.problems == 0));
         bad |= cli_jset(o, "commits_checked", json_integer((json_int_t)rep.commits_checked));
         bad |= cli_jset(o, "ops_checked", json_integer((json_int_t)rep.ops_checked));
-        bad |= cli_jset(o, "signatures_checked",
-                        json_integer((json_int_t)rep.signatures_checked));
+        bad |= cli_jset(o, "signatures_checked", json_integer((json_int_t)rep.signatures_checked));
         bad |= cli_jset(o, "problems", json_integer((json_int_t)rep.problems));
-        bad |= cli_jset(o, "first_problem",
-                        rep.problems != 0 ? json_string(rep.first_problem) : NULL);
+        bad |=
+            cli_jset(o, "first_problem", rep.problems != 0 ? json_string(rep.first_problem) : NULL);
         if (bad) {
             json_decref(o);
             o = NULL;
@@ -445,8 +445,7 @@ cmd_verify(struct cli *c, int argc, char **argv)
     }
     if (rep.problems != 0) {
         cli_fail(c, "replica is damaged: %llu problem%s; first: %s",
-                 (unsigned long long)rep.problems, rep.problems == 1 ? "" : "s",
-                 rep.first_problem);
+                 (unsigned long long)rep.problems, rep.problems == 1 ? "" : "s", rep.first_problem);
         rc = CLI_FAIL;
     }
 out_close:

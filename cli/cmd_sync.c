@@ -87,7 +87,9 @@ list_peers(const struct cli *c, bool json, bool trusted_only)
         const char *row[] = {id,
                              p->name[0] ? p->name : NULL,
                              p->addr[0] ? p->addr : NULL,
-                             p->forked ? "forked" : p->trusted ? "trusted" : "no",
+                             p->forked    ? "forked"
+                             : p->trusted ? "trusted"
+                                          : "no",
                              pending,
                              when,
                              fails,
@@ -187,7 +189,8 @@ out_close:
     return rc;
 }
 
-/* ---- bundles ---------------------------------------------------------------------------------- */
+/* ---- bundles ----------------------------------------------------------------------------------
+ */
 
 int
 cmd_bundle_create(struct cli *c, int argc, char **argv)
@@ -225,8 +228,7 @@ cmd_bundle_create(struct cli *c, int argc, char **argv)
     if (strcmp(path, "-") == 0 && isatty(STDOUT_FILENO))
         return cli_usage_error(c, "a bundle is binary; not writing it to a terminal (use -o)");
     if (since_text != NULL && kith_vv_parse(since_text, &since) < 0)
-        return cli_fail(c, "--since: '%s' is not a version vector (origin:seq,...)",
-                        since_text);
+        return cli_fail(c, "--since: '%s' is not a version vector (origin:seq,...)", since_text);
 
     if ((rc = cli_open(c, CLI_READ, &r)) != CLI_OK)
         goto out_vv;
@@ -266,8 +268,7 @@ cmd_bundle_apply(struct cli *c, int argc, char **argv)
         const char *detail = kith_errmsg(r);
         if (detail == NULL || detail[0] == '\0')
             detail = kith_strerror(krc);
-        rc = cli_fail(c, "%s: refused, nothing changed: %s (%s)", path, detail,
-                      kith_errname(krc));
+        rc = cli_fail(c, "%s: refused, nothing changed: %s (%s)", path, detail, kith_errname(krc));
         goto out_close;
     }
     if (json) {
@@ -287,9 +288,9 @@ cmd_bundle_apply(struct cli *c, int argc, char **argv)
         printf("%llu new op%s (%llu already known), %llu applied, %llu pending, "
                "%llu conflict%s\n",
                (unsigned long long)info.ops_new, info.ops_new == 1 ? "" : "s",
-               (unsigned long long)info.ops_known,
-               (unsigned long long)info.ops_applied, (unsigned long long)info.ops_pending,
-               (unsigned long long)info.conflicts, info.conflicts == 1 ? "" : "s");
+               (unsigned long long)info.ops_known, (unsigned long long)info.ops_applied,
+               (unsigned long long)info.ops_pending, (unsigned long long)info.conflicts,
+               info.conflicts == 1 ? "" : "s");
     }
 out_close:
     kith_close(r);

@@ -18,7 +18,8 @@
 #include <unistd.h>
 
 static const struct cli_command commands[] = {
-    {"init", NULL, cmd_init, "init [--json]", "create the replica and its key pair; print id and key"},
+    {"init", NULL, cmd_init, "init [--json]",
+     "create the replica and its key pair; print id and key"},
     {"id", NULL, cmd_id, "id [--json]", "this replica's id and public key"},
     {"contact", "add", cmd_contact_add,
      "contact add --name N [--email E] [--phone P] [--company C] [--notes T] [--birthday D] "
