@@ -85,7 +85,6 @@ int
 cli_getopt(const struct cli *c, int argc, char **argv, const char *optstring,
            const struct option *longopts)
 {
-    int prev = optind == 0 ? 1 : optind;
     int ch = getopt_long(argc, argv, optstring, longopts, NULL);
     if (ch == '?') {
         const char *arg = optind - 1 >= 1 && optind - 1 < argc ? argv[optind - 1] : "";
@@ -96,11 +95,12 @@ cli_getopt(const struct cli *c, int argc, char **argv, const char *optstring,
         return '?';
     }
     if (ch == ':') {
-        const char *arg = prev < argc ? argv[prev] : "";
-        if (optopt != 0 && strncmp(arg, "--", 2) != 0)
-            cli_usage_error(c, "option '-%c' needs a value", optopt);
-        else
+        /* the option lacking its value is the last element getopt consumed */
+        const char *arg = optind - 1 >= 1 && optind - 1 < argc ? argv[optind - 1] : "";
+        if (strncmp(arg, "--", 2) == 0)
             cli_usage_error(c, "option '%s' needs a value", arg);
+        else
+            cli_usage_error(c, "option '-%c' needs a value", optopt);
         return '?';
     }
     return ch;
