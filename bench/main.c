@@ -15,7 +15,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
+
+#include "kith.h"
 
 /* Every scenario, in the order they run; "limits" first, since the others are set beside it. */
 static const struct bench_scenario scenarios[] = {
@@ -41,7 +44,7 @@ usage(FILE *f)
                "  --json        one JSON object per result on stdout\n"
                "  --smoke       tiny sizes, every scenario, fast (CI)\n"
                "  --scaling     also run apply and sync at 10k, 100k and 1M ops\n"
-               "  --only LIST   run only these scenarios (limits always run first)\n"
+               "  --only LIST   run only these scenarios; add limits for the ratios\n"
                "  --dir DIR     where temporary replicas go (default /tmp); removed after\n"
                "scenarios:\n");
     for (size_t i = 0; i < NSCENARIOS; i++)
@@ -98,6 +101,35 @@ parse_size(const char *s, uint64_t *out)
         return false;
     *out *= mult;
     return true;
+}
+
+/* What the figures came from: CPU model, cores, load at the start, date, kith version. */
+static void
+machine_header(const struct bench_opts *o)
+{
+    char model[128] = "unknown", line[256], when[32];
+    double load[3] = {0, 0, 0};
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (f != NULL) {
+        while (fgets(line, sizeof line, f) != NULL) {
+            char *colon = strchr(line, ':');
+            if (strncmp(line, "model name", 10) == 0 && colon != NULL) {
+                snprintf(model, sizeof model, "%s", colon + 2);
+                model[strcspn(model, "\n")] = '\0';
+                break;
+            }
+        }
+        fclose(f);
+    }
+    if (getloadavg(load, 3) < 0)
+        load[0] = -1;
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    bench_note(o, "kith %s, %s, %ld cores, load %.2f %.2f %.2f at start, %s, reps %d%s", kith_version(),
+               model, sysconf(_SC_NPROCESSORS_ONLN), load[0], load[1], load[2], when, o->reps,
+               o->smoke ? ", smoke sizes" : "");
 }
 
 int
@@ -199,10 +231,11 @@ main(int argc, char **argv)
         return 1;
     }
 
+    machine_header(&o);
     int failed = 0;
     for (size_t i = 0; i < NSCENARIOS; i++) {
         const struct bench_scenario *s = &scenarios[i];
-        if (o.only != NULL && i > 0 && !in_list(o.only, s->name))
+        if (o.only != NULL && !in_list(o.only, s->name))
             continue;
         bench_section(&o, s->what);
         bench_rss_reset();
