@@ -49,8 +49,7 @@ apply_rep(const struct bench_opts *o, const struct bench_source *src, unsigned f
         kith_apply_info ai;
         rc = kith_batch_apply(r, src->batches[i].data, src->batches[i].len, &ai);
         if (rc < 0)
-            fprintf(stderr, "kith-bench: batch apply: %s: %s\n", kith_strerror(rc),
-                    kith_errmsg(r));
+            fprintf(stderr, "kith-bench: batch apply: %s: %s\n", kith_strerror(rc), kith_errmsg(r));
         else
             applied += ai.ops_applied;
     }
@@ -122,6 +121,7 @@ static int
 local_rep(const struct bench_opts *o, uint64_t n, uint32_t per_txn, unsigned flags, double *t)
 {
     enum { NDOCS = 100 };
+
     static const char *const fields[] = {"name", "phone", "company", "notes"};
     char dir[4200], v[BENCH_VALUE_BYTES];
     kith_replica *r = NULL;
@@ -173,8 +173,8 @@ local_case(const struct bench_opts *o, const char *name, uint64_t n, uint32_t pe
     for (int r = 0; r < o->reps; r++)
         if (local_rep(o, n, per_txn, flags, &t[r]) != 0)
             return -1;
-    snprintf(params, sizeof params, "{\"fields_per_txn\":%u,\"sync\":\"%s\",\"value\":%d}",
-             per_txn, (flags & KITH_NOSYNC) ? "nosync" : "durable", BENCH_VALUE_BYTES);
+    snprintf(params, sizeof params, "{\"fields_per_txn\":%u,\"sync\":\"%s\",\"value\":%d}", per_txn,
+             (flags & KITH_NOSYNC) ? "nosync" : "durable", BENCH_VALUE_BYTES);
     struct bench_spec spec = {.name = name,
                               .params = params,
                               .ops = n,
@@ -192,8 +192,7 @@ bench_local(const struct bench_opts *o)
     if (n1 > BENCH_N_LOCAL1_MAX)
         n1 = BENCH_N_LOCAL1_MAX;
     if (local_case(o, "local.txn1.durable", n1, 1, 0, "lmdb.c1.durable", &t_txn1) != 0 ||
-        local_case(o, "local.txn100.durable", n100, 100, 0, "lmdb.c100.durable", &t_txn100) !=
-            0 ||
+        local_case(o, "local.txn100.durable", n100, 100, 0, "lmdb.c100.durable", &t_txn100) != 0 ||
         local_case(o, "local.txn1.nosync", n1, 1, KITH_NOSYNC, NULL, NULL) != 0 ||
         local_case(o, "local.txn100.nosync", n100, 100, KITH_NOSYNC, "lmdb.c1000.nosync", NULL) !=
             0)
@@ -219,8 +218,8 @@ bench_scale_curve(const struct bench_opts *o, const char *name, const char *cons
             lo = per;
         if (i == 0 || per > hi)
             hi = per;
-        bench_note(o, "curve %-22s %9llu ops  %8.3f us/op", results[i],
-                   (unsigned long long)r->ops, per * 1e6);
+        bench_note(o, "curve %-22s %9llu ops  %8.3f us/op", results[i], (unsigned long long)r->ops,
+                   per * 1e6);
     }
     snprintf(params, sizeof params, "{\"sizes\":%zu}", n);
     return bench_report_figure(o, name, params, "max_over_min_cost_per_op", lo > 0 ? hi / lo : 0,

@@ -21,32 +21,29 @@
 #define BENCH_NAME_MAX 48
 
 struct bench_opts {
-    uint64_t ops;       /* --ops N: scale of every scenario (0: each scenario's default) */
-    int reps;           /* --reps R: repetitions, min/median/max over them */
-    bool json;          /* --json: JSON lines instead of the table */
-    bool smoke;         /* --smoke: tiny sizes, every scenario, for CI */
-    bool scaling;       /* --scaling: scenarios 2 and 6 at 10k, 100k, 1M */
-    const char *only;   /* --only NAME[,NAME]: comma list of scenario names, NULL: all */
-    char dir[4096];     /* temp directory of this run (created, removed at exit) */
+    uint64_t ops;     /* --ops N: scale of every scenario (0: each scenario's default) */
+    int reps;         /* --reps R: repetitions, min/median/max over them */
+    bool json;        /* --json: JSON lines instead of the table */
+    bool smoke;       /* --smoke: tiny sizes, every scenario, for CI */
+    bool scaling;     /* --scaling: scenarios 2 and 6 at 10k, 100k, 1M */
+    const char *only; /* --only NAME[,NAME]: comma list of scenario names, NULL: all */
+    char dir[4096];   /* temp directory of this run (created, removed at exit) */
 };
 
 /* Which way a target compares: the value must be at least, or at most, the bound. */
-enum bench_cmp {
-    BENCH_AT_LEAST = 1,
-    BENCH_AT_MOST = 2
-};
+enum bench_cmp { BENCH_AT_LEAST = 1, BENCH_AT_MOST = 2 };
 
 /* What a target looks at in a result. */
 enum bench_metric {
     BENCH_M_OPS_PER_S = 1, /* median ops/s */
     BENCH_M_RATIO = 2,     /* median ops/s divided by the bound's median ops/s */
     BENCH_M_BYTES_PER_OP = 3,
-    BENCH_M_SECONDS = 4,   /* median seconds */
-    BENCH_M_EXTRA = 5      /* the result's extra value (latency percentiles, flatness) */
+    BENCH_M_SECONDS = 4, /* median seconds */
+    BENCH_M_EXTRA = 5    /* the result's extra value (latency percentiles, flatness) */
 };
 
 struct bench_target {
-    const char *text;        /* the target as issue #4 states it */
+    const char *text; /* the target as issue #4 states it */
     enum bench_metric metric;
     enum bench_cmp cmp;
     double value;
@@ -54,13 +51,13 @@ struct bench_target {
 
 /* What a scenario reports for one measured quantity. */
 struct bench_spec {
-    const char *name;        /* "apply.durable" */
-    const char *params;      /* JSON object text of the parameters, e.g. {"commit":100} */
-    uint64_t ops;            /* ops per repetition */
-    double bytes_per_op;     /* 0: not relevant */
-    const char *bound;       /* name of the limit result this one is bound by, or NULL */
-    const char *unit;        /* what an "op" is: "op", "put", "hash", "msg", "txn" */
-    const char *extra_name;  /* optional extra figure ("p99_ms"), NULL if none */
+    const char *name;       /* "apply.durable" */
+    const char *params;     /* JSON object text of the parameters, e.g. {"commit":100} */
+    uint64_t ops;           /* ops per repetition */
+    double bytes_per_op;    /* 0: not relevant */
+    const char *bound;      /* name of the limit result this one is bound by, or NULL */
+    const char *unit;       /* what an "op" is: "op", "put", "hash", "msg", "txn" */
+    const char *extra_name; /* optional extra figure ("p99_ms"), NULL if none */
     double extra;
     const struct bench_target *target; /* NULL if issue #4 sets none */
 };
@@ -106,8 +103,7 @@ long bench_rss_peak_kb(void);
  * row or a JSON line and remember the result under spec->name. Returns 0, or -1 if the
  * result table is full.
  */
-int bench_report(const struct bench_opts *o, const struct bench_spec *spec, double *samples,
-                 int n);
+int bench_report(const struct bench_opts *o, const struct bench_spec *spec, double *samples, int n);
 /* The median of n samples (not reordered). */
 double bench_median(const double *samples, int n);
 /*
@@ -137,16 +133,16 @@ uint64_t bench_size(const struct bench_opts *o, uint64_t dflt, uint64_t smoke);
 
 /* ---- the scenarios, one file each ----------------------------------------------------- */
 
-int bench_limits(const struct bench_opts *o);    /* bench/limits.c: the machine (8) */
-int bench_merge(const struct bench_opts *o);     /* bench/merge.c: in-memory merge (1) */
-int bench_apply(const struct bench_opts *o);     /* bench/apply.c: durable apply (2) */
-int bench_local(const struct bench_opts *o);     /* bench/apply.c: local writes (3) */
-int bench_verify(const struct bench_opts *o);    /* bench/verify.c: chain + signatures (4) */
-int bench_codec(const struct bench_opts *o);     /* bench/codec.c: encode/decode (5) */
+int bench_limits(const struct bench_opts *o); /* bench/limits.c: the machine (8) */
+int bench_merge(const struct bench_opts *o);  /* bench/merge.c: in-memory merge (1) */
+int bench_apply(const struct bench_opts *o);  /* bench/apply.c: durable apply (2) */
+int bench_local(const struct bench_opts *o);  /* bench/apply.c: local writes (3) */
+int bench_verify(const struct bench_opts *o); /* bench/verify.c: chain + signatures (4) */
+int bench_codec(const struct bench_opts *o);  /* bench/codec.c: encode/decode (5) */
 
-int bench_scaling(const struct bench_opts *o);   /* bench/main.c: (2) and (6) over N (7) */
+int bench_scaling(const struct bench_opts *o); /* bench/main.c: (2) and (6) over N (7) */
 int bench_scale_apply(const struct bench_opts *o);
-int bench_sync(const struct bench_opts *o);      /* bench/sync.c: two peers on loopback (6) */
+int bench_sync(const struct bench_opts *o); /* bench/sync.c: two peers on loopback (6) */
 int bench_scale_sync(const struct bench_opts *o);
 /* Raw LMDB, one durable transaction of n puts, reported as "lmdb.one_txn.durable.<n>" whose
  * name is copied to `name`: the bound of a scaled apply. */

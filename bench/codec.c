@@ -20,8 +20,8 @@
 
 static const struct bench_target t_decode = {"decode >= 5 M ops/s", BENCH_M_OPS_PER_S,
                                              BENCH_AT_LEAST, 5e6};
-static const struct bench_target t_wire = {"wire <= 40 B/op (20-byte values)",
-                                           BENCH_M_BYTES_PER_OP, BENCH_AT_MOST, 40};
+static const struct bench_target t_wire = {"wire <= 40 B/op (20-byte values)", BENCH_M_BYTES_PER_OP,
+                                           BENCH_AT_MOST, 40};
 
 static int
 codec_case(const struct bench_opts *o, uint64_t n, uint32_t k)
@@ -68,8 +68,8 @@ codec_case(const struct bench_opts *o, uint64_t n, uint32_t k)
         for (size_t i = 0; i < e.ncommits; i++) {
             msgpack_object obj;
             size_t off = 0;
-            if (msgpack_unpack((const char *)e.buf.data + e.off[i], e.off[i + 1] - e.off[i],
-                               &off, &zone, &obj) != MSGPACK_UNPACK_SUCCESS) {
+            if (msgpack_unpack((const char *)e.buf.data + e.off[i], e.off[i + 1] - e.off[i], &off,
+                               &zone, &obj) != MSGPACK_UNPACK_SUCCESS) {
                 rc = -2;
                 break;
             }
@@ -117,10 +117,10 @@ codec_case(const struct bench_opts *o, uint64_t n, uint32_t k)
     if (bc == NULL)
         goto out_encoded;
     for (size_t i = 0; i < e.ncommits; i++)
-        bc[i] = (struct kith__batch_commit){s.origin, s.commits[i].first_seq,
-                                            e.buf.data + e.off[i], e.off[i + 1] - e.off[i]};
-    b = (struct kith__batch){.sender = s.origin, .ncommits = e.ncommits, .commits = bc,
-                             .nheads = 1, .heads = &head};
+        bc[i] = (struct kith__batch_commit){s.origin, s.commits[i].first_seq, e.buf.data + e.off[i],
+                                            e.off[i + 1] - e.off[i]};
+    b = (struct kith__batch){
+        .sender = s.origin, .ncommits = e.ncommits, .commits = bc, .nheads = 1, .heads = &head};
     for (int r = 0; r < o->reps; r++) {
         bw.len = 0;
         double t0 = bench_now();

@@ -26,7 +26,7 @@
 struct target_seen {
     char name[BENCH_NAME_MAX];
     const struct bench_target *t;
-    double value; /* what was measured, in the target's metric */
+    double value;   /* what was measured, in the target's metric */
     bool evaluated; /* false when the bound was not measured */
     bool met;
 };
@@ -212,7 +212,7 @@ bench_report(const struct bench_opts *o, const struct bench_spec *spec, double *
         ts->evaluated = !(spec->target->metric == BENCH_M_RATIO && b == NULL);
         ts->value = metric_value(spec->target, r, spec, ratio);
         ts->met = spec->target->cmp == BENCH_AT_LEAST ? ts->value >= spec->target->value
-                                                       : ts->value <= spec->target->value;
+                                                      : ts->value <= spec->target->value;
     }
 
     const char *params = spec->params ? spec->params : "{}";
@@ -264,8 +264,8 @@ bench_report(const struct bench_opts *o, const struct bench_spec *spec, double *
         print_header();
     char kv[128];
     params_text(params, kv, sizeof kv);
-    char med[32], lo[32], hi[32], range[72], pop[32], bpo[16] = "-", rat[16] = "-",
-                                                     bnd[40] = "-", tgt[80] = "";
+    char med[32], lo[32], hi[32], range[72], pop[32], bpo[16] = "-", rat[16] = "-", bnd[40] = "-",
+                                                      tgt[80] = "";
     si(r->ops_per_s, med, sizeof med);
     si(r->max_s > 0 ? (double)spec->ops / r->max_s : 0, lo, sizeof lo);
     si(r->min_s > 0 ? (double)spec->ops / r->min_s : 0, hi, sizeof hi);
@@ -281,7 +281,10 @@ bench_report(const struct bench_opts *o, const struct bench_spec *spec, double *
             snprintf(rat, sizeof rat, "n/a");
     }
     if (ts != NULL)
-        snprintf(tgt, sizeof tgt, "%s %s", !ts->evaluated ? "n/a" : ts->met ? "met" : "MISSED",
+        snprintf(tgt, sizeof tgt, "%s %s",
+                 !ts->evaluated ? "n/a"
+                 : ts->met      ? "met"
+                                : "MISSED",
                  ts->t->text);
     printf("%-26s %-30s %9llu %10s %21s %10s %7s %7.1f  %-22s %7s  %s\n", spec->name, kv,
            (unsigned long long)spec->ops, med, range, pop, bpo, (double)rss / 1024.0, bnd, rat,

@@ -184,10 +184,8 @@ limits_blake2b(const struct bench_opts *o)
         }
         s[r] = bench_now() - t0;
     }
-    struct bench_spec spec = {.name = "blake2b.100B",
-                              .params = "{\"input\":100,\"out\":32}",
-                              .ops = n,
-                              .unit = "hash"};
+    struct bench_spec spec = {
+        .name = "blake2b.100B", .params = "{\"input\":100,\"out\":32}", .ops = n, .unit = "hash"};
     return bench_report(o, &spec, s, o->reps);
 }
 
@@ -195,6 +193,7 @@ static int
 limits_ed25519(const struct bench_opts *o)
 {
     enum { NMSG = 16, LEN = 56 };
+
     uint64_t n = bench_size(o, 5000, 200);
     unsigned char pk[crypto_sign_PUBLICKEYBYTES], sk[crypto_sign_SECRETKEYBYTES];
     unsigned char seed[crypto_sign_SEEDBYTES] = {1};
@@ -228,7 +227,7 @@ struct zmq_peer {
     void *ctx;
     char endpoint[256];
     uint64_t n;
-    int type;   /* ZMQ_PUSH: send n messages; ZMQ_REP: echo n messages */
+    int type; /* ZMQ_PUSH: send n messages; ZMQ_REP: echo n messages */
     int rc;
 };
 
@@ -353,6 +352,7 @@ static int
 limits_lww_loop(const struct bench_opts *o)
 {
     enum { DOCS = 10000, FIELDS = 6 };
+
     uint64_t n = bench_size(o, 1000000, 10000);
     struct bare_reg *regs = calloc(DOCS * FIELDS, sizeof *regs);
     struct bare_op *ops = malloc((size_t)n * sizeof *ops);
@@ -374,9 +374,9 @@ limits_lww_loop(const struct bench_opts *o)
         for (uint64_t i = 0; i < n; i++) {
             const struct bare_op *op = &ops[i];
             struct bare_reg *g = &regs[op->reg];
-            if (op->hlc > g->hlc || (op->hlc == g->hlc && (op->origin > g->origin ||
-                                                           (op->origin == g->origin &&
-                                                            op->seq > g->seq)))) {
+            if (op->hlc > g->hlc ||
+                (op->hlc == g->hlc &&
+                 (op->origin > g->origin || (op->origin == g->origin && op->seq > g->seq)))) {
                 g->hlc = op->hlc;
                 g->origin = op->origin;
                 g->seq = op->seq;
@@ -387,10 +387,8 @@ limits_lww_loop(const struct bench_opts *o)
         for (size_t i = 0; i < DOCS * FIELDS; i++)
             sum += regs[i].val;
     }
-    struct bench_spec spec = {.name = "cpu.lww_loop",
-                              .params = "{\"docs\":10000,\"fields\":6}",
-                              .ops = n,
-                              .unit = "op"};
+    struct bench_spec spec = {
+        .name = "cpu.lww_loop", .params = "{\"docs\":10000,\"fields\":6}", .ops = n, .unit = "op"};
     rc = sum == UINT64_MAX ? -1 : bench_report(o, &spec, s, o->reps);
 out_free:
     free(ops);

@@ -127,9 +127,9 @@ machine_header(const struct bench_opts *o)
     struct tm tm;
     gmtime_r(&now, &tm);
     strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    bench_note(o, "kith %s, %s, %ld cores, load %.2f %.2f %.2f at start, %s, reps %d%s", kith_version(),
-               model, sysconf(_SC_NPROCESSORS_ONLN), load[0], load[1], load[2], when, o->reps,
-               o->smoke ? ", smoke sizes" : "");
+    bench_note(o, "kith %s, %s, %ld cores, load %.2f %.2f %.2f at start, %s, reps %d%s",
+               kith_version(), model, sysconf(_SC_NPROCESSORS_ONLN), load[0], load[1], load[2],
+               when, o->reps, o->smoke ? ", smoke sizes" : "");
 }
 
 int
@@ -147,12 +147,15 @@ bench_scaling(const struct bench_opts *o)
 int
 main(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"ops", required_argument, NULL, 'n'},  {"reps", required_argument, NULL, 'r'},
-        {"json", no_argument, NULL, 'j'},       {"smoke", no_argument, NULL, 's'},
-        {"scaling", no_argument, NULL, 'S'},    {"only", required_argument, NULL, 'o'},
-        {"dir", required_argument, NULL, 'd'},  {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {{"ops", required_argument, NULL, 'n'},
+                                             {"reps", required_argument, NULL, 'r'},
+                                             {"json", no_argument, NULL, 'j'},
+                                             {"smoke", no_argument, NULL, 's'},
+                                             {"scaling", no_argument, NULL, 'S'},
+                                             {"only", required_argument, NULL, 'o'},
+                                             {"dir", required_argument, NULL, 'd'},
+                                             {"help", no_argument, NULL, 'h'},
+                                             {NULL, 0, NULL, 0}};
     struct bench_opts o = {.reps = 5};
     const char *base = "/tmp";
     bool reps_given = false;

@@ -137,8 +137,7 @@ make_field_writes(struct kith__memrep *a, const kith_dot *docs, uint32_t ndocs, 
                 val.u.s.len = BENCH_VALUE_BYTES;
             }
             char why[128];
-            if (kith__memrep_field_set(a, 0, docs[r % ndocs], field, &val, why, sizeof why) !=
-                0) {
+            if (kith__memrep_field_set(a, 0, docs[r % ndocs], field, &val, why, sizeof why) != 0) {
                 fprintf(stderr, "kith-bench: merge: field_set: %s\n", why);
                 return -1;
             }

@@ -8,7 +8,6 @@
 #include "bench.h"
 #include "kith.h"
 
-
 /* A closed replica holding `ops` ops of its own, and (after bench_source_batches) the
  * batches that carry all of them to an empty replica. */
 struct bench_source {

@@ -37,8 +37,8 @@ static const struct bench_target t_sync_1m = {"sync of 1M ops from empty < 3 s",
                                               BENCH_AT_MOST, 3};
 static const struct bench_target t_p50 = {"push latency median < 2 ms", BENCH_M_EXTRA,
                                           BENCH_AT_MOST, 2};
-static const struct bench_target t_p99 = {"push latency p99 < 10 ms", BENCH_M_EXTRA,
-                                          BENCH_AT_MOST, 10};
+static const struct bench_target t_p99 = {"push latency p99 < 10 ms", BENCH_M_EXTRA, BENCH_AT_MOST,
+                                          10};
 
 /* A daemon running kith_serve in its own thread. */
 struct daemon {
@@ -162,8 +162,7 @@ sync_rep(const struct bench_opts *o, const struct bench_source *src, bool pull, 
     rc = kith_sync(client, d.listen, spk, SYNC_TIMEOUT_MS, &info);
     *t = bench_now() - t0;
     if (rc < 0)
-        fprintf(stderr, "kith-bench: kith_sync: %s: %s\n", kith_strerror(rc),
-                kith_errmsg(client));
+        fprintf(stderr, "kith-bench: kith_sync: %s: %s\n", kith_strerror(rc), kith_errmsg(client));
     if (daemon_stop(&d) != 0 && rc == 0)
         rc = -1;
     if (rc == 0 && (!info.converged || vv_of(b, src->id) != src->ops)) {
@@ -205,8 +204,8 @@ sync_case(const struct bench_opts *o, const struct bench_source *src, const char
 struct watch {
     pthread_mutex_t lock;
     pthread_cond_t cond;
-    uint64_t events;   /* remote changes reported on B */
-    double last;       /* when the last one was reported */
+    uint64_t events; /* remote changes reported on B */
+    double last;     /* when the last one was reported */
 };
 
 static void

@@ -24,8 +24,8 @@ static const struct bench_target t_verify = {"verify >= 2 M ops/s (ranges of 100
 
 struct ranges {
     size_t n;
-    size_t *last_commit;  /* index of the commit that ends range i */
-    uint64_t *seq;        /* the head's seq */
+    size_t *last_commit; /* index of the commit that ends range i */
+    uint64_t *seq;       /* the head's seq */
     uint8_t (*sig)[KITH_SIG_BYTES];
 };
 
