@@ -4,11 +4,15 @@
  * struct kith_iter with a kind tag and one LMDB cursor inside the caller's transaction; it
  * walks a key range of one named database (store.h gives the layouts) and allocates nothing
  * per step. Conflicts are also resolved here, because resolving is reading a record and
- * writing it back, plus (to restore the loser) one ordinary field write.
+ * writing it back, plus (to restore the loser) one ordinary field write; the transaction
+ * remembers what it resolved so that kith_txn_commit marks it again (kith__conflicts_mark)
+ * even when it has no op to commit or has to replay after growing the map.
  *
  * A range is a key prefix every entry must start with, an inclusive lower key to seek to and
- * an exclusive upper key to stop at (spec/data-model.md "Indexes"). Index entries exist for
- * dead documents too (store.h), so index iteration checks membership for each entry.
+ * an exclusive upper key to stop at (spec/storage.md, "index"). Index entries exist for dead
+ * documents too (store.h), so index iteration checks membership for each entry. Views handed
+ * out (set elements, log values, conflict values) point into LMDB pages: valid until the
+ * transaction ends, or until a write in it.
  */
 #include "store.h"
 
