@@ -59,9 +59,11 @@ struct kith__zap {
     void *admit_ctx;
     const struct kith__log *log;
     bool running;
+    int64_t log_window_ms;  /* refusals are logged at most a few per window */
+    unsigned log_count, log_suppressed;
 };
 
-/* The admit function of a replica: keys that kith_curve_public maps from a trusted, unforked
+/* The admit function of a replica (serve.c): keys that kith_curve_public maps from a trusted, unforked
  * Ed25519 key in the peer records, read at each request (so trust changes apply at once). */
 bool kith__admit_trusted(void *replica, const uint8_t curve_pk[32]);
 

@@ -6,6 +6,7 @@
  * engine of session.c, fed from one zmq_poll loop bounded by the silence timeout.
  */
 #include "net.h"
+#include "store.h" /* kith__fail: the detail behind kith_errmsg */
 
 #include <errno.h>
 #include <sodium.h>
@@ -126,9 +127,9 @@ kith_sync(kith_replica *r, const char *endpoint, const uint8_t *peer_pk, int tim
     if (peer_pk)
         memcpy(pk, peer_pk, sizeof(pk));
     else if ((rc = key_for_endpoint(r, endpoint, pk)) < 0)
-        return rc;
+        return kith__fail(r, rc, "%s: no trusted peer has this address", endpoint);
     if (!kith_is_trusted(r, pk))
-        return KITH_EUNTRUSTED;
+        return kith__fail(r, KITH_EUNTRUSTED, "%s: the peer's key is not trusted here", endpoint);
     memset(&peer, 0, sizeof(peer));
     peer.id = kith_id_from_pubkey(pk);
     memcpy(peer.pk, pk, sizeof(pk));
@@ -213,5 +214,7 @@ out_wipe:
         kith__log(&log, KITH_LOG_DEBUG, "could not record the failure");
     sodium_memzero(sec, sizeof(sec));
     kith__peerstate_clear(&peer);
+    if (rc < 0)
+        (void)kith__fail(r, rc, "%s: %s", endpoint, s.why[0] ? s.why : kith_strerror(rc));
     return rc;
 }

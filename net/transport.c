@@ -17,6 +17,8 @@
 
 #define ZAP_ENDPOINT "inproc://zeromq.zap.01"
 #define ZAP_MAX_PARTS 8
+#define ZAP_LOG_BURST 5
+#define ZAP_LOG_WINDOW_MS 10000
 
 static int
 zerr(void)
@@ -72,8 +74,21 @@ zap_answer(struct kith__zap *z)
         }
         if (nparts >= 7 && zmq_msg_size(&part[6]) == 32)
             kith__hex(zmq_msg_data(&part[6]), 32, key);
-        kith__log(z->log, KITH_LOG_WARNING, "refused a connection from %s: %s (curve key %s)",
-                  addr, text, key);
+        /* at most ZAP_LOG_BURST lines per ZAP_LOG_WINDOW_MS: a flood must not flood the log */
+        int64_t now = kith__mono_ms();
+        if (now - z->log_window_ms >= ZAP_LOG_WINDOW_MS) {
+            if (z->log_suppressed)
+                kith__log(z->log, KITH_LOG_WARNING, "%u more connections refused",
+                          z->log_suppressed);
+            z->log_window_ms = now;
+            z->log_count = 0;
+            z->log_suppressed = 0;
+        }
+        if (z->log_count++ < ZAP_LOG_BURST)
+            kith__log(z->log, KITH_LOG_WARNING, "refused a connection from %s: %s (curve key %s)",
+                      addr, text, key);
+        else
+            z->log_suppressed++;
     }
     {
         const void *rid = nparts >= 2 ? zmq_msg_data(&part[1]) : "";

@@ -103,6 +103,8 @@ Test(sync, untrusted_client_gets_nothing)
     int rc = kith_sync(c.r, b.ep, pk, 3000, NULL);
     cr_assert(rc == KITH_EUNTRUSTED || rc == KITH_ETIMEDOUT, "rc %s", kith_errname(rc));
     cr_assert(kith__mono_ms() - t0 < 3500);
+    if (rc == KITH_EUNTRUSTED)
+        cr_assert(strstr(kith_errmsg(c.r), "not trusted there"), "%s", kith_errmsg(c.r));
     node_stop(&b);
     char *after = kt_export(b.k.r);
     char *c_after = kt_export(c.r);
@@ -140,6 +142,8 @@ Test(sync, silence_times_out)
     int64_t t0 = kith__mono_ms();
     cr_assert_eq(kith_sync(a.r, ep, pk, 600, NULL), KITH_ETIMEDOUT);
     int64_t took = kith__mono_ms() - t0;
+    cr_assert(strstr(kith_errmsg(a.r), "no answer from tcp://127.0.0.1:"), "errmsg: %s",
+              kith_errmsg(a.r));
     cr_assert(took >= 550 && took < 2000, "took %lld ms", (long long)took);
     kith_peer *peers;
     size_t n;
