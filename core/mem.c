@@ -718,7 +718,8 @@ apply_set_op(struct kith__memrep *m, const struct kith__op *op, kith_dot dot)
                      op->kind == KITH_OP_SET_ADD ? &dot : NULL);
 }
 
-/* DOC-1: creating a document adds the dot that names it to its membership. */
+/* DOC-1: creating a document adds the dot that names it to its membership (a DOC_ADD of an
+ * existing document is an OR-set add like any other: it drops what it observed). */
 static int
 apply_doc_add(struct kith__memrep *m, const struct kith__op *op, kith_dot dot)
 {
@@ -726,7 +727,7 @@ apply_doc_add(struct kith__memrep *m, const struct kith__op *op, kith_dot dot)
     int rc = memb_get(m, op->coll, op->doc, &x);
     if (rc < 0)
         return rc;
-    return dots_edit(m, &x->doff, &x->dn, &x->dcap, NULL, 0, &dot);
+    return dots_edit(m, &x->doff, &x->dn, &x->dcap, op->observed, op->nobserved, &dot);
 }
 
 /* DOC-2..4: a delete drops the membership dots it observed. Dots it did not observe (a
@@ -830,8 +831,8 @@ check_op(const struct kith__memrep *m, const struct kith__commit *c, uint32_t i)
             !value_shape_ok(&op->value))
             return KITH_EINVAL;
         break;
-    case KITH_OP_DOC_ADD:
-        if (op->field != 0 || op->nobserved || !dot_eq(op->doc, self))
+    case KITH_OP_DOC_ADD: /* creates the document named by its own dot, or adds to one */
+        if (op->field != 0 || (dot_eq(op->doc, self) && op->nobserved))
             return KITH_EINVAL;
         break;
     case KITH_OP_DOC_REMOVE:
@@ -843,7 +844,7 @@ check_op(const struct kith__memrep *m, const struct kith__commit *c, uint32_t i)
     }
     /* the document (its creation) and a referenced document are dependencies too
      * (spec/encoding.md 3.6): their author had applied them */
-    if (op->kind != KITH_OP_DOC_ADD && !dep_ok(m, c, i, op->doc))
+    if (!dot_eq(op->doc, self) && !dep_ok(m, c, i, op->doc))
         missing = true;
     if (op->kind == KITH_OP_FIELD_SET && op->value.type == KITH_TYPE_REF &&
         !dep_ok(m, c, i, kith__docid_to_dot(&op->value.u.ref)))
