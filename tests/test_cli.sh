@@ -379,6 +379,15 @@ run 0 "six-digit prefix" --dir "$B" contact show "${BEA:0:6}"
 run 1 "prefix shared by A's contacts" --dir "$B" contact show "${ZED:0:16}"
 run 0 "bundle B -> A" --dir "$B" bundle create -o "$tmp/ba.bundle"
 run 0 "A applies B's contact" --dir "$A" bundle apply "$tmp/ba.bundle"
+E=$tmp/e
+"$KITH" --dir "$E" init >/dev/null || true
+"$KITH" --dir "$E" trust "$A_PK" >/dev/null || true
+"$KITH" --dir "$E" trust "$B_PK" >/dev/null || true
+"$KITH" --dir "$A" bundle create 2>/dev/null | "$KITH" --dir "$E" bundle apply - >"$tmp/out" 2>"$tmp/err" &&
+    ok || bad "bundle through a pipe"
+"$KITH" --dir "$A" export >"$tmp/ea" || true
+"$KITH" --dir "$E" export >"$tmp/ee" || true
+same_export "bundle through a pipe carries everything" "$tmp/ea" "$tmp/ee"
 vv=$("$KITH" --dir "$B" status --json | jq -r .vv_text) || true
 run 0 "bundle create --since" --dir "$A" bundle create -o "$tmp/since.bundle" --since "$vv"
 check "--since B's vector: nothing to send" err_has "^kith: bundle: 0 ops"
