@@ -11,6 +11,8 @@
 #include "wire.h"
 
 #include <criterion/criterion.h>
+#include <criterion/redirect.h>
+#include <jansson.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -462,4 +464,45 @@ Test(transport, oversized_frame_is_dropped_by_the_socket)
     zmq_close(router);
     kith__zap_stop(&zap);
     zmq_ctx_term(zctx);
+}
+
+/* ---- the daemon's log lines ------------------------------------------------------------ */
+
+static void
+redirect_stderr(void)
+{
+    cr_redirect_stderr();
+}
+
+Test(log, json_lines_are_json, .init = redirect_stderr)
+{
+    struct kith__log log;
+    char line[2048];
+    unsetenv("JOURNAL_STREAM");
+    kith__log_init(&log, KITH_LOG_INFO, true);
+    kith__log(&log, KITH_LOG_WARNING, "peer %s said \"%s\"", "x", "hi\n");
+    kith__log(&log, KITH_LOG_DEBUG, "not shown at info");
+    fflush(stderr);
+    FILE *f = cr_get_redirected_stderr();
+    cr_assert(fgets(line, sizeof(line), f));
+    json_error_t err;
+    json_t *o = json_loads(line, 0, &err);
+    cr_assert(o, "not JSON: %s", line);
+    cr_assert_str_eq(json_string_value(json_object_get(o, "level")), "warning");
+    cr_assert_str_eq(json_string_value(json_object_get(o, "msg")), "peer x said \"hi\n\"");
+    const char *t = json_string_value(json_object_get(o, "time"));
+    cr_assert(t && strlen(t) == 24 && t[23] == 'Z', "time %s", t ? t : "(none)");
+    json_decref(o);
+    cr_assert_null(fgets(line, sizeof(line), f), "a debug line got through: %s", line);
+}
+
+Test(log, journald_prefixes, .init = redirect_stderr)
+{
+    struct kith__log log;
+    setenv("JOURNAL_STREAM", "8:12345", 1);
+    kith__log_init(&log, 0, false);
+    kith__log(&log, KITH_LOG_ERROR, "cannot listen");
+    kith__log(&log, KITH_LOG_INFO, "listening");
+    fflush(stderr);
+    cr_assert_stderr_eq_str("<3>cannot listen\n<6>listening\n");
 }
