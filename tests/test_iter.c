@@ -691,3 +691,69 @@ Test(conflicts, resolve_is_visible_in_its_txn_and_undone_by_abort)
     kt_free(&a);
     kt_free(&b);
 }
+
+/* A commit that names a dot its receiver lacks waits: status counts it pending and the log
+ * shows it not applied, until the missing ops arrive. */
+Test(status, pending_ops_counted_and_logged_as_not_applied)
+{
+    struct kt_replica a = kt_new(), b = kt_new(), c = kt_new();
+    kt_trust_pair(&a, &b);
+    kt_trust_pair(&a, &c);
+    kt_trust_pair(&b, &c);
+    kith_docid x = kt_contact(a.r, "x"); /* a: seqs 1, 2 */
+    kt_sync(&a, &b);
+    kt_set_str(b.r, "contacts", &x, "email", "x@example.org"); /* b: seq 1, names a's dot */
+
+    /* b sends c only its own commit, as if c already held a's. */
+    kith_dot e = {kith_replica_id(a.r), 2};
+    kith_vv pretend = {1, &e};
+    kith_batch_opts opts = {.since = &pretend};
+    kith_buf buf = {0};
+    kith_apply_info info = {0};
+    cr_assert_eq(kith_batch_create(b.r, &opts, &buf, NULL), 0);
+    int rc = kith_batch_apply(c.r, buf.data, buf.len, &info);
+    kith_free(buf.data);
+    cr_assert_eq(rc, 0, "apply: %s (%s)", kith_strerror(rc), kith_errmsg(c.r));
+    cr_assert_eq(info.ops_new, 1);
+    cr_assert_eq(info.ops_pending, 1);
+
+    kith_status *s;
+    cr_assert_eq(kith_status_get(c.r, &s), 0);
+    cr_assert_eq(s->pending_ops, 1);
+    cr_assert_eq(s->ops_logged, 1);
+    cr_assert_eq(s->vv.len, 0, "a pending op is not in the version vector");
+    cr_assert_eq(s->collections[0].live, 0);
+    kith_status_free(s);
+    kith_txn *t = rbegin(c.r);
+    kith_iter *it;
+    kith_log_entry le;
+    cr_assert_eq(kith_iter_log(t, 0, &it), 0);
+    cr_assert_eq(kith_iter_next_log(it, &le), 0);
+    cr_assert_eq(le.dot.origin, kith_replica_id(b.r));
+    cr_assert_not(le.applied);
+    cr_assert(le.commit_end);
+    cr_assert_eq(le.replaced.origin, 0, "email was never set before");
+    cr_assert_eq(kith_iter_next_log(it, &le), KITH_ENOTFOUND);
+    kith_iter_close(it);
+    kith_txn_abort(&t);
+    kith_verify_report rep;
+    cr_assert_eq(kith_verify(c.r, &rep), 0);
+    cr_assert_eq(rep.problems, 0, "%s", rep.first_problem);
+
+    /* a's ops arrive: the pending commit applies. */
+    kt_sync(&a, &c);
+    cr_assert_eq(kith_status_get(c.r, &s), 0);
+    cr_assert_eq(s->pending_ops, 0);
+    cr_assert_eq(s->ops_logged, 3);
+    cr_assert_eq(s->vv.len, 2);
+    cr_assert_eq(s->collections[0].live, 1);
+    kith_status_free(s);
+    char v[32];
+    kt_get_str(c.r, "contacts", &x, "email", v, sizeof v);
+    cr_assert_str_eq(v, "x@example.org");
+    cr_assert_eq(kith_verify(c.r, &rep), 0);
+    cr_assert_eq(rep.problems, 0, "%s", rep.first_problem);
+    kt_free(&a);
+    kt_free(&b);
+    kt_free(&c);
+}
