@@ -500,14 +500,16 @@ out_close:
     return rc;
 }
 
-/* Print a document as "field  value" lines, fields in schema order. */
+/* Print a document as "field  value" lines, fields in schema order, names padded to at
+ * least minw columns. */
 static int
-doc_print(const struct cli *c, kith_txn *t, const char *collection, const kith_docid *doc)
+doc_print(const struct cli *c, kith_txn *t, const char *collection, const kith_docid *doc,
+          size_t minw)
 {
     const kith_collection_def *def = cli_collection(collection);
     const char *b = cli_sgr(c->color_out, "1"), *n = cli_sgr(c->color_out, "0");
     char hex[KITH_DOCID_HEX + 1];
-    size_t w = 2;
+    size_t w = minw;
     if (def == NULL)
         return KITH_ENOTFOUND;
     for (size_t i = 0; i < def->nfields; i++)
@@ -524,6 +526,74 @@ doc_print(const struct cli *c, kith_txn *t, const char *collection, const kith_d
         printf("%s%-*s%s  %s\n", b, (int)w, f->name, n, text[0] != '\0' ? text : "-");
         free(text);
     }
+    return 0;
+}
+
+/*
+ * For people: the contact's activity under its fields — how many interactions and the latest,
+ * how many open reminders and the next one due. Interactions come from the index
+ * "interactions.contact" (by time); reminders are few, so they are filtered by contact here.
+ */
+static int
+activity_print(const struct cli *c, kith_txn *t, const kith_docid *doc, int width)
+{
+    const char *b = cli_sgr(c->color_out, "1"), *n = cli_sgr(c->color_out, "0");
+    kith_value eq = {.type = KITH_TYPE_REF};
+    kith_iter *it = NULL;
+    kith_docid cur, last, next;
+    uint64_t count = 0, open = 0;
+    int rc;
+
+    eq.u.ref = *doc;
+    if ((rc = kith_iter_index(t, "interactions.contact", &eq, NULL, NULL, &it)) < 0)
+        return rc;
+    while ((rc = kith_iter_next(it, &cur)) == 0) {
+        last = cur;
+        count++;
+    }
+    kith_iter_close(it);
+    if (rc != KITH_ENOTFOUND)
+        return rc;
+    printf("%s%-*s%s  %llu", b, width, "interactions", n, (unsigned long long)count);
+    if (count > 0) {
+        char *at = cli_field_text(t, "interactions", &last, "at");
+        char *kind = cli_field_text(t, "interactions", &last, "kind");
+        char *sum = cli_field_text(t, "interactions", &last, "summary");
+        if (at != NULL && kind != NULL && sum != NULL)
+            printf(", latest %s %s: %s", at, kind, sum);
+        free(at);
+        free(kind);
+        free(sum);
+    }
+    putchar('\n');
+
+    if ((rc = kith_iter_index(t, "reminders.due", NULL, NULL, NULL, &it)) < 0)
+        return rc;
+    while ((rc = kith_iter_next(it, &cur)) == 0) {
+        kith_value who, done;
+        if ((rc = kith_field_get(t, "reminders", &cur, "contact", &who)) < 0 ||
+            (rc = kith_field_get(t, "reminders", &cur, "done", &done)) < 0)
+            break;
+        if (who.type != KITH_TYPE_REF || memcmp(who.u.ref.bytes, doc->bytes, KITH_DOCID_BYTES))
+            continue;
+        if (done.type == KITH_TYPE_BOOL && done.u.b)
+            continue;
+        if (open++ == 0)
+            next = cur;
+    }
+    kith_iter_close(it);
+    if (rc != KITH_ENOTFOUND)
+        return rc;
+    printf("%s%-*s%s  %llu open", b, width, "reminders", n, (unsigned long long)open);
+    if (open > 0) {
+        char *due = cli_field_text(t, "reminders", &next, "due");
+        char *text = cli_field_text(t, "reminders", &next, "text");
+        if (due != NULL && text != NULL)
+            printf(", next %s: %s", due, text);
+        free(due);
+        free(text);
+    }
+    putchar('\n');
     return 0;
 }
 
@@ -552,7 +622,8 @@ cmd_contact_show(struct cli *c, int argc, char **argv)
             rc = cli_fail_rc(c, r, NULL, krc);
         else
             rc = cli_json_print(c, o);
-    } else if ((krc = doc_print(c, t, CONTACTS, &doc)) < 0) {
+    } else if ((krc = doc_print(c, t, CONTACTS, &doc, 12)) < 0 ||
+               (krc = activity_print(c, t, &doc, 12)) < 0) {
         rc = cli_fail_rc(c, r, NULL, krc);
     }
 out_txn:

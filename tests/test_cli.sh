@@ -277,6 +277,9 @@ check "reminder is done" test "$("$KITH" --dir "$A" reminder ls --json | jq -r '
 run 1 "reminder done unknown" --dir "$A" reminder done 0000000000000000000000000000aaaa
 run 1 "reminder done with a contact's id" --dir "$A" reminder done "$ZED"
 run 1 "contact show with an interaction's id" --dir "$A" contact show "$I1"
+run 0 "contact show summarises activity" --dir "$A" contact show "$ZED"
+check "show counts interactions" out_has "^interactions  *2, latest 2026-03-02T10:00:00.000Z call"
+check "show names the next reminder" out_has "^reminders  *1 open, next 2026-05-01T09:00:00.000Z"
 run 0 "reminder ls human" --dir "$A" reminder ls
 check "reminder table" out_has "send the draft"
 
