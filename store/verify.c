@@ -292,10 +292,11 @@ out_sigs:
     return rc;
 }
 
-/* Origins records with no log at all must claim nothing. */
+/* Origins records with no log at all must claim nothing: all zeros. */
 static int
 check_unlogged_origins(struct verify *v)
 {
+    static const uint8_t zero[KITH__ORIGIN_VAL_BYTES];
     MDB_cursor *cur, *log;
     MDB_val k, val;
     int rc, mrc;
@@ -321,7 +322,7 @@ check_unlogged_origins(struct verify *v)
             goto out_log;
         }
         if ((lrc == MDB_NOTFOUND || memcmp(lk.mv_data, k.mv_data, 8) != 0) &&
-            kith__be64_get((const uint8_t *)val.mv_data + 8) != 0)
+            memcmp(val.mv_data, zero, KITH__ORIGIN_VAL_BYTES) != 0)
             problem(v, "origin %016llx: origins record claims ops the log lacks",
                     (unsigned long long)kith__be64_get(k.mv_data));
     }
