@@ -221,10 +221,20 @@ random_op(struct world *w, kith_replica *r, kith_txn *t)
             v.type = KITH_TYPE_TIME;
             v.u.i = 1764000000000 + (int64_t)below(w, 1000) * 60000;
             OK(w, kith_field_set(t, "interactions", d, "at", &v));
-        } else {
+        } else if (below(w, 2)) {
             snprintf(buf, sizeof buf, "talked %u", (unsigned)below(w, 100));
             v = strv(buf);
             OK(w, kith_field_set(t, "interactions", d, "summary", &v));
+        } else {
+            /* participants: a set of contact ids; add a live one, or remove one */
+            const kith_docid *p = pick_live(w, t, C_CONTACTS);
+            if (p) {
+                kith_docid_format(p, buf);
+                if (below(w, 3))
+                    OK(w, kith_set_add(t, "interactions", d, "participants", buf, 32));
+                else
+                    OK(w, kith_set_remove(t, "interactions", d, "participants", buf, 32));
+            }
         }
         break;
     case 8: /* new reminder */
@@ -234,6 +244,11 @@ random_op(struct world *w, kith_replica *r, kith_txn *t)
         OK(w, kith_field_set(t, "reminders", &nd, "due", &v));
         v = strv("do it");
         OK(w, kith_field_set(t, "reminders", &nd, "text", &v));
+        if (below(w, 2) && (d = pick_live(w, t, C_CONTACTS))) {
+            v.type = KITH_TYPE_REF;
+            v.u.ref = *d;
+            OK(w, kith_field_set(t, "reminders", &nd, "contact", &v));
+        }
         pool_add(w, C_REMINDERS, &nd);
         break;
     case 9: /* edit a reminder */
