@@ -36,14 +36,17 @@ static const struct bench_target t_flat = {"cost per op flat 10k..1M (max/min <=
 
 /* One repetition: a fresh receiver applies every batch of src; seconds in *t. */
 static int
-apply_rep(const struct bench_opts *o, const struct bench_source *src, unsigned flags, double *t)
+apply_rep(const struct bench_opts *o, const struct bench_source *src, unsigned flags, double *t,
+          long *anon)
 {
+    struct bench_anon sampler;
     char dir[4200];
     kith_replica *r = NULL;
     uint64_t applied = 0;
     int rc = bench_receiver_open(o, src, flags, dir, sizeof dir, &r);
     if (rc != 0)
         return -1;
+    bench_anon_start(&sampler);
     double t0 = bench_now();
     for (size_t i = 0; i < src->nbatches && rc == 0; i++) {
         kith_apply_info ai;
@@ -54,6 +57,9 @@ apply_rep(const struct bench_opts *o, const struct bench_source *src, unsigned f
             applied += ai.ops_applied;
     }
     *t = bench_now() - t0;
+    long peak = bench_anon_stop(&sampler);
+    if (peak > *anon)
+        *anon = peak;
     kith_close(r);
     bench_rmtree(dir);
     if (rc == 0 && applied != src->ops) {
@@ -66,13 +72,16 @@ apply_rep(const struct bench_opts *o, const struct bench_source *src, unsigned f
 
 static int
 apply_case(const struct bench_opts *o, const struct bench_source *src, const char *name,
-           unsigned flags, const char *bound, bool targets)
+           unsigned flags, const char *bound, bool targets, long *anon_out)
 {
     double t[BENCH_MAX_REPS];
     char params[160];
+    long anon = 0;
     for (int r = 0; r < o->reps; r++)
-        if (apply_rep(o, src, flags, &t[r]) != 0)
+        if (apply_rep(o, src, flags, &t[r], &anon) != 0)
             return -1;
+    if (anon_out != NULL)
+        *anon_out = anon;
     snprintf(params, sizeof params,
              "{\"commit\":10,\"batches\":%zu,\"sync\":\"%s\",\"docs\":%u,\"value\":%d}",
              src->nbatches, (flags & KITH_NOSYNC) ? "nosync" : "durable", src->ndocs,
@@ -83,6 +92,8 @@ apply_case(const struct bench_opts *o, const struct bench_source *src, const cha
                               .bytes_per_op = (double)src->batch_bytes / (double)src->ops,
                               .unit = "op",
                               .bound = bound,
+                              .extra_name = "anon_growth_kb",
+                              .extra = (double)anon,
                               .target = targets ? &t_apply : NULL};
     if (bench_report(o, &spec, t, o->reps) != 0)
         return -1;
@@ -107,8 +118,8 @@ bench_apply(const struct bench_opts *o)
         return -1;
     if (bench_source_batches(&src, 0) != 0)
         goto out;
-    if (apply_case(o, &src, "apply.durable", 0, "lmdb.one_txn.durable", true) == 0 &&
-        apply_case(o, &src, "apply.nosync", KITH_NOSYNC, "lmdb.c1000.nosync", false) == 0)
+    if (apply_case(o, &src, "apply.durable", 0, "lmdb.one_txn.durable", true, NULL) == 0 &&
+        apply_case(o, &src, "apply.nosync", KITH_NOSYNC, "lmdb.c1000.nosync", false, NULL) == 0)
         rc = 0;
 out:
     bench_source_free(&src);
@@ -234,6 +245,8 @@ bench_scale_apply(const struct bench_opts *o)
     const uint64_t *sz = o->smoke ? smoke_sizes : sizes;
     char names[3][BENCH_NAME_MAX];
     const char *list[3];
+    long anon[3] = {0, 0, 0};
+    uint64_t bytes[3] = {0, 0, 0};
     for (size_t i = 0; i < 3; i++) {
         struct bench_source src;
         char bound[BENCH_NAME_MAX];
@@ -252,10 +265,24 @@ bench_scale_apply(const struct bench_opts *o)
         bench_rss_reset();
         int rc = bench_source_batches(&src, 0);
         if (rc == 0)
-            rc = apply_case(o, &src, names[i], 0, bound, false);
+            rc = apply_case(o, &src, names[i], 0, bound, false, &anon[i]);
+        bytes[i] = src.batch_bytes;
         bench_source_free(&src);
         if (rc != 0)
             return -1;
     }
-    return bench_scale_curve(o, "scale.apply.flatness", list, 3);
+    if (bench_scale_curve(o, "scale.apply.flatness", list, 3) != 0)
+        return -1;
+    /* Memory: a bundle is one batch, so the peak may follow the batch; the ratio says by how
+     * much the heap grew during the apply per byte of batch (the bench holds the batch itself
+     * before the clock starts, so it is not counted). */
+    for (size_t i = 0; i < 3; i++) {
+        char name[BENCH_NAME_MAX], params[64];
+        snprintf(name, sizeof name, "%.40s.mem", names[i]);
+        snprintf(params, sizeof params, "{\"ops\":%llu}", (unsigned long long)sz[i]);
+        if (bench_report_figure(o, name, params, "anon_growth_kb", (double)anon[i],
+                                "batch size (kB)", (double)bytes[i] / 1024, NULL) != 0)
+            return -1;
+    }
+    return 0;
 }

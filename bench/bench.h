@@ -12,6 +12,8 @@
 #ifndef KITH_BENCH_H
 #define KITH_BENCH_H
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -89,6 +91,15 @@ struct bench_scenario {
 #define BENCH_N_LOCAL100 20000u
 #define BENCH_N_LOCAL100_SMOKE 200u
 
+/* A sampler of the peak anonymous resident memory (heap, stacks) during a measurement. */
+struct bench_anon {
+    pthread_t th;
+    atomic_int stop;
+    bool running;
+    long base_kb; /* RssAnon when sampling started */
+    long peak_kb; /* the highest RssAnon seen */
+};
+
 /* ---- bench/harness.c ---------------------------------------------------------------- */
 
 /* Seconds on CLOCK_MONOTONIC. */
@@ -98,6 +109,10 @@ double bench_now(void);
 void bench_rss_reset(void);
 /* Peak resident set size in KiB since the last reset (getrusage ru_maxrss). */
 long bench_rss_peak_kb(void);
+/* Start sampling RssAnon (every ms, in a thread); stop returns how far its peak rose above
+ * where it started, in KiB: the heap the measured work needed. */
+int bench_anon_start(struct bench_anon *a);
+long bench_anon_stop(struct bench_anon *a);
 /*
  * Report n samples (seconds per repetition) of the quantity `spec` describes: print a table
  * row or a JSON line and remember the result under spec->name. Returns 0, or -1 if the

@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <ftw.h>
 #include <jansson.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,6 +64,64 @@ bench_rss_peak_kb(void)
     if (getrusage(RUSAGE_SELF, &ru) != 0)
         return -1;
     return ru.ru_maxrss;
+}
+
+/* ---- peak anonymous memory, sampled ------------------------------------------------------
+ * ru_maxrss counts file pages mapped by LMDB (the whole database, once read), so it grows with
+ * the data whatever the heap does. RssAnon is the heap and stacks alone; the kernel keeps no
+ * peak of it, so a thread samples it every millisecond while a measurement runs. */
+
+static long
+rss_anon_kb(void)
+{
+    char line[128];
+    long v = -1;
+    FILE *f = fopen("/proc/self/status", "r");
+    if (f == NULL)
+        return -1;
+    while (fgets(line, sizeof line, f) != NULL)
+        if (strncmp(line, "RssAnon:", 8) == 0) {
+            v = strtol(line + 8, NULL, 10);
+            break;
+        }
+    fclose(f);
+    return v;
+}
+
+static void *
+anon_sampler(void *arg)
+{
+    struct bench_anon *a = arg;
+    while (!atomic_load(&a->stop)) {
+        long v = rss_anon_kb();
+        if (v > a->peak_kb)
+            a->peak_kb = v;
+        usleep(1000);
+    }
+    return NULL;
+}
+
+int
+bench_anon_start(struct bench_anon *a)
+{
+    atomic_init(&a->stop, 0);
+    a->peak_kb = a->base_kb = rss_anon_kb();
+    a->running = pthread_create(&a->th, NULL, anon_sampler, a) == 0;
+    return a->running ? 0 : -1;
+}
+
+long
+bench_anon_stop(struct bench_anon *a)
+{
+    if (a->running) {
+        atomic_store(&a->stop, 1);
+        pthread_join(a->th, NULL);
+        a->running = false;
+    }
+    long v = rss_anon_kb();
+    if (v > a->peak_kb)
+        a->peak_kb = v;
+    return a->peak_kb - a->base_kb;
 }
 
 uint64_t

@@ -155,7 +155,10 @@ bench_limits_lmdb_one(const struct bench_opts *o, uint64_t n, char *name, size_t
     int rc;
     if (kv == NULL)
         return -1;
-    snprintf(name, cap, "lmdb.one_txn.durable.%llu", (unsigned long long)n);
+    if (n % 1000 == 0)
+        snprintf(name, cap, "lmdb.one_txn.durable.%lluk", (unsigned long long)(n / 1000));
+    else
+        snprintf(name, cap, "lmdb.one_txn.durable.%llu", (unsigned long long)n);
     rc = lmdb_case(o, name, kv, n, 0, true);
     free(kv);
     return rc;

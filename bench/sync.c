@@ -35,6 +35,8 @@ static const struct bench_target t_sync_rate = {"sync >= 0.333 M ops/s (1M ops i
                                                 BENCH_M_OPS_PER_S, BENCH_AT_LEAST, 1e6 / 3};
 static const struct bench_target t_sync_1m = {"sync of 1M ops from empty < 3 s", BENCH_M_SECONDS,
                                               BENCH_AT_MOST, 3};
+static const struct bench_target t_sync_mem = {
+    "sync peak memory bounded by batch size (1M/10k <= 1.5x)", BENCH_M_EXTRA, BENCH_AT_MOST, 1.5};
 static const struct bench_target t_p50 = {"push latency median < 2 ms", BENCH_M_EXTRA,
                                           BENCH_AT_MOST, 2};
 static const struct bench_target t_p99 = {"push latency p99 < 10 ms", BENCH_M_EXTRA, BENCH_AT_MOST,
@@ -138,8 +140,10 @@ vv_of(kith_replica *r, uint64_t origin)
 
 /* One repetition of a sync from empty: `pull` chooses which side calls kith_sync. */
 static int
-sync_rep(const struct bench_opts *o, const struct bench_source *src, bool pull, double *t)
+sync_rep(const struct bench_opts *o, const struct bench_source *src, bool pull, double *t,
+         long *anon)
 {
+    struct bench_anon sampler;
     char dir[4200];
     kith_replica *a = NULL, *b = NULL;
     struct daemon d;
@@ -159,9 +163,13 @@ sync_rep(const struct bench_opts *o, const struct bench_source *src, bool pull, 
     kith_replica_pubkey(server, spk);
     if (daemon_start(&d, server, true, NULL) != 0)
         goto out_a;
+    bench_anon_start(&sampler);
     double t0 = bench_now();
     rc = kith_sync(client, d.listen, spk, SYNC_TIMEOUT_MS, &info);
     *t = bench_now() - t0;
+    long peak = bench_anon_stop(&sampler);
+    if (peak > *anon)
+        *anon = peak;
     if (rc < 0)
         fprintf(stderr, "kith-bench: kith_sync: %s: %s\n", kith_strerror(rc), kith_errmsg(client));
     if (daemon_stop(&d) != 0 && rc == 0)
@@ -181,13 +189,16 @@ out_b:
 
 static int
 sync_case(const struct bench_opts *o, const struct bench_source *src, const char *name, bool pull,
-          const struct bench_target *target)
+          const struct bench_target *target, long *anon_out)
 {
     double t[BENCH_MAX_REPS];
     char params[128];
+    long anon = 0;
     for (int r = 0; r < o->reps; r++)
-        if (sync_rep(o, src, pull, &t[r]) != 0)
+        if (sync_rep(o, src, pull, &t[r], &anon) != 0)
             return -1;
+    if (anon_out != NULL)
+        *anon_out = anon;
     snprintf(params, sizeof params,
              "{\"direction\":\"%s\",\"sync\":\"durable\",\"commit\":10,\"value\":%d}",
              pull ? "pull" : "push", BENCH_VALUE_BYTES);
@@ -196,6 +207,8 @@ sync_case(const struct bench_opts *o, const struct bench_source *src, const char
                               .ops = src->ops,
                               .unit = "op",
                               .bound = "lmdb.c1000.durable",
+                              .extra_name = "anon_growth_kb",
+                              .extra = (double)anon,
                               .target = target};
     return bench_report(o, &spec, t, o->reps);
 }
@@ -395,8 +408,8 @@ bench_sync(const struct bench_opts *o)
     int rc = -1;
     if (bench_source_make(o, n, &src) != 0)
         return -1;
-    if (sync_case(o, &src, "sync.push", false, &t_sync_rate) == 0 &&
-        sync_case(o, &src, "sync.pull", true, &t_sync_rate) == 0)
+    if (sync_case(o, &src, "sync.push", false, &t_sync_rate, NULL) == 0 &&
+        sync_case(o, &src, "sync.pull", true, &t_sync_rate, NULL) == 0)
         rc = 0;
     bench_source_free(&src);
     if (rc == 0)
@@ -412,6 +425,7 @@ bench_scale_sync(const struct bench_opts *o)
     const uint64_t *sz = o->smoke ? smoke_sizes : sizes;
     char names[3][BENCH_NAME_MAX];
     const char *list[3];
+    long anon[3] = {0, 0, 0};
     for (size_t i = 0; i < 3; i++) {
         struct bench_source src;
         if (bench_source_make(o, sz[i], &src) != 0)
@@ -423,10 +437,20 @@ bench_scale_sync(const struct bench_opts *o)
                      (unsigned long long)(sz[i] / 1000));
         list[i] = names[i];
         bench_rss_reset();
-        int rc = sync_case(o, &src, names[i], false, sz[i] == 1000000 ? &t_sync_1m : NULL);
+        int rc =
+            sync_case(o, &src, names[i], false, sz[i] == 1000000 ? &t_sync_1m : NULL, &anon[i]);
         bench_source_free(&src);
         if (rc != 0)
             return -1;
     }
-    return bench_scale_curve(o, "scale.sync.flatness", list, 3);
+    if (bench_scale_curve(o, "scale.sync.flatness", list, 3) != 0)
+        return -1;
+    /* Memory: a sync streams bounded batches, so the heap it needs must not follow N (the
+     * small size's growth counts as at least 1 MiB, so noise in a tiny figure is no verdict). */
+    char params[64];
+    snprintf(params, sizeof params, "{\"small\":%llu,\"large\":%llu}", (unsigned long long)sz[0],
+             (unsigned long long)sz[2]);
+    return bench_report_figure(o, "scale.sync.mem", params, "anon_growth_large_over_small",
+                               (double)anon[2] / (double)(anon[0] > 1024 ? anon[0] : 1024), NULL, 0,
+                               &t_sync_mem);
 }
