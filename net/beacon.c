@@ -94,30 +94,42 @@ out_close:
 }
 
 int
+kith__beacon_build(kith_replica *r, const char *endpoint, int64_t time_ms,
+                   uint8_t out[KITH__BEACON_MAX], size_t *len)
+{
+    uint8_t pk[KITH_PUBKEY_BYTES];
+    size_t n = strlen(endpoint);
+    int rc;
+
+    if (n == 0 || n > 255 || HDR + n + KITH_SIG_BYTES > KITH__BEACON_MAX)
+        return KITH_EINVAL;
+    memcpy(out, MAGIC, 8);
+    put64(out + 8, kith_replica_id(r));
+    kith_replica_pubkey(r, pk);
+    memcpy(out + 16, pk, sizeof(pk));
+    put64(out + 48, (uint64_t)time_ms);
+    out[56] = (uint8_t)(n >> 8);
+    out[57] = (uint8_t)n;
+    memcpy(out + HDR, endpoint, n);
+    rc = kith_sign(r, "kith-bc1", out, HDR + n, out + HDR + n);
+    if (rc < 0)
+        return rc;
+    *len = HDR + n + KITH_SIG_BYTES;
+    return 0;
+}
+
+int
 kith__beacon_send(int fd, kith_replica *r, uint16_t port, const char *endpoint)
 {
     uint8_t buf[KITH__BEACON_MAX];
-    uint8_t pk[KITH_PUBKEY_BYTES];
-    size_t n = strlen(endpoint), len;
     struct ifaddrs *ifs = NULL;
     struct sockaddr_in to;
+    size_t len;
     int rc, sent = 0;
 
-    if (n == 0 || n > 255 || HDR + n + KITH_SIG_BYTES > sizeof(buf))
-        return KITH_EINVAL;
-    memcpy(buf, MAGIC, 8);
-    put64(buf + 8, kith_replica_id(r));
-    kith_replica_pubkey(r, pk);
-    memcpy(buf + 16, pk, sizeof(pk));
-    put64(buf + 48, (uint64_t)wall_ms());
-    buf[56] = (uint8_t)(n >> 8);
-    buf[57] = (uint8_t)n;
-    memcpy(buf + HDR, endpoint, n);
-    rc = kith_sign(r, "kith-bc1", buf, HDR + n, buf + HDR + n);
+    rc = kith__beacon_build(r, endpoint, wall_ms(), buf, &len);
     if (rc < 0)
         return rc;
-    len = HDR + n + KITH_SIG_BYTES;
-
     memset(&to, 0, sizeof(to));
     to.sin_family = AF_INET;
     to.sin_port = htons(port);
@@ -199,4 +211,41 @@ kith__beacon_recv(int fd, struct kith__beacon_msg *out)
         return KITH_EINVAL;
     return fill_endpoint((const char *)buf + HDR, n, &from.sin_addr, out->endpoint,
                          sizeof(out->endpoint));
+}
+
+bool
+kith__beacon_rate_ok(struct kith__beacon_gate *g, int64_t now_ms)
+{
+    if (now_ms - g->bucket_start_ms >= 1000) {
+        g->bucket_start_ms = now_ms;
+        g->bucket_count = 0;
+    }
+    return ++g->bucket_count <= KITH__BEACON_PER_SEC;
+}
+
+int
+kith__beacon_drop(int fd)
+{
+    uint8_t byte;
+    ssize_t got = recv(fd, &byte, 1, 0); /* a datagram is consumed whole, whatever its size */
+    if (got < 0)
+        return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+    return 0;
+}
+
+bool
+kith__beacon_admit(struct kith__beacon_gate *g, const struct kith__beacon_msg *b, uint64_t self,
+                   int64_t now_ms)
+{
+    struct kith__beacon_seen *slot;
+
+    if (b->id == self)
+        return false;
+    slot = &g->seen[b->id % KITH__BEACON_SLOTS];
+    if (slot->id == b->id && (b->time_ms <= slot->last_time || now_ms - slot->last_ms < 1000))
+        return false; /* replayed, or too frequent */
+    slot->id = b->id;
+    slot->last_ms = now_ms;
+    slot->last_time = b->time_ms;
+    return true;
 }

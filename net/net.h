@@ -191,9 +191,38 @@ struct kith__beacon_msg {
     char endpoint[256];        /* with a wildcard host replaced by the sender's address */
 };
 
+#define KITH__BEACON_PER_SEC 50
+#define KITH__BEACON_SLOTS 64
+
+/* Which beacons are worth a look: a rate limit, and per replica the last one handled. */
+struct kith__beacon_seen {
+    uint64_t id;
+    int64_t last_ms;           /* monotonic, when its last beacon was handled */
+    int64_t last_time;         /* the beacon's own time, to refuse replays */
+};
+
+struct kith__beacon_gate {
+    int64_t bucket_start_ms;
+    int bucket_count;
+    struct kith__beacon_seen seen[KITH__BEACON_SLOTS];
+};
+
+/* May another datagram be looked at now? At most KITH__BEACON_PER_SEC a second, counted
+ * before any signature is checked, so a flood costs reads, not verifications. */
+bool kith__beacon_rate_ok(struct kith__beacon_gate *g, int64_t now_ms);
+/* Read and discard one datagram. 0, -EAGAIN when none is queued, or -errno. */
+int kith__beacon_drop(int fd);
+/* Admit a checked beacon: false for our own id, within a second of the last from that id,
+ * or not newer than it (a replay). */
+bool kith__beacon_admit(struct kith__beacon_gate *g, const struct kith__beacon_msg *b,
+                        uint64_t self, int64_t now_ms);
+
 /* A UDP socket bound to `port` on all IPv4 addresses, joined to the beacon group. fd or
  * -errno. */
 int kith__beacon_open(uint16_t port);
+/* The signed beacon of this replica for `endpoint` at `time_ms` (wall clock). 0 or an error. */
+int kith__beacon_build(kith_replica *r, const char *endpoint, int64_t time_ms,
+                       uint8_t out[KITH__BEACON_MAX], size_t *len);
 /* Announce `endpoint` on every broadcast-capable interface and the group. 0 or -errno. */
 int kith__beacon_send(int fd, kith_replica *r, uint16_t port, const char *endpoint);
 /* Read one datagram and check it: format, signature ("kith-bc1"), freshness. 0 with *out

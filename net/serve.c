@@ -32,11 +32,9 @@
 #define MAX_POLL (MAX_LINKS + 4)
 #define BACKOFF_BASE_MS 250
 #define BACKOFF_MAX_MS 30000
-#define BEACON_PER_SEC 50
-#define SEEN_SLOTS 64
 #define RECHECKS 3
 
-static const int recheck_after[RECHECKS] = {2, 25, 250};
+static const int recheck_after[RECHECKS] = {1, 20, 250};
 
 struct daemon;
 
@@ -63,12 +61,6 @@ struct inbound {
     struct daemon *d;
 };
 
-struct seen {
-    uint64_t id;
-    int64_t last_ms;           /* monotonic, when its last beacon was handled */
-    int64_t last_time;         /* the beacon's own time, to refuse replays */
-};
-
 struct daemon {
     kith_replica *r;
     const kith_serve_opts *o;
@@ -88,9 +80,7 @@ struct daemon {
     uint16_t beacon_port;
     int64_t next_ae_ms, next_beacon_ms, next_vv_check_ms;
     int64_t recheck_ms[RECHECKS]; /* look at the vector again then (0: no) */
-    int64_t bucket_start_ms;
-    int bucket_count;
-    struct seen seen[SEEN_SLOTS];
+    struct kith__beacon_gate gate;
     bool *warned;              /* opts->peers endpoints we have complained about */
     bool stopping;
 };
@@ -462,39 +452,24 @@ drain_inotify(struct daemon *d)
         d->recheck_ms[i] = now + recheck_after[i];
 }
 
-static bool
-rate_ok(struct daemon *d, int64_t now)
-{
-    if (now - d->bucket_start_ms >= 1000) {
-        d->bucket_start_ms = now;
-        d->bucket_count = 0;
-    }
-    return ++d->bucket_count <= BEACON_PER_SEC;
-}
-
 static void
 on_beacon(struct daemon *d)
 {
     for (int k = 0; k < 32; k++) {
         struct kith__beacon_msg b;
         int64_t now = kith__mono_ms();
+        if (!kith__beacon_rate_ok(&d->gate, now)) {
+            if (kith__beacon_drop(d->bfd) == -EAGAIN)
+                return;
+            continue;
+        }
         int rc = kith__beacon_recv(d->bfd, &b);
         if (rc == -EAGAIN)
             return;
-        if (!rate_ok(d, now))
-            continue; /* drained, not looked at */
-        if (rc < 0) {
+        if (rc < 0)
             kith__log(&d->log, KITH_LOG_DEBUG, "beacon ignored: %s", kith_strerror(rc));
+        if (rc < 0 || !kith__beacon_admit(&d->gate, &b, kith_replica_id(d->r), now))
             continue;
-        }
-        if (b.id == kith_replica_id(d->r))
-            continue;
-        struct seen *slot = &d->seen[b.id % SEEN_SLOTS];
-        if (slot->id == b.id && (b.time_ms <= slot->last_time || now - slot->last_ms < 1000))
-            continue; /* replayed or too frequent */
-        slot->id = b.id;
-        slot->last_ms = now;
-        slot->last_time = b.time_ms;
         if (!kith_is_trusted(d->r, b.pk)) {
             kith__log(&d->log, KITH_LOG_DEBUG, "beacon from untrusted %016llx at %s ignored",
                       (unsigned long long)b.id, b.endpoint);

@@ -11,8 +11,10 @@
 #include "net_test.h"
 
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
+#include <sodium.h>
 #include <signal.h>
 #include <sys/wait.h>
 
@@ -202,4 +204,101 @@ Test(discovery, two_namespaces_find_each_other, .fini = teardown, .timeout = 60)
     kt_free(&a);
     kt_free(&b);
     kt_free(&stranger);
+}
+
+/* ---- the beacon itself, on 127.0.0.1 (unicast: nothing leaves the machine) ------------ */
+
+static int64_t
+wall_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void
+send_to(int port, const void *p, size_t n)
+{
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in to;
+    memset(&to, 0, sizeof(to));
+    to.sin_family = AF_INET;
+    to.sin_port = htons((uint16_t)port);
+    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert_eq(sendto(fd, p, n, 0, (struct sockaddr *)&to, sizeof(to)), (ssize_t)n);
+    close(fd);
+}
+
+static int
+recv_one(int fd, struct kith__beacon_msg *b)
+{
+    for (int i = 0; i < 200; i++) {
+        int rc = kith__beacon_recv(fd, b);
+        if (rc != -EAGAIN)
+            return rc;
+        nt_sleep_ms(5);
+    }
+    return -EAGAIN;
+}
+
+Test(beacon, signed_checked_and_gated)
+{
+    struct kt_replica a = kt_new();
+    struct kith__beacon_msg b;
+    struct kith__beacon_gate gate;
+    uint8_t buf[KITH__BEACON_MAX];
+    size_t len;
+    int port = 0, fd = -1;
+
+    for (int tries = 0; tries < 20 && fd < 0; tries++) {
+        port = 20000 + (int)(randombytes_uniform(40000));
+        fd = kith__beacon_open((uint16_t)port);
+    }
+    cr_assert(fd >= 0);
+    memset(&gate, 0, sizeof(gate));
+
+    /* good: the wildcard host becomes the sender's address */
+    cr_assert_eq(kith__beacon_build(a.r, "tcp://*:7461", wall_now(), buf, &len), 0);
+    send_to(port, buf, len);
+    cr_assert_eq(recv_one(fd, &b), 0);
+    cr_assert_eq(b.id, kith_replica_id(a.r));
+    cr_assert_str_eq(b.endpoint, "tcp://127.0.0.1:7461");
+    cr_assert(kith__beacon_admit(&gate, &b, 1, kith__mono_ms()));
+    /* the same beacon again: a replay */
+    send_to(port, buf, len);
+    cr_assert_eq(recv_one(fd, &b), 0);
+    cr_assert(!kith__beacon_admit(&gate, &b, 1, kith__mono_ms() + 5000));
+    /* our own */
+    cr_assert(!kith__beacon_admit(&gate, &b, kith_replica_id(a.r), kith__mono_ms()));
+
+    /* a forged endpoint: the signature no longer holds */
+    buf[60] ^= 1;
+    send_to(port, buf, len);
+    cr_assert_eq(recv_one(fd, &b), KITH_EBADSIG);
+    buf[60] ^= 1;
+    /* another id in front of the key */
+    buf[9] ^= 1;
+    send_to(port, buf, len);
+    cr_assert_eq(recv_one(fd, &b), KITH_EMALFORMED);
+    buf[9] ^= 1;
+    /* cut short, and garbage */
+    send_to(port, buf, len - 1);
+    cr_assert_eq(recv_one(fd, &b), KITH_EMALFORMED);
+    send_to(port, "KITHBC01 and then nonsense", 26);
+    cr_assert_eq(recv_one(fd, &b), KITH_EMALFORMED);
+    /* an hour old */
+    cr_assert_eq(kith__beacon_build(a.r, "tcp://10.0.0.1:7461", wall_now() - 3600000, buf, &len),
+                 0);
+    send_to(port, buf, len);
+    cr_assert_eq(recv_one(fd, &b), KITH_EINVAL);
+
+    /* the rate limit counts every datagram within a second */
+    int64_t now = kith__mono_ms() + 100000;
+    int passed = 0;
+    for (int i = 0; i < 200; i++)
+        passed += kith__beacon_rate_ok(&gate, now);
+    cr_assert_eq(passed, KITH__BEACON_PER_SEC);
+    cr_assert(kith__beacon_rate_ok(&gate, now + 1000));
+    close(fd);
+    kt_free(&a);
 }
