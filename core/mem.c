@@ -65,12 +65,26 @@ pool_alloc(struct pool *p, size_t unit, size_t n, uint32_t *off)
 
 /* ---- entries and the state ------------------------------------------------------------ */
 
+/* Payloads up to this size live in the register itself: one cache line less per write. */
+#define REG_INLINE 24
+#define REG_IN_POOL 0x80 /* tflags: the payload is in `bytes` at u.pool */
+
 struct reg {
     uint64_t doc_o, doc_s;
-    uint64_t hlc, w_o, w_s;    /* the winning write */
-    int64_t vi;                /* INT, TIME; BOOL as 0/1 */
-    uint32_t voff, vlen, vcap; /* STRING, DATE, ENUM, BYTES, REF payload in `bytes` */
-    uint8_t used, coll, field, vtype;
+    uint64_t hlc, w_o, w_s; /* the winning write */
+    uint32_t vlen;          /* payload bytes (STRING, DATE, ENUM, BYTES, REF) */
+    uint8_t used, coll, field;
+    uint8_t tflags; /* the value's kith_type, | REG_IN_POOL */
+
+    union {
+        int64_t vi; /* INT, TIME; BOOL as 0/1 */
+
+        struct {
+            uint32_t off, cap;
+        } pool;
+
+        uint8_t inl[REG_INLINE];
+    } u;
 };
 
 struct elem {
@@ -80,11 +94,14 @@ struct elem {
     uint8_t used, coll, field;
 };
 
+/* Membership sets hold one dot per origin that wrote: usually one or two, kept inline. */
+#define MEMB_INLINE 2
+
 struct memb {
     uint64_t doc_o, doc_s;
-    uint64_t rm_o, rm_s, rm_hlc; /* the last DOC_REMOVE applied, for conflict records */
-    uint32_t doff, dn, dcap;
+    uint32_t doff, dn, dcap; /* dcap <= MEMB_INLINE: the dots are in inl, else in `dots` */
     uint8_t used, coll, removed;
+    uint8_t inl[MEMB_INLINE * KITH__DOT_BYTES];
 };
 
 struct conflict {
@@ -436,42 +453,68 @@ memb_get(struct kith__memrep *m, int coll, kith_dot doc, struct memb **out)
 
 /* ---- dot sets ------------------------------------------------------------------------- */
 
+/* Where a dot set's bytes are: `inl` (a membership's inline room, NULL for elements) while
+ * dcap <= MEMB_INLINE, else the `dots` pool. */
+static uint8_t *
+dots_at(const struct kith__memrep *m, uint8_t *inl, uint32_t doff, uint32_t dcap)
+{
+    if (inl && dcap <= MEMB_INLINE)
+        return inl;
+    return m->dots.data + (size_t)doff * KITH__DOT_BYTES;
+}
+
 /*
- * Apply one OR-set edit to the dot set at (*doff, *dn, *dcap) in m->dots: drop `obs`, and
- * with `add`, drop add's origin's lower dots and insert it (kith__dots_apply). The set moves
- * to a bigger slot (twice what it needs) only when it outgrows its own.
+ * Apply one OR-set edit to the dot set (*doff, *dn, *dcap, inline room `inl` or NULL): drop
+ * `obs`, and with `add`, drop add's origin's lower dots and insert it (kith__dots_apply). The
+ * set moves to a bigger pool slot (twice what it needs) only when it outgrows its own.
  */
 static int
-dots_edit(struct kith__memrep *m, uint32_t *doff, uint32_t *dn, uint32_t *dcap, const kith_dot *obs,
-          size_t nobs, const kith_dot *add)
+dots_edit(struct kith__memrep *m, uint8_t *inl, uint32_t *doff, uint32_t *dn, uint32_t *dcap,
+          const kith_dot *obs, size_t nobs, const kith_dot *add)
 {
     size_t n = *dn;
     int rc = pool_reserve(&m->scratch, KITH__DOT_BYTES, n + 1);
     if (rc < 0)
         return rc;
-    const uint8_t *in = n ? m->dots.data + (size_t)*doff * KITH__DOT_BYTES : no_dots;
+    const uint8_t *in = n ? dots_at(m, inl, *doff, *dcap) : no_dots;
     size_t k = kith__dots_apply(in, n, obs, nobs, add, m->scratch.data);
-    if (k > *dcap) {
+    bool inline_now = inl && *dcap <= MEMB_INLINE;
+    if (inline_now && k <= MEMB_INLINE) {
+        *dcap = MEMB_INLINE;
+    } else if (k > *dcap || inline_now) {
         uint32_t off;
-        rc = pool_alloc(&m->dots, KITH__DOT_BYTES, k * 2, &off);
+        size_t cap = k * 2 > MEMB_INLINE ? k * 2 : MEMB_INLINE + 1;
+        rc = pool_alloc(&m->dots, KITH__DOT_BYTES, cap, &off);
         if (rc < 0)
             return rc;
         *doff = off;
-        *dcap = (uint32_t)(k * 2);
+        *dcap = (uint32_t)cap;
     }
     if (k)
-        memcpy(m->dots.data + (size_t)*doff * KITH__DOT_BYTES, m->scratch.data,
-               k * KITH__DOT_BYTES);
+        memcpy(dots_at(m, inl, *doff, *dcap), m->scratch.data, k * KITH__DOT_BYTES);
     *dn = (uint32_t)k;
     return 0;
 }
 
 static size_t
-dots_copy(const struct kith__memrep *m, uint32_t doff, uint32_t dn, kith_dot *out, size_t cap)
+dots_copy(const uint8_t *base, uint32_t dn, kith_dot *out, size_t cap)
 {
     for (size_t i = 0; i < dn && i < cap; i++)
-        out[i] = kith__dot_get(m->dots.data + ((size_t)doff + i) * KITH__DOT_BYTES);
+        out[i] = kith__dot_get(base + i * KITH__DOT_BYTES);
     return dn;
+}
+
+/* The bytes of a membership's / an element's dots (valid while dn > 0). */
+static const uint8_t *
+memb_dots(const struct kith__memrep *m, const struct memb *x)
+{
+    return dots_at(m, (uint8_t *)x->inl, x->doff, x->dcap);
+}
+
+static const uint8_t *
+elem_dots(const struct kith__memrep *m, const struct elem *x)
+{
+    return x->dn ? dots_at(m, NULL, x->doff, x->dcap) : no_dots;
 }
 
 /* ---- values --------------------------------------------------------------------------- */
@@ -541,41 +584,60 @@ value_scalar(const kith_value *v)
     return 0;
 }
 
+static const uint8_t *
+reg_payload(const struct kith__memrep *m, const struct reg *r)
+{
+    return r->tflags & REG_IN_POOL ? m->bytes.data + r->u.pool.off : r->u.inl;
+}
+
 static kith_value
 reg_value(const struct kith__memrep *m, const struct reg *r)
 {
-    return value_view(r->vtype, r->vi, m->bytes.data ? m->bytes.data + r->voff : NULL, r->vlen);
+    uint8_t type = r->tflags & (uint8_t)~REG_IN_POOL;
+    if (type == KITH_TYPE_INT || type == KITH_TYPE_TIME || type == KITH_TYPE_BOOL)
+        return value_view(type, r->u.vi, NULL, 0);
+    return value_view(type, 0, reg_payload(m, r), r->vlen);
 }
 
-/* Store v in r's value slot (reused while it fits). v may point into m->bytes itself. */
+/*
+ * Store v in r. A payload goes inline when it fits, else into r's pool slot, which is kept
+ * and reused while later values fit it. v may point into m->bytes or into r itself.
+ */
 static int
 reg_store(struct kith__memrep *m, struct reg *r, const kith_value *v)
 {
     const uint8_t *p;
     size_t n;
-    if (value_payload(v, &p, &n)) {
-        if (n > r->vcap) {
-            bool inside =
-                p && m->bytes.data && p >= m->bytes.data && p < m->bytes.data + m->bytes.len;
-            size_t src = inside ? (size_t)(p - m->bytes.data) : 0;
-            uint32_t off;
-            size_t cap = n < 8 ? 8 : n;
-            int rc = pool_alloc(&m->bytes, 1, cap, &off);
-            if (rc < 0)
-                return rc;
-            if (inside)
-                p = m->bytes.data + src;
-            r->voff = off;
-            r->vcap = (uint32_t)cap;
-        }
-        if (n)
-            memmove(m->bytes.data + r->voff, p, n);
-        r->vlen = (uint32_t)n;
-    } else {
+    if (!value_payload(v, &p, &n)) {
+        r->tflags = (uint8_t)v->type; /* a pool slot, if any, is given up */
         r->vlen = 0;
+        r->u.vi = value_scalar(v);
+        return 0;
     }
-    r->vtype = (uint8_t)v->type;
-    r->vi = value_scalar(v);
+    uint8_t *dst;
+    if ((r->tflags & REG_IN_POOL) && n <= r->u.pool.cap) {
+        dst = m->bytes.data + r->u.pool.off;
+    } else if (n <= REG_INLINE) {
+        dst = r->u.inl;
+        r->tflags = 0;
+    } else {
+        bool inside = p && m->bytes.data && p >= m->bytes.data && p < m->bytes.data + m->bytes.len;
+        size_t src = inside ? (size_t)(p - m->bytes.data) : 0;
+        uint32_t off;
+        int rc = pool_alloc(&m->bytes, 1, n, &off);
+        if (rc < 0)
+            return rc;
+        if (inside)
+            p = m->bytes.data + src;
+        r->u.pool.off = off;
+        r->u.pool.cap = (uint32_t)n;
+        r->tflags = REG_IN_POOL;
+        dst = m->bytes.data + off;
+    }
+    if (n)
+        memmove(dst, p, n);
+    r->vlen = (uint32_t)n;
+    r->tflags = (uint8_t)((r->tflags & REG_IN_POOL) | (uint8_t)v->type);
     return 0;
 }
 
@@ -650,17 +712,16 @@ touch(struct kith__memrep *m, int coll, kith_dot doc, kith_dot dot, uint64_t hlc
      * the writer's origin is there, the touch replaces that dot's seq in place; the order by
      * (origin, seq) is unchanged.
      */
-    uint8_t *p = m->dots.data ? m->dots.data + (size_t)x->doff * KITH__DOT_BYTES : NULL;
+    uint8_t *p = x->dn ? dots_at(m, x->inl, x->doff, x->dcap) : NULL;
     for (uint32_t i = 0; i < x->dn; i++, p += KITH__DOT_BYTES)
         if (load_be64(p) == dot.origin && load_be64(p + 8) < dot.seq) {
             store_be64(p + 8, dot.seq);
             return 0;
         }
-    rc = dots_edit(m, &x->doff, &x->dn, &x->dcap, NULL, 0, &dot);
+    rc = dots_edit(m, x->inl, &x->doff, &x->dn, &x->dcap, NULL, 0, &dot);
     if (rc < 0 || !revives)
         return rc;
-    kith_dot rm = {x->rm_o, x->rm_s};
-    return conflict_add(m, coll, doc, 0, dot, hlc, &null_value, rm, x->rm_hlc, &null_value);
+    return conflict_add(m, coll, doc, 0, dot, hlc, &null_value, (kith_dot){0, 0}, 0, &null_value);
 }
 
 /*
@@ -714,7 +775,7 @@ apply_set_op(struct kith__memrep *m, const struct kith__op *op, kith_dot dot)
     int rc = elem_get(m, op->coll, op->doc, op->field, op->value.u.s.ptr, op->value.u.s.len, &x);
     if (rc < 0)
         return rc;
-    return dots_edit(m, &x->doff, &x->dn, &x->dcap, op->observed, op->nobserved,
+    return dots_edit(m, NULL, &x->doff, &x->dn, &x->dcap, op->observed, op->nobserved,
                      op->kind == KITH_OP_SET_ADD ? &dot : NULL);
 }
 
@@ -727,7 +788,7 @@ apply_doc_add(struct kith__memrep *m, const struct kith__op *op, kith_dot dot)
     int rc = memb_get(m, op->coll, op->doc, &x);
     if (rc < 0)
         return rc;
-    return dots_edit(m, &x->doff, &x->dn, &x->dcap, op->observed, op->nobserved, &dot);
+    return dots_edit(m, x->inl, &x->doff, &x->dn, &x->dcap, op->observed, op->nobserved, &dot);
 }
 
 /* DOC-2..4: a delete drops the membership dots it observed. Dots it did not observe (a
@@ -739,17 +800,13 @@ apply_doc_remove(struct kith__memrep *m, const struct kith__op *op, kith_dot dot
     int rc = memb_get(m, op->coll, op->doc, &x);
     if (rc < 0)
         return rc;
-    rc = dots_edit(m, &x->doff, &x->dn, &x->dcap, op->observed, op->nobserved, NULL);
+    rc = dots_edit(m, x->inl, &x->doff, &x->dn, &x->dcap, op->observed, op->nobserved, NULL);
     if (rc < 0)
         return rc;
     x->removed = 1;
-    x->rm_o = dot.origin;
-    x->rm_s = dot.seq;
-    x->rm_hlc = hlc;
     if (x->dn == 0)
         return 0;
-    kith_dot survivor =
-        kith__dot_get(m->dots.data + ((size_t)x->doff + x->dn - 1) * KITH__DOT_BYTES);
+    kith_dot survivor = kith__dot_get(memb_dots(m, x) + (size_t)(x->dn - 1) * KITH__DOT_BYTES);
     return conflict_add(m, op->coll, op->doc, 0, survivor, 0, &null_value, dot, hlc, &null_value);
 }
 
@@ -1009,7 +1066,7 @@ kith__memrep_doc_delete(struct kith__memrep *m, int coll, kith_dot doc)
     int rc = local_reserve(m, 0, x->dn);
     if (rc < 0)
         return rc;
-    size_t nobs = dots_copy(m, x->doff, x->dn, local_obs(m), x->dn);
+    size_t nobs = dots_copy(memb_dots(m, x), x->dn, local_obs(m), x->dn);
     struct kith__op op;
     memset(&op, 0, sizeof op);
     op.kind = KITH_OP_DOC_REMOVE;
@@ -1076,7 +1133,7 @@ local_set_op(struct kith__memrep *m, uint8_t kind, int coll, kith_dot doc, int f
     rc = local_reserve(m, len, have);
     if (rc < 0)
         return rc;
-    size_t nobs = have ? dots_copy(m, x->doff, x->dn, local_obs(m), have) : 0;
+    size_t nobs = have ? dots_copy(elem_dots(m, x), x->dn, local_obs(m), have) : 0;
     struct kith__op op;
     memset(&op, 0, sizeof op);
     op.kind = kind;
@@ -1240,7 +1297,7 @@ kith__memrep_doc_dots(const struct kith__memrep *m, int coll, kith_dot doc, kith
     const struct memb *x = coll_ok(coll) ? memb_find(m, coll, doc) : NULL;
     if (!x)
         return 0;
-    return dots_copy(m, x->doff, x->dn, out, out ? cap : 0);
+    return dots_copy(x->dn ? memb_dots(m, x) : no_dots, x->dn, out, out ? cap : 0);
 }
 
 int
@@ -1271,7 +1328,7 @@ kith__memrep_set_dots(const struct kith__memrep *m, int coll, kith_dot doc, int 
     const struct elem *x = elem_find(m, coll, doc, field, elem, len, h);
     if (!x)
         return 0;
-    return dots_copy(m, x->doff, x->dn, out, out ? cap : 0);
+    return dots_copy(elem_dots(m, x), x->dn, out, out ? cap : 0);
 }
 
 bool
@@ -1356,10 +1413,10 @@ put_key(struct text *t, int coll, uint64_t o, uint64_t s)
 }
 
 static void
-put_dots(struct text *t, const struct kith__memrep *m, uint32_t doff, uint32_t dn)
+put_dots(struct text *t, const uint8_t *base, uint32_t dn)
 {
     for (uint32_t i = 0; i < dn; i++) {
-        kith_dot d = kith__dot_get(m->dots.data + ((size_t)doff + i) * KITH__DOT_BYTES);
+        kith_dot d = kith__dot_get(base + (size_t)i * KITH__DOT_BYTES);
         putf(t, "%s%016llx:%llu", i ? "," : " ", (unsigned long long)d.origin,
              (unsigned long long)d.seq);
     }
@@ -1448,7 +1505,7 @@ kith__memrep_dump(const struct kith__memrep *m, unsigned flags, struct kith__wbu
         put_key(&t, x->coll, x->doc_o, x->doc_s);
         put(&t, " D", 2);
         if (!live_only)
-            put_dots(&t, m, x->doff, x->dn);
+            put_dots(&t, memb_dots(m, x), x->dn);
         put(&t, "\n", 1);
     }
     for (size_t i = 0; i < m->capelems; i++) {
@@ -1461,7 +1518,7 @@ kith__memrep_dump(const struct kith__memrep *m, unsigned flags, struct kith__wbu
         putf(&t, " E %02d ", x->field);
         put_hex(&t, m->bytes.data + x->eoff, x->elen);
         if (!live_only)
-            put_dots(&t, m, x->doff, x->dn);
+            put_dots(&t, elem_dots(m, x), x->dn);
         put(&t, "\n", 1);
     }
     for (size_t i = 0; i < m->capregs; i++) {

@@ -115,8 +115,9 @@ size_t kith__memrep_set_dots(const struct kith__memrep *m, int coll, kith_dot do
                              const char *elem, size_t len, kith_dot *out, size_t cap);
 
 /* A conflict record (LWW-4, DOC-4). Values are views valid until the state next changes.
- * field 0: a delete (loser_dot: the DOC_REMOVE) overruled by a concurrent write that kept the
- * document (winner_dot; winner_hlc 0 where the surviving dot's time is not known). */
+ * field 0: a delete overruled by a concurrent write that kept the document (DOC-4): winner_dot
+ * the write (winner_hlc 0 when applying the delete found it), loser_dot the DOC_REMOVE, or
+ * (0, 0) when the write revived a document that a delete had emptied. Values are NULL. */
 struct kith__memrep_conflict {
     int coll, field;
     kith_dot doc;
