@@ -199,6 +199,289 @@ kith__apply_origin(struct kith__applier *a, uint64_t origin, int *rc)
     return s;
 }
 
+/* ---- the write-back cache (received batches) ------------------------------------------
+ *
+ * A batch touches the same registers, memberships and index entries again and again (a
+ * contact edited in many commits). With the cache on, those three databases are read at most
+ * once per key and written once per key when the applier finishes, in key order, instead of
+ * once per op in random order. Entries and their values live in blocks that never move;
+ * memory is bounded by the distinct keys of the batch. Local transactions do not use it:
+ * their reads go to LMDB directly.
+ */
+enum { WC_NONE = 0, WC_REGS = 1, WC_DOCS = 2, WC_INDEX = 3 };
+
+struct wc_entry {
+    uint64_t p0, p1; /* the key's first 16 bytes, big-endian, zero-padded: fast order */
+    uint8_t *key, *val;
+    uint32_t klen, vlen, vcap;
+    uint8_t kind;
+    bool used, exists, dirty;
+};
+
+struct kith__wcache {
+    struct wc_entry *slots; /* open addressing; cap a power of two, at most half full */
+    size_t cap, n;
+    struct kith__mem mem;
+};
+
+/* The first 16 bytes of a key as two big-endian integers (zero-padded). */
+static void
+wc_prefix(const uint8_t *k, size_t n, uint64_t *p0, uint64_t *p1)
+{
+    uint8_t b[16] = {0};
+
+    memcpy(b, k, n < 16 ? n : 16);
+    *p0 = kith__be64_get(b);
+    *p1 = kith__be64_get(b + 8);
+}
+
+static uint64_t
+wc_hash(uint8_t kind, uint64_t p0, uint64_t p1, const uint8_t *k, size_t n)
+{
+    uint64_t h = (p0 ^ ((uint64_t)kind << 56)) * 0x9e3779b97f4a7c15ull;
+
+    h = (h ^ (h >> 32) ^ p1) * 0xbf58476d1ce4e5b9ull;
+    for (size_t i = 16; i < n; i++)
+        h = (h ^ k[i]) * 0x100000001b3ull;
+    return h ^ (h >> 31);
+}
+
+static int
+wc_grow(struct kith__wcache *c)
+{
+    size_t cap = c->cap ? c->cap * 2 : 1024;
+    struct wc_entry *slots = calloc(cap, sizeof *slots);
+
+    if (slots == NULL)
+        return KITH_ENOMEM;
+    for (size_t i = 0; i < c->cap; i++) {
+        struct wc_entry *e = &c->slots[i];
+        if (!e->used)
+            continue;
+        size_t j = wc_hash(e->kind, e->p0, e->p1, e->key, e->klen) & (cap - 1);
+        while (slots[j].used)
+            j = (j + 1) & (cap - 1);
+        slots[j] = *e;
+    }
+    free(c->slots);
+    c->slots = slots;
+    c->cap = cap;
+    return 0;
+}
+
+/* The entry of (kind, key), added (not loaded) when missing: *added tells. NULL on ENOMEM. */
+static struct wc_entry *
+wc_find(struct kith__wcache *c, uint8_t kind, const uint8_t *key, size_t klen, bool *added)
+{
+    uint64_t p0, p1;
+    size_t j;
+
+    *added = false;
+    if ((c->n + 1) * 2 > c->cap && wc_grow(c) < 0)
+        return NULL;
+    wc_prefix(key, klen, &p0, &p1);
+    j = wc_hash(kind, p0, p1, key, klen) & (c->cap - 1);
+    for (;; j = (j + 1) & (c->cap - 1)) {
+        struct wc_entry *e = &c->slots[j];
+        if (!e->used)
+            break;
+        if (e->p0 == p0 && e->p1 == p1 && e->kind == kind && e->klen == klen &&
+            (klen <= 16 || memcmp(e->key + 16, key + 16, klen - 16) == 0))
+            return e;
+    }
+    struct wc_entry *e = &c->slots[j];
+    e->p0 = p0;
+    e->p1 = p1;
+    e->key = kith__mem_alloc(&c->mem, klen);
+    if (e->key == NULL)
+        return NULL;
+    memcpy(e->key, key, klen);
+    e->klen = (uint32_t)klen;
+    e->kind = kind;
+    e->val = NULL;
+    e->vlen = e->vcap = 0;
+    e->used = true;
+    e->exists = e->dirty = false;
+    c->n++;
+    *added = true;
+    return e;
+}
+
+static int
+wc_set(struct kith__wcache *c, struct wc_entry *e, const void *val, size_t len)
+{
+    if (len > e->vcap) {
+        size_t cap = len < 32 ? 32 : len;
+        uint8_t *p = kith__mem_alloc(&c->mem, cap);
+        if (p == NULL)
+            return KITH_ENOMEM;
+        e->val = p;
+        e->vcap = (uint32_t)cap;
+    }
+    if (len > 0)
+        memcpy(e->val, val, len);
+    e->vlen = (uint32_t)len;
+    e->exists = true;
+    e->dirty = true;
+    return 0;
+}
+
+static void
+wc_free(struct kith__wcache *c)
+{
+    if (c == NULL)
+        return;
+    kith__mem_free(&c->mem);
+    free(c->slots);
+    free(c);
+}
+
+int
+kith__apply_cache(struct kith__applier *a)
+{
+    if (a->wc != NULL)
+        return 0;
+    a->wc = calloc(1, sizeof *a->wc);
+    return a->wc == NULL ? KITH_ENOMEM : 0;
+}
+
+static int
+wc_cmp(const void *pa, const void *pb)
+{
+    const struct wc_entry *a = *(struct wc_entry *const *)pa, *b = *(struct wc_entry *const *)pb;
+    size_t n = a->klen < b->klen ? a->klen : b->klen;
+    int c;
+
+    if (a->kind != b->kind)
+        return a->kind < b->kind ? -1 : 1;
+    if (a->p0 != b->p0)
+        return a->p0 < b->p0 ? -1 : 1;
+    if (a->p1 != b->p1)
+        return a->p1 < b->p1 ? -1 : 1;
+    c = n > 16 ? memcmp(a->key + 16, b->key + 16, n - 16) : 0;
+    return c != 0 ? c : (a->klen > b->klen) - (a->klen < b->klen);
+}
+
+/* Write every dirty entry, in (database, key) order. */
+static int
+wc_flush(struct kith__applier *a)
+{
+    struct kith__wcache *c = a->wc;
+    struct wc_entry **dirty;
+    MDB_cursor *idx = NULL;
+    size_t n = 0;
+    int rc = 0;
+
+    if (c == NULL || c->n == 0)
+        return 0;
+    dirty = malloc(c->n * sizeof *dirty);
+    if (dirty == NULL)
+        return KITH_ENOMEM;
+    for (size_t i = 0; i < c->cap; i++)
+        if (c->slots[i].used && c->slots[i].dirty)
+            dirty[n++] = &c->slots[i];
+    qsort(dirty, n, sizeof *dirty, wc_cmp);
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        struct wc_entry *e = dirty[i];
+        MDB_cursor *cur = e->kind == WC_REGS ? a->regs_c : e->kind == WC_DOCS ? a->docs_c : idx;
+        MDB_val k = {e->klen, e->key}, v = {e->vlen, e->val};
+        if (cur == NULL) {
+            rc = mdb_cursor_open(a->txn, a->r->index, &idx);
+            if (rc != 0)
+                break;
+            cur = idx;
+        }
+        if (e->exists) {
+            rc = mdb_cursor_put(cur, &k, &v, 0);
+        } else {
+            rc = mdb_cursor_get(cur, &k, &v, MDB_SET);
+            if (rc == 0)
+                rc = mdb_cursor_del(cur, 0);
+            else if (rc == MDB_NOTFOUND)
+                rc = 0;
+        }
+        e->dirty = false;
+    }
+    if (idx != NULL)
+        mdb_cursor_close(idx);
+    free(dirty);
+    return rc == 0 ? 0 : rc == MDB_MAP_FULL ? rc : kith__mdb_err(rc);
+}
+
+/*
+ * Read the record under `key` in the database of `kind` (cursor `c`): through the cache when
+ * it is on (WC_REGS, WC_DOCS), else with the cursor (left on the record: rec_put may then
+ * overwrite in place). *val is a view valid until the next write.
+ */
+static int
+rec_get(struct kith__applier *a, uint8_t kind, MDB_cursor *c, const uint8_t *key, size_t klen,
+        const uint8_t **val, size_t *vlen, bool *found, struct wc_entry **ent)
+{
+    MDB_val k = {klen, (void *)key}, v;
+    bool added;
+    int rc;
+
+    *ent = NULL;
+    if (a->wc != NULL && kind != WC_NONE) {
+        struct wc_entry *e = wc_find(a->wc, kind, key, klen, &added);
+        if (e == NULL)
+            return KITH_ENOMEM;
+        if (added) {
+            /* MDB_SET, not MDB_SET_KEY: k keeps pointing at the caller's key */
+            rc = mdb_cursor_get(c, &k, &v, MDB_SET);
+            if (rc != 0 && rc != MDB_NOTFOUND)
+                return kith__mdb_err(rc);
+            if (rc == 0) {
+                rc = wc_set(a->wc, e, v.mv_data, v.mv_size);
+                if (rc < 0)
+                    return rc;
+                e->dirty = false;
+            }
+        }
+        *ent = e;
+        *found = e->exists;
+        *val = e->val;
+        *vlen = e->vlen;
+        return 0;
+    }
+    /* MDB_SET, not MDB_SET_KEY: a key pointing into a dirty page would be moved under
+     * LMDB's feet by the put that follows and inserted as garbage */
+    rc = mdb_cursor_get(c, &k, &v, MDB_SET);
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        return kith__mdb_err(rc);
+    *found = rc == 0;
+    *val = rc == 0 ? v.mv_data : NULL;
+    *vlen = rc == 0 ? v.mv_size : 0;
+    return 0;
+}
+
+/* Write the record read by rec_get (`found`, `ent` as it returned them). */
+static int
+rec_put(struct kith__applier *a, MDB_cursor *c, const uint8_t *key, size_t klen, const void *val,
+        size_t vlen, bool found, struct wc_entry *ent)
+{
+    MDB_val k = {klen, (void *)key}, v = {vlen, (void *)val};
+
+    if (ent != NULL)
+        return wc_set(a->wc, ent, val, vlen);
+    /* found: the cursor still sits on the record (only other databases were written since
+     * rec_get), so overwrite it in place without a second search */
+    return kith__mdb_err(mdb_cursor_put(c, &k, &v, found ? MDB_CURRENT : 0));
+}
+
+/* Delete the record read (and found) by rec_get. */
+static int
+rec_del(struct kith__applier *a, MDB_cursor *c, struct wc_entry *ent)
+{
+    (void)a;
+    if (ent != NULL) {
+        ent->exists = false;
+        ent->dirty = true;
+        return 0;
+    }
+    return kith__mdb_err(mdb_cursor_del(c, 0));
+}
+
 /* ---- applier lifetime ------------------------------------------------------------------ */
 
 static int
@@ -254,6 +537,8 @@ kith__apply_end(struct kith__applier *a)
     if (a->docs_c)
         mdb_cursor_close(a->docs_c);
     a->regs_c = a->elems_c = a->docs_c = NULL;
+    wc_free(a->wc);
+    a->wc = NULL;
     free(a->scratch);
     free(a->origins);
     a->scratch = NULL;
@@ -266,7 +551,9 @@ kith__apply_finish(struct kith__applier *a)
 {
     int rc = kith__apply_flush(a);
 
-    if (rc < 0)
+    if (rc == 0)
+        rc = wc_flush(a);
+    if (rc != 0)
         return rc;
     for (size_t i = 0; i < a->norigins; i++) {
         if (!a->origins[i].dirty)
@@ -380,21 +667,34 @@ put_flipped(uint8_t *p, int64_t v)
     kith__be64_put(p, (uint64_t)v ^ (1ull << 63));
 }
 
+/* Add or remove one index entry: through the cache when `a` has one. */
 static int
-index_put(kith_replica *r, MDB_txn *txn, const uint8_t *key, size_t n, bool add)
+index_put(struct kith__applier *a, kith_replica *r, MDB_txn *txn, const uint8_t *key, size_t n,
+          bool add)
 {
     MDB_val k = {n, (void *)key}, v = {0, NULL};
-    int rc = add ? mdb_put(txn, r->index, &k, &v, 0) : mdb_del(txn, r->index, &k, NULL);
+    int rc;
 
+    if (a != NULL && a->wc != NULL) {
+        bool added;
+        struct wc_entry *e = wc_find(a->wc, WC_INDEX, key, n, &added);
+        if (e == NULL)
+            return KITH_ENOMEM;
+        e->exists = add; /* no load needed: a put or delete of the final state is enough */
+        e->dirty = true;
+        return 0;
+    }
+    rc = add ? mdb_put(txn, r->index, &k, &v, 0) : mdb_del(txn, r->index, &k, NULL);
     if (rc == MDB_NOTFOUND && !add)
         rc = 0;
     return kith__mdb_err(rc);
 }
 
-/* Read one register's current value into *out (NULL type if absent). Views into the map,
- * valid until the next write. */
+/* Read one register's current value into *out (NULL type if absent), through the cache
+ * when `a` has one. Views valid until the next write. */
 static int
-reg_read(kith_replica *r, MDB_txn *txn, int coll, kith_dot doc, int field, kith_value *out)
+reg_read(struct kith__applier *a, kith_replica *r, MDB_txn *txn, int coll, kith_dot doc, int field,
+         kith_value *out)
 {
     uint8_t kb[REG_KEY_BYTES];
     MDB_val k = {sizeof kb, kb}, v;
@@ -403,7 +703,20 @@ reg_read(kith_replica *r, MDB_txn *txn, int coll, kith_dot doc, int field, kith_
     kb[0] = (uint8_t)coll;
     kith__dot_put(kb + 1, doc);
     kb[17] = (uint8_t)field;
-    rc = mdb_get(txn, r->regs, &k, &v);
+    if (a != NULL && a->wc != NULL) {
+        const uint8_t *val;
+        size_t vlen;
+        bool found;
+        struct wc_entry *e;
+        rc = rec_get(a, WC_REGS, a->regs_c, kb, sizeof kb, &val, &vlen, &found, &e);
+        if (rc < 0)
+            return rc;
+        v.mv_data = (void *)val;
+        v.mv_size = vlen;
+        rc = found ? 0 : MDB_NOTFOUND;
+    } else {
+        rc = mdb_get(txn, r->regs, &k, &v);
+    }
     if (rc == MDB_NOTFOUND) {
         memset(out, 0, sizeof *out);
         return 0;
@@ -430,9 +743,9 @@ interaction_key(uint8_t *kb, const kith_value *contact, const kith_value *at, ki
     return 41;
 }
 
-int
-kith__index_update(kith_replica *r, MDB_txn *txn, int coll, kith_dot doc, int field,
-                   const kith_value *old_v, const kith_value *new_v)
+static int
+index_update(struct kith__applier *a, kith_replica *r, MDB_txn *txn, int coll, kith_dot doc,
+             int field, const kith_value *old_v, const kith_value *new_v)
 {
     uint8_t kb[NAME_INDEX_MAX + 32];
     int rc = 0;
@@ -453,7 +766,7 @@ kith__index_update(kith_replica *r, MDB_txn *txn, int coll, kith_dot doc, int fi
                 memcpy(kb + 1, v->u.s.ptr, n);
             kb[1 + n] = 0;
             kith__dot_put(kb + 2 + n, doc);
-            rc = index_put(r, txn, kb, 18 + n, pass == 1);
+            rc = index_put(a, r, txn, kb, 18 + n, pass == 1);
             if (rc < 0)
                 return rc;
         }
@@ -465,7 +778,7 @@ kith__index_update(kith_replica *r, MDB_txn *txn, int coll, kith_dot doc, int fi
             kb[0] = KITH__IDX_REMINDERS_DUE;
             put_flipped(kb + 1, v->u.i);
             kith__dot_put(kb + 9, doc);
-            rc = index_put(r, txn, kb, 25, pass == 1);
+            rc = index_put(a, r, txn, kb, 25, pass == 1);
             if (rc < 0)
                 return rc;
         }
@@ -473,7 +786,7 @@ kith__index_update(kith_replica *r, MDB_txn *txn, int coll, kith_dot doc, int fi
                (field == IF.interactions_contact || field == IF.interactions_at)) {
         int other = field == IF.interactions_contact ? IF.interactions_at : IF.interactions_contact;
         kith_value ov; /* REF and TIME values are held by value: no view into the map */
-        rc = reg_read(r, txn, coll, doc, other, &ov);
+        rc = reg_read(a, r, txn, coll, doc, other, &ov);
         if (rc < 0)
             return rc;
         for (int pass = 0; pass < 2; pass++) {
@@ -485,12 +798,19 @@ kith__index_update(kith_replica *r, MDB_txn *txn, int coll, kith_dot doc, int fi
                                                  : interaction_key(kb, &ov, v, doc);
             if (n == 0)
                 continue;
-            rc = index_put(r, txn, kb, n, pass == 1);
+            rc = index_put(a, r, txn, kb, n, pass == 1);
             if (rc < 0)
                 return rc;
         }
     }
     return 0;
+}
+
+int
+kith__index_update(kith_replica *r, MDB_txn *txn, int coll, kith_dot doc, int field,
+                   const kith_value *old_v, const kith_value *new_v)
+{
+    return index_update(NULL, r, txn, coll, doc, field, old_v, new_v);
 }
 
 /* ---- registers ------------------------------------------------------------------------- */
@@ -499,8 +819,9 @@ static int
 reg_apply(struct kith__applier *a, uint64_t hlc, kith_dot dot, const struct kith__op *op)
 {
     uint8_t kb[REG_KEY_BYTES];
-    MDB_val k = {sizeof kb, kb}, v;
-    size_t nv = kith__regval_size(&op->value);
+    size_t nv = kith__regval_size(&op->value), oldlen;
+    const uint8_t *oldval;
+    struct wc_entry *ent;
     kith_value old_v;
     uint64_t old_hlc;
     kith_dot old_dot;
@@ -511,27 +832,24 @@ reg_apply(struct kith__applier *a, uint64_t hlc, kith_dot dot, const struct kith
     kb[0] = op->coll;
     kith__dot_put(kb + 1, op->doc);
     kb[17] = op->field;
-    /* MDB_SET, not MDB_SET_KEY: k must keep pointing at kb. A key pointing into a dirty
-     * page would be moved under LMDB's feet by the put below and inserted as garbage. */
-    rc = mdb_cursor_get(a->regs_c, &k, &v, MDB_SET);
-    if (rc != 0 && rc != MDB_NOTFOUND)
-        return kith__mdb_err(rc);
-    found = rc == 0;
-    if (found && v.mv_size < KITH__REG_HDR_BYTES + 1)
+    rc = rec_get(a, WC_REGS, a->regs_c, kb, sizeof kb, &oldval, &oldlen, &found, &ent);
+    if (rc < 0)
+        return rc;
+    if (found && oldlen < KITH__REG_HDR_BYTES + 1)
         return kith__fail(a->r, KITH_ECORRUPT, "regs: short register");
-    rc = scratch(a, KITH__REG_HDR_BYTES + nv + (found ? v.mv_size : 0));
+    rc = scratch(a, KITH__REG_HDR_BYTES + nv + (found ? oldlen : 0));
     if (rc < 0)
         return rc;
     newbuf = a->scratch;
     oldbuf = a->scratch + KITH__REG_HDR_BYTES + nv;
     if (found) {
         /* copy the old register out of the map: the put below may overwrite it */
-        memcpy(oldbuf, v.mv_data, v.mv_size);
+        memcpy(oldbuf, oldval, oldlen);
         old_hlc = kith__be64_get(oldbuf);
         old_dot.origin = kith__be64_get(oldbuf + 8);
         old_dot.seq = kith__be64_get(oldbuf + 16);
-        rc = kith__regval_decode(oldbuf + KITH__REG_HDR_BYTES, v.mv_size - KITH__REG_HDR_BYTES,
-                                 &old_v);
+        rc =
+            kith__regval_decode(oldbuf + KITH__REG_HDR_BYTES, oldlen - KITH__REG_HDR_BYTES, &old_v);
         if (rc < 0)
             return kith__fail(a->r, rc, "regs: bad value");
         wins = kith__lww_cmp(hlc, dot, old_hlc, old_dot) > 0;
@@ -551,57 +869,52 @@ reg_apply(struct kith__applier *a, uint64_t hlc, kith_dot dot, const struct kith
     kith__be64_put(newbuf + 8, dot.origin);
     kith__be64_put(newbuf + 16, dot.seq);
     kith__regval_encode(&op->value, newbuf + KITH__REG_HDR_BYTES);
-    v.mv_size = KITH__REG_HDR_BYTES + nv;
-    v.mv_data = newbuf;
-    /* found: the cursor still sits on the register (conflict_record writes another
-     * database), so overwrite in place without a second search */
-    rc = mdb_cursor_put(a->regs_c, &k, &v, found ? MDB_CURRENT : 0);
+    rc = rec_put(a, a->regs_c, kb, sizeof kb, newbuf, KITH__REG_HDR_BYTES + nv, found, ent);
     if (rc != 0)
-        return kith__mdb_err(rc);
+        return rc;
     if (found && regval_equal(&old_v, &op->value))
         return 0;
-    return kith__index_update(a->r, a->txn, op->coll, op->doc, op->field, found ? &old_v : NULL,
-                              &op->value);
+    return index_update(a, a->r, a->txn, op->coll, op->doc, op->field, found ? &old_v : NULL,
+                        &op->value);
 }
 
 /* ---- dot sets: elements and membership ---------------------------------------------------- */
 
 /*
- * Apply an OR-set op to the dot set under key `k` in cursor `c`'s database: drop observed,
- * add `add` (may be NULL). The key is deleted when no dot is left. *before and *after get the
- * counts of dots (before: 0 if the key was absent).
+ * Apply an OR-set op to the dot set under `key` in the database of `kind` (cursor `c`): drop
+ * observed, add `add` (may be NULL). The key is deleted when no dot is left. *before and
+ * *after get the counts of dots (before: 0 if the key was absent); the dots after are left
+ * in a->scratch.
  */
 static int
-dots_update(struct kith__applier *a, MDB_cursor *c, MDB_val *k, const kith_dot *observed,
-            size_t nobs, const kith_dot *add, size_t *before, size_t *after)
+dots_update(struct kith__applier *a, uint8_t kind, MDB_cursor *c, const uint8_t *key, size_t klen,
+            const kith_dot *observed, size_t nobs, const kith_dot *add, size_t *before,
+            size_t *after)
 {
-    MDB_val v;
-    size_t n = 0, m;
-    int rc = mdb_cursor_get(c, k, &v, MDB_SET); /* not _KEY: k is reused for the put */
+    const uint8_t *val;
+    struct wc_entry *ent;
+    size_t n = 0, m, vlen;
+    bool found;
+    int rc = rec_get(a, kind, c, key, klen, &val, &vlen, &found, &ent);
 
-    if (rc != 0 && rc != MDB_NOTFOUND)
-        return kith__mdb_err(rc);
-    if (rc == 0) {
-        if (v.mv_size % KITH__DOT_BYTES != 0 || v.mv_size == 0)
-            return kith__fail(a->r, KITH_ECORRUPT, "dot set of %zu bytes", v.mv_size);
-        n = v.mv_size / KITH__DOT_BYTES;
+    if (rc < 0)
+        return rc;
+    if (found) {
+        if (vlen % KITH__DOT_BYTES != 0 || vlen == 0)
+            return kith__fail(a->r, KITH_ECORRUPT, "dot set of %zu bytes", vlen);
+        n = vlen / KITH__DOT_BYTES;
     }
     *before = n;
     rc = scratch(a, (n + 1) * KITH__DOT_BYTES);
     if (rc < 0)
         return rc;
-    m = kith__dots_apply(n ? v.mv_data : NULL, n, observed, nobs, add, a->scratch);
+    m = kith__dots_apply(n ? val : NULL, n, observed, nobs, add, a->scratch);
     *after = m;
     if (m == n && add == NULL)
         return 0; /* nothing observed was there: nothing changes */
-    if (m == 0) {
-        if (n == 0)
-            return 0;
-        return kith__mdb_err(mdb_cursor_del(c, 0));
-    }
-    v.mv_size = m * KITH__DOT_BYTES;
-    v.mv_data = a->scratch;
-    return kith__mdb_err(mdb_cursor_put(c, k, &v, n > 0 ? MDB_CURRENT : 0));
+    if (m == 0)
+        return n == 0 ? 0 : rec_del(a, c, ent);
+    return rec_put(a, c, key, klen, a->scratch, m * KITH__DOT_BYTES, found, ent);
 }
 
 /* Has this replica applied the op that created `doc` (so a missing membership means the
@@ -627,7 +940,6 @@ int
 kith__apply_flush(struct kith__applier *a)
 {
     uint8_t kb[DOC_KEY_BYTES];
-    MDB_val k = {sizeof kb, kb};
     size_t before, after;
     bool created = false;
     int rc;
@@ -637,7 +949,7 @@ kith__apply_flush(struct kith__applier *a)
     a->touch_pending = false;
     kb[0] = a->touch_coll;
     kith__dot_put(kb + 1, a->touch_doc);
-    rc = dots_update(a, a->docs_c, &k, NULL, 0, &a->touch_dot, &before, &after);
+    rc = dots_update(a, WC_DOCS, a->docs_c, kb, sizeof kb, NULL, 0, &a->touch_dot, &before, &after);
     if (rc < 0 || before > 0)
         return rc;
     /* the document was not live: an edit for a document deleted here brings it back */
@@ -674,7 +986,6 @@ static int
 elem_apply(struct kith__applier *a, kith_dot dot, const struct kith__op *op)
 {
     uint8_t kb[ELEM_KEY_MAX];
-    MDB_val k;
     size_t before, after, len = op->value.u.s.len;
 
     if (18 + len > ELEM_KEY_MAX)
@@ -684,9 +995,7 @@ elem_apply(struct kith__applier *a, kith_dot dot, const struct kith__op *op)
     kb[17] = op->field;
     if (len > 0)
         memcpy(kb + 18, op->value.u.s.ptr, len);
-    k.mv_size = 18 + len;
-    k.mv_data = kb;
-    return dots_update(a, a->elems_c, &k, op->observed, op->nobserved,
+    return dots_update(a, WC_NONE, a->elems_c, kb, 18 + len, op->observed, op->nobserved,
                        op->kind == KITH_OP_SET_ADD ? &dot : NULL, &before, &after);
 }
 
@@ -694,7 +1003,6 @@ static int
 doc_apply(struct kith__applier *a, uint64_t hlc, kith_dot dot, const struct kith__op *op)
 {
     uint8_t kb[DOC_KEY_BYTES];
-    MDB_val k = {sizeof kb, kb}, v;
     size_t before, after;
     int rc = kith__apply_flush(a);
 
@@ -703,15 +1011,14 @@ doc_apply(struct kith__applier *a, uint64_t hlc, kith_dot dot, const struct kith
     kb[0] = op->coll;
     kith__dot_put(kb + 1, op->doc);
     if (op->kind == KITH_OP_DOC_ADD)
-        return dots_update(a, a->docs_c, &k, op->observed, op->nobserved, &dot, &before, &after);
-    rc = dots_update(a, a->docs_c, &k, op->observed, op->nobserved, NULL, &before, &after);
+        return dots_update(a, WC_DOCS, a->docs_c, kb, sizeof kb, op->observed, op->nobserved, &dot,
+                           &before, &after);
+    rc = dots_update(a, WC_DOCS, a->docs_c, kb, sizeof kb, op->observed, op->nobserved, NULL,
+                     &before, &after);
     if (rc < 0 || after == 0)
         return rc;
     /* a dot the delete had not seen keeps the document: the delete was overruled */
-    rc = mdb_cursor_get(a->docs_c, &k, &v, MDB_SET_KEY);
-    if (rc != 0)
-        return kith__mdb_err(rc);
-    kith_dot survivor = kith__dot_get((const uint8_t *)v.mv_data + v.mv_size - KITH__DOT_BYTES);
+    kith_dot survivor = kith__dot_get(a->scratch + (after - 1) * KITH__DOT_BYTES);
     return conflict_record(a, op->coll, op->doc, 0, 0, survivor, NULL, hlc, dot, NULL);
 }
 

@@ -883,6 +883,9 @@ batch_attempt(struct applying *s, bool observe)
     rc = kith__apply_begin(&s->ap, r, s->txn, observe ? &s->events : NULL);
     if (rc < 0)
         goto out_txn;
+    rc = kith__apply_cache(&s->ap); /* only the applier reads the state in this txn */
+    if (rc < 0)
+        goto out_applier;
     memset(&s->info, 0, sizeof s->info);
     s->events.ndocs = s->events.nconflicts = 0;
     s->now_ms = kith__now_ms();

@@ -469,6 +469,26 @@ meta_empty(kith_replica *r, MDB_txn *txn)
     return kith__meta_get(r, txn, "format", &v) == KITH_ENOTFOUND;
 }
 
+/* Refuse a data file shorter than its pages in use (cut by a copy or a full disk): reading
+ * through the map past its end would raise SIGBUS. */
+static int
+size_check(kith_replica *r)
+{
+    MDB_envinfo info;
+    MDB_stat st;
+    struct stat fst;
+    mdb_filehandle_t fd;
+
+    if (mdb_env_info(r->env, &info) != 0 || mdb_env_stat(r->env, &st) != 0 ||
+        mdb_env_get_fd(r->env, &fd) != 0 || fstat(fd, &fst) != 0)
+        return kith__fail(r, KITH_ECORRUPT, "%s: cannot inspect data.mdb", r->path);
+    if ((uint64_t)fst.st_size < ((uint64_t)info.me_last_pgno + 1) * st.ms_psize)
+        return kith__fail(r, KITH_ECORRUPT,
+                          "%s: data.mdb is truncated (%lld bytes, %llu pages in use)", r->path,
+                          (long long)fst.st_size, (unsigned long long)info.me_last_pgno + 1);
+    return 0;
+}
+
 /*
  * Bring up the LMDB side: environment, databases, and (when `create`) the meta records.
  * Assumes r->path, r->flags, r->pk, r->id are set.
@@ -502,6 +522,9 @@ env_setup(kith_replica *r, bool create, bool data_exists, size_t mapsize)
         int err = rc == MDB_INVALID ? KITH_ECORRUPT : kith__mdb_err(rc);
         return kith__fail(r, err, "%s: cannot open LMDB: %s", r->path, mdb_strerror(rc));
     }
+    rc = size_check(r);
+    if (rc < 0)
+        return rc;
     {
         int dead = 0; /* clear reader slots of processes that died (killed CLI runs) */
         (void)mdb_reader_check(r->env, &dead);

@@ -97,11 +97,11 @@ struct kith_replica {
     MDB_dbi meta, origins, log, sigs, order, regs, elems, docs, conflicts, index, peers;
     uint64_t id;
     uint8_t pk[KITH_PUBKEY_BYTES];
-    uint8_t sk[64];             /* Ed25519 secret key; wiped at close */
-    unsigned flags;             /* kith_open flags */
+    uint8_t sk[64]; /* Ed25519 secret key; wiped at close */
+    unsigned flags; /* kith_open flags */
     char *path;
-    pthread_rwlock_t resize;    /* txns hold it shared; growing the map holds it exclusive */
-    pthread_mutex_t errlock;    /* guards errmsg */
+    pthread_rwlock_t resize; /* txns hold it shared; growing the map holds it exclusive */
+    pthread_mutex_t errlock; /* guards errmsg */
     char errmsg[512];
     kith_change_fn on_change;
     kith_conflict_fn on_conflict;
@@ -110,9 +110,9 @@ struct kith_replica {
 
 /* A change or conflict noticed inside a transaction, reported to observers after commit. */
 struct kith__event_log {
-    kith_changed_doc *docs;     /* changed documents, deduplicated at report time */
+    kith_changed_doc *docs; /* changed documents, deduplicated at report time */
     size_t ndocs, capdocs;
-    uint64_t *conflicts;        /* ids of conflicts recorded */
+    uint64_t *conflicts; /* ids of conflicts recorded */
     size_t nconflicts, capconflicts;
 };
 
@@ -120,9 +120,11 @@ struct kith__event_log {
  * a list of blocks that never move, so an op's views stay valid until the transaction ends
  * (and survive a replay after map growth). */
 struct kith__mem_block;
+
 struct kith__mem {
     struct kith__mem_block *head;
 };
+
 void *kith__mem_alloc(struct kith__mem *m, size_t n); /* NULL on ENOMEM */
 void kith__mem_free(struct kith__mem *m);
 
@@ -147,38 +149,39 @@ struct kith__applier {
     kith_replica *r;
     MDB_txn *txn;
     MDB_cursor *regs_c, *elems_c, *docs_c;
-    struct kith__event_log *ev;   /* NULL: nobody listens, gather nothing */
-    int64_t now_ms;               /* recorded_ms of conflicts */
-    uint64_t conflict_id;         /* last conflict id used (valid when conflict_loaded) */
+    struct kith__event_log *ev; /* NULL: nobody listens, gather nothing */
+    int64_t now_ms;             /* recorded_ms of conflicts */
+    uint64_t conflict_id;       /* last conflict id used (valid when conflict_loaded) */
     bool conflict_loaded, conflict_dirty;
-    uint64_t conflicts;           /* conflicts recorded through this applier */
-    bool touch_pending;           /* a membership touch waits to be written */
+    uint64_t conflicts; /* conflicts recorded through this applier */
+    bool touch_pending; /* a membership touch waits to be written */
     uint8_t touch_coll;
     kith_dot touch_doc, touch_dot;
     uint64_t touch_hlc;
-    uint8_t *scratch;             /* reused: old values, dot sets, keys */
+    uint8_t *scratch; /* reused: old values, dot sets, keys */
     size_t scratch_cap;
     struct kith__origin_slot *origins;
     size_t norigins, caporigins;
+    struct kith__wcache *wc; /* write-back cache of regs, docs, index; NULL: off */
 };
 
 struct kith_txn {
     kith_replica *r;
     MDB_txn *txn;
-    unsigned flags;             /* KITH_TXN_WRITE */
-    bool failed;                /* a write failed: only abort remains */
-    bool holds_resize;          /* holds r->resize shared */
-    bool started;               /* the first write happened: hlc and base_applied are set */
-    uint64_t base_applied;      /* own applied seq when the first write happened */
+    unsigned flags;        /* KITH_TXN_WRITE */
+    bool failed;           /* a write failed: only abort remains */
+    bool holds_resize;     /* holds r->resize shared */
+    bool started;          /* the first write happened: hlc and base_applied are set */
+    uint64_t base_applied; /* own applied seq when the first write happened */
     /* the commit being built (write transactions) */
     struct kith__commit commit;
     uint32_t capops;
-    struct kith__mem mem;       /* copies of values and observed dots of the ops; read copies */
-    struct kith__applier ap;    /* valid while ap_open */
+    struct kith__mem mem;    /* copies of values and observed dots of the ops; read copies */
+    struct kith__applier ap; /* valid while ap_open */
     bool ap_open;
     struct kith__event_log events;
-    struct kith__wbuf enc;      /* the commit's encoding, at commit */
-    uint64_t *resolved;         /* conflicts resolved in this txn, marked again at commit */
+    struct kith__wbuf enc; /* the commit's encoding, at commit */
+    uint64_t *resolved;    /* conflicts resolved in this txn, marked again at commit */
     size_t nresolved, capresolved;
 };
 
@@ -189,8 +192,7 @@ struct kith_txn {
  * values -> -errno. */
 int kith__mdb_err(int mdb_rc);
 /* Set r's error detail (printf-style) and return rc, for `return kith__fail(r, rc, ...)`. */
-int kith__fail(kith_replica *r, int rc, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+int kith__fail(kith_replica *r, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Begin an LMDB transaction, taking r->resize shared and handling MDB_MAP_RESIZED. */
 int kith__mdb_begin(kith_replica *r, unsigned mdb_flags, MDB_txn **out);
 /* Release what kith__mdb_begin took, after the LMDB txn was committed or aborted. */
@@ -222,9 +224,12 @@ int kith__meta_put_u64(kith_replica *r, MDB_txn *txn, const char *key, uint64_t 
  */
 int kith__apply_begin(struct kith__applier *a, kith_replica *r, MDB_txn *txn,
                       struct kith__event_log *ev);
-int kith__apply_op(struct kith__applier *a, uint64_t hlc, kith_dot dot,
-                   const struct kith__op *op);
+int kith__apply_op(struct kith__applier *a, uint64_t hlc, kith_dot dot, const struct kith__op *op);
 int kith__apply_flush(struct kith__applier *a); /* write the pending membership touch */
+/* Turn on the write-back cache (received batches): registers, memberships and index entries
+ * are read at most once and written once per key, at kith__apply_finish, in key order. Only
+ * for an applier whose transaction reads those databases through it alone. */
+int kith__apply_cache(struct kith__applier *a);
 int kith__apply_finish(struct kith__applier *a);
 void kith__apply_end(struct kith__applier *a);
 /* The cached origins record of `origin` (loaded on first use); NULL on error (*rc set). */

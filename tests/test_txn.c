@@ -494,3 +494,21 @@ Test(txn, two_processes_write_in_turn, .timeout = 60)
     cr_assert_eq(rep.problems, 0, "%s", rep.first_problem);
     kt_free(&k);
 }
+
+/* A data file cut short is refused at open, not read past its end (SIGBUS). */
+Test(txn, truncated_data_file_is_refused)
+{
+    struct kt_replica k = kt_new();
+    char path[512];
+    kith_replica *r = NULL;
+
+    for (int i = 0; i < 50; i++)
+        kt_contact(k.r, "a name long enough to fill some pages of the map");
+    kith_close(k.r);
+    k.r = NULL;
+    snprintf(path, sizeof path, "%s/data.mdb", k.dir);
+    cr_assert_eq(truncate(path, 8192), 0);
+    cr_assert_eq(kith_open(k.dir, 0, &r), KITH_ECORRUPT);
+    cr_assert_null(r);
+    kt_free(&k);
+}
