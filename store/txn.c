@@ -396,7 +396,10 @@ membership(kith_txn *t, int coll, kith_dot doc, const uint8_t **dots, size_t *n)
 
     kb[0] = (uint8_t)coll;
     kith__dot_put(kb + 1, doc);
-    rc = mdb_get(t->txn, t->r->docs, &k, &v);
+    /* in a write transaction, through the applier's cursor: the touch that follows finds
+     * the cursor on this key and skips the search */
+    rc = t->ap_open ? mdb_cursor_get(t->ap.docs_c, &k, &v, MDB_SET)
+                    : mdb_get(t->txn, t->r->docs, &k, &v);
     *dots = NULL;
     *n = 0;
     if (rc == MDB_NOTFOUND)
@@ -604,7 +607,7 @@ kith_field_set(kith_txn *t, const char *collection, const kith_docid *doc, const
     kb[0] = (uint8_t)coll;
     kith__dot_put(kb + 1, op.doc);
     kb[17] = (uint8_t)f;
-    rc = mdb_get(t->txn, t->r->regs, &k, &rv);
+    rc = mdb_cursor_get(t->ap.regs_c, &k, &rv, MDB_SET); /* apply finds the cursor here */
     if (rc == 0 && rv.mv_size >= KITH__REG_HDR_BYTES) {
         op.replaced.origin = kith__be64_get((const uint8_t *)rv.mv_data + 8);
         op.replaced.seq = kith__be64_get((const uint8_t *)rv.mv_data + 16);
