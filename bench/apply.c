@@ -31,6 +31,8 @@ static const struct bench_target t_txn1 = {"1-field durable txn within 1.2x of b
                                            BENCH_M_RATIO, BENCH_AT_LEAST, 1 / 1.2};
 static const struct bench_target t_txn100 = {"100-field txns >= 0.2 M fields/s durable",
                                              BENCH_M_OPS_PER_S, BENCH_AT_LEAST, 2e5};
+static const struct bench_target t_apply_mem = {"1M-op apply heap growth <= 2x its batch size",
+                                                BENCH_M_RATIO, BENCH_AT_MOST, 2};
 static const struct bench_target t_flat = {"cost per op flat 10k..1M (max/min <= 1.5)",
                                            BENCH_M_EXTRA, BENCH_AT_MOST, 1.5};
 
@@ -281,7 +283,8 @@ bench_scale_apply(const struct bench_opts *o)
         snprintf(name, sizeof name, "%.40s.mem", names[i]);
         snprintf(params, sizeof params, "{\"ops\":%llu}", (unsigned long long)sz[i]);
         if (bench_report_figure(o, name, params, "anon_growth_kb", (double)anon[i],
-                                "batch size (kB)", (double)bytes[i] / 1024, NULL) != 0)
+                                "batch size (kB)", (double)bytes[i] / 1024,
+                                i == 2 ? &t_apply_mem : NULL) != 0)
             return -1;
     }
     return 0;

@@ -364,9 +364,11 @@ bench_report_figure(const struct bench_opts *o, const char *name, const char *pa
         ts = &targets[ntargets++];
         snprintf(ts->name, sizeof ts->name, "%s", name);
         ts->t = target;
-        ts->evaluated = true;
-        ts->value = value;
-        ts->met = target->cmp == BENCH_AT_LEAST ? value >= target->value : value <= target->value;
+        ts->evaluated = target->metric != BENCH_M_RATIO || bound_value > 0;
+        ts->value =
+            target->metric == BENCH_M_RATIO && bound_value > 0 ? value / bound_value : value;
+        ts->met =
+            target->cmp == BENCH_AT_LEAST ? ts->value >= target->value : ts->value <= target->value;
     }
     if (o->json) {
         json_error_t err;
@@ -385,7 +387,8 @@ bench_report_figure(const struct bench_opts *o, const char *name, const char *pa
         }
         if (ts != NULL) {
             json_object_set_new(j, "target", json_string(target->text));
-            json_object_set_new(j, "target_met", json_boolean(ts->met));
+            if (ts->evaluated)
+                json_object_set_new(j, "target_met", json_boolean(ts->met));
         }
         char *line = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(6));
         json_decref(j);
@@ -401,7 +404,11 @@ bench_report_figure(const struct bench_opts *o, const char *name, const char *pa
     if (bound != NULL && bound_value > 0)
         snprintf(rat, sizeof rat, "  (%s %.4g: %.2fx)", bound, bound_value, value / bound_value);
     printf("%-26s %-30s %s = %.4g%s%s%s%s\n", name, kv, what, value, rat, ts ? "  " : "",
-           ts ? (ts->met ? "met " : "MISSED ") : "", ts ? target->text : "");
+           ts ? (!ts->evaluated ? "n/a "
+                 : ts->met      ? "met "
+                                : "MISSED ")
+              : "",
+           ts ? target->text : "");
     fflush(stdout);
     return 0;
 }

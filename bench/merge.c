@@ -287,7 +287,9 @@ merge_concurrent(const struct bench_opts *o, uint64_t n)
                               .extra_name = "conflicts_each_side",
                               .extra = (double)kith__memrep_nconflicts(ma)};
     if (kith__memrep_nconflicts(ma) != kith__memrep_nconflicts(mb))
-        bench_note(o, "conflict records differ in number: %zu and %zu (they are local)",
+        bench_note(o,
+                   "conflict records: %zu on A, %zu on B (local; the counts depend on the "
+                   "order each side saw the writes in, the states do not)",
                    kith__memrep_nconflicts(ma), kith__memrep_nconflicts(mb));
     rc = bench_report(o, &spec, t, o->reps);
 out:
