@@ -119,15 +119,58 @@ cmd_peers(struct cli *c, int argc, char **argv)
     return list_peers(c, json, false);
 }
 
+/* Stop trusting the replica `text` names (its id, or its public key); its record stays. */
+static int
+untrust(const struct cli *c, const char *text)
+{
+    uint8_t pk[KITH_PUBKEY_BYTES];
+    uint64_t id;
+    kith_replica *r = NULL;
+    kith_peer *peers = NULL;
+    size_t n = 0;
+    bool known = false;
+    int rc, krc;
+
+    if (cli_unhex(text, pk, sizeof pk) == 0)
+        id = kith_id_from_pubkey(pk);
+    else if (cli_parse_id(text, &id) < 0)
+        return cli_fail(c, "'%s' is neither a replica id (16 hex digits) nor a public key", text);
+    if ((rc = cli_open(c, CLI_WRITE, &r)) != CLI_OK)
+        return rc;
+    if ((krc = kith_peers_get(r, &peers, &n)) < 0) {
+        rc = cli_fail_rc(c, r, "reading peers", krc);
+        goto out_close;
+    }
+    for (size_t i = 0; i < n; i++)
+        known |= peers[i].id == id && peers[i].trusted;
+    kith_peers_free(peers, n);
+    if (!known) {
+        rc = cli_fail(c, "%s is not a trusted replica", text);
+        goto out_close;
+    }
+    if ((krc = kith_trust_remove(r, id)) < 0) {
+        rc = cli_fail_rc(c, r, NULL, krc);
+        goto out_close;
+    }
+    printf("no longer trusted: %s\n", text);
+out_close:
+    kith_close(r);
+    return rc;
+}
+
 int
 cmd_trust(struct cli *c, int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"name", required_argument, NULL, 'n'}, {"addr", required_argument, NULL, 'a'},
-        {"list", no_argument, NULL, 'l'},       {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},       {NULL, 0, NULL, 0},
+        {"name", required_argument, NULL, 'n'},
+        {"addr", required_argument, NULL, 'a'},
+        {"list", no_argument, NULL, 'l'},
+        {"json", no_argument, NULL, 'j'},
+        {"remove", required_argument, NULL, 'r'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
-    const char *name = NULL, *addr = NULL;
+    const char *name = NULL, *addr = NULL, *remove = NULL;
     bool list = false, json = false;
     uint8_t pk[KITH_PUBKEY_BYTES], own[KITH_PUBKEY_BYTES];
     kith_replica *r = NULL;
@@ -148,11 +191,19 @@ cmd_trust(struct cli *c, int argc, char **argv)
         case 'j':
             json = true;
             break;
+        case 'r':
+            remove = optarg;
+            break;
         case 'h':
             return cli_help(c);
         default:
             return CLI_USAGE;
         }
+    }
+    if (remove != NULL) {
+        if (list || json || name != NULL || addr != NULL || optind < argc)
+            return cli_usage_error(c, "--remove takes no other arguments");
+        return untrust(c, remove);
     }
     if (list) {
         if (name != NULL || addr != NULL || optind < argc)

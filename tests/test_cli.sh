@@ -391,6 +391,19 @@ E=$tmp/e
 "$KITH" --dir "$A" export >"$tmp/ea" || true
 "$KITH" --dir "$E" export >"$tmp/ee" || true
 same_export "bundle through a pipe carries everything" "$tmp/ea" "$tmp/ee"
+run 0 "trust --remove by id" --dir "$E" trust --remove "$B_ID"
+run 0 "trust --list after --remove" --dir "$E" trust --list --json
+check "B no longer in the trust set" \
+    test "$(jq -r --arg b "$B_ID" '[.peers[] | select(.id == $b)] | length' "$tmp/out")" = 0
+run 1 "trust --remove again" --dir "$E" trust --remove "$B_ID"
+run 1 "trust --remove not an id" --dir "$E" trust --remove xyz
+run 2 "trust --remove with --list" --dir "$E" trust --remove "$B_ID" --list
+"$KITH" --dir "$B" contact add --name "Only on B" >/dev/null || true
+"$KITH" --dir "$B" bundle create -o "$tmp/b-only.bundle" 2>/dev/null || true
+snap "$E" e0
+run 1 "bundle from a revoked replica refused" --dir "$E" bundle apply "$tmp/b-only.bundle"
+same_snap "revoked replica's bundle changes nothing" "$E" e0
+run 0 "trust --remove by public key" --dir "$E" trust --remove "$A_PK"
 vv=$("$KITH" --dir "$B" status --json | jq -r .vv_text) || true
 run 0 "bundle create --since" --dir "$A" bundle create -o "$tmp/since.bundle" --since "$vv"
 check "--since B's vector: nothing to send" err_has "^kith: bundle: 0 ops"
