@@ -643,3 +643,38 @@ Test(batch, observers_hear_remote_changes_and_conflicts)
     kt_free(&a);
     kt_free(&b);
 }
+
+/* A batch bigger than the receiver's whole map: applied after growing it, in one piece. */
+Test(batch, apply_grows_a_tiny_map, .timeout = 120)
+{
+    struct kt_replica a = kt_new(), b = kt_new_flags(KITH_NOSYNC, 256 << 10);
+    char notes[8000];
+    kith_txn *t = NULL;
+    kith_docid id;
+
+    kt_trust_pair(&a, &b);
+    memset(notes, 'n', sizeof notes - 1);
+    notes[sizeof notes - 1] = '\0';
+    for (int i = 0; i < 40; i++) {
+        cr_assert_eq(kith_txn_begin(a.r, KITH_TXN_WRITE, &t), 0);
+        for (int j = 0; j < 10; j++) {
+            kith_value v = {.type = KITH_TYPE_STRING};
+            v.u.s.ptr = notes;
+            v.u.s.len = 4000 + (size_t)(i * 10 + j);
+            cr_assert_eq(kith_doc_create(t, "contacts", &id), 0);
+            kith_value name = {.type = KITH_TYPE_STRING, .u.s = {"n", 1}};
+            cr_assert_eq(kith_field_set(t, "contacts", &id, "name", &name), 0);
+            cr_assert_eq(kith_field_set(t, "contacts", &id, "notes", &v), 0);
+        }
+        cr_assert_eq(kith_txn_commit(&t), 0);
+    }
+    kith_apply_info info = kt_sync(&a, &b);
+    cr_assert_eq(info.ops_new, 40 * 30);
+    cr_assert_eq(info.ops_applied, 40 * 30);
+    char *ea = kt_export(a.r), *eb = kt_export(b.r);
+    cr_assert_str_eq(ea, eb);
+    free(ea);
+    free(eb);
+    kt_free(&a);
+    kt_free(&b);
+}
