@@ -275,6 +275,7 @@ zmq_rep(int mytype, int peertype, uint64_t n, double *seconds)
     uint8_t msg[MSG_BYTES] = {0};
     size_t elen = sizeof p.endpoint;
     pthread_t th;
+    bool started = false;
     int rc = -1, linger = 0;
 
     p.ctx = zmq_ctx_new();
@@ -290,6 +291,7 @@ zmq_rep(int mytype, int peertype, uint64_t n, double *seconds)
     double t0 = bench_now();
     if (pthread_create(&th, NULL, zmq_peer_main, &p) != 0)
         goto out_sock;
+    started = true;
     rc = 0;
     for (uint64_t i = 0; i < n && rc == 0; i++) {
         if (mytype == ZMQ_REQ && zmq_send(sock, msg, sizeof msg, 0) != MSG_BYTES)
@@ -300,10 +302,13 @@ zmq_rep(int mytype, int peertype, uint64_t n, double *seconds)
     *seconds = bench_now() - t0;
     if (rc != 0)
         fprintf(stderr, "kith-bench: zmq: %s\n", zmq_strerror(zmq_errno()));
-    /* A failed receive leaves the peer blocked: closing our socket and the context ends it. */
 out_sock:
     zmq_close(sock);
-    if (rc == 0 || p.rc != -1) {
+    if (started) {
+        /* After a failure the peer may be blocked in a send: shutting the context down
+         * makes that return ETERM, so the join always ends. */
+        if (rc != 0)
+            zmq_ctx_shutdown(p.ctx);
         pthread_join(th, NULL);
         if (p.rc != 0)
             rc = -1;
