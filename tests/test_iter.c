@@ -757,3 +757,52 @@ Test(status, pending_ops_counted_and_logged_as_not_applied)
     kt_free(&b);
     kt_free(&c);
 }
+
+/* Deleting each document as the iterator passes it: every one is visited once. */
+Test(iter, delete_while_iterating_visits_each_once)
+{
+    kith_replica *r = fx.r[0];
+    kith_docid c[40], got;
+    kith_txn *t = wbegin(r);
+    for (int i = 0; i < 40; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "n%02d", 39 - i);
+        c[i] = contact(t, name);
+    }
+    commit(t);
+
+    t = wbegin(r);
+    kith_iter *it;
+    int n = 0, rc;
+    cr_assert_eq(kith_iter_index(t, "contacts.name", NULL, NULL, NULL, &it), 0);
+    while ((rc = kith_iter_next(it, &got)) == 0) {
+        cr_assert_lt(n, 40);
+        cr_assert(same(&got, &c[39 - n]), "visit %d out of order", n);
+        cr_assert_eq(kith_doc_delete(t, "contacts", &got), 0);
+        n++;
+    }
+    cr_assert_eq(rc, KITH_ENOTFOUND);
+    kith_iter_close(it);
+    cr_assert_eq(n, 40);
+    kith_txn_abort(&t);
+
+    /* The same over the docs database itself, which each delete changes under the cursor. */
+    t = wbegin(r);
+    n = 0;
+    cr_assert_eq(kith_iter_docs(t, "contacts", &it), 0);
+    while ((rc = kith_iter_next(it, &got)) == 0) {
+        cr_assert_lt(n, 40);
+        cr_assert(same(&got, &c[n]), "visit %d out of order", n);
+        cr_assert_eq(kith_doc_delete(t, "contacts", &got), 0);
+        n++;
+    }
+    cr_assert_eq(rc, KITH_ENOTFOUND);
+    kith_iter_close(it);
+    cr_assert_eq(n, 40);
+    commit(t);
+    t = rbegin(r);
+    cr_assert_eq(kith_iter_docs(t, "contacts", &it), 0);
+    cr_assert_eq(kith_iter_next(it, &got), KITH_ENOTFOUND);
+    kith_iter_close(it);
+    kith_txn_abort(&t);
+}
