@@ -1269,3 +1269,38 @@ Test(crdt, edits_wait_for_the_documents_they_name)
     kith__memrep_free(b);
     kith__memrep_free(c);
 }
+
+/* The canonical dump's lines (spec/data-model.md "Canonical dump"), full and live-only. */
+Test(crdt, canonical_dump_format)
+{
+    struct kith__memrep *a = new_mem(0xa1);
+    kith_dot doc, gone;
+    cr_assert_eq(kith__memrep_begin(a, 1000), 0);
+    cr_assert_eq(kith__memrep_doc_create(a, C_CONTACTS, &doc), 0);
+    set_str(a, C_CONTACTS, doc, F_NAME, "A \"q\"\\\n");
+    tag(a, doc, true, "vip");
+    cr_assert_eq(kith__memrep_doc_create(a, C_REMINDERS, &gone), 0);
+    kith_value t;
+    memset(&t, 0, sizeof t);
+    t.type = KITH_TYPE_TIME;
+    t.u.i = -1;
+    cr_assert_eq(kith__memrep_field_set(a, C_REMINDERS, gone, 2, &t, NULL, 0), 0);
+    cr_assert_eq(kith__memrep_doc_delete(a, C_REMINDERS, gone), 0);
+    struct kith__commit *c = commit(a);
+    kith__memrep_commit_free(c);
+    char *full = dump(a, 0), *live = dump(a, KITH__MEMREP_DUMP_LIVE);
+    const char *want_full =
+        "0 00000000000000a10000000000000001 D 00000000000000a1:3\n"
+        "0 00000000000000a10000000000000001 E 07 766970 00000000000000a1:3\n"
+        "0 00000000000000a10000000000000001 F 01 s\"A \\\"q\\\"\\\\\\x0a\" "
+        "@0000000003e80000 00000000000000a1:2\n"
+        "2 00000000000000a10000000000000004 F 02 t:-1 @0000000003e80000 00000000000000a1:5\n";
+    const char *want_live = "0 00000000000000a10000000000000001 D\n"
+                            "0 00000000000000a10000000000000001 E 07 766970\n"
+                            "0 00000000000000a10000000000000001 F 01 s\"A \\\"q\\\"\\\\\\x0a\"\n";
+    cr_assert_str_eq(full, want_full);
+    cr_assert_str_eq(live, want_live);
+    free(full);
+    free(live);
+    kith__memrep_free(a);
+}
