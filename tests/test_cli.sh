@@ -69,6 +69,7 @@ same_export() { # same_export NAME FILE1 FILE2 : equal bytes, else show how they
         diff <(jq -S . "$2" 2>/dev/null) <(jq -S . "$3" 2>/dev/null) | head -10 | sed 's/^/    /'
     fi
 }
+jq_ok() { jq -e "$@" >/dev/null 2>&1; }
 snap() { "$KITH" --dir "$1" export >"$tmp/snap.$2" || true; }
 same_snap() { # same_snap NAME DIR TAG : export of DIR still equals the snapshot TAG
     "$KITH" --dir "$2" export >"$tmp/snap.now" || true
@@ -531,6 +532,15 @@ src=0
 serve_pid=""
 check "serve stops cleanly on SIGTERM (exit $src)" test "$src" = 0
 run 1 "sync with nobody listening" --dir "$A" sync "tcp://127.0.0.1:$port" --timeout 1s
+# --log-json: every line the daemon writes is a JSON object with a level and a message
+"$KITH" --dir "$A" serve --listen "tcp://127.0.0.1:$port" --log-json -v 2>"$tmp/serve.json" &
+serve_pid=$!
+sleep 0.5
+kill "$serve_pid" 2>/dev/null || true
+wait "$serve_pid" 2>/dev/null || true
+serve_pid=""
+check "serve --log-json logs something" test -s "$tmp/serve.json"
+check "serve --log-json lines are JSON" jq_ok 'has("level") and has("msg")' "$tmp/serve.json"
 
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
