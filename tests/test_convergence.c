@@ -6,17 +6,23 @@
  * random partial exchanges: kith_batch_create(since = the receiver's vector, a random op
  * limit) into an in-flight queue whose messages are delivered late, out of order, more than
  * once (a batch that no longer fits is refused with KITH_EGAP or goes pending: both fine,
- * and it is redelivered later). At the end every pair exchanges until nothing moves; then
- * every export must be the same bytes, every vector equal, nothing pending, and kith_verify
- * clean on every replica.
+ * and it is redelivered later). At the end every pair exchanges until nothing moves, some
+ * recorded conflicts are resolved (restoring losers as new writes) and everything travels
+ * again; then nothing may be pending, kith_verify must be clean on every replica, every
+ * export the same bytes, and the whole LMDB state of one replica (dead documents, dots and
+ * clocks included) byte for byte what the reference model (core/mem.h) makes of its log.
  *
- * KITH_CASES histories (default 100), from KITH_SEED (printed; set it to replay). A failure
- * names the seed and the history.
+ * KITH_CASES histories (default 100), from KITH_SEED (printed; set it to replay). Replica
+ * keys are random, so a replay repeats the choices, not the ids. A failure names the seed
+ * and the history.
  */
 #include "kith.h"
 #include "kith_test.h"
+#include "mem.h"
+#include "store.h"
 
 #include <criterion/criterion.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -393,6 +399,244 @@ quiesce(struct world *w)
     }
 }
 
+/* ---- the store against the reference model (core/mem.h) ---------------------------------- */
+
+struct lines {
+    struct kith__wbuf text;
+    size_t *starts;
+    size_t n, cap;
+};
+
+static void
+line_begin(struct world *w, struct lines *l)
+{
+    if (l->n == l->cap) {
+        l->cap = l->cap ? l->cap * 2 : 256;
+        l->starts = realloc(l->starts, l->cap * sizeof *l->starts);
+        CHECK(w, l->starts != NULL, "out of memory");
+    }
+    l->starts[l->n++] = l->text.len;
+}
+
+static void textf(struct world *w, struct lines *l, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+textf(struct world *w, struct lines *l, const char *fmt, ...)
+{
+    char buf[160];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    CHECK(w, n >= 0 && (size_t)n < sizeof buf, "line too long");
+    CHECK(w, kith__wbuf_put(&l->text, buf, (size_t)n) == 0, "out of memory");
+}
+
+static void
+text_hex(struct world *w, struct lines *l, const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        textf(w, l, "%02x", p[i]);
+}
+
+static void
+text_dots(struct world *w, struct lines *l, const uint8_t *p, size_t bytes)
+{
+    for (size_t i = 0; i < bytes / KITH__DOT_BYTES; i++) {
+        kith_dot d = kith__dot_get(p + i * KITH__DOT_BYTES);
+        textf(w, l, "%s%016llx:%llu", i ? "," : " ", (unsigned long long)d.origin,
+              (unsigned long long)d.seq);
+    }
+}
+
+static void
+text_key(struct world *w, struct lines *l, const uint8_t *k)
+{
+    textf(w, l, "%d ", k[0]);
+    text_hex(w, l, k + 1, KITH_DOCID_BYTES);
+}
+
+static void
+text_value(struct world *w, struct lines *l, const kith_value *v)
+{
+    switch (v->type) {
+    case KITH_TYPE_NULL:
+        textf(w, l, "null");
+        return;
+    case KITH_TYPE_INT:
+        textf(w, l, "i:%lld", (long long)v->u.i);
+        return;
+    case KITH_TYPE_TIME:
+        textf(w, l, "t:%lld", (long long)v->u.i);
+        return;
+    case KITH_TYPE_BOOL:
+        textf(w, l, "%s", v->u.b ? "true" : "false");
+        return;
+    case KITH_TYPE_REF:
+        textf(w, l, "r:");
+        text_hex(w, l, v->u.ref.bytes, KITH_DOCID_BYTES);
+        return;
+    case KITH_TYPE_BYTES:
+        textf(w, l, "b:");
+        text_hex(w, l, (const uint8_t *)v->u.s.ptr, v->u.s.len);
+        return;
+    default:
+        break;
+    }
+    textf(w, l, "%c\"", v->type == KITH_TYPE_DATE ? 'd' : v->type == KITH_TYPE_ENUM ? 'e' : 's');
+    for (size_t i = 0; i < v->u.s.len; i++) {
+        unsigned char c = (unsigned char)v->u.s.ptr[i];
+        if (c == '"' || c == '\\')
+            textf(w, l, "\\%c", c);
+        else if (c < 0x20 || c == 0x7f)
+            textf(w, l, "\\x%02x", c);
+        else
+            textf(w, l, "%c", c);
+    }
+    textf(w, l, "\"");
+}
+
+static const struct kith__wbuf *lines_text;
+
+static int
+line_cmp(const void *a, const void *b)
+{
+    const size_t *x = a, *y = b;
+    const char *base = (const char *)lines_text->data;
+    const char *p = base + x[0], *q = base + y[0];
+    size_t n = (size_t)(strchr(p, '\n') - p), m = (size_t)(strchr(q, '\n') - q);
+    int c = memcmp(p, q, n < m ? n : m);
+    return c ? c : (n > m) - (n < m);
+}
+
+/*
+ * The whole replicated state of a replica's LMDB databases (membership, elements and
+ * registers, with their dots and clocks), rendered in the reference model's canonical dump
+ * format (spec/data-model.md "Canonical dump") and sorted. Caller frees the result.
+ */
+static char *
+store_dump(struct world *w, kith_replica *r)
+{
+    struct lines l = {0};
+    MDB_dbi dbis[3] = {r->docs, r->elems, r->regs};
+    MDB_txn *txn;
+    MDB_cursor *cur;
+    MDB_val k, v;
+
+    CHECK(w, kith__mdb_begin(r, MDB_RDONLY, &txn) == 0, "read txn");
+    for (int d = 0; d < 3; d++) {
+        CHECK(w, mdb_cursor_open(txn, dbis[d], &cur) == 0, "cursor");
+        for (int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+             rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+            const uint8_t *kp = k.mv_data, *vp = v.mv_data;
+            line_begin(w, &l);
+            text_key(w, &l, kp);
+            if (d == 0) {
+                textf(w, &l, " D");
+                text_dots(w, &l, vp, v.mv_size);
+            } else if (d == 1) {
+                textf(w, &l, " E %02d ", kp[17]);
+                text_hex(w, &l, kp + 18, k.mv_size - 18);
+                text_dots(w, &l, vp, v.mv_size);
+            } else {
+                kith_value val;
+                textf(w, &l, " F %02d ", kp[17]);
+                CHECK(w, kith__regval_decode(vp + 24, v.mv_size - 24, &val) == 0, "regval");
+                text_value(w, &l, &val);
+                textf(w, &l, " @%016llx %016llx:%llu", (unsigned long long)kith__be64_get(vp),
+                      (unsigned long long)kith__be64_get(vp + 8),
+                      (unsigned long long)kith__be64_get(vp + 16));
+            }
+            textf(w, &l, "\n");
+        }
+        mdb_cursor_close(cur);
+    }
+    mdb_txn_abort(txn);
+    kith__mdb_end(r);
+
+    lines_text = &l.text;
+    qsort(l.starts, l.n, sizeof *l.starts, line_cmp);
+    char *out = malloc(l.text.len + 1);
+    size_t len = 0;
+    CHECK(w, out != NULL, "out of memory");
+    for (size_t i = 0; i < l.n; i++) {
+        const char *p = (const char *)l.text.data + l.starts[i];
+        size_t n = (size_t)(strchr(p, '\n') - p) + 1;
+        memcpy(out + len, p, n);
+        len += n;
+    }
+    out[len] = '\0';
+    free(l.starts);
+    kith__wbuf_free(&l.text);
+    return out;
+}
+
+/* Re-apply replica r's log, in its apply order, to the reference model and dump it. */
+static char *
+model_dump(struct world *w, kith_replica *r)
+{
+    struct kith__memrep *m = NULL;
+    struct kith__arena arena = {0};
+    struct kith__wbuf out = {0};
+    MDB_txn *txn;
+    MDB_cursor *cur;
+    MDB_val k, v;
+    char why[128];
+
+    CHECK(w, kith__memrep_new(kith_replica_id(r), &m) == 0, "memrep");
+    CHECK(w, kith__mdb_begin(r, MDB_RDONLY, &txn) == 0, "read txn");
+    CHECK(w, mdb_cursor_open(txn, r->order, &cur) == 0, "cursor");
+    for (int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        MDB_val lv;
+        struct kith__commit c;
+        uint64_t origin = kith__be64_get(v.mv_data);
+        uint64_t first = kith__be64_get((const uint8_t *)v.mv_data + 8);
+        CHECK(w, mdb_get(txn, r->log, &v, &lv) == 0, "logged commit");
+        kith__arena_reset(&arena);
+        CHECK(w,
+              kith__commit_decode((const uint8_t *)lv.mv_data + KITH__LOG_HDR_BYTES,
+                                  lv.mv_size - KITH__LOG_HDR_BYTES, origin, first, &c, &arena, why,
+                                  sizeof why) == 0,
+              "decode: %s", why);
+        int arc = kith__memrep_apply(m, &c, KITH__MEMREP_NO_CLOCK);
+        CHECK(w, arc == 0, "the model refuses commit %016llx:%llu in apply order: %d",
+              (unsigned long long)origin, (unsigned long long)first, arc);
+    }
+    mdb_cursor_close(cur);
+    mdb_txn_abort(txn);
+    kith__mdb_end(r);
+    CHECK(w, kith__memrep_dump(m, 0, &out) == 0, "dump");
+    char *text = malloc(out.len + 1);
+    CHECK(w, text != NULL, "out of memory");
+    memcpy(text, out.data, out.len);
+    text[out.len] = '\0';
+    kith__wbuf_free(&out);
+    kith__arena_free(&arena);
+    kith__memrep_free(m);
+    return text;
+}
+
+/* The store's state must be, byte for byte, what the reference model makes of the same log. */
+static void
+check_against_model(struct world *w, int i)
+{
+    char *s = store_dump(w, w->r[i].r), *m = model_dump(w, w->r[i].r);
+
+    if (strcmp(s, m) != 0) {
+        size_t k = 0;
+        while (s[k] == m[k])
+            k++;
+        while (k > 0 && s[k - 1] != '\n')
+            k--;
+        CHECK(w, false, "replica %d: store and model differ at\n  store: %.200s\n  model: %.200s",
+              i, s + k, m + k);
+    }
+    free(s);
+    free(m);
+}
+
 static void
 check_converged(struct world *w)
 {
@@ -413,6 +657,7 @@ check_converged(struct world *w)
         CHECK(w, rep.problems == 0, "replica %d fails verify (%llu problems): %s", i,
               (unsigned long long)rep.problems, rep.first_problem);
     }
+    check_against_model(w, 0);
     for (int i = 1; i < w->n; i++) {
         char *e = kt_export(w->r[i].r);
         if (strcmp(e, first) != 0) {
