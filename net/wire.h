@@ -39,7 +39,7 @@
 #define KITH__WIRE_MAX_ORIGINS 4096u           /* entries of a version vector */
 #define KITH__WIRE_MAX_REASON 200u             /* bytes of a REFUSE reason */
 #define KITH__WIRE_MAX_DEPTH 3                 /* message array > vv array: depth 2 used */
-#define KITH__WIRE_BATCH_OPS 4096u             /* ops per batch asked of kith_batch_create */
+#define KITH__WIRE_BATCH_OPS 8192u             /* ops per batch asked of kith_batch_create */
 #define KITH__WIRE_BATCH_BYTES (4u << 20)      /* encoded bytes likewise */
 #define KITH__WIRE_WINDOW 4u                   /* batches in flight, unacknowledged */
 

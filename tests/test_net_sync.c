@@ -163,7 +163,7 @@ Test(sync, many_ops_in_bounded_batches)
     uint8_t pk[KITH_PUBKEY_BYTES];
     node_init(&b);
     kt_trust_pair(&a, &b.k);
-    add_ops(a.r, 12000, 1);
+    add_ops(a.r, 30000, 1);
     node_start(&b);
     kith_replica_pubkey(b.k.r, pk);
     kith_sync_info info;
@@ -171,7 +171,7 @@ Test(sync, many_ops_in_bounded_batches)
     cr_assert_eq(rc, 0, "%s", kith_strerror(rc));
     cr_assert(info.converged);
     cr_assert(info.batches_sent >= 3, "%llu batches", (unsigned long long)info.batches_sent);
-    cr_assert(info.ops_sent >= 12000);
+    cr_assert(info.ops_sent >= 30000);
     node_stop(&b);
     expect_same_export(a.r, b.k.r);
     node_free(&b);
