@@ -87,11 +87,15 @@ struct reg {
     } u;
 };
 
+/* An element usually has one live dot: it is kept inline. */
+#define ELEM_INLINE 1
+
 struct elem {
     uint64_t doc_o, doc_s, hash;
     uint32_t eoff, elen;     /* element bytes in `bytes` */
-    uint32_t doff, dn, dcap; /* live dots in `dots` */
+    uint32_t doff, dn, dcap; /* dcap <= ELEM_INLINE: the dots are in inl, else in `dots` */
     uint8_t used, coll, field;
+    uint8_t inl[ELEM_INLINE * KITH__DOT_BYTES];
 };
 
 /* Membership sets hold one dot per origin that wrote: usually one or two, kept inline. */
@@ -453,37 +457,37 @@ memb_get(struct kith__memrep *m, int coll, kith_dot doc, struct memb **out)
 
 /* ---- dot sets ------------------------------------------------------------------------- */
 
-/* Where a dot set's bytes are: `inl` (a membership's inline room, NULL for elements) while
- * dcap <= MEMB_INLINE, else the `dots` pool. */
+/* Where a dot set's bytes are: its entry's inline room `inl` (ninl dots) while dcap <= ninl,
+ * else the `dots` pool. */
 static uint8_t *
-dots_at(const struct kith__memrep *m, uint8_t *inl, uint32_t doff, uint32_t dcap)
+dots_at(const struct kith__memrep *m, uint8_t *inl, uint32_t ninl, uint32_t doff, uint32_t dcap)
 {
-    if (inl && dcap <= MEMB_INLINE)
+    if (dcap <= ninl)
         return inl;
     return m->dots.data + (size_t)doff * KITH__DOT_BYTES;
 }
 
 /*
- * Apply one OR-set edit to the dot set (*doff, *dn, *dcap, inline room `inl` or NULL): drop
+ * Apply one OR-set edit to the dot set (*doff, *dn, *dcap, inline room `inl` for ninl): drop
  * `obs`, and with `add`, drop add's origin's lower dots and insert it (kith__dots_apply). The
  * set moves to a bigger pool slot (twice what it needs) only when it outgrows its own.
  */
 static int
-dots_edit(struct kith__memrep *m, uint8_t *inl, uint32_t *doff, uint32_t *dn, uint32_t *dcap,
-          const kith_dot *obs, size_t nobs, const kith_dot *add)
+dots_edit(struct kith__memrep *m, uint8_t *inl, uint32_t ninl, uint32_t *doff, uint32_t *dn,
+          uint32_t *dcap, const kith_dot *obs, size_t nobs, const kith_dot *add)
 {
     size_t n = *dn;
     int rc = pool_reserve(&m->scratch, KITH__DOT_BYTES, n + 1);
     if (rc < 0)
         return rc;
-    const uint8_t *in = n ? dots_at(m, inl, *doff, *dcap) : no_dots;
+    const uint8_t *in = n ? dots_at(m, inl, ninl, *doff, *dcap) : no_dots;
     size_t k = kith__dots_apply(in, n, obs, nobs, add, m->scratch.data);
-    bool inline_now = inl && *dcap <= MEMB_INLINE;
-    if (inline_now && k <= MEMB_INLINE) {
-        *dcap = MEMB_INLINE;
+    bool inline_now = *dcap <= ninl;
+    if (inline_now && k <= ninl) {
+        *dcap = ninl;
     } else if (k > *dcap || inline_now) {
         uint32_t off;
-        size_t cap = k * 2 > MEMB_INLINE ? k * 2 : MEMB_INLINE + 1;
+        size_t cap = k * 2 > ninl ? k * 2 : ninl + 1;
         rc = pool_alloc(&m->dots, KITH__DOT_BYTES, cap, &off);
         if (rc < 0)
             return rc;
@@ -491,7 +495,7 @@ dots_edit(struct kith__memrep *m, uint8_t *inl, uint32_t *doff, uint32_t *dn, ui
         *dcap = (uint32_t)cap;
     }
     if (k)
-        memcpy(dots_at(m, inl, *doff, *dcap), m->scratch.data, k * KITH__DOT_BYTES);
+        memcpy(dots_at(m, inl, ninl, *doff, *dcap), m->scratch.data, k * KITH__DOT_BYTES);
     *dn = (uint32_t)k;
     return 0;
 }
@@ -508,13 +512,13 @@ dots_copy(const uint8_t *base, uint32_t dn, kith_dot *out, size_t cap)
 static const uint8_t *
 memb_dots(const struct kith__memrep *m, const struct memb *x)
 {
-    return dots_at(m, (uint8_t *)x->inl, x->doff, x->dcap);
+    return dots_at(m, (uint8_t *)x->inl, MEMB_INLINE, x->doff, x->dcap);
 }
 
 static const uint8_t *
 elem_dots(const struct kith__memrep *m, const struct elem *x)
 {
-    return x->dn ? dots_at(m, NULL, x->doff, x->dcap) : no_dots;
+    return x->dn ? dots_at(m, (uint8_t *)x->inl, ELEM_INLINE, x->doff, x->dcap) : no_dots;
 }
 
 /* ---- values --------------------------------------------------------------------------- */
@@ -712,13 +716,13 @@ touch(struct kith__memrep *m, int coll, kith_dot doc, kith_dot dot, uint64_t hlc
      * the writer's origin is there, the touch replaces that dot's seq in place; the order by
      * (origin, seq) is unchanged.
      */
-    uint8_t *p = x->dn ? dots_at(m, x->inl, x->doff, x->dcap) : NULL;
+    uint8_t *p = x->dn ? dots_at(m, x->inl, MEMB_INLINE, x->doff, x->dcap) : NULL;
     for (uint32_t i = 0; i < x->dn; i++, p += KITH__DOT_BYTES)
         if (load_be64(p) == dot.origin && load_be64(p + 8) < dot.seq) {
             store_be64(p + 8, dot.seq);
             return 0;
         }
-    rc = dots_edit(m, x->inl, &x->doff, &x->dn, &x->dcap, NULL, 0, &dot);
+    rc = dots_edit(m, x->inl, MEMB_INLINE, &x->doff, &x->dn, &x->dcap, NULL, 0, &dot);
     if (rc < 0 || !revives)
         return rc;
     return conflict_add(m, coll, doc, 0, dot, hlc, &null_value, (kith_dot){0, 0}, 0, &null_value);
@@ -775,8 +779,8 @@ apply_set_op(struct kith__memrep *m, const struct kith__op *op, kith_dot dot)
     int rc = elem_get(m, op->coll, op->doc, op->field, op->value.u.s.ptr, op->value.u.s.len, &x);
     if (rc < 0)
         return rc;
-    return dots_edit(m, NULL, &x->doff, &x->dn, &x->dcap, op->observed, op->nobserved,
-                     op->kind == KITH_OP_SET_ADD ? &dot : NULL);
+    return dots_edit(m, x->inl, ELEM_INLINE, &x->doff, &x->dn, &x->dcap, op->observed,
+                     op->nobserved, op->kind == KITH_OP_SET_ADD ? &dot : NULL);
 }
 
 /* DOC-1: creating a document adds the dot that names it to its membership (a DOC_ADD of an
@@ -788,7 +792,8 @@ apply_doc_add(struct kith__memrep *m, const struct kith__op *op, kith_dot dot)
     int rc = memb_get(m, op->coll, op->doc, &x);
     if (rc < 0)
         return rc;
-    return dots_edit(m, x->inl, &x->doff, &x->dn, &x->dcap, op->observed, op->nobserved, &dot);
+    return dots_edit(m, x->inl, MEMB_INLINE, &x->doff, &x->dn, &x->dcap, op->observed,
+                     op->nobserved, &dot);
 }
 
 /* DOC-2..4: a delete drops the membership dots it observed. Dots it did not observe (a
@@ -800,7 +805,8 @@ apply_doc_remove(struct kith__memrep *m, const struct kith__op *op, kith_dot dot
     int rc = memb_get(m, op->coll, op->doc, &x);
     if (rc < 0)
         return rc;
-    rc = dots_edit(m, x->inl, &x->doff, &x->dn, &x->dcap, op->observed, op->nobserved, NULL);
+    rc = dots_edit(m, x->inl, MEMB_INLINE, &x->doff, &x->dn, &x->dcap, op->observed, op->nobserved,
+                   NULL);
     if (rc < 0)
         return rc;
     x->removed = 1;
