@@ -611,7 +611,8 @@ enum kith_log_level {
 typedef struct kith_serve_opts {
     const char *listen;           /* endpoint to bind, e.g. "tcp://127.0.0.1:7461"; NULL: none */
     const char *const *peers;     /* endpoints to keep in sync with, besides the trusted peers
-                                     that have an address */
+                                     that have an address: a trusted peer's recorded address,
+                                     or "PUBKEY@ENDPOINT" with the key in hex */
     size_t npeers;
     int interval_ms;              /* anti-entropy period (0: 30 s) */
     bool discover;                /* announce and listen for UDP beacons on the LAN */

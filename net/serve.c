@@ -252,20 +252,36 @@ refresh_links(struct daemon *d)
         return;
     for (size_t i = 0; i < MAX_LINKS; i++)
         d->links[i].wanted = false;
-    for (size_t i = 0; i < n; i++)
-        if (peers[i].trusted && !peers[i].forked && peers[i].addr[0])
-            (void)ensure_link(d, peers[i].addr, peers[i].pubkey);
+    /* opts->peers first: "PUBKEY@ENDPOINT" names the key; a bare endpoint must be a trusted
+     * peer's recorded address (CURVE needs the key before the first byte). */
     for (size_t j = 0; j < d->o->npeers; j++) {
+        const char *ep = d->o->peers[j], *at = strchr(ep, '@');
+        uint8_t pk[KITH_PUBKEY_BYTES];
+        size_t got = 0;
         bool found = false;
+        const char *why = "no trusted key recorded for it (kith trust PUBKEY --addr ENDPOINT)";
+        if (at && at - ep == 2 * KITH_PUBKEY_BYTES &&
+            sodium_hex2bin(pk, sizeof(pk), ep, (size_t)(at - ep), NULL, &got, NULL) == 0 &&
+            got == sizeof(pk)) {
+            found = kith_is_trusted(d->r, pk);
+            if (found)
+                (void)ensure_link(d, at + 1, pk);
+            else
+                why = "that key is not trusted";
+        }
         for (size_t i = 0; i < n && !found; i++)
-            found = peers[i].trusted && !peers[i].forked &&
-                    strcmp(peers[i].addr, d->o->peers[j]) == 0;
+            found = peers[i].trusted && !peers[i].forked && strcmp(peers[i].addr, ep) == 0;
         if (!found && d->warned && !d->warned[j]) {
             d->warned[j] = true;
-            kith__log(&d->log, KITH_LOG_WARNING,
-                      "no trusted key recorded for %s (kith trust PUBKEY --addr %s)",
-                      d->o->peers[j], d->o->peers[j]);
+            kith__log(&d->log, KITH_LOG_WARNING, "peer %s not dialled: %s", ep, why);
         }
+    }
+    for (size_t i = 0; i < n; i++) {
+        bool named = false; /* opts->peers gave it an address already */
+        for (size_t k = 0; k < MAX_LINKS && !named; k++)
+            named = d->links[k].used && d->links[k].wanted && d->links[k].id == peers[i].id;
+        if (!named && peers[i].trusted && !peers[i].forked && peers[i].addr[0])
+            (void)ensure_link(d, peers[i].addr, peers[i].pubkey);
     }
     for (size_t i = 0; i < MAX_LINKS; i++) {
         struct link *l = &d->links[i];

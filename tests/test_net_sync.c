@@ -422,3 +422,36 @@ Test(daemon, tells_systemd_it_is_ready)
     close(fd);
     node_free(&b);
 }
+
+Test(daemon, peers_option_names_key_and_address)
+{
+    struct node a, b;
+    uint8_t pb[KITH_PUBKEY_BYTES];
+    char hex[2 * KITH_PUBKEY_BYTES + 1], spec[256];
+    const char *list[2];
+    node_init(&a);
+    node_init(&b);
+    kt_trust_pair(&a.k, &b.k); /* keys only: no address recorded anywhere */
+    kith_replica_pubkey(b.k.r, pb);
+    kith__hex(pb, sizeof(pb), hex);
+    snprintf(spec, sizeof(spec), "%s@%s", hex, b.ep);
+    list[0] = spec;
+    list[1] = "tcp://127.0.0.1:1"; /* no key known for it: warned about, not dialled */
+    node_start(&b);
+    memset(&a.o, 0, sizeof(a.o));
+    a.o.listen = a.ep;
+    a.o.peers = list;
+    a.o.npeers = 2;
+    a.o.interval_ms = 1000;
+    a.o.timeout_ms = 3000;
+    a.o.log_level = nt_log_level();
+    a.o.stop = &a.stop;
+    cr_assert_eq(pthread_create(&a.th, NULL, nt_serve, &a), 0);
+    a.running = true;
+    kith_docid x = kt_contact(a.k.r, "via --peer");
+    cr_assert(wait_doc(b.k.r, &x, 3000));
+    node_stop(&a);
+    node_stop(&b);
+    node_free(&a);
+    node_free(&b);
+}
