@@ -162,8 +162,9 @@ int bench_scale_sync(const struct bench_opts *o);
 /* Raw LMDB, one durable transaction of n puts, reported as "lmdb.one_txn.durable.<n>" whose
  * name is copied to `name`: the bound of a scaled apply. */
 int bench_limits_lmdb_one(const struct bench_opts *o, uint64_t n, char *name, size_t cap);
-/* Print the cost per op of the named results as a curve and report its flatness. */
+/* Print the cost per op of the named results as a curve and report its flatness (max/min),
+ * judged against the 1.5x target when `judge`. */
 int bench_scale_curve(const struct bench_opts *o, const char *name, const char *const *results,
-                      size_t n);
+                      size_t n, bool judge);
 
 #endif /* KITH_BENCH_H */

@@ -6,8 +6,9 @@
  *                   127.0.0.1; A calls kith_sync(B) and the clock stops when it returns with
  *                   both sides converged (B durable-applies every batch before acknowledging).
  *   sync.pull       the other direction: A serves, the empty B calls kith_sync(A).
- *                   Bound of both: lmdb.c1000.durable (the sync's batches of up to 4,096 ops
- *                   are each one durable transaction on B; raw puts committed every 1,000).
+ *                   Bound of both: lmdb.c1000.durable (the sync's batches of up to
+ *                   KITH__WIRE_BATCH_OPS ops are each one durable transaction on B; raw puts
+ *                   committed every 1,000).
  *   sync.latency    both daemons run (A's knows B's address and pushes on change); the main
  *                   thread writes one field on A (a durable transaction through A's handle)
  *                   and waits until B's change observer (kith_observe on B's handle, called by
@@ -18,6 +19,7 @@
  *   scale.sync.N    sync.push at N = 10k, 100k, 1M (--scaling), with the curve of cost per op.
  */
 #include "replica.h"
+#include "wire.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -200,8 +202,8 @@ sync_case(const struct bench_opts *o, const struct bench_source *src, const char
     if (anon_out != NULL)
         *anon_out = anon;
     snprintf(params, sizeof params,
-             "{\"direction\":\"%s\",\"sync\":\"durable\",\"commit\":10,\"value\":%d}",
-             pull ? "pull" : "push", BENCH_VALUE_BYTES);
+             "{\"direction\":\"%s\",\"sync\":\"durable\",\"commit\":10,\"batch_ops\":%u}",
+             pull ? "pull" : "push", KITH__WIRE_BATCH_OPS);
     struct bench_spec spec = {.name = name,
                               .params = params,
                               .ops = src->ops,
@@ -443,7 +445,7 @@ bench_scale_sync(const struct bench_opts *o)
         if (rc != 0)
             return -1;
     }
-    if (bench_scale_curve(o, "scale.sync.flatness", list, 3) != 0)
+    if (bench_scale_curve(o, "scale.sync.flatness", list, 3, true) != 0)
         return -1;
     /* Memory: a sync streams bounded batches, so the heap it needs must not follow N (the
      * small size's growth counts as at least 1 MiB, so noise in a tiny figure is no verdict). */
