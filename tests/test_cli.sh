@@ -78,7 +78,7 @@ same_snap() { # same_snap NAME DIR TAG : export of DIR still equals the snapshot
 
 A=$tmp/a B=$tmp/b C=$tmp/c
 
-# ---- global options and usage errors -----------------------------------------------------
+# ---- global options and usage errors (CLI-1, CLI-3, CLI-4) ---------------------------------------
 run 2 "no command is a usage error" 
 check "usage line on stderr" err_has "usage:"
 run 2 "unknown command" --dir "$A" frobnicate
@@ -95,12 +95,12 @@ run 2 "group without subcommand" --dir "$A" contact
 run 0 "command --help" --dir "$A" contact add --help
 check "command --help prints usage" out_has "usage: kith contact add"
 
-# ---- before init ------------------------------------------------------------------------------
+# ---- before init (CLI-2) -------------------------------------------------------------------------
 run 1 "status without a replica" --dir "$A" status
 check "no-replica message says run init" err_has "kith init"
 check "no replica created by a read" test ! -e "$A"
 
-# ---- init and id -------------------------------------------------------------------------------
+# ---- init and id ---------------------------------------------------------------------------------
 run 0 "init A" --dir "$A" init
 check "init prints an id" out_has '^id  *[0-9a-f]\{16\}$'
 check "init prints a public key" out_has '^pubkey  *[0-9a-f]\{64\}$'
@@ -118,7 +118,7 @@ B_PK=$("$KITH" --dir "$B" id --json | jq -r .pubkey) || true
 B_ID=$("$KITH" --dir "$B" id --json | jq -r .id) || true
 run 0 "init C" --dir "$C" init
 
-# ---- where the replica lives: --dir > KITH_DIR > XDG_DATA_HOME > HOME ---------------------------
+# ---- where the replica lives: --dir > KITH_DIR > XDG_DATA_HOME > HOME (CLI-2) --------------------
 got=$(KITH_DIR="$A" "$KITH" id --json | jq -r .id) || true
 check "KITH_DIR picks the replica" test "$got" = "$A_ID"
 got=$(KITH_DIR="$A" "$KITH" --dir "$B" id --json | jq -r .id) || true
@@ -133,7 +133,7 @@ check "KITH_DIR wins over XDG_DATA_HOME" test "$got" = "$A_ID"
 "$KITH" init >/dev/null 2>&1 || true
 check "HOME/.local/share/kith is the fallback" test -d "$HOME/.local/share/kith"
 
-# ---- contact add ------------------------------------------------------------------------------
+# ---- contact add (CLI-5, CLI-7) ------------------------------------------------------------------
 run 0 "contact add" --dir "$A" contact add --name "Zed Zimmer" --email zed@example.com \
     --phone "+44 1" --company Acme --notes "met at a conference" --birthday 1990-04-01 \
     --tag friend --tag work
@@ -164,7 +164,7 @@ run 1 "contact add name too long" --dir "$A" contact add --name "$(head -c 70000
 check "too long explained" err_has "long"
 same_snap "refused contact adds" "$A" a0
 
-# ---- contact ls / show ---------------------------------------------------------------------------
+# ---- contact ls / show (CLI-6, CLI-9, CLI-10) ----------------------------------------------------
 run 0 "contact ls" --dir "$A" contact ls
 check "contact ls has a header" out_has "NAME"
 names=$(awk 'NR > 1 { print $2 }' "$tmp/out" | tr '\n' ' ')
@@ -189,7 +189,7 @@ run 1 "contact show not hex" --dir "$A" contact show "xyzxyzxyz"
 run 1 "contact show unknown id" --dir "$A" contact show 00000000000000000000000000000000
 run 2 "contact show no id" --dir "$A" contact show
 
-# ---- contact set ---------------------------------------------------------------------------------
+# ---- contact set (CLI-5) -------------------------------------------------------------------------
 run 0 "contact set" --dir "$A" contact set "$ADA" phone=+44-2 "company=Analytical Engines"
 check "contact set wrote" test "$("$KITH" --dir "$A" contact show "$ADA" --json | jq -r .company)" = "Analytical Engines"
 run 0 "contact set value with = and leading dash" --dir "$A" contact set "$ADA" "notes=-a=b"
@@ -209,7 +209,7 @@ run 2 "contact set nothing to set" --dir "$A" contact set "$ADA"
 run 1 "contact set unknown id" --dir "$A" contact set 0000000000000000000000000000000f phone=1
 same_snap "refused contact sets" "$A" a1
 
-# ---- contact tag: +TAG and -TAG after the ID are values ---------------------------------------------
+# ---- contact tag: +TAG and -TAG after the ID are values (CLI-1, CLI-5) ---------------------------
 run 0 "contact tag +x -friend" --dir "$A" contact tag "$ZED" +vip -friend plain
 check "tags after +/-" test "$("$KITH" --dir "$A" contact show "$ZED" --json | jq -r '.tags|join(",")')" = "plain,vip,work"
 run 0 "contact tag -- ID -tag" --dir "$A" contact tag -- "$ZED" -vip
@@ -222,7 +222,7 @@ run 1 "contact tag not UTF-8" --dir "$A" contact tag "$ZED" $'+\xff'
 run 1 "contact tag unknown id" --dir "$A" contact tag 000000000000000000000000000000ff +x
 same_snap "refused tags" "$A" a2
 
-# ---- interactions ---------------------------------------------------------------------------------
+# ---- interactions (CLI-5, CLI-10) ----------------------------------------------------------------
 run 0 "interaction add" --dir "$A" interaction add "$ZED" --kind call --at 2026-03-02T10:00:00Z \
     --summary "second call" --with "$ADA"
 I2=$(out)
@@ -255,7 +255,7 @@ run 0 "interaction ls human" --dir "$A" interaction ls
 check "interaction table shows the contact's name" out_has "Zed Zimmer"
 run 1 "interaction ls unknown contact" --dir "$A" interaction ls --contact 0000000000000000000000000000aaaa
 
-# ---- reminders ----------------------------------------------------------------------------------------
+# ---- reminders -----------------------------------------------------------------------------------
 run 0 "reminder add" --dir "$A" reminder add "$ZED" --due 2026-05-01T09:00:00Z --text "send the draft"
 R2=$(out)
 run 0 "reminder add, earlier" --dir "$A" reminder add "$ADA" --due 2026-04-01 --text "birthday card"
@@ -284,7 +284,7 @@ check "show names the next reminder" out_has "^reminders  *1 open, next 2026-05-
 run 0 "reminder ls human" --dir "$A" reminder ls
 check "reminder table" out_has "send the draft"
 
-# ---- status, log, export -------------------------------------------------------------------------------
+# ---- status, log, export -------------------------------------------------------------------------
 run 0 "status" --dir "$A" status
 check "status names the replica" out_has "$A_ID"
 run 0 "status --json" --dir "$A" status --json
@@ -314,13 +314,13 @@ check "export is JSON" jq -e . "$tmp/out" >/dev/null
 check "export is deterministic" cmp -s "$tmp/e1" "$tmp/e2"
 run 2 "export takes no operand" --dir "$A" export now
 
-# ---- contact rm ------------------------------------------------------------------------------------------
+# ---- contact rm ----------------------------------------------------------------------------------
 run 0 "contact rm" --dir "$A" contact rm "$BO"
 run 1 "show removed contact" --dir "$A" contact show "$BO"
 run 1 "rm twice" --dir "$A" contact rm "$BO"
 check "removed contact gone from ls" test "$("$KITH" --dir "$A" contact ls --json | jq '.contacts | length')" = 2
 
-# ---- trust ---------------------------------------------------------------------------------------------------
+# ---- trust ---------------------------------------------------------------------------------------
 snap "$A" a5
 run 1 "trust a bad key" --dir "$A" trust 1234
 run 1 "trust own key" --dir "$A" trust "$A_PK"
@@ -340,7 +340,7 @@ run 0 "peers --json" --dir "$A" peers --json
 json_keys "peers --json" . peers
 same_snap "trust does not touch the replicated state" "$A" a5
 
-# ---- bundles: A -> B ------------------------------------------------------------------------------------------
+# ---- bundles: A -> B (CLI-5) ---------------------------------------------------------------------
 run 0 "bundle create" --dir "$A" bundle create -o "$tmp/ab.bundle"
 check "bundle file written" test -s "$tmp/ab.bundle"
 check "bundle create reports ops" err_has "ops"
@@ -409,7 +409,7 @@ vv=$("$KITH" --dir "$B" status --json | jq -r .vv_text) || true
 run 0 "bundle create --since" --dir "$A" bundle create -o "$tmp/since.bundle" --since "$vv"
 check "--since B's vector: nothing to send" err_has "^kith: bundle: 0 ops"
 
-# ---- concurrent edits, both ways, conflicts ----------------------------------------------------------------------
+# ---- concurrent edits, both ways, conflicts ------------------------------------------------------
 run 0 "edit phone on A" --dir "$A" contact set "$ZED" "phone=+44 20 7946 0001"
 run 0 "edit phone on B" --dir "$B" contact set "$ZED" "phone=+44 20 7946 0002"
 "$KITH" --dir "$A" bundle create -o "$tmp/a.bundle" 2>/dev/null || true
@@ -449,7 +449,7 @@ check "--all keeps the resolved record" test "$(jq '.conflicts[0].resolved' "$tm
 run 0 "restore replicates" --dir "$B" bundle apply "$tmp/a2.bundle"
 check "B has the restored value" test "$("$KITH" --dir "$B" contact show "$ZED" --json | jq -r .phone)" = "$loser"
 
-# ---- verify --------------------------------------------------------------------------------------------------------
+# ---- verify --------------------------------------------------------------------------------------
 run 0 "verify" --dir "$A" verify
 check "verify says ok" out_has "^ok"
 run 0 "verify --json" --dir "$A" verify --json
@@ -470,7 +470,7 @@ cp -r "$A" "$T"
 truncate -s 8192 "$T/data.mdb"
 run 1 "verify after truncation" --dir "$T" verify
 
-# ---- colour: never when not a terminal, never with NO_COLOR ----------------------------------------------------------
+# ---- colour: never when not a terminal, never with NO_COLOR (CLI-8) ------------------------------
 "$KITH" --dir "$A" contact ls >"$tmp/plain" 2>&1 || true
 check "no escape codes into a pipe" bash -c "! grep -q $'\033' '$tmp/plain'"
 if script -qec "true" /dev/null >/dev/null 2>&1; then
@@ -482,7 +482,7 @@ if script -qec "true" /dev/null >/dev/null 2>&1; then
     check "bundle create refuses a terminal" grep -q "terminal" "$tmp/tty"
 fi
 
-# ---- sync and serve ----------------------------------------------------------------------------------------------------
+# ---- sync and serve ------------------------------------------------------------------------------
 run 2 "sync without endpoint" --dir "$A" sync
 run 2 "sync bad timeout" --dir "$A" sync tcp://127.0.0.1:9 --timeout soon
 run 2 "serve bad interval" --dir "$A" serve --interval never
