@@ -76,7 +76,7 @@ same_snap() { # same_snap NAME DIR TAG : export of DIR still equals the snapshot
     if cmp -s "$tmp/snap.$3" "$tmp/snap.now"; then ok; else bad "$1: replica changed"; fi
 }
 
-A=$tmp/a B=$tmp/b C=$tmp/c
+A=$tmp/a B=$tmp/b C=$tmp/c D2=$tmp/d2
 
 # ---- global options and usage errors (CLI-1, CLI-3, CLI-4) ---------------------------------------
 run 2 "no command is a usage error" 
@@ -473,6 +473,15 @@ run 1 "verify after truncation" --dir "$T" verify
 # ---- colour: never when not a terminal, never with NO_COLOR (CLI-8) ------------------------------
 "$KITH" --dir "$A" contact ls >"$tmp/plain" 2>&1 || true
 check "no escape codes into a pipe" bash -c "! grep -q $'\033' '$tmp/plain'"
+# stored text cannot drive the terminal: control characters print as '?'
+if "$KITH" --dir "$D2" init >/dev/null 2>&1 &&
+    "$KITH" --dir "$D2" contact add --name $'Eve\033[2J\rx' >/dev/null 2>&1; then
+    "$KITH" --dir "$D2" contact ls >"$tmp/plain" 2>&1 || true
+    check "control characters in a name are filtered" \
+        bash -c "! grep -q $'\033' '$tmp/plain' && grep -q 'Eve?\[2J?x' '$tmp/plain'"
+    "$KITH" --dir "$D2" contact ls --json >"$tmp/out" 2>&1 || true
+    check "JSON keeps the name exactly" test "$(jq -r '.contacts[0].name' "$tmp/out")" = $'Eve\033[2J\rx'
+fi
 if script -qec "true" /dev/null >/dev/null 2>&1; then
     script -qec "'$KITH' --dir '$A' contact ls" /dev/null >"$tmp/tty" 2>&1 || true
     check "colour on a terminal" grep -q $'\033' "$tmp/tty"
