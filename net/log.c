@@ -31,10 +31,14 @@ static const char *
 level_name(int level)
 {
     switch (level) {
-    case KITH_LOG_ERROR: return "error";
-    case KITH_LOG_WARNING: return "warning";
-    case KITH_LOG_INFO: return "info";
-    default: return "debug";
+    case KITH_LOG_ERROR:
+        return "error";
+    case KITH_LOG_WARNING:
+        return "warning";
+    case KITH_LOG_INFO:
+        return "info";
+    default:
+        return "debug";
     }
 }
 
@@ -60,8 +64,8 @@ kith__log(const struct kith__log *log, int level, const char *fmt, ...)
         gmtime_r(&ts.tv_sec, &tm);
         size_t w = strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
         snprintf(when + w, sizeof(when) - w, ".%03ldZ", (long)(ts.tv_nsec / 1000000));
-        json_t *o = json_pack("{s:s, s:s, s:s}", "time", when, "level", level_name(level),
-                              "msg", msg);
+        json_t *o =
+            json_pack("{s:s, s:s, s:s}", "time", when, "level", level_name(level), "msg", msg);
         char *text = o ? json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
         json_decref(o);
         if (!text)

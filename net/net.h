@@ -52,19 +52,20 @@ void kith__hex(const uint8_t *p, size_t n, char *out);
 typedef bool (*kith__admit_fn)(void *ctx, const uint8_t curve_pk[32]);
 
 struct kith__zap {
-    void *sock;             /* REP on inproc://zeromq.zap.01, owned by the thread once started */
+    void *sock; /* REP on inproc://zeromq.zap.01, owned by the thread once started */
     pthread_t thread;
     atomic_int stop;
     kith__admit_fn admit;
     void *admit_ctx;
     const struct kith__log *log;
     bool running;
-    int64_t log_window_ms;  /* refusals are logged at most a few per window */
+    int64_t log_window_ms; /* refusals are logged at most a few per window */
     unsigned log_count, log_suppressed;
 };
 
-/* The admit function of a replica (serve.c): keys that kith_curve_public maps from a trusted, unforked
- * Ed25519 key in the peer records, read at each request (so trust changes apply at once). */
+/* The admit function of a replica (serve.c): keys that kith_curve_public maps from a trusted,
+ * unforked Ed25519 key in the peer records, read at each request (so trust changes apply at once).
+ */
 bool kith__admit_trusted(void *replica, const uint8_t curve_pk[32]);
 
 /* Bind the ZAP endpoint in `zctx` (before any CURVE server socket exists) and start its
@@ -94,12 +95,12 @@ int kith__send_frame(void *sock, const void *rid, size_t rid_len, void *data, si
 struct kith__peerstate {
     uint64_t id;
     uint8_t pk[KITH_PUBKEY_BYTES];
-    kith_vv known;             /* ops the peer is known to hold (net-owned vv) */
-    uint64_t acked_cursor;     /* every commit of ours at order <= this is held by the peer */
-    uint64_t send_cursor;      /* where the streaming session goes on */
+    kith_vv known;                  /* ops the peer is known to hold (net-owned vv) */
+    uint64_t acked_cursor;          /* every commit of ours at order <= this is held by the peer */
+    uint64_t send_cursor;           /* where the streaming session goes on */
     struct kith__session *streamer; /* the one session sending to this peer, or NULL */
-    int64_t last_record_ms;    /* when the peer record was last written */
-    bool loaded;               /* known/acked_cursor were read from the peer record */
+    int64_t last_record_ms;         /* when the peer record was last written */
+    bool loaded;                    /* known/acked_cursor were read from the peer record */
 };
 
 enum kith__session_state {
@@ -124,26 +125,26 @@ typedef struct kith__peerstate *(*kith__peer_fn)(void *ctx, uint64_t id,
 struct kith__session {
     kith_replica *r;
     const struct kith__log *log;
-    int state;                 /* enum kith__session_state */
+    int state; /* enum kith__session_state */
     bool client;
     kith__send_fn send;
     void *send_ctx;
-    kith__peer_fn find_peer;   /* server only */
+    kith__peer_fn find_peer; /* server only */
     void *peer_ctx;
-    uint8_t zap_curve[32];     /* server: the client's CURVE key, as ZAP saw it */
+    uint8_t zap_curve[32]; /* server: the client's CURVE key, as ZAP saw it */
     bool has_zap_curve;
     struct kith__peerstate *peer;
-    uint64_t recv_seq;         /* last BATCH seq applied */
-    uint64_t send_seq;         /* last BATCH seq sent */
+    uint64_t recv_seq; /* last BATCH seq applied */
+    uint64_t send_seq; /* last BATCH seq sent */
     struct kith__inflight win[KITH__WIRE_WINDOW];
-    unsigned win_head, nwin;   /* ring of unacknowledged batches, oldest at win_head */
-    bool want;                 /* there may be ops the peer lacks: pump should look */
-    bool done_sent;            /* DONE sent since the last BATCH we sent */
-    bool peer_done;            /* DONE received since the last BATCH received */
-    bool applied;              /* a batch changed the replica (for relaying); caller clears */
+    unsigned win_head, nwin; /* ring of unacknowledged batches, oldest at win_head */
+    bool want;               /* there may be ops the peer lacks: pump should look */
+    bool done_sent;          /* DONE sent since the last BATCH we sent */
+    bool peer_done;          /* DONE received since the last BATCH received */
+    bool applied;            /* a batch changed the replica (for relaying); caller clears */
     int64_t last_rx_ms, last_tx_ms, opened_ms;
-    int error;                 /* why it closed (0: BYE) */
-    char why[256];             /* the detail, for logs and the peer record */
+    int error;     /* why it closed (0: BYE) */
+    char why[256]; /* the detail, for logs and the peer record */
     kith_sync_info stats;
 };
 
@@ -153,8 +154,8 @@ int kith__session_start_client(struct kith__session *s, kith_replica *r,
                                kith__send_fn send, void *send_ctx);
 /* A server session, waiting for HELLO. */
 void kith__session_init_server(struct kith__session *s, kith_replica *r,
-                               const struct kith__log *log, kith__peer_fn find_peer,
-                               void *peer_ctx, kith__send_fn send, void *send_ctx);
+                               const struct kith__log *log, kith__peer_fn find_peer, void *peer_ctx,
+                               kith__send_fn send, void *send_ctx);
 /* Handle one received frame. Returns 0, or the error that closed the session (after a
  * REFUSE was sent where one is due, and a log line). */
 int kith__session_input(struct kith__session *s, const void *frame, size_t len);
@@ -163,8 +164,8 @@ int kith__session_input(struct kith__session *s, const void *frame, size_t len);
 int kith__session_pump(struct kith__session *s);
 /* Close: send REFUSE(code, why) if `refuse`, BYE if `bye`, release the stream, write the peer
  * record. Idempotent. */
-void kith__session_close(struct kith__session *s, int code, bool refuse, bool bye,
-                         const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+void kith__session_close(struct kith__session *s, int code, bool refuse, bool bye, const char *fmt,
+                         ...) __attribute__((format(printf, 5, 6)));
 /* Send a PING (keep-alive while idle). 0 or the error that closed the session. */
 int kith__session_ping(struct kith__session *s);
 /* Anti-entropy: look again for what the peer lacks and end with a DONE carrying our
@@ -188,7 +189,7 @@ struct kith__beacon_msg {
     uint64_t id;
     uint8_t pk[KITH_PUBKEY_BYTES];
     int64_t time_ms;
-    char endpoint[256];        /* with a wildcard host replaced by the sender's address */
+    char endpoint[256]; /* with a wildcard host replaced by the sender's address */
 };
 
 #define KITH__BEACON_PER_SEC 50
@@ -197,8 +198,8 @@ struct kith__beacon_msg {
 /* Which beacons are worth a look: a rate limit, and per replica the last one handled. */
 struct kith__beacon_seen {
     uint64_t id;
-    int64_t last_ms;           /* monotonic, when its last beacon was handled */
-    int64_t last_time;         /* the beacon's own time, to refuse replays */
+    int64_t last_ms;   /* monotonic, when its last beacon was handled */
+    int64_t last_time; /* the beacon's own time, to refuse replays */
 };
 
 struct kith__beacon_gate {

@@ -41,11 +41,11 @@ struct daemon;
 /* An outgoing connection to one peer. */
 struct link {
     bool used;
-    bool wanted;               /* still in the configuration (refresh marks) */
+    bool wanted; /* still in the configuration (refresh marks) */
     char endpoint[256];
     uint8_t pk[KITH_PUBKEY_BYTES];
     uint64_t id;
-    void *sock;                /* NULL while waiting to (re)connect */
+    void *sock; /* NULL while waiting to (re)connect */
     struct kith__session s;
     uint32_t failures;
     int64_t next_attempt_ms;
@@ -75,13 +75,13 @@ struct daemon {
     struct kith__peerstate *peers[MAX_PEERS];
     size_t npeers;
     int sigfd, inofd, bfd;
-    kith_vv last_vv;           /* the vector last pushed (net-owned) */
+    kith_vv last_vv; /* the vector last pushed (net-owned) */
     int interval_ms, timeout_ms;
     uint16_t beacon_port;
     int64_t next_ae_ms, next_beacon_ms, next_vv_check_ms;
     int64_t recheck_ms[RECHECKS]; /* look at the vector again then (0: no) */
     struct kith__beacon_gate gate;
-    bool *warned;              /* opts->peers endpoints we have complained about */
+    bool *warned; /* opts->peers endpoints we have complained about */
     bool stopping;
 };
 
@@ -196,8 +196,8 @@ link_connect(struct link *l)
     if (rc < 0)
         link_fail(l, rc, "could not send HELLO");
     else
-        kith__log(&d->log, KITH_LOG_DEBUG, "connecting to %016llx at %s",
-                  (unsigned long long)l->id, l->endpoint);
+        kith__log(&d->log, KITH_LOG_DEBUG, "connecting to %016llx at %s", (unsigned long long)l->id,
+                  l->endpoint);
 }
 
 static struct link *
@@ -353,8 +353,7 @@ inbound_find(struct daemon *d, const uint8_t *rid, size_t rid_len, bool create)
     free_slot->d = d;
     memcpy(free_slot->rid, rid, rid_len);
     free_slot->rid_len = rid_len;
-    kith__session_init_server(&free_slot->s, d->r, &d->log, find_peer, d, inbound_send,
-                              free_slot);
+    kith__session_init_server(&free_slot->s, d->r, &d->log, find_peer, d, inbound_send, free_slot);
     return free_slot;
 }
 
@@ -381,8 +380,9 @@ on_router(struct daemon *d)
         if (in->s.state == KITH__SS_NEW && !in->s.has_zap_curve) {
             const char *user = zmq_msg_gets(&m, "User-Id");
             size_t got = 0;
-            if (user && sodium_hex2bin(in->s.zap_curve, 32, user, strlen(user), NULL, &got,
-                                       NULL) == 0 && got == 32)
+            if (user &&
+                sodium_hex2bin(in->s.zap_curve, 32, user, strlen(user), NULL, &got, NULL) == 0 &&
+                got == 32)
                 in->s.has_zap_curve = true;
         }
         if (parts > 1)
@@ -524,8 +524,7 @@ timers(struct daemon *d)
         if (now - l->s.last_rx_ms > d->timeout_ms) {
             link_fail(l, KITH_ETIMEDOUT,
                       l->s.state == KITH__SS_HELLO ? "no answer to HELLO" : "peer went silent");
-        } else if (l->s.state == KITH__SS_OPEN &&
-                   now - l->s.last_tx_ms > d->timeout_ms / 3 &&
+        } else if (l->s.state == KITH__SS_OPEN && now - l->s.last_tx_ms > d->timeout_ms / 3 &&
                    now - l->s.last_rx_ms > d->timeout_ms / 3) {
             if (kith__session_ping(&l->s) < 0)
                 link_fail(l, l->s.error, "could not send PING");

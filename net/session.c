@@ -123,8 +123,7 @@ kith__session_record(struct kith__session *s, const char *error)
 }
 
 void
-kith__session_close(struct kith__session *s, int code, bool refuse, bool bye, const char *fmt,
-                    ...)
+kith__session_close(struct kith__session *s, int code, bool refuse, bool bye, const char *fmt, ...)
 {
     struct kith__msg m;
     va_list ap;
@@ -158,8 +157,9 @@ kith__session_close(struct kith__session *s, int code, bool refuse, bool bye, co
     else if (s->peer && code)
         kith__session_record(s, s->why);
     kith__log(s->log, code ? KITH_LOG_WARNING : KITH_LOG_INFO,
-              "session with %016llx closed: %s%s%s", s->peer ? (unsigned long long)s->peer->id : 0ull,
-              s->why[0] ? s->why : "done", code ? " — " : "", code ? kith_errname(code) : "");
+              "session with %016llx closed: %s%s%s",
+              s->peer ? (unsigned long long)s->peer->id : 0ull, s->why[0] ? s->why : "done",
+              code ? " — " : "", code ? kith_errname(code) : "");
 }
 
 /* The peer said what it holds at the start of a session. */
@@ -174,17 +174,18 @@ peer_open(struct kith__session *s, const kith_vv *vv)
          * before it applied what another session gave it: either way start the scan over;
          * the vector keeps what it already holds from being sent. */
         p->acked_cursor = 0;
-        kith__log(s->log, KITH_LOG_DEBUG, "peer %016llx holds less than it acknowledged; "
-                  "resending from the start", (unsigned long long)p->id);
+        kith__log(s->log, KITH_LOG_DEBUG,
+                  "peer %016llx holds less than it acknowledged; "
+                  "resending from the start",
+                  (unsigned long long)p->id);
     }
     p->send_cursor = p->acked_cursor;
     return kith__netvv_set(&p->known, vv);
 }
 
 int
-kith__session_start_client(struct kith__session *s, kith_replica *r,
-                           const struct kith__log *log, struct kith__peerstate *peer,
-                           kith__send_fn send, void *send_ctx)
+kith__session_start_client(struct kith__session *s, kith_replica *r, const struct kith__log *log,
+                           struct kith__peerstate *peer, kith__send_fn send, void *send_ctx)
 {
     int rc;
 
@@ -205,9 +206,9 @@ kith__session_start_client(struct kith__session *s, kith_replica *r,
 }
 
 void
-kith__session_init_server(struct kith__session *s, kith_replica *r,
-                          const struct kith__log *log, kith__peer_fn find_peer, void *peer_ctx,
-                          kith__send_fn send, void *send_ctx)
+kith__session_init_server(struct kith__session *s, kith_replica *r, const struct kith__log *log,
+                          kith__peer_fn find_peer, void *peer_ctx, kith__send_fn send,
+                          void *send_ctx)
 {
     memset(s, 0, sizeof(*s));
     s->r = r;
@@ -323,8 +324,7 @@ on_batch(struct kith__session *s, const struct kith__msg *m)
     int rc;
 
     if (m->seq != s->recv_seq + 1) {
-        kith__session_close(s, KITH_EPROTO, true, false,
-                            "batch %llu out of order (expected %llu)",
+        kith__session_close(s, KITH_EPROTO, true, false, "batch %llu out of order (expected %llu)",
                             (unsigned long long)m->seq, (unsigned long long)s->recv_seq + 1);
         return KITH_EPROTO;
     }
@@ -377,8 +377,7 @@ on_ack(struct kith__session *s, const struct kith__msg *m)
         kith__session_close(s, rc, false, false, "out of memory");
         return rc;
     }
-    if (kith__mono_ms() - s->peer->last_record_ms >= RECORD_EVERY_MS ||
-        (s->nwin == 0 && !s->want))
+    if (kith__mono_ms() - s->peer->last_record_ms >= RECORD_EVERY_MS || (s->nwin == 0 && !s->want))
         kith__session_record(s, NULL);
     return 0;
 }
@@ -423,16 +422,25 @@ kith__session_input(struct kith__session *s, const void *frame, size_t len)
     if (s->state != KITH__SS_OPEN && m.type != KITH__MSG_HELLO && m.type != KITH__MSG_WELCOME &&
         m.type != KITH__MSG_REFUSE) {
         rc = KITH_EPROTO;
-        kith__session_close(s, rc, true, false, "%s before the handshake",
-                            kith__wire_name(m.type));
+        kith__session_close(s, rc, true, false, "%s before the handshake", kith__wire_name(m.type));
         goto out_clear;
     }
     switch (m.type) {
-    case KITH__MSG_HELLO: rc = on_hello(s, &m); break;
-    case KITH__MSG_WELCOME: rc = on_welcome(s, &m); break;
-    case KITH__MSG_BATCH: rc = on_batch(s, &m); break;
-    case KITH__MSG_ACK: rc = on_ack(s, &m); break;
-    case KITH__MSG_DONE: rc = on_done(s, &m); break;
+    case KITH__MSG_HELLO:
+        rc = on_hello(s, &m);
+        break;
+    case KITH__MSG_WELCOME:
+        rc = on_welcome(s, &m);
+        break;
+    case KITH__MSG_BATCH:
+        rc = on_batch(s, &m);
+        break;
+    case KITH__MSG_ACK:
+        rc = on_ack(s, &m);
+        break;
+    case KITH__MSG_DONE:
+        rc = on_done(s, &m);
+        break;
     case KITH__MSG_PING: {
         struct kith__msg pong;
         memset(&pong, 0, sizeof(pong));
@@ -443,7 +451,9 @@ kith__session_input(struct kith__session *s, const void *frame, size_t len)
             kith__session_close(s, rc, false, false, "could not answer PING");
         break;
     }
-    case KITH__MSG_PONG: rc = 0; break;
+    case KITH__MSG_PONG:
+        rc = 0;
+        break;
     case KITH__MSG_BYE:
         kith__session_close(s, 0, false, false, "peer said BYE");
         rc = 0;
@@ -503,8 +513,8 @@ kith__session_pump(struct kith__session *s)
         if (buf.len > KITH__WIRE_MAX_FRAME - KITH__WIRE_MAX_CONTROL) {
             kith_free(buf.data);
             rc = KITH_ETOOBIG;
-            kith__session_close(s, rc, true, false,
-                                "a batch of %zu bytes does not fit in a frame", buf.len);
+            kith__session_close(s, rc, true, false, "a batch of %zu bytes does not fit in a frame",
+                                buf.len);
             return rc;
         }
         memset(&m, 0, sizeof(m));
@@ -558,8 +568,7 @@ kith__session_pump(struct kith__session *s)
 bool
 kith__session_finished(const struct kith__session *s)
 {
-    return s->state == KITH__SS_OPEN && s->done_sent && s->peer_done && s->nwin == 0 &&
-           !s->want;
+    return s->state == KITH__SS_OPEN && s->done_sent && s->peer_done && s->nwin == 0 && !s->want;
 }
 
 int

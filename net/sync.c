@@ -174,9 +174,9 @@ kith_sync(kith_replica *r, const char *endpoint, const uint8_t *peer_pk, int tim
             int ev = monitor_event(mon);
             if (ev < 0) {
                 rc = ev;
-                kith__session_close(&s, rc, false, false, "%s refused the connection (%s)",
-                                    endpoint, ev == KITH_EUNTRUSTED ? "our key is not trusted there"
-                                                                    : "handshake failed");
+                kith__session_close(
+                    &s, rc, false, false, "%s refused the connection (%s)", endpoint,
+                    ev == KITH_EUNTRUSTED ? "our key is not trusted there" : "handshake failed");
                 break;
             }
         }

@@ -233,10 +233,10 @@ kith__client_socket(void *zctx, const uint8_t public_x[32], const uint8_t secret
     if (zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, server_x, 32) != 0 ||
         zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, public_x, 32) != 0 ||
         zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, secret_x, 32) != 0 ||
-        (monitor && zmq_socket_monitor(s, monitor,
-                                       ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
-                                           ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
-                                           ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) != 0) ||
+        (monitor &&
+         zmq_socket_monitor(s, monitor,
+                            ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                                ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) != 0) ||
         zmq_connect(s, endpoint) != 0) {
         rc = zerr();
         goto out_close;

@@ -16,16 +16,26 @@ const char *
 kith__wire_name(int type)
 {
     switch (type) {
-    case KITH__MSG_HELLO: return "HELLO";
-    case KITH__MSG_WELCOME: return "WELCOME";
-    case KITH__MSG_REFUSE: return "REFUSE";
-    case KITH__MSG_BATCH: return "BATCH";
-    case KITH__MSG_ACK: return "ACK";
-    case KITH__MSG_DONE: return "DONE";
-    case KITH__MSG_PING: return "PING";
-    case KITH__MSG_PONG: return "PONG";
-    case KITH__MSG_BYE: return "BYE";
-    default: return "?";
+    case KITH__MSG_HELLO:
+        return "HELLO";
+    case KITH__MSG_WELCOME:
+        return "WELCOME";
+    case KITH__MSG_REFUSE:
+        return "REFUSE";
+    case KITH__MSG_BATCH:
+        return "BATCH";
+    case KITH__MSG_ACK:
+        return "ACK";
+    case KITH__MSG_DONE:
+        return "DONE";
+    case KITH__MSG_PING:
+        return "PING";
+    case KITH__MSG_PONG:
+        return "PONG";
+    case KITH__MSG_BYE:
+        return "BYE";
+    default:
+        return "?";
     }
 }
 
@@ -50,7 +60,7 @@ struct hdr {
     size_t lenbytes; /* of which this many give a length/count (big-endian) */
     bool is_count;   /* the length counts objects (array), or pairs (map) */
     bool is_map;
-    size_t fixlen;   /* length/count carried in the type byte itself */
+    size_t fixlen; /* length/count carried in the type byte itself */
     bool has_fix;
     size_t payload_add; /* ext: one type byte beyond the length */
 };
@@ -77,28 +87,85 @@ classify(uint8_t b, struct hdr *h)
         return true;
     }
     switch (b) {
-    case 0xc4: case 0xd9: h->extra = h->lenbytes = 1; return true;  /* bin8, str8 */
-    case 0xc5: case 0xda: h->extra = h->lenbytes = 2; return true;  /* bin16, str16 */
-    case 0xc6: case 0xdb: h->extra = h->lenbytes = 4; return true;  /* bin32, str32 */
-    case 0xc7: h->extra = h->lenbytes = 1; h->payload_add = 1; return true; /* ext8 */
-    case 0xc8: h->extra = h->lenbytes = 2; h->payload_add = 1; return true; /* ext16 */
-    case 0xc9: h->extra = h->lenbytes = 4; h->payload_add = 1; return true; /* ext32 */
-    case 0xca: h->extra = 4; return true;                         /* float32 */
-    case 0xcb: h->extra = 8; return true;                         /* float64 */
-    case 0xcc: case 0xd0: h->extra = 1; return true;
-    case 0xcd: case 0xd1: h->extra = 2; return true;
-    case 0xce: case 0xd2: h->extra = 4; return true;
-    case 0xcf: case 0xd3: h->extra = 8; return true;
-    case 0xd4: h->extra = 2; return true;                         /* fixext 1..16 + type */
-    case 0xd5: h->extra = 3; return true;
-    case 0xd6: h->extra = 5; return true;
-    case 0xd7: h->extra = 9; return true;
-    case 0xd8: h->extra = 17; return true;
-    case 0xdc: h->extra = h->lenbytes = 2; h->is_count = true; return true; /* array16 */
-    case 0xdd: h->extra = h->lenbytes = 4; h->is_count = true; return true; /* array32 */
-    case 0xde: h->extra = h->lenbytes = 2; h->is_count = h->is_map = true; return true;
-    case 0xdf: h->extra = h->lenbytes = 4; h->is_count = h->is_map = true; return true;
-    default: return false; /* 0xc1 */
+    case 0xc4:
+    case 0xd9:
+        h->extra = h->lenbytes = 1;
+        return true; /* bin8, str8 */
+    case 0xc5:
+    case 0xda:
+        h->extra = h->lenbytes = 2;
+        return true; /* bin16, str16 */
+    case 0xc6:
+    case 0xdb:
+        h->extra = h->lenbytes = 4;
+        return true; /* bin32, str32 */
+    case 0xc7:
+        h->extra = h->lenbytes = 1;
+        h->payload_add = 1;
+        return true; /* ext8 */
+    case 0xc8:
+        h->extra = h->lenbytes = 2;
+        h->payload_add = 1;
+        return true; /* ext16 */
+    case 0xc9:
+        h->extra = h->lenbytes = 4;
+        h->payload_add = 1;
+        return true; /* ext32 */
+    case 0xca:
+        h->extra = 4;
+        return true; /* float32 */
+    case 0xcb:
+        h->extra = 8;
+        return true; /* float64 */
+    case 0xcc:
+    case 0xd0:
+        h->extra = 1;
+        return true;
+    case 0xcd:
+    case 0xd1:
+        h->extra = 2;
+        return true;
+    case 0xce:
+    case 0xd2:
+        h->extra = 4;
+        return true;
+    case 0xcf:
+    case 0xd3:
+        h->extra = 8;
+        return true;
+    case 0xd4:
+        h->extra = 2;
+        return true; /* fixext 1..16 + type */
+    case 0xd5:
+        h->extra = 3;
+        return true;
+    case 0xd6:
+        h->extra = 5;
+        return true;
+    case 0xd7:
+        h->extra = 9;
+        return true;
+    case 0xd8:
+        h->extra = 17;
+        return true;
+    case 0xdc:
+        h->extra = h->lenbytes = 2;
+        h->is_count = true;
+        return true; /* array16 */
+    case 0xdd:
+        h->extra = h->lenbytes = 4;
+        h->is_count = true;
+        return true; /* array32 */
+    case 0xde:
+        h->extra = h->lenbytes = 2;
+        h->is_count = h->is_map = true;
+        return true;
+    case 0xdf:
+        h->extra = h->lenbytes = 4;
+        h->is_count = h->is_map = true;
+        return true;
+    default:
+        return false; /* 0xc1 */
     }
 }
 
@@ -305,8 +372,7 @@ kith__wire_decode(const void *frame, size_t len, struct kith__msg *m)
         return rc;
     msgpack_unpacked_init(&m->unpacked);
     m->has_unpacked = true;
-    if (msgpack_unpack_next(&m->unpacked, frame, len, &off) != MSGPACK_UNPACK_SUCCESS ||
-        off != len)
+    if (msgpack_unpack_next(&m->unpacked, frame, len, &off) != MSGPACK_UNPACK_SUCCESS || off != len)
         return KITH_EMALFORMED;
     const msgpack_object *root = &m->unpacked.data;
     if (root->type != MSGPACK_OBJECT_ARRAY || root->via.array.size < 1)
@@ -329,8 +395,7 @@ kith__wire_decode(const void *frame, size_t len, struct kith__msg *m)
         m->proto = (uint32_t)u;
         return get_vv(&a[5], &m->vv);
     case KITH__MSG_REFUSE:
-        if (n != 3 || a[2].type != MSGPACK_OBJECT_STR ||
-            a[2].via.str.size > KITH__WIRE_MAX_REASON)
+        if (n != 3 || a[2].type != MSGPACK_OBJECT_STR || a[2].via.str.size > KITH__WIRE_MAX_REASON)
             return KITH_EMALFORMED;
         if (a[1].type == MSGPACK_OBJECT_NEGATIVE_INTEGER && a[1].via.i64 >= INT32_MIN)
             m->code = (int32_t)a[1].via.i64;

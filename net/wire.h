@@ -33,15 +33,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define KITH__WIRE_PROTO 1u                    /* protocol version spoken here */
-#define KITH__WIRE_MAX_FRAME (16u << 20)       /* any frame; ZMQ_MAXMSGSIZE on every socket */
-#define KITH__WIRE_MAX_CONTROL (64u << 10)     /* every frame but BATCH */
-#define KITH__WIRE_MAX_ORIGINS 4096u           /* entries of a version vector */
-#define KITH__WIRE_MAX_REASON 200u             /* bytes of a REFUSE reason */
-#define KITH__WIRE_MAX_DEPTH 3                 /* message array > vv array: depth 2 used */
-#define KITH__WIRE_BATCH_OPS 8192u             /* ops per batch asked of kith_batch_create */
-#define KITH__WIRE_BATCH_BYTES (4u << 20)      /* encoded bytes likewise */
-#define KITH__WIRE_WINDOW 4u                   /* batches in flight, unacknowledged */
+#define KITH__WIRE_PROTO 1u                /* protocol version spoken here */
+#define KITH__WIRE_MAX_FRAME (16u << 20)   /* any frame; ZMQ_MAXMSGSIZE on every socket */
+#define KITH__WIRE_MAX_CONTROL (64u << 10) /* every frame but BATCH */
+#define KITH__WIRE_MAX_ORIGINS 4096u       /* entries of a version vector */
+#define KITH__WIRE_MAX_REASON 200u         /* bytes of a REFUSE reason */
+#define KITH__WIRE_MAX_DEPTH 3             /* message array > vv array: depth 2 used */
+#define KITH__WIRE_BATCH_OPS 8192u         /* ops per batch asked of kith_batch_create */
+#define KITH__WIRE_BATCH_BYTES (4u << 20)  /* encoded bytes likewise */
+#define KITH__WIRE_WINDOW 4u               /* batches in flight, unacknowledged */
 
 enum kith__msg_type {
     KITH__MSG_HELLO = 1,
@@ -61,21 +61,21 @@ enum kith__msg_type {
  * For encoding the caller fills the fields its type uses; vv is borrowed.
  */
 struct kith__msg {
-    int type;                       /* enum kith__msg_type */
-    uint32_t proto;                 /* HELLO, WELCOME */
-    uint64_t id;                    /* HELLO, WELCOME: the sender's replica id */
-    const uint8_t *pk;              /* HELLO, WELCOME: KITH_PUBKEY_BYTES */
-    const uint8_t *schema;          /* HELLO, WELCOME: KITH_HASH_BYTES */
-    kith_vv vv;                     /* HELLO, WELCOME, BATCH (sender's), ACK, DONE */
-    uint64_t seq;                   /* BATCH, ACK */
-    bool has_more;                  /* BATCH */
-    const uint8_t *data;            /* BATCH: the kith batch bytes */
-    size_t len;                     /* BATCH: their length */
-    int32_t code;                   /* REFUSE */
-    const char *reason;             /* REFUSE: not NUL-terminated */
-    size_t reason_len;              /* REFUSE */
-    uint64_t nonce;                 /* PING, PONG */
-    msgpack_unpacked unpacked;      /* decoder state the views may point into */
+    int type;                  /* enum kith__msg_type */
+    uint32_t proto;            /* HELLO, WELCOME */
+    uint64_t id;               /* HELLO, WELCOME: the sender's replica id */
+    const uint8_t *pk;         /* HELLO, WELCOME: KITH_PUBKEY_BYTES */
+    const uint8_t *schema;     /* HELLO, WELCOME: KITH_HASH_BYTES */
+    kith_vv vv;                /* HELLO, WELCOME, BATCH (sender's), ACK, DONE */
+    uint64_t seq;              /* BATCH, ACK */
+    bool has_more;             /* BATCH */
+    const uint8_t *data;       /* BATCH: the kith batch bytes */
+    size_t len;                /* BATCH: their length */
+    int32_t code;              /* REFUSE */
+    const char *reason;        /* REFUSE: not NUL-terminated */
+    size_t reason_len;         /* REFUSE */
+    uint64_t nonce;            /* PING, PONG */
+    msgpack_unpacked unpacked; /* decoder state the views may point into */
     bool has_unpacked;
 };
 

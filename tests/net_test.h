@@ -242,8 +242,7 @@ struct raw {
 };
 
 static NT_UNUSED void
-raw_open_ep(struct raw *raw, struct kt_replica *x, kith_replica *server, const char *ep,
-            bool limit)
+raw_open_ep(struct raw *raw, struct kt_replica *x, kith_replica *server, const char *ep, bool limit)
 {
     uint8_t pub[32], sec[32], srv[32], pk[KITH_PUBKEY_BYTES];
     raw->x = x;

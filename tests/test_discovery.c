@@ -14,16 +14,15 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
-#include <sodium.h>
 #include <signal.h>
+#include <sodium.h>
 #include <sys/wait.h>
 
 static char ns_a[32], ns_b[32], veth_a[16], veth_b[16];
 static pid_t kids[3];
 static bool made;
 
-static int
-sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 static int
 sh(const char *fmt, ...)
@@ -69,9 +68,8 @@ make_namespaces(void)
     made = true;
     cr_assert_eq(sh("ip netns add %s", ns_b), 0);
     cr_assert_eq(sh("ip link add %s type veth peer name %s", veth_a, veth_b), 0);
-    cr_assert_eq(sh("ip link set %s netns %s && ip link set %s netns %s", veth_a, ns_a, veth_b,
-                    ns_b),
-                 0);
+    cr_assert_eq(
+        sh("ip link set %s netns %s && ip link set %s netns %s", veth_a, ns_a, veth_b, ns_b), 0);
     cr_assert_eq(sh("ip -n %s addr add 10.231.0.1/24 brd + dev %s && ip -n %s link set %s up && "
                     "ip -n %s link set lo up",
                     ns_a, veth_a, ns_a, veth_a, ns_a),
@@ -182,8 +180,7 @@ Test(discovery, two_namespaces_find_each_other, .fini = teardown, .timeout = 60)
         cr_assert_eq(kill(kids[i], SIGTERM), 0);
         cr_assert_eq(waitpid(kids[i], &status, 0), kids[i]);
         kids[i] = 0;
-        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "daemon %d: status %d", i,
-                  status);
+        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "daemon %d: status %d", i, status);
     }
     expect_addr(a.dir, idb, "tcp://10.231.0.2:7461");
     expect_addr(b.dir, ida, "tcp://10.231.0.1:7461");

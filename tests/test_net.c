@@ -64,7 +64,7 @@ Test(wire, every_type_round_trips)
     static const uint8_t data[] = {0x93, 1, 2, 3};
     kith_dot e[1] = {{9, 9}};
     int types[] = {KITH__MSG_REFUSE, KITH__MSG_BATCH, KITH__MSG_ACK, KITH__MSG_DONE,
-                   KITH__MSG_PING, KITH__MSG_PONG, KITH__MSG_BYE};
+                   KITH__MSG_PING,   KITH__MSG_PONG,  KITH__MSG_BYE};
     for (size_t t = 0; t < sizeof(types) / sizeof(types[0]); t++) {
         struct kith__msg m = {0}, d;
         uint8_t *buf;
@@ -99,10 +99,15 @@ Test(wire, every_type_round_trips)
             cr_assert_eq(d.seq, 77);
             cr_assert_eq(d.vv.entries[0].seq, 9);
             break;
-        case KITH__MSG_DONE: cr_assert_eq(d.vv.len, 1); break;
+        case KITH__MSG_DONE:
+            cr_assert_eq(d.vv.len, 1);
+            break;
         case KITH__MSG_PING:
-        case KITH__MSG_PONG: cr_assert_eq(d.nonce, 123456789); break;
-        default: break;
+        case KITH__MSG_PONG:
+            cr_assert_eq(d.nonce, 123456789);
+            break;
+        default:
+            break;
         }
         kith__wire_clear(&d);
         free(buf);
@@ -145,7 +150,7 @@ Test(wire, guard_refuses_counts_the_bytes_cannot_back)
     cr_assert_eq(kith__wire_guard(truncated, sizeof(truncated), 3, 100), KITH_EMALFORMED);
     cr_assert_eq(kith__wire_guard(never, sizeof(never), 3, 100), KITH_EMALFORMED);
     cr_assert_eq(kith__wire_guard(ok, sizeof(ok), 3, 100), 0);
-    cr_assert_eq(kith__wire_guard(ok, sizeof(ok), 3, 3), KITH_EMALFORMED); /* object cap */
+    cr_assert_eq(kith__wire_guard(ok, sizeof(ok), 3, 3), KITH_EMALFORMED);   /* object cap */
     cr_assert_eq(kith__wire_guard(ok, sizeof(ok), 2, 100), KITH_EMALFORMED); /* depth cap */
 }
 
@@ -173,12 +178,14 @@ Test(wire, decoder_refuses_every_shape_error)
         {"DONE vv nested", {0x92, 0x06, 0x91, 0x91, 0x01}, 5, KITH_EMALFORMED},
         {"BATCH empty data", {0x95, 0x04, 0x01, 0xc2, 0x90, 0xc4, 0x00}, 7, KITH_EMALFORMED},
         {"BATCH data as str", {0x95, 0x04, 0x01, 0xc2, 0x90, 0xa1, 'x'}, 7, KITH_EMALFORMED},
-        {"BATCH more as int", {0x95, 0x04, 0x01, 0x01, 0x90, 0xc4, 0x01, 'x'}, 8,
-         KITH_EMALFORMED},
+        {"BATCH more as int", {0x95, 0x04, 0x01, 0x01, 0x90, 0xc4, 0x01, 'x'}, 8, KITH_EMALFORMED},
         {"REFUSE code float", {0x93, 0x03, 0xca, 0, 0, 0, 0, 0xa0}, 8, KITH_EMALFORMED},
-        {"HELLO short pk", {0x96, 0x01, 0x01, 0x01, 0xc4, 0x01, 0x00, 0xc4, 0x00, 0x90}, 10,
+        {"HELLO short pk",
+         {0x96, 0x01, 0x01, 0x01, 0xc4, 0x01, 0x00, 0xc4, 0x00, 0x90},
+         10,
          KITH_EMALFORMED},
     };
+
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         struct kith__msg d;
         int rc = kith__wire_decode(cases[i].bytes, cases[i].len, &d);
@@ -319,8 +326,8 @@ admit_one(void *ctx, const uint8_t curve_pk[32])
 /* Send one frame from a client with `c` and wait up to `ms` for the server to receive it;
  * returns the User-Id the server saw ("" if none arrived) and the client's handshake event. */
 static bool
-try_client(void *zctx, void *router, const struct keys *srv, const struct keys *c,
-           const char *ep, int ms, char *user, size_t cap, int *event)
+try_client(void *zctx, void *router, const struct keys *srv, const struct keys *c, const char *ep,
+           int ms, char *user, size_t cap, int *event)
 {
     void *dealer, *mon;
     char mon_ep[64];

@@ -92,8 +92,7 @@ expect_refuse(struct raw *raw, const char *what)
         kith__wire_clear(&m);
     }
     int code = m.code;
-    cr_log_info("%s: refused with %s: %.*s", what, kith_errname(code), (int)m.reason_len,
-                m.reason);
+    cr_log_info("%s: refused with %s: %.*s", what, kith_errname(code), (int)m.reason_len, m.reason);
     kith__wire_clear(&m);
     return code;
 }
@@ -336,9 +335,9 @@ fork_daemon(const char *dir, const char *ep)
 
 struct killer {
     pid_t pid;
-    char path[512];  /* the daemon's data.mdb */
-    off_t grow;      /* kill once it grew this much (batches are being applied) */
-    int after_ms;    /* and then this much later */
+    char path[512]; /* the daemon's data.mdb */
+    off_t grow;     /* kill once it grew this much (batches are being applied) */
+    int after_ms;   /* and then this much later */
 };
 
 static off_t
@@ -403,8 +402,8 @@ Test(crash, daemon_killed_mid_sync_resumes_without_resending, .timeout = 120)
     pthread_join(th, NULL);
     int status;
     cr_assert_eq(waitpid(pid, &status, 0), pid);
-    cr_log_info("first sync: %s, %llu ops sent before the kill (KITH_SEED=%llu)",
-                kith_errname(rc), (unsigned long long)info1.ops_sent, (unsigned long long)seed);
+    cr_log_info("first sync: %s, %llu ops sent before the kill (KITH_SEED=%llu)", kith_errname(rc),
+                (unsigned long long)info1.ops_sent, (unsigned long long)seed);
 
     /* what survived the kill: whole batches only */
     kith_replica *rb;

@@ -14,9 +14,9 @@
 
 #include <criterion/criterion.h>
 #include <stdio.h>
-#include <sys/un.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/un.h>
 
 Test(sync, two_replicas_sync_both_ways)
 {
