@@ -269,6 +269,13 @@ kith_batch_create(kith_replica *r, const kith_batch_opts *opts, kith_buf *out,
         counter = kith__be64_get(k.mv_data);
         origin = kith__be64_get(v.mv_data);
         first = kith__be64_get((const uint8_t *)v.mv_data + 8);
+        since = opts->since ? kith__vv_get(opts->since, origin) : 0;
+        if (first <= since) {
+            /* held: a version vector entry always ends a commit (commits apply whole), so
+             * the receiver holds all of it; skip without reading the log */
+            next_cursor = counter;
+            continue;
+        }
         rc = log_get(r, bd.txn, origin, first, &lv);
         if (rc < 0) {
             rc = kith__fail(r, rc == KITH_ENOTFOUND ? KITH_ECORRUPT : rc,
@@ -281,7 +288,6 @@ kith_batch_create(kith_replica *r, const kith_batch_opts *opts, kith_buf *out,
         if (rc < 0)
             goto out_cursor;
         last = first + nops - 1;
-        since = opts->since ? kith__vv_get(opts->since, origin) : 0;
         rn = run_find(&bd, origin);
         if (last <= since || (rn != NULL && last <= rn->last)) {
             next_cursor = counter; /* the receiver holds it, or it is in this batch */
