@@ -419,3 +419,31 @@ Test(verify, every_flipped_byte_of_replicated_data_is_found, .timeout = 240)
     kt_free(&a);
     kt_free(&b);
 }
+
+/* verify works in a scratch directory under TMPDIR and leaves nothing behind there. */
+Test(verify, scratch_space_is_removed)
+{
+    struct kt_replica a = kt_new();
+    populate(a.r);
+    char *tmp = kt_tmpdir();
+    cr_assert_eq(setenv("TMPDIR", tmp, 1), 0);
+    expect_clean(a.r);
+    DIR *d = opendir(tmp);
+    struct dirent *e;
+    int n = 0;
+    cr_assert_not_null(d);
+    while ((e = readdir(d)) != NULL)
+        if (e->d_name[0] != '.')
+            n++;
+    closedir(d);
+    cr_assert_eq(n, 0, "verify left %d entries in TMPDIR", n);
+    /* It does work there: with no usable TMPDIR it cannot run, and says so. */
+    char bad[600];
+    snprintf(bad, sizeof bad, "%s/missing", tmp);
+    cr_assert_eq(setenv("TMPDIR", bad, 1), 0);
+    kith_verify_report rep;
+    cr_assert_lt(kith_verify(a.r, &rep), 0);
+    kt_rmtree(tmp);
+    free(tmp);
+    kt_free(&a);
+}
