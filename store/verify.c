@@ -577,9 +577,9 @@ rebuild(struct verify *v, struct scratch *sc, bool *complete)
         if (rc < 0) {
             if (rc == KITH_ENOMEM || rc == MDB_MAP_FULL || rc > -9000) /* not the log's fault */
                 goto out_txn;
-            problem(v, "commit %016llx:%llu cannot be applied again: %s",
+            problem(v, "commit %016llx:%llu cannot be applied again: %s (%s)",
                     (unsigned long long)c.origin, (unsigned long long)c.first_seq,
-                    kith_strerror(rc));
+                    kith_strerror(rc), sc->s.errmsg);
             goto out_stop;
         }
         if (++in_txn == VERIFY_CHUNK) {
