@@ -91,6 +91,18 @@ kith__memrep_new(uint64_t self, struct kith__memrep **out)
     if (!m)
         return KITH_ENOMEM;
     m->self = self;
+    m->ncoll = kith__schema_ncoll();
+    if (m->ncoll > MEMREP_MAXCOLL) { /* the built-in schema fits; a bigger one needs room */
+        free(m);
+        return KITH_EINVAL;
+    }
+    memset(m->ftype, MEMREP_NOFIELD, sizeof m->ftype);
+    for (int c = 0; c < m->ncoll; c++)
+        for (int f = 1; f < MEMREP_MAXFIELD; f++) {
+            const kith_field_def *def = kith__schema_field_def(c, f);
+            if (def)
+                m->ftype[c][f] = (uint8_t)def->type;
+        }
     m->capregs = m->capelems = m->capmembs = 64;
     m->regs = calloc(m->capregs, sizeof *m->regs);
     m->elems = calloc(m->capelems, sizeof *m->elems);
@@ -619,7 +631,7 @@ dep_ok(const struct kith__memrep *m, const struct kith__commit *c, uint32_t i, k
     return kith__vv_get(&m->vv, d.origin) >= d.seq;
 }
 
-static bool
+static inline bool
 value_shape_ok(const kith_value *v)
 {
     const uint8_t *p;
@@ -636,17 +648,17 @@ check_op(const struct kith__memrep *m, const struct kith__commit *c, uint32_t i)
 {
     const struct kith__op *op = &c->ops[i];
     kith_dot self = {c->origin, c->first_seq + i};
-    if (op->coll >= kith__schema_ncoll() || op->doc.origin == 0 || op->doc.seq == 0)
+    if (op->coll >= m->ncoll || op->doc.origin == 0 || op->doc.seq == 0)
         return KITH_EINVAL;
     if (op->nobserved > KITH__MAX_OBSERVED || (op->nobserved && !op->observed))
         return KITH_EINVAL;
-    const kith_field_def *def = kith__schema_field_def(op->coll, op->field);
+    uint8_t ftype = op->field < MEMREP_MAXFIELD ? m->ftype[op->coll][op->field] : MEMREP_NOFIELD;
     bool missing = false;
     switch (op->kind) {
     case KITH_OP_FIELD_SET:
-        if (!def || def->type == KITH_TYPE_SET || op->nobserved)
+        if (ftype == MEMREP_NOFIELD || ftype == KITH_TYPE_SET || op->nobserved)
             return KITH_EINVAL;
-        if (op->value.type != KITH_TYPE_NULL && op->value.type != def->type)
+        if (op->value.type != KITH_TYPE_NULL && op->value.type != (kith_type)ftype)
             return KITH_EINVAL;
         if (!value_shape_ok(&op->value))
             return KITH_EINVAL;
@@ -655,7 +667,7 @@ check_op(const struct kith__memrep *m, const struct kith__commit *c, uint32_t i)
         break;
     case KITH_OP_SET_ADD:
     case KITH_OP_SET_REMOVE:
-        if (!def || def->type != KITH_TYPE_SET || op->value.type != KITH_TYPE_STRING ||
+        if (ftype != KITH_TYPE_SET || op->value.type != KITH_TYPE_STRING ||
             !value_shape_ok(&op->value))
             return KITH_EINVAL;
         break;

@@ -83,7 +83,14 @@ struct bfix {
     uint32_t voff, ooff;
 };
 
+/* Field types by (collection, field number), cached from the schema for the apply checks. */
+#define MEMREP_MAXCOLL 8
+#define MEMREP_MAXFIELD 32
+#define MEMREP_NOFIELD 0xff
+
 struct kith__memrep {
+    int ncoll;                                      /* kith__schema_ncoll() */
+    uint8_t ftype[MEMREP_MAXCOLL][MEMREP_MAXFIELD]; /* kith_type, or MEMREP_NOFIELD */
     uint64_t self, hlc, ops_applied;
     kith_vv vv;
     struct reg *regs;
