@@ -432,7 +432,10 @@ Test(txn, map_grows_from_tiny, .timeout = 120)
 /* Two processes open one replica and write in turn (a pipe passes the turn); both see all. */
 Test(txn, two_processes_write_in_turn, .timeout = 60)
 {
-    struct kt_replica k = kt_new();
+    /* a small map: each process grows it in turn and the other adopts the new size */
+    struct kt_replica k = kt_new_flags(KITH_NOSYNC, 256 << 10);
+    static char notes[12001];
+    memset(notes, 'q', sizeof notes - 1);
     int to_child[2], to_parent[2];
     const int rounds = 20;
     char turn = 't';
@@ -459,6 +462,8 @@ Test(txn, two_processes_write_in_turn, .timeout = 60)
             bad |= kith_txn_begin(r, KITH_TXN_WRITE, &t) != 0;
             bad |= !bad && kith_doc_create(t, "contacts", &id) != 0;
             bad |= !bad && kith_field_set(t, "contacts", &id, "name", &v) != 0;
+            v = str(notes);
+            bad |= !bad && kith_field_set(t, "contacts", &id, "notes", &v) != 0;
             bad |= !bad && kith_txn_commit(&t) != 0;
             if (write(to_parent[1], &turn, 1) != 1)
                 _exit(3);
@@ -470,14 +475,18 @@ Test(txn, two_processes_write_in_turn, .timeout = 60)
     for (int i = 0; i < rounds; i++) {
         char name[32];
         snprintf(name, sizeof name, "parent %d", i);
-        kt_contact(k.r, name);
+        kith_docid id = kt_contact(k.r, name);
+        kt_set_str(k.r, "contacts", &id, "notes", notes);
         cr_assert_eq(write(to_child[1], &turn, 1), 1);
         cr_assert_eq(read(to_parent[0], &turn, 1), 1);
     }
     cr_assert_eq(waitpid(pid, &status, 0), pid);
     cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child failed");
-    /* every contact of both, 2 ops each, in one chain */
-    cr_assert_eq(applied_seq(k.r), 4 * rounds);
+    /* every contact of both, 3 ops each, in one chain */
+    cr_assert_eq(applied_seq(k.r), 6 * rounds);
+    MDB_envinfo info;
+    cr_assert_eq(mdb_env_info(k.r->env, &info), 0);
+    cr_assert_gt(info.me_mapsize, (size_t)256 << 10, "the map never grew");
     kith_txn *t = NULL;
     kith_iter *it;
     kith_docid d;
