@@ -50,25 +50,33 @@ conflict_json(const kith_conflict *k)
     return o;
 }
 
-/* One side of a conflict for people: the value quoted, then who wrote it and when. */
+/* One side of a conflict for people: the value quoted (or `what` in parentheses when the
+ * side is a whole-document event), then who wrote it and when, when that is known. */
 static int
 side_print(const struct cli *c, const char *label, const char *sgr, kith_dot dot, uint64_t hlc,
-           const kith_value *v, bool is_delete)
+           const kith_value *v, const char *what)
 {
-    char origin[KITH_ID_HEX + 1], when[32];
-    char *text = is_delete ? NULL : cli_value_text(v);
-    if (!is_delete && text == NULL)
+    char origin[KITH_ID_HEX + 1], when[32], paren[32];
+    char *text = what != NULL ? NULL : cli_value_text(v);
+    if (what == NULL && text == NULL)
         return KITH_ENOMEM;
-    cli_id_hex(dot.origin, origin);
-    cli_time((int64_t)(hlc >> 16), when);
     printf("  %s%-8s%s  ", cli_sgr(c->color_out, sgr), label, cli_sgr(c->color_out, "0"));
-    if (is_delete)
-        printf("%-24s", "(deleted)");
-    else if (v->type == KITH_TYPE_STRING)
+    if (what != NULL) {
+        snprintf(paren, sizeof paren, "(%s)", what);
+        printf("%-24s", paren);
+    } else if (v->type == KITH_TYPE_STRING) {
         printf("\"%s\"%*s", text, (int)(strlen(text) < 22 ? 22 - strlen(text) : 0), "");
-    else
+    } else {
         printf("%-24s", text);
-    printf("  by %s:%llu at %s\n", origin, (unsigned long long)dot.seq, when);
+    }
+    if (dot.origin != 0) {
+        cli_id_hex(dot.origin, origin);
+        cli_time((int64_t)(hlc >> 16), when);
+        printf("  by %s:%llu", origin, (unsigned long long)dot.seq);
+        if (hlc != 0)
+            printf(" at %s", when);
+    }
+    putchar('\n');
     free(text);
     return 0;
 }
@@ -85,10 +93,12 @@ conflict_print(const struct cli *c, const kith_conflict *k)
            (unsigned long long)k->id, cli_sgr(c->color_out, "0"), k->collection, doc,
            del ? "(delete overruled by an edit)" : k->field, k->resolved ? "  [resolved]" : "");
     printf("  %-8s  %s\n", "recorded", when);
-    /* a delete that lost: the winner is the edit, the loser the removal */
-    rc = side_print(c, "winner", "32", k->winner_dot, k->winner_hlc, &k->winner, false);
+    /* a delete that lost: the winner is the concurrent edit, the loser the removal */
+    rc = side_print(c, "winner", "32", k->winner_dot, k->winner_hlc, &k->winner,
+                    del ? "edited" : NULL);
     if (rc == 0)
-        rc = side_print(c, "loser", "31", k->loser_dot, k->loser_hlc, &k->loser, del);
+        rc = side_print(c, "loser", "31", k->loser_dot, k->loser_hlc, &k->loser,
+                        del ? "deleted" : NULL);
     return rc;
 }
 

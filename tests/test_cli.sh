@@ -449,6 +449,27 @@ check "--all keeps the resolved record" test "$(jq '.conflicts[0].resolved' "$tm
 run 0 "restore replicates" --dir "$B" bundle apply "$tmp/a2.bundle"
 check "B has the restored value" test "$("$KITH" --dir "$B" contact show "$ZED" --json | jq -r .phone)" = "$loser"
 
+# a delete concurrent with an edit: the edit wins, the document lives, a record says so
+X=$("$KITH" --dir "$A" contact add --name "Xavier" 2>/dev/null) || true
+"$KITH" --dir "$A" bundle create -o "$tmp/x1.bundle" 2>/dev/null || true
+"$KITH" --dir "$B" bundle apply "$tmp/x1.bundle" >/dev/null 2>&1 || true
+run 0 "delete on A" --dir "$A" contact rm "$X"
+run 0 "concurrent edit on B" --dir "$B" contact set "$X" phone=5
+"$KITH" --dir "$A" bundle create -o "$tmp/x2.bundle" 2>/dev/null || true
+"$KITH" --dir "$B" bundle create -o "$tmp/x3.bundle" 2>/dev/null || true
+run 0 "A gets the edit" --dir "$A" bundle apply "$tmp/x3.bundle"
+run 0 "B gets the delete" --dir "$B" bundle apply "$tmp/x2.bundle"
+run 0 "edited contact survives the delete" --dir "$A" contact show "$X" --json
+check "it has the edit" test "$(jq -r .phone "$tmp/out")" = 5
+run 0 "conflicts lists the overruled delete" --dir "$A" conflicts --json
+check "overruled delete has field null" \
+    test "$(jq --arg x "$X" '[.conflicts[] | select(.doc == $x and .field == null)] | length' "$tmp/out")" = 1
+run 0 "conflicts human, overruled delete" --dir "$A" conflicts
+check "says the delete was overruled" out_has "delete overruled by an edit"
+"$KITH" --dir "$A" export >"$tmp/ea" || true
+"$KITH" --dir "$B" export >"$tmp/eb" || true
+same_export "converged after delete and edit" "$tmp/ea" "$tmp/eb"
+
 # ---- verify --------------------------------------------------------------------------------------
 run 0 "verify" --dir "$A" verify
 check "verify says ok" out_has "^ok"
