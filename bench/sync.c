@@ -413,6 +413,14 @@ bench_sync(const struct bench_opts *o)
     if (sync_case(o, &src, "sync.push", false, &t_sync_rate, NULL) == 0 &&
         sync_case(o, &src, "sync.pull", true, &t_sync_rate, NULL) == 0)
         rc = 0;
+    /* A sync streams batches that the receiver applies with kith_batch_apply: set it beside
+     * the apply measured in this run (same N, same history), to show what bounds it. */
+    const struct bench_result *ap = bench_result_find("apply.durable");
+    const struct bench_result *sp = bench_result_find("sync.push");
+    if (rc == 0 && ap != NULL && sp != NULL && ap->ops == sp->ops &&
+        bench_report_figure(o, "sync.push.vs_apply", "{}", "ops_per_s", sp->ops_per_s,
+                            "apply.durable (ops/s)", ap->ops_per_s, NULL) != 0)
+        rc = -1;
     bench_source_free(&src);
     if (rc == 0)
         rc = sync_latency(o);
