@@ -25,6 +25,13 @@ struct pool {
     size_t len, cap; /* in units of `unit` bytes */
 };
 
+/* The byte at offset `off` of a unit-1 pool, or "" while the pool is empty (no NULL + 0). */
+static inline const char *
+pool_str(const struct pool *p, size_t off)
+{
+    return p->data ? (const char *)p->data + off : "";
+}
+
 /* Make room for `more` units of `unit` bytes; offsets stay below 2^32 units. 0 or ENOMEM. */
 int kith__memrep_pool_reserve(struct pool *p, size_t unit, size_t more);
 

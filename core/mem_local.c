@@ -64,7 +64,7 @@ local_op(struct kith__memrep *m, struct kith__op *op, size_t nobs)
     if (value_payload(&op->value, &p, &n) && op->value.type != KITH_TYPE_REF) {
         if (n)
             memcpy(m->bbytes.data + fix.voff, p, n);
-        op->value.u.s.ptr = (const char *)m->bbytes.data + fix.voff;
+        op->value.u.s.ptr = pool_str(&m->bbytes, fix.voff);
         m->bbytes.len += n;
     }
     op->observed = nobs ? (const kith_dot *)m->bdots.data + fix.ooff : NULL;
@@ -228,7 +228,7 @@ kith__memrep_commit(struct kith__memrep *m, struct kith__commit **out)
         if (op->value.type != KITH_TYPE_REF && op->value.type != KITH_TYPE_NULL &&
             op->value.type != KITH_TYPE_INT && op->value.type != KITH_TYPE_TIME &&
             op->value.type != KITH_TYPE_BOOL)
-            op->value.u.s.ptr = (const char *)m->bbytes.data + m->bfix[i].voff;
+            op->value.u.s.ptr = pool_str(&m->bbytes, m->bfix[i].voff);
         op->observed = op->nobserved ? (const kith_dot *)m->bdots.data + m->bfix[i].ooff : NULL;
     }
     struct kith__commit c = {.origin = m->self,

@@ -105,9 +105,9 @@ kith__memrep_conflict_get(const struct kith__memrep *m, size_t i, struct kith__m
     const struct conflict *x = &m->conf[i];
     *out = x->c;
     if (out->winner.type != KITH_TYPE_REF)
-        out->winner.u.s.ptr = (const char *)m->cbytes.data + x->woff;
+        out->winner.u.s.ptr = pool_str(&m->cbytes, x->woff);
     if (out->loser.type != KITH_TYPE_REF)
-        out->loser.u.s.ptr = (const char *)m->cbytes.data + x->loff;
+        out->loser.u.s.ptr = pool_str(&m->cbytes, x->loff);
     if (out->winner.type == KITH_TYPE_INT || out->winner.type == KITH_TYPE_TIME ||
         out->winner.type == KITH_TYPE_BOOL || out->winner.type == KITH_TYPE_NULL)
         out->winner.u = x->c.winner.u;
@@ -269,7 +269,7 @@ kith__memrep_dump(const struct kith__memrep *m, unsigned flags, struct kith__wbu
         starts[nlines++] = buf.len;
         put_key(&t, x->coll, x->doc_o, x->doc_s);
         putf(&t, " E %02d ", x->field);
-        put_hex(&t, m->bytes.data + x->eoff, x->elen);
+        put_hex(&t, (const uint8_t *)pool_str(&m->bytes, x->eoff), x->elen);
         if (!live_only)
             put_dots(&t, elem_dots(m, x), x->dn);
         put(&t, "\n", 1);
