@@ -14,7 +14,8 @@
  *
  * No I/O, no clock, no randomness: wall-clock time is an argument. Applying a commit does not
  * allocate per op: tables grow by doubling and values are copied into byte pools the state
- * owns. Not thread-safe; one state per thread.
+ * owns. Not thread-safe; one state per thread. Implemented in core/mem.c (tables, rules,
+ * apply), mem_local.c (local commits) and mem_read.c (reads, dump), sharing mem_int.h.
  */
 #ifndef KITH_MEM_H
 #define KITH_MEM_H
@@ -34,23 +35,24 @@ void kith__memrep_free(struct kith__memrep *m);
 
 /* ---- applying commits from any origin ------------------------------------------------- */
 
-/* Return values of kith__memrep_apply besides 0 (applied) and negative errors. */
-#define KITH__MEMREP_KNOWN 1 /* every op of the commit was applied before: nothing changed */
-#define KITH__MEMREP_TOO_EARLY                                                                     \
-    2 /* its HLC is > 60 s ahead of wall_ms (PEND-3): nothing changed                              \
-       */
+/* Return values of kith__memrep_apply besides 0 (applied) and negative errors:
+ * KNOWN, every op of the commit was applied before; TOO_EARLY, its HLC is more than 60 s
+ * ahead of wall_ms (PEND-3). Either way nothing changed. */
+#define KITH__MEMREP_KNOWN 1
+#define KITH__MEMREP_TOO_EARLY 2
 /* Pass as wall_ms to skip the clock-skew rule. */
 #define KITH__MEMREP_NO_CLOCK UINT64_MAX
 
 /*
- * Apply a decoded commit (a local one made elsewhere, or a remote one) atomically. Assumes its
- * values passed the schema (the decoder checks them); checks the structure itself.
- * Returns 0 (applied; the clock observed its HLC), KITH__MEMREP_KNOWN, KITH__MEMREP_TOO_EARLY,
- * KITH_EGAP (first_seq is not the next of its origin, or a dot it names — its document's,
- * a replaced, referenced or observed one — is not applied yet: PEND-1/PEND-2), KITH_EINVAL (a
- * commit that overlaps what is held without matching it, an op that names no real field or has the
- * wrong value kind), or KITH_ENOMEM. Every refusal leaves the state unchanged, except KITH_ENOMEM,
- * after which the state must be freed. Refused while a local commit is open (KITH_EINVAL).
+ * Apply a decoded commit (a local one made elsewhere, or a remote one) atomically. Assumes
+ * its values passed the schema (the decoder checks them); checks the structure itself.
+ * Returns 0 (applied; the clock observed its HLC), KITH__MEMREP_KNOWN,
+ * KITH__MEMREP_TOO_EARLY, KITH_EGAP (first_seq is not the next of its origin, or a dot it
+ * names — its document's, a replaced, referenced or observed one — is not applied yet:
+ * PEND-1/PEND-2), KITH_EINVAL (a commit that overlaps what is held without matching it, an
+ * op that names no real field or has the wrong kind of value), or KITH_ENOMEM. Every refusal
+ * leaves the state unchanged, except KITH_ENOMEM, after which the state must be freed.
+ * Refused while a local commit is open (KITH_EINVAL).
  */
 int kith__memrep_apply(struct kith__memrep *m, const struct kith__commit *c, uint64_t wall_ms);
 
@@ -59,8 +61,8 @@ int kith__memrep_apply(struct kith__memrep *m, const struct kith__commit *c, uin
 /*
  * Open a local commit: its HLC is kith__hlc_tick(clock, wall_ms) and its first seq the next
  * of this replica. Each write below applies at once (later writes and reads see it) and
- * becomes one op. kith__memrep_commit closes it. A write that fails changes nothing and the
- * commit stays open. Errors of the writes: KITH_EINVAL (no commit open, bad collection or
+ * becomes one op. kith__memrep_commit closes it. A write that fails changes nothing (but
+ * after KITH_ENOMEM the state must be freed) and the commit stays open. Errors of the writes: KITH_EINVAL (no commit open, bad collection or
  * field number, a set operation on a non-set field or the reverse), KITH_ESCHEMA (the value
  * does not fit: `why`, may be NULL, says which field and why), KITH_ENOTFOUND (the document
  * is not live here), KITH_ENOMEM.
