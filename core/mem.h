@@ -62,10 +62,10 @@ int kith__memrep_apply(struct kith__memrep *m, const struct kith__commit *c, uin
  * Open a local commit: its HLC is kith__hlc_tick(clock, wall_ms) and its first seq the next
  * of this replica. Each write below applies at once (later writes and reads see it) and
  * becomes one op. kith__memrep_commit closes it. A write that fails changes nothing (but
- * after KITH_ENOMEM the state must be freed) and the commit stays open. Errors of the writes: KITH_EINVAL (no commit open, bad collection or
- * field number, a set operation on a non-set field or the reverse), KITH_ESCHEMA (the value
- * does not fit: `why`, may be NULL, says which field and why), KITH_ENOTFOUND (the document
- * is not live here), KITH_ENOMEM.
+ * after KITH_ENOMEM the state must be freed) and the commit stays open. Errors of the writes:
+ * KITH_EINVAL (no commit open, bad collection or field number, a set operation on a non-set field
+ * or the reverse), KITH_ESCHEMA (the value does not fit: `why`, may be NULL, says which field and
+ * why), KITH_ENOTFOUND (the document is not live here), KITH_ENOMEM.
  */
 int kith__memrep_begin(struct kith__memrep *m, uint64_t wall_ms);
 int kith__memrep_doc_create(struct kith__memrep *m, int coll, kith_dot *doc);
