@@ -609,6 +609,7 @@ replica_free(kith_replica *r)
     sodium_memzero(r->sk, sizeof r->sk);
     pthread_rwlock_destroy(&r->resize);
     pthread_mutex_destroy(&r->errlock);
+    pthread_mutex_destroy(&r->wlock);
     free(r->path);
     free(r);
 }
@@ -653,6 +654,12 @@ kith__open_sized(const char *path, unsigned flags, size_t mapsize, kith_replica 
         return KITH_ENOMEM;
     }
     if (pthread_mutex_init(&r->errlock, NULL) != 0) {
+        pthread_rwlock_destroy(&r->resize);
+        free(r);
+        return KITH_ENOMEM;
+    }
+    if (pthread_mutex_init(&r->wlock, NULL) != 0) {
+        pthread_mutex_destroy(&r->errlock);
         pthread_rwlock_destroy(&r->resize);
         free(r);
         return KITH_ENOMEM;

@@ -102,6 +102,8 @@ struct kith_replica {
     char *path;
     pthread_rwlock_t resize; /* txns hold it shared; growing the map holds it exclusive */
     pthread_mutex_t errlock; /* guards errmsg */
+    pthread_mutex_t wlock;   /* held by a local write txn from begin to end, across map
+                                growth, so no other thread's commit makes its seqs stale */
     char errmsg[512];
     kith_change_fn on_change;
     kith_conflict_fn on_conflict;
@@ -171,6 +173,7 @@ struct kith_txn {
     unsigned flags;        /* KITH_TXN_WRITE */
     bool failed;           /* a write failed: only abort remains */
     bool holds_resize;     /* holds r->resize shared */
+    bool holds_wlock;      /* holds r->wlock (write transactions) */
     bool started;          /* the first write happened: hlc and base_applied are set */
     uint64_t base_applied; /* own applied seq when the first write happened */
     /* the commit being built (write transactions) */

@@ -198,8 +198,15 @@ kith_txn_begin(kith_replica *r, unsigned flags, kith_txn **out)
         return KITH_ENOMEM;
     t->r = r;
     t->flags = flags;
+    if (flags & KITH_TXN_WRITE) {
+        /* before the resize lock: a thread waiting here holds nothing growth needs */
+        pthread_mutex_lock(&r->wlock);
+        t->holds_wlock = true;
+    }
     rc = kith__mdb_begin(r, (flags & KITH_TXN_WRITE) ? 0 : MDB_RDONLY, &t->txn);
     if (rc < 0) {
+        if (t->holds_wlock)
+            pthread_mutex_unlock(&r->wlock);
         free(t);
         return rc;
     }
@@ -226,10 +233,21 @@ txn_release(kith_txn *t)
     }
 }
 
+/* Let the next local write transaction of this process begin. */
+static void
+txn_unlock(kith_txn *t)
+{
+    if (t->holds_wlock) {
+        pthread_mutex_unlock(&t->r->wlock);
+        t->holds_wlock = false;
+    }
+}
+
 static void
 txn_free(kith_txn *t)
 {
     txn_release(t);
+    txn_unlock(t);
     kith__mem_free(&t->mem);
     free(t->commit.ops);
     kith__event_free(&t->events);
@@ -884,6 +902,7 @@ kith_txn_commit(kith_txn **txn)
         if (rc < 0)
             goto out_free;
     }
+    txn_unlock(t); /* observers may begin transactions of their own */
     kith__event_report(r, &t->events, KITH_CHANGE_LOCAL);
 out_free:
     txn_free(t);

@@ -9,6 +9,7 @@
 
 #include <criterion/criterion.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -519,5 +520,100 @@ Test(txn, truncated_data_file_is_refused)
     cr_assert_eq(truncate(path, 8192), 0);
     cr_assert_eq(kith_open(k.dir, 0, &r), KITH_ECORRUPT);
     cr_assert_null(r);
+    kt_free(&k);
+}
+
+struct thread_arg {
+    kith_replica *r;
+    int id, n, failures;
+};
+
+static void *
+writer_thread(void *p)
+{
+    struct thread_arg *a = p;
+    char name[64], notes[6000];
+
+    memset(notes, 'w', sizeof notes - 1);
+    notes[sizeof notes - 1] = '\0';
+    for (int i = 0; i < a->n; i++) {
+        kith_txn *t = NULL;
+        kith_docid id;
+        kith_value v;
+        snprintf(name, sizeof name, "thread %d item %d", a->id, i);
+        int brc = kith_txn_begin(a->r, KITH_TXN_WRITE, &t);
+        if (brc != 0) {
+            fprintf(stderr, "thread %d begin: %s (%s)\n", a->id, kith_strerror(brc),
+                    kith_errmsg(a->r));
+            a->failures++;
+            continue;
+        }
+        v = str(name);
+        int rc = kith_doc_create(t, "contacts", &id);
+        if (rc == 0)
+            rc = kith_field_set(t, "contacts", &id, "name", &v);
+        v = str(notes);
+        if (rc == 0)
+            rc = kith_field_set(t, "contacts", &id, "notes", &v);
+        if (rc == 0)
+            rc = kith_txn_commit(&t);
+        else
+            kith_txn_abort(&t);
+        if (rc != 0) {
+            fprintf(stderr, "thread %d item %d: %s (%s)\n", a->id, i, kith_strerror(rc),
+                    kith_errmsg(a->r));
+            a->failures++;
+        }
+    }
+    return NULL;
+}
+
+static void *
+reader_thread(void *p)
+{
+    struct thread_arg *a = p;
+
+    for (int i = 0; i < a->n; i++) {
+        kith_txn *t = NULL;
+        kith_iter *it = NULL;
+        kith_docid d;
+        if (kith_txn_begin(a->r, KITH_TXN_READ, &t) != 0 ||
+            kith_iter_docs(t, "contacts", &it) != 0) {
+            a->failures++;
+            kith_txn_abort(&t);
+            continue;
+        }
+        while (kith_iter_next(it, &d) == 0) {
+            kith_value v;
+            if (kith_field_get(t, "contacts", &d, "name", &v) != 0 || v.type != KITH_TYPE_STRING)
+                a->failures++;
+        }
+        kith_iter_close(it);
+        kith_txn_abort(&t);
+    }
+    return NULL;
+}
+
+/* Threads share one handle: writers grow a tiny map while readers read; all commits land. */
+Test(txn, threads_share_a_replica_across_growth, .timeout = 120)
+{
+    struct kt_replica k = kt_new_flags(KITH_NOSYNC, 256 << 10);
+    struct thread_arg args[4];
+    pthread_t th[4];
+    const int per = 60;
+
+    for (int i = 0; i < 4; i++) {
+        args[i] = (struct thread_arg){.r = k.r, .id = i, .n = i < 3 ? per : 40};
+        cr_assert_eq(pthread_create(&th[i], NULL, i < 3 ? writer_thread : reader_thread, &args[i]),
+                     0);
+    }
+    for (int i = 0; i < 4; i++) {
+        cr_assert_eq(pthread_join(th[i], NULL), 0);
+        cr_assert_eq(args[i].failures, 0, "thread %d: %d failures", i, args[i].failures);
+    }
+    cr_assert_eq(applied_seq(k.r), 3 * per * 3);
+    kith_verify_report rep;
+    cr_assert_eq(kith_verify(k.r, &rep), 0);
+    cr_assert_eq(rep.problems, 0, "%s", rep.first_problem);
     kt_free(&k);
 }
