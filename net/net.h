@@ -26,6 +26,8 @@
 
 #define KITH__ZAP_DOMAIN "kith"
 #define KITH__NET_TIMEOUT_MS 10000 /* default silence after which a peer is given up */
+#define KITH__PING_MS 1000         /* kith_sync pings after this much silence */
+#define KITH__SUPERSEDE_MS 1000    /* a streaming session silent this long yields to a new one */
 
 /* ---- log.c ------------------------------------------------------------------------------ */
 

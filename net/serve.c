@@ -581,6 +581,10 @@ pump_all(struct daemon *d)
         check_vv(d); /* relay what we just received to everyone else */
     for (size_t i = 0; i < MAX_LINKS; i++) {
         struct link *l = &d->links[i];
+        if (l->used && l->sock && l->s.state == KITH__SS_CLOSED) {
+            link_fail(l, l->s.error, l->s.why); /* closed from elsewhere (superseded) */
+            continue;
+        }
         if (l->used && l->sock && l->s.state == KITH__SS_OPEN) {
             (void)kith__session_pump(&l->s);
             if (l->s.state == KITH__SS_CLOSED)
@@ -589,6 +593,10 @@ pump_all(struct daemon *d)
     }
     for (size_t i = 0; i < MAX_INBOUND; i++) {
         struct inbound *in = &d->in[i];
+        if (in->used && in->s.state == KITH__SS_CLOSED) {
+            in->used = false;
+            continue;
+        }
         if (in->used && in->s.state == KITH__SS_OPEN) {
             (void)kith__session_pump(&in->s);
             if (in->s.state == KITH__SS_CLOSED)

@@ -26,6 +26,8 @@
 
 #define RECORD_EVERY_MS 1000
 
+static void record_now_and_then(struct kith__session *s);
+
 static int
 send_msg(struct kith__session *s, const struct kith__msg *m)
 {
@@ -284,6 +286,13 @@ on_hello(struct kith__session *s, const struct kith__msg *m)
         kith__session_close(s, KITH_EBUSY, true, false, "too many peers");
         return KITH_EBUSY;
     }
+    /* The same replica connects again while an older session of it holds the stream and has
+     * been silent: that one is most likely dead (killed, cut off), and would block this one
+     * until it times out. */
+    struct kith__session *old = s->peer->streamer;
+    if (old && old != s && kith__mono_ms() - old->last_rx_ms > KITH__SUPERSEDE_MS)
+        kith__session_close(old, KITH_ETIMEDOUT, true, false,
+                            "superseded by a new session from the same replica");
     s->stats.peer_id = m->id;
     if ((rc = peer_open(s, &m->vv)) < 0 || (rc = send_hello(s, KITH__MSG_WELCOME)) < 0) {
         kith__session_close(s, rc, false, false, "could not answer HELLO: %s", kith_strerror(rc));
@@ -348,6 +357,7 @@ on_batch(struct kith__session *s, const struct kith__msg *m)
     ack.seq = m->seq;
     if ((rc = send_with_vv(s, &ack)) < 0)
         goto out_fail;
+    record_now_and_then(s);
     kith__log(s->log, KITH_LOG_DEBUG, "peer %016llx: batch %llu applied, %llu new ops",
               (unsigned long long)s->peer->id, (unsigned long long)m->seq,
               (unsigned long long)info.ops_new);
@@ -355,6 +365,15 @@ on_batch(struct kith__session *s, const struct kith__msg *m)
 out_fail:
     kith__session_close(s, rc, false, false, "could not acknowledge: %s", kith_strerror(rc));
     return rc;
+}
+
+/* Write the peer record if the last write is a second old: what it holds shows in
+ * `kith peers` while a long session runs, at one small write transaction a second. */
+static void
+record_now_and_then(struct kith__session *s)
+{
+    if (kith__mono_ms() - s->peer->last_record_ms >= RECORD_EVERY_MS)
+        kith__session_record(s, NULL);
 }
 
 static int
@@ -377,8 +396,10 @@ on_ack(struct kith__session *s, const struct kith__msg *m)
         kith__session_close(s, rc, false, false, "out of memory");
         return rc;
     }
-    if (kith__mono_ms() - s->peer->last_record_ms >= RECORD_EVERY_MS || (s->nwin == 0 && !s->want))
+    if (s->nwin == 0 && !s->want)
         kith__session_record(s, NULL);
+    else
+        record_now_and_then(s);
     return 0;
 }
 
@@ -393,6 +414,7 @@ on_done(struct kith__session *s, const struct kith__msg *m)
         return rc;
     }
     s->peer_done = true;
+    record_now_and_then(s);
     /* A DONE is also a vector announcement: if it lacks something we hold, send it. */
     if (kith_vv_get(s->r, &mine) == 0) {
         if (kith__netvv_ahead(&mine, &s->peer->known))

@@ -14,6 +14,7 @@
 
 #include <criterion/criterion.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -312,11 +313,66 @@ Test(peers, trust_removed_applies_at_once)
 
 /* ---- SIGKILL in the middle of a sync ------------------------------------------------- */
 
+/* Children of the crash tests: killed and reaped after each test whatever happened, and
+ * killed by the kernel if the test process dies first. */
+static pid_t kids[8];
+
+static void
+track(pid_t pid)
+{
+    for (size_t i = 0; i < sizeof(kids) / sizeof(kids[0]); i++)
+        if (kids[i] == 0) {
+            kids[i] = pid;
+            return;
+        }
+}
+
+static void
+reaped(pid_t pid)
+{
+    for (size_t i = 0; i < sizeof(kids) / sizeof(kids[0]); i++)
+        if (kids[i] == pid)
+            kids[i] = 0;
+}
+
+static void
+reap_kids(void)
+{
+    for (size_t i = 0; i < sizeof(kids) / sizeof(kids[0]); i++)
+        if (kids[i] > 0) {
+            kill(kids[i], SIGKILL);
+            waitpid(kids[i], NULL, 0);
+            kids[i] = 0;
+        }
+}
+
+static pid_t
+fork_child(void)
+{
+    pid_t parent = getpid(), pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0) {
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
+            _exit(5);
+        return 0;
+    }
+    track(pid);
+    return pid;
+}
+
+static int
+wait_kid(pid_t pid)
+{
+    int status = -1;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    reaped(pid);
+    return status;
+}
+
 static pid_t
 fork_daemon(const char *dir, const char *ep)
 {
-    pid_t pid = fork();
-    cr_assert(pid >= 0);
+    pid_t pid = fork_child();
     if (pid == 0) {
         kith_replica *r;
         if (kith_open(dir, KITH_NOSYNC, &r) < 0)
@@ -333,29 +389,44 @@ fork_daemon(const char *dir, const char *ep)
     return pid;
 }
 
+/* Kill `pid` once the replica in `dir` (being written by it) holds at least `ops` ops:
+ * after some batches were applied and before the last. */
 struct killer {
     pid_t pid;
-    char path[512]; /* the daemon's data.mdb */
-    off_t grow;     /* kill once it grew this much (batches are being applied) */
-    int after_ms;   /* and then this much later */
+    const char *dir;
+    uint64_t ops;
+    bool fired;
 };
 
-static off_t
-file_size(const char *path)
+static uint64_t
+held_ops(kith_replica *r)
 {
-    struct stat st;
-    return stat(path, &st) == 0 ? st.st_size : 0;
+    kith_vv vv;
+    uint64_t n = 0;
+    if (kith_vv_get(r, &vv) < 0)
+        return 0;
+    for (size_t i = 0; i < vv.len; i++)
+        n += vv.entries[i].seq;
+    kith_vv_free(&vv);
+    return n;
 }
 
 static void *
 kill_later(void *arg)
 {
     struct killer *k = arg;
-    off_t start = file_size(k->path);
-    for (int i = 0; i < 5000 && file_size(k->path) < start + k->grow; i++)
-        nt_sleep_ms(1);
-    nt_sleep_ms(k->after_ms);
-    kill(k->pid, SIGKILL);
+    kith_replica *r = NULL;
+    for (int i = 0; i < 10000 && !k->fired; i++) {
+        if (!r && kith_open(k->dir, KITH_RDONLY, &r) < 0)
+            r = NULL;
+        if (r && held_ops(r) >= k->ops) {
+            kill(k->pid, SIGKILL);
+            k->fired = true;
+        } else {
+            nt_sleep_ms(1);
+        }
+    }
+    kith_close(r);
     return NULL;
 }
 
@@ -371,7 +442,7 @@ vv_ops(kith_replica *r)
     return n;
 }
 
-Test(crash, daemon_killed_mid_sync_resumes_without_resending, .timeout = 120)
+Test(crash, daemon_killed_mid_sync_resumes_without_resending, .timeout = 120, .fini = reap_kids)
 {
     struct kt_replica a = kt_new(), b = kt_new();
     uint8_t pk[KITH_PUBKEY_BYTES];
@@ -389,19 +460,15 @@ Test(crash, daemon_killed_mid_sync_resumes_without_resending, .timeout = 120)
 
     pid_t pid = fork_daemon(b.dir, ep);
     nt_sleep_ms(150);
-    struct killer k;
-    memset(&k, 0, sizeof(k));
-    k.pid = pid;
-    snprintf(k.path, sizeof(k.path), "%s/data.mdb", b.dir);
-    k.grow = 256 * 1024 + (off_t)kt_below(&st, 1024 * 1024);
-    k.after_ms = (int)kt_below(&st, 15);
+    struct killer k = {pid, b.dir, 1 + kt_below(&st, (uint64_t)total / 2), false};
     pthread_t th;
     cr_assert_eq(pthread_create(&th, NULL, kill_later, &k), 0);
     kith_sync_info info1;
     int rc = kith_sync(a.r, ep, pk, 1500, &info1);
     pthread_join(th, NULL);
-    int status;
-    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    int status = wait_kid(pid);
+    cr_assert(k.fired && WIFSIGNALED(status), "the daemon was not killed mid-sync (KITH_SEED=%llu)",
+              (unsigned long long)seed);
     cr_log_info("first sync: %s, %llu ops sent before the kill (KITH_SEED=%llu)", kith_errname(rc),
                 (unsigned long long)info1.ops_sent, (unsigned long long)seed);
 
@@ -430,7 +497,7 @@ Test(crash, daemon_killed_mid_sync_resumes_without_resending, .timeout = 120)
                  (unsigned long long)info2.ops_sent, (unsigned long long)(a_ops - held),
                  (unsigned long long)seed);
     cr_assert_eq(kill(pid, SIGTERM), 0);
-    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    status = wait_kid(pid);
     cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "daemon did not stop cleanly");
 
     kt_reopen(&b, KITH_NOSYNC);
@@ -446,8 +513,7 @@ Test(crash, daemon_killed_mid_sync_resumes_without_resending, .timeout = 120)
 static pid_t
 fork_sync(const char *dir, const char *ep, const uint8_t *pk, int fd)
 {
-    pid_t pid = fork();
-    cr_assert(pid >= 0);
+    pid_t pid = fork_child();
     if (pid == 0) {
         kith_replica *r;
         kith_sync_info info;
@@ -455,6 +521,8 @@ fork_sync(const char *dir, const char *ep, const uint8_t *pk, int fd)
             _exit(3);
         memset(&info, 0, sizeof(info));
         int rc = kith_sync(r, ep, pk, 5000, &info);
+        if (rc < 0)
+            fprintf(stderr, "kith_sync in the child: %s (%s)\n", kith_errname(rc), kith_errmsg(r));
         if (write(fd, &info, sizeof(info)) != (ssize_t)sizeof(info))
             rc = -1;
         kith_close(r);
@@ -463,7 +531,7 @@ fork_sync(const char *dir, const char *ep, const uint8_t *pk, int fd)
     return pid;
 }
 
-Test(crash, client_killed_mid_sync_resumes_without_resending, .timeout = 120)
+Test(crash, client_killed_mid_sync_resumes_without_resending, .timeout = 120, .fini = reap_kids)
 {
     struct kt_replica a = kt_new(), b = kt_new();
     uint8_t pk[KITH_PUBKEY_BYTES];
@@ -485,16 +553,10 @@ Test(crash, client_killed_mid_sync_resumes_without_resending, .timeout = 120)
     pid_t server = fork_daemon(a.dir, ep); /* a serves; b pulls and is killed */
     nt_sleep_ms(150);
     pid_t client = fork_sync(b.dir, ep, pk, fds[1]);
-    struct killer k;
-    memset(&k, 0, sizeof(k));
-    k.pid = client;
-    snprintf(k.path, sizeof(k.path), "%s/data.mdb", b.dir);
-    k.grow = 256 * 1024 + (off_t)kt_below(&st, 1024 * 1024);
-    k.after_ms = (int)kt_below(&st, 15);
+    struct killer k = {client, b.dir, 1 + kt_below(&st, a_ops / 2), false};
     kill_later(&k);
-    int status;
-    cr_assert_eq(waitpid(client, &status, 0), client);
-    cr_assert(WIFSIGNALED(status), "the client finished before the kill (KITH_SEED=%llu)",
+    int status = wait_kid(client);
+    cr_assert(k.fired && WIFSIGNALED(status), "the client was not killed mid-sync (KITH_SEED=%llu)",
               (unsigned long long)seed);
 
     kith_replica *rb;
@@ -507,7 +569,7 @@ Test(crash, client_killed_mid_sync_resumes_without_resending, .timeout = 120)
     cr_assert(held < a_ops);
 
     client = fork_sync(b.dir, ep, pk, fds[1]);
-    cr_assert_eq(waitpid(client, &status, 0), client);
+    status = wait_kid(client);
     cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "resumed sync failed");
     kith_sync_info info;
     cr_assert_eq(read(fds[0], &info, sizeof(info)), (ssize_t)sizeof(info));
@@ -519,7 +581,7 @@ Test(crash, client_killed_mid_sync_resumes_without_resending, .timeout = 120)
                  (unsigned long long)info.ops_received, (unsigned long long)(a_ops - held),
                  (unsigned long long)seed);
     cr_assert_eq(kill(server, SIGTERM), 0);
-    cr_assert_eq(waitpid(server, &status, 0), server);
+    status = wait_kid(server);
     cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     close(fds[0]);
     close(fds[1]);
