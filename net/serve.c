@@ -454,6 +454,25 @@ check_vv(struct daemon *d)
     kith_vv_free(&cur);
 }
 
+/* Close every open session whose peer is no longer trusted: ZAP only checks at connection,
+ * and a revoked device must stop receiving at once (removing trust writes data.mdb, so the
+ * inotify event brings us here). */
+static void
+sweep_trust(struct daemon *d)
+{
+    for (size_t i = 0; i < MAX_LINKS; i++) {
+        struct link *l = &d->links[i];
+        if (l->used && l->sock && l->s.state == KITH__SS_OPEN && !kith_is_trusted(d->r, l->pk))
+            kith__session_close(&l->s, KITH_EUNTRUSTED, true, false, "trust was removed");
+    }
+    for (size_t i = 0; i < MAX_INBOUND; i++) {
+        struct inbound *in = &d->in[i];
+        if (in->used && in->s.state == KITH__SS_OPEN && in->s.peer &&
+            !kith_is_trusted(d->r, in->s.peer->pk))
+            kith__session_close(&in->s, KITH_EUNTRUSTED, true, false, "trust was removed");
+    }
+}
+
 static void
 drain_inotify(struct daemon *d)
 {
@@ -461,6 +480,7 @@ drain_inotify(struct daemon *d)
     int64_t now = kith__mono_ms();
     while (read(d->inofd, buf, sizeof(buf)) > 0)
         ;
+    sweep_trust(d);
     check_vv(d);
     /* LMDB writes the meta page (our event) a moment before it publishes the new txnid to
      * readers, so the commit that woke us may not be visible yet: look again shortly. */
@@ -540,6 +560,7 @@ timers(struct daemon *d)
     if (now >= d->next_ae_ms) {
         d->next_ae_ms = now + d->interval_ms;
         refresh_links(d);
+        sweep_trust(d);
         for (size_t i = 0; i < MAX_LINKS; i++)
             if (d->links[i].used && d->links[i].sock)
                 (void)kith__session_announce(&d->links[i].s);

@@ -455,3 +455,27 @@ Test(daemon, peers_option_names_key_and_address)
     node_free(&a);
     node_free(&b);
 }
+
+Test(daemon, revoked_peer_stops_receiving_at_once)
+{
+    struct node a, b;
+    node_init(&a);
+    node_init(&b);
+    node_link(&a, &b);
+    node_start(&b);
+    node_start(&a);
+    kith_docid x = kt_contact(b.k.r, "before");
+    cr_assert(wait_doc(a.k.r, &x, 3000));
+    /* b revokes a while a's session to b is open */
+    cr_assert_eq(kith_trust_remove(b.k.r, kith_replica_id(a.k.r)), 0);
+    nt_sleep_ms(300);
+    kith_docid y = kt_contact(b.k.r, "not for a any more");
+    kith_docid z = kt_contact(a.k.r, "not for b either");
+    nt_sleep_ms(1500); /* past a reconnect and an anti-entropy tick */
+    cr_assert(!has_doc(a.k.r, &y), "a revoked peer still got a write");
+    cr_assert(!has_doc(b.k.r, &z), "a revoked peer's write got in");
+    node_stop(&a);
+    node_stop(&b);
+    node_free(&a);
+    node_free(&b);
+}
