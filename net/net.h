@@ -181,6 +181,12 @@ void kith__session_record(struct kith__session *s, const char *error);
 void kith__peerstate_load(struct kith__peerstate *p, kith_replica *r);
 void kith__peerstate_clear(struct kith__peerstate *p);
 
+/* ---- serve.c ------------------------------------------------------------------------ */
+
+/* The wait before the next attempt after `failures` failures in a row (>= 1): 250 ms doubled
+ * per failure, at most 30 s, times 0.75 + jitter/2000 (jitter uniform in 0..999). */
+int64_t kith__backoff_ms(uint32_t failures, uint32_t jitter);
+
 /* ---- beacon.c ------------------------------------------------------------------------- */
 
 #define KITH__BEACON_PORT 7462

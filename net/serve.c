@@ -151,6 +151,17 @@ link_disconnect(struct link *l)
     }
 }
 
+int64_t
+kith__backoff_ms(uint32_t failures, uint32_t jitter)
+{
+    int64_t delay = BACKOFF_BASE_MS;
+    for (uint32_t i = 1; i < failures && delay < BACKOFF_MAX_MS; i++)
+        delay *= 2;
+    if (delay > BACKOFF_MAX_MS)
+        delay = BACKOFF_MAX_MS;
+    return delay * 3 / 4 + delay * (int64_t)(jitter % 1000) / 2000;
+}
+
 /* The link failed: close it and wait before the next attempt (exponential, with jitter). */
 static void
 link_fail(struct link *l, int code, const char *why)
@@ -162,12 +173,7 @@ link_fail(struct link *l, int code, const char *why)
         kith__session_close(&l->s, code, false, false, "%s", why);
     link_disconnect(l);
     l->failures++;
-    delay = BACKOFF_BASE_MS;
-    for (uint32_t i = 1; i < l->failures && delay < BACKOFF_MAX_MS; i++)
-        delay *= 2;
-    if (delay > BACKOFF_MAX_MS)
-        delay = BACKOFF_MAX_MS;
-    delay = delay * 3 / 4 + (int64_t)randombytes_uniform((uint32_t)(delay / 2) + 1);
+    delay = kith__backoff_ms(l->failures, randombytes_uniform(1000));
     l->next_attempt_ms = kith__mono_ms() + delay;
     kith__log(&d->log, KITH_LOG_INFO, "peer %016llx at %s: %s; retrying in %lld ms",
               (unsigned long long)l->id, l->endpoint, why, (long long)delay);

@@ -513,3 +513,19 @@ Test(log, journald_prefixes, .init = redirect_stderr)
     fflush(stderr);
     cr_assert_stderr_eq_str("<3>cannot listen\n<6>listening\n");
 }
+
+/* ---- reconnect backoff ---------------------------------------------------------------- */
+
+Test(backoff, doubles_with_jitter_up_to_a_cap)
+{
+    int64_t base = 250;
+    for (uint32_t f = 1; f <= 12; f++) {
+        int64_t nominal = base << (f - 1);
+        if (nominal > 30000)
+            nominal = 30000;
+        int64_t lo = kith__backoff_ms(f, 0), hi = kith__backoff_ms(f, 999);
+        cr_assert_eq(lo, nominal * 3 / 4, "failures %u: %lld", f, (long long)lo);
+        cr_assert(hi < nominal * 5 / 4 && hi > lo, "failures %u: %lld", f, (long long)hi);
+    }
+    cr_assert_eq(kith__backoff_ms(1000, 500), 30000);
+}
