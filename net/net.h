@@ -65,7 +65,7 @@ struct kith__zap {
     unsigned log_count, log_suppressed;
 };
 
-/* The admit function of a replica (serve.c): keys that kith_curve_public maps from a trusted,
+/* The admit function of a replica (links.c): keys that kith_curve_public maps from a trusted,
  * unforked Ed25519 key in the peer records, read at each request (so trust changes apply at once).
  */
 bool kith__admit_trusted(void *replica, const uint8_t curve_pk[32]);
@@ -181,7 +181,7 @@ void kith__session_record(struct kith__session *s, const char *error);
 void kith__peerstate_load(struct kith__peerstate *p, kith_replica *r);
 void kith__peerstate_clear(struct kith__peerstate *p);
 
-/* ---- serve.c ------------------------------------------------------------------------ */
+/* ---- links.c ------------------------------------------------------------------------ */
 
 /* The wait before the next attempt after `failures` failures in a row (>= 1): 250 ms doubled
  * per failure, at most 30 s, times 0.75 + jitter/2000 (jitter uniform in 0..999). */

@@ -12,7 +12,7 @@
  * the others go on. A batch is applied inside kith_batch_apply (one LMDB transaction), so a
  * stop between two frames never leaves half a batch.
  */
-#include "net.h"
+#include "daemon.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -26,279 +26,13 @@
 #include <unistd.h>
 #include <zmq.h>
 
-#define MAX_LINKS 64
-#define MAX_INBOUND 128
-#define MAX_PEERS 256
-#define MAX_POLL (MAX_LINKS + 4)
-#define BACKOFF_BASE_MS 250
-#define BACKOFF_MAX_MS 30000
-#define RECHECKS 3
-
 static const int recheck_after[RECHECKS] = {1, 20, 250};
-
-struct daemon;
-
-/* An outgoing connection to one peer. */
-struct link {
-    bool used;
-    bool wanted; /* still in the configuration (refresh marks) */
-    char endpoint[256];
-    uint8_t pk[KITH_PUBKEY_BYTES];
-    uint64_t id;
-    void *sock; /* NULL while waiting to (re)connect */
-    struct kith__session s;
-    uint32_t failures;
-    int64_t next_attempt_ms;
-    struct daemon *d;
-};
-
-/* A peer connected to our ROUTER, known by its routing id. */
-struct inbound {
-    bool used;
-    uint8_t rid[256];
-    size_t rid_len;
-    struct kith__session s;
-    struct daemon *d;
-};
-
-struct daemon {
-    kith_replica *r;
-    const kith_serve_opts *o;
-    struct kith__log log;
-    void *zctx;
-    void *router;
-    struct kith__zap zap;
-    char bound[256];
-    uint8_t cpub[32], csec[32];
-    struct link links[MAX_LINKS];
-    struct inbound in[MAX_INBOUND];
-    struct kith__peerstate *peers[MAX_PEERS];
-    size_t npeers;
-    int sigfd, inofd, bfd;
-    kith_vv last_vv; /* the vector last pushed (net-owned) */
-    int interval_ms, timeout_ms;
-    uint16_t beacon_port;
-    int64_t next_ae_ms, next_beacon_ms, next_vv_check_ms;
-    int64_t recheck_ms[RECHECKS]; /* look at the vector again then (0: no) */
-    struct kith__beacon_gate gate;
-    bool *warned; /* opts->peers endpoints we have complained about */
-    bool stopping;
-};
-
-bool
-kith__admit_trusted(void *replica, const uint8_t curve_pk[32])
-{
-    kith_replica *r = replica;
-    kith_peer *peers = NULL;
-    size_t n = 0;
-    bool ok = false;
-
-    if (kith_peers_get(r, &peers, &n) < 0)
-        return false;
-    for (size_t i = 0; i < n && !ok; i++) {
-        uint8_t x[32];
-        if (peers[i].trusted && !peers[i].forked && kith_curve_public(peers[i].pubkey, x) == 0 &&
-            sodium_memcmp(x, curve_pk, 32) == 0)
-            ok = true;
-    }
-    kith_peers_free(peers, n);
-    return ok;
-}
-
-static struct kith__peerstate *
-find_peer(void *ctx, uint64_t id, const uint8_t pk[KITH_PUBKEY_BYTES])
-{
-    struct daemon *d = ctx;
-    struct kith__peerstate *p;
-
-    for (size_t i = 0; i < d->npeers; i++)
-        if (d->peers[i]->id == id)
-            return d->peers[i];
-    if (d->npeers == MAX_PEERS)
-        return NULL;
-    p = calloc(1, sizeof(*p));
-    if (!p)
-        return NULL;
-    p->id = id;
-    memcpy(p->pk, pk, KITH_PUBKEY_BYTES);
-    kith__peerstate_load(p, d->r);
-    d->peers[d->npeers++] = p;
-    return p;
-}
-
-static int
-link_send(void *ctx, void *data, size_t len)
-{
-    struct link *l = ctx;
-    return kith__send_frame(l->sock, NULL, 0, data, len);
-}
 
 static int
 inbound_send(void *ctx, void *data, size_t len)
 {
     struct inbound *in = ctx;
     return kith__send_frame(in->d->router, in->rid, in->rid_len, data, len);
-}
-
-/* ---- outgoing links ------------------------------------------------------------------ */
-
-static void
-link_disconnect(struct link *l)
-{
-    if (l->sock) {
-        zmq_close(l->sock);
-        l->sock = NULL;
-    }
-}
-
-int64_t
-kith__backoff_ms(uint32_t failures, uint32_t jitter)
-{
-    int64_t delay = BACKOFF_BASE_MS;
-    for (uint32_t i = 1; i < failures && delay < BACKOFF_MAX_MS; i++)
-        delay *= 2;
-    if (delay > BACKOFF_MAX_MS)
-        delay = BACKOFF_MAX_MS;
-    return delay * 3 / 4 + delay * (int64_t)(jitter % 1000) / 2000;
-}
-
-/* The link failed: close it and wait before the next attempt (exponential, with jitter). */
-static void
-link_fail(struct link *l, int code, const char *why)
-{
-    struct daemon *d = l->d;
-    int64_t delay;
-
-    if (l->s.state != KITH__SS_CLOSED && l->sock)
-        kith__session_close(&l->s, code, false, false, "%s", why);
-    link_disconnect(l);
-    l->failures++;
-    delay = kith__backoff_ms(l->failures, randombytes_uniform(1000));
-    l->next_attempt_ms = kith__mono_ms() + delay;
-    kith__log(&d->log, KITH_LOG_INFO, "peer %016llx at %s: %s; retrying in %lld ms",
-              (unsigned long long)l->id, l->endpoint, why, (long long)delay);
-}
-
-static void
-link_connect(struct link *l)
-{
-    struct daemon *d = l->d;
-    struct kith__peerstate *p;
-    uint8_t srv[32];
-    int rc;
-
-    if ((rc = kith_curve_public(l->pk, srv)) < 0 ||
-        (rc = kith__client_socket(d->zctx, d->cpub, d->csec, srv, l->endpoint, NULL, &l->sock)) <
-            0) {
-        link_fail(l, rc, "could not connect");
-        return;
-    }
-    p = find_peer(d, l->id, l->pk);
-    if (!p) {
-        link_fail(l, KITH_ENOMEM, "too many peers");
-        return;
-    }
-    rc = kith__session_start_client(&l->s, d->r, &d->log, p, link_send, l);
-    if (rc < 0)
-        link_fail(l, rc, "could not send HELLO");
-    else
-        kith__log(&d->log, KITH_LOG_DEBUG, "connecting to %016llx at %s", (unsigned long long)l->id,
-                  l->endpoint);
-}
-
-static struct link *
-ensure_link(struct daemon *d, const char *endpoint, const uint8_t pk[KITH_PUBKEY_BYTES])
-{
-    struct link *free_slot = NULL;
-    uint64_t id = kith_id_from_pubkey(pk);
-
-    for (size_t i = 0; i < MAX_LINKS; i++) {
-        struct link *l = &d->links[i];
-        if (!l->used) {
-            if (!free_slot)
-                free_slot = l;
-            continue;
-        }
-        if (l->id != id)
-            continue;
-        l->wanted = true;
-        if (strcmp(l->endpoint, endpoint) != 0) {
-            /* moved: reconnect to the new address at once */
-            if (l->sock)
-                kith__session_close(&l->s, 0, false, true, "peer moved to %s", endpoint);
-            link_disconnect(l);
-            snprintf(l->endpoint, sizeof(l->endpoint), "%s", endpoint);
-            l->failures = 0;
-            l->next_attempt_ms = 0;
-        }
-        return l;
-    }
-    if (!free_slot) {
-        kith__log(&d->log, KITH_LOG_WARNING, "too many peers; %s not added", endpoint);
-        return NULL;
-    }
-    memset(free_slot, 0, sizeof(*free_slot));
-    free_slot->used = free_slot->wanted = true;
-    free_slot->d = d;
-    free_slot->id = id;
-    free_slot->s.state = KITH__SS_CLOSED;
-    memcpy(free_slot->pk, pk, KITH_PUBKEY_BYTES);
-    snprintf(free_slot->endpoint, sizeof(free_slot->endpoint), "%s", endpoint);
-    return free_slot;
-}
-
-/* Links from the peer records (trusted, with an address) and opts->peers. */
-static void
-refresh_links(struct daemon *d)
-{
-    kith_peer *peers = NULL;
-    size_t n = 0;
-
-    if (kith_peers_get(d->r, &peers, &n) < 0)
-        return;
-    for (size_t i = 0; i < MAX_LINKS; i++)
-        d->links[i].wanted = false;
-    /* opts->peers first: "PUBKEY@ENDPOINT" names the key; a bare endpoint must be a trusted
-     * peer's recorded address (CURVE needs the key before the first byte). */
-    for (size_t j = 0; j < d->o->npeers; j++) {
-        const char *ep = d->o->peers[j], *at = strchr(ep, '@');
-        uint8_t pk[KITH_PUBKEY_BYTES];
-        size_t got = 0;
-        bool found = false;
-        const char *why = "no trusted key recorded for it (kith trust PUBKEY --addr ENDPOINT)";
-        if (at && at - ep == 2 * KITH_PUBKEY_BYTES &&
-            sodium_hex2bin(pk, sizeof(pk), ep, (size_t)(at - ep), NULL, &got, NULL) == 0 &&
-            got == sizeof(pk)) {
-            found = kith_is_trusted(d->r, pk);
-            if (found)
-                (void)ensure_link(d, at + 1, pk);
-            else
-                why = "that key is not trusted";
-        }
-        for (size_t i = 0; i < n && !found; i++)
-            found = peers[i].trusted && !peers[i].forked && strcmp(peers[i].addr, ep) == 0;
-        if (!found && d->warned && !d->warned[j]) {
-            d->warned[j] = true;
-            kith__log(&d->log, KITH_LOG_WARNING, "peer %s not dialled: %s", ep, why);
-        }
-    }
-    for (size_t i = 0; i < n; i++) {
-        bool named = false; /* opts->peers gave it an address already */
-        for (size_t k = 0; k < MAX_LINKS && !named; k++)
-            named = d->links[k].used && d->links[k].wanted && d->links[k].id == peers[i].id;
-        if (!named && peers[i].trusted && !peers[i].forked && peers[i].addr[0])
-            (void)ensure_link(d, peers[i].addr, peers[i].pubkey);
-    }
-    for (size_t i = 0; i < MAX_LINKS; i++) {
-        struct link *l = &d->links[i];
-        if (l->used && !l->wanted) {
-            if (l->sock)
-                kith__session_close(&l->s, KITH_EUNTRUSTED, false, true, "no longer trusted");
-            link_disconnect(l);
-            l->used = false;
-        }
-    }
-    kith_peers_free(peers, n);
 }
 
 /* ---- receiving ----------------------------------------------------------------------- */
@@ -359,7 +93,8 @@ inbound_find(struct daemon *d, const uint8_t *rid, size_t rid_len, bool create)
     free_slot->d = d;
     memcpy(free_slot->rid, rid, rid_len);
     free_slot->rid_len = rid_len;
-    kith__session_init_server(&free_slot->s, d->r, &d->log, find_peer, d, inbound_send, free_slot);
+    kith__session_init_server(&free_slot->s, d->r, &d->log, kith__daemon_peer, d, inbound_send,
+                              free_slot);
     return free_slot;
 }
 
@@ -412,7 +147,7 @@ on_link(struct daemon *d, struct link *l)
         if (parts == 0)
             return;
         if (parts < 0) {
-            link_fail(l, parts, "receive failed");
+            kith__link_fail(l, parts, "receive failed");
             return;
         }
         if (parts > 1)
@@ -421,7 +156,7 @@ on_link(struct daemon *d, struct link *l)
             (void)kith__session_input(&l->s, zmq_msg_data(&m), zmq_msg_size(&m));
         zmq_msg_close(&m);
         if (l->s.state == KITH__SS_CLOSED) {
-            link_fail(l, l->s.error, l->s.why);
+            kith__link_fail(l, l->s.error, l->s.why);
             return;
         }
         if (l->s.state == KITH__SS_OPEN && l->failures) {
@@ -460,25 +195,6 @@ check_vv(struct daemon *d)
     kith_vv_free(&cur);
 }
 
-/* Close every open session whose peer is no longer trusted: ZAP only checks at connection,
- * and a revoked device must stop receiving at once (removing trust writes data.mdb, so the
- * inotify event brings us here). */
-static void
-sweep_trust(struct daemon *d)
-{
-    for (size_t i = 0; i < MAX_LINKS; i++) {
-        struct link *l = &d->links[i];
-        if (l->used && l->sock && l->s.state == KITH__SS_OPEN && !kith_is_trusted(d->r, l->pk))
-            kith__session_close(&l->s, KITH_EUNTRUSTED, true, false, "trust was removed");
-    }
-    for (size_t i = 0; i < MAX_INBOUND; i++) {
-        struct inbound *in = &d->in[i];
-        if (in->used && in->s.state == KITH__SS_OPEN && in->s.peer &&
-            !kith_is_trusted(d->r, in->s.peer->pk))
-            kith__session_close(&in->s, KITH_EUNTRUSTED, true, false, "trust was removed");
-    }
-}
-
 static void
 drain_inotify(struct daemon *d)
 {
@@ -486,51 +202,12 @@ drain_inotify(struct daemon *d)
     int64_t now = kith__mono_ms();
     while (read(d->inofd, buf, sizeof(buf)) > 0)
         ;
-    sweep_trust(d);
+    kith__daemon_sweep_trust(d);
     check_vv(d);
     /* LMDB writes the meta page (our event) a moment before it publishes the new txnid to
      * readers, so the commit that woke us may not be visible yet: look again shortly. */
     for (int i = 0; i < RECHECKS; i++)
         d->recheck_ms[i] = now + recheck_after[i];
-}
-
-static void
-on_beacon(struct daemon *d)
-{
-    for (int k = 0; k < 32; k++) {
-        struct kith__beacon_msg b;
-        int64_t now = kith__mono_ms();
-        if (!kith__beacon_rate_ok(&d->gate, now)) {
-            if (kith__beacon_drop(d->bfd) == -EAGAIN)
-                return;
-            continue;
-        }
-        int rc = kith__beacon_recv(d->bfd, &b);
-        if (rc == -EAGAIN)
-            return;
-        if (rc < 0)
-            kith__log(&d->log, KITH_LOG_DEBUG, "beacon ignored: %s", kith_strerror(rc));
-        if (rc < 0 || !kith__beacon_admit(&d->gate, &b, kith_replica_id(d->r), now))
-            continue;
-        if (!kith_is_trusted(d->r, b.pk)) {
-            kith__log(&d->log, KITH_LOG_DEBUG, "beacon from untrusted %016llx at %s ignored",
-                      (unsigned long long)b.id, b.endpoint);
-            continue;
-        }
-        bool known = false;
-        for (size_t i = 0; i < MAX_LINKS && !known; i++)
-            known = d->links[i].used && d->links[i].id == b.id &&
-                    strcmp(d->links[i].endpoint, b.endpoint) == 0;
-        if (known)
-            continue;
-        kith__log(&d->log, KITH_LOG_INFO, "discovered %016llx at %s", (unsigned long long)b.id,
-                  b.endpoint);
-        rc = kith_trust_add(d->r, b.pk, NULL, b.endpoint);
-        if (rc < 0)
-            kith__log(&d->log, KITH_LOG_WARNING, "could not record %s: %s", b.endpoint,
-                      kith_strerror(rc));
-        (void)ensure_link(d, b.endpoint, b.pk);
-    }
 }
 
 static void
@@ -544,16 +221,17 @@ timers(struct daemon *d)
             continue;
         if (!l->sock) {
             if (now >= l->next_attempt_ms && !d->stopping)
-                link_connect(l);
+                kith__link_connect(l);
             continue;
         }
         if (now - l->s.last_rx_ms > d->timeout_ms) {
-            link_fail(l, KITH_ETIMEDOUT,
-                      l->s.state == KITH__SS_HELLO ? "no answer to HELLO" : "peer went silent");
+            kith__link_fail(l, KITH_ETIMEDOUT,
+                            l->s.state == KITH__SS_HELLO ? "no answer to HELLO"
+                                                         : "peer went silent");
         } else if (l->s.state == KITH__SS_OPEN && now - l->s.last_tx_ms > d->timeout_ms / 3 &&
                    now - l->s.last_rx_ms > d->timeout_ms / 3) {
             if (kith__session_ping(&l->s) < 0)
-                link_fail(l, l->s.error, "could not send PING");
+                kith__link_fail(l, l->s.error, "could not send PING");
         }
     }
     for (size_t i = 0; i < MAX_INBOUND; i++) {
@@ -565,8 +243,8 @@ timers(struct daemon *d)
     }
     if (now >= d->next_ae_ms) {
         d->next_ae_ms = now + d->interval_ms;
-        refresh_links(d);
-        sweep_trust(d);
+        kith__links_refresh(d);
+        kith__daemon_sweep_trust(d);
         for (size_t i = 0; i < MAX_LINKS; i++)
             if (d->links[i].used && d->links[i].sock)
                 (void)kith__session_announce(&d->links[i].s);
@@ -609,13 +287,13 @@ pump_all(struct daemon *d)
     for (size_t i = 0; i < MAX_LINKS; i++) {
         struct link *l = &d->links[i];
         if (l->used && l->sock && l->s.state == KITH__SS_CLOSED) {
-            link_fail(l, l->s.error, l->s.why); /* closed from elsewhere (superseded) */
+            kith__link_fail(l, l->s.error, l->s.why); /* closed from elsewhere (superseded) */
             continue;
         }
         if (l->used && l->sock && l->s.state == KITH__SS_OPEN) {
             (void)kith__session_pump(&l->s);
             if (l->s.state == KITH__SS_CLOSED)
-                link_fail(l, l->s.error, l->s.why);
+                kith__link_fail(l, l->s.error, l->s.why);
         }
     }
     for (size_t i = 0; i < MAX_INBOUND; i++) {
@@ -717,7 +395,7 @@ run(struct daemon *d)
             if (iino >= 0 && (items[iino].revents & ZMQ_POLLIN))
                 drain_inotify(d);
             if (ibea >= 0 && (items[ibea].revents & ZMQ_POLLIN))
-                on_beacon(d);
+                kith__daemon_on_beacon(d);
         }
         timers(d);
         pump_all(d);
@@ -795,7 +473,7 @@ kith_serve(kith_replica *r, const kith_serve_opts *opts)
             kith_vv_free(&cur);
         }
     }
-    refresh_links(d);
+    kith__links_refresh(d);
     d->next_ae_ms = kith__mono_ms() + d->interval_ms;
     kith__sd_notify("READY=1");
     run(d);
@@ -806,7 +484,7 @@ kith_serve(kith_replica *r, const kith_serve_opts *opts)
         struct link *l = &d->links[i];
         if (l->used && l->sock && l->s.state != KITH__SS_CLOSED)
             kith__session_close(&l->s, 0, false, true, "stopping");
-        link_disconnect(l);
+        kith__link_disconnect(l);
     }
     for (size_t i = 0; i < MAX_INBOUND; i++)
         if (d->in[i].used && d->in[i].s.state != KITH__SS_CLOSED)
