@@ -145,6 +145,7 @@ expect_addr(const char *dir, uint64_t id, const char *addr)
     kith_close(r);
 }
 
+/* proves NET-17 */
 Test(discovery, two_namespaces_find_each_other, .fini = teardown, .timeout = 60)
 {
     if (!make_namespaces())
@@ -238,6 +239,7 @@ recv_one(int fd, struct kith__beacon_msg *b)
     return -EAGAIN;
 }
 
+/* proves NET-17 */
 Test(beacon, signed_checked_and_gated)
 {
     struct kt_replica a = kt_new();

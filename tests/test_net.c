@@ -31,6 +31,7 @@ encode(const struct kith__msg *m, uint8_t **out)
     return sb.size;
 }
 
+/* proves NET-6 */
 Test(wire, hello_round_trip)
 {
     uint8_t pk[32], fp[32], *buf;
@@ -131,6 +132,7 @@ Test(wire, encoder_refuses_out_of_limits)
     msgpack_sbuffer_destroy(&sb);
 }
 
+/* proves NET-6 */
 Test(wire, guard_refuses_counts_the_bytes_cannot_back)
 {
     /* array32 claiming 2^24 elements in 5 bytes: msgpack-c alone would reserve 400 MB */
@@ -155,6 +157,7 @@ Test(wire, guard_refuses_counts_the_bytes_cannot_back)
 }
 
 /* Hand-made frames with one thing wrong each. */
+/* proves NET-6 */
 Test(wire, decoder_refuses_every_shape_error)
 {
     struct {
@@ -194,6 +197,7 @@ Test(wire, decoder_refuses_every_shape_error)
     }
 }
 
+/* proves NET-6 */
 Test(wire, size_limits_per_type)
 {
     /* a DONE padded past the control limit, and a frame past the frame limit */
@@ -241,6 +245,7 @@ cases_from_env(int dflt)
 
 /* Random bytes, and valid frames with random bytes changed, cut or added: the decoder gives
  * 0 or a code, and what it accepts re-encodes to a frame it accepts again. */
+/* proves NET-6 */
 Test(wire, random_and_mutated_frames_never_crash)
 {
     uint64_t seed = seed_from_env();
@@ -373,6 +378,7 @@ try_client(void *zctx, void *router, const struct keys *srv, const struct keys *
     return got;
 }
 
+/* proves NET-2, NET-3, NET-4 */
 Test(transport, zap_admits_listed_key_and_refuses_others)
 {
     struct keys srv, good, bad;
@@ -410,6 +416,7 @@ Test(transport, zap_admits_listed_key_and_refuses_others)
     zmq_ctx_term(zctx);
 }
 
+/* proves NET-3 */
 Test(transport, no_zap_handler_means_nobody_gets_in)
 {
     struct keys srv, c;
@@ -427,6 +434,7 @@ Test(transport, no_zap_handler_means_nobody_gets_in)
     zmq_ctx_term(zctx);
 }
 
+/* proves NET-5 */
 Test(transport, oversized_frame_is_dropped_by_the_socket)
 {
     struct keys srv, c;

@@ -109,6 +109,7 @@ good_peer_syncs(struct kt_replica *good, struct node *b)
     cr_assert(info.converged);
 }
 
+/* proves NET-5, NET-6, NET-7, NET-9, section 3.6 */
 Test(peers, bad_frames_refused_replica_unchanged_others_served)
 {
     struct node b;
@@ -211,6 +212,7 @@ Test(peers, bad_frames_refused_replica_unchanged_others_served)
     kt_free(&good);
 }
 
+/* proves NET-9, NET-10 */
 Test(peers, replayed_batch_changes_nothing)
 {
     struct node b;
@@ -260,6 +262,7 @@ Test(peers, replayed_batch_changes_nothing)
     kt_free(&x);
 }
 
+/* proves NET-12, NET-13 */
 Test(peers, silent_peers_do_not_block_others)
 {
     struct node b;
@@ -289,6 +292,7 @@ Test(peers, silent_peers_do_not_block_others)
     kt_free(&good);
 }
 
+/* proves NET-3 */
 Test(peers, trust_removed_applies_at_once)
 {
     struct node b;
@@ -442,6 +446,7 @@ vv_ops(kith_replica *r)
     return n;
 }
 
+/* proves NET-9, NET-11, NET-16 */
 Test(crash, daemon_killed_mid_sync_resumes_without_resending, .timeout = 120, .fini = reap_kids)
 {
     struct kt_replica a = kt_new(), b = kt_new();
@@ -531,6 +536,7 @@ fork_sync(const char *dir, const char *ep, const uint8_t *pk, int fd)
     return pid;
 }
 
+/* proves NET-11, NET-12 */
 Test(crash, client_killed_mid_sync_resumes_without_resending, .timeout = 120, .fini = reap_kids)
 {
     struct kt_replica a = kt_new(), b = kt_new();

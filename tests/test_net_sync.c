@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/un.h>
 
+/* proves NET-8, NET-9, NET-10 */
 Test(sync, two_replicas_sync_both_ways)
 {
     struct node b;
@@ -85,6 +86,7 @@ Test(sync, key_taken_from_the_peer_record)
     kt_free(&a);
 }
 
+/* proves NET-3, NET-4 */
 Test(sync, untrusted_client_gets_nothing)
 {
     struct node b;
@@ -130,6 +132,7 @@ Test(sync, untrusted_server_is_not_contacted)
     kt_free(&a);
 }
 
+/* proves NET-13 */
 Test(sync, silence_times_out)
 {
     /* a port where nobody listens: the session waits timeout_ms, then gives up */
@@ -156,6 +159,7 @@ Test(sync, silence_times_out)
     kt_free(&b);
 }
 
+/* proves NET-8 */
 Test(sync, many_ops_in_bounded_batches)
 {
     struct node b;
@@ -178,6 +182,7 @@ Test(sync, many_ops_in_bounded_batches)
     kt_free(&a);
 }
 
+/* proves NET-15 */
 Test(daemon, push_reaches_the_peer_within_a_second)
 {
     struct node a, b;
@@ -206,6 +211,7 @@ Test(daemon, push_reaches_the_peer_within_a_second)
     node_free(&b);
 }
 
+/* proves NET-14 (relay) */
 Test(daemon, chain_relays_writes)
 {
     struct node a, b, c;
@@ -278,6 +284,7 @@ Test(daemon, five_daemons_converge)
     random_mesh(5, kt_cases(100));
 }
 
+/* proves NET-7 */
 Test(refuse, protocol_version_and_schema)
 {
     struct node b;
@@ -393,6 +400,7 @@ Test(daemon, silent_dialled_peer_does_not_block_others)
     kt_free(&mute);
 }
 
+/* proves NET-14 */
 Test(daemon, tells_systemd_it_is_ready)
 {
     struct node b;
@@ -456,6 +464,7 @@ Test(daemon, peers_option_names_key_and_address)
     node_free(&b);
 }
 
+/* proves NET-18 */
 Test(daemon, revoked_peer_stops_receiving_at_once)
 {
     struct node a, b;
