@@ -469,8 +469,14 @@ meta_empty(kith_replica *r, MDB_txn *txn)
     return kith__meta_get(r, txn, "format", &v) == KITH_ENOTFOUND;
 }
 
-/* Refuse a data file shorter than its pages in use (cut by a copy or a full disk): reading
- * through the map past its end would raise SIGBUS. */
+/*
+ * Refuse a data file cut down to (or below) its two meta pages while the meta names more
+ * pages: every replica has written page 2 at its first commit and a file never shrinks, so
+ * this can only be damage, and reading the named databases through the map would raise
+ * SIGBUS. A cut further in is not detected here: pages past the end may legitimately be
+ * free (LMDB does not write a page allocated and freed in one transaction), and telling
+ * those apart would mean reading the free list through the same map.
+ */
 static int
 size_check(kith_replica *r)
 {
@@ -482,7 +488,7 @@ size_check(kith_replica *r)
     if (mdb_env_info(r->env, &info) != 0 || mdb_env_stat(r->env, &st) != 0 ||
         mdb_env_get_fd(r->env, &fd) != 0 || fstat(fd, &fst) != 0)
         return kith__fail(r, KITH_ECORRUPT, "%s: cannot inspect data.mdb", r->path);
-    if ((uint64_t)fst.st_size < ((uint64_t)info.me_last_pgno + 1) * st.ms_psize)
+    if (info.me_last_pgno >= 2 && (uint64_t)fst.st_size < 3ull * st.ms_psize)
         return kith__fail(r, KITH_ECORRUPT,
                           "%s: data.mdb is truncated (%lld bytes, %llu pages in use)", r->path,
                           (long long)fst.st_size, (unsigned long long)info.me_last_pgno + 1);
