@@ -600,3 +600,64 @@ Test(crash, client_killed_mid_sync_resumes_without_resending, .timeout = 120, .f
     kt_free(&a);
     kt_free(&b);
 }
+
+/* proves NET-9: a relaying peer cannot alter another origin's ops */
+Test(peers, tampered_op_in_relayed_batch_refused)
+{
+    struct node b;
+    struct kt_replica a = kt_new(), x = kt_new();
+    node_init(&b);
+    kt_trust_pair(&a, &x);
+    kt_trust_pair(&a, &b.k);
+    kt_trust_pair(&x, &b.k);
+    kt_contact(a.r, "written on a, relayed by x");
+    kt_sync(&a, &x); /* x now holds a's commits and a's signed head */
+    kith_buf batch = make_batch(x.r);
+
+    /* flip the last byte of a's first commit inside x's batch */
+    struct kith__batch bt;
+    struct kith__arena ar = {0};
+    struct kith__wbuf out = {0};
+    cr_assert_eq(kith__batch_decode(batch.data, batch.len, &bt, &ar), 0);
+    uint8_t *copy = NULL;
+    for (size_t i = 0; i < bt.ncommits && !copy; i++)
+        if (bt.commits[i].origin == kith_replica_id(a.r)) {
+            copy = malloc(bt.commits[i].len);
+            memcpy(copy, bt.commits[i].bytes, bt.commits[i].len);
+            copy[bt.commits[i].len - 1] ^= 0x01;
+            bt.commits[i].bytes = copy;
+        }
+    cr_assert(copy, "x's batch carries none of a's commits");
+    cr_assert_eq(kith__batch_encode(&bt, &out), 0);
+
+    node_start(&b);
+    char *before = kt_export(b.k.r);
+    struct raw raw;
+    raw_open(&raw, &x, &b);
+    hello_ok(&raw);
+    send_batch(&raw, 1, out.data, out.len);
+    int rc = expect_refuse(&raw, "tampered relayed op");
+    cr_assert(rc == KITH_EBADSIG || rc == KITH_ECORRUPT || rc == KITH_EMALFORMED ||
+                  rc == KITH_ESCHEMA,
+              "%s", kith_errname(rc));
+    /* the untampered batch is fine */
+    hello_ok(&raw);
+    send_batch(&raw, 1, batch.data, batch.len);
+    struct kith__msg m;
+    raw_expect(&raw, KITH__MSG_ACK, 3000, &m);
+    kith__wire_clear(&m);
+    raw_close(&raw);
+    node_stop(&b);
+    char *after = kt_export(b.k.r);
+    cr_assert_str_neq(before, after);
+    expect_same_export(x.r, b.k.r);
+    free(before);
+    free(after);
+    free(copy);
+    kith__wbuf_free(&out);
+    kith__arena_free(&ar);
+    kith_free(batch.data);
+    node_free(&b);
+    kt_free(&a);
+    kt_free(&x);
+}
