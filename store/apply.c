@@ -211,7 +211,7 @@ kith__apply_origin(struct kith__applier *a, uint64_t origin, int *rc)
 enum { WC_NONE = 0, WC_REGS = 1, WC_DOCS = 2, WC_INDEX = 3 };
 
 struct wc_entry {
-    uint64_t p0, p1; /* the key's first 16 bytes, big-endian, zero-padded: fast order */
+    uint64_t p0, p1, p2; /* the key's first 24 bytes, big-endian, zero-padded: fast order */
     uint8_t *key, *val;
     uint32_t klen, vlen, vcap;
     uint8_t kind;
@@ -224,26 +224,41 @@ struct kith__wcache {
     struct kith__mem mem;
 };
 
-/* The first 16 bytes of a key as two big-endian integers (zero-padded). */
+/* The first 24 bytes of a key as three big-endian integers (zero-padded). */
 static void
-wc_prefix(const uint8_t *k, size_t n, uint64_t *p0, uint64_t *p1)
+wc_prefix(const uint8_t *k, size_t n, uint64_t p[3])
 {
-    uint8_t b[16] = {0};
+    uint8_t b[24] = {0};
 
-    memcpy(b, k, n < 16 ? n : 16);
-    *p0 = kith__be64_get(b);
-    *p1 = kith__be64_get(b + 8);
+    memcpy(b, k, n < 24 ? n : 24);
+    p[0] = kith__be64_get(b);
+    p[1] = kith__be64_get(b + 8);
+    p[2] = kith__be64_get(b + 16);
 }
 
 static uint64_t
-wc_hash(uint8_t kind, uint64_t p0, uint64_t p1, const uint8_t *k, size_t n)
+wc_mix(uint64_t z)
 {
-    uint64_t h = (p0 ^ ((uint64_t)kind << 56)) * 0x9e3779b97f4a7c15ull;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
 
-    h = (h ^ (h >> 32) ^ p1) * 0xbf58476d1ce4e5b9ull;
-    for (size_t i = 16; i < n; i++)
-        h = (h ^ k[i]) * 0x100000001b3ull;
-    return h ^ (h >> 31);
+/* Every key byte reaches the low bits the table uses (keys of one origin differ only in a
+ * few bytes of the seq and the field). */
+static uint64_t
+wc_hash(uint8_t kind, const uint64_t p[3], const uint8_t *k, size_t n)
+{
+    uint64_t h = wc_mix(p[0] + 0x9e3779b97f4a7c15ull);
+
+    h = wc_mix(h ^ p[1]);
+    h = wc_mix(h ^ p[2] ^ ((uint64_t)kind << 56) ^ n);
+    if (n > 24) {
+        for (size_t i = 24; i < n; i++)
+            h = (h ^ k[i]) * 0x100000001b3ull;
+        h = wc_mix(h);
+    }
+    return h;
 }
 
 static int
@@ -258,7 +273,8 @@ wc_grow(struct kith__wcache *c)
         struct wc_entry *e = &c->slots[i];
         if (!e->used)
             continue;
-        size_t j = wc_hash(e->kind, e->p0, e->p1, e->key, e->klen) & (cap - 1);
+        uint64_t p[3] = {e->p0, e->p1, e->p2};
+        size_t j = wc_hash(e->kind, p, e->key, e->klen) & (cap - 1);
         while (slots[j].used)
             j = (j + 1) & (cap - 1);
         slots[j] = *e;
@@ -273,25 +289,26 @@ wc_grow(struct kith__wcache *c)
 static struct wc_entry *
 wc_find(struct kith__wcache *c, uint8_t kind, const uint8_t *key, size_t klen, bool *added)
 {
-    uint64_t p0, p1;
+    uint64_t p[3];
     size_t j;
 
     *added = false;
     if ((c->n + 1) * 2 > c->cap && wc_grow(c) < 0)
         return NULL;
-    wc_prefix(key, klen, &p0, &p1);
-    j = wc_hash(kind, p0, p1, key, klen) & (c->cap - 1);
+    wc_prefix(key, klen, p);
+    j = wc_hash(kind, p, key, klen) & (c->cap - 1);
     for (;; j = (j + 1) & (c->cap - 1)) {
         struct wc_entry *e = &c->slots[j];
         if (!e->used)
             break;
-        if (e->p0 == p0 && e->p1 == p1 && e->kind == kind && e->klen == klen &&
-            (klen <= 16 || memcmp(e->key + 16, key + 16, klen - 16) == 0))
+        if (e->p0 == p[0] && e->p1 == p[1] && e->p2 == p[2] && e->kind == kind && e->klen == klen &&
+            (klen <= 24 || memcmp(e->key + 24, key + 24, klen - 24) == 0))
             return e;
     }
     struct wc_entry *e = &c->slots[j];
-    e->p0 = p0;
-    e->p1 = p1;
+    e->p0 = p[0];
+    e->p1 = p[1];
+    e->p2 = p[2];
     e->key = kith__mem_alloc(&c->mem, klen);
     if (e->key == NULL)
         return NULL;
@@ -358,7 +375,9 @@ wc_cmp(const void *pa, const void *pb)
         return a->p0 < b->p0 ? -1 : 1;
     if (a->p1 != b->p1)
         return a->p1 < b->p1 ? -1 : 1;
-    c = n > 16 ? memcmp(a->key + 16, b->key + 16, n - 16) : 0;
+    if (a->p2 != b->p2)
+        return a->p2 < b->p2 ? -1 : 1;
+    c = n > 24 ? memcmp(a->key + 24, b->key + 24, n - 24) : 0;
     return c != 0 ? c : (a->klen > b->klen) - (a->klen < b->klen);
 }
 
