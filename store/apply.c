@@ -10,6 +10,7 @@
  * (the touch of a run of ops on one document waits in the applier until another document,
  * a DOC_* op or the end of the commit writes it), which gives the same state as touching at
  * every op because a touch drops the same origin's lower dots (spec/storage.md "Apply").
+ * Records are read and written through store/wcache.c, which caches them for batches.
  */
 #include "store.h"
 
@@ -199,308 +200,6 @@ kith__apply_origin(struct kith__applier *a, uint64_t origin, int *rc)
     return s;
 }
 
-/* ---- the write-back cache (received batches) ------------------------------------------
- *
- * A batch touches the same registers, memberships and index entries again and again (a
- * contact edited in many commits). With the cache on, those three databases are read at most
- * once per key and written once per key when the applier finishes, in key order, instead of
- * once per op in random order. Entries and their values live in blocks that never move;
- * memory is bounded by the distinct keys of the batch. Local transactions do not use it:
- * their reads go to LMDB directly.
- */
-enum { WC_NONE = 0, WC_REGS = 1, WC_DOCS = 2, WC_INDEX = 3 };
-
-struct wc_entry {
-    uint64_t p0, p1, p2; /* the key's first 24 bytes, big-endian, zero-padded: fast order */
-    uint8_t *key, *val;
-    uint32_t klen, vlen, vcap;
-    uint8_t kind;
-    bool used, exists, dirty;
-};
-
-struct kith__wcache {
-    struct wc_entry *slots; /* open addressing; cap a power of two, at most half full */
-    size_t cap, n;
-    struct kith__mem mem;
-};
-
-/* The first 24 bytes of a key as three big-endian integers (zero-padded). */
-static void
-wc_prefix(const uint8_t *k, size_t n, uint64_t p[3])
-{
-    uint8_t b[24] = {0};
-
-    memcpy(b, k, n < 24 ? n : 24);
-    p[0] = kith__be64_get(b);
-    p[1] = kith__be64_get(b + 8);
-    p[2] = kith__be64_get(b + 16);
-}
-
-static uint64_t
-wc_mix(uint64_t z)
-{
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-/* Every key byte reaches the low bits the table uses (keys of one origin differ only in a
- * few bytes of the seq and the field). */
-static uint64_t
-wc_hash(uint8_t kind, const uint64_t p[3], const uint8_t *k, size_t n)
-{
-    uint64_t h = wc_mix(p[0] + 0x9e3779b97f4a7c15ull);
-
-    h = wc_mix(h ^ p[1]);
-    h = wc_mix(h ^ p[2] ^ ((uint64_t)kind << 56) ^ n);
-    if (n > 24) {
-        for (size_t i = 24; i < n; i++)
-            h = (h ^ k[i]) * 0x100000001b3ull;
-        h = wc_mix(h);
-    }
-    return h;
-}
-
-static int
-wc_grow(struct kith__wcache *c)
-{
-    size_t cap = c->cap ? c->cap * 2 : 1024;
-    struct wc_entry *slots = calloc(cap, sizeof *slots);
-
-    if (slots == NULL)
-        return KITH_ENOMEM;
-    for (size_t i = 0; i < c->cap; i++) {
-        struct wc_entry *e = &c->slots[i];
-        if (!e->used)
-            continue;
-        uint64_t p[3] = {e->p0, e->p1, e->p2};
-        size_t j = wc_hash(e->kind, p, e->key, e->klen) & (cap - 1);
-        while (slots[j].used)
-            j = (j + 1) & (cap - 1);
-        slots[j] = *e;
-    }
-    free(c->slots);
-    c->slots = slots;
-    c->cap = cap;
-    return 0;
-}
-
-/* The entry of (kind, key), added (not loaded) when missing: *added tells. NULL on ENOMEM. */
-static struct wc_entry *
-wc_find(struct kith__wcache *c, uint8_t kind, const uint8_t *key, size_t klen, bool *added)
-{
-    uint64_t p[3];
-    size_t j;
-
-    *added = false;
-    if ((c->n + 1) * 2 > c->cap && wc_grow(c) < 0)
-        return NULL;
-    wc_prefix(key, klen, p);
-    j = wc_hash(kind, p, key, klen) & (c->cap - 1);
-    for (;; j = (j + 1) & (c->cap - 1)) {
-        struct wc_entry *e = &c->slots[j];
-        if (!e->used)
-            break;
-        if (e->p0 == p[0] && e->p1 == p[1] && e->p2 == p[2] && e->kind == kind && e->klen == klen &&
-            (klen <= 24 || memcmp(e->key + 24, key + 24, klen - 24) == 0))
-            return e;
-    }
-    struct wc_entry *e = &c->slots[j];
-    e->p0 = p[0];
-    e->p1 = p[1];
-    e->p2 = p[2];
-    e->key = kith__mem_alloc(&c->mem, klen);
-    if (e->key == NULL)
-        return NULL;
-    memcpy(e->key, key, klen);
-    e->klen = (uint32_t)klen;
-    e->kind = kind;
-    e->val = NULL;
-    e->vlen = e->vcap = 0;
-    e->used = true;
-    e->exists = e->dirty = false;
-    c->n++;
-    *added = true;
-    return e;
-}
-
-static int
-wc_set(struct kith__wcache *c, struct wc_entry *e, const void *val, size_t len)
-{
-    if (len > e->vcap) {
-        size_t cap = len < 32 ? 32 : len;
-        uint8_t *p = kith__mem_alloc(&c->mem, cap);
-        if (p == NULL)
-            return KITH_ENOMEM;
-        e->val = p;
-        e->vcap = (uint32_t)cap;
-    }
-    if (len > 0)
-        memcpy(e->val, val, len);
-    e->vlen = (uint32_t)len;
-    e->exists = true;
-    e->dirty = true;
-    return 0;
-}
-
-static void
-wc_free(struct kith__wcache *c)
-{
-    if (c == NULL)
-        return;
-    kith__mem_free(&c->mem);
-    free(c->slots);
-    free(c);
-}
-
-int
-kith__apply_cache(struct kith__applier *a)
-{
-    if (a->wc != NULL)
-        return 0;
-    a->wc = calloc(1, sizeof *a->wc);
-    return a->wc == NULL ? KITH_ENOMEM : 0;
-}
-
-static int
-wc_cmp(const void *pa, const void *pb)
-{
-    const struct wc_entry *a = *(struct wc_entry *const *)pa, *b = *(struct wc_entry *const *)pb;
-    size_t n = a->klen < b->klen ? a->klen : b->klen;
-    int c;
-
-    if (a->kind != b->kind)
-        return a->kind < b->kind ? -1 : 1;
-    if (a->p0 != b->p0)
-        return a->p0 < b->p0 ? -1 : 1;
-    if (a->p1 != b->p1)
-        return a->p1 < b->p1 ? -1 : 1;
-    if (a->p2 != b->p2)
-        return a->p2 < b->p2 ? -1 : 1;
-    c = n > 24 ? memcmp(a->key + 24, b->key + 24, n - 24) : 0;
-    return c != 0 ? c : (a->klen > b->klen) - (a->klen < b->klen);
-}
-
-/* Write every dirty entry, in (database, key) order. */
-static int
-wc_flush(struct kith__applier *a)
-{
-    struct kith__wcache *c = a->wc;
-    struct wc_entry **dirty;
-    MDB_cursor *idx = NULL;
-    size_t n = 0;
-    int rc = 0;
-
-    if (c == NULL || c->n == 0)
-        return 0;
-    dirty = malloc(c->n * sizeof *dirty);
-    if (dirty == NULL)
-        return KITH_ENOMEM;
-    for (size_t i = 0; i < c->cap; i++)
-        if (c->slots[i].used && c->slots[i].dirty)
-            dirty[n++] = &c->slots[i];
-    qsort(dirty, n, sizeof *dirty, wc_cmp);
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        struct wc_entry *e = dirty[i];
-        MDB_cursor *cur = e->kind == WC_REGS ? a->regs_c : e->kind == WC_DOCS ? a->docs_c : idx;
-        MDB_val k = {e->klen, e->key}, v = {e->vlen, e->val};
-        if (cur == NULL) {
-            rc = mdb_cursor_open(a->txn, a->r->index, &idx);
-            if (rc != 0)
-                break;
-            cur = idx;
-        }
-        if (e->exists) {
-            rc = mdb_cursor_put(cur, &k, &v, 0);
-        } else {
-            rc = mdb_cursor_get(cur, &k, &v, MDB_SET);
-            if (rc == 0)
-                rc = mdb_cursor_del(cur, 0);
-            else if (rc == MDB_NOTFOUND)
-                rc = 0;
-        }
-        e->dirty = false;
-    }
-    if (idx != NULL)
-        mdb_cursor_close(idx);
-    free(dirty);
-    return rc == 0 ? 0 : rc == MDB_MAP_FULL ? rc : kith__mdb_err(rc);
-}
-
-/*
- * Read the record under `key` in the database of `kind` (cursor `c`): through the cache when
- * it is on (WC_REGS, WC_DOCS), else with the cursor (left on the record: rec_put may then
- * overwrite in place). *val is a view valid until the next write.
- */
-static int
-rec_get(struct kith__applier *a, uint8_t kind, MDB_cursor *c, const uint8_t *key, size_t klen,
-        const uint8_t **val, size_t *vlen, bool *found, struct wc_entry **ent)
-{
-    MDB_val k = {klen, (void *)key}, v;
-    bool added;
-    int rc;
-
-    *ent = NULL;
-    if (a->wc != NULL && kind != WC_NONE) {
-        struct wc_entry *e = wc_find(a->wc, kind, key, klen, &added);
-        if (e == NULL)
-            return KITH_ENOMEM;
-        if (added) {
-            /* MDB_SET, not MDB_SET_KEY: k keeps pointing at the caller's key */
-            rc = mdb_cursor_get(c, &k, &v, MDB_SET);
-            if (rc != 0 && rc != MDB_NOTFOUND)
-                return kith__mdb_err(rc);
-            if (rc == 0) {
-                rc = wc_set(a->wc, e, v.mv_data, v.mv_size);
-                if (rc < 0)
-                    return rc;
-                e->dirty = false;
-            }
-        }
-        *ent = e;
-        *found = e->exists;
-        *val = e->val;
-        *vlen = e->vlen;
-        return 0;
-    }
-    /* MDB_SET, not MDB_SET_KEY: a key pointing into a dirty page would be moved under
-     * LMDB's feet by the put that follows and inserted as garbage */
-    rc = mdb_cursor_get(c, &k, &v, MDB_SET);
-    if (rc != 0 && rc != MDB_NOTFOUND)
-        return kith__mdb_err(rc);
-    *found = rc == 0;
-    *val = rc == 0 ? v.mv_data : NULL;
-    *vlen = rc == 0 ? v.mv_size : 0;
-    return 0;
-}
-
-/* Write the record read by rec_get (`found`, `ent` as it returned them). */
-static int
-rec_put(struct kith__applier *a, MDB_cursor *c, const uint8_t *key, size_t klen, const void *val,
-        size_t vlen, bool found, struct wc_entry *ent)
-{
-    MDB_val k = {klen, (void *)key}, v = {vlen, (void *)val};
-
-    if (ent != NULL)
-        return wc_set(a->wc, ent, val, vlen);
-    /* found: the cursor still sits on the record (only other databases were written since
-     * rec_get), so overwrite it in place without a second search */
-    return kith__mdb_err(mdb_cursor_put(c, &k, &v, found ? MDB_CURRENT : 0));
-}
-
-/* Delete the record read (and found) by rec_get. */
-static int
-rec_del(struct kith__applier *a, MDB_cursor *c, struct wc_entry *ent)
-{
-    (void)a;
-    if (ent != NULL) {
-        ent->exists = false;
-        ent->dirty = true;
-        return 0;
-    }
-    return kith__mdb_err(mdb_cursor_del(c, 0));
-}
-
 /* ---- applier lifetime ------------------------------------------------------------------ */
 
 static int
@@ -556,7 +255,7 @@ kith__apply_end(struct kith__applier *a)
     if (a->docs_c)
         mdb_cursor_close(a->docs_c);
     a->regs_c = a->elems_c = a->docs_c = NULL;
-    wc_free(a->wc);
+    kith__wcache_free(a->wc);
     a->wc = NULL;
     free(a->scratch);
     free(a->origins);
@@ -571,7 +270,7 @@ kith__apply_finish(struct kith__applier *a)
     int rc = kith__apply_flush(a);
 
     if (rc == 0)
-        rc = wc_flush(a);
+        rc = kith__wcache_flush(a);
     if (rc != 0)
         return rc;
     for (size_t i = 0; i < a->norigins; i++) {
@@ -694,15 +393,8 @@ index_put(struct kith__applier *a, kith_replica *r, MDB_txn *txn, const uint8_t 
     MDB_val k = {n, (void *)key}, v = {0, NULL};
     int rc;
 
-    if (a != NULL && a->wc != NULL) {
-        bool added;
-        struct wc_entry *e = wc_find(a->wc, WC_INDEX, key, n, &added);
-        if (e == NULL)
-            return KITH_ENOMEM;
-        e->exists = add; /* no load needed: a put or delete of the final state is enough */
-        e->dirty = true;
-        return 0;
-    }
+    if (a != NULL && a->wc != NULL)
+        return kith__wcache_index(a, key, n, add);
     rc = add ? mdb_put(txn, r->index, &k, &v, 0) : mdb_del(txn, r->index, &k, NULL);
     if (rc == MDB_NOTFOUND && !add)
         rc = 0;
@@ -726,8 +418,8 @@ reg_read(struct kith__applier *a, kith_replica *r, MDB_txn *txn, int coll, kith_
         const uint8_t *val;
         size_t vlen;
         bool found;
-        struct wc_entry *e;
-        rc = rec_get(a, WC_REGS, a->regs_c, kb, sizeof kb, &val, &vlen, &found, &e);
+        struct kith__wc_entry *e;
+        rc = kith__rec_get(a, KITH__WC_REGS, a->regs_c, kb, sizeof kb, &val, &vlen, &found, &e);
         if (rc < 0)
             return rc;
         v.mv_data = (void *)val;
@@ -840,7 +532,7 @@ reg_apply(struct kith__applier *a, uint64_t hlc, kith_dot dot, const struct kith
     uint8_t kb[REG_KEY_BYTES];
     size_t nv = kith__regval_size(&op->value), oldlen;
     const uint8_t *oldval;
-    struct wc_entry *ent;
+    struct kith__wc_entry *ent;
     kith_value old_v;
     uint64_t old_hlc;
     kith_dot old_dot;
@@ -851,7 +543,7 @@ reg_apply(struct kith__applier *a, uint64_t hlc, kith_dot dot, const struct kith
     kb[0] = op->coll;
     kith__dot_put(kb + 1, op->doc);
     kb[17] = op->field;
-    rc = rec_get(a, WC_REGS, a->regs_c, kb, sizeof kb, &oldval, &oldlen, &found, &ent);
+    rc = kith__rec_get(a, KITH__WC_REGS, a->regs_c, kb, sizeof kb, &oldval, &oldlen, &found, &ent);
     if (rc < 0)
         return rc;
     if (found && oldlen < KITH__REG_HDR_BYTES + 1)
@@ -888,7 +580,7 @@ reg_apply(struct kith__applier *a, uint64_t hlc, kith_dot dot, const struct kith
     kith__be64_put(newbuf + 8, dot.origin);
     kith__be64_put(newbuf + 16, dot.seq);
     kith__regval_encode(&op->value, newbuf + KITH__REG_HDR_BYTES);
-    rc = rec_put(a, a->regs_c, kb, sizeof kb, newbuf, KITH__REG_HDR_BYTES + nv, found, ent);
+    rc = kith__rec_put(a, a->regs_c, kb, sizeof kb, newbuf, KITH__REG_HDR_BYTES + nv, found, ent);
     if (rc != 0)
         return rc;
     if (found && regval_equal(&old_v, &op->value))
@@ -911,10 +603,10 @@ dots_update(struct kith__applier *a, uint8_t kind, MDB_cursor *c, const uint8_t 
             size_t *after)
 {
     const uint8_t *val;
-    struct wc_entry *ent;
+    struct kith__wc_entry *ent;
     size_t n = 0, m, vlen;
     bool found;
-    int rc = rec_get(a, kind, c, key, klen, &val, &vlen, &found, &ent);
+    int rc = kith__rec_get(a, kind, c, key, klen, &val, &vlen, &found, &ent);
 
     if (rc < 0)
         return rc;
@@ -932,8 +624,8 @@ dots_update(struct kith__applier *a, uint8_t kind, MDB_cursor *c, const uint8_t 
     if (m == n && add == NULL)
         return 0; /* nothing observed was there: nothing changes */
     if (m == 0)
-        return n == 0 ? 0 : rec_del(a, c, ent);
-    return rec_put(a, c, key, klen, a->scratch, m * KITH__DOT_BYTES, found, ent);
+        return n == 0 ? 0 : kith__rec_del(a, c, ent);
+    return kith__rec_put(a, c, key, klen, a->scratch, m * KITH__DOT_BYTES, found, ent);
 }
 
 /* Has this replica applied the op that created `doc` (so a missing membership means the
@@ -968,7 +660,8 @@ kith__apply_flush(struct kith__applier *a)
     a->touch_pending = false;
     kb[0] = a->touch_coll;
     kith__dot_put(kb + 1, a->touch_doc);
-    rc = dots_update(a, WC_DOCS, a->docs_c, kb, sizeof kb, NULL, 0, &a->touch_dot, &before, &after);
+    rc = dots_update(a, KITH__WC_DOCS, a->docs_c, kb, sizeof kb, NULL, 0, &a->touch_dot, &before,
+                     &after);
     if (rc < 0 || before > 0)
         return rc;
     /* the document was not live: an edit for a document deleted here brings it back */
@@ -1014,7 +707,7 @@ elem_apply(struct kith__applier *a, kith_dot dot, const struct kith__op *op)
     kb[17] = op->field;
     if (len > 0)
         memcpy(kb + 18, op->value.u.s.ptr, len);
-    return dots_update(a, WC_NONE, a->elems_c, kb, 18 + len, op->observed, op->nobserved,
+    return dots_update(a, KITH__WC_NONE, a->elems_c, kb, 18 + len, op->observed, op->nobserved,
                        op->kind == KITH_OP_SET_ADD ? &dot : NULL, &before, &after);
 }
 
@@ -1030,9 +723,9 @@ doc_apply(struct kith__applier *a, uint64_t hlc, kith_dot dot, const struct kith
     kb[0] = op->coll;
     kith__dot_put(kb + 1, op->doc);
     if (op->kind == KITH_OP_DOC_ADD)
-        return dots_update(a, WC_DOCS, a->docs_c, kb, sizeof kb, op->observed, op->nobserved, &dot,
-                           &before, &after);
-    rc = dots_update(a, WC_DOCS, a->docs_c, kb, sizeof kb, op->observed, op->nobserved, NULL,
+        return dots_update(a, KITH__WC_DOCS, a->docs_c, kb, sizeof kb, op->observed, op->nobserved,
+                           &dot, &before, &after);
+    rc = dots_update(a, KITH__WC_DOCS, a->docs_c, kb, sizeof kb, op->observed, op->nobserved, NULL,
                      &before, &after);
     if (rc < 0 || after == 0)
         return rc;

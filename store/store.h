@@ -248,6 +248,29 @@ int kith__apply_commit(struct kith__applier *a, const struct kith__commit *c);
 /* Decode a conflicts record (views into p: valid while p is). 0 or KITH_ECORRUPT. */
 int kith__conflict_decode(uint64_t id, const uint8_t *p, size_t len, kith_conflict *out);
 
+/* ---- store/wcache.c: the records the apply path reads and writes -------------------- */
+
+enum kith__wc_kind { KITH__WC_NONE = 0, KITH__WC_REGS = 1, KITH__WC_DOCS = 2, KITH__WC_INDEX = 3 };
+struct kith__wc_entry;
+
+/*
+ * Read the record under `key` in the database of `kind` (cursor `c`): through a->wc when it
+ * is on (REGS, DOCS), else with the cursor (left on the record, so kith__rec_put overwrites it
+ * in place). *val is a view valid until the next write; *ent is for put/del.
+ */
+int kith__rec_get(struct kith__applier *a, uint8_t kind, MDB_cursor *c, const uint8_t *key,
+                  size_t klen, const uint8_t **val, size_t *vlen, bool *found,
+                  struct kith__wc_entry **ent);
+/* Write (or delete, after a found get) the record kith__rec_get read. */
+int kith__rec_put(struct kith__applier *a, MDB_cursor *c, const uint8_t *key, size_t klen,
+                  const void *val, size_t vlen, bool found, struct kith__wc_entry *ent);
+int kith__rec_del(struct kith__applier *a, MDB_cursor *c, struct kith__wc_entry *ent);
+/* Cached index entry: present or not at the end. */
+int kith__wcache_index(struct kith__applier *a, const uint8_t *key, size_t n, bool add);
+/* Write every dirty entry in (database, key) order; free the cache. */
+int kith__wcache_flush(struct kith__applier *a);
+void kith__wcache_free(struct kith__wcache *c);
+
 /* Register value <-> regs byte form. encode writes into `out` (room for 1 + payload). */
 size_t kith__regval_size(const kith_value *v);
 void kith__regval_encode(const kith_value *v, uint8_t *out);
