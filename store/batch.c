@@ -647,7 +647,22 @@ verify_run(struct applying *s, uint64_t origin)
         kith__chain_next(h, bc->bytes, bc->len, ci->chain);
         memcpy(h, ci->chain, KITH_HASH_BYTES);
     }
-    /* the head's seq: the end of the last commit */
+    /*
+     * Check the signature before decoding the run's last commit: a damaged commit is then
+     * refused for what it is (the chain no longer matches what the origin signed), not for
+     * whatever its bytes happen to decode to. The head is the origin's highest in the batch.
+     */
+    for (size_t i = 0; i < s->b.nheads; i++)
+        if (s->b.heads[i].origin == origin && (head == NULL || s->b.heads[i].seq > head->seq))
+            head = &s->b.heads[i];
+    if (head == NULL)
+        return kith__fail(r, KITH_EBADSIG, "origin %016llx: the batch has no signed head for it",
+                          (unsigned long long)origin);
+    if (kith__head_verify(pk, origin, head->seq, h, head->sig) < 0)
+        return kith__fail(r, KITH_EBADSIG,
+                          "origin %016llx: signature of the head at seq %llu does not verify",
+                          (unsigned long long)origin, (unsigned long long)head->seq);
+    /* the signed head must close the run: its seq is the end of the last commit */
     if (s->ci[last_i].nops > 0) {
         end = s->b.commits[last_i].first_seq + s->ci[last_i].nops - 1;
     } else {
@@ -658,17 +673,9 @@ verify_run(struct applying *s, uint64_t origin)
         s->ci[last_i].nops = c.nops;
         end = c.first_seq + c.nops - 1;
     }
-    for (size_t i = 0; i < s->b.nheads; i++)
-        if (s->b.heads[i].origin == origin && s->b.heads[i].seq == end)
-            head = &s->b.heads[i];
-    if (head == NULL)
+    if (head->seq != end)
         return kith__fail(r, KITH_EBADSIG, "origin %016llx: no signed head at seq %llu",
                           (unsigned long long)origin, (unsigned long long)end);
-    if (kith__head_verify(pk, origin, end, h, head->sig) < 0) {
-        return kith__fail(r, KITH_EBADSIG,
-                          "origin %016llx: signature of the head at seq %llu does not verify",
-                          (unsigned long long)origin, (unsigned long long)end);
-    }
     if (mismatch) {
         s->fork_origin = origin;
         return kith__fail(r, KITH_EFORK,

@@ -190,6 +190,46 @@ Test(batch, tampered_byte_anywhere_is_refused, .timeout = 120)
     kt_free(&b);
 }
 
+/*
+ * A damaged new commit is refused as a bad signature, whatever its bytes now decode to: the
+ * chain is recomputed and the head checked before the commit is decoded (spec/storage.md).
+ */
+Test(batch, damaged_commit_is_refused_as_a_bad_signature, .timeout = 120)
+{
+    struct kt_replica a = kt_new(), b = kt_new();
+    struct kith__arena arena = {0};
+    struct kith__batch parsed;
+    kith_buf buf;
+    char *before, *after;
+
+    kt_trust_pair(&a, &b);
+    kith_docid c = kt_contact(a.r, "Hedy Lamarr");
+    write_str(a.r, &c, "notes", "frequency hopping");
+    buf = batch_all(a.r);
+    cr_assert_eq(kith__batch_decode(buf.data, buf.len, &parsed, &arena), 0);
+    cr_assert_gt(parsed.ncommits, 0);
+    before = state_of(b.r);
+    for (size_t i = 0; i < parsed.ncommits; i++) {
+        size_t off = (size_t)(parsed.commits[i].bytes - buf.data);
+        for (size_t pos = off; pos < off + parsed.commits[i].len; pos++) {
+            buf.data[pos] ^= 0x01;
+            int rc = kith_batch_apply(b.r, buf.data, buf.len, NULL);
+            cr_assert_eq(rc, KITH_EBADSIG, "commit %zu byte %zu: %s (%s)", i, pos - off,
+                         kith_errname(rc), kith_errmsg(b.r));
+            buf.data[pos] ^= 0x01;
+        }
+    }
+    after = state_of(b.r);
+    cr_assert_str_eq(before, after);
+    cr_assert_eq(kith_batch_apply(b.r, buf.data, buf.len, NULL), 0, "%s", kith_errmsg(b.r));
+    free(before);
+    free(after);
+    kith__arena_free(&arena);
+    kith_free(buf.data);
+    kt_free(&a);
+    kt_free(&b);
+}
+
 Test(batch, truncated_at_every_length_is_refused, .timeout = 120)
 {
     struct kt_replica a = kt_new(), b = kt_new();
