@@ -20,6 +20,10 @@ cmake --install "$build" --prefix "$tmp/prefix" >/dev/null
 libdir=$(find "$tmp/prefix" -name 'libkith.so.0' -printf '%h\n' | head -n 1)
 [ -n "$libdir" ] && ok "libkith.so.0 installed" || bad "libkith.so.0 installed"
 [ -f "$tmp/prefix/include/kith.h" ] && ok "kith.h installed" || bad "kith.h installed"
+[ -x "$tmp/prefix/bin/kith" ] && ok "kith installed" || bad "kith installed"
+[ -n "$(find "$tmp/prefix" -path '*man1/kith.1')" ] && ok "kith(1) installed" || bad "kith(1) installed"
+[ -f "$tmp/prefix/lib/systemd/user/kith.service" ] && ok "kith.service installed" ||
+    bad "kith.service installed"
 
 if cmake -S "$src/examples/contacts" -B "$tmp/example" -DCMAKE_PREFIX_PATH="$tmp/prefix" \
         >"$tmp/cfg.log" 2>&1 && cmake --build "$tmp/example" >"$tmp/build.log" 2>&1; then
