@@ -453,7 +453,7 @@ Test(crash, daemon_killed_mid_sync_resumes_without_resending, .timeout = 120, .f
     uint8_t pk[KITH_PUBKEY_BYTES];
     char ep[64];
     uint64_t seed = kt_seed(), st = seed;
-    int total = kt_cases(50000);
+    int total = kt_cases(100000);
 
     kt_trust_pair(&a, &b);
     add_ops(a.r, total, 3);
@@ -546,7 +546,7 @@ Test(crash, client_killed_mid_sync_resumes_without_resending, .timeout = 120, .f
     uint64_t seed = kt_seed(), st = seed;
 
     kt_trust_pair(&a, &b);
-    add_ops(a.r, kt_cases(50000), 4);
+    add_ops(a.r, kt_cases(100000), 4);
     uint64_t a_ops = vv_ops(a.r);
     kith_replica_pubkey(a.r, pk);
     kith_close(a.r);
