@@ -87,6 +87,17 @@ enum cli_open_mode {
  * return CLI_FAIL with *out NULL. */
 int cli_open(const struct cli *c, enum cli_open_mode mode, kith_replica **out);
 
+/* ---- a transaction around a command's work (txn.c) -------------------------------------- */
+
+/* cli_open, then begin a transaction (a write one unless mode is CLI_READ). CLI_OK with both
+ * handles, or the failure reported and CLI_FAIL with *r and *t NULL (nothing to close). */
+int cli_begin(const struct cli *c, enum cli_open_mode mode, kith_replica **r, kith_txn **t);
+/* End a write begun by cli_begin: commit when rc is CLI_OK (a failed commit is reported as
+ * "commit: ..." and becomes CLI_FAIL), else abort; close the replica. Returns the outcome. */
+int cli_finish(const struct cli *c, kith_replica *r, kith_txn **t, int rc);
+/* Abort the transaction (a read, or a write given up) and close the replica. */
+void cli_end(kith_replica *r, kith_txn **t);
+
 /* ---- argument values (args.c) ----------------------------------------------------------- */
 
 /* Lowercase hex of `len` bytes into `out` (2*len+1 chars). */

@@ -31,35 +31,6 @@ contact_label(kith_txn *t, const kith_value *ref)
     return cli_value_text(&(kith_value){.type = KITH_TYPE_STRING, .u.s = {hex, strlen(hex)}});
 }
 
-/* Begin a write transaction on a freshly opened replica; CLI_OK or CLI_FAIL (closed). */
-static int
-begin_write(const struct cli *c, kith_replica **r, kith_txn **t)
-{
-    int rc = cli_open(c, CLI_WRITE, r), krc;
-    if (rc != CLI_OK)
-        return rc;
-    if ((krc = kith_txn_begin(*r, KITH_TXN_WRITE, t)) < 0) {
-        rc = cli_fail_rc(c, *r, NULL, krc);
-        kith_close(*r);
-        *r = NULL;
-    }
-    return rc;
-}
-
-/* Commit, or report; aborts and closes either way. */
-static int
-end_write(const struct cli *c, kith_replica *r, kith_txn **t, int rc)
-{
-    if (rc == CLI_OK) {
-        int krc = kith_txn_commit(t);
-        if (krc < 0)
-            rc = cli_fail_rc(c, r, "commit", krc);
-    }
-    kith_txn_abort(t);
-    kith_close(r);
-    return rc;
-}
-
 static int
 set_field(const struct cli *c, kith_replica *r, kith_txn *t, const char *collection,
           const kith_docid *doc, const char *field, const kith_value *v)
@@ -120,29 +91,29 @@ cmd_interaction_add(struct cli *c, int argc, char **argv)
     if (at.type == KITH_TYPE_NULL)
         at = (kith_value){.type = KITH_TYPE_TIME, .u.i = cli_now_ms()};
 
-    if ((rc = begin_write(c, &r, &t)) != CLI_OK)
+    if ((rc = cli_begin(c, CLI_WRITE, &r, &t)) != CLI_OK)
         return rc;
     if ((rc = cli_resolve(c, t, "contacts", argv[optind], &ref.u.ref)) != CLI_OK)
-        return end_write(c, r, &t, rc);
+        return cli_finish(c, r, &t, rc);
     if ((krc = kith_doc_create(t, "interactions", &doc)) < 0)
-        return end_write(c, r, &t, cli_fail_rc(c, r, NULL, krc));
+        return cli_finish(c, r, &t, cli_fail_rc(c, r, NULL, krc));
     if ((rc = set_field(c, r, t, "interactions", &doc, "contact", &ref)) != CLI_OK ||
         (rc = set_field(c, r, t, "interactions", &doc, "kind", &kind)) != CLI_OK ||
         (rc = set_field(c, r, t, "interactions", &doc, "at", &at)) != CLI_OK ||
         (summary.type != KITH_TYPE_NULL &&
          (rc = set_field(c, r, t, "interactions", &doc, "summary", &summary)) != CLI_OK))
-        return end_write(c, r, &t, rc);
+        return cli_finish(c, r, &t, rc);
     for (size_t i = 0; i < nwith; i++) {
         kith_docid who;
         char whohex[KITH_DOCID_HEX + 1];
         if ((rc = cli_resolve(c, t, "contacts", with[i], &who)) != CLI_OK)
-            return end_write(c, r, &t, rc);
+            return cli_finish(c, r, &t, rc);
         kith_docid_format(&who, whohex);
         krc = kith_set_add(t, "interactions", &doc, "participants", whohex, KITH_DOCID_HEX);
         if (krc < 0)
-            return end_write(c, r, &t, cli_fail_rc(c, r, "participants", krc));
+            return cli_finish(c, r, &t, cli_fail_rc(c, r, "participants", krc));
     }
-    if ((rc = end_write(c, r, &t, CLI_OK)) == CLI_OK) {
+    if ((rc = cli_finish(c, r, &t, CLI_OK)) == CLI_OK) {
         kith_docid_format(&doc, hex);
         printf("%s\n", hex);
     }
@@ -346,20 +317,16 @@ cmd_interaction_ls(struct cli *c, int argc, char **argv)
     }
     if (optind < argc)
         return cli_usage_error(c, "unexpected argument '%s'", argv[optind]);
-    if ((rc = cli_open(c, CLI_READ, &r)) != CLI_OK)
+    if ((rc = cli_begin(c, CLI_READ, &r, &t)) != CLI_OK)
         return rc;
-    if ((krc = kith_txn_begin(r, KITH_TXN_READ, &t)) < 0) {
-        rc = cli_fail_rc(c, r, NULL, krc);
-        goto out_close;
-    }
     if (contact != NULL) {
         kith_value eq = {.type = KITH_TYPE_REF};
         kith_iter *it = NULL;
         if ((rc = cli_resolve(c, t, "contacts", contact, &eq.u.ref)) != CLI_OK)
-            goto out_txn;
+            goto out_end;
         if ((krc = kith_iter_index(t, "interactions.contact", &eq, NULL, NULL, &it)) < 0) {
             rc = cli_fail_rc(c, r, "interactions.contact", krc);
-            goto out_txn;
+            goto out_end;
         }
         krc = drain(it, &docs, &n);
         kith_iter_close(it);
@@ -377,10 +344,8 @@ cmd_interaction_ls(struct cli *c, int argc, char **argv)
     else
         rc = print_list(c, r, t, &spec, docs, n, json);
     free(docs);
-out_txn:
-    kith_txn_abort(&t);
-out_close:
-    kith_close(r);
+out_end:
+    cli_end(r, &t);
     return rc;
 }
 
@@ -431,18 +396,18 @@ cmd_reminder_add(struct cli *c, int argc, char **argv)
     if (text.type == KITH_TYPE_NULL)
         return cli_usage_error(c, "--text is required");
 
-    if ((rc = begin_write(c, &r, &t)) != CLI_OK)
+    if ((rc = cli_begin(c, CLI_WRITE, &r, &t)) != CLI_OK)
         return rc;
     if ((rc = cli_resolve(c, t, "contacts", argv[optind], &ref.u.ref)) != CLI_OK)
-        return end_write(c, r, &t, rc);
+        return cli_finish(c, r, &t, rc);
     if ((krc = kith_doc_create(t, "reminders", &doc)) < 0)
-        return end_write(c, r, &t, cli_fail_rc(c, r, NULL, krc));
+        return cli_finish(c, r, &t, cli_fail_rc(c, r, NULL, krc));
     if ((rc = set_field(c, r, t, "reminders", &doc, "contact", &ref)) != CLI_OK ||
         (rc = set_field(c, r, t, "reminders", &doc, "due", &due)) != CLI_OK ||
         (rc = set_field(c, r, t, "reminders", &doc, "text", &text)) != CLI_OK ||
         (rc = set_field(c, r, t, "reminders", &doc, "done", &done)) != CLI_OK)
-        return end_write(c, r, &t, rc);
-    if ((rc = end_write(c, r, &t, CLI_OK)) == CLI_OK) {
+        return cli_finish(c, r, &t, rc);
+    if ((rc = cli_finish(c, r, &t, CLI_OK)) == CLI_OK) {
         kith_docid_format(&doc, hex);
         printf("%s\n", hex);
     }
@@ -459,11 +424,11 @@ cmd_reminder_done(struct cli *c, int argc, char **argv)
     int rc = cli_parse_simple(c, argc, argv, NULL, 1, 1);
     if (rc >= 0)
         return rc;
-    if ((rc = begin_write(c, &r, &t)) != CLI_OK)
+    if ((rc = cli_begin(c, CLI_WRITE, &r, &t)) != CLI_OK)
         return rc;
     if ((rc = cli_resolve(c, t, "reminders", argv[optind], &doc)) == CLI_OK)
         rc = set_field(c, r, t, "reminders", &doc, "done", &done);
-    return end_write(c, r, &t, rc);
+    return cli_finish(c, r, &t, rc);
 }
 
 int
@@ -504,12 +469,8 @@ cmd_reminder_ls(struct cli *c, int argc, char **argv)
     }
     if (optind < argc)
         return cli_usage_error(c, "unexpected argument '%s'", argv[optind]);
-    if ((rc = cli_open(c, CLI_READ, &r)) != CLI_OK)
+    if ((rc = cli_begin(c, CLI_READ, &r, &t)) != CLI_OK)
         return rc;
-    if ((krc = kith_txn_begin(r, KITH_TXN_READ, &t)) < 0) {
-        rc = cli_fail_rc(c, r, NULL, krc);
-        goto out_close;
-    }
     krc = kith_iter_index(t, "reminders.due", NULL, NULL,
                           before.type == KITH_TYPE_NULL ? NULL : &before, &it);
     if (krc == 0) {
@@ -521,8 +482,6 @@ cmd_reminder_ls(struct cli *c, int argc, char **argv)
     else
         rc = print_list(c, r, t, &spec, docs, n, json);
     free(docs);
-    kith_txn_abort(&t);
-out_close:
-    kith_close(r);
+    cli_end(r, &t);
     return rc;
 }

@@ -136,15 +136,11 @@ cmd_conflicts(struct cli *c, int argc, char **argv)
     }
     if (optind < argc)
         return cli_usage_error(c, "unexpected argument '%s'", argv[optind]);
-    if ((rc = cli_open(c, CLI_READ, &r)) != CLI_OK)
+    if ((rc = cli_begin(c, CLI_READ, &r, &t)) != CLI_OK)
         return rc;
-    if ((krc = kith_txn_begin(r, KITH_TXN_READ, &t)) < 0) {
-        rc = cli_fail_rc(c, r, NULL, krc);
-        goto out_close;
-    }
     if ((krc = kith_iter_conflicts(t, all, &it)) < 0) {
         rc = cli_fail_rc(c, r, "reading conflicts", krc);
-        goto out_txn;
+        goto out_end;
     }
     if (json && (arr = json_array()) == NULL) {
         rc = cli_fail(c, "%s", kith_strerror(KITH_ENOMEM));
@@ -179,10 +175,8 @@ cmd_conflicts(struct cli *c, int argc, char **argv)
     json_decref(arr);
 out_iter:
     kith_iter_close(it);
-out_txn:
-    kith_txn_abort(&t);
-out_close:
-    kith_close(r);
+out_end:
+    cli_end(r, &t);
     return rc;
 }
 
@@ -199,26 +193,17 @@ cmd_conflicts_restore(struct cli *c, int argc, char **argv)
     if (cli_parse_u64(argv[optind], &id) < 0 || id == 0)
         return cli_fail(c, "'%s' is not a conflict id (a number from 'kith conflicts')",
                         argv[optind]);
-    if ((rc = cli_open(c, CLI_WRITE, &r)) != CLI_OK)
+    if ((rc = cli_begin(c, CLI_WRITE, &r, &t)) != CLI_OK)
         return rc;
-    if ((krc = kith_txn_begin(r, KITH_TXN_WRITE, &t)) < 0) {
-        rc = cli_fail_rc(c, r, NULL, krc);
-        goto out_close;
-    }
     krc = kith_conflict_get(t, id, &k);
     if (krc == KITH_ENOTFOUND) {
         rc = cli_fail(c, "no conflict %llu", (unsigned long long)id);
-        goto out_abort;
+    } else if (krc < 0 || (krc = kith_conflict_resolve(t, id, true)) < 0 ||
+               (krc = kith_txn_commit(&t)) < 0) {
+        rc = cli_fail_rc(c, r, NULL, krc); /* a failed commit too: no "commit:" prefix here */
+    } else {
+        printf("restored conflict %llu\n", (unsigned long long)id);
     }
-    if (krc < 0 || (krc = kith_conflict_resolve(t, id, true)) < 0 ||
-        (krc = kith_txn_commit(&t)) < 0) {
-        rc = cli_fail_rc(c, r, NULL, krc);
-        goto out_abort;
-    }
-    printf("restored conflict %llu\n", (unsigned long long)id);
-out_abort:
-    kith_txn_abort(&t);
-out_close:
-    kith_close(r);
+    cli_end(r, &t);
     return rc;
 }

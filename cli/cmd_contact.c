@@ -139,35 +139,20 @@ cmd_contact_add(struct cli *c, int argc, char **argv)
     if (!have_name)
         return cli_usage_error(c, "--name is required");
 
-    rc = cli_open(c, CLI_WRITE, &r);
-    if (rc != CLI_OK)
+    if ((rc = cli_begin(c, CLI_WRITE, &r, &t)) != CLI_OK)
         return rc;
-    if ((krc = kith_txn_begin(r, KITH_TXN_WRITE, &t)) < 0) {
-        rc = cli_fail_rc(c, r, NULL, krc);
-        goto out_close;
-    }
-    if ((krc = kith_doc_create(t, CONTACTS, &doc)) < 0) {
-        rc = cli_fail_rc(c, r, NULL, krc);
-        goto out_abort;
-    }
+    if ((krc = kith_doc_create(t, CONTACTS, &doc)) < 0)
+        return cli_finish(c, r, &t, cli_fail_rc(c, r, NULL, krc));
     if ((rc = write_fields(c, r, t, &doc, fa, nfa)) != CLI_OK)
-        goto out_abort;
+        return cli_finish(c, r, &t, rc);
     for (size_t i = 0; i < ntags; i++) {
-        if ((krc = kith_set_add(t, CONTACTS, &doc, "tags", tags[i], strlen(tags[i]))) < 0) {
-            rc = cli_fail_rc(c, r, "tags", krc);
-            goto out_abort;
-        }
+        if ((krc = kith_set_add(t, CONTACTS, &doc, "tags", tags[i], strlen(tags[i]))) < 0)
+            return cli_finish(c, r, &t, cli_fail_rc(c, r, "tags", krc));
     }
-    if ((krc = kith_txn_commit(&t)) < 0) {
-        rc = cli_fail_rc(c, r, "commit", krc);
-        goto out_close;
+    if ((rc = cli_finish(c, r, &t, CLI_OK)) == CLI_OK) {
+        kith_docid_format(&doc, hex);
+        printf("%s\n", hex);
     }
-    kith_docid_format(&doc, hex);
-    printf("%s\n", hex);
-out_abort:
-    kith_txn_abort(&t);
-out_close:
-    kith_close(r);
     return rc;
 }
 
@@ -179,7 +164,7 @@ cmd_contact_set(struct cli *c, int argc, char **argv)
     kith_replica *r = NULL;
     kith_txn *t = NULL;
     kith_docid doc;
-    int rc = cli_parse_simple(c, argc, argv, NULL, 2, argc), krc;
+    int rc = cli_parse_simple(c, argc, argv, NULL, 2, argc);
     if (rc >= 0)
         return rc;
     const char *id = argv[optind];
@@ -203,23 +188,11 @@ cmd_contact_set(struct cli *c, int argc, char **argv)
         nfa++;
     }
 
-    rc = cli_open(c, CLI_WRITE, &r);
-    if (rc != CLI_OK)
+    if ((rc = cli_begin(c, CLI_WRITE, &r, &t)) != CLI_OK)
         goto out_free;
-    if ((krc = kith_txn_begin(r, KITH_TXN_WRITE, &t)) < 0) {
-        rc = cli_fail_rc(c, r, NULL, krc);
-        goto out_close;
-    }
-    if ((rc = cli_resolve(c, t, CONTACTS, id, &doc)) != CLI_OK)
-        goto out_abort;
-    if ((rc = write_fields(c, r, t, &doc, fa, nfa)) != CLI_OK)
-        goto out_abort;
-    if ((krc = kith_txn_commit(&t)) < 0)
-        rc = cli_fail_rc(c, r, "commit", krc);
-out_abort:
-    kith_txn_abort(&t);
-out_close:
-    kith_close(r);
+    if ((rc = cli_resolve(c, t, CONTACTS, id, &doc)) == CLI_OK)
+        rc = write_fields(c, r, t, &doc, fa, nfa);
+    rc = cli_finish(c, r, &t, rc);
 out_free:
     free(fa);
     return rc;
@@ -251,32 +224,18 @@ cmd_contact_tag(struct cli *c, int argc, char **argv)
             return cli_fail(c, "tag: empty");
     }
 
-    rc = cli_open(c, CLI_WRITE, &r);
-    if (rc != CLI_OK)
+    if ((rc = cli_begin(c, CLI_WRITE, &r, &t)) != CLI_OK)
         return rc;
-    if ((krc = kith_txn_begin(r, KITH_TXN_WRITE, &t)) < 0) {
-        rc = cli_fail_rc(c, r, NULL, krc);
-        goto out_close;
-    }
-    if ((rc = cli_resolve(c, t, CONTACTS, argv[optind], &doc)) != CLI_OK)
-        goto out_abort;
-    for (int i = optind + 1; i < argc; i++) {
+    rc = cli_resolve(c, t, CONTACTS, argv[optind], &doc);
+    for (int i = optind + 1; rc == CLI_OK && i < argc; i++) {
         bool remove = argv[i][0] == '-';
         const char *tag = argv[i] + (argv[i][0] == '+' || argv[i][0] == '-');
         krc = remove ? kith_set_remove(t, CONTACTS, &doc, "tags", tag, strlen(tag))
                      : kith_set_add(t, CONTACTS, &doc, "tags", tag, strlen(tag));
-        if (krc < 0) {
+        if (krc < 0)
             rc = cli_fail_rc(c, r, "tags", krc);
-            goto out_abort;
-        }
     }
-    if ((krc = kith_txn_commit(&t)) < 0)
-        rc = cli_fail_rc(c, r, "commit", krc);
-out_abort:
-    kith_txn_abort(&t);
-out_close:
-    kith_close(r);
-    return rc;
+    return cli_finish(c, r, &t, rc);
 }
 
 int
@@ -288,26 +247,12 @@ cmd_contact_rm(struct cli *c, int argc, char **argv)
     int rc = cli_parse_simple(c, argc, argv, NULL, 1, 1), krc;
     if (rc >= 0)
         return rc;
-    rc = cli_open(c, CLI_WRITE, &r);
-    if (rc != CLI_OK)
+    if ((rc = cli_begin(c, CLI_WRITE, &r, &t)) != CLI_OK)
         return rc;
-    if ((krc = kith_txn_begin(r, KITH_TXN_WRITE, &t)) < 0) {
+    if ((rc = cli_resolve(c, t, CONTACTS, argv[optind], &doc)) == CLI_OK &&
+        (krc = kith_doc_delete(t, CONTACTS, &doc)) < 0)
         rc = cli_fail_rc(c, r, NULL, krc);
-        goto out_close;
-    }
-    if ((rc = cli_resolve(c, t, CONTACTS, argv[optind], &doc)) != CLI_OK)
-        goto out_abort;
-    if ((krc = kith_doc_delete(t, CONTACTS, &doc)) < 0) {
-        rc = cli_fail_rc(c, r, NULL, krc);
-        goto out_abort;
-    }
-    if ((krc = kith_txn_commit(&t)) < 0)
-        rc = cli_fail_rc(c, r, "commit", krc);
-out_abort:
-    kith_txn_abort(&t);
-out_close:
-    kith_close(r);
-    return rc;
+    return cli_finish(c, r, &t, rc);
 }
 
 /* ---- reading ----------------------------------------------------------------------------- */
@@ -431,16 +376,11 @@ cmd_contact_ls(struct cli *c, int argc, char **argv)
     int rc = cli_parse_simple(c, argc, argv, &json, 0, 0), krc;
     if (rc >= 0)
         return rc;
-    rc = cli_open(c, CLI_READ, &r);
-    if (rc != CLI_OK)
+    if ((rc = cli_begin(c, CLI_READ, &r, &t)) != CLI_OK)
         return rc;
-    if ((krc = kith_txn_begin(r, KITH_TXN_READ, &t)) < 0) {
-        rc = cli_fail_rc(c, r, NULL, krc);
-        goto out_close;
-    }
     if ((krc = kith_iter_index(t, "contacts.name", NULL, NULL, NULL, &it)) < 0) {
         rc = cli_fail_rc(c, r, "contacts.name", krc);
-        goto out_txn;
+        goto out_end;
     }
     if (json ? (arr = json_array()) == NULL : cli_table_init(&tb, 6, head) < 0) {
         rc = cli_fail(c, "%s", kith_strerror(KITH_ENOMEM));
@@ -493,10 +433,8 @@ cmd_contact_ls(struct cli *c, int argc, char **argv)
         cli_table_free(&tb);
 out_iter:
     kith_iter_close(it);
-out_txn:
-    kith_txn_abort(&t);
-out_close:
-    kith_close(r);
+out_end:
+    cli_end(r, &t);
     return rc;
 }
 
@@ -607,15 +545,10 @@ cmd_contact_show(struct cli *c, int argc, char **argv)
     int rc = cli_parse_simple(c, argc, argv, &json, 1, 1), krc;
     if (rc >= 0)
         return rc;
-    rc = cli_open(c, CLI_READ, &r);
-    if (rc != CLI_OK)
+    if ((rc = cli_begin(c, CLI_READ, &r, &t)) != CLI_OK)
         return rc;
-    if ((krc = kith_txn_begin(r, KITH_TXN_READ, &t)) < 0) {
-        rc = cli_fail_rc(c, r, NULL, krc);
-        goto out_close;
-    }
     if ((rc = cli_resolve(c, t, CONTACTS, argv[optind], &doc)) != CLI_OK)
-        goto out_txn;
+        goto out_end;
     if (json) {
         json_t *o = cli_doc_json(t, CONTACTS, &doc, &krc);
         if (o == NULL)
@@ -626,9 +559,7 @@ cmd_contact_show(struct cli *c, int argc, char **argv)
                (krc = activity_print(c, t, &doc, 12)) < 0) {
         rc = cli_fail_rc(c, r, NULL, krc);
     }
-out_txn:
-    kith_txn_abort(&t);
-out_close:
-    kith_close(r);
+out_end:
+    cli_end(r, &t);
     return rc;
 }

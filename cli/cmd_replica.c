@@ -332,16 +332,11 @@ cmd_log(struct cli *c, int argc, char **argv)
     if (optind < argc)
         return cli_usage_error(c, "unexpected argument '%s'", argv[optind]);
 
-    rc = cli_open(c, CLI_READ, &r);
-    if (rc != CLI_OK)
+    if ((rc = cli_begin(c, CLI_READ, &r, &t)) != CLI_OK)
         return rc;
-    if ((krc = kith_txn_begin(r, KITH_TXN_READ, &t)) < 0) {
-        rc = cli_fail_rc(c, r, NULL, krc);
-        goto out_close;
-    }
     if ((krc = kith_iter_log(t, origin, &it)) < 0) {
         rc = cli_fail_rc(c, r, "reading the log", krc);
-        goto out_txn;
+        goto out_end;
     }
     if (json ? (arr = json_array()) == NULL : cli_table_init(&tb, 7, head) < 0) {
         rc = cli_fail(c, "%s", kith_strerror(KITH_ENOMEM));
@@ -374,10 +369,8 @@ cmd_log(struct cli *c, int argc, char **argv)
         cli_table_free(&tb);
 out_iter:
     kith_iter_close(it);
-out_txn:
-    kith_txn_abort(&t);
-out_close:
-    kith_close(r);
+out_end:
+    cli_end(r, &t);
     return rc;
 }
 
