@@ -164,9 +164,13 @@ json_t *cli_json_vv(const kith_vv *vv);
 /* Set obj[key] = val (taking val's reference); a NULL val means JSON null. Returns 0 or -1,
  * so that callers can OR the results and check once. */
 int cli_jset(json_t *obj, const char *key, json_t *val);
+/* Finish an object built with `bad |= cli_jset(o, ...)`: o, or NULL (o dropped) if bad. */
+json_t *cli_json_done(json_t *o, int bad);
 /* Print `j` on stdout (two-space indent, sorted keys, a trailing newline) and drop the
  * reference. Returns CLI_OK, or CLI_FAIL (with a message) if j is NULL or writing fails. */
 int cli_json_print(const struct cli *c, json_t *j);
+/* Print {"<key>": val} as cli_json_print does, taking val's reference (NULL: JSON null). */
+int cli_json_print_in(const struct cli *c, const char *key, json_t *val);
 
 /* Bold (header) and coloured text when colour is on; "" otherwise. */
 const char *cli_sgr(bool on, const char *code);

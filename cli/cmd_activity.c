@@ -223,7 +223,7 @@ print_list(const struct cli *c, kith_replica *r, kith_txn *t, const struct list_
     struct cli_table tb;
     int krc = 0;
     if (json) {
-        json_t *arr = json_array(), *o = json_object();
+        json_t *arr = json_array();
         for (size_t i = 0; arr != NULL && i < n; i++) {
             json_t *d = cli_doc_json(t, ls->collection, &docs[i], &krc);
             if (d == NULL)
@@ -235,14 +235,9 @@ print_list(const struct cli *c, kith_replica *r, kith_txn *t, const struct list_
         }
         if (krc < 0) {
             json_decref(arr);
-            json_decref(o);
             return cli_fail_rc(c, r, ls->collection, krc);
         }
-        if (cli_jset(o, ls->key, arr) < 0) {
-            json_decref(o);
-            o = NULL;
-        }
-        return cli_json_print(c, o);
+        return cli_json_print_in(c, ls->key, arr);
     }
     if (cli_table_init(&tb, ls->ncols, ls->head) < 0)
         return cli_fail(c, "%s", kith_strerror(KITH_ENOMEM));

@@ -22,11 +22,7 @@ side_json(kith_dot dot, uint64_t hlc, const kith_value *v)
     bad |= cli_jset(o, "hlc", cli_json_id(hlc));
     bad |= cli_jset(o, "time", cli_json_time((int64_t)(hlc >> 16)));
     bad |= cli_jset(o, "value", cli_value_json(v));
-    if (bad) {
-        json_decref(o);
-        return NULL;
-    }
-    return o;
+    return cli_json_done(o, bad);
 }
 
 static json_t *
@@ -43,11 +39,7 @@ conflict_json(const kith_conflict *k)
     bad |= cli_jset(o, "loser", side_json(k->loser_dot, k->loser_hlc, &k->loser));
     bad |= cli_jset(o, "recorded", cli_json_time(k->recorded_ms));
     bad |= cli_jset(o, "resolved", json_boolean(k->resolved));
-    if (bad) {
-        json_decref(o);
-        return NULL;
-    }
-    return o;
+    return cli_json_done(o, bad);
 }
 
 /* One side of a conflict for people: the value quoted (or `what` in parentheses when the
@@ -163,12 +155,7 @@ cmd_conflicts(struct cli *c, int argc, char **argv)
     if (krc < 0 && krc != KITH_ENOTFOUND) {
         rc = cli_fail_rc(c, r, "reading conflicts", krc);
     } else if (json) {
-        json_t *o = json_object();
-        if (cli_jset(o, "conflicts", json_incref(arr)) < 0) {
-            json_decref(o);
-            o = NULL;
-        }
-        rc = cli_json_print(c, o);
+        rc = cli_json_print_in(c, "conflicts", json_incref(arr));
     } else if (n == 0) {
         printf("no %sconflicts\n", all ? "" : "open ");
     }

@@ -418,12 +418,7 @@ cmd_contact_ls(struct cli *c, int argc, char **argv)
     if (krc < 0 && krc != KITH_ENOTFOUND) {
         rc = cli_fail_rc(c, r, "listing contacts", krc);
     } else if (json) {
-        json_t *o = json_object();
-        if (cli_jset(o, "contacts", json_incref(arr)) < 0) {
-            json_decref(o);
-            o = NULL;
-        }
-        rc = cli_json_print(c, o);
+        rc = cli_json_print_in(c, "contacts", json_incref(arr));
     } else {
         cli_table_print(&tb, stdout, c->color_out);
     }

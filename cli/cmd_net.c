@@ -139,11 +139,7 @@ cmd_sync(struct cli *c, int argc, char **argv)
         bad |= cli_jset(o, "batches_sent", json_integer((json_int_t)info.batches_sent));
         bad |= cli_jset(o, "batches_received", json_integer((json_int_t)info.batches_received));
         bad |= cli_jset(o, "converged", json_boolean(info.converged));
-        if (bad) {
-            json_decref(o);
-            o = NULL;
-        }
-        rc = cli_json_print(c, o);
+        rc = cli_json_print(c, cli_json_done(o, bad));
     } else {
         printf("synced with %s: sent %llu ops in %llu batches, received %llu ops in %llu "
                "batches; %s\n",

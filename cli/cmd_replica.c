@@ -36,11 +36,7 @@ identity_json(kith_replica *r)
     bad |= cli_jset(o, "id", cli_json_id(kith_replica_id(r)));
     bad |= cli_jset(o, "pubkey", cli_json_hex(pk, sizeof pk));
     bad |= cli_jset(o, "dir", json_string(kith_replica_path(r)));
-    if (bad) {
-        json_decref(o);
-        return NULL;
-    }
-    return o;
+    return cli_json_done(o, bad);
 }
 
 int
@@ -108,11 +104,7 @@ status_json(kith_replica *r, const kith_status *s, const kith_peer *peers, size_
     bad |= cli_jset(o, "peers", json_incref(arr));
     json_decref(colls);
     json_decref(arr);
-    if (bad) {
-        json_decref(o);
-        return NULL;
-    }
-    return o;
+    return cli_json_done(o, bad);
 }
 
 static void
@@ -256,11 +248,7 @@ log_entry_json(const kith_log_entry *e)
                     e->commit_end && !zero_hash(e->chain) ? cli_json_hex(e->chain, KITH_HASH_BYTES)
                                                           : NULL);
     bad |= cli_jset(o, "applied", json_boolean(e->applied));
-    if (bad) {
-        json_decref(o);
-        return NULL;
-    }
-    return o;
+    return cli_json_done(o, bad);
 }
 
 static int
@@ -353,13 +341,8 @@ cmd_log(struct cli *c, int argc, char **argv)
     if (krc < 0 && krc != KITH_ENOTFOUND) {
         rc = cli_fail_rc(c, r, "reading the log", krc);
     } else if (json) {
-        json_t *o = json_object();
-        if (cli_jset(o, "entries", arr) < 0) {
-            json_decref(o);
-            o = NULL;
-        }
+        rc = cli_json_print_in(c, "entries", arr);
         arr = NULL;
-        rc = cli_json_print(c, o);
     } else {
         cli_table_print(&tb, stdout, c->color_out);
     }
@@ -426,11 +409,7 @@ cmd_verify(struct cli *c, int argc, char **argv)
         bad |= cli_jset(o, "problems", json_integer((json_int_t)rep.problems));
         bad |=
             cli_jset(o, "first_problem", rep.problems != 0 ? json_string(rep.first_problem) : NULL);
-        if (bad) {
-            json_decref(o);
-            o = NULL;
-        }
-        rc = cli_json_print(c, o);
+        rc = cli_json_print(c, cli_json_done(o, bad));
     } else if (rep.problems == 0) {
         printf("ok: %llu commits, %llu ops, %llu signatures checked\n",
                (unsigned long long)rep.commits_checked, (unsigned long long)rep.ops_checked,

@@ -30,11 +30,7 @@ cli_peer_json(const kith_peer *p)
     bad |= cli_jset(o, "last_sync", p->last_sync_ms != 0 ? cli_json_time(p->last_sync_ms) : NULL);
     bad |= cli_jset(o, "failures", json_integer((json_int_t)p->failures));
     bad |= cli_jset(o, "last_error", p->last_error[0] != '\0' ? json_string(p->last_error) : NULL);
-    if (bad) {
-        json_decref(o);
-        return NULL;
-    }
-    return o;
+    return cli_json_done(o, bad);
 }
 
 /* List peer records (all, or the trusted ones) as a table or {"peers": [...]}. */
@@ -56,18 +52,15 @@ list_peers(const struct cli *c, bool json, bool trusted_only)
         goto out_close;
     }
     if (json) {
-        json_t *arr = json_array(), *o = json_object();
+        json_t *arr = json_array();
         for (size_t i = 0; arr != NULL && i < n; i++)
             if ((!trusted_only || peers[i].trusted) &&
                 json_array_append_new(arr, cli_peer_json(&peers[i])) < 0) {
                 json_decref(arr);
                 arr = NULL;
             }
-        if (arr == NULL || cli_jset(o, "peers", arr) < 0) {
-            json_decref(o);
-            o = NULL;
-        }
-        rc = cli_json_print(c, o);
+        /* no array: cli_json_print(NULL) reports the failure */
+        rc = arr != NULL ? cli_json_print_in(c, "peers", arr) : cli_json_print(c, NULL);
         goto out_peers;
     }
     if (cli_table_init(&tb, 8, head) < 0) {
@@ -330,11 +323,7 @@ cmd_bundle_apply(struct cli *c, int argc, char **argv)
         bad |= cli_jset(o, "ops_applied", json_integer((json_int_t)info.ops_applied));
         bad |= cli_jset(o, "ops_pending", json_integer((json_int_t)info.ops_pending));
         bad |= cli_jset(o, "conflicts", json_integer((json_int_t)info.conflicts));
-        if (bad) {
-            json_decref(o);
-            o = NULL;
-        }
-        rc = cli_json_print(c, o);
+        rc = cli_json_print(c, cli_json_done(o, bad));
     } else {
         printf("%llu new op%s (%llu already known), %llu applied, %llu pending, "
                "%llu conflict%s\n",

@@ -359,6 +359,16 @@ cli_jset(json_t *obj, const char *key, json_t *val)
     return json_object_set_new(obj, key, val) < 0 ? -1 : 0;
 }
 
+json_t *
+cli_json_done(json_t *o, int bad)
+{
+    if (bad) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
 int
 cli_json_print(const struct cli *c, json_t *j)
 {
@@ -369,6 +379,13 @@ cli_json_print(const struct cli *c, json_t *j)
         rc = cli_fail(c, "writing output: %s", strerror(errno));
     json_decref(j);
     return rc;
+}
+
+int
+cli_json_print_in(const struct cli *c, const char *key, json_t *val)
+{
+    json_t *o = json_object();
+    return cli_json_print(c, cli_json_done(o, cli_jset(o, key, val)));
 }
 
 int
