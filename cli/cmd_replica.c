@@ -39,15 +39,16 @@ identity_json(kith_replica *r)
     return cli_json_done(o, bad);
 }
 
-int
-cmd_init(struct cli *c, int argc, char **argv)
+/* init and id: open the replica (creating it, for init) and say who it is. */
+static int
+identity(struct cli *c, int argc, char **argv, enum cli_open_mode mode)
 {
     kith_replica *r = NULL;
     bool json;
     int rc = cli_parse_simple(c, argc, argv, &json, 0, 0);
     if (rc >= 0)
         return rc;
-    rc = cli_open(c, CLI_CREATE, &r);
+    rc = cli_open(c, mode, &r);
     if (rc != CLI_OK)
         return rc;
     if (json)
@@ -59,22 +60,15 @@ cmd_init(struct cli *c, int argc, char **argv)
 }
 
 int
+cmd_init(struct cli *c, int argc, char **argv)
+{
+    return identity(c, argc, argv, CLI_CREATE);
+}
+
+int
 cmd_id(struct cli *c, int argc, char **argv)
 {
-    kith_replica *r = NULL;
-    bool json;
-    int rc = cli_parse_simple(c, argc, argv, &json, 0, 0);
-    if (rc >= 0)
-        return rc;
-    rc = cli_open(c, CLI_READ, &r);
-    if (rc != CLI_OK)
-        return rc;
-    if (json)
-        rc = cli_json_print(c, identity_json(r));
-    else
-        print_identity(r, c->color_out);
-    kith_close(r);
-    return rc;
+    return identity(c, argc, argv, CLI_READ);
 }
 
 /* ---- status ---------------------------------------------------------------------------------- */
