@@ -146,6 +146,20 @@ int cli_table_add(struct cli_table *tb, const char *const *row);
 void cli_table_print(const struct cli_table *tb, FILE *f, bool color);
 void cli_table_free(struct cli_table *tb);
 
+/* A list printed either as a table for people or, with --json, as {"<key>": [...]}. */
+struct cli_list {
+    bool json;
+    json_t *arr;         /* the items, when json */
+    struct cli_table tb; /* the rows, otherwise */
+};
+
+/* Start an empty list (the table gets its header row). 0, or -1 when out of memory, with
+ * nothing to free. */
+int cli_list_init(struct cli_list *l, bool json, size_t ncols, const char *const *head);
+/* Print the list on stdout (a table, or JSON with cli_json_print_in); CLI_OK or CLI_FAIL. */
+int cli_list_print(const struct cli *c, const struct cli_list *l, const char *key);
+void cli_list_free(struct cli_list *l);
+
 /* Render a value for humans into `out` (a heap string the caller frees), or NULL on OOM.
  * Strings as they are (control characters replaced), times ISO 8601, refs hex, null "-". */
 char *cli_value_text(const kith_value *v);

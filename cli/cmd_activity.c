@@ -220,33 +220,22 @@ static int
 print_list(const struct cli *c, kith_replica *r, kith_txn *t, const struct list_spec *ls,
            const kith_docid *docs, size_t n, bool json)
 {
-    struct cli_table tb;
-    int krc = 0;
-    if (json) {
-        json_t *arr = json_array();
-        for (size_t i = 0; arr != NULL && i < n; i++) {
-            json_t *d = cli_doc_json(t, ls->collection, &docs[i], &krc);
-            if (d == NULL)
-                break;
-            if (json_array_append_new(arr, d) < 0) {
-                krc = KITH_ENOMEM;
-                break;
-            }
-        }
-        if (krc < 0) {
-            json_decref(arr);
-            return cli_fail_rc(c, r, ls->collection, krc);
-        }
-        return cli_json_print_in(c, ls->key, arr);
-    }
-    if (cli_table_init(&tb, ls->ncols, ls->head) < 0)
+    struct cli_list l;
+    int krc = 0, rc;
+    if (cli_list_init(&l, json, ls->ncols, ls->head) < 0)
         return cli_fail(c, "%s", kith_strerror(KITH_ENOMEM));
-    for (size_t i = 0; i < n && krc == 0; i++)
-        krc = list_row(t, ls, &docs[i], &tb);
-    if (krc == 0)
-        cli_table_print(&tb, stdout, c->color_out);
-    cli_table_free(&tb);
-    return krc < 0 ? cli_fail_rc(c, r, ls->collection, krc) : CLI_OK;
+    for (size_t i = 0; i < n && krc == 0; i++) {
+        if (json) {
+            json_t *d = cli_doc_json(t, ls->collection, &docs[i], &krc);
+            if (d != NULL && json_array_append_new(l.arr, d) < 0)
+                krc = KITH_ENOMEM;
+        } else {
+            krc = list_row(t, ls, &docs[i], &l.tb);
+        }
+    }
+    rc = krc < 0 ? cli_fail_rc(c, r, ls->collection, krc) : cli_list_print(c, &l, ls->key);
+    cli_list_free(&l);
+    return rc;
 }
 
 /* Every document an index iterator yields, into a malloc'd array. */

@@ -370,8 +370,7 @@ cmd_contact_ls(struct cli *c, int argc, char **argv)
     kith_txn *t = NULL;
     kith_iter *it = NULL;
     kith_docid doc;
-    struct cli_table tb;
-    json_t *arr = NULL;
+    struct cli_list l;
     bool json;
     int rc = cli_parse_simple(c, argc, argv, &json, 0, 0), krc;
     if (rc >= 0)
@@ -382,7 +381,7 @@ cmd_contact_ls(struct cli *c, int argc, char **argv)
         rc = cli_fail_rc(c, r, "contacts.name", krc);
         goto out_end;
     }
-    if (json ? (arr = json_array()) == NULL : cli_table_init(&tb, 6, head) < 0) {
+    if (cli_list_init(&l, json, 6, head) < 0) {
         rc = cli_fail(c, "%s", kith_strerror(KITH_ENOMEM));
         goto out_iter;
     }
@@ -391,7 +390,7 @@ cmd_contact_ls(struct cli *c, int argc, char **argv)
             json_t *o = cli_doc_json(t, CONTACTS, &doc, &krc);
             if (o == NULL)
                 break;
-            if (json_array_append_new(arr, o) < 0) {
+            if (json_array_append_new(l.arr, o) < 0) {
                 krc = KITH_ENOMEM;
                 break;
             }
@@ -406,7 +405,7 @@ cmd_contact_ls(struct cli *c, int argc, char **argv)
         const char *row[] = {hex,     cell[0],
                              cell[1], cell[2],
                              cell[3], cell[4] != NULL && cell[4][0] != '\0' ? cell[4] : "-"};
-        if (ok && cli_table_add(&tb, row) < 0)
+        if (ok && cli_table_add(&l.tb, row) < 0)
             ok = false;
         for (size_t i = 0; i < 5; i++)
             free(cell[i]);
@@ -415,17 +414,11 @@ cmd_contact_ls(struct cli *c, int argc, char **argv)
             break;
         }
     }
-    if (krc < 0 && krc != KITH_ENOTFOUND) {
+    if (krc < 0 && krc != KITH_ENOTFOUND)
         rc = cli_fail_rc(c, r, "listing contacts", krc);
-    } else if (json) {
-        rc = cli_json_print_in(c, "contacts", json_incref(arr));
-    } else {
-        cli_table_print(&tb, stdout, c->color_out);
-    }
-    if (json)
-        json_decref(arr);
     else
-        cli_table_free(&tb);
+        rc = cli_list_print(c, &l, "contacts");
+    cli_list_free(&l);
 out_iter:
     kith_iter_close(it);
 out_end:

@@ -287,8 +287,7 @@ cmd_log(struct cli *c, int argc, char **argv)
     kith_txn *t = NULL;
     kith_iter *it = NULL;
     kith_log_entry e;
-    struct cli_table tb;
-    json_t *arr = NULL;
+    struct cli_list l;
     int ch, rc, krc;
 
     while ((ch = cli_getopt(c, argc, argv, ":h", opts)) != -1) {
@@ -320,30 +319,23 @@ cmd_log(struct cli *c, int argc, char **argv)
         rc = cli_fail_rc(c, r, "reading the log", krc);
         goto out_end;
     }
-    if (json ? (arr = json_array()) == NULL : cli_table_init(&tb, 7, head) < 0) {
+    if (cli_list_init(&l, json, 7, head) < 0) {
         rc = cli_fail(c, "%s", kith_strerror(KITH_ENOMEM));
         goto out_iter;
     }
     while (shown < limit && (krc = kith_iter_next_log(it, &e)) == 0) {
-        if (json ? json_array_append_new(arr, log_entry_json(&e)) < 0
-                 : log_entry_row(&tb, &e) < 0) {
+        if (json ? json_array_append_new(l.arr, log_entry_json(&e)) < 0
+                 : log_entry_row(&l.tb, &e) < 0) {
             krc = KITH_ENOMEM;
             break;
         }
         shown++;
     }
-    if (krc < 0 && krc != KITH_ENOTFOUND) {
+    if (krc < 0 && krc != KITH_ENOTFOUND)
         rc = cli_fail_rc(c, r, "reading the log", krc);
-    } else if (json) {
-        rc = cli_json_print_in(c, "entries", arr);
-        arr = NULL;
-    } else {
-        cli_table_print(&tb, stdout, c->color_out);
-    }
-    if (json)
-        json_decref(arr);
     else
-        cli_table_free(&tb);
+        rc = cli_list_print(c, &l, "entries");
+    cli_list_free(&l);
 out_iter:
     kith_iter_close(it);
 out_end:

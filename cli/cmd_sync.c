@@ -33,6 +33,29 @@ cli_peer_json(const kith_peer *p)
     return cli_json_done(o, bad);
 }
 
+/* A peer record as a row of `kith peers`. 0 or -1 (out of memory). */
+static int
+peer_row(struct cli_table *tb, const kith_peer *p)
+{
+    char id[KITH_ID_HEX + 1], pending[24], when[32] = "never", fails[16];
+    cli_id_hex(p->id, id);
+    snprintf(pending, sizeof pending, "%llu", (unsigned long long)p->pending_ops);
+    snprintf(fails, sizeof fails, "%u", (unsigned)p->failures);
+    if (p->last_sync_ms != 0)
+        cli_time(p->last_sync_ms, when);
+    const char *row[] = {id,
+                         p->name[0] ? p->name : NULL,
+                         p->addr[0] ? p->addr : NULL,
+                         p->forked    ? "forked"
+                         : p->trusted ? "trusted"
+                                      : "no",
+                         pending,
+                         when,
+                         fails,
+                         p->last_error[0] ? p->last_error : NULL};
+    return cli_table_add(tb, row);
+}
+
 /* List peer records (all, or the trusted ones) as a table or {"peers": [...]}. */
 static int
 list_peers(const struct cli *c, bool json, bool trusted_only)
@@ -42,7 +65,7 @@ list_peers(const struct cli *c, bool json, bool trusted_only)
     kith_replica *r = NULL;
     kith_peer *peers = NULL;
     size_t n = 0;
-    struct cli_table tb;
+    struct cli_list l;
     int rc, krc;
 
     if ((rc = cli_open(c, CLI_READ, &r)) != CLI_OK)
@@ -51,50 +74,20 @@ list_peers(const struct cli *c, bool json, bool trusted_only)
         rc = cli_fail_rc(c, r, "reading peers", krc);
         goto out_close;
     }
-    if (json) {
-        json_t *arr = json_array();
-        for (size_t i = 0; arr != NULL && i < n; i++)
-            if ((!trusted_only || peers[i].trusted) &&
-                json_array_append_new(arr, cli_peer_json(&peers[i])) < 0) {
-                json_decref(arr);
-                arr = NULL;
-            }
-        /* no array: cli_json_print(NULL) reports the failure */
-        rc = arr != NULL ? cli_json_print_in(c, "peers", arr) : cli_json_print(c, NULL);
-        goto out_peers;
-    }
-    if (cli_table_init(&tb, 8, head) < 0) {
+    if (cli_list_init(&l, json, 8, head) < 0) {
         rc = cli_fail(c, "%s", kith_strerror(KITH_ENOMEM));
         goto out_peers;
     }
-    for (size_t i = 0; i < n; i++) {
-        const kith_peer *p = &peers[i];
-        char id[KITH_ID_HEX + 1], pending[24], when[32] = "never", fails[16];
-        if (trusted_only && !p->trusted)
+    for (size_t i = 0; rc == CLI_OK && i < n; i++) {
+        if (trusted_only && !peers[i].trusted)
             continue;
-        cli_id_hex(p->id, id);
-        snprintf(pending, sizeof pending, "%llu", (unsigned long long)p->pending_ops);
-        snprintf(fails, sizeof fails, "%u", (unsigned)p->failures);
-        if (p->last_sync_ms != 0)
-            cli_time(p->last_sync_ms, when);
-        const char *row[] = {id,
-                             p->name[0] ? p->name : NULL,
-                             p->addr[0] ? p->addr : NULL,
-                             p->forked    ? "forked"
-                             : p->trusted ? "trusted"
-                                          : "no",
-                             pending,
-                             when,
-                             fails,
-                             p->last_error[0] ? p->last_error : NULL};
-        if (cli_table_add(&tb, row) < 0) {
+        if (json ? json_array_append_new(l.arr, cli_peer_json(&peers[i])) < 0
+                 : peer_row(&l.tb, &peers[i]) < 0)
             rc = cli_fail(c, "%s", kith_strerror(KITH_ENOMEM));
-            break;
-        }
     }
     if (rc == CLI_OK)
-        cli_table_print(&tb, stdout, c->color_out);
-    cli_table_free(&tb);
+        rc = cli_list_print(c, &l, "peers");
+    cli_list_free(&l);
 out_peers:
     kith_peers_free(peers, n);
 out_close:

@@ -219,6 +219,39 @@ cli_table_free(struct cli_table *tb)
     memset(tb, 0, sizeof *tb);
 }
 
+int
+cli_list_init(struct cli_list *l, bool json, size_t ncols, const char *const *head)
+{
+    memset(l, 0, sizeof *l);
+    l->json = json;
+    if (json)
+        return (l->arr = json_array()) != NULL ? 0 : -1;
+    if (cli_table_init(&l->tb, ncols, head) < 0) {
+        cli_table_free(&l->tb);
+        return -1;
+    }
+    return 0;
+}
+
+int
+cli_list_print(const struct cli *c, const struct cli_list *l, const char *key)
+{
+    if (l->json)
+        return cli_json_print_in(c, key, json_incref(l->arr));
+    cli_table_print(&l->tb, stdout, c->color_out);
+    return CLI_OK;
+}
+
+void
+cli_list_free(struct cli_list *l)
+{
+    if (l->json)
+        json_decref(l->arr);
+    else
+        cli_table_free(&l->tb);
+    memset(l, 0, sizeof *l);
+}
+
 void
 cli_time(int64_t ms, char out[32])
 {
