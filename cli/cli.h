@@ -67,6 +67,9 @@ int cli_getopt(const struct cli *c, int argc, char **argv, const char *optstring
                const struct option *longopts);
 /* Print the usage line of the current command to stdout (for --help); returns CLI_OK. */
 int cli_help(const struct cli *c);
+/* The default of every option switch: after --help ('h') print the usage and return CLI_OK;
+ * anything else cli_getopt has reported already: return CLI_USAGE. */
+int cli_opt_other(const struct cli *c, int ch);
 /*
  * For commands whose only options are --json and --help: parse them, then check that
  * between min and max operands follow (from argv[optind]). Returns -1 to go on, or the exit

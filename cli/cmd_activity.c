@@ -76,10 +76,8 @@ cmd_interaction_add(struct cli *c, int argc, char **argv)
                 return cli_usage_error(c, "too many --with options (at most %d)", MAX_WITH);
             with[nwith++] = optarg;
             break;
-        case 'h':
-            return cli_help(c);
         default:
-            return CLI_USAGE;
+            return cli_opt_other(c, ch);
         }
     }
     if (argc - optind != 1)
@@ -293,10 +291,8 @@ cmd_interaction_ls(struct cli *c, int argc, char **argv)
         case 'j':
             json = true;
             break;
-        case 'h':
-            return cli_help(c);
         default:
-            return CLI_USAGE;
+            return cli_opt_other(c, ch);
         }
     }
     if (optind < argc)
@@ -365,10 +361,8 @@ cmd_reminder_add(struct cli *c, int argc, char **argv)
             if (cli_value(c, "reminders", "text", optarg, &text) != CLI_OK)
                 return CLI_FAIL;
             break;
-        case 'h':
-            return cli_help(c);
         default:
-            return CLI_USAGE;
+            return cli_opt_other(c, ch);
         }
     }
     if (argc - optind != 1)
@@ -445,10 +439,8 @@ cmd_reminder_ls(struct cli *c, int argc, char **argv)
         case 'j':
             json = true;
             break;
-        case 'h':
-            return cli_help(c);
         default:
-            return CLI_USAGE;
+            return cli_opt_other(c, ch);
         }
     }
     if (optind < argc)

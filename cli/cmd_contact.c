@@ -122,10 +122,8 @@ cmd_contact_add(struct cli *c, int argc, char **argv)
                 return cli_fail(c, "tag: empty");
             tags[ntags++] = optarg;
             continue;
-        case 'h':
-            return cli_help(c);
         default:
-            return CLI_USAGE;
+            return cli_opt_other(c, ch);
         }
         for (size_t i = 0; i < nfa; i++)
             if (strcmp(fa[i].field, field) == 0)
@@ -211,11 +209,8 @@ cmd_contact_tag(struct cli *c, int argc, char **argv)
     int ch, rc, krc;
 
     /* '+': stop at the ID, so that "-TAG" after it is a value, not an option */
-    while ((ch = cli_getopt(c, argc, argv, "+:h", opts)) != -1) {
-        if (ch == 'h')
-            return cli_help(c);
-        return CLI_USAGE;
-    }
+    if ((ch = cli_getopt(c, argc, argv, "+:h", opts)) != -1)
+        return cli_opt_other(c, ch);
     if (argc - optind < 2)
         return cli_usage_error(c, argc - optind < 1 ? "missing ID" : "no tags given");
     for (int i = optind + 1; i < argc; i++) {

@@ -52,10 +52,8 @@ cmd_serve(struct cli *c, int argc, char **argv)
         case 'v':
             so.log_level = KITH_LOG_DEBUG;
             break;
-        case 'h':
-            return cli_help(c);
         default:
-            return CLI_USAGE;
+            return cli_opt_other(c, ch);
         }
     }
     if (optind < argc)
@@ -108,10 +106,8 @@ cmd_sync(struct cli *c, int argc, char **argv)
         case 'j':
             json = true;
             break;
-        case 'h':
-            return cli_help(c);
         default:
-            return CLI_USAGE;
+            return cli_opt_other(c, ch);
         }
     }
     if (argc - optind != 1)

@@ -304,10 +304,8 @@ cmd_log(struct cli *c, int argc, char **argv)
         case 'j':
             json = true;
             break;
-        case 'h':
-            return cli_help(c);
         default:
-            return CLI_USAGE;
+            return cli_opt_other(c, ch);
         }
     }
     if (optind < argc)

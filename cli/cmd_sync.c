@@ -180,10 +180,8 @@ cmd_trust(struct cli *c, int argc, char **argv)
         case 'r':
             remove = optarg;
             break;
-        case 'h':
-            return cli_help(c);
         default:
-            return CLI_USAGE;
+            return cli_opt_other(c, ch);
         }
     }
     if (remove != NULL) {
@@ -254,10 +252,8 @@ cmd_bundle_create(struct cli *c, int argc, char **argv)
         case 's':
             since_text = optarg;
             break;
-        case 'h':
-            return cli_help(c);
         default:
-            return CLI_USAGE;
+            return cli_opt_other(c, ch);
         }
     }
     if (optind < argc)

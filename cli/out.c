@@ -74,6 +74,12 @@ cli_help(const struct cli *c)
 
 /* ---- options ----------------------------------------------------------------------------- */
 
+int
+cli_opt_other(const struct cli *c, int ch)
+{
+    return ch == 'h' ? cli_help(c) : CLI_USAGE;
+}
+
 void
 cli_opt_reset(void)
 {
@@ -438,10 +444,8 @@ cli_parse_simple(const struct cli *c, int argc, char **argv, bool *json, int min
         case 'j':
             *json = true;
             break;
-        case 'h':
-            return cli_help(c);
         default:
-            return CLI_USAGE;
+            return cli_opt_other(c, ch);
         }
     }
     n = argc - optind;
