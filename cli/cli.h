@@ -98,6 +98,9 @@ int cli_begin(const struct cli *c, enum cli_open_mode mode, kith_replica **r, ki
 /* End a write begun by cli_begin: commit when rc is CLI_OK (a failed commit is reported as
  * "commit: ..." and becomes CLI_FAIL), else abort; close the replica. Returns the outcome. */
 int cli_finish(const struct cli *c, kith_replica *r, kith_txn **t, int rc);
+/* cli_finish for a command that created the document `doc`: on success, print its id. */
+int cli_finish_new(const struct cli *c, kith_replica *r, kith_txn **t, int rc,
+                   const kith_docid *doc);
 /* Abort the transaction (a read, or a write given up) and close the replica. */
 void cli_end(kith_replica *r, kith_txn **t);
 

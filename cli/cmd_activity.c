@@ -39,6 +39,33 @@ set_field(const struct cli *c, kith_replica *r, kith_txn *t, const char *collect
     return krc < 0 ? cli_fail_rc(c, r, field, krc) : CLI_OK;
 }
 
+/* A field to write and its value (fields whose value is null are left unset). */
+struct field_val {
+    const char *field;
+    const kith_value *value;
+};
+
+/* Create a document of `collection` about the contact `contact` names (a full id or a unique
+ * prefix): its "contact" field refers to it, then the fields in fv[0..n) are written, in
+ * order. CLI_OK with the new id in *doc, or the failure reported; the transaction is the
+ * caller's. */
+static int
+add_for_contact(const struct cli *c, kith_replica *r, kith_txn *t, const char *collection,
+                const char *contact, const struct field_val *fv, size_t n, kith_docid *doc)
+{
+    kith_value ref = {.type = KITH_TYPE_REF};
+    int rc, krc;
+    if ((rc = cli_resolve(c, t, "contacts", contact, &ref.u.ref)) != CLI_OK)
+        return rc;
+    if ((krc = kith_doc_create(t, collection, doc)) < 0)
+        return cli_fail_rc(c, r, NULL, krc);
+    rc = set_field(c, r, t, collection, doc, "contact", &ref);
+    for (size_t i = 0; rc == CLI_OK && i < n; i++)
+        if (fv[i].value->type != KITH_TYPE_NULL)
+            rc = set_field(c, r, t, collection, doc, fv[i].field, fv[i].value);
+    return rc;
+}
+
 int
 cmd_interaction_add(struct cli *c, int argc, char **argv)
 {
@@ -50,11 +77,10 @@ cmd_interaction_add(struct cli *c, int argc, char **argv)
     const char *with[MAX_WITH];
     size_t nwith = 0;
     kith_value kind = {.type = KITH_TYPE_NULL}, at = {.type = KITH_TYPE_NULL},
-               summary = {.type = KITH_TYPE_NULL}, ref = {.type = KITH_TYPE_REF};
+               summary = {.type = KITH_TYPE_NULL};
     kith_replica *r = NULL;
     kith_txn *t = NULL;
     kith_docid doc;
-    char hex[KITH_DOCID_HEX + 1];
     int ch, rc, krc;
 
     while ((ch = cli_getopt(c, argc, argv, ":h", opts)) != -1) {
@@ -89,33 +115,21 @@ cmd_interaction_add(struct cli *c, int argc, char **argv)
     if (at.type == KITH_TYPE_NULL)
         at = (kith_value){.type = KITH_TYPE_TIME, .u.i = cli_now_ms()};
 
+    const struct field_val fv[] = {{"kind", &kind}, {"at", &at}, {"summary", &summary}};
     if ((rc = cli_begin(c, CLI_WRITE, &r, &t)) != CLI_OK)
         return rc;
-    if ((rc = cli_resolve(c, t, "contacts", argv[optind], &ref.u.ref)) != CLI_OK)
-        return cli_finish(c, r, &t, rc);
-    if ((krc = kith_doc_create(t, "interactions", &doc)) < 0)
-        return cli_finish(c, r, &t, cli_fail_rc(c, r, NULL, krc));
-    if ((rc = set_field(c, r, t, "interactions", &doc, "contact", &ref)) != CLI_OK ||
-        (rc = set_field(c, r, t, "interactions", &doc, "kind", &kind)) != CLI_OK ||
-        (rc = set_field(c, r, t, "interactions", &doc, "at", &at)) != CLI_OK ||
-        (summary.type != KITH_TYPE_NULL &&
-         (rc = set_field(c, r, t, "interactions", &doc, "summary", &summary)) != CLI_OK))
-        return cli_finish(c, r, &t, rc);
-    for (size_t i = 0; i < nwith; i++) {
+    rc = add_for_contact(c, r, t, "interactions", argv[optind], fv, 3, &doc);
+    for (size_t i = 0; rc == CLI_OK && i < nwith; i++) {
         kith_docid who;
         char whohex[KITH_DOCID_HEX + 1];
         if ((rc = cli_resolve(c, t, "contacts", with[i], &who)) != CLI_OK)
-            return cli_finish(c, r, &t, rc);
+            break;
         kith_docid_format(&who, whohex);
         krc = kith_set_add(t, "interactions", &doc, "participants", whohex, KITH_DOCID_HEX);
         if (krc < 0)
-            return cli_finish(c, r, &t, cli_fail_rc(c, r, "participants", krc));
+            rc = cli_fail_rc(c, r, "participants", krc);
     }
-    if ((rc = cli_finish(c, r, &t, CLI_OK)) == CLI_OK) {
-        kith_docid_format(&doc, hex);
-        printf("%s\n", hex);
-    }
-    return rc;
+    return cli_finish_new(c, r, &t, rc, &doc);
 }
 
 /* ---- listing ------------------------------------------------------------------------------- */
@@ -342,12 +356,11 @@ cmd_reminder_add(struct cli *c, int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     kith_value due = {.type = KITH_TYPE_NULL}, text = {.type = KITH_TYPE_NULL},
-               ref = {.type = KITH_TYPE_REF}, done = {.type = KITH_TYPE_BOOL, .u.b = false};
+               done = {.type = KITH_TYPE_BOOL, .u.b = false};
     kith_replica *r = NULL;
     kith_txn *t = NULL;
     kith_docid doc;
-    char hex[KITH_DOCID_HEX + 1];
-    int ch, rc, krc;
+    int ch, rc;
 
     while ((ch = cli_getopt(c, argc, argv, ":h", opts)) != -1) {
         switch (ch) {
@@ -374,22 +387,11 @@ cmd_reminder_add(struct cli *c, int argc, char **argv)
     if (text.type == KITH_TYPE_NULL)
         return cli_usage_error(c, "--text is required");
 
+    const struct field_val fv[] = {{"due", &due}, {"text", &text}, {"done", &done}};
     if ((rc = cli_begin(c, CLI_WRITE, &r, &t)) != CLI_OK)
         return rc;
-    if ((rc = cli_resolve(c, t, "contacts", argv[optind], &ref.u.ref)) != CLI_OK)
-        return cli_finish(c, r, &t, rc);
-    if ((krc = kith_doc_create(t, "reminders", &doc)) < 0)
-        return cli_finish(c, r, &t, cli_fail_rc(c, r, NULL, krc));
-    if ((rc = set_field(c, r, t, "reminders", &doc, "contact", &ref)) != CLI_OK ||
-        (rc = set_field(c, r, t, "reminders", &doc, "due", &due)) != CLI_OK ||
-        (rc = set_field(c, r, t, "reminders", &doc, "text", &text)) != CLI_OK ||
-        (rc = set_field(c, r, t, "reminders", &doc, "done", &done)) != CLI_OK)
-        return cli_finish(c, r, &t, rc);
-    if ((rc = cli_finish(c, r, &t, CLI_OK)) == CLI_OK) {
-        kith_docid_format(&doc, hex);
-        printf("%s\n", hex);
-    }
-    return rc;
+    rc = add_for_contact(c, r, t, "reminders", argv[optind], fv, 3, &doc);
+    return cli_finish_new(c, r, &t, rc, &doc);
 }
 
 int

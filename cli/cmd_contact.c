@@ -90,7 +90,6 @@ cmd_contact_add(struct cli *c, int argc, char **argv)
     kith_replica *r = NULL;
     kith_txn *t = NULL;
     kith_docid doc;
-    char hex[KITH_DOCID_HEX + 1];
     int ch, rc, krc;
 
     while ((ch = cli_getopt(c, argc, argv, ":h", opts)) != -1) {
@@ -147,11 +146,7 @@ cmd_contact_add(struct cli *c, int argc, char **argv)
         if ((krc = kith_set_add(t, CONTACTS, &doc, "tags", tags[i], strlen(tags[i]))) < 0)
             return cli_finish(c, r, &t, cli_fail_rc(c, r, "tags", krc));
     }
-    if ((rc = cli_finish(c, r, &t, CLI_OK)) == CLI_OK) {
-        kith_docid_format(&doc, hex);
-        printf("%s\n", hex);
-    }
-    return rc;
+    return cli_finish_new(c, r, &t, CLI_OK, &doc);
 }
 
 int

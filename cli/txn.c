@@ -37,6 +37,17 @@ cli_finish(const struct cli *c, kith_replica *r, kith_txn **t, int rc)
     return rc;
 }
 
+int
+cli_finish_new(const struct cli *c, kith_replica *r, kith_txn **t, int rc, const kith_docid *doc)
+{
+    char hex[KITH_DOCID_HEX + 1];
+    if ((rc = cli_finish(c, r, t, rc)) == CLI_OK) {
+        kith_docid_format(doc, hex);
+        printf("%s\n", hex);
+    }
+    return rc;
+}
+
 void
 cli_end(kith_replica *r, kith_txn **t)
 {
