@@ -166,11 +166,10 @@ kith__apply_cache(struct kith__applier *a)
     return a->wc == NULL ? KITH_ENOMEM : 0;
 }
 
-static int
-wc_cmp(const void *pa, const void *pb)
+/* Order of two entries: (database, key), keys compared as bytes, a prefix first. */
+static inline int
+wc_cmp(const struct kith__wc_entry *a, const struct kith__wc_entry *b)
 {
-    const struct kith__wc_entry *a = *(struct kith__wc_entry *const *)pa,
-                                *b = *(struct kith__wc_entry *const *)pb;
     size_t n = a->klen < b->klen ? a->klen : b->klen;
     int c;
 
@@ -186,6 +185,50 @@ wc_cmp(const void *pa, const void *pb)
     return c != 0 ? c : (a->klen > b->klen) - (a->klen < b->klen);
 }
 
+/*
+ * Sort v[0..n) with wc_cmp, using tmp (n entries): a bottom-up merge sort with the comparison
+ * inlined (qsort's call per comparison was most of the flush's sorting cost), runs of 16
+ * sorted by insertion first, and a merge skipped when its two halves are already in order.
+ */
+static void
+wc_sort(struct kith__wc_entry **v, struct kith__wc_entry **tmp, size_t n)
+{
+    enum { RUN = 16 };
+    struct kith__wc_entry **src = v, **dst = tmp;
+
+    for (size_t lo = 0; lo < n; lo += RUN) {
+        size_t hi = lo + RUN < n ? lo + RUN : n;
+        for (size_t i = lo + 1; i < hi; i++) {
+            struct kith__wc_entry *x = v[i];
+            size_t j = i;
+            for (; j > lo && wc_cmp(v[j - 1], x) > 0; j--)
+                v[j] = v[j - 1];
+            v[j] = x;
+        }
+    }
+    for (size_t w = RUN; w < n; w *= 2) {
+        for (size_t lo = 0; lo < n; lo += 2 * w) {
+            size_t mid = lo + w < n ? lo + w : n, hi = lo + 2 * w < n ? lo + 2 * w : n;
+            size_t i = lo, j = mid, k = lo;
+            if (mid == hi || wc_cmp(src[mid - 1], src[mid]) <= 0) {
+                memcpy(dst + lo, src + lo, (hi - lo) * sizeof *src);
+                continue;
+            }
+            while (i < mid && j < hi)
+                dst[k++] = wc_cmp(src[j], src[i]) < 0 ? src[j++] : src[i++];
+            while (i < mid)
+                dst[k++] = src[i++];
+            while (j < hi)
+                dst[k++] = src[j++];
+        }
+        struct kith__wc_entry **t = src;
+        src = dst;
+        dst = t;
+    }
+    if (src != v)
+        memcpy(v, src, n * sizeof *v);
+}
+
 /* Write every dirty entry, in (database, key) order. */
 int
 kith__wcache_flush(struct kith__applier *a)
@@ -198,13 +241,13 @@ kith__wcache_flush(struct kith__applier *a)
 
     if (c == NULL || c->n == 0)
         return 0;
-    dirty = malloc(c->n * sizeof *dirty);
+    dirty = malloc(2 * c->n * sizeof *dirty);
     if (dirty == NULL)
         return KITH_ENOMEM;
     for (size_t i = 0; i < c->cap; i++)
         if (c->slots[i].used && c->slots[i].dirty)
             dirty[n++] = &c->slots[i];
-    qsort(dirty, n, sizeof *dirty, wc_cmp);
+    wc_sort(dirty, dirty + c->n, n);
     for (size_t i = 0; i < n && rc == 0; i++) {
         struct kith__wc_entry *e = dirty[i];
         MDB_cursor *cur = e->kind == KITH__WC_REGS   ? a->regs_c
