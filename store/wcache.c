@@ -5,8 +5,10 @@
  * A batch touches the same registers, memberships and index entries again and again (a
  * contact edited in many commits). With the cache on, those three databases are read at most
  * once per key and written once per key when the applier finishes, in key order, instead of
- * once per op in random order. Entries and their values live in blocks that never move;
- * memory is bounded by the distinct keys of the batch. Local transactions do not use it:
+ * once per op in random order. Entries and their values live in blocks that never move (the
+ * table holds only a hash and a pointer per slot, so growing it moves 16 bytes per key, and an
+ * entry returned by rec_get stays valid until the cache is freed); memory is bounded by the
+ * distinct keys of the batch. Local transactions do not use it:
  * their reads go to LMDB directly. spec/storage.md "Applying ops" (STO-9).
  */
 #include "store.h"
@@ -19,11 +21,16 @@ struct kith__wc_entry {
     uint8_t *key, *val;
     uint32_t klen, vlen, vcap;
     uint8_t kind;
-    bool used, exists, dirty;
+    bool exists, dirty;
+};
+
+struct wc_slot {
+    uint64_t h;               /* wc_hash of the entry's key */
+    struct kith__wc_entry *e; /* NULL: empty */
 };
 
 struct kith__wcache {
-    struct kith__wc_entry *slots; /* open addressing; cap a power of two, at most half full */
+    struct wc_slot *slots; /* open addressing; cap a power of two, at most half full */
     size_t cap, n;
     struct kith__mem mem;
 };
@@ -69,19 +76,17 @@ static int
 wc_grow(struct kith__wcache *c)
 {
     size_t cap = c->cap ? c->cap * 2 : 1024;
-    struct kith__wc_entry *slots = calloc(cap, sizeof *slots);
+    struct wc_slot *slots = calloc(cap, sizeof *slots);
 
     if (slots == NULL)
         return KITH_ENOMEM;
     for (size_t i = 0; i < c->cap; i++) {
-        struct kith__wc_entry *e = &c->slots[i];
-        if (!e->used)
+        if (c->slots[i].e == NULL)
             continue;
-        uint64_t p[3] = {e->p0, e->p1, e->p2};
-        size_t j = wc_hash(e->kind, p, e->key, e->klen) & (cap - 1);
-        while (slots[j].used)
+        size_t j = c->slots[i].h & (cap - 1);
+        while (slots[j].e != NULL)
             j = (j + 1) & (cap - 1);
-        slots[j] = *e;
+        slots[j] = c->slots[i];
     }
     free(c->slots);
     c->slots = slots;
@@ -93,36 +98,38 @@ wc_grow(struct kith__wcache *c)
 static struct kith__wc_entry *
 wc_find(struct kith__wcache *c, uint8_t kind, const uint8_t *key, size_t klen, bool *added)
 {
-    uint64_t p[3];
+    uint64_t p[3], h;
     size_t j;
 
     *added = false;
     if ((c->n + 1) * 2 > c->cap && wc_grow(c) < 0)
         return NULL;
     wc_prefix(key, klen, p);
-    j = wc_hash(kind, p, key, klen) & (c->cap - 1);
-    for (;; j = (j + 1) & (c->cap - 1)) {
-        struct kith__wc_entry *e = &c->slots[j];
-        if (!e->used)
+    h = wc_hash(kind, p, key, klen);
+    for (j = h & (c->cap - 1);; j = (j + 1) & (c->cap - 1)) {
+        struct kith__wc_entry *e = c->slots[j].e;
+        if (e == NULL)
             break;
-        if (e->p0 == p[0] && e->p1 == p[1] && e->p2 == p[2] && e->kind == kind && e->klen == klen &&
+        if (c->slots[j].h == h && e->p0 == p[0] && e->p1 == p[1] && e->p2 == p[2] &&
+            e->kind == kind && e->klen == klen &&
             (klen <= 24 || memcmp(e->key + 24, key + 24, klen - 24) == 0))
             return e;
     }
-    struct kith__wc_entry *e = &c->slots[j];
+    struct kith__wc_entry *e = kith__mem_alloc(&c->mem, sizeof *e + klen); /* key after it */
+    if (e == NULL)
+        return NULL;
     e->p0 = p[0];
     e->p1 = p[1];
     e->p2 = p[2];
-    e->key = kith__mem_alloc(&c->mem, klen);
-    if (e->key == NULL)
-        return NULL;
+    e->key = (uint8_t *)(e + 1);
     memcpy(e->key, key, klen);
     e->klen = (uint32_t)klen;
     e->kind = kind;
     e->val = NULL;
     e->vlen = e->vcap = 0;
-    e->used = true;
     e->exists = e->dirty = false;
+    c->slots[j].h = h;
+    c->slots[j].e = e;
     c->n++;
     *added = true;
     return e;
@@ -245,8 +252,8 @@ kith__wcache_flush(struct kith__applier *a)
     if (dirty == NULL)
         return KITH_ENOMEM;
     for (size_t i = 0; i < c->cap; i++)
-        if (c->slots[i].used && c->slots[i].dirty)
-            dirty[n++] = &c->slots[i];
+        if (c->slots[i].e != NULL && c->slots[i].e->dirty)
+            dirty[n++] = c->slots[i].e;
     wc_sort(dirty, dirty + c->n, n);
     for (size_t i = 0; i < n && rc == 0; i++) {
         struct kith__wc_entry *e = dirty[i];
