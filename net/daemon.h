@@ -13,7 +13,7 @@
 #define MAX_POLL (MAX_LINKS + 4)
 #define BACKOFF_BASE_MS 250
 #define BACKOFF_MAX_MS 30000
-#define RECHECKS 3
+#define RECHECKS 8
 
 struct daemon;
 
