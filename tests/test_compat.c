@@ -1,0 +1,121 @@
+/*
+ * test_compat.c — what earlier versions wrote must keep working. tests/data/vN/ holds a
+ * replica and a bundle written by kith with format N (tests/data/vN/make.sh says how); every
+ * later version must open the replica, find it sound, show the same state, and merge the
+ * bundle into a new replica to the same state. Add a new vN/ when a format changes; never
+ * regenerate an old one.
+ */
+#include "kith_test.h"
+
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define V1 KITH_SOURCE_DIR "/tests/data/v1"
+
+static char *
+slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf;
+    long n;
+
+    cr_assert_not_null(f, "%s: %s", path, strerror(errno));
+    cr_assert_eq(fseek(f, 0, SEEK_END), 0);
+    n = ftell(f);
+    cr_assert_geq(n, 0);
+    rewind(f);
+    buf = malloc((size_t)n + 1);
+    cr_assert_not_null(buf);
+    cr_assert_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
+    buf[n] = '\0';
+    fclose(f);
+    if (len != NULL)
+        *len = (size_t)n;
+    return buf;
+}
+
+static void
+copy_file(const char *from, const char *to, mode_t mode)
+{
+    size_t n;
+    char *data = slurp(from, &n);
+    FILE *f = fopen(to, "wb");
+
+    cr_assert_not_null(f, "%s: %s", to, strerror(errno));
+    cr_assert_eq(fwrite(data, 1, n, f), n);
+    cr_assert_eq(fclose(f), 0);
+    cr_assert_eq(chmod(to, mode), 0);
+    free(data);
+}
+
+static void
+pubkey_of(const char *path, uint8_t pk[KITH_PUBKEY_BYTES])
+{
+    char *hex = slurp(path, NULL);
+
+    for (size_t i = 0; i < KITH_PUBKEY_BYTES; i++) {
+        unsigned byte;
+        cr_assert_eq(sscanf(hex + 2 * i, "%2x", &byte), 1, "%s: not a hex key", path);
+        pk[i] = (uint8_t)byte;
+    }
+    free(hex);
+}
+
+static void
+assert_exports(kith_replica *r, const char *expected_path)
+{
+    char *expected = slurp(expected_path, NULL);
+    char *got = kt_export(r);
+
+    cr_assert_str_eq(got, expected, "the state differs from what format 1 wrote");
+    free(expected);
+    free(got);
+}
+
+Test(compat, v1_replica_opens_verifies_and_shows_the_same_state)
+{
+    char *dir = kt_tmpdir(), path[512], from[512];
+    kith_replica *r = NULL;
+    kith_verify_report rep;
+
+    snprintf(from, sizeof from, "%s/replica-a/data.mdb", V1);
+    snprintf(path, sizeof path, "%s/data.mdb", dir);
+    copy_file(from, path, 0600);
+    snprintf(from, sizeof from, "%s/replica-a/key", V1);
+    snprintf(path, sizeof path, "%s/key", dir);
+    copy_file(from, path, 0600);
+
+    cr_assert_eq(kith_open(dir, 0, &r), 0, "open: %s", kith_errmsg(r));
+    cr_assert_eq(kith_verify(r, &rep), 0);
+    cr_assert_eq(rep.problems, 0, "%s", rep.first_problem);
+    cr_assert_gt(rep.ops_checked, 0);
+    assert_exports(r, V1 "/export.json");
+    /* and it still takes new writes on top of the old log */
+    kt_contact(r, "Mary Somerville");
+    cr_assert_eq(kith_verify(r, &rep), 0);
+    cr_assert_eq(rep.problems, 0, "%s", rep.first_problem);
+    kith_close(r);
+    kt_rmtree(dir);
+    free(dir);
+}
+
+Test(compat, v1_bundle_merges_into_a_new_replica)
+{
+    struct kt_replica x = kt_new();
+    uint8_t pk[KITH_PUBKEY_BYTES];
+    kith_apply_info info;
+
+    pubkey_of(V1 "/a.pub", pk);
+    cr_assert_eq(kith_trust_add(x.r, pk, "a", NULL), 0);
+    pubkey_of(V1 "/b.pub", pk);
+    cr_assert_eq(kith_trust_add(x.r, pk, "b", NULL), 0);
+    cr_assert_eq(kith_bundle_apply(x.r, V1 "/b.kb", &info), 0, "%s", kith_errmsg(x.r));
+    cr_assert_gt(info.ops_new, 0);
+    cr_assert_eq(info.ops_pending, 0);
+    assert_exports(x.r, V1 "/export.json");
+    kt_free(&x);
+}
