@@ -102,6 +102,7 @@ struct kith__peerstate {
     uint64_t send_cursor;           /* where the streaming session goes on */
     struct kith__session *streamer; /* the one session sending to this peer, or NULL */
     int64_t last_record_ms;         /* when the peer record was last written */
+    bool dirty;                     /* known/acked_cursor moved since the record was written */
     bool loaded;                    /* known/acked_cursor were read from the peer record */
 };
 
@@ -177,6 +178,9 @@ int kith__session_announce(struct kith__session *s);
 bool kith__session_finished(const struct kith__session *s);
 /* Write the peer record now (acked vv and cursor; error as given, NULL for success). */
 void kith__session_record(struct kith__session *s, const char *error);
+/* Write the peer record if what the peer holds moved since it was last written and that was
+ * a second ago or more (spec NET-11). Call it on every turn of a loop that keeps sessions. */
+void kith__session_tick(struct kith__session *s);
 /* Initialise a peer state from the replica's peer record, if there is one. */
 void kith__peerstate_load(struct kith__peerstate *p, kith_replica *r);
 void kith__peerstate_clear(struct kith__peerstate *p);

@@ -237,12 +237,15 @@ timers(struct daemon *d)
             if (kith__session_ping(&l->s) < 0)
                 kith__link_fail(l, l->s.error, "could not send PING");
         }
+        kith__session_tick(&l->s);
     }
     for (size_t i = 0; i < MAX_INBOUND; i++) {
         struct inbound *in = &d->in[i];
         if (in->used && now - in->s.last_rx_ms > d->timeout_ms) {
             kith__session_close(&in->s, KITH_ETIMEDOUT, false, false, "peer went silent");
             in->used = false;
+        } else if (in->used) {
+            kith__session_tick(&in->s);
         }
     }
     if (now >= d->next_ae_ms) {

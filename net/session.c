@@ -118,6 +118,7 @@ kith__session_record(struct kith__session *s, const char *error)
     if (!p)
         return;
     p->last_record_ms = kith__mono_ms();
+    p->dirty = false;
     rc = kith_peer_record(s->r, p->id, &p->known, p->acked_cursor, error);
     if (rc < 0)
         kith__log(s->log, KITH_LOG_DEBUG, "peer %016llx: recording the sync failed: %s",
@@ -367,12 +368,23 @@ out_fail:
     return rc;
 }
 
-/* Write the peer record if the last write is a second old: what it holds shows in
- * `kith peers` while a long session runs, at one small write transaction a second. */
+/* Note that what the peer holds moved, and write the peer record if the last write is a
+ * second old: what it holds shows in `kith peers` while a long session runs, at one small
+ * write transaction a second. What is left over is written by kith__session_tick a second
+ * later, or when the session closes. */
 static void
 record_now_and_then(struct kith__session *s)
 {
+    s->peer->dirty = true;
     if (kith__mono_ms() - s->peer->last_record_ms >= RECORD_EVERY_MS)
+        kith__session_record(s, NULL);
+}
+
+void
+kith__session_tick(struct kith__session *s)
+{
+    if (s->state == KITH__SS_OPEN && s->peer && s->peer->dirty &&
+        kith__mono_ms() - s->peer->last_record_ms >= RECORD_EVERY_MS)
         kith__session_record(s, NULL);
 }
 
@@ -396,10 +408,10 @@ on_ack(struct kith__session *s, const struct kith__msg *m)
         kith__session_close(s, rc, false, false, "out of memory");
         return rc;
     }
-    if (s->nwin == 0 && !s->want)
-        kith__session_record(s, NULL);
-    else
-        record_now_and_then(s);
+    /* Not written at once even when the stream falls idle: that durable write would take the
+     * writer lock and the disk from the next local commit, which is what a push waits for.
+     * The record is only where the next session starts its scan; a lost one costs a resend. */
+    record_now_and_then(s);
     return 0;
 }
 

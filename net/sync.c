@@ -188,6 +188,7 @@ kith_sync(kith_replica *r, const char *endpoint, const uint8_t *peer_pk, int tim
         if (s.state == KITH__SS_OPEN && kith__mono_ms() - s.last_rx_ms > KITH__PING_MS &&
             kith__mono_ms() - s.last_tx_ms > KITH__PING_MS)
             (void)kith__session_ping(&s);
+        kith__session_tick(&s);
         if (s.state == KITH__SS_CLOSED) {
             rc = s.error ? s.error : KITH_ECLOSED;
             break;
