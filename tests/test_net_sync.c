@@ -211,6 +211,58 @@ Test(daemon, push_reaches_the_peer_within_a_second)
     node_free(&b);
 }
 
+/* Pending ops of `r`'s record of `peer` (UINT64_MAX if it has none). */
+static uint64_t
+pending_for(kith_replica *r, uint64_t peer)
+{
+    kith_peer *p;
+    size_t n;
+    uint64_t pending = UINT64_MAX;
+
+    cr_assert_eq(kith_peers_get(r, &p, &n), 0);
+    for (size_t i = 0; i < n; i++)
+        if (p[i].id == peer && p[i].last_sync_ms > 0)
+            pending = p[i].pending_ops;
+    kith_peers_free(p, n);
+    return pending;
+}
+
+/*
+ * proves NET-11: the peer record is written at most once a second, yet it catches up with
+ * every acknowledged batch while the session stays open, not only when it closes.
+ */
+Test(daemon, peer_record_catches_up_while_connected)
+{
+    struct node a, b;
+    node_init(&a);
+    node_init(&b);
+    node_link(&a, &b); /* a dials b */
+    node_start(&b);
+    node_start(&a);
+    cr_assert(wait_converged((struct node *[]){&a, &b}, 2, 5000), "initial convergence");
+    kith_docid last;
+    for (int i = 0; i < 20; i++) {
+        char name[32];
+        snprintf(name, sizeof(name), "recorded %d", i);
+        last = kt_contact(a.k.r, name);
+        nt_sleep_ms(5);
+    }
+    cr_assert(wait_doc(b.k.r, &last, 2000), "the writes did not reach b");
+    uint64_t pending = UINT64_MAX;
+    for (int waited = 0; waited < 2500; waited += 50) {
+        pending = pending_for(a.k.r, kith_replica_id(b.k.r));
+        if (pending == 0)
+            break;
+        nt_sleep_ms(50);
+    }
+    cr_assert_eq(pending, 0, "a's record of b still shows %llu pending ops 2.5 s after b had them",
+                 (unsigned long long)pending);
+    node_stop(&a);
+    node_stop(&b);
+    node_free(&a);
+    node_free(&b);
+}
+
 /* proves NET-14 (relay) */
 Test(daemon, chain_relays_writes)
 {
