@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /* ---- hybrid logical clock (spec/data-model.md "Time") --------------------------------- */
 
@@ -239,6 +240,22 @@ uint64_t kith__id_from_pk(const uint8_t pk[KITH_PUBKEY_BYTES]);
 
 /* ---- byte order helpers --------------------------------------------------------------- */
 
+/* Keys are big-endian everywhere (LMDB order = natural order); these are on every hot path,
+ * so where the compiler has a byte swap they are one load or store and one bswap. */
+#if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+static inline void kith__be64_put(uint8_t *p, uint64_t v)
+{
+    v = __builtin_bswap64(v);
+    memcpy(p, &v, sizeof v);
+}
+
+static inline uint64_t kith__be64_get(const uint8_t *p)
+{
+    uint64_t v;
+    memcpy(&v, p, sizeof v);
+    return __builtin_bswap64(v);
+}
+#else
 static inline void kith__be64_put(uint8_t *p, uint64_t v)
 {
     for (int i = 7; i >= 0; i--) {
@@ -254,5 +271,6 @@ static inline uint64_t kith__be64_get(const uint8_t *p)
         v = (v << 8) | p[i];
     return v;
 }
+#endif
 
 #endif /* KITH_CORE_H */
