@@ -69,8 +69,8 @@ kith_dot kith__docid_to_dot(const kith_docid *id);
 
 /* Collection and field numbers are their indexes in kith_schema(), from 0; fields of a
  * collection from 1 (0 is the document's membership in op encodings). */
-int kith__schema_coll(const char *name);                 /* index, or KITH_ENOTFOUND */
-int kith__schema_field(int coll, const char *name);       /* number >= 1, or KITH_ENOTFOUND */
+int kith__schema_coll(const char *name);                    /* index, or KITH_ENOTFOUND */
+int kith__schema_field(int coll, const char *name);         /* number >= 1, or KITH_ENOTFOUND */
 const kith_collection_def *kith__schema_coll_def(int coll); /* NULL if out of range */
 const kith_field_def *kith__schema_field_def(int coll, int field); /* NULL if out of range */
 int kith__schema_ncoll(void);
@@ -95,12 +95,12 @@ bool kith__utf8_valid(const char *s, size_t len);
 /* A decoded op. Views (strings, observed dots) point into the encoded bytes or the arena
  * passed to the decoder. */
 struct kith__op {
-    uint8_t kind;       /* kith_op_kind */
-    uint8_t coll;       /* collection number */
-    uint8_t field;      /* field number (>= 1) for FIELD_SET and SET_*; 0 for DOC_* */
-    kith_dot doc;       /* the document: the dot that created it */
-    kith_dot replaced;  /* FIELD_SET: the dot it overwrote at its author, {0,0} if none */
-    kith_value value;   /* FIELD_SET: the value; SET_*: the element as KITH_TYPE_STRING */
+    uint8_t kind;             /* kith_op_kind */
+    uint8_t coll;             /* collection number */
+    uint8_t field;            /* field number (>= 1) for FIELD_SET and SET_*; 0 for DOC_* */
+    kith_dot doc;             /* the document: the dot that created it */
+    kith_dot replaced;        /* FIELD_SET: the dot it overwrote at its author, {0,0} if none */
+    kith_value value;         /* FIELD_SET: the value; SET_*: the element as KITH_TYPE_STRING */
     const kith_dot *observed; /* SET_* and DOC_*: the dots its author had seen */
     uint32_t nobserved;
 };
@@ -109,7 +109,7 @@ struct kith__op {
 struct kith__commit {
     uint64_t origin;
     uint64_t first_seq;
-    uint64_t hlc;       /* one timestamp for the whole commit */
+    uint64_t hlc; /* one timestamp for the whole commit */
     uint32_t nops;
     struct kith__op *ops;
 };
@@ -119,6 +119,7 @@ struct kith__wbuf {
     uint8_t *data;
     size_t len, cap;
 };
+
 int kith__wbuf_reserve(struct kith__wbuf *b, size_t more); /* 0 or KITH_ENOMEM */
 int kith__wbuf_put(struct kith__wbuf *b, const void *p, size_t n);
 void kith__wbuf_free(struct kith__wbuf *b);
@@ -128,6 +129,7 @@ struct kith__arena {
     uint8_t *data;
     size_t used, cap;
 };
+
 void *kith__arena_alloc(struct kith__arena *a, size_t n); /* NULL on ENOMEM */
 void kith__arena_reset(struct kith__arena *a);
 void kith__arena_free(struct kith__arena *a);
@@ -139,13 +141,13 @@ int kith__wbuf_write(void *data, const char *buf, size_t len);
 
 /* The msgpack types kith encodings use; everything else (maps, floats, ext) is refused. */
 enum kith__mp_type {
-    KITH__MP_UINT,  /* v: the value */
-    KITH__MP_NINT,  /* v: the (negative) value as two's complement int64 */
+    KITH__MP_UINT, /* v: the value */
+    KITH__MP_NINT, /* v: the (negative) value as two's complement int64 */
     KITH__MP_NIL,
-    KITH__MP_BOOL,  /* v: 0 or 1 */
-    KITH__MP_STR,   /* v: length in bytes; the bytes follow the header */
-    KITH__MP_BIN,   /* v: length in bytes; the bytes follow the header */
-    KITH__MP_ARRAY  /* v: element count */
+    KITH__MP_BOOL, /* v: 0 or 1 */
+    KITH__MP_STR,  /* v: length in bytes; the bytes follow the header */
+    KITH__MP_BIN,  /* v: length in bytes; the bytes follow the header */
+    KITH__MP_ARRAY /* v: element count */
 };
 
 struct kith__mp_head {
@@ -243,20 +245,23 @@ uint64_t kith__id_from_pk(const uint8_t pk[KITH_PUBKEY_BYTES]);
 /* Keys are big-endian everywhere (LMDB order = natural order); these are on every hot path,
  * so where the compiler has a byte swap they are one load or store and one bswap. */
 #if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-static inline void kith__be64_put(uint8_t *p, uint64_t v)
+static inline void
+kith__be64_put(uint8_t *p, uint64_t v)
 {
     v = __builtin_bswap64(v);
     memcpy(p, &v, sizeof v);
 }
 
-static inline uint64_t kith__be64_get(const uint8_t *p)
+static inline uint64_t
+kith__be64_get(const uint8_t *p)
 {
     uint64_t v;
     memcpy(&v, p, sizeof v);
     return __builtin_bswap64(v);
 }
 #else
-static inline void kith__be64_put(uint8_t *p, uint64_t v)
+static inline void
+kith__be64_put(uint8_t *p, uint64_t v)
 {
     for (int i = 7; i >= 0; i--) {
         p[i] = (uint8_t)v;
@@ -264,7 +269,8 @@ static inline void kith__be64_put(uint8_t *p, uint64_t v)
     }
 }
 
-static inline uint64_t kith__be64_get(const uint8_t *p)
+static inline uint64_t
+kith__be64_get(const uint8_t *p)
 {
     uint64_t v = 0;
     for (int i = 0; i < 8; i++)

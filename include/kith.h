@@ -52,29 +52,30 @@ KITH_API const char *kith_version(void);
  * Errors: one table, expanded into the enum, kith_strerror() and kith_errname().
  * Numbers are pinned and never reused; they sit below -9000, where no errno reaches.
  */
-#define KITH_ERRNO_MAP(X)                                                                      \
-    X(KITH_EINVAL, -9001, "invalid argument")                                                  \
-    X(KITH_ENOTFOUND, -9002, "not found")                                                      \
-    X(KITH_ECORRUPT, -9003, "replica or data is damaged")                                      \
-    X(KITH_EBADSIG, -9004, "signature does not verify")                                        \
-    X(KITH_EUNTRUSTED, -9005, "origin is not trusted")                                         \
-    X(KITH_ESCHEMA, -9006, "value does not fit the schema")                                    \
-    X(KITH_EVERSION, -9007, "made by an incompatible kith version")                            \
-    X(KITH_ETOOSMALL, -9008, "buffer too small")                                               \
-    X(KITH_ETOOBIG, -9009, "message or value too large")                                       \
-    X(KITH_EMALFORMED, -9010, "malformed input")                                               \
-    X(KITH_EGAP, -9011, "ops are missing before this range")                                   \
-    X(KITH_EFORK, -9012, "origin has signed two histories")                                    \
-    X(KITH_EBADTXN, -9013, "transaction failed earlier; only abort is possible")               \
-    X(KITH_EEXIST, -9014, "already exists")                                                    \
-    X(KITH_EREADONLY, -9015, "transaction is read-only")                                       \
-    X(KITH_EBUSY, -9016, "replica changed underneath; retry")                                  \
-    X(KITH_ETIMEDOUT, -9017, "peer did not answer in time")                                    \
-    X(KITH_EPROTO, -9018, "peer broke the protocol")                                           \
-    X(KITH_ENOMEM, -9019, "out of memory")                                                     \
+#define KITH_ERRNO_MAP(X)                                                                          \
+    X(KITH_EINVAL, -9001, "invalid argument")                                                      \
+    X(KITH_ENOTFOUND, -9002, "not found")                                                          \
+    X(KITH_ECORRUPT, -9003, "replica or data is damaged")                                          \
+    X(KITH_EBADSIG, -9004, "signature does not verify")                                            \
+    X(KITH_EUNTRUSTED, -9005, "origin is not trusted")                                             \
+    X(KITH_ESCHEMA, -9006, "value does not fit the schema")                                        \
+    X(KITH_EVERSION, -9007, "made by an incompatible kith version")                                \
+    X(KITH_ETOOSMALL, -9008, "buffer too small")                                                   \
+    X(KITH_ETOOBIG, -9009, "message or value too large")                                           \
+    X(KITH_EMALFORMED, -9010, "malformed input")                                                   \
+    X(KITH_EGAP, -9011, "ops are missing before this range")                                       \
+    X(KITH_EFORK, -9012, "origin has signed two histories")                                        \
+    X(KITH_EBADTXN, -9013, "transaction failed earlier; only abort is possible")                   \
+    X(KITH_EEXIST, -9014, "already exists")                                                        \
+    X(KITH_EREADONLY, -9015, "transaction is read-only")                                           \
+    X(KITH_EBUSY, -9016, "replica changed underneath; retry")                                      \
+    X(KITH_ETIMEDOUT, -9017, "peer did not answer in time")                                        \
+    X(KITH_EPROTO, -9018, "peer broke the protocol")                                               \
+    X(KITH_ENOMEM, -9019, "out of memory")                                                         \
     X(KITH_ECLOSED, -9020, "interrupted by a stop request")
 
 enum kith_error {
+
 #define KITH__ERR_ENUM(name, num, text) name = (num),
     KITH_ERRNO_MAP(KITH__ERR_ENUM)
 #undef KITH__ERR_ENUM
@@ -124,10 +125,10 @@ typedef enum kith_type {
     KITH_TYPE_TIME = 3,   /* milliseconds since 1970-01-01T00:00:00Z, shown as ISO 8601 UTC */
     KITH_TYPE_BOOL = 4,
     KITH_TYPE_BYTES = 5,
-    KITH_TYPE_REF = 6,    /* the id of a document in a named collection */
-    KITH_TYPE_DATE = 7,   /* a calendar date, "YYYY-MM-DD" (or "--MM-DD" without a year) */
-    KITH_TYPE_ENUM = 8,   /* a string from a fixed list */
-    KITH_TYPE_SET = 9     /* a set of strings (an add-wins OR-set); not a kith_value type */
+    KITH_TYPE_REF = 6,  /* the id of a document in a named collection */
+    KITH_TYPE_DATE = 7, /* a calendar date, "YYYY-MM-DD" (or "--MM-DD" without a year) */
+    KITH_TYPE_ENUM = 8, /* a string from a fixed list */
+    KITH_TYPE_SET = 9   /* a set of strings (an add-wins OR-set); not a kith_value type */
 } kith_type;
 
 /*
@@ -137,10 +138,12 @@ typedef enum kith_type {
  */
 typedef struct kith_value {
     kith_type type;
+
     union {
-        int64_t i;   /* INT, and TIME in milliseconds */
-        bool b;      /* BOOL */
+        int64_t i;      /* INT, and TIME in milliseconds */
+        bool b;         /* BOOL */
         kith_docid ref; /* REF */
+
         struct {
             const char *ptr;
             size_t len;
@@ -156,8 +159,8 @@ typedef struct kith_value {
  * (text does not fit; kith_errmsg-like detail goes to `why`, a caller buffer, may be NULL).
  */
 KITH_API KITH_NODISCARD int kith_value_parse(const char *collection, const char *field,
-                                              const char *text, kith_value *out, char *why,
-                                              size_t why_cap);
+                                             const char *text, kith_value *out, char *why,
+                                             size_t why_cap);
 
 /* Format a time as ISO 8601 UTC with milliseconds: "2026-11-25T18:00:00.000Z". */
 KITH_API void kith_time_format(int64_t ms, char out[32]);
@@ -167,9 +170,9 @@ typedef struct kith_field_def {
     const char *name;
     kith_type type;
     bool required;
-    const char *ref_collection;  /* REF, and SET of references: the collection referred to */
+    const char *ref_collection;     /* REF, and SET of references: the collection referred to */
     const char *const *enum_values; /* ENUM: NULL-terminated list */
-    size_t max_len;              /* STRING/BYTES/SET elements: the longest accepted, in bytes */
+    size_t max_len;                 /* STRING/BYTES/SET elements: the longest accepted, in bytes */
 } kith_field_def;
 
 typedef struct kith_collection_def {
@@ -224,10 +227,7 @@ KITH_API uint64_t kith_id_from_pubkey(const uint8_t pk[KITH_PUBKEY_BYTES]);
  */
 typedef struct kith_txn kith_txn;
 
-enum kith_txn_flags {
-    KITH_TXN_READ = 0,
-    KITH_TXN_WRITE = 1u << 0
-};
+enum kith_txn_flags { KITH_TXN_READ = 0, KITH_TXN_WRITE = 1u << 0 };
 
 /* Begin a transaction. Errors: KITH_EREADONLY (write on a read-only replica), -errno. */
 KITH_API KITH_NODISCARD int kith_txn_begin(kith_replica *r, unsigned flags, kith_txn **out);
@@ -248,8 +248,7 @@ KITH_API void kith_txn_abort(kith_txn **txn);
  */
 
 /* Create a document; its id is returned at once (usable in the same transaction). */
-KITH_API KITH_NODISCARD int kith_doc_create(kith_txn *t, const char *collection,
-                                            kith_docid *out);
+KITH_API KITH_NODISCARD int kith_doc_create(kith_txn *t, const char *collection, kith_docid *out);
 
 /* Delete a document (removes the membership dots this replica has seen). KITH_ENOTFOUND if
  * it does not exist. An edit made concurrently elsewhere keeps it alive (add wins). */
@@ -278,9 +277,8 @@ KITH_API KITH_NODISCARD int kith_field_get(kith_txn *t, const char *collection,
 
 /* Add or remove one element of a set field (an add-wins OR-set). Removing an absent element
  * is not an error and writes nothing. */
-KITH_API KITH_NODISCARD int kith_set_add(kith_txn *t, const char *collection,
-                                         const kith_docid *doc, const char *field,
-                                         const char *elem, size_t len);
+KITH_API KITH_NODISCARD int kith_set_add(kith_txn *t, const char *collection, const kith_docid *doc,
+                                         const char *field, const char *elem, size_t len);
 KITH_API KITH_NODISCARD int kith_set_remove(kith_txn *t, const char *collection,
                                             const kith_docid *doc, const char *field,
                                             const char *elem, size_t len);
@@ -322,8 +320,8 @@ typedef struct kith_conflict {
     uint64_t id;            /* local number of the record, for get/resolve */
     const char *collection; /* static schema name */
     kith_docid doc;
-    const char *field;      /* static schema name; "" when a delete was overruled by a
-                               concurrent edit (the document stayed alive) */
+    const char *field; /* static schema name; "" when a delete was overruled by a
+                          concurrent edit (the document stayed alive) */
     kith_dot winner_dot, loser_dot;
     uint64_t winner_hlc, loser_hlc;
     kith_value winner, loser; /* views valid until the transaction ends */
@@ -396,12 +394,12 @@ typedef struct kith_collection_count {
 typedef struct kith_status {
     uint64_t id;
     uint8_t pubkey[KITH_PUBKEY_BYTES];
-    kith_vv vv;              /* applied */
-    uint64_t ops_logged;     /* every op in the log, all origins */
-    uint64_t pending_ops;    /* verified and logged, waiting for a dot they name or for the
-                                clock (an op from more than a minute in the future) */
+    kith_vv vv;           /* applied */
+    uint64_t ops_logged;  /* every op in the log, all origins */
+    uint64_t pending_ops; /* verified and logged, waiting for a dot they name or for the
+                             clock (an op from more than a minute in the future) */
     uint64_t open_conflicts;
-    uint64_t hlc;            /* the replica's clock */
+    uint64_t hlc; /* the replica's clock */
     size_t ncollections;
     kith_collection_count *collections;
 } kith_status;
@@ -427,12 +425,12 @@ typedef struct kith_log_entry {
     kith_op_kind kind;
     const char *collection;
     kith_docid doc;
-    const char *field;      /* NULL for DOC_ADD and DOC_REMOVE */
-    kith_value value;       /* FIELD_SET: the value; SET_*: the element as a STRING */
-    kith_dot replaced;      /* FIELD_SET: the dot it overwrote at its author, {0,0} if none */
+    const char *field; /* NULL for DOC_ADD and DOC_REMOVE */
+    kith_value value;  /* FIELD_SET: the value; SET_*: the element as a STRING */
+    kith_dot replaced; /* FIELD_SET: the dot it overwrote at its author, {0,0} if none */
     uint8_t chain[KITH_HASH_BYTES]; /* chain hash after the commit this op ends, else zeros */
-    bool commit_end;        /* last op of its commit */
-    bool applied;           /* false while pending */
+    bool commit_end;                /* last op of its commit */
+    bool applied;                   /* false while pending */
 } kith_log_entry;
 
 /* The log of one origin (origin != 0) or of all, by origin then seq. */
@@ -450,17 +448,17 @@ typedef struct kith_buf {
 } kith_buf;
 
 typedef struct kith_batch_opts {
-    const kith_vv *since;  /* send only what this vector lacks; NULL: everything */
-    uint64_t cursor;       /* resume point in this replica's apply order (0: start) */
-    size_t max_ops;        /* stop after about this many ops, on a commit boundary (0: none) */
-    size_t max_bytes;      /* likewise for encoded size (0: none) */
+    const kith_vv *since; /* send only what this vector lacks; NULL: everything */
+    uint64_t cursor;      /* resume point in this replica's apply order (0: start) */
+    size_t max_ops;       /* stop after about this many ops, on a commit boundary (0: none) */
+    size_t max_bytes;     /* likewise for encoded size (0: none) */
 } kith_batch_opts;
 
 typedef struct kith_batch_info {
-    uint64_t ops;          /* ops in the batch */
+    uint64_t ops; /* ops in the batch */
     uint64_t commits;
-    uint64_t next_cursor;  /* pass as cursor to continue */
-    bool has_more;         /* more ops beyond this batch that `since` lacks */
+    uint64_t next_cursor; /* pass as cursor to continue */
+    bool has_more;        /* more ops beyond this batch that `since` lacks */
 } kith_batch_info;
 
 /*
@@ -472,11 +470,11 @@ KITH_API KITH_NODISCARD int kith_batch_create(kith_replica *r, const kith_batch_
                                               kith_buf *out, kith_batch_info *info);
 
 typedef struct kith_apply_info {
-    uint64_t ops_new;       /* ops logged by this call */
-    uint64_t ops_known;     /* ops already held (skipped) */
-    uint64_t ops_applied;   /* ops applied to the state by this call (may include older pending) */
-    uint64_t ops_pending;   /* ops still waiting after this call */
-    uint64_t conflicts;     /* conflicts recorded */
+    uint64_t ops_new;     /* ops logged by this call */
+    uint64_t ops_known;   /* ops already held (skipped) */
+    uint64_t ops_applied; /* ops applied to the state by this call (may include older pending) */
+    uint64_t ops_pending; /* ops still waiting after this call */
+    uint64_t conflicts;   /* conflicts recorded */
 } kith_apply_info;
 
 /*
@@ -504,16 +502,16 @@ KITH_API KITH_NODISCARD int kith_bundle_apply(kith_replica *r, const char *path,
 typedef struct kith_peer {
     uint64_t id;
     uint8_t pubkey[KITH_PUBKEY_BYTES];
-    char name[64];          /* "" if none */
-    char addr[256];         /* ZeroMQ endpoint, "" if unknown */
+    char name[64];  /* "" if none */
+    char addr[256]; /* ZeroMQ endpoint, "" if unknown */
     bool trusted;
-    bool forked;            /* signed two histories: refused until re-trusted */
-    kith_vv acked;          /* what the peer is known to hold */
-    uint64_t cursor;        /* our apply-order position up to which it acknowledged */
-    uint64_t pending_ops;   /* ops we hold that it lacks (by vector difference) */
-    int64_t last_sync_ms;   /* 0 if never */
-    uint32_t failures;      /* consecutive failed attempts (for backoff) */
-    char last_error[256];   /* "" if the last attempt succeeded */
+    bool forked;          /* signed two histories: refused until re-trusted */
+    kith_vv acked;        /* what the peer is known to hold */
+    uint64_t cursor;      /* our apply-order position up to which it acknowledged */
+    uint64_t pending_ops; /* ops we hold that it lacks (by vector difference) */
+    int64_t last_sync_ms; /* 0 if never */
+    uint32_t failures;    /* consecutive failed attempts (for backoff) */
+    char last_error[256]; /* "" if the last attempt succeeded */
 } kith_peer;
 
 /* Trust a replica's key (adding or updating its record; name/addr may be NULL: unchanged). */
@@ -567,7 +565,7 @@ typedef struct kith_verify_report {
     uint64_t commits_checked;
     uint64_t ops_checked;
     uint64_t signatures_checked;
-    uint64_t problems;      /* 0 when the replica is sound */
+    uint64_t problems; /* 0 when the replica is sound */
     char first_problem[256];
 } kith_verify_report;
 
@@ -586,7 +584,7 @@ typedef struct kith_sync_info {
     uint64_t peer_id;
     uint64_t ops_sent, ops_received;
     uint64_t batches_sent, batches_received;
-    bool converged;          /* both sides hold the same ops at the end */
+    bool converged; /* both sides hold the same ops at the end */
 } kith_sync_info;
 
 /*
@@ -597,9 +595,8 @@ typedef struct kith_sync_info {
  * Errors: KITH_EUNTRUSTED, KITH_ETIMEDOUT, KITH_EPROTO, KITH_EVERSION, and those of
  * kith_batch_apply.
  */
-KITH_API KITH_NODISCARD int kith_sync(kith_replica *r, const char *endpoint,
-                                      const uint8_t *peer_pk, int timeout_ms,
-                                      kith_sync_info *info);
+KITH_API KITH_NODISCARD int kith_sync(kith_replica *r, const char *endpoint, const uint8_t *peer_pk,
+                                      int timeout_ms, kith_sync_info *info);
 
 enum kith_log_level {
     KITH_LOG_ERROR = 3,
@@ -609,19 +606,19 @@ enum kith_log_level {
 };
 
 typedef struct kith_serve_opts {
-    const char *listen;           /* endpoint to bind, e.g. "tcp://127.0.0.1:7461"; NULL: none */
-    const char *const *peers;     /* endpoints to keep in sync with, besides the trusted peers
-                                     that have an address: a trusted peer's recorded address,
-                                     or "PUBKEY@ENDPOINT" with the key in hex */
+    const char *listen;       /* endpoint to bind, e.g. "tcp://127.0.0.1:7461"; NULL: none */
+    const char *const *peers; /* endpoints to keep in sync with, besides the trusted peers
+                                 that have an address: a trusted peer's recorded address,
+                                 or "PUBKEY@ENDPOINT" with the key in hex */
     size_t npeers;
-    int interval_ms;              /* anti-entropy period (0: 30 s) */
-    bool discover;                /* announce and listen for UDP beacons on the LAN */
-    int log_level;                /* kith_log_level; 0: KITH_LOG_INFO */
-    bool log_json;                /* one JSON object per log line */
-    const volatile int *stop;     /* when non-NULL and set non-zero, kith_serve returns */
-    int timeout_ms;               /* silence after which a peer is given up (0: 10 s); idle
-                                     sessions are kept alive with PING every third of it */
-    uint16_t beacon_port;         /* UDP port of discovery beacons (0: 7462) */
+    int interval_ms;          /* anti-entropy period (0: 30 s) */
+    bool discover;            /* announce and listen for UDP beacons on the LAN */
+    int log_level;            /* kith_log_level; 0: KITH_LOG_INFO */
+    bool log_json;            /* one JSON object per log line */
+    const volatile int *stop; /* when non-NULL and set non-zero, kith_serve returns */
+    int timeout_ms;           /* silence after which a peer is given up (0: 10 s); idle
+                                 sessions are kept alive with PING every third of it */
+    uint16_t beacon_port;     /* UDP port of discovery beacons (0: 7462) */
 } kith_serve_opts;
 
 /*
