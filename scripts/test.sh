@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 scripts/deps.sh
 jobs=$(nproc)
 scripts/check-banned.sh
+scripts/check-format.sh
 
 echo "== build (-Werror) =="
 scripts/build.sh build -DKITH_WERROR=ON
