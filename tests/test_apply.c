@@ -12,15 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static kith_value
-str(const char *s)
-{
-    kith_value v = {.type = KITH_TYPE_STRING};
-    v.u.s.ptr = s;
-    v.u.s.len = strlen(s);
-    return v;
-}
-
 Test(apply, regval_round_trip)
 {
     kith_value vals[8];
@@ -28,15 +19,15 @@ Test(apply, regval_round_trip)
 
     memset(vals, 0, sizeof vals);
     vals[0].type = KITH_TYPE_NULL;
-    vals[1] = str("héllo");
+    vals[1] = kt_str("héllo");
     vals[2] = (kith_value){.type = KITH_TYPE_INT, .u.i = -42};
     vals[3] = (kith_value){.type = KITH_TYPE_TIME, .u.i = 1764093600123};
     vals[4] = (kith_value){.type = KITH_TYPE_BOOL, .u.b = true};
     vals[5].type = KITH_TYPE_REF;
     memset(vals[5].u.ref.bytes, 0x5a, KITH_DOCID_BYTES);
-    vals[6] = str("2026-11-25");
+    vals[6] = kt_str("2026-11-25");
     vals[6].type = KITH_TYPE_DATE;
-    vals[7] = str("");
+    vals[7] = kt_str("");
     vals[7].type = KITH_TYPE_BYTES;
     for (int i = 0; i < 8; i++) {
         kith_value out;
@@ -125,7 +116,7 @@ random_txn(kith_replica *r, kith_docid *docs, int *ndocs, uint64_t *st, int step
         uint64_t what = kt_below(st, 10);
         snprintf(val, sizeof val, "v%d.%d", step, w);
         if (what < 5) {
-            kith_value v = str(val);
+            kith_value v = kt_str(val);
             rc = kith_field_set(t, "contacts", d, FIELDS[kt_below(st, 3)], &v);
         } else if (what < 7) {
             const char *tg = TAGS[kt_below(st, 3)];
@@ -137,7 +128,7 @@ random_txn(kith_replica *r, kith_docid *docs, int *ndocs, uint64_t *st, int step
             rc = kith_doc_delete(t, "contacts", d);
         } else if (*ndocs < 64) {
             kith_docid nd;
-            kith_value v = str(val);
+            kith_value v = kt_str(val);
             rc = kith_doc_create(t, "contacts", &nd);
             if (rc == 0)
                 rc = kith_field_set(t, "contacts", &nd, "name", &v);
@@ -270,7 +261,7 @@ Test(apply, indexes_follow_the_registers)
     cr_assert_eq(kith_doc_create(t, "interactions", &ix), 0);
     kith_value ref = {.type = KITH_TYPE_REF, .u.ref = x};
     kith_value at = {.type = KITH_TYPE_TIME, .u.i = 1000};
-    kith_value kind = str("call");
+    kith_value kind = kt_str("call");
     kind.type = KITH_TYPE_ENUM;
     cr_assert_eq(kith_field_set(t, "interactions", &ix, "contact", &ref), 0);
     /* no time yet: no entry */

@@ -12,30 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static kith_value
-str(const char *s)
-{
-    kith_value v = {.type = KITH_TYPE_STRING};
-    v.u.s.ptr = s;
-    v.u.s.len = strlen(s);
-    return v;
-}
-
-static kith_txn *
-wbegin(kith_replica *r)
-{
-    kith_txn *t = NULL;
-    cr_assert_eq(kith_txn_begin(r, KITH_TXN_WRITE, &t), 0);
-    return t;
-}
-
-static void
-commit(kith_txn *t)
-{
-    int rc = kith_txn_commit(&t);
-    cr_assert_eq(rc, 0, "commit: %s", kith_strerror(rc));
-}
-
 static void
 hex_id(uint64_t id, char out[17])
 {
@@ -55,10 +31,10 @@ Test(export, empty_replica)
 Test(export, exact_bytes_of_a_small_state)
 {
     struct kt_replica a = kt_new();
-    kith_txn *t = wbegin(a.r);
+    kith_txn *t = kt_wbegin(a.r);
     kith_docid c, gone, i, rem;
-    kith_value name = str("Zo\xc3\xab \"Z\""), email = str("zoe@example.org"),
-               notes = str("cleared later"), bday = str("--04-12");
+    kith_value name = kt_str("Zo\xc3\xab \"Z\""), email = kt_str("zoe@example.org"),
+               notes = kt_str("cleared later"), bday = kt_str("--04-12");
     bday.type = KITH_TYPE_DATE;
     cr_assert_eq(kith_doc_create(t, "contacts", &c), 0);
     cr_assert_eq(kith_field_set(t, "contacts", &c, "name", &name), 0);
@@ -69,7 +45,7 @@ Test(export, exact_bytes_of_a_small_state)
     cr_assert_eq(kith_set_add(t, "contacts", &c, "tags", "Family", 6), 0);
     cr_assert_eq(kith_doc_create(t, "contacts", &gone), 0);
     cr_assert_eq(kith_field_set(t, "contacts", &gone, "name", &name), 0);
-    kith_value vc = {.type = KITH_TYPE_REF}, kind = str("call"), at = {.type = KITH_TYPE_TIME};
+    kith_value vc = {.type = KITH_TYPE_REF}, kind = kt_str("call"), at = {.type = KITH_TYPE_TIME};
     vc.u.ref = c;
     kind.type = KITH_TYPE_ENUM;
     at.u.i = 1764093600250; /* 2025-11-25T18:00:00.250Z */
@@ -77,7 +53,7 @@ Test(export, exact_bytes_of_a_small_state)
     cr_assert_eq(kith_field_set(t, "interactions", &i, "contact", &vc), 0);
     cr_assert_eq(kith_field_set(t, "interactions", &i, "kind", &kind), 0);
     cr_assert_eq(kith_field_set(t, "interactions", &i, "at", &at), 0);
-    kith_value due = {.type = KITH_TYPE_TIME}, text = str("call back"),
+    kith_value due = {.type = KITH_TYPE_TIME}, text = kt_str("call back"),
                done = {.type = KITH_TYPE_BOOL};
     due.u.i = -1000; /* 1969-12-31T23:59:59.000Z */
     done.u.b = false;
@@ -85,12 +61,12 @@ Test(export, exact_bytes_of_a_small_state)
     cr_assert_eq(kith_field_set(t, "reminders", &rem, "due", &due), 0);
     cr_assert_eq(kith_field_set(t, "reminders", &rem, "text", &text), 0);
     cr_assert_eq(kith_field_set(t, "reminders", &rem, "done", &done), 0);
-    commit(t);
-    t = wbegin(a.r);
+    kt_commit(t);
+    t = kt_wbegin(a.r);
     kith_value null = {.type = KITH_TYPE_NULL};
     cr_assert_eq(kith_field_set(t, "contacts", &c, "notes", &null), 0);
     cr_assert_eq(kith_doc_delete(t, "contacts", &gone), 0);
-    commit(t);
+    kt_commit(t);
 
     char cid[33], iid[33], rid[33], me[17], want[1024];
     kith_docid_format(&c, cid);
@@ -117,14 +93,14 @@ Test(export, emptied_set_is_absent)
 {
     struct kt_replica a = kt_new();
     kith_docid c = kt_contact(a.r, "x");
-    kith_txn *t = wbegin(a.r);
+    kith_txn *t = kt_wbegin(a.r);
     cr_assert_eq(kith_set_add(t, "contacts", &c, "tags", "t", 1), 0);
-    commit(t);
+    kt_commit(t);
     char *with = kt_export(a.r);
     cr_assert_not_null(strstr(with, "\"tags\":[\"t\"]"));
-    t = wbegin(a.r);
+    t = kt_wbegin(a.r);
     cr_assert_eq(kith_set_remove(t, "contacts", &c, "tags", "t", 1), 0);
-    commit(t);
+    kt_commit(t);
     char *without = kt_export(a.r);
     cr_assert_null(strstr(without, "tags"), "%s", without);
     free(with);
@@ -145,15 +121,15 @@ Test(export, same_ops_in_different_orders_give_the_same_bytes)
     kt_sync(&r[0], &r[2]);
     kt_set_str(r[0].r, "contacts", &shared, "name", "from zero");
     kt_set_str(r[1].r, "contacts", &shared, "name", "from one");
-    kith_txn *t = wbegin(r[2].r);
+    kith_txn *t = kt_wbegin(r[2].r);
     cr_assert_eq(kith_doc_delete(t, "contacts", &shared), 0);
-    commit(t);
+    kt_commit(t);
     kt_contact(r[1].r, "one's own");
     kith_docid c2 = kt_contact(r[2].r, "two's own");
-    t = wbegin(r[2].r);
+    t = kt_wbegin(r[2].r);
     cr_assert_eq(kith_set_add(t, "contacts", &c2, "tags", "b", 1), 0);
     cr_assert_eq(kith_set_add(t, "contacts", &c2, "tags", "a", 1), 0);
-    commit(t);
+    kt_commit(t);
 
     /* r0 hears 1 then 2; r1 hears 2 then 0; r2 hears 0 then 1 (and relays). */
     kt_sync(&r[1], &r[0]);

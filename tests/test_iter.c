@@ -62,15 +62,6 @@ teardown(void)
 }
 
 static kith_value
-str(const char *s)
-{
-    kith_value v = {.type = KITH_TYPE_STRING};
-    v.u.s.ptr = s;
-    v.u.s.len = strlen(s);
-    return v;
-}
-
-static kith_value
 tm(int64_t ms)
 {
     kith_value v = {.type = KITH_TYPE_TIME};
@@ -86,34 +77,11 @@ ref(const kith_docid *d)
     return v;
 }
 
-static kith_txn *
-wbegin(kith_replica *r)
-{
-    kith_txn *t = NULL;
-    cr_assert_eq(kith_txn_begin(r, KITH_TXN_WRITE, &t), 0);
-    return t;
-}
-
-static kith_txn *
-rbegin(kith_replica *r)
-{
-    kith_txn *t = NULL;
-    cr_assert_eq(kith_txn_begin(r, KITH_TXN_READ, &t), 0);
-    return t;
-}
-
-static void
-commit(kith_txn *t)
-{
-    int rc = kith_txn_commit(&t);
-    cr_assert_eq(rc, 0, "commit: %s", kith_strerror(rc));
-}
-
 static kith_docid
 contact(kith_txn *t, const char *name)
 {
     kith_docid d;
-    kith_value v = str(name);
+    kith_value v = kt_str(name);
     cr_assert_eq(kith_doc_create(t, "contacts", &d), 0);
     cr_assert_eq(kith_field_set(t, "contacts", &d, "name", &v), 0);
     return d;
@@ -123,7 +91,7 @@ static kith_docid
 interaction(kith_txn *t, const kith_docid *c, int64_t at)
 {
     kith_docid d;
-    kith_value vc = ref(c), vk = str("call"), va = tm(at);
+    kith_value vc = ref(c), vk = kt_str("call"), va = tm(at);
     vk.type = KITH_TYPE_ENUM;
     cr_assert_eq(kith_doc_create(t, "interactions", &d), 0);
     cr_assert_eq(kith_field_set(t, "interactions", &d, "contact", &vc), 0);
@@ -136,7 +104,7 @@ static kith_docid
 reminder(kith_txn *t, int64_t due, const char *text)
 {
     kith_docid d;
-    kith_value vd = tm(due), vt = str(text);
+    kith_value vd = tm(due), vt = kt_str(text);
     cr_assert_eq(kith_doc_create(t, "reminders", &d), 0);
     cr_assert_eq(kith_field_set(t, "reminders", &d, "due", &vd), 0);
     cr_assert_eq(kith_field_set(t, "reminders", &d, "text", &vt), 0);
@@ -193,7 +161,7 @@ Test(iter, docs_in_id_order_and_dead_ones_skipped)
 {
     kith_replica *r = fx.r[0];
     kith_docid c[5], got[8];
-    kith_txn *t = wbegin(r);
+    kith_txn *t = kt_wbegin(r);
     kith_iter *it;
 
     for (int i = 0; i < 5; i++) {
@@ -202,12 +170,12 @@ Test(iter, docs_in_id_order_and_dead_ones_skipped)
         c[i] = contact(t, name);
     }
     reminder(t, 1000, "not a contact");
-    commit(t);
-    t = wbegin(r);
+    kt_commit(t);
+    t = kt_wbegin(r);
     cr_assert_eq(kith_doc_delete(t, "contacts", &c[2]), 0);
-    commit(t);
+    kt_commit(t);
 
-    t = rbegin(r);
+    t = kt_rbegin(r);
     cr_assert_eq(kith_iter_docs(t, "contacts", &it), 0);
     const kith_docid *want[] = {&c[0], &c[1], &c[3], &c[4]};
     expect_ids(got, drain(it, got, 8), want, 4, "contacts");
@@ -222,7 +190,7 @@ Test(iter, docs_iteration_sees_own_writes_in_a_write_txn)
 {
     kith_replica *r = fx.r[0];
     kith_docid got[4];
-    kith_txn *t = wbegin(r);
+    kith_txn *t = kt_wbegin(r);
     kith_iter *it;
     kith_docid a = contact(t, "a");
 
@@ -230,7 +198,7 @@ Test(iter, docs_iteration_sees_own_writes_in_a_write_txn)
     const kith_docid *want[] = {&a};
     expect_ids(got, drain(it, got, 4), want, 1, "own write");
     kith_txn_abort(&t);
-    t = rbegin(r);
+    t = kt_rbegin(r);
     cr_assert_eq(kith_iter_docs(t, "contacts", &it), 0);
     cr_assert_eq(drain(it, got, 4), 0, "aborted write is visible");
     kith_txn_abort(&t);
@@ -242,15 +210,15 @@ Test(iter, contacts_name_order_ranges_and_rename)
 {
     kith_replica *r = fx.r[0];
     kith_docid got[8];
-    kith_txn *t = wbegin(r);
+    kith_txn *t = kt_wbegin(r);
     kith_docid carol = contact(t, "carol"), alice = contact(t, "alice"), bob = contact(t, "bob"),
                al = contact(t, "al"), zed = contact(t, "Zed");
-    commit(t);
+    kt_commit(t);
 
-    t = rbegin(r);
+    t = kt_rbegin(r);
     const kith_docid *all[] = {&zed, &al, &alice, &bob, &carol}; /* byte order: 'Z' < 'a' */
     expect_ids(got, index_ids(t, "contacts.name", NULL, NULL, NULL, got, 8), all, 5, "all");
-    kith_value lo = str("alice"), hi = str("bob"), b = str("b"), empty = str("");
+    kith_value lo = kt_str("alice"), hi = kt_str("bob"), b = kt_str("b"), empty = kt_str("");
     const kith_docid *w1[] = {&alice};
     expect_ids(got, index_ids(t, "contacts.name", NULL, &lo, &hi, got, 8), w1, 1, "[alice,bob)");
     const kith_docid *w2[] = {&bob, &carol};
@@ -262,14 +230,14 @@ Test(iter, contacts_name_order_ranges_and_rename)
     kith_txn_abort(&t);
 
     /* Renaming moves the entry; deleting hides it. */
-    t = wbegin(r);
-    kith_value aaron = str("aaron");
+    t = kt_wbegin(r);
+    kith_value aaron = kt_str("aaron");
     cr_assert_eq(kith_field_set(t, "contacts", &bob, "name", &aaron), 0);
     cr_assert_eq(kith_doc_delete(t, "contacts", &al), 0);
     const kith_docid *w4[] = {&zed, &bob, &alice, &carol};
     expect_ids(got, index_ids(t, "contacts.name", NULL, NULL, NULL, got, 8), w4, 4, "in txn");
-    commit(t);
-    t = rbegin(r);
+    kt_commit(t);
+    t = kt_rbegin(r);
     expect_ids(got, index_ids(t, "contacts.name", NULL, NULL, NULL, got, 8), w4, 4, "renamed");
     cr_assert_eq(index_ids(t, "contacts.name", NULL, &b, &hi, got, 8), 0, "old name still there");
     kith_txn_abort(&t);
@@ -279,15 +247,15 @@ Test(iter, interactions_by_contact_then_time)
 {
     kith_replica *r = fx.r[0];
     kith_docid got[16];
-    kith_txn *t = wbegin(r);
+    kith_txn *t = kt_wbegin(r);
     kith_docid a = contact(t, "a"), b = contact(t, "b");
     /* Times on both sides of the epoch: the key flips the sign bit. */
     kith_docid a3 = interaction(t, &a, 3000), a1 = interaction(t, &a, -5000),
                b2 = interaction(t, &b, 2000), a2 = interaction(t, &a, 2000),
                b1 = interaction(t, &b, -1);
-    commit(t);
+    kt_commit(t);
 
-    t = rbegin(r);
+    t = kt_rbegin(r);
     kith_value ea = ref(&a), eb = ref(&b);
     const kith_docid *wa[] = {&a1, &a2, &a3};
     expect_ids(got, index_ids(t, "interactions.contact", &ea, NULL, NULL, got, 16), wa, 3, "a");
@@ -308,7 +276,7 @@ Test(iter, interactions_by_contact_then_time)
     cr_assert_eq(n, 3, "[-1,3000) over all contacts gives %zu", n); /* b1, b2, a2 */
     /* Wrong bound types are refused. */
     kith_iter *it = NULL;
-    kith_value s = str("x");
+    kith_value s = kt_str("x");
     cr_assert_eq(kith_iter_index(t, "interactions.contact", &s, NULL, NULL, &it), KITH_EINVAL);
     cr_assert_eq(kith_iter_index(t, "interactions.contact", &ea, &s, NULL, &it), KITH_EINVAL);
     cr_assert_eq(kith_iter_index(t, "no.such", NULL, NULL, NULL, &it), KITH_ENOTFOUND);
@@ -316,12 +284,12 @@ Test(iter, interactions_by_contact_then_time)
     kith_txn_abort(&t);
 
     /* Moving an interaction in time or to another contact moves its entry. */
-    t = wbegin(r);
+    t = kt_wbegin(r);
     kith_value at = tm(10000);
     cr_assert_eq(kith_field_set(t, "interactions", &a1, "at", &at), 0);
     cr_assert_eq(kith_field_set(t, "interactions", &a2, "contact", &eb), 0);
-    commit(t);
-    t = rbegin(r);
+    kt_commit(t);
+    t = kt_rbegin(r);
     const kith_docid *wa4[] = {&a3, &a1};
     expect_ids(got, index_ids(t, "interactions.contact", &ea, NULL, NULL, got, 16), wa4, 2,
                "a after moves");
@@ -331,10 +299,10 @@ Test(iter, interactions_by_contact_then_time)
     kith_txn_abort(&t);
 
     /* A deleted interaction disappears from the index. */
-    t = wbegin(r);
+    t = kt_wbegin(r);
     cr_assert_eq(kith_doc_delete(t, "interactions", &a3), 0);
-    commit(t);
-    t = rbegin(r);
+    kt_commit(t);
+    t = kt_rbegin(r);
     const kith_docid *wa5[] = {&a1};
     expect_ids(got, index_ids(t, "interactions.contact", &ea, NULL, NULL, got, 16), wa5, 1,
                "a after delete");
@@ -345,11 +313,11 @@ Test(iter, reminders_by_due)
 {
     kith_replica *r = fx.r[0];
     kith_docid got[8];
-    kith_txn *t = wbegin(r);
+    kith_txn *t = kt_wbegin(r);
     kith_docid r3 = reminder(t, 300, "c"), r1 = reminder(t, 100, "a"), r2 = reminder(t, 200, "b");
-    commit(t);
+    kt_commit(t);
 
-    t = rbegin(r);
+    t = kt_rbegin(r);
     const kith_docid *all[] = {&r1, &r2, &r3};
     expect_ids(got, index_ids(t, "reminders.due", NULL, NULL, NULL, got, 8), all, 3, "all");
     kith_value lo = tm(150), hi = tm(300);
@@ -360,12 +328,12 @@ Test(iter, reminders_by_due)
     cr_assert_eq(kith_iter_index(t, "reminders.due", &eq, NULL, NULL, &it), KITH_EINVAL);
     kith_txn_abort(&t);
 
-    t = wbegin(r);
+    t = kt_wbegin(r);
     kith_value due = tm(50);
     cr_assert_eq(kith_field_set(t, "reminders", &r3, "due", &due), 0);
     cr_assert_eq(kith_doc_delete(t, "reminders", &r2), 0);
-    commit(t);
-    t = rbegin(r);
+    kt_commit(t);
+    t = kt_rbegin(r);
     const kith_docid *w2[] = {&r3, &r1};
     expect_ids(got, index_ids(t, "reminders.due", NULL, NULL, NULL, got, 8), w2, 2, "moved");
     kith_txn_abort(&t);
@@ -376,16 +344,16 @@ Test(iter, reminders_by_due)
 Test(iter, set_elements_in_byte_order)
 {
     kith_replica *r = fx.r[0];
-    kith_txn *t = wbegin(r);
+    kith_txn *t = kt_wbegin(r);
     kith_docid c = contact(t, "a");
     const char *tags[] = {"work", "b", "Zoo", "ba", "\xc3\xa9t\xc3\xa9", "a"};
     for (size_t i = 0; i < 6; i++)
         cr_assert_eq(kith_set_add(t, "contacts", &c, "tags", tags[i], strlen(tags[i])), 0);
     cr_assert_eq(kith_set_add(t, "contacts", &c, "tags", "b", 1), 0); /* again */
     cr_assert_eq(kith_set_remove(t, "contacts", &c, "tags", "work", 4), 0);
-    commit(t);
+    kt_commit(t);
 
-    t = rbegin(r);
+    t = kt_rbegin(r);
     kith_iter *it;
     const char *want[] = {"Zoo", "a", "b", "ba", "\xc3\xa9t\xc3\xa9"};
     const char *e;
@@ -408,7 +376,7 @@ Test(iter, set_elements_in_byte_order)
     kith_txn_abort(&t);
 
     /* A deleted document has no set to iterate. */
-    t = wbegin(r);
+    t = kt_wbegin(r);
     cr_assert_eq(kith_doc_delete(t, "contacts", &c), 0);
     cr_assert_eq(kith_iter_set(t, "contacts", &c, "tags", &it), KITH_ENOTFOUND);
     kith_txn_abort(&t);
@@ -420,16 +388,16 @@ Test(iter, log_entries_match_what_was_written)
 {
     kith_replica *r = fx.r[0];
     uint64_t me = kith_replica_id(r);
-    kith_txn *t = wbegin(r);
+    kith_txn *t = kt_wbegin(r);
     kith_docid c = contact(t, "ada");
     cr_assert_eq(kith_set_add(t, "contacts", &c, "tags", "math", 4), 0);
-    commit(t);
-    t = wbegin(r);
-    kith_value e = str("ada@example.org");
+    kt_commit(t);
+    t = kt_wbegin(r);
+    kith_value e = kt_str("ada@example.org");
     cr_assert_eq(kith_field_set(t, "contacts", &c, "email", &e), 0);
-    commit(t);
+    kt_commit(t);
 
-    t = rbegin(r);
+    t = kt_rbegin(r);
     kith_iter *it;
     kith_log_entry le[8];
     size_t n = 0;
@@ -470,7 +438,7 @@ Test(iter, log_entries_match_what_was_written)
     kith_txn_abort(&t);
 
     /* Filtering by origin: ours gives the same 4, another gives nothing. */
-    t = rbegin(r);
+    t = kt_rbegin(r);
     cr_assert_eq(kith_iter_log(t, me, &it), 0);
     n = 0;
     while (kith_iter_next_log(it, &le[0]) == 0)
@@ -496,12 +464,12 @@ Test(iter, status_counts)
     cr_assert_eq(s->ncollections, 3);
     kith_status_free(s);
 
-    kith_txn *t = wbegin(r);
+    kith_txn *t = kt_wbegin(r);
     kith_docid a = contact(t, "a");
     contact(t, "b");
     reminder(t, 5, "x");
     cr_assert_eq(kith_doc_delete(t, "contacts", &a), 0);
-    commit(t);
+    kt_commit(t);
     cr_assert_eq(kith_status_get(r, &s), 0);
     cr_assert_eq(s->vv.len, 1);
     cr_assert_eq(s->vv.entries[0].origin, kith_replica_id(r));
@@ -528,7 +496,7 @@ Test(iter, status_counts)
 static size_t
 conflicts(kith_replica *r, bool include_resolved, kith_conflict *out, size_t cap)
 {
-    kith_txn *t = rbegin(r);
+    kith_txn *t = kt_rbegin(r);
     kith_iter *it;
     kith_conflict c;
     size_t n = 0;
@@ -569,7 +537,7 @@ Test(conflicts, listed_resolved_and_restored)
     uint64_t id = list[0].id;
 
     /* The record, read by id, on b. */
-    kith_txn *t = rbegin(b.r);
+    kith_txn *t = kt_rbegin(b.r);
     kith_conflict got;
     cr_assert_eq(kith_conflict_get(t, id, &got), 0);
     cr_assert_str_eq(got.collection, "contacts");
@@ -589,9 +557,9 @@ Test(conflicts, listed_resolved_and_restored)
     kith_txn_abort(&t);
 
     /* Resolve on a without restoring: the value stays, the record is marked. */
-    t = wbegin(a.r);
+    t = kt_wbegin(a.r);
     cr_assert_eq(kith_conflict_resolve(t, id_a, false), 0);
-    commit(t);
+    kt_commit(t);
     kith_conflict la[4];
     cr_assert_eq(conflicts(a.r, false, la, 4), 0);
     cr_assert_eq(conflicts(a.r, true, la, 4), 1);
@@ -605,9 +573,9 @@ Test(conflicts, listed_resolved_and_restored)
 
     /* Restore on b: the loser becomes the value, as a new write that replicates. */
     cr_assert_eq(conflicts(b.r, false, list, 4), 1);
-    t = wbegin(b.r);
+    t = kt_wbegin(b.r);
     cr_assert_eq(kith_conflict_resolve(t, list[0].id, true), 0);
-    commit(t);
+    kt_commit(t);
     kt_get_str(b.r, "contacts", &c, "name", vb, sizeof vb);
     cr_assert_str_eq(vb, loser);
     cr_assert_eq(conflicts(b.r, false, list, 4), 0);
@@ -626,9 +594,9 @@ Test(conflicts, overruled_delete_restored_deletes_again)
     kt_trust_pair(&a, &b);
     kith_docid c = kt_contact(a.r, "doomed");
     kt_sync(&a, &b);
-    kith_txn *t = wbegin(a.r);
+    kith_txn *t = kt_wbegin(a.r);
     cr_assert_eq(kith_doc_delete(t, "contacts", &c), 0);
-    commit(t);
+    kt_commit(t);
     kt_set_str(b.r, "contacts", &c, "email", "still@here.org");
     kt_sync(&a, &b);
     kt_sync(&b, &a);
@@ -637,7 +605,7 @@ Test(conflicts, overruled_delete_restored_deletes_again)
     kith_replica *reps[2] = {a.r, b.r};
     kith_conflict list[4];
     for (int i = 0; i < 2; i++) {
-        t = rbegin(reps[i]);
+        t = kt_rbegin(reps[i]);
         cr_assert_eq(kith_doc_exists(t, "contacts", &c), 1, "replica %d lost the document", i);
         kith_txn_abort(&t);
         cr_assert_eq(conflicts(reps[i], false, list, 4), 1, "replica %d", i);
@@ -646,14 +614,14 @@ Test(conflicts, overruled_delete_restored_deletes_again)
     }
 
     /* Restoring the loser (the delete) deletes the document again, everywhere. */
-    t = wbegin(a.r);
+    t = kt_wbegin(a.r);
     cr_assert_eq(conflicts(a.r, false, list, 4), 1);
     cr_assert_eq(kith_conflict_resolve(t, list[0].id, true), 0);
     cr_assert_eq(kith_doc_exists(t, "contacts", &c), 0);
-    commit(t);
+    kt_commit(t);
     kt_sync(&a, &b);
     for (int i = 0; i < 2; i++) {
-        t = rbegin(reps[i]);
+        t = kt_rbegin(reps[i]);
         cr_assert_eq(kith_doc_exists(t, "contacts", &c), 0, "replica %d kept the document", i);
         kith_txn_abort(&t);
     }
@@ -676,7 +644,7 @@ Test(conflicts, resolve_is_visible_in_its_txn_and_undone_by_abort)
 
     char before[32], after[32];
     kt_get_str(a.r, "contacts", &c, "name", before, sizeof before);
-    kith_txn *t = wbegin(a.r);
+    kith_txn *t = kt_wbegin(a.r);
     cr_assert_eq(kith_conflict_resolve(t, list[0].id, true), 0);
     cr_assert_eq(kith_conflict_get(t, list[0].id, &got), 0);
     cr_assert(got.resolved, "not resolved inside its own transaction");
@@ -685,7 +653,7 @@ Test(conflicts, resolve_is_visible_in_its_txn_and_undone_by_abort)
     kt_get_str(a.r, "contacts", &c, "name", after, sizeof after);
     cr_assert_str_eq(before, after, "an aborted restore changed the value");
 
-    t = wbegin(a.r);
+    t = kt_wbegin(a.r);
     cr_assert_eq(kith_conflict_resolve(t, 999, false), KITH_ENOTFOUND);
     kith_txn_abort(&t);
     kt_free(&a);
@@ -724,7 +692,7 @@ Test(status, pending_ops_counted_and_logged_as_not_applied)
     cr_assert_eq(s->vv.len, 0, "a pending op is not in the version vector");
     cr_assert_eq(s->collections[0].live, 0);
     kith_status_free(s);
-    kith_txn *t = rbegin(c.r);
+    kith_txn *t = kt_rbegin(c.r);
     kith_iter *it;
     kith_log_entry le;
     cr_assert_eq(kith_iter_log(t, 0, &it), 0);
@@ -763,15 +731,15 @@ Test(iter, delete_while_iterating_visits_each_once)
 {
     kith_replica *r = fx.r[0];
     kith_docid c[40], got;
-    kith_txn *t = wbegin(r);
+    kith_txn *t = kt_wbegin(r);
     for (int i = 0; i < 40; i++) {
         char name[16];
         snprintf(name, sizeof name, "n%02d", 39 - i);
         c[i] = contact(t, name);
     }
-    commit(t);
+    kt_commit(t);
 
-    t = wbegin(r);
+    t = kt_wbegin(r);
     kith_iter *it;
     int n = 0, rc;
     cr_assert_eq(kith_iter_index(t, "contacts.name", NULL, NULL, NULL, &it), 0);
@@ -787,7 +755,7 @@ Test(iter, delete_while_iterating_visits_each_once)
     kith_txn_abort(&t);
 
     /* The same over the docs database itself, which each delete changes under the cursor. */
-    t = wbegin(r);
+    t = kt_wbegin(r);
     n = 0;
     cr_assert_eq(kith_iter_docs(t, "contacts", &it), 0);
     while ((rc = kith_iter_next(it, &got)) == 0) {
@@ -799,8 +767,8 @@ Test(iter, delete_while_iterating_visits_each_once)
     cr_assert_eq(rc, KITH_ENOTFOUND);
     kith_iter_close(it);
     cr_assert_eq(n, 40);
-    commit(t);
-    t = rbegin(r);
+    kt_commit(t);
+    t = kt_rbegin(r);
     cr_assert_eq(kith_iter_docs(t, "contacts", &it), 0);
     cr_assert_eq(kith_iter_next(it, &got), KITH_ENOTFOUND);
     kith_iter_close(it);

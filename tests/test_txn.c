@@ -17,15 +17,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static kith_value
-str(const char *s)
-{
-    kith_value v = {.type = KITH_TYPE_STRING};
-    v.u.s.ptr = s;
-    v.u.s.len = strlen(s);
-    return v;
-}
-
 static uint64_t
 applied_seq(kith_replica *r)
 {
@@ -149,7 +140,7 @@ Test(txn, abort_leaves_nothing)
     struct kt_replica k = kt_new();
     kith_txn *t = NULL;
     kith_docid id;
-    kith_value v = str("Grace");
+    kith_value v = kt_str("Grace");
 
     cr_assert_eq(kith_txn_begin(k.r, KITH_TXN_WRITE, &t), 0);
     cr_assert_eq(kith_doc_create(t, "contacts", &id), 0);
@@ -176,7 +167,7 @@ Test(txn, reads_see_own_writes)
     struct kt_replica k = kt_new();
     kith_txn *t = NULL;
     kith_docid id, ix;
-    kith_value v = str("Alan"), got;
+    kith_value v = kt_str("Alan"), got;
     const char *elem;
     size_t len;
     kith_iter *it;
@@ -190,7 +181,7 @@ Test(txn, reads_see_own_writes)
     cr_assert_eq(got.type, KITH_TYPE_STRING);
     cr_assert_eq(got.u.s.len, 4);
     cr_assert_eq(memcmp(got.u.s.ptr, "Alan", 4), 0);
-    v = str("Alan Turing");
+    v = kt_str("Alan Turing");
     cr_assert_eq(kith_field_set(t, "contacts", &id, "name", &v), 0);
     /* the earlier view stays valid until the transaction ends */
     cr_assert_eq(memcmp(got.u.s.ptr, "Alan", 4), 0);
@@ -236,7 +227,7 @@ Test(txn, schema_refusals_change_nothing)
     for (int i = 0; i < 9; i++) {
         cr_assert_eq(kith_txn_begin(k.r, KITH_TXN_WRITE, &t), 0);
         /* a good write first: it must vanish with the failed transaction */
-        v = str("changed");
+        v = kt_str("changed");
         cr_assert_eq(kith_field_set(t, "contacts", &c, "company", &v), 0);
         switch (i) {
         case 0: /* wrong type */
@@ -250,17 +241,17 @@ Test(txn, schema_refusals_change_nothing)
             cr_assert_eq(rc, KITH_ESCHEMA);
             break;
         case 2: /* not UTF-8 */
-            v = str("\xff\xfe");
+            v = kt_str("\xff\xfe");
             rc = kith_field_set(t, "contacts", &c, "notes", &v);
             cr_assert_eq(rc, KITH_ESCHEMA);
             break;
         case 3: /* unknown field */
-            v = str("x");
+            v = kt_str("x");
             rc = kith_field_set(t, "contacts", &c, "shoe_size", &v);
             cr_assert_eq(rc, KITH_ENOTFOUND);
             break;
         case 4: /* missing document */
-            v = str("x");
+            v = kt_str("x");
             rc = kith_field_set(t, "contacts", &ghost, "notes", &v);
             cr_assert_eq(rc, KITH_ENOTFOUND);
             break;
@@ -272,7 +263,7 @@ Test(txn, schema_refusals_change_nothing)
             break;
         case 6: /* bad enum value */
             cr_assert_eq(kith_doc_create(t, "interactions", &ix), 0);
-            v = str("telepathy");
+            v = kt_str("telepathy");
             rc = kith_field_set(t, "interactions", &ix, "kind", &v);
             cr_assert_eq(rc, KITH_ESCHEMA);
             break;
@@ -281,14 +272,14 @@ Test(txn, schema_refusals_change_nothing)
             cr_assert_eq(rc, KITH_ENOTFOUND);
             break;
         case 8: /* bad date */
-            v = str("2026-13-45");
+            v = kt_str("2026-13-45");
             rc = kith_field_set(t, "contacts", &c, "birthday", &v);
             cr_assert_eq(rc, KITH_ESCHEMA);
             break;
         }
         cr_assert_neq(kith_errmsg(k.r)[0], '\0', "case %d: no detail", i);
         /* only abort remains */
-        v = str("again");
+        v = kt_str("again");
         cr_assert_eq(kith_field_set(t, "contacts", &c, "company", &v), KITH_EBADTXN);
         cr_assert_eq(kith_txn_commit(&t), KITH_EBADTXN);
         cr_assert_null(t);
@@ -306,7 +297,7 @@ Test(txn, delete_then_write_is_refused)
     struct kt_replica k = kt_new();
     kith_docid c = kt_contact(k.r, "Barbara");
     kith_txn *t = NULL;
-    kith_value v = str("x");
+    kith_value v = kt_str("x");
 
     cr_assert_eq(kith_txn_begin(k.r, KITH_TXN_WRITE, &t), 0);
     cr_assert_eq(kith_doc_delete(t, "contacts", &c), 0);
@@ -368,7 +359,7 @@ Test(txn, observers_hear_each_commit_once)
     struct seen s = {0};
     kith_txn *t = NULL;
     kith_docid a, b;
-    kith_value v = str("A");
+    kith_value v = kt_str("A");
 
     kith_observe(k.r, on_change, on_conflict, &s);
     cr_assert_eq(kith_txn_begin(k.r, KITH_TXN_WRITE, &t), 0);
@@ -406,10 +397,10 @@ Test(txn, map_grows_from_tiny, .timeout = 120)
     for (int i = 0; i < 300; i++) {
         cr_assert_eq(kith_txn_begin(k.r, KITH_TXN_WRITE, &t), 0);
         for (int j = 0; j < 20; j++) {
-            kith_value v = str(big);
+            kith_value v = kt_str(big);
             v.u.s.len = 3000 + (size_t)j;
             cr_assert_eq(kith_doc_create(t, "contacts", &id), 0, "%s", kith_errmsg(k.r));
-            kith_value name = str("a contact with a long note");
+            kith_value name = kt_str("a contact with a long note");
             cr_assert_eq(kith_field_set(t, "contacts", &id, "name", &name), 0, "%d/%d: %s", i, j,
                          kith_errmsg(k.r));
             cr_assert_eq(kith_field_set(t, "contacts", &id, "notes", &v), 0, "%s",
@@ -459,11 +450,11 @@ Test(txn, two_processes_write_in_turn, .timeout = 60)
             snprintf(name, sizeof name, "child %d", i);
             kith_txn *t = NULL;
             kith_docid id;
-            kith_value v = str(name);
+            kith_value v = kt_str(name);
             bad |= kith_txn_begin(r, KITH_TXN_WRITE, &t) != 0;
             bad |= !bad && kith_doc_create(t, "contacts", &id) != 0;
             bad |= !bad && kith_field_set(t, "contacts", &id, "name", &v) != 0;
-            v = str(notes);
+            v = kt_str(notes);
             bad |= !bad && kith_field_set(t, "contacts", &id, "notes", &v) != 0;
             bad |= !bad && kith_txn_commit(&t) != 0;
             if (write(to_parent[1], &turn, 1) != 1)
@@ -548,11 +539,11 @@ writer_thread(void *p)
             a->failures++;
             continue;
         }
-        v = str(name);
+        v = kt_str(name);
         int rc = kith_doc_create(t, "contacts", &id);
         if (rc == 0)
             rc = kith_field_set(t, "contacts", &id, "name", &v);
-        v = str(notes);
+        v = kt_str(notes);
         if (rc == 0)
             rc = kith_field_set(t, "contacts", &id, "notes", &v);
         if (rc == 0)

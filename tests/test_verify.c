@@ -17,32 +17,17 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static kith_txn *
-wbegin(kith_replica *r)
-{
-    kith_txn *t = NULL;
-    cr_assert_eq(kith_txn_begin(r, KITH_TXN_WRITE, &t), 0);
-    return t;
-}
-
-static void
-commit(kith_txn *t)
-{
-    int rc = kith_txn_commit(&t);
-    cr_assert_eq(rc, 0, "commit: %s", kith_strerror(rc));
-}
-
 /* A replica with some of everything: contacts with tags, a delete, an interaction and a
  * reminder, in several commits. */
 static void
 populate(kith_replica *r)
 {
     kith_docid a = kt_contact(r, "ada"), b = kt_contact(r, "bob"), i, rem;
-    kith_txn *t = wbegin(r);
+    kith_txn *t = kt_wbegin(r);
     cr_assert_eq(kith_set_add(t, "contacts", &a, "tags", "x", 1), 0);
     cr_assert_eq(kith_set_add(t, "contacts", &a, "tags", "y", 1), 0);
-    commit(t);
-    t = wbegin(r);
+    kt_commit(t);
+    t = kt_wbegin(r);
     kith_value vc = {.type = KITH_TYPE_REF}, kind = {.type = KITH_TYPE_ENUM},
                at = {.type = KITH_TYPE_TIME}, text = {.type = KITH_TYPE_STRING};
     vc.u.ref = a;
@@ -59,7 +44,7 @@ populate(kith_replica *r)
     cr_assert_eq(kith_field_set(t, "reminders", &rem, "due", &at), 0);
     cr_assert_eq(kith_field_set(t, "reminders", &rem, "text", &text), 0);
     cr_assert_eq(kith_doc_delete(t, "contacts", &b), 0);
-    commit(t);
+    kt_commit(t);
     kt_set_str(r, "contacts", &a, "email", "ada@example.org");
 }
 

@@ -139,6 +139,40 @@ kt_contact(kith_replica *r, const char *name)
     return id;
 }
 
+kith_value
+kt_str(const char *s)
+{
+    kith_value v = {.type = KITH_TYPE_STRING};
+    v.u.s.ptr = s;
+    v.u.s.len = strlen(s);
+    return v;
+}
+
+kith_txn *
+kt_wbegin(kith_replica *r)
+{
+    kith_txn *t = NULL;
+    int rc = kith_txn_begin(r, KITH_TXN_WRITE, &t);
+    cr_assert_eq(rc, 0, "begin: %s", kith_strerror(rc));
+    return t;
+}
+
+kith_txn *
+kt_rbegin(kith_replica *r)
+{
+    kith_txn *t = NULL;
+    int rc = kith_txn_begin(r, KITH_TXN_READ, &t);
+    cr_assert_eq(rc, 0, "begin: %s", kith_strerror(rc));
+    return t;
+}
+
+void
+kt_commit(kith_txn *t)
+{
+    int rc = kith_txn_commit(&t);
+    cr_assert_eq(rc, 0, "commit: %s", kith_strerror(rc));
+}
+
 void
 kt_set_str(kith_replica *r, const char *coll, const kith_docid *doc, const char *field,
            const char *value)

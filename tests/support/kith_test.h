@@ -43,6 +43,14 @@ void kt_trust_pair(struct kt_replica *a, struct kt_replica *b);
 /* Batch from `from` of everything `to` lacks, applied to `to`; returns the apply info. */
 kith_apply_info kt_sync(struct kt_replica *from, struct kt_replica *to);
 
+/* A STRING value viewing s (no copy). */
+kith_value kt_str(const char *s);
+/* Begin a write or read transaction (asserts success). */
+kith_txn *kt_wbegin(kith_replica *r);
+kith_txn *kt_rbegin(kith_replica *r);
+/* Commit t (asserts success, naming the error). */
+void kt_commit(kith_txn *t);
+
 /* Create a contact with this name in its own transaction; returns its id. */
 kith_docid kt_contact(kith_replica *r, const char *name);
 /* Set a string field in its own transaction (asserts success). */
