@@ -422,12 +422,6 @@ kith_iter_next_elem(kith_iter *it, const char **elem, size_t *len)
  * decoded by kith__conflict_decode (store/apply.c), which the observers share. */
 #define CF_RESOLVED 18
 
-static int
-conflict_decode(uint64_t id, const uint8_t *p, size_t len, kith_conflict *out)
-{
-    return kith__conflict_decode(id, p, len, out);
-}
-
 int
 kith_iter_conflicts(kith_txn *t, bool include_resolved, kith_iter **out)
 {
@@ -464,7 +458,7 @@ kith_iter_next_conflict(kith_iter *it, kith_conflict *out)
         if (k.mv_size != 8)
             return kith__fail(it->t->r, KITH_ECORRUPT, "conflict key of %zu bytes", k.mv_size);
         id = kith__be64_get(k.mv_data);
-        rc = conflict_decode(id, v.mv_data, v.mv_size, out);
+        rc = kith__conflict_decode(id, v.mv_data, v.mv_size, out);
         if (rc < 0)
             return kith__fail(it->t->r, rc, "conflict record %llu is damaged",
                               (unsigned long long)id);
@@ -502,7 +496,7 @@ kith_conflict_get(kith_txn *t, uint64_t id, kith_conflict *out)
     rc = conflict_raw(t, id, key, &v);
     if (rc < 0)
         return rc;
-    rc = conflict_decode(id, v.mv_data, v.mv_size, out);
+    rc = kith__conflict_decode(id, v.mv_data, v.mv_size, out);
     if (rc < 0)
         return kith__fail(t->r, rc, "conflict record %llu is damaged", (unsigned long long)id);
     return 0;
@@ -571,7 +565,7 @@ kith_conflict_resolve(kith_txn *t, uint64_t id, bool restore_loser)
     if (!copy)
         return KITH_ENOMEM;
     memcpy(copy, v.mv_data, v.mv_size);
-    rc = conflict_decode(id, copy, v.mv_size, &c);
+    rc = kith__conflict_decode(id, copy, v.mv_size, &c);
     if (rc < 0) {
         rc = kith__fail(t->r, rc, "conflict record %llu is damaged", (unsigned long long)id);
         goto out_copy;
