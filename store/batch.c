@@ -378,6 +378,8 @@ struct applying {
     int64_t now_ms;
     kith_apply_info info;
     uint64_t fork_origin; /* set when a fork was proven */
+    uint8_t log_tail[16];  /* the log's greatest key in this txn (zeros: none) */
+    bool log_tail_known;
     char why[200];
 };
 
@@ -463,12 +465,37 @@ log_put(struct applying *s, uint64_t origin, uint64_t first_seq, uint32_t nops,
 {
     uint8_t kb[16];
     MDB_val k = {16, kb}, v = {KITH__LOG_HDR_BYTES + len, NULL};
+    unsigned flags = MDB_RESERVE;
     uint8_t *p;
     int rc;
 
     kith__be64_put(kb, origin);
     kith__be64_put(kb + 8, first_seq);
-    rc = mdb_put(s->txn, s->r->log, &k, &v, MDB_RESERVE);
+    if (!s->log_tail_known) {
+        MDB_cursor *cur;
+        MDB_val tk, tv;
+        rc = mdb_cursor_open(s->txn, s->r->log, &cur);
+        if (rc != 0)
+            return kith__mdb_err(rc);
+        rc = mdb_cursor_get(cur, &tk, &tv, MDB_LAST);
+        mdb_cursor_close(cur);
+        if (rc != 0 && rc != MDB_NOTFOUND)
+            return kith__mdb_err(rc);
+        memset(s->log_tail, 0, sizeof s->log_tail);
+        if (rc == 0)
+            memcpy(s->log_tail, tk.mv_data, tk.mv_size < 16 ? tk.mv_size : 16);
+        s->log_tail_known = true;
+    }
+    /*
+     * A commit past the log's last key is appended: LMDB then fills the last page instead of
+     * splitting it in two, so a batch of one origin leaves full pages behind, not half-full
+     * ones (half the log's pages written, and half the heap its dirty pages take).
+     */
+    if (memcmp(kb, s->log_tail, 16) > 0) {
+        flags |= MDB_APPEND;
+        memcpy(s->log_tail, kb, 16);
+    }
+    rc = mdb_put(s->txn, s->r->log, &k, &v, flags);
     if (rc != 0)
         return rc == MDB_MAP_FULL ? rc : kith__mdb_err(rc);
     p = v.mv_data;
@@ -878,6 +905,7 @@ batch_attempt(struct applying *s, bool observe)
     if (rc < 0)
         goto out_applier;
     memset(&s->info, 0, sizeof s->info);
+    s->log_tail_known = false;
     s->events.ndocs = s->events.nconflicts = 0;
     s->now_ms = kith__now_ms();
     if ((rc = kith__meta_get_u64(r, s->txn, "order", &s->order)) < 0 ||

@@ -256,6 +256,16 @@ wc_sort(struct kith__wc_entry **v, struct kith__wc_entry **tmp, size_t n)
         memcpy(v, src, n * sizeof *v);
 }
 
+/* Whether an entry's key sorts after `tail` (LMDB's default order: bytes, a prefix first). */
+static bool
+wc_key_after(const struct kith__wc_entry *e, const uint8_t *tail, size_t tail_len)
+{
+    size_t n = e->klen < tail_len ? e->klen : tail_len;
+    int c = memcmp(e->key, tail, n);
+
+    return c > 0 || (c == 0 && e->klen > tail_len);
+}
+
 /* Write every dirty entry, in (database, key) order. */
 int
 kith__wcache_flush(struct kith__applier *a)
@@ -263,7 +273,8 @@ kith__wcache_flush(struct kith__applier *a)
     struct kith__wcache *c = a->wc;
     struct kith__wc_entry **dirty;
     MDB_cursor *idx = NULL;
-    size_t n = 0;
+    const uint8_t *tail = NULL;
+    size_t n = 0, tail_len = 0;
     int rc = 0;
 
     if (c == NULL || c->n == 0)
@@ -287,7 +298,23 @@ kith__wcache_flush(struct kith__applier *a)
                 break;
             cur = idx;
         }
-        if (e->exists) {
+        if (i == 0 || e->kind != dirty[i - 1]->kind) {
+            /* the database's last key: what sorts after it can be appended */
+            MDB_val tk, tv;
+            rc = mdb_cursor_get(cur, &tk, &tv, MDB_LAST);
+            if (rc != 0 && rc != MDB_NOTFOUND)
+                break;
+            tail = rc == 0 ? tk.mv_data : NULL;
+            tail_len = rc == 0 ? tk.mv_size : 0;
+            rc = 0;
+        }
+        if (e->exists && (tail == NULL || wc_key_after(e, tail, tail_len))) {
+            /* past the end, in key order: LMDB fills the last page rather than splitting
+             * it, so a new replica's state is written in full pages and without searches */
+            rc = mdb_cursor_put(cur, &k, &v, MDB_APPEND);
+            tail = e->key;
+            tail_len = e->klen;
+        } else if (e->exists) {
             rc = mdb_cursor_put(cur, &k, &v, 0);
         } else {
             rc = mdb_cursor_get(cur, &k, &v, MDB_SET);
