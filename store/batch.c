@@ -378,7 +378,7 @@ struct applying {
     int64_t now_ms;
     kith_apply_info info;
     uint64_t fork_origin; /* set when a fork was proven */
-    uint8_t log_tail[16];  /* the log's greatest key in this txn (zeros: none) */
+    uint8_t log_tail[16]; /* the log's greatest key in this txn (zeros: none) */
     bool log_tail_known;
     char why[200];
 };
