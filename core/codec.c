@@ -11,7 +11,8 @@
  *      ext, every count no larger than the bytes left, arrays at most 4 deep, at most
  *      COMMIT_MAX_OBJECTS objects, nothing after the commit. Only then may msgpack-c see the
  *      bytes (it reserves memory for array headers before their elements arrive).
- *   2. msgpack_unpack into a zone sized from the guard's object count (one allocation);
+ *   2. msgpack_unpack into the arena's zone (kith__arena_zone), sized from the guard's object
+ *      count and kept from one commit to the next, so a stream of commits allocates nothing;
  *      strings and bins stay views into the input.
  *   3. the objects become struct kith__op values (arrays of ops and observed dots in the
  *      caller's arena), each checked against the rules the encoder applies (op_check, shared
@@ -565,7 +566,7 @@ kith__commit_decode(const uint8_t *p, size_t len, uint64_t origin, uint64_t firs
 {
     struct decoder d = {.origin = origin, .why = why, .why_cap = why_cap};
     struct kith__commit c = {.origin = origin, .first_seq = first_seq};
-    msgpack_zone zone;
+    msgpack_zone *zone;
     msgpack_object root;
     size_t nobjects = 0, off = 0;
     int rc;
@@ -579,9 +580,9 @@ kith__commit_decode(const uint8_t *p, size_t len, uint64_t origin, uint64_t firs
     else
         rc = kith__mp_guard(p, len, COMMIT_MAX_DEPTH, COMMIT_MAX_OBJECTS, &nobjects);
     if (rc == 0) {
-        if (!msgpack_zone_init(&zone, nobjects * sizeof(msgpack_object) + 64))
+        if (!(zone = kith__arena_zone(arena, nobjects * sizeof(msgpack_object) + 64)))
             return KITH_ENOMEM;
-        switch (msgpack_unpack((const char *)p, len, &off, &zone, &root)) {
+        switch (msgpack_unpack((const char *)p, len, &off, zone, &root)) {
         case MSGPACK_UNPACK_SUCCESS:
             rc = off == len ? get_commit(&d, &root, first_seq, &c, arena) : KITH_EMALFORMED;
             break;
@@ -592,7 +593,6 @@ kith__commit_decode(const uint8_t *p, size_t len, uint64_t origin, uint64_t firs
             rc = KITH_EMALFORMED; /* the guard passed it, so this is not expected */
             break;
         }
-        msgpack_zone_destroy(&zone);
     }
     if (rc == 0)
         *out = c;

@@ -124,15 +124,22 @@ int kith__wbuf_reserve(struct kith__wbuf *b, size_t more); /* 0 or KITH_ENOMEM *
 int kith__wbuf_put(struct kith__wbuf *b, const void *p, size_t n);
 void kith__wbuf_free(struct kith__wbuf *b);
 
-/* A bump allocator for decoded views, reset between commits; no per-op malloc. */
+struct msgpack_zone; /* msgpack-c's (msgpack/zone.h); core.h does not include msgpack.h */
+
+/* A bump allocator for decoded views, reset between commits; no per-op malloc. Zeroed before
+ * first use, released with kith__arena_free. */
 struct kith__arena {
     uint8_t *data;
     size_t used, cap;
+    struct msgpack_zone *zone; /* the commit decoder's scratch zone, kept across resets */
 };
 
 void *kith__arena_alloc(struct kith__arena *a, size_t n); /* NULL on ENOMEM */
 void kith__arena_reset(struct kith__arena *a);
 void kith__arena_free(struct kith__arena *a);
+/* The arena's msgpack zone, emptied, with room for `size` bytes in its one chunk; it stays
+ * the arena's (reset keeps it, kith__arena_free frees it). NULL when out of memory. */
+struct msgpack_zone *kith__arena_zone(struct kith__arena *a, size_t size);
 
 /* ---- msgpack reading and writing shared by the codec and batches (core/util.c) ---------- */
 

@@ -663,6 +663,43 @@ Test(codec, guard_refuses_huge_headers_and_depth)
     cr_assert_eq(kith__mp_guard(buf.data, buf.len, 0, 100, &nobj), KITH_EMALFORMED);
 }
 
+/* The decoder's msgpack zone stays with the arena: a stream of small commits reuses it (no
+ * allocation per commit), a larger commit grows it, and both decode correctly after. */
+Test(codec, zone_kept_by_the_arena)
+{
+    struct kith__commit c = big_commit(), d;
+    cr_assert_eq(kith__commit_encode(&c, &buf), 0);
+    cr_assert_null(arena.zone);
+    cr_assert_eq(decode(buf.data, buf.len, &d), 0);
+    struct msgpack_zone *z = arena.zone;
+    cr_assert_not_null(z);
+    for (int i = 0; i < 100; i++) {
+        cr_assert_eq(decode(buf.data, buf.len, &d), 0);
+        cr_assert_eq(d.nops, c.nops);
+        cr_assert_eq(arena.zone, z, "the zone was replaced for a commit it had room for");
+    }
+    /* 600 ops: more than the first zone holds */
+    static struct kith__op many[600];
+    many[0] = op_doc(KITH_OP_DOC_ADD, CONTACTS, dot(ORIGIN, 10), NULL, 0);
+    for (uint32_t i = 1; i < 600; i++)
+        many[i] = op_set(CONTACTS, dot(ORIGIN, 10), C_NAME, vstr(KITH_TYPE_STRING, "Ann"),
+                         i > 1 ? dot(ORIGIN, 9 + i) : dot(0, 0));
+    struct kith__commit m = {.origin = ORIGIN, .first_seq = 10, .hlc = 1, .nops = 600, .ops = many};
+    buf2.len = 0;
+    cr_assert_eq(kith__commit_encode(&m, &buf2), 0);
+    cr_assert_eq(decode(buf2.data, buf2.len, &d), 0);
+    cr_assert_eq(d.nops, 600);
+    for (uint32_t i = 0; i < 600; i++)
+        assert_op_eq(&d.ops[i], &many[i], i);
+    cr_assert_geq(arena.zone->chunk_size, 600 * 9 * sizeof(msgpack_object));
+    z = arena.zone;
+    cr_assert_eq(decode(buf.data, buf.len, &d), 0);
+    cr_assert_eq(d.nops, c.nops);
+    cr_assert_eq(arena.zone, z);
+    kith__arena_free(&arena);
+    cr_assert_null(arena.zone);
+}
+
 Test(codec, limits)
 {
     /* more than KITH__MAX_OBSERVED observed dots */
