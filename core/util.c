@@ -163,25 +163,27 @@ kith__arena_zone(struct kith__arena *a, size_t size)
     return a->zone;
 }
 
-/* ---- msgpack ---------------------------------------------------------------------------- */
+/* ---- msgpack ----------------------------------------------------------------------------
+ * The guard reads every header of every commit a peer sends, so it is written for the common
+ * case: one-byte forms (fixints, fixstr, fixarray, nil, bools) are told apart by a compare or
+ * two on the type byte, inline in its loop; only the multi-byte forms go through the forms
+ * table (head_long), shared with kith__mp_head so that both apply the same rules.
+ */
 
-static uint64_t
-be_get(const uint8_t *p, unsigned n)
+/* The n = 1, 2, 4 or 8 big-endian bytes at p. */
+static inline uint64_t
+be_load(const uint8_t *p, unsigned n)
 {
-    uint64_t v = 0;
-    for (unsigned i = 0; i < n; i++)
-        v = (v << 8) | p[i];
-    return v;
-}
-
-/* Sign-extend the n-byte big-endian two's complement value at p. */
-static uint64_t
-be_get_signed(const uint8_t *p, unsigned n)
-{
-    uint64_t v = be_get(p, n);
-    if (n < 8 && (p[0] & 0x80))
-        v |= ~(uint64_t)0 << (8 * n);
-    return v;
+    switch (n) {
+    case 1:
+        return p[0];
+    case 2:
+        return (uint64_t)p[0] << 8 | p[1];
+    case 4:
+        return (uint64_t)p[0] << 24 | (uint64_t)p[1] << 16 | (uint64_t)p[2] << 8 | p[3];
+    default:
+        return kith__be64_get(p);
+    }
 }
 
 /*
@@ -203,112 +205,138 @@ static const struct {
     [0xdc - 0xc4] = {KITH__MP_ARRAY, 2, 16},        [0xdd - 0xc4] = {KITH__MP_ARRAY, 4, 1u << 16},
 };
 
+/* Read a header whose type byte p[0] is not a one-byte form (n >= 1 bytes available). */
+static inline int
+head_long(const uint8_t *p, size_t n, struct kith__mp_head *h)
+{
+    uint8_t b = p[0];
+    /* maps, floats, ext and 0xc1 are refused */
+    if (b < 0xc4 || b > 0xdd || forms[b - 0xc4].extra == 0)
+        return KITH_EMALFORMED;
+    unsigned extra = forms[b - 0xc4].extra; /* bytes of value after the type byte */
+    uint64_t min = forms[b - 0xc4].min;     /* the smallest value this form may carry */
+    if (n - 1 < extra)
+        return KITH_EMALFORMED;
+    uint64_t v = be_load(p + 1, extra);
+    h->type = (enum kith__mp_type)forms[b - 0xc4].type;
+    h->size = 1 + extra;
+    h->v = v;
+    if (h->type == KITH__MP_NINT) {
+        /* Signed forms carry negative values only, below the next shorter form's range:
+         * `min` is the magnitude that the form's smallest-in-magnitude value exceeds. */
+        if (!(p[1] & 0x80))
+            return KITH_EMALFORMED;
+        if (extra < 8)
+            v |= ~(uint64_t)0 << (8 * extra); /* sign-extend */
+        h->v = v;
+        return ~v < min ? KITH_EMALFORMED : 0; /* ~v == -(v + 1), the magnitude - 1 */
+    }
+    return v < min ? KITH_EMALFORMED : 0;
+}
+
 int
 kith__mp_head(const uint8_t *p, size_t n, struct kith__mp_head *h)
 {
     if (n == 0)
         return KITH_EMALFORMED;
     uint8_t b = p[0];
-    unsigned extra = 0; /* bytes of value after the type byte */
-    uint64_t min = 0;   /* the smallest value this form may carry (shortest form) */
+    h->size = 1;
     if (b <= 0x7f) {
         h->type = KITH__MP_UINT;
         h->v = b;
-        h->size = 1;
-        return 0;
-    }
-    if (b >= 0xe0) {
+    } else if (b >= 0xe0) {
         h->type = KITH__MP_NINT;
         h->v = (uint64_t)(int64_t)(int8_t)b;
-        h->size = 1;
-        return 0;
-    }
-    if (b >= 0x90 && b <= 0x9f) {
+    } else if (b >= 0x90 && b <= 0x9f) {
         h->type = KITH__MP_ARRAY;
         h->v = b & 0x0fu;
-        h->size = 1;
-        return 0;
-    }
-    if (b >= 0xa0 && b <= 0xbf) {
+    } else if (b >= 0xa0 && b <= 0xbf) {
         h->type = KITH__MP_STR;
         h->v = b & 0x1fu;
-        h->size = 1;
-        return 0;
-    }
-    if (b == 0xc0) {
+    } else if (b == 0xc0) {
         h->type = KITH__MP_NIL;
         h->v = 0;
-        h->size = 1;
-        return 0;
-    }
-    if (b == 0xc2 || b == 0xc3) {
+    } else if (b == 0xc2 || b == 0xc3) {
         h->type = KITH__MP_BOOL;
         h->v = b == 0xc3;
-        h->size = 1;
-        return 0;
+    } else {
+        return head_long(p, n, h);
     }
-    if (b < 0xc4 || b > 0xdd || forms[b - 0xc4].extra == 0)
-        return KITH_EMALFORMED; /* maps, floats, ext, 0xc1 */
-    h->type = (enum kith__mp_type)forms[b - 0xc4].type;
-    extra = forms[b - 0xc4].extra;
-    min = forms[b - 0xc4].min;
-    if (n - 1 < extra)
-        return KITH_EMALFORMED;
-    h->size = 1 + extra;
-    if (h->type == KITH__MP_NINT) {
-        /* Signed forms carry negative values only, below the next shorter form's range:
-         * `min` is the magnitude that the form's smallest-in-magnitude value exceeds. */
-        uint64_t v = be_get_signed(p + 1, extra);
-        int64_t s = (int64_t)v;
-        if (s >= 0 || (uint64_t)(-(s + 1)) < min)
-            return KITH_EMALFORMED;
-        h->v = v;
-        return 0;
-    }
-    h->v = be_get(p + 1, extra);
-    if (h->v < min)
-        return KITH_EMALFORMED;
     return 0;
 }
 
+/*
+ * One pass, no recursion. `left` counts the objects still to read (the elements announced by
+ * the arrays open so far, less those read); an array opened with `left` at L is complete when
+ * `left` is back at L, kept in close[] per open array. Depth only matters when an array header
+ * arrives, so closed arrays are dropped from close[] then: by that time `left` is below their
+ * mark (no array opened since they closed, so `left` has only gone down). The object count is
+ * 1 + the sum of all array counts, so it is added up at array headers only.
+ */
 int
 kith__mp_guard(const uint8_t *p, size_t len, unsigned max_depth, size_t max_objects,
                size_t *nobjects)
 {
-    /* pending[d]: elements still to read in the array open at depth d + 1. */
-    uint64_t pending[16];
+    size_t close[16];
     unsigned depth = 0;
-    size_t off = 0, count = 0;
-    if (max_depth > sizeof pending / sizeof pending[0])
+    size_t off = 0, left = 1, count = 1;
+    if (max_depth > sizeof close / sizeof close[0])
         return KITH_EINVAL;
-    do {
-        struct kith__mp_head h;
-        int rc = kith__mp_head(p + off, len - off, &h);
-        if (rc < 0)
-            return rc;
-        off += h.size;
-        if (++count > max_objects)
-            return KITH_ETOOBIG;
-        if (depth > 0)
-            pending[depth - 1]--;
-        if (h.type == KITH__MP_STR || h.type == KITH__MP_BIN) {
+    if (max_objects == 0)
+        return KITH_ETOOBIG;
+    while (left > 0) {
+        size_t n; /* bytes of a str or bin, or elements of an array */
+        if (off >= len)
+            return KITH_EMALFORMED;
+        uint8_t b = p[off];
+        left--;
+        if (b <= 0x7f || b >= 0xe0) {
+            off++; /* fixint, negative fixint */
+            continue;
+        }
+        if ((b & 0xe0) == 0xa0) {
+            n = b & 0x1fu; /* fixstr */
+            off++;
+        } else if ((b & 0xf0) == 0x90) {
+            n = b & 0x0fu; /* fixarray */
+            off++;
+            goto array;
+        } else if (b == 0xc0 || b == 0xc2 || b == 0xc3) {
+            off++; /* nil, false, true */
+            continue;
+        } else {
+            struct kith__mp_head h;
+            int rc = head_long(p + off, len - off, &h);
+            if (rc < 0)
+                return rc;
+            off += h.size;
+            if (h.type != KITH__MP_STR && h.type != KITH__MP_BIN && h.type != KITH__MP_ARRAY)
+                continue;
             if (h.v > len - off)
                 return KITH_EMALFORMED;
-            off += (size_t)h.v;
-        } else if (h.type == KITH__MP_ARRAY) {
-            if (h.v > len - off) /* every element takes at least one byte */
-                return KITH_EMALFORMED;
-            if (h.v > 0) {
-                if (depth >= max_depth)
-                    return KITH_EMALFORMED;
-                pending[depth++] = h.v;
-            } else if (depth >= max_depth) {
-                return KITH_EMALFORMED;
-            }
+            n = (size_t)h.v;
+            if (h.type == KITH__MP_ARRAY)
+                goto array;
         }
-        while (depth > 0 && pending[depth - 1] == 0)
+        if (n > len - off)
+            return KITH_EMALFORMED;
+        off += n;
+        continue;
+    array:
+        if (n > len - off) /* every element takes at least one byte */
+            return KITH_EMALFORMED;
+        while (depth > 0 && left < close[depth - 1])
             depth--;
-    } while (depth > 0);
+        if (depth >= max_depth)
+            return KITH_EMALFORMED;
+        count += n;
+        if (count > max_objects)
+            return KITH_ETOOBIG;
+        if (n > 0) {
+            close[depth++] = left;
+            left += n;
+        }
+    }
     if (off != len)
         return KITH_EMALFORMED; /* trailing bytes */
     *nobjects = count;

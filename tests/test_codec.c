@@ -663,6 +663,105 @@ Test(codec, guard_refuses_huge_headers_and_depth)
     cr_assert_eq(kith__mp_guard(buf.data, buf.len, 0, 100, &nobj), KITH_EMALFORMED);
 }
 
+/* A random msgpack tree of the kinds kith writes (every width of ints, strs, bins, nil,
+ * bools, arrays up to 20 long, so fixarray and array 16 both occur), at most 7 deep. */
+static void
+w_tree(struct test_rng *r, unsigned depth)
+{
+    static const uint64_t widths[] = {5, 200, 60000, 70000, 5000000000ull};
+    static const int64_t negs[] = {-3, -100, -1000, -100000, -5000000000ll};
+    static const char blob[40] = "0123456789012345678901234567890123456789";
+    switch (depth >= 7 ? test_rng_below(r, 5) : test_rng_below(r, 7)) {
+    case 0:
+        w_u(widths[test_rng_below(r, 5)]);
+        break;
+    case 1:
+        msgpack_pack_int64(&pk, negs[test_rng_below(r, 5)]);
+        break;
+    case 2: {
+        size_t n = (size_t)test_rng_below(r, sizeof blob);
+        msgpack_pack_str(&pk, n), msgpack_pack_str_body(&pk, blob, n);
+        break;
+    }
+    case 3: {
+        size_t n = (size_t)test_rng_below(r, sizeof blob);
+        msgpack_pack_bin(&pk, n), msgpack_pack_bin_body(&pk, blob, n);
+        break;
+    }
+    case 4:
+        test_rng_chance(r, 1, 2) ? msgpack_pack_nil(&pk) : msgpack_pack_true(&pk);
+        break;
+    default: {
+        size_t n = (size_t)test_rng_below(r, depth < 2 ? 21 : 5);
+        w_arr(n);
+        for (size_t i = 0; i < n; i++)
+            w_tree(r, depth + 1);
+        break;
+    }
+    }
+}
+
+/* The guard's answer worked out the slow way: a recursive walk with kith__mp_head. Returns
+ * false if the bytes are not one complete object; else the object count and array depth. */
+static bool
+walk(const uint8_t *p, size_t len, size_t *off, unsigned depth, size_t *count, unsigned *maxd)
+{
+    struct kith__mp_head h;
+    if (*off > len || kith__mp_head(p + *off, len - *off, &h) != 0)
+        return false;
+    *off += h.size;
+    (*count)++;
+    if (h.type == KITH__MP_STR || h.type == KITH__MP_BIN) {
+        if (h.v > len - *off)
+            return false;
+        *off += (size_t)h.v;
+    } else if (h.type == KITH__MP_ARRAY) {
+        if (depth + 1 > *maxd)
+            *maxd = depth + 1;
+        for (uint64_t i = 0; i < h.v; i++)
+            if (!walk(p, len, off, depth + 1, count, maxd))
+                return false;
+    }
+    return true;
+}
+
+/* ENC-9: the guard's one-pass walk (depth tracked at array headers only, objects counted from
+ * array counts) agrees with a recursive walk on generated trees: accepted exactly when deep
+ * and small enough, with the same object count; every prefix and a trailing byte refused. */
+Test(codec, guard_agrees_with_a_recursive_walk)
+{
+    uint64_t seed = kith_test_seed(20261125);
+    unsigned cases = kith_test_cases(400);
+    for (unsigned k = 0; k < cases; k++) {
+        struct test_rng r;
+        test_rng_init(&r, seed, k);
+        w_begin();
+        w_tree(&r, 0);
+        size_t off = 0, count = 0, nobj = 0;
+        unsigned maxd = 0;
+        cr_assert(walk(buf.data, buf.len, &off, 0, &count, &maxd) && off == buf.len);
+        unsigned max_depth = (unsigned)test_rng_below(&r, 9);
+        size_t max_objects = count - 2 + (size_t)test_rng_below(&r, 4);
+        int rc = kith__mp_guard(buf.data, buf.len, max_depth, max_objects, &nobj);
+        bool deep = maxd > max_depth, big = count > max_objects, ok;
+        if (!deep && !big)
+            ok = rc == 0 && nobj == count;
+        else if (deep != big)
+            ok = rc == (deep ? KITH_EMALFORMED : KITH_ETOOBIG);
+        else
+            ok = rc == KITH_EMALFORMED || rc == KITH_ETOOBIG;
+        cr_assert(ok, "KITH_SEED=%llu case %u: depth %u/%u, objects %zu/%zu, rc %d, nobj %zu",
+                  (unsigned long long)seed, k, maxd, max_depth, count, max_objects, rc, nobj);
+        for (size_t n = 0; n < buf.len; n++) {
+            rc = kith__mp_guard(buf.data, n, 8, count + 1, &nobj);
+            cr_assert_eq(rc, KITH_EMALFORMED, "KITH_SEED=%llu case %u: prefix %zu gave %d",
+                         (unsigned long long)seed, k, n, rc);
+        }
+        kith__wbuf_put(&buf, "", 1);
+        cr_assert_eq(kith__mp_guard(buf.data, buf.len, 8, count + 1, &nobj), KITH_EMALFORMED);
+    }
+}
+
 /* The decoder's msgpack zone stays with the arena: a stream of small commits reuses it (no
  * allocation per commit), a larger commit grows it, and both decode correctly after. */
 Test(codec, zone_kept_by_the_arena)
