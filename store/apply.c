@@ -277,13 +277,13 @@ kith__apply_finish(struct kith__applier *a)
         if (!a->origins[i].dirty)
             continue;
         rc = kith__origin_put(a->r, a->txn, a->origins[i].origin, &a->origins[i].st);
-        if (rc < 0)
+        if (rc != 0) /* MDB_MAP_FULL too */
             return rc;
         a->origins[i].dirty = false;
     }
     if (a->conflict_dirty) {
         rc = kith__meta_put_u64(a->r, a->txn, "conflict", a->conflict_id);
-        if (rc < 0)
+        if (rc != 0)
             return rc;
         a->conflict_dirty = false;
     }
@@ -385,16 +385,17 @@ put_flipped(uint8_t *p, int64_t v)
     kith__be64_put(p, (uint64_t)v ^ (1ull << 63));
 }
 
-/* Add or remove one index entry: through the cache when `a` has one. */
+/* Add or remove one index entry: through the cache when `a` has one (`born`: see
+ * index_update). */
 static int
 index_put(struct kith__applier *a, kith_replica *r, MDB_txn *txn, const uint8_t *key, size_t n,
-          bool add)
+          bool add, bool born)
 {
     MDB_val k = {n, (void *)key}, v = {0, NULL};
     int rc;
 
     if (a != NULL && a->wc != NULL)
-        return kith__wcache_index(a, key, n, add);
+        return kith__wcache_index(a, key, n, add, born);
     rc = add ? mdb_put(txn, r->index, &k, &v, 0) : mdb_del(txn, r->index, &k, NULL);
     if (rc == MDB_NOTFOUND && !add)
         rc = 0;
@@ -454,9 +455,14 @@ interaction_key(uint8_t *kb, const kith_value *contact, const kith_value *at, ki
     return 41;
 }
 
+/*
+ * Move the index entries of a document whose `field` changed from old_v to new_v. `born`: the
+ * register was not in the database when this applier's cache first read it; every index key
+ * naming the document needs that register, so none can be in the database either.
+ */
 static int
 index_update(struct kith__applier *a, kith_replica *r, MDB_txn *txn, int coll, kith_dot doc,
-             int field, const kith_value *old_v, const kith_value *new_v)
+             int field, const kith_value *old_v, const kith_value *new_v, bool born)
 {
     uint8_t kb[NAME_INDEX_MAX + 32];
     int rc = 0;
@@ -477,8 +483,8 @@ index_update(struct kith__applier *a, kith_replica *r, MDB_txn *txn, int coll, k
                 memcpy(kb + 1, v->u.s.ptr, n);
             kb[1 + n] = 0;
             kith__dot_put(kb + 2 + n, doc);
-            rc = index_put(a, r, txn, kb, 18 + n, pass == 1);
-            if (rc < 0)
+            rc = index_put(a, r, txn, kb, 18 + n, pass == 1, born);
+            if (rc != 0)
                 return rc;
         }
     } else if (coll == IF.reminders && field == IF.reminders_due) {
@@ -489,8 +495,8 @@ index_update(struct kith__applier *a, kith_replica *r, MDB_txn *txn, int coll, k
             kb[0] = KITH__IDX_REMINDERS_DUE;
             put_flipped(kb + 1, v->u.i);
             kith__dot_put(kb + 9, doc);
-            rc = index_put(a, r, txn, kb, 25, pass == 1);
-            if (rc < 0)
+            rc = index_put(a, r, txn, kb, 25, pass == 1, born);
+            if (rc != 0)
                 return rc;
         }
     } else if (coll == IF.interactions &&
@@ -509,8 +515,8 @@ index_update(struct kith__applier *a, kith_replica *r, MDB_txn *txn, int coll, k
                                                  : interaction_key(kb, &ov, v, doc);
             if (n == 0)
                 continue;
-            rc = index_put(a, r, txn, kb, n, pass == 1);
-            if (rc < 0)
+            rc = index_put(a, r, txn, kb, n, pass == 1, born);
+            if (rc != 0)
                 return rc;
         }
     }
@@ -521,7 +527,7 @@ int
 kith__index_update(kith_replica *r, MDB_txn *txn, int coll, kith_dot doc, int field,
                    const kith_value *old_v, const kith_value *new_v)
 {
-    return index_update(NULL, r, txn, coll, doc, field, old_v, new_v);
+    return index_update(NULL, r, txn, coll, doc, field, old_v, new_v, false);
 }
 
 /* ---- registers ------------------------------------------------------------------------- */
@@ -570,7 +576,7 @@ reg_apply(struct kith__applier *a, uint64_t hlc, kith_dot dot, const struct kith
                                         old_hlc, old_dot, &old_v)
                       : conflict_record(a, op->coll, op->doc, op->field, old_hlc, old_dot, &old_v,
                                         hlc, dot, &op->value);
-            if (rc < 0)
+            if (rc != 0)
                 return rc;
         }
         if (!wins)
@@ -586,7 +592,7 @@ reg_apply(struct kith__applier *a, uint64_t hlc, kith_dot dot, const struct kith
     if (found && regval_equal(&old_v, &op->value))
         return 0;
     return index_update(a, a->r, a->txn, op->coll, op->doc, op->field, found ? &old_v : NULL,
-                        &op->value);
+                        &op->value, kith__wcache_born(ent));
 }
 
 /* ---- dot sets: elements and membership ---------------------------------------------------- */
@@ -662,7 +668,7 @@ kith__apply_flush(struct kith__applier *a)
     kith__dot_put(kb + 1, a->touch_doc);
     rc = dots_update(a, KITH__WC_DOCS, a->docs_c, kb, sizeof kb, NULL, 0, &a->touch_dot, &before,
                      &after);
-    if (rc < 0 || before > 0)
+    if (rc != 0 || before > 0)
         return rc;
     /* the document was not live: an edit for a document deleted here brings it back */
     rc = doc_created_here(a, a->touch_doc, a->touch_dot, &created);
@@ -684,7 +690,7 @@ touch(struct kith__applier *a, uint64_t hlc, kith_dot dot, const struct kith__op
         return 0;
     }
     rc = kith__apply_flush(a);
-    if (rc < 0)
+    if (rc != 0)
         return rc;
     a->touch_pending = true;
     a->touch_coll = op->coll;
@@ -718,7 +724,7 @@ doc_apply(struct kith__applier *a, uint64_t hlc, kith_dot dot, const struct kith
     size_t before, after;
     int rc = kith__apply_flush(a);
 
-    if (rc < 0)
+    if (rc != 0)
         return rc;
     kb[0] = op->coll;
     kith__dot_put(kb + 1, op->doc);
@@ -727,7 +733,7 @@ doc_apply(struct kith__applier *a, uint64_t hlc, kith_dot dot, const struct kith
                            &dot, &before, &after);
     rc = dots_update(a, KITH__WC_DOCS, a->docs_c, kb, sizeof kb, op->observed, op->nobserved, NULL,
                      &before, &after);
-    if (rc < 0 || after == 0)
+    if (rc != 0 || after == 0)
         return rc;
     /* a dot the delete had not seen keeps the document: the delete was overruled */
     kith_dot survivor = kith__dot_get(a->scratch + (after - 1) * KITH__DOT_BYTES);
@@ -758,7 +764,7 @@ kith__apply_op(struct kith__applier *a, uint64_t hlc, kith_dot dot, const struct
     default:
         return kith__fail(a->r, KITH_EMALFORMED, "op kind %u", op->kind);
     }
-    if (rc < 0 || a->ev == NULL)
+    if (rc != 0 || a->ev == NULL)
         return rc;
     return kith__event_doc(a->ev, op->coll, op->doc);
 }
@@ -769,10 +775,11 @@ kith__apply_commit(struct kith__applier *a, const struct kith__commit *c)
     for (uint32_t i = 0; i < c->nops; i++) {
         kith_dot dot = {c->origin, c->first_seq + i};
         int rc = kith__apply_op(a, c->hlc, dot, &c->ops[i]);
-        if (rc < 0)
+        if (rc != 0) /* MDB_MAP_FULL too */
             return rc;
     }
-    return kith__apply_flush(a);
+    int rc = kith__apply_flush(a);
+    return rc != 0 ? rc : kith__wcache_spill(a);
 }
 
 int

@@ -265,10 +265,15 @@ int kith__rec_get(struct kith__applier *a, uint8_t kind, MDB_cursor *c, const ui
 int kith__rec_put(struct kith__applier *a, MDB_cursor *c, const uint8_t *key, size_t klen,
                   const void *val, size_t vlen, bool found, struct kith__wc_entry *ent);
 int kith__rec_del(struct kith__applier *a, MDB_cursor *c, struct kith__wc_entry *ent);
-/* Cached index entry: present or not at the end. */
-int kith__wcache_index(struct kith__applier *a, const uint8_t *key, size_t n, bool add);
+/* Cached index entry: present or not at the end; `born`: it cannot be in the database. */
+int kith__wcache_index(struct kith__applier *a, const uint8_t *key, size_t n, bool add, bool born);
+/* Whether a cached record was absent from the database when the cache first read it. */
+bool kith__wcache_born(const struct kith__wc_entry *e);
 /* Write every dirty entry in (database, key) order; free the cache. */
 int kith__wcache_flush(struct kith__applier *a);
+/* Between commits: flush and empty the cache when it has outgrown its budget. */
+int kith__wcache_spill(struct kith__applier *a);
+extern size_t kith__wcache_budget; /* bytes; 12 MiB (tests lower it to make spills happen) */
 void kith__wcache_free(struct kith__wcache *c);
 
 /* Register value <-> regs byte form. encode writes into `out` (room for 1 + payload). */

@@ -16,13 +16,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* 48 bytes; a key longer than 24 bytes follows it whole (shorter ones are p0..p2) */
 struct kith__wc_entry {
     uint64_t p0, p1, p2; /* the key's first 24 bytes, big-endian, zero-padded: fast order */
-    uint8_t *key, *val;
+    uint8_t *val;
     uint32_t klen, vlen, vcap;
     uint8_t kind;
     bool exists, dirty;
+    bool born; /* not in the database when first met in this cache */
 };
+
+#define WC_SPARE_CLASSES 40 /* entry sizes up to 640 bytes: 48 + the longest key (511) */
 
 struct wc_slot {
     uint64_t h;               /* wc_hash of the entry's key */
@@ -32,8 +36,40 @@ struct wc_slot {
 struct kith__wcache {
     struct wc_slot *slots; /* open addressing; cap a power of two, at most half full */
     size_t cap, n;
+    size_t bytes; /* taken from mem: entries, long keys, values */
     struct kith__mem mem;
+    struct kith__wc_entry *spare[WC_SPARE_CLASSES]; /* dropped entries by size / 16, reused */
 };
+
+/*
+ * What the cache may hold (bytes) before kith__wcache_spill writes it out between two commits:
+ * entries and values, plus the slot table. It keeps a large batch's heap bounded whatever the
+ * batch does (an index key per name ever written, say), and is well above what a batch of
+ * KITH__WIRE_BATCH_OPS ops over 10,000 documents needs, so sync batches flush once.
+ */
+size_t kith__wcache_budget = 12u << 20;
+
+static void *
+wc_alloc(struct kith__wcache *c, size_t n)
+{
+    void *p = kith__mem_alloc(&c->mem, n);
+
+    if (p != NULL)
+        c->bytes += (n + 15) & ~(size_t)15;
+    return p;
+}
+
+/* The key of an entry: in place when long, else rebuilt from p0..p2 into buf. */
+static const uint8_t *
+wc_key(const struct kith__wc_entry *e, uint8_t buf[24])
+{
+    if (e->klen > 24)
+        return (const uint8_t *)(e + 1);
+    kith__be64_put(buf, e->p0);
+    kith__be64_put(buf + 8, e->p1);
+    kith__be64_put(buf + 16, e->p2);
+    return buf;
+}
 
 /* 8 bytes as a big-endian integer: one load and a byte swap where the compiler offers it
  * (kith__be64_get's byte loop was over a third of wc_find). */
@@ -114,9 +150,17 @@ wc_grow(struct kith__wcache *c)
     return 0;
 }
 
-/* The entry of (kind, key), added (not loaded) when missing: *added tells. NULL on ENOMEM. */
+static size_t
+wc_entry_size(size_t klen)
+{
+    return (sizeof(struct kith__wc_entry) + (klen > 24 ? klen : 0) + 15) & ~(size_t)15;
+}
+
+/* The entry of (kind, key), added (not loaded) when missing: *added tells, *slot says where.
+ * NULL on ENOMEM. */
 static struct kith__wc_entry *
-wc_find(struct kith__wcache *c, uint8_t kind, const uint8_t *key, size_t klen, bool *added)
+wc_find_at(struct kith__wcache *c, uint8_t kind, const uint8_t *key, size_t klen, bool *added,
+           size_t *slot)
 {
     uint64_t p[3], h;
     size_t j;
@@ -132,27 +176,72 @@ wc_find(struct kith__wcache *c, uint8_t kind, const uint8_t *key, size_t klen, b
             break;
         if (c->slots[j].h == h && e->p0 == p[0] && e->p1 == p[1] && e->p2 == p[2] &&
             e->kind == kind && e->klen == klen &&
-            (klen <= 24 || memcmp(e->key + 24, key + 24, klen - 24) == 0))
+            (klen <= 24 || memcmp((const uint8_t *)(e + 1) + 24, key + 24, klen - 24) == 0)) {
+            *slot = j;
             return e;
+        }
     }
-    struct kith__wc_entry *e = kith__mem_alloc(&c->mem, sizeof *e + klen); /* key after it */
+    size_t size = wc_entry_size(klen);
+    struct kith__wc_entry *e = c->spare[size / 16];
+    if (e != NULL)
+        c->spare[size / 16] = (struct kith__wc_entry *)(void *)e->val;
+    else
+        e = wc_alloc(c, size);
     if (e == NULL)
         return NULL;
     e->p0 = p[0];
     e->p1 = p[1];
     e->p2 = p[2];
-    e->key = (uint8_t *)(e + 1);
-    memcpy(e->key, key, klen);
+    if (klen > 24)
+        memcpy(e + 1, key, klen);
     e->klen = (uint32_t)klen;
     e->kind = kind;
     e->val = NULL;
     e->vlen = e->vcap = 0;
-    e->exists = e->dirty = false;
+    e->exists = e->dirty = e->born = false;
     c->slots[j].h = h;
     c->slots[j].e = e;
     c->n++;
     *added = true;
+    *slot = j;
     return e;
+}
+
+static struct kith__wc_entry *
+wc_find(struct kith__wcache *c, uint8_t kind, const uint8_t *key, size_t klen, bool *added)
+{
+    size_t slot;
+
+    return wc_find_at(c, kind, key, klen, added, &slot);
+}
+
+/*
+ * Forget the entry in slot j (one without a value): its memory goes to the spares of its size,
+ * and the entries after it in the probe run move back, so that every entry stays reachable
+ * from its home slot without tombstones.
+ */
+static void
+wc_drop(struct kith__wcache *c, size_t j)
+{
+    struct kith__wc_entry *e = c->slots[j].e;
+    size_t mask = c->cap - 1, size = wc_entry_size(e->klen);
+
+    e->val = (uint8_t *)(void *)c->spare[size / 16];
+    c->spare[size / 16] = e;
+    for (size_t i = j;;) {
+        j = (j + 1) & mask;
+        if (c->slots[j].e == NULL) {
+            c->slots[i].e = NULL;
+            break;
+        }
+        size_t home = c->slots[j].h & mask;
+        bool stays = i <= j ? (i < home && home <= j) : (i < home || home <= j);
+        if (stays)
+            continue;
+        c->slots[i] = c->slots[j];
+        i = j;
+    }
+    c->n--;
 }
 
 static int
@@ -160,7 +249,7 @@ wc_set(struct kith__wcache *c, struct kith__wc_entry *e, const void *val, size_t
 {
     if (len > e->vcap) {
         size_t cap = len < 32 ? 32 : len;
-        uint8_t *p = kith__mem_alloc(&c->mem, cap);
+        uint8_t *p = wc_alloc(c, cap);
         if (p == NULL)
             return KITH_ENOMEM;
         e->val = p;
@@ -208,7 +297,7 @@ wc_cmp(const struct kith__wc_entry *a, const struct kith__wc_entry *b)
         return a->p1 < b->p1 ? -1 : 1;
     if (a->p2 != b->p2)
         return a->p2 < b->p2 ? -1 : 1;
-    c = n > 24 ? memcmp(a->key + 24, b->key + 24, n - 24) : 0;
+    c = n > 24 ? memcmp((const uint8_t *)(a + 1) + 24, (const uint8_t *)(b + 1) + 24, n - 24) : 0;
     return c != 0 ? c : (a->klen > b->klen) - (a->klen < b->klen);
 }
 
@@ -258,12 +347,12 @@ wc_sort(struct kith__wc_entry **v, struct kith__wc_entry **tmp, size_t n)
 
 /* Whether an entry's key sorts after `tail` (LMDB's default order: bytes, a prefix first). */
 static bool
-wc_key_after(const struct kith__wc_entry *e, const uint8_t *tail, size_t tail_len)
+wc_key_after(const uint8_t *key, size_t klen, const uint8_t *tail, size_t tail_len)
 {
-    size_t n = e->klen < tail_len ? e->klen : tail_len;
-    int c = memcmp(e->key, tail, n);
+    size_t n = klen < tail_len ? klen : tail_len;
+    int c = memcmp(key, tail, n);
 
-    return c > 0 || (c == 0 && e->klen > tail_len);
+    return c > 0 || (c == 0 && klen > tail_len);
 }
 
 /* Write every dirty entry, in (database, key) order. */
@@ -273,7 +362,7 @@ kith__wcache_flush(struct kith__applier *a)
     struct kith__wcache *c = a->wc;
     struct kith__wc_entry **dirty;
     MDB_cursor *idx = NULL;
-    const uint8_t *tail = NULL;
+    uint8_t tail[512], kbuf[24]; /* LMDB's keys are at most 511 bytes */
     size_t n = 0, tail_len = 0;
     int rc = 0;
 
@@ -291,7 +380,7 @@ kith__wcache_flush(struct kith__applier *a)
         MDB_cursor *cur = e->kind == KITH__WC_REGS   ? a->regs_c
                           : e->kind == KITH__WC_DOCS ? a->docs_c
                                                      : idx;
-        MDB_val k = {e->klen, e->key}, v = {e->vlen, e->val};
+        MDB_val k = {e->klen, (void *)wc_key(e, kbuf)}, v = {e->vlen, e->val};
         if (cur == NULL) {
             rc = mdb_cursor_open(a->txn, a->r->index, &idx);
             if (rc != 0)
@@ -304,16 +393,16 @@ kith__wcache_flush(struct kith__applier *a)
             rc = mdb_cursor_get(cur, &tk, &tv, MDB_LAST);
             if (rc != 0 && rc != MDB_NOTFOUND)
                 break;
-            tail = rc == 0 ? tk.mv_data : NULL;
-            tail_len = rc == 0 ? tk.mv_size : 0;
+            tail_len = rc != 0 ? 0 : tk.mv_size < sizeof tail ? tk.mv_size : sizeof tail;
+            memcpy(tail, tk.mv_data, tail_len);
             rc = 0;
         }
-        if (e->exists && (tail == NULL || wc_key_after(e, tail, tail_len))) {
+        if (e->exists && wc_key_after(k.mv_data, k.mv_size, tail, tail_len)) {
             /* past the end, in key order: LMDB fills the last page rather than splitting
              * it, so a new replica's state is written in full pages and without searches */
             rc = mdb_cursor_put(cur, &k, &v, MDB_APPEND);
-            tail = e->key;
-            tail_len = e->klen;
+            memcpy(tail, k.mv_data, k.mv_size);
+            tail_len = k.mv_size;
         } else if (e->exists) {
             rc = mdb_cursor_put(cur, &k, &v, 0);
         } else {
@@ -329,6 +418,27 @@ kith__wcache_flush(struct kith__applier *a)
         mdb_cursor_close(idx);
     free(dirty);
     return rc == 0 ? 0 : rc == MDB_MAP_FULL ? rc : kith__mdb_err(rc);
+}
+
+/* Write the cache out and empty it once it holds more than kith__wcache_budget. Only between two
+ * commits: no entry may be held by a caller then. */
+int
+kith__wcache_spill(struct kith__applier *a)
+{
+    struct kith__wcache *c = a->wc;
+    int rc;
+
+    if (c == NULL || c->bytes + c->cap * sizeof *c->slots <= kith__wcache_budget)
+        return 0;
+    rc = kith__wcache_flush(a);
+    if (rc != 0)
+        return rc;
+    kith__mem_free(&c->mem);
+    memset(c->slots, 0, c->cap * sizeof *c->slots);
+    memset(c->spare, 0, sizeof c->spare);
+    c->n = 0;
+    c->bytes = 0;
+    return 0;
 }
 
 /*
@@ -359,6 +469,8 @@ kith__rec_get(struct kith__applier *a, uint8_t kind, MDB_cursor *c, const uint8_
                 if (rc < 0)
                     return rc;
                 e->dirty = false;
+            } else {
+                e->born = true;
             }
         }
         *ent = e;
@@ -405,16 +517,32 @@ kith__rec_del(struct kith__applier *a, MDB_cursor *c, struct kith__wc_entry *ent
     return kith__mdb_err(mdb_cursor_del(c, 0));
 }
 
-/* Record the final presence of an index entry (no load needed: a put or delete of the
- * final state is enough). */
+bool
+kith__wcache_born(const struct kith__wc_entry *e)
+{
+    return e != NULL && e->born;
+}
+
+/*
+ * Record the final presence of an index entry (no load needed: a put or delete of the final
+ * state is enough). `born`: the key cannot be in the database (it derives from a register the
+ * database did not hold), so an entry added and removed again in this cache is forgotten
+ * rather than kept as a delete. Without that, a batch that renames contacts over and over
+ * would hold an entry for every name it ever wrote.
+ */
 int
-kith__wcache_index(struct kith__applier *a, const uint8_t *key, size_t n, bool add)
+kith__wcache_index(struct kith__applier *a, const uint8_t *key, size_t n, bool add, bool born)
 {
     bool added;
-    struct kith__wc_entry *e = wc_find(a->wc, KITH__WC_INDEX, key, n, &added);
+    size_t slot;
+    struct kith__wc_entry *e = wc_find_at(a->wc, KITH__WC_INDEX, key, n, &added, &slot);
 
     if (e == NULL)
         return KITH_ENOMEM;
+    if (!add && born) {
+        wc_drop(a->wc, slot);
+        return 0;
+    }
     e->exists = add;
     e->dirty = true;
     return 0;

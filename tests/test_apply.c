@@ -291,6 +291,111 @@ Test(apply, indexes_follow_the_registers)
     kt_free(&b);
 }
 
+/*
+ * A history that renames contacts, moves reminders and re-files interactions many times,
+ * received as batches: once by a fresh replica (the index keys of new documents come and go
+ * inside one batch) and once in two halves (the second half changes documents already held),
+ * each with the apply's write cache at its normal size and at a size so small that it is
+ * written out between most commits. Every receiver must hold exactly the sender's indexes.
+ */
+static void
+churn_commit(kith_replica *r, const kith_docid *c, const kith_docid *rem, const kith_docid *ix,
+             int n, uint64_t *rng)
+{
+    kith_txn *t = kt_wbegin(r);
+    char name[32];
+
+    for (int k = 0; k < 6; k++) {
+        int i = (int)kt_below(rng, (uint64_t)n);
+        kith_value v;
+        switch (kt_below(rng, 4)) {
+        case 0:
+        case 1:
+            snprintf(name, sizeof name, "n%llu", (unsigned long long)kt_below(rng, 50));
+            v = kt_str(name);
+            cr_assert_eq(kith_field_set(t, "contacts", &c[i], "name", &v), 0);
+            break;
+        case 2:
+            v = (kith_value){.type = KITH_TYPE_TIME, .u.i = (int64_t)kt_below(rng, 40) * 1000};
+            cr_assert_eq(kith_field_set(t, "reminders", &rem[i], "due", &v), 0);
+            break;
+        default:
+            v = (kith_value){.type = KITH_TYPE_REF, .u.ref = c[kt_below(rng, (uint64_t)n)]};
+            cr_assert_eq(kith_field_set(t, "interactions", &ix[i], "contact", &v), 0);
+            v = (kith_value){.type = KITH_TYPE_TIME, .u.i = (int64_t)kt_below(rng, 40) * 1000};
+            cr_assert_eq(kith_field_set(t, "interactions", &ix[i], "at", &v), 0);
+            break;
+        }
+    }
+    kt_commit(t);
+}
+
+static void
+assert_same_indexes(kith_replica *want, kith_replica *got, const char *what)
+{
+    kith_verify_report rep;
+    char *a = kt_export(want), *b = kt_export(got);
+
+    cr_assert_eq(raw_index_entries(got), raw_index_entries(want), "%s: index entries", what);
+    cr_assert_eq(kith_verify(got, &rep), 0);
+    cr_assert_eq(rep.problems, 0, "%s: %s", what, rep.first_problem);
+    cr_assert_str_eq(a, b, "%s: exports differ", what);
+    free(a);
+    free(b);
+}
+
+Test(apply, index_churn_in_large_batches, .timeout = 240)
+{
+    enum { N = 40 };
+    uint64_t seed = kt_seed(), rng = seed;
+    int ncommits = kt_cases(2000) / 4 + 50;
+    struct kt_replica a = kt_new();
+    kith_docid c[N], rem[N], ix[N];
+    kith_txn *t = kt_wbegin(a.r);
+    size_t budget = kith__wcache_budget;
+
+    fprintf(stderr, "apply.index_churn: KITH_SEED=%llu\n", (unsigned long long)seed);
+    for (int i = 0; i < N; i++) {
+        kith_value nm = kt_str("start"), due = {.type = KITH_TYPE_TIME, .u.i = 1},
+                   txt = kt_str("call back"), kind = kt_str("call");
+        kind.type = KITH_TYPE_ENUM;
+        cr_assert_eq(kith_doc_create(t, "contacts", &c[i]), 0);
+        cr_assert_eq(kith_field_set(t, "contacts", &c[i], "name", &nm), 0);
+        cr_assert_eq(kith_doc_create(t, "reminders", &rem[i]), 0);
+        cr_assert_eq(kith_field_set(t, "reminders", &rem[i], "due", &due), 0);
+        cr_assert_eq(kith_field_set(t, "reminders", &rem[i], "text", &txt), 0);
+        kith_value ref = {.type = KITH_TYPE_REF, .u.ref = c[i]};
+        cr_assert_eq(kith_doc_create(t, "interactions", &ix[i]), 0);
+        cr_assert_eq(kith_field_set(t, "interactions", &ix[i], "contact", &ref), 0);
+        cr_assert_eq(kith_field_set(t, "interactions", &ix[i], "kind", &kind), 0);
+        cr_assert_eq(kith_field_set(t, "interactions", &ix[i], "at", &due), 0);
+    }
+    kt_commit(t);
+    for (int round = 0; round < 4; round++) {
+        bool tiny = round & 1, halves = round & 2;
+        struct kt_replica b = kt_new();
+        char what[64];
+        snprintf(what, sizeof what, "round %d (%s cache, %s)", round, tiny ? "tiny" : "normal",
+                 halves ? "two batches" : "one batch");
+        kt_trust_pair(&a, &b);
+        if (round == 0) {
+            for (int k = 0; k < ncommits; k++) /* the first half of the history */
+                churn_commit(a.r, c, rem, ix, N, &rng);
+        }
+        kith__wcache_budget = tiny ? 20000 : budget;
+        if (halves) {
+            kt_sync(&a, &b);
+            for (int k = 0; k < ncommits; k++) /* changes to documents b now holds */
+                churn_commit(a.r, c, rem, ix, N, &rng);
+        }
+        kt_sync(&a, &b);
+        kith__wcache_budget = budget;
+        assert_same_indexes(a.r, b.r, what);
+        kt_free(&b);
+    }
+    kt_free(&a);
+}
+
 /* ---- clock skew ------------------------------------------------------------------------- */
 
 /* A commit from a replica whose clock runs 10 minutes ahead is logged but waits. */
