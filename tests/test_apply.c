@@ -347,6 +347,7 @@ assert_same_indexes(kith_replica *want, kith_replica *got, const char *what)
 Test(apply, index_churn_in_large_batches, .timeout = 240)
 {
     enum { N = 40 };
+
     uint64_t seed = kt_seed(), rng = seed;
     int ncommits = kt_cases(2000) / 4 + 50;
     struct kt_replica a = kt_new();
