@@ -15,8 +15,9 @@
  *      count and kept from one commit to the next, so a stream of commits allocates nothing;
  *      strings and bins stay views into the input.
  *   3. the objects become struct kith__op values (arrays of ops and observed dots in the
- *      caller's arena), each checked against the rules the encoder applies (op_check, shared
- *      by both) and against the schema (kith__schema_check / kith__schema_check_elem).
+ *      caller's arena), each checked against the rules the encoder applies (op_rules, shared
+ *      by both; the decoder hands it the collection and field it has looked up already) and
+ *      against the schema (kith__schema_check / kith__schema_check_elem).
  * Measured on a 100-op commit, msgpack_unpack alone decodes ~15 M ops/s, so step 2 is not the
  * bottleneck and a hand-written reader was not needed (figures in spec/encoding.md).
  */
@@ -74,37 +75,17 @@ dot_ok(kith_dot d, uint64_t origin, uint64_t seq)
 
 /*
  * The rules both the encoder and the decoder apply to one op of `origin` at `seq` (value
- * types are the decoder's part: it reads them by the schema). Returns 0, KITH_EMALFORMED or
- * KITH_ESCHEMA with a reason in `why`.
+ * types are the decoder's part: it reads them by the schema), given the op's kind is known,
+ * cd is its collection and fd its field (NULL for document ops, whose field is 0). Returns
+ * 0, KITH_EMALFORMED or KITH_ESCHEMA with a reason in `why`.
  */
 static int
-op_check(const struct kith__op *op, uint64_t origin, uint64_t seq, char *why, size_t cap)
+op_rules(const struct kith__op *op, const kith_collection_def *cd, const kith_field_def *fd,
+         uint64_t origin, uint64_t seq, char *why, size_t cap)
 {
-    const kith_collection_def *cd = kith__schema_coll_def(op->coll);
-    const kith_field_def *fd = NULL;
-    if (op->kind < KITH_OP_FIELD_SET || op->kind > KITH_OP_SET_REMOVE) {
-        say(why, cap, "unknown op kind");
-        return KITH_EMALFORMED;
-    }
-    if (!cd) {
-        say(why, cap, "no such collection");
+    if (fd && (op->kind == KITH_OP_FIELD_SET) == (fd->type == KITH_TYPE_SET)) {
+        say(why, cap, "%s.%s: op does not fit the field's type", cd->name, fd->name);
         return KITH_ESCHEMA;
-    }
-    if (op->kind == KITH_OP_DOC_ADD || op->kind == KITH_OP_DOC_REMOVE) {
-        if (op->field != 0) {
-            say(why, cap, "%s: document op names a field", cd->name);
-            return KITH_EMALFORMED;
-        }
-    } else {
-        fd = kith__schema_field_def(op->coll, op->field);
-        if (!fd || op->field == 0) {
-            say(why, cap, "%s: no such field", cd->name);
-            return KITH_ESCHEMA;
-        }
-        if ((op->kind == KITH_OP_FIELD_SET) == (fd->type == KITH_TYPE_SET)) {
-            say(why, cap, "%s.%s: op does not fit the field's type", cd->name, fd->name);
-            return KITH_ESCHEMA;
-        }
     }
     bool create = op->kind == KITH_OP_DOC_ADD && op->doc.origin == origin && op->doc.seq == seq;
     if (!create && !dot_ok(op->doc, origin, seq)) {
@@ -147,6 +128,35 @@ op_check(const struct kith__op *op, uint64_t origin, uint64_t seq, char *why, si
         }
     }
     return 0;
+}
+
+/* op_rules for an op as the encoder is given it: kind, collection and field looked up here. */
+static int
+op_check(const struct kith__op *op, uint64_t origin, uint64_t seq, char *why, size_t cap)
+{
+    const kith_collection_def *cd = kith__schema_coll_def(op->coll);
+    const kith_field_def *fd = NULL;
+    if (op->kind < KITH_OP_FIELD_SET || op->kind > KITH_OP_SET_REMOVE) {
+        say(why, cap, "unknown op kind");
+        return KITH_EMALFORMED;
+    }
+    if (!cd) {
+        say(why, cap, "no such collection");
+        return KITH_ESCHEMA;
+    }
+    if (op->kind == KITH_OP_DOC_ADD || op->kind == KITH_OP_DOC_REMOVE) {
+        if (op->field != 0) {
+            say(why, cap, "%s: document op names a field", cd->name);
+            return KITH_EMALFORMED;
+        }
+    } else {
+        fd = kith__schema_field_def(op->coll, op->field);
+        if (!fd || op->field == 0) {
+            say(why, cap, "%s: no such field", cd->name);
+            return KITH_ESCHEMA;
+        }
+    }
+    return op_rules(op, cd, fd, origin, seq, why, cap);
 }
 
 /* ---- the origin table: other origins in order of first use ------------------------------ */
@@ -351,7 +361,7 @@ get_uint(const msgpack_object *o, uint64_t *v)
 }
 
 /* Read a dot (oi, seq) from two objects, enforcing the origin table's order of first use. */
-static int
+static inline int
 get_dot(struct decoder *d, const msgpack_object *o, kith_dot *out)
 {
     uint64_t oi, seq;
@@ -442,6 +452,7 @@ get_op(struct decoder *d, const msgpack_object *o, uint64_t seq, struct kith__op
        struct kith__arena *arena)
 {
     const msgpack_object *e;
+    const kith_field_def *fd = NULL;
     uint64_t kind, coll, field = 0;
     uint32_t n, nobs;
     int rc;
@@ -469,8 +480,7 @@ get_op(struct decoder *d, const msgpack_object *o, uint64_t seq, struct kith__op
     if (kind == KITH_OP_FIELD_SET || kind == KITH_OP_SET_ADD || kind == KITH_OP_SET_REMOVE) {
         if (!get_uint(&e[4], &field))
             return KITH_EMALFORMED;
-        const kith_field_def *fd =
-            field >= 1 && field < 256 ? kith__schema_field_def((int)coll, (int)field) : NULL;
+        fd = field >= 1 && field < 256 ? kith__schema_field_def((int)coll, (int)field) : NULL;
         if (!fd) {
             say(d->why, d->why_cap, "%s: no such field", cd->name);
             return KITH_ESCHEMA;
@@ -513,7 +523,7 @@ get_op(struct decoder *d, const msgpack_object *o, uint64_t seq, struct kith__op
         op->observed = obs;
         op->nobserved = nobs;
     }
-    return op_check(op, d->origin, seq, d->why, d->why_cap);
+    return op_rules(op, cd, fd, d->origin, seq, d->why, d->why_cap);
 }
 
 static int
