@@ -901,7 +901,12 @@ batch_attempt(struct applying *s, bool observe)
     rc = kith__apply_begin(&s->ap, r, s->txn, observe ? &s->events : NULL);
     if (rc < 0)
         goto out_txn;
-    rc = kith__apply_cache(&s->ap); /* only the applier reads the state in this txn */
+    /* only the applier reads the state in this txn; an op is ~35 bytes of a commit and
+     * touches a register, a membership and now and then an index key */
+    size_t bytes = 0;
+    for (size_t i = 0; i < s->b.ncommits; i++)
+        bytes += s->b.commits[i].len;
+    rc = kith__apply_cache(&s->ap, bytes / 16);
     if (rc < 0)
         goto out_applier;
     memset(&s->info, 0, sizeof s->info);

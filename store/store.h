@@ -231,8 +231,9 @@ int kith__apply_op(struct kith__applier *a, uint64_t hlc, kith_dot dot, const st
 int kith__apply_flush(struct kith__applier *a); /* write the pending membership touch */
 /* Turn on the write-back cache (received batches): registers, memberships and index entries
  * are read at most once and written once per key, at kith__apply_finish, in key order. Only
- * for an applier whose transaction reads those databases through it alone. */
-int kith__apply_cache(struct kith__applier *a);
+ * for an applier whose transaction reads those databases through it alone. `expect`: about
+ * how many keys it will hold (sizes its table). */
+int kith__apply_cache(struct kith__applier *a, size_t expect);
 int kith__apply_finish(struct kith__applier *a);
 void kith__apply_end(struct kith__applier *a);
 /* The cached origins record of `origin` (loaded on first use); NULL on error (*rc set). */
