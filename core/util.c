@@ -301,6 +301,12 @@ kith__mp_guard(const uint8_t *p, size_t len, unsigned max_depth, size_t max_obje
             n = b & 0x0fu; /* fixarray */
             off++;
             goto array;
+        } else if (b >= 0xcc && b <= 0xcf) {
+            unsigned extra = 1u << (b - 0xcc); /* uint 8, 16, 32, 64 */
+            if (len - off - 1 < extra || be_load(p + off + 1, extra) < forms[b - 0xc4].min)
+                return KITH_EMALFORMED;
+            off += 1 + extra;
+            continue;
         } else if (b == 0xc0 || b == 0xc2 || b == 0xc3) {
             off++; /* nil, false, true */
             continue;

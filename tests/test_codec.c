@@ -762,6 +762,43 @@ Test(codec, guard_agrees_with_a_recursive_walk)
     }
 }
 
+/* ENC-4: the guard's inline paths for uint forms take the shortest form only: at each width,
+ * the smallest value that needs it passes and the largest that does not is refused. */
+Test(codec, guard_uint_forms_at_their_boundaries)
+{
+    static const struct {
+        const char *hex;
+        int rc;
+    } cases[] = {
+        {"cc7f", KITH_EMALFORMED},
+        {"cc80", 0},
+        {"ccff", 0},
+        {"cd00ff", KITH_EMALFORMED},
+        {"cd0100", 0},
+        {"ce0000ffff", KITH_EMALFORMED},
+        {"ce00010000", 0},
+        {"cf00000000ffffffff", KITH_EMALFORMED},
+        {"cf0000000100000000", 0},
+        {"cfffffffffffffffff", 0},
+        {"cd01", KITH_EMALFORMED}, /* cut short */
+        {"ce000100", KITH_EMALFORMED},
+        {"cf00000001000000", KITH_EMALFORMED},
+    };
+
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        size_t nobj = 0;
+        w_begin();
+        w_raw(cases[i].hex);
+        cr_assert_eq(kith__mp_guard(buf.data, buf.len, 4, 10, &nobj), cases[i].rc, "%s",
+                     cases[i].hex);
+        /* the same inside an array, followed by another element */
+        w_begin();
+        w_arr(2), w_raw(cases[i].hex), w_u(1);
+        cr_assert_eq(kith__mp_guard(buf.data, buf.len, 4, 10, &nobj), cases[i].rc, "[%s, 1]",
+                     cases[i].hex);
+    }
+}
+
 /* The decoder's msgpack zone stays with the arena: a stream of small commits reuses it (no
  * allocation per commit), a larger commit grows it, and both decode correctly after. */
 Test(codec, zone_kept_by_the_arena)
