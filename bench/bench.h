@@ -49,6 +49,11 @@ struct bench_target {
     enum bench_metric metric;
     enum bench_cmp cmp;
     double value;
+    /* Where issue #4 measured the limit this target was set against: the limit's result name
+     * here and the ops/s the issue saw. The summary then also judges the target scaled by
+     * how fast that limit runs on this machine (NULL: the target is not scaled). */
+    const char *ref_bound;
+    double ref_ops_per_s;
 };
 
 /* What a scenario reports for one measured quantity. */

@@ -452,6 +452,19 @@ bench_targets_summary(const struct bench_opts *o)
         if (t->evaluated && !t->met)
             missed++;
         fprintf(f, "  %s  %-26s %-58s measured %.4g\n", verdict, t->name, t->t->text, t->value);
+        /* the same target scaled to this machine, by the limit it was set against */
+        const struct bench_result *ref =
+            t->t->ref_bound && t->evaluated ? bench_result_find(t->t->ref_bound) : NULL;
+        if (ref != NULL && ref->ops_per_s > 0) {
+            double scale = ref->ops_per_s / t->t->ref_ops_per_s;
+            double want = t->t->cmp == BENCH_AT_LEAST ? t->t->value * scale : t->t->value / scale;
+            bool met = t->t->cmp == BENCH_AT_LEAST ? t->value >= want : t->value <= want;
+            char text[128];
+            snprintf(text, sizeof text, "  scaled: %s %.3g/s here, %.3g/s in the issue: %s %.4g",
+                     t->t->ref_bound, ref->ops_per_s, t->t->ref_ops_per_s,
+                     t->t->cmp == BENCH_AT_LEAST ? ">=" : "<=", want);
+            fprintf(f, "  %s  %-26s %-58s\n", met ? "met   " : "MISSED", "", text);
+        }
     }
     fflush(f);
     return missed;
