@@ -409,7 +409,8 @@ kith__wcache_flush(struct kith__applier *a)
             if (rc != 0 && rc != MDB_NOTFOUND)
                 break;
             tail_len = rc != 0 ? 0 : tk.mv_size < sizeof tail ? tk.mv_size : sizeof tail;
-            memcpy(tail, tk.mv_data, tail_len);
+            if (tail_len > 0)
+                memcpy(tail, tk.mv_data, tail_len);
             rc = 0;
         }
         if (e->exists && wc_key_after(k.mv_data, k.mv_size, tail, tail_len)) {
