@@ -149,6 +149,11 @@ kith__utf8_valid(const char *s, size_t len)
     const unsigned char *p = (const unsigned char *)s;
     size_t i = 0;
     while (i < len) {
+        uint64_t w;
+        if (len - i >= 8 && (memcpy(&w, p + i, 8), (w & 0x8080808080808080ull) == 0)) {
+            i += 8; /* eight ASCII bytes at once: most text is ASCII */
+            continue;
+        }
         unsigned c = p[i];
         if (c < 0x80) {
             i++;

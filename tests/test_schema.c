@@ -421,6 +421,14 @@ Test(schema, utf8_generated)
         size_t len = 0;
         while (len < 48) {
             uint32_t cp;
+            if (test_rng_below(&rng, 4) == 0) {
+                /* a run of ASCII, so that runs of 8 and more (read a word at a time) meet
+                 * damage at every offset */
+                size_t run = (size_t)test_rng_below(&rng, 13);
+                for (size_t k = 0; k < run && len < 48; k++)
+                    buf[len++] = (uint8_t)(0x20 + test_rng_below(&rng, 0x5f));
+                continue;
+            }
             switch (test_rng_below(&rng, 4)) {
             case 0:
                 cp = (uint32_t)test_rng_below(&rng, 0x80);
