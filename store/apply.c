@@ -772,6 +772,7 @@ kith__apply_op(struct kith__applier *a, uint64_t hlc, kith_dot dot, const struct
 int
 kith__apply_commit(struct kith__applier *a, const struct kith__commit *c)
 {
+    kith__wcache_prefetch(a, c);
     for (uint32_t i = 0; i < c->nops; i++) {
         kith_dot dot = {c->origin, c->first_seq + i};
         int rc = kith__apply_op(a, c->hlc, dot, &c->ops[i]);

@@ -272,6 +272,8 @@ int kith__wcache_index(struct kith__applier *a, const uint8_t *key, size_t n, bo
 bool kith__wcache_born(const struct kith__wc_entry *e);
 /* Write every dirty entry in (database, key) order; free the cache. */
 int kith__wcache_flush(struct kith__applier *a);
+/* Start loading what a commit's ops will look up in the cache (a hint). */
+void kith__wcache_prefetch(struct kith__applier *a, const struct kith__commit *c);
 /* Between commits: flush and empty the cache when it has outgrown its budget. */
 int kith__wcache_spill(struct kith__applier *a);
 extern size_t kith__wcache_budget; /* bytes; 12 MiB (tests lower it to make spills happen) */
