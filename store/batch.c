@@ -36,6 +36,17 @@ struct run {
     uint8_t chain[KITH_HASH_BYTES]; /* chain hash after `last` */
 };
 
+/*
+ * A log cursor of one origin and where it stands. An origin's commits leave in seq order, which
+ * is the log's key order: the next one is usually the entry after the cursor, one step instead
+ * of a search from the B-tree's root.
+ */
+struct logpos {
+    uint64_t origin;
+    uint64_t next; /* first seq of the entry after the cursor's (0: not positioned) */
+    MDB_cursor *cur;
+};
+
 struct builder {
     kith_replica *r;
     MDB_txn *txn;
@@ -43,6 +54,8 @@ struct builder {
     size_t capcommits;
     struct run *runs;
     size_t nruns, capruns;
+    struct logpos *pos;
+    size_t npos, cappos;
     uint64_t ops, bytes;
 };
 
@@ -102,6 +115,73 @@ log_get(kith_replica *r, MDB_txn *txn, uint64_t origin, uint64_t first_seq, MDB_
     return kith__mdb_err(mdb_get(txn, r->log, &k, v));
 }
 
+static struct logpos *
+logpos_get(struct builder *bd, uint64_t origin, int *rc)
+{
+    for (size_t i = 0; i < bd->npos; i++)
+        if (bd->pos[i].origin == origin)
+            return &bd->pos[i];
+    if (bd->npos == bd->cappos) {
+        size_t cap = bd->cappos ? bd->cappos * 2 : 4;
+        struct logpos *p = realloc(bd->pos, cap * sizeof *p);
+        if (p == NULL) {
+            *rc = KITH_ENOMEM;
+            return NULL;
+        }
+        bd->pos = p;
+        bd->cappos = cap;
+    }
+    struct logpos *lp = &bd->pos[bd->npos];
+    *rc = kith__mdb_err(mdb_cursor_open(bd->txn, bd->r->log, &lp->cur));
+    if (*rc < 0)
+        return NULL;
+    lp->origin = origin;
+    lp->next = 0;
+    bd->npos++;
+    return lp;
+}
+
+/* The log entry of the commit (origin, first_seq), like log_get, read with the origin's
+ * cursor: a step forward when it follows the entry read last, else a search. */
+static int
+log_read(struct builder *bd, uint64_t origin, uint64_t first_seq, MDB_val *v)
+{
+    uint8_t kb[16];
+    MDB_val k;
+    struct logpos *lp;
+    int rc = 0;
+
+    lp = logpos_get(bd, origin, &rc);
+    if (lp == NULL)
+        return rc;
+    kith__be64_put(kb, origin);
+    kith__be64_put(kb + 8, first_seq);
+    rc = MDB_NOTFOUND;
+    if (lp->next != 0 && lp->next == first_seq) {
+        rc = mdb_cursor_get(lp->cur, &k, v, MDB_NEXT);
+        if (rc != 0 && rc != MDB_NOTFOUND)
+            return kith__mdb_err(rc);
+        if (rc == 0 && (k.mv_size != 16 || memcmp(k.mv_data, kb, 16) != 0))
+            rc = MDB_NOTFOUND; /* a gap: search for it */
+    }
+    if (rc != 0) {
+        k.mv_size = 16;
+        k.mv_data = kb;
+        rc = mdb_cursor_get(lp->cur, &k, v, MDB_SET_KEY);
+    }
+    if (rc != 0) {
+        lp->next = 0;
+        return kith__mdb_err(rc);
+    }
+    lp->next = 0;
+    if (v->mv_size >= 4) {
+        const uint8_t *p = v->mv_data;
+        uint32_t nops = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+        lp->next = nops ? first_seq + nops : 0; /* log_parse refuses an empty entry */
+    }
+    return 0;
+}
+
 /* Append a commit (a view into the read txn's map) to the batch being built. */
 static int
 builder_push(struct builder *bd, uint64_t origin, uint64_t first_seq, const uint8_t *bytes,
@@ -146,7 +226,7 @@ run_extend(struct builder *bd, struct run *rn)
         const uint8_t *chain, *bytes;
         uint64_t order;
         size_t len;
-        rc = log_get(bd->r, bd->txn, rn->origin, rn->last + 1, &v);
+        rc = log_read(bd, rn->origin, rn->last + 1, &v);
         if (rc == KITH_ENOTFOUND)
             return kith__fail(bd->r, KITH_ECORRUPT,
                               "origin %016llx: no signed head at or after seq %llu",
@@ -252,7 +332,7 @@ kith_batch_create(kith_replica *r, const kith_batch_opts *opts, kith_buf *out,
             next_cursor = counter;
             continue;
         }
-        rc = log_get(r, bd.txn, origin, first, &lv);
+        rc = log_read(&bd, origin, first, &lv);
         if (rc < 0) {
             rc = kith__fail(r, rc == KITH_ENOTFOUND ? KITH_ECORRUPT : rc,
                             "order %llu names %016llx:%llu, not in the log",
@@ -333,6 +413,8 @@ kith_batch_create(kith_replica *r, const kith_batch_opts *opts, kith_buf *out,
     if (rc < 0)
         rc = kith__fail(r, rc, "cannot encode the batch");
 out_cursor:
+    for (size_t i = 0; i < bd.npos; i++)
+        mdb_cursor_close(bd.pos[i].cur);
     mdb_cursor_close(cur);
 out_txn:
     mdb_txn_abort(bd.txn);
@@ -340,6 +422,7 @@ out_txn:
     free(bd.b.commits);
     free(bd.b.heads);
     free(bd.runs);
+    free(bd.pos);
     if (rc < 0) {
         kith__wbuf_free(&wb);
         return rc;
