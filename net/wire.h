@@ -39,9 +39,9 @@
 #define KITH__WIRE_MAX_ORIGINS 4096u       /* entries of a version vector */
 #define KITH__WIRE_MAX_REASON 200u         /* bytes of a REFUSE reason */
 #define KITH__WIRE_MAX_DEPTH 3             /* message array > vv array: depth 2 used */
-#define KITH__WIRE_BATCH_OPS 8192u         /* ops per batch asked of kith_batch_create */
+#define KITH__WIRE_BATCH_OPS 16384u        /* ops per batch asked of kith_batch_create (NET-8) */
 #define KITH__WIRE_BATCH_BYTES (4u << 20)  /* encoded bytes likewise */
-#define KITH__WIRE_WINDOW 4u               /* batches in flight, unacknowledged */
+#define KITH__WIRE_WINDOW 2u               /* batches in flight, unacknowledged (NET-8) */
 
 enum kith__msg_type {
     KITH__MSG_HELLO = 1,
