@@ -170,6 +170,10 @@ static int
 peer_open(struct kith__session *s, const kith_vv *vv)
 {
     struct kith__peerstate *p = s->peer;
+    /* The opening counts as a record written (NET-11): the first ACKs and batches of a stream
+     * are written a second later or at the close, not at once, where their durable write would
+     * stall the receiver's next apply and the sender's next batch. */
+    p->last_record_ms = kith__mono_ms();
     if (p->streamer)
         return kith__netvv_merge(&p->known, vv);
     if (kith__netvv_ahead(&p->known, vv)) {
