@@ -162,6 +162,42 @@ bench_median(const double *samples, int n)
     return (n % 2) ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
 }
 
+/* Record a target judged on `value` (for the summary); NULL when the table is full. */
+static struct target_seen *
+target_note(const char *name, const struct bench_target *t, double value, bool evaluated)
+{
+    struct target_seen *ts;
+
+    if (ntargets == BENCH_MAX_RESULTS)
+        return NULL;
+    ts = &targets[ntargets++];
+    snprintf(ts->name, sizeof ts->name, "%s", name);
+    ts->t = t;
+    ts->evaluated = evaluated;
+    ts->value = value;
+    ts->met = t->cmp == BENCH_AT_LEAST ? value >= t->value : value <= t->value;
+    return ts;
+}
+
+/* Add the target's verdict to a result object, print it as one line and free it. */
+static int
+json_emit(json_t *j, const struct target_seen *ts)
+{
+    if (ts != NULL) {
+        json_object_set_new(j, "target", json_string(ts->t->text));
+        if (ts->evaluated)
+            json_object_set_new(j, "target_met", json_boolean(ts->met));
+    }
+    char *line = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(6));
+    json_decref(j);
+    if (line == NULL)
+        return -1;
+    puts(line);
+    free(line);
+    fflush(stdout);
+    return 0;
+}
+
 const struct bench_result *
 bench_result_find(const char *name)
 {
@@ -266,16 +302,11 @@ bench_report(const struct bench_opts *o, const struct bench_spec *spec, double *
     const struct bench_result *b = spec->bound ? bench_result_find(spec->bound) : NULL;
     double ratio = (b != NULL && b->ops_per_s > 0) ? r->ops_per_s / b->ops_per_s : 0;
 
-    struct target_seen *ts = NULL;
-    if (spec->target != NULL && ntargets < BENCH_MAX_RESULTS) {
-        ts = &targets[ntargets++];
-        snprintf(ts->name, sizeof ts->name, "%s", spec->name);
-        ts->t = spec->target;
-        ts->evaluated = !(spec->target->metric == BENCH_M_RATIO && b == NULL);
-        ts->value = metric_value(spec->target, r, spec, ratio);
-        ts->met = spec->target->cmp == BENCH_AT_LEAST ? ts->value >= spec->target->value
-                                                      : ts->value <= spec->target->value;
-    }
+    struct target_seen *ts =
+        spec->target == NULL
+            ? NULL
+            : target_note(spec->name, spec->target, metric_value(spec->target, r, spec, ratio),
+                          !(spec->target->metric == BENCH_M_RATIO && b == NULL));
 
     const char *params = spec->params ? spec->params : "{}";
     if (o->json) {
@@ -307,19 +338,7 @@ bench_report(const struct bench_opts *o, const struct bench_spec *spec, double *
                 json_object_set_new(j, "ratio", json_real(ratio));
             }
         }
-        if (ts != NULL) {
-            json_object_set_new(j, "target", json_string(ts->t->text));
-            if (ts->evaluated)
-                json_object_set_new(j, "target_met", json_boolean(ts->met));
-        }
-        char *line = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(6));
-        json_decref(j);
-        if (line == NULL)
-            return -1;
-        puts(line);
-        free(line);
-        fflush(stdout);
-        return 0;
+        return json_emit(j, ts);
     }
 
     if (!header_printed)
@@ -362,17 +381,12 @@ bench_report_figure(const struct bench_opts *o, const char *name, const char *pa
                     const char *what, double value, const char *bound, double bound_value,
                     const struct bench_target *target)
 {
-    struct target_seen *ts = NULL;
-    if (target != NULL && ntargets < BENCH_MAX_RESULTS) {
-        ts = &targets[ntargets++];
-        snprintf(ts->name, sizeof ts->name, "%s", name);
-        ts->t = target;
-        ts->evaluated = target->metric != BENCH_M_RATIO || bound_value > 0;
-        ts->value =
-            target->metric == BENCH_M_RATIO && bound_value > 0 ? value / bound_value : value;
-        ts->met =
-            target->cmp == BENCH_AT_LEAST ? ts->value >= target->value : ts->value <= target->value;
-    }
+    bool ratio = target != NULL && target->metric == BENCH_M_RATIO;
+    struct target_seen *ts =
+        target == NULL
+            ? NULL
+            : target_note(name, target, ratio && bound_value > 0 ? value / bound_value : value,
+                          !ratio || bound_value > 0);
     if (o->json) {
         json_error_t err;
         json_t *p = json_loads(params ? params : "{}", 0, &err);
@@ -388,19 +402,7 @@ bench_report_figure(const struct bench_opts *o, const char *name, const char *pa
             json_object_set_new(j, "bound_value", json_real(bound_value));
             json_object_set_new(j, "ratio", json_real(bound_value > 0 ? value / bound_value : 0));
         }
-        if (ts != NULL) {
-            json_object_set_new(j, "target", json_string(target->text));
-            if (ts->evaluated)
-                json_object_set_new(j, "target_met", json_boolean(ts->met));
-        }
-        char *line = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(6));
-        json_decref(j);
-        if (line == NULL)
-            return -1;
-        puts(line);
-        free(line);
-        fflush(stdout);
-        return 0;
+        return json_emit(j, ts);
     }
     char kv[128], rat[128] = "";
     params_text(params ? params : "{}", kv, sizeof kv);
