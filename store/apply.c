@@ -277,13 +277,13 @@ kith__apply_finish(struct kith__applier *a)
         if (!a->origins[i].dirty)
             continue;
         rc = kith__origin_put(a->r, a->txn, a->origins[i].origin, &a->origins[i].st);
-        if (rc != 0) /* MDB_MAP_FULL too */
+        if (rc < 0)
             return rc;
         a->origins[i].dirty = false;
     }
     if (a->conflict_dirty) {
         rc = kith__meta_put_u64(a->r, a->txn, "conflict", a->conflict_id);
-        if (rc != 0)
+        if (rc < 0)
             return rc;
         a->conflict_dirty = false;
     }
@@ -484,7 +484,7 @@ index_update(struct kith__applier *a, kith_replica *r, MDB_txn *txn, int coll, k
             kb[1 + n] = 0;
             kith__dot_put(kb + 2 + n, doc);
             rc = index_put(a, r, txn, kb, 18 + n, pass == 1, born);
-            if (rc != 0)
+            if (rc < 0)
                 return rc;
         }
     } else if (coll == IF.reminders && field == IF.reminders_due) {
@@ -496,7 +496,7 @@ index_update(struct kith__applier *a, kith_replica *r, MDB_txn *txn, int coll, k
             put_flipped(kb + 1, v->u.i);
             kith__dot_put(kb + 9, doc);
             rc = index_put(a, r, txn, kb, 25, pass == 1, born);
-            if (rc != 0)
+            if (rc < 0)
                 return rc;
         }
     } else if (coll == IF.interactions &&
@@ -516,7 +516,7 @@ index_update(struct kith__applier *a, kith_replica *r, MDB_txn *txn, int coll, k
             if (n == 0)
                 continue;
             rc = index_put(a, r, txn, kb, n, pass == 1, born);
-            if (rc != 0)
+            if (rc < 0)
                 return rc;
         }
     }
@@ -576,7 +576,7 @@ reg_apply(struct kith__applier *a, uint64_t hlc, kith_dot dot, const struct kith
                                         old_hlc, old_dot, &old_v)
                       : conflict_record(a, op->coll, op->doc, op->field, old_hlc, old_dot, &old_v,
                                         hlc, dot, &op->value);
-            if (rc != 0)
+            if (rc < 0)
                 return rc;
         }
         if (!wins)
@@ -668,7 +668,7 @@ kith__apply_flush(struct kith__applier *a)
     kith__dot_put(kb + 1, a->touch_doc);
     rc = dots_update(a, KITH__WC_DOCS, a->docs_c, kb, sizeof kb, NULL, 0, &a->touch_dot, &before,
                      &after);
-    if (rc != 0 || before > 0)
+    if (rc < 0 || before > 0)
         return rc;
     /* the document was not live: an edit for a document deleted here brings it back */
     rc = doc_created_here(a, a->touch_doc, a->touch_dot, &created);
@@ -690,7 +690,7 @@ touch(struct kith__applier *a, uint64_t hlc, kith_dot dot, const struct kith__op
         return 0;
     }
     rc = kith__apply_flush(a);
-    if (rc != 0)
+    if (rc < 0)
         return rc;
     a->touch_pending = true;
     a->touch_coll = op->coll;
@@ -724,7 +724,7 @@ doc_apply(struct kith__applier *a, uint64_t hlc, kith_dot dot, const struct kith
     size_t before, after;
     int rc = kith__apply_flush(a);
 
-    if (rc != 0)
+    if (rc < 0)
         return rc;
     kb[0] = op->coll;
     kith__dot_put(kb + 1, op->doc);
@@ -733,7 +733,7 @@ doc_apply(struct kith__applier *a, uint64_t hlc, kith_dot dot, const struct kith
                            &dot, &before, &after);
     rc = dots_update(a, KITH__WC_DOCS, a->docs_c, kb, sizeof kb, op->observed, op->nobserved, NULL,
                      &before, &after);
-    if (rc != 0 || after == 0)
+    if (rc < 0 || after == 0)
         return rc;
     /* a dot the delete had not seen keeps the document: the delete was overruled */
     kith_dot survivor = kith__dot_get(a->scratch + (after - 1) * KITH__DOT_BYTES);
@@ -764,7 +764,7 @@ kith__apply_op(struct kith__applier *a, uint64_t hlc, kith_dot dot, const struct
     default:
         return kith__fail(a->r, KITH_EMALFORMED, "op kind %u", op->kind);
     }
-    if (rc != 0 || a->ev == NULL)
+    if (rc < 0 || a->ev == NULL)
         return rc;
     return kith__event_doc(a->ev, op->coll, op->doc);
 }
@@ -776,11 +776,11 @@ kith__apply_commit(struct kith__applier *a, const struct kith__commit *c)
     for (uint32_t i = 0; i < c->nops; i++) {
         kith_dot dot = {c->origin, c->first_seq + i};
         int rc = kith__apply_op(a, c->hlc, dot, &c->ops[i]);
-        if (rc != 0) /* MDB_MAP_FULL too */
+        if (rc < 0)
             return rc;
     }
     int rc = kith__apply_flush(a);
-    return rc != 0 ? rc : kith__wcache_spill(a);
+    return rc < 0 ? rc : kith__wcache_spill(a);
 }
 
 int

@@ -523,7 +523,7 @@ commit_apply(struct applying *s, const struct kith__commit *c, uint64_t *order)
     MDB_val k = {8, kb}, v = {16, vb};
     int rc = kith__apply_commit(&s->ap, c);
 
-    if (rc != 0) /* MDB_MAP_FULL too */
+    if (rc < 0)
         return rc;
     slot = kith__apply_origin(&s->ap, c->origin, &rc);
     if (slot == NULL)
@@ -927,13 +927,13 @@ batch_write(struct applying *s)
             return rc;
         if (ready) {
             rc = commit_apply(s, &c, &order);
-            if (rc != 0)
+            if (rc < 0)
                 return rc;
         } else {
             s->pending += c.nops;
         }
         rc = log_put(s, bc->origin, bc->first_seq, c.nops, ci->chain, order, bc->bytes, bc->len);
-        if (rc != 0) /* MDB_MAP_FULL too */
+        if (rc < 0)
             return rc;
         slot = kith__apply_origin(&s->ap, bc->origin, &rc); /* the cache may have moved */
         if (slot == NULL)
@@ -957,9 +957,9 @@ batch_write(struct applying *s)
         if (rc < 0 || rc == MDB_MAP_FULL)
             return rc;
     }
-    if ((rc = kith__meta_put_u64(s->r, s->txn, "pending", s->pending)) != 0 ||
-        (rc = kith__meta_put_u64(s->r, s->txn, "order", s->order)) != 0 ||
-        (rc = kith__meta_put_u64(s->r, s->txn, "hlc", s->hlc)) != 0)
+    if ((rc = kith__meta_put_u64(s->r, s->txn, "pending", s->pending)) < 0 ||
+        (rc = kith__meta_put_u64(s->r, s->txn, "order", s->order)) < 0 ||
+        (rc = kith__meta_put_u64(s->r, s->txn, "hlc", s->hlc)) < 0)
         return rc;
     return kith__apply_finish(&s->ap);
 }
