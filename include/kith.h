@@ -619,6 +619,12 @@ typedef struct kith_serve_opts {
     int timeout_ms;           /* silence after which a peer is given up (0: 10 s); idle
                                  sessions are kept alive with PING every third of it */
     uint16_t beacon_port;     /* UDP port of discovery beacons (0: 7462) */
+    /* Called once, from kith_serve's thread, when the daemon listens, with the endpoint it
+     * bound; when `listen` names port "*" ("tcp://127.0.0.1:*"), the kernel's choice is
+     * filled in. Binding port "*" and reading it here is the race-free way to serve on a
+     * free port: a port probed free and bound later can be taken in between. May be NULL. */
+    void (*on_listen)(void *arg, const char *endpoint);
+    void *on_listen_arg;
 } kith_serve_opts;
 
 /*

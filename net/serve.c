@@ -467,6 +467,8 @@ kith_serve(kith_replica *r, const kith_serve_opts *opts)
         }
         kith__log(&d->log, KITH_LOG_INFO, "replica %016llx listening on %s",
                   (unsigned long long)kith_replica_id(r), d->bound);
+        if (opts->on_listen)
+            opts->on_listen(opts->on_listen_arg, d->bound);
     }
     if (opts->discover) {
         d->bfd = kith__beacon_open(d->beacon_port);

@@ -26,14 +26,19 @@
 
 #define NT_UNUSED __attribute__((unused))
 
+#define NT_MAX_DIALERS 8
+
 struct node {
     struct kt_replica k;
-    char ep[64];
+    char ep[64]; /* where it listens: "" until started; the last address after a stop */
     kith_serve_opts o;
     volatile int stop;
+    volatile int listening;
     pthread_t th;
     int rc;
     bool running;
+    struct node *dialers[NT_MAX_DIALERS]; /* nodes to tell this one's address when it binds */
+    int ndialers;
 };
 
 static NT_UNUSED void
@@ -43,9 +48,10 @@ nt_sleep_ms(int ms)
     nanosleep(&ts, NULL);
 }
 
-/* A TCP port on 127.0.0.1 that was free a moment ago. */
+/* A TCP socket bound to a port on 127.0.0.1 and never listening, so that no process can
+ * answer there while it is open: connections to ep are refused. Returns the fd to close. */
 static NT_UNUSED int
-free_port(void)
+nt_bound_port(char ep[64])
 {
     struct sockaddr_in sa;
     socklen_t len = sizeof(sa);
@@ -56,8 +62,8 @@ free_port(void)
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
     cr_assert_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-    close(fd);
-    return ntohs(sa.sin_port);
+    snprintf(ep, 64, "tcp://127.0.0.1:%d", ntohs(sa.sin_port));
+    return fd;
 }
 
 static NT_UNUSED int
@@ -72,18 +78,41 @@ node_init(struct node *n)
 {
     memset(n, 0, sizeof(*n));
     n->k = kt_new();
-    snprintf(n->ep, sizeof(n->ep), "tcp://127.0.0.1:%d", free_port());
 }
 
-/* a dials b (a records b's key with its address); b trusts a. */
+/* Record in `a` b's key with b's address (a dials b). */
+static NT_UNUSED void
+nt_record_address(struct node *a, struct node *b)
+{
+    uint8_t pb[KITH_PUBKEY_BYTES];
+    kith_replica_pubkey(b->k.r, pb);
+    cr_assert_eq(kith_trust_add(a->k.r, pb, NULL, b->ep), 0);
+}
+
+/* a dials b (a records b's key with its address); b trusts a. A daemon listens on a port the
+ * kernel picks when it binds (no port is probed free and bound later, which another process
+ * could take in between), so b's address reaches a when b starts, if it has not yet. */
 static NT_UNUSED void
 node_link(struct node *a, struct node *b)
 {
     uint8_t pa[KITH_PUBKEY_BYTES], pb[KITH_PUBKEY_BYTES];
     kith_replica_pubkey(a->k.r, pa);
     kith_replica_pubkey(b->k.r, pb);
-    cr_assert_eq(kith_trust_add(a->k.r, pb, NULL, b->ep), 0);
     cr_assert_eq(kith_trust_add(b->k.r, pa, NULL, NULL), 0);
+    cr_assert_lt(b->ndialers, NT_MAX_DIALERS);
+    b->dialers[b->ndialers++] = a;
+    if (b->running)
+        nt_record_address(a, b);
+    else
+        cr_assert_eq(kith_trust_add(a->k.r, pb, NULL, NULL), 0);
+}
+
+static void
+nt_on_listen(void *arg, const char *endpoint)
+{
+    struct node *n = arg;
+    snprintf(n->ep, sizeof(n->ep), "%s", endpoint);
+    __atomic_store_n(&n->listening, 1, __ATOMIC_RELEASE);
 }
 
 static void *
@@ -94,20 +123,38 @@ nt_serve(void *arg)
     return NULL;
 }
 
+/* Start n's daemon and return once it listens, on a port the kernel picks; every start (a
+ * restart too) gets a fresh port, and the nodes that dial n are given the new address, as a
+ * device that comes back on another port would announce itself. Binding the old port again
+ * could race with any other process on the machine taking it meanwhile. */
 static NT_UNUSED void
 node_start(struct node *n)
 {
     memset(&n->o, 0, sizeof(n->o));
-    n->o.listen = n->ep;
+    n->o.listen = "tcp://127.0.0.1:*";
     n->o.interval_ms = 1000;
     n->o.timeout_ms = 3000;
     n->o.log_level = nt_log_level();
     n->o.stop = &n->stop;
+    n->o.on_listen = nt_on_listen;
+    n->o.on_listen_arg = n;
     n->stop = 0;
+    n->listening = 0;
     n->rc = -1;
     cr_assert_eq(pthread_create(&n->th, NULL, nt_serve, n), 0);
     n->running = true;
-    nt_sleep_ms(20); /* let it bind */
+    int64_t end = kith__mono_ms() + 10000;
+    while (!__atomic_load_n(&n->listening, __ATOMIC_ACQUIRE)) {
+        if (kith__mono_ms() > end) {
+            n->stop = 1;
+            pthread_join(n->th, NULL);
+            n->running = false;
+            cr_assert_fail("daemon did not listen on %s: %s", n->o.listen, kith_errname(n->rc));
+        }
+        nt_sleep_ms(1);
+    }
+    for (int i = 0; i < n->ndialers; i++)
+        nt_record_address(n->dialers[i], n);
 }
 
 static NT_UNUSED void

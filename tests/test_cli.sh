@@ -519,16 +519,19 @@ run 2 "serve bad interval" --dir "$A" serve --interval never
 run 2 "serve unknown option" --dir "$A" serve --bogus
 run 2 "peers takes no operand" --dir "$A" peers x
 "$KITH" --dir "$B" contact add --name "From B" >/dev/null || true
-# B serves on a free loopback port (a few tries in case one is taken)
-for _ in 1 2 3; do
-    port=$((20000 + RANDOM % 20000))
-    "$KITH" --dir "$B" serve --listen "tcp://127.0.0.1:$port" --interval 1h 2>"$tmp/serve.log" &
-    serve_pid=$!
-    sleep 0.3
-    kill -0 "$serve_pid" 2>/dev/null && break
-    wait "$serve_pid" 2>/dev/null || true
-    serve_pid=""
-done
+# B serves on a port the kernel picks ("*"), and says which in its log
+listening_port() { # listening_port LOG : the port a daemon logged it listens on, after ≤ 10 s
+    local p
+    for _ in $(seq 1 100); do
+        p=$(sed -n 's/.*listening on tcp:\/\/127\.0\.0\.1:\([0-9]*\).*/\1/p' "$1" | head -1)
+        [ -n "$p" ] && { echo "$p"; return 0; }
+        sleep 0.1
+    done
+    return 1
+}
+"$KITH" --dir "$B" serve --listen "tcp://127.0.0.1:*" --interval 1h 2>"$tmp/serve.log" &
+serve_pid=$!
+port=$(listening_port "$tmp/serve.log") || { kill "$serve_pid" 2>/dev/null; wait "$serve_pid" 2>/dev/null; serve_pid=""; port=9; }
 check "kith serve starts" test -n "$serve_pid"
 run 1 "sync to an address no trusted peer has" --dir "$A" sync "tcp://127.0.0.1:$port" --timeout 1s
 check "sync says how to record the address" err_has "trust"
@@ -563,9 +566,9 @@ serve_pid=""
 check "serve stops cleanly on SIGTERM (exit $src)" test "$src" = 0
 run 1 "sync with nobody listening" --dir "$A" sync "tcp://127.0.0.1:$port" --timeout 1s
 # --log-json: every line the daemon writes is a JSON object with a level and a message
-"$KITH" --dir "$A" serve --listen "tcp://127.0.0.1:$port" --log-json -v 2>"$tmp/serve.json" &
+"$KITH" --dir "$A" serve --listen "tcp://127.0.0.1:*" --log-json -v 2>"$tmp/serve.json" &
 serve_pid=$!
-sleep 0.5
+listening_port "$tmp/serve.json" >/dev/null || true
 kill "$serve_pid" 2>/dev/null || true
 wait "$serve_pid" 2>/dev/null || true
 serve_pid=""

@@ -13,6 +13,7 @@
 #include "net_test.h"
 
 #include <criterion/criterion.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -373,23 +374,46 @@ wait_kid(pid_t pid)
     return status;
 }
 
-static pid_t
-fork_daemon(const char *dir, const char *ep)
+static void
+write_endpoint(void *arg, const char *endpoint)
 {
+    int fd = *(int *)arg;
+    char buf[64] = {0};
+    snprintf(buf, sizeof(buf), "%s", endpoint);
+    if (write(fd, buf, sizeof(buf)) != (ssize_t)sizeof(buf))
+        _exit(4);
+}
+
+/* A daemon process serving the replica in `dir` on a port the kernel picks; returns once it
+ * listens, with its endpoint in ep. */
+static pid_t
+fork_daemon(const char *dir, char ep[64])
+{
+    int fds[2];
+    cr_assert_eq(pipe(fds), 0);
     pid_t pid = fork_child();
     if (pid == 0) {
         kith_replica *r;
+        close(fds[0]);
         if (kith_open(dir, KITH_NOSYNC, &r) < 0)
             _exit(3);
         kith_serve_opts o;
         memset(&o, 0, sizeof(o));
-        o.listen = ep;
+        o.listen = "tcp://127.0.0.1:*";
         o.timeout_ms = 2000;
         o.log_level = nt_log_level();
+        o.on_listen = write_endpoint;
+        o.on_listen_arg = &fds[1];
         int rc = kith_serve(r, &o);
         kith_close(r);
         _exit(rc == 0 ? 0 : 1);
     }
+    close(fds[1]);
+    struct pollfd p = {.fd = fds[0], .events = POLLIN};
+    cr_assert_eq(poll(&p, 1, 10000), 1, "the daemon did not listen");
+    cr_assert_eq(read(fds[0], ep, 64), 64, "the daemon did not listen");
+    ep[63] = 0;
+    close(fds[0]);
     return pid;
 }
 
@@ -461,10 +485,7 @@ Test(crash, daemon_killed_mid_sync_resumes_without_resending, .timeout = 120, .f
     kith_replica_pubkey(b.r, pk);
     kith_close(b.r); /* the daemon's process owns it now */
     b.r = NULL;
-    snprintf(ep, sizeof(ep), "tcp://127.0.0.1:%d", free_port());
-
     pid_t pid = fork_daemon(b.dir, ep);
-    nt_sleep_ms(150);
     struct killer k = {pid, b.dir, 1 + kt_below(&st, (uint64_t)total / 2), false};
     pthread_t th;
     cr_assert_eq(pthread_create(&th, NULL, kill_later, &k), 0);
@@ -553,11 +574,9 @@ Test(crash, client_killed_mid_sync_resumes_without_resending, .timeout = 120, .f
     a.r = NULL;
     kith_close(b.r);
     b.r = NULL;
-    snprintf(ep, sizeof(ep), "tcp://127.0.0.1:%d", free_port());
     cr_assert_eq(pipe(fds), 0);
 
     pid_t server = fork_daemon(a.dir, ep); /* a serves; b pulls and is killed */
-    nt_sleep_ms(150);
     pid_t client = fork_sync(b.dir, ep, pk, fds[1]);
     struct killer k = {client, b.dir, 1 + kt_below(&st, a_ops / 2), false};
     kill_later(&k);
