@@ -47,5 +47,44 @@ if PKG_CONFIG_PATH="$pcdir" pkg-config --exists kith &&
 else
     bad "kith.pc"
 fi
+# a consumer gets kith's own flags only: no private include paths of libzmq's
+cflags=$(PKG_CONFIG_PATH="$pcdir" pkg-config --cflags kith)
+foreign=""
+for f in $cflags; do
+    [ "${f#-I}" != "$f" ] && [ "$(realpath -m "${f#-I}")" = "$(realpath -m "$tmp/prefix/include")" ] ||
+        foreign="$foreign $f"
+done
+if [ -n "$foreign" ]; then
+    bad "pkg-config --cflags kith is kith's include path only; also:$foreign"
+else
+    ok "pkg-config --cflags kith is kith's include path only"
+fi
+mkdir -p "$tmp/replicas-pc" "$tmp/replicas-static"
+# shellcheck disable=SC2046
+if cc -o "$tmp/pc-contacts" "$src/examples/contacts/contacts.c" \
+        $(PKG_CONFIG_PATH="$pcdir" pkg-config --cflags --libs kith) 2>"$tmp/pc.log" &&
+    out=$(LD_LIBRARY_PATH="$libdir" "$tmp/pc-contacts" "$tmp/replicas-pc" 2>&1) &&
+    grep -q 'replicas converged: yes' <<<"$out"; then
+    ok "example builds and runs with pkg-config --cflags --libs kith"
+else
+    cat "$tmp/pc.log"
+    bad "example with pkg-config: $out"
+fi
+# the static library, with the private dependencies the CMake package looks up for it
+mkdir -p "$tmp/static-src"
+sed 's/find_package(kith 0.1 REQUIRED)/find_package(kith 0.1 REQUIRED COMPONENTS static)/;
+     s/kith::kith)/kith::kith_static)/' "$src/examples/contacts/CMakeLists.txt" \
+    >"$tmp/static-src/CMakeLists.txt"
+cp "$src/examples/contacts/contacts.c" "$tmp/static-src/"
+if cmake -S "$tmp/static-src" -B "$tmp/static" -DCMAKE_PREFIX_PATH="$tmp/prefix" \
+        >"$tmp/scfg.log" 2>&1 && cmake --build "$tmp/static" >"$tmp/sbuild.log" 2>&1 &&
+    ! ldd "$tmp/static/contacts" | grep -q libkith &&
+    out=$("$tmp/static/contacts" "$tmp/replicas-static" 2>&1) &&
+    grep -q 'replicas converged: yes' <<<"$out"; then
+    ok "example links kith::kith_static (find_package(kith COMPONENTS static))"
+else
+    cat "$tmp/scfg.log" "$tmp/sbuild.log"
+    bad "example with kith::kith_static: ${out:-}"
+fi
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
