@@ -22,8 +22,26 @@ libdir=$(find "$tmp/prefix" -name 'libkith.so.0' -printf '%h\n' | head -n 1)
 [ -f "$tmp/prefix/include/kith.h" ] && ok "kith.h installed" || bad "kith.h installed"
 [ -x "$tmp/prefix/bin/kith" ] && ok "kith installed" || bad "kith installed"
 [ -n "$(find "$tmp/prefix" -path '*man1/kith.1')" ] && ok "kith(1) installed" || bad "kith(1) installed"
-[ -f "$tmp/prefix/lib/systemd/user/kith.service" ] && ok "kith.service installed" ||
-    bad "kith.service installed"
+unit="$tmp/prefix/lib/systemd/user/kith.service"
+[ -f "$unit" ] && ok "kith.service installed" || bad "kith.service installed"
+# the unit runs the kith of its own prefix, and is hardened
+exe=$(sed -n 's/^ExecStart=\([^ ]*\).*/\1/p' "$unit")
+[ "$exe" = "$tmp/prefix/bin/kith" ] && ok "kith.service runs the kith of its prefix" ||
+    bad "kith.service ExecStart is $exe, not $tmp/prefix/bin/kith"
+grep -q 'network-online.target' "$unit" && bad "a user unit cannot order after network-online.target" ||
+    ok "kith.service names no system-only target"
+if command -v systemd-analyze >/dev/null; then
+    mkdir -p "$tmp/xdg-runtime"
+    score=$(XDG_RUNTIME_DIR="$tmp/xdg-runtime" systemd-analyze security --offline=yes --user \
+        "$unit" 2>/dev/null | sed -n 's/.*Overall exposure level for kith.service: \([0-9.]*\).*/\1/p')
+    if [ -n "$score" ] && awk -v s="$score" 'BEGIN { exit !(s <= 4.0) }'; then
+        ok "systemd-analyze security rates kith.service $score (at most 4.0)"
+    else
+        bad "systemd-analyze security rates kith.service '${score:-?}', over 4.0"
+    fi
+else
+    echo "skipped: systemd-analyze is not installed"
+fi
 
 if cmake -S "$src/examples/contacts" -B "$tmp/example" -DCMAKE_PREFIX_PATH="$tmp/prefix" \
         >"$tmp/cfg.log" 2>&1 && cmake --build "$tmp/example" >"$tmp/build.log" 2>&1; then
