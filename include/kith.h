@@ -65,7 +65,7 @@ KITH_API const char *kith_version(void);
     X(KITH_EMALFORMED, -9010, "malformed input")                                                   \
     X(KITH_EGAP, -9011, "ops are missing before this range")                                       \
     X(KITH_EFORK, -9012, "origin has signed two histories")                                        \
-    X(KITH_EBADTXN, -9013, "transaction failed earlier; only abort is possible")                   \
+    X(KITH_EBADTXN, -9013, "transaction failed earlier, or this thread has one open already")      \
     X(KITH_EEXIST, -9014, "already exists")                                                        \
     X(KITH_EREADONLY, -9015, "transaction is read-only")                                           \
     X(KITH_EBUSY, -9016, "replica changed underneath; retry")                                      \
@@ -229,7 +229,8 @@ typedef struct kith_txn kith_txn;
 
 enum kith_txn_flags { KITH_TXN_READ = 0, KITH_TXN_WRITE = 1u << 0 };
 
-/* Begin a transaction. Errors: KITH_EREADONLY (write on a read-only replica), -errno. */
+/* Begin a transaction. Errors: KITH_EREADONLY (write on a read-only replica), KITH_EBADTXN
+ * (this thread has a transaction open already, of this replica or another), -errno. */
 KITH_API KITH_NODISCARD int kith_txn_begin(kith_replica *r, unsigned flags, kith_txn **out);
 
 /*

@@ -180,6 +180,10 @@ kith_observe(kith_replica *r, kith_change_fn on_change, kith_conflict_fn on_conf
 
 /* ---- begin / abort ----------------------------------------------------------------------- */
 
+/* The transaction this thread has open, of any replica. A second one would deadlock on the
+ * writer lock, or break LMDB's one-transaction-per-thread rule; kith_txn_begin refuses it. */
+static _Thread_local const kith_txn *thread_txn;
+
 int
 kith_txn_begin(kith_replica *r, unsigned flags, kith_txn **out)
 {
@@ -193,6 +197,10 @@ kith_txn_begin(kith_replica *r, unsigned flags, kith_txn **out)
         return KITH_EINVAL;
     if ((flags & KITH_TXN_WRITE) && (r->flags & KITH_RDONLY))
         return kith__fail(r, KITH_EREADONLY, "replica opened read-only");
+    if (thread_txn != NULL)
+        return kith__fail(r, KITH_EBADTXN,
+                          "this thread has a transaction open already; commit or abort it "
+                          "before beginning another");
     t = calloc(1, sizeof *t);
     if (t == NULL)
         return KITH_ENOMEM;
@@ -211,6 +219,7 @@ kith_txn_begin(kith_replica *r, unsigned flags, kith_txn **out)
         return rc;
     }
     t->holds_resize = true;
+    thread_txn = t;
     *out = t;
     return 0;
 }
@@ -233,10 +242,13 @@ txn_release(kith_txn *t)
     }
 }
 
-/* Let the next local write transaction of this process begin. */
+/* Let the next transaction of this thread, and the next local write transaction of this
+ * process, begin. */
 static void
 txn_unlock(kith_txn *t)
 {
+    if (thread_txn == t)
+        thread_txn = NULL;
     if (t->holds_wlock) {
         pthread_mutex_unlock(&t->r->wlock);
         t->holds_wlock = false;

@@ -614,8 +614,8 @@ Test(conflicts, overruled_delete_restored_deletes_again)
     }
 
     /* Restoring the loser (the delete) deletes the document again, everywhere. */
-    t = kt_wbegin(a.r);
     cr_assert_eq(conflicts(a.r, false, list, 4), 1);
+    t = kt_wbegin(a.r);
     cr_assert_eq(kith_conflict_resolve(t, list[0].id, true), 0);
     cr_assert_eq(kith_doc_exists(t, "contacts", &c), 0);
     kt_commit(t);

@@ -383,6 +383,51 @@ Test(txn, observers_hear_each_commit_once)
     kt_free(&k);
 }
 
+/* An observer reads the replica it was told about: its commit is over for this thread. */
+static int observer_reads;
+
+static void
+on_change_reads(void *ctx, const kith_change *change)
+{
+    kith_replica *r = ctx;
+    kith_txn *t = NULL;
+    (void)change;
+    cr_assert_eq(kith_txn_begin(r, KITH_TXN_READ, &t), 0, "%s", kith_errmsg(r));
+    kith_txn_abort(&t);
+    observer_reads++;
+}
+
+/* A thread has at most one transaction open: a second is refused, not a deadlock (a second
+ * write would wait for the lock the first holds) nor a silent break of LMDB's rules. */
+Test(txn, second_transaction_in_a_thread_is_refused, .timeout = 30)
+{
+    struct kt_replica a = kt_new(), b = kt_new();
+    kith_txn *t = NULL, *u = NULL;
+    static const unsigned kinds[2] = {KITH_TXN_READ, KITH_TXN_WRITE};
+
+    for (int i = 0; i < 2; i++)
+        for (int j = 0; j < 2; j++) {
+            cr_assert_eq(kith_txn_begin(a.r, kinds[i], &t), 0);
+            cr_assert_eq(kith_txn_begin(a.r, kinds[j], &u), KITH_EBADTXN);
+            cr_assert_null(u);
+            cr_assert(strstr(kith_errmsg(a.r), "transaction open already"), "%s", kith_errmsg(a.r));
+            cr_assert_eq(kith_txn_begin(b.r, kinds[j], &u), KITH_EBADTXN, "another replica");
+            kith_txn_abort(&t);
+            cr_assert_eq(kith_txn_begin(a.r, kinds[j], &u), 0, "free again after abort");
+            kith_txn_abort(&u);
+        }
+    /* a commit, failed or not, frees the thread too */
+    kt_commit(kt_wbegin(a.r));
+    cr_assert_eq(kith_txn_begin(b.r, KITH_TXN_WRITE, &u), 0);
+    kith_txn_abort(&u);
+    kith_observe(a.r, on_change_reads, NULL, a.r);
+    kt_contact(a.r, "observed");
+    kith_observe(a.r, NULL, NULL, NULL);
+    cr_assert_eq(observer_reads, 1);
+    kt_free(&a);
+    kt_free(&b);
+}
+
 /* Start from a 256 KiB map and write ~24 MB: every MDB_MAP_FULL is met by growth. */
 Test(txn, map_grows_from_tiny, .timeout = 120)
 {
