@@ -26,11 +26,12 @@ enum {
 
 /* One invocation: where the replica lives and which command runs, for messages. */
 struct cli {
-    const char *dir;   /* replica directory, after --dir / $KITH_DIR / XDG resolution */
-    const char *name;  /* the command as the user says it: "contact add" */
-    const char *usage; /* its usage line without "kith ": "contact add --name N ..." */
-    bool color_out;    /* stdout is a terminal and NO_COLOR is unset */
-    bool color_err;    /* likewise for stderr */
+    const char *dir;     /* replica directory, after --dir / $KITH_DIR / XDG resolution */
+    const char *name;    /* the command as the user says it: "contact add" */
+    const char *usage;   /* its usage line without "kith ": "contact add --name N ..." */
+    const char *summary; /* what it does, in one line (for --help) */
+    bool color_out;      /* stdout is a terminal and NO_COLOR is unset */
+    bool color_err;      /* likewise for stderr */
 };
 
 typedef int (*cli_fn)(struct cli *c, int argc, char **argv);

@@ -77,7 +77,106 @@ print_help(FILE *f)
                "commands:\n");
     for (size_t i = 0; i < NCOMMANDS; i++)
         fprintf(f, "  kith %s\n      %s\n", commands[i].usage, commands[i].summary);
-    fprintf(f, "\nkith COMMAND --help prints one command's usage; man kith has the rest.\n");
+    fprintf(f, "\nkith help COMMAND (or kith COMMAND --help) prints one command's usage;\n"
+               "man kith has the rest.\n");
+}
+
+/* The rows of one group ("contact"), each with its usage and what it does. */
+static void
+print_group_help(FILE *f, const char *group)
+{
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        if (strcmp(commands[i].group, group) == 0)
+            fprintf(f, "usage: kith %s\n      %s\n", commands[i].usage, commands[i].summary);
+}
+
+/* Edit distance between a and b (insertions, deletions, substitutions, and swaps of two
+ * neighbours), as git uses to suggest a command for a typo; stops counting past 9. */
+static size_t
+distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b), d[17][17];
+    if (la > 16 || lb > 16)
+        return 10;
+    for (size_t i = 0; i <= la; i++)
+        d[i][0] = i;
+    for (size_t j = 0; j <= lb; j++)
+        d[0][j] = j;
+    for (size_t i = 1; i <= la; i++)
+        for (size_t j = 1; j <= lb; j++) {
+            size_t best = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+            if (d[i - 1][j] + 1 < best)
+                best = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < best)
+                best = d[i][j - 1] + 1;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+                d[i - 2][j - 2] + 1 < best)
+                best = d[i - 2][j - 2] + 1;
+            d[i][j] = best;
+        }
+    return d[la][lb];
+}
+
+/* The command word (group NULL) or the subcommand of `group` nearest to `word`, if it is
+ * near enough to be a typo of it (or `word` begins it); NULL if none is. */
+static const char *
+closest(const char *group, const char *word)
+{
+    const char *best = NULL;
+    size_t best_d = 3; /* a typo is at most two edits away */
+    for (size_t i = 0; i < NCOMMANDS; i++) {
+        const char *cand = group == NULL ? commands[i].group : commands[i].sub;
+        if (cand == NULL || (group != NULL && strcmp(commands[i].group, group) != 0))
+            continue;
+        size_t d =
+            strncmp(cand, word, strlen(word)) == 0 && word[0] != '\0' ? 1 : distance(word, cand);
+        if (d < best_d || (d == best_d && best != NULL && strcmp(cand, best) < 0)) {
+            best = cand;
+            best_d = d;
+        }
+    }
+    return best;
+}
+
+static bool
+is_help(const char *arg)
+{
+    return strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0;
+}
+
+/* `kith help [COMMAND [SUBCOMMAND]]`. */
+static int
+help(struct cli *c, int argc, char **argv)
+{
+    bool known = false;
+    if (argc == 0) {
+        print_help(stdout);
+        return CLI_OK;
+    }
+    for (size_t i = 0; i < NCOMMANDS; i++) {
+        if (strcmp(commands[i].group, argv[0]) != 0)
+            continue;
+        known = true;
+        if (argc > 1 && commands[i].sub != NULL && strcmp(commands[i].sub, argv[1]) == 0) {
+            c->usage = commands[i].usage;
+            c->summary = commands[i].summary;
+            return cli_help(c);
+        }
+    }
+    if (!known) {
+        const char *near = closest(NULL, argv[0]);
+        return near ? cli_usage_error(c, "no command '%s'; did you mean '%s'?", argv[0], near)
+                    : cli_usage_error(c, "no command '%s'", argv[0]);
+    }
+    if (argc > 1) {
+        const char *near = closest(argv[0], argv[1]);
+        if (near == NULL || !strcmp(near, argv[1]))
+            return cli_usage_error(c, "no command '%s %s'", argv[0], argv[1]);
+        return cli_usage_error(c, "no command '%s %s'; did you mean '%s %s'?", argv[0], argv[1],
+                               argv[0], near);
+    }
+    print_group_help(stdout, argv[0]);
+    return CLI_OK;
 }
 
 /* The default replica directory, into buf; NULL when neither XDG_DATA_HOME nor HOME is set. */
@@ -193,10 +292,8 @@ main(int argc, char **argv)
     }
     if (optind >= argc)
         return cli_usage_error(&c, "no command given");
-    if (strcmp(argv[optind], "help") == 0) {
-        print_help(stdout);
-        return CLI_OK;
-    }
+    if (strcmp(argv[optind], "help") == 0)
+        return help(&c, argc - optind - 1, argv + optind + 1);
 
     for (size_t i = 0; i < NCOMMANDS; i++) {
         if (strcmp(commands[i].group, argv[optind]) != 0)
@@ -211,13 +308,28 @@ main(int argc, char **argv)
         }
     }
     if (cmd == NULL) {
-        if (!group_known)
-            return cli_usage_error(&c, "unknown command '%s'", argv[optind]);
-        fprintf(stderr, "kith: %s: %s\n", argv[optind],
-                optind + 1 < argc ? "unknown subcommand" : "missing subcommand");
-        for (size_t i = 0; i < NCOMMANDS; i++)
-            if (strcmp(commands[i].group, argv[optind]) == 0)
-                fprintf(stderr, "usage: kith %s\n", commands[i].usage);
+        const char *word = argv[optind], *next = optind + 1 < argc ? argv[optind + 1] : NULL;
+        if (!group_known) {
+            const char *near = closest(NULL, word);
+            return near
+                       ? cli_usage_error(&c, "unknown command '%s'; did you mean '%s'?", word, near)
+                       : cli_usage_error(&c, "unknown command '%s'", word);
+        }
+        if (next != NULL && is_help(next)) { /* kith contact --help */
+            print_group_help(stdout, word);
+            return CLI_OK;
+        }
+        if (next == NULL) {
+            fprintf(stderr, "kith: %s: missing subcommand\n", word);
+        } else {
+            const char *near = closest(word, next);
+            if (near != NULL)
+                fprintf(stderr, "kith: %s: unknown subcommand '%s'; did you mean '%s %s'?\n", word,
+                        next, word, near);
+            else
+                fprintf(stderr, "kith: %s: unknown subcommand '%s'\n", word, next);
+        }
+        print_group_help(stderr, word);
         return CLI_USAGE;
     }
 
@@ -225,6 +337,7 @@ main(int argc, char **argv)
              cmd->sub ? cmd->sub : "");
     c.name = name;
     c.usage = cmd->usage;
+    c.summary = cmd->summary;
     if (dir == NULL)
         dir = default_dir(dirbuf, sizeof dirbuf);
     if (dir == NULL)

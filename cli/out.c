@@ -69,6 +69,8 @@ int
 cli_help(const struct cli *c)
 {
     printf("usage: kith %s\n", c->usage);
+    if (c->summary != NULL)
+        printf("\n%s.\n\nman kith has every option and the --json output.\n", c->summary);
     return CLI_OK;
 }
 

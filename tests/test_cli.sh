@@ -94,6 +94,23 @@ run 2 "unknown subcommand" --dir "$A" contact frob
 run 2 "group without subcommand" --dir "$A" contact
 run 0 "command --help" --dir "$A" contact add --help
 check "command --help prints usage" out_has "usage: kith contact add"
+check "command --help says what it does" out_has "add a contact"
+run 0 "group --help" --dir "$A" contact --help
+check "group --help lists its commands" out_has "usage: kith contact ls"
+run 0 "help COMMAND" help contact
+check "help COMMAND lists that command only" bash -c "grep -q 'contact show' '$tmp/out' && ! grep -q 'reminder' '$tmp/out'"
+run 0 "help COMMAND SUB" help contact add
+check "help COMMAND SUB prints its usage" out_has "usage: kith contact add"
+run 0 "help of a single-word command" help status
+check "help status prints its usage" out_has "usage: kith status"
+run 2 "help of no such command" help contcat
+check "help suggests the closest command" err_has "did you mean 'contact'"
+run 2 "a typo of a command" --dir "$A" stauts
+check "a typo gets a suggestion" err_has "did you mean 'status'"
+run 2 "a typo of a subcommand" --dir "$A" contact lss
+check "a subcommand typo gets a suggestion" err_has "did you mean 'contact ls'"
+run 2 "nothing close" --dir "$A" frobnicate
+check "no suggestion when nothing is close" bash -c "! grep -q 'did you mean' '$tmp/err'"
 
 # ---- before init (CLI-2) -------------------------------------------------------------------------
 run 1 "status without a replica" --dir "$A" status
