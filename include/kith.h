@@ -626,12 +626,18 @@ typedef struct kith_serve_opts {
      * free port: a port probed free and bound later can be taken in between. May be NULL. */
     void (*on_listen)(void *arg, const char *endpoint);
     void *on_listen_arg;
+    /* Where log lines go when set: each line at or below log_level, as its message alone
+     * (no prefix, no newline; log_json does not apply), instead of stderr. Called from the
+     * daemon's threads one line at a time, never two at once; the line is valid during the
+     * call. For an app that runs the daemon in a thread of its own. May be NULL. */
+    void (*on_log)(void *arg, int level, const char *line);
+    void *on_log_arg;
 } kith_serve_opts;
 
 /*
  * Run the sync daemon in this thread until *opts->stop is set, or SIGTERM or SIGINT arrives
- * (kith_serve blocks them and takes them through a signalfd). Logs to stderr. Returns 0 on a
- * clean stop; a batch being applied is finished or rolled back, never half applied.
+ * (kith_serve blocks them and takes them through a signalfd). Logs to stderr, or to opts->on_log.
+ * Returns 0 on a clean stop; a batch being applied is finished or rolled back, never half applied.
  */
 KITH_API KITH_NODISCARD int kith_serve(kith_replica *r, const kith_serve_opts *opts);
 

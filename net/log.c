@@ -5,7 +5,8 @@
  * (monotonic milliseconds, hex) that the other files of net/ share.
  *
  * A line is formatted into one buffer and written with one fwrite under the stream lock, so
- * lines from the ZAP thread and the main loop never interleave.
+ * lines from the ZAP thread and the main loop never interleave; an app's on_log callback is
+ * called under the same lock, one line at a time.
  */
 #include "net.h"
 
@@ -25,6 +26,15 @@ kith__log_init(struct kith__log *log, int level, bool json)
     log->level = level > 0 ? level : KITH_LOG_INFO;
     log->json = json;
     log->journal = getenv("JOURNAL_STREAM") != NULL;
+    log->fn = NULL;
+    log->arg = NULL;
+}
+
+void
+kith__log_to(struct kith__log *log, void (*fn)(void *arg, int level, const char *line), void *arg)
+{
+    log->fn = fn;
+    log->arg = arg;
 }
 
 static const char *
@@ -56,6 +66,14 @@ kith__log(const struct kith__log *log, int level, const char *fmt, ...)
     va_end(ap);
     if (n < 0)
         return;
+    if (log->fn) {
+        /* the stream lock orders callback lines as it orders written ones (ZAP thread and
+         * main loop), and it is recursive, so the callback may itself write to stderr */
+        flockfile(stderr);
+        log->fn(log->arg, level, msg);
+        funlockfile(stderr);
+        return;
+    }
     if (log->json) {
         struct timespec ts;
         char when[32];

@@ -35,9 +35,14 @@ struct kith__log {
     int level;    /* kith_log_level: lines above it are dropped */
     bool json;    /* one JSON object per line */
     bool journal; /* stderr is the journal: "<N>" prefixes */
+    void (*fn)(void *arg, int level, const char *line); /* set: lines go here, not stderr */
+    void *arg;
 };
 
 void kith__log_init(struct kith__log *log, int level, bool json);
+/* Hand the lines to fn (kith_serve_opts.on_log) instead of writing them; fn NULL: stderr. */
+void kith__log_to(struct kith__log *log, void (*fn)(void *arg, int level, const char *line),
+                  void *arg);
 /* One line on stderr, written whole (safe from several threads). `log` may be NULL: quiet. */
 void kith__log(const struct kith__log *log, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -425,6 +425,7 @@ kith_serve(kith_replica *r, const kith_serve_opts *opts)
     d->o = opts;
     d->sigfd = d->inofd = d->bfd = -1;
     kith__log_init(&d->log, opts->log_level, opts->log_json);
+    kith__log_to(&d->log, opts->on_log, opts->on_log_arg);
     d->interval_ms = opts->interval_ms > 0 ? opts->interval_ms : 30000;
     d->timeout_ms = opts->timeout_ms > 0 ? opts->timeout_ms : KITH__NET_TIMEOUT_MS;
     d->beacon_port = opts->beacon_port ? opts->beacon_port : KITH__BEACON_PORT;

@@ -13,6 +13,7 @@
 #include "net_test.h"
 
 #include <criterion/criterion.h>
+#include <criterion/redirect.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -641,4 +642,66 @@ Test(daemon, revoked_peer_stops_receiving_at_once)
     node_stop(&b);
     node_free(&a);
     node_free(&b);
+}
+
+struct log_lines {
+    pthread_mutex_t lock;
+    char text[8192];
+    int count, over_level;
+};
+
+static void
+collect_line(void *arg, int level, const char *line)
+{
+    struct log_lines *l = arg;
+    pthread_mutex_lock(&l->lock);
+    size_t used = strlen(l->text);
+    snprintf(l->text + used, sizeof(l->text) - used, "%d %s\n", level, line);
+    l->count++;
+    if (level > KITH_LOG_INFO)
+        l->over_level++;
+    pthread_mutex_unlock(&l->lock);
+}
+
+static void
+redirect_stderr(void)
+{
+    cr_redirect_stderr();
+}
+
+/* An app running the daemon in a thread gets its lines through on_log, not on stderr. */
+Test(daemon, log_lines_go_to_the_callback, .init = redirect_stderr)
+{
+    struct node b;
+    struct kt_replica a = kt_new();
+    struct log_lines lines = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    uint8_t pk[KITH_PUBKEY_BYTES];
+    node_init(&b);
+    kt_trust_pair(&a, &b.k);
+    kith_replica_pubkey(b.k.r, pk);
+    kt_contact(a.r, "Ada");
+    memset(&b.o, 0, sizeof(b.o));
+    b.o.listen = "tcp://127.0.0.1:*";
+    b.o.log_level = KITH_LOG_INFO;
+    b.o.stop = &b.stop;
+    b.o.on_listen = nt_on_listen;
+    b.o.on_listen_arg = &b;
+    b.o.on_log = collect_line;
+    b.o.on_log_arg = &lines;
+    cr_assert_eq(pthread_create(&b.th, NULL, nt_serve, &b), 0);
+    b.running = true;
+    while (!__atomic_load_n(&b.listening, __ATOMIC_ACQUIRE))
+        nt_sleep_ms(1);
+    cr_assert_eq(kith_sync(a.r, b.ep, pk, 5000, NULL), 0);
+    node_stop(&b);
+    fflush(stderr);
+    pthread_mutex_lock(&lines.lock);
+    cr_assert(strstr(lines.text, "6 replica ") && strstr(lines.text, " listening on tcp://"), "%s",
+              lines.text);
+    cr_assert_eq(lines.over_level, 0, "a line above log_level: %s", lines.text);
+    cr_assert(lines.count >= 2, "%s", lines.text);
+    pthread_mutex_unlock(&lines.lock);
+    cr_assert_stderr_eq_str("", "the daemon wrote to stderr");
+    node_free(&b);
+    kt_free(&a);
 }
