@@ -331,7 +331,7 @@ def error_table():
     table = {}
     code = -9001
     while True:
-        name = kith_errname(code).decode()
+        name = lib.kith_errname(code).decode()
         if not name.startswith("KITH_E"):
             return table
         table[code] = name

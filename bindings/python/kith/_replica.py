@@ -10,6 +10,7 @@ import collections
 import ctypes
 import os
 import threading
+import weakref
 from ctypes import byref
 
 from . import _ffi as ffi
@@ -80,6 +81,7 @@ class Replica:
                  | (ffi.KITH_RDONLY if readonly else 0))
         self._h = None
         self._observers = None
+        self._txns = weakref.WeakSet()
         h = ctypes.c_void_p()
         check(ffi.kith_open(os.fsencode(path), flags, byref(h)), what="kith_open")
         self._h = h
@@ -87,8 +89,16 @@ class Replica:
     # -- lifetime --
 
     def close(self):
-        """Close the handle (kith_close); no transaction of it may be open. Idempotent."""
+        """Close the handle (kith_close). Transactions of it still open in this thread are
+        aborted first; one open in another thread is an error (RuntimeError), since only its
+        own thread may end it. Idempotent."""
         if self._h:
+            me = threading.get_ident()
+            for t in list(self._txns):
+                if t.open and t.thread != me:
+                    raise RuntimeError("a transaction of this replica is open in another thread")
+            for t in list(self._txns):
+                t.abort()
             if self._observers:
                 ffi.kith_observe(self._h, ffi.kith_change_fn(), ffi.kith_conflict_fn(), None)
                 self._observers = None
@@ -102,8 +112,11 @@ class Replica:
         self.close()
 
     def __del__(self):
-        if getattr(self, "_h", None):
-            self.close()
+        try:
+            if getattr(self, "_h", None):
+                self.close()
+        except Exception:
+            pass  # at interpreter exit, or a transaction left open elsewhere
 
     @property
     def handle(self):
@@ -434,6 +447,8 @@ class Txn:
                                  ffi.KITH_TXN_WRITE if write else ffi.KITH_TXN_READ, byref(h)),
               replica.handle, "kith_txn_begin")
         self._h = h
+        self.thread = threading.get_ident()
+        replica._txns.add(self)
 
     def __enter__(self):
         return self

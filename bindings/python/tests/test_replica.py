@@ -39,6 +39,15 @@ class Open(ReplicaCase):
         with self.assertRaises(ValueError):
             r.txn()
 
+    def test_close_aborts_a_transaction_left_open(self):
+        r = self.open("r")
+        t = r.write()
+        t.create("contacts", name="Ada")
+        r.close()
+        self.assertFalse(t.open)
+        with self.open("r", create=False) as again:
+            self.assertEqual(again.vv(), {})
+
     def test_readonly_refuses_a_write(self):
         self.open("r").close()
         ro = self.open("r", create=False, readonly=True)
