@@ -222,6 +222,13 @@ STRUCTS = [kith_dot, kith_docid, kith_value, kith_field_def, kith_collection_def
            kith_log_entry, kith_buf, kith_batch_opts, kith_batch_info, kith_apply_info, kith_peer,
            kith_verify_report, kith_sync_info, kith_serve_opts]
 
+# structs a newer library may have appended fields to without harm here: the binding
+# allocates them only through slack() or reads them only through a pointer the library gave,
+# never as an array element or embedded in another struct
+GROWABLE = [kith_conflict, kith_change, kith_status, kith_log_entry, kith_batch_opts,
+            kith_batch_info, kith_apply_info, kith_verify_report, kith_sync_info,
+            kith_serve_opts]
+
 SLACK = 256
 
 

@@ -82,16 +82,29 @@ class Layout(unittest.TestCase):
             self.skipTest("gdb is not installed (scripts/deps.sh installs it)")
 
     def test_structs_match_the_library(self):
-        checks = []  # (expression, expected, what)
+        """Every mirrored field sits at C's offset, and every struct has C's size, except
+        that a struct in ffi.GROWABLE may be shorter than C's by fields appended to it, up to
+        ffi.SLACK bytes: the binding allocates those with that much zeroed slack (read by the
+        library as defaults) or only reads them through the library's pointers."""
+        checks = []  # (expression, expected, what, struct)
         for s in ffi.STRUCTS:
             n = c_name(s)
-            checks.append(("sizeof(struct %s)" % n, ctypes.sizeof(s), "sizeof(%s)" % n))
+            checks.append(("sizeof(struct %s)" % n, ctypes.sizeof(s), "sizeof(%s)" % n, s))
             for path, off in field_paths(s):
                 checks.append(("&((struct %s *)0)->%s" % (n, path), off,
-                               "offsetof(%s, %s)" % (n, path)))
-        got, errors = gdb_print([e for e, _, _ in checks])
+                               "offsetof(%s, %s)" % (n, path), None))
+        got, errors = gdb_print([c[0] for c in checks])
         if all(v is None for v in got):
             self.skipTest("no debug information for kith's types in %s" % ffi.lib._name)
-        wrong = ["%s: C says %s, _ffi.py says %d" % (what, g, want)
-                 for (_, want, what), g in zip(checks, got) if g != want]
+        wrong, shorter = [], []
+        for (_, want, what, s), g in zip(checks, got):
+            if g == want:
+                continue
+            if s in ffi.GROWABLE and g is not None and \
+                    want < g <= want + ffi.SLACK:
+                shorter.append("%s: C says %d, _ffi.py %d" % (what, g, want))
+                continue
+            wrong.append("%s: C says %s, _ffi.py says %d" % (what, g, want))
         self.assertEqual(wrong, [], errors[-2000:])
+        if shorter:
+            print("\nnote: fields appended in C, not mirrored yet: " + "; ".join(shorter))
