@@ -4,7 +4,7 @@
 set -euo pipefail
 packages=(build-essential cmake pkg-config liblmdb-dev lmdb-utils libsodium-dev libmsgpack-dev
           libzmq3-dev libcriterion-dev libjansson-dev iproute2 clang clang-format libclang-rt-14-dev
-          jq)
+          jq python3 gdb groff-base man-db)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -104,5 +104,53 @@ else
     cat "$tmp/scfg.log" "$tmp/sbuild.log"
     bad "example with kith::kith_static: ${out:-}"
 fi
+
+# section-3 pages: every page installed and rendering without a warning, and every KITH_API
+# function of the header named by a page and reachable as `man FUNCTION`
+man3=$(find "$tmp/prefix" -path '*/man3/kith.3' -printf '%h\n' | head -n 1)
+if [ -n "$man3" ]; then
+    ok "kith(3) installed"
+    for page in "$src"/doc/man3/*.3; do
+        name=$(basename "$page")
+        if ! cmp -s "$page" "$man3/$name"; then
+            bad "$name installed"
+            continue
+        fi
+        warnings=$(groff -man -ww -z "$man3/$name" 2>&1 || echo "groff failed")
+        if command -v man >/dev/null; then
+            warnings+=$(MANWIDTH=80 man --warnings -l "$man3/$name" 2>&1 >/dev/null ||
+                echo "man failed")
+        fi
+        [ -z "$warnings" ] && ok "$name installed, renders without warnings" ||
+            bad "$name renders with warnings: $warnings"
+    done
+    functions=$(sed -n 's/^KITH_API[^(]*[ *]\(kith_[a-z0-9_]*\)(.*/\1/p' "$src/include/kith.h")
+    [ "$(wc -w <<<"$functions")" -gt 50 ] && ok "kith.h declares $(wc -w <<<"$functions") functions" ||
+        bad "found only $(wc -w <<<"$functions") KITH_API functions in kith.h"
+    undocumented="" unlinked=""
+    for fn in $functions; do
+        # documented: named on the NAME line of some page beside the header
+        grep -A1 -h '^\.SH NAME' "$src"/doc/man3/*.3 | grep -qE "(^|[ ,])$fn([ ,]|$)" ||
+            undocumented="$undocumented $fn"
+        # installed: its own page, or a .so link to a group page that is there
+        target=$(sed -n 's/^\.so man3\///p' "$man3/$fn.3" 2>/dev/null)
+        if [ ! -f "$man3/$fn.3" ] || { [ -n "$target" ] && [ ! -f "$man3/$target" ]; }; then
+            unlinked="$unlinked $fn"
+        fi
+    done
+    [ -z "$undocumented" ] && ok "every KITH_API function is documented in doc/man3" ||
+        bad "KITH_API functions no man3 page names:$undocumented"
+    [ -z "$unlinked" ] && ok "every KITH_API function has an installed man3 page" ||
+        bad "KITH_API functions without an installed man3 page:$unlinked"
+    if command -v man >/dev/null; then
+        found=$(MANPATH="$(dirname "$man3")" man -w kith_txn_begin 2>/dev/null || true)
+        text=$(MANPATH="$(dirname "$man3")" MANWIDTH=80 man kith_txn_begin 2>/dev/null || true)
+        # man -w names the page the link sources
+        [ "$found" = "$man3/kith_txn.3" ] && grep -q 'kith_txn_commit()' <<<"$text" &&
+            ok "man kith_txn_begin shows kith_txn(3)" || bad "man kith_txn_begin: '$found'"
+    fi
+else
+    bad "kith(3) installed"
+fi
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -1,0 +1,345 @@
+"""The C side of the binding: loading libkith.so.0, the structs of include/kith.h mirrored
+field for field, and the prototype of every KITH_API function.
+
+Everything that must change when kith.h changes lives in this file. Structs are listed in the
+header's order with the header's field names; a field appended to a C struct is appended here
+(tests/test_layout.py compares every mirror with the library's own debug information). Structs
+the caller allocates for C to read or fill are given zeroed slack behind them (see `slack`),
+so a library newer than this file reads its appended fields as 0, the header's "default".
+"""
+
+import ctypes
+import ctypes.util
+import os
+from ctypes import (CFUNCTYPE, POINTER, Structure, Union, c_bool, c_char, c_char_p, c_int,
+                    c_int64, c_size_t, c_uint, c_uint8, c_uint16, c_uint32, c_uint64, c_void_p)
+
+# ---- the library ---------------------------------------------------------------------------
+
+SONAME = "libkith.so.0"
+
+
+def _candidates():
+    env = os.environ.get("KITH_LIBRARY")
+    if env:
+        yield env
+        return
+    # a source checkout built with scripts/build.sh: bindings/python/kith -> build/lib
+    here = os.path.dirname(os.path.abspath(__file__))
+    yield os.path.join(here, "..", "..", "..", "build", "lib", SONAME)
+    found = ctypes.util.find_library("kith")
+    if found:
+        yield found
+    yield SONAME
+
+
+def load():
+    """Load libkith: $KITH_LIBRARY if set, else a build next to this source tree, else the
+    system's (ctypes.util.find_library, then the SONAME through the dynamic loader)."""
+    errors = []
+    for path in _candidates():
+        if os.sep in path and not os.path.exists(path):
+            errors.append("%s: no such file" % path)
+            continue
+        try:
+            return ctypes.CDLL(path)
+        except OSError as e:
+            errors.append(str(e))
+    raise OSError("cannot load libkith (set KITH_LIBRARY): " + "; ".join(errors))
+
+
+lib = load()
+
+# ---- sizes and constants (kith.h) ------------------------------------------------------------
+
+KITH_ID_BYTES = 8
+KITH_PUBKEY_BYTES = 32
+KITH_DOCID_BYTES = 16
+KITH_HASH_BYTES = 32
+KITH_SIG_BYTES = 64
+KITH_ID_HEX = 16
+KITH_DOCID_HEX = 32
+
+KITH_TYPE_NULL = 0
+KITH_TYPE_STRING = 1
+KITH_TYPE_INT = 2
+KITH_TYPE_TIME = 3
+KITH_TYPE_BOOL = 4
+KITH_TYPE_BYTES = 5
+KITH_TYPE_REF = 6
+KITH_TYPE_DATE = 7
+KITH_TYPE_ENUM = 8
+KITH_TYPE_SET = 9
+
+KITH_CREATE = 1 << 0
+KITH_NOSYNC = 1 << 1
+KITH_RDONLY = 1 << 2
+
+KITH_TXN_READ = 0
+KITH_TXN_WRITE = 1 << 0
+
+KITH_CHANGE_LOCAL = 1
+KITH_CHANGE_REMOTE = 2
+
+KITH_OP_FIELD_SET = 1
+KITH_OP_DOC_ADD = 2
+KITH_OP_DOC_REMOVE = 3
+KITH_OP_SET_ADD = 4
+KITH_OP_SET_REMOVE = 5
+
+KITH_LOG_ERROR = 3
+KITH_LOG_WARNING = 4
+KITH_LOG_INFO = 6
+KITH_LOG_DEBUG = 7
+
+# C enums are int-sized on the platforms kith builds for
+c_enum = c_int
+
+# ---- structs, in the header's order ----------------------------------------------------------
+
+
+class kith_dot(Structure):
+    _fields_ = [("origin", c_uint64), ("seq", c_uint64)]
+
+
+class kith_docid(Structure):
+    _fields_ = [("bytes", c_uint8 * KITH_DOCID_BYTES)]
+
+
+class _kith_value_s(Structure):
+    _fields_ = [("ptr", c_void_p), ("len", c_size_t)]
+
+
+class _kith_value_u(Union):
+    _fields_ = [("i", c_int64), ("b", c_bool), ("ref", kith_docid), ("s", _kith_value_s)]
+
+
+class kith_value(Structure):
+    _fields_ = [("type", c_enum), ("u", _kith_value_u)]
+
+
+class kith_field_def(Structure):
+    _fields_ = [("name", c_char_p), ("type", c_enum), ("required", c_bool),
+                ("ref_collection", c_char_p), ("enum_values", POINTER(c_char_p)),
+                ("max_len", c_size_t)]
+
+
+class kith_collection_def(Structure):
+    _fields_ = [("name", c_char_p), ("nfields", c_size_t), ("fields", POINTER(kith_field_def))]
+
+
+class kith_conflict(Structure):
+    _fields_ = [("id", c_uint64), ("collection", c_char_p), ("doc", kith_docid),
+                ("field", c_char_p), ("winner_dot", kith_dot), ("loser_dot", kith_dot),
+                ("winner_hlc", c_uint64), ("loser_hlc", c_uint64), ("winner", kith_value),
+                ("loser", kith_value), ("recorded_ms", c_int64), ("resolved", c_bool)]
+
+
+class kith_changed_doc(Structure):
+    _fields_ = [("collection", c_char_p), ("doc", kith_docid)]
+
+
+class kith_change(Structure):
+    _fields_ = [("source", c_int), ("ndocs", c_size_t), ("docs", POINTER(kith_changed_doc))]
+
+
+class kith_vv(Structure):
+    _fields_ = [("len", c_size_t), ("entries", POINTER(kith_dot))]
+
+
+class kith_collection_count(Structure):
+    _fields_ = [("collection", c_char_p), ("live", c_uint64)]
+
+
+class kith_status(Structure):
+    _fields_ = [("id", c_uint64), ("pubkey", c_uint8 * KITH_PUBKEY_BYTES), ("vv", kith_vv),
+                ("ops_logged", c_uint64), ("pending_ops", c_uint64),
+                ("open_conflicts", c_uint64), ("hlc", c_uint64), ("ncollections", c_size_t),
+                ("collections", POINTER(kith_collection_count))]
+
+
+class kith_log_entry(Structure):
+    _fields_ = [("dot", kith_dot), ("hlc", c_uint64), ("kind", c_enum),
+                ("collection", c_char_p), ("doc", kith_docid), ("field", c_char_p),
+                ("value", kith_value), ("replaced", kith_dot),
+                ("chain", c_uint8 * KITH_HASH_BYTES), ("commit_end", c_bool),
+                ("applied", c_bool)]
+
+
+class kith_buf(Structure):
+    _fields_ = [("data", c_void_p), ("len", c_size_t)]
+
+
+class kith_batch_opts(Structure):
+    _fields_ = [("since", POINTER(kith_vv)), ("cursor", c_uint64), ("max_ops", c_size_t),
+                ("max_bytes", c_size_t)]
+
+
+class kith_batch_info(Structure):
+    _fields_ = [("ops", c_uint64), ("commits", c_uint64), ("next_cursor", c_uint64),
+                ("has_more", c_bool)]
+
+
+class kith_apply_info(Structure):
+    _fields_ = [("ops_new", c_uint64), ("ops_known", c_uint64), ("ops_applied", c_uint64),
+                ("ops_pending", c_uint64), ("conflicts", c_uint64)]
+
+
+class kith_peer(Structure):
+    _fields_ = [("id", c_uint64), ("pubkey", c_uint8 * KITH_PUBKEY_BYTES),
+                ("name", c_char * 64), ("addr", c_char * 256), ("trusted", c_bool),
+                ("forked", c_bool), ("acked", kith_vv), ("cursor", c_uint64),
+                ("pending_ops", c_uint64), ("last_sync_ms", c_int64), ("failures", c_uint32),
+                ("last_error", c_char * 256)]
+
+
+class kith_verify_report(Structure):
+    _fields_ = [("commits_checked", c_uint64), ("ops_checked", c_uint64),
+                ("signatures_checked", c_uint64), ("problems", c_uint64),
+                ("first_problem", c_char * 256)]
+
+
+class kith_sync_info(Structure):
+    _fields_ = [("peer_id", c_uint64), ("ops_sent", c_uint64), ("ops_received", c_uint64),
+                ("batches_sent", c_uint64), ("batches_received", c_uint64),
+                ("converged", c_bool)]
+
+
+kith_listen_fn = CFUNCTYPE(None, c_void_p, c_char_p)
+
+
+class kith_serve_opts(Structure):
+    _fields_ = [("listen", c_char_p), ("peers", POINTER(c_char_p)), ("npeers", c_size_t),
+                ("interval_ms", c_int), ("discover", c_bool), ("log_level", c_int),
+                ("log_json", c_bool), ("stop", POINTER(c_int)), ("timeout_ms", c_int),
+                ("beacon_port", c_uint16), ("on_listen", kith_listen_fn),
+                ("on_listen_arg", c_void_p)]
+
+
+# every struct kith.h declares, by its C name (for tests/test_layout.py)
+STRUCTS = [kith_dot, kith_docid, kith_value, kith_field_def, kith_collection_def, kith_conflict,
+           kith_changed_doc, kith_change, kith_vv, kith_collection_count, kith_status,
+           kith_log_entry, kith_buf, kith_batch_opts, kith_batch_info, kith_apply_info, kith_peer,
+           kith_verify_report, kith_sync_info, kith_serve_opts]
+
+# structs a newer library may have appended fields to without harm here: the binding
+# allocates them only through slack() or reads them only through a pointer the library gave,
+# never as an array element or embedded in another struct
+GROWABLE = [kith_conflict, kith_change, kith_status, kith_log_entry, kith_batch_opts,
+            kith_batch_info, kith_apply_info, kith_verify_report, kith_sync_info,
+            kith_serve_opts]
+
+SLACK = 256
+
+
+def slack(struct_type):
+    """A zeroed instance of `struct_type` with SLACK spare bytes behind it, kept alive with it:
+    for structs the caller allocates and the library reads or fills."""
+    buf = (c_char * (ctypes.sizeof(struct_type) + SLACK))()
+    obj = struct_type.from_buffer(buf)
+    obj._slack = buf
+    return obj
+
+
+kith_change_fn = CFUNCTYPE(None, c_void_p, POINTER(kith_change))
+kith_conflict_fn = CFUNCTYPE(None, c_void_p, POINTER(kith_conflict))
+
+# ---- functions: name, return type, argument types ---------------------------------------------
+
+P = POINTER
+u8p = P(c_uint8)
+replica_p = c_void_p
+txn_p = c_void_p
+iter_p = c_void_p
+
+PROTOTYPES = [
+    ("kith_version", c_char_p, []),
+    ("kith_strerror", c_char_p, [c_int]),
+    ("kith_errname", c_char_p, [c_int]),
+    ("kith_docid_bytes", c_size_t, []),
+    ("kith_pubkey_bytes", c_size_t, []),
+    ("kith_docid_format", None, [P(kith_docid), c_char_p]),
+    ("kith_docid_parse", c_int, [c_char_p, P(kith_docid)]),
+    ("kith_value_parse", c_int, [c_char_p, c_char_p, c_char_p, P(kith_value), c_char_p,
+                                 c_size_t]),
+    ("kith_time_format", None, [c_int64, c_char_p]),
+    ("kith_schema", P(kith_collection_def), [P(c_size_t)]),
+    ("kith_open", c_int, [c_char_p, c_uint, P(replica_p)]),
+    ("kith_close", None, [replica_p]),
+    ("kith_errmsg", c_char_p, [replica_p]),
+    ("kith_replica_id", c_uint64, [replica_p]),
+    ("kith_replica_pubkey", None, [replica_p, u8p]),
+    ("kith_replica_path", c_char_p, [replica_p]),
+    ("kith_id_from_pubkey", c_uint64, [u8p]),
+    ("kith_txn_begin", c_int, [replica_p, c_uint, P(txn_p)]),
+    ("kith_txn_commit", c_int, [P(txn_p)]),
+    ("kith_txn_abort", None, [P(txn_p)]),
+    ("kith_doc_create", c_int, [txn_p, c_char_p, P(kith_docid)]),
+    ("kith_doc_delete", c_int, [txn_p, c_char_p, P(kith_docid)]),
+    ("kith_doc_exists", c_int, [txn_p, c_char_p, P(kith_docid)]),
+    ("kith_field_set", c_int, [txn_p, c_char_p, P(kith_docid), c_char_p, P(kith_value)]),
+    ("kith_field_get", c_int, [txn_p, c_char_p, P(kith_docid), c_char_p, P(kith_value)]),
+    ("kith_set_add", c_int, [txn_p, c_char_p, P(kith_docid), c_char_p, c_char_p, c_size_t]),
+    ("kith_set_remove", c_int, [txn_p, c_char_p, P(kith_docid), c_char_p, c_char_p, c_size_t]),
+    ("kith_iter_docs", c_int, [txn_p, c_char_p, P(iter_p)]),
+    ("kith_iter_index", c_int, [txn_p, c_char_p, P(kith_value), P(kith_value), P(kith_value),
+                                P(iter_p)]),
+    ("kith_iter_set", c_int, [txn_p, c_char_p, P(kith_docid), c_char_p, P(iter_p)]),
+    ("kith_iter_next", c_int, [iter_p, P(kith_docid)]),
+    ("kith_iter_next_elem", c_int, [iter_p, P(c_void_p), P(c_size_t)]),
+    ("kith_iter_close", None, [iter_p]),
+    ("kith_iter_conflicts", c_int, [txn_p, c_bool, P(iter_p)]),
+    ("kith_iter_next_conflict", c_int, [iter_p, P(kith_conflict)]),
+    ("kith_conflict_get", c_int, [txn_p, c_uint64, P(kith_conflict)]),
+    ("kith_conflict_resolve", c_int, [txn_p, c_uint64, c_bool]),
+    ("kith_observe", None, [replica_p, kith_change_fn, kith_conflict_fn, c_void_p]),
+    ("kith_vv_parse", c_int, [c_char_p, P(kith_vv)]),
+    ("kith_vv_format", c_int, [P(kith_vv), P(c_void_p)]),
+    ("kith_vv_free", None, [P(kith_vv)]),
+    ("kith_vv_get", c_int, [replica_p, P(kith_vv)]),
+    ("kith_status_get", c_int, [replica_p, P(P(kith_status))]),
+    ("kith_status_free", None, [P(kith_status)]),
+    ("kith_iter_log", c_int, [txn_p, c_uint64, P(iter_p)]),
+    ("kith_iter_next_log", c_int, [iter_p, P(kith_log_entry)]),
+    ("kith_batch_create", c_int, [replica_p, P(kith_batch_opts), P(kith_buf),
+                                  P(kith_batch_info)]),
+    ("kith_batch_apply", c_int, [replica_p, c_void_p, c_size_t, P(kith_apply_info)]),
+    ("kith_bundle_write", c_int, [replica_p, P(kith_vv), c_char_p, P(kith_batch_info)]),
+    ("kith_bundle_apply", c_int, [replica_p, c_char_p, P(kith_apply_info)]),
+    ("kith_trust_add", c_int, [replica_p, u8p, c_char_p, c_char_p]),
+    ("kith_trust_remove", c_int, [replica_p, c_uint64]),
+    ("kith_peers_get", c_int, [replica_p, P(P(kith_peer)), P(c_size_t)]),
+    ("kith_peers_free", None, [P(kith_peer), c_size_t]),
+    ("kith_peer_record", c_int, [replica_p, c_uint64, P(kith_vv), c_uint64, c_char_p]),
+    ("kith_is_trusted", c_bool, [replica_p, u8p]),
+    ("kith_curve_keys", c_int, [replica_p, u8p, u8p]),
+    ("kith_curve_public", c_int, [u8p, u8p]),
+    ("kith_sign", c_int, [replica_p, c_char_p, c_void_p, c_size_t, u8p]),
+    ("kith_sign_verify", c_int, [u8p, c_char_p, c_void_p, c_size_t, u8p]),
+    ("kith_schema_fingerprint", None, [u8p]),
+    ("kith_export_json", c_int, [replica_p, P(kith_buf)]),
+    ("kith_verify", c_int, [replica_p, P(kith_verify_report)]),
+    ("kith_free", None, [c_void_p]),
+    ("kith_sync", c_int, [replica_p, c_char_p, u8p, c_int, P(kith_sync_info)]),
+    ("kith_serve", c_int, [replica_p, P(kith_serve_opts)]),
+]
+
+for _name, _restype, _argtypes in PROTOTYPES:
+    _fn = getattr(lib, _name)
+    _fn.restype = _restype
+    _fn.argtypes = _argtypes
+    globals()[_name] = _fn
+del _name, _restype, _argtypes, _fn
+
+
+def error_table():
+    """{code: name} for every KITH_E* code this library knows, read from kith_errname so
+    that codes added to KITH_ERRNO_MAP appear without a change here."""
+    table = {}
+    code = -9001
+    while True:
+        name = lib.kith_errname(code).decode()
+        if not name.startswith("KITH_E"):
+            return table
+        table[code] = name
+        code -= 1
