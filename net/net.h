@@ -191,6 +191,10 @@ void kith__peerstate_clear(struct kith__peerstate *p);
  * per failure, at most 30 s, times 0.75 + jitter/2000 (jitter uniform in 0..999). */
 int64_t kith__backoff_ms(uint32_t failures, uint32_t jitter);
 
+/* Log one line per origin whose ops a batch from `peer` left held (which origin, how many
+ * ops, why: how far ahead its clock is, or the op they wait for). */
+void kith__log_holds(const struct kith__log *log, kith_replica *r, uint64_t peer);
+
 /* ---- beacon.c ------------------------------------------------------------------------- */
 
 #define KITH__BEACON_PORT 7462

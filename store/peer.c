@@ -394,7 +394,8 @@ int
 kith_peers_get(kith_replica *r, kith_peer **out, size_t *n)
 {
     kith_peer *list = NULL, *grown;
-    size_t len = 0, cap = 0;
+    size_t len = 0, cap = 0, nholds = 0;
+    kith_hold *holds = NULL;
     kith_vv ours = {0};
     MDB_cursor *cur;
     MDB_txn *txn;
@@ -411,6 +412,9 @@ kith_peers_get(kith_replica *r, kith_peer **out, size_t *n)
     rc = kith__vv_read(r, txn, &ours);
     if (rc < 0)
         goto out_end;
+    rc = kith__holds_read(r, txn, kith__now_ms(), &holds, &nholds);
+    if (rc < 0)
+        goto out_vv;
     rc = kith__mdb_err(mdb_cursor_open(txn, r->peers, &cur));
     if (rc < 0)
         goto out_vv;
@@ -454,6 +458,12 @@ kith_peers_get(kith_replica *r, kith_peer **out, size_t *n)
         p->last_sync_ms = rec.last_sync_ms;
         p->failures = rec.failures;
         p->pending_ops = kith__vv_missing(&ours, &p->acked);
+        for (size_t i = 0; i < nholds; i++) {
+            if (holds[i].origin == p->id) {
+                p->held_ops = holds[i].ops;
+                p->held_ahead_ms = holds[i].ahead_ms;
+            }
+        }
     }
     if (mrc != MDB_NOTFOUND) {
         rc = kith__mdb_err(mrc);
@@ -468,6 +478,7 @@ out_cursor:
     mdb_cursor_close(cur);
     kith_peers_free(list, len);
 out_vv:
+    kith_holds_free(holds, nholds);
     kith_vv_free(&ours);
 out_end:
     kith__view_end(r, txn);

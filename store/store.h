@@ -304,6 +304,12 @@ int kith__trusted_key(kith_replica *r, MDB_txn *txn, uint64_t origin,
 /* Mark an origin forked (keeps the rest of its record). */
 int kith__peer_mark_forked(kith_replica *r, MDB_txn *txn, uint64_t origin);
 
+/* ---- store/holds.c -------------------------------------------------------------------- */
+
+/* The held ops of every origin (kith_holds_get), read in `txn` with the wall clock at
+ * `now_ms`. *out is released with free(). 0, KITH_ECORRUPT, KITH_ENOMEM or an LMDB error. */
+int kith__holds_read(kith_replica *r, MDB_txn *txn, int64_t now_ms, kith_hold **out, size_t *n);
+
 /* ---- event log (store/txn.c) ---------------------------------------------------------- */
 
 int kith__event_doc(struct kith__event_log *ev, int coll, kith_dot doc);
