@@ -154,6 +154,8 @@ status_text(const struct cli *c, kith_replica *r, const kith_status *s, const ki
             if (p->held_ahead_ms > 0)
                 printf(" (clock %s ahead)", span);
         }
+        if (p->failing)
+            printf(", FAILING");
         if (p->failures != 0)
             printf(", %u failures", (unsigned)p->failures);
         if (p->last_error[0] != '\0')

@@ -30,6 +30,7 @@ cli_peer_json(const kith_peer *p)
     bad |= cli_jset(o, "last_sync", p->last_sync_ms != 0 ? cli_json_time(p->last_sync_ms) : NULL);
     bad |= cli_jset(o, "failures", json_integer((json_int_t)p->failures));
     bad |= cli_jset(o, "last_error", p->last_error[0] != '\0' ? json_string(p->last_error) : NULL);
+    bad |= cli_jset(o, "failing", json_boolean(p->failing));
     bad |= cli_jset(o, "held_ops", json_integer((json_int_t)p->held_ops));
     bad |= cli_jset(o, "held_ahead_ms", json_integer((json_int_t)p->held_ahead_ms));
     return cli_json_done(o, bad);
@@ -121,6 +122,7 @@ peer_row(struct cli_table *tb, const kith_peer *p)
                          p->forked    ? "forked"
                          : p->trusted ? "trusted"
                                       : "no",
+                         p->failing ? "failing" : NULL,
                          pending,
                          held[0] ? held : NULL,
                          when,
@@ -133,8 +135,8 @@ peer_row(struct cli_table *tb, const kith_peer *p)
 static int
 list_peers(const struct cli *c, bool json, bool trusted_only)
 {
-    static const char *const head[] = {"ID",   "NAME",      "ADDRESS",  "TRUST",     "PENDING",
-                                       "HELD", "LAST SYNC", "FAILURES", "LAST ERROR"};
+    static const char *const head[] = {"ID",      "NAME", "ADDRESS",   "TRUST",    "STATE",
+                                       "PENDING", "HELD", "LAST SYNC", "FAILURES", "LAST ERROR"};
     kith_replica *r = NULL;
     kith_peer *peers = NULL;
     size_t n = 0;

@@ -550,9 +550,16 @@ typedef struct kith_peer {
     uint32_t failures;    /* consecutive failed attempts (for backoff) */
     char last_error[256]; /* "" if the last attempt succeeded */
     /* Appended in 0.1.0: */
+    bool failing;          /* `failures` reached the threshold of the process that recorded
+                              them (kith_peer_record_ex): it keeps being retried, at the
+                              longest backoff; the next success clears it */
     uint64_t held_ops;     /* ops this peer made that wait here (its kith_hold.ops) */
     int64_t held_ahead_ms; /* how far ahead of our clock they are stamped (kith_hold) */
 } kith_peer;
+
+/* Consecutive failed attempts after which a peer shows as failing, unless a daemon is told
+ * otherwise (kith_serve_opts.failing_after). */
+#define KITH_FAILING_AFTER 5
 
 /* Trust a replica's key (adding or updating its record; name/addr may be NULL: unchanged). */
 KITH_API KITH_NODISCARD int kith_trust_add(kith_replica *r, const uint8_t pk[KITH_PUBKEY_BYTES],
@@ -570,6 +577,12 @@ KITH_API void kith_peers_free(kith_peer *peers, size_t n);
  * failures + 1. `acked` may be NULL (unchanged). */
 KITH_API KITH_NODISCARD int kith_peer_record(kith_replica *r, uint64_t id, const kith_vv *acked,
                                              uint64_t cursor, const char *error);
+/* As kith_peer_record; a failure also marks the peer failing once its consecutive failures
+ * reach `failing_after` (0: KITH_FAILING_AFTER), and a success clears the mark.
+ * kith_peer_record is this with 0. Errors: KITH_ENOTFOUND (no such peer), KITH_EINVAL. */
+KITH_API KITH_NODISCARD int kith_peer_record_ex(kith_replica *r, uint64_t id, const kith_vv *acked,
+                                                uint64_t cursor, const char *error,
+                                                uint32_t failing_after);
 
 /* Is this key trusted? (and not forked) */
 KITH_API bool kith_is_trusted(kith_replica *r, const uint8_t pk[KITH_PUBKEY_BYTES]);
@@ -665,6 +678,10 @@ typedef struct kith_serve_opts {
      * free port: a port probed free and bound later can be taken in between. May be NULL. */
     void (*on_listen)(void *arg, const char *endpoint);
     void *on_listen_arg;
+    /* Consecutive failed attempts after which a peer is shown as failing (in its record, so
+     * `kith peers` sees it) and retried at the longest backoff, 30 s, until it answers
+     * (0: KITH_FAILING_AFTER). */
+    uint32_t failing_after;
 } kith_serve_opts;
 
 /*

@@ -119,7 +119,7 @@ kith__session_record(struct kith__session *s, const char *error)
         return;
     p->last_record_ms = kith__mono_ms();
     p->dirty = false;
-    rc = kith_peer_record(s->r, p->id, &p->known, p->acked_cursor, error);
+    rc = kith_peer_record_ex(s->r, p->id, &p->known, p->acked_cursor, error, p->failing_after);
     if (rc < 0)
         kith__log(s->log, KITH_LOG_DEBUG, "peer %016llx: recording the sync failed: %s",
                   (unsigned long long)p->id, kith_strerror(rc));

@@ -457,6 +457,7 @@ kith_peers_get(kith_replica *r, kith_peer **out, size_t *n)
         p->cursor = rec.cursor;
         p->last_sync_ms = rec.last_sync_ms;
         p->failures = rec.failures;
+        p->failing = (rec.flags & KITH__PEER_FAILING) != 0;
         p->pending_ops = kith__vv_missing(&ours, &p->acked);
         for (size_t i = 0; i < nholds; i++) {
             if (holds[i].origin == p->id) {
@@ -491,6 +492,7 @@ struct record_ctx {
     uint64_t cursor;
     const char *error;
     int64_t now_ms;
+    uint32_t failing_after; /* failures in a row that make the peer failing (>= 1) */
 };
 
 static int
@@ -514,6 +516,8 @@ peer_record_txn(kith_replica *r, MDB_txn *txn, void *arg)
         rec.error[n] = '\0';
         if (rec.failures < UINT32_MAX)
             rec.failures++;
+        if (rec.failures >= c->failing_after)
+            rec.flags |= KITH__PEER_FAILING;
     } else {
         if (c->acked) {
             kith_vv copy = {0};
@@ -528,6 +532,7 @@ peer_record_txn(kith_replica *r, MDB_txn *txn, void *arg)
         rec.last_sync_ms = c->now_ms;
         rec.failures = 0;
         rec.error[0] = '\0';
+        rec.flags &= ~(uint32_t)KITH__PEER_FAILING;
     }
     rc = rec_put(r, txn, c->id, &rec);
 out_rec:
@@ -539,7 +544,18 @@ int
 kith_peer_record(kith_replica *r, uint64_t id, const kith_vv *acked, uint64_t cursor,
                  const char *error)
 {
-    struct record_ctx c = {.id = id, .acked = acked, .cursor = cursor, .error = error};
+    return kith_peer_record_ex(r, id, acked, cursor, error, 0);
+}
+
+int
+kith_peer_record_ex(kith_replica *r, uint64_t id, const kith_vv *acked, uint64_t cursor,
+                    const char *error, uint32_t failing_after)
+{
+    struct record_ctx c = {.id = id,
+                           .acked = acked,
+                           .cursor = cursor,
+                           .error = error,
+                           .failing_after = failing_after ? failing_after : KITH_FAILING_AFTER};
 
     if (!r)
         return KITH_EINVAL;

@@ -60,7 +60,7 @@
  *             an entry exists while the document's registers hold all its parts (whether or
  *             not the document is live; iteration skips dead ones)
  *
- *  peers      id(8) -> pk(32) | flags(4 BE: 1 trusted, 2 forked) | cursor(8)
+ *  peers      id(8) -> pk(32) | flags(4 BE: 1 trusted, 2 forked, 4 failing) | cursor(8)
  *                      | last_sync_ms(8, two's complement) | failures(4)
  *                      | name_len(1) name | addr_len(2) addr | error_len(2) error
  *                      | nacked(4) | nacked x (origin(8) | seq(8))
@@ -85,6 +85,7 @@
 #define KITH__REG_HDR_BYTES 24
 #define KITH__PEER_TRUSTED 1u
 #define KITH__PEER_FORKED 2u
+#define KITH__PEER_FAILING 4u
 
 enum kith__index_id {
     KITH__IDX_CONTACTS_NAME = 1,

@@ -680,3 +680,56 @@ Test(peers, tampered_op_in_relayed_batch_refused)
     kt_free(&a);
     kt_free(&x);
 }
+
+/* A peer that never answers (connections to its address are refused) is shown as failing in
+ * its record once the daemon's threshold of attempts in a row have failed, with the last
+ * error, and the daemon keeps retrying it at the longest backoff. */
+Test(peers, unreachable_peer_shown_failing, .timeout = 60)
+{
+    struct node a, b;
+    uint8_t pb[KITH_PUBKEY_BYTES];
+    char dead[64];
+    int fd = nt_bound_port(dead);
+    kith_peer *p = NULL;
+    size_t n = 0;
+    bool failing = false;
+
+    node_init(&a);
+    node_init(&b);
+    kith_replica_pubkey(b.k.r, pb);
+    cr_assert_eq(kith_trust_add(a.k.r, pb, NULL, dead), 0);
+    memset(&a.o, 0, sizeof(a.o));
+    a.o.listen = "tcp://127.0.0.1:*";
+    a.o.interval_ms = 1000;
+    a.o.timeout_ms = 300;
+    a.o.log_level = nt_log_level();
+    a.o.stop = &a.stop;
+    a.o.on_listen = nt_on_listen;
+    a.o.on_listen_arg = &a;
+    a.o.failing_after = 2;
+    cr_assert_eq(pthread_create(&a.th, NULL, nt_serve, &a), 0);
+    a.running = true;
+    for (int64_t end = kith__mono_ms() + 20000; !failing && kith__mono_ms() < end;) {
+        nt_sleep_ms(50);
+        cr_assert_eq(kith_peers_get(a.k.r, &p, &n), 0);
+        cr_assert_eq(n, 1);
+        failing = p[0].failing;
+        if (!failing)
+            cr_assert_lt(p[0].failures, 2, "two failures and not failing");
+        else {
+            cr_assert_geq(p[0].failures, 2);
+            cr_assert_str_neq(p[0].last_error, "");
+        }
+        kith_peers_free(p, n);
+    }
+    cr_assert(failing, "the daemon never marked the peer failing");
+    node_free(&a);
+    node_free(&b);
+    close(fd);
+    /* the retries of a failing peer wait the longest step (30 s, with jitter) */
+    cr_assert_eq(kith__link_backoff_ms(1, 2, 0), kith__backoff_ms(1, 0));
+    cr_assert_eq(kith__link_backoff_ms(2, 2, 0), 30000 * 3 / 4);
+    cr_assert_eq(kith__link_backoff_ms(3, 2, 999), kith__backoff_ms(UINT32_MAX, 999));
+    cr_assert_eq(kith__link_backoff_ms(4, 0, 0), kith__backoff_ms(4, 0), "default threshold 5");
+    cr_assert_eq(kith__link_backoff_ms(5, 0, 0), 30000 * 3 / 4);
+}

@@ -321,3 +321,40 @@ Test(peer, untrusted_batches_are_refused)
     cr_assert_eq(vv_total(A), 2);
     kith_free(buf.data);
 }
+
+/* KITH_FAILING_AFTER failures in a row mark a peer failing; a success clears the mark; a
+ * daemon's own threshold (kith_peer_record_ex) counts the same failures. */
+Test(peer, failing_after_consecutive_failures)
+{
+    uint8_t pb[32];
+    kith_peer *peers = NULL;
+    size_t n = 0;
+    uint64_t b = kith_replica_id(B);
+
+    pk_of(B, pb);
+    cr_assert_eq(kith_trust_add(A, pb, NULL, NULL), 0);
+    for (int i = 1; i <= KITH_FAILING_AFTER; i++) {
+        cr_assert_eq(kith_peer_record(A, b, NULL, 0, "connection refused"), 0);
+        cr_assert_eq(kith_peers_get(A, &peers, &n), 0);
+        cr_assert_eq(peers[0].failures, (uint32_t)i);
+        cr_assert_eq(peers[0].failing, i >= KITH_FAILING_AFTER, "after %d failures", i);
+        cr_assert_str_eq(peers[0].last_error, "connection refused");
+        kith_peers_free(peers, n);
+    }
+    cr_assert_eq(kith_peer_record(A, b, NULL, 0, NULL), 0);
+    cr_assert_eq(kith_peers_get(A, &peers, &n), 0);
+    cr_assert(!peers[0].failing, "a success clears it");
+    cr_assert_eq(peers[0].failures, 0);
+    kith_peers_free(peers, n);
+
+    cr_assert_eq(kith_peer_record_ex(A, b, NULL, 0, "timeout", 2), 0);
+    cr_assert_eq(kith_peers_get(A, &peers, &n), 0);
+    cr_assert(!peers[0].failing);
+    kith_peers_free(peers, n);
+    cr_assert_eq(kith_peer_record_ex(A, b, NULL, 0, "timeout", 2), 0);
+    cr_assert_eq(kith_peers_get(A, &peers, &n), 0);
+    cr_assert(peers[0].failing, "two failures with a threshold of 2");
+    cr_assert_str_eq(peers[0].last_error, "timeout");
+    kith_peers_free(peers, n);
+    cr_assert_eq(kith_peer_record_ex(A, 12345, NULL, 0, "x", 2), KITH_ENOTFOUND);
+}
