@@ -568,7 +568,9 @@ KITH_API KITH_NODISCARD int kith_trust_add(kith_replica *r, const uint8_t pk[KIT
 KITH_API KITH_NODISCARD int kith_trust_remove(kith_replica *r, uint64_t id);
 
 /* Every peer record (trusted or not, never this replica itself), by id. *out is released
- * with kith_peers_free(). */
+ * with kith_peers_free(). `acked`, and `pending_ops` with it, say what the peer is known to
+ * hold: what it acknowledged in a sync, what it sent in batches and bundles, and every op it
+ * made itself, however those reached this replica (spec/protocol.md NET-19). */
 KITH_API KITH_NODISCARD int kith_peers_get(kith_replica *r, kith_peer **out, size_t *n);
 KITH_API void kith_peers_free(kith_peer *peers, size_t n);
 

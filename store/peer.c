@@ -378,6 +378,32 @@ kith__peer_mark_forked(kith_replica *r, MDB_txn *txn, uint64_t origin)
     return rc;
 }
 
+int
+kith__peer_learn(kith_replica *r, MDB_txn *txn, uint64_t id, const kith_dot *held, size_t n)
+{
+    struct peer_rec rec;
+    bool raised = false;
+    int rc;
+
+    if (id == r->id || n == 0)
+        return 0;
+    rc = rec_get(r, txn, id, true, &rec);
+    if (rc == KITH_ENOTFOUND)
+        return 0;
+    if (rc < 0)
+        return rc;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        if (kith__vv_get(&rec.acked, held[i].origin) >= held[i].seq)
+            continue;
+        rc = kith__vv_raise(&rec.acked, held[i].origin, held[i].seq);
+        raised = true;
+    }
+    if (rc == 0 && raised)
+        rc = rec_put(r, txn, id, &rec);
+    rec_free(&rec);
+    return rc;
+}
+
 /* ---- peer list and sync outcomes ------------------------------------------------------ */
 
 void
@@ -458,6 +484,10 @@ kith_peers_get(kith_replica *r, kith_peer **out, size_t *n)
         p->last_sync_ms = rec.last_sync_ms;
         p->failures = rec.failures;
         p->failing = (rec.flags & KITH__PEER_FAILING) != 0;
+        /* a peer holds every op it made (NET-19), however they reached us */
+        rc = kith__vv_raise(&p->acked, p->id, kith__vv_get(&ours, p->id));
+        if (rc < 0)
+            goto out_cursor;
         p->pending_ops = kith__vv_missing(&ours, &p->acked);
         for (size_t i = 0; i < nholds; i++) {
             if (holds[i].origin == p->id) {

@@ -304,6 +304,9 @@ int kith__trusted_key(kith_replica *r, MDB_txn *txn, uint64_t origin,
                       uint8_t pk[KITH_PUBKEY_BYTES]);
 /* Mark an origin forked (keeps the rest of its record). */
 int kith__peer_mark_forked(kith_replica *r, MDB_txn *txn, uint64_t origin);
+/* Peer `id` holds the ops up to each of held[0..n) (origin, seq): raise its acknowledged
+ * vector to them (NET-19). Nothing happens when it has no record. 0 or an error. */
+int kith__peer_learn(kith_replica *r, MDB_txn *txn, uint64_t id, const kith_dot *held, size_t n);
 
 /* ---- store/holds.c -------------------------------------------------------------------- */
 
