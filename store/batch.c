@@ -895,34 +895,6 @@ apply_pending(struct applying *s)
     return rc;
 }
 
-/*
- * What the batch tells about its sender and its origins (NET-19): the sender held every run
- * it sent, up to the run's signed head, and an origin holds its own ops up to its head. Their
- * peer records learn it in the batch's own transaction, so a peer's pending count drops for
- * ops it made or relayed whatever way they came (bundle, relay, a session with a third
- * replica). The heads array is the batch's; one head per origin in a well-formed batch.
- */
-static int
-learn_holders(struct applying *s)
-{
-    kith_dot *held;
-    int rc = 0;
-
-    if (s->b.nheads == 0)
-        return 0;
-    held = malloc(s->b.nheads * sizeof *held);
-    if (held == NULL)
-        return KITH_ENOMEM;
-    for (size_t i = 0; i < s->b.nheads; i++)
-        held[i] = (kith_dot){s->b.heads[i].origin, s->b.heads[i].seq};
-    rc = kith__peer_learn(s->r, s->txn, s->b.sender, held, s->b.nheads);
-    for (size_t i = 0; i < s->b.nheads && rc == 0; i++)
-        if (held[i].origin != s->b.sender)
-            rc = kith__peer_learn(s->r, s->txn, held[i].origin, &held[i], 1);
-    free(held);
-    return rc;
-}
-
 /* Log (and where possible apply) every new commit, in batch order; then the pending. */
 static int
 batch_write(struct applying *s)
@@ -985,8 +957,8 @@ batch_write(struct applying *s)
         if (rc < 0 || rc == MDB_MAP_FULL)
             return rc;
     }
-    rc = learn_holders(s);
-    if (rc < 0 || rc == MDB_MAP_FULL)
+    rc = kith__peer_learn_batch(s->r, s->txn, &s->b); /* NET-19 */
+    if (rc < 0)
         return rc;
     if ((rc = kith__meta_put_u64(s->r, s->txn, "pending", s->pending)) < 0 ||
         (rc = kith__meta_put_u64(s->r, s->txn, "order", s->order)) < 0 ||

@@ -404,6 +404,33 @@ kith__peer_learn(kith_replica *r, MDB_txn *txn, uint64_t id, const kith_dot *hel
     return rc;
 }
 
+/*
+ * What a batch tells about its sender and its origins (NET-19): the sender held every run it
+ * sent, up to the run's signed head, and an origin holds its own ops up to its head. Their
+ * records learn it in the batch's own transaction, so a peer's pending count drops for ops it
+ * made or sent whatever way they came (a bundle, a relay, a session with a third replica).
+ */
+int
+kith__peer_learn_batch(kith_replica *r, MDB_txn *txn, const struct kith__batch *b)
+{
+    kith_dot *held;
+    int rc;
+
+    if (b->nheads == 0)
+        return 0;
+    held = malloc(b->nheads * sizeof *held);
+    if (held == NULL)
+        return KITH_ENOMEM;
+    for (size_t i = 0; i < b->nheads; i++)
+        held[i] = (kith_dot){b->heads[i].origin, b->heads[i].seq};
+    rc = kith__peer_learn(r, txn, b->sender, held, b->nheads);
+    for (size_t i = 0; i < b->nheads && rc == 0; i++)
+        if (held[i].origin != b->sender)
+            rc = kith__peer_learn(r, txn, held[i].origin, &held[i], 1);
+    free(held);
+    return rc;
+}
+
 /* ---- peer list and sync outcomes ------------------------------------------------------ */
 
 void

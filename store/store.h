@@ -307,6 +307,9 @@ int kith__peer_mark_forked(kith_replica *r, MDB_txn *txn, uint64_t origin);
 /* Peer `id` holds the ops up to each of held[0..n) (origin, seq): raise its acknowledged
  * vector to them (NET-19). Nothing happens when it has no record. 0 or an error. */
 int kith__peer_learn(kith_replica *r, MDB_txn *txn, uint64_t id, const kith_dot *held, size_t n);
+/* The same for what applying batch `b` shows: its sender holds every run in it up to the run's
+ * signed head, and each origin its own ops up to its head. 0 or an error (MDB_MAP_FULL too). */
+int kith__peer_learn_batch(kith_replica *r, MDB_txn *txn, const struct kith__batch *b);
 
 /* ---- store/holds.c -------------------------------------------------------------------- */
 
