@@ -228,18 +228,24 @@ kith_duration_format(int64_t ms, char out[32])
         uint64_t ms;
     } units[] = {{"d", 86400000u}, {"h", 3600000u}, {"min", 60000u}, {"s", 1000u}, {"ms", 1u}};
 
+    const size_t nunits = sizeof units / sizeof units[0];
     const char *sign = ms < 0 ? "-" : "";
     uint64_t left = ms < 0 ? (uint64_t)0 - (uint64_t)ms : (uint64_t)ms;
-    size_t i = 0;
+    char text[64]; /* at most 24 bytes are written ("-106751991167 d 23 h"); room to spare */
+    size_t i = 0, n;
 
-    while (i + 1 < sizeof units / sizeof units[0] && left < units[i].ms)
+    while (i + 1 < nunits && left < units[i].ms)
         i++;
-    if (i + 1 < sizeof units / sizeof units[0] && units[i].ms > 1000u &&
-        left % units[i].ms >= units[i + 1].ms)
-        snprintf(out, 32, "%s%llu %s %llu %s", sign, (unsigned long long)(left / units[i].ms),
-                 units[i].name, (unsigned long long)(left % units[i].ms / units[i + 1].ms),
-                 units[i + 1].name);
+    if (i + 1 < nunits && units[i].ms > 1000u && left % units[i].ms >= units[i + 1].ms)
+        snprintf(text, sizeof text, "%s%llu %s %llu %s", sign,
+                 (unsigned long long)(left / units[i].ms), units[i].name,
+                 (unsigned long long)(left % units[i].ms / units[i + 1].ms), units[i + 1].name);
     else
-        snprintf(out, 32, "%s%llu %s", sign, (unsigned long long)(left / units[i].ms),
+        snprintf(text, sizeof text, "%s%llu %s", sign, (unsigned long long)(left / units[i].ms),
                  units[i].name);
+    n = strlen(text);
+    if (n > 31)
+        n = 31;
+    memcpy(out, text, n);
+    out[n] = '\0';
 }
