@@ -733,3 +733,44 @@ Test(peers, unreachable_peer_shown_failing, .timeout = 60)
     cr_assert_eq(kith__link_backoff_ms(4, 0, 0), kith__backoff_ms(4, 0), "default threshold 5");
     cr_assert_eq(kith__link_backoff_ms(5, 0, 0), 30000 * 3 / 4);
 }
+
+/* The pending count of `who` in r's peer records. */
+static uint64_t
+pending_for(kith_replica *r, kith_replica *who)
+{
+    kith_peer *p = NULL;
+    size_t n = 0;
+    uint64_t pending = UINT64_MAX;
+    cr_assert_eq(kith_peers_get(r, &p, &n), 0);
+    for (size_t i = 0; i < n; i++)
+        if (p[i].id == kith_replica_id(who))
+            pending = p[i].pending_ops;
+    kith_peers_free(p, n);
+    return pending;
+}
+
+/* proves NET-19 over the network: a's writes reach c only through b's daemon; c's record of
+ * a, which c never meets, counts none of them as pending for a. */
+Test(peers, relayed_ops_are_not_pending_for_their_origin, .timeout = 60)
+{
+    struct node a, b, c;
+    node_init(&a);
+    node_init(&b);
+    node_init(&c);
+    kt_trust_pair(&a.k, &c.k);
+    node_link(&a, &b);
+    node_link(&c, &b);
+    node_start(&a);
+    node_start(&b);
+    node_start(&c);
+    add_ops(a.k.r, 14, 1);
+    cr_assert(wait_converged((struct node *[]){&a, &b, &c}, 3, 10000));
+    cr_assert_eq(pending_for(c.k.r, a.k.r), 0, "c shows a's own ops as pending for a");
+    uint64_t pb = UINT64_MAX;
+    for (int64_t end = kith__mono_ms() + 5000; pb != 0 && kith__mono_ms() < end; nt_sleep_ms(50))
+        pb = pending_for(c.k.r, b.k.r);
+    cr_assert_eq(pb, 0, "c's record of b, which relayed a's ops");
+    node_free(&a);
+    node_free(&b);
+    node_free(&c);
+}
