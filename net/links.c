@@ -227,8 +227,12 @@ kith__links_refresh(struct daemon *d)
         bool named = false; /* opts->peers gave it an address already */
         for (size_t k = 0; k < MAX_LINKS && !named; k++)
             named = d->links[k].used && d->links[k].wanted && d->links[k].id == peers[i].id;
-        if (!named && peers[i].trusted && !peers[i].forked && peers[i].addr[0])
-            (void)ensure_link(d, peers[i].addr, peers[i].pubkey);
+        if (!named && peers[i].trusted && !peers[i].forked && peers[i].addr[0]) {
+            struct link *l = ensure_link(d, peers[i].addr, peers[i].pubkey);
+            /* a peer that was failing when the daemon last ran stays at the longest step */
+            if (l && peers[i].failing && l->failures == 0 && !l->sock && l->next_attempt_ms == 0)
+                l->failures = peers[i].failures;
+        }
     }
     for (size_t i = 0; i < MAX_LINKS; i++) {
         struct link *l = &d->links[i];
