@@ -230,6 +230,10 @@ int cmd_sync(struct cli *c, int argc, char **argv);
 
 /* A peer record as JSON (status, peers, trust --list; spec/cli.md "peer"). */
 json_t *cli_peer_json(const kith_peer *p);
+/* Held ops of one origin as JSON (status, bundle apply; spec/cli.md "hold"), and as one line
+ * of text without its newline ("3 ops held: origin ID, clock 2 h 13 min ahead (...)"). */
+json_t *cli_hold_json(const kith_hold *h);
+void cli_hold_text(const kith_hold *h, char *out, size_t cap);
 
 /* Shared by contact show and the lists: a document as a JSON object with "id" and every
  * field of its collection (null when unset; sets as sorted arrays). NULL on failure, with

@@ -18,10 +18,15 @@ int
 cmd_serve(struct cli *c, int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"listen", required_argument, NULL, 'l'},   {"peer", required_argument, NULL, 'p'},
-        {"interval", required_argument, NULL, 'i'}, {"discover", no_argument, NULL, 'd'},
-        {"log-json", no_argument, NULL, 'J'},       {"verbose", no_argument, NULL, 'v'},
-        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
+        {"listen", required_argument, NULL, 'l'},
+        {"peer", required_argument, NULL, 'p'},
+        {"interval", required_argument, NULL, 'i'},
+        {"discover", no_argument, NULL, 'd'},
+        {"log-json", no_argument, NULL, 'J'},
+        {"verbose", no_argument, NULL, 'v'},
+        {"failing-after", required_argument, NULL, 'f'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     const char *peers[MAX_PEERS];
     kith_serve_opts so = {0};
@@ -46,6 +51,14 @@ cmd_serve(struct cli *c, int argc, char **argv)
         case 'd':
             so.discover = true;
             break;
+        case 'f': {
+            uint64_t n;
+            if (cli_parse_u64(optarg, &n) < 0 || n == 0 || n > UINT32_MAX)
+                return cli_usage_error(
+                    c, "--failing-after: '%s' is not a count of attempts (1 or more)", optarg);
+            so.failing_after = (uint32_t)n;
+            break;
+        }
         case 'J':
             so.log_json = true;
             break;

@@ -98,6 +98,11 @@ status_json(kith_replica *r, const kith_status *s, const kith_peer *peers, size_
     bad |= cli_jset(o, "peers", json_incref(arr));
     json_decref(colls);
     json_decref(arr);
+    arr = json_array();
+    bad |= arr == NULL;
+    for (size_t i = 0; !bad && i < s->nholds; i++)
+        bad |= json_array_append_new(arr, cli_hold_json(&s->holds[i])) < 0;
+    bad |= cli_jset(o, "holds", arr);
     return cli_json_done(o, bad);
 }
 
@@ -117,6 +122,11 @@ status_text(const struct cli *c, kith_replica *r, const kith_status *s, const ki
     printf("%sversion%s        %s\n", b, n, vvtext[0] != '\0' ? vvtext : "(empty)");
     printf("%sops logged%s     %llu\n", b, n, (unsigned long long)s->ops_logged);
     printf("%spending ops%s    %llu\n", b, n, (unsigned long long)s->pending_ops);
+    for (size_t i = 0; i < s->nholds; i++) {
+        char line[256];
+        cli_hold_text(&s->holds[i], line, sizeof line);
+        printf("               %s\n", line);
+    }
     printf("%sconflicts%s      %llu open\n", b, n, (unsigned long long)s->open_conflicts);
     for (size_t i = 0; i < s->ncollections; i++)
         printf("%s%-15s%s%llu\n", b, s->collections[i].collection, n,
@@ -137,6 +147,15 @@ status_text(const struct cli *c, kith_replica *r, const kith_status *s, const ki
                : p->trusted ? "trusted"
                             : "untrusted",
                (unsigned long long)p->pending_ops, when);
+        if (p->held_ops != 0) {
+            char span[32];
+            kith_duration_format(p->held_ahead_ms, span);
+            printf(", %llu held", (unsigned long long)p->held_ops);
+            if (p->held_ahead_ms > 0)
+                printf(" (clock %s ahead)", span);
+        }
+        if (p->failing)
+            printf(", FAILING");
         if (p->failures != 0)
             printf(", %u failures", (unsigned)p->failures);
         if (p->last_error[0] != '\0')

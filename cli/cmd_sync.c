@@ -30,26 +30,101 @@ cli_peer_json(const kith_peer *p)
     bad |= cli_jset(o, "last_sync", p->last_sync_ms != 0 ? cli_json_time(p->last_sync_ms) : NULL);
     bad |= cli_jset(o, "failures", json_integer((json_int_t)p->failures));
     bad |= cli_jset(o, "last_error", p->last_error[0] != '\0' ? json_string(p->last_error) : NULL);
+    bad |= cli_jset(o, "failing", json_boolean(p->failing));
+    bad |= cli_jset(o, "held_ops", json_integer((json_int_t)p->held_ops));
+    bad |= cli_jset(o, "held_ahead_ms", json_integer((json_int_t)p->held_ahead_ms));
     return cli_json_done(o, bad);
+}
+
+static const char *
+hold_reason_name(int reason)
+{
+    switch (reason) {
+    case KITH_HOLD_CLOCK:
+        return "clock_ahead";
+    case KITH_HOLD_DEPENDENCY:
+        return "missing_dependency";
+    default:
+        return "ready";
+    }
+}
+
+json_t *
+cli_hold_json(const kith_hold *h)
+{
+    json_t *o = json_object(), *missing = NULL;
+    char span[32];
+    int bad = o == NULL;
+
+    kith_duration_format(h->ahead_ms, span);
+    if (h->reason == KITH_HOLD_DEPENDENCY) {
+        missing = json_object();
+        bad |= missing == NULL;
+        bad |= cli_jset(missing, "origin", cli_json_id(h->missing.origin));
+        bad |= cli_jset(missing, "seq", json_integer((json_int_t)h->missing.seq));
+    }
+    bad |= cli_jset(o, "origin", cli_json_id(h->origin));
+    bad |= cli_jset(o, "ops", json_integer((json_int_t)h->ops));
+    bad |= cli_jset(o, "reason", json_string(hold_reason_name(h->reason)));
+    bad |= cli_jset(o, "ahead_ms", json_integer((json_int_t)h->ahead_ms));
+    bad |= cli_jset(o, "ahead", json_string(span));
+    bad |= cli_jset(o, "hlc", cli_json_id(h->hlc));
+    bad |= cli_jset(o, "time", cli_json_time((int64_t)(h->hlc >> 16)));
+    bad |= cli_jset(o, "missing", missing);
+    return cli_json_done(o, bad);
+}
+
+void
+cli_hold_text(const kith_hold *h, char *out, size_t cap)
+{
+    char id[KITH_ID_HEX + 1], span[32], dep[KITH_ID_HEX + 1];
+
+    cli_id_hex(h->origin, id);
+    kith_duration_format(h->ahead_ms, span);
+    if (h->reason == KITH_HOLD_CLOCK) {
+        snprintf(out, cap,
+                 "%llu op%s held: origin %s, clock %s ahead (they apply when the clock catches "
+                 "up)",
+                 (unsigned long long)h->ops, h->ops == 1 ? "" : "s", id, span);
+    } else if (h->reason == KITH_HOLD_DEPENDENCY) {
+        cli_id_hex(h->missing.origin, dep);
+        snprintf(out, cap, "%llu op%s held: origin %s, waiting for op %s:%llu",
+                 (unsigned long long)h->ops, h->ops == 1 ? "" : "s", id, dep,
+                 (unsigned long long)h->missing.seq);
+    } else {
+        snprintf(out, cap,
+                 "%llu op%s held: origin %s, ready (they apply at the next sync or bundle)",
+                 (unsigned long long)h->ops, h->ops == 1 ? "" : "s", id);
+    }
 }
 
 /* A peer record as a row of `kith peers`. 0 or -1 (out of memory). */
 static int
 peer_row(struct cli_table *tb, const kith_peer *p)
 {
-    char id[KITH_ID_HEX + 1], pending[24], when[32] = "never", fails[16];
+    char id[KITH_ID_HEX + 1], pending[24], when[32] = "never", fails[16], held[64] = "", span[32];
     cli_id_hex(p->id, id);
     snprintf(pending, sizeof pending, "%llu", (unsigned long long)p->pending_ops);
     snprintf(fails, sizeof fails, "%u", (unsigned)p->failures);
     if (p->last_sync_ms != 0)
         cli_time(p->last_sync_ms, when);
+    if (p->held_ops != 0) {
+        kith_duration_format(p->held_ahead_ms, span);
+        if (p->held_ahead_ms > 0)
+            snprintf(held, sizeof held, "%llu, clock %s ahead", (unsigned long long)p->held_ops,
+                     span);
+        else
+            snprintf(held, sizeof held, "%llu", (unsigned long long)p->held_ops);
+    }
     const char *row[] = {id,
                          p->name[0] ? p->name : NULL,
                          p->addr[0] ? p->addr : NULL,
                          p->forked    ? "forked"
                          : p->trusted ? "trusted"
                                       : "no",
+                         p->failing ? "failing" : NULL,
                          pending,
+                         held[0] ? held : NULL,
                          when,
                          fails,
                          p->last_error[0] ? p->last_error : NULL};
@@ -60,8 +135,8 @@ peer_row(struct cli_table *tb, const kith_peer *p)
 static int
 list_peers(const struct cli *c, bool json, bool trusted_only)
 {
-    static const char *const head[] = {"ID",      "NAME",      "ADDRESS",  "TRUST",
-                                       "PENDING", "LAST SYNC", "FAILURES", "LAST ERROR"};
+    static const char *const head[] = {"ID",      "NAME", "ADDRESS",   "TRUST",    "STATE",
+                                       "PENDING", "HELD", "LAST SYNC", "FAILURES", "LAST ERROR"};
     kith_replica *r = NULL;
     kith_peer *peers = NULL;
     size_t n = 0;
@@ -74,7 +149,7 @@ list_peers(const struct cli *c, bool json, bool trusted_only)
         rc = cli_fail_rc(c, r, "reading peers", krc);
         goto out_close;
     }
-    if (cli_list_init(&l, json, 8, head) < 0) {
+    if (cli_list_init(&l, json, sizeof head / sizeof head[0], head) < 0) {
         rc = cli_fail(c, "%s", kith_strerror(KITH_ENOMEM));
         goto out_peers;
     }
@@ -286,6 +361,8 @@ cmd_bundle_apply(struct cli *c, int argc, char **argv)
 {
     kith_apply_info info = {0};
     kith_replica *r = NULL;
+    kith_hold *holds = NULL;
+    size_t nholds = 0;
     bool json;
     int rc = cli_parse_simple(c, argc, argv, &json, 1, 1), krc;
     const char *path;
@@ -304,6 +381,10 @@ cmd_bundle_apply(struct cli *c, int argc, char **argv)
         rc = cli_fail(c, "%s: refused, nothing changed: %s (%s)", path, detail, kith_errname(krc));
         goto out_close;
     }
+    if (info.ops_pending > 0 && (krc = kith_holds_get(r, &holds, &nholds)) < 0) {
+        rc = cli_fail_rc(c, r, "reading held ops", krc);
+        goto out_close;
+    }
     if (json) {
         json_t *o = json_object();
         int bad = o == NULL;
@@ -312,6 +393,11 @@ cmd_bundle_apply(struct cli *c, int argc, char **argv)
         bad |= cli_jset(o, "ops_applied", json_integer((json_int_t)info.ops_applied));
         bad |= cli_jset(o, "ops_pending", json_integer((json_int_t)info.ops_pending));
         bad |= cli_jset(o, "conflicts", json_integer((json_int_t)info.conflicts));
+        json_t *arr = json_array();
+        bad |= arr == NULL;
+        for (size_t i = 0; !bad && i < nholds; i++)
+            bad |= json_array_append_new(arr, cli_hold_json(&holds[i])) < 0;
+        bad |= cli_jset(o, "holds", arr);
         rc = cli_json_print(c, cli_json_done(o, bad));
     } else {
         printf("%llu new op%s (%llu already known), %llu applied, %llu pending, "
@@ -320,8 +406,14 @@ cmd_bundle_apply(struct cli *c, int argc, char **argv)
                (unsigned long long)info.ops_known, (unsigned long long)info.ops_applied,
                (unsigned long long)info.ops_pending, (unsigned long long)info.conflicts,
                info.conflicts == 1 ? "" : "s");
+        for (size_t i = 0; i < nholds; i++) {
+            char line[256];
+            cli_hold_text(&holds[i], line, sizeof line);
+            printf("%s\n", line);
+        }
     }
 out_close:
+    kith_holds_free(holds, nholds);
     kith_close(r);
     return rc;
 }

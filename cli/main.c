@@ -59,7 +59,8 @@ static const struct cli_command commands[] = {
     {"verify", NULL, cmd_verify, "verify [--json]",
      "re-check chains, signatures and indexes; exit 1 on damage"},
     {"serve", NULL, cmd_serve,
-     "serve [--listen EP] [--peer EP]... [--interval 30s] [--discover] [--log-json] [-v]",
+     "serve [--listen EP] [--peer EP]... [--interval 30s] [--failing-after N] [--discover] "
+     "[--log-json] [-v]",
      "run the sync daemon in the foreground"},
     {"sync", NULL, cmd_sync, "sync ENDPOINT [--timeout 10s] [--json]",
      "one sync session with a peer; exit 0 when both hold the same ops"},

@@ -13,6 +13,8 @@
  *   kept (truncated). Year 0001..9999, and the instant must fall in those years in UTC.
  * Produced (format): "YYYY-MM-DDThh:mm:ss.sssZ"; years outside 0000..9999 get a sign and as
  *   many digits as they need ("+10000-01-01T…", "-0001-12-31T…"), so every int64 formats.
+ * Spans of time (kith_duration_format) are for people, not parsers: the two largest units
+ *   ("2 h 13 min"), as `kith status` and the daemon's log say how far a clock runs ahead.
  */
 #include "core.h"
 
@@ -216,4 +218,34 @@ void
 kith_time_format(int64_t ms, char out[32])
 {
     kith__time_format(ms, out);
+}
+
+void
+kith_duration_format(int64_t ms, char out[32])
+{
+    static const struct {
+        const char *name;
+        uint64_t ms;
+    } units[] = {{"d", 86400000u}, {"h", 3600000u}, {"min", 60000u}, {"s", 1000u}, {"ms", 1u}};
+
+    const size_t nunits = sizeof units / sizeof units[0];
+    const char *sign = ms < 0 ? "-" : "";
+    uint64_t left = ms < 0 ? (uint64_t)0 - (uint64_t)ms : (uint64_t)ms;
+    char text[64]; /* at most 24 bytes are written ("-106751991167 d 23 h"); room to spare */
+    size_t i = 0, n;
+
+    while (i + 1 < nunits && left < units[i].ms)
+        i++;
+    if (i + 1 < nunits && units[i].ms > 1000u && left % units[i].ms >= units[i + 1].ms)
+        snprintf(text, sizeof text, "%s%llu %s %llu %s", sign,
+                 (unsigned long long)(left / units[i].ms), units[i].name,
+                 (unsigned long long)(left % units[i].ms / units[i + 1].ms), units[i + 1].name);
+    else
+        snprintf(text, sizeof text, "%s%llu %s", sign, (unsigned long long)(left / units[i].ms),
+                 units[i].name);
+    n = strlen(text);
+    if (n > 31)
+        n = 31;
+    memcpy(out, text, n);
+    out[n] = '\0';
 }

@@ -165,6 +165,10 @@ KITH_API KITH_NODISCARD int kith_value_parse(const char *collection, const char 
 /* Format a time as ISO 8601 UTC with milliseconds: "2026-11-25T18:00:00.000Z". */
 KITH_API void kith_time_format(int64_t ms, char out[32]);
 
+/* Format a span of time for people, in its two largest units: "2 h 13 min", "3 d 4 h",
+ * "45 s", "250 ms"; a negative span gets a leading "-". */
+KITH_API void kith_duration_format(int64_t ms, char out[32]);
+
 /* The schema, as a read-only table: collections and their fields, in a stable order. */
 typedef struct kith_field_def {
     const char *name;
@@ -403,11 +407,44 @@ typedef struct kith_status {
     uint64_t hlc; /* the replica's clock */
     size_t ncollections;
     kith_collection_count *collections;
+    /* Appended in 0.1.0: why the pending ops wait, one entry per origin that has any, by
+     * origin (kith_holds_get's list, read in the same transaction as the counts above). */
+    size_t nholds;
+    struct kith_hold *holds;
 } kith_status;
 
 /* Allocates *out, released with kith_status_free(). */
 KITH_API KITH_NODISCARD int kith_status_get(kith_replica *r, kith_status **out);
 KITH_API void kith_status_free(kith_status *s);
+
+/*
+ * Held ops: verified and logged, but not applied yet (spec/storage.md "Pending commits").
+ * An origin's commits apply in seq order, so the first held one decides for all the rest
+ * of that origin; `reason` says why it waits.
+ */
+typedef enum kith_hold_reason {
+    KITH_HOLD_CLOCK = 1,      /* its timestamp is more than 60 s ahead of this machine's
+                                 clock: it applies when the clock catches up */
+    KITH_HOLD_DEPENDENCY = 2, /* it names an op not applied here (`missing`): it applies
+                                 once that op arrives */
+    KITH_HOLD_READY = 3       /* nothing holds it any more: the next batch or bundle
+                                 applied here (an empty one will do) applies it */
+} kith_hold_reason;
+
+typedef struct kith_hold {
+    uint64_t origin;  /* the replica that made the held ops */
+    uint64_t ops;     /* how many of its ops are held */
+    int reason;       /* kith_hold_reason of the first held commit */
+    int64_t ahead_ms; /* how far ahead of this machine's clock its newest held op is
+                         stamped: the origin's clock lead, as its ops show it; 0 if none */
+    uint64_t hlc;     /* the timestamp of its newest held op */
+    kith_dot missing; /* KITH_HOLD_DEPENDENCY: the first op it waits for; else {0, 0} */
+} kith_hold;
+
+/* The held ops, one kith_hold per origin that has any, by origin; *n is 0 when nothing is
+ * held. *out is released with kith_holds_free(). Errors: KITH_ECORRUPT, KITH_ENOMEM. */
+KITH_API KITH_NODISCARD int kith_holds_get(kith_replica *r, kith_hold **out, size_t *n);
+KITH_API void kith_holds_free(kith_hold *holds, size_t n);
 
 /* ---------------------------------------------------------------------------------------
  * The op log.
@@ -513,7 +550,17 @@ typedef struct kith_peer {
     int64_t last_sync_ms; /* 0 if never */
     uint32_t failures;    /* consecutive failed attempts (for backoff) */
     char last_error[256]; /* "" if the last attempt succeeded */
+    /* Appended in 0.1.0: */
+    bool failing;          /* `failures` reached the threshold of the process that recorded
+                              them (kith_peer_record_ex): it keeps being retried, at the
+                              longest backoff; the next success clears it */
+    uint64_t held_ops;     /* ops this peer made that wait here (its kith_hold.ops) */
+    int64_t held_ahead_ms; /* how far ahead of our clock they are stamped (kith_hold) */
 } kith_peer;
+
+/* Consecutive failed attempts after which a peer shows as failing, unless a daemon is told
+ * otherwise (kith_serve_opts.failing_after). */
+#define KITH_FAILING_AFTER 5
 
 /* Trust a replica's key (adding or updating its record; name/addr may be NULL: unchanged). */
 KITH_API KITH_NODISCARD int kith_trust_add(kith_replica *r, const uint8_t pk[KITH_PUBKEY_BYTES],
@@ -522,7 +569,9 @@ KITH_API KITH_NODISCARD int kith_trust_add(kith_replica *r, const uint8_t pk[KIT
 KITH_API KITH_NODISCARD int kith_trust_remove(kith_replica *r, uint64_t id);
 
 /* Every peer record (trusted or not, never this replica itself), by id. *out is released
- * with kith_peers_free(). */
+ * with kith_peers_free(). `acked`, and `pending_ops` with it, say what the peer is known to
+ * hold: what it acknowledged in a sync, what it sent in batches and bundles, and every op it
+ * made itself, however those reached this replica (spec/protocol.md NET-19). */
 KITH_API KITH_NODISCARD int kith_peers_get(kith_replica *r, kith_peer **out, size_t *n);
 KITH_API void kith_peers_free(kith_peer *peers, size_t n);
 
@@ -531,6 +580,12 @@ KITH_API void kith_peers_free(kith_peer *peers, size_t n);
  * failures + 1. `acked` may be NULL (unchanged). */
 KITH_API KITH_NODISCARD int kith_peer_record(kith_replica *r, uint64_t id, const kith_vv *acked,
                                              uint64_t cursor, const char *error);
+/* As kith_peer_record; a failure also marks the peer failing once its consecutive failures
+ * reach `failing_after` (0: KITH_FAILING_AFTER), and a success clears the mark.
+ * kith_peer_record is this with 0. Errors: KITH_ENOTFOUND (no such peer), KITH_EINVAL. */
+KITH_API KITH_NODISCARD int kith_peer_record_ex(kith_replica *r, uint64_t id, const kith_vv *acked,
+                                                uint64_t cursor, const char *error,
+                                                uint32_t failing_after);
 
 /* Is this key trusted? (and not forked) */
 KITH_API bool kith_is_trusted(kith_replica *r, const uint8_t pk[KITH_PUBKEY_BYTES]);
@@ -632,6 +687,10 @@ typedef struct kith_serve_opts {
      * call. For an app that runs the daemon in a thread of its own. May be NULL. */
     void (*on_log)(void *arg, int level, const char *line);
     void *on_log_arg;
+    /* Consecutive failed attempts after which a peer is shown as failing (in its record, so
+     * `kith peers` sees it) and retried at the longest backoff, 30 s, until it answers
+     * (0: KITH_FAILING_AFTER). */
+    uint32_t failing_after;
 } kith_serve_opts;
 
 /*

@@ -50,6 +50,7 @@ kith__daemon_peer(void *ctx, uint64_t id, const uint8_t pk[KITH_PUBKEY_BYTES])
         return NULL;
     p->id = id;
     memcpy(p->pk, pk, KITH_PUBKEY_BYTES);
+    p->failing_after = d->o->failing_after;
     kith__peerstate_load(p, d->r);
     d->peers[d->npeers++] = p;
     return p;
@@ -84,21 +85,39 @@ kith__backoff_ms(uint32_t failures, uint32_t jitter)
     return delay * 3 / 4 + delay * (int64_t)(jitter % 1000) / 2000;
 }
 
-/* The link failed: close it and wait before the next attempt (exponential, with jitter). */
+int64_t
+kith__link_backoff_ms(uint32_t failures, uint32_t failing_after, uint32_t jitter)
+{
+    if (failures >= (failing_after ? failing_after : KITH_FAILING_AFTER))
+        failures = UINT32_MAX; /* failing: the longest step, for as long as it lasts */
+    return kith__backoff_ms(failures, jitter);
+}
+
+/* The link failed: close it and wait before the next attempt (exponential, with jitter; at
+ * the longest step once the peer is failing). */
 void
 kith__link_fail(struct link *l, int code, const char *why)
 {
     struct daemon *d = l->d;
+    uint32_t after = d->o->failing_after ? d->o->failing_after : KITH_FAILING_AFTER;
     int64_t delay;
 
     if (l->s.state != KITH__SS_CLOSED && l->sock)
         kith__session_close(&l->s, code, false, false, "%s", why);
     kith__link_disconnect(l);
-    l->failures++;
-    delay = kith__backoff_ms(l->failures, randombytes_uniform(1000));
+    if (l->failures < UINT32_MAX)
+        l->failures++;
+    delay = kith__link_backoff_ms(l->failures, after, randombytes_uniform(1000));
     l->next_attempt_ms = kith__mono_ms() + delay;
-    kith__log(&d->log, KITH_LOG_INFO, "peer %016llx at %s: %s; retrying in %lld ms",
-              (unsigned long long)l->id, l->endpoint, why, (long long)delay);
+    if (l->failures == after)
+        kith__log(&d->log, KITH_LOG_WARNING,
+                  "peer %016llx at %s is failing: %u attempts in a row failed, the last with: "
+                  "%s; retrying every %d s",
+                  (unsigned long long)l->id, l->endpoint, (unsigned)l->failures, why,
+                  BACKOFF_MAX_MS / 1000);
+    else
+        kith__log(&d->log, KITH_LOG_INFO, "peer %016llx at %s: %s; retrying in %lld ms",
+                  (unsigned long long)l->id, l->endpoint, why, (long long)delay);
 }
 
 void
@@ -208,8 +227,12 @@ kith__links_refresh(struct daemon *d)
         bool named = false; /* opts->peers gave it an address already */
         for (size_t k = 0; k < MAX_LINKS && !named; k++)
             named = d->links[k].used && d->links[k].wanted && d->links[k].id == peers[i].id;
-        if (!named && peers[i].trusted && !peers[i].forked && peers[i].addr[0])
-            (void)ensure_link(d, peers[i].addr, peers[i].pubkey);
+        if (!named && peers[i].trusted && !peers[i].forked && peers[i].addr[0]) {
+            struct link *l = ensure_link(d, peers[i].addr, peers[i].pubkey);
+            /* a peer that was failing when the daemon last ran stays at the longest step */
+            if (l && peers[i].failing && l->failures == 0 && !l->sock && l->next_attempt_ms == 0)
+                l->failures = peers[i].failures;
+        }
     }
     for (size_t i = 0; i < MAX_LINKS; i++) {
         struct link *l = &d->links[i];

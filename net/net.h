@@ -109,6 +109,7 @@ struct kith__peerstate {
     int64_t last_record_ms;         /* when the peer record was last written */
     bool dirty;                     /* known/acked_cursor moved since the record was written */
     bool loaded;                    /* known/acked_cursor were read from the peer record */
+    uint32_t failing_after;         /* failures in a row that mark it failing (0: default) */
 };
 
 enum kith__session_state {
@@ -195,6 +196,13 @@ void kith__peerstate_clear(struct kith__peerstate *p);
 /* The wait before the next attempt after `failures` failures in a row (>= 1): 250 ms doubled
  * per failure, at most 30 s, times 0.75 + jitter/2000 (jitter uniform in 0..999). */
 int64_t kith__backoff_ms(uint32_t failures, uint32_t jitter);
+/* The same for a daemon's link, which holds at the longest step once the peer is failing:
+ * `failures` >= `failing_after` (0: KITH_FAILING_AFTER). */
+int64_t kith__link_backoff_ms(uint32_t failures, uint32_t failing_after, uint32_t jitter);
+
+/* Log one line per origin whose ops a batch from `peer` left held (which origin, how many
+ * ops, why: how far ahead its clock is, or the op they wait for). */
+void kith__log_holds(const struct kith__log *log, kith_replica *r, uint64_t peer);
 
 /* ---- beacon.c ------------------------------------------------------------------------- */
 

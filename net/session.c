@@ -119,7 +119,7 @@ kith__session_record(struct kith__session *s, const char *error)
         return;
     p->last_record_ms = kith__mono_ms();
     p->dirty = false;
-    rc = kith_peer_record(s->r, p->id, &p->known, p->acked_cursor, error);
+    rc = kith_peer_record_ex(s->r, p->id, &p->known, p->acked_cursor, error, p->failing_after);
     if (rc < 0)
         kith__log(s->log, KITH_LOG_DEBUG, "peer %016llx: recording the sync failed: %s",
                   (unsigned long long)p->id, kith_strerror(rc));
@@ -366,10 +366,42 @@ on_batch(struct kith__session *s, const struct kith__msg *m)
     kith__log(s->log, KITH_LOG_DEBUG, "peer %016llx: batch %llu applied, %llu new ops",
               (unsigned long long)s->peer->id, (unsigned long long)m->seq,
               (unsigned long long)info.ops_new);
+    if (info.ops_pending > 0 && info.ops_new > 0)
+        kith__log_holds(s->log, s->r, s->peer->id);
     return 0;
 out_fail:
     kith__session_close(s, rc, false, false, "could not acknowledge: %s", kith_strerror(rc));
     return rc;
+}
+
+void
+kith__log_holds(const struct kith__log *log, kith_replica *r, uint64_t peer)
+{
+    kith_hold *h = NULL;
+    size_t n = 0;
+
+    if (kith_holds_get(r, &h, &n) < 0)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        char span[32];
+
+        kith_duration_format(h[i].ahead_ms, span);
+        if (h[i].reason == KITH_HOLD_CLOCK)
+            kith__log(log, KITH_LOG_WARNING,
+                      "peer %016llx: %llu op%s of origin %016llx held: its clock is %s ahead "
+                      "(they apply when the clock catches up)",
+                      (unsigned long long)peer, (unsigned long long)h[i].ops,
+                      h[i].ops == 1 ? "" : "s", (unsigned long long)h[i].origin, span);
+        else if (h[i].reason == KITH_HOLD_DEPENDENCY)
+            kith__log(log, KITH_LOG_INFO,
+                      "peer %016llx: %llu op%s of origin %016llx held: waiting for op "
+                      "%016llx:%llu",
+                      (unsigned long long)peer, (unsigned long long)h[i].ops,
+                      h[i].ops == 1 ? "" : "s", (unsigned long long)h[i].origin,
+                      (unsigned long long)h[i].missing.origin,
+                      (unsigned long long)h[i].missing.seq);
+    }
+    kith_holds_free(h, n);
 }
 
 /* Note that what the peer holds moved, and write the peer record if the last write is a

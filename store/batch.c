@@ -957,6 +957,9 @@ batch_write(struct applying *s)
         if (rc < 0 || rc == MDB_MAP_FULL)
             return rc;
     }
+    rc = kith__peer_learn_batch(s->r, s->txn, &s->b); /* NET-19 */
+    if (rc < 0)
+        return rc;
     if ((rc = kith__meta_put_u64(s->r, s->txn, "pending", s->pending)) < 0 ||
         (rc = kith__meta_put_u64(s->r, s->txn, "order", s->order)) < 0 ||
         (rc = kith__meta_put_u64(s->r, s->txn, "hlc", s->hlc)) < 0)

@@ -378,6 +378,59 @@ kith__peer_mark_forked(kith_replica *r, MDB_txn *txn, uint64_t origin)
     return rc;
 }
 
+int
+kith__peer_learn(kith_replica *r, MDB_txn *txn, uint64_t id, const kith_dot *held, size_t n)
+{
+    struct peer_rec rec;
+    bool raised = false;
+    int rc;
+
+    if (id == r->id || n == 0)
+        return 0;
+    rc = rec_get(r, txn, id, true, &rec);
+    if (rc == KITH_ENOTFOUND)
+        return 0;
+    if (rc < 0)
+        return rc;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        if (kith__vv_get(&rec.acked, held[i].origin) >= held[i].seq)
+            continue;
+        rc = kith__vv_raise(&rec.acked, held[i].origin, held[i].seq);
+        raised = true;
+    }
+    if (rc == 0 && raised)
+        rc = rec_put(r, txn, id, &rec);
+    rec_free(&rec);
+    return rc;
+}
+
+/*
+ * What a batch tells about its sender and its origins (NET-19): the sender held every run it
+ * sent, up to the run's signed head, and an origin holds its own ops up to its head. Their
+ * records learn it in the batch's own transaction, so a peer's pending count drops for ops it
+ * made or sent whatever way they came (a bundle, a relay, a session with a third replica).
+ */
+int
+kith__peer_learn_batch(kith_replica *r, MDB_txn *txn, const struct kith__batch *b)
+{
+    kith_dot *held;
+    int rc;
+
+    if (b->nheads == 0)
+        return 0;
+    held = malloc(b->nheads * sizeof *held);
+    if (held == NULL)
+        return KITH_ENOMEM;
+    for (size_t i = 0; i < b->nheads; i++)
+        held[i] = (kith_dot){b->heads[i].origin, b->heads[i].seq};
+    rc = kith__peer_learn(r, txn, b->sender, held, b->nheads);
+    for (size_t i = 0; i < b->nheads && rc == 0; i++)
+        if (held[i].origin != b->sender)
+            rc = kith__peer_learn(r, txn, held[i].origin, &held[i], 1);
+    free(held);
+    return rc;
+}
+
 /* ---- peer list and sync outcomes ------------------------------------------------------ */
 
 void
@@ -394,7 +447,8 @@ int
 kith_peers_get(kith_replica *r, kith_peer **out, size_t *n)
 {
     kith_peer *list = NULL, *grown;
-    size_t len = 0, cap = 0;
+    size_t len = 0, cap = 0, nholds = 0;
+    kith_hold *holds = NULL;
     kith_vv ours = {0};
     MDB_cursor *cur;
     MDB_txn *txn;
@@ -411,6 +465,9 @@ kith_peers_get(kith_replica *r, kith_peer **out, size_t *n)
     rc = kith__vv_read(r, txn, &ours);
     if (rc < 0)
         goto out_end;
+    rc = kith__holds_read(r, txn, kith__now_ms(), &holds, &nholds);
+    if (rc < 0)
+        goto out_vv;
     rc = kith__mdb_err(mdb_cursor_open(txn, r->peers, &cur));
     if (rc < 0)
         goto out_vv;
@@ -453,7 +510,18 @@ kith_peers_get(kith_replica *r, kith_peer **out, size_t *n)
         p->cursor = rec.cursor;
         p->last_sync_ms = rec.last_sync_ms;
         p->failures = rec.failures;
+        p->failing = (rec.flags & KITH__PEER_FAILING) != 0;
+        /* a peer holds every op it made (NET-19), however they reached us */
+        rc = kith__vv_raise(&p->acked, p->id, kith__vv_get(&ours, p->id));
+        if (rc < 0)
+            goto out_cursor;
         p->pending_ops = kith__vv_missing(&ours, &p->acked);
+        for (size_t i = 0; i < nholds; i++) {
+            if (holds[i].origin == p->id) {
+                p->held_ops = holds[i].ops;
+                p->held_ahead_ms = holds[i].ahead_ms;
+            }
+        }
     }
     if (mrc != MDB_NOTFOUND) {
         rc = kith__mdb_err(mrc);
@@ -468,6 +536,7 @@ out_cursor:
     mdb_cursor_close(cur);
     kith_peers_free(list, len);
 out_vv:
+    kith_holds_free(holds, nholds);
     kith_vv_free(&ours);
 out_end:
     kith__view_end(r, txn);
@@ -480,6 +549,7 @@ struct record_ctx {
     uint64_t cursor;
     const char *error;
     int64_t now_ms;
+    uint32_t failing_after; /* failures in a row that make the peer failing (>= 1) */
 };
 
 static int
@@ -503,6 +573,8 @@ peer_record_txn(kith_replica *r, MDB_txn *txn, void *arg)
         rec.error[n] = '\0';
         if (rec.failures < UINT32_MAX)
             rec.failures++;
+        if (rec.failures >= c->failing_after)
+            rec.flags |= KITH__PEER_FAILING;
     } else {
         if (c->acked) {
             kith_vv copy = {0};
@@ -517,6 +589,7 @@ peer_record_txn(kith_replica *r, MDB_txn *txn, void *arg)
         rec.last_sync_ms = c->now_ms;
         rec.failures = 0;
         rec.error[0] = '\0';
+        rec.flags &= ~(uint32_t)KITH__PEER_FAILING;
     }
     rc = rec_put(r, txn, c->id, &rec);
 out_rec:
@@ -528,7 +601,18 @@ int
 kith_peer_record(kith_replica *r, uint64_t id, const kith_vv *acked, uint64_t cursor,
                  const char *error)
 {
-    struct record_ctx c = {.id = id, .acked = acked, .cursor = cursor, .error = error};
+    return kith_peer_record_ex(r, id, acked, cursor, error, 0);
+}
+
+int
+kith_peer_record_ex(kith_replica *r, uint64_t id, const kith_vv *acked, uint64_t cursor,
+                    const char *error, uint32_t failing_after)
+{
+    struct record_ctx c = {.id = id,
+                           .acked = acked,
+                           .cursor = cursor,
+                           .error = error,
+                           .failing_after = failing_after ? failing_after : KITH_FAILING_AFTER};
 
     if (!r)
         return KITH_EINVAL;

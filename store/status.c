@@ -1,7 +1,7 @@
 /*
  * status.c — what a replica can say about itself: its version vector and the counts behind
- * `kith status` (ops logged, pending, open conflicts, live documents per collection), read in
- * one LMDB read transaction so the figures agree with each other.
+ * `kith status` (ops logged, pending and why they wait, open conflicts, live documents per
+ * collection), read in one LMDB read transaction so the figures agree with each other.
  *
  * It also holds the small transaction helpers the read side shares (view.h): a read
  * transaction, and a write transaction that grows the map and redoes its work when LMDB
@@ -221,6 +221,7 @@ kith_status_free(kith_status *s)
         return;
     kith_vv_free(&s->vv);
     free(s->collections);
+    kith_holds_free(s->holds, s->nholds);
     free(s);
 }
 
@@ -258,7 +259,8 @@ kith_status_get(kith_replica *r, kith_status **out)
         (rc = meta_u64(r, txn, "pending", &s->pending_ops)) < 0 ||
         (rc = count_open_conflicts(r, txn, &s->open_conflicts)) < 0 ||
         (rc = meta_u64(r, txn, "hlc", &s->hlc)) < 0 ||
-        (rc = count_docs(r, txn, s->collections, ncoll)) < 0)
+        (rc = count_docs(r, txn, s->collections, ncoll)) < 0 ||
+        (rc = kith__holds_read(r, txn, kith__now_ms(), &s->holds, &s->nholds)) < 0)
         goto out_end;
     *out = s;
     s = NULL;

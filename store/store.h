@@ -60,7 +60,7 @@
  *             an entry exists while the document's registers hold all its parts (whether or
  *             not the document is live; iteration skips dead ones)
  *
- *  peers      id(8) -> pk(32) | flags(4 BE: 1 trusted, 2 forked) | cursor(8)
+ *  peers      id(8) -> pk(32) | flags(4 BE: 1 trusted, 2 forked, 4 failing) | cursor(8)
  *                      | last_sync_ms(8, two's complement) | failures(4)
  *                      | name_len(1) name | addr_len(2) addr | error_len(2) error
  *                      | nacked(4) | nacked x (origin(8) | seq(8))
@@ -85,6 +85,7 @@
 #define KITH__REG_HDR_BYTES 24
 #define KITH__PEER_TRUSTED 1u
 #define KITH__PEER_FORKED 2u
+#define KITH__PEER_FAILING 4u
 
 enum kith__index_id {
     KITH__IDX_CONTACTS_NAME = 1,
@@ -303,6 +304,18 @@ int kith__trusted_key(kith_replica *r, MDB_txn *txn, uint64_t origin,
                       uint8_t pk[KITH_PUBKEY_BYTES]);
 /* Mark an origin forked (keeps the rest of its record). */
 int kith__peer_mark_forked(kith_replica *r, MDB_txn *txn, uint64_t origin);
+/* Peer `id` holds the ops up to each of held[0..n) (origin, seq): raise its acknowledged
+ * vector to them (NET-19). Nothing happens when it has no record. 0 or an error. */
+int kith__peer_learn(kith_replica *r, MDB_txn *txn, uint64_t id, const kith_dot *held, size_t n);
+/* The same for what applying batch `b` shows: its sender holds every run in it up to the run's
+ * signed head, and each origin its own ops up to its head. 0 or an error (MDB_MAP_FULL too). */
+int kith__peer_learn_batch(kith_replica *r, MDB_txn *txn, const struct kith__batch *b);
+
+/* ---- store/holds.c -------------------------------------------------------------------- */
+
+/* The held ops of every origin (kith_holds_get), read in `txn` with the wall clock at
+ * `now_ms`. *out is released with free(). 0, KITH_ECORRUPT, KITH_ENOMEM or an LMDB error. */
+int kith__holds_read(kith_replica *r, MDB_txn *txn, int64_t now_ms, kith_hold **out, size_t *n);
 
 /* ---- event log (store/txn.c) ---------------------------------------------------------- */
 

@@ -592,5 +592,32 @@ serve_pid=""
 check "serve --log-json logs something" test -s "$tmp/serve.json"
 check "serve --log-json lines are JSON" jq_ok 'has("level") and has("msg")' "$tmp/serve.json"
 
+# ---- failing peers and held ops: new keys beside the old ones ------------------------------------
+run 2 "serve --failing-after 0 is a usage error" --dir "$A" serve --failing-after 0
+run 2 "serve --failing-after abc is a usage error" --dir "$A" serve --failing-after abc
+"$KITH" help >"$tmp/out" 2>&1 || true
+check "help lists --failing-after" out_has "--failing-after"
+# B no longer answers: after KITH_FAILING_AFTER (5) failed syncs in a row, A shows it failing
+for _ in 1 2 3 4 5; do
+    "$KITH" --dir "$A" sync "tcp://127.0.0.1:$port" --timeout 200ms >/dev/null 2>&1 || true
+done
+run 0 "peers --json after failed syncs" --dir "$A" peers --json
+json_keys "peer element (failing, held)" '.peers[0]' id pubkey name addr trusted forked acked \
+    pending_ops last_sync failures last_error failing held_ops held_ahead_ms
+check "B is failing after 5 failed syncs" \
+    test "$(jq -r --arg b "$B_ID" '.peers[] | select(.id == $b) | .failing' "$tmp/out")" = true
+check "a failing peer keeps its last error" \
+    test "$(jq -r --arg b "$B_ID" '.peers[] | select(.id == $b) | .last_error != null' "$tmp/out")" = true
+run 0 "peers shows failing" --dir "$A" peers
+check "peers table says failing" out_has "failing"
+run 0 "status shows failing" --dir "$A" status
+check "status says FAILING" out_has "FAILING"
+run 0 "status --json has holds" --dir "$A" status --json
+json_keys "status --json (holds)" . pending_ops holds
+check "status: nothing held" test "$(jq '.holds | length' "$tmp/out")" = 0
+"$KITH" --dir "$B" bundle create -o "$tmp/held.bundle" 2>/dev/null || true
+run 0 "bundle apply --json has holds" --dir "$A" bundle apply "$tmp/held.bundle" --json
+json_keys "bundle apply --json (holds)" . ops_new ops_known ops_applied ops_pending conflicts holds
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

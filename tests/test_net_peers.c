@@ -680,3 +680,124 @@ Test(peers, tampered_op_in_relayed_batch_refused)
     kt_free(&a);
     kt_free(&x);
 }
+
+/* Start a's daemon with a short timeout and a failing threshold of 2. */
+static void
+start_impatient(struct node *a)
+{
+    memset(&a->o, 0, sizeof(a->o));
+    a->o.listen = "tcp://127.0.0.1:*";
+    a->o.interval_ms = 1000;
+    a->o.timeout_ms = 300;
+    a->o.log_level = nt_log_level();
+    a->o.stop = &a->stop;
+    a->o.on_listen = nt_on_listen;
+    a->o.on_listen_arg = a;
+    a->o.failing_after = 2;
+    a->stop = 0;
+    cr_assert_eq(pthread_create(&a->th, NULL, nt_serve, a), 0);
+    a->running = true;
+}
+
+static kith_peer
+only_peer(kith_replica *r)
+{
+    kith_peer *p = NULL, one;
+    size_t n = 0;
+    cr_assert_eq(kith_peers_get(r, &p, &n), 0);
+    cr_assert_eq(n, 1);
+    one = p[0];
+    one.acked.len = 0;
+    one.acked.entries = NULL;
+    kith_peers_free(p, n);
+    return one;
+}
+
+/* proves NET-20: a peer that never answers (connections to its address are refused) is shown
+ * as failing in its record once the daemon's threshold of attempts in a row have failed, with
+ * the last error, and the daemon keeps retrying it at the longest backoff, also after a
+ * restart. */
+Test(peers, unreachable_peer_shown_failing, .timeout = 60)
+{
+    struct node a, b;
+    uint8_t pb[KITH_PUBKEY_BYTES];
+    char dead[64];
+    int fd = nt_bound_port(dead);
+    kith_peer p;
+
+    node_init(&a);
+    node_init(&b);
+    kith_replica_pubkey(b.k.r, pb);
+    cr_assert_eq(kith_trust_add(a.k.r, pb, NULL, dead), 0);
+    start_impatient(&a);
+    p = only_peer(a.k.r);
+    for (int64_t end = kith__mono_ms() + 20000; !p.failing && kith__mono_ms() < end;) {
+        nt_sleep_ms(50);
+        p = only_peer(a.k.r);
+        if (!p.failing)
+            cr_assert_lt(p.failures, 2, "two failures and not failing");
+    }
+    cr_assert(p.failing, "the daemon never marked the peer failing");
+    cr_assert_geq(p.failures, 2);
+    cr_assert_str_neq(p.last_error, "");
+    node_stop(&a);
+    /* restarted, the daemon tries once at once, then waits the longest step (>= 22.5 s),
+     * instead of starting over at 250 ms */
+    uint32_t before = only_peer(a.k.r).failures;
+    start_impatient(&a);
+    nt_sleep_ms(2500);
+    p = only_peer(a.k.r);
+    cr_assert_eq(p.failures, before + 1, "%u failures after the restart, %u before",
+                 (unsigned)p.failures, (unsigned)before);
+    cr_assert(p.failing);
+    node_free(&a);
+    node_free(&b);
+    close(fd);
+    /* the retries of a failing peer wait the longest step (30 s, with jitter) */
+    cr_assert_eq(kith__link_backoff_ms(1, 2, 0), kith__backoff_ms(1, 0));
+    cr_assert_eq(kith__link_backoff_ms(2, 2, 0), 30000 * 3 / 4);
+    cr_assert_eq(kith__link_backoff_ms(3, 2, 999), kith__backoff_ms(UINT32_MAX, 999));
+    cr_assert_eq(kith__link_backoff_ms(4, 0, 0), kith__backoff_ms(4, 0), "default threshold 5");
+    cr_assert_eq(kith__link_backoff_ms(5, 0, 0), 30000 * 3 / 4);
+}
+
+/* The pending count of `who` in r's peer records. */
+static uint64_t
+pending_for(kith_replica *r, kith_replica *who)
+{
+    kith_peer *p = NULL;
+    size_t n = 0;
+    uint64_t pending = UINT64_MAX;
+    cr_assert_eq(kith_peers_get(r, &p, &n), 0);
+    for (size_t i = 0; i < n; i++)
+        if (p[i].id == kith_replica_id(who))
+            pending = p[i].pending_ops;
+    kith_peers_free(p, n);
+    return pending;
+}
+
+/* proves NET-19 over the network: a's writes reach c only through b's daemon; c's record of
+ * a, which c never meets, counts none of them as pending for a. */
+Test(peers, relayed_ops_are_not_pending_for_their_origin, .timeout = 60)
+{
+    struct node a, b, c;
+    node_init(&a);
+    node_init(&b);
+    node_init(&c);
+    kt_trust_pair(&a.k, &c.k);
+    node_link(&a, &b);
+    node_link(&c, &b);
+    node_start(&a);
+    node_start(&b);
+    node_start(&c);
+    add_ops(a.k.r, 14, 1);
+    cr_assert(wait_converged((struct node *[]){&a, &b, &c}, 3, 10000));
+    cr_assert_eq(pending_for(c.k.r, a.k.r), 0, "c shows a's own ops as pending for a");
+    uint64_t pb = UINT64_MAX;
+    for (int64_t end = kith__mono_ms() + 5000; pb != 0 && kith__mono_ms() < end; nt_sleep_ms(50))
+        pb = pending_for(c.k.r, b.k.r);
+    cr_assert_eq(pb, 0, "c's record of b, which relayed a's ops");
+    node_free(&a);
+    node_free(&b);
+    node_free(&c);
+}

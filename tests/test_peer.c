@@ -321,3 +321,130 @@ Test(peer, untrusted_batches_are_refused)
     cr_assert_eq(vv_total(A), 2);
     kith_free(buf.data);
 }
+
+/* KITH_FAILING_AFTER failures in a row mark a peer failing; a success clears the mark; a
+ * daemon's own threshold (kith_peer_record_ex) counts the same failures. */
+Test(peer, failing_after_consecutive_failures)
+{
+    uint8_t pb[32];
+    kith_peer *peers = NULL;
+    size_t n = 0;
+    uint64_t b = kith_replica_id(B);
+
+    pk_of(B, pb);
+    cr_assert_eq(kith_trust_add(A, pb, NULL, NULL), 0);
+    for (int i = 1; i <= KITH_FAILING_AFTER; i++) {
+        cr_assert_eq(kith_peer_record(A, b, NULL, 0, "connection refused"), 0);
+        cr_assert_eq(kith_peers_get(A, &peers, &n), 0);
+        cr_assert_eq(peers[0].failures, (uint32_t)i);
+        cr_assert_eq(peers[0].failing, i >= KITH_FAILING_AFTER, "after %d failures", i);
+        cr_assert_str_eq(peers[0].last_error, "connection refused");
+        kith_peers_free(peers, n);
+    }
+    cr_assert_eq(kith_peer_record(A, b, NULL, 0, NULL), 0);
+    cr_assert_eq(kith_peers_get(A, &peers, &n), 0);
+    cr_assert(!peers[0].failing, "a success clears it");
+    cr_assert_eq(peers[0].failures, 0);
+    kith_peers_free(peers, n);
+
+    cr_assert_eq(kith_peer_record_ex(A, b, NULL, 0, "timeout", 2), 0);
+    cr_assert_eq(kith_peers_get(A, &peers, &n), 0);
+    cr_assert(!peers[0].failing);
+    kith_peers_free(peers, n);
+    cr_assert_eq(kith_peer_record_ex(A, b, NULL, 0, "timeout", 2), 0);
+    cr_assert_eq(kith_peers_get(A, &peers, &n), 0);
+    cr_assert(peers[0].failing, "two failures with a threshold of 2");
+    cr_assert_str_eq(peers[0].last_error, "timeout");
+    kith_peers_free(peers, n);
+    cr_assert_eq(kith_peer_record_ex(A, 12345, NULL, 0, "x", 2), KITH_ENOTFOUND);
+}
+
+/* Batch from `from` of what `to` lacks, applied to `to`. */
+static void
+relay(kith_replica *from, kith_replica *to)
+{
+    kith_batch_opts opts = {0};
+    kith_buf buf = {0};
+    kith_vv vv = {0};
+
+    cr_assert_eq(kith_vv_get(to, &vv), 0);
+    opts.since = &vv;
+    cr_assert_eq(kith_batch_create(from, &opts, &buf, NULL), 0);
+    cr_assert_eq(kith_batch_apply(to, buf.data, buf.len, NULL), 0, "%s", kith_errmsg(to));
+    kith_free(buf.data);
+    kith_vv_free(&vv);
+}
+
+static const kith_peer *
+peer_of(const kith_peer *peers, size_t n, kith_replica *r)
+{
+    for (size_t i = 0; i < n; i++)
+        if (peers[i].id == kith_replica_id(r))
+            return &peers[i];
+    cr_assert_fail("no peer record");
+    return NULL;
+}
+
+static void
+trust_all(void)
+{
+    kith_replica *rs[3] = {A, B, C};
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < 3; j++) {
+            uint8_t pk[32];
+            if (i == j)
+                continue;
+            pk_of(rs[j], pk);
+            cr_assert_eq(kith_trust_add(rs[i], pk, NULL, NULL), 0);
+        }
+}
+
+/* proves NET-19: A's ops reach C through B. C's record of A must not count them as pending for A
+ * (A made them), nor as pending for B (B sent them). */
+Test(peer, pending_drops_for_ops_relayed_by_a_third_replica)
+{
+    kith_peer *peers = NULL;
+    size_t n = 0;
+
+    trust_all();
+    for (int i = 0; i < 4; i++)
+        write_contact(A, "a"); /* 8 ops */
+    write_contact(C, "c");     /* 2 ops */
+    relay(A, B);
+    relay(B, C);
+    cr_assert_eq(kith_peers_get(C, &peers, &n), 0);
+    cr_assert_eq(peer_of(peers, n, A)->pending_ops, 2, "A lacks only C's 2 ops, not its own 8");
+    cr_assert_eq(peer_of(peers, n, B)->pending_ops, 2, "B sent A's 8 ops: it holds them");
+    kith_peers_free(peers, n);
+
+    /* C's ops reach A through B: C cannot know that until A says so (a session's
+     * handshake, or a batch from A that carries them) */
+    relay(C, B);
+    relay(B, A);
+    cr_assert_eq(kith_peers_get(C, &peers, &n), 0);
+    cr_assert_eq(peer_of(peers, n, A)->pending_ops, 2);
+    kith_peers_free(peers, n);
+}
+
+/* NET-19: a bundle written by A and applied by C shows that A holds everything in it,
+ * including ops A got from B. */
+Test(peer, pending_drops_for_ops_in_a_bundle_from_the_peer)
+{
+    char path[128];
+    kith_peer *peers = NULL;
+    size_t n = 0;
+
+    trust_all();
+    write_contact(A, "a");
+    write_contact(B, "b");
+    write_contact(B, "b");
+    relay(B, A);
+    snprintf(path, sizeof path, "%s/a.bundle", dir);
+    cr_assert_eq(kith_bundle_write(A, NULL, path, NULL), 0);
+    cr_assert_eq(kith_bundle_apply(C, path, NULL), 0, "%s", kith_errmsg(C));
+    cr_assert_eq(kith_peers_get(C, &peers, &n), 0);
+    cr_assert_eq(peer_of(peers, n, A)->pending_ops, 0, "A wrote the bundle: it holds all 6");
+    cr_assert_eq(kith__vv_get(&peer_of(peers, n, A)->acked, kith_replica_id(B)), 4);
+    cr_assert_eq(peer_of(peers, n, B)->pending_ops, 2, "B lacks A's 2 ops, holds its own 4");
+    kith_peers_free(peers, n);
+}
