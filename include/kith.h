@@ -691,12 +691,21 @@ typedef struct kith_serve_opts {
      * `kith peers` sees it) and retried at the longest backoff, 30 s, until it answers
      * (0: KITH_FAILING_AFTER). */
     uint32_t failing_after;
+    /* A connection must finish its CURVE handshake within this, or it is closed (0: 2 s). */
+    int handshake_ms;
 } kith_serve_opts;
 
 /*
  * Run the sync daemon in this thread until *opts->stop is set, or SIGTERM or SIGINT arrives
  * (kith_serve blocks them and takes them through a signalfd). Logs to stderr, or to opts->on_log.
  * Returns 0 on a clean stop; a batch being applied is finished or rolled back, never half applied.
+ *
+ * Every connection costs the process a file descriptor. kith_serve never changes process
+ * limits: a program that serves on a network should raise RLIMIT_NOFILE's soft limit (to the
+ * hard one, as `kith serve` does) before calling it. Within the limit it has, kith_serve
+ * closes connections that have not finished their handshake after opts->handshake_ms, keeps
+ * at most 64 of them, sheds the oldest when fewer than 16 descriptors are free, and logs a
+ * warning when descriptors run low (spec/protocol.md NET-20, NET-21).
  */
 KITH_API KITH_NODISCARD int kith_serve(kith_replica *r, const kith_serve_opts *opts);
 

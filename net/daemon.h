@@ -10,7 +10,7 @@
 #define MAX_LINKS 64
 #define MAX_INBOUND 128
 #define MAX_PEERS 256
-#define MAX_POLL (MAX_LINKS + 4)
+#define MAX_POLL (MAX_LINKS + 5)
 #define BACKOFF_BASE_MS 250
 #define BACKOFF_MAX_MS 30000
 #define RECHECKS 8
@@ -47,6 +47,7 @@ struct daemon {
     void *zctx;
     void *router;
     struct kith__zap zap;
+    struct kith__guard guard; /* sheds connections that do not finish their handshake */
     char bound[256];
     uint8_t cpub[32], csec[32];
     struct link links[MAX_LINKS];

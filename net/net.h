@@ -83,9 +83,66 @@ int kith__zap_start(struct kith__zap *z, void *zctx, kith__admit_fn admit, void 
 void kith__zap_stop(struct kith__zap *z);
 
 /* A ROUTER with CURVE server on, the ZAP domain enforced, bound to `endpoint`; the endpoint
- * actually bound (port resolved) into `bound`. 0 or -errno. */
-int kith__server_socket(void *zctx, const uint8_t secret_x[32], const char *endpoint, void **out,
-                        char *bound, size_t bound_cap);
+ * actually bound (port resolved) into `bound`. With handshake_ms > 0, a connection that has
+ * not finished its handshake by then is closed (ZMQ_HANDSHAKE_IVL; else libzmq's 30 s). With
+ * `monitor` (an inproc endpoint, may be NULL), the events a kith__guard reads are reported
+ * there from before the bind, so no accepted connection is missed. 0 or -errno. */
+int kith__server_socket(void *zctx, const uint8_t secret_x[32], const char *endpoint,
+                        int handshake_ms, const char *monitor, void **out, char *bound,
+                        size_t bound_cap);
+
+/* ---- transport.c: the guard against connection floods (spec/protocol.md NET-20, NET-21) -- */
+
+#define KITH__HANDSHAKE_MS 2000   /* the daemon's handshake interval, unless opts say otherwise */
+#define KITH__PREAUTH_MAX 64      /* connections kept that have not finished their handshake */
+#define KITH__FD_RESERVE 16       /* descriptors kept free for the daemon's own sockets */
+#define KITH__GUARD_WARN_MS 10000 /* at most one warning of each kind per this window */
+
+/* One accepted connection that has not (as far as the guard knows) finished its handshake. */
+struct kith__preauth {
+    int fd;           /* libzmq's descriptor, from ZMQ_EVENT_ACCEPTED */
+    bool closing;     /* shut down by the guard; libzmq has not reported it closed yet */
+    uint64_t ino;     /* the socket's inode when the event was read */
+    int64_t since_ms; /* when the event was read */
+};
+
+/* Watches a ROUTER's monitor events: counts its pre-handshake connections and the process's
+ * descriptors, and sheds the oldest pre-handshake connections beyond KITH__PREAUTH_MAX or when
+ * fewer than KITH__FD_RESERVE descriptors are free. One thread (the daemon's) uses it. */
+struct kith__guard {
+    void *mon;         /* PAIR connected to `endpoint` */
+    char endpoint[64]; /* inproc endpoint of the ROUTER's monitor */
+    const struct kith__log *log;
+    int handshake_ms; /* the ROUTER's handshake interval */
+    uint16_t port;    /* the ROUTER's TCP port (0: not TCP): accepted sockets have it */
+    /* the connections, oldest first, and how many */
+    struct kith__preauth conn[2 * KITH__PREAUTH_MAX];
+    unsigned n;
+    /* RLIMIT_NOFILE's soft limit (0: unknown), and the descriptors open: counted at
+     * fd_counted_ms, then moved by events (-1: unknown) */
+    long fd_limit, fd_used;
+    int64_t fd_counted_ms;
+    bool exhausted; /* an accept failed for want of descriptors since the last count */
+    /* when each kind of warning was last logged, and what happened since */
+    int64_t warn_fd_ms, warn_cap_ms;
+    unsigned shed_fd, shed_cap, refused;
+};
+
+/* Create the guard's PAIR and connect it to a fresh inproc endpoint (g->endpoint), before the
+ * ROUTER is made with that endpoint as `monitor`. 0 or -errno. */
+int kith__guard_open(struct kith__guard *g, void *zctx, int handshake_ms,
+                     const struct kith__log *log);
+/* The ROUTER is bound to `bound`: note its port, count descriptors. */
+void kith__guard_bound(struct kith__guard *g, const char *bound);
+/* Read the queued monitor events and shed what must go. */
+void kith__guard_on_events(struct kith__guard *g);
+/* A frame arrived from the connection on `fd` (ZMQ_SRCFD): it finished its handshake. */
+void kith__guard_admitted(struct kith__guard *g, int fd);
+/* Call every turn of the loop: forget connections older than the handshake interval (they
+ * finished it, or libzmq closed them), recount descriptors now and then, shed, and warn. */
+void kith__guard_tick(struct kith__guard *g);
+/* Stop the ROUTER's monitor (router may be NULL) and close the PAIR. Takes a zeroed guard. */
+void kith__guard_close(struct kith__guard *g, void *router);
 /* A DEALER with CURVE client keys, connected to `endpoint` whose CURVE key is server_x;
  * with `monitor` (an inproc endpoint, may be NULL), failed handshakes are reported there
  * (set before connecting, so none is missed). */

@@ -6,6 +6,8 @@
  * a write by the CLI or an app is pushed without polling), and the discovery beacon socket.
  * Timers (anti-entropy, keep-alive, per-peer timeouts, reconnect backoff, beacons) are
  * checked each turn; the poll never sleeps more than 100 ms, so a stop request is seen fast.
+ * The ROUTER's monitor events go to the guard (transport.c), which sheds connections that
+ * have not finished their handshake when there are too many or descriptors run low.
  *
  * No call blocks on a peer: sends are non-blocking and bounded by the window, receives are
  * drained without waiting, and a peer that stops answering is dropped after timeout_ms while
@@ -116,6 +118,9 @@ on_router(struct daemon *d)
             kith__log(&d->log, KITH_LOG_WARNING, "a peer sent a frame without content");
             continue;
         }
+        int fd = zmq_msg_get(&m, ZMQ_SRCFD);
+        if (fd >= 0)
+            kith__guard_admitted(&d->guard, fd);
         struct inbound *in = inbound_find(d, rid, rid_len, true);
         if (!in) {
             kith__log(&d->log, KITH_LOG_WARNING, "too many connected peers; one ignored");
@@ -355,7 +360,7 @@ run(struct daemon *d)
     while (!d->stopping) {
         zmq_pollitem_t items[MAX_POLL];
         struct link *owner[MAX_POLL];
-        int n = 0, irouter = -1, isig = -1, iino = -1, ibea = -1;
+        int n = 0, irouter = -1, isig = -1, iino = -1, ibea = -1, imon = -1;
 
         if (d->o->stop && *d->o->stop) {
             kith__log(&d->log, KITH_LOG_INFO, "stopping on request");
@@ -381,6 +386,10 @@ run(struct daemon *d)
             ibea = n;
             items[n++] = (zmq_pollitem_t){NULL, d->bfd, ZMQ_POLLIN, 0};
         }
+        if (d->guard.mon) {
+            imon = n;
+            items[n++] = (zmq_pollitem_t){d->guard.mon, 0, ZMQ_POLLIN, 0};
+        }
         long wait = 100;
         int64_t now = kith__mono_ms();
         for (int i = 0; i < RECHECKS; i++)
@@ -403,7 +412,10 @@ run(struct daemon *d)
                 drain_inotify(d);
             if (ibea >= 0 && (items[ibea].revents & ZMQ_POLLIN))
                 kith__daemon_on_beacon(d);
+            if (imon >= 0 && (items[imon].revents & ZMQ_POLLIN))
+                kith__guard_on_events(&d->guard);
         }
+        kith__guard_tick(&d->guard);
         timers(d);
         pump_all(d);
     }
@@ -456,18 +468,26 @@ kith_serve(kith_replica *r, const kith_serve_opts *opts)
         goto out_fds;
     }
     if (opts->listen) {
+        int handshake_ms = opts->handshake_ms > 0 ? opts->handshake_ms : KITH__HANDSHAKE_MS;
         rc = kith__zap_start(&d->zap, d->zctx, kith__admit_trusted, r, &d->log);
         if (rc < 0)
             goto out_ctx;
-        rc = kith__server_socket(d->zctx, d->csec, opts->listen, &d->router, d->bound,
-                                 sizeof(d->bound));
+        rc = kith__guard_open(&d->guard, d->zctx, handshake_ms, &d->log);
+        if (rc < 0)
+            goto out_zap;
+        rc = kith__server_socket(d->zctx, d->csec, opts->listen, handshake_ms, d->guard.endpoint,
+                                 &d->router, d->bound, sizeof(d->bound));
         if (rc < 0) {
             kith__log(&d->log, KITH_LOG_ERROR, "cannot listen on %s: %s", opts->listen,
                       kith_strerror(rc));
-            goto out_zap;
+            goto out_guard;
         }
+        kith__guard_bound(&d->guard, d->bound);
         kith__log(&d->log, KITH_LOG_INFO, "replica %016llx listening on %s",
                   (unsigned long long)kith_replica_id(r), d->bound);
+        kith__log(&d->log, KITH_LOG_DEBUG,
+                  "%ld of %ld file descriptors in use; handshakes must finish within %d ms",
+                  d->guard.fd_used, d->guard.fd_limit, handshake_ms);
         if (opts->on_listen)
             opts->on_listen(opts->on_listen_arg, d->bound);
     }
@@ -499,9 +519,11 @@ kith_serve(kith_replica *r, const kith_serve_opts *opts)
     for (size_t i = 0; i < MAX_INBOUND; i++)
         if (d->in[i].used && d->in[i].s.state != KITH__SS_CLOSED)
             kith__session_close(&d->in[i].s, 0, false, true, "stopping");
+    on_signal(d); /* consume a signal that came late, before unblocking it */
+out_guard:
+    kith__guard_close(&d->guard, d->router);
     if (d->router)
         zmq_close(d->router);
-    on_signal(d); /* consume a signal that came late, before unblocking it */
 out_zap:
     kith__zap_stop(&d->zap);
 out_ctx:

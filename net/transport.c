@@ -7,13 +7,38 @@
  * The handler runs in its own thread in the same context, answering each request with the
  * admit function's verdict; an admitted connection carries the client's CURVE key in hex as
  * its "User-Id" property, which the session compares with the key in HELLO.
+ *
+ * The guard bounds what connections that never finish their handshake can hold (spec/
+ * protocol.md NET-20, NET-21; spec/decisions.md D-6). libzmq accepts every TCP connection and
+ * has no cap of its own: each costs a descriptor until ZMQ_HANDSHAKE_IVL, and once the
+ * process runs out, accept fails and a trusted peer cannot get in. The ROUTER's monitor
+ * reports each accepted connection with its descriptor, and each closed one; the guard keeps
+ * them in accept order until they finish the handshake (a frame arrives from them, or they
+ * outlive the interval), and sheds the oldest with shutdown(SHUT_RD) when there are too many
+ * or descriptors run low. libzmq then reads end-of-file and closes the connection itself, as
+ * if the peer had left. The descriptor is not ours and may have been closed and reused since
+ * the event was sent, so a socket is shut down only if it still has the inode seen then, the
+ * ROUTER's port, and fewer bytes received than a CURVE handshake takes: whatever it is, it
+ * has not finished a handshake.
  */
 #include "net.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <linux/tcp.h>
+#include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <zmq.h>
+
+/* A client has sent at least this much when its CURVE handshake can finish: the greeting (64),
+ * HELLO (200 + 2 bytes of framing) and INITIATE (257 or more + 9). */
+#define CURVE_HANDSHAKE_BYTES (64 + 202 + 266)
 
 #define ZAP_ENDPOINT "inproc://zeromq.zap.01"
 #define ZAP_MAX_PARTS 8
@@ -179,8 +204,8 @@ common_options(void *s)
 }
 
 int
-kith__server_socket(void *zctx, const uint8_t secret_x[32], const char *endpoint, void **out,
-                    char *bound, size_t bound_cap)
+kith__server_socket(void *zctx, const uint8_t secret_x[32], const char *endpoint, int handshake_ms,
+                    const char *monitor, void **out, char *bound, size_t bound_cap)
 {
     int one = 1, rc;
     void *s;
@@ -197,6 +222,11 @@ kith__server_socket(void *zctx, const uint8_t secret_x[32], const char *endpoint
         zmq_setsockopt(s, ZMQ_ZAP_DOMAIN, KITH__ZAP_DOMAIN, strlen(KITH__ZAP_DOMAIN)) != 0 ||
         zmq_setsockopt(s, ZMQ_ZAP_ENFORCE_DOMAIN, &one, sizeof(one)) != 0 ||
         zmq_setsockopt(s, ZMQ_ROUTER_MANDATORY, &one, sizeof(one)) != 0 ||
+        (handshake_ms > 0 &&
+         zmq_setsockopt(s, ZMQ_HANDSHAKE_IVL, &handshake_ms, sizeof(handshake_ms)) != 0) ||
+        (monitor && zmq_socket_monitor(s, monitor,
+                                       ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_ACCEPT_FAILED |
+                                           ZMQ_EVENT_DISCONNECTED) != 0) ||
         zmq_bind(s, endpoint) != 0) {
         rc = zerr();
         goto out_close;
@@ -277,4 +307,292 @@ kith__send_frame(void *sock, const void *rid, size_t rid_len, void *data, size_t
         return e == EAGAIN ? KITH_EBUSY : -e;
     }
     return 0;
+}
+
+/* ---- the guard ---------------------------------------------------------------------------- */
+
+/* Descriptors open in this process, -EMFILE when there is none left to count them with, or
+ * another -errno (no /proc). */
+static long
+count_fds(void)
+{
+    DIR *dir = opendir("/proc/self/fd");
+    long n = -1; /* the directory's own descriptor is listed */
+    if (!dir)
+        return errno == EMFILE || errno == ENFILE ? -EMFILE : -errno;
+    for (struct dirent *e; (e = readdir(dir)) != NULL;)
+        if (e->d_name[0] != '.')
+            n++;
+    closedir(dir);
+    return n;
+}
+
+static void
+recount(struct kith__guard *g, int64_t now)
+{
+    struct rlimit rl;
+    long n = count_fds();
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+        g->fd_limit = rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > (rlim_t)1 << 30
+                          ? 1L << 30
+                          : (long)rl.rlim_cur;
+    if (n == -EMFILE)
+        g->fd_used = g->fd_limit;
+    else
+        g->fd_used = n;
+    g->fd_counted_ms = now;
+    g->exhausted = n == -EMFILE;
+}
+
+static uint64_t
+inode_of(int fd)
+{
+    struct stat st;
+    return fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode) ? (uint64_t)st.st_ino : 0;
+}
+
+/* Is `fd` still the socket accepted then, and short of a finished handshake? (File header.) */
+static bool
+may_shed(const struct kith__guard *g, const struct kith__preauth *c)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    struct tcp_info ti;
+    socklen_t tlen = sizeof(ti);
+
+    if (c->ino == 0 || inode_of(c->fd) != c->ino || g->port == 0)
+        return false;
+    if (getsockname(c->fd, (struct sockaddr *)&ss, &len) != 0)
+        return false;
+    if (ss.ss_family == AF_INET) {
+        if (ntohs(((struct sockaddr_in *)&ss)->sin_port) != g->port)
+            return false;
+    } else if (ss.ss_family == AF_INET6) {
+        if (ntohs(((struct sockaddr_in6 *)&ss)->sin6_port) != g->port)
+            return false;
+    } else {
+        return false;
+    }
+    memset(&ti, 0, sizeof(ti));
+    if (getsockopt(c->fd, IPPROTO_TCP, TCP_INFO, &ti, &tlen) != 0)
+        return false;
+    /* tcpi_bytes_received came with Linux 4.1; on an older kernel the inode and port say
+     * enough */
+    if (tlen >= offsetof(struct tcp_info, tcpi_bytes_received) + sizeof(ti.tcpi_bytes_received) &&
+        ti.tcpi_bytes_received >= CURVE_HANDSHAKE_BYTES)
+        return false;
+    return true;
+}
+
+static void
+forget(struct kith__guard *g, unsigned i)
+{
+    memmove(&g->conn[i], &g->conn[i + 1], (g->n - i - 1) * sizeof(g->conn[0]));
+    g->n--;
+}
+
+static unsigned
+pending(const struct kith__guard *g)
+{
+    unsigned n = 0;
+    for (unsigned i = 0; i < g->n; i++)
+        n += !g->conn[i].closing;
+    return n;
+}
+
+/* Shut down the oldest pending connection; false when there is none. */
+static bool
+shed_oldest(struct kith__guard *g)
+{
+    for (unsigned i = 0; i < g->n; i++) {
+        struct kith__preauth *c = &g->conn[i];
+        if (c->closing)
+            continue;
+        if (may_shed(g, c) && shutdown(c->fd, SHUT_RD) == 0) {
+            c->closing = true;
+            return true;
+        }
+        forget(g, i); /* gone, handshaken, or no longer what was accepted */
+        i--;
+    }
+    return false;
+}
+
+/* Shed the oldest pending connections beyond the cap, and as many as it takes to keep
+ * KITH__FD_RESERVE descriptors free (counting the ones being closed as free already). */
+static void
+shed(struct kith__guard *g)
+{
+    long over_cap = (long)pending(g) - KITH__PREAUTH_MAX, short_fds = 0;
+    if (g->fd_used >= 0 && g->fd_limit > 0) {
+        long closing = (long)g->n - (long)pending(g);
+        short_fds = KITH__FD_RESERVE - (g->fd_limit - g->fd_used + closing);
+    }
+    while ((over_cap > 0 || short_fds > 0) && shed_oldest(g)) {
+        if (short_fds > 0)
+            g->shed_fd++;
+        else
+            g->shed_cap++;
+        over_cap--;
+        short_fds--;
+    }
+}
+
+int
+kith__guard_open(struct kith__guard *g, void *zctx, int handshake_ms, const struct kith__log *log)
+{
+    int linger = 0;
+
+    memset(g, 0, sizeof(*g));
+    g->log = log;
+    g->handshake_ms = handshake_ms;
+    g->fd_used = -1;
+    g->warn_fd_ms = g->warn_cap_ms = INT64_MIN / 2;
+    snprintf(g->endpoint, sizeof(g->endpoint), "inproc://kith-guard-%p", (void *)g);
+    g->mon = zmq_socket(zctx, ZMQ_PAIR);
+    if (!g->mon)
+        return zerr();
+    /* connected before the monitor binds (inproc allows it): libzmq's I/O thread blocks on a
+     * monitor event that no socket takes */
+    if (zmq_setsockopt(g->mon, ZMQ_LINGER, &linger, sizeof(linger)) != 0 ||
+        zmq_connect(g->mon, g->endpoint) != 0) {
+        int rc = zerr();
+        zmq_close(g->mon);
+        g->mon = NULL;
+        return rc;
+    }
+    return 0;
+}
+
+void
+kith__guard_bound(struct kith__guard *g, const char *bound)
+{
+    const char *colon = strrchr(bound, ':');
+    if (strncmp(bound, "tcp://", 6) == 0 && colon)
+        g->port = (uint16_t)strtoul(colon + 1, NULL, 10);
+    recount(g, kith__mono_ms());
+}
+
+void
+kith__guard_admitted(struct kith__guard *g, int fd)
+{
+    for (unsigned i = 0; i < g->n; i++)
+        if (g->conn[i].fd == fd && !g->conn[i].closing) {
+            forget(g, i);
+            return;
+        }
+}
+
+/* Track a connection libzmq accepted on fd; make room by shedding or forgetting the oldest. */
+static void
+accepted(struct kith__guard *g, int fd, int64_t now)
+{
+    if (g->n == sizeof(g->conn) / sizeof(g->conn[0])) {
+        /* full of connections being closed (shed() keeps the others within the cap): forget
+         * the oldest, whose close is on its way anyway */
+        unsigned i = 0;
+        while (i + 1 < g->n && !g->conn[i].closing)
+            i++;
+        forget(g, i);
+    }
+    g->conn[g->n++] = (struct kith__preauth){fd, false, inode_of(fd), now};
+    if (g->fd_used >= 0)
+        g->fd_used++;
+    shed(g);
+}
+
+static void
+closed(struct kith__guard *g, int fd)
+{
+    for (unsigned i = 0; i < g->n; i++)
+        if (g->conn[i].fd == fd) {
+            forget(g, i);
+            break;
+        }
+    if (g->fd_used > 0)
+        g->fd_used--;
+}
+
+void
+kith__guard_on_events(struct kith__guard *g)
+{
+    int64_t now = kith__mono_ms();
+    if (!g->mon)
+        return;
+    for (int k = 0; k < 1024; k++) {
+        zmq_msg_t ev, addr;
+        uint16_t event = 0;
+        uint32_t value = 0;
+        zmq_msg_init(&ev);
+        if (zmq_msg_recv(&ev, g->mon, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&ev);
+            break;
+        }
+        if (zmq_msg_size(&ev) >= 6) {
+            memcpy(&event, zmq_msg_data(&ev), sizeof(event));
+            memcpy(&value, (uint8_t *)zmq_msg_data(&ev) + 2, sizeof(value));
+        }
+        if (zmq_msg_more(&ev)) {
+            zmq_msg_init(&addr);
+            (void)zmq_msg_recv(&addr, g->mon, ZMQ_DONTWAIT);
+            zmq_msg_close(&addr);
+        }
+        zmq_msg_close(&ev);
+        if (event == ZMQ_EVENT_ACCEPTED) {
+            accepted(g, (int)value, now);
+        } else if (event == ZMQ_EVENT_DISCONNECTED) {
+            closed(g, (int)value);
+        } else if (event == ZMQ_EVENT_ACCEPT_FAILED && (value == EMFILE || value == ENFILE)) {
+            g->refused++;
+            g->exhausted = true;
+        }
+    }
+    if (g->exhausted || now - g->fd_counted_ms >= 100)
+        recount(g, now);
+    shed(g);
+}
+
+void
+kith__guard_tick(struct kith__guard *g)
+{
+    int64_t now = kith__mono_ms();
+    if (!g->mon)
+        return;
+    /* libzmq closes a connection still in its handshake at handshake_ms: one still open past
+     * that finished it (or its close is on the way) */
+    while (g->n > 0 && now - g->conn[0].since_ms > (int64_t)g->handshake_ms + 1000)
+        forget(g, 0);
+    if (now - g->fd_counted_ms >= 1000) {
+        recount(g, now);
+        shed(g);
+    }
+    bool low = g->fd_limit > 0 && g->fd_used * 5 >= g->fd_limit * 4;
+    if ((low || g->shed_fd || g->refused) && now - g->warn_fd_ms >= KITH__GUARD_WARN_MS) {
+        kith__log(g->log, KITH_LOG_WARNING,
+                  "file descriptors low: %ld of %ld in use; connections closed before their "
+                  "handshake to free some: %u, not accepted: %u (raise the limit: ulimit -n, "
+                  "LimitNOFILE=)",
+                  g->fd_used, g->fd_limit, g->shed_fd, g->refused);
+        g->warn_fd_ms = now;
+        g->shed_fd = g->refused = 0;
+    }
+    if (g->shed_cap && now - g->warn_cap_ms >= KITH__GUARD_WARN_MS) {
+        kith__log(g->log, KITH_LOG_WARNING,
+                  "a flood of connections? closed before finishing their handshake: %u (at "
+                  "most %d are kept)",
+                  g->shed_cap, KITH__PREAUTH_MAX);
+        g->warn_cap_ms = now;
+        g->shed_cap = 0;
+    }
+}
+
+void
+kith__guard_close(struct kith__guard *g, void *router)
+{
+    if (!g->mon)
+        return;
+    if (router)
+        (void)zmq_socket_monitor(router, NULL, 0);
+    zmq_close(g->mon);
+    g->mon = NULL;
 }

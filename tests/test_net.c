@@ -395,8 +395,9 @@ Test(transport, zap_admits_listed_key_and_refuses_others)
     memcpy(allowed, good.pub, 32);
     kith__log_init(&log, KITH_LOG_ERROR, false);
     cr_assert_eq(kith__zap_start(&zap, zctx, admit_one, NULL, &log), 0);
-    cr_assert_eq(kith__server_socket(zctx, srv.sec, "tcp://127.0.0.1:*", &router, ep, sizeof(ep)),
-                 0);
+    cr_assert_eq(
+        kith__server_socket(zctx, srv.sec, "tcp://127.0.0.1:*", 0, NULL, &router, ep, sizeof(ep)),
+        0);
     cr_assert(strncmp(ep, "tcp://127.0.0.1:", 16) == 0, "bound %s", ep);
 
     cr_assert(try_client(zctx, router, &srv, &good, ep, 3000, user, sizeof(user), &event));
@@ -427,8 +428,9 @@ Test(transport, no_zap_handler_means_nobody_gets_in)
     cr_assert_eq(sodium_init() >= 0, 1);
     crypto_box_keypair(srv.pub, srv.sec);
     crypto_box_keypair(c.pub, c.sec);
-    cr_assert_eq(kith__server_socket(zctx, srv.sec, "tcp://127.0.0.1:*", &router, ep, sizeof(ep)),
-                 0);
+    cr_assert_eq(
+        kith__server_socket(zctx, srv.sec, "tcp://127.0.0.1:*", 0, NULL, &router, ep, sizeof(ep)),
+        0);
     cr_assert(!try_client(zctx, router, &srv, &c, ep, 800, user, sizeof(user), &event));
     zmq_close(router);
     zmq_ctx_term(zctx);
@@ -449,8 +451,9 @@ Test(transport, oversized_frame_is_dropped_by_the_socket)
     memcpy(allowed, c.pub, 32);
     kith__log_init(&log, KITH_LOG_ERROR, false);
     cr_assert_eq(kith__zap_start(&zap, zctx, admit_one, NULL, &log), 0);
-    cr_assert_eq(kith__server_socket(zctx, srv.sec, "tcp://127.0.0.1:*", &router, ep, sizeof(ep)),
-                 0);
+    cr_assert_eq(
+        kith__server_socket(zctx, srv.sec, "tcp://127.0.0.1:*", 0, NULL, &router, ep, sizeof(ep)),
+        0);
     /* a raw DEALER without the size limit, so the oversized frame leaves the client */
     dealer = zmq_socket(zctx, ZMQ_DEALER);
     cr_assert_eq(zmq_setsockopt(dealer, ZMQ_CURVE_SERVERKEY, srv.pub, 32), 0);
