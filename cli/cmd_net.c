@@ -6,13 +6,32 @@
  * that an embedding app gets the same daemon; this file only turns flags into a
  * kith_serve_opts and reports the outcome. `kith sync` exits 0 only when both sides ended
  * holding the same ops.
+ *
+ * One exception: `kith serve` raises its soft limit of open files to the hard one before
+ * serving. Every connection costs the daemon a descriptor, and the usual soft limit is what a
+ * flood of idle connections exhausts first; kith_serve leaves process limits to the program
+ * that embeds it (spec/decisions.md D-6).
  */
 #include "cli.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #define MAX_PEERS 64 /* --peer options per command line */
+
+/* Raise RLIMIT_NOFILE's soft limit to the hard one. An unlimited hard limit cannot be the
+ * soft one (the kernel caps it at fs.nr_open), so that case asks for 2^20, the usual cap.
+ * Failure leaves the limit as it was: the daemon then warns when descriptors run low. */
+static void
+raise_nofile(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == rl.rlim_max)
+        return;
+    rl.rlim_cur = rl.rlim_max == RLIM_INFINITY ? (rlim_t)1 << 20 : rl.rlim_max;
+    (void)setrlimit(RLIMIT_NOFILE, &rl);
+}
 
 int
 cmd_serve(struct cli *c, int argc, char **argv)
@@ -74,6 +93,7 @@ cmd_serve(struct cli *c, int argc, char **argv)
     so.peers = peers;
     if ((rc = cli_open(c, CLI_WRITE, &r)) != CLI_OK)
         return rc;
+    raise_nofile();
     if ((krc = kith_serve(r, &so)) < 0)
         rc = cli_fail_rc(c, r, NULL, krc);
     kith_close(r);
