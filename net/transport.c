@@ -404,16 +404,17 @@ pending(const struct kith__guard *g)
 static bool
 shed_oldest(struct kith__guard *g)
 {
-    for (unsigned i = 0; i < g->n; i++) {
+    unsigned i = 0;
+    while (i < g->n) {
         struct kith__preauth *c = &g->conn[i];
-        if (c->closing)
-            continue;
-        if (may_shed(g, c) && shutdown(c->fd, SHUT_RD) == 0) {
+        if (c->closing) {
+            i++;
+        } else if (may_shed(g, c) && shutdown(c->fd, SHUT_RD) == 0) {
             c->closing = true;
             return true;
+        } else {
+            forget(g, i); /* gone, handshaken, or no longer what was accepted */
         }
-        forget(g, i); /* gone, handshaken, or no longer what was accepted */
-        i--;
     }
     return false;
 }
