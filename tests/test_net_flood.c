@@ -395,11 +395,13 @@ Test(flood, few_descriptors_shed_idle_connections_and_say_so, .fini = reap)
 
     struct cli_args a = {b.dir};
     struct proc *p = spawn(64, 64, run_cli, &a); /* the hard limit too: nothing to raise */
+    int base = count_fds(p->pid);
     struct flood f = flood_open(p->ep, n / 2, true), g = flood_open(p->ep, n - n / 2, false);
+    int used = count_fds(p->pid);
     int64_t took = trusted_sync(&good, &b, p->ep, &doc);
-    cr_log_info("with 64 descriptors, %d of %d idle connections open: the trusted peer synced "
-                "in %lld ms",
-                f.connected + g.connected, n, (long long)took);
+    cr_log_info("with 64 descriptors (%d in use before the flood, %d after), %d of %d idle "
+                "connections open: the trusted peer synced in %lld ms",
+                base, used, f.connected + g.connected, n, (long long)took);
     int64_t end = kith__mono_ms() + 5000;
     while (!log_has(p, "file descriptors")) {
         cr_assert(kith__mono_ms() < end, "the daemon said nothing of its descriptors:\n%s", p->log);
