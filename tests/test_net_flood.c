@@ -491,6 +491,87 @@ Test(flood, at_most_64_pre_handshake_connections_are_kept, .fini = reap)
     kt_free(&b);
 }
 
+/* A DEALER of x's keys connected to the daemon serving `server` at ep, returned once its CURVE
+ * handshake has finished (the daemon admitted it), before it sends anything. */
+static void
+raw_connect_admitted(struct raw *raw, struct kt_replica *x, kith_replica *server, const char *ep)
+{
+    uint8_t pub[32], sec[32], srv[32], pk[KITH_PUBKEY_BYTES];
+    int linger = 0, never = -1;
+    raw->x = x;
+    raw->zctx = zmq_ctx_new();
+    cr_assert(raw->zctx);
+    cr_assert_eq(kith_curve_keys(x->r, pub, sec), 0);
+    kith_replica_pubkey(server, pk);
+    cr_assert_eq(kith_curve_public(pk, srv), 0);
+    raw->sock = zmq_socket(raw->zctx, ZMQ_DEALER);
+    cr_assert(raw->sock);
+    cr_assert_eq(zmq_setsockopt(raw->sock, ZMQ_LINGER, &linger, sizeof(linger)), 0);
+    /* no reconnecting: a shed connection must stay gone for the test to see it */
+    cr_assert_eq(zmq_setsockopt(raw->sock, ZMQ_RECONNECT_IVL, &never, sizeof(never)), 0);
+    cr_assert_eq(zmq_setsockopt(raw->sock, ZMQ_CURVE_SERVERKEY, srv, 32), 0);
+    cr_assert_eq(zmq_setsockopt(raw->sock, ZMQ_CURVE_PUBLICKEY, pub, 32), 0);
+    cr_assert_eq(zmq_setsockopt(raw->sock, ZMQ_CURVE_SECRETKEY, sec, 32), 0);
+    cr_assert_eq(
+        zmq_socket_monitor(raw->sock, "inproc://flood-raw-mon", ZMQ_EVENT_HANDSHAKE_SUCCEEDED), 0);
+    void *mon = zmq_socket(raw->zctx, ZMQ_PAIR);
+    cr_assert(mon);
+    cr_assert_eq(zmq_connect(mon, "inproc://flood-raw-mon"), 0);
+    cr_assert_eq(zmq_connect(raw->sock, ep), 0);
+    zmq_pollitem_t it = {mon, 0, ZMQ_POLLIN, 0};
+    cr_assert_eq(zmq_poll(&it, 1, 5000), 1, "no CURVE handshake within 5 s");
+    cr_assert_eq(zmq_socket_monitor(raw->sock, NULL, 0), 0);
+    zmq_close(mon);
+}
+
+/* proves NET-21: shedding never touches a connection that finished its handshake, even one
+ * that has sent nothing since and is the oldest the daemon knows */
+Test(flood, a_silent_admitted_connection_is_not_shed, .fini = reap)
+{
+    struct kt_replica b = kt_new(), x = kt_new();
+    kt_trust_pair(&x, &b);
+    int n = flood_size() / 4;
+
+    struct lib_args a = {b.dir, 60000};
+    struct proc *p = spawn(4096, 4096, run_lib, &a);
+    struct raw raw;
+    raw_connect_admitted(&raw, &x, b.r, p->ep);
+    struct flood f = flood_open(p->ep, n, true);
+    int64_t end = kith__mono_ms() + 10000;
+    while (flood_closed(&f) < n - KITH__PREAUTH_MAX) {
+        cr_assert(kith__mono_ms() < end, "%d of %d connections closed", flood_closed(&f), n);
+        nt_sleep_ms(10);
+    }
+    /* HELLO, not waiting: a connection that is gone (it does not reconnect) refuses it */
+    struct kith__msg m;
+    uint8_t pk[KITH_PUBKEY_BYTES], fp[KITH_HASH_BYTES];
+    msgpack_sbuffer sb;
+    memset(&m, 0, sizeof(m));
+    kith_replica_pubkey(x.r, pk);
+    kith_schema_fingerprint(fp);
+    m.type = KITH__MSG_HELLO;
+    m.proto = KITH__WIRE_PROTO;
+    m.id = kith_replica_id(x.r);
+    m.pk = pk;
+    m.schema = fp;
+    cr_assert_eq(kith_vv_get(x.r, &m.vv), 0);
+    msgpack_sbuffer_init(&sb);
+    cr_assert_eq(kith__wire_encode(&m, &sb), 0);
+    kith_vv_free(&m.vv);
+    cr_assert_eq(zmq_send(raw.sock, sb.data, sb.size, ZMQ_DONTWAIT), (int)sb.size,
+                 "the admitted connection was shed: %s", zmq_strerror(zmq_errno()));
+    msgpack_sbuffer_destroy(&sb);
+    raw_expect(&raw, KITH__MSG_WELCOME, 3000, &m);
+    kith__wire_clear(&m);
+    raw_close(&raw);
+    flood_close(&f);
+    int status = proc_stop(p);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "kith_serve: status %d", status);
+    free(p);
+    kt_free(&x);
+    kt_free(&b);
+}
+
 /* proves NET-19: the systemd unit gives the daemon descriptors enough for a flood */
 Test(flood, systemd_unit_sets_the_descriptor_limit)
 {
