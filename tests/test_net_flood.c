@@ -4,8 +4,9 @@
  * idle must not starve a trusted peer: `kith serve` raises its descriptor limit to the hard
  * one; a connection that has not finished its handshake is closed after the handshake
  * interval; at most a fixed number of them are kept, and fewer when descriptors run low, the
- * oldest going first; the daemon says so in its log. Each test runs the daemon in a child
- * process, so that its descriptors can be limited and counted in /proc/PID/fd.
+ * oldest going first, while a connection that finished its handshake is never shed; the
+ * daemon says so in its log. Each test runs the daemon in a child process, so that its
+ * descriptors can be limited and counted in /proc/PID/fd.
  *
  * The flood is raw sockets of this process, which raises its own limit to the hard one (a
  * hard limit too low for 1,000 connections scales the flood down, and says so).
