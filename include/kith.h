@@ -705,7 +705,7 @@ typedef struct kith_serve_opts {
  * hard one, as `kith serve` does) before calling it. Within the limit it has, kith_serve
  * closes connections that have not finished their handshake after opts->handshake_ms, keeps
  * at most 64 of them, sheds the oldest when fewer than 16 descriptors are free, and logs a
- * warning when descriptors run low (spec/protocol.md NET-20, NET-21).
+ * warning when descriptors run low (spec/protocol.md NET-22, NET-23).
  */
 KITH_API KITH_NODISCARD int kith_serve(kith_replica *r, const kith_serve_opts *opts);
 

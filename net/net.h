@@ -91,7 +91,7 @@ int kith__server_socket(void *zctx, const uint8_t secret_x[32], const char *endp
                         int handshake_ms, const char *monitor, void **out, char *bound,
                         size_t bound_cap);
 
-/* ---- transport.c: the guard against connection floods (spec/protocol.md NET-20, NET-21) -- */
+/* ---- transport.c: the guard against connection floods (spec/protocol.md NET-22, NET-23) -- */
 
 #define KITH__HANDSHAKE_MS 2000   /* the daemon's handshake interval, unless opts say otherwise */
 #define KITH__PREAUTH_MAX 64      /* connections kept that have not finished their handshake */

@@ -9,7 +9,7 @@
  * its "User-Id" property, which the session compares with the key in HELLO.
  *
  * The guard bounds what connections that never finish their handshake can hold (spec/
- * protocol.md NET-20, NET-21; spec/decisions.md D-6). libzmq accepts every TCP connection and
+ * protocol.md NET-22, NET-23; spec/decisions.md D-6). libzmq accepts every TCP connection and
  * has no cap of its own: each costs a descriptor until ZMQ_HANDSHAKE_IVL, and once the
  * process runs out, accept fails and a trusted peer cannot get in. The ROUTER's monitor
  * reports each accepted connection with its descriptor, and each closed one; the guard keeps

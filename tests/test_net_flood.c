@@ -1,6 +1,6 @@
 /*
- * test_net_flood.c — a daemon under a connection flood (spec/protocol.md "Daemon", NET-19 to
- * NET-21). Hundreds of TCP connections that send a ZMTP greeting, or nothing, and then stay
+ * test_net_flood.c — a daemon under a connection flood (spec/protocol.md "Daemon", NET-21 to
+ * NET-23). Hundreds of TCP connections that send a ZMTP greeting, or nothing, and then stay
  * idle must not starve a trusted peer: `kith serve` raises its descriptor limit to the hard
  * one; a connection that has not finished its handshake is closed after the handshake
  * interval; at most a fixed number of them are kept, and fewer when descriptors run low, the
@@ -354,7 +354,7 @@ trusted_sync(struct kt_replica *good, struct kt_replica *b, const char *ep, cons
 
 /* ---- tests ----------------------------------------------------------------------------- */
 
-/* proves NET-19 */
+/* proves NET-21 */
 Test(flood, serve_raises_its_limit_and_a_trusted_peer_syncs_past_1000_idle_connections,
      .fini = reap)
 {
@@ -386,7 +386,7 @@ Test(flood, serve_raises_its_limit_and_a_trusted_peer_syncs_past_1000_idle_conne
     kt_free(&b);
 }
 
-/* proves NET-20, NET-21 */
+/* proves NET-22, NET-23 */
 Test(flood, few_descriptors_shed_idle_connections_and_say_so, .fini = reap)
 {
     struct kt_replica b = kt_new(), good = kt_new();
@@ -417,7 +417,7 @@ Test(flood, few_descriptors_shed_idle_connections_and_say_so, .fini = reap)
     kt_free(&b);
 }
 
-/* proves NET-20: a connection that sends a greeting, or nothing, is closed after the handshake
+/* proves NET-22: a connection that sends a greeting, or nothing, is closed after the handshake
  * interval (2 s), not libzmq's 30 s */
 Test(flood, idle_connection_closed_after_the_handshake_interval, .fini = reap)
 {
@@ -439,7 +439,7 @@ Test(flood, idle_connection_closed_after_the_handshake_interval, .fini = reap)
     kt_free(&b);
 }
 
-/* proves NET-21: with descriptors to spare and a handshake interval long enough not to
+/* proves NET-23: with descriptors to spare and a handshake interval long enough not to
  * matter, the daemon still keeps at most KITH__PREAUTH_MAX connections that have not finished
  * their handshake, closing the oldest first */
 Test(flood, at_most_64_pre_handshake_connections_are_kept, .fini = reap)
@@ -525,7 +525,7 @@ raw_connect_admitted(struct raw *raw, struct kt_replica *x, kith_replica *server
     zmq_close(mon);
 }
 
-/* proves NET-21: shedding never touches a connection that finished its handshake, even one
+/* proves NET-23: shedding never touches a connection that finished its handshake, even one
  * that has sent nothing since and is the oldest the daemon knows */
 Test(flood, a_silent_admitted_connection_is_not_shed, .fini = reap)
 {
@@ -573,12 +573,12 @@ Test(flood, a_silent_admitted_connection_is_not_shed, .fini = reap)
     kt_free(&b);
 }
 
-/* proves NET-19: the systemd unit gives the daemon descriptors enough for a flood */
+/* proves NET-21: the systemd unit gives the daemon descriptors enough for a flood */
 Test(flood, systemd_unit_sets_the_descriptor_limit)
 {
     char path[512], line[256];
     bool found = false;
-    snprintf(path, sizeof(path), "%s/examples/systemd/kith.service", KITH_SOURCE_DIR);
+    snprintf(path, sizeof(path), "%s/examples/systemd/kith.service.in", KITH_SOURCE_DIR);
     FILE *f = fopen(path, "r");
     cr_assert(f, "%s: %s", path, strerror(errno));
     while (fgets(line, sizeof(line), f))
