@@ -68,6 +68,7 @@ struct ck_result {
     int skew_replica; /* -1 if none */
     int64_t skew_ms;
     uint64_t msg_dropped, msg_duplicated, msg_reordered; /* reported by daemons that stopped */
+    bool healed;                                         /* the run got as far as the heal */
     int64_t converge_ms; /* from the heal to identical exports; -1 if never */
     int64_t run_ms;
     uint64_t ops_logged; /* ops in each replica's log at the end */
@@ -106,6 +107,9 @@ struct ck_work;
 int ck_work_new(int n, kith_replica **reps, uint64_t seed, struct ck_work **out);
 /* One transaction (or a pair of conflicting ones) at a replica the generator picks. */
 void ck_work_step(struct ck_work *w, struct ck_result *res);
+/* False, with the problem in res->failure, once an acknowledged commit is known lost (its
+ * replica's seq did not move): checked after every step, so such a run stops at once. */
+bool ck_work_ok(struct ck_work *w, struct ck_result *res);
 /* The end checks: acknowledged writes in every replica, registers hold their LWW winners.
  * Returns false with the first problem in res->failure. */
 bool ck_work_check(struct ck_work *w, struct ck_result *res);

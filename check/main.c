@@ -1,9 +1,9 @@
 /*
  * main.c — kith-check's command line, report and shrinking (spec/check.md). Exit status:
  * 0 the run passed, 1 it failed (the report says which check and how to replay it), 2 usage.
- * On a failure the checker replays the seed with fewer transactions (halving) and then
- * without each fault class in turn, keeping every reduction that still fails, within a
- * bounded number of replays, and prints the smallest failing history it found.
+ * On a failure the checker replays the seed with fewer transactions (halving, at most five
+ * times) and then without each fault class in turn, keeping every reduction that still
+ * fails, within eight replays in all, and prints the smallest failing history it found.
  */
 #include "check.h"
 
@@ -13,7 +13,8 @@
 #include <string.h>
 #include <sys/random.h>
 
-#define MAX_REPLAYS 6
+#define MAX_REPLAYS 8 /* in all */
+#define MAX_HALVINGS 5
 
 static void
 usage(FILE *f)
@@ -127,8 +128,10 @@ print_text(const struct ck_opts *o, const struct ck_result *r)
                (double)r->skew_ms / 1000.0);
     if (r->converge_ms >= 0)
         printf("  heal:       converged %.2f s after the heal\n", (double)r->converge_ms / 1000.0);
-    else
+    else if (r->healed)
         printf("  heal:       did not converge\n");
+    else
+        printf("  heal:       not reached (the run stopped at the first failure)\n");
     if (r->pass)
         printf("  checks:     %d exports identical (%zu bytes), %llu ops logged once each, "
                "verify clean, %ld acknowledged writes present, %ld registers hold their LWW "
@@ -154,17 +157,17 @@ result_json(const struct ck_opts *o, const struct ck_result *r)
         json_object_set_new(f, "skew_replica", json_integer(r->skew_replica));
         json_object_set_new(f, "skew_ms", json_integer(r->skew_ms));
     }
-    return json_pack("{s:s, s:s?, s:I, s:i, s:I, s:{s:I, s:I, s:I, s:I, s:I}, s:o, s:I, s:I, "
-                     "s:I, s:I, s:I, s:I, s:i}",
-                     "verdict", r->pass ? "pass" : "fail", "failure", r->pass ? NULL : r->failure,
-                     "seed", (json_int_t)o->seed, "replicas", o->replicas, "run_ms",
-                     (json_int_t)r->run_ms, "operations", "transactions", (json_int_t)r->txns,
-                     "acknowledged", (json_int_t)r->commits, "writes", (json_int_t)r->writes,
-                     "abandoned", (json_int_t)r->skipped, "conflicts", (json_int_t)r->conflicts,
-                     "faults", f, "converge_ms", (json_int_t)r->converge_ms, "ops_logged",
-                     (json_int_t)r->ops_logged, "export_bytes", (json_int_t)r->export_bytes,
-                     "acked_checked", (json_int_t)r->acked_checked, "registers_checked",
-                     (json_int_t)r->fields_checked, "daemons_died", r->daemons_died);
+    return json_pack(
+        "{s:s, s:s?, s:I, s:i, s:I, s:{s:I, s:I, s:I, s:I, s:I}, s:o, s:b, s:I, "
+        "s:I, s:I, s:I, s:I, s:i}",
+        "verdict", r->pass ? "pass" : "fail", "failure", r->pass ? NULL : r->failure, "seed",
+        (json_int_t)o->seed, "replicas", o->replicas, "run_ms", (json_int_t)r->run_ms, "operations",
+        "transactions", (json_int_t)r->txns, "acknowledged", (json_int_t)r->commits, "writes",
+        (json_int_t)r->writes, "abandoned", (json_int_t)r->skipped, "conflicts",
+        (json_int_t)r->conflicts, "faults", f, "healed", r->healed, "converge_ms",
+        (json_int_t)r->converge_ms, "ops_logged", (json_int_t)r->ops_logged, "export_bytes",
+        (json_int_t)r->export_bytes, "acked_checked", (json_int_t)r->acked_checked,
+        "registers_checked", (json_int_t)r->fields_checked, "daemons_died", r->daemons_died);
 }
 
 /* Replays with fewer transactions, then fewer fault classes, keeping what still fails. */
@@ -180,7 +183,7 @@ shrink(const struct ck_opts *o, const struct ck_result *first, json_t *js)
 
     t.keep = false;
     t.shrink = false;
-    while (replays < MAX_REPLAYS && ops / 2 >= 10) {
+    while (replays < MAX_HALVINGS && ops / 2 >= 10) {
         t.ops = ops / 2;
         t.faults = faults;
         replays++;
@@ -303,6 +306,10 @@ main(int argc, char **argv)
 
     int rc = ck_run(&o, &r);
     json_t *js = o.json ? result_json(&o, &r) : NULL;
+    if (o.json && js == NULL) {
+        fprintf(stderr, "kith-check: cannot build the JSON report\n");
+        o.json = false;
+    }
     if (!o.json)
         print_text(&o, &r);
     if (rc != 0) {

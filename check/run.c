@@ -231,6 +231,7 @@ daemon_counts(struct run *x, int k)
     x->res->msg_dropped = d;
     x->res->msg_duplicated = u;
     x->res->msg_reordered = h;
+    x->res->faults[CK_MSG] = (long)(d + u + h);
 }
 
 /* SIGTERM every daemon and expect a clean exit within 10 s. */
@@ -596,6 +597,10 @@ ck_run(const struct ck_opts *o, struct ck_result *res)
         if (o->ops > 0 && ck_mono_ms() > t0 + o->time_ms * 3 / 4)
             break; /* --time bounds --ops */
         ck_work_step(w, res);
+        if (!ck_work_ok(w, res)) {
+            x.failed = true;
+            break;
+        }
         faults_tick(&x);
         daemons_alive(&x);
         ck_sleep_ms(1 + (int)ck_below(&pace, 6));
@@ -609,6 +614,7 @@ ck_run(const struct ck_opts *o, struct ck_result *res)
     if (deadline < healed + 10000)
         deadline = healed + 10000;
     heal(&x);
+    res->healed = true;
     while (!x.failed) {
         daemons_alive(&x);
         if (converged(&x, false)) {

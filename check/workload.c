@@ -55,7 +55,10 @@ struct ck_work {
     struct wrec *w;
     size_t nw, capw;
     size_t pending_w; /* writes of the open transaction start here */
-    long serial;      /* makes every generated value unique */
+    bool expect_ops;  /* the open transaction made a call that always writes an op */
+    long lost;        /* acknowledged commits that wrote ops yet left the seq where it was */
+    char lost_first[200];
+    long serial; /* makes every generated value unique */
 };
 
 static bool
@@ -253,6 +256,7 @@ write_field(struct ck_work *w, kith_txn *t, int c, const kith_docid *doc, int f)
         }
         if (ck_below(&w->rng, 3) == 0)
             return kith_set_remove(t, w->schema[c].name, doc, def->name, el, strlen(el));
+        w->expect_ops = true;
         return kith_set_add(t, w->schema[c].name, doc, def->name, el, strlen(el));
     }
     if (!def->required && ck_below(&w->rng, 10) == 0) {
@@ -264,6 +268,7 @@ write_field(struct ck_work *w, kith_txn *t, int c, const kith_docid *doc, int f)
     rc = kith_field_set(t, w->schema[c].name, doc, def->name, &v);
     if (rc < 0)
         return rc;
+    w->expect_ops = true;
     return record_write(w, c, f, doc, &v) ? 0 : KITH_ENOMEM;
 }
 
@@ -325,6 +330,11 @@ commit(struct ck_work *w, int k, kith_txn **t, struct ck_result *res)
         a->nw = w->nw - w->pending_w;
         w->seq[k] = seq;
     } else {
+        if (w->expect_ops && w->lost++ == 0)
+            snprintf(w->lost_first, sizeof(w->lost_first),
+                     "r%d acknowledged a commit (%zu field writes among its ops), yet its seq "
+                     "stayed at %llu: the commit is in no log",
+                     k, w->nw - w->pending_w, (unsigned long long)w->seq[k]);
         w->nw = w->pending_w; /* wrote nothing (a remove of an absent element) */
     }
     w->pending_w = w->nw;
@@ -353,7 +363,8 @@ one_txn(struct ck_work *w, int k, int kind, struct doc *touched, int field, stru
         return false;
     }
     w->pending_w = w->nw;
-    if (kind == 0) { /* create */
+    w->expect_ops = kind != 1; /* a create or a delete always writes */
+    if (kind == 0) {           /* create */
         int c = (int)ck_below(&w->rng, 10);
         c = c < 5 ? 0 : c < 8 ? 1 : 2;
         if (c >= (int)w->ncoll)
@@ -463,9 +474,12 @@ lent_by_register(const void *a, const void *b)
         return c;
     if (x->field != y->field)
         return x->field - y->field;
+    /* the winner is the greatest (hlc, origin, seq): spec/decisions.md D-4 */
     if (x->hlc != y->hlc)
         return x->hlc < y->hlc ? -1 : 1;
-    return x->origin < y->origin ? -1 : x->origin > y->origin;
+    if (x->origin != y->origin)
+        return x->origin < y->origin ? -1 : 1;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
 /* Every op of r's log, copied. */
@@ -629,12 +643,23 @@ check_registers(struct ck_work *w, const struct lent *log, size_t nlog, struct c
 }
 
 bool
+ck_work_ok(struct ck_work *w, struct ck_result *res)
+{
+    if (w->lost > 0)
+        return fail(res, "%ld acknowledged commits lost; the first: %s", w->lost, w->lost_first);
+    return true;
+}
+
+bool
 ck_work_check(struct ck_work *w, struct ck_result *res)
 {
     struct lent *log;
     size_t nlog;
-    int rc = read_log(w, w->reps[0], &log, &nlog);
+    int rc;
 
+    if (!ck_work_ok(w, res))
+        return false;
+    rc = read_log(w, w->reps[0], &log, &nlog);
     if (rc < 0)
         return fail(res, "cannot read the log of r0: %s", kith_strerror(rc));
     qsort(log, nlog, sizeof(*log), lent_by_dot);
