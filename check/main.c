@@ -139,7 +139,7 @@ print_text(const struct ck_opts *o, const struct ck_result *r)
                o->replicas, r->export_bytes, (unsigned long long)r->ops_logged, r->acked_checked,
                r->fields_checked);
     printf("  verdict:    %s%s\n", r->pass ? "PASS" : "FAIL: ", r->pass ? "" : r->failure);
-    if (!r->pass && r->dir[0])
+    if (r->dir[0])
         printf("  kept:       %s (replicas and daemon logs)\n", r->dir);
 }
 

@@ -211,7 +211,8 @@ daemons_alive(struct run *x)
     }
 }
 
-/* Read the message-fault counts from the last line a stopped daemon wrote. */
+/* Add up the message-fault counts of the daemon lines of r_k that stopped cleanly (a killed
+ * daemon takes its counts with it, so the figures are a lower bound). */
 static void
 daemon_counts(struct run *x, int k)
 {
@@ -228,10 +229,10 @@ daemon_counts(struct run *x, int k)
             d += a, u += b, h += c;
     }
     fclose(f);
-    x->res->msg_dropped = d;
-    x->res->msg_duplicated = u;
-    x->res->msg_reordered = h;
-    x->res->faults[CK_MSG] = (long)(d + u + h);
+    x->res->msg_dropped += d;
+    x->res->msg_duplicated += u;
+    x->res->msg_reordered += h;
+    x->res->faults[CK_MSG] += (long)(d + u + h);
 }
 
 /* SIGTERM every daemon and expect a clean exit within 10 s. */
@@ -430,38 +431,75 @@ export_of(struct run *x, int k, size_t *len)
     return (char *)b.data;
 }
 
-/* Do all replicas export the same bytes, with nothing pending? */
+static char *
+vv_of(kith_replica *r)
+{
+    kith_vv vv;
+    char *text = NULL;
+    if (kith_vv_get(r, &vv) < 0)
+        return NULL;
+    if (kith_vv_format(&vv, &text) < 0)
+        text = NULL;
+    kith_vv_free(&vv);
+    return text;
+}
+
+static bool
+str_eq(const char *a, const char *b)
+{
+    return a && b && strcmp(a, b) == 0;
+}
+
+/*
+ * Do all replicas export the same bytes, with nothing pending? With `final`, a difference is
+ * the run's failure. Either way, replicas that hold the same ops (the same vector, nothing
+ * pending, unchanged while their exports were read) yet export different bytes have broken
+ * the first promise: that is a failure at once, without waiting for a deadline.
+ */
 static bool
 converged(struct run *x, bool final)
 {
-    size_t l0 = 0, lk = 0;
-    char *e0 = export_of(x, 0, &l0);
-    bool same = e0 != NULL;
+    char *vb[CK_MAX_REPLICAS] = {0}, *ex[CK_MAX_REPLICAS] = {0};
+    size_t len[CK_MAX_REPLICAS] = {0};
+    bool same = true, stable = true, sameops = true;
+    int differs = -1;
 
-    for (int k = 0; k < x->n && same; k++) {
+    for (int k = 0; k < x->n; k++) {
         kith_status *s;
-        if (kith_status_get(x->reps[k], &s) < 0)
-            return false;
-        same = s->pending_ops == 0;
-        if (final && !same)
-            fail(x, "r%d holds %llu pending ops", k, (unsigned long long)s->pending_ops);
-        kith_status_free(s);
-        if (k == 0 || !same)
+        vb[k] = vv_of(x->reps[k]);
+        if (kith_status_get(x->reps[k], &s) < 0) {
+            same = stable = false;
             continue;
-        char *ek = export_of(x, k, &lk);
-        same = ek && lk == l0 && memcmp(e0, ek, l0) == 0;
-        if (final && !same) {
-            size_t i = 0;
-            while (ek && i < l0 && i < lk && e0[i] == ek[i])
-                i++;
-            fail(x, "exports differ: r0 (%zu bytes) and r%d (%zu bytes), first at byte %zu", l0, k,
-                 lk, i);
         }
-        kith_free(ek);
+        if (s->pending_ops > 0) {
+            if (final && same)
+                fail(x, "r%d holds %llu pending ops", k, (unsigned long long)s->pending_ops);
+            same = stable = false;
+        }
+        kith_status_free(s);
+        ex[k] = export_of(x, k, &len[k]);
+        char *va = vv_of(x->reps[k]);
+        stable = stable && ex[k] && str_eq(vb[k], va);
+        kith_free(va);
+        sameops = sameops && str_eq(vb[0], vb[k]);
+        if (k > 0 && differs < 0 &&
+            !(ex[0] && ex[k] && len[0] == len[k] && memcmp(ex[0], ex[k], len[0]) == 0))
+            differs = k;
+    }
+    same = same && differs < 0 && ex[0] != NULL;
+    if (!same && differs > 0 && (final || (stable && sameops))) {
+        size_t i = 0, l0 = len[0], lk = len[differs];
+        while (ex[0] && ex[differs] && i < l0 && i < lk && ex[0][i] == ex[differs][i])
+            i++;
+        fail(x, "%sexports differ: r0 (%zu bytes) and r%d (%zu bytes), first at byte %zu",
+             stable && sameops ? "same ops, yet " : "", l0, differs, lk, i);
     }
     if (same)
-        x->res->export_bytes = l0;
-    kith_free(e0);
+        x->res->export_bytes = len[0];
+    for (int k = 0; k < x->n; k++) {
+        kith_free(vb[k]);
+        kith_free(ex[k]);
+    }
     return same;
 }
 
