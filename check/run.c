@@ -211,7 +211,7 @@ daemons_alive(struct run *x)
     }
 }
 
-/* Add up the message-fault counts of the daemon lines of r_k that stopped cleanly (a killed
+/* Add up the message-fault counts r_k's daemons wrote when they stopped cleanly (a killed
  * daemon takes its counts with it, so the figures are a lower bound). */
 static void
 daemon_counts(struct run *x, int k)

@@ -2,7 +2,7 @@
 # kith-check (spec/check.md) can pass and can fail: a short run of the normal build passes,
 # with every check made; and the default run catches each deliberately broken library
 # (KITH_CHECK_BREAK=merge: a wrong LWW rule; =ack: a commit acknowledged and lost), built in
-# a scratch directory (only the library and kith-check). proves CHECK-1, CHECK-2, CHECK-3
+# a scratch directory (only the library and kith-check). proves CHECK-1 to CHECK-5
 #   KITH_CHECK_TIME (default 20s) sets the normal run's length.
 set -euo pipefail
 build=${KITH_BUILD_DIR:?set by ctest}
