@@ -62,7 +62,9 @@ struct ck_result {
     long commits;      /* acknowledged (kith_txn_commit returned 0) */
     long writes;       /* acknowledged field writes, set edits, creates and deletes */
     long skipped;      /* transactions abandoned: the document was not there (yet) */
-    long conflicts;    /* pairs of deliberately conflicting writes */
+    long refused;      /* of those, abandoned because a call or the commit failed otherwise */
+    char refused_first[256];
+    long conflicts; /* pairs of deliberately conflicting writes */
     long faults[CK_NFAULTS];
     long restarts;
     int skew_replica; /* -1 if none */

@@ -115,6 +115,9 @@ print_text(const struct ck_opts *o, const struct ck_result *r)
     printf("  operations: %ld transactions, %ld acknowledged (%ld writes), %ld abandoned "
            "(document not there yet), %ld conflicting pairs\n",
            r->txns, r->commits, r->writes, r->skipped, r->conflicts);
+    if (r->refused > 0)
+        printf("              %ld refused by the replica, the first: %s\n", r->refused,
+               r->refused_first);
     printf("  faults:     %ld kills (%ld restarts), %ld partitions, %ld delays, %ld cuts, "
            "%ld bundles by hand\n",
            r->faults[CK_KILL], r->restarts, r->faults[CK_PART], r->faults[CK_DELAY],
@@ -157,17 +160,18 @@ result_json(const struct ck_opts *o, const struct ck_result *r)
         json_object_set_new(f, "skew_replica", json_integer(r->skew_replica));
         json_object_set_new(f, "skew_ms", json_integer(r->skew_ms));
     }
-    return json_pack(
-        "{s:s, s:s?, s:I, s:i, s:I, s:{s:I, s:I, s:I, s:I, s:I}, s:o, s:b, s:I, "
-        "s:I, s:I, s:I, s:I, s:i}",
-        "verdict", r->pass ? "pass" : "fail", "failure", r->pass ? NULL : r->failure, "seed",
-        (json_int_t)o->seed, "replicas", o->replicas, "run_ms", (json_int_t)r->run_ms, "operations",
-        "transactions", (json_int_t)r->txns, "acknowledged", (json_int_t)r->commits, "writes",
-        (json_int_t)r->writes, "abandoned", (json_int_t)r->skipped, "conflicts",
-        (json_int_t)r->conflicts, "faults", f, "healed", r->healed, "converge_ms",
-        (json_int_t)r->converge_ms, "ops_logged", (json_int_t)r->ops_logged, "export_bytes",
-        (json_int_t)r->export_bytes, "acked_checked", (json_int_t)r->acked_checked,
-        "registers_checked", (json_int_t)r->fields_checked, "daemons_died", r->daemons_died);
+    return json_pack("{s:s, s:s?, s:I, s:i, s:I, s:{s:I, s:I, s:I, s:I, s:I, s:I}, s:o, s:b, s:I, "
+                     "s:I, s:I, s:I, s:I, s:i}",
+                     "verdict", r->pass ? "pass" : "fail", "failure", r->pass ? NULL : r->failure,
+                     "seed", (json_int_t)o->seed, "replicas", o->replicas, "run_ms",
+                     (json_int_t)r->run_ms, "operations", "transactions", (json_int_t)r->txns,
+                     "acknowledged", (json_int_t)r->commits, "writes", (json_int_t)r->writes,
+                     "abandoned", (json_int_t)r->skipped, "refused", (json_int_t)r->refused,
+                     "conflicts", (json_int_t)r->conflicts, "faults", f, "healed", r->healed,
+                     "converge_ms", (json_int_t)r->converge_ms, "ops_logged",
+                     (json_int_t)r->ops_logged, "export_bytes", (json_int_t)r->export_bytes,
+                     "acked_checked", (json_int_t)r->acked_checked, "registers_checked",
+                     (json_int_t)r->fields_checked, "daemons_died", r->daemons_died);
 }
 
 /* Replays with fewer transactions, then fewer fault classes, keeping what still fails. */

@@ -44,7 +44,8 @@ struct ack {
 struct ck_work {
     int n;
     kith_replica **reps;
-    uint64_t rng;
+    uint64_t seed, steps;
+    uint64_t rng; /* reseeded from (seed, step) at every step */
     const kith_collection_def *schema;
     size_t ncoll;
     struct doc *docs;
@@ -114,7 +115,7 @@ ck_work_new(int n, kith_replica **reps, uint64_t seed, struct ck_work **out)
         return KITH_ENOMEM;
     w->n = n;
     w->reps = reps;
-    w->rng = seed ^ 0x5bd1e995u;
+    w->seed = seed ^ 0x5bd1e995u;
     w->schema = kith_schema(&w->ncoll);
     *out = w;
     return 0;
@@ -308,14 +309,27 @@ own_seq(kith_replica *r)
     return seq;
 }
 
+/* A transaction given up: the document was not there (rc KITH_ENOTFOUND, or 1 when no
+ * document to refer to was found), or the replica refused a call (counted apart, with the
+ * first reason kept for the report: the workload means to write only valid values). */
+static void
+abandon(struct ck_work *w, int k, kith_txn **t, int rc, struct ck_result *res)
+{
+    if (rc < 0 && rc != KITH_ENOTFOUND && res->refused++ == 0)
+        snprintf(res->refused_first, sizeof(res->refused_first), "r%d: %s: %s", k, kith_errname(rc),
+                 kith_errmsg(w->reps[k]));
+    kith_txn_abort(t);
+    w->nw = w->pending_w;
+    res->skipped++;
+}
+
 /* Commit t and record it when acknowledged. Returns true when acknowledged. */
 static bool
 commit(struct ck_work *w, int k, kith_txn **t, struct ck_result *res)
 {
     int rc = kith_txn_commit(t);
     if (rc < 0) {
-        w->nw = w->pending_w;
-        res->skipped++;
+        abandon(w, k, t, rc, res); /* *t is NULL already: only the counting */
         return false;
     }
     uint64_t seq = own_seq(w->reps[k]);
@@ -341,14 +355,6 @@ commit(struct ck_work *w, int k, kith_txn **t, struct ck_result *res)
     return true;
 }
 
-static void
-abandon(struct ck_work *w, kith_txn **t, struct ck_result *res)
-{
-    kith_txn_abort(t);
-    w->nw = w->pending_w;
-    res->skipped++;
-}
-
 /* One transaction at replica k: create, edit, delete. Returns the document it touched (for
  * a conflicting second write), or false. */
 static bool
@@ -372,7 +378,7 @@ one_txn(struct ck_work *w, int k, int kind, struct doc *touched, int field, stru
         struct doc d = {c, {{0}}};
         rc = create_doc(w, t, c, &d.id);
         if (rc != 0) {
-            abandon(w, &t, res);
+            abandon(w, k, &t, rc, res);
             return false;
         }
         if (!commit(w, k, &t, res))
@@ -386,11 +392,11 @@ one_txn(struct ck_work *w, int k, int kind, struct doc *touched, int field, stru
     if (touched->coll >= 0) {
         d = *touched;
         if (kith_doc_exists(t, w->schema[d.coll].name, &d.id) != 1) {
-            abandon(w, &t, res);
+            abandon(w, k, &t, KITH_ENOTFOUND, res);
             return false;
         }
     } else if (!pick_doc(w, t, -1, &d)) {
-        abandon(w, &t, res);
+        abandon(w, k, &t, KITH_ENOTFOUND, res);
         return false;
     }
     if (kind == 2) { /* delete */
@@ -405,7 +411,7 @@ one_txn(struct ck_work *w, int k, int kind, struct doc *touched, int field, stru
         }
     }
     if (rc < 0) {
-        abandon(w, &t, res);
+        abandon(w, k, &t, rc, res);
         return false;
     }
     *touched = d;
@@ -415,6 +421,11 @@ one_txn(struct ck_work *w, int k, int kind, struct doc *touched, int field, stru
 void
 ck_work_step(struct ck_work *w, struct ck_result *res)
 {
+    /* A step's draws depend on the seed and the step number alone: how many draws an earlier
+     * step used (it retries while documents have not arrived, which is timing) cannot shift
+     * the later ones, so a replay with the same seed makes the same choices. */
+    w->rng = w->seed + ++w->steps * 0xd1b54a32d192ed03ull;
+    (void)ck_next(&w->rng);
     int k = (int)ck_below(&w->rng, (uint64_t)w->n);
     unsigned x = (unsigned)ck_below(&w->rng, 100);
     struct doc d = {-1, {{0}}};

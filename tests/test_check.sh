@@ -33,6 +33,12 @@ else
     bad "normal build: exit $rc"
 fi
 
+# installed with kith
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+cmake --install "$build" --prefix "$tmp/prefix" >/dev/null
+[ -x "$tmp/prefix/bin/kith-check" ] && ok "kith-check installed" || bad "kith-check installed"
+
 if [ "$sanitized" = 1 ]; then
     echo "break variants skipped under the sanitizers (the plain build's run covers them)"
     echo "$pass passed, $fail failed"
