@@ -51,8 +51,20 @@ struct ck_opts {
     bool json;
     bool shrink;
     bool keep;     /* keep the run directory even when the run passes */
+    bool discard;  /* remove it even when the run fails (the replays that shrink a failure) */
     int log_level; /* of the daemons, into their log files */
 };
+
+/* One fault the schedule started: the history a failure is replayed and shrunk from. */
+struct ck_event {
+    long step;     /* the transaction it came after */
+    int kind;      /* enum ck_fault */
+    int a, b;      /* KILL: a; PART: -; DELAY, CUT: a and b; BUNDLE: from a to b */
+    unsigned side; /* PART: the replicas on one side, a bit each; DELAY: the delay in ms */
+    int ms;        /* KILL: down for; PART, DELAY: lasting */
+};
+
+#define CK_MAX_EVENTS 1024
 
 struct ck_result {
     bool pass;
@@ -78,6 +90,8 @@ struct ck_result {
     long acked_checked;  /* acknowledged writes found in every replica */
     long fields_checked; /* LWW registers compared with the log's winner */
     int daemons_died;
+    int nevents; /* the first CK_MAX_EVENTS faults started, in order */
+    struct ck_event events[CK_MAX_EVENTS];
 };
 
 int ck_run(const struct ck_opts *o, struct ck_result *res);

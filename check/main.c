@@ -108,6 +108,69 @@ replay_line(const struct ck_opts *o, long ops, unsigned faults, char *out, size_
 }
 
 static void
+side_text(unsigned side, int n, char *out, size_t cap)
+{
+    size_t len = 0;
+    out[0] = 0;
+    for (int k = 0; k < n && len < cap; k++)
+        if (side & (1u << k))
+            len += (size_t)snprintf(out + len, cap - len, "%sr%d", len ? "," : "", k);
+}
+
+static void
+event_text(const struct ck_event *e, int n, char *out, size_t cap)
+{
+    char one[64], other[64];
+    int len = snprintf(out, cap, "after transaction %ld: ", e->step);
+    size_t l = len < 0 ? 0 : (size_t)len < cap ? (size_t)len : cap - 1;
+
+    switch (e->kind) {
+    case CK_KILL:
+        snprintf(out + l, cap - l, "kill r%d, restarted %d ms later", e->a, e->ms);
+        break;
+    case CK_PART:
+        side_text(e->side, n, one, sizeof(one));
+        side_text(~e->side & ((1u << n) - 1), n, other, sizeof(other));
+        snprintf(out + l, cap - l, "partition {%s} | {%s} for %d ms", one, other, e->ms);
+        break;
+    case CK_DELAY:
+        snprintf(out + l, cap - l, "delay r%d <-> r%d by %u ms for %d ms", e->a, e->b, e->side,
+                 e->ms);
+        break;
+    case CK_CUT:
+        snprintf(out + l, cap - l, "cut the connections r%d <-> r%d", e->a, e->b);
+        break;
+    case CK_BUNDLE:
+        snprintf(out + l, cap - l, "bundle by hand r%d -> r%d", e->a, e->b);
+        break;
+    default:
+        snprintf(out + l, cap - l, "%s", ck_fault_names[e->kind]);
+    }
+}
+
+/* The faults of a failed run, as text lines (at most 40) or a JSON array (all). */
+static void
+print_history(const struct ck_opts *o, const struct ck_result *r, json_t *js)
+{
+    char line[256];
+    json_t *a = js ? json_array() : NULL;
+
+    if (!js)
+        printf("  history:    %d faults%s\n", r->nevents, r->nevents ? ":" : "");
+    for (int i = 0; i < r->nevents; i++) {
+        event_text(&r->events[i], o->replicas, line, sizeof(line));
+        if (a)
+            json_array_append_new(a, json_string(line));
+        else if (i < 40)
+            printf("              %s\n", line);
+    }
+    if (!js && r->nevents > 40)
+        printf("              ... and %d more (--json lists them all)\n", r->nevents - 40);
+    if (js)
+        json_object_set_new(js, "history", a);
+}
+
+static void
 print_text(const struct ck_opts *o, const struct ck_result *r)
 {
     printf("kith-check: seed %llu, %d replicas, %.1f s\n", (unsigned long long)o->seed, o->replicas,
@@ -179,13 +242,20 @@ static void
 shrink(const struct ck_opts *o, const struct ck_result *first, json_t *js)
 {
     struct ck_opts t = *o;
-    struct ck_result r;
+    struct ck_result *r = malloc(sizeof(*r)), *best = malloc(sizeof(*best));
     long ops = first->txns;
     unsigned faults = o->faults;
     int replays = 0;
     char line[256];
 
+    if (r == NULL || best == NULL) {
+        free(r);
+        free(best);
+        return;
+    }
+    *best = *first;
     t.keep = false;
+    t.discard = true;
     t.shrink = false;
     while (replays < MAX_HALVINGS && ops / 2 >= 10) {
         t.ops = ops / 2;
@@ -193,9 +263,10 @@ shrink(const struct ck_opts *o, const struct ck_result *first, json_t *js)
         replays++;
         if (!o->json)
             fprintf(stderr, "kith-check: shrinking: replay with %ld transactions...\n", t.ops);
-        if (ck_run(&t, &r) == 0)
+        if (ck_run(&t, r) == 0)
             break;
         ops = t.ops;
+        *best = *r;
     }
     for (int k = 0; k < CK_NFAULTS && replays < MAX_REPLAYS; k++) {
         if (!(faults & (1u << k)))
@@ -206,29 +277,36 @@ shrink(const struct ck_opts *o, const struct ck_result *first, json_t *js)
         if (!o->json)
             fprintf(stderr, "kith-check: shrinking: replay without %s faults...\n",
                     ck_fault_names[k]);
-        if (ck_run(&t, &r) != 0)
+        if (ck_run(&t, r) != 0) {
             faults = t.faults;
+            *best = *r;
+        }
     }
     replay_line(o, ops, faults, line, sizeof(line));
     if (js) {
-        json_object_set_new(js, "shrunk",
-                            json_pack("{s:I, s:s, s:i}", "ops", (json_int_t)ops, "replay", line,
-                                      "replays", replays));
+        json_t *sj = json_pack("{s:I, s:s, s:i, s:s}", "ops", (json_int_t)ops, "replay", line,
+                               "replays", replays, "failure", best->failure);
+        print_history(&t, best, sj);
+        json_object_set_new(js, "shrunk", sj);
     } else {
         char f[128];
         faults_text(faults, f, sizeof(f));
         printf("  shrunk:     smallest failing history found in %d replays: %ld transactions, "
                "faults %s\n",
                replays, ops, f);
+        printf("              failing with: %s\n", best->failure);
+        print_history(&t, best, NULL);
         printf("  replay it:  %s\n", line);
     }
+    free(r);
+    free(best);
 }
 
 int
 main(int argc, char **argv)
 {
     struct ck_opts o;
-    struct ck_result r;
+    struct ck_result *r;
     bool seeded = false;
 
     if (argc >= 2 && strcmp(argv[1], "--daemon") == 0)
@@ -308,23 +386,28 @@ main(int argc, char **argv)
         fprintf(stderr, "kith-check: seed %llu (replay with --seed %llu)\n",
                 (unsigned long long)o.seed, (unsigned long long)o.seed);
 
-    int rc = ck_run(&o, &r);
-    json_t *js = o.json ? result_json(&o, &r) : NULL;
+    r = malloc(sizeof(*r)); /* a result holds the fault history: too big for the stack */
+    if (r == NULL)
+        return 1;
+    int rc = ck_run(&o, r);
+    json_t *js = o.json ? result_json(&o, r) : NULL;
     if (o.json && js == NULL) {
         fprintf(stderr, "kith-check: cannot build the JSON report\n");
         o.json = false;
     }
     if (!o.json)
-        print_text(&o, &r);
+        print_text(&o, r);
     if (rc != 0) {
         char line[256];
-        replay_line(&o, r.txns, o.faults, line, sizeof(line));
+        replay_line(&o, r->txns, o.faults, line, sizeof(line));
         if (js)
             json_object_set_new(js, "replay", json_string(line));
         else
             printf("  replay:     %s\n", line);
         if (o.shrink)
-            shrink(&o, &r, js);
+            shrink(&o, r, js);
+        else
+            print_history(&o, r, js);
     }
     if (js) {
         char *s = json_dumps(js, JSON_SORT_KEYS | JSON_COMPACT);
@@ -333,5 +416,6 @@ main(int argc, char **argv)
         free(s);
         json_decref(js);
     }
+    free(r);
     return rc == 0 ? 0 : 1;
 }

@@ -362,6 +362,7 @@ faults_tick(struct run *x)
     do
         kind = (int)(pick++ % CK_NFAULTS);
     while (!(dyn & (1u << kind)));
+    struct ck_event ev = {x->res->txns, kind, a, b, 0, dur};
     switch (kind) {
     case CK_KILL: {
         int down = 0;
@@ -371,6 +372,7 @@ faults_tick(struct run *x)
             return;
         daemon_kill(x, a);
         x->d[a].restart_at = now + dur / 2;
+        ev.ms = dur / 2;
         break;
     }
     case CK_PART: {
@@ -381,11 +383,13 @@ faults_tick(struct run *x)
             side = 1u << a;
         partition(x, side, true);
         x->partitioned = true;
+        ev.side = side;
         add_active(x, CK_PART, side, now + dur);
         break;
     }
     case CK_DELAY:
-        pair_delay(x, a, b, 20 + (int)((pick >> 8) % 180));
+        ev.side = 20 + (unsigned)((pick >> 8) % 180); /* the delay, in ms */
+        pair_delay(x, a, b, (int)ev.side);
         add_active(x, CK_DELAY, (1u << a) | (1u << b), now + dur);
         break;
     case CK_CUT:
@@ -397,6 +401,8 @@ faults_tick(struct run *x)
         break;
     }
     x->res->faults[kind]++;
+    if (x->res->nevents < CK_MAX_EVENTS)
+        x->res->events[x->res->nevents++] = ev;
 }
 
 /* Everything back: links open, no delays, every daemon up, message faults off. */
@@ -684,7 +690,7 @@ out:
         kith_close(x.reps[k]);
     res->pass = !x.failed;
     res->run_ms = ck_mono_ms() - t0;
-    if (res->pass && !o->keep) {
+    if ((res->pass && !o->keep) || o->discard) {
         nftw(res->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
         res->dir[0] = 0;
     }
