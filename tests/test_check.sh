@@ -2,7 +2,8 @@
 # kith-check (spec/check.md) can pass and can fail: a short run of the normal build passes,
 # with every check made; and the default run catches each deliberately broken library
 # (KITH_CHECK_BREAK=merge: a wrong LWW rule; =ack: a commit acknowledged and lost), built in
-# a scratch directory (only the library and kith-check). proves CHECK-1 to CHECK-5
+# a scratch directory (only the library and kith-check); a seed replays its faults.
+# proves CHECK-1 to CHECK-6
 #   KITH_CHECK_TIME (default 20s) sets the normal run's length.
 set -euo pipefail
 build=${KITH_BUILD_DIR:?set by ctest}
@@ -31,6 +32,17 @@ if [ "$rc" = 0 ] && grep -q '"verdict":"pass"' <<<"$out" &&
     ok "normal build passes ($(field transactions "$out") transactions, converged in $(field converge_ms "$out") ms)"
 else
     bad "normal build: exit $rc"
+fi
+
+# CHECK-6: a seed replays its schedule: the same faults at the same transactions
+faults_of() { sed -n 's/.*"faults":{\([^}]*\)}.*/\1/p' <<<"$1" | sed 's/,"messages_[a-z]*":[0-9]*//g; s/,"message":[0-9]*//'; }
+one=$("$check" --seed 4242 --ops 150 --replicas 3 --no-shrink --json) || true
+two=$("$check" --seed 4242 --ops 150 --replicas 3 --no-shrink --json) || true
+if [ -n "$(faults_of "$one")" ] && [ "$(faults_of "$one")" = "$(faults_of "$two")" ] &&
+    grep -q '"verdict":"pass"' <<<"$one$two"; then
+    ok "--seed 4242 --ops 150 replays the same faults: $(faults_of "$one")"
+else
+    bad "replay: $(faults_of "$one") then $(faults_of "$two")"
 fi
 
 # installed with kith
