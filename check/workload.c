@@ -610,7 +610,6 @@ check_registers(struct ck_work *w, const struct lent *log, size_t nlog, struct c
     const struct lent **sets = malloc((nlog + 1) * sizeof(*sets));
     size_t ns = 0;
     bool ok = true;
-    kith_txn *t[CK_MAX_REPLICAS] = {0};
     char hex[KITH_DOCID_HEX + 1], got[VAL_CAP];
 
     if (sets == NULL)
@@ -619,21 +618,23 @@ check_registers(struct ck_work *w, const struct lent *log, size_t nlog, struct c
         if (log[i].kind == KITH_OP_FIELD_SET && log[i].coll >= 0 && log[i].field >= 0)
             sets[ns++] = &log[i];
     qsort(sets, ns, sizeof(*sets), lent_by_register);
-    for (int k = 0; k < w->n && ok; k++)
-        if (kith_txn_begin(w->reps[k], KITH_TXN_READ, &t[k]) < 0)
-            ok = fail(res, "cannot read replica r%d", k);
-    for (size_t i = 0; i < ns && ok; i++) {
-        const struct lent *x = sets[i];
-        if (i + 1 < ns && x->coll == sets[i + 1]->coll && x->field == sets[i + 1]->field &&
-            memcmp(&x->doc, &sets[i + 1]->doc, sizeof(x->doc)) == 0)
-            continue; /* not the last, hence not the largest (hlc, origin) of its register */
-        const char *cn = w->schema[x->coll].name, *fn = w->schema[x->coll].fields[x->field].name;
-        for (int k = 0; k < w->n && ok; k++) {
+    /* one replica at a time: a thread has at most one transaction open */
+    for (int k = 0; k < w->n && ok; k++) {
+        kith_txn *t;
+        if (kith_txn_begin(w->reps[k], KITH_TXN_READ, &t) < 0) {
+            ok = fail(res, "cannot read replica r%d: %s", k, kith_errmsg(w->reps[k]));
+            break;
+        }
+        for (size_t i = 0; i < ns && ok; i++) {
+            const struct lent *x = sets[i];
+            if (i + 1 < ns && x->coll == sets[i + 1]->coll && x->field == sets[i + 1]->field &&
+                memcmp(&x->doc, &sets[i + 1]->doc, sizeof(x->doc)) == 0)
+                continue; /* not the last, hence not the greatest (hlc, origin, seq) */
+            const char *cn = w->schema[x->coll].name;
+            const char *fn = w->schema[x->coll].fields[x->field].name;
             kith_value v;
-            if (kith_doc_exists(t[k], cn, &x->doc) != 1)
-                continue;
-            if (kith_field_get(t[k], cn, &x->doc, fn, &v) < 0)
-                continue;
+            if (kith_doc_exists(t, cn, &x->doc) != 1 || kith_field_get(t, cn, &x->doc, fn, &v) < 0)
+                continue; /* deleted: its registers are not visible */
             val_text(&v, got);
             if (strcmp(got, x->val) != 0) {
                 kith_docid_format(&x->doc, hex);
@@ -642,13 +643,12 @@ check_registers(struct ck_work *w, const struct lent *log, size_t nlog, struct c
                           "(hlc %llu, origin %016llx)",
                           k, cn, fn, hex, got, x->val, (unsigned long long)x->hlc,
                           (unsigned long long)x->origin);
+            } else if (k == 0) {
+                res->fields_checked++;
             }
         }
-        if (ok)
-            res->fields_checked++;
+        kith_txn_abort(&t);
     }
-    for (int k = 0; k < w->n; k++)
-        kith_txn_abort(&t[k]);
     free(sets);
     return ok;
 }
