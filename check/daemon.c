@@ -1,5 +1,5 @@
 /*
- * daemon.c — kith-check's hidden daemon mode (spec/check.md "Daemons"). The checker re-runs
+ * daemon.c — kith-check's hidden daemon mode (spec/check.md "A run"). The checker re-runs
  * its own executable as
  *
  *   kith-check --daemon DIR FD SKEW_MS FAULT_SEED DROP DUP HOLD LOG_LEVEL

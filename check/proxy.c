@@ -1,6 +1,6 @@
 /*
  * proxy.c — a TCP proxy for every directed link between the checker's daemons (spec/check.md
- * "Network faults"). Replica i records peer j at the address of link i→j, so every byte of
+ * "Faults"). Replica i records peer j at the address of link i→j, so every byte of
  * the session i opens to j passes here, still CURVE-encrypted end to end. Per link the
  * checker can block (a partition: connections are refused and open ones closed), delay each
  * chunk of bytes, or cut the open connections mid-stream; the target follows the daemon's

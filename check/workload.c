@@ -1,9 +1,9 @@
 /*
  * workload.c — the checker's generated writes, what was acknowledged, and the end checks
- * (spec/check.md "Workload", "Checks"). Every step is one write transaction at a replica the
- * seeded generator picks, through the public API only: documents created in every collection
- * with every field type of the schema (strings, dates, times, booleans, enums, references,
- * sets of tags and of references), edits and clears of any field, set adds and removes,
+ * (spec/check.md "Workload", "Checks and verdict"). Every step is one write transaction at a
+ * replica the seeded generator picks, through the public API only: documents created in every
+ * collection with every field type of the schema (strings, dates, times, booleans, enums,
+ * references, sets of tags and of references), edits and clears of any field, set adds and removes,
  * deletes, and now and then the same field written at two replicas back to back (a conflict).
  *
  * A transaction is acknowledged when kith_txn_commit returns 0. Its seqs are known (each

@@ -1,6 +1,6 @@
 /*
  * fault.c — the message-fault table of the convergence checker (fault.h; spec/check.md
- * "Message faults"). Off by default: kith__fault_frame answers PASS until kith-check's daemon
+ * "Faults"). Off by default: kith__fault_frame answers PASS until kith-check's daemon
  * mode enables it. A drop, duplicate or held-back frame inside the CURVE stream is what a
  * buggy peer or a broken relay would produce; the session is expected to refuse it, close,
  * and resume on the next connection without losing or applying anything twice.
@@ -12,14 +12,24 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define HELD_SLOTS 8
+
+/* A frame held back for one session, named by its struct and the time it opened (a struct
+ * is reused by later sessions). */
+struct held {
+    const struct kith__session *s;
+    int64_t opened_ms;
+    void *frame; /* NULL: the slot is free */
+    size_t len;
+    uint64_t when; /* frames seen before it was held: the oldest slot is reused first */
+};
+
 static struct {
     volatile sig_atomic_t on;
     uint64_t rng;
     unsigned drop, dup, hold; /* per mille */
-    const struct kith__session *held_for;
-    int64_t held_opened_ms; /* with held_for, names the session the frame belongs to */
-    void *held;
-    size_t held_len;
+    struct held held[HELD_SLOTS];
+    uint64_t frames;
     uint64_t ndrop, ndup, nhold;
 } ft;
 
@@ -67,14 +77,20 @@ kith__fault_frame(const struct kith__session *s, const void *frame, size_t len)
         return KITH__FAULT_DUP;
     }
     x -= ft.dup;
-    if (x < ft.hold && ft.held == NULL) {
-        ft.held = malloc(len ? len : 1);
-        if (ft.held == NULL)
+    if (x < ft.hold) {
+        struct held *h = &ft.held[0];
+        for (int i = 0; i < HELD_SLOTS; i++) {
+            if (ft.held[i].frame && ft.held[i].s == s)
+                return KITH__FAULT_PASS; /* one held frame per session */
+            if (!ft.held[i].frame || (h->frame && ft.held[i].when < h->when))
+                h = &ft.held[i];
+        }
+        void *copy = malloc(len ? len : 1);
+        if (copy == NULL)
             return KITH__FAULT_PASS;
-        memcpy(ft.held, frame, len);
-        ft.held_len = len;
-        ft.held_for = s;
-        ft.held_opened_ms = s->opened_ms;
+        free(h->frame); /* all slots taken: the oldest held frame is lost */
+        memcpy(copy, frame, len);
+        *h = (struct held){s, s->opened_ms, copy, len, ft.frames++};
         ft.nhold++;
         return KITH__FAULT_HOLD;
     }
@@ -84,18 +100,22 @@ kith__fault_frame(const struct kith__session *s, const void *frame, size_t len)
 int
 kith__fault_release(const struct kith__session *s, void **frame, size_t *len)
 {
-    if (ft.held == NULL || ft.held_for != s)
-        return 0;
-    if (ft.held_opened_ms != s->opened_ms) {
-        /* its session ended and another took the struct: the frame is lost with the old one */
-        free(ft.held);
-        ft.held = NULL;
-        return 0;
+    for (int i = 0; i < HELD_SLOTS; i++) {
+        struct held *h = &ft.held[i];
+        if (h->frame == NULL || h->s != s)
+            continue;
+        if (h->opened_ms != s->opened_ms) {
+            /* its session ended and another took the struct: lost with the old session */
+            free(h->frame);
+            h->frame = NULL;
+            return 0;
+        }
+        *frame = h->frame;
+        *len = h->len;
+        h->frame = NULL;
+        return 1;
     }
-    *frame = ft.held;
-    *len = ft.held_len;
-    ft.held = NULL;
-    return 1;
+    return 0;
 }
 
 void

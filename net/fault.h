@@ -1,5 +1,5 @@
 /*
- * fault.h — message faults for the convergence checker (spec/check.md "Message faults"):
+ * fault.h — message faults for the convergence checker (spec/check.md "Faults"):
  * a table of probabilities with its own seeded generator that kith__session_input consults
  * for every frame it receives, to drop it, deliver it twice, or hold it back and deliver it
  * after the session's next frame (a reorder). The table is off unless kith__fault_enable was
@@ -33,7 +33,8 @@ void kith__fault_disable(void);
 enum kith__fault_action kith__fault_frame(const struct kith__session *s, const void *frame,
                                           size_t len);
 /* A frame held for session s (the same session: same struct and open time), to deliver now;
- * the caller frees *frame with free(). 0 if none. */
+ * the caller frees *frame with free(). 0 if none. Up to eight sessions may each have one
+ * frame held; a ninth hold loses the oldest. */
 int kith__fault_release(const struct kith__session *s, void **frame, size_t *len);
 
 /* Frames dropped, duplicated and held so far (for the daemon's exit line). */

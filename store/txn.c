@@ -879,8 +879,8 @@ kith_txn_commit(kith_txn **txn)
         goto out_free;
     }
 #ifdef KITH_CHECK_BREAK_ACK
-    /* kith-check's dropped acknowledgement (spec/check.md "Break switches"): one commit in
-     * 97 of this process is acknowledged (0) but rolled back, as a store that acked before
+    /* kith-check's dropped acknowledgement (spec/check.md "Hooks inside the library"): one commit
+     * in 97 of this process is acknowledged (0) but rolled back, as a store that acked before
      * making it durable and then lost it would. */
     static unsigned commits_seen;
     if (__atomic_add_fetch(&commits_seen, 1, __ATOMIC_RELAXED) % 97 == 0) {
