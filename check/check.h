@@ -9,6 +9,7 @@
  *   workload.c  the generated writes and what was acknowledged; the checks made at the end
  *   proxy.c     a TCP proxy per directed link: partitions, delays, connections cut
  *   daemon.c    the hidden daemon mode (kith-check --daemon): kith_serve with test hooks
+ *   writer.c    the hidden writer mode (kith-check --writer): a writer process to SIGKILL
  *
  * The checker is a client of include/kith.h except for three internal hooks it alone turns
  * on: the message-fault table (net/fault.h), one replica's clock offset (store/skew.c) and,
@@ -33,6 +34,8 @@ enum ck_fault {
     CK_BUNDLE,   /* a bundle carried by hand from one replica to another */
     CK_FARSKEW,  /* one replica's clock is off by 62 s: the others hold its ops back (or it
                     holds theirs); not in the default set, see spec/check.md */
+    CK_WRITER,   /* a writer process of one replica, SIGKILLed after a while: every commit it
+                    was told of must survive */
     CK_NFAULTS
 };
 
@@ -79,6 +82,7 @@ struct ck_result {
     long conflicts; /* pairs of deliberately conflicting writes */
     long faults[CK_NFAULTS];
     long restarts;
+    long writer_acks; /* commits writer processes acknowledged and reported before the kill */
     int skew_replica; /* -1 if none */
     int64_t skew_ms;
     uint64_t msg_dropped, msg_duplicated, msg_reordered; /* reported by daemons that stopped */
@@ -130,5 +134,16 @@ bool ck_work_ok(struct ck_work *w, struct ck_result *res);
  * Returns false with the first problem in res->failure. */
 bool ck_work_check(struct ck_work *w, struct ck_result *res);
 void ck_work_free(struct ck_work *w);
+/* Replica k is written by another process (a writer, section "Faults") from now, or no longer:
+ * the workload leaves it alone meanwhile, and takes up its seqs where the other stopped. */
+void ck_work_busy(struct ck_work *w, int k, bool busy);
+/* Acknowledged commits so far, and one of them as a line of text for another process. */
+size_t ck_work_nacks(const struct ck_work *w);
+int ck_work_ack_text(const struct ck_work *w, size_t i, char *buf, size_t cap);
+/* Record a commit of replica k acknowledged in another process, from its line (modified). */
+int ck_work_import(struct ck_work *w, int k, char *line);
+
+/* ---- writer.c ---- */
+int ck_writer_main(int argc, char **argv);
 
 #endif /* KITH_CHECK_H */

@@ -28,8 +28,9 @@ usage(FILE *f)
             "  --time T        bound of the run: 30s (default), 2m, 500ms\n"
             "  --ops N         transactions to attempt (default: as many as half the time allows)\n"
             "  --faults LIST   fault classes, comma-separated, or default, all or none:\n"
-            "                  kill,partition,delay,cut,message,skew,bundle (the default)\n"
-            "                  and far-skew (a clock 62 s off, beyond the hold-back limit)\n"
+            "                  kill,partition,delay,cut,message,skew,bundle,writer (the\n"
+            "                  default) and far-skew (a clock 62 s off, beyond the hold-back\n"
+            "                  limit)\n"
             "  --json          one JSON object on stdout instead of the text report\n"
             "  --no-shrink     on failure, do not replay to find a smaller failing history\n"
             "  --keep          keep the run directory (replicas, daemon logs) even on success\n"
@@ -143,6 +144,9 @@ event_text(const struct ck_event *e, int n, char *out, size_t cap)
     case CK_BUNDLE:
         snprintf(out + l, cap - l, "bundle by hand r%d -> r%d", e->a, e->b);
         break;
+    case CK_WRITER:
+        snprintf(out + l, cap - l, "a writer process of r%d, SIGKILLed after %d ms", e->a, e->ms);
+        break;
     default:
         snprintf(out + l, cap - l, "%s", ck_fault_names[e->kind]);
     }
@@ -185,6 +189,10 @@ print_text(const struct ck_opts *o, const struct ck_result *r)
            "%ld bundles by hand\n",
            r->faults[CK_KILL], r->restarts, r->faults[CK_PART], r->faults[CK_DELAY],
            r->faults[CK_CUT], r->faults[CK_BUNDLE]);
+    if (o->faults & (1u << CK_WRITER))
+        printf("              %ld writer processes killed, %ld of their commits "
+               "acknowledged\n",
+               r->faults[CK_WRITER], r->writer_acks);
     if (o->faults & (1u << CK_MSG))
         printf("              messages: %llu dropped, %llu duplicated, %llu reordered\n",
                (unsigned long long)r->msg_dropped, (unsigned long long)r->msg_duplicated,
@@ -216,6 +224,7 @@ result_json(const struct ck_opts *o, const struct ck_result *r)
     for (int k = 0; k < CK_NFAULTS; k++)
         json_object_set_new(f, ck_fault_names[k], json_integer(r->faults[k]));
     json_object_set_new(f, "restarts", json_integer(r->restarts));
+    json_object_set_new(f, "writer_acks", json_integer(r->writer_acks));
     json_object_set_new(f, "messages_dropped", json_integer((json_int_t)r->msg_dropped));
     json_object_set_new(f, "messages_duplicated", json_integer((json_int_t)r->msg_duplicated));
     json_object_set_new(f, "messages_reordered", json_integer((json_int_t)r->msg_reordered));
@@ -311,6 +320,8 @@ main(int argc, char **argv)
 
     if (argc >= 2 && strcmp(argv[1], "--daemon") == 0)
         return ck_daemon_main(argc, argv);
+    if (argc >= 2 && strcmp(argv[1], "--writer") == 0)
+        return ck_writer_main(argc, argv);
     memset(&o, 0, sizeof(o));
     o.replicas = 5;
     o.time_ms = 30000;
@@ -365,7 +376,7 @@ main(int argc, char **argv)
         } else if (strcmp(a, "--faults") == 0) {
             if (!parse_faults(v, &o.faults)) {
                 fprintf(stderr, "kith-check: --faults: a list of kill,partition,delay,cut,"
-                                "message,skew,bundle,far-skew, or default, all, none\n");
+                                "message,skew,bundle,writer,far-skew, or default, all, none\n");
                 return 2;
             }
             i++;

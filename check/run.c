@@ -29,8 +29,8 @@
 #include <time.h>
 #include <unistd.h>
 
-const char *const ck_fault_names[CK_NFAULTS] = {"kill",    "partition", "delay",  "cut",
-                                                "message", "skew",      "bundle", "far-skew"};
+const char *const ck_fault_names[CK_NFAULTS] = {"kill", "partition", "delay",    "cut",   "message",
+                                                "skew", "bundle",    "far-skew", "writer"};
 
 #define MSG_FAULT_PER_MILLE 15 /* each of drop, duplicate, reorder, per received message */
 #define MAX_ACTIVE 32
@@ -47,6 +47,15 @@ struct active {
     int64_t until;
 };
 
+/* A writer process (fault `writer`): its pipe, and what arrived of its last line. */
+struct writer {
+    pid_t pid; /* 0: none running */
+    int k, fd;
+    int64_t kill_at;
+    size_t len;
+    char buf[16384];
+};
+
 struct run {
     const struct ck_opts *o;
     struct ck_result *res;
@@ -59,6 +68,8 @@ struct run {
     int nact;
     bool partitioned;
     bool failed;
+    struct ck_work *w;
+    struct writer wr;
 };
 
 uint64_t
@@ -330,19 +341,117 @@ two(struct run *x, int *a, int *b)
     *b += *b >= *a;
 }
 
+/* Start a writer process on replica k; the workload leaves k alone meanwhile. */
+static void
+writer_start(struct run *x, int k, int64_t kill_at)
+{
+    char dir[PATH_MAX], logp[PATH_MAX], a_seed[32], a_skew[32];
+    int fds[2];
+
+    snprintf(dir, sizeof(dir), "%s/r%d", x->res->dir, k);
+    snprintf(logp, sizeof(logp), "%s/writer-r%d.log", x->res->dir, k);
+    snprintf(a_seed, sizeof(a_seed), "%llu",
+             (unsigned long long)(x->o->seed * 31 + (uint64_t)x->res->txns));
+    snprintf(a_skew, sizeof(a_skew), "%lld",
+             (long long)(k == x->res->skew_replica ? x->res->skew_ms : 0));
+    char *argv[] = {"kith-check", "--writer", dir, "3", a_seed, a_skew, NULL};
+    int logfd = open(logp, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (logfd < 0 || pipe2(fds, O_CLOEXEC) < 0) {
+        if (logfd >= 0)
+            close(logfd);
+        fail(x, "cannot start a writer of r%d: %s", k, strerror(errno));
+        return;
+    }
+    ck_work_busy(x->w, k, true);
+    pid_t parent = getpid(), pid = fork();
+    if (pid == 0) {
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
+            _exit(5);
+        if (dup2(fds[1], 3) < 0 || dup2(logfd, 1) < 0 || dup2(logfd, 2) < 0)
+            _exit(6);
+        closefrom(4);
+        execv("/proc/self/exe", argv);
+        _exit(7);
+    }
+    close(fds[1]);
+    close(logfd);
+    if (pid < 0) {
+        close(fds[0]);
+        ck_work_busy(x->w, k, false);
+        fail(x, "cannot fork a writer of r%d: %s", k, strerror(errno));
+        return;
+    }
+    fcntl(fds[0], F_SETFL, O_NONBLOCK);
+    x->wr.pid = pid;
+    x->wr.k = k;
+    x->wr.fd = fds[0];
+    x->wr.kill_at = kill_at;
+    x->wr.len = 0;
+}
+
+/* Take in the whole lines the writer sent: each is a commit it was told is durable. */
+static void
+writer_read(struct run *x)
+{
+    for (;;) {
+        ssize_t n = read(x->wr.fd, x->wr.buf + x->wr.len, sizeof(x->wr.buf) - 1 - x->wr.len);
+        if (n <= 0)
+            break;
+        x->wr.len += (size_t)n;
+        x->wr.buf[x->wr.len] = 0;
+        char *start = x->wr.buf, *nl;
+        while ((nl = strchr(start, '\n')) != NULL) {
+            *nl = 0;
+            if (ck_work_import(x->w, x->wr.k, start) < 0)
+                fail(x, "a writer of r%d sent a line that does not parse", x->wr.k);
+            else
+                x->res->writer_acks++;
+            start = nl + 1;
+        }
+        x->wr.len -= (size_t)(start - x->wr.buf);
+        memmove(x->wr.buf, start, x->wr.len);
+    }
+}
+
+/* SIGKILL the writer (in a transaction, a commit, or between two), then read what it sent
+ * before it died; the workload takes the replica back. */
+static void
+writer_kill(struct run *x)
+{
+    int status = 0;
+    if (x->wr.pid <= 0)
+        return;
+    kill(x->wr.pid, SIGKILL);
+    waitpid(x->wr.pid, &status, 0);
+    writer_read(x); /* a line cut by the kill stays unread: it was not reported */
+    close(x->wr.fd);
+    x->wr.pid = 0;
+    ck_work_busy(x->w, x->wr.k, false);
+    if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGKILL) {
+        char st[64];
+        status_text(status, st, sizeof(st));
+        fail(x, "a writer of r%d ended by itself (%s); see its log", x->wr.k, st);
+    }
+}
+
 /* Maybe start a fault now (drawn from the schedule's generator), and end those due. */
 static void
 faults_tick(struct run *x)
 {
     int64_t now = ck_mono_ms();
     unsigned dyn = x->o->faults & ((1u << CK_KILL) | (1u << CK_PART) | (1u << CK_DELAY) |
-                                   (1u << CK_CUT) | (1u << CK_BUNDLE));
+                                   (1u << CK_CUT) | (1u << CK_BUNDLE) | (1u << CK_WRITER));
 
     for (int k = 0; k < x->n; k++)
         if (x->d[k].pid == 0 && x->d[k].restart_at && now >= x->d[k].restart_at) {
             x->res->restarts++;
             daemon_start(x, k);
         }
+    if (x->wr.pid > 0) {
+        writer_read(x);
+        if (now >= x->wr.kill_at)
+            writer_kill(x);
+    }
     for (int i = 0; i < x->nact;)
         if (now >= x->act[i].until) {
             end_active(x, &x->act[i]);
@@ -399,6 +508,11 @@ faults_tick(struct run *x)
     case CK_BUNDLE:
         bundle(x, a, b);
         break;
+    case CK_WRITER:
+        if (x->wr.pid > 0)
+            return; /* one at a time */
+        writer_start(x, a, now + dur);
+        break;
     }
     x->res->faults[kind]++;
     if (x->res->nevents < CK_MAX_EVENTS)
@@ -409,6 +523,7 @@ faults_tick(struct run *x)
 static void
 heal(struct run *x)
 {
+    writer_kill(x);
     for (int i = 0; i < x->nact; i++)
         end_active(x, &x->act[i]);
     x->nact = 0;
@@ -633,6 +748,7 @@ ck_run(const struct ck_opts *o, struct ck_result *res)
         fail(&x, "out of memory");
         goto out;
     }
+    x.w = w;
 
     /* the workload, with faults: half the time (or --ops transactions) */
     int64_t work_end = t0 + o->time_ms / 2;
@@ -682,6 +798,11 @@ ck_run(const struct ck_opts *o, struct ck_result *res)
         final_checks(&x, w);
 
 out:
+    if (x.wr.pid > 0) {
+        kill(x.wr.pid, SIGKILL);
+        waitpid(x.wr.pid, NULL, 0);
+        close(x.wr.fd);
+    }
     for (int k = 0; k < x.n; k++)
         daemon_kill(&x, k);
     ck_proxy_stop(x.px);

@@ -55,6 +55,7 @@ struct ck_work {
     size_t nacks, capacks;
     struct wrec *w;
     size_t nw, capw;
+    unsigned busy;    /* replicas another process writes to now (a bit each): skipped */
     size_t pending_w; /* writes of the open transaction start here */
     bool expect_ops;  /* the open transaction made a call that always writes an op */
     long lost;        /* acknowledged commits that wrote ops yet left the seq where it was */
@@ -105,6 +106,21 @@ val_text(const kith_value *v, char out[VAL_CAP])
     }
 }
 
+static uint64_t
+own_seq(kith_replica *r)
+{
+    kith_vv vv;
+    uint64_t id = kith_replica_id(r), seq = 0;
+
+    if (kith_vv_get(r, &vv) < 0)
+        return 0;
+    for (size_t i = 0; i < vv.len; i++)
+        if (vv.entries[i].origin == id)
+            seq = vv.entries[i].seq;
+    kith_vv_free(&vv);
+    return seq;
+}
+
 int
 ck_work_new(int n, kith_replica **reps, uint64_t seed, struct ck_work **out)
 {
@@ -117,6 +133,8 @@ ck_work_new(int n, kith_replica **reps, uint64_t seed, struct ck_work **out)
     w->reps = reps;
     w->seed = seed ^ 0x5bd1e995u;
     w->schema = kith_schema(&w->ncoll);
+    for (int k = 0; k < n; k++)
+        w->seq[k] = own_seq(reps[k]); /* what the replica's origin wrote before */
     *out = w;
     return 0;
 }
@@ -294,21 +312,6 @@ create_doc(struct ck_work *w, kith_txn *t, int c, kith_docid *out)
     return 0;
 }
 
-static uint64_t
-own_seq(kith_replica *r)
-{
-    kith_vv vv;
-    uint64_t id = kith_replica_id(r), seq = 0;
-
-    if (kith_vv_get(r, &vv) < 0)
-        return 0;
-    for (size_t i = 0; i < vv.len; i++)
-        if (vv.entries[i].origin == id)
-            seq = vv.entries[i].seq;
-    kith_vv_free(&vv);
-    return seq;
-}
-
 /* A transaction given up: the document was not there (rc KITH_ENOTFOUND, or 1 when no
  * document to refer to was found), or the replica refused a call (counted apart, with the
  * first reason kept for the report: the workload means to write only valid values). */
@@ -430,6 +433,8 @@ ck_work_step(struct ck_work *w, struct ck_result *res)
     unsigned x = (unsigned)ck_below(&w->rng, 100);
     struct doc d = {-1, {{0}}};
 
+    if (w->busy & (1u << k))
+        return;
     if (w->ndocs < 4 || x < 25) {
         (void)one_txn(w, k, 0, &d, -1, res);
     } else if (x < 30) {
@@ -449,11 +454,89 @@ ck_work_step(struct ck_work *w, struct ck_result *res)
         if (cd->fields[f].type == KITH_TYPE_SET)
             f = 0;
         struct doc d2 = d;
-        if (one_txn(w, k, 1, &d, f, res) && one_txn(w, k2, 1, &d2, f, res))
+        if (one_txn(w, k, 1, &d, f, res) && !(w->busy & (1u << k2)) &&
+            one_txn(w, k2, 1, &d2, f, res))
             res->conflicts++;
     } else {
         (void)one_txn(w, k, 1, &d, -1, res);
     }
+}
+
+/* ---- acknowledgements from a writer process --------------------------------------------- */
+
+void
+ck_work_busy(struct ck_work *w, int k, bool busy)
+{
+    if (busy)
+        w->busy |= 1u << k;
+    else
+        w->busy &= ~(1u << k);
+    w->seq[k] = own_seq(w->reps[k]); /* the other process wrote this origin meanwhile */
+}
+
+size_t
+ck_work_nacks(const struct ck_work *w)
+{
+    return w->nacks;
+}
+
+/* "A<TAB>lo<TAB>hi" then "<TAB>coll<TAB>field<TAB>doc<TAB>value" per write, and a newline. */
+int
+ck_work_ack_text(const struct ck_work *w, size_t i, char *buf, size_t cap)
+{
+    const struct ack *a = &w->acks[i];
+    char hex[KITH_DOCID_HEX + 1];
+    int len =
+        snprintf(buf, cap, "A\t%llu\t%llu", (unsigned long long)a->lo, (unsigned long long)a->hi);
+    for (size_t j = 0; j < a->nw && len > 0 && (size_t)len < cap; j++) {
+        const struct wrec *r = &w->w[a->w0 + j];
+        kith_docid_format(&r->doc, hex);
+        len += snprintf(buf + len, cap - (size_t)len, "\t%d\t%d\t%s\t%s", r->coll, r->field, hex,
+                        r->val);
+    }
+    if (len < 0 || (size_t)len + 2 > cap)
+        return KITH_ETOOSMALL;
+    buf[len++] = '\n';
+    buf[len] = 0;
+    return len;
+}
+
+int
+ck_work_import(struct ck_work *w, int k, char *line)
+{
+    char *save, *tok = strtok_r(line, "\t", &save);
+    struct ack a = {k, 0, 0, w->nw, 0};
+
+    if (tok == NULL || strcmp(tok, "A") != 0)
+        return KITH_EMALFORMED;
+    char *lo = strtok_r(NULL, "\t", &save), *hi = strtok_r(NULL, "\t", &save);
+    if (lo == NULL || hi == NULL)
+        return KITH_EMALFORMED;
+    a.lo = strtoull(lo, NULL, 10);
+    a.hi = strtoull(hi, NULL, 10);
+    for (;;) {
+        char *c = strtok_r(NULL, "\t", &save), *f = strtok_r(NULL, "\t", &save);
+        char *d = strtok_r(NULL, "\t", &save), *v = strtok_r(NULL, "\t", &save);
+        if (c == NULL)
+            break;
+        if (f == NULL || d == NULL || v == NULL ||
+            !grow((void **)&w->w, &w->capw, w->nw + 1, sizeof(*w->w)))
+            return KITH_EMALFORMED;
+        struct wrec *r = &w->w[w->nw];
+        r->coll = (int)strtol(c, NULL, 10);
+        r->field = (int)strtol(f, NULL, 10);
+        if (r->coll < 0 || (size_t)r->coll >= w->ncoll || r->field < 0 ||
+            (size_t)r->field >= w->schema[r->coll].nfields || kith_docid_parse(d, &r->doc) < 0)
+            return KITH_EMALFORMED;
+        snprintf(r->val, sizeof(r->val), "%s", v);
+        w->nw++;
+        a.nw++;
+    }
+    if (!grow((void **)&w->acks, &w->capacks, w->nacks + 1, sizeof(*w->acks)))
+        return KITH_ENOMEM;
+    w->acks[w->nacks++] = a;
+    w->pending_w = w->nw;
+    return 0;
 }
 
 /* ---- the end checks ------------------------------------------------------------------- */
