@@ -17,6 +17,7 @@
  * daemon): they share one kith__peerstate, and only one of them, the streamer, sends to that
  * peer at a time, so two sessions never carry the same ops.
  */
+#include "fault.h"
 #include "net.h"
 
 #include <sodium.h>
@@ -472,8 +473,8 @@ on_done(struct kith__session *s, const struct kith__msg *m)
     return 0;
 }
 
-int
-kith__session_input(struct kith__session *s, const void *frame, size_t len)
+static int
+session_input(struct kith__session *s, const void *frame, size_t len)
 {
     struct kith__msg m;
     int rc;
@@ -541,6 +542,34 @@ kith__session_input(struct kith__session *s, const void *frame, size_t len)
     }
 out_clear:
     kith__wire_clear(&m);
+    return rc;
+}
+
+/* Every received frame passes the checker's fault table (fault.h), inert unless kith-check
+ * enabled it in its daemon: the frame may be dropped, delivered twice, or held back and
+ * delivered after the next one. */
+int
+kith__session_input(struct kith__session *s, const void *frame, size_t len)
+{
+    void *held;
+    size_t held_len;
+    int rc;
+
+    switch (kith__fault_frame(s, frame, len)) {
+    case KITH__FAULT_DROP:
+    case KITH__FAULT_HOLD:
+        return 0;
+    case KITH__FAULT_DUP:
+        (void)session_input(s, frame, len);
+        break;
+    case KITH__FAULT_PASS:
+        break;
+    }
+    rc = session_input(s, frame, len);
+    if (kith__fault_release(s, &held, &held_len)) {
+        (void)session_input(s, held, held_len);
+        free(held);
+    }
     return rc;
 }
 

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The whole test suite: install what is missing, build with -Werror and run every test through
-# ctest (Criterion); then again with AddressSanitizer and UndefinedBehaviorSanitizer; then a
-# short run of each fuzz target and a smoke run of the bench.
+# ctest (Criterion), then a run of the convergence checker; then again with AddressSanitizer
+# and UndefinedBehaviorSanitizer; then a short run of each fuzz target and a smoke run of the
+# bench.
 #   KITH_CASES=N scales the generated tests; KITH_SEED=S replays one seed.
 #   KITH_SKIP_SANITIZE=1 skips the sanitizer pass (quick local runs).
+#   KITH_CHECK_TIME=10m makes the convergence checker's run longer (default 30s).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
@@ -15,6 +17,9 @@ echo "== build (-Werror) =="
 scripts/build.sh build -DKITH_WERROR=ON
 echo "== tests =="
 (cd build && ctest --output-on-failure -j "$jobs")
+
+echo "== convergence check (KITH_CHECK_TIME=${KITH_CHECK_TIME:-30s}; longer: KITH_CHECK_TIME=10m) =="
+build/kith-check --time "${KITH_CHECK_TIME:-30s}"
 
 if [ "${KITH_SKIP_SANITIZE:-0}" != 1 ]; then
     echo "== build (ASan + UBSan) =="

@@ -570,6 +570,12 @@ reg_apply(struct kith__applier *a, uint64_t hlc, kith_dot dot, const struct kith
         if (rc < 0)
             return kith__fail(a->r, rc, "regs: bad value");
         wins = kith__lww_cmp(hlc, dot, old_hlc, old_dot) > 0;
+#ifdef KITH_CHECK_BREAK_MERGE
+        /* kith-check's deliberately wrong merge rule (spec/check.md "Hooks inside the library"): a
+         * concurrent write wins when it arrives last, so the order of arrival decides. */
+        if (op->replaced.origin != old_dot.origin || op->replaced.seq != old_dot.seq)
+            wins = true;
+#endif
         if (op->replaced.origin != old_dot.origin || op->replaced.seq != old_dot.seq) {
             /* the write did not see the current one: concurrent */
             rc = wins ? conflict_record(a, op->coll, op->doc, op->field, hlc, dot, &op->value,

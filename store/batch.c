@@ -998,7 +998,7 @@ batch_attempt(struct applying *s, bool observe)
     memset(&s->info, 0, sizeof s->info);
     s->log_tail_known = false;
     s->events.ndocs = s->events.nconflicts = 0;
-    s->now_ms = kith__now_ms();
+    s->now_ms = kith__replica_now_ms(r);
     if ((rc = kith__meta_get_u64(r, s->txn, "order", &s->order)) < 0 ||
         (rc = kith__meta_get_u64(r, s->txn, "hlc", &s->hlc)) < 0 ||
         (rc = kith__meta_get_u64(r, s->txn, "pending", &s->pending)) < 0)

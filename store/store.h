@@ -109,6 +109,7 @@ struct kith_replica {
     kith_change_fn on_change;
     kith_conflict_fn on_conflict;
     void *observer_ctx;
+    int64_t clock_offset_ms; /* added to the wall clock; 0 but in kith-check's skewed replica */
 };
 
 /* A change or conflict noticed inside a transaction, reported to observers after commit. */
@@ -205,6 +206,11 @@ void kith__mdb_end(kith_replica *r);
 int kith__map_grow(kith_replica *r);
 /* Wall clock in milliseconds (the store is where time enters). */
 int64_t kith__now_ms(void);
+/* The wall clock as replica r reads it when it stamps and admits ops: kith__now_ms plus r's
+ * clock offset. kith__replica_set_clock_offset is a test hook (kith-check's clock skew of one
+ * replica, spec/check.md); nothing else sets an offset. */
+int64_t kith__replica_now_ms(const kith_replica *r);
+void kith__replica_set_clock_offset(kith_replica *r, int64_t ms);
 
 /* Open with a chosen initial map size for a new replica (0: KITH__MAP_INITIAL); a test hook
  * for map growth. */
