@@ -427,8 +427,9 @@ typedef enum kith_hold_reason {
                                  clock: it applies when the clock catches up */
     KITH_HOLD_DEPENDENCY = 2, /* it names an op not applied here (`missing`): it applies
                                  once that op arrives */
-    KITH_HOLD_READY = 3       /* nothing holds it any more: the next batch or bundle
-                                 applied here (an empty one will do) applies it */
+    KITH_HOLD_READY = 3       /* nothing holds it any more: kith_holds_apply, or the next
+                                 batch or bundle applied here, applies it (kith_serve calls
+                                 kith_holds_apply within a second) */
 } kith_hold_reason;
 
 typedef struct kith_hold {
@@ -525,6 +526,18 @@ typedef struct kith_apply_info {
  */
 KITH_API KITH_NODISCARD int kith_batch_apply(kith_replica *r, const void *data, size_t len,
                                              kith_apply_info *info);
+
+/*
+ * Apply the held commits whose turn has come. A commit held for a clock ahead of this
+ * machine's applies once the clock is within a minute of it, but only when ops are applied
+ * again: kith_serve calls this when a held commit falls due, and an app that keeps a
+ * replica open without a daemon may call it (kith_holds_get says what waits, and how far
+ * ahead). Commits that still wait stay held; nothing is written when nothing moves.
+ * info->ops_applied counts what applied, info->ops_pending what still waits; `info` may be
+ * NULL. Observers hear what applied, as KITH_CHANGE_REMOTE.
+ * Errors: KITH_EREADONLY, KITH_ECORRUPT, -errno (-ENOSPC).
+ */
+KITH_API KITH_NODISCARD int kith_holds_apply(kith_replica *r, kith_apply_info *info);
 
 /* A bundle file is a batch behind a file header. Write the bundle (all ops, or those
  * `since` lacks) to `path` ("-" is stdout), or apply the bundle in `path`. */

@@ -59,6 +59,7 @@ struct daemon {
     int interval_ms, timeout_ms;
     uint16_t beacon_port;
     int64_t next_ae_ms, next_beacon_ms, next_vv_check_ms;
+    int64_t next_hold_check_ms;   /* when to look for held commits that have fallen due */
     int64_t recheck_ms[RECHECKS]; /* look at the vector again then (0: no) */
     struct kith__beacon_gate gate;
     bool *warned; /* opts->peers endpoints we have complained about */

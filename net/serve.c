@@ -219,10 +219,42 @@ drain_inotify(struct daemon *d)
         d->recheck_ms[i] = now + recheck_after[i];
 }
 
+/* A commit held for a clock ahead of ours falls due as the clock catches up, but nothing
+ * arrives to apply it once the peers fall quiet: look each second while anything is held,
+ * and apply what is due. Reading the holds is cheap; a write happens only when one is due. */
+static void
+apply_due_holds(struct daemon *d)
+{
+    kith_hold *holds = NULL;
+    size_t n = 0;
+    bool due = false;
+
+    if (kith_holds_get(d->r, &holds, &n) < 0)
+        return;
+    for (size_t i = 0; i < n && !due; i++)
+        due = holds[i].reason == KITH_HOLD_READY;
+    kith_holds_free(holds, n);
+    if (!due)
+        return;
+    kith_apply_info info;
+    int rc = kith_holds_apply(d->r, &info);
+    if (rc < 0)
+        kith__log(&d->log, KITH_LOG_WARNING, "cannot apply held ops: %s (%s)", kith_strerror(rc),
+                  kith_errmsg(d->r));
+    else if (info.ops_applied > 0)
+        kith__log(&d->log, KITH_LOG_INFO, "applied %llu held ops whose time came; %llu still held",
+                  (unsigned long long)info.ops_applied, (unsigned long long)info.ops_pending);
+}
+
 static void
 timers(struct daemon *d)
 {
     int64_t now = kith__mono_ms();
+
+    if (now >= d->next_hold_check_ms) {
+        d->next_hold_check_ms = now + 1000;
+        apply_due_holds(d);
+    }
 
     for (size_t i = 0; i < MAX_LINKS; i++) {
         struct link *l = &d->links[i];

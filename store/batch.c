@@ -463,6 +463,7 @@ struct applying {
     uint64_t fork_origin; /* set when a fork was proven */
     uint8_t log_tail[16]; /* the log's greatest key in this txn (zeros: none) */
     bool log_tail_known;
+    bool held_only; /* no batch: only the held commits are tried again (kith_holds_apply) */
     char why[200];
 };
 
@@ -1004,7 +1005,7 @@ batch_attempt(struct applying *s, bool observe)
         (rc = kith__meta_get_u64(r, s->txn, "pending", &s->pending)) < 0)
         goto out_applier;
     /* the sender too must be trusted: a relayed batch comes from a device of this user */
-    {
+    if (!s->held_only) {
         uint8_t pk[KITH_PUBKEY_BYTES];
         rc = kith__trusted_key(r, s->txn, s->b.sender, pk);
         if (rc < 0) {
@@ -1036,6 +1037,10 @@ batch_attempt(struct applying *s, bool observe)
     rc = batch_write(s);
     if (rc != 0)
         goto out_applier;
+    if (s->held_only && s->info.ops_applied == 0) {
+        rc = 0; /* nothing moved: nothing to commit, nor to sync to disk */
+        goto out_applier;
+    }
     kith__apply_end(&s->ap);
     rc = mdb_txn_commit(s->txn);
     kith__mdb_end(r);
@@ -1049,6 +1054,7 @@ batch_attempt(struct applying *s, bool observe)
     return 0;
 out_applier:
     s->info.conflicts = 0;
+    s->info.ops_pending = s->pending;
     kith__apply_end(&s->ap);
 out_txn:
     mdb_txn_abort(s->txn);
@@ -1110,6 +1116,52 @@ kith_batch_apply(kith_replica *r, const void *data, size_t len, kith_apply_info 
         kith__event_report(r, &s.events, KITH_CHANGE_REMOTE);
     }
 out_free:
+    free(s.ci);
+    kith__event_free(&s.events);
+    kith__wbuf_free(&s.copy);
+    kith__arena_free(&s.carena);
+    kith__arena_free(&s.arena);
+    return rc;
+}
+
+int
+kith_holds_apply(kith_replica *r, kith_apply_info *info)
+{
+    struct applying s;
+    int rc;
+
+    if (info != NULL)
+        memset(info, 0, sizeof *info);
+    if (r == NULL)
+        return KITH_EINVAL;
+    if (r->flags & KITH_RDONLY)
+        return kith__fail(r, KITH_EREADONLY, "replica opened read-only");
+    memset(&s, 0, sizeof s);
+    s.r = r;
+    s.held_only = true;
+    s.b.sender = r->id;
+    s.ci = calloc(1, sizeof *s.ci);
+    if (s.ci == NULL)
+        return KITH_ENOMEM;
+    for (int tries = 0;; tries++) {
+        s.ap.conflicts = 0;
+        rc = batch_attempt(&s, r->on_change != NULL || r->on_conflict != NULL);
+        if (rc != MDB_MAP_FULL)
+            break;
+        if (tries == MAX_GROWTHS) {
+            rc = kith__fail(r, -ENOSPC, "the map cannot grow any further");
+            break;
+        }
+        rc = kith__map_grow(r);
+        if (rc < 0)
+            break;
+    }
+    if (rc == 0) {
+        if (info != NULL)
+            *info = s.info;
+        if (s.info.ops_applied > 0)
+            kith__event_report(r, &s.events, KITH_CHANGE_REMOTE);
+    }
     free(s.ci);
     kith__event_free(&s.events);
     kith__wbuf_free(&s.copy);

@@ -187,7 +187,7 @@ kith_holds_get(kith_replica *r, kith_hold **out, size_t *n)
     rc = kith__view_begin(r, &txn);
     if (rc < 0)
         return rc;
-    rc = kith__holds_read(r, txn, kith__now_ms(), out, n);
+    rc = kith__holds_read(r, txn, kith__replica_now_ms(r), out, n);
     kith__view_end(r, txn);
     return rc;
 }

@@ -465,7 +465,7 @@ kith_peers_get(kith_replica *r, kith_peer **out, size_t *n)
     rc = kith__vv_read(r, txn, &ours);
     if (rc < 0)
         goto out_end;
-    rc = kith__holds_read(r, txn, kith__now_ms(), &holds, &nholds);
+    rc = kith__holds_read(r, txn, kith__replica_now_ms(r), &holds, &nholds);
     if (rc < 0)
         goto out_vv;
     rc = kith__mdb_err(mdb_cursor_open(txn, r->peers, &cur));

@@ -260,7 +260,7 @@ kith_status_get(kith_replica *r, kith_status **out)
         (rc = count_open_conflicts(r, txn, &s->open_conflicts)) < 0 ||
         (rc = meta_u64(r, txn, "hlc", &s->hlc)) < 0 ||
         (rc = count_docs(r, txn, s->collections, ncoll)) < 0 ||
-        (rc = kith__holds_read(r, txn, kith__now_ms(), &s->holds, &s->nholds)) < 0)
+        (rc = kith__holds_read(r, txn, kith__replica_now_ms(r), &s->holds, &s->nholds)) < 0)
         goto out_end;
     *out = s;
     s = NULL;

@@ -12,11 +12,13 @@
 
 #include <criterion/criterion.h>
 #include <criterion/redirect.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 
 #define AHEAD_MS 600000 /* ten minutes */
 
@@ -274,6 +276,117 @@ Test(holds, daemon_log_names_origin_and_lead, .init = redirect_stderr)
     cr_assert_not_null(strstr(line, want), "logged: %s", line);
     cr_assert(strstr(line, "is 9 min") || strstr(line, "is 10 min"), "logged: %s", line);
     cr_assert_not_null(strstr(line, "warning"), "logged: %s", line);
+    kith__wbuf_free(&out);
+    kt_free(&a);
+    kt_free(&b);
+}
+
+/* The id of the document future_batch creates: a's dot (origin, 1). */
+static kith_docid
+first_doc(struct kt_replica *a)
+{
+    kith_docid d;
+    kith__be64_put(d.bytes, kith_replica_id(a->r));
+    kith__be64_put(d.bytes + 8, 1);
+    return d;
+}
+
+static bool
+doc_exists(kith_replica *r, const kith_docid *doc)
+{
+    kith_txn *t = kt_rbegin(r);
+    int rc = kith_doc_exists(t, "contacts", doc);
+    kith_txn_abort(&t);
+    cr_assert(rc >= 0);
+    return rc == 1;
+}
+
+/* A clock hold falls due as the clock catches up; kith_holds_apply applies it then, and
+ * not before (nothing is written while nothing moves). */
+Test(holds, clock_hold_applies_when_the_clock_catches_up)
+{
+    struct kt_replica a = kt_new(), b = kt_new();
+    struct kith__wbuf out = {0};
+    kith_apply_info info;
+    kith_hold *h = NULL;
+    size_t n = 0;
+    kith_docid doc = first_doc(&a);
+
+    kt_trust_pair(&a, &b);
+    future_batch(&a, &out);
+    cr_assert_eq(kith_batch_apply(b.r, out.data, out.len, &info), 0, "%s", kith_errmsg(b.r));
+    cr_assert_eq(info.ops_pending, 1);
+    cr_assert_eq(kith_holds_apply(b.r, &info), 0);
+    cr_assert_eq(info.ops_applied, 0, "not due yet");
+    cr_assert_eq(info.ops_pending, 1);
+    cr_assert(!doc_exists(b.r, &doc));
+
+    kith__replica_set_clock_offset(b.r, AHEAD_MS); /* ten minutes pass */
+    cr_assert_eq(kith_holds_get(b.r, &h, &n), 0);
+    cr_assert_eq(n, 1);
+    cr_assert_eq(h[0].reason, KITH_HOLD_READY);
+    kith_holds_free(h, n);
+    cr_assert_eq(kith_holds_apply(b.r, &info), 0, "%s", kith_errmsg(b.r));
+    cr_assert_eq(info.ops_applied, 1);
+    cr_assert_eq(info.ops_pending, 0);
+    cr_assert(doc_exists(b.r, &doc));
+    cr_assert_eq(kith_holds_get(b.r, &h, &n), 0);
+    cr_assert_eq(n, 0);
+    kith_holds_free(h, n);
+    kith_verify_report rep;
+    cr_assert_eq(kith_verify(b.r, &rep), 0);
+    cr_assert_eq(rep.problems, 0, "%s", rep.first_problem);
+    kith__wbuf_free(&out);
+    kt_free(&a);
+    kt_free(&b);
+}
+
+struct serving {
+    kith_replica *r;
+    kith_serve_opts o;
+    volatile int stop;
+    int rc;
+};
+
+static void *
+serve_thread(void *arg)
+{
+    struct serving *sv = arg;
+    sv->rc = kith_serve(sv->r, &sv->o);
+    return NULL;
+}
+
+/* With the peers quiet, nothing arrives to apply a commit that fell due: the daemon does. */
+Test(holds, daemon_applies_a_hold_that_falls_due, .timeout = 60)
+{
+    struct kt_replica a = kt_new(), b = kt_new();
+    struct kith__wbuf out = {0};
+    kith_apply_info info;
+    kith_docid doc = first_doc(&a);
+    struct serving sv = {.r = b.r, .rc = -1};
+    pthread_t th;
+
+    kt_trust_pair(&a, &b);
+    future_batch(&a, &out);
+    cr_assert_eq(kith_batch_apply(b.r, out.data, out.len, &info), 0, "%s", kith_errmsg(b.r));
+    cr_assert_eq(info.ops_pending, 1);
+    sv.o.stop = &sv.stop;
+    sv.o.log_level = KITH_LOG_ERROR;
+    cr_assert_eq(pthread_create(&th, NULL, serve_thread, &sv), 0);
+    struct timespec pause = {0, 20 * 1000000L};
+    for (int i = 0; i < 50; i++) /* a second of the daemon's turns: nothing is due */
+        nanosleep(&pause, NULL);
+    cr_assert(!doc_exists(b.r, &doc));
+    kith__replica_set_clock_offset(b.r, AHEAD_MS); /* ten minutes pass */
+    bool applied = false;
+    for (int i = 0; i < 500 && !applied; i++) { /* at most 10 s */
+        nanosleep(&pause, NULL);
+        applied = doc_exists(b.r, &doc);
+    }
+    sv.stop = 1;
+    cr_assert_eq(pthread_join(th, NULL), 0);
+    cr_assert_eq(sv.rc, 0);
+    cr_assert(applied, "the daemon did not apply the commit that fell due");
     kith__wbuf_free(&out);
     kt_free(&a);
     kt_free(&b);
