@@ -190,7 +190,7 @@ int
 kith__meta_get(kith_replica *r, MDB_txn *txn, const char *key, MDB_val *out)
 {
     MDB_val k = {strlen(key), (void *)key};
-    int rc = mdb_get(txn, r->meta, &k, out);
+    int rc = kith__mdb_get(txn, r->meta, &k, out);
 
     return kith__mdb_err(rc);
 }
@@ -218,7 +218,7 @@ kith__meta_put(kith_replica *r, MDB_txn *txn, const char *key, const void *p, si
     MDB_val k = {strlen(key), (void *)key};
     MDB_val v = {n, (void *)p};
 
-    return kith__mdb_err(mdb_put(txn, r->meta, &k, &v, 0));
+    return kith__mdb_err(kith__mdb_put(txn, r->meta, &k, &v, 0));
 }
 
 int
@@ -387,12 +387,25 @@ static const struct dbi_name DBIS[] = {
     {"peers", offsetof(kith_replica, peers)},
 };
 
+const char *
+kith__dbi_name(const kith_replica *r, MDB_dbi dbi)
+{
+    if (dbi == KITH__DBI_FREE)
+        return "free-page list";
+    if (dbi == KITH__DBI_MAIN)
+        return "main";
+    for (size_t i = 0; i < sizeof DBIS / sizeof DBIS[0]; i++)
+        if (*(const MDB_dbi *)((const char *)r + DBIS[i].offset) == dbi)
+            return DBIS[i].name;
+    return "(unknown)";
+}
+
 static int
 open_dbis(kith_replica *r, MDB_txn *txn, unsigned flags)
 {
     for (size_t i = 0; i < sizeof DBIS / sizeof DBIS[0]; i++) {
         MDB_dbi *dbi = (MDB_dbi *)((char *)r + DBIS[i].offset);
-        int rc = mdb_dbi_open(txn, DBIS[i].name, flags, dbi);
+        int rc = kith__mdb_dbi_open(txn, DBIS[i].name, flags, dbi);
         if (rc == MDB_NOTFOUND)
             return kith__fail(r, KITH_ECORRUPT, "%s: database %s is missing", r->path,
                               DBIS[i].name);
@@ -515,6 +528,8 @@ env_setup(kith_replica *r, bool create, bool data_exists, size_t mapsize)
         r->env = NULL;
         return kith__fail(r, kith__mdb_err(rc), "cannot create the LMDB environment");
     }
+    (void)mdb_env_set_userctx(r->env, r); /* for kith__mdb_on_assert's messages */
+    (void)mdb_env_set_assert(r->env, kith__mdb_on_assert);
     if ((rc = mdb_env_set_maxdbs(r->env, MAX_DBS)) != 0 ||
         (rc = mdb_env_set_maxreaders(r->env, 126)) != 0)
         return kith__fail(r, kith__mdb_err(rc), "cannot configure LMDB: %s", mdb_strerror(rc));
@@ -543,7 +558,7 @@ env_setup(kith_replica *r, bool create, bool data_exists, size_t mapsize)
         if (rc == 0)
             rc = meta_check(r, txn);
         if (rc == 0)
-            rc = kith__mdb_err(mdb_txn_commit(txn)); /* keeps the dbi handles */
+            rc = kith__mdb_err(kith__mdb_txn_commit(txn)); /* keeps the dbi handles */
         else
             mdb_txn_abort(txn);
         return rc;
@@ -552,7 +567,7 @@ env_setup(kith_replica *r, bool create, bool data_exists, size_t mapsize)
     if (rc < 0)
         return kith__fail(r, rc, "%s: cannot write the replica", r->path);
     /* meta first: an existing environment without it is not a replica */
-    rc = mdb_dbi_open(txn, "meta", create ? MDB_CREATE : 0, &r->meta);
+    rc = kith__mdb_dbi_open(txn, "meta", create ? MDB_CREATE : 0, &r->meta);
     if (rc == MDB_NOTFOUND) {
         rc = kith__fail(r, KITH_ECORRUPT, "%s: not a kith replica", r->path);
         goto out_abort;
@@ -576,7 +591,7 @@ env_setup(kith_replica *r, bool create, bool data_exists, size_t mapsize)
     }
     if (rc < 0)
         goto out_abort;
-    rc = kith__mdb_err(mdb_txn_commit(txn));
+    rc = kith__mdb_err(kith__mdb_txn_commit(txn));
     if (rc < 0)
         return kith__fail(r, rc, "%s: cannot commit the replica's setup", r->path);
     return 0;

@@ -205,6 +205,33 @@ int kith__map_grow(kith_replica *r);
 /* Wall clock in milliseconds (the store is where time enters). */
 int64_t kith__now_ms(void);
 
+/* The name of database `dbi` of r for messages ("log"; LMDB's own two: "free-page list",
+ * "main"). Never NULL. */
+const char *kith__dbi_name(const kith_replica *r, MDB_dbi dbi);
+#define KITH__DBI_FREE ((MDB_dbi)0) /* LMDB's FREE_DBI */
+#define KITH__DBI_MAIN ((MDB_dbi)1) /* LMDB's MAIN_DBI: the table of named databases */
+
+/* ---- store/guard.c --------------------------------------------------------------------- */
+
+/* The environment's assert callback (mdb_env_set_assert): inside a kith__mdb_* call below,
+ * turns LMDB's assertion into that call returning MDB_CORRUPTED; elsewhere LMDB aborts. */
+void kith__mdb_on_assert(MDB_env *env, const char *msg);
+/* LMDB's calls of the same names and contracts, except that an LMDB assertion on a damaged
+ * page returns MDB_CORRUPTED (the cursor or transaction is then only fit to be closed or
+ * aborted; a commit that asserted has been aborted), and MDB_CORRUPTED or MDB_PAGE_NOTFOUND
+ * put "database NAME cannot be read: ..." in the replica's error detail (when the
+ * environment's userctx is the replica). */
+int kith__mdb_get(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, MDB_val *data);
+int kith__mdb_put(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, MDB_val *data, unsigned flags);
+int kith__mdb_del(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, MDB_val *data);
+int kith__mdb_cursor_get(MDB_cursor *c, MDB_val *key, MDB_val *data, MDB_cursor_op op);
+int kith__mdb_cursor_put(MDB_cursor *c, MDB_val *key, MDB_val *data, unsigned flags);
+int kith__mdb_cursor_del(MDB_cursor *c, unsigned flags);
+int kith__mdb_cursor_open(MDB_txn *txn, MDB_dbi dbi, MDB_cursor **out);
+int kith__mdb_stat(MDB_txn *txn, MDB_dbi dbi, MDB_stat *out);
+int kith__mdb_dbi_open(MDB_txn *txn, const char *name, unsigned flags, MDB_dbi *out);
+int kith__mdb_txn_commit(MDB_txn *txn);
+
 /* Open with a chosen initial map size for a new replica (0: KITH__MAP_INITIAL); a test hook
  * for map growth. */
 int kith__open_sized(const char *path, unsigned flags, size_t mapsize, kith_replica **out);

@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# The kith command on damaged replicas, full disks and files it may read but not write
+# (spec/cli.md "On a damaged replica", spec/storage.md STO-2): no command dies by a signal,
+# and each says what it could not do and why. Damage is made by hand: a zeroed B-tree page
+# of a real replica (found by reading LMDB's page headers), a data.mdb cut short, a 0-byte
+# data.mdb. Full disks are small tmpfs mounts (needs root; skipped with a message when
+# mounting is impossible); unreadable files need a second user (setpriv to nobody; skipped
+# likewise).
+#   KITH_BIN   the kith binary (ctest sets it; default build/kith)
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+KITH=${KITH_BIN:-$here/build/kith}
+[ -x "$KITH" ] || { echo "no kith binary at $KITH"; exit 1; }
+command -v perl >/dev/null || { echo "perl is needed to read LMDB page headers"; exit 1; }
+
+tmp=$(mktemp -d /tmp/kith-test-damage.XXXXXX)
+mounts=()
+cleanup() {
+    local m
+    for m in "${mounts[@]}"; do umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true; done
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+unset KITH_DIR XDG_DATA_HOME NO_COLOR
+export HOME="$tmp/home"
+mkdir -p "$HOME"
+
+pass=0 fail=0 skipped=0
+ok() { pass=$((pass + 1)); }
+bad() {
+    fail=$((fail + 1))
+    echo "FAILED: $1"
+    if [ -s "$tmp/err" ]; then sed 's/^/    stderr: /' "$tmp/err" | head -5; fi
+}
+skip() {
+    skipped=$((skipped + 1))
+    echo "SKIPPED: $1"
+}
+check() { # check NAME CONDITION-COMMAND...
+    local name=$1
+    shift
+    if "$@"; then ok; else bad "$name"; fi
+}
+# run EXPECTED_RC NAME ARGS... : run kith, keep stdout in $tmp/out and stderr in $tmp/err
+run() {
+    local want=$1 name=$2 rc=0
+    shift 2
+    "$KITH" "$@" >"$tmp/out" 2>"$tmp/err" || rc=$? || true
+    if [ "$rc" = "$want" ]; then ok; else bad "$name (exit $rc, wanted $want)"; fi
+}
+err_has() { grep -q -- "$1" "$tmp/err"; }
+err_lacks() { ! grep -q -- "$1" "$tmp/err"; }
+
+# pages FILE DB : "root child..." page numbers of database DB's B-tree (children when the root
+# is a branch page), read from the newer meta page and the main database's leaf.
+pages() {
+    perl -e '
+use strict; use warnings;
+my ($file, $name) = @ARGV;
+open(my $fh, "<:raw", $file) or die "$file: $!";
+sysread($fh, my $p0, 4096) == 4096 or die "short file\n";
+my $ps = unpack("V", substr($p0, 40, 4));
+sub page { my $n = shift; sysseek($fh, $n * $ps, 0); sysread($fh, my $p, $ps); return $p; }
+my ($meta, $txn) = (undef, -1);
+for my $m (0, 1) {
+    my $p = page($m);
+    next unless unpack("V", substr($p, 16, 4)) == 0xBEEFC0DE;
+    my $t = unpack("Q<", substr($p, 144, 8));
+    ($meta, $txn) = ($p, $t) if $t > $txn;
+}
+sub nodes {
+    my $p = shift;
+    my $lower = unpack("v", substr($p, 12, 2));
+    return map { unpack("v", substr($p, 16 + 2 * $_, 2)) } 0 .. ($lower - 16) / 2 - 1;
+}
+my $main = page(unpack("Q<", substr($meta, 128, 8)));
+for my $off (nodes($main)) {
+    my ($lo, $hi, $fl, $ks) = unpack("vvvv", substr($main, $off, 8));
+    next unless substr($main, $off + 8, $ks) eq $name;
+    my $root = unpack("Q<", substr($main, $off + 8 + $ks + 40, 8));
+    my $rp = page($root);
+    my @out = ($root);
+    if (unpack("v", substr($rp, 10, 2)) & 1) {
+        for my $o (nodes($rp)) {
+            my ($a, $b, $c) = unpack("vvv", substr($rp, $o, 6));
+            push @out, $a | ($b << 16) | ($c << 32);
+        }
+    }
+    print "@out\n";
+    exit 0;
+}
+die "no database $name\n";
+' "$@"
+}
+# zero_page FILE PGNO : overwrite one 4096-byte page with zeros
+zero_page() { dd if=/dev/zero of="$1" bs=4096 seek="$2" count=1 conv=notrunc status=none; }
+# no_signal NAME ARGS... : kith exits by itself (status below 128) and says why when it fails
+no_signal() {
+    local name=$1 rc=0
+    shift
+    "$KITH" "$@" >"$tmp/out" 2>"$tmp/err" || rc=$? || true
+    if [ "$rc" -ge 128 ]; then
+        bad "$name: killed by signal $((rc - 128))"
+    elif [ "$rc" -ne 0 ] && ! grep -q "^kith: " "$tmp/err"; then
+        bad "$name: exit $rc without a message"
+    else
+        ok
+    fi
+}
+READ_CMDS=("verify" "export" "status" "log" "contact ls" "contact ls --json" "interaction ls"
+    "reminder ls" "conflicts" "peers" "id")
+
+# ---- a replica with enough data for branch pages -------------------------------------------------
+R=$tmp/r
+"$KITH" --dir "$R" init >/dev/null
+long=$(printf 'n%.0s' $(seq 250))
+notes=$(printf 'x%.0s' $(seq 1500))
+for i in $(seq 1 40); do
+    "$KITH" --dir "$R" contact add --name "$i $long" --notes "$notes" >/dev/null
+done
+run 0 "the undamaged replica verifies" --dir "$R" verify
+
+# ---- a zeroed B-tree page (STO-18) --------------------------------------------------------------
+for db in log index; do
+    D=$tmp/zero-$db
+    cp -a "$R" "$D"
+    read -r -a pg <<<"$(pages "$D/data.mdb" "$db")"
+    if [ "${#pg[@]}" -lt 3 ]; then
+        bad "database $db has no branch page to damage"
+        continue
+    fi
+    zero_page "$D/data.mdb" "${pg[2]}" # the second leaf: reached by stepping from the first
+    for cmd in "${READ_CMDS[@]}" "contact add --name After"; do
+        # shellcheck disable=SC2086 # cmd is words
+        no_signal "zeroed $db page: $cmd" --dir "$D" $cmd
+    done
+    run 1 "zeroed $db page: verify fails" --dir "$D" verify
+    check "zeroed $db page: verify names the database" err_has "database $db cannot be read"
+    check "zeroed $db page: verify reports it as damage" err_has "replica is damaged"
+    run 1 "zeroed $db page: verify --json fails" --dir "$D" verify --json
+    check "zeroed $db page: verify --json names it" grep -q "database $db cannot be read" "$tmp/out"
+done
+run 1 "zeroed index page: contact ls fails" --dir "$tmp/zero-index" contact ls
+check "zeroed index page: contact ls names the index" err_has "database index cannot be read"
+check "zeroed index page: not out of memory" err_lacks "out of memory"
+run 1 "zeroed log page: log fails" --dir "$tmp/zero-log" log
+check "zeroed log page: log names the log" err_has "database log cannot be read"
+
+echo "test_damage: $pass passed, $fail failed, $skipped skipped"
+[ "$fail" -eq 0 ]
