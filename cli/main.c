@@ -128,6 +128,7 @@ int
 cli_open(const struct cli *c, enum cli_open_mode mode, kith_replica **out)
 {
     unsigned flags = mode == CLI_CREATE ? KITH_CREATE : mode == CLI_READ ? KITH_RDONLY : 0;
+    const char *detail;
     int rc;
     *out = NULL;
     if (mode != CLI_CREATE && access(c->dir, F_OK) != 0 && errno == ENOENT)
@@ -135,8 +136,12 @@ cli_open(const struct cli *c, enum cli_open_mode mode, kith_replica **out)
     if (mode == CLI_CREATE && (rc = make_parents(c->dir)) < 0)
         return cli_fail(c, "%s: %s", c->dir, kith_strerror(rc));
     rc = kith_open(c->dir, flags, out);
+    detail = kith_errmsg(NULL); /* why the open failed, when the library knows more */
     if (rc == KITH_ENOTFOUND)
-        return cli_fail(c, "no replica in %s (run 'kith init' first)", c->dir);
+        return cli_fail(c, "no replica in %s (run 'kith init' %s)", c->dir,
+                        detail[0] != '\0' ? "to finish it" : "first");
+    if (rc < 0 && detail[0] != '\0')
+        return cli_fail(c, "%s", detail);
     if (rc < 0)
         return cli_fail(c, "%s: %s", c->dir, kith_strerror(rc));
     return CLI_OK;

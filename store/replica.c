@@ -31,6 +31,8 @@
 #define MAX_DBS 16
 
 static pthread_once_t sodium_once = PTHREAD_ONCE_INIT;
+/* Why this thread's last kith_open failed, for kith_errmsg(NULL): there is no handle then. */
+static _Thread_local char open_detail[512];
 static int sodium_rc;
 
 static void
@@ -107,7 +109,7 @@ kith_errmsg(const kith_replica *r)
     kith_replica *w = (kith_replica *)r; /* the lock is not part of the replica's value */
 
     if (r == NULL)
-        return "";
+        return open_detail;
     pthread_mutex_lock(&w->errlock);
     memcpy(buf, r->errmsg, sizeof buf);
     pthread_mutex_unlock(&w->errlock);
@@ -274,19 +276,17 @@ fsync_dir(const char *dir)
     return rc;
 }
 
-/* Write the secret key to dir/key: a temporary file of mode 0600, fsync, rename, fsync of
- * the directory, so the key is either wholly there or absent. */
+/* Write the secret key to dir/key.tmp, mode 0600, and fsync it: the key of a replica being
+ * created. key_commit makes it the replica's key once the replica is whole. */
 static int
-key_write(const char *dir, const uint8_t sk[64])
+key_write_tmp(const char *dir, const uint8_t sk[64])
 {
-    char *tmp = path_join(dir, KEY_TMP), *dst = path_join(dir, KEY_FILE);
+    char *tmp = path_join(dir, KEY_TMP);
     int fd = -1, rc = 0;
     size_t off = 0;
 
-    if (tmp == NULL || dst == NULL) {
-        rc = KITH_ENOMEM;
-        goto out_free;
-    }
+    if (tmp == NULL)
+        return KITH_ENOMEM;
     unlink(tmp); /* a leftover of an interrupted creation */
     fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0) {
@@ -312,12 +312,6 @@ key_write(const char *dir, const uint8_t sk[64])
         rc = -errno;
         goto out_unlink;
     }
-    fd = -1;
-    if (rename(tmp, dst) != 0) {
-        rc = -errno;
-        goto out_unlink;
-    }
-    rc = fsync_dir(dir);
     goto out_free;
 out_close:
     close(fd);
@@ -325,14 +319,31 @@ out_unlink:
     unlink(tmp);
 out_free:
     free(tmp);
+    return rc;
+}
+
+/* Rename dir/key.tmp to dir/key and fsync the directory: the last step of a creation. */
+static int
+key_commit(const char *dir)
+{
+    char *tmp = path_join(dir, KEY_TMP), *dst = path_join(dir, KEY_FILE);
+    int rc = 0;
+
+    if (tmp == NULL || dst == NULL)
+        rc = KITH_ENOMEM;
+    else if (rename(tmp, dst) != 0)
+        rc = -errno;
+    else
+        rc = fsync_dir(dir);
+    free(tmp);
     free(dst);
     return rc;
 }
 
 static int
-key_read(const char *dir, uint8_t sk[64])
+key_read(const char *dir, const char *name, uint8_t sk[64])
 {
-    char *p = path_join(dir, KEY_FILE);
+    char *p = path_join(dir, name);
     struct stat st;
     size_t off = 0;
     int fd, rc = 0;
@@ -600,9 +611,10 @@ out_abort:
     return rc;
 }
 
-/* 0 if `dir` holds nothing but what an interrupted creation leaves, else KITH_ECORRUPT. */
+/* 0 if `dir` holds nothing but what an interrupted creation leaves (lock.mdb, key.tmp, and
+ * data.mdb when `with_data`), else KITH_ECORRUPT. */
 static int
-dir_only_ours(const char *dir)
+dir_only_ours(const char *dir, bool with_data)
 {
     DIR *d = opendir(dir);
     struct dirent *e;
@@ -612,12 +624,51 @@ dir_only_ours(const char *dir)
         return -errno;
     while ((e = readdir(d)) != NULL) {
         if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0 ||
-            strcmp(e->d_name, "lock.mdb") == 0 || strcmp(e->d_name, KEY_TMP) == 0)
+            strcmp(e->d_name, "lock.mdb") == 0 || strcmp(e->d_name, KEY_TMP) == 0 ||
+            (with_data && strcmp(e->d_name, "data.mdb") == 0))
             continue;
         rc = KITH_ECORRUPT;
     }
     closedir(d);
     return rc;
+}
+
+/*
+ * Take up a creation in r->path: the key of key.tmp when it is whole, else a new key written
+ * there; a data.mdb left beside it is kept when LMDB can use it (env_setup then checks or
+ * writes its meta records), and deleted when it is cut short or belongs to no whole key, since
+ * a replica without its key file never held anything (the key is renamed into place last).
+ * Assumes (a) there is no key file, (b) the directory holds only a creation's leftovers.
+ */
+static int
+create_resume(kith_replica *r, bool *has_data)
+{
+    char why[200], *data;
+    bool drop = false;
+    int rc = key_read(r->path, KEY_TMP, r->sk);
+
+    if (rc < 0) {
+        if (crypto_sign_keypair(r->pk, r->sk) != 0)
+            return KITH_ENOMEM;
+        rc = key_write_tmp(r->path, r->sk);
+        if (rc < 0)
+            return kith__fail(r, rc, "%s/%s: %s", r->path, KEY_TMP, kith_strerror(rc));
+        drop = *has_data;
+    } else {
+        memcpy(r->pk, r->sk + 32, KITH_PUBKEY_BYTES);
+        drop = *has_data && kith__datafile_check(r->path, why, sizeof why) < 0;
+    }
+    if (!drop)
+        return 0;
+    data = path_join(r->path, "data.mdb");
+    if (data == NULL)
+        return KITH_ENOMEM;
+    rc = unlink(data) == 0 || errno == ENOENT ? 0 : -errno;
+    free(data);
+    if (rc < 0)
+        return kith__fail(r, rc, "%s/data.mdb: %s", r->path, kith_strerror(rc));
+    *has_data = false;
+    return 0;
 }
 
 static void
@@ -642,9 +693,10 @@ kith__open_sized(const char *path, unsigned flags, size_t mapsize, kith_replica 
 {
     kith_replica *r;
     struct stat st;
-    bool has_key, has_data, create;
+    bool has_key, has_tmp, has_data, create;
     int rc;
 
+    open_detail[0] = '\0';
     if (out == NULL)
         return KITH_EINVAL;
     *out = NULL;
@@ -693,48 +745,74 @@ kith__open_sized(const char *path, unsigned flags, size_t mapsize, kith_replica 
     }
 
     has_key = file_exists(path, KEY_FILE);
+    has_tmp = file_exists(path, KEY_TMP);
     has_data = file_exists(path, "data.mdb");
     create = false;
-    if (!has_key && !has_data) {
-        if (!(flags & KITH_CREATE)) {
-            rc = KITH_ENOTFOUND;
+    if (!has_key) {
+        /* Nothing here is a replica yet: a creation writes key.tmp, then the environment and
+         * its meta records, and renames key.tmp to key last. key.tmp, or data.mdb beside it,
+         * is a creation that did not finish; data.mdb alone is a replica that lost its key. */
+        if (has_data && !has_tmp) {
+            rc = kith__fail(r, KITH_ECORRUPT, "replica is damaged: data.mdb without a key file");
             goto out_free;
         }
-        /* only an empty directory (or one with our own leftovers) becomes a replica */
-        rc = dir_only_ours(path);
+        if (!(flags & KITH_CREATE)) {
+            rc = KITH_ENOTFOUND;
+            if (has_data || has_tmp)
+                kith__fail(r, rc, "%s: the replica's creation did not finish", path);
+            goto out_free;
+        }
+        rc = dir_only_ours(path, has_tmp);
         if (rc < 0) {
             rc = kith__fail(r, rc, "%s: not empty and not a kith replica", path);
             goto out_free;
         }
-        if (crypto_sign_keypair(r->pk, r->sk) != 0) {
-            rc = KITH_ENOMEM;
-            goto out_free;
-        }
-        rc = key_write(path, r->sk);
+        rc = create_resume(r, &has_data);
         if (rc < 0)
             goto out_free;
         create = true;
-    } else if (!has_key || !has_data) {
-        /* a key without data is an interrupted creation; data without a key is damage */
-        if (!has_key || !(flags & KITH_CREATE)) {
-            rc = has_key ? KITH_ENOTFOUND : KITH_ECORRUPT;
+    } else {
+        rc = key_read(path, KEY_FILE, r->sk);
+        if (rc < 0) {
+            rc = kith__fail(r, rc, "%s/key: %s", path,
+                            rc == KITH_ECORRUPT ? "not a 64-byte key" : kith_strerror(rc));
             goto out_free;
         }
-        create = true;
-    }
-    if (!create || has_key) {
-        rc = key_read(path, r->sk);
-        if (rc < 0)
-            goto out_free;
         memcpy(r->pk, r->sk + 32, KITH_PUBKEY_BYTES);
+        if (!has_data) {
+            /* a key without data: a creation by an earlier kith, which wrote the key first */
+            if (!(flags & KITH_CREATE)) {
+                rc = kith__fail(r, KITH_ENOTFOUND, "%s: the replica's creation did not finish",
+                                path);
+                goto out_free;
+            }
+            create = true;
+        } else {
+            char why[200];
+            rc = kith__datafile_check(path, why, sizeof why);
+            if (rc < 0) {
+                rc = why[0] != '\0' ? kith__fail(r, rc, "%s", why)
+                                    : kith__fail(r, rc, "%s/data.mdb: %s", path, kith_strerror(rc));
+                goto out_free;
+            }
+        }
     }
     r->id = kith__id_from_pk(r->pk);
+    if (!(flags & KITH_RDONLY) && (rc = kith__lockfile_prepare(path)) < 0) {
+        rc = kith__fail(r, rc, "%s/lock.mdb: %s", path, kith_strerror(rc));
+        goto out_free;
+    }
     rc = env_setup(r, create || (flags & KITH_CREATE), has_data, mapsize);
     if (rc < 0)
         goto out_free;
+    if (!has_key && (rc = key_commit(path)) < 0) {
+        rc = kith__fail(r, rc, "%s/key: %s", path, kith_strerror(rc));
+        goto out_free;
+    }
     *out = r;
     return 0;
 out_free:
+    snprintf(open_detail, sizeof open_detail, "%s", r->errmsg);
     replica_free(r);
     return rc;
 }

@@ -211,6 +211,17 @@ const char *kith__dbi_name(const kith_replica *r, MDB_dbi dbi);
 #define KITH__DBI_FREE ((MDB_dbi)0) /* LMDB's FREE_DBI */
 #define KITH__DBI_MAIN ((MDB_dbi)1) /* LMDB's MAIN_DBI: the table of named databases */
 
+/* ---- store/datafile.c ------------------------------------------------------------------ */
+
+/* Check dir/data.mdb against the last page its newer meta page names, before LMDB maps it
+ * (a page past the end of the file would raise SIGBUS). 0 when it holds them (or its missing
+ * pages are all free); KITH_ECORRUPT with "replica is damaged: data.mdb is N bytes, ..." in
+ * `why`; or -errno from opening or reading it (`why` empty). */
+int kith__datafile_check(const char *dir, char *why, size_t whylen);
+/* Create dir/lock.mdb if absent and give it its blocks (fallocate), so that LMDB's writes
+ * through its map cannot fault on a full disk. 0 or -errno (-ENOSPC, -EACCES). */
+int kith__lockfile_prepare(const char *dir);
+
 /* ---- store/guard.c --------------------------------------------------------------------- */
 
 /* The environment's assert callback (mdb_env_set_assert): inside a kith__mdb_* call below,

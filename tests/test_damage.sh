@@ -118,7 +118,13 @@ notes=$(printf 'x%.0s' $(seq 1500))
 for i in $(seq 1 40); do
     "$KITH" --dir "$R" contact add --name "$i $long" --notes "$notes" >/dev/null
 done
+big=$(printf 'y%.0s' $(seq 16000))
+for i in $(seq 1 30); do
+    "$KITH" --dir "$R" contact add --name "big $i" --notes "$big" >/dev/null
+done
 run 0 "the undamaged replica verifies" --dir "$R" verify
+size=$(stat -c %s "$R/data.mdb")
+check "the replica is over 1 MiB" test "$size" -gt 1048576
 
 # ---- a zeroed B-tree page (STO-18) --------------------------------------------------------------
 for db in log index; do
@@ -145,6 +151,35 @@ check "zeroed index page: contact ls names the index" err_has "database index ca
 check "zeroed index page: not out of memory" err_lacks "out of memory"
 run 1 "zeroed log page: log fails" --dir "$tmp/zero-log" log
 check "zeroed log page: log names the log" err_has "database log cannot be read"
+
+# ---- data.mdb cut short (STO-2, STO-18) --------------------------------------------------------
+for cut in 12288 65536 1048576 $((size - 4096)); do
+    D=$tmp/cut-$cut
+    cp -a "$R" "$D"
+    truncate -s "$cut" "$D/data.mdb"
+    for cmd in "${READ_CMDS[@]}" "contact add --name After" "init"; do
+        # shellcheck disable=SC2086 # cmd is words
+        no_signal "cut to $cut: $cmd" --dir "$D" $cmd
+    done
+    run 1 "cut to $cut: verify refuses" --dir "$D" verify
+    check "cut to $cut: verify gives both sizes" \
+        err_has "replica is damaged: data.mdb is $cut bytes, the database needs $size"
+    run 1 "cut to $cut: status refuses" --dir "$D" status
+    check "cut to $cut: status gives both sizes" err_has "data.mdb is $cut bytes"
+    check "cut to $cut: nothing written" test "$(stat -c %s "$D/data.mdb")" = "$cut"
+done
+D=$tmp/empty-data
+cp -a "$R" "$D"
+: >"$D/data.mdb"
+for cmd in "${READ_CMDS[@]}" "contact add --name After" "init"; do
+    # shellcheck disable=SC2086 # cmd is words
+    no_signal "0-byte data.mdb: $cmd" --dir "$D" $cmd
+done
+run 1 "0-byte data.mdb: export refuses" --dir "$D" export
+check "0-byte data.mdb: says damaged" err_has "replica is damaged: data.mdb is 0 bytes"
+check "0-byte data.mdb: not a bad descriptor" err_lacks "bad file descriptor"
+run 1 "0-byte data.mdb: init does not make a new replica over it" --dir "$D" init
+check "0-byte data.mdb: init leaves it" test ! -s "$D/data.mdb"
 
 echo "test_damage: $pass passed, $fail failed, $skipped skipped"
 [ "$fail" -eq 0 ]
