@@ -20,13 +20,16 @@
  * alternatives are recorded in spec/decisions.md D-6.
  *
  * MDB_CORRUPTED and MDB_PAGE_NOTFOUND returned the ordinary way get the same message, so
- * `kith_errmsg` says which database could not be read either way.
+ * `kith_errmsg` says which database could not be read either way. And an EIO that a full disk
+ * caused is given back as ENOSPC (eio_cause).
  */
 #include "store.h"
 
+#include <errno.h>
 #include <setjmp.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/statvfs.h>
 
 /* A wrapper's frame: where on_assert jumps to, and what it saw. */
 struct guard {
@@ -74,6 +77,27 @@ damage_note(MDB_env *env, MDB_dbi dbi, int rc, const char *assert_msg)
     return rc;
 }
 
+/*
+ * LMDB reports a short write (the disk filled in the middle of a page run) as EIO, not as
+ * the ENOSPC that caused it. When a call that may write pages fails with EIO and the file
+ * system holding data.mdb has less than KITH__EIO_FULL_BYTES left for us, the cause was the
+ * full disk: say ENOSPC, so the user frees space rather than suspects the hardware.
+ */
+#define KITH__EIO_FULL_BYTES (1u << 20)
+
+static int
+eio_cause(MDB_env *env, int rc)
+{
+    struct statvfs vfs;
+    mdb_filehandle_t fd;
+
+    if (rc != EIO || env == NULL || mdb_env_get_fd(env, &fd) != 0 || fstatvfs(fd, &vfs) != 0)
+        return rc;
+    if ((uint64_t)vfs.f_bavail * vfs.f_frsize < KITH__EIO_FULL_BYTES)
+        return ENOSPC;
+    return rc;
+}
+
 /* Run `call` (an expression setting rc) guarded; `g`, `rc` declared by the caller. */
 #define GUARDED(env_, dbi_, call_)                                                                 \
     do {                                                                                           \
@@ -87,7 +111,7 @@ damage_note(MDB_env *env, MDB_dbi dbi, int rc, const char *assert_msg)
         } else {                                                                                   \
             rc = MDB_CORRUPTED;                                                                    \
         }                                                                                          \
-        rc = damage_note(g.env, (dbi_), rc, g.msg);                                                \
+        rc = eio_cause(g.env, damage_note(g.env, (dbi_), rc, g.msg));                              \
     } while (0)
 
 static MDB_env *

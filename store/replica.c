@@ -552,7 +552,7 @@ env_setup(kith_replica *r, bool create, bool data_exists, size_t mapsize)
     rc = mdb_env_open(r->env, r->path, envflags, 0600);
     if (rc != 0) {
         int err = rc == MDB_INVALID ? KITH_ECORRUPT : kith__mdb_err(rc);
-        return kith__fail(r, err, "%s: cannot open LMDB: %s", r->path, mdb_strerror(rc));
+        return kith__fail(r, err, "%s: cannot open LMDB: %s", r->path, kith_strerror(err));
     }
     rc = size_check(r);
     if (rc < 0)
@@ -604,7 +604,8 @@ env_setup(kith_replica *r, bool create, bool data_exists, size_t mapsize)
         goto out_abort;
     rc = kith__mdb_err(kith__mdb_txn_commit(txn));
     if (rc < 0)
-        return kith__fail(r, rc, "%s: cannot commit the replica's setup", r->path);
+        return kith__fail(r, rc, "%s: cannot commit the replica's setup: %s", r->path,
+                          kith_strerror(rc));
     return 0;
 out_abort:
     mdb_txn_abort(txn);

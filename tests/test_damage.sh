@@ -50,6 +50,7 @@ run() {
 }
 err_has() { grep -q -- "$1" "$tmp/err"; }
 err_lacks() { ! grep -q -- "$1" "$tmp/err"; }
+not() { ! "$@"; }
 
 # pages FILE DB : "root child..." page numbers of database DB's B-tree (children when the root
 # is a branch page), read from the newer meta page and the main database's leaf.
@@ -115,7 +116,7 @@ R=$tmp/r
 "$KITH" --dir "$R" init >/dev/null
 long=$(printf 'n%.0s' $(seq 250))
 notes=$(printf 'x%.0s' $(seq 1500))
-for i in $(seq 1 40); do
+for i in $(seq 1 30); do
     "$KITH" --dir "$R" contact add --name "$i $long" --notes "$notes" >/dev/null
 done
 big=$(printf 'y%.0s' $(seq 16000))
@@ -180,6 +181,60 @@ check "0-byte data.mdb: says damaged" err_has "replica is damaged: data.mdb is 0
 check "0-byte data.mdb: not a bad descriptor" err_lacks "bad file descriptor"
 run 1 "0-byte data.mdb: init does not make a new replica over it" --dir "$D" init
 check "0-byte data.mdb: init leaves it" test ! -s "$D/data.mdb"
+
+# ---- a full disk (STO-1, STO-19) -----------------------------------------------------------------
+# small_fs DIR SIZE : mount a tmpfs of SIZE at DIR (unmounted at exit); fails when we cannot
+small_fs() {
+    mkdir -p "$1"
+    mount -t tmpfs -o "size=$2,mode=0755" kith-test "$1" 2>/dev/null || return 1
+    mounts+=("$1")
+}
+# fill DIR KIB : fill the file system of DIR until KIB KiB are left
+fill() {
+    local avail
+    rm -f "$1/fill"
+    avail=$(df -B1 --output=avail "$1" | tail -1)
+    head -c $((avail - $2 * 1024)) /dev/zero >"$1/fill" 2>/dev/null || true
+}
+M=$tmp/mnt
+if ! small_fs "$M" 64k; then
+    skip "full disk: cannot mount a tmpfs here (needs root); init, commit and apply untested"
+else
+    for free in 4 8 12 20; do
+        rm -rf "${M:?}"/*
+        fill "$M" "$free"
+        no_signal "init with $free KiB free" --dir "$M/r" init
+        if [ -e "$M/r/key" ]; then
+            ok # it fitted
+        else
+            run 1 "init with $free KiB free fails" --dir "$M/r" init
+            check "init with $free KiB free: says the disk is full" \
+                err_has "no space left on device"
+            run 1 "after init with $free KiB free: status" --dir "$M/r" status
+            check "after init with $free KiB free: status says to finish init" \
+                err_has "run 'kith init' to finish it"
+        fi
+        rm -f "$M/fill"
+        run 0 "init with $free KiB free: init finishes once space is freed" --dir "$M/r" init
+        run 0 "init with $free KiB free: the finished replica verifies" --dir "$M/r" verify
+        run 0 "init with $free KiB free: a commit works" --dir "$M/r" contact add --name Later
+    done
+    umount "$M" && mounts=()
+
+    small_fs "$M" 512k
+    "$KITH" --dir "$R" bundle create -o "$tmp/r.bundle" 2>/dev/null
+    "$KITH" --dir "$M/r" init >/dev/null
+    "$KITH" --dir "$M/r" trust "$("$KITH" --dir "$R" id --json | sed -n 's/.*"pubkey": "\(.*\)".*/\1/p')" >/dev/null
+    fill "$M" 16
+    run 1 "full disk: bundle apply fails" --dir "$M/r" bundle apply "$tmp/r.bundle"
+    check "full disk: bundle apply says the disk is full" grep -qi "no space left on device" "$tmp/err"
+    check "full disk: bundle apply is not an I/O error" not grep -qi "input/output error" "$tmp/err"
+    run 1 "full disk: contact add fails" --dir "$M/r" contact add --name "$long" --notes "$big"
+    check "full disk: commit says the disk is full" err_has "no space left on device"
+    check "full disk: commit is not an I/O error" err_lacks "input/output error"
+    run 0 "full disk: the replica still verifies" --dir "$M/r" verify
+    umount "$M" && mounts=()
+fi
 
 echo "test_damage: $pass passed, $fail failed, $skipped skipped"
 [ "$fail" -eq 0 ]
