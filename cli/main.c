@@ -124,6 +124,21 @@ make_parents(const char *path)
     return 0;
 }
 
+/* Warn when DIR/key, the secret key (mode 0600 per kith.h), is readable by other users. */
+static void
+key_mode_warn(const struct cli *c)
+{
+    char path[4096];
+    struct stat st;
+
+    if ((size_t)snprintf(path, sizeof path, "%s/key", c->dir) >= sizeof path ||
+        stat(path, &st) != 0 || (st.st_mode & (S_IRGRP | S_IROTH)) == 0)
+        return;
+    fprintf(stderr,
+            "kith: warning: %s is readable by other users (mode %04o); run 'chmod 600 %s'\n", path,
+            (unsigned)(st.st_mode & 07777), path);
+}
+
 int
 cli_open(const struct cli *c, enum cli_open_mode mode, kith_replica **out)
 {
@@ -144,6 +159,7 @@ cli_open(const struct cli *c, enum cli_open_mode mode, kith_replica **out)
         return cli_fail(c, "%s", detail);
     if (rc < 0)
         return cli_fail(c, "%s: %s", c->dir, kith_strerror(rc));
+    key_mode_warn(c);
     return CLI_OK;
 }
 

@@ -402,6 +402,10 @@ kith_batch_create(kith_replica *r, const kith_batch_opts *opts, kith_buf *out,
         rc = kith__mdb_get(bd.txn, r->sigs, &sk, &sv);
         if (rc == 0 && sv.mv_size == KITH_SIG_BYTES) {
             memcpy(h->sig, sv.mv_data, KITH_SIG_BYTES);
+        } else if (rn->origin == r->id && !r->has_sk) {
+            rc =
+                kith__fail(r, -EACCES, "%s/key: cannot be read, so no head can be signed", r->path);
+            goto out_cursor;
         } else if (rn->origin == r->id) {
             kith__head_sign(r->sk, r->id, rn->last, rn->chain, h->sig);
         } else {

@@ -248,16 +248,33 @@ path_join(const char *dir, const char *name)
     return p;
 }
 
-static bool
-file_exists(const char *dir, const char *name)
+/* 1 if dir/name exists, 0 if not, -errno when that cannot be told (-EACCES: the directory
+ * cannot be searched). */
+static int
+file_probe(const char *dir, const char *name)
 {
     char *p = path_join(dir, name);
     struct stat st;
+    int rc;
+
+    if (p == NULL)
+        return KITH_ENOMEM;
+    rc = stat(p, &st) == 0 ? 1 : errno == ENOENT ? 0 : -errno;
+    free(p);
+    return rc;
+}
+
+/* Can this process write dir/name (or create it, when it is absent)? */
+static bool
+file_writable(const char *dir, const char *name)
+{
+    char *p = path_join(dir, name);
     bool ok;
 
     if (p == NULL)
         return false;
-    ok = stat(p, &st) == 0;
+    ok = faccessat(AT_FDCWD, p, W_OK, AT_EACCESS) == 0 ||
+         (errno == ENOENT && faccessat(AT_FDCWD, dir, W_OK, AT_EACCESS) == 0);
     free(p);
     return ok;
 }
@@ -475,6 +492,10 @@ meta_check(kith_replica *r, MDB_txn *txn)
     if (fmt == 0)
         return kith__fail(r, KITH_ECORRUPT, "%s: bad layout version 0", r->path);
     rc = kith__meta_get(r, txn, "pk", &v);
+    if (rc == 0 && v.mv_size == KITH_PUBKEY_BYTES && !r->has_sk) {
+        memcpy(r->pk, v.mv_data, KITH_PUBKEY_BYTES); /* the key file is not readable to us */
+        r->id = kith__id_from_pk(r->pk);
+    }
     if (rc < 0 || v.mv_size != KITH_PUBKEY_BYTES ||
         sodium_memcmp(v.mv_data, r->pk, KITH_PUBKEY_BYTES) != 0)
         return kith__fail(r, KITH_ECORRUPT, "%s: the key file does not belong to this replica",
@@ -534,6 +555,8 @@ env_setup(kith_replica *r, bool create, bool data_exists, size_t mapsize)
         envflags |= MDB_NOSYNC;
     if (r->flags & KITH_RDONLY)
         envflags |= MDB_RDONLY;
+    if ((r->flags & KITH_RDONLY) && !file_writable(r->path, "lock.mdb"))
+        envflags |= MDB_NOLOCK; /* a reader who may not write: see spec/storage.md STO-20 */
     rc = mdb_env_create(&r->env);
     if (rc != 0) {
         r->env = NULL;
@@ -659,6 +682,7 @@ create_resume(kith_replica *r, bool *has_data)
         memcpy(r->pk, r->sk + 32, KITH_PUBKEY_BYTES);
         drop = *has_data && kith__datafile_check(r->path, why, sizeof why) < 0;
     }
+    r->has_sk = true;
     if (!drop)
         return 0;
     data = path_join(r->path, "data.mdb");
@@ -745,9 +769,18 @@ kith__open_sized(const char *path, unsigned flags, size_t mapsize, kith_replica 
         goto out_free;
     }
 
-    has_key = file_exists(path, KEY_FILE);
-    has_tmp = file_exists(path, KEY_TMP);
-    has_data = file_exists(path, "data.mdb");
+    rc = file_probe(path, KEY_FILE);
+    has_key = rc > 0;
+    if (rc >= 0)
+        rc = file_probe(path, KEY_TMP);
+    has_tmp = rc > 0;
+    if (rc >= 0)
+        rc = file_probe(path, "data.mdb");
+    if (rc < 0) {
+        rc = kith__fail(r, rc, "%s: %s", path, kith_strerror(rc)); /* EACCES: not "no replica" */
+        goto out_free;
+    }
+    has_data = rc > 0;
     create = false;
     if (!has_key) {
         /* Nothing here is a replica yet: a creation writes key.tmp, then the environment and
@@ -774,12 +807,17 @@ kith__open_sized(const char *path, unsigned flags, size_t mapsize, kith_replica 
         create = true;
     } else {
         rc = key_read(path, KEY_FILE, r->sk);
+        if (rc == -EACCES && (flags & KITH_RDONLY) && has_data) {
+            rc = 0; /* a reader who may not see the secret key: identity from meta (env_setup) */
+        } else if (rc == 0) {
+            r->has_sk = true;
+            memcpy(r->pk, r->sk + 32, KITH_PUBKEY_BYTES);
+        }
         if (rc < 0) {
             rc = kith__fail(r, rc, "%s/key: %s", path,
                             rc == KITH_ECORRUPT ? "not a 64-byte key" : kith_strerror(rc));
             goto out_free;
         }
-        memcpy(r->pk, r->sk + 32, KITH_PUBKEY_BYTES);
         if (!has_data) {
             /* a key without data: a creation by an earlier kith, which wrote the key first */
             if (!(flags & KITH_CREATE)) {
@@ -798,7 +836,8 @@ kith__open_sized(const char *path, unsigned flags, size_t mapsize, kith_replica 
             }
         }
     }
-    r->id = kith__id_from_pk(r->pk);
+    if (r->has_sk)
+        r->id = kith__id_from_pk(r->pk);
     if (!(flags & KITH_RDONLY) && (rc = kith__lockfile_prepare(path)) < 0) {
         rc = kith__fail(r, rc, "%s/lock.mdb: %s", path, kith_strerror(rc));
         goto out_free;
@@ -859,6 +898,8 @@ kith_sign(kith_replica *r, const char context[8], const void *msg, size_t len,
     if (r == NULL || context == NULL || (msg == NULL && len > 0) || sig == NULL ||
         len > SIZE_MAX - 8)
         return KITH_EINVAL;
+    if (!r->has_sk)
+        return kith__fail(r, -EACCES, "%s/key: cannot be read, so nothing can be signed", r->path);
     buf = malloc(len + 8);
     if (buf == NULL)
         return KITH_ENOMEM;
@@ -878,6 +919,8 @@ kith_curve_keys(kith_replica *r, uint8_t public_x[32], uint8_t secret_x[32])
 {
     if (r == NULL || public_x == NULL || secret_x == NULL)
         return KITH_EINVAL;
+    if (!r->has_sk)
+        return kith__fail(r, -EACCES, "%s/key: cannot be read", r->path);
     if (crypto_sign_ed25519_pk_to_curve25519(public_x, r->pk) != 0)
         return kith__fail(r, KITH_ECORRUPT, "the public key has no X25519 form");
     if (crypto_sign_ed25519_sk_to_curve25519(secret_x, r->sk) != 0)

@@ -98,6 +98,7 @@ struct kith_replica {
     uint64_t id;
     uint8_t pk[KITH_PUBKEY_BYTES];
     uint8_t sk[64]; /* Ed25519 secret key; wiped at close */
+    bool has_sk;    /* sk was read; false on a read-only open by a user the key file refuses */
     unsigned flags; /* kith_open flags */
     char *path;
     pthread_rwlock_t resize; /* txns hold it shared; growing the map holds it exclusive */

@@ -153,6 +153,19 @@ check "zeroed index page: not out of memory" err_lacks "out of memory"
 run 1 "zeroed log page: log fails" --dir "$tmp/zero-log" log
 check "zeroed log page: log names the log" err_has "database log cannot be read"
 
+# ---- bytes overwritten in a register page: the cause is damage, not memory (STO-18) -------------
+D=$tmp/scribbled-regs
+cp -a "$R" "$D"
+read -r -a pg <<<"$(pages "$D/data.mdb" regs)"
+perl -e 'print "Z" x 2000' | dd of="$D/data.mdb" bs=1 seek=$((pg[0] * 4096 + 16)) conv=notrunc status=none
+for cmd in "${READ_CMDS[@]}"; do
+    # shellcheck disable=SC2086 # cmd is words
+    no_signal "scribbled regs page: $cmd" --dir "$D" $cmd
+done
+run 1 "scribbled regs page: contact ls fails" --dir "$D" contact ls
+check "scribbled regs page: contact ls names regs" err_has "database regs cannot be read"
+check "scribbled regs page: not out of memory" err_lacks "out of memory"
+
 # ---- data.mdb cut short (STO-2, STO-18) --------------------------------------------------------
 for cut in 12288 65536 1048576 $((size - 4096)); do
     D=$tmp/cut-$cut
@@ -234,6 +247,53 @@ else
     check "full disk: commit is not an I/O error" err_lacks "input/output error"
     run 0 "full disk: the replica still verifies" --dir "$M/r" verify
     umount "$M" && mounts=()
+fi
+
+# ---- a replica the user may read but not write (STO-20, CLI-11) ----------------------------------
+# run_as EXPECTED_RC NAME ARGS... : as run, as the user nobody
+run_as() {
+    local want=$1 name=$2 rc=0
+    shift 2
+    setpriv --reuid=nobody --regid=nogroup --clear-groups "$KITH" "$@" >"$tmp/out" 2>"$tmp/err" ||
+        rc=$? || true
+    if [ "$rc" = "$want" ]; then ok; else bad "$name (exit $rc, wanted $want)"; fi
+}
+if [ "$(id -u)" != 0 ] || ! setpriv --reuid=nobody --regid=nogroup --clear-groups true 2>/dev/null; then
+    skip "read-only replica: cannot run as nobody here (needs root and setpriv)"
+else
+    chmod 711 "$tmp"
+    P=$tmp/shared
+    cp -a "$R" "$P"
+    chmod 755 "$P"
+    chmod 644 "$P/data.mdb" "$P/lock.mdb"
+    chmod 600 "$P/key"
+    own_id=$("$KITH" --dir "$P" id | awk '$1 == "id" {print $2}')
+    doc=$("$KITH" --dir "$P" contact ls | awk 'NR == 2 {print $1}')
+    for cmd in status "contact ls" "contact show $doc" export verify log "interaction ls"; do
+        # shellcheck disable=SC2086 # cmd is words
+        run_as 0 "read-only replica: $cmd" --dir "$P" $cmd
+    done
+    run_as 0 "read-only replica: id" --dir "$P" id
+    check "read-only replica: the same id as its owner sees" grep -q "^id  *$own_id\$" "$tmp/out"
+    run_as 1 "read-only replica: a write is refused" --dir "$P" contact add --name Nobody
+    check "read-only replica: the write says permission denied" err_has "permission denied"
+    run_as 1 "read-only replica: bundle create cannot sign" --dir "$P" bundle create -o "$tmp/nobody.bundle"
+    check "read-only replica: bundle create names the key" err_has "key: cannot be read"
+    run 0 "read-only replica: the owner still writes" --dir "$P" contact add --name Owner
+
+    run 0 "key mode 0600: no warning" --dir "$P" status
+    check "key mode 0600: stderr is empty" test ! -s "$tmp/err"
+    chmod 644 "$P/key"
+    run 0 "key mode 0644: still works" --dir "$P" status
+    check "key mode 0644: warns" err_has "warning: .*key is readable by other users"
+    run_as 0 "key mode 0644, another user: works" --dir "$P" status
+
+    chmod 700 "$P"
+    run_as 1 "unreadable directory: status fails" --dir "$P" status
+    check "unreadable directory: says permission denied" err_has "permission denied"
+    check "unreadable directory: not 'no replica'" err_lacks "no replica"
+    run_as 1 "unreadable directory: verify fails" --dir "$P" verify
+    check "unreadable directory: verify says permission denied" err_has "permission denied"
 fi
 
 echo "test_damage: $pass passed, $fail failed, $skipped skipped"
