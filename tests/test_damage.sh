@@ -269,7 +269,8 @@ else
     chmod 600 "$P/key"
     own_id=$("$KITH" --dir "$P" id | awk '$1 == "id" {print $2}')
     doc=$("$KITH" --dir "$P" contact ls | awk 'NR == 2 {print $1}')
-    for cmd in status "contact ls" "contact show $doc" export verify log "interaction ls"; do
+    for cmd in status "contact ls" "contact ls --json" "contact show $doc" export verify log \
+        "interaction ls" "reminder ls" conflicts peers; do
         # shellcheck disable=SC2086 # cmd is words
         run_as 0 "read-only replica: $cmd" --dir "$P" $cmd
     done
