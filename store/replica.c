@@ -5,11 +5,13 @@
  * (signing, and its X25519 twin for ZeroMQ CURVE).
  *
  * A replica directory holds LMDB's data.mdb and lock.mdb and `key`, the 64-byte Ed25519
- * secret key (libsodium's form: seed then public key), mode 0600. Creation writes the key
- * first, atomically (temporary file, fsync, rename, fsync of the directory), then the meta
- * records in one LMDB transaction; a directory with a key but no meta is a creation that
- * was interrupted and is finished by the next KITH_CREATE open. spec/storage.md "Files"
- * and "Map growth" give the rules in prose.
+ * secret key (libsodium's form: seed then public key), mode 0600. Creation writes the key to
+ * key.tmp (fsync), then the environment and the meta records in one LMDB transaction, and
+ * renames key.tmp to key last (fsync of the directory): a directory without `key` holds no
+ * replica yet, and the next KITH_CREATE open finishes what it holds. Before LMDB maps
+ * anything, data.mdb is checked against its meta page and lock.mdb given its blocks
+ * (store/files.c). spec/storage.md "Files", "Map growth" and sections 11-13 give the rules
+ * in prose.
  */
 #include "store.h"
 
@@ -26,8 +28,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define KEY_FILE "key"
-#define KEY_TMP "key.tmp"
 #define MAX_DBS 16
 
 static pthread_once_t sodium_once = PTHREAD_ONCE_INIT;
@@ -234,166 +234,6 @@ kith__meta_put_u64(kith_replica *r, MDB_txn *txn, const char *key, uint64_t val)
 
 /* ---- files ------------------------------------------------------------------------- */
 
-static char *
-path_join(const char *dir, const char *name)
-{
-    size_t a = strlen(dir), b = strlen(name);
-    char *p = malloc(a + b + 2);
-
-    if (p == NULL)
-        return NULL;
-    memcpy(p, dir, a);
-    p[a] = '/';
-    memcpy(p + a + 1, name, b + 1);
-    return p;
-}
-
-/* 1 if dir/name exists, 0 if not, -errno when that cannot be told (-EACCES: the directory
- * cannot be searched). */
-static int
-file_probe(const char *dir, const char *name)
-{
-    char *p = path_join(dir, name);
-    struct stat st;
-    int rc;
-
-    if (p == NULL)
-        return KITH_ENOMEM;
-    rc = stat(p, &st) == 0 ? 1 : errno == ENOENT ? 0 : -errno;
-    free(p);
-    return rc;
-}
-
-/* Can this process write dir/name (or create it, when it is absent)? */
-static bool
-file_writable(const char *dir, const char *name)
-{
-    char *p = path_join(dir, name);
-    bool ok;
-
-    if (p == NULL)
-        return false;
-    ok = faccessat(AT_FDCWD, p, W_OK, AT_EACCESS) == 0 ||
-         (errno == ENOENT && faccessat(AT_FDCWD, dir, W_OK, AT_EACCESS) == 0);
-    free(p);
-    return ok;
-}
-
-static int
-fsync_dir(const char *dir)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    int rc = 0;
-
-    if (fd < 0)
-        return -errno;
-    if (fsync(fd) != 0)
-        rc = -errno;
-    close(fd);
-    return rc;
-}
-
-/* Write the secret key to dir/key.tmp, mode 0600, and fsync it: the key of a replica being
- * created. key_commit makes it the replica's key once the replica is whole. */
-static int
-key_write_tmp(const char *dir, const uint8_t sk[64])
-{
-    char *tmp = path_join(dir, KEY_TMP);
-    int fd = -1, rc = 0;
-    size_t off = 0;
-
-    if (tmp == NULL)
-        return KITH_ENOMEM;
-    unlink(tmp); /* a leftover of an interrupted creation */
-    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        rc = -errno;
-        goto out_free;
-    }
-    while (off < 64) {
-        ssize_t w = write(fd, sk + off, 64 - off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0) {
-            rc = w < 0 ? -errno : -EIO;
-            goto out_close;
-        }
-        off += (size_t)w;
-    }
-    if (fsync(fd) != 0) {
-        rc = -errno;
-        goto out_close;
-    }
-    if (close(fd) != 0) {
-        fd = -1;
-        rc = -errno;
-        goto out_unlink;
-    }
-    goto out_free;
-out_close:
-    close(fd);
-out_unlink:
-    unlink(tmp);
-out_free:
-    free(tmp);
-    return rc;
-}
-
-/* Rename dir/key.tmp to dir/key and fsync the directory: the last step of a creation. */
-static int
-key_commit(const char *dir)
-{
-    char *tmp = path_join(dir, KEY_TMP), *dst = path_join(dir, KEY_FILE);
-    int rc = 0;
-
-    if (tmp == NULL || dst == NULL)
-        rc = KITH_ENOMEM;
-    else if (rename(tmp, dst) != 0)
-        rc = -errno;
-    else
-        rc = fsync_dir(dir);
-    free(tmp);
-    free(dst);
-    return rc;
-}
-
-static int
-key_read(const char *dir, const char *name, uint8_t sk[64])
-{
-    char *p = path_join(dir, name);
-    struct stat st;
-    size_t off = 0;
-    int fd, rc = 0;
-
-    if (p == NULL)
-        return KITH_ENOMEM;
-    fd = open(p, O_RDONLY | O_CLOEXEC);
-    free(p);
-    if (fd < 0)
-        return errno == ENOENT ? KITH_ECORRUPT : -errno;
-    if (fstat(fd, &st) != 0) {
-        rc = -errno;
-        goto out_close;
-    }
-    if (st.st_size != 64) {
-        rc = KITH_ECORRUPT;
-        goto out_close;
-    }
-    while (off < 64) {
-        ssize_t n = read(fd, sk + off, 64 - off);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            rc = n < 0 ? -errno : KITH_ECORRUPT;
-            goto out_close;
-        }
-        off += (size_t)n;
-    }
-out_close:
-    close(fd);
-    return rc;
-}
-
 /* ---- open / close ------------------------------------------------------------------- */
 
 struct dbi_name {
@@ -515,32 +355,6 @@ meta_empty(kith_replica *r, MDB_txn *txn)
 }
 
 /*
- * Refuse a data file cut down to (or below) its two meta pages while the meta names more
- * pages: every replica has written page 2 at its first commit and a file never shrinks, so
- * this can only be damage, and reading the named databases through the map would raise
- * SIGBUS. A cut further in is not detected here: pages past the end may legitimately be
- * free (LMDB does not write a page allocated and freed in one transaction), and telling
- * those apart would mean reading the free list through the same map.
- */
-static int
-size_check(kith_replica *r)
-{
-    MDB_envinfo info;
-    MDB_stat st;
-    struct stat fst;
-    mdb_filehandle_t fd;
-
-    if (mdb_env_info(r->env, &info) != 0 || mdb_env_stat(r->env, &st) != 0 ||
-        mdb_env_get_fd(r->env, &fd) != 0 || fstat(fd, &fst) != 0)
-        return kith__fail(r, KITH_ECORRUPT, "%s: cannot inspect data.mdb", r->path);
-    if (info.me_last_pgno >= 2 && (uint64_t)fst.st_size < 3ull * st.ms_psize)
-        return kith__fail(r, KITH_ECORRUPT,
-                          "%s: data.mdb is truncated (%lld bytes, %llu pages in use)", r->path,
-                          (long long)fst.st_size, (unsigned long long)info.me_last_pgno + 1);
-    return 0;
-}
-
-/*
  * Bring up the LMDB side: environment, databases, and (when `create`) the meta records.
  * Assumes r->path, r->flags, r->pk, r->id are set.
  */
@@ -555,7 +369,7 @@ env_setup(kith_replica *r, bool create, bool data_exists, size_t mapsize)
         envflags |= MDB_NOSYNC;
     if (r->flags & KITH_RDONLY)
         envflags |= MDB_RDONLY;
-    if ((r->flags & KITH_RDONLY) && !file_writable(r->path, "lock.mdb"))
+    if ((r->flags & KITH_RDONLY) && !kith__file_writable(r->path, "lock.mdb"))
         envflags |= MDB_NOLOCK; /* a reader who may not write: see spec/storage.md STO-20 */
     rc = mdb_env_create(&r->env);
     if (rc != 0) {
@@ -577,9 +391,6 @@ env_setup(kith_replica *r, bool create, bool data_exists, size_t mapsize)
         int err = rc == MDB_INVALID ? KITH_ECORRUPT : kith__mdb_err(rc);
         return kith__fail(r, err, "%s: cannot open LMDB: %s", r->path, kith_strerror(err));
     }
-    rc = size_check(r);
-    if (rc < 0)
-        return rc;
     {
         int dead = 0; /* clear reader slots of processes that died (killed CLI runs) */
         (void)mdb_reader_check(r->env, &dead);
@@ -635,28 +446,6 @@ out_abort:
     return rc;
 }
 
-/* 0 if `dir` holds nothing but what an interrupted creation leaves (lock.mdb, key.tmp, and
- * data.mdb when `with_data`), else KITH_ECORRUPT. */
-static int
-dir_only_ours(const char *dir, bool with_data)
-{
-    DIR *d = opendir(dir);
-    struct dirent *e;
-    int rc = 0;
-
-    if (d == NULL)
-        return -errno;
-    while ((e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0 ||
-            strcmp(e->d_name, "lock.mdb") == 0 || strcmp(e->d_name, KEY_TMP) == 0 ||
-            (with_data && strcmp(e->d_name, "data.mdb") == 0))
-            continue;
-        rc = KITH_ECORRUPT;
-    }
-    closedir(d);
-    return rc;
-}
-
 /*
  * Take up a creation in r->path: the key of key.tmp when it is whole, else a new key written
  * there; a data.mdb left beside it is kept when LMDB can use it (env_setup then checks or
@@ -669,14 +458,14 @@ create_resume(kith_replica *r, bool *has_data)
 {
     char why[200], *data;
     bool drop = false;
-    int rc = key_read(r->path, KEY_TMP, r->sk);
+    int rc = kith__key_read(r->path, KITH__KEY_TMP, r->sk);
 
     if (rc < 0) {
         if (crypto_sign_keypair(r->pk, r->sk) != 0)
             return KITH_ENOMEM;
-        rc = key_write_tmp(r->path, r->sk);
+        rc = kith__key_write_tmp(r->path, r->sk);
         if (rc < 0)
-            return kith__fail(r, rc, "%s/%s: %s", r->path, KEY_TMP, kith_strerror(rc));
+            return kith__fail(r, rc, "%s/%s: %s", r->path, KITH__KEY_TMP, kith_strerror(rc));
         drop = *has_data;
     } else {
         memcpy(r->pk, r->sk + 32, KITH_PUBKEY_BYTES);
@@ -685,7 +474,7 @@ create_resume(kith_replica *r, bool *has_data)
     r->has_sk = true;
     if (!drop)
         return 0;
-    data = path_join(r->path, "data.mdb");
+    data = kith__path_join(r->path, "data.mdb");
     if (data == NULL)
         return KITH_ENOMEM;
     rc = unlink(data) == 0 || errno == ENOENT ? 0 : -errno;
@@ -769,13 +558,13 @@ kith__open_sized(const char *path, unsigned flags, size_t mapsize, kith_replica 
         goto out_free;
     }
 
-    rc = file_probe(path, KEY_FILE);
+    rc = kith__file_probe(path, KITH__KEY_FILE);
     has_key = rc > 0;
     if (rc >= 0)
-        rc = file_probe(path, KEY_TMP);
+        rc = kith__file_probe(path, KITH__KEY_TMP);
     has_tmp = rc > 0;
     if (rc >= 0)
-        rc = file_probe(path, "data.mdb");
+        rc = kith__file_probe(path, "data.mdb");
     if (rc < 0) {
         rc = kith__fail(r, rc, "%s: %s", path, kith_strerror(rc)); /* EACCES: not "no replica" */
         goto out_free;
@@ -796,7 +585,7 @@ kith__open_sized(const char *path, unsigned flags, size_t mapsize, kith_replica 
                 kith__fail(r, rc, "%s: the replica's creation did not finish", path);
             goto out_free;
         }
-        rc = dir_only_ours(path, has_tmp);
+        rc = kith__dir_only_ours(path, has_tmp);
         if (rc < 0) {
             rc = kith__fail(r, rc, "%s: not empty and not a kith replica", path);
             goto out_free;
@@ -806,7 +595,7 @@ kith__open_sized(const char *path, unsigned flags, size_t mapsize, kith_replica 
             goto out_free;
         create = true;
     } else {
-        rc = key_read(path, KEY_FILE, r->sk);
+        rc = kith__key_read(path, KITH__KEY_FILE, r->sk);
         if (rc == -EACCES && (flags & KITH_RDONLY) && has_data) {
             rc = 0; /* a reader who may not see the secret key: identity from meta (env_setup) */
         } else if (rc == 0) {
@@ -845,7 +634,7 @@ kith__open_sized(const char *path, unsigned flags, size_t mapsize, kith_replica 
     rc = env_setup(r, create || (flags & KITH_CREATE), has_data, mapsize);
     if (rc < 0)
         goto out_free;
-    if (!has_key && (rc = key_commit(path)) < 0) {
+    if (!has_key && (rc = kith__key_commit(path)) < 0) {
         rc = kith__fail(r, rc, "%s/key: %s", path, kith_strerror(rc));
         goto out_free;
     }

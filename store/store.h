@@ -212,7 +212,28 @@ const char *kith__dbi_name(const kith_replica *r, MDB_dbi dbi);
 #define KITH__DBI_FREE ((MDB_dbi)0) /* LMDB's FREE_DBI */
 #define KITH__DBI_MAIN ((MDB_dbi)1) /* LMDB's MAIN_DBI: the table of named databases */
 
-/* ---- store/datafile.c ------------------------------------------------------------------ */
+/* ---- store/files.c --------------------------------------------------------------------- */
+
+#define KITH__KEY_FILE "key"    /* the secret key of a whole replica */
+#define KITH__KEY_TMP "key.tmp" /* the key of a replica being created */
+
+/* dir "/" name, malloc'd; NULL when out of memory. */
+char *kith__path_join(const char *dir, const char *name);
+/* 1 if dir/name exists, 0 if not, -errno when that cannot be told (-EACCES). */
+int kith__file_probe(const char *dir, const char *name);
+/* Can this process write dir/name (or create it in dir, when it is absent)? */
+bool kith__file_writable(const char *dir, const char *name);
+/* fsync the directory itself. 0 or -errno. */
+int kith__fsync_dir(const char *dir);
+/* Write sk to dir/key.tmp (O_EXCL, mode 0600, fsync). 0 or -errno; no key.tmp on failure. */
+int kith__key_write_tmp(const char *dir, const uint8_t sk[64]);
+/* Rename dir/key.tmp to dir/key and fsync dir: the last step of a creation. 0 or -errno. */
+int kith__key_commit(const char *dir);
+/* Read a 64-byte key from dir/name. 0, KITH_ECORRUPT (absent or not 64 bytes), or -errno. */
+int kith__key_read(const char *dir, const char *name, uint8_t sk[64]);
+/* 0 if dir holds only a creation's leftovers (lock.mdb, key.tmp, and data.mdb when
+ * with_data), KITH_ECORRUPT if it holds anything else, -errno if it cannot be read. */
+int kith__dir_only_ours(const char *dir, bool with_data);
 
 /* Check dir/data.mdb against the last page its newer meta page names, before LMDB maps it
  * (a page past the end of the file would raise SIGBUS). 0 when it holds them (or its missing

@@ -1,6 +1,8 @@
 /*
- * datafile.c — the checks made on a replica's files before LMDB maps them, for the two ways
- * a mapped file kills a process with SIGBUS instead of returning an error.
+ * files.c — a replica's files other than through LMDB: the key file (written to key.tmp,
+ * renamed to key when the replica is whole), whether a file exists or may be written, and the
+ * checks made on data.mdb and lock.mdb before LMDB maps them, for the two ways a mapped file
+ * kills a process with SIGBUS instead of returning an error.
  *
  * A data.mdb shorter than the pages its meta page names: reading a page past the end of the
  * file through the map raises SIGBUS. So the two meta pages are read with pread, the newer
@@ -20,6 +22,7 @@
  */
 #include "store.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -289,5 +292,189 @@ kith__lockfile_prepare(const char *dir)
              errno != EOPNOTSUPP && errno != ENOSYS)
         rc = -errno; /* ENOSPC: say so now rather than fault later */
     close(fd);
+    return rc;
+}
+
+/* ---- paths and the key file ------------------------------------------------------------ */
+
+char *
+kith__path_join(const char *dir, const char *name)
+{
+    size_t a = strlen(dir), b = strlen(name);
+    char *p = malloc(a + b + 2);
+
+    if (p == NULL)
+        return NULL;
+    memcpy(p, dir, a);
+    p[a] = '/';
+    memcpy(p + a + 1, name, b + 1);
+    return p;
+}
+
+/* 1 if dir/name exists, 0 if not, -errno when that cannot be told (-EACCES: the directory
+ * cannot be searched). */
+int
+kith__file_probe(const char *dir, const char *name)
+{
+    char *p = kith__path_join(dir, name);
+    struct stat st;
+    int rc;
+
+    if (p == NULL)
+        return KITH_ENOMEM;
+    rc = stat(p, &st) == 0 ? 1 : errno == ENOENT ? 0 : -errno;
+    free(p);
+    return rc;
+}
+
+/* Can this process write dir/name (or create it, when it is absent)? */
+bool
+kith__file_writable(const char *dir, const char *name)
+{
+    char *p = kith__path_join(dir, name);
+    bool ok;
+
+    if (p == NULL)
+        return false;
+    ok = faccessat(AT_FDCWD, p, W_OK, AT_EACCESS) == 0 ||
+         (errno == ENOENT && faccessat(AT_FDCWD, dir, W_OK, AT_EACCESS) == 0);
+    free(p);
+    return ok;
+}
+
+int
+kith__fsync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int rc = 0;
+
+    if (fd < 0)
+        return -errno;
+    if (fsync(fd) != 0)
+        rc = -errno;
+    close(fd);
+    return rc;
+}
+
+/* Write the secret key to dir/key.tmp, mode 0600, and fsync it: the key of a replica being
+ * created. key_commit makes it the replica's key once the replica is whole. */
+int
+kith__key_write_tmp(const char *dir, const uint8_t sk[64])
+{
+    char *tmp = kith__path_join(dir, KITH__KEY_TMP);
+    int fd = -1, rc = 0;
+    size_t off = 0;
+
+    if (tmp == NULL)
+        return KITH_ENOMEM;
+    unlink(tmp); /* a leftover of an interrupted creation */
+    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        rc = -errno;
+        goto out_free;
+    }
+    while (off < 64) {
+        ssize_t w = write(fd, sk + off, 64 - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            rc = w < 0 ? -errno : -EIO;
+            goto out_close;
+        }
+        off += (size_t)w;
+    }
+    if (fsync(fd) != 0) {
+        rc = -errno;
+        goto out_close;
+    }
+    if (close(fd) != 0) {
+        fd = -1;
+        rc = -errno;
+        goto out_unlink;
+    }
+    goto out_free;
+out_close:
+    close(fd);
+out_unlink:
+    unlink(tmp);
+out_free:
+    free(tmp);
+    return rc;
+}
+
+/* Rename dir/key.tmp to dir/key and fsync the directory: the last step of a creation. */
+int
+kith__key_commit(const char *dir)
+{
+    char *tmp = kith__path_join(dir, KITH__KEY_TMP), *dst = kith__path_join(dir, KITH__KEY_FILE);
+    int rc = 0;
+
+    if (tmp == NULL || dst == NULL)
+        rc = KITH_ENOMEM;
+    else if (rename(tmp, dst) != 0)
+        rc = -errno;
+    else
+        rc = kith__fsync_dir(dir);
+    free(tmp);
+    free(dst);
+    return rc;
+}
+
+int
+kith__key_read(const char *dir, const char *name, uint8_t sk[64])
+{
+    char *p = kith__path_join(dir, name);
+    struct stat st;
+    size_t off = 0;
+    int fd, rc = 0;
+
+    if (p == NULL)
+        return KITH_ENOMEM;
+    fd = open(p, O_RDONLY | O_CLOEXEC);
+    free(p);
+    if (fd < 0)
+        return errno == ENOENT ? KITH_ECORRUPT : -errno;
+    if (fstat(fd, &st) != 0) {
+        rc = -errno;
+        goto out_close;
+    }
+    if (st.st_size != 64) {
+        rc = KITH_ECORRUPT;
+        goto out_close;
+    }
+    while (off < 64) {
+        ssize_t n = read(fd, sk + off, 64 - off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            rc = n < 0 ? -errno : KITH_ECORRUPT;
+            goto out_close;
+        }
+        off += (size_t)n;
+    }
+out_close:
+    close(fd);
+    return rc;
+}
+
+/* 0 if `dir` holds nothing but what an interrupted creation leaves (lock.mdb, key.tmp, and
+ * data.mdb when `with_data`), else KITH_ECORRUPT. */
+int
+kith__dir_only_ours(const char *dir, bool with_data)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    int rc = 0;
+
+    if (d == NULL)
+        return -errno;
+    while ((e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0 ||
+            strcmp(e->d_name, "lock.mdb") == 0 || strcmp(e->d_name, KITH__KEY_TMP) == 0 ||
+            (with_data && strcmp(e->d_name, "data.mdb") == 0))
+            continue;
+        rc = KITH_ECORRUPT;
+    }
+    closedir(d);
     return rc;
 }
