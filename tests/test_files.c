@@ -1,14 +1,16 @@
 /*
- * test_datafile.c — the checks made on data.mdb before LMDB maps it (store/datafile.c,
- * spec/storage.md STO-2, STO-18): a file cut short of the pages its meta page names is
- * refused with the sizes, while a file whose missing tail holds only free pages (which LMDB
- * may leave unwritten) is accepted and reads whole.
+ * test_files.c — a replica's files outside LMDB (store/files.c, spec/storage.md STO-1, STO-2,
+ * STO-18): a data.mdb cut short of the pages its meta page names is refused with the sizes,
+ * while one whose missing tail holds only free pages (which LMDB may leave unwritten) is
+ * accepted and reads whole; the detail of a failed open; a creation cut short is finished by
+ * the next create, and a key beside an empty data.mdb is damage, never a new replica.
  */
 #include "kith_test.h"
 #include "store.h"
 
 #include <criterion/criterion.h>
 #include <lmdb.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,7 +79,7 @@ count_keys(const char *dir)
     return n;
 }
 
-Test(datafile, cut_through_free_pages_only_is_accepted_one_more_is_not)
+Test(files, cut_through_free_pages_only_is_accepted_one_more_is_not)
 {
     char *dir = kt_tmpdir(), path[512], why[200];
     MDB_env *env;
@@ -116,7 +118,7 @@ Test(datafile, cut_through_free_pages_only_is_accepted_one_more_is_not)
     free(dir);
 }
 
-Test(datafile, zero_bytes_is_damage_not_a_bad_descriptor)
+Test(files, zero_bytes_is_damage_not_a_bad_descriptor)
 {
     char *dir = kt_tmpdir(), path[512], why[200];
     FILE *f;
@@ -129,4 +131,83 @@ Test(datafile, zero_bytes_is_damage_not_a_bad_descriptor)
     cr_assert_str_eq(why, "replica is damaged: data.mdb is 0 bytes, without a valid meta page");
     kt_rmtree(dir);
     free(dir);
+}
+
+static void
+write_file(const char *dir, const char *name, const void *p, size_t n)
+{
+    char path[512];
+    FILE *f;
+
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    f = fopen(path, "w");
+    cr_assert_not_null(f);
+    cr_assert_eq(fwrite(p, 1, n, f), n);
+    cr_assert_eq(fclose(f), 0);
+}
+
+static bool
+exists(const char *dir, const char *name)
+{
+    char path[512];
+
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    return access(path, F_OK) == 0;
+}
+
+Test(files, open_failure_detail_is_kith_errmsg_null)
+{
+    struct kt_replica k = kt_new();
+    char path[512];
+    kith_replica *r = NULL;
+
+    kith_close(k.r);
+    k.r = NULL;
+    snprintf(path, sizeof path, "%s/data.mdb", k.dir);
+    cr_assert_eq(truncate(path, 4096), 0);
+    cr_assert_eq(kith_open(k.dir, KITH_RDONLY, &r), KITH_ECORRUPT);
+    cr_assert_null(r);
+    cr_assert(strstr(kith_errmsg(NULL), "replica is damaged: data.mdb is 4096 bytes") != NULL,
+              "detail: %s", kith_errmsg(NULL));
+    kt_free(&k);
+}
+
+Test(files, interrupted_creation_is_not_found_then_finished_by_create)
+{
+    char *dir = kt_tmpdir();
+    uint8_t pk[KITH_PUBKEY_BYTES], sk[64], got[KITH_PUBKEY_BYTES];
+    kith_replica *r = NULL;
+
+    /* what a creation cut short by a full disk leaves: its key, an empty data.mdb */
+    crypto_sign_keypair(pk, sk);
+    write_file(dir, "key.tmp", sk, sizeof sk);
+    write_file(dir, "data.mdb", "", 0);
+    cr_assert_eq(kith_open(dir, 0, &r), KITH_ENOTFOUND);
+    cr_assert(strstr(kith_errmsg(NULL), "creation did not finish") != NULL);
+    cr_assert_eq(kith_open(dir, KITH_CREATE, &r), 0, "%s", kith_errmsg(NULL));
+    kith_replica_pubkey(r, got);
+    cr_assert_arr_eq(got, pk, sizeof pk, "the creation keeps the key it had written");
+    kith_close(r);
+    cr_assert(exists(dir, "key") && !exists(dir, "key.tmp"));
+    cr_assert_eq(kith_open(dir, KITH_RDONLY, &r), 0);
+    kith_close(r);
+    kt_rmtree(dir);
+    free(dir);
+}
+
+Test(files, key_beside_empty_data_is_damage_even_for_create)
+{
+    struct kt_replica k = kt_new();
+    char path[512];
+    kith_replica *r = NULL;
+
+    kith_close(k.r);
+    k.r = NULL;
+    snprintf(path, sizeof path, "%s/data.mdb", k.dir);
+    cr_assert_eq(truncate(path, 0), 0);
+    cr_assert_eq(kith_open(k.dir, KITH_CREATE, &r), KITH_ECORRUPT,
+                 "a new history under an old key would fork it");
+    cr_assert_null(r);
+    cr_assert_eq(kith_open(k.dir, KITH_RDONLY, &r), KITH_ECORRUPT);
+    kt_free(&k);
 }
