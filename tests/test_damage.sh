@@ -153,6 +153,22 @@ check "zeroed index page: not out of memory" err_lacks "out of memory"
 run 1 "zeroed log page: log fails" --dir "$tmp/zero-log" log
 check "zeroed log page: log names the log" err_has "database log cannot be read"
 
+# ---- a node whose size points past the end of the file (CLI-11) ---------------------------------
+# LMDB trusts a leaf node's data size; reading 16 MiB from a page of a 1.4 MiB file faults.
+D=$tmp/long-node
+cp -a "$R" "$D"
+read -r -a pg <<<"$(pages "$D/data.mdb" log)"
+perl -e 'my ($f, $pg) = @ARGV; open(my $h, "+<:raw", $f) or die;
+    sysseek($h, $pg * 4096 + 16, 0); sysread($h, my $b, 2);
+    sysseek($h, $pg * 4096 + unpack("v", $b), 0); syswrite($h, "\xff\xff\xff\x00");' \
+    "$D/data.mdb" "${pg[2]}"
+for cmd in "${READ_CMDS[@]}" "contact add --name After"; do
+    # shellcheck disable=SC2086 # cmd is words
+    no_signal "log node past the end: $cmd" --dir "$D" $cmd
+done
+run 1 "log node past the end: verify fails" --dir "$D" verify
+check "log node past the end: verify says damaged" err_has "replica is damaged"
+
 # ---- bytes overwritten in a register page: the cause is damage, not memory (STO-18) -------------
 D=$tmp/scribbled-regs
 cp -a "$R" "$D"
