@@ -22,6 +22,10 @@ cleanup() {
 }
 trap cleanup EXIT
 unset KITH_DIR XDG_DATA_HOME NO_COLOR
+# Under ASan, let a fault on a damaged page kill the process as it would unsanitized (ASan's
+# own handler would turn it into exit 1 before kith could say why); memory errors are still
+# reported.
+export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}handle_segv=0:handle_sigbus=0:handle_abort=0"
 export HOME="$tmp/home"
 mkdir -p "$HOME"
 
