@@ -11,7 +11,7 @@
  * highest pages unwritten when a transaction allocated them and freed them again (a "loose"
  * page is recorded as free and never flushed), so before calling a short file damaged the
  * free-page list is read, also with pread, and a file whose missing pages are all free is
- * accepted. spec/storage.md STO-2 and STO-18.
+ * accepted. spec/storage.md STO-2 and STO-21.
  *
  * A lock.mdb whose pages are not allocated: LMDB sizes it with ftruncate and writes to it
  * through a shared map, so on a full disk the first write faults with SIGBUS. The lock file

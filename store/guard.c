@@ -17,7 +17,7 @@
  * lock during a read), a kith write transaction is marked failed and aborted, which drops
  * its dirty pages and releases the writer lock. LMDB takes no mutex during a page read, so
  * none is left held; a few bytes LMDB allocated during the call may leak. The choice and its
- * alternatives are recorded in spec/decisions.md D-6.
+ * alternatives are recorded in spec/decisions.md D-8.
  *
  * MDB_CORRUPTED and MDB_PAGE_NOTFOUND returned the ordinary way get the same message, so
  * `kith_errmsg` says which database could not be read either way. And an EIO that a full disk

@@ -370,7 +370,7 @@ env_setup(kith_replica *r, bool create, bool data_exists, size_t mapsize)
     if (r->flags & KITH_RDONLY)
         envflags |= MDB_RDONLY;
     if ((r->flags & KITH_RDONLY) && !kith__file_writable(r->path, "lock.mdb"))
-        envflags |= MDB_NOLOCK; /* a reader who may not write: see spec/storage.md STO-20 */
+        envflags |= MDB_NOLOCK; /* a reader who may not write: see spec/storage.md STO-23 */
     rc = mdb_env_create(&r->env);
     if (rc != 0) {
         r->env = NULL;

@@ -131,7 +131,7 @@ run 0 "the undamaged replica verifies" --dir "$R" verify
 size=$(stat -c %s "$R/data.mdb")
 check "the replica is over 1 MiB" test "$size" -gt 1048576
 
-# ---- a zeroed B-tree page (STO-18) --------------------------------------------------------------
+# ---- a zeroed B-tree page (STO-21) --------------------------------------------------------------
 for db in log index; do
     D=$tmp/zero-$db
     cp -a "$R" "$D"
@@ -173,7 +173,7 @@ done
 run 1 "log node past the end: verify fails" --dir "$D" verify
 check "log node past the end: verify says damaged" err_has "replica is damaged"
 
-# ---- bytes overwritten in a register page: the cause is damage, not memory (STO-18) -------------
+# ---- bytes overwritten in a register page: the cause is damage, not memory (STO-21) -------------
 D=$tmp/scribbled-regs
 cp -a "$R" "$D"
 read -r -a pg <<<"$(pages "$D/data.mdb" regs)"
@@ -186,7 +186,7 @@ run 1 "scribbled regs page: contact ls fails" --dir "$D" contact ls
 check "scribbled regs page: contact ls names regs" err_has "database regs cannot be read"
 check "scribbled regs page: not out of memory" err_lacks "out of memory"
 
-# ---- data.mdb cut short (STO-2, STO-18) --------------------------------------------------------
+# ---- data.mdb cut short (STO-2, STO-21) --------------------------------------------------------
 for cut in 12288 65536 1048576 $((size - 4096)); do
     D=$tmp/cut-$cut
     cp -a "$R" "$D"
@@ -215,7 +215,7 @@ check "0-byte data.mdb: not a bad descriptor" err_lacks "bad file descriptor"
 run 1 "0-byte data.mdb: init does not make a new replica over it" --dir "$D" init
 check "0-byte data.mdb: init leaves it" test ! -s "$D/data.mdb"
 
-# ---- a full disk (STO-1, STO-19) -----------------------------------------------------------------
+# ---- a full disk (STO-1, STO-22) -----------------------------------------------------------------
 # small_fs DIR SIZE : mount a tmpfs of SIZE at DIR (unmounted at exit); fails when we cannot
 small_fs() {
     mkdir -p "$1"
@@ -269,7 +269,7 @@ else
     umount "$M" && mounts=()
 fi
 
-# ---- a replica the user may read but not write (STO-20, CLI-11) ----------------------------------
+# ---- a replica the user may read but not write (STO-23, CLI-11) ----------------------------------
 # run_as EXPECTED_RC NAME ARGS... : as run, as the user nobody
 run_as() {
     local want=$1 name=$2 rc=0

@@ -1,6 +1,6 @@
 /*
  * test_files.c — a replica's files outside LMDB (store/files.c, spec/storage.md STO-1, STO-2,
- * STO-18): a data.mdb cut short of the pages its meta page names is refused with the sizes,
+ * STO-21): a data.mdb cut short of the pages its meta page names is refused with the sizes,
  * while one whose missing tail holds only free pages (which LMDB may leave unwritten) is
  * accepted and reads whole; the detail of a failed open; a creation cut short is finished by
  * the next create, and a key beside an empty data.mdb is damage, never a new replica.

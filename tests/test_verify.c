@@ -457,7 +457,7 @@ zero_pages_holding(const char *dir, const char *needle)
     return zeroed;
 }
 
-/* STO-18: a leaf page zeroed in the middle of the log makes LMDB assert when a cursor steps
+/* STO-21: a leaf page zeroed in the middle of the log makes LMDB assert when a cursor steps
  * onto it. verify reports it as a problem naming the database; reading the log fails with
  * KITH_ECORRUPT and says so; the process is not aborted. */
 Test(verify, zeroed_log_page_is_a_problem_not_an_abort)
