@@ -12,9 +12,11 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static const struct cli_command commands[] = {
@@ -224,10 +226,26 @@ make_parents(const char *path)
     return 0;
 }
 
+/* Warn when DIR/key, the secret key (mode 0600 per kith.h), is readable by other users. */
+static void
+key_mode_warn(const struct cli *c)
+{
+    char path[4096];
+    struct stat st;
+
+    if ((size_t)snprintf(path, sizeof path, "%s/key", c->dir) >= sizeof path ||
+        stat(path, &st) != 0 || (st.st_mode & (S_IRGRP | S_IROTH)) == 0)
+        return;
+    fprintf(stderr,
+            "kith: warning: %s is readable by other users (mode %04o); run 'chmod 600 %s'\n", path,
+            (unsigned)(st.st_mode & 07777), path);
+}
+
 int
 cli_open(const struct cli *c, enum cli_open_mode mode, kith_replica **out)
 {
     unsigned flags = mode == CLI_CREATE ? KITH_CREATE : mode == CLI_READ ? KITH_RDONLY : 0;
+    const char *detail;
     int rc;
     *out = NULL;
     if (mode != CLI_CREATE && access(c->dir, F_OK) != 0 && errno == ENOENT)
@@ -235,10 +253,15 @@ cli_open(const struct cli *c, enum cli_open_mode mode, kith_replica **out)
     if (mode == CLI_CREATE && (rc = make_parents(c->dir)) < 0)
         return cli_fail(c, "%s: %s", c->dir, kith_strerror(rc));
     rc = kith_open(c->dir, flags, out);
+    detail = kith_errmsg(NULL); /* why the open failed, when the library knows more */
     if (rc == KITH_ENOTFOUND)
-        return cli_fail(c, "no replica in %s (run 'kith init' first)", c->dir);
+        return cli_fail(c, "no replica in %s (run 'kith init' %s)", c->dir,
+                        detail[0] != '\0' ? "to finish it" : "first");
+    if (rc < 0 && detail[0] != '\0')
+        return cli_fail(c, "%s", detail);
     if (rc < 0)
         return cli_fail(c, "%s: %s", c->dir, kith_strerror(rc));
+    key_mode_warn(c);
     return CLI_OK;
 }
 
@@ -252,6 +275,54 @@ color_ok(int fd)
     if (term != NULL && strcmp(term, "dumb") == 0)
         return false;
     return isatty(fd) == 1;
+}
+
+/* Run the command here; its exit status. */
+static int
+run_command(struct cli *c, const struct cli_command *cmd, int argc, char **argv)
+{
+    int ch = cmd->fn(c, argc, argv);
+    if (fflush(stdout) != 0 && ch == CLI_OK)
+        ch = cli_fail(c, "writing output: %s", strerror(errno));
+    return ch;
+}
+
+/*
+ * Run the command in a child process and pass on its exit status. LMDB reads the replica
+ * through a map: a page overwritten with garbage can send it past the end of the file or of
+ * the map (SIGBUS, SIGSEGV) before any check of kith's sees it. Then the child dies and this
+ * process says so, with exit 1, instead of the user seeing a core dump (spec/cli.md CLI-11).
+ * Streams are inherited, so output and stdin behave as if run here. Without fork, run here.
+ */
+static int
+run_in_child(struct cli *c, const struct cli_command *cmd, int argc, char **argv)
+{
+    pid_t pid;
+    int st, sig;
+
+    fflush(stdout);
+    fflush(stderr);
+    pid = fork();
+    if (pid < 0)
+        return run_command(c, cmd, argc, argv);
+    if (pid == 0)
+        exit(run_command(c, cmd, argc, argv));
+    while (waitpid(pid, &st, 0) < 0)
+        if (errno != EINTR)
+            return cli_fail(c, "waiting for the command: %s", strerror(errno));
+    if (WIFEXITED(st))
+        return WEXITSTATUS(st);
+    sig = WTERMSIG(st);
+    if (sig != SIGBUS && sig != SIGSEGV && sig != SIGABRT) {
+        signal(sig, SIG_DFL);
+        raise(sig); /* stopped from outside (^C, a closed pipe, kill): stop the same way */
+        return cli_fail(c, "stopped by signal %d", sig);
+    }
+    return cli_fail(c, "replica is damaged: reading %s raised %s%s", c->dir,
+                    sig == SIGBUS    ? "SIGBUS"
+                    : sig == SIGSEGV ? "SIGSEGV"
+                                     : "SIGABRT",
+                    strcmp(c->name, "verify") == 0 ? "" : "; run 'kith verify' for details");
 }
 
 int
@@ -348,8 +419,7 @@ main(int argc, char **argv)
     /* The command's argv starts at its last command word, as getopt expects argv[0]. */
     rest = optind + (cmd->sub != NULL ? 1 : 0);
     cli_opt_reset();
-    ch = cmd->fn(&c, argc - rest, argv + rest);
-    if (fflush(stdout) != 0 && ch == CLI_OK)
-        ch = cli_fail(&c, "writing output: %s", strerror(errno));
-    return ch;
+    if (strcmp(cmd->group, "serve") == 0 || strcmp(cmd->group, "sync") == 0)
+        return run_command(&c, cmd, argc - rest, argv + rest); /* they handle SIGTERM/SIGINT */
+    return run_in_child(&c, cmd, argc - rest, argv + rest);
 }

@@ -213,7 +213,9 @@ KITH_API KITH_NODISCARD int kith_open(const char *path, unsigned flags, kith_rep
 /* Close the replica. Takes NULL. No transaction of it may be open. */
 KITH_API void kith_close(kith_replica *r);
 
-/* Detail of the last failure on `r`, in this thread; "" if none. Valid until the next call. */
+/* Detail of the last failure on `r`, in this thread; "" if none. Valid until the next call.
+ * With r NULL: why this thread's last kith_open failed ("replica is damaged: data.mdb is N
+ * bytes, ..."), "" when it succeeded or has nothing to add to its error code. */
 KITH_API const char *kith_errmsg(const kith_replica *r);
 
 /* This replica's id, public key, and the directory it lives in. */

@@ -145,7 +145,7 @@ kith__origin_get(kith_replica *r, MDB_txn *txn, uint64_t origin, struct kith__or
 
     memset(o, 0, sizeof *o);
     kith__be64_put(kb, origin);
-    rc = mdb_get(txn, r->origins, &k, &v);
+    rc = kith__mdb_get(txn, r->origins, &k, &v);
     if (rc == MDB_NOTFOUND)
         return 0;
     if (rc != 0)
@@ -169,7 +169,7 @@ kith__origin_put(kith_replica *r, MDB_txn *txn, uint64_t origin, const struct ki
     kith__be64_put(vb, o->applied);
     kith__be64_put(vb + 8, o->have);
     memcpy(vb + 16, o->head, KITH_HASH_BYTES);
-    return kith__mdb_err(mdb_put(txn, r->origins, &k, &v, 0));
+    return kith__mdb_err(kith__mdb_put(txn, r->origins, &k, &v, 0));
 }
 
 struct kith__origin_slot *
@@ -229,11 +229,11 @@ kith__apply_begin(struct kith__applier *a, kith_replica *r, MDB_txn *txn,
     a->txn = txn;
     a->ev = ev;
     a->now_ms = kith__now_ms();
-    if ((rc = mdb_cursor_open(txn, r->regs, &a->regs_c)) != 0)
+    if ((rc = kith__mdb_cursor_open(txn, r->regs, &a->regs_c)) != 0)
         goto out_fail;
-    if ((rc = mdb_cursor_open(txn, r->elems, &a->elems_c)) != 0)
+    if ((rc = kith__mdb_cursor_open(txn, r->elems, &a->elems_c)) != 0)
         goto out_fail;
-    if ((rc = mdb_cursor_open(txn, r->docs, &a->docs_c)) != 0)
+    if ((rc = kith__mdb_cursor_open(txn, r->docs, &a->docs_c)) != 0)
         goto out_fail;
     if (scratch(a, 4096) < 0) {
         rc = ENOMEM;
@@ -324,9 +324,9 @@ conflict_record(struct kith__applier *a, uint8_t coll, kith_dot doc, uint8_t fie
     v.mv_size = n;
     v.mv_data = NULL;
     /* MDB_RESERVE: build the record in place, no copy */
-    rc = mdb_put(a->txn, a->r->conflicts, &k, &v, MDB_RESERVE | MDB_APPEND);
+    rc = kith__mdb_put(a->txn, a->r->conflicts, &k, &v, MDB_RESERVE | MDB_APPEND);
     if (rc == MDB_KEYEXIST)
-        rc = mdb_put(a->txn, a->r->conflicts, &k, &v, MDB_RESERVE);
+        rc = kith__mdb_put(a->txn, a->r->conflicts, &k, &v, MDB_RESERVE);
     if (rc != 0)
         return kith__mdb_err(rc);
     p = v.mv_data;
@@ -396,7 +396,7 @@ index_put(struct kith__applier *a, kith_replica *r, MDB_txn *txn, const uint8_t 
 
     if (a != NULL && a->wc != NULL)
         return kith__wcache_index(a, key, n, add, born);
-    rc = add ? mdb_put(txn, r->index, &k, &v, 0) : mdb_del(txn, r->index, &k, NULL);
+    rc = add ? kith__mdb_put(txn, r->index, &k, &v, 0) : kith__mdb_del(txn, r->index, &k, NULL);
     if (rc == MDB_NOTFOUND && !add)
         rc = 0;
     return kith__mdb_err(rc);
@@ -427,7 +427,7 @@ reg_read(struct kith__applier *a, kith_replica *r, MDB_txn *txn, int coll, kith_
         v.mv_size = vlen;
         rc = found ? 0 : MDB_NOTFOUND;
     } else {
-        rc = mdb_get(txn, r->regs, &k, &v);
+        rc = kith__mdb_get(txn, r->regs, &k, &v);
     }
     if (rc == MDB_NOTFOUND) {
         memset(out, 0, sizeof *out);

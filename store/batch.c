@@ -112,7 +112,7 @@ log_get(kith_replica *r, MDB_txn *txn, uint64_t origin, uint64_t first_seq, MDB_
 
     kith__be64_put(kb, origin);
     kith__be64_put(kb + 8, first_seq);
-    return kith__mdb_err(mdb_get(txn, r->log, &k, v));
+    return kith__mdb_err(kith__mdb_get(txn, r->log, &k, v));
 }
 
 static struct logpos *
@@ -132,7 +132,7 @@ logpos_get(struct builder *bd, uint64_t origin, int *rc)
         bd->cappos = cap;
     }
     struct logpos *lp = &bd->pos[bd->npos];
-    *rc = kith__mdb_err(mdb_cursor_open(bd->txn, bd->r->log, &lp->cur));
+    *rc = kith__mdb_err(kith__mdb_cursor_open(bd->txn, bd->r->log, &lp->cur));
     if (*rc < 0)
         return NULL;
     lp->origin = origin;
@@ -158,7 +158,7 @@ log_read(struct builder *bd, uint64_t origin, uint64_t first_seq, MDB_val *v)
     kith__be64_put(kb + 8, first_seq);
     rc = MDB_NOTFOUND;
     if (lp->next != 0 && lp->next == first_seq) {
-        rc = mdb_cursor_get(lp->cur, &k, v, MDB_NEXT);
+        rc = kith__mdb_cursor_get(lp->cur, &k, v, MDB_NEXT);
         if (rc != 0 && rc != MDB_NOTFOUND)
             return kith__mdb_err(rc);
         if (rc == 0 && (k.mv_size != 16 || memcmp(k.mv_data, kb, 16) != 0))
@@ -167,7 +167,7 @@ log_read(struct builder *bd, uint64_t origin, uint64_t first_seq, MDB_val *v)
     if (rc != 0) {
         k.mv_size = 16;
         k.mv_data = kb;
-        rc = mdb_cursor_get(lp->cur, &k, v, MDB_SET_KEY);
+        rc = kith__mdb_cursor_get(lp->cur, &k, v, MDB_SET_KEY);
     }
     if (rc != 0) {
         lp->next = 0;
@@ -216,7 +216,7 @@ run_extend(struct builder *bd, struct run *rn)
     for (;;) {
         kith__be64_put(kb, rn->origin);
         kith__be64_put(kb + 8, rn->last);
-        rc = mdb_get(bd->txn, bd->r->sigs, &k, &v);
+        rc = kith__mdb_get(bd->txn, bd->r->sigs, &k, &v);
         if (rc == 0)
             return 0;
         if (rc != MDB_NOTFOUND)
@@ -257,7 +257,7 @@ write_small(kith_replica *r, int (*fn)(kith_replica *, MDB_txn *, void *), void 
             return rc;
         rc = fn(r, txn, ctx);
         if (rc == 0)
-            rc = mdb_txn_commit(txn);
+            rc = kith__mdb_txn_commit(txn);
         else
             mdb_txn_abort(txn);
         kith__mdb_end(r);
@@ -304,12 +304,12 @@ kith_batch_create(kith_replica *r, const kith_batch_opts *opts, kith_buf *out,
     rc = kith__mdb_begin(r, MDB_RDONLY, &bd.txn);
     if (rc < 0)
         return rc;
-    rc = kith__mdb_err(mdb_cursor_open(bd.txn, r->order, &cur));
+    rc = kith__mdb_err(kith__mdb_cursor_open(bd.txn, r->order, &cur));
     if (rc < 0)
         goto out_txn;
     kith__be64_put(kb, opts->cursor + 1);
-    rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-    for (; rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+    rc = kith__mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    for (; rc == 0; rc = kith__mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
         uint64_t counter, origin, first, last, since;
         uint32_t nops;
         const uint8_t *chain, *bytes;
@@ -399,9 +399,13 @@ kith_batch_create(kith_replica *r, const kith_batch_opts *opts, kith_buf *out,
         h->seq = rn->last;
         kith__be64_put(skb, rn->origin);
         kith__be64_put(skb + 8, rn->last);
-        rc = mdb_get(bd.txn, r->sigs, &sk, &sv);
+        rc = kith__mdb_get(bd.txn, r->sigs, &sk, &sv);
         if (rc == 0 && sv.mv_size == KITH_SIG_BYTES) {
             memcpy(h->sig, sv.mv_data, KITH_SIG_BYTES);
+        } else if (rn->origin == r->id && !r->has_sk) {
+            rc =
+                kith__fail(r, -EACCES, "%s/key: cannot be read, so no head can be signed", r->path);
+            goto out_cursor;
         } else if (rn->origin == r->id) {
             kith__head_sign(r->sk, r->id, rn->last, rn->chain, h->sig);
         } else {
@@ -536,7 +540,7 @@ commit_apply(struct applying *s, const struct kith__commit *c, uint64_t *order)
     kith__be64_put(kb, *order);
     kith__be64_put(vb, c->origin);
     kith__be64_put(vb + 8, c->first_seq);
-    rc = mdb_put(s->txn, s->r->order, &k, &v, MDB_APPEND);
+    rc = kith__mdb_put(s->txn, s->r->order, &k, &v, MDB_APPEND);
     if (rc != 0)
         return rc == MDB_MAP_FULL ? rc : kith__mdb_err(rc);
     s->info.ops_applied += c->nops;
@@ -558,10 +562,10 @@ log_put(struct applying *s, uint64_t origin, uint64_t first_seq, uint32_t nops,
     if (!s->log_tail_known) {
         MDB_cursor *cur;
         MDB_val tk, tv;
-        rc = mdb_cursor_open(s->txn, s->r->log, &cur);
+        rc = kith__mdb_cursor_open(s->txn, s->r->log, &cur);
         if (rc != 0)
             return kith__mdb_err(rc);
-        rc = mdb_cursor_get(cur, &tk, &tv, MDB_LAST);
+        rc = kith__mdb_cursor_get(cur, &tk, &tv, MDB_LAST);
         mdb_cursor_close(cur);
         if (rc != 0 && rc != MDB_NOTFOUND)
             return kith__mdb_err(rc);
@@ -579,7 +583,7 @@ log_put(struct applying *s, uint64_t origin, uint64_t first_seq, uint32_t nops,
         flags |= MDB_APPEND;
         memcpy(s->log_tail, kb, 16);
     }
-    rc = mdb_put(s->txn, s->r->log, &k, &v, flags);
+    rc = kith__mdb_put(s->txn, s->r->log, &k, &v, flags);
     if (rc != 0)
         return rc == MDB_MAP_FULL ? rc : kith__mdb_err(rc);
     p = v.mv_data;
@@ -627,14 +631,14 @@ chain_at(struct applying *s, uint64_t origin, uint64_t end, uint8_t out[KITH_HAS
         memset(out, 0, KITH_HASH_BYTES);
         return 0;
     }
-    rc = mdb_cursor_open(s->txn, s->r->log, &cur);
+    rc = kith__mdb_cursor_open(s->txn, s->r->log, &cur);
     if (rc != 0)
         return kith__mdb_err(rc);
     kith__be64_put(kb, origin);
     kith__be64_put(kb + 8, end + 1);
-    rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    rc = kith__mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
     if (rc == 0 || rc == MDB_NOTFOUND)
-        rc = mdb_cursor_get(cur, &k, &v, rc == 0 ? MDB_PREV : MDB_LAST);
+        rc = kith__mdb_cursor_get(cur, &k, &v, rc == 0 ? MDB_PREV : MDB_LAST);
     if (rc == 0) {
         uint32_t nops;
         const uint8_t *chain, *bytes;
@@ -791,11 +795,11 @@ apply_pending(struct applying *s)
     int rc;
 
     /* the origins with pending commits: have > applied */
-    rc = mdb_cursor_open(s->txn, s->r->origins, &cur);
+    rc = kith__mdb_cursor_open(s->txn, s->r->origins, &cur);
     if (rc != 0)
         return kith__mdb_err(rc);
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
-         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+    for (rc = kith__mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+         rc = kith__mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
         if (k.mv_size != 8)
             continue;
         uint64_t origin = kith__be64_get(k.mv_data);
@@ -949,7 +953,7 @@ batch_write(struct applying *s)
         MDB_val k = {16, kb}, v = {KITH_SIG_BYTES, s->b.heads[i].sig};
         kith__be64_put(kb, s->b.heads[i].origin);
         kith__be64_put(kb + 8, s->b.heads[i].seq);
-        rc = mdb_put(s->txn, s->r->sigs, &k, &v, 0);
+        rc = kith__mdb_put(s->txn, s->r->sigs, &k, &v, 0);
         if (rc != 0)
             return rc == MDB_MAP_FULL ? rc : kith__mdb_err(rc);
     }
@@ -1042,7 +1046,7 @@ batch_attempt(struct applying *s, bool observe)
         goto out_applier;
     }
     kith__apply_end(&s->ap);
-    rc = mdb_txn_commit(s->txn);
+    rc = kith__mdb_txn_commit(s->txn);
     kith__mdb_end(r);
     free(seen);
     if (rc != 0)

@@ -98,8 +98,8 @@ doc_registers(kith_replica *r, MDB_cursor *cur, const uint8_t prefix[17], json_t
     MDB_val k = {17, (void *)prefix}, v;
     int mrc;
 
-    for (mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); mrc == 0;
-         mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+    for (mrc = kith__mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); mrc == 0;
+         mrc = kith__mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
         const uint8_t *kp = k.mv_data;
         const kith_field_def *fdef;
         kith_value val;
@@ -132,8 +132,8 @@ doc_sets(kith_replica *r, MDB_cursor *cur, const uint8_t prefix[17], json_t *obj
     json_t *arr = NULL;
     int field = -1, mrc, rc = 0;
 
-    for (mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); mrc == 0;
-         mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+    for (mrc = kith__mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); mrc == 0;
+         mrc = kith__mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
         const uint8_t *kp = k.mv_data;
         json_t *elem;
 
@@ -203,18 +203,18 @@ collection_json(kith_replica *r, MDB_txn *txn, int coll, struct kith__wbuf *out)
     bool first = true;
     int rc, mrc;
 
-    rc = kith__mdb_err(mdb_cursor_open(txn, r->docs, &docs_c));
+    rc = kith__mdb_err(kith__mdb_cursor_open(txn, r->docs, &docs_c));
     if (rc < 0)
         return rc;
-    rc = kith__mdb_err(mdb_cursor_open(txn, r->regs, &regs_c));
+    rc = kith__mdb_err(kith__mdb_cursor_open(txn, r->regs, &regs_c));
     if (rc < 0)
         goto out_docs;
-    rc = kith__mdb_err(mdb_cursor_open(txn, r->elems, &elems_c));
+    rc = kith__mdb_err(kith__mdb_cursor_open(txn, r->elems, &elems_c));
     if (rc < 0)
         goto out_regs;
     rc = emit(out, "{");
-    for (mrc = mdb_cursor_get(docs_c, &k, &v, MDB_SET_RANGE); rc == 0 && mrc == 0;
-         mrc = mdb_cursor_get(docs_c, &k, &v, MDB_NEXT)) {
+    for (mrc = kith__mdb_cursor_get(docs_c, &k, &v, MDB_SET_RANGE); rc == 0 && mrc == 0;
+         mrc = kith__mdb_cursor_get(docs_c, &k, &v, MDB_NEXT)) {
         uint8_t prefix[17];
         char id[KITH_DOCID_HEX + 5];
         kith_docid docid;

@@ -31,11 +31,11 @@ held_commit(kith_replica *r, MDB_txn *txn, uint64_t origin, uint64_t seq, struct
 
     kith__be64_put(kb, origin);
     kith__be64_put(kb + 8, seq + 1);
-    rc = kith__mdb_err(mdb_cursor_open(txn, r->log, &cur));
+    rc = kith__mdb_err(kith__mdb_cursor_open(txn, r->log, &cur));
     if (rc < 0)
         return rc;
-    rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-    rc = mdb_cursor_get(cur, &k, &v, rc == 0 ? MDB_PREV : MDB_LAST);
+    rc = kith__mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    rc = kith__mdb_cursor_get(cur, &k, &v, rc == 0 ? MDB_PREV : MDB_LAST);
     mdb_cursor_close(cur);
     if (rc != 0 && rc != MDB_NOTFOUND)
         return kith__mdb_err(rc);
@@ -122,11 +122,11 @@ kith__holds_read(kith_replica *r, MDB_txn *txn, int64_t now_ms, kith_hold **out,
 
     *out = NULL;
     *n = 0;
-    rc = kith__mdb_err(mdb_cursor_open(txn, r->origins, &cur));
+    rc = kith__mdb_err(kith__mdb_cursor_open(txn, r->origins, &cur));
     if (rc < 0)
         return rc;
-    for (mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); mrc == 0;
-         mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+    for (mrc = kith__mdb_cursor_get(cur, &k, &v, MDB_FIRST); mrc == 0;
+         mrc = kith__mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
         uint64_t applied, have;
 
         if (k.mv_size != 8 || v.mv_size != KITH__ORIGIN_VAL_BYTES) {

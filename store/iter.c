@@ -94,7 +94,7 @@ iter_new(kith_txn *t, enum iter_kind kind, MDB_dbi dbi, kith_iter **out)
     it->kind = kind;
     it->t = t;
     it->coll = -1;
-    rc = kith__mdb_err(mdb_cursor_open(t->txn, dbi, &it->cur));
+    rc = kith__mdb_err(kith__mdb_cursor_open(t->txn, dbi, &it->cur));
     if (rc < 0) {
         free(it);
         return rc;
@@ -127,11 +127,11 @@ range_next(kith_iter *it, MDB_val *k, MDB_val *v)
     if (!it->started) {
         k->mv_data = it->lo;
         k->mv_size = it->lo_len;
-        mrc = it->lo_len ? mdb_cursor_get(it->cur, k, v, MDB_SET_RANGE)
-                         : mdb_cursor_get(it->cur, k, v, MDB_FIRST);
+        mrc = it->lo_len ? kith__mdb_cursor_get(it->cur, k, v, MDB_SET_RANGE)
+                         : kith__mdb_cursor_get(it->cur, k, v, MDB_FIRST);
         it->started = true;
     } else {
-        mrc = mdb_cursor_get(it->cur, k, v, MDB_NEXT);
+        mrc = kith__mdb_cursor_get(it->cur, k, v, MDB_NEXT);
     }
     if (mrc == MDB_NOTFOUND)
         goto end;
@@ -192,7 +192,7 @@ doc_live(kith_txn *t, int coll, const uint8_t *doc)
 
     key[0] = (uint8_t)coll;
     memcpy(key + 1, doc, KITH_DOCID_BYTES);
-    mrc = mdb_get(t->txn, t->r->docs, &k, &v);
+    mrc = kith__mdb_get(t->txn, t->r->docs, &k, &v);
     if (mrc == MDB_NOTFOUND)
         return 0;
     return mrc == 0 ? 1 : kith__mdb_err(mrc);
@@ -476,7 +476,7 @@ conflict_raw(kith_txn *t, uint64_t id, uint8_t key[8], MDB_val *val)
     int mrc;
 
     kith__be64_put(key, id);
-    mrc = mdb_get(t->txn, t->r->conflicts, &k, val);
+    mrc = kith__mdb_get(t->txn, t->r->conflicts, &k, val);
     if (mrc == MDB_NOTFOUND)
         return kith__fail(t->r, KITH_ENOTFOUND, "no conflict %llu", (unsigned long long)id);
     return kith__mdb_err(mrc);
@@ -511,7 +511,7 @@ conflict_mark(kith_txn *t, uint64_t id)
     int rc, mrc;
 
     kith__be64_put(key, id);
-    mrc = mdb_get(t->txn, t->r->conflicts, &k, &v);
+    mrc = kith__mdb_get(t->txn, t->r->conflicts, &k, &v);
     if (mrc == MDB_NOTFOUND)
         return 0;
     if (mrc != 0)
@@ -527,7 +527,7 @@ conflict_mark(kith_txn *t, uint64_t id)
     memcpy(copy, v.mv_data, v.mv_size);
     copy[CF_RESOLVED] = 1;
     v.mv_data = copy;
-    rc = kith__mdb_err(mdb_put(t->txn, t->r->conflicts, &k, &v, 0));
+    rc = kith__mdb_err(kith__mdb_put(t->txn, t->r->conflicts, &k, &v, 0));
     free(copy);
     return rc;
 }

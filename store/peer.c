@@ -187,7 +187,7 @@ rec_get(kith_replica *r, MDB_txn *txn, uint64_t id, bool full, struct peer_rec *
     int rc;
 
     id_key(key, &k, id);
-    rc = mdb_get(txn, r->peers, &k, &v);
+    rc = kith__mdb_get(txn, r->peers, &k, &v);
     if (rc != 0)
         return kith__mdb_err(rc);
     rc = rec_decode(&v, full, rec);
@@ -207,7 +207,7 @@ rec_put(kith_replica *r, MDB_txn *txn, uint64_t id, const struct peer_rec *rec)
     if (rc < 0)
         return rc;
     id_key(key, &k, id);
-    rc = mdb_put(txn, r->peers, &k, &v, 0);
+    rc = kith__mdb_put(txn, r->peers, &k, &v, 0);
     free(v.mv_data);
     return rc == 0 ? 0 : kith__mdb_err(rc);
 }
@@ -468,11 +468,11 @@ kith_peers_get(kith_replica *r, kith_peer **out, size_t *n)
     rc = kith__holds_read(r, txn, kith__replica_now_ms(r), &holds, &nholds);
     if (rc < 0)
         goto out_vv;
-    rc = kith__mdb_err(mdb_cursor_open(txn, r->peers, &cur));
+    rc = kith__mdb_err(kith__mdb_cursor_open(txn, r->peers, &cur));
     if (rc < 0)
         goto out_vv;
-    for (mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); mrc == 0;
-         mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+    for (mrc = kith__mdb_cursor_get(cur, &k, &v, MDB_FIRST); mrc == 0;
+         mrc = kith__mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
         struct peer_rec rec;
         kith_peer *p;
 

@@ -5,11 +5,13 @@
  * (signing, and its X25519 twin for ZeroMQ CURVE).
  *
  * A replica directory holds LMDB's data.mdb and lock.mdb and `key`, the 64-byte Ed25519
- * secret key (libsodium's form: seed then public key), mode 0600. Creation writes the key
- * first, atomically (temporary file, fsync, rename, fsync of the directory), then the meta
- * records in one LMDB transaction; a directory with a key but no meta is a creation that
- * was interrupted and is finished by the next KITH_CREATE open. spec/storage.md "Files"
- * and "Map growth" give the rules in prose.
+ * secret key (libsodium's form: seed then public key), mode 0600. Creation writes the key to
+ * key.tmp (fsync), then the environment and the meta records in one LMDB transaction, and
+ * renames key.tmp to key last (fsync of the directory): a directory without `key` holds no
+ * replica yet, and the next KITH_CREATE open finishes what it holds. Before LMDB maps
+ * anything, data.mdb is checked against its meta page and lock.mdb given its blocks
+ * (store/files.c). spec/storage.md "Files", "Map growth" and sections 11-13 give the rules
+ * in prose.
  */
 #include "store.h"
 
@@ -26,11 +28,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#define KEY_FILE "key"
-#define KEY_TMP "key.tmp"
 #define MAX_DBS 16
 
 static pthread_once_t sodium_once = PTHREAD_ONCE_INIT;
+/* Why this thread's last kith_open failed, for kith_errmsg(NULL): there is no handle then. */
+static _Thread_local char open_detail[512];
 static int sodium_rc;
 
 static void
@@ -107,7 +109,7 @@ kith_errmsg(const kith_replica *r)
     kith_replica *w = (kith_replica *)r; /* the lock is not part of the replica's value */
 
     if (r == NULL)
-        return "";
+        return open_detail;
     pthread_mutex_lock(&w->errlock);
     memcpy(buf, r->errmsg, sizeof buf);
     pthread_mutex_unlock(&w->errlock);
@@ -190,7 +192,7 @@ int
 kith__meta_get(kith_replica *r, MDB_txn *txn, const char *key, MDB_val *out)
 {
     MDB_val k = {strlen(key), (void *)key};
-    int rc = mdb_get(txn, r->meta, &k, out);
+    int rc = kith__mdb_get(txn, r->meta, &k, out);
 
     return kith__mdb_err(rc);
 }
@@ -218,7 +220,7 @@ kith__meta_put(kith_replica *r, MDB_txn *txn, const char *key, const void *p, si
     MDB_val k = {strlen(key), (void *)key};
     MDB_val v = {n, (void *)p};
 
-    return kith__mdb_err(mdb_put(txn, r->meta, &k, &v, 0));
+    return kith__mdb_err(kith__mdb_put(txn, r->meta, &k, &v, 0));
 }
 
 int
@@ -231,140 +233,6 @@ kith__meta_put_u64(kith_replica *r, MDB_txn *txn, const char *key, uint64_t val)
 }
 
 /* ---- files ------------------------------------------------------------------------- */
-
-static char *
-path_join(const char *dir, const char *name)
-{
-    size_t a = strlen(dir), b = strlen(name);
-    char *p = malloc(a + b + 2);
-
-    if (p == NULL)
-        return NULL;
-    memcpy(p, dir, a);
-    p[a] = '/';
-    memcpy(p + a + 1, name, b + 1);
-    return p;
-}
-
-static bool
-file_exists(const char *dir, const char *name)
-{
-    char *p = path_join(dir, name);
-    struct stat st;
-    bool ok;
-
-    if (p == NULL)
-        return false;
-    ok = stat(p, &st) == 0;
-    free(p);
-    return ok;
-}
-
-static int
-fsync_dir(const char *dir)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    int rc = 0;
-
-    if (fd < 0)
-        return -errno;
-    if (fsync(fd) != 0)
-        rc = -errno;
-    close(fd);
-    return rc;
-}
-
-/* Write the secret key to dir/key: a temporary file of mode 0600, fsync, rename, fsync of
- * the directory, so the key is either wholly there or absent. */
-static int
-key_write(const char *dir, const uint8_t sk[64])
-{
-    char *tmp = path_join(dir, KEY_TMP), *dst = path_join(dir, KEY_FILE);
-    int fd = -1, rc = 0;
-    size_t off = 0;
-
-    if (tmp == NULL || dst == NULL) {
-        rc = KITH_ENOMEM;
-        goto out_free;
-    }
-    unlink(tmp); /* a leftover of an interrupted creation */
-    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        rc = -errno;
-        goto out_free;
-    }
-    while (off < 64) {
-        ssize_t w = write(fd, sk + off, 64 - off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0) {
-            rc = w < 0 ? -errno : -EIO;
-            goto out_close;
-        }
-        off += (size_t)w;
-    }
-    if (fsync(fd) != 0) {
-        rc = -errno;
-        goto out_close;
-    }
-    if (close(fd) != 0) {
-        fd = -1;
-        rc = -errno;
-        goto out_unlink;
-    }
-    fd = -1;
-    if (rename(tmp, dst) != 0) {
-        rc = -errno;
-        goto out_unlink;
-    }
-    rc = fsync_dir(dir);
-    goto out_free;
-out_close:
-    close(fd);
-out_unlink:
-    unlink(tmp);
-out_free:
-    free(tmp);
-    free(dst);
-    return rc;
-}
-
-static int
-key_read(const char *dir, uint8_t sk[64])
-{
-    char *p = path_join(dir, KEY_FILE);
-    struct stat st;
-    size_t off = 0;
-    int fd, rc = 0;
-
-    if (p == NULL)
-        return KITH_ENOMEM;
-    fd = open(p, O_RDONLY | O_CLOEXEC);
-    free(p);
-    if (fd < 0)
-        return errno == ENOENT ? KITH_ECORRUPT : -errno;
-    if (fstat(fd, &st) != 0) {
-        rc = -errno;
-        goto out_close;
-    }
-    if (st.st_size != 64) {
-        rc = KITH_ECORRUPT;
-        goto out_close;
-    }
-    while (off < 64) {
-        ssize_t n = read(fd, sk + off, 64 - off);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            rc = n < 0 ? -errno : KITH_ECORRUPT;
-            goto out_close;
-        }
-        off += (size_t)n;
-    }
-out_close:
-    close(fd);
-    return rc;
-}
 
 /* ---- open / close ------------------------------------------------------------------- */
 
@@ -387,12 +255,25 @@ static const struct dbi_name DBIS[] = {
     {"peers", offsetof(kith_replica, peers)},
 };
 
+const char *
+kith__dbi_name(const kith_replica *r, MDB_dbi dbi)
+{
+    if (dbi == KITH__DBI_FREE)
+        return "free-page list";
+    if (dbi == KITH__DBI_MAIN)
+        return "main";
+    for (size_t i = 0; i < sizeof DBIS / sizeof DBIS[0]; i++)
+        if (*(const MDB_dbi *)((const char *)r + DBIS[i].offset) == dbi)
+            return DBIS[i].name;
+    return "(unknown)";
+}
+
 static int
 open_dbis(kith_replica *r, MDB_txn *txn, unsigned flags)
 {
     for (size_t i = 0; i < sizeof DBIS / sizeof DBIS[0]; i++) {
         MDB_dbi *dbi = (MDB_dbi *)((char *)r + DBIS[i].offset);
-        int rc = mdb_dbi_open(txn, DBIS[i].name, flags, dbi);
+        int rc = kith__mdb_dbi_open(txn, DBIS[i].name, flags, dbi);
         if (rc == MDB_NOTFOUND)
             return kith__fail(r, KITH_ECORRUPT, "%s: database %s is missing", r->path,
                               DBIS[i].name);
@@ -451,6 +332,10 @@ meta_check(kith_replica *r, MDB_txn *txn)
     if (fmt == 0)
         return kith__fail(r, KITH_ECORRUPT, "%s: bad layout version 0", r->path);
     rc = kith__meta_get(r, txn, "pk", &v);
+    if (rc == 0 && v.mv_size == KITH_PUBKEY_BYTES && !r->has_sk) {
+        memcpy(r->pk, v.mv_data, KITH_PUBKEY_BYTES); /* the key file is not readable to us */
+        r->id = kith__id_from_pk(r->pk);
+    }
     if (rc < 0 || v.mv_size != KITH_PUBKEY_BYTES ||
         sodium_memcmp(v.mv_data, r->pk, KITH_PUBKEY_BYTES) != 0)
         return kith__fail(r, KITH_ECORRUPT, "%s: the key file does not belong to this replica",
@@ -470,32 +355,6 @@ meta_empty(kith_replica *r, MDB_txn *txn)
 }
 
 /*
- * Refuse a data file cut down to (or below) its two meta pages while the meta names more
- * pages: every replica has written page 2 at its first commit and a file never shrinks, so
- * this can only be damage, and reading the named databases through the map would raise
- * SIGBUS. A cut further in is not detected here: pages past the end may legitimately be
- * free (LMDB does not write a page allocated and freed in one transaction), and telling
- * those apart would mean reading the free list through the same map.
- */
-static int
-size_check(kith_replica *r)
-{
-    MDB_envinfo info;
-    MDB_stat st;
-    struct stat fst;
-    mdb_filehandle_t fd;
-
-    if (mdb_env_info(r->env, &info) != 0 || mdb_env_stat(r->env, &st) != 0 ||
-        mdb_env_get_fd(r->env, &fd) != 0 || fstat(fd, &fst) != 0)
-        return kith__fail(r, KITH_ECORRUPT, "%s: cannot inspect data.mdb", r->path);
-    if (info.me_last_pgno >= 2 && (uint64_t)fst.st_size < 3ull * st.ms_psize)
-        return kith__fail(r, KITH_ECORRUPT,
-                          "%s: data.mdb is truncated (%lld bytes, %llu pages in use)", r->path,
-                          (long long)fst.st_size, (unsigned long long)info.me_last_pgno + 1);
-    return 0;
-}
-
-/*
  * Bring up the LMDB side: environment, databases, and (when `create`) the meta records.
  * Assumes r->path, r->flags, r->pk, r->id are set.
  */
@@ -510,11 +369,15 @@ env_setup(kith_replica *r, bool create, bool data_exists, size_t mapsize)
         envflags |= MDB_NOSYNC;
     if (r->flags & KITH_RDONLY)
         envflags |= MDB_RDONLY;
+    if ((r->flags & KITH_RDONLY) && !kith__file_writable(r->path, "lock.mdb"))
+        envflags |= MDB_NOLOCK; /* a reader who may not write: see spec/storage.md STO-23 */
     rc = mdb_env_create(&r->env);
     if (rc != 0) {
         r->env = NULL;
         return kith__fail(r, kith__mdb_err(rc), "cannot create the LMDB environment");
     }
+    (void)mdb_env_set_userctx(r->env, r); /* for kith__mdb_on_assert's messages */
+    (void)mdb_env_set_assert(r->env, kith__mdb_on_assert);
     if ((rc = mdb_env_set_maxdbs(r->env, MAX_DBS)) != 0 ||
         (rc = mdb_env_set_maxreaders(r->env, 126)) != 0)
         return kith__fail(r, kith__mdb_err(rc), "cannot configure LMDB: %s", mdb_strerror(rc));
@@ -526,11 +389,8 @@ env_setup(kith_replica *r, bool create, bool data_exists, size_t mapsize)
     rc = mdb_env_open(r->env, r->path, envflags, 0600);
     if (rc != 0) {
         int err = rc == MDB_INVALID ? KITH_ECORRUPT : kith__mdb_err(rc);
-        return kith__fail(r, err, "%s: cannot open LMDB: %s", r->path, mdb_strerror(rc));
+        return kith__fail(r, err, "%s: cannot open LMDB: %s", r->path, kith_strerror(err));
     }
-    rc = size_check(r);
-    if (rc < 0)
-        return rc;
     {
         int dead = 0; /* clear reader slots of processes that died (killed CLI runs) */
         (void)mdb_reader_check(r->env, &dead);
@@ -543,7 +403,7 @@ env_setup(kith_replica *r, bool create, bool data_exists, size_t mapsize)
         if (rc == 0)
             rc = meta_check(r, txn);
         if (rc == 0)
-            rc = kith__mdb_err(mdb_txn_commit(txn)); /* keeps the dbi handles */
+            rc = kith__mdb_err(kith__mdb_txn_commit(txn)); /* keeps the dbi handles */
         else
             mdb_txn_abort(txn);
         return rc;
@@ -552,7 +412,7 @@ env_setup(kith_replica *r, bool create, bool data_exists, size_t mapsize)
     if (rc < 0)
         return kith__fail(r, rc, "%s: cannot write the replica", r->path);
     /* meta first: an existing environment without it is not a replica */
-    rc = mdb_dbi_open(txn, "meta", create ? MDB_CREATE : 0, &r->meta);
+    rc = kith__mdb_dbi_open(txn, "meta", create ? MDB_CREATE : 0, &r->meta);
     if (rc == MDB_NOTFOUND) {
         rc = kith__fail(r, KITH_ECORRUPT, "%s: not a kith replica", r->path);
         goto out_abort;
@@ -576,33 +436,53 @@ env_setup(kith_replica *r, bool create, bool data_exists, size_t mapsize)
     }
     if (rc < 0)
         goto out_abort;
-    rc = kith__mdb_err(mdb_txn_commit(txn));
+    rc = kith__mdb_err(kith__mdb_txn_commit(txn));
     if (rc < 0)
-        return kith__fail(r, rc, "%s: cannot commit the replica's setup", r->path);
+        return kith__fail(r, rc, "%s: cannot commit the replica's setup: %s", r->path,
+                          kith_strerror(rc));
     return 0;
 out_abort:
     mdb_txn_abort(txn);
     return rc;
 }
 
-/* 0 if `dir` holds nothing but what an interrupted creation leaves, else KITH_ECORRUPT. */
+/*
+ * Take up a creation in r->path: the key of key.tmp when it is whole, else a new key written
+ * there; a data.mdb left beside it is kept when LMDB can use it (env_setup then checks or
+ * writes its meta records), and deleted when it is cut short or belongs to no whole key, since
+ * a replica without its key file never held anything (the key is renamed into place last).
+ * Assumes (a) there is no key file, (b) the directory holds only a creation's leftovers.
+ */
 static int
-dir_only_ours(const char *dir)
+create_resume(kith_replica *r, bool *has_data)
 {
-    DIR *d = opendir(dir);
-    struct dirent *e;
-    int rc = 0;
+    char why[200], *data;
+    bool drop = false;
+    int rc = kith__key_read(r->path, KITH__KEY_TMP, r->sk);
 
-    if (d == NULL)
-        return -errno;
-    while ((e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0 ||
-            strcmp(e->d_name, "lock.mdb") == 0 || strcmp(e->d_name, KEY_TMP) == 0)
-            continue;
-        rc = KITH_ECORRUPT;
+    if (rc < 0) {
+        if (crypto_sign_keypair(r->pk, r->sk) != 0)
+            return KITH_ENOMEM;
+        rc = kith__key_write_tmp(r->path, r->sk);
+        if (rc < 0)
+            return kith__fail(r, rc, "%s/%s: %s", r->path, KITH__KEY_TMP, kith_strerror(rc));
+        drop = *has_data;
+    } else {
+        memcpy(r->pk, r->sk + 32, KITH_PUBKEY_BYTES);
+        drop = *has_data && kith__datafile_check(r->path, why, sizeof why) < 0;
     }
-    closedir(d);
-    return rc;
+    r->has_sk = true;
+    if (!drop)
+        return 0;
+    data = kith__path_join(r->path, "data.mdb");
+    if (data == NULL)
+        return KITH_ENOMEM;
+    rc = unlink(data) == 0 || errno == ENOENT ? 0 : -errno;
+    free(data);
+    if (rc < 0)
+        return kith__fail(r, rc, "%s/data.mdb: %s", r->path, kith_strerror(rc));
+    *has_data = false;
+    return 0;
 }
 
 static void
@@ -627,9 +507,10 @@ kith__open_sized(const char *path, unsigned flags, size_t mapsize, kith_replica 
 {
     kith_replica *r;
     struct stat st;
-    bool has_key, has_data, create;
+    bool has_key, has_tmp, has_data, create;
     int rc;
 
+    open_detail[0] = '\0';
     if (out == NULL)
         return KITH_EINVAL;
     *out = NULL;
@@ -677,49 +558,90 @@ kith__open_sized(const char *path, unsigned flags, size_t mapsize, kith_replica 
         goto out_free;
     }
 
-    has_key = file_exists(path, KEY_FILE);
-    has_data = file_exists(path, "data.mdb");
+    rc = kith__file_probe(path, KITH__KEY_FILE);
+    has_key = rc > 0;
+    if (rc >= 0)
+        rc = kith__file_probe(path, KITH__KEY_TMP);
+    has_tmp = rc > 0;
+    if (rc >= 0)
+        rc = kith__file_probe(path, "data.mdb");
+    if (rc < 0) {
+        rc = kith__fail(r, rc, "%s: %s", path, kith_strerror(rc)); /* EACCES: not "no replica" */
+        goto out_free;
+    }
+    has_data = rc > 0;
     create = false;
-    if (!has_key && !has_data) {
-        if (!(flags & KITH_CREATE)) {
-            rc = KITH_ENOTFOUND;
+    if (!has_key) {
+        /* Nothing here is a replica yet: a creation writes key.tmp, then the environment and
+         * its meta records, and renames key.tmp to key last. key.tmp, or data.mdb beside it,
+         * is a creation that did not finish; data.mdb alone is a replica that lost its key. */
+        if (has_data && !has_tmp) {
+            rc = kith__fail(r, KITH_ECORRUPT, "replica is damaged: data.mdb without a key file");
             goto out_free;
         }
-        /* only an empty directory (or one with our own leftovers) becomes a replica */
-        rc = dir_only_ours(path);
+        if (!(flags & KITH_CREATE)) {
+            rc = KITH_ENOTFOUND;
+            if (has_data || has_tmp)
+                kith__fail(r, rc, "%s: the replica's creation did not finish", path);
+            goto out_free;
+        }
+        rc = kith__dir_only_ours(path, has_tmp);
         if (rc < 0) {
             rc = kith__fail(r, rc, "%s: not empty and not a kith replica", path);
             goto out_free;
         }
-        if (crypto_sign_keypair(r->pk, r->sk) != 0) {
-            rc = KITH_ENOMEM;
-            goto out_free;
-        }
-        rc = key_write(path, r->sk);
+        rc = create_resume(r, &has_data);
         if (rc < 0)
             goto out_free;
         create = true;
-    } else if (!has_key || !has_data) {
-        /* a key without data is an interrupted creation; data without a key is damage */
-        if (!has_key || !(flags & KITH_CREATE)) {
-            rc = has_key ? KITH_ENOTFOUND : KITH_ECORRUPT;
+    } else {
+        rc = kith__key_read(path, KITH__KEY_FILE, r->sk);
+        if (rc == -EACCES && (flags & KITH_RDONLY) && has_data) {
+            rc = 0; /* a reader who may not see the secret key: identity from meta (env_setup) */
+        } else if (rc == 0) {
+            r->has_sk = true;
+            memcpy(r->pk, r->sk + 32, KITH_PUBKEY_BYTES);
+        }
+        if (rc < 0) {
+            rc = kith__fail(r, rc, "%s/key: %s", path,
+                            rc == KITH_ECORRUPT ? "not a 64-byte key" : kith_strerror(rc));
             goto out_free;
         }
-        create = true;
+        if (!has_data) {
+            /* a key without data: a creation by an earlier kith, which wrote the key first */
+            if (!(flags & KITH_CREATE)) {
+                rc = kith__fail(r, KITH_ENOTFOUND, "%s: the replica's creation did not finish",
+                                path);
+                goto out_free;
+            }
+            create = true;
+        } else {
+            char why[200];
+            rc = kith__datafile_check(path, why, sizeof why);
+            if (rc < 0) {
+                rc = why[0] != '\0' ? kith__fail(r, rc, "%s", why)
+                                    : kith__fail(r, rc, "%s/data.mdb: %s", path, kith_strerror(rc));
+                goto out_free;
+            }
+        }
     }
-    if (!create || has_key) {
-        rc = key_read(path, r->sk);
-        if (rc < 0)
-            goto out_free;
-        memcpy(r->pk, r->sk + 32, KITH_PUBKEY_BYTES);
+    if (r->has_sk)
+        r->id = kith__id_from_pk(r->pk);
+    if (!(flags & KITH_RDONLY) && (rc = kith__lockfile_prepare(path)) < 0) {
+        rc = kith__fail(r, rc, "%s/lock.mdb: %s", path, kith_strerror(rc));
+        goto out_free;
     }
-    r->id = kith__id_from_pk(r->pk);
     rc = env_setup(r, create || (flags & KITH_CREATE), has_data, mapsize);
     if (rc < 0)
         goto out_free;
+    if (!has_key && (rc = kith__key_commit(path)) < 0) {
+        rc = kith__fail(r, rc, "%s/key: %s", path, kith_strerror(rc));
+        goto out_free;
+    }
     *out = r;
     return 0;
 out_free:
+    snprintf(open_detail, sizeof open_detail, "%s", r->errmsg);
     replica_free(r);
     return rc;
 }
@@ -765,6 +687,8 @@ kith_sign(kith_replica *r, const char context[8], const void *msg, size_t len,
     if (r == NULL || context == NULL || (msg == NULL && len > 0) || sig == NULL ||
         len > SIZE_MAX - 8)
         return KITH_EINVAL;
+    if (!r->has_sk)
+        return kith__fail(r, -EACCES, "%s/key: cannot be read, so nothing can be signed", r->path);
     buf = malloc(len + 8);
     if (buf == NULL)
         return KITH_ENOMEM;
@@ -784,6 +708,8 @@ kith_curve_keys(kith_replica *r, uint8_t public_x[32], uint8_t secret_x[32])
 {
     if (r == NULL || public_x == NULL || secret_x == NULL)
         return KITH_EINVAL;
+    if (!r->has_sk)
+        return kith__fail(r, -EACCES, "%s/key: cannot be read", r->path);
     if (crypto_sign_ed25519_pk_to_curve25519(public_x, r->pk) != 0)
         return kith__fail(r, KITH_ECORRUPT, "the public key has no X25519 form");
     if (crypto_sign_ed25519_sk_to_curve25519(secret_x, r->sk) != 0)

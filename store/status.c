@@ -44,7 +44,7 @@ kith__view_write(kith_replica *r, int (*fn)(kith_replica *r, MDB_txn *txn, void 
             return rc;
         rc = fn(r, txn, ctx);
         if (rc == 0) {
-            rc = kith__mdb_err(mdb_txn_commit(txn)); /* frees txn, even when it fails */
+            rc = kith__mdb_err(kith__mdb_txn_commit(txn)); /* frees txn, even when it fails */
         } else {
             mdb_txn_abort(txn);
         }
@@ -67,11 +67,11 @@ kith__vv_read(kith_replica *r, MDB_txn *txn, kith_vv *out)
 
     out->len = 0;
     out->entries = NULL;
-    rc = kith__mdb_err(mdb_cursor_open(txn, r->origins, &cur));
+    rc = kith__mdb_err(kith__mdb_cursor_open(txn, r->origins, &cur));
     if (rc < 0)
         return rc;
-    for (mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); mrc == 0;
-         mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+    for (mrc = kith__mdb_cursor_get(cur, &k, &v, MDB_FIRST); mrc == 0;
+         mrc = kith__mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
         uint64_t applied;
 
         if (k.mv_size != 8 || v.mv_size != KITH__ORIGIN_VAL_BYTES) {
@@ -147,11 +147,11 @@ count_logged(kith_replica *r, MDB_txn *txn, uint64_t *out)
     int rc, mrc;
 
     *out = 0;
-    rc = kith__mdb_err(mdb_cursor_open(txn, r->origins, &cur));
+    rc = kith__mdb_err(kith__mdb_cursor_open(txn, r->origins, &cur));
     if (rc < 0)
         return rc;
-    for (mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); mrc == 0;
-         mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+    for (mrc = kith__mdb_cursor_get(cur, &k, &v, MDB_FIRST); mrc == 0;
+         mrc = kith__mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
         if (v.mv_size != KITH__ORIGIN_VAL_BYTES) {
             mdb_cursor_close(cur);
             return kith__fail(r, KITH_ECORRUPT, "origins record of %zu bytes", v.mv_size);
@@ -171,11 +171,11 @@ count_open_conflicts(kith_replica *r, MDB_txn *txn, uint64_t *out)
     int rc, mrc;
 
     *out = 0;
-    rc = kith__mdb_err(mdb_cursor_open(txn, r->conflicts, &cur));
+    rc = kith__mdb_err(kith__mdb_cursor_open(txn, r->conflicts, &cur));
     if (rc < 0)
         return rc;
-    for (mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); mrc == 0;
-         mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+    for (mrc = kith__mdb_cursor_get(cur, &k, &v, MDB_FIRST); mrc == 0;
+         mrc = kith__mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
         if (v.mv_size < 19) {
             mdb_cursor_close(cur);
             return kith__fail(r, KITH_ECORRUPT, "conflict record of %zu bytes", v.mv_size);
@@ -195,11 +195,11 @@ count_docs(kith_replica *r, MDB_txn *txn, kith_collection_count *counts, size_t 
     MDB_val k, v;
     int rc, mrc;
 
-    rc = kith__mdb_err(mdb_cursor_open(txn, r->docs, &cur));
+    rc = kith__mdb_err(kith__mdb_cursor_open(txn, r->docs, &cur));
     if (rc < 0)
         return rc;
-    for (mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); mrc == 0;
-         mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+    for (mrc = kith__mdb_cursor_get(cur, &k, &v, MDB_FIRST); mrc == 0;
+         mrc = kith__mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
         uint8_t coll;
 
         if (k.mv_size != 1 + KITH_DOCID_BYTES) {

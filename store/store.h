@@ -99,6 +99,7 @@ struct kith_replica {
     uint64_t id;
     uint8_t pk[KITH_PUBKEY_BYTES];
     uint8_t sk[64]; /* Ed25519 secret key; wiped at close */
+    bool has_sk;    /* sk was read; false on a read-only open by a user the key file refuses */
     unsigned flags; /* kith_open flags */
     char *path;
     pthread_rwlock_t resize; /* txns hold it shared; growing the map holds it exclusive */
@@ -211,6 +212,65 @@ int64_t kith__now_ms(void);
  * replica, spec/check.md); nothing else sets an offset. */
 int64_t kith__replica_now_ms(const kith_replica *r);
 void kith__replica_set_clock_offset(kith_replica *r, int64_t ms);
+
+/* The name of database `dbi` of r for messages ("log"; LMDB's own two: "free-page list",
+ * "main"). Never NULL. */
+const char *kith__dbi_name(const kith_replica *r, MDB_dbi dbi);
+#define KITH__DBI_FREE ((MDB_dbi)0) /* LMDB's FREE_DBI */
+#define KITH__DBI_MAIN ((MDB_dbi)1) /* LMDB's MAIN_DBI: the table of named databases */
+
+/* ---- store/files.c --------------------------------------------------------------------- */
+
+#define KITH__KEY_FILE "key"    /* the secret key of a whole replica */
+#define KITH__KEY_TMP "key.tmp" /* the key of a replica being created */
+
+/* dir "/" name, malloc'd; NULL when out of memory. */
+char *kith__path_join(const char *dir, const char *name);
+/* 1 if dir/name exists, 0 if not, -errno when that cannot be told (-EACCES). */
+int kith__file_probe(const char *dir, const char *name);
+/* Can this process write dir/name (or create it in dir, when it is absent)? */
+bool kith__file_writable(const char *dir, const char *name);
+/* fsync the directory itself. 0 or -errno. */
+int kith__fsync_dir(const char *dir);
+/* Write sk to dir/key.tmp (O_EXCL, mode 0600, fsync). 0 or -errno; no key.tmp on failure. */
+int kith__key_write_tmp(const char *dir, const uint8_t sk[64]);
+/* Rename dir/key.tmp to dir/key and fsync dir: the last step of a creation. 0 or -errno. */
+int kith__key_commit(const char *dir);
+/* Read a 64-byte key from dir/name. 0, KITH_ECORRUPT (absent or not 64 bytes), or -errno. */
+int kith__key_read(const char *dir, const char *name, uint8_t sk[64]);
+/* 0 if dir holds only a creation's leftovers (lock.mdb, key.tmp, and data.mdb when
+ * with_data), KITH_ECORRUPT if it holds anything else, -errno if it cannot be read. */
+int kith__dir_only_ours(const char *dir, bool with_data);
+
+/* Check dir/data.mdb against the last page its newer meta page names, before LMDB maps it
+ * (a page past the end of the file would raise SIGBUS). 0 when it holds them (or its missing
+ * pages are all free); KITH_ECORRUPT with "replica is damaged: data.mdb is N bytes, ..." in
+ * `why`; or -errno from opening or reading it (`why` empty). */
+int kith__datafile_check(const char *dir, char *why, size_t whylen);
+/* Create dir/lock.mdb if absent and give it its blocks (fallocate), so that LMDB's writes
+ * through its map cannot fault on a full disk. 0 or -errno (-ENOSPC, -EACCES). */
+int kith__lockfile_prepare(const char *dir);
+
+/* ---- store/guard.c --------------------------------------------------------------------- */
+
+/* The environment's assert callback (mdb_env_set_assert): inside a kith__mdb_* call below,
+ * turns LMDB's assertion into that call returning MDB_CORRUPTED; elsewhere LMDB aborts. */
+void kith__mdb_on_assert(MDB_env *env, const char *msg);
+/* LMDB's calls of the same names and contracts, except that an LMDB assertion on a damaged
+ * page returns MDB_CORRUPTED (the cursor or transaction is then only fit to be closed or
+ * aborted; a commit that asserted has been aborted), and MDB_CORRUPTED or MDB_PAGE_NOTFOUND
+ * put "database NAME cannot be read: ..." in the replica's error detail (when the
+ * environment's userctx is the replica). */
+int kith__mdb_get(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, MDB_val *data);
+int kith__mdb_put(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, MDB_val *data, unsigned flags);
+int kith__mdb_del(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, MDB_val *data);
+int kith__mdb_cursor_get(MDB_cursor *c, MDB_val *key, MDB_val *data, MDB_cursor_op op);
+int kith__mdb_cursor_put(MDB_cursor *c, MDB_val *key, MDB_val *data, unsigned flags);
+int kith__mdb_cursor_del(MDB_cursor *c, unsigned flags);
+int kith__mdb_cursor_open(MDB_txn *txn, MDB_dbi dbi, MDB_cursor **out);
+int kith__mdb_stat(MDB_txn *txn, MDB_dbi dbi, MDB_stat *out);
+int kith__mdb_dbi_open(MDB_txn *txn, const char *name, unsigned flags, MDB_dbi *out);
+int kith__mdb_txn_commit(MDB_txn *txn);
 
 /* Open with a chosen initial map size for a new replica (0: KITH__MAP_INITIAL); a test hook
  * for map growth. */

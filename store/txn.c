@@ -147,7 +147,7 @@ kith__event_report(kith_replica *r, struct kith__event_log *ev, int source)
                 uint8_t kb[8];
                 MDB_val k = {8, kb}, v;
                 kith__be64_put(kb, ev->conflicts[i]);
-                if (mdb_get(txn, r->conflicts, &k, &v) != 0)
+                if (kith__mdb_get(txn, r->conflicts, &k, &v) != 0)
                     continue;
                 if (kith__conflict_decode(ev->conflicts[i], v.mv_data, v.mv_size, &c) == 0)
                     on_conflict(ctx, &c);
@@ -428,8 +428,8 @@ membership(kith_txn *t, int coll, kith_dot doc, const uint8_t **dots, size_t *n)
     kith__dot_put(kb + 1, doc);
     /* in a write transaction, through the applier's cursor: the touch that follows finds
      * the cursor on this key and skips the search */
-    rc = t->ap_open ? mdb_cursor_get(t->ap.docs_c, &k, &v, MDB_SET)
-                    : mdb_get(t->txn, t->r->docs, &k, &v);
+    rc = t->ap_open ? kith__mdb_cursor_get(t->ap.docs_c, &k, &v, MDB_SET)
+                    : kith__mdb_get(t->txn, t->r->docs, &k, &v);
     *dots = NULL;
     *n = 0;
     if (rc == MDB_NOTFOUND)
@@ -637,7 +637,7 @@ kith_field_set(kith_txn *t, const char *collection, const kith_docid *doc, const
     kb[0] = (uint8_t)coll;
     kith__dot_put(kb + 1, op.doc);
     kb[17] = (uint8_t)f;
-    rc = mdb_cursor_get(t->ap.regs_c, &k, &rv, MDB_SET); /* apply finds the cursor here */
+    rc = kith__mdb_cursor_get(t->ap.regs_c, &k, &rv, MDB_SET); /* apply finds the cursor here */
     if (rc == 0 && rv.mv_size >= KITH__REG_HDR_BYTES) {
         op.replaced.origin = kith__be64_get((const uint8_t *)rv.mv_data + 8);
         op.replaced.seq = kith__be64_get((const uint8_t *)rv.mv_data + 16);
@@ -673,7 +673,7 @@ kith_field_get(kith_txn *t, const char *collection, const kith_docid *doc, const
     kb[0] = (uint8_t)coll;
     kith__dot_put(kb + 1, kith__docid_to_dot(doc));
     kb[17] = (uint8_t)f;
-    rc = mdb_get(t->txn, t->r->regs, &k, &v);
+    rc = kith__mdb_get(t->txn, t->r->regs, &k, &v);
     if (rc == MDB_NOTFOUND)
         return 0;
     if (rc != 0)
@@ -755,7 +755,7 @@ set_write(kith_txn *t, const char *collection, const kith_docid *doc, const char
         memcpy(kb + 18, elem, len);
     k.mv_size = 18 + len;
     k.mv_data = kb;
-    rc = mdb_get(t->txn, t->r->elems, &k, &v);
+    rc = kith__mdb_get(t->txn, t->r->elems, &k, &v);
     if (rc == MDB_NOTFOUND) {
         if (!add)
             return 0; /* removing an absent element writes nothing */
@@ -826,7 +826,7 @@ commit_write(kith_txn *t)
     kith__be64_put(kb + 8, t->commit.first_seq);
     v.mv_size = KITH__LOG_HDR_BYTES + t->enc.len;
     v.mv_data = NULL;
-    rc = mdb_put(t->txn, r->log, &k, &v, MDB_RESERVE | MDB_NOOVERWRITE);
+    rc = kith__mdb_put(t->txn, r->log, &k, &v, MDB_RESERVE | MDB_NOOVERWRITE);
     if (rc != 0)
         return rc == MDB_MAP_FULL ? rc
                                   : kith__fail(r, kith__mdb_err(rc), "log: %s", mdb_strerror(rc));
@@ -841,7 +841,7 @@ commit_write(kith_txn *t)
         memcpy(p + KITH__LOG_HDR_BYTES, t->enc.data, t->enc.len);
     }
     kith__be64_put(ob, order);
-    rc = mdb_put(t->txn, r->order, &ok, &ov, MDB_APPEND);
+    rc = kith__mdb_put(t->txn, r->order, &ok, &ov, MDB_APPEND);
     if (rc != 0)
         return rc == MDB_MAP_FULL ? rc
                                   : kith__fail(r, kith__mdb_err(rc), "order: %s", mdb_strerror(rc));
@@ -880,7 +880,7 @@ kith_txn_commit(kith_txn **txn)
         /* Only local records changed (conflicts resolved): no commit, no log entry. */
         rc = kith__conflicts_mark(t);
         if (rc == 0) {
-            rc = kith__mdb_err(mdb_txn_commit(t->txn));
+            rc = kith__mdb_err(kith__mdb_txn_commit(t->txn));
             t->txn = NULL;
         }
         goto out_free;
@@ -907,7 +907,7 @@ kith_txn_commit(kith_txn **txn)
         if (rc == 0) {
             kith__apply_end(&t->ap);
             t->ap_open = false;
-            rc = mdb_txn_commit(t->txn); /* frees the txn, even when it fails */
+            rc = kith__mdb_txn_commit(t->txn); /* frees the txn, even when it fails */
             t->txn = NULL;
             kith__mdb_end(r);
             t->holds_resize = false;

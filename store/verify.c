@@ -154,7 +154,7 @@ check_order(struct verify *v, uint64_t origin, uint64_t first, uint64_t last, ui
         return 0;
     }
     kith__be64_put(key, order);
-    mrc = mdb_get(v->txn, v->r->order, &k, &val);
+    mrc = kith__mdb_get(v->txn, v->r->order, &k, &val);
     if (mrc != 0 && mrc != MDB_NOTFOUND)
         return kith__mdb_err(mrc);
     if (mrc == MDB_NOTFOUND || val.mv_size != 16 || kith__be64_get(val.mv_data) != origin ||
@@ -212,7 +212,7 @@ check_commit(struct verify *v, struct origin_walk *w, const MDB_val *k, const MD
                 (unsigned long long)w->origin, (unsigned long long)first);
     kith__be64_put(skey, w->origin);
     kith__be64_put(skey + 8, last);
-    mrc = mdb_get(v->txn, v->r->sigs, &sk, &sv);
+    mrc = kith__mdb_get(v->txn, v->r->sigs, &sk, &sv);
     if (mrc == 0) {
         v->rep->signatures_checked++;
         if (sv.mv_size != KITH_SIG_BYTES)
@@ -243,17 +243,17 @@ check_sig_places(struct verify *v, uint64_t nsigs_on_commits)
     MDB_val k, val;
     int rc, mrc;
 
-    rc = kith__mdb_err(mdb_stat(v->txn, v->r->sigs, &st));
+    rc = kith__mdb_err(kith__mdb_stat(v->txn, v->r->sigs, &st));
     if (rc < 0 || st.ms_entries == nsigs_on_commits)
         return rc;
-    rc = kith__mdb_err(mdb_cursor_open(v->txn, v->r->sigs, &sigs));
+    rc = kith__mdb_err(kith__mdb_cursor_open(v->txn, v->r->sigs, &sigs));
     if (rc < 0)
         return rc;
-    rc = kith__mdb_err(mdb_cursor_open(v->txn, v->r->log, &log));
+    rc = kith__mdb_err(kith__mdb_cursor_open(v->txn, v->r->log, &log));
     if (rc < 0)
         goto out_sigs;
-    for (mrc = mdb_cursor_get(sigs, &k, &val, MDB_FIRST); mrc == 0;
-         mrc = mdb_cursor_get(sigs, &k, &val, MDB_NEXT)) {
+    for (mrc = kith__mdb_cursor_get(sigs, &k, &val, MDB_FIRST); mrc == 0;
+         mrc = kith__mdb_cursor_get(sigs, &k, &val, MDB_NEXT)) {
         uint8_t key[16];
         MDB_val lk = {16, key}, lv;
         uint64_t origin, seq;
@@ -268,9 +268,9 @@ check_sig_places(struct verify *v, uint64_t nsigs_on_commits)
         seq = kith__be64_get((const uint8_t *)k.mv_data + 8);
         kith__be64_put(key, origin);
         kith__be64_put(key + 8, seq + 1);
-        lrc = mdb_cursor_get(log, &lk, &lv, MDB_SET_RANGE);
-        lrc = lrc == 0 ? mdb_cursor_get(log, &lk, &lv, MDB_PREV)
-                       : mdb_cursor_get(log, &lk, &lv, MDB_LAST);
+        lrc = kith__mdb_cursor_get(log, &lk, &lv, MDB_SET_RANGE);
+        lrc = lrc == 0 ? kith__mdb_cursor_get(log, &lk, &lv, MDB_PREV)
+                       : kith__mdb_cursor_get(log, &lk, &lv, MDB_LAST);
         if (lrc == 0 && lk.mv_size == 16 && lv.mv_size >= 4 &&
             kith__be64_get(lk.mv_data) == origin) {
             uint64_t first = kith__be64_get((const uint8_t *)lk.mv_data + 8);
@@ -301,14 +301,14 @@ check_unlogged_origins(struct verify *v)
     MDB_val k, val;
     int rc, mrc;
 
-    rc = kith__mdb_err(mdb_cursor_open(v->txn, v->r->origins, &cur));
+    rc = kith__mdb_err(kith__mdb_cursor_open(v->txn, v->r->origins, &cur));
     if (rc < 0)
         return rc;
-    rc = kith__mdb_err(mdb_cursor_open(v->txn, v->r->log, &log));
+    rc = kith__mdb_err(kith__mdb_cursor_open(v->txn, v->r->log, &log));
     if (rc < 0)
         goto out_cur;
-    for (mrc = mdb_cursor_get(cur, &k, &val, MDB_FIRST); mrc == 0;
-         mrc = mdb_cursor_get(cur, &k, &val, MDB_NEXT)) {
+    for (mrc = kith__mdb_cursor_get(cur, &k, &val, MDB_FIRST); mrc == 0;
+         mrc = kith__mdb_cursor_get(cur, &k, &val, MDB_NEXT)) {
         MDB_val lk = k, lv;
         int lrc;
 
@@ -316,7 +316,7 @@ check_unlogged_origins(struct verify *v)
             problem(v, "origins record of %zu bytes", val.mv_size);
             continue;
         }
-        lrc = mdb_cursor_get(log, &lk, &lv, MDB_SET_RANGE);
+        lrc = kith__mdb_cursor_get(log, &lk, &lv, MDB_SET_RANGE);
         if (lrc != 0 && lrc != MDB_NOTFOUND) {
             rc = kith__mdb_err(lrc);
             goto out_log;
@@ -345,12 +345,12 @@ verify_log(struct verify *v)
     MDB_val k, val;
     int rc, mrc;
 
-    rc = kith__mdb_err(mdb_cursor_open(v->txn, v->r->log, &cur));
+    rc = kith__mdb_err(kith__mdb_cursor_open(v->txn, v->r->log, &cur));
     if (rc < 0)
         return rc;
     nsigs_before = v->rep->signatures_checked;
-    for (mrc = mdb_cursor_get(cur, &k, &val, MDB_FIRST); mrc == 0;
-         mrc = mdb_cursor_get(cur, &k, &val, MDB_NEXT)) {
+    for (mrc = kith__mdb_cursor_get(cur, &k, &val, MDB_FIRST); mrc == 0;
+         mrc = kith__mdb_cursor_get(cur, &k, &val, MDB_NEXT)) {
         uint64_t origin;
 
         if (k.mv_size != 16) {
@@ -394,7 +394,7 @@ verify_log(struct verify *v)
     if (pending_meta != pending)
         problem(v, "meta says %llu ops pending, the origins records %llu",
                 (unsigned long long)pending_meta, (unsigned long long)pending);
-    rc = kith__mdb_err(mdb_stat(v->txn, v->r->order, &st));
+    rc = kith__mdb_err(kith__mdb_stat(v->txn, v->r->order, &st));
     if (rc < 0)
         goto out_cursor;
     if (st.ms_entries != napplied)
@@ -496,13 +496,14 @@ scratch_open(struct verify *v, struct scratch *sc)
     if (rc < 0)
         return rc;
     for (size_t i = 0; i < sizeof(STATE_DBS) / sizeof(STATE_DBS[0]); i++) {
-        rc = kith__mdb_err(mdb_dbi_open(txn, STATE_DBS[i], MDB_CREATE, scratch_dbi(&sc->s, i)));
+        rc = kith__mdb_err(
+            kith__mdb_dbi_open(txn, STATE_DBS[i], MDB_CREATE, scratch_dbi(&sc->s, i)));
         if (rc < 0) {
             mdb_txn_abort(txn);
             return rc;
         }
     }
-    return kith__mdb_err(mdb_txn_commit(txn));
+    return kith__mdb_err(kith__mdb_txn_commit(txn));
 }
 
 /*
@@ -522,11 +523,11 @@ rebuild(struct verify *v, struct scratch *sc, bool *complete)
     int rc, mrc;
 
     *complete = false;
-    rc = kith__mdb_err(mdb_cursor_open(v->txn, v->r->order, &cur));
+    rc = kith__mdb_err(kith__mdb_cursor_open(v->txn, v->r->order, &cur));
     if (rc < 0)
         return rc;
-    for (mrc = mdb_cursor_get(cur, &k, &val, MDB_FIRST); mrc == 0;
-         mrc = mdb_cursor_get(cur, &k, &val, MDB_NEXT)) {
+    for (mrc = kith__mdb_cursor_get(cur, &k, &val, MDB_FIRST); mrc == 0;
+         mrc = kith__mdb_cursor_get(cur, &k, &val, MDB_NEXT)) {
         struct kith__commit c;
         struct kith__origin_slot *slot;
         MDB_val lk = val, lv;
@@ -537,7 +538,7 @@ rebuild(struct verify *v, struct scratch *sc, bool *complete)
             problem(v, "apply order record of %zu bytes", val.mv_size);
             goto out_stop;
         }
-        lrc = mdb_get(v->txn, v->r->log, &lk, &lv);
+        lrc = kith__mdb_get(v->txn, v->r->log, &lk, &lv);
         if (lrc != 0 || lv.mv_size < KITH__LOG_HDR_BYTES) {
             if (lrc != 0 && lrc != MDB_NOTFOUND) {
                 rc = kith__mdb_err(lrc);
@@ -587,7 +588,7 @@ rebuild(struct verify *v, struct scratch *sc, bool *complete)
             kith__apply_end(&ap);
             ap_open = false;
             if (rc == 0)
-                rc = kith__mdb_err(mdb_txn_commit(stxn));
+                rc = kith__mdb_err(kith__mdb_txn_commit(stxn));
             else
                 mdb_txn_abort(stxn);
             stxn = NULL;
@@ -605,7 +606,7 @@ rebuild(struct verify *v, struct scratch *sc, bool *complete)
         kith__apply_end(&ap);
         ap_open = false;
         if (rc == 0)
-            rc = kith__mdb_err(mdb_txn_commit(stxn));
+            rc = kith__mdb_err(kith__mdb_txn_commit(stxn));
         else
             mdb_txn_abort(stxn);
         stxn = NULL;
@@ -633,15 +634,17 @@ compare_db(struct verify *v, MDB_txn *stxn, MDB_dbi real, MDB_dbi scratch, const
     char hex[64];
     int rc, ra, rb;
 
-    rc = kith__mdb_err(mdb_cursor_open(v->txn, real, &a));
+    rc = kith__mdb_err(kith__mdb_cursor_open(v->txn, real, &a));
     if (rc < 0)
         return rc;
-    rc = kith__mdb_err(mdb_cursor_open(stxn, scratch, &b));
+    rc = kith__mdb_err(kith__mdb_cursor_open(stxn, scratch, &b));
     if (rc < 0)
         goto out_a;
-    ra = mdb_cursor_get(a, &ka, &va, MDB_FIRST);
-    rb = mdb_cursor_get(b, &kb, &vb, MDB_FIRST);
-    while (ra == 0 || rb == 0) {
+    ra = kith__mdb_cursor_get(a, &ka, &va, MDB_FIRST);
+    rb = kith__mdb_cursor_get(b, &kb, &vb, MDB_FIRST);
+    /* both walks go on while neither failed; a failed real walk is a damaged database */
+    while ((ra == 0 || rb == 0) && (ra == 0 || ra == MDB_NOTFOUND) &&
+           (rb == 0 || rb == MDB_NOTFOUND)) {
         int c;
 
         if (ra == 0 && rb == 0) {
@@ -658,19 +661,22 @@ compare_db(struct verify *v, MDB_txn *stxn, MDB_dbi real, MDB_dbi scratch, const
                 key_hex(&ka, hex);
                 problem(v, "%s entry %s differs from what the log gives", what, hex);
             }
-            ra = mdb_cursor_get(a, &ka, &va, MDB_NEXT);
-            rb = mdb_cursor_get(b, &kb, &vb, MDB_NEXT);
+            ra = kith__mdb_cursor_get(a, &ka, &va, MDB_NEXT);
+            rb = kith__mdb_cursor_get(b, &kb, &vb, MDB_NEXT);
         } else if (c < 0) {
             key_hex(&ka, hex);
             problem(v, "%s entry %s is not what the log gives", what, hex);
-            ra = mdb_cursor_get(a, &ka, &va, MDB_NEXT);
+            ra = kith__mdb_cursor_get(a, &ka, &va, MDB_NEXT);
         } else {
             key_hex(&kb, hex);
             problem(v, "%s entry %s is missing", what, hex);
-            rb = mdb_cursor_get(b, &kb, &vb, MDB_NEXT);
+            rb = kith__mdb_cursor_get(b, &kb, &vb, MDB_NEXT);
         }
     }
-    if (ra != MDB_NOTFOUND && ra != 0)
+    if (ra == MDB_CORRUPTED || ra == MDB_PAGE_NOTFOUND) {
+        problem(v, "%s", kith_errmsg(v->r)); /* names the database; go on with the others */
+        rc = 0;
+    } else if (ra != MDB_NOTFOUND && ra != 0)
         rc = kith__mdb_err(ra);
     else if (rb != MDB_NOTFOUND && rb != 0)
         rc = kith__mdb_err(rb);
@@ -726,6 +732,13 @@ kith_verify(kith_replica *r, kith_verify_report *report)
     rc = verify_log(&v);
     if (rc == 0)
         rc = verify_state(&v);
+    if (rc == KITH_ECORRUPT) {
+        /* a page that cannot be read (its detail names the database) is a finding, not a
+         * reason to give up without a report */
+        const char *why = kith_errmsg(r);
+        problem(&v, "%s", why[0] != '\0' ? why : kith_strerror(rc));
+        rc = 0;
+    }
     kith__view_end(r, v.txn);
     kith__arena_free(&v.arena);
     return rc;

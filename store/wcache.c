@@ -403,7 +403,7 @@ kith__wcache_flush(struct kith__applier *a)
                                                      : idx;
         MDB_val k = {e->klen, (void *)wc_key(e, kbuf)}, v = {e->vlen, e->val};
         if (cur == NULL) {
-            rc = mdb_cursor_open(a->txn, a->r->index, &idx);
+            rc = kith__mdb_cursor_open(a->txn, a->r->index, &idx);
             if (rc != 0)
                 break;
             cur = idx;
@@ -411,7 +411,7 @@ kith__wcache_flush(struct kith__applier *a)
         if (i == 0 || e->kind != dirty[i - 1]->kind) {
             /* the database's last key: what sorts after it can be appended */
             MDB_val tk, tv;
-            rc = mdb_cursor_get(cur, &tk, &tv, MDB_LAST);
+            rc = kith__mdb_cursor_get(cur, &tk, &tv, MDB_LAST);
             if (rc != 0 && rc != MDB_NOTFOUND)
                 break;
             tail_len = rc != 0 ? 0 : tk.mv_size < sizeof tail ? tk.mv_size : sizeof tail;
@@ -422,15 +422,15 @@ kith__wcache_flush(struct kith__applier *a)
         if (e->exists && wc_key_after(k.mv_data, k.mv_size, tail, tail_len)) {
             /* past the end, in key order: LMDB fills the last page rather than splitting
              * it, so a new replica's state is written in full pages and without searches */
-            rc = mdb_cursor_put(cur, &k, &v, MDB_APPEND);
+            rc = kith__mdb_cursor_put(cur, &k, &v, MDB_APPEND);
             memcpy(tail, k.mv_data, k.mv_size);
             tail_len = k.mv_size;
         } else if (e->exists) {
-            rc = mdb_cursor_put(cur, &k, &v, 0);
+            rc = kith__mdb_cursor_put(cur, &k, &v, 0);
         } else {
-            rc = mdb_cursor_get(cur, &k, &v, MDB_SET);
+            rc = kith__mdb_cursor_get(cur, &k, &v, MDB_SET);
             if (rc == 0)
-                rc = mdb_cursor_del(cur, 0);
+                rc = kith__mdb_cursor_del(cur, 0);
             else if (rc == MDB_NOTFOUND)
                 rc = 0;
         }
@@ -518,7 +518,7 @@ kith__rec_get(struct kith__applier *a, uint8_t kind, MDB_cursor *c, const uint8_
             return KITH_ENOMEM;
         if (added) {
             /* MDB_SET, not MDB_SET_KEY: k keeps pointing at the caller's key */
-            rc = mdb_cursor_get(c, &k, &v, MDB_SET);
+            rc = kith__mdb_cursor_get(c, &k, &v, MDB_SET);
             if (rc != 0 && rc != MDB_NOTFOUND)
                 return kith__mdb_err(rc);
             if (rc == 0) {
@@ -538,7 +538,7 @@ kith__rec_get(struct kith__applier *a, uint8_t kind, MDB_cursor *c, const uint8_
     }
     /* MDB_SET, not MDB_SET_KEY: a key pointing into a dirty page would be moved under
      * LMDB's feet by the put that follows and inserted as garbage */
-    rc = mdb_cursor_get(c, &k, &v, MDB_SET);
+    rc = kith__mdb_cursor_get(c, &k, &v, MDB_SET);
     if (rc != 0 && rc != MDB_NOTFOUND)
         return kith__mdb_err(rc);
     *found = rc == 0;
@@ -558,7 +558,7 @@ kith__rec_put(struct kith__applier *a, MDB_cursor *c, const uint8_t *key, size_t
         return wc_set(a->wc, ent, val, vlen);
     /* found: the cursor still sits on the record (only other databases were written since
      * rec_get), so overwrite it in place without a second search */
-    return kith__mdb_err(mdb_cursor_put(c, &k, &v, found ? MDB_CURRENT : 0));
+    return kith__mdb_err(kith__mdb_cursor_put(c, &k, &v, found ? MDB_CURRENT : 0));
 }
 
 /* Delete the record read (and found) by rec_get. */
@@ -571,7 +571,7 @@ kith__rec_del(struct kith__applier *a, MDB_cursor *c, struct kith__wc_entry *ent
         ent->dirty = true;
         return 0;
     }
-    return kith__mdb_err(mdb_cursor_del(c, 0));
+    return kith__mdb_err(kith__mdb_cursor_del(c, 0));
 }
 
 bool

@@ -432,3 +432,64 @@ Test(verify, scratch_space_is_removed)
     free(tmp);
     kt_free(&a);
 }
+
+/* Zero every page of dir/data.mdb that holds `needle` (the live leaf and any stale copies). */
+static size_t
+zero_pages_holding(const char *dir, const char *needle)
+{
+    char path[512];
+    uint8_t page[4096];
+    size_t n = strlen(needle), zeroed = 0;
+    int fd;
+
+    snprintf(path, sizeof path, "%s/data.mdb", dir);
+    fd = open(path, O_RDWR);
+    cr_assert_geq(fd, 0);
+    for (off_t off = 2 * 4096; pread(fd, page, sizeof page, off) == (ssize_t)sizeof page;
+         off += 4096) {
+        if (memmem(page, sizeof page, needle, n) == NULL)
+            continue;
+        memset(page, 0, sizeof page);
+        cr_assert_eq(pwrite(fd, page, sizeof page, off), (ssize_t)sizeof page);
+        zeroed++;
+    }
+    close(fd);
+    return zeroed;
+}
+
+/* STO-21: a leaf page zeroed in the middle of the log makes LMDB assert when a cursor steps
+ * onto it. verify reports it as a problem naming the database; reading the log fails with
+ * KITH_ECORRUPT and says so; the process is not aborted. */
+Test(verify, zeroed_log_page_is_a_problem_not_an_abort)
+{
+    struct kt_replica k = kt_new_flags(KITH_NOSYNC, 0);
+    kith_verify_report rep;
+    kith_iter *it = NULL;
+    kith_log_entry e;
+    kith_txn *t;
+    char name[64];
+    int rc;
+
+    for (int i = 0; i < 300; i++) {
+        snprintf(name, sizeof name, "contact-%05d-with-a-long-enough-name-to-fill-pages", i);
+        kt_contact(k.r, name);
+    }
+    kith_close(k.r);
+    k.r = NULL;
+    cr_assert_gt(zero_pages_holding(k.dir, "contact-00150-"), 0);
+    kt_reopen(&k, KITH_RDONLY);
+    cr_assert_eq(kith_verify(k.r, &rep), 0, "%s", kith_errmsg(k.r));
+    cr_assert_geq(rep.problems, 1);
+    cr_assert(strstr(rep.first_problem, "database log cannot be read") != NULL, "first: %s",
+              rep.first_problem);
+    t = kt_rbegin(k.r);
+    cr_assert_eq(kith_iter_log(t, 0, &it), 0);
+    while ((rc = kith_iter_next_log(it, &e)) == 0)
+        ;
+    cr_assert_eq(rc, KITH_ECORRUPT);
+    cr_assert(strstr(kith_errmsg(k.r), "database log cannot be read") != NULL, "%s",
+              kith_errmsg(k.r));
+    kith_iter_close(it);
+    kith_txn_abort(&t);
+    kt_free(&k);
+}
