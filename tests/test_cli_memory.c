@@ -37,6 +37,8 @@
 #endif
 
 #define SLACK_KB (8 * 1024) /* what a listing may hold beyond a command that lists nothing */
+/* Contacts listed: under the sanitizers, which check no bound, only enough to list them all */
+#define NCONTACTS (SANITIZED ? 10000 : 100000)
 #define PER_COMMIT 10000
 
 /* n contacts, each with a name, an e-mail address and a tag: four ops apiece. */
@@ -156,40 +158,31 @@ assert_flat(const struct kt_replica *k, const char *const *args, const char *wha
         cr_expect_leq(peak, bound, "%s: peak RSS %ld KB, above %ld KB", what, peak, bound);
 }
 
-Test(cli_memory, contact_ls_json_is_written_as_it_is_read, .timeout = 120)
+Test(cli_memory, contact_ls_is_written_as_it_is_read, .timeout = 240)
 {
-    static const char *const args[] = {"contact", "ls", "--json", NULL};
-    struct kt_replica k = replica_of(100000);
+    static const char *const json[] = {"contact", "ls", "--json", NULL};
+    static const char *const table[] = {"contact", "ls", NULL};
+    struct kt_replica k = replica_of(NCONTACTS);
     char out[512];
 
-    assert_flat(&k, args, "contact ls --json, 100,000 contacts");
     snprintf(out, sizeof out, "%s/out", k.root);
-    cr_expect_eq(count_in(out, "\n    {\n      \"birthday\": "), 100000);
+    assert_flat(&k, json, "contact ls --json");
+    cr_expect_eq(count_in(out, "\n    {\n      \"birthday\": "), NCONTACTS);
     cr_expect_eq(count_in(out, "{\n  \"contacts\": [\n"), 1);
     cr_expect_eq(count_in(out, "\n    }\n  ]\n}\n"), 1);
-    kt_free(&k);
-}
-
-Test(cli_memory, contact_ls_table_is_written_as_it_is_read, .timeout = 120)
-{
-    static const char *const args[] = {"contact", "ls", NULL};
-    struct kt_replica k = replica_of(100000);
-    char out[512];
-
-    assert_flat(&k, args, "contact ls, 100,000 contacts");
-    snprintf(out, sizeof out, "%s/out", k.root);
-    cr_expect_eq(count_in(out, "@example.org"), 100000);
+    assert_flat(&k, table, "contact ls");
+    cr_expect_eq(count_in(out, "@example.org"), NCONTACTS);
     kt_free(&k);
 }
 
 Test(cli_memory, log_json_is_written_as_it_is_read, .timeout = 120)
 {
     static const char *const args[] = {"log", "--json", NULL};
-    struct kt_replica k = replica_of(25000);
+    struct kt_replica k = replica_of(NCONTACTS / 4);
     char out[512];
 
-    assert_flat(&k, args, "log --json, 100,000 ops");
+    assert_flat(&k, args, "log --json");
     snprintf(out, sizeof out, "%s/out", k.root);
-    cr_expect_eq(count_in(out, "\n      \"applied\": "), 100000);
+    cr_expect_eq(count_in(out, "\n      \"applied\": "), NCONTACTS); /* four ops each */
     kt_free(&k);
 }
