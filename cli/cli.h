@@ -141,31 +141,52 @@ int cli_value(const struct cli *c, const char *collection, const char *field, co
 
 /* ---- output (out.c) ------------------------------------------------------------------------ */
 
-/* A table printed with aligned columns; cells are copied. */
-struct cli_table {
-    size_t ncols, nrows, cap;
-    char **cells; /* nrows * ncols, row-major; row 0 is the header */
-};
+/*
+ * A list written as it is produced, so that memory stays flat however long it is (CLI-11):
+ * with --json as {"<key>": [...]}, byte for byte what cli_json_print_in would print for the
+ * whole array, one element at a time; otherwise as a table with aligned columns, which takes
+ * two passes over the same rows, the first measuring the columns and the second printing.
+ *
+ * A command describes its list with cli_list_init and writes it with cli_list_run, giving a
+ * fill function that produces every element, in order, through cli_list_json (with --json)
+ * or cli_list_row (otherwise). A list with no columns has no table: its fill prints the
+ * human form itself, once.
+ */
+#define CLI_LIST_MAXCOLS 16
 
-int cli_table_init(struct cli_table *tb, size_t ncols, const char *const *head);
-/* Add a row of ncols strings (NULL prints as "-"); control characters become '?'. 0 or -1. */
-int cli_table_add(struct cli_table *tb, const char *const *row);
-void cli_table_print(const struct cli_table *tb, FILE *f, bool color);
-void cli_table_free(struct cli_table *tb);
-
-/* A list printed either as a table for people or, with --json, as {"<key>": [...]}. */
 struct cli_list {
-    bool json;
-    json_t *arr;         /* the items, when json */
-    struct cli_table tb; /* the rows, otherwise */
+    bool json;                      /* {"<key>": [...]} rather than a table */
+    const char *key;                /* the top-level JSON key */
+    size_t ncols;                   /* table columns (at most CLI_LIST_MAXCOLS); 0: none */
+    const char *const *head;        /* the header row, ncols strings */
+    bool color;                     /* bold header: stdout is a terminal */
+    bool measuring;                 /* the table's first pass: rows widen columns, print nothing */
+    size_t width[CLI_LIST_MAXCOLS]; /* each column's widest cell, once measured */
+    size_t n;                       /* elements written (or measured) by this pass so far */
+    int werr;                       /* errno of the first failed write to stdout, 0 if none */
 };
 
-/* Start an empty list (the table gets its header row). 0, or -1 when out of memory, with
- * nothing to free. */
-int cli_list_init(struct cli_list *l, bool json, size_t ncols, const char *const *head);
-/* Print the list on stdout (a table, or JSON with cli_json_print_in); CLI_OK or CLI_FAIL. */
-int cli_list_print(const struct cli *c, const struct cli_list *l, const char *key);
-void cli_list_free(struct cli_list *l);
+/* Produce the list's elements; 0, or a negative code (kith's or -errno) that ends the list. */
+typedef int (*cli_list_fill)(struct cli_list *l, void *ctx);
+
+/* Describe a list; nothing is allocated, and nothing is printed until cli_list_run. */
+void cli_list_init(struct cli_list *l, bool json, const char *key, size_t ncols,
+                   const char *const *head);
+/*
+ * Print the list on stdout: call fill(l, ctx) once (JSON, or no columns) or twice (a table;
+ * both calls must produce the same rows, as they do inside one read transaction) and close
+ * the list. Returns CLI_OK; or CLI_FAIL after reporting a failed write ("writing output: ...")
+ * or the code fill returned, as cli_fail_rc(c, r, what, code) does. A failure partway leaves
+ * the list on stdout unfinished: with --json, a document no JSON parser accepts.
+ */
+int cli_list_run(const struct cli *c, kith_replica *r, const char *what, struct cli_list *l,
+                 cli_list_fill fill, void *ctx);
+/* Write one element of a --json list, taking elem's reference (NULL: KITH_ENOMEM). 0, or
+ * the code to return from fill. */
+int cli_list_json(struct cli_list *l, json_t *elem);
+/* Write (or measure) one table row of ncols strings; NULL prints as "-", control characters
+ * as '?'. 0, or the code to return from fill. */
+int cli_list_row(struct cli_list *l, const char *const *row);
 
 /* Render a value for humans into `out` (a heap string the caller frees), or NULL on OOM.
  * Strings as they are (control characters replaced), times ISO 8601, refs hex, null "-". */

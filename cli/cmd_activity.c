@@ -198,13 +198,18 @@ struct list_spec {
     const char *key;           /* the top-level JSON key */
 };
 
+/* One document as an element of the list: a JSON object, or a table row. */
 static int
-list_row(kith_txn *t, const struct list_spec *ls, const kith_docid *doc, struct cli_table *tb)
+list_elem(struct cli_list *l, kith_txn *t, const struct list_spec *ls, const kith_docid *doc)
 {
     char hex[KITH_DOCID_HEX + 1], *cell[8] = {NULL};
     const char *row[9];
     bool ok = true;
-    int rc = 0;
+    int rc;
+    if (l->json) {
+        json_t *d = cli_doc_json(t, ls->collection, doc, &rc);
+        return d != NULL ? cli_list_json(l, d) : rc;
+    }
     kith_docid_format(doc, hex);
     row[0] = hex;
     for (size_t i = 0; i < ls->ncols - 1 && ok; i++) {
@@ -220,61 +225,60 @@ list_row(kith_txn *t, const struct list_spec *ls, const kith_docid *doc, struct 
         }
         row[i + 1] = cell[i];
     }
-    if (!ok || cli_table_add(tb, row) < 0)
-        rc = KITH_ENOMEM;
+    rc = ok ? cli_list_row(l, row) : KITH_ENOMEM;
     for (size_t i = 0; i < 8; i++)
         free(cell[i]);
     return rc;
 }
 
-/* List `docs` (already in order) as a table or as {"<key>": [...]}. */
+/*
+ * What a list of interactions or reminders shows: the documents of an index range, read
+ * afresh by each pass (the first pass takes `it`, opened by the command to report a bad
+ * index in its own words), or documents already sorted into docs[0..n).
+ */
+struct activity_list {
+    kith_txn *t;
+    const struct list_spec *ls;
+    const char *index;         /* the index, or NULL for docs[] */
+    const kith_value *eq, *hi; /* its range, as kith_iter_index takes them */
+    kith_iter *it;             /* the first pass's iterator; NULL once used */
+    const struct listed *docs; /* when index is NULL */
+    size_t n;
+};
+
 static int
-print_list(const struct cli *c, kith_replica *r, kith_txn *t, const struct list_spec *ls,
-           const kith_docid *docs, size_t n, bool json)
+activity_fill(struct cli_list *l, void *ctx)
 {
-    struct cli_list l;
-    int krc = 0, rc;
-    if (cli_list_init(&l, json, ls->ncols, ls->head) < 0)
-        return cli_fail(c, "%s", kith_strerror(KITH_ENOMEM));
-    for (size_t i = 0; i < n && krc == 0; i++) {
-        if (json) {
-            json_t *d = cli_doc_json(t, ls->collection, &docs[i], &krc);
-            if (d != NULL && json_array_append_new(l.arr, d) < 0)
-                krc = KITH_ENOMEM;
-        } else {
-            krc = list_row(t, ls, &docs[i], &l.tb);
-        }
+    struct activity_list *al = ctx;
+    kith_docid doc;
+    int rc = 0;
+    if (al->index == NULL) {
+        for (size_t i = 0; rc == 0 && i < al->n; i++)
+            rc = list_elem(l, al->t, al->ls, &al->docs[i].doc);
+        return rc;
     }
-    rc = krc < 0 ? cli_fail_rc(c, r, ls->collection, krc) : cli_list_print(c, &l, ls->key);
-    cli_list_free(&l);
-    return rc;
+    if (al->it == NULL &&
+        (rc = kith_iter_index(al->t, al->index, al->eq, NULL, al->hi, &al->it)) < 0)
+        return rc;
+    while (rc == 0 && (rc = kith_iter_next(al->it, &doc)) == 0)
+        rc = list_elem(l, al->t, al->ls, &doc);
+    kith_iter_close(al->it);
+    al->it = NULL;
+    return rc == KITH_ENOTFOUND ? 0 : rc;
 }
 
-/* Every document an index iterator yields, into a malloc'd array. */
+/* List what `al` describes as a table or as {"<key>": [...]}; `what` words a failure. */
 static int
-drain(kith_iter *it, kith_docid **out, size_t *n)
+print_list(const struct cli *c, kith_replica *r, const char *what, struct activity_list *al,
+           bool json)
 {
-    kith_docid *v = NULL, doc;
-    size_t len = 0, cap = 0;
+    struct cli_list l;
     int rc;
-    while ((rc = kith_iter_next(it, &doc)) == 0) {
-        if (len == cap) {
-            kith_docid *nv = realloc(v, (cap = cap ? cap * 2 : 64) * sizeof *v);
-            if (nv == NULL) {
-                rc = KITH_ENOMEM;
-                break;
-            }
-            v = nv;
-        }
-        v[len++] = doc;
-    }
-    if (rc != KITH_ENOTFOUND) {
-        free(v);
-        return rc < 0 ? rc : KITH_ENOMEM;
-    }
-    *out = v;
-    *n = len;
-    return 0;
+    cli_list_init(&l, json, al->ls->key, al->ls->ncols, al->ls->head);
+    rc = cli_list_run(c, r, what, &l, activity_fill, al);
+    kith_iter_close(al->it); /* left open only when the list failed before reading it */
+    al->it = NULL;
+    return rc;
 }
 
 int
@@ -292,9 +296,9 @@ cmd_interaction_ls(struct cli *c, int argc, char **argv)
     const char *contact = NULL;
     bool json = false;
     kith_replica *r = NULL;
-    kith_txn *t = NULL;
-    kith_docid *docs = NULL;
-    size_t n = 0;
+    kith_value eq = {.type = KITH_TYPE_REF};
+    struct activity_list al = {.ls = &spec};
+    struct listed *sorted = NULL;
     int ch, rc, krc;
 
     while ((ch = cli_getopt(c, argc, argv, ":h", opts)) != -1) {
@@ -311,35 +315,26 @@ cmd_interaction_ls(struct cli *c, int argc, char **argv)
     }
     if (optind < argc)
         return cli_usage_error(c, "unexpected argument '%s'", argv[optind]);
-    if ((rc = cli_begin(c, CLI_READ, &r, &t)) != CLI_OK)
+    if ((rc = cli_begin(c, CLI_READ, &r, &al.t)) != CLI_OK)
         return rc;
     if (contact != NULL) {
-        kith_value eq = {.type = KITH_TYPE_REF};
-        kith_iter *it = NULL;
-        if ((rc = cli_resolve(c, t, "contacts", contact, &eq.u.ref)) != CLI_OK)
+        if ((rc = cli_resolve(c, al.t, "contacts", contact, &eq.u.ref)) != CLI_OK)
             goto out_end;
-        if ((krc = kith_iter_index(t, "interactions.contact", &eq, NULL, NULL, &it)) < 0) {
+        al.index = "interactions.contact";
+        al.eq = &eq;
+        if ((krc = kith_iter_index(al.t, al.index, al.eq, NULL, NULL, &al.it)) < 0) {
             rc = cli_fail_rc(c, r, "interactions.contact", krc);
             goto out_end;
         }
-        krc = drain(it, &docs, &n);
-        kith_iter_close(it);
-    } else {
-        struct listed *v = NULL;
-        krc = collect_sorted(t, "interactions", "at", &v, &n);
-        if (krc == 0 && n > 0 && (docs = malloc(n * sizeof *docs)) == NULL)
-            krc = KITH_ENOMEM;
-        for (size_t i = 0; krc == 0 && i < n; i++)
-            docs[i] = v[i].doc;
-        free(v);
-    }
-    if (krc < 0)
+    } else if ((krc = collect_sorted(al.t, "interactions", "at", &sorted, &al.n)) < 0) {
         rc = cli_fail_rc(c, r, "listing interactions", krc);
-    else
-        rc = print_list(c, r, t, &spec, docs, n, json);
-    free(docs);
+        goto out_end;
+    }
+    al.docs = sorted;
+    rc = print_list(c, r, "listing interactions", &al, json);
+    free(sorted);
 out_end:
-    cli_end(r, &t);
+    cli_end(r, &al.t);
     return rc;
 }
 
@@ -426,10 +421,7 @@ cmd_reminder_ls(struct cli *c, int argc, char **argv)
     kith_value before = {.type = KITH_TYPE_NULL};
     bool json = false;
     kith_replica *r = NULL;
-    kith_txn *t = NULL;
-    kith_iter *it = NULL;
-    kith_docid *docs = NULL;
-    size_t n = 0;
+    struct activity_list al = {.ls = &spec, .index = "reminders.due"};
     int ch, rc, krc;
 
     while ((ch = cli_getopt(c, argc, argv, ":h", opts)) != -1) {
@@ -447,19 +439,13 @@ cmd_reminder_ls(struct cli *c, int argc, char **argv)
     }
     if (optind < argc)
         return cli_usage_error(c, "unexpected argument '%s'", argv[optind]);
-    if ((rc = cli_begin(c, CLI_READ, &r, &t)) != CLI_OK)
+    if ((rc = cli_begin(c, CLI_READ, &r, &al.t)) != CLI_OK)
         return rc;
-    krc = kith_iter_index(t, "reminders.due", NULL, NULL,
-                          before.type == KITH_TYPE_NULL ? NULL : &before, &it);
-    if (krc == 0) {
-        krc = drain(it, &docs, &n);
-        kith_iter_close(it);
-    }
-    if (krc < 0)
+    al.hi = before.type == KITH_TYPE_NULL ? NULL : &before;
+    if ((krc = kith_iter_index(al.t, al.index, NULL, NULL, al.hi, &al.it)) < 0)
         rc = cli_fail_rc(c, r, "listing reminders", krc);
     else
-        rc = print_list(c, r, t, &spec, docs, n, json);
-    free(docs);
-    cli_end(r, &t);
+        rc = print_list(c, r, "listing reminders", &al, json);
+    cli_end(r, &al.t);
     return rc;
 }

@@ -94,6 +94,35 @@ conflict_print(const struct cli *c, const kith_conflict *k)
     return rc;
 }
 
+/* What `conflicts` lists: the records `it` yields, in id order. The human form is no table
+ * but blocks, which conflict_fill prints itself, a blank line between two. */
+struct conflict_list {
+    const struct cli *c;
+    kith_iter *it;
+    size_t n; /* records printed */
+};
+
+static int
+conflict_fill(struct cli_list *l, void *ctx)
+{
+    struct conflict_list *cl = ctx;
+    kith_conflict k;
+    int rc;
+    while ((rc = kith_iter_next_conflict(cl->it, &k)) == 0) {
+        if (l->json) {
+            rc = cli_list_json(l, conflict_json(&k));
+        } else {
+            if (cl->n > 0)
+                putchar('\n');
+            rc = conflict_print(cl->c, &k);
+        }
+        if (rc < 0)
+            break;
+        cl->n++;
+    }
+    return rc == KITH_ENOTFOUND ? 0 : rc;
+}
+
 int
 cmd_conflicts(struct cli *c, int argc, char **argv)
 {
@@ -106,10 +135,8 @@ cmd_conflicts(struct cli *c, int argc, char **argv)
     bool json = false, all = false;
     kith_replica *r = NULL;
     kith_txn *t = NULL;
-    kith_iter *it = NULL;
-    kith_conflict k;
-    json_t *arr = NULL;
-    size_t n = 0;
+    struct conflict_list cl = {c, NULL, 0};
+    struct cli_list l;
     int ch, rc, krc;
 
     while ((ch = cli_getopt(c, argc, argv, ":h", opts)) != -1) {
@@ -128,38 +155,15 @@ cmd_conflicts(struct cli *c, int argc, char **argv)
         return cli_usage_error(c, "unexpected argument '%s'", argv[optind]);
     if ((rc = cli_begin(c, CLI_READ, &r, &t)) != CLI_OK)
         return rc;
-    if ((krc = kith_iter_conflicts(t, all, &it)) < 0) {
+    if ((krc = kith_iter_conflicts(t, all, &cl.it)) < 0) {
         rc = cli_fail_rc(c, r, "reading conflicts", krc);
         goto out_end;
     }
-    if (json && (arr = json_array()) == NULL) {
-        rc = cli_fail(c, "%s", kith_strerror(KITH_ENOMEM));
-        goto out_iter;
-    }
-    while ((krc = kith_iter_next_conflict(it, &k)) == 0) {
-        if (json) {
-            if (json_array_append_new(arr, conflict_json(&k)) < 0) {
-                krc = KITH_ENOMEM;
-                break;
-            }
-        } else {
-            if (n > 0)
-                putchar('\n');
-            if ((krc = conflict_print(c, &k)) < 0)
-                break;
-        }
-        n++;
-    }
-    if (krc < 0 && krc != KITH_ENOTFOUND) {
-        rc = cli_fail_rc(c, r, "reading conflicts", krc);
-    } else if (json) {
-        rc = cli_json_print_in(c, "conflicts", json_incref(arr));
-    } else if (n == 0) {
+    cli_list_init(&l, json, "conflicts", 0, NULL);
+    rc = cli_list_run(c, r, "reading conflicts", &l, conflict_fill, &cl);
+    if (rc == CLI_OK && !json && cl.n == 0)
         printf("no %sconflicts\n", all ? "" : "open ");
-    }
-    json_decref(arr);
-out_iter:
-    kith_iter_close(it);
+    kith_iter_close(cl.it);
 out_end:
     cli_end(r, &t);
     return rc;

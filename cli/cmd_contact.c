@@ -351,68 +351,77 @@ cli_set_text(kith_txn *t, const char *collection, const kith_docid *doc, const c
     return out;
 }
 
+/* A contact as a row of `contact ls`. 0, or KITH_ENOMEM, or the code of a failed write. */
+static int
+contact_row(struct cli_list *l, kith_txn *t, const kith_docid *doc)
+{
+    static const char *const cols[] = {"name", "email", "phone", "company"};
+    char hex[KITH_DOCID_HEX + 1], *cell[5] = {NULL};
+    bool ok = true;
+    int rc;
+    kith_docid_format(doc, hex);
+    for (size_t i = 0; i < 4; i++)
+        ok &= (cell[i] = cli_field_text(t, CONTACTS, doc, cols[i])) != NULL;
+    ok &= (cell[4] = cli_set_text(t, CONTACTS, doc, "tags")) != NULL;
+    const char *row[] = {hex,     cell[0], cell[1],
+                         cell[2], cell[3], cell[4] != NULL && cell[4][0] != '\0' ? cell[4] : "-"};
+    rc = ok ? cli_list_row(l, row) : KITH_ENOMEM;
+    for (size_t i = 0; i < 5; i++)
+        free(cell[i]);
+    return rc;
+}
+
+/* What `contact ls` lists: the contacts in name order, from the index iterator `it` (opened
+ * by the command, for the first pass; each later pass opens its own). */
+struct contact_list {
+    kith_txn *t;
+    kith_iter *it;
+};
+
+static int
+contact_fill(struct cli_list *l, void *ctx)
+{
+    struct contact_list *cl = ctx;
+    kith_docid doc;
+    int rc = 0;
+    if (cl->it == NULL &&
+        (rc = kith_iter_index(cl->t, "contacts.name", NULL, NULL, NULL, &cl->it)) < 0)
+        return rc;
+    while (rc == 0 && (rc = kith_iter_next(cl->it, &doc)) == 0) {
+        if (l->json) {
+            json_t *o = cli_doc_json(cl->t, CONTACTS, &doc, &rc);
+            rc = o != NULL ? cli_list_json(l, o) : rc;
+        } else {
+            rc = contact_row(l, cl->t, &doc);
+        }
+    }
+    kith_iter_close(cl->it);
+    cl->it = NULL;
+    return rc == KITH_ENOTFOUND ? 0 : rc;
+}
+
 int
 cmd_contact_ls(struct cli *c, int argc, char **argv)
 {
     static const char *const head[] = {"ID", "NAME", "EMAIL", "PHONE", "COMPANY", "TAGS"};
-    static const char *const cols[] = {"name", "email", "phone", "company"};
     kith_replica *r = NULL;
-    kith_txn *t = NULL;
-    kith_iter *it = NULL;
-    kith_docid doc;
+    struct contact_list cl = {NULL, NULL};
     struct cli_list l;
     bool json;
     int rc = cli_parse_simple(c, argc, argv, &json, 0, 0), krc;
     if (rc >= 0)
         return rc;
-    if ((rc = cli_begin(c, CLI_READ, &r, &t)) != CLI_OK)
+    if ((rc = cli_begin(c, CLI_READ, &r, &cl.t)) != CLI_OK)
         return rc;
-    if ((krc = kith_iter_index(t, "contacts.name", NULL, NULL, NULL, &it)) < 0) {
+    if ((krc = kith_iter_index(cl.t, "contacts.name", NULL, NULL, NULL, &cl.it)) < 0) {
         rc = cli_fail_rc(c, r, "contacts.name", krc);
         goto out_end;
     }
-    if (cli_list_init(&l, json, 6, head) < 0) {
-        rc = cli_fail(c, "%s", kith_strerror(KITH_ENOMEM));
-        goto out_iter;
-    }
-    while ((krc = kith_iter_next(it, &doc)) == 0) {
-        if (json) {
-            json_t *o = cli_doc_json(t, CONTACTS, &doc, &krc);
-            if (o == NULL)
-                break;
-            if (json_array_append_new(l.arr, o) < 0) {
-                krc = KITH_ENOMEM;
-                break;
-            }
-            continue;
-        }
-        char hex[KITH_DOCID_HEX + 1], *cell[5] = {NULL};
-        bool ok = true;
-        kith_docid_format(&doc, hex);
-        for (size_t i = 0; i < 4; i++)
-            ok &= (cell[i] = cli_field_text(t, CONTACTS, &doc, cols[i])) != NULL;
-        ok &= (cell[4] = cli_set_text(t, CONTACTS, &doc, "tags")) != NULL;
-        const char *row[] = {hex,     cell[0],
-                             cell[1], cell[2],
-                             cell[3], cell[4] != NULL && cell[4][0] != '\0' ? cell[4] : "-"};
-        if (ok && cli_table_add(&l.tb, row) < 0)
-            ok = false;
-        for (size_t i = 0; i < 5; i++)
-            free(cell[i]);
-        if (!ok) {
-            krc = KITH_ENOMEM;
-            break;
-        }
-    }
-    if (krc < 0 && krc != KITH_ENOTFOUND)
-        rc = cli_fail_rc(c, r, "listing contacts", krc);
-    else
-        rc = cli_list_print(c, &l, "contacts");
-    cli_list_free(&l);
-out_iter:
-    kith_iter_close(it);
+    cli_list_init(&l, json, "contacts", 6, head);
+    rc = cli_list_run(c, r, "listing contacts", &l, contact_fill, &cl);
+    kith_iter_close(cl.it); /* left open only when the list failed before reading it */
 out_end:
-    cli_end(r, &t);
+    cli_end(r, &cl.t);
     return rc;
 }
 

@@ -265,7 +265,7 @@ log_entry_json(const kith_log_entry *e)
 }
 
 static int
-log_entry_row(struct cli_table *tb, const kith_log_entry *e)
+log_entry_row(struct cli_list *l, const kith_log_entry *e)
 {
     char dot[64], when[32], doc[KITH_DOCID_HEX + 1], origin[KITH_ID_HEX + 1], op[32];
     char *value = NULL;
@@ -280,12 +280,38 @@ log_entry_row(struct cli_table *tb, const kith_log_entry *e)
         e->kind == KITH_OP_SET_REMOVE) {
         value = cli_value_text(&e->value);
         if (value == NULL)
-            return -1;
+            return KITH_ENOMEM;
     }
     const char *row[] = {dot, when, op, e->collection, doc, e->field, value};
-    rc = cli_table_add(tb, row);
+    rc = cli_list_row(l, row);
     free(value);
     return rc;
+}
+
+/* What `log` lists: at most `limit` entries of the log (one origin's, or all), read afresh
+ * by each pass; the first pass takes `it`, opened by the command. */
+struct log_list {
+    kith_txn *t;
+    uint64_t origin, limit;
+    kith_iter *it; /* the first pass's iterator; NULL once used */
+};
+
+static int
+log_fill(struct cli_list *l, void *ctx)
+{
+    struct log_list *ll = ctx;
+    kith_log_entry e;
+    uint64_t shown = 0;
+    int rc = 0;
+    if (ll->it == NULL && (rc = kith_iter_log(ll->t, ll->origin, &ll->it)) < 0)
+        return rc;
+    while (rc == 0 && shown < ll->limit && (rc = kith_iter_next_log(ll->it, &e)) == 0) {
+        rc = l->json ? cli_list_json(l, log_entry_json(&e)) : log_entry_row(l, &e);
+        shown++;
+    }
+    kith_iter_close(ll->it);
+    ll->it = NULL;
+    return rc == KITH_ENOTFOUND ? 0 : rc;
 }
 
 int
@@ -300,24 +326,21 @@ cmd_log(struct cli *c, int argc, char **argv)
     };
     static const char *const head[] = {"DOT",      "TIME",  "OP",   "COLLECTION",
                                        "DOCUMENT", "FIELD", "VALUE"};
-    uint64_t origin = 0, limit = UINT64_MAX, shown = 0;
+    struct log_list ll = {NULL, 0, UINT64_MAX, NULL};
     bool json = false;
     kith_replica *r = NULL;
-    kith_txn *t = NULL;
-    kith_iter *it = NULL;
-    kith_log_entry e;
     struct cli_list l;
     int ch, rc, krc;
 
     while ((ch = cli_getopt(c, argc, argv, ":h", opts)) != -1) {
         switch (ch) {
         case 'o':
-            if (cli_parse_id(optarg, &origin) < 0 || origin == 0)
+            if (cli_parse_id(optarg, &ll.origin) < 0 || ll.origin == 0)
                 return cli_usage_error(c, "--origin: '%s' is not a replica id (16 hex digits)",
                                        optarg);
             break;
         case 'n':
-            if (cli_parse_u64(optarg, &limit) < 0)
+            if (cli_parse_u64(optarg, &ll.limit) < 0)
                 return cli_usage_error(c, "--limit: '%s' is not a number", optarg);
             break;
         case 'j':
@@ -330,33 +353,17 @@ cmd_log(struct cli *c, int argc, char **argv)
     if (optind < argc)
         return cli_usage_error(c, "unexpected argument '%s'", argv[optind]);
 
-    if ((rc = cli_begin(c, CLI_READ, &r, &t)) != CLI_OK)
+    if ((rc = cli_begin(c, CLI_READ, &r, &ll.t)) != CLI_OK)
         return rc;
-    if ((krc = kith_iter_log(t, origin, &it)) < 0) {
+    if ((krc = kith_iter_log(ll.t, ll.origin, &ll.it)) < 0) {
         rc = cli_fail_rc(c, r, "reading the log", krc);
         goto out_end;
     }
-    if (cli_list_init(&l, json, 7, head) < 0) {
-        rc = cli_fail(c, "%s", kith_strerror(KITH_ENOMEM));
-        goto out_iter;
-    }
-    while (shown < limit && (krc = kith_iter_next_log(it, &e)) == 0) {
-        if (json ? json_array_append_new(l.arr, log_entry_json(&e)) < 0
-                 : log_entry_row(&l.tb, &e) < 0) {
-            krc = KITH_ENOMEM;
-            break;
-        }
-        shown++;
-    }
-    if (krc < 0 && krc != KITH_ENOTFOUND)
-        rc = cli_fail_rc(c, r, "reading the log", krc);
-    else
-        rc = cli_list_print(c, &l, "entries");
-    cli_list_free(&l);
-out_iter:
-    kith_iter_close(it);
+    cli_list_init(&l, json, "entries", 7, head);
+    rc = cli_list_run(c, r, "reading the log", &l, log_fill, &ll);
+    kith_iter_close(ll.it); /* left open only when the list failed before reading it */
 out_end:
-    cli_end(r, &t);
+    cli_end(r, &ll.t);
     return rc;
 }
 

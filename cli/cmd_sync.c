@@ -98,9 +98,9 @@ cli_hold_text(const kith_hold *h, char *out, size_t cap)
     }
 }
 
-/* A peer record as a row of `kith peers`. 0 or -1 (out of memory). */
+/* A peer record as a row of `kith peers`. 0, or the code of a failed write. */
 static int
-peer_row(struct cli_table *tb, const kith_peer *p)
+peer_row(struct cli_list *l, const kith_peer *p)
 {
     char id[KITH_ID_HEX + 1], pending[24], when[32] = "never", fails[16], held[64] = "", span[32];
     cli_id_hex(p->id, id);
@@ -128,7 +128,27 @@ peer_row(struct cli_table *tb, const kith_peer *p)
                          when,
                          fails,
                          p->last_error[0] ? p->last_error : NULL};
-    return cli_table_add(tb, row);
+    return cli_list_row(l, row);
+}
+
+/* What `peers` and `trust --list` show: peers[0..n), or only the trusted ones. */
+struct peer_list {
+    const kith_peer *peers;
+    size_t n;
+    bool trusted_only;
+};
+
+static int
+peer_fill(struct cli_list *l, void *ctx)
+{
+    const struct peer_list *pl = ctx;
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < pl->n; i++) {
+        if (pl->trusted_only && !pl->peers[i].trusted)
+            continue;
+        rc = l->json ? cli_list_json(l, cli_peer_json(&pl->peers[i])) : peer_row(l, &pl->peers[i]);
+    }
+    return rc;
 }
 
 /* List peer records (all, or the trusted ones) as a table or {"peers": [...]}. */
@@ -140,6 +160,7 @@ list_peers(const struct cli *c, bool json, bool trusted_only)
     kith_replica *r = NULL;
     kith_peer *peers = NULL;
     size_t n = 0;
+    struct peer_list pl = {NULL, 0, trusted_only};
     struct cli_list l;
     int rc, krc;
 
@@ -149,21 +170,10 @@ list_peers(const struct cli *c, bool json, bool trusted_only)
         rc = cli_fail_rc(c, r, "reading peers", krc);
         goto out_close;
     }
-    if (cli_list_init(&l, json, sizeof head / sizeof head[0], head) < 0) {
-        rc = cli_fail(c, "%s", kith_strerror(KITH_ENOMEM));
-        goto out_peers;
-    }
-    for (size_t i = 0; rc == CLI_OK && i < n; i++) {
-        if (trusted_only && !peers[i].trusted)
-            continue;
-        if (json ? json_array_append_new(l.arr, cli_peer_json(&peers[i])) < 0
-                 : peer_row(&l.tb, &peers[i]) < 0)
-            rc = cli_fail(c, "%s", kith_strerror(KITH_ENOMEM));
-    }
-    if (rc == CLI_OK)
-        rc = cli_list_print(c, &l, "peers");
-    cli_list_free(&l);
-out_peers:
+    pl.peers = peers;
+    pl.n = n;
+    cli_list_init(&l, json, "peers", sizeof head / sizeof head[0], head);
+    rc = cli_list_run(c, NULL, NULL, &l, peer_fill, &pl);
     kith_peers_free(peers, n);
 out_close:
     kith_close(r);

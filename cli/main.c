@@ -291,7 +291,7 @@ run_command(struct cli *c, const struct cli_command *cmd, int argc, char **argv)
  * Run the command in a child process and pass on its exit status. LMDB reads the replica
  * through a map: a page overwritten with garbage can send it past the end of the file or of
  * the map (SIGBUS, SIGSEGV) before any check of kith's sees it. Then the child dies and this
- * process says so, with exit 1, instead of the user seeing a core dump (spec/cli.md CLI-11).
+ * process says so, with exit 1, instead of the user seeing a core dump (spec/cli.md CLI-12).
  * Streams are inherited, so output and stdin behave as if run here. Without fork, run here.
  */
 static int

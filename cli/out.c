@@ -8,9 +8,15 @@
  * or recolour a terminal. JSON is built with jansson and printed with sorted keys, so its
  * byte form is stable; ids, keys and hashes are lowercase hex strings and times ISO 8601 UTC
  * strings (spec/cli.md "JSON conventions").
+ *
+ * Lists are written element by element as the command reads them (spec/cli.md CLI-11), so
+ * the memory a listing takes does not grow with its length: JSON elements are dumped one at
+ * a time inside a hand-written {"<key>": [...]}, and tables are read twice, once to size
+ * the columns and once to print.
  */
 #include "cli.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -148,7 +154,20 @@ clean_copy(const char *s, size_t len)
     return out;
 }
 
-/* Display width, counting one column per UTF-8 code point (good enough for aligning). */
+/* Write s with control characters (C0, DEL) replaced by '?', as clean_copy would. */
+static int
+put_clean(const char *s, FILE *f)
+{
+    for (; *s != '\0'; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (putc((ch < 0x20 || ch == 0x7f) ? '?' : (char)ch, f) == EOF)
+            return -1;
+    }
+    return 0;
+}
+
+/* Display width, counting one column per UTF-8 code point (good enough for aligning). A
+ * control character counts one column, as the '?' that replaces it. */
 static size_t
 text_width(const char *s)
 {
@@ -159,105 +178,158 @@ text_width(const char *s)
     return w;
 }
 
-int
-cli_table_init(struct cli_table *tb, size_t ncols, const char *const *head)
+/* ---- lists, written as they are produced -------------------------------------------------- */
+
+/* Remember the first failed write to stdout; returns the code that stops the fill. */
+static int
+list_write_failed(struct cli_list *l)
 {
-    memset(tb, 0, sizeof *tb);
-    tb->ncols = ncols;
-    return cli_table_add(tb, head);
+    if (l->werr == 0)
+        l->werr = errno != 0 ? errno : EIO;
+    return -l->werr;
 }
 
-int
-cli_table_add(struct cli_table *tb, const char *const *row)
+/*
+ * Pass jansson's output through, shifting every line after the first right by one array
+ * element's indent. Line breaks in JSON_INDENT output only ever separate tokens (inside
+ * strings they are escaped as "\n"), so this is exactly how the element would be printed
+ * nested in {"<key>": [...]}.
+ */
+static int
+write_nested(const char *buf, size_t len, void *data)
 {
-    if (tb->nrows == tb->cap) {
-        size_t cap = tb->cap == 0 ? 16 : tb->cap * 2;
-        char **cells = realloc(tb->cells, cap * tb->ncols * sizeof *cells);
-        if (cells == NULL)
+    FILE *f = data;
+    while (len > 0) {
+        const char *nl = memchr(buf, '\n', len);
+        size_t run = nl != NULL ? (size_t)(nl - buf) + 1 : len;
+        if (fwrite(buf, 1, run, f) != run || (nl != NULL && fputs("    ", f) == EOF))
             return -1;
-        tb->cells = cells;
-        tb->cap = cap;
+        buf += run;
+        len -= run;
     }
-    char **dst = tb->cells + tb->nrows * tb->ncols;
-    for (size_t i = 0; i < tb->ncols; i++) {
-        const char *s = row[i] != NULL ? row[i] : "-";
-        dst[i] = clean_copy(s, strlen(s));
-        if (dst[i] == NULL) {
-            while (i-- > 0)
-                free(dst[i]);
-            return -1;
-        }
-    }
-    tb->nrows++;
     return 0;
 }
 
-void
-cli_table_print(const struct cli_table *tb, FILE *f, bool color)
+int
+cli_list_json(struct cli_list *l, json_t *elem)
 {
-    size_t width[16] = {0};
-    size_t ncols = tb->ncols < 16 ? tb->ncols : 16;
-    for (size_t r = 0; r < tb->nrows; r++)
-        for (size_t i = 0; i < ncols; i++) {
-            size_t w = text_width(tb->cells[r * tb->ncols + i]);
-            if (w > width[i])
-                width[i] = w;
+    int rc = 0;
+    if (elem == NULL)
+        return KITH_ENOMEM;
+    errno = 0;
+    if (l->n == 0) {
+        /* the opening, as cli_json_print_in would print it: {\n  "<key>": [\n    */
+        json_t *key = json_string(l->key);
+        if (key == NULL) {
+            json_decref(elem);
+            return KITH_ENOMEM;
         }
-    for (size_t r = 0; r < tb->nrows; r++) {
-        if (r == 0)
-            fputs(cli_sgr(color, "1"), f);
-        for (size_t i = 0; i < ncols; i++) {
-            const char *cell = tb->cells[r * tb->ncols + i];
-            fputs(cell, f);
-            if (i + 1 < ncols)
-                fprintf(f, "%*s", (int)(width[i] - text_width(cell) + 2), "");
-        }
-        if (r == 0)
-            fputs(cli_sgr(color, "0"), f);
-        fputc('\n', f);
+        if (fputs("{\n  ", stdout) == EOF || json_dumpf(key, stdout, JSON_ENCODE_ANY) < 0 ||
+            fputs(": [\n    ", stdout) == EOF)
+            rc = list_write_failed(l);
+        json_decref(key);
+    } else if (fputs(",\n    ", stdout) == EOF) {
+        rc = list_write_failed(l);
     }
+    if (rc == 0 &&
+        json_dump_callback(elem, write_nested, stdout, JSON_INDENT(2) | JSON_SORT_KEYS) < 0)
+        rc = list_write_failed(l);
+    json_decref(elem);
+    if (rc == 0)
+        l->n++;
+    return rc;
 }
 
-void
-cli_table_free(struct cli_table *tb)
+/* One row of the table: widen the columns (measuring pass) or print it aligned. */
+static int
+table_row(struct cli_list *l, const char *const *row, bool header)
 {
-    for (size_t i = 0; i < tb->nrows * tb->ncols; i++)
-        free(tb->cells[i]);
-    free(tb->cells);
-    memset(tb, 0, sizeof *tb);
+    if (l->measuring) {
+        for (size_t i = 0; i < l->ncols; i++) {
+            size_t w = text_width(row[i] != NULL ? row[i] : "-");
+            if (w > l->width[i])
+                l->width[i] = w;
+        }
+        return 0;
+    }
+    errno = 0;
+    if (header && fputs(cli_sgr(l->color, "1"), stdout) == EOF)
+        return list_write_failed(l);
+    for (size_t i = 0; i < l->ncols; i++) {
+        const char *cell = row[i] != NULL ? row[i] : "-";
+        if (put_clean(cell, stdout) < 0 ||
+            (i + 1 < l->ncols && printf("%*s", (int)(l->width[i] - text_width(cell) + 2), "") < 0))
+            return list_write_failed(l);
+    }
+    if ((header && fputs(cli_sgr(l->color, "0"), stdout) == EOF) || putchar('\n') == EOF)
+        return list_write_failed(l);
+    return 0;
 }
 
 int
-cli_list_init(struct cli_list *l, bool json, size_t ncols, const char *const *head)
+cli_list_row(struct cli_list *l, const char *const *row)
 {
+    int rc = table_row(l, row, false);
+    if (rc == 0)
+        l->n++;
+    return rc;
+}
+
+void
+cli_list_init(struct cli_list *l, bool json, const char *key, size_t ncols, const char *const *head)
+{
+    assert(ncols <= CLI_LIST_MAXCOLS);
     memset(l, 0, sizeof *l);
     l->json = json;
-    if (json)
-        return (l->arr = json_array()) != NULL ? 0 : -1;
-    if (cli_table_init(&l->tb, ncols, head) < 0) {
-        cli_table_free(&l->tb);
-        return -1;
-    }
-    return 0;
+    l->key = key;
+    l->ncols = ncols;
+    l->head = head;
+}
+
+/* A list that failed: the write error, or the fill's code in the caller's words. */
+static int
+list_failed(const struct cli *c, kith_replica *r, const char *what, const struct cli_list *l,
+            int rc)
+{
+    if (l->werr != 0)
+        return cli_fail(c, "writing output: %s", strerror(l->werr));
+    return cli_fail_rc(c, r, what, rc);
 }
 
 int
-cli_list_print(const struct cli *c, const struct cli_list *l, const char *key)
+cli_list_run(const struct cli *c, kith_replica *r, const char *what, struct cli_list *l,
+             cli_list_fill fill, void *ctx)
 {
-    if (l->json)
-        return cli_json_print_in(c, key, json_incref(l->arr));
-    cli_table_print(&l->tb, stdout, c->color_out);
+    bool table = !l->json && l->ncols > 0;
+    int rc;
+    l->color = c->color_out;
+    if (table) {
+        l->measuring = true;
+        table_row(l, l->head, true);
+        if ((rc = fill(l, ctx)) < 0)
+            return list_failed(c, r, what, l, rc);
+        l->measuring = false;
+        l->n = 0;
+        if ((rc = table_row(l, l->head, true)) < 0)
+            return list_failed(c, r, what, l, rc);
+    }
+    if ((rc = fill(l, ctx)) < 0)
+        return list_failed(c, r, what, l, rc);
+    if (l->json) {
+        errno = 0;
+        if (l->n == 0) {
+            json_t *empty = json_array();
+            if (empty == NULL)
+                return cli_fail(c, "%s", kith_strerror(KITH_ENOMEM));
+            return cli_json_print_in(c, l->key, empty);
+        }
+        if (fputs("\n  ]\n}\n", stdout) == EOF)
+            return list_failed(c, r, what, l, list_write_failed(l));
+    }
+    errno = 0;
+    if (fflush(stdout) == EOF || ferror(stdout))
+        return list_failed(c, r, what, l, list_write_failed(l));
     return CLI_OK;
-}
-
-void
-cli_list_free(struct cli_list *l)
-{
-    if (l->json)
-        json_decref(l->arr);
-    else
-        cli_table_free(&l->tb);
-    memset(l, 0, sizeof *l);
 }
 
 void

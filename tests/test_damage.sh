@@ -157,7 +157,7 @@ check "zeroed index page: not out of memory" err_lacks "out of memory"
 run 1 "zeroed log page: log fails" --dir "$tmp/zero-log" log
 check "zeroed log page: log names the log" err_has "database log cannot be read"
 
-# ---- a node whose size points past the end of the file (CLI-11) ---------------------------------
+# ---- a node whose size points past the end of the file (CLI-12) ---------------------------------
 # LMDB trusts a leaf node's data size; reading 16 MiB from a page of a 1.4 MiB file faults.
 D=$tmp/long-node
 cp -a "$R" "$D"
@@ -269,7 +269,7 @@ else
     umount "$M" && mounts=()
 fi
 
-# ---- a replica the user may read but not write (STO-23, CLI-11) ----------------------------------
+# ---- a replica the user may read but not write (STO-23, CLI-12) ----------------------------------
 # run_as EXPECTED_RC NAME ARGS... : as run, as the user nobody
 run_as() {
     local want=$1 name=$2 rc=0
