@@ -15,7 +15,7 @@
  *
  * Errors. Every call that can fail returns 0 or a negative code: one of KITH_E* below, or
  * -errno from the OS. kith_strerror() explains either; kith_errmsg() gives the detail of the
- * last failure on a replica (which field, which origin), valid until the next call on it.
+ * calling thread's last failure on a replica (which field, which origin).
  *
  * Ownership. Inputs are borrowed; kith keeps copies. Outputs are one of: a view into the
  * replica, valid until the transaction it was read in ends (kith_value strings, say); a
@@ -213,9 +213,11 @@ KITH_API KITH_NODISCARD int kith_open(const char *path, unsigned flags, kith_rep
 /* Close the replica. Takes NULL. No transaction of it may be open. */
 KITH_API void kith_close(kith_replica *r);
 
-/* Detail of the last failure on `r`, in this thread; "" if none. Valid until the next call.
- * With r NULL: why this thread's last kith_open failed ("replica is damaged: data.mdb is N
- * bytes, ..."), "" when it succeeded or has nothing to add to its error code. */
+/* Detail of this thread's last failed call on `r` (which field, which origin); "" if none.
+ * Each thread has its own: another thread's failures never show here. A call that succeeds
+ * does not clear it, so read it right after the failure; valid until this thread's next call
+ * on `r`. With r NULL: why this thread's last kith_open failed ("replica is damaged:
+ * data.mdb is N bytes, ..."), "" when it succeeded or has nothing to add to its error code. */
 KITH_API const char *kith_errmsg(const kith_replica *r);
 
 /* This replica's id, public key, and the directory it lives in. */

@@ -87,34 +87,61 @@ kith__mdb_err(int mdb_rc)
     }
 }
 
+/*
+ * kith_errmsg is per thread (kith.h): a thread keeps the detail of its last failure on each
+ * of the few replicas it used last, so two threads never read each other's message and need
+ * no lock. A replica is known by its address and its id: a replica opened later at a freed
+ * address shows no old message unless it is the same replica.
+ */
+#define ERR_SLOTS 4
+
+struct err_slot {
+    const kith_replica *r;
+    uint64_t id;
+    char msg[512];
+};
+
+static _Thread_local struct err_slot err_slots[ERR_SLOTS];
+static _Thread_local unsigned err_next;
+
+static struct err_slot *
+err_slot_of(const kith_replica *r)
+{
+    for (unsigned i = 0; i < ERR_SLOTS; i++)
+        if (err_slots[i].r == r && err_slots[i].id == r->id)
+            return &err_slots[i];
+    return NULL;
+}
+
 int
 kith__fail(kith_replica *r, int rc, const char *fmt, ...)
 {
+    struct err_slot *e;
     va_list ap;
 
     if (r == NULL)
         return rc;
-    pthread_mutex_lock(&r->errlock);
+    e = err_slot_of(r);
+    if (e == NULL) {
+        e = &err_slots[err_next++ % ERR_SLOTS];
+        e->r = r;
+        e->id = r->id;
+    }
     va_start(ap, fmt);
-    vsnprintf(r->errmsg, sizeof r->errmsg, fmt, ap);
+    vsnprintf(e->msg, sizeof e->msg, fmt, ap);
     va_end(ap);
-    pthread_mutex_unlock(&r->errlock);
     return rc;
 }
 
 const char *
 kith_errmsg(const kith_replica *r)
 {
-    static _Thread_local char buf[512];
-    kith_replica *w = (kith_replica *)r; /* the lock is not part of the replica's value */
+    const struct err_slot *e;
 
     if (r == NULL)
         return open_detail;
-    pthread_mutex_lock(&w->errlock);
-    memcpy(buf, r->errmsg, sizeof buf);
-    pthread_mutex_unlock(&w->errlock);
-    buf[sizeof buf - 1] = '\0';
-    return buf;
+    e = err_slot_of(r);
+    return e ? e->msg : "";
 }
 
 int64_t
@@ -494,7 +521,6 @@ replica_free(kith_replica *r)
         mdb_env_close(r->env);
     sodium_memzero(r->sk, sizeof r->sk);
     pthread_rwlock_destroy(&r->resize);
-    pthread_mutex_destroy(&r->errlock);
     pthread_mutex_destroy(&r->wlock);
     free(r->path);
     free(r);
@@ -540,13 +566,7 @@ kith__open_sized(const char *path, unsigned flags, size_t mapsize, kith_replica 
         free(r);
         return KITH_ENOMEM;
     }
-    if (pthread_mutex_init(&r->errlock, NULL) != 0) {
-        pthread_rwlock_destroy(&r->resize);
-        free(r);
-        return KITH_ENOMEM;
-    }
     if (pthread_mutex_init(&r->wlock, NULL) != 0) {
-        pthread_mutex_destroy(&r->errlock);
         pthread_rwlock_destroy(&r->resize);
         free(r);
         return KITH_ENOMEM;
@@ -641,7 +661,7 @@ kith__open_sized(const char *path, unsigned flags, size_t mapsize, kith_replica 
     *out = r;
     return 0;
 out_free:
-    snprintf(open_detail, sizeof open_detail, "%s", r->errmsg);
+    snprintf(open_detail, sizeof open_detail, "%s", kith_errmsg(r));
     replica_free(r);
     return rc;
 }

@@ -103,10 +103,8 @@ struct kith_replica {
     unsigned flags; /* kith_open flags */
     char *path;
     pthread_rwlock_t resize; /* txns hold it shared; growing the map holds it exclusive */
-    pthread_mutex_t errlock; /* guards errmsg */
     pthread_mutex_t wlock;   /* held by a local write txn from begin to end, across map
                                 growth, so no other thread's commit makes its seqs stale */
-    char errmsg[512];
     kith_change_fn on_change;
     kith_conflict_fn on_conflict;
     void *observer_ctx;

@@ -436,7 +436,6 @@ scratch_close(struct scratch *sc)
     if (sc->env_open)
         mdb_env_close(sc->s.env);
     if (sc->locks_init) {
-        pthread_mutex_destroy(&sc->s.errlock);
         pthread_rwlock_destroy(&sc->s.resize);
     }
     if (sc->dir[0]) {
@@ -465,12 +464,8 @@ scratch_open(struct verify *v, struct scratch *sc)
         sc->dir[0] = '\0';
         return kith__fail(v->r, -errno, "cannot make a scratch directory for verify");
     }
-    if (pthread_mutex_init(&sc->s.errlock, NULL) != 0)
+    if (pthread_rwlock_init(&sc->s.resize, NULL) != 0)
         return KITH_ENOMEM;
-    if (pthread_rwlock_init(&sc->s.resize, NULL) != 0) {
-        pthread_mutex_destroy(&sc->s.errlock);
-        return KITH_ENOMEM;
-    }
     sc->locks_init = true;
     sc->s.id = v->r->id;
     memcpy(sc->s.pk, v->r->pk, KITH_PUBKEY_BYTES);
@@ -580,7 +575,7 @@ rebuild(struct verify *v, struct scratch *sc, bool *complete)
                 goto out_txn;
             problem(v, "commit %016llx:%llu cannot be applied again: %s (%s)",
                     (unsigned long long)c.origin, (unsigned long long)c.first_seq,
-                    kith_strerror(rc), sc->s.errmsg);
+                    kith_strerror(rc), kith_errmsg(&sc->s));
             goto out_stop;
         }
         if (++in_txn == VERIFY_CHUNK) {

@@ -428,6 +428,61 @@ Test(txn, second_transaction_in_a_thread_is_refused, .timeout = 30)
     kt_free(&b);
 }
 
+/* Each thread fails on the shared replica with a field of its own, over and over, and must
+ * always read its own field's message: kith_errmsg is per thread. */
+struct err_worker {
+    kith_replica *r;
+    const char *field;
+    int rounds, wrong, empty;
+    char seen[256];
+};
+
+static void *
+err_worker_run(void *arg)
+{
+    struct err_worker *w = arg;
+    kith_docid d = {{0}};
+    for (int i = 0; i < w->rounds; i++) {
+        kith_txn *t = NULL;
+        kith_value v;
+        /* read transactions, so that the threads fail at the same time */
+        if (kith_txn_begin(w->r, KITH_TXN_READ, &t) != 0)
+            continue;
+        if (kith_field_get(t, "contacts", &d, w->field, &v) < 0) {
+            const char *m = kith_errmsg(w->r);
+            if (m[0] == '\0')
+                w->empty++;
+            else if (!strstr(m, w->field)) {
+                w->wrong++;
+                snprintf(w->seen, sizeof w->seen, "%s", m);
+            }
+        }
+        kith_txn_abort(&t);
+    }
+    return NULL;
+}
+
+Test(txn, errmsg_is_per_thread, .timeout = 60)
+{
+    struct kt_replica k = kt_new();
+    static const char *const fields[] = {"no_such_field_one", "no_such_field_two",
+                                         "no_such_field_three", "no_such_field_four"};
+    struct err_worker w[4];
+    pthread_t th[4];
+
+    for (int i = 0; i < 4; i++) {
+        w[i] = (struct err_worker){.r = k.r, .field = fields[i], .rounds = 20000};
+        cr_assert_eq(pthread_create(&th[i], NULL, err_worker_run, &w[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        cr_assert_eq(pthread_join(th[i], NULL), 0);
+        cr_assert_eq(w[i].empty, 0, "thread %d read no message", i);
+        cr_assert_eq(w[i].wrong, 0, "thread %d read another thread's message: %s", i, w[i].seen);
+    }
+    cr_assert_str_eq(kith_errmsg(k.r), "", "this thread failed on nothing");
+    kt_free(&k);
+}
+
 /* Start from a 256 KiB map and write ~24 MB: every MDB_MAP_FULL is met by growth. */
 Test(txn, map_grows_from_tiny, .timeout = 120)
 {
