@@ -167,6 +167,7 @@ struct kith__peerstate {
     bool dirty;                     /* known/acked_cursor moved since the record was written */
     bool loaded;                    /* known/acked_cursor were read from the peer record */
     uint32_t failing_after;         /* failures in a row that mark it failing (0: default) */
+    char name[64];                  /* its name in the peer record, for the log; "" if none */
 };
 
 enum kith__session_state {
@@ -218,6 +219,8 @@ struct kith__session {
 int kith__session_start_client(struct kith__session *s, kith_replica *r,
                                const struct kith__log *log, struct kith__peerstate *peer,
                                kith__send_fn send, void *send_ctx);
+/* "name (id)" or "id": how the log names the session's peer. */
+const char *kith__session_peer_name(const struct kith__session *s, char *buf, size_t cap);
 /* A server session, waiting for HELLO. */
 void kith__session_init_server(struct kith__session *s, kith_replica *r,
                                const struct kith__log *log, kith__peer_fn find_peer, void *peer_ctx,

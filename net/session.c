@@ -94,6 +94,7 @@ kith__peerstate_load(struct kith__peerstate *p, kith_replica *r)
     for (size_t i = 0; i < n; i++) {
         if (peers[i].id != p->id)
             continue;
+        snprintf(p->name, sizeof p->name, "%s", peers[i].name);
         if (kith__netvv_set(&p->known, &peers[i].acked) == 0) {
             p->acked_cursor = peers[i].cursor;
             p->send_cursor = peers[i].cursor;
@@ -160,10 +161,25 @@ kith__session_close(struct kith__session *s, int code, bool refuse, bool bye, co
         kith__session_record(s, code ? s->why : NULL);
     else if (s->peer && code)
         kith__session_record(s, s->why);
+    char who[96];
+    int64_t took = s->opened_ms ? kith__mono_ms() - s->opened_ms : 0;
     kith__log(s->log, code ? KITH_LOG_WARNING : KITH_LOG_INFO,
-              "session with %016llx closed: %s%s%s",
-              s->peer ? (unsigned long long)s->peer->id : 0ull, s->why[0] ? s->why : "done",
-              code ? " — " : "", code ? kith_errname(code) : "");
+              "session with %s closed after %lld ms: %s%s%s; %llu ops sent, %llu received",
+              kith__session_peer_name(s, who, sizeof who), (long long)took,
+              s->why[0] ? s->why : "done", code ? " — " : "", code ? kith_errname(code) : "",
+              (unsigned long long)s->stats.ops_sent, (unsigned long long)s->stats.ops_received);
+}
+
+const char *
+kith__session_peer_name(const struct kith__session *s, char *buf, size_t cap)
+{
+    if (s->peer == NULL)
+        snprintf(buf, cap, "an unknown peer");
+    else if (s->peer->name[0])
+        snprintf(buf, cap, "%s (%016llx)", s->peer->name, (unsigned long long)s->peer->id);
+    else
+        snprintf(buf, cap, "%016llx", (unsigned long long)s->peer->id);
+    return buf;
 }
 
 /* The peer said what it holds at the start of a session. */
@@ -306,7 +322,9 @@ on_hello(struct kith__session *s, const struct kith__msg *m)
     }
     s->state = KITH__SS_OPEN;
     s->want = true;
-    kith__log(s->log, KITH_LOG_INFO, "peer %016llx connected", (unsigned long long)m->id);
+    char who[96];
+    kith__log(s->log, KITH_LOG_INFO, "peer %s connected",
+              kith__session_peer_name(s, who, sizeof who));
     return 0;
 }
 

@@ -676,8 +676,11 @@ Test(daemon, log_lines_go_to_the_callback, .init = redirect_stderr)
     struct kt_replica a = kt_new();
     struct log_lines lines = {.lock = PTHREAD_MUTEX_INITIALIZER};
     uint8_t pk[KITH_PUBKEY_BYTES];
+    uint8_t pa[KITH_PUBKEY_BYTES];
     node_init(&b);
     kt_trust_pair(&a, &b.k);
+    kith_replica_pubkey(a.r, pa);
+    cr_assert_eq(kith_trust_add(b.k.r, pa, "laptop", NULL), 0);
     kith_replica_pubkey(b.k.r, pk);
     kt_contact(a.r, "Ada");
     memset(&b.o, 0, sizeof(b.o));
@@ -699,6 +702,13 @@ Test(daemon, log_lines_go_to_the_callback, .init = redirect_stderr)
     cr_assert(strstr(lines.text, "6 replica ") && strstr(lines.text, " listening on tcp://"), "%s",
               lines.text);
     cr_assert_eq(lines.over_level, 0, "a line above log_level: %s", lines.text);
+    /* a session's lines name the peer as its record does, and its close says how long it
+     * took and how many ops went each way */
+    cr_assert(strstr(lines.text, "peer laptop (") && strstr(lines.text, ") connected"), "%s",
+              lines.text);
+    cr_assert(strstr(lines.text, "session with laptop (") && strstr(lines.text, " ms: ") &&
+                  strstr(lines.text, "; 0 ops sent, 2 received"),
+              "%s", lines.text);
     cr_assert(lines.count >= 2, "%s", lines.text);
     pthread_mutex_unlock(&lines.lock);
     cr_assert_stderr_eq_str("", "the daemon wrote to stderr");
