@@ -133,7 +133,7 @@ if [ -n "$man3" ]; then
         grep -A1 -h '^\.SH NAME' "$src"/doc/man3/*.3 | grep -qE "(^|[ ,])$fn([ ,]|$)" ||
             undocumented="$undocumented $fn"
         # installed: its own page, or a .so link to a group page that is there
-        target=$(sed -n 's/^\.so man3\///p' "$man3/$fn.3" 2>/dev/null)
+        target=$(sed -n 's/^\.so man3\///p' "$man3/$fn.3" 2>/dev/null || true)
         if [ ! -f "$man3/$fn.3" ] || { [ -n "$target" ] && [ ! -f "$man3/$target" ]; }; then
             unlinked="$unlinked $fn"
         fi

@@ -16,8 +16,8 @@ $KITH_LIBRARY if set, else a build/ beside this source tree, else the system's l
 from . import _ffi
 from ._replica import (FieldDef, Replica, Server, Txn, curve_public, id_from_pubkey,
                        parse_value, schema, schema_fingerprint, sign_verify)
-from ._types import (ERRORS, Change, DocId, Dot, KithError, id_hex, time_format, time_from_ms,
-                     time_to_ms, vv_format, vv_parse)
+from ._types import (ERRORS, Change, DocId, Dot, Hold, KithError, duration_format, id_hex,
+                     time_format, time_from_ms, time_to_ms, vv_format, vv_parse)
 
 # KITH_E* codes as module constants (kith.ESCHEMA == -9006), from the library's own table
 for _code, _name in ERRORS.items():
@@ -43,6 +43,12 @@ LOG_WARNING = _ffi.KITH_LOG_WARNING
 LOG_INFO = _ffi.KITH_LOG_INFO
 LOG_DEBUG = _ffi.KITH_LOG_DEBUG
 
+FAILING_AFTER = _ffi.KITH_FAILING_AFTER
+
+HOLD_CLOCK = _ffi.KITH_HOLD_CLOCK
+HOLD_DEPENDENCY = _ffi.KITH_HOLD_DEPENDENCY
+HOLD_READY = _ffi.KITH_HOLD_READY
+
 
 def version():
     """The library's version, "MAJOR.MINOR.PATCH" (kith_version)."""
@@ -50,8 +56,8 @@ def version():
 
 
 __all__ = [
-    "Change", "DocId", "Dot", "ERRORS", "FieldDef", "KithError", "Replica", "Server", "Txn",
-    "curve_public", "id_from_pubkey", "id_hex", "parse_value", "schema", "schema_fingerprint",
-    "sign_verify", "time_format", "time_from_ms", "time_to_ms", "version", "vv_format",
-    "vv_parse",
+    "Change", "DocId", "Dot", "ERRORS", "FieldDef", "Hold", "KithError", "Replica", "Server",
+    "Txn", "curve_public", "duration_format", "id_from_pubkey", "id_hex", "parse_value",
+    "schema", "schema_fingerprint", "sign_verify", "time_format", "time_from_ms",
+    "time_to_ms", "version", "vv_format", "vv_parse",
 ]

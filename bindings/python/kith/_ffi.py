@@ -92,6 +92,12 @@ KITH_LOG_WARNING = 4
 KITH_LOG_INFO = 6
 KITH_LOG_DEBUG = 7
 
+KITH_FAILING_AFTER = 5
+
+KITH_HOLD_CLOCK = 1
+KITH_HOLD_DEPENDENCY = 2
+KITH_HOLD_READY = 3
+
 # C enums are int-sized on the platforms kith builds for
 c_enum = c_int
 
@@ -151,11 +157,19 @@ class kith_collection_count(Structure):
     _fields_ = [("collection", c_char_p), ("live", c_uint64)]
 
 
+# declared after kith_status in kith.h, which points at it; defined first here
+class kith_hold(Structure):
+    _fields_ = [("origin", c_uint64), ("ops", c_uint64), ("reason", c_int),
+                ("ahead_ms", c_int64), ("hlc", c_uint64), ("missing", kith_dot)]
+
+
 class kith_status(Structure):
     _fields_ = [("id", c_uint64), ("pubkey", c_uint8 * KITH_PUBKEY_BYTES), ("vv", kith_vv),
                 ("ops_logged", c_uint64), ("pending_ops", c_uint64),
                 ("open_conflicts", c_uint64), ("hlc", c_uint64), ("ncollections", c_size_t),
-                ("collections", POINTER(kith_collection_count))]
+                ("collections", POINTER(kith_collection_count)),
+                # appended in 0.1.0
+                ("nholds", c_size_t), ("holds", POINTER(kith_hold))]
 
 
 class kith_log_entry(Structure):
@@ -190,7 +204,9 @@ class kith_peer(Structure):
                 ("name", c_char * 64), ("addr", c_char * 256), ("trusted", c_bool),
                 ("forked", c_bool), ("acked", kith_vv), ("cursor", c_uint64),
                 ("pending_ops", c_uint64), ("last_sync_ms", c_int64), ("failures", c_uint32),
-                ("last_error", c_char * 256)]
+                ("last_error", c_char * 256),
+                # appended in 0.1.0
+                ("failing", c_bool), ("held_ops", c_uint64), ("held_ahead_ms", c_int64)]
 
 
 class kith_verify_report(Structure):
@@ -206,6 +222,7 @@ class kith_sync_info(Structure):
 
 
 kith_listen_fn = CFUNCTYPE(None, c_void_p, c_char_p)
+kith_log_fn = CFUNCTYPE(None, c_void_p, c_int, c_char_p)
 
 
 class kith_serve_opts(Structure):
@@ -213,12 +230,15 @@ class kith_serve_opts(Structure):
                 ("interval_ms", c_int), ("discover", c_bool), ("log_level", c_int),
                 ("log_json", c_bool), ("stop", POINTER(c_int)), ("timeout_ms", c_int),
                 ("beacon_port", c_uint16), ("on_listen", kith_listen_fn),
-                ("on_listen_arg", c_void_p)]
+                ("on_listen_arg", c_void_p),
+                # appended in 0.1.0
+                ("on_log", kith_log_fn), ("on_log_arg", c_void_p), ("failing_after", c_uint32),
+                ("handshake_ms", c_int)]
 
 
 # every struct kith.h declares, by its C name (for tests/test_layout.py)
 STRUCTS = [kith_dot, kith_docid, kith_value, kith_field_def, kith_collection_def, kith_conflict,
-           kith_changed_doc, kith_change, kith_vv, kith_collection_count, kith_status,
+           kith_changed_doc, kith_change, kith_vv, kith_collection_count, kith_status, kith_hold,
            kith_log_entry, kith_buf, kith_batch_opts, kith_batch_info, kith_apply_info, kith_peer,
            kith_verify_report, kith_sync_info, kith_serve_opts]
 
@@ -263,6 +283,7 @@ PROTOTYPES = [
     ("kith_value_parse", c_int, [c_char_p, c_char_p, c_char_p, P(kith_value), c_char_p,
                                  c_size_t]),
     ("kith_time_format", None, [c_int64, c_char_p]),
+    ("kith_duration_format", None, [c_int64, c_char_p]),
     ("kith_schema", P(kith_collection_def), [P(c_size_t)]),
     ("kith_open", c_int, [c_char_p, c_uint, P(replica_p)]),
     ("kith_close", None, [replica_p]),
@@ -299,11 +320,14 @@ PROTOTYPES = [
     ("kith_vv_get", c_int, [replica_p, P(kith_vv)]),
     ("kith_status_get", c_int, [replica_p, P(P(kith_status))]),
     ("kith_status_free", None, [P(kith_status)]),
+    ("kith_holds_get", c_int, [replica_p, P(P(kith_hold)), P(c_size_t)]),
+    ("kith_holds_free", None, [P(kith_hold), c_size_t]),
     ("kith_iter_log", c_int, [txn_p, c_uint64, P(iter_p)]),
     ("kith_iter_next_log", c_int, [iter_p, P(kith_log_entry)]),
     ("kith_batch_create", c_int, [replica_p, P(kith_batch_opts), P(kith_buf),
                                   P(kith_batch_info)]),
     ("kith_batch_apply", c_int, [replica_p, c_void_p, c_size_t, P(kith_apply_info)]),
+    ("kith_holds_apply", c_int, [replica_p, P(kith_apply_info)]),
     ("kith_bundle_write", c_int, [replica_p, P(kith_vv), c_char_p, P(kith_batch_info)]),
     ("kith_bundle_apply", c_int, [replica_p, c_char_p, P(kith_apply_info)]),
     ("kith_trust_add", c_int, [replica_p, u8p, c_char_p, c_char_p]),
@@ -311,6 +335,8 @@ PROTOTYPES = [
     ("kith_peers_get", c_int, [replica_p, P(P(kith_peer)), P(c_size_t)]),
     ("kith_peers_free", None, [P(kith_peer), c_size_t]),
     ("kith_peer_record", c_int, [replica_p, c_uint64, P(kith_vv), c_uint64, c_char_p]),
+    ("kith_peer_record_ex", c_int, [replica_p, c_uint64, P(kith_vv), c_uint64, c_char_p,
+                                    c_uint32]),
     ("kith_is_trusted", c_bool, [replica_p, u8p]),
     ("kith_curve_keys", c_int, [replica_p, u8p, u8p]),
     ("kith_curve_public", c_int, [u8p, u8p]),

@@ -14,8 +14,8 @@ import weakref
 from ctypes import byref
 
 from . import _ffi as ffi
-from ._types import (Change, DocId, KithError, check, docid_arg, from_value, record, to_value,
-                     vv_from_c, vv_to_c)
+from ._types import (Change, DocId, KithError, check, docid_arg, from_value, hold, record,
+                     to_value, vv_from_c, vv_to_c)
 
 ENOTFOUND = -9002
 
@@ -83,7 +83,11 @@ class Replica:
         self._observers = None
         self._txns = weakref.WeakSet()
         h = ctypes.c_void_p()
-        check(ffi.kith_open(os.fsencode(path), flags, byref(h)), what="kith_open")
+        rc = ffi.kith_open(os.fsencode(path), flags, byref(h))
+        if rc < 0:
+            # kith_errmsg(NULL): why this thread's last kith_open failed
+            raise KithError(rc, (ffi.kith_errmsg(None) or b"").decode("utf-8", "replace"),
+                            "kith_open")
         self._h = h
 
     # -- lifetime --
@@ -131,6 +135,9 @@ class Replica:
 
     @property
     def errmsg(self):
+        """kith_errmsg: the detail of the calling thread's last failed call on this replica
+        ("" if none). Per thread, and not cleared by a call that succeeds; KithError.errmsg
+        holds it as it was right after the failure."""
         return ffi.kith_errmsg(self.handle).decode("utf-8", "replace")
 
     @property
@@ -194,16 +201,38 @@ class Replica:
             ffi.kith_vv_free(byref(vv))
 
     def status(self):
-        """kith_status_get as a Status record; `collections` is {collection: live documents}."""
+        """kith_status_get as a Status record; `collections` is {collection: live documents},
+        `holds` a list of Hold records, as holds() gives them (read with the counts)."""
         p = ctypes.POINTER(ffi.kith_status)()
         self._check(ffi.kith_status_get(self.handle, byref(p)), "kith_status_get")
         try:
             s = p.contents
             counts = {s.collections[i].collection.decode(): s.collections[i].live
                       for i in range(s.ncollections)}
-            return _status(s, counts)
+            holds = [hold(s.holds[i]) for i in range(s.nholds)]
+            return _status(s, counts, holds)
         finally:
             ffi.kith_status_free(p)
+
+    def holds(self):
+        """The held ops (kith_holds_get): one Hold record per origin that has any, by origin;
+        [] when nothing is held. A Hold has origin, ops, reason ("clock", "dependency" or
+        "ready", from KITH_HOLD_*), ahead_ms, hlc, and missing (a Dot, or None unless the
+        reason is "dependency")."""
+        arr = ctypes.POINTER(ffi.kith_hold)()
+        n = ctypes.c_size_t()
+        self._check(ffi.kith_holds_get(self.handle, byref(arr), byref(n)), "kith_holds_get")
+        try:
+            return [hold(arr[i]) for i in range(n.value)]
+        finally:
+            ffi.kith_holds_free(arr, n)
+
+    def apply_holds(self):
+        """kith_holds_apply: apply the held commits whose turn has come; an ApplyInfo whose
+        ops_applied counts what applied and ops_pending what still waits."""
+        info = ffi.slack(ffi.kith_apply_info)
+        self._check(ffi.kith_holds_apply(self.handle, byref(info)), "kith_holds_apply")
+        return record(info, "ApplyInfo")
 
     def export_json(self):
         """The canonical JSON export (kith_export_json), as bytes."""
@@ -284,11 +313,14 @@ class Replica:
         finally:
             ffi.kith_peers_free(arr, n)
 
-    def peer_record(self, peer_id, acked=None, cursor=0, error=None):
+    def peer_record(self, peer_id, acked=None, cursor=0, error=None, failing_after=0):
+        """kith_peer_record_ex: record a sync attempt with peer `peer_id`, a success when
+        `error` is None. A failure marks the peer failing once its consecutive failures
+        reach `failing_after` (0: kith.FAILING_AFTER); a success clears the mark."""
         vv = vv_to_c(acked)
-        self._check(ffi.kith_peer_record(self.handle, peer_id,
-                                         byref(vv) if vv is not None else None, cursor,
-                                         _b(error)), "kith_peer_record")
+        self._check(ffi.kith_peer_record_ex(self.handle, peer_id,
+                                            byref(vv) if vv is not None else None, cursor,
+                                            _b(error), failing_after), "kith_peer_record_ex")
 
     def curve_keys(self):
         """(public, secret) X25519 keys for ZeroMQ CURVE; the caller keeps the secret safe."""
@@ -318,22 +350,28 @@ class Replica:
                     "kith_sync")
         return record(info, "SyncInfo")
 
-    def serve(self, listen=None, peers=(), on_listen=None, **opts):
+    def serve(self, listen=None, peers=(), on_listen=None, on_log=None, **opts):
         """Run kith_serve in a new thread; returns a started Server. `listen` is the endpoint
         to bind ("tcp://127.0.0.1:*" lets the kernel pick the port; Server.endpoint waits for
-        it). Other keywords are the fields of kith_serve_opts: interval_ms, discover,
-        log_level, log_json, timeout_ms, beacon_port."""
-        return Server(self, listen, peers, on_listen, opts)
+        it). on_listen(endpoint) is called once it listens. on_log(level, line), when given,
+        receives each log line at or below log_level (a kith.LOG_* level and the message
+        alone, as str) instead of stderr; it is called from the daemon's threads, one line at
+        a time. Other keywords are the fields of kith_serve_opts: interval_ms, discover,
+        log_level, log_json, timeout_ms, beacon_port, failing_after, handshake_ms."""
+        return Server(self, listen, peers, on_listen, on_log, opts)
 
 
 _StatusT = collections.namedtuple(
-    "Status", [f[0] for f in ffi.kith_status._fields_ if f[0] != "ncollections"])
+    "Status", [f[0] for f in ffi.kith_status._fields_ if f[0] not in ("ncollections", "nholds")])
 
 
-def _status(s, counts):
-    """A Status record: kith_status's fields, `collections` as {collection: live count}."""
-    d = record(s, "_StatusFields", skip=("ncollections", "collections"))._asdict()
+def _status(s, counts, holds):
+    """A Status record: kith_status's fields, `collections` as {collection: live count},
+    `holds` as a list of Hold records."""
+    d = record(s, "_StatusFields", skip=("ncollections", "collections", "nholds",
+                                         "holds"))._asdict()
     d["collections"] = counts
+    d["holds"] = holds
     return _StatusT(**d)
 
 
@@ -662,13 +700,15 @@ class Server:
     endpoint it bound; stop() sets the stop flag, joins the thread and raises what kith_serve
     returned. A context manager that stops on exit."""
 
-    def __init__(self, replica, listen, peers, on_listen, opts):
+    def __init__(self, replica, listen, peers, on_listen, on_log, opts):
         self.replica = replica
         self._stop = ctypes.c_int(0)
         self._listening = threading.Event()
         self._endpoint = None
         self._user_on_listen = on_listen
+        self._user_on_log = on_log
         self.rc = None
+        self._errmsg = ""
         o = ffi.slack(ffi.kith_serve_opts)
         o.listen = _b(listen)
         peers = [p.encode() for p in peers]
@@ -676,13 +716,17 @@ class Server:
         o.peers = ctypes.cast(parr, ctypes.POINTER(ctypes.c_char_p))
         o.npeers = len(peers)
         for k, v in opts.items():
-            if k in ("listen", "peers", "npeers", "stop", "on_listen", "on_listen_arg") or not any(
-                    f[0] == k for f in ffi.kith_serve_opts._fields_):
+            if k in ("listen", "peers", "npeers", "stop", "on_listen", "on_listen_arg", "on_log",
+                     "on_log_arg") or not any(f[0] == k for f in ffi.kith_serve_opts._fields_):
                 raise TypeError("serve() has no option %r" % k)
             setattr(o, k, v)
         o.stop = ctypes.pointer(self._stop)
         self._cb = ffi.kith_listen_fn(self._on_listen)
         o.on_listen = self._cb
+        # the daemon calls on_log until kith_serve returns: the trampoline lives with self,
+        # which the running thread holds
+        self._log_cb = ffi.kith_log_fn(self._on_log) if on_log else ffi.kith_log_fn()
+        o.on_log = self._log_cb
         self._opts, self._peers = o, parr  # alive as long as the thread runs
         self._thread = threading.Thread(target=self._run, name="kith-serve", daemon=True)
         self._thread.start()
@@ -693,9 +737,21 @@ class Server:
         if self._user_on_listen:
             self._user_on_listen(self._endpoint)
 
+    def _on_log(self, _arg, level, line):
+        self._user_on_log(level, line.decode("utf-8", "replace"))
+
     def _run(self):
-        self.rc = ffi.kith_serve(self.replica.handle, ctypes.byref(self._opts))
+        rc = ffi.kith_serve(self.replica.handle, ctypes.byref(self._opts))
+        if rc < 0:
+            # kith_errmsg is per thread: read it here, in the thread that failed
+            self._errmsg = (ffi.kith_errmsg(self.replica.handle) or b"").decode("utf-8",
+                                                                                "replace")
+        self.rc = rc
         self._listening.set()  # wake a waiter if it failed before listening
+
+    def _check(self):
+        if self.rc is not None and self.rc < 0:
+            raise KithError(self.rc, self._errmsg, "kith_serve")
 
     def wait_listening(self, timeout=30):
         """The bound endpoint, once the daemon listens; KithError if kith_serve failed first."""
@@ -703,7 +759,7 @@ class Server:
             raise TimeoutError("kith_serve did not listen within %s s" % timeout)
         if self._endpoint is None:
             self._thread.join()
-            check(self.rc, self.replica._h, "kith_serve")
+            self._check()
             raise RuntimeError("kith_serve returned without listening")
         return self._endpoint
 
@@ -720,7 +776,7 @@ class Server:
         self._thread.join(timeout)
         if self._thread.is_alive():
             raise TimeoutError("kith_serve did not stop within %s s" % timeout)
-        check(self.rc, self.replica._h, "kith_serve")
+        self._check()
 
     def __enter__(self):
         return self

@@ -35,7 +35,8 @@ class KithError(Exception):
 
 
 def check(rc, replica=None, what=None):
-    """Raise KithError for a negative return code; return rc otherwise."""
+    """Raise KithError for a negative return code; return rc otherwise. Call it in the thread
+    that made the failing call, right after it: kith_errmsg is per thread."""
     if rc < 0:
         msg = ""
         if replica:
@@ -114,6 +115,16 @@ def time_format(t):
     """ISO 8601 UTC with milliseconds, as kith_time_format writes it."""
     out = ctypes.create_string_buffer(32)
     ffi.kith_time_format(time_to_ms(t), out)
+    return out.value.decode()
+
+
+def duration_format(ms):
+    """A span of milliseconds (or a datetime.timedelta) for people, in its two largest units,
+    as kith_duration_format writes it: "2 h 13 min", "45 s", "-250 ms"."""
+    if isinstance(ms, datetime.timedelta):
+        ms = ms // _MS
+    out = ctypes.create_string_buffer(32)
+    ffi.kith_duration_format(int(ms), out)
     return out.value.decode()
 
 
@@ -277,6 +288,19 @@ def _convert(value, ctype):
     if ctype is ctypes.c_char_p:
         return None if value is None else value.decode()
     return value
+
+
+HOLD_REASONS = {ffi.KITH_HOLD_CLOCK: "clock", ffi.KITH_HOLD_DEPENDENCY: "dependency",
+                ffi.KITH_HOLD_READY: "ready"}
+Hold = collections.namedtuple("Hold", "origin ops reason ahead_ms hlc missing")
+
+
+def hold(h):
+    """A kith_hold as a Hold: `reason` named ("clock", "dependency", "ready"; a number this
+    binding does not know stays an int), `missing` a Dot, or None when it is {0, 0}."""
+    missing = Dot(h.missing.origin, h.missing.seq) if h.missing.origin or h.missing.seq else None
+    return Hold(h.origin, h.ops, HOLD_REASONS.get(h.reason, h.reason), h.ahead_ms, h.hlc,
+                missing)
 
 
 def record(struct, name, skip=()):

@@ -32,6 +32,16 @@ class Open(ReplicaCase):
         self.assertEqual(e.name, "KITH_ENOTFOUND")
         self.assertEqual(e.strerror, "not found")
 
+    def test_a_failed_open_says_why_in_errmsg(self):
+        path = os.path.join(self.dir, "r")
+        self.open("r").close()
+        with open(os.path.join(path, "data.mdb"), "r+b") as f:
+            f.truncate(100)
+        with self.assertRaises(kith.KithError) as cm:
+            kith.Replica(path)
+        self.assertEqual(cm.exception.code, kith.ECORRUPT)
+        self.assertIn("data.mdb", cm.exception.errmsg)
+
     def test_close_is_idempotent_and_a_closed_replica_refuses(self):
         r = self.open("r")
         r.close()
@@ -233,6 +243,23 @@ class Transactions(ReplicaCase):
             th.join()
             self.assertEqual(seen, [[]])
 
+    def test_errmsg_is_the_failing_threads_own(self):
+        r = self.open("r")
+        with r.write() as t:
+            ada = t.create("contacts", name="Ada")
+        with self.assertRaises(kith.KithError) as cm:
+            with r.write() as t:
+                t.set("contacts", ada, "email", "not an address")
+        self.assertIn("email", cm.exception.errmsg)
+        with r.read() as t:
+            self.assertTrue(t.exists("contacts", ada))
+        self.assertEqual(r.errmsg, cm.exception.errmsg)  # a success does not clear it
+        seen = []
+        th = threading.Thread(target=lambda: seen.append(r.errmsg))
+        th.start()
+        th.join()
+        self.assertEqual(seen, [""])
+
 
 class Observers(ReplicaCase):
     def test_observe_hears_a_local_commit(self):
@@ -352,3 +379,70 @@ class Inspection(ReplicaCase):
         self.assertEqual(len(kith.schema_fingerprint()), 32)
         self.assertEqual(len(a.curve_keys()[0]), 32)
         self.assertEqual(kith.curve_public(a.pubkey), a.curve_keys()[0])
+
+    def test_duration_format(self):
+        self.assertEqual(kith.duration_format(8_000_000), "2 h 13 min")
+        self.assertEqual(kith.duration_format(datetime.timedelta(seconds=45)), "45 s")
+        self.assertEqual(kith.duration_format(-250), "-250 ms")
+
+
+class Holds(ReplicaCase):
+    def test_a_fresh_replica_holds_nothing(self):
+        r = self.open("r")
+        self.assertEqual(r.holds(), [])
+        self.assertEqual(r.status().holds, [])
+        info = r.apply_holds()
+        self.assertEqual((info.ops_applied, info.ops_pending), (0, 0))
+        self.assertEqual(r.vv(), {})
+
+    def test_an_op_that_names_a_missing_one_is_held_until_it_arrives(self):
+        a, b, c = self.open("a"), self.open("b"), self.open("c")
+        for x, y in [(a, b), (a, c), (b, c)]:
+            self.pair(x, y)
+        with a.write() as t:
+            ada = t.create("contacts", name="Ada")  # a:1 creates, a:2 sets the name
+        b.batch_apply(a.batch_create()[0])
+        with b.write() as t:
+            t.set("contacts", ada, "name", "Ada L")  # b:1 overwrites a:2
+        c.batch_apply(b.batch_create(since={a.id: 2})[0])  # b's op without a's
+        holds = c.holds()
+        self.assertEqual(holds, [kith.Hold(origin=b.id, ops=1, reason="dependency", ahead_ms=0,
+                                           hlc=holds[0].hlc, missing=kith.Dot(a.id, 2))])
+        self.assertGreater(holds[0].hlc, 0)
+        s = c.status()
+        self.assertEqual((s.pending_ops, s.holds), (1, holds))
+        peers = {p.id: p for p in c.peers()}
+        self.assertEqual((peers[b.id].held_ops, peers[b.id].held_ahead_ms), (1, 0))
+        self.assertEqual(peers[a.id].held_ops, 0)
+        info = c.apply_holds()  # a's op is still missing: nothing moves
+        self.assertEqual((info.ops_applied, info.ops_pending), (0, 1))
+        info = c.batch_apply(a.batch_create()[0])
+        self.assertEqual((info.ops_applied, info.ops_pending), (3, 0))
+        self.assertEqual(c.holds(), [])
+        with c.read() as t:
+            self.assertEqual(t.get("contacts", ada, "name"), "Ada L")
+
+
+class Peers(ReplicaCase):
+    def test_failures_mark_a_peer_failing_and_a_success_clears_it(self):
+        a, b = self.open("a"), self.open("b")
+        self.pair(a, b)
+        p = a.peers()[0]
+        self.assertEqual((p.failures, p.failing, p.held_ops, p.held_ahead_ms), (0, False, 0, 0))
+        a.peer_record(b.id, error="no answer", failing_after=2)
+        p = a.peers()[0]
+        self.assertEqual((p.failures, p.failing, p.last_error), (1, False, "no answer"))
+        a.peer_record(b.id, error="no answer", failing_after=2)
+        self.assertEqual((a.peers()[0].failures, a.peers()[0].failing), (2, True))
+        a.peer_record(b.id, acked={}, cursor=0)
+        p = a.peers()[0]
+        self.assertEqual((p.failures, p.failing, p.last_error), (0, False, ""))
+        self.assertGreater(p.last_sync_ms, 0)
+        for _ in range(kith.FAILING_AFTER - 1):
+            a.peer_record(b.id, error="refused")
+        self.assertFalse(a.peers()[0].failing)
+        a.peer_record(b.id, error="refused")
+        self.assertTrue(a.peers()[0].failing)
+        with self.assertRaises(kith.KithError) as cm:
+            a.peer_record(12345, error="x")
+        self.assertEqual(cm.exception.code, kith.ENOTFOUND)

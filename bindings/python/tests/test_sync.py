@@ -36,6 +36,18 @@ class Sync(ReplicaCase):
         self.assertEqual(peer.failures, 0)
         self.assertGreater(peer.last_sync_ms, 0)
 
+    def test_serve_logs_to_on_log(self):
+        a = self.open("a")
+        lines = []
+        with a.serve(listen="tcp://127.0.0.1:*", on_log=lambda level, line: lines.append(
+                (level, line)), log_level=kith.LOG_INFO, failing_after=3,
+                handshake_ms=1000) as server:
+            endpoint = server.endpoint
+        self.assertTrue(any(level == kith.LOG_INFO and "listening on " + endpoint in line
+                            for level, line in lines), lines)
+        self.assertTrue(all(isinstance(line, str) and not line.endswith("\n")
+                            for _, line in lines))
+
     def test_sync_to_an_untrusted_key_is_refused(self):
         a, b = self.open("a"), self.open("b")
         with self.assertRaises(kith.KithError) as cm:
