@@ -700,8 +700,9 @@ typedef struct kith_serve_opts {
     void *on_listen_arg;
     /* Where log lines go when set: each line at or below log_level, as its message alone
      * (no prefix, no newline; log_json does not apply), instead of stderr. Called from the
-     * daemon's threads one line at a time, never two at once; the line is valid during the
-     * call. For an app that runs the daemon in a thread of its own. May be NULL. */
+     * daemon's threads one line at a time, never two at once (under a lock of the daemon's
+     * own, not stdio's); the line is valid during the call. For an app that runs the daemon
+     * in a thread of its own. May be NULL. */
     void (*on_log)(void *arg, int level, const char *line);
     void *on_log_arg;
     /* Consecutive failed attempts after which a peer is shown as failing (in its record, so

@@ -6,7 +6,7 @@
  *
  * A line is formatted into one buffer and written with one fwrite under the stream lock, so
  * lines from the ZAP thread and the main loop never interleave; an app's on_log callback is
- * called under the same lock, one line at a time.
+ * called one line at a time under a lock of the log's own.
  */
 #include "net.h"
 
@@ -30,11 +30,22 @@ kith__log_init(struct kith__log *log, int level, bool json)
     log->arg = NULL;
 }
 
-void
+int
 kith__log_to(struct kith__log *log, void (*fn)(void *arg, int level, const char *line), void *arg)
 {
+    if (fn != NULL && pthread_mutex_init(&log->fn_lock, NULL) != 0)
+        return KITH_ENOMEM;
     log->fn = fn;
     log->arg = arg;
+    return 0;
+}
+
+void
+kith__log_close(struct kith__log *log)
+{
+    if (log->fn != NULL)
+        pthread_mutex_destroy(&log->fn_lock);
+    log->fn = NULL;
 }
 
 static const char *
@@ -67,11 +78,11 @@ kith__log(const struct kith__log *log, int level, const char *fmt, ...)
     if (n < 0)
         return;
     if (log->fn) {
-        /* the stream lock orders callback lines as it orders written ones (ZAP thread and
-         * main loop), and it is recursive, so the callback may itself write to stderr */
-        flockfile(stderr);
+        /* a lock of the log's own, not stderr's: the app's callback may wait for a thread of
+         * its own that writes to stderr */
+        pthread_mutex_lock((pthread_mutex_t *)&log->fn_lock);
         log->fn(log->arg, level, msg);
-        funlockfile(stderr);
+        pthread_mutex_unlock((pthread_mutex_t *)&log->fn_lock);
         return;
     }
     if (log->json) {

@@ -37,12 +37,16 @@ struct kith__log {
     bool journal; /* stderr is the journal: "<N>" prefixes */
     void (*fn)(void *arg, int level, const char *line); /* set: lines go here, not stderr */
     void *arg;
+    pthread_mutex_t fn_lock; /* one line at a time to fn (kith__log_to .. kith__log_close) */
 };
 
 void kith__log_init(struct kith__log *log, int level, bool json);
-/* Hand the lines to fn (kith_serve_opts.on_log) instead of writing them; fn NULL: stderr. */
-void kith__log_to(struct kith__log *log, void (*fn)(void *arg, int level, const char *line),
-                  void *arg);
+/* Hand the lines to fn (kith_serve_opts.on_log) instead of writing them, until
+ * kith__log_close; fn NULL: stderr. 0 or KITH_ENOMEM. */
+int kith__log_to(struct kith__log *log, void (*fn)(void *arg, int level, const char *line),
+                 void *arg);
+/* Undo kith__log_to (no line may be logged any more). */
+void kith__log_close(struct kith__log *log);
 /* One line on stderr, written whole (safe from several threads). `log` may be NULL: quiet. */
 void kith__log(const struct kith__log *log, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -469,7 +469,8 @@ kith_serve(kith_replica *r, const kith_serve_opts *opts)
     d->o = opts;
     d->sigfd = d->inofd = d->bfd = -1;
     kith__log_init(&d->log, opts->log_level, opts->log_json);
-    kith__log_to(&d->log, opts->on_log, opts->on_log_arg);
+    if ((rc = kith__log_to(&d->log, opts->on_log, opts->on_log_arg)) < 0)
+        goto out_free;
     d->interval_ms = opts->interval_ms > 0 ? opts->interval_ms : 30000;
     d->timeout_ms = opts->timeout_ms > 0 ? opts->timeout_ms : KITH__NET_TIMEOUT_MS;
     d->beacon_port = opts->beacon_port ? opts->beacon_port : KITH__BEACON_PORT;
@@ -569,6 +570,7 @@ out_fds:
 out_sigmask:
     pthread_sigmask(SIG_SETMASK, &old, NULL);
 out_free:
+    kith__log_close(&d->log);
     sodium_memzero(d->csec, sizeof(d->csec));
     for (size_t i = 0; i < d->npeers; i++) {
         kith__peerstate_clear(d->peers[i]);
