@@ -81,6 +81,8 @@ struct ck_result {
     char refused_first[256];
     long conflicts; /* pairs of deliberately conflicting writes */
     long faults[CK_NFAULTS];
+    long planned[CK_NFAULTS]; /* the schedule's faults, made or not (a seed replays these) */
+    uint64_t schedule;        /* a hash of the schedule: (transaction, kind, replicas) each */
     long restarts;
     long writer_acks; /* commits writer processes acknowledged and reported before the kill */
     int skew_replica; /* -1 if none */

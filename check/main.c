@@ -232,15 +232,23 @@ result_json(const struct ck_opts *o, const struct ck_result *r)
         json_object_set_new(f, "skew_replica", json_integer(r->skew_replica));
         json_object_set_new(f, "skew_ms", json_integer(r->skew_ms));
     }
-    return json_pack("{s:s, s:s?, s:I, s:i, s:I, s:{s:I, s:I, s:I, s:I, s:I, s:I}, s:o, s:b, s:I, "
-                     "s:I, s:I, s:I, s:I, s:i}",
+    /* the schedule a seed replays: the faults drawn, made or not, and a hash of which and
+     * where (what happened also depends on timing: a writer still running, a daemon down) */
+    json_t *p = json_object();
+    char hash[17];
+    for (int k = 0; k < CK_NFAULTS; k++)
+        json_object_set_new(p, ck_fault_names[k], json_integer(r->planned[k]));
+    snprintf(hash, sizeof hash, "%016llx", (unsigned long long)r->schedule);
+    json_object_set_new(p, "hash", json_string(hash));
+    return json_pack("{s:s, s:s?, s:I, s:i, s:I, s:{s:I, s:I, s:I, s:I, s:I, s:I}, s:o, s:o, "
+                     "s:b, s:I, s:I, s:I, s:I, s:I, s:i}",
                      "verdict", r->pass ? "pass" : "fail", "failure", r->pass ? NULL : r->failure,
                      "seed", (json_int_t)o->seed, "replicas", o->replicas, "run_ms",
                      (json_int_t)r->run_ms, "operations", "transactions", (json_int_t)r->txns,
                      "acknowledged", (json_int_t)r->commits, "writes", (json_int_t)r->writes,
                      "abandoned", (json_int_t)r->skipped, "refused", (json_int_t)r->refused,
-                     "conflicts", (json_int_t)r->conflicts, "faults", f, "healed", r->healed,
-                     "converge_ms", (json_int_t)r->converge_ms, "ops_logged",
+                     "conflicts", (json_int_t)r->conflicts, "faults", f, "schedule", p, "healed",
+                     r->healed, "converge_ms", (json_int_t)r->converge_ms, "ops_logged",
                      (json_int_t)r->ops_logged, "export_bytes", (json_int_t)r->export_bytes,
                      "acked_checked", (json_int_t)r->acked_checked, "registers_checked",
                      (json_int_t)r->fields_checked, "daemons_died", r->daemons_died);

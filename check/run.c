@@ -70,6 +70,7 @@ struct run {
     bool failed;
     struct ck_work *w;
     struct writer wr;
+    long fault_txn; /* the last transaction number the fault schedule drew for */
 };
 
 uint64_t
@@ -435,6 +436,8 @@ writer_kill(struct run *x)
 }
 
 /* Maybe start a fault now (drawn from the schedule's generator), and end those due. */
+static void fault_draw(struct run *x, int64_t now, unsigned dyn);
+
 static void
 faults_tick(struct run *x)
 {
@@ -459,8 +462,22 @@ faults_tick(struct run *x)
         } else {
             i++;
         }
-    /* the draws happen at every step, used or not, so that the schedule depends on the
-     * seed and the step alone */
+    /* one draw per transaction number, used or not, so that the schedule depends on the seed
+     * and the transaction alone: how many steps it took to make a transaction (a step waits
+     * for a document that has not arrived, or makes two) is timing */
+    long upto = x->o->ops > 0 && x->res->txns > x->o->ops ? x->o->ops : x->res->txns;
+    while (x->fault_txn < upto) {
+        x->fault_txn++;
+        fault_draw(x, now, dyn);
+    }
+}
+
+/* The fault of one transaction number, if the schedule has one; whether it can happen now
+ * (a writer already running, too many daemons down) is the run's state, so the schedule is
+ * also counted apart (planned) from what happened (faults). */
+static void
+fault_draw(struct run *x, int64_t now, unsigned dyn)
+{
     uint64_t roll = ck_below(&x->frng, 16), pick = ck_next(&x->frng);
     int dur = 300 + (int)ck_below(&x->frng, 2700);
     int a, b;
@@ -471,7 +488,11 @@ faults_tick(struct run *x)
     do
         kind = (int)(pick++ % CK_NFAULTS);
     while (!(dyn & (1u << kind)));
-    struct ck_event ev = {x->res->txns, kind, a, b, 0, dur};
+    x->res->planned[kind]++;
+    x->res->schedule = (x->res->schedule ^ (uint64_t)x->fault_txn ^ ((uint64_t)kind << 32) ^
+                        ((uint64_t)a << 40) ^ ((uint64_t)b << 48)) *
+                       0x100000001b3ull;
+    struct ck_event ev = {x->fault_txn, kind, a, b, 0, dur};
     switch (kind) {
     case CK_KILL: {
         int down = 0;
