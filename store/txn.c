@@ -877,9 +877,15 @@ kith_txn_commit(kith_txn **txn)
         return 0;
     }
     if (t->commit.nops == 0) {
-        /* Only local records changed (conflicts resolved): no commit, no log entry. */
+        /* Only local records changed (conflicts resolved): no commit, no log entry. A write
+         * that made no op may have opened the applier: its cursors close before LMDB frees
+         * them with the transaction. */
         rc = kith__conflicts_mark(t);
         if (rc == 0) {
+            if (t->ap_open) {
+                kith__apply_end(&t->ap);
+                t->ap_open = false;
+            }
             rc = kith__mdb_err(kith__mdb_txn_commit(t->txn));
             t->txn = NULL;
         }

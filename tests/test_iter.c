@@ -660,6 +660,34 @@ Test(conflicts, resolve_is_visible_in_its_txn_and_undone_by_abort)
     kt_free(&b);
 }
 
+/* A transaction that only resolves a conflict, after a write that made no op (a tag that was
+ * not there) opened the store's cursors: its commit must close them before LMDB frees them
+ * with the transaction (found by the generated convergence test under ASan, KITH_SEED=
+ * 27979213520302: a double free). */
+Test(conflicts, resolve_after_a_write_that_made_no_op)
+{
+    struct kt_replica a = kt_new(), b = kt_new();
+    kt_trust_pair(&a, &b);
+    kith_docid c = kt_contact(a.r, "x");
+    kt_sync(&a, &b);
+    kt_set_str(a.r, "contacts", &c, "name", "ya");
+    kt_set_str(b.r, "contacts", &c, "name", "yb");
+    kt_sync(&b, &a);
+    kith_conflict list[4];
+    cr_assert_eq(conflicts(a.r, false, list, 4), 1);
+
+    kith_txn *t = kt_wbegin(a.r);
+    cr_assert_eq(kith_set_remove(t, "contacts", &c, "tags", "absent", 6), 0);
+    cr_assert_eq(kith_conflict_resolve(t, list[0].id, false), 0);
+    cr_assert_eq(kith_txn_commit(&t), 0, "%s", kith_errmsg(a.r));
+    cr_assert_eq(conflicts(a.r, false, list, 4), 0, "the resolve was not committed");
+    kith_verify_report rep;
+    cr_assert_eq(kith_verify(a.r, &rep), 0);
+    cr_assert_eq(rep.problems, 0, "%s", rep.first_problem);
+    kt_free(&a);
+    kt_free(&b);
+}
+
 /* A commit that names a dot its receiver lacks waits: status counts it pending and the log
  * shows it not applied, until the missing ops arrive. */
 Test(status, pending_ops_counted_and_logged_as_not_applied)
