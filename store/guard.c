@@ -34,19 +34,32 @@
 /* A wrapper's frame: where on_assert jumps to, and what it saw. */
 struct guard {
     sigjmp_buf jb;
-    MDB_env *env;       /* the environment the wrapped call runs on */
+    /* what the wrapped call runs on: its environment is looked up only when something went
+     * wrong (three calls into LMDB per cursor operation otherwise); `env` is set up front
+     * only where the call may free its transaction (commit) */
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_cursor *cur;
     struct guard *prev; /* the enclosing frame (none in practice: wrappers do not nest) */
     char msg[200];      /* LMDB's assertion text */
 };
 
 static _Thread_local struct guard *current;
 
+static MDB_env *
+guard_env(const struct guard *g)
+{
+    if (g->env != NULL)
+        return g->env;
+    return mdb_txn_env(g->txn != NULL ? g->txn : mdb_cursor_txn(g->cur));
+}
+
 void
 kith__mdb_on_assert(MDB_env *env, const char *msg)
 {
     struct guard *g = current;
 
-    if (g == NULL || g->env != env)
+    if (g == NULL || guard_env(g) != env)
         return; /* not ours to catch: LMDB prints and aborts */
     snprintf(g->msg, sizeof g->msg, "%s", msg);
     current = g->prev;
@@ -98,10 +111,24 @@ eio_cause(MDB_env *env, int rc)
     return rc;
 }
 
-/* Run `call` (an expression setting rc) guarded; `g`, `rc` declared by the caller. */
-#define GUARDED(env_, dbi_, call_)                                                                 \
+/* What a failed call's code means: damage named in the replica's detail, a full disk for
+ * an EIO. Off the fast path: only for the codes it changes or explains. */
+static int
+guard_failed(const struct guard *g, MDB_dbi dbi, int rc)
+{
+    MDB_env *env = guard_env(g);
+    if (g->cur != NULL)
+        dbi = mdb_cursor_dbi(g->cur);
+    return eio_cause(env, damage_note(env, dbi, rc, g->msg));
+}
+
+/* Run `call` (an expression setting rc) guarded, on the environment of txn_ or of cursor
+ * cur_ (env_ when the call may free the transaction); `g`, `rc` declared by the caller. */
+#define GUARDED(env_, txn_, cur_, dbi_, call_)                                                     \
     do {                                                                                           \
         g.env = (env_);                                                                            \
+        g.txn = (txn_);                                                                            \
+        g.cur = (cur_);                                                                            \
         g.prev = current;                                                                          \
         g.msg[0] = '\0';                                                                           \
         if (sigsetjmp(g.jb, 0) == 0) {                                                             \
@@ -111,14 +138,9 @@ eio_cause(MDB_env *env, int rc)
         } else {                                                                                   \
             rc = MDB_CORRUPTED;                                                                    \
         }                                                                                          \
-        rc = eio_cause(g.env, damage_note(g.env, (dbi_), rc, g.msg));                              \
+        if (rc == MDB_CORRUPTED || rc == MDB_PAGE_NOTFOUND || rc == EIO)                           \
+            rc = guard_failed(&g, (dbi_), rc);                                                     \
     } while (0)
-
-static MDB_env *
-cursor_env(MDB_cursor *c)
-{
-    return mdb_txn_env(mdb_cursor_txn(c));
-}
 
 int
 kith__mdb_get(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, MDB_val *data)
@@ -126,7 +148,7 @@ kith__mdb_get(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, MDB_val *data)
     struct guard g;
     int rc;
 
-    GUARDED(mdb_txn_env(txn), dbi, mdb_get(txn, dbi, key, data));
+    GUARDED(NULL, txn, NULL, dbi, mdb_get(txn, dbi, key, data));
     return rc;
 }
 
@@ -136,7 +158,7 @@ kith__mdb_put(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, MDB_val *data, unsigned f
     struct guard g;
     int rc;
 
-    GUARDED(mdb_txn_env(txn), dbi, mdb_put(txn, dbi, key, data, flags));
+    GUARDED(NULL, txn, NULL, dbi, mdb_put(txn, dbi, key, data, flags));
     return rc;
 }
 
@@ -146,7 +168,7 @@ kith__mdb_del(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, MDB_val *data)
     struct guard g;
     int rc;
 
-    GUARDED(mdb_txn_env(txn), dbi, mdb_del(txn, dbi, key, data));
+    GUARDED(NULL, txn, NULL, dbi, mdb_del(txn, dbi, key, data));
     return rc;
 }
 
@@ -156,7 +178,7 @@ kith__mdb_cursor_get(MDB_cursor *c, MDB_val *key, MDB_val *data, MDB_cursor_op o
     struct guard g;
     int rc;
 
-    GUARDED(cursor_env(c), mdb_cursor_dbi(c), mdb_cursor_get(c, key, data, op));
+    GUARDED(NULL, NULL, c, 0, mdb_cursor_get(c, key, data, op));
     return rc;
 }
 
@@ -166,7 +188,7 @@ kith__mdb_cursor_put(MDB_cursor *c, MDB_val *key, MDB_val *data, unsigned flags)
     struct guard g;
     int rc;
 
-    GUARDED(cursor_env(c), mdb_cursor_dbi(c), mdb_cursor_put(c, key, data, flags));
+    GUARDED(NULL, NULL, c, 0, mdb_cursor_put(c, key, data, flags));
     return rc;
 }
 
@@ -176,7 +198,7 @@ kith__mdb_cursor_del(MDB_cursor *c, unsigned flags)
     struct guard g;
     int rc;
 
-    GUARDED(cursor_env(c), mdb_cursor_dbi(c), mdb_cursor_del(c, flags));
+    GUARDED(NULL, NULL, c, 0, mdb_cursor_del(c, flags));
     return rc;
 }
 
@@ -187,7 +209,7 @@ kith__mdb_cursor_open(MDB_txn *txn, MDB_dbi dbi, MDB_cursor **out)
     int rc;
 
     *out = NULL;
-    GUARDED(mdb_txn_env(txn), dbi, mdb_cursor_open(txn, dbi, out));
+    GUARDED(NULL, txn, NULL, dbi, mdb_cursor_open(txn, dbi, out));
     return rc;
 }
 
@@ -197,7 +219,7 @@ kith__mdb_stat(MDB_txn *txn, MDB_dbi dbi, MDB_stat *out)
     struct guard g;
     int rc;
 
-    GUARDED(mdb_txn_env(txn), dbi, mdb_stat(txn, dbi, out));
+    GUARDED(NULL, txn, NULL, dbi, mdb_stat(txn, dbi, out));
     return rc;
 }
 
@@ -207,7 +229,7 @@ kith__mdb_dbi_open(MDB_txn *txn, const char *name, unsigned flags, MDB_dbi *out)
     struct guard g;
     int rc;
 
-    GUARDED(mdb_txn_env(txn), KITH__DBI_MAIN, mdb_dbi_open(txn, name, flags, out));
+    GUARDED(NULL, txn, NULL, KITH__DBI_MAIN, mdb_dbi_open(txn, name, flags, out));
     return rc;
 }
 
@@ -218,7 +240,7 @@ kith__mdb_txn_commit(MDB_txn *txn)
     MDB_env *env = mdb_txn_env(txn);
     int rc;
 
-    GUARDED(env, KITH__DBI_FREE, mdb_txn_commit(txn));
+    GUARDED(env, NULL, NULL, KITH__DBI_FREE, mdb_txn_commit(txn));
     if (g.msg[0] != '\0')
         mdb_txn_abort(txn); /* the commit stopped before freeing it; its pages are dropped */
     return rc;
