@@ -556,7 +556,8 @@ store_dump(struct world *w, kith_replica *r)
     kith__mdb_end(r);
 
     lines_text = &l.text;
-    qsort(l.starts, l.n, sizeof *l.starts, line_cmp);
+    if (l.n > 0) /* an empty state has no lines, and qsort may not be given NULL */
+        qsort(l.starts, l.n, sizeof *l.starts, line_cmp);
     char *out = malloc(l.text.len + 1);
     size_t len = 0;
     CHECK(w, out != NULL, "out of memory");
@@ -610,7 +611,8 @@ model_dump(struct world *w, kith_replica *r)
     CHECK(w, kith__memrep_dump(m, 0, &out) == 0, "dump");
     char *text = malloc(out.len + 1);
     CHECK(w, text != NULL, "out of memory");
-    memcpy(text, out.data, out.len);
+    if (out.len > 0) /* an empty model dumps nothing, and memcpy may not be given NULL */
+        memcpy(text, out.data, out.len);
     text[out.len] = '\0';
     kith__wbuf_free(&out);
     kith__arena_free(&arena);
