@@ -1067,6 +1067,36 @@ out_txn:
     return rc;
 }
 
+/* Attempt, growing the map and trying again while it is full. */
+static int
+apply_growing(struct applying *s)
+{
+    kith_replica *r = s->r;
+    int rc;
+
+    for (int tries = 0;; tries++) {
+        s->ap.conflicts = 0;
+        rc = batch_attempt(s, r->on_change != NULL || r->on_conflict != NULL);
+        if (rc != MDB_MAP_FULL)
+            return rc;
+        if (tries == MAX_GROWTHS)
+            return kith__fail(r, -ENOSPC, "the map cannot grow any further");
+        rc = kith__map_grow(r);
+        if (rc < 0)
+            return rc;
+    }
+}
+
+static void
+applying_free(struct applying *s)
+{
+    free(s->ci);
+    kith__event_free(&s->events);
+    kith__wbuf_free(&s->copy);
+    kith__arena_free(&s->carena);
+    kith__arena_free(&s->arena);
+}
+
 int
 kith_batch_apply(kith_replica *r, const void *data, size_t len, kith_apply_info *info)
 {
@@ -1094,19 +1124,7 @@ kith_batch_apply(kith_replica *r, const void *data, size_t len, kith_apply_info 
         rc = KITH_ENOMEM;
         goto out_free;
     }
-    for (int tries = 0;; tries++) {
-        s.ap.conflicts = 0;
-        rc = batch_attempt(&s, r->on_change != NULL || r->on_conflict != NULL);
-        if (rc != MDB_MAP_FULL)
-            break;
-        if (tries == MAX_GROWTHS) {
-            rc = kith__fail(r, -ENOSPC, "the map cannot grow any further");
-            break;
-        }
-        rc = kith__map_grow(r);
-        if (rc < 0)
-            break;
-    }
+    rc = apply_growing(&s);
     if (rc == KITH_EFORK && s.fork_origin != 0) {
         /* keep the evidence: the origin is refused from now on; the message stays */
         char msg[512];
@@ -1120,11 +1138,7 @@ kith_batch_apply(kith_replica *r, const void *data, size_t len, kith_apply_info 
         kith__event_report(r, &s.events, KITH_CHANGE_REMOTE);
     }
 out_free:
-    free(s.ci);
-    kith__event_free(&s.events);
-    kith__wbuf_free(&s.copy);
-    kith__arena_free(&s.carena);
-    kith__arena_free(&s.arena);
+    applying_free(&s);
     return rc;
 }
 
@@ -1147,29 +1161,12 @@ kith_holds_apply(kith_replica *r, kith_apply_info *info)
     s.ci = calloc(1, sizeof *s.ci);
     if (s.ci == NULL)
         return KITH_ENOMEM;
-    for (int tries = 0;; tries++) {
-        s.ap.conflicts = 0;
-        rc = batch_attempt(&s, r->on_change != NULL || r->on_conflict != NULL);
-        if (rc != MDB_MAP_FULL)
-            break;
-        if (tries == MAX_GROWTHS) {
-            rc = kith__fail(r, -ENOSPC, "the map cannot grow any further");
-            break;
-        }
-        rc = kith__map_grow(r);
-        if (rc < 0)
-            break;
-    }
+    rc = apply_growing(&s);
     if (rc == 0) {
         if (info != NULL)
             *info = s.info;
-        if (s.info.ops_applied > 0)
-            kith__event_report(r, &s.events, KITH_CHANGE_REMOTE);
+        kith__event_report(r, &s.events, KITH_CHANGE_REMOTE);
     }
-    free(s.ci);
-    kith__event_free(&s.events);
-    kith__wbuf_free(&s.copy);
-    kith__arena_free(&s.carena);
-    kith__arena_free(&s.arena);
+    applying_free(&s);
     return rc;
 }
