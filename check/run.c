@@ -132,12 +132,50 @@ status_text(int status, char *out, size_t cap)
 
 /* ---- daemons ---------------------------------------------------------------------------- */
 
+/* Run this executable again with argv (a hidden mode), its stdout and stderr appended to
+ * logp and fd 3 the write end of a pipe whose read end goes to *readfd. The pid, or -1 with
+ * errno set. */
+static pid_t
+spawn_self(char *const argv[], const char *logp, int *readfd)
+{
+    int fds[2], logfd = open(logp, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (logfd < 0)
+        return -1;
+    if (pipe2(fds, O_CLOEXEC) < 0) {
+        int e = errno;
+        close(logfd);
+        errno = e;
+        return -1;
+    }
+    pid_t parent = getpid(), pid = fork();
+    if (pid == 0) {
+        /* async-signal-safe calls only: other threads of the checker may hold locks */
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
+            _exit(5);
+        if (dup2(fds[1], 3) < 0 || dup2(logfd, 1) < 0 || dup2(logfd, 2) < 0)
+            _exit(6);
+        closefrom(4);
+        execv("/proc/self/exe", argv);
+        _exit(7);
+    }
+    int e = errno;
+    close(fds[1]);
+    close(logfd);
+    if (pid < 0) {
+        close(fds[0]);
+        errno = e;
+        return -1;
+    }
+    *readfd = fds[0];
+    return pid;
+}
+
 static bool
 daemon_start(struct run *x, int k)
 {
     char dir[PATH_MAX], logp[PATH_MAX], a_skew[32], a_seed[32], a_p[3][16], a_lvl[16];
     unsigned msg = (x->o->faults & (1u << CK_MSG)) ? MSG_FAULT_PER_MILLE : 0;
-    int fds[2];
+    int rfd;
 
     snprintf(dir, sizeof(dir), "%s/r%d", x->res->dir, k);
     snprintf(logp, sizeof(logp), "%s/daemon-r%d.log", x->res->dir, k);
@@ -151,34 +189,14 @@ daemon_start(struct run *x, int k)
     snprintf(a_lvl, sizeof(a_lvl), "%d", x->o->log_level);
     char *argv[] = {"kith-check", "--daemon", dir,    "3",   a_skew, a_seed,
                     a_p[0],       a_p[1],     a_p[2], a_lvl, NULL};
-    int logfd = open(logp, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-    if (logfd < 0 || pipe2(fds, O_CLOEXEC) < 0) {
-        if (logfd >= 0)
-            close(logfd);
+    pid_t pid = spawn_self(argv, logp, &rfd);
+    if (pid < 0)
         return fail(x, "cannot start daemon r%d: %s", k, strerror(errno));
-    }
-    pid_t parent = getpid(), pid = fork();
-    if (pid == 0) {
-        /* async-signal-safe calls only: other threads of the checker may hold locks */
-        if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
-            _exit(5);
-        if (dup2(fds[1], 3) < 0 || dup2(logfd, 1) < 0 || dup2(logfd, 2) < 0)
-            _exit(6);
-        closefrom(4);
-        execv("/proc/self/exe", argv);
-        _exit(7);
-    }
-    close(fds[1]);
-    close(logfd);
-    if (pid < 0) {
-        close(fds[0]);
-        return fail(x, "cannot fork daemon r%d: %s", k, strerror(errno));
-    }
     x->d[k].pid = pid;
-    struct pollfd p = {.fd = fds[0], .events = POLLIN};
+    struct pollfd p = {.fd = rfd, .events = POLLIN};
     char ep[64];
-    bool ok = poll(&p, 1, 15000) == 1 && read(fds[0], ep, sizeof(ep)) == (ssize_t)sizeof(ep);
-    close(fds[0]);
+    bool ok = poll(&p, 1, 15000) == 1 && read(rfd, ep, sizeof(ep)) == (ssize_t)sizeof(ep);
+    close(rfd);
     if (!ok) {
         int status = 0;
         char st[64];
@@ -347,7 +365,7 @@ static void
 writer_start(struct run *x, int k, int64_t kill_at)
 {
     char dir[PATH_MAX], logp[PATH_MAX], a_seed[32], a_skew[32];
-    int fds[2];
+    int rfd;
 
     snprintf(dir, sizeof(dir), "%s/r%d", x->res->dir, k);
     snprintf(logp, sizeof(logp), "%s/writer-r%d.log", x->res->dir, k);
@@ -356,36 +374,17 @@ writer_start(struct run *x, int k, int64_t kill_at)
     snprintf(a_skew, sizeof(a_skew), "%lld",
              (long long)(k == x->res->skew_replica ? x->res->skew_ms : 0));
     char *argv[] = {"kith-check", "--writer", dir, "3", a_seed, a_skew, NULL};
-    int logfd = open(logp, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-    if (logfd < 0 || pipe2(fds, O_CLOEXEC) < 0) {
-        if (logfd >= 0)
-            close(logfd);
+    ck_work_busy(x->w, k, true);
+    pid_t pid = spawn_self(argv, logp, &rfd);
+    if (pid < 0) {
+        ck_work_busy(x->w, k, false);
         fail(x, "cannot start a writer of r%d: %s", k, strerror(errno));
         return;
     }
-    ck_work_busy(x->w, k, true);
-    pid_t parent = getpid(), pid = fork();
-    if (pid == 0) {
-        if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
-            _exit(5);
-        if (dup2(fds[1], 3) < 0 || dup2(logfd, 1) < 0 || dup2(logfd, 2) < 0)
-            _exit(6);
-        closefrom(4);
-        execv("/proc/self/exe", argv);
-        _exit(7);
-    }
-    close(fds[1]);
-    close(logfd);
-    if (pid < 0) {
-        close(fds[0]);
-        ck_work_busy(x->w, k, false);
-        fail(x, "cannot fork a writer of r%d: %s", k, strerror(errno));
-        return;
-    }
-    fcntl(fds[0], F_SETFL, O_NONBLOCK);
+    fcntl(rfd, F_SETFL, O_NONBLOCK);
     x->wr.pid = pid;
     x->wr.k = k;
-    x->wr.fd = fds[0];
+    x->wr.fd = rfd;
     x->wr.kill_at = kill_at;
     x->wr.len = 0;
 }
