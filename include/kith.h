@@ -177,16 +177,47 @@ typedef struct kith_field_def {
     const char *ref_collection;     /* REF, and SET of references: the collection referred to */
     const char *const *enum_values; /* ENUM: NULL-terminated list */
     size_t max_len;                 /* STRING/BYTES/SET elements: the longest accepted, in bytes */
+    /* Appended in 0.2.0 (zero: as before): */
+    int crdt;              /* kith_crdt; KITH_TYPE_SET above means a set of strings (or of
+                              refs with ref_collection) whatever this says */
+    bool email;            /* STRING: one '@' with text on both sides */
+    bool has_min, has_max; /* INT: bounds */
+    int64_t min, max;
 } kith_field_def;
 
 typedef struct kith_collection_def {
     const char *name;
     size_t nfields;
     const kith_field_def *fields;
+    /* Appended in 0.2.0: */
+    size_t nindexes;
+    const struct kith_index_def *indexes;
 } kith_collection_def;
 
-/* The built-in schema (contacts, interactions, reminders). The pointer is static. */
+/* How concurrent writes to a field merge (spec/data-model.md). */
+typedef enum kith_crdt {
+    KITH_CRDT_LWW = 0,     /* a register: the last write wins, the loser is a conflict */
+    KITH_CRDT_SET = 1,     /* an add-wins set of elements */
+    KITH_CRDT_COUNTER = 2, /* concurrent increments add up (a PN-counter); integers only */
+    KITH_CRDT_FLAG = 3     /* an enable-wins flag: concurrent set and clear, set wins;
+                              booleans only */
+} kith_crdt;
+
+/* An ordered secondary index on one field or a pair (LWW fields), named in
+ * kith_iter_index as "collection.index". */
+typedef struct kith_index_def {
+    const char *name;
+    size_t nfields;             /* 1 or 2 */
+    const char *const *fields;  /* field names, in key order */
+} kith_index_def;
+
+/* The built-in CRM schema (contacts, interactions, reminders) as the table above, with
+ * KITH_TYPE_SET for its set fields. The pointer is static. */
 KITH_API const kith_collection_def *kith_schema(size_t *ncollections);
+
+/* The built-in CRM schema as a schema document (JSON, spec/data-model.md "Schema document"),
+ * the one `kith` declares by default. Static. */
+KITH_API const char *kith_schema_crm(void);
 
 /* ---------------------------------------------------------------------------------------
  * Opening a replica.
@@ -227,6 +258,45 @@ KITH_API const char *kith_replica_path(const kith_replica *r);
 
 /* The replica id that belongs to a public key (first 8 bytes of BLAKE2b, big-endian). */
 KITH_API uint64_t kith_id_from_pubkey(const uint8_t pk[KITH_PUBKEY_BYTES]);
+
+/* ---------------------------------------------------------------------------------------
+ * The replica's schema: the collections, fields and indexes its app declared
+ * (spec/data-model.md "Schema document"). A declaration governs local writes (a value is
+ * checked against its field) and the indexes kept; it never decides what is accepted from a
+ * peer: received ops carry their names and value types, and ops naming what this replica has
+ * not declared are stored, relayed, exported and verified like any other, and become
+ * queryable through indexes once declared. Declaring is local and idempotent: an app
+ * declares its schema every time it opens the replica, as it would run a migration.
+ */
+
+/*
+ * Declare or extend the schema from a schema document. New collections, fields and indexes
+ * are added (an index is built at once from what the replica holds); a field declared again
+ * keeps its type and kind and takes the new constraints. An incompatible document (a field
+ * redeclared with another type or kind, an index with other fields) or a bad one is refused
+ * whole: KITH_ESCHEMA with kith_errmsg naming the field and both declarations, and nothing
+ * changes. Declaring what is declared already writes nothing. Errors: KITH_ESCHEMA,
+ * KITH_ETOOBIG, KITH_EREADONLY, -errno.
+ */
+KITH_API KITH_NODISCARD int kith_schema_apply(kith_replica *r, const char *json, size_t len);
+
+/* The same, from the C table (kith_collection_def, with indexes). */
+KITH_API KITH_NODISCARD int kith_schema_declare(kith_replica *r, const kith_collection_def *colls,
+                                                size_t ncollections);
+
+/* The declared schema as canonical JSON (the document's shape plus "version"), released
+ * with kith_free(out->data). A replica that declared nothing gives {"collections":{},...}. */
+KITH_API KITH_NODISCARD int kith_schema_json(kith_replica *r, kith_buf *out);
+
+/* The schema's version (how many times a declaration changed it; 0: nothing declared) and
+ * its digest (BLAKE2b-256 of its canonical JSON without the version). Either may be NULL. */
+KITH_API KITH_NODISCARD int kith_schema_info(kith_replica *r, uint64_t *version,
+                                             uint8_t digest[KITH_HASH_BYTES]);
+
+/* As kith_value_parse, for a field of this replica's schema. */
+KITH_API KITH_NODISCARD int kith_value_parse_in(kith_replica *r, const char *collection,
+                                                const char *field, const char *text,
+                                                kith_value *out, char *why, size_t why_cap);
 
 /* ---------------------------------------------------------------------------------------
  * Transactions. Every read and write happens in one. A write transaction becomes one commit:
@@ -292,6 +362,17 @@ KITH_API KITH_NODISCARD int kith_set_remove(kith_txn *t, const char *collection,
                                             const kith_docid *doc, const char *field,
                                             const char *elem, size_t len);
 
+/* Add `delta` (negative to subtract) to a counter field. The counter reads, through
+ * kith_field_get, as a KITH_TYPE_INT: the sum of every increment from every replica. */
+KITH_API KITH_NODISCARD int kith_counter_add(kith_txn *t, const char *collection,
+                                             const kith_docid *doc, const char *field,
+                                             int64_t delta);
+
+/* Set or clear a flag field; it reads as a KITH_TYPE_BOOL. A set concurrent with a clear
+ * wins. Clearing a clear flag writes nothing. */
+KITH_API KITH_NODISCARD int kith_flag_set(kith_txn *t, const char *collection,
+                                          const kith_docid *doc, const char *field, bool on);
+
 /* ---------------------------------------------------------------------------------------
  * Iteration. An iterator lives inside its transaction and must be closed before it ends.
  */
@@ -314,6 +395,20 @@ KITH_API KITH_NODISCARD int kith_iter_index(kith_txn *t, const char *index, cons
 KITH_API KITH_NODISCARD int kith_iter_set(kith_txn *t, const char *collection,
                                           const kith_docid *doc, const char *field,
                                           kith_iter **out);
+
+/* One field of a document as kith_iter_fields gives it: every field the document holds a
+ * value for, declared or not, by name. A set field gives KITH_TYPE_SET as its value's type
+ * (read its elements with kith_iter_set); a counter an INT, a flag a BOOL. */
+typedef struct kith_field_entry {
+    const char *name; /* valid until the transaction ends */
+    int crdt;         /* kith_crdt */
+    kith_value value;
+} kith_field_entry;
+
+/* The fields of one document, by name. */
+KITH_API KITH_NODISCARD int kith_iter_fields(kith_txn *t, const char *collection,
+                                             const kith_docid *doc, kith_iter **out);
+KITH_API KITH_NODISCARD int kith_iter_next_field(kith_iter *it, kith_field_entry *out);
 
 /* Next document id (docs, index) or element (set, into elem/len). 0, KITH_ENOTFOUND at the
  * end, or another error. */
@@ -459,7 +554,10 @@ typedef enum kith_op_kind {
     KITH_OP_DOC_ADD = 2,
     KITH_OP_DOC_REMOVE = 3,
     KITH_OP_SET_ADD = 4,
-    KITH_OP_SET_REMOVE = 5
+    KITH_OP_SET_REMOVE = 5,
+    KITH_OP_COUNTER_ADD = 6,  /* value: the increment, an INT */
+    KITH_OP_FLAG_ENABLE = 7,
+    KITH_OP_FLAG_DISABLE = 8
 } kith_op_kind;
 
 typedef struct kith_log_entry {
@@ -573,6 +671,10 @@ typedef struct kith_peer {
                               longest backoff; the next success clears it */
     uint64_t held_ops;     /* ops this peer made that wait here (its kith_hold.ops) */
     int64_t held_ahead_ms; /* how far ahead of our clock they are stamped (kith_hold) */
+    /* Appended in 0.2.0: the peer's schema as its last handshake told it (kith_schema_info);
+     * version 0 and a zero digest when unknown. Peers with other schemas sync all the same. */
+    uint64_t schema_version;
+    uint8_t schema_digest[KITH_HASH_BYTES];
 } kith_peer;
 
 /* Consecutive failed attempts after which a peer shows as failing, unless a daemon is told
