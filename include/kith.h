@@ -211,6 +211,12 @@ typedef struct kith_index_def {
     const char *const *fields;  /* field names, in key order */
 } kith_index_def;
 
+/* Bytes kith allocated for the caller (bundles, exports, schema documents): kith_free(data). */
+typedef struct kith_buf {
+    uint8_t *data;
+    size_t len;
+} kith_buf;
+
 /* The built-in CRM schema (contacts, interactions, reminders) as the table above, with
  * KITH_TYPE_SET for its set fields. The pointer is static. */
 KITH_API const kith_collection_def *kith_schema(size_t *ncollections);
@@ -583,11 +589,6 @@ KITH_API KITH_NODISCARD int kith_iter_next_log(kith_iter *it, kith_log_entry *ou
  * (spec/encoding.md). Each origin's ops in one start right after what the receiver holds
  * and end at a head that origin signed.
  */
-typedef struct kith_buf {
-    uint8_t *data;
-    size_t len;
-} kith_buf;
-
 typedef struct kith_batch_opts {
     const kith_vv *since; /* send only what this vector lacks; NULL: everything */
     uint64_t cursor;      /* resume point in this replica's apply order (0: start) */
