@@ -221,6 +221,12 @@ op_kind_name(kith_op_kind k)
         return "set_add";
     case KITH_OP_SET_REMOVE:
         return "set_remove";
+    case KITH_OP_COUNTER_ADD:
+        return "counter_add";
+    case KITH_OP_FLAG_ENABLE:
+        return "flag_enable";
+    case KITH_OP_FLAG_DISABLE:
+        return "flag_disable";
     }
     return "unknown";
 }

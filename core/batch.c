@@ -16,10 +16,242 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define BATCH_VERSION 1u
+#define BATCH_VERSION 2u /* written; 1 is still read */
 #define BATCH_MAX_ORIGINS 1024u
+#define BATCH_MAX_NAMES 65535u
 /* The smallest canonical commit: [hlc, [], [[2, coll, 0, seq]]] with one-byte integers. */
 #define COMMIT_MIN_BYTES 9u
+
+/* ---- names on the wire --------------------------------------------------------------------
+ * A format-2 commit carries its own table of names (strs), which its canonical bytes hash. In
+ * a batch of format 2 that table travels as indexes into one table of names for the whole
+ * batch, so a name costs its bytes once per batch, not once per commit: the encoder swaps
+ * each commit's strs for indexes and the decoder swaps them back into the canonical bytes,
+ * in the arena. Nothing else in the commit moves, so this is a copy, not a re-encoding.
+ */
+
+struct name_set {
+    uint32_t n, cap;           /* cap a power of two, at least twice n */
+    uint32_t *slot;            /* index + 1 into names, 0 for empty */
+    const uint8_t **ptr;       /* the names, in order of first use */
+    uint32_t *len;
+};
+
+static uint32_t
+name_hash(const uint8_t *p, size_t n)
+{
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 16777619u;
+    return h;
+}
+
+static void
+name_set_free(struct name_set *s)
+{
+    free(s->slot);
+    free(s->ptr);
+    free(s->len);
+    memset(s, 0, sizeof *s);
+}
+
+/* The index of a name, adding it when new (add) or refusing a repeat (!add): >= 0, or
+ * KITH_ENOMEM, KITH_ETOOBIG (too many names), KITH_EMALFORMED (a repeat when !add). */
+static long
+name_set_put(struct name_set *s, const uint8_t *p, uint32_t n, bool add)
+{
+    if (2 * (s->n + 1) > s->cap) {
+        uint32_t cap = s->cap ? 2 * s->cap : 64;
+        uint32_t *slot = calloc(cap, sizeof *slot);
+        const uint8_t **ptr = realloc(s->ptr, cap / 2 * sizeof *ptr);
+        uint32_t *len = ptr ? realloc(s->len, cap / 2 * sizeof *len) : NULL;
+        if (ptr)
+            s->ptr = ptr;
+        if (len)
+            s->len = len;
+        if (!slot || !ptr || !len) {
+            free(slot);
+            return KITH_ENOMEM;
+        }
+        for (uint32_t k = 0; k < s->n; k++) {
+            uint32_t i = name_hash(s->ptr[k], s->len[k]) & (cap - 1);
+            while (slot[i])
+                i = (i + 1) & (cap - 1);
+            slot[i] = k + 1;
+        }
+        free(s->slot);
+        s->slot = slot;
+        s->cap = cap;
+    }
+    uint32_t i = name_hash(p, n) & (s->cap - 1);
+    for (; s->slot[i]; i = (i + 1) & (s->cap - 1)) {
+        uint32_t k = s->slot[i] - 1;
+        if (s->len[k] == n && memcmp(s->ptr[k], p, n) == 0)
+            return add ? (long)k : KITH_EMALFORMED;
+    }
+    if (s->n == BATCH_MAX_NAMES)
+        return KITH_ETOOBIG;
+    s->slot[i] = s->n + 1;
+    s->ptr[s->n] = p;
+    s->len[s->n] = n;
+    return (long)s->n++;
+}
+
+static size_t
+uint_size(uint64_t v)
+{
+    return v < 128 ? 1 : v < 256 ? 2 : v < 65536 ? 3 : 5;
+}
+
+static size_t
+str_head_size(uint64_t n)
+{
+    return n < 32 ? 1 : n < 256 ? 2 : n < 65536 ? 3 : 5;
+}
+
+/* Where a commit keeps its names: `at` the offset of the names array's first element, `end`
+ * the offset after its last, `n` their count. Returns 1 for a format-1 commit (it has none),
+ * 0, or KITH_EMALFORMED. The elements are checked to be of type `want`. */
+static int
+names_span(const uint8_t *p, size_t len, enum kith__mp_type want, size_t *at, size_t *end,
+           uint64_t *n)
+{
+    struct kith__mp_head h;
+    size_t off = 0;
+    if (kith__mp_head(p, len, &h) < 0 || h.type != KITH__MP_ARRAY)
+        return KITH_EMALFORMED;
+    if (h.v == 3)
+        return 1;
+    if (h.v != 4)
+        return KITH_EMALFORMED;
+    off += h.size;
+    if (kith__mp_head(p + off, len - off, &h) < 0 || h.type != KITH__MP_UINT) /* hlc */
+        return KITH_EMALFORMED;
+    off += h.size;
+    if (kith__mp_head(p + off, len - off, &h) < 0 || h.type != KITH__MP_ARRAY)
+        return KITH_EMALFORMED;
+    off += h.size;
+    for (uint64_t k = h.v; k > 0; k--) { /* the origins */
+        struct kith__mp_head o;
+        if (kith__mp_head(p + off, len - off, &o) < 0 || o.type != KITH__MP_UINT)
+            return KITH_EMALFORMED;
+        off += o.size;
+    }
+    if (kith__mp_head(p + off, len - off, &h) < 0 || h.type != KITH__MP_ARRAY)
+        return KITH_EMALFORMED;
+    off += h.size;
+    *at = off;
+    *n = h.v;
+    for (uint64_t k = h.v; k > 0; k--) {
+        struct kith__mp_head e;
+        if (kith__mp_head(p + off, len - off, &e) < 0 || e.type != want)
+            return KITH_EMALFORMED;
+        off += e.size;
+        if (want == KITH__MP_STR) {
+            if (e.v > len - off)
+                return KITH_EMALFORMED;
+            off += (size_t)e.v;
+        }
+    }
+    *end = off;
+    return 0;
+}
+
+/* Note a canonical commit's names in the batch's table; *wire_len gets its length on the
+ * wire. 0, KITH_EINVAL (not a commit), KITH_ETOOBIG, KITH_ENOMEM. */
+static int
+names_intern(struct name_set *s, const uint8_t *p, size_t len, size_t *wire_len)
+{
+    size_t at, end, off, w;
+    uint64_t n;
+    int rc = names_span(p, len, KITH__MP_STR, &at, &end, &n);
+    if (rc != 0) {
+        *wire_len = len;
+        return rc == 1 ? 0 : KITH_EINVAL;
+    }
+    w = at + (len - end);
+    for (off = at; off < end;) {
+        struct kith__mp_head e;
+        (void)kith__mp_head(p + off, len - off, &e);
+        long k = name_set_put(s, p + off + e.size, (uint32_t)e.v, true);
+        if (k < 0)
+            return (int)k;
+        w += uint_size((uint64_t)k);
+        off += e.size + (size_t)e.v;
+    }
+    *wire_len = w;
+    return 0;
+}
+
+/* Write a canonical commit as it goes on the wire (names_intern has seen it). */
+static int
+names_pack(msgpack_packer *pk, struct name_set *s, const uint8_t *p, size_t len, size_t wire_len)
+{
+    size_t at, end, off;
+    uint64_t n;
+    int prc = msgpack_pack_bin(pk, wire_len);
+    if (names_span(p, len, KITH__MP_STR, &at, &end, &n) != 0)
+        return prc | msgpack_pack_bin_body(pk, p, len);
+    prc |= msgpack_pack_bin_body(pk, p, at);
+    for (off = at; off < end;) {
+        struct kith__mp_head e;
+        (void)kith__mp_head(p + off, len - off, &e);
+        long k = name_set_put(s, p + off + e.size, (uint32_t)e.v, true);
+        prc |= msgpack_pack_uint64(pk, (uint64_t)k);
+        off += e.size + (size_t)e.v;
+    }
+    return prc | msgpack_pack_bin_body(pk, p + end, len - end);
+}
+
+/* Rebuild the canonical bytes of a commit received in a batch of format 2, whose names are
+ * indexes into the batch's table (`names`, `used` of them met so far in order of first use).
+ * A format-1 commit stays as it is. */
+static int
+names_unpack(const struct name_set *names, uint64_t *used, struct kith__batch_commit *bc,
+             struct kith__arena *arena)
+{
+    size_t at, end, off, canon;
+    uint64_t n;
+    int rc = names_span(bc->bytes, bc->len, KITH__MP_UINT, &at, &end, &n);
+    if (rc != 0)
+        return rc == 1 ? 0 : rc;
+    canon = at + (bc->len - end);
+    for (off = at; off < end;) {
+        struct kith__mp_head e;
+        (void)kith__mp_head(bc->bytes + off, bc->len - off, &e);
+        if (e.v >= names->n || e.v > *used)
+            return KITH_EMALFORMED;
+        if (e.v == *used)
+            (*used)++;
+        canon += str_head_size(names->len[e.v]) + names->len[e.v];
+        off += e.size;
+    }
+    if (canon > KITH__MAX_BATCH_BYTES)
+        return KITH_ETOOBIG;
+    uint8_t *q = kith__arena_alloc(arena, canon), *w = q;
+    if (!q)
+        return KITH_ENOMEM;
+    memcpy(w, bc->bytes, at);
+    w += at;
+    for (off = at; off < end;) {
+        struct kith__mp_head e;
+        (void)kith__mp_head(bc->bytes + off, bc->len - off, &e);
+        uint32_t l = names->len[e.v];
+        if (l < 32) {
+            *w++ = (uint8_t)(0xa0 | l);
+        } else { /* names are at most 64 bytes */
+            *w++ = 0xd9;
+            *w++ = (uint8_t)l;
+        }
+        memcpy(w, names->ptr[e.v], l);
+        w += l;
+        off += e.size;
+    }
+    memcpy(w, bc->bytes + end, bc->len - end);
+    bc->bytes = q;
+    bc->len = canon;
+    return 0;
+}
 
 /* ---- encoding ---------------------------------------------------------------------------- */
 
@@ -58,6 +290,8 @@ int
 kith__batch_encode(const struct kith__batch *b, struct kith__wbuf *out)
 {
     struct table *t;
+    struct name_set names = {0};
+    size_t *wire = NULL;
     msgpack_packer pk;
     size_t start, need = 32;
     int prc = 0, rc = KITH_EINVAL;
@@ -65,20 +299,28 @@ kith__batch_encode(const struct kith__batch *b, struct kith__wbuf *out)
     if (!b || !out || (b->ncommits && !b->commits) || (b->nheads && !b->heads))
         return KITH_EINVAL;
     t = calloc(1, sizeof *t);
-    if (!t)
-        return KITH_ENOMEM;
+    wire = calloc(b->ncommits ? b->ncommits : 1, sizeof *wire);
+    if (!t || !wire) {
+        rc = KITH_ENOMEM;
+        goto out_table;
+    }
     for (size_t i = 0; i < b->ncommits; i++) {
         const struct kith__batch_commit *c = &b->commits[i];
         if (c->first_seq == 0 || c->len < COMMIT_MIN_BYTES || !c->bytes ||
             c->len > KITH__MAX_BATCH_BYTES || table_step(t, c->origin, c->first_seq, 0) < 0)
             goto out_table;
-        need += 24 + c->len;
+        if ((rc = names_intern(&names, c->bytes, c->len, &wire[i])) < 0)
+            goto out_table;
+        rc = KITH_EINVAL;
+        need += 24 + wire[i];
     }
     for (size_t i = 0; i < b->nheads; i++) {
         if (table_step(t, b->heads[i].origin, b->heads[i].seq, 1) < 0)
             goto out_table;
         need += 24 + KITH_SIG_BYTES;
     }
+    for (uint32_t k = 0; k < names.n; k++)
+        need += 2 + names.len[k];
     if (need > KITH__MAX_BATCH_BYTES) {
         rc = KITH_ETOOBIG;
         goto out_table;
@@ -88,19 +330,22 @@ kith__batch_encode(const struct kith__batch *b, struct kith__wbuf *out)
     if (rc < 0)
         goto out_table;
     msgpack_packer_init(&pk, out, kith__wbuf_write);
-    prc |= msgpack_pack_array(&pk, 5);
+    prc |= msgpack_pack_array(&pk, 6);
     prc |= msgpack_pack_uint64(&pk, BATCH_VERSION);
     prc |= msgpack_pack_uint64(&pk, b->sender);
     prc |= msgpack_pack_array(&pk, t->n);
     for (size_t k = 0; k < t->n; k++)
         prc |= msgpack_pack_uint64(&pk, t->id[k]);
+    prc |= msgpack_pack_array(&pk, names.n);
+    for (uint32_t k = 0; k < names.n; k++)
+        prc |= msgpack_pack_str(&pk, names.len[k]) |
+               msgpack_pack_str_body(&pk, names.ptr[k], names.len[k]);
     prc |= msgpack_pack_array(&pk, 3 * b->ncommits);
     for (size_t i = 0; i < b->ncommits; i++) {
         const struct kith__batch_commit *c = &b->commits[i];
         prc |= msgpack_pack_uint64(&pk, (uint64_t)table_index(t, c->origin));
         prc |= msgpack_pack_uint64(&pk, c->first_seq);
-        prc |= msgpack_pack_bin(&pk, c->len);
-        prc |= msgpack_pack_bin_body(&pk, c->bytes, c->len);
+        prc |= names_pack(&pk, &names, c->bytes, c->len, wire[i]);
     }
     prc |= msgpack_pack_array(&pk, 3 * b->nheads);
     for (size_t i = 0; i < b->nheads; i++) {
@@ -116,6 +361,8 @@ kith__batch_encode(const struct kith__batch *b, struct kith__wbuf *out)
         rc = KITH_ENOMEM;
     }
 out_table:
+    name_set_free(&names);
+    free(wire);
     free(t);
     return rc;
 }
@@ -157,6 +404,19 @@ next_bin(struct cursor *c, const uint8_t **bytes, uint64_t *len)
     return 0;
 }
 
+/* Read a str header and step over its bytes, which *bytes then points at. */
+static int
+next_str(struct cursor *c, const uint8_t **bytes, uint64_t *len)
+{
+    int rc = next(c, KITH__MP_STR, len);
+    if (rc < 0)
+        return rc;
+    *bytes = c->p;
+    c->p += *len;
+    c->left -= (size_t)*len;
+    return 0;
+}
+
 /* Read an origin index: below the table size, and first uses in table order. */
 static int
 next_origin(struct cursor *c, uint64_t n, uint64_t *used, uint64_t *index)
@@ -171,13 +431,14 @@ next_origin(struct cursor *c, uint64_t n, uint64_t *used, uint64_t *index)
     return 0;
 }
 
-int
-kith__batch_decode(const uint8_t *p, size_t len, struct kith__batch *out, struct kith__arena *arena)
+static int
+batch_decode(const uint8_t *p, size_t len, struct kith__batch *out, struct kith__arena *arena,
+             struct name_set *names)
 {
     struct cursor c = {p, len};
     struct kith__batch b = {0};
     struct kith__mp_head h;
-    uint64_t v, norigins, n, used = 0;
+    uint64_t v, version, norigins, n, used = 0, names_used = 0;
     uint64_t *ids, *last;
     size_t nobjects;
     int rc;
@@ -195,12 +456,13 @@ kith__batch_decode(const uint8_t *p, size_t len, struct kith__batch *out, struct
         return rc;
     if (h.type != KITH__MP_UINT)
         return KITH_EMALFORMED;
-    if (h.v != BATCH_VERSION)
+    if (h.v != 1 && h.v != BATCH_VERSION)
         return KITH_EVERSION;
+    version = h.v;
     if ((rc = kith__mp_guard(p, len, 2, len, &nobjects)) < 0)
         return rc;
 
-    if ((rc = next(&c, KITH__MP_ARRAY, &v)) < 0 || v != 5 ||
+    if ((rc = next(&c, KITH__MP_ARRAY, &v)) < 0 || v != (version == 1 ? 5 : 6) ||
         (rc = next(&c, KITH__MP_UINT, &v)) < 0 || (rc = next(&c, KITH__MP_UINT, &b.sender)) < 0 ||
         (rc = next(&c, KITH__MP_ARRAY, &norigins)) < 0)
         return rc < 0 ? rc : KITH_EMALFORMED;
@@ -217,6 +479,23 @@ kith__batch_decode(const uint8_t *p, size_t len, struct kith__batch *out, struct
             if (ids[j] == ids[k])
                 return KITH_EMALFORMED;
         last[k] = 0;
+    }
+
+    if (version >= 2) {
+        if ((rc = next(&c, KITH__MP_ARRAY, &n)) < 0)
+            return rc;
+        if (n > BATCH_MAX_NAMES)
+            return KITH_ETOOBIG;
+        for (uint64_t k = 0; k < n; k++) {
+            const uint8_t *name;
+            uint64_t nlen;
+            if ((rc = next_str(&c, &name, &nlen)) < 0)
+                return rc;
+            if (!kith__name_valid((const char *)name, (size_t)nlen))
+                return KITH_EMALFORMED;
+            if ((rc = (int)name_set_put(names, name, (uint32_t)nlen, false)) < 0)
+                return rc;
+        }
     }
 
     if ((rc = next(&c, KITH__MP_ARRAY, &n)) < 0)
@@ -241,7 +520,11 @@ kith__batch_decode(const uint8_t *p, size_t len, struct kith__batch *out, struct
         last[oi] = bc->first_seq;
         bc->origin = ids[oi];
         bc->len = (size_t)blen;
+        if (version >= 2 && (rc = names_unpack(names, &names_used, bc, arena)) < 0)
+            return rc;
     }
+    if (names_used != names->n)
+        return KITH_EMALFORMED; /* a name no commit uses */
 
     for (uint64_t k = 0; k < norigins; k++)
         last[k] = 0;
@@ -272,4 +555,13 @@ kith__batch_decode(const uint8_t *p, size_t len, struct kith__batch *out, struct
         return KITH_EMALFORMED; /* an unused origin; the guard already refused trailing bytes */
     *out = b;
     return 0;
+}
+
+int
+kith__batch_decode(const uint8_t *p, size_t len, struct kith__batch *out, struct kith__arena *arena)
+{
+    struct name_set names = {0};
+    int rc = batch_decode(p, len, out, arena, &names);
+    name_set_free(&names);
+    return rc;
 }

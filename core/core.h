@@ -92,16 +92,28 @@ bool kith__utf8_valid(const char *s, size_t len);
 
 /* ---- ops and commits (core/codec.c; spec/encoding.md "Commit") ------------------------- */
 
+/* A name an op uses (a collection or a field), as a commit's name table holds it: a view
+ * into the commit's bytes or into memory of whoever built the commit. */
+struct kith__name {
+    const char *ptr;
+    uint32_t len;
+};
+
 /* A decoded op. Views (strings, observed dots) point into the encoded bytes or the arena
- * passed to the decoder. */
+ * passed to the decoder. An op names its collection and field by their place in the commit's
+ * name table (`cname`, `fname`); `coll` and `field` are the store's local numbers for them,
+ * filled by the store (store/names.c) and by the in-memory model, never by the codec. */
 struct kith__op {
     uint8_t kind;             /* kith_op_kind */
-    uint8_t coll;             /* collection number */
-    uint8_t field;            /* field number (>= 1) for FIELD_SET and SET_*; 0 for DOC_* */
+    uint8_t coll;             /* local collection number (the store's or the model's) */
+    uint8_t field;            /* local field number (>= 1) for field ops; 0 for DOC_* */
+    uint16_t cname;           /* the collection: index into the commit's names */
+    uint16_t fname;           /* the field: index into the commit's names (field ops only) */
     kith_dot doc;             /* the document: the dot that created it */
     kith_dot replaced;        /* FIELD_SET: the dot it overwrote at its author, {0,0} if none */
-    kith_value value;         /* FIELD_SET: the value; SET_*: the element as KITH_TYPE_STRING */
-    const kith_dot *observed; /* SET_* and DOC_*: the dots its author had seen */
+    kith_value value;         /* FIELD_SET: the value; SET_*: the element as KITH_TYPE_STRING;
+                                 COUNTER_ADD: the increment as KITH_TYPE_INT */
+    const kith_dot *observed; /* SET_*, FLAG_* and DOC_*: the dots its author had seen */
     uint32_t nobserved;
 };
 
@@ -109,10 +121,29 @@ struct kith__op {
 struct kith__commit {
     uint64_t origin;
     uint64_t first_seq;
-    uint64_t hlc; /* one timestamp for the whole commit */
+    uint64_t hlc;   /* one timestamp for the whole commit */
+    uint8_t format; /* 2, or 1 for a commit of the first format (read, never written) */
     uint32_t nops;
     struct kith__op *ops;
+    uint32_t nnames; /* the collection and field names its ops use */
+    const struct kith__name *names;
 };
+
+/* Does the op kind change a field (and so name one)? */
+static inline bool
+kith__op_has_field(unsigned kind)
+{
+    return kind == KITH_OP_FIELD_SET || kind >= KITH_OP_SET_ADD;
+}
+
+/* The names of format 1 (spec/encoding.md "Format 1"): the built-in CRM collections and
+ * fields, numbered as that format numbers them. Index 0..2 are the collections; the field
+ * numbered f (from 1) of collection c is at kith__v1_field(c, f), -1 when there is none. */
+extern const struct kith__name kith__v1_names[];
+int kith__v1_field(unsigned coll, unsigned field);
+/* The format-1 number of a collection (0..2) or field (1..) by name, -1 when none. */
+int kith__v1_coll_number(const char *name, size_t len);
+int kith__v1_field_number(unsigned coll, const char *name, size_t len);
 
 /* A growable output buffer. */
 struct kith__wbuf {
@@ -183,6 +214,15 @@ int kith__mp_guard(const uint8_t *p, size_t len, unsigned max_depth, size_t max_
 #define KITH__MAX_COMMIT_OPS 65536u
 #define KITH__MAX_VALUE_BYTES 65536u
 #define KITH__MAX_OBSERVED 4096u
+#define KITH__MAX_ELEM_BYTES 493u  /* a set element: an LMDB key holds it with 18 bytes more */
+#define KITH__MAX_NAME_BYTES 64u   /* a collection or field name: [A-Za-z][A-Za-z0-9_]* */
+#define KITH__MAX_COMMIT_NAMES 512u /* distinct names in one commit */
+/* Times are accepted from 0001-01-01T00:00:00.000Z to 9999-12-31T23:59:59.999Z. */
+#define KITH__TIME_MIN_MS (-62135596800000LL)
+#define KITH__TIME_MAX_MS (253402300799999LL)
+
+/* Is this a name a collection, field or index may have? */
+bool kith__name_valid(const char *name, size_t len);
 #define KITH__MAX_BATCH_BYTES (64u << 20)
 
 /* Append the canonical encoding of `c` (origin and first_seq are not in the bytes: they
