@@ -62,6 +62,11 @@ bench_source_make(const struct bench_opts *o, uint64_t n, struct bench_source *s
         fail(NULL, "open source", rc);
         goto out;
     }
+    rc = kith_schema_apply(r, kith_schema_crm(), strlen(kith_schema_crm()));
+    if (rc < 0) {
+        fail(r, "declare the schema", rc);
+        goto out;
+    }
     for (uint32_t i = 0; i < ndocs && rc == 0; i += DOCS_PER_TXN) {
         rc = kith_txn_begin(r, KITH_TXN_WRITE, &t);
         for (uint32_t j = i; rc == 0 && j < ndocs && j < i + DOCS_PER_TXN && done + 2 <= n; j++) {
@@ -160,6 +165,13 @@ bench_receiver_open(const struct bench_opts *o, const struct bench_source *src, 
     rc = kith_open(dir, KITH_CREATE | flags, out);
     if (rc < 0)
         return fail(NULL, "open replica", rc);
+    rc = kith_schema_apply(*out, kith_schema_crm(), strlen(kith_schema_crm()));
+    if (rc < 0) {
+        fail(*out, "declare the schema", rc);
+        kith_close(*out);
+        *out = NULL;
+        return -1;
+    }
     if (src != NULL) {
         rc = kith_trust_add(*out, src->pk, "source", NULL);
         if (rc < 0) {

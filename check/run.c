@@ -745,6 +745,11 @@ ck_run(const struct ck_opts *o, struct ck_result *res)
             fail(&x, "cannot create replica r%d: %s", k, kith_strerror(rc));
             goto out;
         }
+        rc = kith_schema_apply(x.reps[k], kith_schema_crm(), strlen(kith_schema_crm()));
+        if (rc < 0) {
+            fail(&x, "cannot declare the schema of r%d: %s", k, kith_errmsg(x.reps[k]));
+            goto out;
+        }
         if (k == res->skew_replica)
             kith__replica_set_clock_offset(x.reps[k], res->skew_ms);
     }

@@ -262,6 +262,15 @@ cli_open(const struct cli *c, enum cli_open_mode mode, kith_replica **out)
     if (rc < 0)
         return cli_fail(c, "%s: %s", c->dir, kith_strerror(rc));
     key_mode_warn(c);
+    /* A new replica gets the built-in schema, the CLI's default: the app it serves is the
+     * CRM unless told otherwise (kith schema apply). Declaring it again changes nothing. */
+    if (mode == CLI_CREATE &&
+        (rc = kith_schema_apply(*out, kith_schema_crm(), strlen(kith_schema_crm()))) < 0) {
+        rc = cli_fail(c, "declaring the built-in schema: %s", kith_errmsg(*out));
+        kith_close(*out);
+        *out = NULL;
+        return rc;
+    }
     return CLI_OK;
 }
 

@@ -12,6 +12,7 @@
  * every op because a touch drops the same origin's lower dots (spec/storage.md "Apply").
  * Records are read and written through store/wcache.c, which caches them for batches.
  */
+#include "schema.h"
 #include "store.h"
 
 #include <errno.h>
@@ -21,7 +22,6 @@
 #define REG_KEY_BYTES 18
 #define DOC_KEY_BYTES 17
 #define ELEM_KEY_MAX 511
-#define NAME_INDEX_MAX 400 /* name bytes kept in an index key (LMDB keys are <= 511) */
 #define CONFLICT_HDR (1 + 16 + 1 + 1 + 8 + 24 + 24 + 4)
 
 /* ---- register values ------------------------------------------------------------------ */
@@ -239,6 +239,10 @@ kith__apply_begin(struct kith__applier *a, kith_replica *r, MDB_txn *txn,
         rc = ENOMEM;
         goto out_fail;
     }
+    if ((rc = kith__schema_current(r, txn, &a->schema)) < 0) {
+        kith__apply_end(a);
+        return rc;
+    }
     return 0;
 out_fail:
     kith__apply_end(a);
@@ -254,7 +258,11 @@ kith__apply_end(struct kith__applier *a)
         mdb_cursor_close(a->elems_c);
     if (a->docs_c)
         mdb_cursor_close(a->docs_c);
-    a->regs_c = a->elems_c = a->docs_c = NULL;
+    if (a->counts_c)
+        mdb_cursor_close(a->counts_c);
+    if (a->flags_c)
+        mdb_cursor_close(a->flags_c);
+    a->regs_c = a->elems_c = a->docs_c = a->counts_c = a->flags_c = NULL;
     kith__wcache_free(a->wc);
     a->wc = NULL;
     free(a->scratch);
@@ -357,34 +365,6 @@ conflict_record(struct kith__applier *a, uint8_t coll, kith_dot doc, uint8_t fie
 
 /* ---- indexes -------------------------------------------------------------------------- */
 
-struct index_fields {
-    int contacts, contacts_name;
-    int interactions, interactions_contact, interactions_at;
-    int reminders, reminders_due;
-};
-
-static pthread_once_t index_once = PTHREAD_ONCE_INIT;
-static struct index_fields IF;
-
-static void
-index_fields_init(void)
-{
-    IF.contacts = kith__schema_coll("contacts");
-    IF.contacts_name = IF.contacts >= 0 ? kith__schema_field(IF.contacts, "name") : -1;
-    IF.interactions = kith__schema_coll("interactions");
-    IF.interactions_contact =
-        IF.interactions >= 0 ? kith__schema_field(IF.interactions, "contact") : -1;
-    IF.interactions_at = IF.interactions >= 0 ? kith__schema_field(IF.interactions, "at") : -1;
-    IF.reminders = kith__schema_coll("reminders");
-    IF.reminders_due = IF.reminders >= 0 ? kith__schema_field(IF.reminders, "due") : -1;
-}
-
-static void
-put_flipped(uint8_t *p, int64_t v)
-{
-    kith__be64_put(p, (uint64_t)v ^ (1ull << 63));
-}
-
 /* Add or remove one index entry: through the cache when `a` has one (`born`: see
  * index_update). */
 static int
@@ -441,18 +421,25 @@ reg_read(struct kith__applier *a, kith_replica *r, MDB_txn *txn, int coll, kith_
                                v.mv_size - KITH__REG_HDR_BYTES, out);
 }
 
-/* Build the interactions.contact key from a contact and a time; 0 if either is absent. */
+/*
+ * The key of index `p` for a document whose parts hold `parts` (NULL or a NULL value: the
+ * document has no entry). Each part in its type's index-key form (core/types.c); 0 when
+ * there is no entry.
+ */
 static size_t
-interaction_key(uint8_t *kb, const kith_value *contact, const kith_value *at, kith_dot doc)
+index_key(const struct kith__index_plan *p, const kith_value *const parts[2], kith_dot doc,
+          uint8_t *kb, size_t cap)
 {
-    if (contact == NULL || at == NULL || contact->type != KITH_TYPE_REF ||
-        (at->type != KITH_TYPE_TIME && at->type != KITH_TYPE_INT))
-        return 0;
-    kb[0] = KITH__IDX_INTERACTIONS_CONTACT;
-    memcpy(kb + 1, contact->u.ref.bytes, 16);
-    put_flipped(kb + 17, at->u.i);
-    kith__dot_put(kb + 25, doc);
-    return 41;
+    size_t n = 1, each = (cap - 1 - KITH__DOT_BYTES) / p->nparts; /* a part's share */
+    kb[0] = p->id;
+    for (uint8_t k = 0; k < p->nparts; k++) {
+        const struct kith__type *ty = parts[k] ? kith__type_of(parts[k]->type) : NULL;
+        if (!ty || parts[k]->type == KITH_TYPE_NULL)
+            return 0;
+        n += ty->index_key(parts[k], kb + n, each);
+    }
+    kith__dot_put(kb + n, doc);
+    return n + KITH__DOT_BYTES;
 }
 
 /*
@@ -461,62 +448,29 @@ interaction_key(uint8_t *kb, const kith_value *contact, const kith_value *at, ki
  * naming the document needs that register, so none can be in the database either.
  */
 static int
-index_update(struct kith__applier *a, kith_replica *r, MDB_txn *txn, int coll, kith_dot doc,
-             int field, const kith_value *old_v, const kith_value *new_v, bool born)
+index_update(struct kith__applier *a, kith_replica *r, MDB_txn *txn,
+             const struct kith__sschema *ss, int coll, kith_dot doc, int field,
+             const kith_value *old_v, const kith_value *new_v, bool born)
 {
-    uint8_t kb[NAME_INDEX_MAX + 32];
-    int rc = 0;
+    uint8_t kb[KITH__INDEX_KEY_MAX];
 
-    pthread_once(&index_once, index_fields_init);
-    if (old_v != NULL && old_v->type == KITH_TYPE_NULL)
-        old_v = NULL;
-    if (new_v != NULL && new_v->type == KITH_TYPE_NULL)
-        new_v = NULL;
-    if (coll == IF.contacts && field == IF.contacts_name) {
-        for (int pass = 0; pass < 2; pass++) {
-            const kith_value *v = pass == 0 ? old_v : new_v;
-            if (v == NULL || v->type != KITH_TYPE_STRING)
-                continue;
-            size_t n = v->u.s.len > NAME_INDEX_MAX ? NAME_INDEX_MAX : v->u.s.len;
-            kb[0] = KITH__IDX_CONTACTS_NAME;
-            if (n > 0)
-                memcpy(kb + 1, v->u.s.ptr, n);
-            kb[1 + n] = 0;
-            kith__dot_put(kb + 2 + n, doc);
-            rc = index_put(a, r, txn, kb, 18 + n, pass == 1, born);
-            if (rc < 0)
-                return rc;
-        }
-    } else if (coll == IF.reminders && field == IF.reminders_due) {
-        for (int pass = 0; pass < 2; pass++) {
-            const kith_value *v = pass == 0 ? old_v : new_v;
-            if (v == NULL || (v->type != KITH_TYPE_TIME && v->type != KITH_TYPE_INT))
-                continue;
-            kb[0] = KITH__IDX_REMINDERS_DUE;
-            put_flipped(kb + 1, v->u.i);
-            kith__dot_put(kb + 9, doc);
-            rc = index_put(a, r, txn, kb, 25, pass == 1, born);
-            if (rc < 0)
-                return rc;
-        }
-    } else if (coll == IF.interactions &&
-               (field == IF.interactions_contact || field == IF.interactions_at)) {
-        int other = field == IF.interactions_contact ? IF.interactions_at : IF.interactions_contact;
-        kith_value ov; /* REF and TIME values are held by value: no view into the map */
-        rc = reg_read(a, r, txn, coll, doc, other, &ov);
-        if (rc < 0)
+    for (size_t i = 0; ss && i < ss->nplans; i++) {
+        const struct kith__index_plan *p = &ss->plans[i];
+        int me = p->part[0] == field ? 0 : p->nparts == 2 && p->part[1] == field ? 1 : -1;
+        kith_value other; /* the other part; a view, which the index key copies at once */
+        int rc;
+        if (p->coll != coll || me < 0)
+            continue;
+        if (p->nparts == 2 &&
+            (rc = reg_read(a, r, txn, coll, doc, p->part[1 - me], &other)) < 0)
             return rc;
         for (int pass = 0; pass < 2; pass++) {
-            const kith_value *v = pass == 0 ? old_v : new_v;
-            size_t n;
-            if (v == NULL || ov.type == KITH_TYPE_NULL)
-                continue;
-            n = field == IF.interactions_contact ? interaction_key(kb, v, &ov, doc)
-                                                 : interaction_key(kb, &ov, v, doc);
-            if (n == 0)
-                continue;
-            rc = index_put(a, r, txn, kb, n, pass == 1, born);
-            if (rc < 0)
+            const kith_value *parts[2] = {NULL, NULL};
+            parts[me] = pass == 0 ? old_v : new_v;
+            if (p->nparts == 2)
+                parts[1 - me] = &other;
+            size_t n = index_key(p, parts, doc, kb, sizeof kb);
+            if (n > 0 && (rc = index_put(a, r, txn, kb, n, pass == 1, born)) < 0)
                 return rc;
         }
     }
@@ -524,10 +478,47 @@ index_update(struct kith__applier *a, kith_replica *r, MDB_txn *txn, int coll, k
 }
 
 int
-kith__index_update(kith_replica *r, MDB_txn *txn, int coll, kith_dot doc, int field,
-                   const kith_value *old_v, const kith_value *new_v)
+kith__index_update(kith_replica *r, MDB_txn *txn, const struct kith__sschema *ss, int coll,
+                   kith_dot doc, int field, const kith_value *old_v, const kith_value *new_v)
 {
-    return index_update(NULL, r, txn, coll, doc, field, old_v, new_v, false);
+    return index_update(NULL, r, txn, ss, coll, doc, field, old_v, new_v, false);
+}
+
+int
+kith__index_build(kith_replica *r, MDB_txn *txn, const struct kith__index_plan *p)
+{
+    uint8_t kb[KITH__INDEX_KEY_MAX], start[1] = {p->coll};
+    MDB_val k = {1, start}, v;
+    MDB_cursor *c;
+    int rc = kith__mdb_cursor_open(txn, r->regs, &c);
+
+    if (rc != 0)
+        return kith__mdb_err(rc);
+    for (rc = kith__mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0;
+         rc = kith__mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        const uint8_t *key = k.mv_data;
+        kith_value first, second, val;
+        const kith_value *parts[2] = {&first, &second};
+        if (k.mv_size != REG_KEY_BYTES || key[0] != p->coll)
+            break;
+        if (key[17] != p->part[0])
+            continue;
+        kith_dot doc = kith__dot_get(key + 1);
+        if (v.mv_size < KITH__REG_HDR_BYTES + 1 ||
+            kith__regval_decode((const uint8_t *)v.mv_data + KITH__REG_HDR_BYTES,
+                                v.mv_size - KITH__REG_HDR_BYTES, &val) < 0) {
+            rc = KITH_ECORRUPT;
+            break;
+        }
+        first = val;
+        if (p->nparts == 2 && (rc = reg_read(NULL, r, txn, p->coll, doc, p->part[1], &second)) < 0)
+            break;
+        size_t n = index_key(p, parts, doc, kb, sizeof kb);
+        if (n > 0 && (rc = index_put(NULL, r, txn, kb, n, true, false)) < 0)
+            break;
+    }
+    mdb_cursor_close(c);
+    return rc == MDB_NOTFOUND ? 0 : rc < 0 ? rc : kith__mdb_err(rc);
 }
 
 /* ---- registers ------------------------------------------------------------------------- */
@@ -597,8 +588,8 @@ reg_apply(struct kith__applier *a, uint64_t hlc, kith_dot dot, const struct kith
         return rc;
     if (found && regval_equal(&old_v, &op->value))
         return 0;
-    return index_update(a, a->r, a->txn, op->coll, op->doc, op->field, found ? &old_v : NULL,
-                        &op->value, kith__wcache_born(ent));
+    return index_update(a, a->r, a->txn, a->schema, op->coll, op->doc, op->field,
+                        found ? &old_v : NULL, &op->value, kith__wcache_born(ent));
 }
 
 /* ---- dot sets: elements and membership ---------------------------------------------------- */
@@ -746,6 +737,77 @@ doc_apply(struct kith__applier *a, uint64_t hlc, kith_dot dot, const struct kith
     return conflict_record(a, op->coll, op->doc, 0, 0, survivor, NULL, hlc, dot, NULL);
 }
 
+/* ---- counters and flags ------------------------------------------------------------------ */
+
+static int
+cursor_for(struct kith__applier *a, MDB_dbi dbi, MDB_cursor **c)
+{
+    int rc;
+    if (*c != NULL)
+        return 0;
+    if (dbi == KITH__DBI_FREE)
+        return kith__fail(a->r, KITH_EREADONLY, "a format-1 replica opened read-only");
+    rc = kith__mdb_cursor_open(a->txn, dbi, c);
+    return rc != 0 ? kith__mdb_err(rc) : 0;
+}
+
+/* A counter keeps one total per origin: coll | doc | field | origin -> total (8, BE,
+ * two's complement). An increment adds to its origin's total; the value is the sum. */
+static int
+counter_apply(struct kith__applier *a, kith_dot dot, const struct kith__op *op)
+{
+    uint8_t kb[KITH__COUNT_KEY_BYTES], vb[8];
+    const uint8_t *val;
+    struct kith__wc_entry *ent;
+    size_t vlen;
+    bool found;
+    int rc = cursor_for(a, a->r->counts, &a->counts_c);
+
+    if (rc < 0)
+        return rc;
+    kb[0] = op->coll;
+    kith__dot_put(kb + 1, op->doc);
+    kb[17] = op->field;
+    kith__be64_put(kb + 18, dot.origin);
+    rc = kith__rec_get(a, KITH__WC_NONE, a->counts_c, kb, sizeof kb, &val, &vlen, &found, &ent);
+    if (rc < 0)
+        return rc;
+    if (found && vlen != 8)
+        return kith__fail(a->r, KITH_ECORRUPT, "counts: total of %zu bytes", vlen);
+    /* unsigned: wrapping is defined, and the same on every replica */
+    kith__be64_put(vb, (found ? kith__be64_get(val) : 0) + (uint64_t)op->value.u.i);
+    return kith__rec_put(a, a->counts_c, kb, sizeof kb, vb, sizeof vb, found, ent);
+}
+
+/* A flag is the dot set of its enables: coll | doc | field -> dots. An enable adds its dot
+ * and drops those it saw; a disable drops those it saw; set while any dot is left. */
+static int
+flag_apply(struct kith__applier *a, kith_dot dot, const struct kith__op *op)
+{
+    uint8_t kb[REG_KEY_BYTES];
+    size_t before, after;
+    int rc = cursor_for(a, a->r->flagdb, &a->flags_c);
+
+    if (rc < 0)
+        return rc;
+    kb[0] = op->coll;
+    kith__dot_put(kb + 1, op->doc);
+    kb[17] = op->field;
+    return dots_update(a, KITH__WC_NONE, a->flags_c, kb, sizeof kb, op->observed, op->nobserved,
+                       op->kind == KITH_OP_FLAG_ENABLE ? &dot : NULL, &before, &after);
+}
+
+/* The interned name of local collection `coll`, from the applier's cache when it is there. */
+static const char *
+coll_name(struct kith__applier *a, uint8_t coll)
+{
+    const char *name = NULL;
+    for (uint32_t i = 0; i < a->names.n; i++)
+        if (a->names.e[i].kind == KITH__NAME_COLL && a->names.e[i].id == coll)
+            return a->names.e[i].name;
+    return kith__names_name(a->r, a->txn, KITH__NAME_COLL, 0, coll, &name) == 0 ? name : NULL;
+}
+
 int
 kith__apply_op(struct kith__applier *a, uint64_t hlc, kith_dot dot, const struct kith__op *op)
 {
@@ -754,14 +816,17 @@ kith__apply_op(struct kith__applier *a, uint64_t hlc, kith_dot dot, const struct
     switch (op->kind) {
     case KITH_OP_FIELD_SET:
         rc = reg_apply(a, hlc, dot, op);
-        if (rc == 0)
-            rc = touch(a, hlc, dot, op);
         break;
     case KITH_OP_SET_ADD:
     case KITH_OP_SET_REMOVE:
         rc = elem_apply(a, dot, op);
-        if (rc == 0)
-            rc = touch(a, hlc, dot, op);
+        break;
+    case KITH_OP_COUNTER_ADD:
+        rc = counter_apply(a, dot, op);
+        break;
+    case KITH_OP_FLAG_ENABLE:
+    case KITH_OP_FLAG_DISABLE:
+        rc = flag_apply(a, dot, op);
         break;
     case KITH_OP_DOC_ADD:
     case KITH_OP_DOC_REMOVE:
@@ -770,30 +835,36 @@ kith__apply_op(struct kith__applier *a, uint64_t hlc, kith_dot dot, const struct
     default:
         return kith__fail(a->r, KITH_EMALFORMED, "op kind %u", op->kind);
     }
+    if (rc == 0 && kith__op_has_field(op->kind))
+        rc = touch(a, hlc, dot, op); /* an edit keeps its document alive (spec: TOUCH) */
     if (rc < 0 || a->ev == NULL)
         return rc;
-    return kith__event_doc(a->ev, op->coll, op->doc);
+    const char *name = coll_name(a, op->coll);
+    return name ? kith__event_doc(a->ev, name, op->doc) : KITH_ENOMEM;
 }
 
 int
-kith__apply_commit(struct kith__applier *a, const struct kith__commit *c)
+kith__apply_commit(struct kith__applier *a, struct kith__commit *c)
 {
+    int rc = kith__names_resolve(a, c);
+
+    if (rc < 0)
+        return rc;
     kith__wcache_prefetch(a, c);
     for (uint32_t i = 0; i < c->nops; i++) {
         kith_dot dot = {c->origin, c->first_seq + i};
-        int rc = kith__apply_op(a, c->hlc, dot, &c->ops[i]);
+        rc = kith__apply_op(a, c->hlc, dot, &c->ops[i]);
         if (rc < 0)
             return rc;
     }
-    int rc = kith__apply_flush(a);
+    rc = kith__apply_flush(a);
     return rc < 0 ? rc : kith__wcache_spill(a);
 }
 
 int
-kith__conflict_decode(uint64_t id, const uint8_t *p, size_t len, kith_conflict *out)
+kith__conflict_decode(kith_replica *r, MDB_txn *txn, uint64_t id, const uint8_t *p, size_t len,
+                      kith_conflict *out)
 {
-    const kith_collection_def *cdef;
-    const kith_field_def *fdef;
     size_t wn;
     int rc;
 
@@ -803,19 +874,14 @@ kith__conflict_decode(uint64_t id, const uint8_t *p, size_t len, kith_conflict *
     wn = (size_t)p[75] << 24 | (size_t)p[76] << 16 | (size_t)p[77] << 8 | p[78];
     if (wn < 1 || wn > len - CONFLICT_HDR - 1)
         return KITH_ECORRUPT;
-    cdef = kith__schema_coll_def(p[0]);
-    if (cdef == NULL)
-        return KITH_ECORRUPT;
-    if (p[17] == 0) {
+    rc = kith__names_name(r, txn, KITH__NAME_COLL, 0, p[0], &out->collection);
+    if (rc == 0 && p[17] == 0)
         out->field = ""; /* the document itself: a delete overruled */
-    } else {
-        fdef = kith__schema_field_def(p[0], p[17]);
-        if (fdef == NULL)
-            return KITH_ECORRUPT;
-        out->field = fdef->name;
-    }
+    else if (rc == 0)
+        rc = kith__names_name(r, txn, KITH__NAME_FIELD, p[0], p[17], &out->field);
+    if (rc < 0)
+        return rc == KITH_ENOTFOUND ? KITH_ECORRUPT : rc;
     out->id = id;
-    out->collection = cdef->name;
     memcpy(out->doc.bytes, p + 1, KITH_DOCID_BYTES);
     out->resolved = p[18] != 0;
     out->recorded_ms = (int64_t)kith__be64_get(p + 19);

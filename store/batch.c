@@ -521,7 +521,7 @@ commit_ready(struct applying *s, const struct kith__commit *c, bool *ready)
 
 /* Apply a decoded commit and record it in the apply order. Returns its order counter. */
 static int
-commit_apply(struct applying *s, const struct kith__commit *c, uint64_t *order)
+commit_apply(struct applying *s, struct kith__commit *c, uint64_t *order)
 {
     struct kith__origin_slot *slot;
     uint8_t kb[8], vb[16];

@@ -88,12 +88,23 @@ put(json_t *obj, const char *key, json_t *val)
     return json_object_set_new(obj, key, val) == 0 ? 0 : KITH_ENOMEM;
 }
 
+/* The name of field number `field` of collection `coll` (interned). */
+static int
+field_name(kith_replica *r, MDB_txn *txn, uint8_t coll, uint8_t field, const char **out)
+{
+    int rc = kith__names_name(r, txn, KITH__NAME_FIELD, coll, field, out);
+    if (rc == KITH_ENOTFOUND)
+        return kith__fail(r, KITH_ECORRUPT, "field %u of collection %u has no name", field, coll);
+    return rc;
+}
+
 /*
  * Add the registers of document (coll, doc) to `obj`: the keys of `regs` from coll | doc
  * on. Skips NULL values. KITH_ECORRUPT names the damaged record.
  */
 static int
-doc_registers(kith_replica *r, MDB_cursor *cur, const uint8_t prefix[17], json_t *obj)
+doc_registers(kith_replica *r, MDB_txn *txn, MDB_cursor *cur, const uint8_t prefix[17],
+              json_t *obj)
 {
     MDB_val k = {17, (void *)prefix}, v;
     int mrc;
@@ -101,7 +112,7 @@ doc_registers(kith_replica *r, MDB_cursor *cur, const uint8_t prefix[17], json_t
     for (mrc = kith__mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); mrc == 0;
          mrc = kith__mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
         const uint8_t *kp = k.mv_data;
-        const kith_field_def *fdef;
+        const char *fname;
         kith_value val;
         int rc;
 
@@ -109,15 +120,15 @@ doc_registers(kith_replica *r, MDB_cursor *cur, const uint8_t prefix[17], json_t
             break;
         if (k.mv_size != 18 || v.mv_size < KITH__REG_HDR_BYTES + 1)
             return kith__fail(r, KITH_ECORRUPT, "register record of %zu bytes", v.mv_size);
-        fdef = kith__schema_field_def(kp[0], kp[17]);
         rc = kith__regval_decode((const uint8_t *)v.mv_data + KITH__REG_HDR_BYTES,
                                  v.mv_size - KITH__REG_HDR_BYTES, &val);
-        if (!fdef || rc < 0)
-            return kith__fail(r, KITH_ECORRUPT, "register %u of a %s document is damaged", kp[17],
-                              kith__schema_coll_def(kp[0])->name);
+        if (rc < 0)
+            return kith__fail(r, KITH_ECORRUPT, "register %u of a document is damaged", kp[17]);
         if (val.type == KITH_TYPE_NULL)
             continue;
-        rc = put(obj, fdef->name, value_json(&val));
+        if ((rc = field_name(r, txn, kp[0], kp[17], &fname)) < 0)
+            return rc;
+        rc = put(obj, fname, value_json(&val));
         if (rc < 0)
             return rc;
     }
@@ -126,7 +137,7 @@ doc_registers(kith_replica *r, MDB_cursor *cur, const uint8_t prefix[17], json_t
 
 /* Add the set fields of document (coll, doc) to `obj`, elements in key (byte) order. */
 static int
-doc_sets(kith_replica *r, MDB_cursor *cur, const uint8_t prefix[17], json_t *obj)
+doc_sets(kith_replica *r, MDB_txn *txn, MDB_cursor *cur, const uint8_t prefix[17], json_t *obj)
 {
     MDB_val k = {17, (void *)prefix}, v;
     json_t *arr = NULL;
@@ -142,13 +153,12 @@ doc_sets(kith_replica *r, MDB_cursor *cur, const uint8_t prefix[17], json_t *obj
         if (k.mv_size < 18)
             return kith__fail(r, KITH_ECORRUPT, "element key of %zu bytes", k.mv_size);
         if (kp[17] != field) {
-            const kith_field_def *fdef = kith__schema_field_def(kp[0], kp[17]);
-
-            if (!fdef || fdef->type != KITH_TYPE_SET)
-                return kith__fail(r, KITH_ECORRUPT, "element of field %u, not a set", kp[17]);
+            const char *fname;
+            if ((rc = field_name(r, txn, kp[0], kp[17], &fname)) < 0)
+                return rc;
             field = kp[17];
             arr = json_array();
-            rc = put(obj, fdef->name, arr);
+            rc = put(obj, fname, arr);
             if (rc < 0)
                 return rc;
         }
@@ -157,6 +167,65 @@ doc_sets(kith_replica *r, MDB_cursor *cur, const uint8_t prefix[17], json_t *obj
             return kith__fail(r, KITH_ECORRUPT, "set element is not UTF-8");
         if (json_array_append_new(arr, elem) != 0)
             return KITH_ENOMEM;
+    }
+    return mrc == 0 || mrc == MDB_NOTFOUND ? 0 : kith__mdb_err(mrc);
+}
+
+/* Add the counters of the document: one number per field, the sum of its origins' totals
+ * (a counter that sums to 0 is shown, once incremented at all). */
+static int
+doc_counters(kith_replica *r, MDB_txn *txn, MDB_cursor *cur, const uint8_t prefix[17],
+             json_t *obj)
+{
+    MDB_val k = {17, (void *)prefix}, v;
+    uint64_t sum = 0;
+    int field = -1, mrc, rc = 0;
+
+    if (cur == NULL)
+        return 0;
+    for (mrc = kith__mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);; mrc = kith__mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        const uint8_t *kp = k.mv_data;
+        bool same = mrc == 0 && k.mv_size >= 17 && memcmp(kp, prefix, 17) == 0;
+        if (same && (k.mv_size != KITH__COUNT_KEY_BYTES || v.mv_size != 8))
+            return kith__fail(r, KITH_ECORRUPT, "counter record of %zu bytes", v.mv_size);
+        if (field >= 0 && (!same || kp[17] != field)) {
+            const char *fname;
+            kith_value val = {.type = KITH_TYPE_INT};
+            memcpy(&val.u.i, &sum, sizeof sum);
+            if ((rc = field_name(r, txn, prefix[0], (uint8_t)field, &fname)) < 0 ||
+                (rc = put(obj, fname, value_json(&val))) < 0)
+                return rc;
+            sum = 0;
+        }
+        if (!same)
+            break;
+        field = kp[17];
+        sum += kith__be64_get(v.mv_data);
+    }
+    return mrc == 0 || mrc == MDB_NOTFOUND ? 0 : kith__mdb_err(mrc);
+}
+
+/* Add the flags of the document that are set, as true (a clear flag is absent, as an empty
+ * set is). */
+static int
+doc_flags(kith_replica *r, MDB_txn *txn, MDB_cursor *cur, const uint8_t prefix[17], json_t *obj)
+{
+    MDB_val k = {17, (void *)prefix}, v;
+    int mrc, rc;
+
+    if (cur == NULL)
+        return 0;
+    for (mrc = kith__mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); mrc == 0;
+         mrc = kith__mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        const uint8_t *kp = k.mv_data;
+        const char *fname;
+        if (k.mv_size < 17 || memcmp(kp, prefix, 17) != 0)
+            break;
+        if (k.mv_size != 18)
+            return kith__fail(r, KITH_ECORRUPT, "flag key of %zu bytes", k.mv_size);
+        if ((rc = field_name(r, txn, kp[0], kp[17], &fname)) < 0 ||
+            (rc = put(obj, fname, json_true())) < 0)
+            return rc;
     }
     return mrc == 0 || mrc == MDB_NOTFOUND ? 0 : kith__mdb_err(mrc);
 }
@@ -197,7 +266,7 @@ emit_key(struct kith__wbuf *out, const char *key)
 static int
 collection_json(kith_replica *r, MDB_txn *txn, int coll, struct kith__wbuf *out)
 {
-    MDB_cursor *docs_c, *regs_c, *elems_c;
+    MDB_cursor *docs_c, *regs_c, *elems_c, *counts_c = NULL, *flags_c = NULL;
     uint8_t start = (uint8_t)coll;
     MDB_val k = {1, &start}, v;
     bool first = true;
@@ -212,6 +281,10 @@ collection_json(kith_replica *r, MDB_txn *txn, int coll, struct kith__wbuf *out)
     rc = kith__mdb_err(kith__mdb_cursor_open(txn, r->elems, &elems_c));
     if (rc < 0)
         goto out_regs;
+    if (r->counts != KITH__DBI_FREE &&
+        ((rc = kith__mdb_err(kith__mdb_cursor_open(txn, r->counts, &counts_c))) < 0 ||
+         (rc = kith__mdb_err(kith__mdb_cursor_open(txn, r->flagdb, &flags_c))) < 0))
+        goto out_elems;
     rc = emit(out, "{");
     for (mrc = kith__mdb_cursor_get(docs_c, &k, &v, MDB_SET_RANGE); rc == 0 && mrc == 0;
          mrc = kith__mdb_cursor_get(docs_c, &k, &v, MDB_NEXT)) {
@@ -241,8 +314,10 @@ collection_json(kith_replica *r, MDB_txn *txn, int coll, struct kith__wbuf *out)
             rc = rc < 0 ? rc : KITH_ENOMEM;
             goto out_elems;
         }
-        if ((rc = doc_registers(r, regs_c, prefix, doc)) == 0 &&
-            (rc = doc_sets(r, elems_c, prefix, doc)) == 0 &&
+        if ((rc = doc_registers(r, txn, regs_c, prefix, doc)) == 0 &&
+            (rc = doc_sets(r, txn, elems_c, prefix, doc)) == 0 &&
+            (rc = doc_counters(r, txn, counts_c, prefix, doc)) == 0 &&
+            (rc = doc_flags(r, txn, flags_c, prefix, doc)) == 0 &&
             json_dump_callback(doc, dump_append, out, JSON_SORT_KEYS | JSON_COMPACT) != 0)
             rc = KITH_ENOMEM;
         json_decref(doc);
@@ -250,6 +325,10 @@ collection_json(kith_replica *r, MDB_txn *txn, int coll, struct kith__wbuf *out)
     if (rc == 0)
         rc = mrc == 0 || mrc == MDB_NOTFOUND ? emit(out, "}") : kith__mdb_err(mrc);
 out_elems:
+    if (flags_c)
+        mdb_cursor_close(flags_c);
+    if (counts_c)
+        mdb_cursor_close(counts_c);
     mdb_cursor_close(elems_c);
 out_regs:
     mdb_cursor_close(regs_c);
@@ -277,26 +356,65 @@ vv_json(const kith_vv *vv, struct kith__wbuf *out)
 }
 
 /* Collection indexes in the byte order of their names (the schema's order need not be). */
-static void
-sorted_collections(const kith_collection_def *defs, size_t n, int *order)
-{
-    for (size_t i = 0; i < n; i++) {
-        size_t j = i;
+struct coll_entry {
+    const char *name; /* interned */
+    uint8_t id;
+};
 
-        while (j > 0 && strcmp(defs[order[j - 1]].name, defs[i].name) > 0) {
-            order[j] = order[j - 1];
-            j--;
+static int
+coll_entry_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct coll_entry *)a)->name, ((const struct coll_entry *)b)->name);
+}
+
+/* Does collection `coll` hold a live document? */
+static int
+coll_nonempty(kith_replica *r, MDB_txn *txn, uint8_t coll)
+{
+    MDB_cursor *c;
+    MDB_val k = {1, &coll}, v;
+    int mrc = kith__mdb_cursor_open(txn, r->docs, &c);
+
+    if (mrc != 0)
+        return kith__mdb_err(mrc);
+    mrc = kith__mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    int found = mrc == 0 && k.mv_size >= 1 && ((const uint8_t *)k.mv_data)[0] == coll;
+    mdb_cursor_close(c);
+    return mrc == 0 || mrc == MDB_NOTFOUND ? found : kith__mdb_err(mrc);
+}
+
+/*
+ * The collections that hold a live document, sorted by name. Which collections a replica has
+ * declared, or numbered, is its own affair: only what the ops made is exported, so replicas
+ * with other schemas that hold the same ops export the same bytes.
+ */
+static int
+export_collections(kith_replica *r, MDB_txn *txn, struct coll_entry *out, size_t *n)
+{
+    *n = 0;
+    for (unsigned id = 0; id < 256; id++) {
+        const char *name;
+        int rc = kith__names_name(r, txn, KITH__NAME_COLL, 0, (uint8_t)id, &name);
+        if (rc == KITH_ENOTFOUND)
+            continue;
+        if (rc < 0)
+            return rc;
+        if ((rc = coll_nonempty(r, txn, (uint8_t)id)) < 0)
+            return rc;
+        if (rc == 1) {
+            out[*n].name = name;
+            out[(*n)++].id = (uint8_t)id;
         }
-        order[j] = (int)i;
     }
+    qsort(out, *n, sizeof *out, coll_entry_cmp);
+    return 0;
 }
 
 int
 kith_export_json(kith_replica *r, kith_buf *out)
 {
-    const kith_collection_def *defs;
+    struct coll_entry colls[256];
     struct kith__wbuf b = {0};
-    int order[256];
     kith_vv vv = {0};
     MDB_txn *txn;
     size_t ncoll;
@@ -306,18 +424,16 @@ kith_export_json(kith_replica *r, kith_buf *out)
         return KITH_EINVAL;
     out->data = NULL;
     out->len = 0;
-    defs = kith_schema(&ncoll);
-    if (ncoll > sizeof(order) / sizeof(order[0]))
-        return KITH_ETOOBIG;
-    sorted_collections(defs, ncoll, order);
     rc = kith__view_begin(r, &txn);
     if (rc < 0)
         return rc;
+    rc = export_collections(r, txn, colls, &ncoll);
     /* Top-level keys in byte order: collections, format, vv. */
-    rc = emit(&b, "{\"collections\":{");
+    if (rc == 0)
+        rc = emit(&b, "{\"collections\":{");
     for (size_t c = 0; c < ncoll && rc == 0; c++) {
-        if ((c == 0 || (rc = emit(&b, ",")) == 0) && (rc = emit_key(&b, defs[order[c]].name)) == 0)
-            rc = collection_json(r, txn, order[c], &b);
+        if ((c == 0 || (rc = emit(&b, ",")) == 0) && (rc = emit_key(&b, colls[c].name)) == 0)
+            rc = collection_json(r, txn, colls[c].id, &b);
     }
     if (rc == 0)
         rc = kith__vv_read(r, txn, &vv);

@@ -14,6 +14,7 @@
  * out (set elements, log values, conflict values) point into LMDB pages: valid until the
  * transaction ends, or until a write in it.
  */
+#include "schema.h"
 #include "store.h"
 
 #include <stdlib.h>
@@ -23,7 +24,7 @@
  * LMDB's default key limit is 511 bytes, so no key can be longer than this. */
 #define ITER_KEY_MAX 512
 
-enum iter_kind { ITER_DOCS = 1, ITER_INDEX, ITER_SET, ITER_CONFLICTS, ITER_LOG };
+enum iter_kind { ITER_DOCS = 1, ITER_INDEX, ITER_SET, ITER_CONFLICTS, ITER_LOG, ITER_FIELDS };
 
 struct kith_iter {
     enum iter_kind kind;
@@ -39,12 +40,18 @@ struct kith_iter {
     uint8_t hi[ITER_KEY_MAX]; /* exclusive bound, when has_hi */
     size_t hi_len;
     bool has_hi;
-    /* index: the collection whose membership decides liveness, and a filter on `at` for
-     * interactions.contact without a contact (the range is then not one key interval) */
+    /* index: the collection whose membership decides liveness, and a filter on the second
+     * part of a two-field index iterated without its first (the range is then not one key
+     * interval): the first part's type says where the second begins */
     int coll;
-    bool filter_at;
-    bool has_at_lo, has_at_hi;
-    int64_t at_lo, at_hi;
+    bool filter;
+    kith_type first_type;
+    uint8_t flo[ITER_KEY_MAX], fhi[ITER_KEY_MAX];
+    size_t flo_len, fhi_len;
+    bool has_flo, has_fhi;
+    /* fields: the document's fields, gathered and sorted at open */
+    kith_field_entry *fields;
+    size_t nfields, next_field;
     /* conflicts */
     bool include_resolved;
     /* log: the decoded commit being expanded into entries */
@@ -58,19 +65,6 @@ struct kith_iter {
     uint64_t state_applied;
     bool have_state;
 };
-
-/* Sign-flipped big-endian: signed order becomes byte order (store.h, index keys). */
-static void
-put_time_key(uint8_t *p, int64_t ms)
-{
-    kith__be64_put(p, (uint64_t)ms ^ 0x8000000000000000ull);
-}
-
-static int64_t
-get_time_key(const uint8_t *p)
-{
-    return (int64_t)(kith__be64_get(p) ^ 0x8000000000000000ull);
-}
 
 static int
 txn_check(kith_txn *t)
@@ -110,6 +104,7 @@ kith_iter_close(kith_iter *it)
         return;
     mdb_cursor_close(it->cur);
     kith__arena_free(&it->arena);
+    free(it->fields);
     free(it);
 }
 
@@ -154,6 +149,18 @@ end:
 
 /* ---- documents ------------------------------------------------------------------------ */
 
+/* The local number of a collection declared or seen in ops, or KITH_ENOTFOUND. */
+static int
+coll_number(kith_txn *t, const char *collection)
+{
+    uint8_t coll;
+    int rc = kith__names_get(t->r, t->txn, NULL, KITH__NAME_COLL, 0, collection,
+                             strlen(collection), false, &coll);
+    if (rc == KITH_ENOTFOUND)
+        return kith__fail(t->r, KITH_ENOTFOUND, "no collection \"%s\"", collection);
+    return rc < 0 ? rc : coll;
+}
+
 int
 kith_iter_docs(kith_txn *t, const char *collection, kith_iter **out)
 {
@@ -167,9 +174,8 @@ kith_iter_docs(kith_txn *t, const char *collection, kith_iter **out)
         return rc;
     if (!collection)
         return KITH_EINVAL;
-    coll = kith__schema_coll(collection);
-    if (coll < 0)
-        return kith__fail(t->r, KITH_ENOTFOUND, "no collection \"%s\"", collection);
+    if ((coll = coll_number(t, collection)) < 0)
+        return coll;
     rc = iter_new(t, ITER_DOCS, t->r->docs, &it);
     if (rc < 0)
         return rc;
@@ -201,68 +207,82 @@ doc_live(kith_txn *t, int coll, const uint8_t *doc)
 /* ---- indexes -------------------------------------------------------------------------- */
 
 static bool
-is_time(const kith_value *v)
+text_like(kith_type t)
 {
-    return v->type == KITH_TYPE_TIME || v->type == KITH_TYPE_INT;
+    return t == KITH_TYPE_STRING || t == KITH_TYPE_DATE || t == KITH_TYPE_ENUM ||
+           t == KITH_TYPE_BYTES;
 }
 
-/* Fill the range of contacts.name: names in [lo, hi). */
+/* Does a bound of type `have` fit a part of type `want`? Times and integers bound each other. */
+static bool
+bound_fits(kith_type have, kith_type want)
+{
+    bool num_have = have == KITH_TYPE_TIME || have == KITH_TYPE_INT;
+    bool num_want = want == KITH_TYPE_TIME || want == KITH_TYPE_INT;
+    return have == want || (num_have && num_want);
+}
+
+/* A bound's bytes in the index: text without its 0x00 end (so that every text >= the bound
+ * sorts at or after it), anything else in its index-key form. 0 when it does not fit. */
+static size_t
+bound_key(const kith_value *v, uint8_t *out, size_t cap)
+{
+    if (text_like(v->type)) {
+        if (v->u.s.len > cap || v->u.s.len >= 400 || (v->u.s.len && !v->u.s.ptr))
+            return 0;
+        if (v->u.s.len)
+            memcpy(out, v->u.s.ptr, v->u.s.len);
+        return v->u.s.len;
+    }
+    const struct kith__type *ty = kith__type_of(v->type);
+    return ty && v->type != KITH_TYPE_NULL ? ty->index_key(v, out, cap) : 0;
+}
+
+/* Is the key's last part (after the first, which has type it->first_type) within the
+ * filter's [flo, fhi)? */
 static int
-range_name(kith_iter *it, const kith_value *lo, const kith_value *hi)
+filter_pass(const kith_iter *it, const uint8_t *key, size_t len)
 {
-    const kith_value *b[2] = {lo, hi};
-
-    for (int i = 0; i < 2; i++)
-        if (b[i] && (b[i]->type != KITH_TYPE_STRING || b[i]->u.s.len >= ITER_KEY_MAX - 1 ||
-                     (b[i]->u.s.len && !b[i]->u.s.ptr)))
-            return KITH_EINVAL;
-    it->prefix[0] = KITH__IDX_CONTACTS_NAME;
-    it->prefix_len = 1;
-    it->lo[0] = KITH__IDX_CONTACTS_NAME;
-    it->lo_len = 1;
-    /* Names hold no NUL and are followed by 0x00 in the key, so key order is name order and
-     * idx | lo is the first key of a name >= lo, idx | hi the first of a name >= hi. */
-    if (lo && lo->u.s.len) {
-        memcpy(it->lo + 1, lo->u.s.ptr, lo->u.s.len);
-        it->lo_len += lo->u.s.len;
+    size_t at = 1, end = len - KITH_DOCID_BYTES;
+    if (text_like(it->first_type)) {
+        const uint8_t *z = memchr(key + 1, 0, end - 1);
+        if (!z)
+            return KITH_ECORRUPT;
+        at = (size_t)(z - key) + 1;
+    } else {
+        at += it->first_type == KITH_TYPE_REF ? 16 : it->first_type == KITH_TYPE_BOOL ? 1 : 8;
     }
-    if (hi) {
-        it->hi[0] = KITH__IDX_CONTACTS_NAME;
-        if (hi->u.s.len)
-            memcpy(it->hi + 1, hi->u.s.ptr, hi->u.s.len);
-        it->hi_len = 1 + hi->u.s.len;
-        it->has_hi = true;
+    if (at > end)
+        return KITH_ECORRUPT;
+    const uint8_t *p = key + at;
+    size_t n = end - at;
+    if (it->has_flo) {
+        size_t m = n < it->flo_len ? n : it->flo_len;
+        int c = memcmp(p, it->flo, m);
+        if (c < 0 || (c == 0 && n < it->flo_len))
+            return 0;
     }
-    return 0;
-}
-
-/* Fill the range of a time-keyed index after `base` (idx, or idx | contact). */
-static void
-range_time(kith_iter *it, const uint8_t *base, size_t base_len, const kith_value *lo,
-           const kith_value *hi)
-{
-    memcpy(it->prefix, base, base_len);
-    it->prefix_len = base_len;
-    memcpy(it->lo, base, base_len);
-    it->lo_len = base_len;
-    if (lo) {
-        put_time_key(it->lo + base_len, lo->u.i);
-        it->lo_len += 8;
+    if (it->has_fhi) {
+        size_t m = n < it->fhi_len ? n : it->fhi_len;
+        int c = memcmp(p, it->fhi, m);
+        if (c > 0 || (c == 0 && n >= it->fhi_len))
+            return 0;
     }
-    if (hi) {
-        memcpy(it->hi, base, base_len);
-        put_time_key(it->hi + base_len, hi->u.i);
-        it->hi_len = base_len + 8;
-        it->has_hi = true;
-    }
+    return 1;
 }
 
 int
 kith_iter_index(kith_txn *t, const char *index, const kith_value *eq, const kith_value *lo,
                 const kith_value *hi, kith_iter **out)
 {
-    uint8_t base[1 + KITH_DOCID_BYTES];
+    const struct kith__sschema *ss;
+    const struct kith__coll_decl *cd = NULL;
+    const struct kith__index_decl *id = NULL;
+    const char *dot;
+    uint8_t coll, idx;
+    kith_type last;
     kith_iter *it;
+    size_t n;
     int rc;
 
     if (!out)
@@ -272,44 +292,66 @@ kith_iter_index(kith_txn *t, const char *index, const kith_value *eq, const kith
         return rc;
     if (!index)
         return KITH_EINVAL;
+    dot = strchr(index, '.');
+    if ((rc = kith__schema_current(t->r, t->txn, &ss)) < 0)
+        return rc;
+    if (dot && ss->decl && (cd = kith__schema_find(ss->decl, index, (size_t)(dot - index))))
+        id = kith__coll_index(cd, dot + 1, strlen(dot + 1));
+    if (!id)
+        return kith__fail(t->r, KITH_ENOTFOUND, "no index \"%s\"", index);
+    rc = kith__names_get(t->r, t->txn, NULL, KITH__NAME_COLL, 0, cd->name, strlen(cd->name),
+                         false, &coll);
+    if (rc == 0)
+        rc = kith__names_get(t->r, t->txn, NULL, KITH__NAME_INDEX, coll, id->name,
+                             strlen(id->name), false, &idx);
+    if (rc < 0)
+        return kith__fail(t->r, rc == KITH_ENOTFOUND ? KITH_ECORRUPT : rc,
+                          "index \"%s\" is declared but not kept", index);
+    last = cd->fields[id->parts[id->nparts - 1]].type;
+    if ((eq && (id->nparts != 2 || !bound_fits(eq->type, cd->fields[id->parts[0]].type))) ||
+        (lo && !bound_fits(lo->type, last)) || (hi && !bound_fits(hi->type, last)))
+        return kith__fail(t->r, KITH_EINVAL, "bad bounds for index \"%s\"", index);
     rc = iter_new(t, ITER_INDEX, t->r->index, &it);
     if (rc < 0)
         return rc;
-    if (strcmp(index, "contacts.name") == 0) {
-        it->coll = kith__schema_coll("contacts");
-        rc = eq ? KITH_EINVAL : range_name(it, lo, hi);
-    } else if (strcmp(index, "interactions.contact") == 0) {
-        it->coll = kith__schema_coll("interactions");
-        if ((eq && eq->type != KITH_TYPE_REF) || (lo && !is_time(lo)) || (hi && !is_time(hi))) {
+    it->coll = coll;
+    it->prefix[0] = idx;
+    it->prefix_len = 1;
+    if (eq) {
+        const struct kith__type *ty = kith__type_of(eq->type);
+        n = ty && eq->type != KITH_TYPE_NULL ? ty->index_key(eq, it->prefix + 1, 247) : 0;
+        if (n == 0)
             rc = KITH_EINVAL;
-        } else if (eq) {
-            base[0] = KITH__IDX_INTERACTIONS_CONTACT;
-            memcpy(base + 1, eq->u.ref.bytes, KITH_DOCID_BYTES);
-            range_time(it, base, sizeof(base), lo, hi);
-        } else {
-            /* Without a contact the times are not one interval: filter them. */
-            base[0] = KITH__IDX_INTERACTIONS_CONTACT;
-            range_time(it, base, 1, NULL, NULL);
-            it->filter_at = true;
-            it->has_at_lo = lo != NULL;
-            it->has_at_hi = hi != NULL;
-            it->at_lo = lo ? lo->u.i : 0;
-            it->at_hi = hi ? hi->u.i : 0;
-        }
-    } else if (strcmp(index, "reminders.due") == 0) {
-        it->coll = kith__schema_coll("reminders");
-        if (eq || (lo && !is_time(lo)) || (hi && !is_time(hi))) {
-            rc = KITH_EINVAL;
-        } else {
-            base[0] = KITH__IDX_REMINDERS_DUE;
-            range_time(it, base, 1, lo, hi);
-        }
-    } else {
-        kith_iter_close(it);
-        return kith__fail(t->r, KITH_ENOTFOUND, "no index \"%s\"", index);
+        it->prefix_len += n;
     }
-    if (rc == 0 && it->coll < 0)
-        rc = KITH_ECORRUPT; /* the built-in schema lacks the collection: cannot happen */
+    memcpy(it->lo, it->prefix, it->prefix_len);
+    it->lo_len = it->prefix_len;
+    if (id->nparts == 2 && !eq && (lo || hi)) {
+        /* without the first part the last part's values are not one interval: filter them */
+        it->filter = true;
+        it->first_type = cd->fields[id->parts[0]].type;
+        if (lo && (it->has_flo = true) && !(it->flo_len = bound_key(lo, it->flo, 247)) &&
+            !text_like(lo->type))
+            rc = KITH_EINVAL;
+        if (hi && (it->has_fhi = true) && !(it->fhi_len = bound_key(hi, it->fhi, 247)) &&
+            !text_like(hi->type))
+            rc = KITH_EINVAL;
+    } else {
+        if (lo) {
+            n = bound_key(lo, it->lo + it->lo_len, ITER_KEY_MAX - it->lo_len - 1);
+            if (n == 0 && !text_like(lo->type))
+                rc = KITH_EINVAL;
+            it->lo_len += n;
+        }
+        if (hi) {
+            memcpy(it->hi, it->prefix, it->prefix_len);
+            n = bound_key(hi, it->hi + it->prefix_len, ITER_KEY_MAX - it->prefix_len - 1);
+            if (n == 0 && !text_like(hi->type))
+                rc = KITH_EINVAL;
+            it->hi_len = it->prefix_len + n;
+            it->has_hi = true;
+        }
+    }
     if (rc < 0) {
         kith_iter_close(it);
         return kith__fail(t->r, rc, "bad bounds for index \"%s\"", index);
@@ -336,13 +378,11 @@ kith_iter_next(kith_iter *it, kith_docid *doc)
             return kith__fail(it->t->r, KITH_ECORRUPT, "short key in a docs or index range");
         id = (const uint8_t *)k.mv_data + k.mv_size - KITH_DOCID_BYTES;
         if (it->kind == ITER_INDEX) {
-            if (it->filter_at) {
-                int64_t at;
-
-                if (k.mv_size != 1 + KITH_DOCID_BYTES + 8 + KITH_DOCID_BYTES)
-                    return kith__fail(it->t->r, KITH_ECORRUPT, "interactions index key");
-                at = get_time_key((const uint8_t *)k.mv_data + 1 + KITH_DOCID_BYTES);
-                if ((it->has_at_lo && at < it->at_lo) || (it->has_at_hi && at >= it->at_hi))
+            if (it->filter) {
+                rc = filter_pass(it, k.mv_data, k.mv_size);
+                if (rc < 0)
+                    return kith__fail(it->t->r, KITH_ECORRUPT, "an index key is damaged");
+                if (rc == 0)
                     continue;
             }
             rc = doc_live(it->t, it->coll, id);
@@ -362,9 +402,12 @@ int
 kith_iter_set(kith_txn *t, const char *collection, const kith_docid *doc, const char *field,
               kith_iter **out)
 {
-    const kith_field_def *def;
+    const struct kith__sschema *ss;
+    const struct kith__coll_decl *cd;
+    const struct kith__field_decl *fd = NULL;
     kith_iter *it;
-    int coll, fld, rc;
+    uint8_t fld;
+    int coll, rc;
 
     if (!out)
         return KITH_EINVAL;
@@ -373,15 +416,20 @@ kith_iter_set(kith_txn *t, const char *collection, const kith_docid *doc, const 
         return rc;
     if (!collection || !doc || !field)
         return KITH_EINVAL;
-    coll = kith__schema_coll(collection);
-    if (coll < 0)
-        return kith__fail(t->r, KITH_ENOTFOUND, "no collection \"%s\"", collection);
-    fld = kith__schema_field(coll, field);
-    if (fld < 0)
-        return kith__fail(t->r, KITH_ENOTFOUND, "no field \"%s\" in %s", field, collection);
-    def = kith__schema_field_def(coll, fld);
-    if (!def || def->type != KITH_TYPE_SET)
+    if ((coll = coll_number(t, collection)) < 0)
+        return coll;
+    if ((rc = kith__schema_current(t->r, t->txn, &ss)) < 0)
+        return rc;
+    if (ss->decl && (cd = kith__schema_find(ss->decl, collection, strlen(collection))))
+        fd = kith__coll_field(cd, field, strlen(field));
+    if (fd && fd->crdt != KITH__CRDT_SET)
         return kith__fail(t->r, KITH_EINVAL, "%s.%s is not a set", collection, field);
+    rc = kith__names_get(t->r, t->txn, NULL, KITH__NAME_FIELD, (uint8_t)coll, field,
+                         strlen(field), false, &fld);
+    if (rc == KITH_ENOTFOUND)
+        return kith__fail(t->r, KITH_ENOTFOUND, "no field \"%s\" in %s", field, collection);
+    if (rc < 0)
+        return rc;
     rc = doc_live(t, coll, doc->bytes);
     if (rc < 0)
         return rc;
@@ -392,7 +440,7 @@ kith_iter_set(kith_txn *t, const char *collection, const kith_docid *doc, const 
         return rc;
     it->prefix[0] = (uint8_t)coll;
     memcpy(it->prefix + 1, doc->bytes, KITH_DOCID_BYTES);
-    it->prefix[1 + KITH_DOCID_BYTES] = (uint8_t)fld;
+    it->prefix[1 + KITH_DOCID_BYTES] = fld;
     it->prefix_len = 2 + KITH_DOCID_BYTES;
     memcpy(it->lo, it->prefix, it->prefix_len);
     it->lo_len = it->prefix_len;
@@ -458,7 +506,7 @@ kith_iter_next_conflict(kith_iter *it, kith_conflict *out)
         if (k.mv_size != 8)
             return kith__fail(it->t->r, KITH_ECORRUPT, "conflict key of %zu bytes", k.mv_size);
         id = kith__be64_get(k.mv_data);
-        rc = kith__conflict_decode(id, v.mv_data, v.mv_size, out);
+        rc = kith__conflict_decode(it->t->r, it->t->txn, id, v.mv_data, v.mv_size, out);
         if (rc < 0)
             return kith__fail(it->t->r, rc, "conflict record %llu is damaged",
                               (unsigned long long)id);
@@ -496,7 +544,7 @@ kith_conflict_get(kith_txn *t, uint64_t id, kith_conflict *out)
     rc = conflict_raw(t, id, key, &v);
     if (rc < 0)
         return rc;
-    rc = kith__conflict_decode(id, v.mv_data, v.mv_size, out);
+    rc = kith__conflict_decode(t->r, t->txn, id, v.mv_data, v.mv_size, out);
     if (rc < 0)
         return kith__fail(t->r, rc, "conflict record %llu is damaged", (unsigned long long)id);
     return 0;
@@ -565,7 +613,7 @@ kith_conflict_resolve(kith_txn *t, uint64_t id, bool restore_loser)
     if (!copy)
         return KITH_ENOMEM;
     memcpy(copy, v.mv_data, v.mv_size);
-    rc = kith__conflict_decode(id, copy, v.mv_size, &c);
+    rc = kith__conflict_decode(t->r, t->txn, id, copy, v.mv_size, &c);
     if (rc < 0) {
         rc = kith__fail(t->r, rc, "conflict record %llu is damaged", (unsigned long long)id);
         goto out_copy;
@@ -682,7 +730,7 @@ int
 kith_iter_next_log(kith_iter *it, kith_log_entry *out)
 {
     const struct kith__op *op;
-    const kith_collection_def *cdef;
+    const struct kith__name *nm;
     int rc;
 
     if (!it || !out || it->kind != ITER_LOG)
@@ -699,20 +747,17 @@ kith_iter_next_log(kith_iter *it, kith_log_entry *out)
     out->dot.seq = it->commit.first_seq + it->next_op;
     out->hlc = it->commit.hlc;
     out->kind = (kith_op_kind)op->kind;
-    cdef = kith__schema_coll_def(op->coll);
-    if (!cdef)
-        return kith__fail(it->t->r, KITH_ECORRUPT, "logged op names collection %u", op->coll);
-    out->collection = cdef->name;
+    nm = &it->commit.names[op->cname];
+    if (!(out->collection = kith__name_intern(it->t->r, nm->ptr, nm->len)))
+        return KITH_ENOMEM;
     kith__docid_from_dot(&out->doc, op->doc);
-    if (op->field != 0) {
-        const kith_field_def *fdef = kith__schema_field_def(op->coll, op->field);
-
-        if (!fdef)
-            return kith__fail(it->t->r, KITH_ECORRUPT, "logged op names field %u", op->field);
-        out->field = fdef->name;
+    if (kith__op_has_field(op->kind)) {
+        nm = &it->commit.names[op->fname];
+        if (!(out->field = kith__name_intern(it->t->r, nm->ptr, nm->len)))
+            return KITH_ENOMEM;
     }
     if (op->kind == KITH_OP_FIELD_SET || op->kind == KITH_OP_SET_ADD ||
-        op->kind == KITH_OP_SET_REMOVE)
+        op->kind == KITH_OP_SET_REMOVE || op->kind == KITH_OP_COUNTER_ADD)
         out->value = op->value;
     else
         out->value.type = KITH_TYPE_NULL;
@@ -722,5 +767,140 @@ kith_iter_next_log(kith_iter *it, kith_log_entry *out)
         memcpy(out->chain, it->chain, KITH_HASH_BYTES);
     out->applied = out->dot.seq <= it->state_applied;
     it->next_op++;
+    return 0;
+}
+
+/* ---- the fields of a document ----------------------------------------------------------- */
+
+static int
+field_entry_cmp(const void *a, const void *b)
+{
+    return strcmp(((const kith_field_entry *)a)->name, ((const kith_field_entry *)b)->name);
+}
+
+/* Does the set field hold any element? */
+static int
+set_nonempty(kith_txn *t, uint8_t coll, const kith_docid *doc, uint8_t field)
+{
+    uint8_t kb[18];
+    MDB_val k = {sizeof kb, kb}, v;
+    MDB_cursor *c;
+    int rc = kith__mdb_cursor_open(t->txn, t->r->elems, &c);
+
+    if (rc != 0)
+        return kith__mdb_err(rc);
+    kb[0] = coll;
+    memcpy(kb + 1, doc->bytes, KITH_DOCID_BYTES);
+    kb[17] = field;
+    rc = kith__mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    int found = rc == 0 && k.mv_size > sizeof kb && memcmp(k.mv_data, kb, sizeof kb) == 0;
+    mdb_cursor_close(c);
+    return rc != 0 && rc != MDB_NOTFOUND ? kith__mdb_err(rc) : found;
+}
+
+/* Gather field number f (named name[0..len)) into it->fields when the document holds a
+ * value for it. 0 or an error. */
+static int
+field_visit(kith_iter *it, const struct kith__coll_decl *cd, uint8_t coll, const kith_docid *doc,
+            uint8_t f, const char *p, size_t len)
+{
+    kith_txn *t = it->t;
+    const char *name = kith__name_intern(t->r, p, len);
+    const struct kith__field_decl *fd = cd && name ? kith__coll_field(cd, name, len) : NULL;
+    kith_field_entry *e = &it->fields[it->nfields];
+    int kind = fd ? (int)fd->crdt : -1, rc;
+
+    if (!name)
+        return KITH_ENOMEM;
+    if (kind == KITH__CRDT_SET) {
+        rc = set_nonempty(t, coll, doc, f);
+    } else {
+        rc = kith__field_read(t, coll, doc, f, kind, &e->value, &kind);
+        if (rc == 0 && !fd) {
+            rc = set_nonempty(t, coll, doc, f);
+            kind = KITH__CRDT_SET;
+        }
+    }
+    if (rc <= 0 || (kind == KITH__CRDT_LWW && e->value.type == KITH_TYPE_NULL))
+        return rc < 0 ? rc : 0;
+    if (kind == KITH__CRDT_SET)
+        e->value.type = KITH_TYPE_SET;
+    e->name = name;
+    e->crdt = kind;
+    it->nfields++;
+    return 0;
+}
+
+int
+kith_iter_fields(kith_txn *t, const char *collection, const kith_docid *doc, kith_iter **out)
+{
+    const struct kith__sschema *ss;
+    const struct kith__coll_decl *cd = NULL;
+    uint8_t start[2];
+    MDB_val k, v;
+    kith_iter *it;
+    int coll, rc;
+
+    if (!out)
+        return KITH_EINVAL;
+    *out = NULL;
+    if ((rc = txn_check(t)) < 0)
+        return rc;
+    if (!collection || !doc)
+        return KITH_EINVAL;
+    if ((coll = coll_number(t, collection)) < 0)
+        return coll;
+    if ((rc = doc_live(t, coll, doc->bytes)) <= 0)
+        return rc < 0 ? rc : kith__fail(t->r, KITH_ENOTFOUND, "no such document in %s", collection);
+    if ((rc = kith__schema_current(t->r, t->txn, &ss)) < 0)
+        return rc;
+    if (ss->decl)
+        cd = kith__schema_find(ss->decl, collection, strlen(collection));
+    if ((rc = iter_new(t, ITER_FIELDS, t->r->names == KITH__DBI_FREE ? t->r->meta : t->r->names,
+                       &it)) < 0)
+        return rc;
+    it->fields = calloc(256, sizeof *it->fields);
+    if (!it->fields) {
+        kith_iter_close(it);
+        return KITH_ENOMEM;
+    }
+    if (t->r->names == KITH__DBI_FREE) {
+        /* a format-1 replica before its upgrade: its fields are format 1's */
+        for (unsigned f = 1; rc == 0 && kith__v1_field((unsigned)coll, f) >= 0; f++) {
+            const struct kith__name *nm = &kith__v1_names[kith__v1_field((unsigned)coll, f)];
+            rc = field_visit(it, cd, (uint8_t)coll, doc, (uint8_t)f, nm->ptr, nm->len);
+        }
+    } else {
+        /* every field numbered in the collection: names 'F' | coll | number -> name */
+        start[0] = 'F';
+        start[1] = (uint8_t)coll;
+        k.mv_size = 2;
+        k.mv_data = start;
+        for (rc = kith__mdb_cursor_get(it->cur, &k, &v, MDB_SET_RANGE); rc == 0;
+             rc = kith__mdb_cursor_get(it->cur, &k, &v, MDB_NEXT)) {
+            const uint8_t *key = k.mv_data;
+            if (k.mv_size != 3 || key[0] != 'F' || key[1] != (uint8_t)coll)
+                break;
+            if ((rc = field_visit(it, cd, (uint8_t)coll, doc, key[2], v.mv_data, v.mv_size)) < 0)
+                break;
+        }
+    }
+    if (rc != 0 && rc != MDB_NOTFOUND) {
+        kith_iter_close(it);
+        return rc > 0 ? kith__mdb_err(rc) : rc;
+    }
+    qsort(it->fields, it->nfields, sizeof *it->fields, field_entry_cmp);
+    *out = it;
+    return 0;
+}
+
+int
+kith_iter_next_field(kith_iter *it, kith_field_entry *out)
+{
+    if (!it || !out || it->kind != ITER_FIELDS)
+        return KITH_EINVAL;
+    if (it->next_field >= it->nfields)
+        return KITH_ENOTFOUND;
+    *out = it->fields[it->next_field++];
     return 0;
 }

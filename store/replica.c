@@ -280,7 +280,13 @@ static const struct dbi_name DBIS[] = {
     {"conflicts", offsetof(kith_replica, conflicts)},
     {"index", offsetof(kith_replica, index)},
     {"peers", offsetof(kith_replica, peers)},
+    /* format 2: */
+    {"names", offsetof(kith_replica, names)},
+    {"counts", offsetof(kith_replica, counts)},
+    {"flags", offsetof(kith_replica, flagdb)},
 };
+
+#define FORMAT1_DBIS 11 /* the databases format 1 has: the first ones above */
 
 const char *
 kith__dbi_name(const kith_replica *r, MDB_dbi dbi)
@@ -301,6 +307,10 @@ open_dbis(kith_replica *r, MDB_txn *txn, unsigned flags)
     for (size_t i = 0; i < sizeof DBIS / sizeof DBIS[0]; i++) {
         MDB_dbi *dbi = (MDB_dbi *)((char *)r + DBIS[i].offset);
         int rc = kith__mdb_dbi_open(txn, DBIS[i].name, flags, dbi);
+        if (rc == MDB_NOTFOUND && i >= FORMAT1_DBIS && (r->flags & KITH_RDONLY)) {
+            *dbi = KITH__DBI_FREE; /* a format-1 replica read before its upgrade */
+            continue;
+        }
         if (rc == MDB_NOTFOUND)
             return kith__fail(r, KITH_ECORRUPT, "%s: database %s is missing", r->path,
                               DBIS[i].name);
@@ -319,14 +329,12 @@ static int
 meta_create(kith_replica *r, MDB_txn *txn)
 {
     uint8_t fmt[4] = {0, 0, 0, KITH__STORE_FORMAT};
-    uint8_t fp[KITH_HASH_BYTES];
     int rc;
 
-    kith_schema_fingerprint(fp);
     if ((rc = kith__meta_put(r, txn, "format", fmt, 4)) < 0 ||
         (rc = kith__meta_put_u64(r, txn, "id", r->id)) < 0 ||
         (rc = kith__meta_put(r, txn, "pk", r->pk, KITH_PUBKEY_BYTES)) < 0 ||
-        (rc = kith__meta_put(r, txn, "schema", fp, sizeof fp)) < 0 ||
+        (rc = kith__meta_put_u64(r, txn, "schema_v", 0)) < 0 ||
         (rc = kith__meta_put_u64(r, txn, "hlc", 0)) < 0 ||
         (rc = kith__meta_put_u64(r, txn, "order", 0)) < 0 ||
         (rc = kith__meta_put_u64(r, txn, "conflict", 0)) < 0 ||
@@ -337,7 +345,7 @@ meta_create(kith_replica *r, MDB_txn *txn)
 
 /* Check the meta records against the key: format, id, public key. */
 static int
-meta_check(kith_replica *r, MDB_txn *txn)
+meta_check(kith_replica *r, MDB_txn *txn, uint32_t *format)
 {
     MDB_val v;
     uint64_t id;
@@ -358,6 +366,7 @@ meta_check(kith_replica *r, MDB_txn *txn)
                           r->path, fmt, KITH__STORE_FORMAT);
     if (fmt == 0)
         return kith__fail(r, KITH_ECORRUPT, "%s: bad layout version 0", r->path);
+    *format = fmt;
     rc = kith__meta_get(r, txn, "pk", &v);
     if (rc == 0 && v.mv_size == KITH_PUBKEY_BYTES && !r->has_sk) {
         memcpy(r->pk, v.mv_data, KITH_PUBKEY_BYTES); /* the key file is not readable to us */
@@ -370,6 +379,23 @@ meta_check(kith_replica *r, MDB_txn *txn)
     rc = kith__meta_get_u64(r, txn, "id", &id);
     if (rc < 0 || id != r->id)
         return kith__fail(r, KITH_ECORRUPT, "%s: replica id does not match its key", r->path);
+    return 0;
+}
+
+/* Format 1 -> 2 in place (spec/storage.md "Upgrade"): the names keep format 1's numbers, so
+ * no state is rewritten; the built-in schema becomes the declared one; the commits of format
+ * 1 stay in the log as they are (their bytes are chained and signed). */
+static int
+upgrade_v1(kith_replica *r, MDB_txn *txn)
+{
+    uint8_t fmt[4] = {0, 0, 0, KITH__STORE_FORMAT};
+    int rc = kith__schema_upgrade_v1(r, txn);
+
+    if (rc == 0)
+        rc = kith__meta_put(r, txn, "format", fmt, 4);
+    if (rc < 0)
+        return kith__fail(r, rc, "%s: cannot upgrade the replica from format 1: %s", r->path,
+                          kith_errmsg(r)[0] ? kith_errmsg(r) : kith_strerror(rc));
     return 0;
 }
 
@@ -426,9 +452,10 @@ env_setup(kith_replica *r, bool create, bool data_exists, size_t mapsize)
         rc = kith__mdb_err(mdb_txn_begin(r->env, NULL, MDB_RDONLY, &txn));
         if (rc < 0)
             return kith__fail(r, rc, "%s: cannot read the replica", r->path);
+        uint32_t fmt;
         rc = open_dbis(r, txn, 0);
         if (rc == 0)
-            rc = meta_check(r, txn);
+            rc = meta_check(r, txn, &fmt);
         if (rc == 0)
             rc = kith__mdb_err(kith__mdb_txn_commit(txn)); /* keeps the dbi handles */
         else
@@ -457,9 +484,12 @@ env_setup(kith_replica *r, bool create, bool data_exists, size_t mapsize)
         if (rc == 0)
             rc = meta_create(r, txn);
     } else {
+        uint32_t fmt = 0;
         rc = open_dbis(r, txn, MDB_CREATE); /* databases a later format added */
         if (rc == 0)
-            rc = meta_check(r, txn);
+            rc = meta_check(r, txn, &fmt);
+        if (rc == 0 && fmt == 1)
+            rc = upgrade_v1(r, txn);
     }
     if (rc < 0)
         goto out_abort;
@@ -520,8 +550,11 @@ replica_free(kith_replica *r)
     if (r->env != NULL)
         mdb_env_close(r->env);
     sodium_memzero(r->sk, sizeof r->sk);
+    kith__schema_release(r);
+    kith__names_free(r);
     pthread_rwlock_destroy(&r->resize);
     pthread_mutex_destroy(&r->wlock);
+    pthread_mutex_destroy(&r->names_lock);
     free(r->path);
     free(r);
 }
@@ -567,6 +600,12 @@ kith__open_sized(const char *path, unsigned flags, size_t mapsize, kith_replica 
         return KITH_ENOMEM;
     }
     if (pthread_mutex_init(&r->wlock, NULL) != 0) {
+        pthread_rwlock_destroy(&r->resize);
+        free(r);
+        return KITH_ENOMEM;
+    }
+    if (pthread_mutex_init(&r->names_lock, NULL) != 0) {
+        pthread_mutex_destroy(&r->wlock);
         pthread_rwlock_destroy(&r->resize);
         free(r);
         return KITH_ENOMEM;

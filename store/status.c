@@ -228,10 +228,9 @@ kith_status_free(kith_status *s)
 int
 kith_status_get(kith_replica *r, kith_status **out)
 {
-    const kith_collection_def *defs;
+    kith_collection_count counts[256] = {{0}};
     kith_status *s;
     MDB_txn *txn;
-    size_t ncoll;
     int rc;
 
     if (!r || !out)
@@ -240,26 +239,33 @@ kith_status_get(kith_replica *r, kith_status **out)
     s = calloc(1, sizeof(*s));
     if (!s)
         return KITH_ENOMEM;
-    defs = kith_schema(&ncoll);
-    s->collections = calloc(ncoll ? ncoll : 1, sizeof(*s->collections));
+    s->collections = calloc(256, sizeof(*s->collections));
     if (!s->collections) {
         rc = KITH_ENOMEM;
         goto out_free;
     }
-    s->ncollections = ncoll;
-    for (size_t i = 0; i < ncoll; i++)
-        s->collections[i].collection = defs[i].name;
     s->id = r->id;
     memcpy(s->pubkey, r->pk, KITH_PUBKEY_BYTES);
     rc = kith__view_begin(r, &txn);
     if (rc < 0)
         goto out_free;
+    /* every collection this replica has a number for (declared, or met in ops), in the order
+     * it met them */
+    for (unsigned id = 0; id < 256 && rc == 0; id++) {
+        rc = kith__names_name(r, txn, KITH__NAME_COLL, 0, (uint8_t)id, &counts[id].collection);
+        if (rc == KITH_ENOTFOUND)
+            rc = 0;
+    }
+    if (rc < 0 || (rc = count_docs(r, txn, counts, 256)) < 0)
+        goto out_end;
+    for (unsigned id = 0; id < 256; id++)
+        if (counts[id].collection)
+            s->collections[s->ncollections++] = counts[id];
     if ((rc = kith__vv_read(r, txn, &s->vv)) < 0 ||
         (rc = count_logged(r, txn, &s->ops_logged)) < 0 ||
         (rc = meta_u64(r, txn, "pending", &s->pending_ops)) < 0 ||
         (rc = count_open_conflicts(r, txn, &s->open_conflicts)) < 0 ||
         (rc = meta_u64(r, txn, "hlc", &s->hlc)) < 0 ||
-        (rc = count_docs(r, txn, s->collections, ncoll)) < 0 ||
         (rc = kith__holds_read(r, txn, kith__replica_now_ms(r), &s->holds, &s->nholds)) < 0)
         goto out_end;
     *out = s;

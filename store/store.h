@@ -77,7 +77,7 @@
 #include <lmdb.h>
 #include <pthread.h>
 
-#define KITH__STORE_FORMAT 1u
+#define KITH__STORE_FORMAT 2u
 #define KITH__MAP_INITIAL (64ull << 20)
 
 #define KITH__ORIGIN_VAL_BYTES 48
@@ -87,15 +87,13 @@
 #define KITH__PEER_FORKED 2u
 #define KITH__PEER_FAILING 4u
 
-enum kith__index_id {
-    KITH__IDX_CONTACTS_NAME = 1,
-    KITH__IDX_INTERACTIONS_CONTACT = 2,
-    KITH__IDX_REMINDERS_DUE = 3
-};
+#define KITH__INDEX_KEY_MAX 511 /* LMDB's longest key */
+#define KITH__COUNT_KEY_BYTES 26 /* coll | doc | field | origin */
 
 struct kith_replica {
     MDB_env *env;
     MDB_dbi meta, origins, log, sigs, order, regs, elems, docs, conflicts, index, peers;
+    MDB_dbi names, counts, flagdb; /* KITH__DBI_FREE in a format-1 replica opened read-only */
     uint64_t id;
     uint8_t pk[KITH_PUBKEY_BYTES];
     uint8_t sk[64]; /* Ed25519 secret key; wiped at close */
@@ -109,7 +107,68 @@ struct kith_replica {
     kith_conflict_fn on_conflict;
     void *observer_ctx;
     int64_t clock_offset_ms; /* added to the wall clock; 0 but in kith-check's skewed replica */
+    pthread_mutex_t names_lock;        /* interned names and the schema below */
+    struct kith__interned *interned;   /* store/names.c */
+    struct kith__sschema *schema;      /* the declared schema last loaded (store/schema.c); older
+                                          ones stay behind it until close, for readers */
 };
+
+/* ---- store/names.c: local numbers for the names ops use ------------------------------- */
+
+#define KITH__NAME_COLL 'c'
+#define KITH__NAME_FIELD 'f'
+#define KITH__NAME_INDEX 'i'
+#define KITH__NAMES_CACHE 48
+
+/* A write transaction's memory of the names it looked up (names are never renumbered). */
+struct kith__names_cache {
+    uint32_t n;
+    struct {
+        char kind;
+        uint8_t parent, id, len;
+        const char *name; /* interned */
+    } e[KITH__NAMES_CACHE];
+};
+
+/* The local number of a collection (parent 0), a field of collection `parent`, or an index of
+ * collection `parent`; with `create`, a name not numbered yet gets the next number. `nc` may
+ * be NULL. 0, KITH_ENOTFOUND, KITH_ETOOBIG (no number left), KITH_ENOMEM, or an LMDB error. */
+int kith__names_get(kith_replica *r, MDB_txn *txn, struct kith__names_cache *nc, char kind,
+                    uint8_t parent, const char *name, size_t len, bool create, uint8_t *id);
+/* The name of a number, interned: 0, KITH_ENOTFOUND, or an error. */
+int kith__names_name(kith_replica *r, MDB_txn *txn, char kind, uint8_t parent, uint8_t id,
+                     const char **out);
+/* Give every op of a decoded commit its local numbers (op->coll, op->field). */
+struct kith__applier;
+int kith__names_resolve(struct kith__applier *a, struct kith__commit *c);
+/* Number the format-1 names as format 1 did (the upgrade of a format-1 replica). */
+int kith__names_seed_v1(kith_replica *r, MDB_txn *txn);
+/* A NUL-terminated copy of a name that lives as long as r. NULL when out of memory. */
+const char *kith__name_intern(kith_replica *r, const char *p, size_t len);
+void kith__names_free(kith_replica *r);
+
+/* ---- store/schema.c: the declared schema, as the store uses it ------------------------ */
+
+/* An index as the store keeps it: its number and its fields' local numbers. */
+struct kith__index_plan {
+    uint8_t coll, id, nparts;
+    uint8_t part[2];
+};
+
+struct kith__sschema {
+    uint64_t version;            /* meta "schema_v" it was loaded at */
+    struct kith__schema *decl;   /* NULL: nothing declared */
+    size_t nplans;
+    struct kith__index_plan *plans; /* by coll */
+    struct kith__sschema *older;
+};
+
+/* The declared schema as of `txn` (reloaded when another handle or process changed it). */
+int kith__schema_current(kith_replica *r, MDB_txn *txn, const struct kith__sschema **out);
+void kith__schema_release(kith_replica *r);
+/* The upgrade of a format-1 replica: number its names as format 1 did and declare the
+ * built-in CRM schema, in `txn`. */
+int kith__schema_upgrade_v1(kith_replica *r, MDB_txn *txn);
 
 /* A change or conflict noticed inside a transaction, reported to observers after commit. */
 struct kith__event_log {
@@ -166,6 +225,9 @@ struct kith__applier {
     struct kith__origin_slot *origins;
     size_t norigins, caporigins;
     struct kith__wcache *wc; /* write-back cache of regs, docs, index; NULL: off */
+    struct kith__names_cache names;       /* names looked up in this transaction */
+    const struct kith__sschema *schema;   /* the indexes to keep */
+    MDB_cursor *counts_c, *flags_c;       /* opened on first use */
 };
 
 struct kith_txn {
@@ -187,7 +249,18 @@ struct kith_txn {
     struct kith__wbuf enc; /* the commit's encoding, at commit */
     uint64_t *resolved;    /* conflicts resolved in this txn, marked again at commit */
     size_t nresolved, capresolved;
+    struct kith__name *names; /* the commit's names, two per op (the encoder dedups) */
+    uint32_t capnames;
 };
+
+/* Read field `field` (a local number) of a document as the kind `crdt` (a kith__crdt, or -1:
+ * whatever it holds). 1 when it holds a value, 0 when not, or an error; *kind gets the kind
+ * read; a set reads as KITH_TYPE_SET. Views are valid until the transaction ends. */
+int kith__field_read(kith_txn *t, uint8_t coll, const kith_docid *doc, uint8_t field, int crdt,
+                     kith_value *out, int *kind);
+
+/* Has this thread a transaction open (kith_txn_begin)? */
+bool kith__txn_open_here(void);
 
 /* ---- store/replica.c ----------------------------------------------------------------- */
 
@@ -309,10 +382,12 @@ struct kith__origin_slot *kith__apply_origin(struct kith__applier *a, uint64_t o
  * commit's origin record (applied) and the clock are the caller's. Assumes (a) every dot the
  * commit names is applied, (b) c->first_seq == origins[c->origin].applied + 1.
  */
-int kith__apply_commit(struct kith__applier *a, const struct kith__commit *c);
+int kith__apply_commit(struct kith__applier *a, struct kith__commit *c);
 
-/* Decode a conflicts record (views into p: valid while p is). 0 or KITH_ECORRUPT. */
-int kith__conflict_decode(uint64_t id, const uint8_t *p, size_t len, kith_conflict *out);
+/* Decode a conflicts record (views into p: valid while p is; names interned). 0,
+ * KITH_ECORRUPT, or an error reading the names. */
+int kith__conflict_decode(kith_replica *r, MDB_txn *txn, uint64_t id, const uint8_t *p,
+                          size_t len, kith_conflict *out);
 
 /* ---- store/wcache.c: the records the apply path reads and writes -------------------- */
 
@@ -383,7 +458,8 @@ int kith__holds_read(kith_replica *r, MDB_txn *txn, int64_t now_ms, kith_hold **
 
 /* ---- event log (store/txn.c) ---------------------------------------------------------- */
 
-int kith__event_doc(struct kith__event_log *ev, int coll, kith_dot doc);
+/* `collection`: an interned name (kith__name_intern). */
+int kith__event_doc(struct kith__event_log *ev, const char *collection, kith_dot doc);
 int kith__event_conflict(struct kith__event_log *ev, uint64_t conflict_id);
 /* Call r's observers for what `ev` gathered, then clear it. */
 void kith__event_report(kith_replica *r, struct kith__event_log *ev, int source);
@@ -391,9 +467,11 @@ void kith__event_free(struct kith__event_log *ev);
 
 /* ---- index keys (store/apply.c) ------------------------------------------------------- */
 
-/* Maintain the indexes for a register change of (coll, doc, field) from old to new value.
- * Reads the document's other registers from txn as needed. */
-int kith__index_update(kith_replica *r, MDB_txn *txn, int coll, kith_dot doc, int field,
-                       const kith_value *old_v, const kith_value *new_v);
+/* Maintain the indexes of `plans` for a register change of (coll, doc, field) from old to new
+ * value. Reads the document's other registers from txn as needed. */
+int kith__index_update(kith_replica *r, MDB_txn *txn, const struct kith__sschema *ss, int coll,
+                       kith_dot doc, int field, const kith_value *old_v, const kith_value *new_v);
+/* Add the entries of index `p` for every document of its collection (a new index). */
+int kith__index_build(kith_replica *r, MDB_txn *txn, const struct kith__index_plan *p);
 
 #endif /* KITH_STORE_H */

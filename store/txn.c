@@ -16,6 +16,7 @@
  * Observers are called after the LMDB commit returned, outside any LMDB transaction.
  * spec/storage.md "Transactions" and "Map growth".
  */
+#include "schema.h"
 #include "store.h"
 
 #include <errno.h>
@@ -72,16 +73,13 @@ kith__mem_free(struct kith__mem *m)
 /* ---- events --------------------------------------------------------------------------- */
 
 int
-kith__event_doc(struct kith__event_log *ev, int coll, kith_dot doc)
+kith__event_doc(struct kith__event_log *ev, const char *collection, kith_dot doc)
 {
-    const kith_collection_def *def = kith__schema_coll_def(coll);
     kith_changed_doc *d;
 
-    if (def == NULL)
-        return KITH_EINVAL;
     if (ev->ndocs > 0) {
         d = &ev->docs[ev->ndocs - 1];
-        if (d->collection == def->name && kith__docid_to_dot(&d->doc).seq == doc.seq &&
+        if (d->collection == collection && kith__docid_to_dot(&d->doc).seq == doc.seq &&
             kith__docid_to_dot(&d->doc).origin == doc.origin)
             return 0;
     }
@@ -94,7 +92,7 @@ kith__event_doc(struct kith__event_log *ev, int coll, kith_dot doc)
         ev->capdocs = cap;
     }
     d = &ev->docs[ev->ndocs++];
-    d->collection = def->name;
+    d->collection = collection;
     kith__docid_from_dot(&d->doc, doc);
     return 0;
 }
@@ -149,7 +147,7 @@ kith__event_report(kith_replica *r, struct kith__event_log *ev, int source)
                 kith__be64_put(kb, ev->conflicts[i]);
                 if (kith__mdb_get(txn, r->conflicts, &k, &v) != 0)
                     continue;
-                if (kith__conflict_decode(ev->conflicts[i], v.mv_data, v.mv_size, &c) == 0)
+                if (kith__conflict_decode(r, txn, ev->conflicts[i], v.mv_data, v.mv_size, &c) == 0)
                     on_conflict(ctx, &c);
             }
             mdb_txn_abort(txn);
@@ -183,6 +181,12 @@ kith_observe(kith_replica *r, kith_change_fn on_change, kith_conflict_fn on_conf
 /* The transaction this thread has open, of any replica. A second one would deadlock on the
  * writer lock, or break LMDB's one-transaction-per-thread rule; kith_txn_begin refuses it. */
 static _Thread_local const kith_txn *thread_txn;
+
+bool
+kith__txn_open_here(void)
+{
+    return thread_txn != NULL;
+}
 
 int
 kith_txn_begin(kith_replica *r, unsigned flags, kith_txn **out)
@@ -265,6 +269,7 @@ txn_free(kith_txn *t)
     kith__event_free(&t->events);
     kith__wbuf_free(&t->enc);
     free(t->resolved);
+    free(t->names);
     free(t);
 }
 
@@ -353,10 +358,36 @@ txn_failed(kith_txn *t, int rc)
     return rc;
 }
 
-/* Check that t can take a write, start the commit at the first one, and find the
+/* What a write or read knows of its collection and field: the declarations (NULL when not
+ * declared) and the local numbers. */
+struct target {
+    const struct kith__coll_decl *cd;
+    const struct kith__field_decl *fd;
+    const char *cname, *fname; /* names as the caller gave them */
+    uint8_t coll, field;
+};
+
+/* The declared schema as the transaction sees it. */
+static int
+txn_schema(kith_txn *t, const struct kith__sschema **ss)
+{
+    if (t->ap_open) {
+        *ss = t->ap.schema;
+        return 0;
+    }
+    return kith__schema_current(t->r, t->txn, ss);
+}
+
+static struct kith__names_cache *
+txn_names(kith_txn *t)
+{
+    return t->ap_open ? &t->ap.names : NULL;
+}
+
+/* Check that t can take a write, start the commit at the first one, and find the declared
  * collection. */
 static int
-write_prepare(kith_txn *t, const char *collection, int *coll)
+write_prepare(kith_txn *t, const char *collection, struct target *tg)
 {
     int rc;
 
@@ -368,10 +399,6 @@ write_prepare(kith_txn *t, const char *collection, int *coll)
         return kith__fail(t->r, KITH_EREADONLY, "write in a read transaction");
     if (collection == NULL)
         return txn_failed(t, KITH_EINVAL);
-    *coll = kith__schema_coll(collection);
-    if (*coll < 0)
-        return txn_failed(t,
-                          kith__fail(t->r, KITH_ENOTFOUND, "no collection named %s", collection));
     if (!t->ap_open) {
         rc = applier_open(t);
         if (rc == MDB_MAP_FULL)
@@ -379,13 +406,86 @@ write_prepare(kith_txn *t, const char *collection, int *coll)
         if (rc < 0)
             return txn_failed(t, rc);
     }
+    memset(tg, 0, sizeof *tg);
+    tg->cname = collection;
+    if (t->ap.schema->decl)
+        tg->cd = kith__schema_find(t->ap.schema->decl, collection, strlen(collection));
+    if (tg->cd == NULL)
+        return txn_failed(t,
+                          kith__fail(t->r, KITH_ENOTFOUND, "no collection named %s", collection));
+    rc = kith__names_get(t->r, t->txn, &t->ap.names, KITH__NAME_COLL, 0, collection,
+                         strlen(collection), true, &tg->coll);
+    if (rc == MDB_MAP_FULL)
+        rc = grow_and_replay(t) == 0 ? kith__names_get(t->r, t->txn, &t->ap.names,
+                                                       KITH__NAME_COLL, 0, collection,
+                                                       strlen(collection), true, &tg->coll)
+                                     : rc;
+    return rc < 0 ? txn_failed(t, rc) : 0;
+}
+
+static const char *
+crdt_use(kith__crdt crdt)
+{
+    switch (crdt) {
+    case KITH__CRDT_SET:
+        return "a set field (use set add/remove)";
+    case KITH__CRDT_COUNTER:
+        return "a counter field (use counter add)";
+    case KITH__CRDT_FLAG:
+        return "a flag field (use flag set)";
+    default:
+        return "not a set field";
+    }
+}
+
+/* Find the declared field of a write and check its kind. */
+static int
+field_prepare(kith_txn *t, struct target *tg, const char *field, kith__crdt want)
+{
+    int rc;
+
+    if (field == NULL)
+        return txn_failed(t, KITH_EINVAL);
+    tg->fname = field;
+    tg->fd = kith__coll_field(tg->cd, field, strlen(field));
+    if (tg->fd == NULL)
+        return txn_failed(t, kith__fail(t->r, KITH_ENOTFOUND, "%s has no field %s",
+                                        tg->cd->name, field));
+    if (tg->fd->crdt != want)
+        return txn_failed(t, kith__fail(t->r, KITH_ESCHEMA, "%s: %s", field,
+                                        crdt_use(tg->fd->crdt)));
+    rc = kith__names_get(t->r, t->txn, &t->ap.names, KITH__NAME_FIELD, tg->coll, field,
+                         strlen(field), true, &tg->field);
+    return rc < 0 ? txn_failed(t, rc) : 0;
+}
+
+/* A name of the commit being built: its index in t->names (appended; the encoder dedups). */
+static int
+name_push(kith_txn *t, const char *name, uint16_t *index)
+{
+    uint32_t n = t->commit.nnames;
+    if (n == UINT16_MAX)
+        return KITH_ETOOBIG;
+    if (n == t->capnames) {
+        uint32_t cap = t->capnames ? t->capnames * 2 : 16;
+        struct kith__name *names = realloc(t->names, cap * sizeof *names);
+        if (names == NULL)
+            return KITH_ENOMEM;
+        t->names = names;
+        t->capnames = cap;
+        t->commit.names = names;
+    }
+    t->names[n].ptr = name;
+    t->names[n].len = (uint32_t)strlen(name);
+    *index = (uint16_t)n;
+    t->commit.nnames = n + 1;
     return 0;
 }
 
 /* Append `op` to the commit and apply it now (with its membership touch written). The op's
- * views must be stable (t->mem or static). Returns its dot in *dot. */
+ * views must be stable (t->mem or the schema's names). Returns its dot in *dot. */
 static int
-op_push(kith_txn *t, const struct kith__op *op, kith_dot *dot)
+op_push(kith_txn *t, const struct target *tg, struct kith__op *op, kith_dot *dot)
 {
     int rc;
 
@@ -400,6 +500,11 @@ op_push(kith_txn *t, const struct kith__op *op, kith_dot *dot)
         t->commit.ops = ops;
         t->capops = cap;
     }
+    op->coll = tg->coll;
+    op->field = tg->fd ? tg->field : 0;
+    if ((rc = name_push(t, tg->cd->name, &op->cname)) < 0 ||
+        (tg->fd && (rc = name_push(t, tg->fd->name, &op->fname)) < 0))
+        return txn_failed(t, rc);
     t->commit.ops[t->commit.nops] = *op;
     dot->origin = t->commit.origin;
     dot->seq = t->commit.first_seq + t->commit.nops;
@@ -416,31 +521,42 @@ op_push(kith_txn *t, const struct kith__op *op, kith_dot *dot)
 
 /* ---- reads shared by writes ------------------------------------------------------------- */
 
-/* The membership dots of a document: *n dots as a view (NULL, 0 when not live). */
+/* The dots under `key` in `dbi`: *n dots as a view (NULL, 0 when absent). */
 static int
-membership(kith_txn *t, int coll, kith_dot doc, const uint8_t **dots, size_t *n)
+dots_get(kith_txn *t, MDB_dbi dbi, MDB_cursor *c, const uint8_t *key, size_t klen,
+         const uint8_t **dots, size_t *n)
 {
-    uint8_t kb[17];
-    MDB_val k = {sizeof kb, kb}, v;
+    MDB_val k = {klen, (void *)key}, v;
     int rc;
 
-    kb[0] = (uint8_t)coll;
-    kith__dot_put(kb + 1, doc);
-    /* in a write transaction, through the applier's cursor: the touch that follows finds
-     * the cursor on this key and skips the search */
-    rc = t->ap_open ? kith__mdb_cursor_get(t->ap.docs_c, &k, &v, MDB_SET)
-                    : kith__mdb_get(t->txn, t->r->docs, &k, &v);
     *dots = NULL;
     *n = 0;
+    if (dbi == KITH__DBI_FREE)
+        return 0;
+    /* in a write transaction, through the applier's cursor: the write that follows finds
+     * the cursor on this key and skips the search */
+    rc = c ? kith__mdb_cursor_get(c, &k, &v, MDB_SET) : kith__mdb_get(t->txn, dbi, &k, &v);
     if (rc == MDB_NOTFOUND)
         return 0;
     if (rc != 0)
         return kith__mdb_err(rc);
     if (v.mv_size == 0 || v.mv_size % KITH__DOT_BYTES != 0)
-        return kith__fail(t->r, KITH_ECORRUPT, "docs: membership of %zu bytes", v.mv_size);
+        return kith__fail(t->r, KITH_ECORRUPT, "%s: dot set of %zu bytes",
+                          kith__dbi_name(t->r, dbi), v.mv_size);
     *dots = v.mv_data;
     *n = v.mv_size / KITH__DOT_BYTES;
     return 0;
+}
+
+/* The membership dots of a document: *n dots as a view (NULL, 0 when not live). */
+static int
+membership(kith_txn *t, int coll, kith_dot doc, const uint8_t **dots, size_t *n)
+{
+    uint8_t kb[17];
+
+    kb[0] = (uint8_t)coll;
+    kith__dot_put(kb + 1, doc);
+    return dots_get(t, t->r->docs, t->ap_open ? t->ap.docs_c : NULL, kb, sizeof kb, dots, n);
 }
 
 static int
@@ -466,25 +582,16 @@ dots_copy(kith_txn *t, const uint8_t *dots, size_t n)
     return out;
 }
 
-/* Find the field and check it belongs to the collection and (want_set) is / is not a set. */
+/* Is the document of collection `coll_name` that `ref` names live? 1, 0, or an error. */
 static int
-field_find(kith_txn *t, int coll, const char *field, bool want_set, const kith_field_def **def)
+ref_live(kith_txn *t, const char *coll_name, const kith_docid *ref)
 {
-    int f;
-
-    if (field == NULL)
-        return KITH_EINVAL;
-    f = kith__schema_field(coll, field);
-    if (f < 1)
-        return kith__fail(t->r, KITH_ENOTFOUND, "%s has no field %s",
-                          kith__schema_coll_def(coll)->name, field);
-    *def = kith__schema_field_def(coll, f);
-    if (*def == NULL)
-        return KITH_ENOTFOUND;
-    if (((*def)->type == KITH_TYPE_SET) != want_set)
-        return kith__fail(t->r, KITH_ESCHEMA, "%s: %s", field,
-                          want_set ? "not a set field" : "a set field (use set add/remove)");
-    return f;
+    uint8_t coll;
+    int rc = kith__names_get(t->r, t->txn, txn_names(t), KITH__NAME_COLL, 0, coll_name,
+                             strlen(coll_name), false, &coll);
+    if (rc == KITH_ENOTFOUND)
+        return 0;
+    return rc < 0 ? rc : doc_live(t, coll, ref);
 }
 
 /* ---- documents -------------------------------------------------------------------------- */
@@ -493,20 +600,20 @@ int
 kith_doc_create(kith_txn *t, const char *collection, kith_docid *out)
 {
     struct kith__op op;
+    struct target tg;
     kith_dot dot;
-    int coll, rc;
+    int rc;
 
     if (out == NULL)
         return t ? txn_failed(t, KITH_EINVAL) : KITH_EINVAL;
-    rc = write_prepare(t, collection, &coll);
+    rc = write_prepare(t, collection, &tg);
     if (rc < 0)
         return rc;
     memset(&op, 0, sizeof op);
     op.kind = KITH_OP_DOC_ADD;
-    op.coll = (uint8_t)coll;
     op.doc.origin = t->commit.origin;
     op.doc.seq = t->commit.first_seq + t->commit.nops;
-    rc = op_push(t, &op, &dot);
+    rc = op_push(t, &tg, &op, &dot);
     if (rc < 0)
         return rc;
     kith__docid_from_dot(out, dot);
@@ -517,19 +624,20 @@ int
 kith_doc_delete(kith_txn *t, const char *collection, const kith_docid *doc)
 {
     struct kith__op op;
+    struct target tg;
     const uint8_t *dots;
     kith_dot dot;
     size_t n;
-    int coll, rc;
+    int rc;
 
     if (doc == NULL)
         return t ? txn_failed(t, KITH_EINVAL) : KITH_EINVAL;
-    rc = write_prepare(t, collection, &coll);
+    rc = write_prepare(t, collection, &tg);
     if (rc < 0)
         return rc;
     memset(&op, 0, sizeof op);
     op.doc = kith__docid_to_dot(doc);
-    rc = membership(t, coll, op.doc, &dots, &n);
+    rc = membership(t, tg.coll, op.doc, &dots, &n);
     if (rc < 0)
         return txn_failed(t, rc);
     if (n == 0) {
@@ -539,26 +647,38 @@ kith_doc_delete(kith_txn *t, const char *collection, const kith_docid *doc)
             t, kith__fail(t->r, KITH_ENOTFOUND, "%s %s does not exist", collection, hex));
     }
     op.kind = KITH_OP_DOC_REMOVE;
-    op.coll = (uint8_t)coll;
     op.observed = dots_copy(t, dots, n);
     op.nobserved = (uint32_t)n;
     if (op.observed == NULL)
         return txn_failed(t, KITH_ENOMEM);
-    return op_push(t, &op, &dot);
+    return op_push(t, &tg, &op, &dot);
+}
+
+/* The local number of a collection for a read: declared or seen in ops. */
+static int
+read_coll(kith_txn *t, const char *collection, uint8_t *coll)
+{
+    int rc;
+
+    if (t->failed)
+        return KITH_EBADTXN;
+    rc = kith__names_get(t->r, t->txn, txn_names(t), KITH__NAME_COLL, 0, collection,
+                         strlen(collection), false, coll);
+    if (rc == KITH_ENOTFOUND)
+        return kith__fail(t->r, KITH_ENOTFOUND, "no collection named %s", collection);
+    return rc;
 }
 
 int
 kith_doc_exists(kith_txn *t, const char *collection, const kith_docid *doc)
 {
-    int coll;
+    uint8_t coll;
+    int rc;
 
     if (t == NULL || collection == NULL || doc == NULL)
         return KITH_EINVAL;
-    if (t->failed)
-        return KITH_EBADTXN;
-    coll = kith__schema_coll(collection);
-    if (coll < 0)
-        return kith__fail(t->r, KITH_ENOTFOUND, "no collection named %s", collection);
+    if ((rc = read_coll(t, collection, &coll)) < 0)
+        return rc;
     return doc_live(t, coll, doc);
 }
 
@@ -566,7 +686,7 @@ kith_doc_exists(kith_txn *t, const char *collection, const kith_docid *doc)
 
 /* Check that the document exists; KITH_ENOTFOUND with a message otherwise. */
 static int
-doc_must_live(kith_txn *t, int coll, const kith_docid *doc)
+doc_must_live(kith_txn *t, int coll, const char *collection, const kith_docid *doc)
 {
     int rc = doc_live(t, coll, doc);
     char hex[KITH_DOCID_HEX + 1];
@@ -576,67 +696,70 @@ doc_must_live(kith_txn *t, int coll, const kith_docid *doc)
     if (rc == 1)
         return 0;
     kith_docid_format(doc, hex);
-    return kith__fail(t->r, KITH_ENOTFOUND, "%s %s does not exist",
-                      kith__schema_coll_def(coll)->name, hex);
+    return kith__fail(t->r, KITH_ENOTFOUND, "%s %s does not exist", collection, hex);
+}
+
+/* Copy a value's bytes into the transaction's stable memory. */
+static int
+value_copy(kith_txn *t, kith_value *v)
+{
+    if (v->type == KITH_TYPE_STRING || v->type == KITH_TYPE_DATE || v->type == KITH_TYPE_ENUM ||
+        v->type == KITH_TYPE_BYTES) {
+        char *copy = kith__mem_alloc(&t->mem, v->u.s.len + 1);
+        if (copy == NULL)
+            return KITH_ENOMEM;
+        if (v->u.s.len > 0)
+            memcpy(copy, v->u.s.ptr, v->u.s.len);
+        copy[v->u.s.len] = '\0';
+        v->u.s.ptr = copy;
+    }
+    return 0;
 }
 
 int
 kith_field_set(kith_txn *t, const char *collection, const kith_docid *doc, const char *field,
                const kith_value *v)
 {
-    const kith_field_def *def;
     struct kith__op op;
+    struct target tg;
     char why[200];
     uint8_t kb[18];
     MDB_val k = {sizeof kb, kb}, rv;
     kith_dot dot;
-    int coll, f, rc;
+    int rc;
 
     if (doc == NULL || v == NULL)
         return t ? txn_failed(t, KITH_EINVAL) : KITH_EINVAL;
-    rc = write_prepare(t, collection, &coll);
-    if (rc < 0)
+    if ((rc = write_prepare(t, collection, &tg)) < 0 ||
+        (rc = field_prepare(t, &tg, field, KITH__CRDT_LWW)) < 0)
         return rc;
-    f = field_find(t, coll, field, false, &def);
-    if (f < 0)
-        return txn_failed(t, f);
     why[0] = '\0';
-    rc = kith__schema_check(coll, f, v, why, sizeof why);
+    rc = kith__field_check(tg.fd, v, why, sizeof why);
     if (rc < 0)
         return txn_failed(t, kith__fail(t->r, KITH_ESCHEMA, "%s", why[0] ? why : field));
-    rc = doc_must_live(t, coll, doc);
+    rc = doc_must_live(t, tg.coll, collection, doc);
     if (rc < 0)
         return txn_failed(t, rc);
     if (v->type == KITH_TYPE_REF) {
-        int rcoll = def->ref_collection ? kith__schema_coll(def->ref_collection) : -1;
-        if (rcoll < 0 || (rc = doc_live(t, rcoll, &v->u.ref)) == 0) {
+        rc = tg.fd->ref ? ref_live(t, tg.fd->ref, &v->u.ref) : 0;
+        if (rc == 0) {
             char hex[KITH_DOCID_HEX + 1];
             kith_docid_format(&v->u.ref, hex);
             return txn_failed(t, kith__fail(t->r, KITH_ESCHEMA, "%s: no %s %s", field,
-                                            def->ref_collection ? def->ref_collection : "?", hex));
+                                            tg.fd->ref ? tg.fd->ref : "?", hex));
         }
         if (rc < 0)
             return txn_failed(t, rc);
     }
     memset(&op, 0, sizeof op);
     op.kind = KITH_OP_FIELD_SET;
-    op.coll = (uint8_t)coll;
-    op.field = (uint8_t)f;
     op.doc = kith__docid_to_dot(doc);
     op.value = *v;
-    if (v->type == KITH_TYPE_STRING || v->type == KITH_TYPE_DATE || v->type == KITH_TYPE_ENUM ||
-        v->type == KITH_TYPE_BYTES) {
-        char *copy = kith__mem_alloc(&t->mem, v->u.s.len + 1);
-        if (copy == NULL)
-            return txn_failed(t, KITH_ENOMEM);
-        if (v->u.s.len > 0)
-            memcpy(copy, v->u.s.ptr, v->u.s.len);
-        copy[v->u.s.len] = '\0';
-        op.value.u.s.ptr = copy;
-    }
-    kb[0] = (uint8_t)coll;
+    if (value_copy(t, &op.value) < 0)
+        return txn_failed(t, KITH_ENOMEM);
+    kb[0] = tg.coll;
     kith__dot_put(kb + 1, op.doc);
-    kb[17] = (uint8_t)f;
+    kb[17] = tg.field;
     rc = kith__mdb_cursor_get(t->ap.regs_c, &k, &rv, MDB_SET); /* apply finds the cursor here */
     if (rc == 0 && rv.mv_size >= KITH__REG_HDR_BYTES) {
         op.replaced.origin = kith__be64_get((const uint8_t *)rv.mv_data + 8);
@@ -644,35 +767,86 @@ kith_field_set(kith_txn *t, const char *collection, const kith_docid *doc, const
     } else if (rc != MDB_NOTFOUND) {
         return txn_failed(t, rc == 0 ? KITH_ECORRUPT : kith__mdb_err(rc));
     }
-    return op_push(t, &op, &dot);
+    return op_push(t, &tg, &op, &dot);
 }
 
 int
-kith_field_get(kith_txn *t, const char *collection, const kith_docid *doc, const char *field,
-               kith_value *out)
+kith_counter_add(kith_txn *t, const char *collection, const kith_docid *doc, const char *field,
+                 int64_t delta)
 {
-    const kith_field_def *def;
+    struct kith__op op;
+    struct target tg;
+    kith_dot dot;
+    int rc;
+
+    if (doc == NULL)
+        return t ? txn_failed(t, KITH_EINVAL) : KITH_EINVAL;
+    if ((rc = write_prepare(t, collection, &tg)) < 0 ||
+        (rc = field_prepare(t, &tg, field, KITH__CRDT_COUNTER)) < 0)
+        return rc;
+    if ((rc = doc_must_live(t, tg.coll, collection, doc)) < 0)
+        return txn_failed(t, rc);
+    if (delta == 0)
+        return 0; /* adds nothing: writes nothing */
+    memset(&op, 0, sizeof op);
+    op.kind = KITH_OP_COUNTER_ADD;
+    op.doc = kith__docid_to_dot(doc);
+    op.value.type = KITH_TYPE_INT;
+    op.value.u.i = delta;
+    return op_push(t, &tg, &op, &dot);
+}
+
+int
+kith_flag_set(kith_txn *t, const char *collection, const kith_docid *doc, const char *field,
+              bool on)
+{
+    struct kith__op op;
+    struct target tg;
+    const uint8_t *dots;
+    uint8_t kb[18];
+    kith_dot dot;
+    size_t n;
+    int rc;
+
+    if (doc == NULL)
+        return t ? txn_failed(t, KITH_EINVAL) : KITH_EINVAL;
+    if ((rc = write_prepare(t, collection, &tg)) < 0 ||
+        (rc = field_prepare(t, &tg, field, KITH__CRDT_FLAG)) < 0)
+        return rc;
+    if ((rc = doc_must_live(t, tg.coll, collection, doc)) < 0)
+        return txn_failed(t, rc);
+    memset(&op, 0, sizeof op);
+    op.doc = kith__docid_to_dot(doc);
+    kb[0] = tg.coll;
+    kith__dot_put(kb + 1, op.doc);
+    kb[17] = tg.field;
+    if ((rc = dots_get(t, t->r->flagdb, NULL, kb, sizeof kb, &dots, &n)) < 0)
+        return txn_failed(t, rc);
+    if (!on && n == 0)
+        return 0; /* clearing a clear flag writes nothing */
+    op.kind = on ? KITH_OP_FLAG_ENABLE : KITH_OP_FLAG_DISABLE;
+    if (n > 0 && (op.observed = dots_copy(t, dots, n)) == NULL)
+        return txn_failed(t, KITH_ENOMEM);
+    op.nobserved = (uint32_t)n;
+    return op_push(t, &tg, &op, &dot);
+}
+
+/* ---- reads -------------------------------------------------------------------------------- */
+
+/* A register's value into *out (NULL type when never set): 0, or an error. *found says
+ * whether there was a register. */
+static int
+reg_get(kith_txn *t, uint8_t coll, const kith_docid *doc, uint8_t field, kith_value *out,
+        bool *found)
+{
     uint8_t kb[18];
     MDB_val k = {sizeof kb, kb}, v;
-    int coll, f, rc;
+    int rc;
 
-    if (t == NULL || collection == NULL || doc == NULL || out == NULL)
-        return KITH_EINVAL;
-    if (t->failed)
-        return KITH_EBADTXN;
-    memset(out, 0, sizeof *out);
-    coll = kith__schema_coll(collection);
-    if (coll < 0)
-        return kith__fail(t->r, KITH_ENOTFOUND, "no collection named %s", collection);
-    f = field_find(t, coll, field, false, &def);
-    if (f < 0)
-        return f;
-    rc = doc_must_live(t, coll, doc);
-    if (rc < 0)
-        return rc;
-    kb[0] = (uint8_t)coll;
-    kith__dot_put(kb + 1, kith__docid_to_dot(doc));
-    kb[17] = (uint8_t)f;
+    *found = false;
+    kb[0] = coll;
+    memcpy(kb + 1, doc->bytes, KITH_DOCID_BYTES);
+    kb[17] = field;
     rc = kith__mdb_get(t->txn, t->r->regs, &k, &v);
     if (rc == MDB_NOTFOUND)
         return 0;
@@ -688,11 +862,133 @@ kith_field_get(kith_txn *t, const char *collection, const kith_docid *doc, const
         memcpy(copy, v.mv_data, v.mv_size);
         v.mv_data = copy;
     }
+    *found = true;
     rc = kith__regval_decode((const uint8_t *)v.mv_data + KITH__REG_HDR_BYTES,
                              v.mv_size - KITH__REG_HDR_BYTES, out);
-    if (rc < 0)
-        return kith__fail(t->r, rc, "regs: bad value for %s", field);
+    return rc < 0 ? kith__fail(t->r, rc, "regs: bad value") : 0;
+}
+
+/* A counter's value: the sum of its origins' totals. *found: any total exists. */
+static int
+counter_get(kith_txn *t, uint8_t coll, const kith_docid *doc, uint8_t field, int64_t *out,
+            bool *found)
+{
+    uint8_t kb[KITH__COUNT_KEY_BYTES];
+    MDB_val k = {sizeof kb, kb}, v;
+    MDB_cursor *c;
+    uint64_t sum = 0;
+    int rc;
+
+    *out = 0;
+    *found = false;
+    if (t->r->counts == KITH__DBI_FREE)
+        return 0;
+    if ((rc = kith__mdb_cursor_open(t->txn, t->r->counts, &c)) != 0)
+        return kith__mdb_err(rc);
+    kb[0] = coll;
+    memcpy(kb + 1, doc->bytes, KITH_DOCID_BYTES);
+    kb[17] = field;
+    memset(kb + 18, 0, 8);
+    for (rc = kith__mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0;
+         rc = kith__mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        if (k.mv_size != sizeof kb || memcmp(k.mv_data, kb, 18) != 0)
+            break;
+        if (v.mv_size != 8) {
+            rc = KITH_ECORRUPT;
+            break;
+        }
+        sum += kith__be64_get(v.mv_data);
+        *found = true;
+    }
+    mdb_cursor_close(c);
+    if (rc == KITH_ECORRUPT)
+        return kith__fail(t->r, rc, "counts: total of another size than 8 bytes");
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        return kith__mdb_err(rc);
+    memcpy(out, &sum, sizeof sum); /* two's complement: the wrapped sum as int64 */
     return 0;
+}
+
+int
+kith__field_read(kith_txn *t, uint8_t coll, const kith_docid *doc, uint8_t field, int crdt,
+                 kith_value *out, int *kind)
+{
+    const uint8_t *dots;
+    uint8_t kb[18];
+    size_t n;
+    bool found = false;
+    int rc;
+
+    memset(out, 0, sizeof *out);
+    if (crdt < 0 || crdt == KITH__CRDT_LWW) {
+        if ((rc = reg_get(t, coll, doc, field, out, &found)) < 0)
+            return rc;
+        if (found || crdt == KITH__CRDT_LWW) {
+            *kind = KITH__CRDT_LWW;
+            return found;
+        }
+    }
+    if (crdt < 0 || crdt == KITH__CRDT_COUNTER) {
+        int64_t sum;
+        if ((rc = counter_get(t, coll, doc, field, &sum, &found)) < 0)
+            return rc;
+        if (found || crdt == KITH__CRDT_COUNTER) {
+            out->type = KITH_TYPE_INT;
+            out->u.i = sum;
+            *kind = KITH__CRDT_COUNTER;
+            return found;
+        }
+    }
+    kb[0] = coll;
+    memcpy(kb + 1, doc->bytes, KITH_DOCID_BYTES);
+    kb[17] = field;
+    if (crdt < 0 || crdt == KITH__CRDT_FLAG) {
+        if ((rc = dots_get(t, t->r->flagdb, NULL, kb, sizeof kb, &dots, &n)) < 0)
+            return rc;
+        if (n > 0 || crdt == KITH__CRDT_FLAG) {
+            out->type = KITH_TYPE_BOOL;
+            out->u.b = n > 0;
+            *kind = KITH__CRDT_FLAG;
+            return n > 0;
+        }
+    }
+    if (crdt == KITH__CRDT_SET) {
+        out->type = KITH_TYPE_SET;
+        *kind = KITH__CRDT_SET;
+        return 1;
+    }
+    return 0;
+}
+
+int
+kith_field_get(kith_txn *t, const char *collection, const kith_docid *doc, const char *field,
+               kith_value *out)
+{
+    const struct kith__sschema *ss;
+    const struct kith__coll_decl *cd = NULL;
+    const struct kith__field_decl *fd = NULL;
+    uint8_t coll, f;
+    int rc, kind;
+
+    if (t == NULL || collection == NULL || doc == NULL || field == NULL || out == NULL)
+        return KITH_EINVAL;
+    memset(out, 0, sizeof *out);
+    if ((rc = read_coll(t, collection, &coll)) < 0 || (rc = txn_schema(t, &ss)) < 0)
+        return rc;
+    if (ss->decl && (cd = kith__schema_find(ss->decl, collection, strlen(collection))))
+        fd = kith__coll_field(cd, field, strlen(field));
+    if (fd && fd->crdt == KITH__CRDT_SET)
+        return kith__fail(t->r, KITH_ESCHEMA, "%s: a set field (use set add/remove)", field);
+    rc = kith__names_get(t->r, t->txn, txn_names(t), KITH__NAME_FIELD, coll, field, strlen(field),
+                         false, &f);
+    if (rc == KITH_ENOTFOUND)
+        return kith__fail(t->r, KITH_ENOTFOUND, "%s has no field %s", collection, field);
+    if (rc < 0)
+        return rc;
+    if ((rc = doc_must_live(t, coll, collection, doc)) < 0)
+        return rc;
+    rc = kith__field_read(t, coll, doc, f, fd ? (int)fd->crdt : -1, out, &kind);
+    return rc < 0 ? rc : 0;
 }
 
 /* ---- sets --------------------------------------------------------------------------------- */
@@ -701,56 +997,52 @@ static int
 set_write(kith_txn *t, const char *collection, const kith_docid *doc, const char *field,
           const char *elem, size_t len, bool add)
 {
-    const kith_field_def *def;
     struct kith__op op;
+    struct target tg;
+    kith_value ev = {.type = KITH_TYPE_STRING};
     char why[200];
     uint8_t kb[511];
     MDB_val k, v;
     kith_dot dot;
     char *copy;
-    int coll, f, rc;
+    int rc;
 
     if (doc == NULL || (elem == NULL && len > 0))
         return t ? txn_failed(t, KITH_EINVAL) : KITH_EINVAL;
-    rc = write_prepare(t, collection, &coll);
-    if (rc < 0)
+    if ((rc = write_prepare(t, collection, &tg)) < 0 ||
+        (rc = field_prepare(t, &tg, field, KITH__CRDT_SET)) < 0)
         return rc;
-    f = field_find(t, coll, field, true, &def);
-    if (f < 0)
-        return txn_failed(t, f);
     why[0] = '\0';
-    rc = kith__schema_check_elem(coll, f, elem ? elem : "", len, why, sizeof why);
+    ev.u.s.ptr = elem ? elem : "";
+    ev.u.s.len = len;
+    rc = kith__field_check(tg.fd, &ev, why, sizeof why);
     if (rc < 0)
         return txn_failed(t, kith__fail(t->r, KITH_ESCHEMA, "%s", why[0] ? why : field));
-    if (18 + len > sizeof kb)
+    if (18 + len > sizeof kb || len > KITH__MAX_ELEM_BYTES)
         return txn_failed(t, kith__fail(t->r, KITH_ESCHEMA,
-                                        "%s: element of %zu bytes is too "
-                                        "long",
-                                        field, len));
-    rc = doc_must_live(t, coll, doc);
+                                        "%s: element of %zu bytes is too long", field, len));
+    rc = doc_must_live(t, tg.coll, collection, doc);
     if (rc < 0)
         return txn_failed(t, rc);
-    if (add && def->ref_collection != NULL) {
+    if (add && tg.fd->ref != NULL) {
         /* a set of references: each added element names a live document */
         char hex[KITH_DOCID_HEX + 1];
         kith_docid ref;
-        int rcoll = kith__schema_coll(def->ref_collection);
         memcpy(hex, elem, len < KITH_DOCID_HEX ? len : KITH_DOCID_HEX);
         hex[len < KITH_DOCID_HEX ? len : KITH_DOCID_HEX] = '\0';
-        if (rcoll < 0 || kith_docid_parse(hex, &ref) < 0 || (rc = doc_live(t, rcoll, &ref)) == 0)
+        rc = kith_docid_parse(hex, &ref) < 0 ? 0 : ref_live(t, tg.fd->ref, &ref);
+        if (rc == 0)
             return txn_failed(
-                t, kith__fail(t->r, KITH_ESCHEMA, "%s: no %s %s", field, def->ref_collection, hex));
+                t, kith__fail(t->r, KITH_ESCHEMA, "%s: no %s %s", field, tg.fd->ref, hex));
         if (rc < 0)
             return txn_failed(t, rc);
     }
     memset(&op, 0, sizeof op);
     op.kind = add ? KITH_OP_SET_ADD : KITH_OP_SET_REMOVE;
-    op.coll = (uint8_t)coll;
-    op.field = (uint8_t)f;
     op.doc = kith__docid_to_dot(doc);
-    kb[0] = (uint8_t)coll;
+    kb[0] = tg.coll;
     kith__dot_put(kb + 1, op.doc);
-    kb[17] = (uint8_t)f;
+    kb[17] = tg.field;
     if (len > 0)
         memcpy(kb + 18, elem, len);
     k.mv_size = 18 + len;
@@ -778,7 +1070,7 @@ set_write(kith_txn *t, const char *collection, const kith_docid *doc, const char
     op.value.type = KITH_TYPE_STRING;
     op.value.u.s.ptr = copy;
     op.value.u.s.len = len;
-    return op_push(t, &op, &dot);
+    return op_push(t, &tg, &op, &dot);
 }
 
 int
@@ -891,6 +1183,7 @@ kith_txn_commit(kith_txn **txn)
         }
         goto out_free;
     }
+    t->commit.format = 2;
     rc = kith__commit_encode(&t->commit, &t->enc);
     if (rc < 0) {
         rc = kith__fail(r, rc, "cannot encode the commit");

@@ -416,16 +416,49 @@ struct scratch {
     bool env_open, locks_init;
 };
 
-static const char *const STATE_DBS[] = {"meta", "origins",   "regs", "elems",
-                                        "docs", "conflicts", "index"};
+static const char *const STATE_DBS[] = {"meta",  "origins", "regs",   "elems", "docs",
+                                        "conflicts", "index", "names", "counts", "flags"};
 
 static MDB_dbi *
 scratch_dbi(kith_replica *s, size_t i)
 {
-    MDB_dbi *dbis[] = {&s->meta, &s->origins,   &s->regs, &s->elems,
-                       &s->docs, &s->conflicts, &s->index};
+    MDB_dbi *dbis[] = {&s->meta,  &s->origins, &s->regs,  &s->elems,  &s->docs,
+                       &s->conflicts, &s->index, &s->names, &s->counts, &s->flagdb};
 
     return dbis[i];
+}
+
+/* Give the scratch state the replica's local numbers and declared schema, so that its keys
+ * and indexes are the replica's: the names database and the schema's meta records are
+ * copied (a format-1 replica read before its upgrade gets what the upgrade would write). */
+static int
+scratch_names(struct verify *v, kith_replica *s, MDB_txn *stxn)
+{
+    static const char *const keys[] = {"schema.json", "schema_v", "schema"};
+    MDB_cursor *c;
+    MDB_val k, val;
+    int rc, mrc;
+
+    if (v->r->names == KITH__DBI_FREE)
+        return kith__schema_upgrade_v1(s, stxn);
+    rc = kith__mdb_err(kith__mdb_cursor_open(v->txn, v->r->names, &c));
+    if (rc < 0)
+        return rc;
+    for (mrc = kith__mdb_cursor_get(c, &k, &val, MDB_FIRST); mrc == 0;
+         mrc = kith__mdb_cursor_get(c, &k, &val, MDB_NEXT))
+        if ((mrc = kith__mdb_put(stxn, s->names, &k, &val, MDB_APPEND)) != 0)
+            break;
+    mdb_cursor_close(c);
+    if (mrc != MDB_NOTFOUND)
+        return kith__mdb_err(mrc);
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        rc = kith__meta_get(v->r, v->txn, keys[i], &val);
+        if (rc == KITH_ENOTFOUND)
+            continue;
+        if (rc < 0 || (rc = kith__meta_put(s, stxn, keys[i], val.mv_data, val.mv_size)) < 0)
+            return rc;
+    }
+    return 0;
 }
 
 static void
@@ -433,10 +466,13 @@ scratch_close(struct scratch *sc)
 {
     char path[PATH_MAX + 16];
 
+    kith__schema_release(&sc->s);
+    kith__names_free(&sc->s);
     if (sc->env_open)
         mdb_env_close(sc->s.env);
     if (sc->locks_init) {
         pthread_rwlock_destroy(&sc->s.resize);
+        pthread_mutex_destroy(&sc->s.names_lock);
     }
     if (sc->dir[0]) {
         snprintf(path, sizeof(path), "%s/data.mdb", sc->dir);
@@ -466,6 +502,10 @@ scratch_open(struct verify *v, struct scratch *sc)
     }
     if (pthread_rwlock_init(&sc->s.resize, NULL) != 0)
         return KITH_ENOMEM;
+    if (pthread_mutex_init(&sc->s.names_lock, NULL) != 0) {
+        pthread_rwlock_destroy(&sc->s.resize);
+        return KITH_ENOMEM;
+    }
     sc->locks_init = true;
     sc->s.id = v->r->id;
     memcpy(sc->s.pk, v->r->pk, KITH_PUBKEY_BYTES);
@@ -497,6 +537,10 @@ scratch_open(struct verify *v, struct scratch *sc)
             mdb_txn_abort(txn);
             return rc;
         }
+    }
+    if ((rc = scratch_names(v, &sc->s, txn)) < 0) {
+        mdb_txn_abort(txn);
+        return rc;
     }
     return kith__mdb_err(kith__mdb_txn_commit(txn));
 }
@@ -702,7 +746,10 @@ verify_state(struct verify *v)
         goto out_scratch;
     if ((rc = compare_db(v, stxn, v->r->regs, sc.s.regs, "register")) == 0 &&
         (rc = compare_db(v, stxn, v->r->elems, sc.s.elems, "set element")) == 0 &&
-        (rc = compare_db(v, stxn, v->r->docs, sc.s.docs, "membership")) == 0)
+        (rc = compare_db(v, stxn, v->r->docs, sc.s.docs, "membership")) == 0 &&
+        (v->r->counts == KITH__DBI_FREE ||
+         ((rc = compare_db(v, stxn, v->r->counts, sc.s.counts, "counter")) == 0 &&
+          (rc = compare_db(v, stxn, v->r->flagdb, sc.s.flagdb, "flag")) == 0)))
         rc = compare_db(v, stxn, v->r->index, sc.s.index, "index");
     mdb_txn_abort(stxn);
 out_scratch:

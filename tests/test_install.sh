@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The installed package works for an app: install into a temporary prefix, build
-# examples/contacts against it with find_package(kith), run it, and check pkg-config too.
+# examples/contacts and examples/tasks against it with find_package(kith), run them, and check
+# pkg-config too.
 set -euo pipefail
 build=${KITH_BUILD_DIR:?set by ctest}
 src=${KITH_SOURCE_DIR:?set by ctest}
@@ -58,9 +59,25 @@ else
     bad "example builds with find_package(kith)"
 fi
 
+if cmake -S "$src/examples/tasks" -B "$tmp/tasks" -DCMAKE_PREFIX_PATH="$tmp/prefix" \
+        >"$tmp/cfg-tasks.log" 2>&1 && cmake --build "$tmp/tasks" >"$tmp/build-tasks.log" 2>&1; then
+    ok "the tasks example (a schema of its own) builds with find_package(kith)"
+    mkdir -p "$tmp/replicas-tasks"
+    if out=$(LD_LIBRARY_PATH="$libdir" "$tmp/tasks/tasks" "$tmp/replicas-tasks" 2>&1) &&
+        grep -q 'replicas converged: yes' <<<"$out" &&
+        grep -q 'ship the release.*votes 3  done: yes  labels: q4 release urgent' <<<"$out"; then
+        ok "tasks: votes add up, the tick wins, labels merge, replicas converge"
+    else
+        bad "tasks example run: $out"
+    fi
+else
+    cat "$tmp/cfg-tasks.log" "$tmp/build-tasks.log"
+    bad "the tasks example builds with find_package(kith)"
+fi
+
 pcdir=$(dirname "$(find "$tmp/prefix" -name kith.pc | head -n 1)")
 if PKG_CONFIG_PATH="$pcdir" pkg-config --exists kith &&
-    [ "$(PKG_CONFIG_PATH="$pcdir" pkg-config --modversion kith)" = 0.1.0 ]; then
+    [ "$(PKG_CONFIG_PATH="$pcdir" pkg-config --modversion kith)" = 0.2.0 ]; then
     ok "kith.pc"
 else
     bad "kith.pc"

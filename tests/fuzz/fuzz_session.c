@@ -104,6 +104,8 @@ replica_with_key(const char *dir, uint8_t tag, uint8_t pk[KITH_PUBKEY_BYTES])
         die(path, -errno);
     if ((rc = kith_open(dir, KITH_CREATE | KITH_NOSYNC, &r)) < 0)
         die("kith_open", rc);
+    if ((rc = kith_schema_apply(r, kith_schema_crm(), strlen(kith_schema_crm()))) < 0)
+        die("kith_schema_apply", rc);
     return r;
 }
 

@@ -54,6 +54,8 @@ kt_new_flags(unsigned flags, size_t mapsize)
     snprintf(k.dir, n, "%s/replica", k.root);
     rc = kith__open_sized(k.dir, flags | KITH_CREATE, mapsize, &k.r);
     cr_assert_eq(rc, 0, "kith_open(%s): %s", k.dir, kith_strerror(rc));
+    rc = kith_schema_apply(k.r, kith_schema_crm(), strlen(kith_schema_crm()));
+    cr_assert_eq(rc, 0, "declaring the CRM schema: %s", kith_errmsg(k.r));
     return k;
 }
 
