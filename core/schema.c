@@ -136,60 +136,6 @@ kith__schema_field_def(int coll, int field)
     return &c->fields[field - 1];
 }
 
-/* ---- UTF-8 ---------------------------------------------------------------------------- */
-
-/*
- * Is s[0..len) well-formed UTF-8 (RFC 3629)? Refuses overlong forms, surrogates
- * (U+D800..U+DFFF), code points above U+10FFFF and truncated sequences. NUL is valid UTF-8;
- * the schema refuses it separately.
- */
-bool
-kith__utf8_valid(const char *s, size_t len)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    size_t i = 0;
-    while (i < len) {
-        uint64_t w;
-        if (len - i >= 8 && (memcpy(&w, p + i, 8), (w & 0x8080808080808080ull) == 0)) {
-            i += 8; /* eight ASCII bytes at once: most text is ASCII */
-            continue;
-        }
-        unsigned c = p[i];
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        size_t need;
-        unsigned lo = 0x80, hi = 0xbf; /* range of the first continuation byte */
-        if (c >= 0xc2 && c <= 0xdf) {
-            need = 1;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            need = 2;
-            if (c == 0xe0)
-                lo = 0xa0; /* overlong below U+0800 */
-            else if (c == 0xed)
-                hi = 0x9f; /* surrogates */
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            need = 3;
-            if (c == 0xf0)
-                lo = 0x90; /* overlong below U+10000 */
-            else if (c == 0xf4)
-                hi = 0x8f; /* above U+10FFFF */
-        } else {
-            return false; /* continuation byte, C0/C1 overlongs, F5..FF */
-        }
-        if (len - i <= need)
-            return false;
-        if (p[i + 1] < lo || p[i + 1] > hi)
-            return false;
-        for (size_t k = 2; k <= need; k++)
-            if ((p[i + k] & 0xc0) != 0x80)
-                return false;
-        i += need + 1;
-    }
-    return true;
-}
-
 /* ---- checks --------------------------------------------------------------------------- */
 
 static const char *const type_names[] = {"null",  "string",    "integer", "time", "boolean",
