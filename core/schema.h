@@ -16,11 +16,11 @@
 /* ---- the value-type table (core/types.c) ------------------------------------------------ */
 
 /* Limits of a declaration (spec/data-model.md "Schema limits"). */
-#define KITH__NAME_MAX 64          /* bytes of a collection, field or index name */
-#define KITH__MAX_COLLECTIONS 250  /* collections one schema declares */
-#define KITH__MAX_FIELDS 250       /* fields of one collection */
-#define KITH__MAX_INDEXES 32       /* indexes of one collection */
-#define KITH__MAX_ENUM 256         /* values of one enum */
+#define KITH__NAME_MAX 64                 /* bytes of a collection, field or index name */
+#define KITH__MAX_COLLECTIONS 250         /* collections one schema declares */
+#define KITH__MAX_FIELDS 250              /* fields of one collection */
+#define KITH__MAX_INDEXES 32              /* indexes of one collection */
+#define KITH__MAX_ENUM 256                /* values of one enum */
 #define KITH__SCHEMA_MAX_BYTES (1u << 20) /* a schema document */
 
 /* One row per kith_type that a value can have (not KITH_TYPE_SET). */
@@ -58,8 +58,13 @@ void kith__value_store(const kith_value *v, uint8_t *out);
 int kith__value_load(const uint8_t *p, size_t n, kith_value *v);
 /* Total order over values: by type number first, then by the type's cmp. */
 int kith__value_cmp(const kith_value *a, const kith_value *b);
-/* Append the canonical JSON form of a value (null for KITH_TYPE_NULL). */
+/* Append the canonical JSON form of a value (null for KITH_TYPE_NULL). 0, KITH_ENOMEM, or
+ * KITH_EINVAL for a type without a row or text that is not UTF-8 (JSON cannot carry it). */
 int kith__value_json(const kith_value *v, struct kith__wbuf *out);
+/* Is s[0..len) a date: "YYYY-MM-DD" (year 0001..9999, a day of the Gregorian calendar) or
+ * "--MM-DD" (a day of some year)? 0, or KITH_ESCHEMA with the reason in why ("not a date
+ * (YYYY-MM-DD or --MM-DD)", "2026-02-30 is not a date"). */
+int kith__date_check(const char *s, size_t len, char *why, size_t why_cap);
 
 /* ---- declarations (core/schema.c) ------------------------------------------------------- */
 
@@ -75,9 +80,9 @@ struct kith__field_decl {
     kith_type type; /* the value type; for a set, its elements' type */
     kith__crdt crdt;
     bool required;
-    bool email;      /* "format": "email" */
-    size_t max_len;  /* strings, bytes, set elements: longest accepted in bytes (0: the
-                        encoding's limit) */
+    bool email;     /* "format": "email" */
+    size_t max_len; /* strings, bytes, set elements: longest accepted in bytes (0: the
+                       encoding's limit) */
     bool has_min, has_max;
     int64_t min, max; /* integers */
     size_t nenum;
@@ -87,8 +92,8 @@ struct kith__field_decl {
 
 struct kith__index_decl {
     char *name;
-    uint32_t nparts;        /* 1 or 2 */
-    uint32_t parts[2];      /* field positions in the collection (indexes into fields) */
+    uint32_t nparts;   /* 1 or 2 */
+    uint32_t parts[2]; /* field positions in the collection (indexes into fields) */
 };
 
 struct kith__coll_decl {
@@ -118,8 +123,8 @@ int kith__schema_parse(const char *json, size_t len, const struct kith__schema *
 
 /* Build a schema from the public C declaration (kith_collection_def). Same checks. */
 int kith__schema_from_defs(const kith_collection_def *colls, size_t n,
-                           const struct kith__schema *known, struct kith__schema **out,
-                           char *why, size_t why_cap);
+                           const struct kith__schema *known, struct kith__schema **out, char *why,
+                           size_t why_cap);
 
 /*
  * The union of `base` (may be NULL) and `add`: new collections, fields and indexes are
@@ -143,10 +148,10 @@ void kith__schema_free(struct kith__schema *s);
 
 const struct kith__coll_decl *kith__schema_find(const struct kith__schema *s, const char *name,
                                                 size_t len);
-const struct kith__field_decl *kith__coll_field(const struct kith__coll_decl *c,
-                                                const char *name, size_t len);
-const struct kith__index_decl *kith__coll_index(const struct kith__coll_decl *c,
-                                                const char *name, size_t len);
+const struct kith__field_decl *kith__coll_field(const struct kith__coll_decl *c, const char *name,
+                                                size_t len);
+const struct kith__index_decl *kith__coll_index(const struct kith__coll_decl *c, const char *name,
+                                                size_t len);
 
 /*
  * The checks of a local write (spec/data-model.md "Checks"): for an LWW field, `v` has the
