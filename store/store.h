@@ -21,7 +21,10 @@
  *             "order"    u64 BE   last apply-order counter used
  *             "conflict" u64 BE   last conflict id used
  *             "pending"  u64 BE   ops logged but not applied, all origins
- *             "schema"   32       fingerprint of the schema the replica was made with
+ *             "schema"   32       digest of the declared schema (kith_schema_info); a
+ *                                  replica made by an older kith: the fingerprint of the
+ *                                  built-in schema it was made with
+ *             "schema_v" u64 BE   version of the declared schema; absent: 0
  *
  *  origins    origin(8) -> applied(8) | have(8) | head(32)                     48 bytes
  *             applied: highest seq applied to the state (the version vector entry)
