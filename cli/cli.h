@@ -255,6 +255,12 @@ json_t *cli_peer_json(const kith_peer *p);
  * of text without its newline ("3 ops held: origin ID, clock 2 h 13 min ahead (...)"). */
 json_t *cli_hold_json(const kith_hold *h);
 void cli_hold_text(const kith_hold *h, char *out, size_t cap);
+/* A schema's version and digest (kith_schema_info, kith_peer) for people: "v3 1a2b3c4d", the
+ * digest cut to 8 hex digits; "" when unknown (a zero digest). As JSON, into obj's
+ * "schema_version" (a number) and "schema_digest" (64 hex), both null when unknown. Returns
+ * nonzero when a JSON value could not be made. */
+void cli_schema_text(uint64_t version, const uint8_t digest[KITH_HASH_BYTES], char out[32]);
+int cli_schema_json(json_t *obj, uint64_t version, const uint8_t digest[KITH_HASH_BYTES]);
 
 /* Shared by contact show and the lists: a document as a JSON object with "id" and every
  * field of its collection (null when unset; sets as sorted arrays). NULL on failure, with

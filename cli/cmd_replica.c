@@ -73,9 +73,15 @@ cmd_id(struct cli *c, int argc, char **argv)
 
 /* ---- status ---------------------------------------------------------------------------------- */
 
+/* The replica's own schema, as kith_schema_info tells it (what its handshakes say). */
+struct schema_info {
+    uint64_t version;
+    uint8_t digest[KITH_HASH_BYTES];
+};
+
 static json_t *
-status_json(kith_replica *r, const kith_status *s, const kith_peer *peers, size_t npeers,
-            const char *vvtext)
+status_json(kith_replica *r, const kith_status *s, const struct schema_info *schema,
+            const kith_peer *peers, size_t npeers, const char *vvtext)
 {
     json_t *o = json_object(), *colls = json_object(), *arr = json_array();
     int bad = o == NULL || colls == NULL || arr == NULL;
@@ -89,6 +95,7 @@ status_json(kith_replica *r, const kith_status *s, const kith_peer *peers, size_
     bad |= cli_jset(o, "ops_logged", json_integer((json_int_t)s->ops_logged));
     bad |= cli_jset(o, "pending_ops", json_integer((json_int_t)s->pending_ops));
     bad |= cli_jset(o, "open_conflicts", json_integer((json_int_t)s->open_conflicts));
+    bad |= cli_schema_json(o, schema->version, schema->digest);
     for (size_t i = 0; !bad && i < s->ncollections; i++)
         bad |= cli_jset(colls, s->collections[i].collection,
                         json_integer((json_int_t)s->collections[i].live));
@@ -107,10 +114,11 @@ status_json(kith_replica *r, const kith_status *s, const kith_peer *peers, size_
 }
 
 static void
-status_text(const struct cli *c, kith_replica *r, const kith_status *s, const kith_peer *peers,
-            size_t npeers, const char *vvtext)
+status_text(const struct cli *c, kith_replica *r, const kith_status *s,
+            const struct schema_info *schema, const kith_peer *peers, size_t npeers,
+            const char *vvtext)
 {
-    char id[KITH_ID_HEX + 1], pk[2 * KITH_PUBKEY_BYTES + 1], clock[32];
+    char id[KITH_ID_HEX + 1], pk[2 * KITH_PUBKEY_BYTES + 1], clock[32], text[32];
     const char *b = cli_sgr(c->color_out, "1"), *n = cli_sgr(c->color_out, "0");
     cli_id_hex(s->id, id);
     cli_hex(s->pubkey, sizeof s->pubkey, pk);
@@ -118,6 +126,8 @@ status_text(const struct cli *c, kith_replica *r, const kith_status *s, const ki
     printf("%sreplica%s        %s\n", b, n, id);
     printf("%spubkey%s         %s\n", b, n, pk);
     printf("%sdir%s            %s\n", b, n, kith_replica_path(r));
+    cli_schema_text(schema->version, schema->digest, text);
+    printf("%sschema%s         %s\n", b, n, text[0] != '\0' ? text : "(none declared)");
     printf("%sclock%s          %s (+%u)\n", b, n, clock, (unsigned)(s->hlc & 0xffff));
     printf("%sversion%s        %s\n", b, n, vvtext[0] != '\0' ? vvtext : "(empty)");
     printf("%sops logged%s     %llu\n", b, n, (unsigned long long)s->ops_logged);
@@ -147,6 +157,9 @@ status_text(const struct cli *c, kith_replica *r, const kith_status *s, const ki
                : p->trusted ? "trusted"
                             : "untrusted",
                (unsigned long long)p->pending_ops, when);
+        cli_schema_text(p->schema_version, p->schema_digest, text);
+        if (text[0] != '\0')
+            printf(", schema %s", text);
         if (p->held_ops != 0) {
             char span[32];
             kith_duration_format(p->held_ahead_ms, span);
@@ -171,6 +184,7 @@ cmd_status(struct cli *c, int argc, char **argv)
     kith_status *s = NULL;
     kith_peer *peers = NULL;
     size_t npeers = 0;
+    struct schema_info schema;
     char *vvtext = NULL;
     bool json;
     int rc = cli_parse_simple(c, argc, argv, &json, 0, 0), krc;
@@ -183,6 +197,10 @@ cmd_status(struct cli *c, int argc, char **argv)
         rc = cli_fail_rc(c, r, "reading status", krc);
         goto out_close;
     }
+    if ((krc = kith_schema_info(r, &schema.version, schema.digest)) < 0) {
+        rc = cli_fail_rc(c, r, "reading the schema", krc);
+        goto out_status;
+    }
     if ((krc = kith_peers_get(r, &peers, &npeers)) < 0) {
         rc = cli_fail_rc(c, r, "reading peers", krc);
         goto out_status;
@@ -192,9 +210,9 @@ cmd_status(struct cli *c, int argc, char **argv)
         goto out_peers;
     }
     if (json)
-        rc = cli_json_print(c, status_json(r, s, peers, npeers, vvtext));
+        rc = cli_json_print(c, status_json(r, s, &schema, peers, npeers, vvtext));
     else
-        status_text(c, r, s, peers, npeers, vvtext);
+        status_text(c, r, s, &schema, peers, npeers, vvtext);
     kith_free(vvtext);
 out_peers:
     kith_peers_free(peers, npeers);

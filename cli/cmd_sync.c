@@ -33,7 +33,42 @@ cli_peer_json(const kith_peer *p)
     bad |= cli_jset(o, "failing", json_boolean(p->failing));
     bad |= cli_jset(o, "held_ops", json_integer((json_int_t)p->held_ops));
     bad |= cli_jset(o, "held_ahead_ms", json_integer((json_int_t)p->held_ahead_ms));
+    bad |= cli_schema_json(o, p->schema_version, p->schema_digest);
     return cli_json_done(o, bad);
+}
+
+/* A zero digest is no schema told (a peer never met, one from before protocol 2) or none
+ * stored: BLAKE2b never gives 32 zero bytes. */
+static bool
+schema_known(const uint8_t digest[KITH_HASH_BYTES])
+{
+    for (size_t i = 0; i < KITH_HASH_BYTES; i++)
+        if (digest[i] != 0)
+            return true;
+    return false;
+}
+
+void
+cli_schema_text(uint64_t version, const uint8_t digest[KITH_HASH_BYTES], char out[32])
+{
+    char hex[2 * KITH_HASH_BYTES + 1];
+
+    out[0] = '\0';
+    if (!schema_known(digest))
+        return;
+    cli_hex(digest, KITH_HASH_BYTES, hex);
+    snprintf(out, 32, "v%llu %.8s", (unsigned long long)version, hex);
+}
+
+int
+cli_schema_json(json_t *obj, uint64_t version, const uint8_t digest[KITH_HASH_BYTES])
+{
+    bool known = schema_known(digest);
+    int bad = 0;
+
+    bad |= cli_jset(obj, "schema_version", known ? json_integer((json_int_t)version) : NULL);
+    bad |= cli_jset(obj, "schema_digest", known ? cli_json_hex(digest, KITH_HASH_BYTES) : NULL);
+    return bad;
 }
 
 static const char *
@@ -103,7 +138,9 @@ static int
 peer_row(struct cli_list *l, const kith_peer *p)
 {
     char id[KITH_ID_HEX + 1], pending[24], when[32] = "never", fails[16], held[64] = "", span[32];
+    char schema[32];
     cli_id_hex(p->id, id);
+    cli_schema_text(p->schema_version, p->schema_digest, schema);
     snprintf(pending, sizeof pending, "%llu", (unsigned long long)p->pending_ops);
     snprintf(fails, sizeof fails, "%u", (unsigned)p->failures);
     if (p->last_sync_ms != 0)
@@ -123,6 +160,7 @@ peer_row(struct cli_list *l, const kith_peer *p)
                          : p->trusted ? "trusted"
                                       : "no",
                          p->failing ? "failing" : NULL,
+                         schema[0] ? schema : NULL,
                          pending,
                          held[0] ? held : NULL,
                          when,
@@ -155,8 +193,9 @@ peer_fill(struct cli_list *l, void *ctx)
 static int
 list_peers(const struct cli *c, bool json, bool trusted_only)
 {
-    static const char *const head[] = {"ID",      "NAME", "ADDRESS",   "TRUST",    "STATE",
-                                       "PENDING", "HELD", "LAST SYNC", "FAILURES", "LAST ERROR"};
+    static const char *const head[] = {"ID",        "NAME",     "ADDRESS",   "TRUST",
+                                       "STATE",     "SCHEMA",   "PENDING",   "HELD",
+                                       "LAST SYNC", "FAILURES", "LAST ERROR"};
     kith_replica *r = NULL;
     kith_peer *peers = NULL;
     size_t n = 0;

@@ -725,7 +725,8 @@ KITH_API KITH_NODISCARD int kith_sign_verify(const uint8_t pk[KITH_PUBKEY_BYTES]
                                              const char context[8], const void *msg, size_t len,
                                              const uint8_t sig[KITH_SIG_BYTES]);
 
-/* A fingerprint of the schema (BLAKE2b of its canonical description), for handshakes. */
+/* A fingerprint of the built-in schema (BLAKE2b of its canonical description): what a replica
+ * made by kith 0.1 stored as its schema. Handshakes tell kith_schema_info instead. */
 KITH_API void kith_schema_fingerprint(uint8_t out[KITH_HASH_BYTES]);
 
 /* ---------------------------------------------------------------------------------------

@@ -16,9 +16,16 @@
  * Several sessions may reach one peer (both sides dialled each other; the CLI beside the
  * daemon): they share one kith__peerstate, and only one of them, the streamer, sends to that
  * peer at a time, so two sessions never carry the same ops.
+ *
+ * The handshake refuses a peer only for who it is (its key, its trust) and for the protocol
+ * version it speaks, never for its schema: ops carry their names and typed values, so
+ * replicas whose apps declared different schemas (one app version ahead of another) sync all
+ * the same. Each side tells its schema's version and digest and records the other's in the
+ * peer record, where `kith peers` shows it.
  */
 #include "fault.h"
 #include "net.h"
+#include "store.h" /* kith__peer_record_schema */
 
 #include <sodium.h>
 #include <stdio.h>
@@ -69,16 +76,18 @@ static int
 send_hello(struct kith__session *s, int type)
 {
     struct kith__msg m;
-    uint8_t pk[KITH_PUBKEY_BYTES], fp[KITH_HASH_BYTES];
+    uint8_t pk[KITH_PUBKEY_BYTES], digest[KITH_HASH_BYTES];
+    int rc;
 
     memset(&m, 0, sizeof(m));
     kith_replica_pubkey(s->r, pk);
-    kith_schema_fingerprint(fp);
+    if ((rc = kith_schema_info(s->r, &m.schema_version, digest)) < 0)
+        return rc;
     m.type = type;
     m.proto = KITH__WIRE_PROTO;
     m.id = kith_replica_id(s->r);
     m.pk = pk;
-    m.schema = fp;
+    m.schema_digest = digest;
     return send_with_vv(s, &m);
 }
 
@@ -245,27 +254,50 @@ kith__session_init_server(struct kith__session *s, kith_replica *r, const struct
     s->state = KITH__SS_NEW;
 }
 
-/* HELLO or WELCOME: the checks both ends make of the other (spec "Handshake"). */
+/*
+ * The peer speaks protocol version `proto`, not this one: refuse it, telling each side which
+ * one to upgrade. The REFUSE is worded for the peer, who reads it as "peer refused: …"; the
+ * session's own reason (logs, kith_sync's error) for this side. Returns KITH_EVERSION.
+ */
+static int
+refuse_version(struct kith__session *s, uint32_t proto)
+{
+    struct kith__msg m;
+    char theirs[KITH__WIRE_MAX_REASON];
+    bool older = proto < KITH__WIRE_PROTO;
+
+    if (older)
+        snprintf(theirs, sizeof theirs, "your kith is older (protocol %u, here %u): upgrade it",
+                 proto, KITH__WIRE_PROTO);
+    else
+        snprintf(theirs, sizeof theirs,
+                 "the refusing kith is older (protocol %u, yours %u): upgrade it", KITH__WIRE_PROTO,
+                 proto);
+    memset(&m, 0, sizeof(m));
+    m.type = KITH__MSG_REFUSE;
+    m.code = KITH_EVERSION;
+    m.reason = theirs;
+    m.reason_len = strlen(theirs);
+    (void)send_msg(s, &m);
+    if (older)
+        kith__session_close(s, KITH_EVERSION, false, false,
+                            "peer runs an older kith (protocol %u): upgrade it", proto);
+    else
+        kith__session_close(s, KITH_EVERSION, false, false,
+                            "peer runs a newer kith (protocol %u, here %u): upgrade this one",
+                            proto, KITH__WIRE_PROTO);
+    return KITH_EVERSION;
+}
+
+/* HELLO or WELCOME: the checks both ends make of the other (spec "Handshake"). The schema
+ * is not one of them: it is recorded once the handshake is done (note_schema). */
 static int
 check_hello(struct kith__session *s, const struct kith__msg *m)
 {
-    uint8_t fp[KITH_HASH_BYTES], x[32];
+    uint8_t x[32];
 
-    if (m->proto != KITH__WIRE_PROTO) {
-        kith__session_close(s, KITH_EVERSION, true, false,
-                            "protocol version %u is not spoken here (this replica speaks %u)",
-                            m->proto, KITH__WIRE_PROTO);
-        return KITH_EVERSION;
-    }
-    kith_schema_fingerprint(fp);
-    if (sodium_memcmp(fp, m->schema, KITH_HASH_BYTES) != 0) {
-        char a[17], b[17];
-        kith__hex(m->schema, 8, a);
-        kith__hex(fp, 8, b);
-        kith__session_close(s, KITH_ESCHEMA, true, false,
-                            "schema differs (peer %s…, here %s…): upgrade one side", a, b);
-        return KITH_ESCHEMA;
-    }
+    if (m->proto != KITH__WIRE_PROTO)
+        return refuse_version(s, m->proto); /* nothing else of the message was decoded */
     if (kith_id_from_pubkey(m->pk) != m->id) {
         kith__session_close(s, KITH_EPROTO, true, false, "replica id does not match its key");
         return KITH_EPROTO;
@@ -292,6 +324,33 @@ check_hello(struct kith__session *s, const struct kith__msg *m)
     return 0;
 }
 
+/*
+ * Keep what the peer said of its schema in its record (NET-7), where `kith peers` shows it,
+ * and log it when it changed: two schemas sync all the same, and knowing which app version a
+ * device runs explains why a field it writes is not declared here. A record that cannot be
+ * written costs only its freshness, never the session.
+ */
+static void
+note_schema(struct kith__session *s, const struct kith__msg *m)
+{
+    uint8_t mine[KITH_HASH_BYTES];
+    uint64_t mine_v;
+    char who[96], a[17], b[17];
+    int rc;
+
+    rc = kith__peer_record_schema(s->r, s->peer->id, m->schema_version, m->schema_digest);
+    if (rc < 0)
+        kith__log(s->log, KITH_LOG_DEBUG, "peer %016llx: recording its schema failed: %s",
+                  (unsigned long long)s->peer->id, kith_strerror(rc));
+    if (rc <= 0 || kith_schema_info(s->r, &mine_v, mine) < 0)
+        return; /* not recorded, or as its last handshake said */
+    kith__hex(m->schema_digest, 8, a);
+    kith__hex(mine, 8, b);
+    kith__log(s->log, KITH_LOG_INFO, "peer %s has schema version %llu (%s…), here %llu (%s…)",
+              kith__session_peer_name(s, who, sizeof who), (unsigned long long)m->schema_version, a,
+              (unsigned long long)mine_v, b);
+}
+
 static int
 on_hello(struct kith__session *s, const struct kith__msg *m)
 {
@@ -316,6 +375,7 @@ on_hello(struct kith__session *s, const struct kith__msg *m)
         kith__session_close(old, KITH_ETIMEDOUT, true, false,
                             "superseded by a new session from the same replica");
     s->stats.peer_id = m->id;
+    note_schema(s, m); /* before WELCOME: once the client is in, the record says who it is */
     if ((rc = peer_open(s, &m->vv)) < 0 || (rc = send_hello(s, KITH__MSG_WELCOME)) < 0) {
         kith__session_close(s, rc, false, false, "could not answer HELLO: %s", kith_strerror(rc));
         return rc;
@@ -343,6 +403,7 @@ on_welcome(struct kith__session *s, const struct kith__msg *m)
         kith__session_close(s, rc, false, false, "out of memory");
         return rc;
     }
+    note_schema(s, m);
     s->state = KITH__SS_OPEN;
     s->want = true;
     kith__log(s->log, KITH_LOG_DEBUG, "session with %016llx open", (unsigned long long)m->id);
@@ -549,8 +610,18 @@ session_input(struct kith__session *s, const void *frame, size_t len)
         break;
     case KITH__MSG_REFUSE: {
         int code = m.code <= -9001 && m.code >= -9100 ? m.code : KITH_EPROTO;
-        kith__session_close(s, code, false, false, "peer refused: %.*s", (int)m.reason_len,
-                            m.reason);
+        if (s->client && s->state == KITH__SS_HELLO && code == KITH_EMALFORMED) {
+            /* Our HELLO is well formed; a kith of protocol 1 cannot read it (it has one
+             * element more) and refuses it as malformed instead of by its version. */
+            code = KITH_EVERSION;
+            kith__session_close(s, code, false, false,
+                                "peer could not read our HELLO (protocol %u): it likely runs "
+                                "an older kith, upgrade it (it said: %.*s)",
+                                KITH__WIRE_PROTO, (int)m.reason_len, m.reason);
+        } else {
+            kith__session_close(s, code, false, false, "peer refused: %.*s", (int)m.reason_len,
+                                m.reason);
+        }
         rc = code;
         break;
     }

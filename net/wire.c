@@ -4,7 +4,9 @@
  * small stack of counts, so that msgpack-c, which reserves storage for whatever count a header
  * claims, only ever sees frames whose counts the bytes can back. The decoder then insists on
  * one exact shape per type; there are no optional fields, so one message has one encoding
- * apart from msgpack's choice of integer widths.
+ * apart from msgpack's choice of integer widths. The one exception is a HELLO or WELCOME of
+ * another protocol version, read only as far as its version number (wire.h), so that a peer
+ * running another kith is told so instead of being refused as malformed.
  */
 #include "wire.h"
 
@@ -249,13 +251,23 @@ kith__wire_encode(const struct kith__msg *m, msgpack_sbuffer *out)
     switch (m->type) {
     case KITH__MSG_HELLO:
     case KITH__MSG_WELCOME:
-        if (!m->pk || !m->schema)
+        if (m->proto != KITH__WIRE_PROTO) {
+            /* another version's: its number is all this one can say of it (wire.h) */
+            if (msgpack_pack_array(&pk, 2) != 0 || msgpack_pack_int(&pk, m->type) != 0 ||
+                msgpack_pack_uint32(&pk, m->proto) != 0)
+                return KITH_ENOMEM;
+            return 0;
+        }
+        if (!m->pk || !m->schema_digest)
             return KITH_EINVAL;
-        if (msgpack_pack_array(&pk, 6) != 0 || msgpack_pack_int(&pk, m->type) != 0 ||
+        if (msgpack_pack_array(&pk, 7) != 0 || msgpack_pack_int(&pk, m->type) != 0 ||
             msgpack_pack_uint32(&pk, m->proto) != 0 || msgpack_pack_uint64(&pk, m->id) != 0)
             return KITH_ENOMEM;
-        if ((rc = pack_bin(&pk, m->pk, KITH_PUBKEY_BYTES)) < 0 ||
-            (rc = pack_bin(&pk, m->schema, KITH_HASH_BYTES)) < 0)
+        if ((rc = pack_bin(&pk, m->pk, KITH_PUBKEY_BYTES)) < 0)
+            return rc;
+        if (msgpack_pack_uint64(&pk, m->schema_version) != 0)
+            return KITH_ENOMEM;
+        if ((rc = pack_bin(&pk, m->schema_digest, KITH_HASH_BYTES)) < 0)
             return rc;
         return pack_vv(&pk, &m->vv);
     case KITH__MSG_REFUSE: {
@@ -388,12 +400,16 @@ kith__wire_decode(const void *frame, size_t len, struct kith__msg *m)
     switch (m->type) {
     case KITH__MSG_HELLO:
     case KITH__MSG_WELCOME:
-        if (n != 6 || !get_u64(&a[1], &u) || u > UINT32_MAX || !get_u64(&a[2], &m->id) ||
-            !get_bin(&a[3], KITH_PUBKEY_BYTES, &m->pk) ||
-            !get_bin(&a[4], KITH_HASH_BYTES, &m->schema))
+        if (n < 2 || !get_u64(&a[1], &u) || u > UINT32_MAX)
             return KITH_EMALFORMED;
         m->proto = (uint32_t)u;
-        return get_vv(&a[5], &m->vv);
+        if (m->proto != KITH__WIRE_PROTO)
+            return 0; /* another version's layout: the session refuses it by its number */
+        if (n != 7 || !get_u64(&a[2], &m->id) || !get_bin(&a[3], KITH_PUBKEY_BYTES, &m->pk) ||
+            !get_u64(&a[4], &m->schema_version) ||
+            !get_bin(&a[5], KITH_HASH_BYTES, &m->schema_digest))
+            return KITH_EMALFORMED;
+        return get_vv(&a[6], &m->vv);
     case KITH__MSG_REFUSE:
         if (n != 3 || a[2].type != MSGPACK_OBJECT_STR || a[2].via.str.size > KITH__WIRE_MAX_REASON)
             return KITH_EMALFORMED;

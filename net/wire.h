@@ -10,8 +10,8 @@
  * each size; a frame that is not exactly one well-formed message is KITH_EMALFORMED.
  *
  *  type  name     elements (after the type)                                     frame limit
- *  1     HELLO    proto u32, id u64, pk bin32, schema bin32, vv                  64 KiB
- *  2     WELCOME  proto u32, id u64, pk bin32, schema bin32, vv                  64 KiB
+ *  1     HELLO    proto u32, id u64, pk bin32, schema_v u64, schema bin32, vv    64 KiB
+ *  2     WELCOME  proto u32, id u64, pk bin32, schema_v u64, schema bin32, vv    64 KiB
  *  3     REFUSE   code int (a KITH_E* number), reason str <= 200                 64 KiB
  *  4     BATCH    seq u64 >= 1, has_more bool, sender vv, batch bin             16 MiB
  *  5     ACK      seq u64 >= 1, vv                                               64 KiB
@@ -22,6 +22,12 @@
  *
  * vv: a flat array [origin, seq, origin, seq, ...] of u64, origins strictly ascending, every
  * seq >= 1, at most KITH__WIRE_MAX_ORIGINS pairs.
+ *
+ * The one thing every protocol version keeps is where HELLO and WELCOME say which version
+ * they speak: element 1, a u32. A HELLO or WELCOME of a version other than KITH__WIRE_PROTO
+ * is decoded that far and no further, whatever its layout (protocol 1's had no schema_v), so
+ * that the session can refuse it by its version and say so (NET-7) rather than as a
+ * malformed frame; the encoder writes such a message as [type, proto] alone.
  */
 #ifndef KITH_NET_WIRE_H
 #define KITH_NET_WIRE_H
@@ -33,7 +39,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define KITH__WIRE_PROTO 1u                /* protocol version spoken here */
+#define KITH__WIRE_PROTO 2u                /* protocol version spoken here (NET-7) */
 #define KITH__WIRE_MAX_FRAME (16u << 20)   /* any frame; ZMQ_MAXMSGSIZE on every socket */
 #define KITH__WIRE_MAX_CONTROL (64u << 10) /* every frame but BATCH */
 #define KITH__WIRE_MAX_ORIGINS 4096u       /* entries of a version vector */
@@ -56,26 +62,29 @@ enum kith__msg_type {
 };
 
 /*
- * One message. After kith__wire_decode, pk, schema, data and reason are views into the frame
- * (or into `unpacked`), valid until kith__wire_clear; vv.entries is owned by the message.
- * For encoding the caller fills the fields its type uses; vv is borrowed.
+ * One message. After kith__wire_decode, pk, schema_digest, data and reason are views into the
+ * frame (or into `unpacked`), valid until kith__wire_clear; vv.entries is owned by the message.
+ * A HELLO or WELCOME whose proto is not KITH__WIRE_PROTO carries its type and proto alone
+ * (pk and schema_digest NULL). For encoding the caller fills the fields its type uses; vv is
+ * borrowed.
  */
 struct kith__msg {
-    int type;                  /* enum kith__msg_type */
-    uint32_t proto;            /* HELLO, WELCOME */
-    uint64_t id;               /* HELLO, WELCOME: the sender's replica id */
-    const uint8_t *pk;         /* HELLO, WELCOME: KITH_PUBKEY_BYTES */
-    const uint8_t *schema;     /* HELLO, WELCOME: KITH_HASH_BYTES */
-    kith_vv vv;                /* HELLO, WELCOME, BATCH (sender's), ACK, DONE */
-    uint64_t seq;              /* BATCH, ACK */
-    bool has_more;             /* BATCH */
-    const uint8_t *data;       /* BATCH: the kith batch bytes */
-    size_t len;                /* BATCH: their length */
-    int32_t code;              /* REFUSE */
-    const char *reason;        /* REFUSE: not NUL-terminated */
-    size_t reason_len;         /* REFUSE */
-    uint64_t nonce;            /* PING, PONG */
-    msgpack_unpacked unpacked; /* decoder state the views may point into */
+    int type;                     /* enum kith__msg_type */
+    uint32_t proto;               /* HELLO, WELCOME */
+    uint64_t id;                  /* HELLO, WELCOME: the sender's replica id */
+    const uint8_t *pk;            /* HELLO, WELCOME: KITH_PUBKEY_BYTES */
+    uint64_t schema_version;      /* HELLO, WELCOME: the sender's kith_schema_info */
+    const uint8_t *schema_digest; /* HELLO, WELCOME: KITH_HASH_BYTES, likewise */
+    kith_vv vv;                   /* HELLO, WELCOME, BATCH (sender's), ACK, DONE */
+    uint64_t seq;                 /* BATCH, ACK */
+    bool has_more;                /* BATCH */
+    const uint8_t *data;          /* BATCH: the kith batch bytes */
+    size_t len;                   /* BATCH: their length */
+    int32_t code;                 /* REFUSE */
+    const char *reason;           /* REFUSE: not NUL-terminated */
+    size_t reason_len;            /* REFUSE */
+    uint64_t nonce;               /* PING, PONG */
+    msgpack_unpacked unpacked;    /* decoder state the views may point into */
     bool has_unpacked;
 };
 

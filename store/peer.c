@@ -8,11 +8,14 @@
  *
  *   pk(32) | flags(4) | cursor(8) | last_sync_ms(8) | failures(4)
  *   | name_len(1) name | addr_len(2) addr | error_len(2) error | nacked(4) | nacked x dot(16)
+ *   | schema_version(8) | schema_digest(32)
  *
  * Length-prefixed fields rather than msgpack: the record is small, local, and decoded on the
  * hot path of every batch apply (kith__trusted_key); a fixed layout is checked in a few
- * comparisons and needs no allocation to read the key. A record of any other shape is
- * KITH_ECORRUPT. This replica itself is always trusted and never has a record.
+ * comparisons and needs no allocation to read the key. The schema fields were appended by
+ * kith 0.2.0: a record written before ends after the vector and reads as version 0 and a zero
+ * digest (schema unknown), and is written back whole at its next change. A record of any
+ * other shape is KITH_ECORRUPT. This replica itself is always trusted and never has a record.
  */
 #include "store.h"
 #include "view.h"
@@ -21,6 +24,7 @@
 #include <string.h>
 
 #define PEER_FIXED_BYTES (32 + 4 + 8 + 8 + 4)
+#define PEER_SCHEMA_BYTES (8 + KITH_HASH_BYTES) /* the tail appended in 0.2.0 */
 #define PEER_NAME_MAX (sizeof(((kith_peer *)0)->name) - 1)
 #define PEER_ADDR_MAX (sizeof(((kith_peer *)0)->addr) - 1)
 #define PEER_ERROR_MAX (sizeof(((kith_peer *)0)->last_error) - 1)
@@ -35,7 +39,9 @@ struct peer_rec {
     char name[64];
     char addr[256];
     char error[256];
-    kith_vv acked; /* owned: entries from malloc */
+    kith_vv acked;                          /* owned: entries from malloc */
+    uint64_t schema_version;                /* as the peer's last handshake told it; 0 */
+    uint8_t schema_digest[KITH_HASH_BYTES]; /* and zeros when unknown */
 };
 
 static uint32_t
@@ -109,7 +115,9 @@ rec_decode(const MDB_val *val, bool full, struct peer_rec *rec)
         return KITH_ECORRUPT;
     n = be32_get(p);
     p += 4;
-    if ((size_t)(end - p) != (size_t)n * KITH__DOT_BYTES)
+    /* the vector, then nothing (a record from before 0.2.0) or the schema tail */
+    if ((size_t)(end - p) != (size_t)n * KITH__DOT_BYTES &&
+        (size_t)(end - p) != (size_t)n * KITH__DOT_BYTES + PEER_SCHEMA_BYTES)
         return KITH_ECORRUPT;
     if (n > 0) {
         rec->acked.entries = malloc((size_t)n * sizeof(kith_dot));
@@ -125,6 +133,11 @@ rec_decode(const MDB_val *val, bool full, struct peer_rec *rec)
         }
         rec->acked.len = n;
     }
+    p += (size_t)n * KITH__DOT_BYTES;
+    if (p < end) {
+        rec->schema_version = kith__be64_get(p);
+        memcpy(rec->schema_digest, p + 8, KITH_HASH_BYTES);
+    }
     return 0;
 }
 
@@ -133,8 +146,8 @@ static int
 rec_encode(const struct peer_rec *rec, MDB_val *out)
 {
     size_t nl = strlen(rec->name), al = strlen(rec->addr), el = strlen(rec->error);
-    size_t size =
-        PEER_FIXED_BYTES + 1 + nl + 2 + al + 2 + el + 4 + rec->acked.len * KITH__DOT_BYTES;
+    size_t size = PEER_FIXED_BYTES + 1 + nl + 2 + al + 2 + el + 4 +
+                  rec->acked.len * KITH__DOT_BYTES + PEER_SCHEMA_BYTES;
     uint8_t *buf, *p;
 
     if (nl > PEER_NAME_MAX || al > PEER_ADDR_MAX || el > PEER_ERROR_MAX ||
@@ -165,6 +178,8 @@ rec_encode(const struct peer_rec *rec, MDB_val *out)
     p += 4;
     for (size_t i = 0; i < rec->acked.len; i++, p += KITH__DOT_BYTES)
         kith__dot_put(p, rec->acked.entries[i]);
+    kith__be64_put(p, rec->schema_version);
+    memcpy(p + 8, rec->schema_digest, KITH_HASH_BYTES);
     out->mv_data = buf;
     out->mv_size = size;
     return 0;
@@ -511,6 +526,8 @@ kith_peers_get(kith_replica *r, kith_peer **out, size_t *n)
         p->last_sync_ms = rec.last_sync_ms;
         p->failures = rec.failures;
         p->failing = (rec.flags & KITH__PEER_FAILING) != 0;
+        p->schema_version = rec.schema_version;
+        memcpy(p->schema_digest, rec.schema_digest, KITH_HASH_BYTES);
         /* a peer holds every op it made (NET-19), however they reached us */
         rc = kith__vv_raise(&p->acked, p->id, kith__vv_get(&ours, p->id));
         if (rc < 0)
@@ -624,4 +641,82 @@ kith_peer_record_ex(kith_replica *r, uint64_t id, const kith_vv *acked, uint64_t
     }
     c.now_ms = kith__now_ms();
     return kith__view_write(r, peer_record_txn, &c);
+}
+
+/* ---- what a peer's handshake told ----------------------------------------------------- */
+
+struct schema_ctx {
+    uint64_t id;
+    uint64_t version;
+    const uint8_t *digest;
+    bool changed; /* the record said something else, and was written */
+};
+
+/* Does the record of c->id say what c says? 1 yes, 0 no, or an error. */
+static int
+schema_same(kith_replica *r, MDB_txn *txn, const struct schema_ctx *c)
+{
+    struct peer_rec rec;
+    int rc = rec_get(r, txn, c->id, true, &rec);
+
+    if (rc == KITH_ENOTFOUND)
+        return kith__fail(r, rc, "no peer %016llx", (unsigned long long)c->id);
+    if (rc < 0)
+        return rc;
+    rc = rec.schema_version == c->version &&
+         memcmp(rec.schema_digest, c->digest, KITH_HASH_BYTES) == 0;
+    rec_free(&rec);
+    return rc;
+}
+
+static int
+schema_txn(kith_replica *r, MDB_txn *txn, void *arg)
+{
+    struct schema_ctx *c = arg;
+    struct peer_rec rec;
+    int rc;
+
+    c->changed = false;
+    rc = rec_get(r, txn, c->id, true, &rec);
+    if (rc == KITH_ENOTFOUND)
+        return kith__fail(r, rc, "no peer %016llx", (unsigned long long)c->id);
+    if (rc < 0)
+        return rc;
+    if (rec.schema_version != c->version ||
+        memcmp(rec.schema_digest, c->digest, KITH_HASH_BYTES) != 0) {
+        rec.schema_version = c->version;
+        memcpy(rec.schema_digest, c->digest, KITH_HASH_BYTES);
+        rc = rec_put(r, txn, c->id, &rec);
+        c->changed = rc == 0;
+    }
+    rec_free(&rec);
+    return rc;
+}
+
+/*
+ * A peer says what it says at every handshake, and mostly the same as last time: the record
+ * is compared in a read transaction first, so that a session's opening takes the writer lock
+ * (and the disk) only when the peer's schema changed, not at every reconnect.
+ */
+int
+kith__peer_record_schema(kith_replica *r, uint64_t id, uint64_t version,
+                         const uint8_t digest[KITH_HASH_BYTES])
+{
+    struct schema_ctx c = {.id = id, .version = version, .digest = digest};
+    MDB_txn *txn;
+    int rc;
+
+    if (!r || !digest)
+        return KITH_EINVAL;
+    rc = kith__view_begin(r, &txn);
+    if (rc < 0)
+        return rc;
+    rc = schema_same(r, txn, &c);
+    kith__view_end(r, txn);
+    if (rc != 0)
+        return rc < 0 ? rc : 0;
+    rc = kith__view_write(r, schema_txn, &c);
+    if (rc < 0)
+        return rc;
+    return c.changed ? 1 : 0;
 }

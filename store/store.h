@@ -21,7 +21,10 @@
  *             "order"    u64 BE   last apply-order counter used
  *             "conflict" u64 BE   last conflict id used
  *             "pending"  u64 BE   ops logged but not applied, all origins
- *             "schema"   32       fingerprint of the schema the replica was made with
+ *             "schema"   32       digest of the declared schema (kith_schema_info); a
+ *                                  replica made by an older kith: the fingerprint of the
+ *                                  built-in schema it was made with
+ *             "schema_v" u64 BE   version of the declared schema; absent: 0
  *
  *  origins    origin(8) -> applied(8) | have(8) | head(32)                     48 bytes
  *             applied: highest seq applied to the state (the version vector entry)
@@ -64,9 +67,12 @@
  *                      | last_sync_ms(8, two's complement) | failures(4)
  *                      | name_len(1) name | addr_len(2) addr | error_len(2) error
  *                      | nacked(4) | nacked x (origin(8) | seq(8))
+ *                      | schema_version(8) | schema_digest(32)
  *             cursor, last_sync_ms, failures, last error: the last sync attempt;
  *             name <= 63, addr and error <= 255 bytes, no NUL; the acked vector is sorted
- *             by origin without zero seqs. No record for the replica itself (store/peer.c)
+ *             by origin without zero seqs; schema_*: as the peer's last handshake told
+ *             them (kith_schema_info), absent in a record written before 0.2.0 (read as
+ *             0 and zeros). No record for the replica itself (store/peer.c)
  */
 #ifndef KITH_STORE_H
 #define KITH_STORE_H
@@ -449,6 +455,12 @@ int kith__peer_learn(kith_replica *r, MDB_txn *txn, uint64_t id, const kith_dot 
 /* The same for what applying batch `b` shows: its sender holds every run in it up to the run's
  * signed head, and each origin its own ops up to its head. 0 or an error (MDB_MAP_FULL too). */
 int kith__peer_learn_batch(kith_replica *r, MDB_txn *txn, const struct kith__batch *b);
+/* Peer `id` told its schema version and digest in a handshake (spec/protocol.md NET-7): keep
+ * them in its record, in a write transaction of its own, taken only when the record says
+ * something else. 1 when the record changed, 0 when it said so already, KITH_ENOTFOUND (no
+ * record of `id`), KITH_EREADONLY, or an error. */
+int kith__peer_record_schema(kith_replica *r, uint64_t id, uint64_t version,
+                             const uint8_t digest[KITH_HASH_BYTES]);
 
 /* ---- store/holds.c -------------------------------------------------------------------- */
 

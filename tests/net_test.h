@@ -10,6 +10,7 @@
 
 #include "kith_test.h"
 #include "net.h"
+#include "store.h"
 #include "wire.h"
 
 #include <arpa/inet.h>
@@ -173,6 +174,45 @@ node_free(struct node *n)
 {
     node_stop(n);
     kt_free(&n->k);
+}
+
+/* Give r the schema version and digest `digest` (filled with `fill`), as the declaring code
+ * stores them in meta ("schema_v", "schema"): what its handshakes then tell. */
+static NT_UNUSED void
+nt_set_schema(kith_replica *r, uint64_t version, uint8_t fill)
+{
+    uint8_t digest[KITH_HASH_BYTES];
+    MDB_txn *txn;
+    memset(digest, fill, sizeof digest);
+    cr_assert_eq(kith__mdb_begin(r, 0, &txn), 0);
+    cr_assert_eq(kith__meta_put_u64(r, txn, "schema_v", version), 0);
+    cr_assert_eq(kith__meta_put(r, txn, "schema", digest, sizeof digest), 0);
+    cr_assert_eq(mdb_txn_commit(txn), 0);
+    kith__mdb_end(r);
+}
+
+/* What r's record of peer `id` says of its schema: asserts the version and the digest's fill. */
+static NT_UNUSED void
+nt_expect_peer_schema(kith_replica *r, uint64_t id, uint64_t version, uint8_t fill)
+{
+    uint8_t want[KITH_HASH_BYTES];
+    kith_peer *peers = NULL;
+    size_t n = 0;
+    bool found = false;
+    memset(want, fill, sizeof want);
+    cr_assert_eq(kith_peers_get(r, &peers, &n), 0);
+    for (size_t i = 0; i < n; i++) {
+        if (peers[i].id != id)
+            continue;
+        found = true;
+        cr_expect_eq(peers[i].schema_version, version, "peer %016llx: version %llu, not %llu",
+                     (unsigned long long)id, (unsigned long long)peers[i].schema_version,
+                     (unsigned long long)version);
+        cr_expect_arr_eq(peers[i].schema_digest, want, sizeof want, "peer %016llx: digest",
+                         (unsigned long long)id);
+    }
+    kith_peers_free(peers, n);
+    cr_assert(found, "no record of peer %016llx", (unsigned long long)id);
 }
 
 static NT_UNUSED void
@@ -341,23 +381,55 @@ raw_send(struct raw *raw, const struct kith__msg *m)
     msgpack_sbuffer_destroy(&sb);
 }
 
-/* HELLO as x, with this protocol version and schema (NULL: the real one). */
+/* HELLO as x, speaking protocol `proto` and telling x's schema (kith_schema_info). A HELLO
+ * of another protocol than this one is the version alone ([1, proto], wire.h). */
 static NT_UNUSED void
-raw_hello(struct raw *raw, uint32_t proto, const uint8_t *schema)
+raw_hello(struct raw *raw, uint32_t proto)
 {
     struct kith__msg m;
-    uint8_t pk[KITH_PUBKEY_BYTES], fp[KITH_HASH_BYTES];
+    uint8_t pk[KITH_PUBKEY_BYTES], digest[KITH_HASH_BYTES];
     memset(&m, 0, sizeof(m));
     kith_replica_pubkey(raw->x->r, pk);
-    kith_schema_fingerprint(fp);
+    cr_assert_eq(kith_schema_info(raw->x->r, &m.schema_version, digest), 0);
     m.type = KITH__MSG_HELLO;
     m.proto = proto;
     m.id = kith_replica_id(raw->x->r);
     m.pk = pk;
-    m.schema = schema ? schema : fp;
+    m.schema_digest = digest;
     cr_assert_eq(kith_vv_get(raw->x->r, &m.vv), 0);
     raw_send(raw, &m);
     kith_vv_free(&m.vv);
+}
+
+/* HELLO as x exactly as a kith of protocol 1 sends it: [1, 1, id, pk, fingerprint, vv]. */
+static NT_UNUSED void
+raw_hello_v1(struct raw *raw)
+{
+    uint8_t pk[KITH_PUBKEY_BYTES], fp[KITH_HASH_BYTES];
+    msgpack_sbuffer sb;
+    msgpack_packer p;
+    kith_vv vv;
+    kith_replica_pubkey(raw->x->r, pk);
+    kith_schema_fingerprint(fp);
+    cr_assert_eq(kith_vv_get(raw->x->r, &vv), 0);
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&p, &sb, msgpack_sbuffer_write);
+    cr_assert_eq(msgpack_pack_array(&p, 6), 0);
+    cr_assert_eq(msgpack_pack_int(&p, KITH__MSG_HELLO), 0);
+    cr_assert_eq(msgpack_pack_uint32(&p, 1), 0);
+    cr_assert_eq(msgpack_pack_uint64(&p, kith_replica_id(raw->x->r)), 0);
+    cr_assert_eq(msgpack_pack_bin(&p, sizeof pk), 0);
+    cr_assert_eq(msgpack_pack_bin_body(&p, pk, sizeof pk), 0);
+    cr_assert_eq(msgpack_pack_bin(&p, sizeof fp), 0);
+    cr_assert_eq(msgpack_pack_bin_body(&p, fp, sizeof fp), 0);
+    cr_assert_eq(msgpack_pack_array(&p, 2 * vv.len), 0);
+    for (size_t i = 0; i < vv.len; i++) {
+        cr_assert_eq(msgpack_pack_uint64(&p, vv.entries[i].origin), 0);
+        cr_assert_eq(msgpack_pack_uint64(&p, vv.entries[i].seq), 0);
+    }
+    kith_vv_free(&vv);
+    raw_send_bytes(raw, sb.data, sb.size);
+    msgpack_sbuffer_destroy(&sb);
 }
 
 /* The next message within ms, or false. */

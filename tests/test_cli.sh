@@ -571,6 +571,11 @@ if [ "$synced" = 1 ]; then
     "$KITH" --dir "$A" peers --json >"$tmp/out" || true
     check "peers records the last sync" \
         test "$(jq -r --arg b "$B_ID" '.peers[] | select(.id == $b) | .last_sync != null' "$tmp/out")" = true
+    json_keys "peer element (schema)" '.peers[0]' schema_version schema_digest
+    check "peers records the schema B told in the handshake" \
+        test "$(jq -r --arg b "$B_ID" '.peers[] | select(.id == $b) | .schema_digest | length' "$tmp/out")" = 64
+    "$KITH" --dir "$A" peers >"$tmp/out" || true
+    check "peers table has a SCHEMA column" out_has "SCHEMA"
 fi
 "$KITH" --dir "$C" trust "$B_PK" --addr "tcp://127.0.0.1:$port" >/dev/null || true
 snap "$C" c1
@@ -614,6 +619,7 @@ run 0 "status shows failing" --dir "$A" status
 check "status says FAILING" out_has "FAILING"
 run 0 "status --json has holds" --dir "$A" status --json
 json_keys "status --json (holds)" . pending_ops holds
+json_keys "status --json (schema)" . schema_version schema_digest
 check "status: nothing held" test "$(jq '.holds | length' "$tmp/out")" = 0
 "$KITH" --dir "$B" bundle create -o "$tmp/held.bundle" 2>/dev/null || true
 run 0 "bundle apply --json has holds" --dir "$A" bundle apply "$tmp/held.bundle" --json

@@ -5,8 +5,12 @@
  * frames never crash it (KITH_SEED, KITH_CASES). On real sockets on 127.0.0.1: the ZAP handler
  * admits a listed CURVE key and hands its hex to the server as User-Id, refuses any other key
  * (the client sees the handshake fail; the server receives nothing), and a server socket with
- * no ZAP handler at all lets nobody in, because the domain is enforced.
+ * no ZAP handler at all lets nobody in, because the domain is enforced. And the handshake's
+ * protocol version on sessions driven by hand: a HELLO of protocol 1, as an older kith sends
+ * it, or of a newer protocol is refused by its version with words for each side, and a
+ * client whose HELLO an older kith could not read is told that the peer is older.
  */
+#include "kith_test.h"
 #include "net.h"
 #include "wire.h"
 
@@ -40,19 +44,22 @@ Test(wire, hello_round_trip)
     for (int i = 0; i < 32; i++)
         pk[i] = (uint8_t)i, fp[i] = (uint8_t)(255 - i);
     m.type = KITH__MSG_HELLO;
-    m.proto = 1;
+    m.proto = KITH__WIRE_PROTO;
     m.id = 0x3fa2c1d0e4b59a71ull;
     m.pk = pk;
-    m.schema = fp;
+    m.schema_version = 0x0123456789abcdefull;
+    m.schema_digest = fp;
     m.vv.len = 3;
     m.vv.entries = e;
     size_t n = encode(&m, &buf);
+    cr_assert_eq(buf[0], 0x97, "HELLO of protocol 2 is an array of 7");
     cr_assert_eq(kith__wire_decode(buf, n, &d), 0);
     cr_assert_eq(d.type, KITH__MSG_HELLO);
-    cr_assert_eq(d.proto, 1);
+    cr_assert_eq(d.proto, 2);
     cr_assert_eq(d.id, m.id);
     cr_assert_arr_eq(d.pk, pk, 32);
-    cr_assert_arr_eq(d.schema, fp, 32);
+    cr_assert_eq(d.schema_version, m.schema_version);
+    cr_assert_arr_eq(d.schema_digest, fp, 32);
     cr_assert_eq(d.vv.len, 3);
     cr_assert_eq(d.vv.entries[2].origin, e[2].origin);
     cr_assert_eq(d.vv.entries[2].seq, e[2].seq);
@@ -184,9 +191,16 @@ Test(wire, decoder_refuses_every_shape_error)
         {"BATCH more as int", {0x95, 0x04, 0x01, 0x01, 0x90, 0xc4, 0x01, 'x'}, 8, KITH_EMALFORMED},
         {"REFUSE code float", {0x93, 0x03, 0xca, 0, 0, 0, 0, 0xa0}, 8, KITH_EMALFORMED},
         {"HELLO short pk",
-         {0x96, 0x01, 0x01, 0x01, 0xc4, 0x01, 0x00, 0xc4, 0x00, 0x90},
+         {0x97, 0x01, 0x02, 0x01, 0xc4, 0x01, 0x00, 0x00, 0xc4, 0x00, 0x90},
+         11,
+         KITH_EMALFORMED},
+        {"HELLO without schema_v", /* protocol 1's layout under protocol 2's number */
+         {0x96, 0x01, 0x02, 0x01, 0xc4, 0x01, 0x00, 0xc4, 0x00, 0x90},
          10,
          KITH_EMALFORMED},
+        {"HELLO without proto", {0x91, 0x01}, 2, KITH_EMALFORMED},
+        {"HELLO proto as str", {0x92, 0x01, 0xa1, '2'}, 4, KITH_EMALFORMED},
+        {"HELLO proto > u32", {0x92, 0x01, 0xcf, 0, 0, 0, 1, 0, 0, 0, 0}, 11, KITH_EMALFORMED},
     };
 
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -260,9 +274,10 @@ Test(wire, random_and_mutated_frames_never_crash)
     kith_dot e[2] = {{3, 4}, {5, 6}};
     struct kith__msg m = {0};
     m.type = KITH__MSG_HELLO;
-    m.proto = 1;
+    m.proto = KITH__WIRE_PROTO;
     m.pk = pk;
-    m.schema = fp;
+    m.schema_version = 9;
+    m.schema_digest = fp;
     m.vv.len = 2;
     m.vv.entries = e;
     size_t vlen = encode(&m, &valid);
@@ -290,6 +305,72 @@ Test(wire, random_and_mutated_frames_never_crash)
     }
     free(valid);
     free(rnd);
+}
+
+/* A HELLO exactly as a kith of protocol 1 sends it: [1, 1, id, pk, fingerprint, vv]. */
+static size_t
+hello_v1(uint8_t **out)
+{
+    uint8_t pk[32], fp[32];
+    msgpack_sbuffer sb;
+    msgpack_packer p;
+    memset(pk, 0x70, sizeof pk);
+    memset(fp, 0xf1, sizeof fp);
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&p, &sb, msgpack_sbuffer_write);
+    cr_assert_eq(msgpack_pack_array(&p, 6), 0);
+    cr_assert_eq(msgpack_pack_int(&p, KITH__MSG_HELLO), 0);
+    cr_assert_eq(msgpack_pack_uint32(&p, 1), 0);
+    cr_assert_eq(msgpack_pack_uint64(&p, 0x7070707070707070ull), 0);
+    cr_assert_eq(msgpack_pack_bin(&p, 32), 0);
+    cr_assert_eq(msgpack_pack_bin_body(&p, pk, 32), 0);
+    cr_assert_eq(msgpack_pack_bin(&p, 32), 0);
+    cr_assert_eq(msgpack_pack_bin_body(&p, fp, 32), 0);
+    cr_assert_eq(msgpack_pack_array(&p, 2), 0);
+    cr_assert_eq(msgpack_pack_uint64(&p, 5), 0);
+    cr_assert_eq(msgpack_pack_uint64(&p, 12), 0);
+    *out = (uint8_t *)sb.data;
+    return sb.size;
+}
+
+/* proves NET-7 */
+Test(wire, hello_of_another_protocol_is_read_as_far_as_its_version)
+{
+    struct kith__msg m = {0}, d;
+    uint8_t *buf;
+    size_t n = hello_v1(&buf);
+
+    /* protocol 1's layout: the version, and nothing else, is read */
+    cr_assert_eq(kith__wire_decode(buf, n, &d), 0);
+    cr_assert_eq(d.type, KITH__MSG_HELLO);
+    cr_assert_eq(d.proto, 1);
+    cr_assert_null(d.pk);
+    cr_assert_null(d.schema_digest);
+    cr_assert_eq(d.vv.len, 0);
+    kith__wire_clear(&d);
+    free(buf);
+
+    /* a newer protocol, in whatever layout; its encoding is the version alone */
+    static const uint8_t v3[] = {0x94, 0x02, 0x03, 0xc0, 0xa1, 'x'};
+    cr_assert_eq(kith__wire_decode(v3, sizeof v3, &d), 0);
+    cr_assert_eq(d.type, KITH__MSG_WELCOME);
+    cr_assert_eq(d.proto, 3);
+    cr_assert_null(d.pk);
+    kith__wire_clear(&d);
+    m.type = KITH__MSG_WELCOME;
+    m.proto = 3;
+    n = encode(&m, &buf);
+    cr_assert_eq(n, 3);
+    cr_assert_arr_eq(buf, ((uint8_t[]){0x92, 0x02, 0x03}), 3);
+    free(buf);
+
+    /* this protocol's HELLO without its key is not encoded */
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    m.type = KITH__MSG_HELLO;
+    m.proto = KITH__WIRE_PROTO;
+    cr_assert_eq(kith__wire_encode(&m, &sb), KITH_EINVAL);
+    msgpack_sbuffer_destroy(&sb);
 }
 
 Test(wire, version_vector_helpers)
@@ -539,4 +620,135 @@ Test(backoff, doubles_with_jitter_up_to_a_cap)
         cr_assert(hi < nominal * 5 / 4 && hi > lo, "failures %u: %lld", f, (long long)hi);
     }
     cr_assert_eq(kith__backoff_ms(1000, 500), 30000);
+}
+
+/* ---- the handshake's protocol version, on sessions driven by hand ------------------------ */
+
+/* The frames a session sent (the send function of kith__session_*). */
+struct sent {
+    uint8_t *frame[8];
+    size_t len[8];
+    int n;
+};
+
+static int
+capture(void *ctx, void *data, size_t len)
+{
+    struct sent *s = ctx;
+    if (s->n == 8) {
+        free(data);
+        return 0;
+    }
+    s->frame[s->n] = data;
+    s->len[s->n++] = len;
+    return 0;
+}
+
+static void
+sent_free(struct sent *s)
+{
+    for (int i = 0; i < s->n; i++)
+        free(s->frame[i]);
+    s->n = 0;
+}
+
+static struct kith__peerstate the_peer;
+
+static struct kith__peerstate *
+find_the_peer(void *ctx, uint64_t id, const uint8_t pk[KITH_PUBKEY_BYTES])
+{
+    (void)ctx;
+    the_peer.id = id;
+    memcpy(the_peer.pk, pk, KITH_PUBKEY_BYTES);
+    return &the_peer;
+}
+
+/* The REFUSE in frame i of `s`: its code, and its reason into reason (NUL-terminated). */
+static int
+refused(const struct sent *s, int i, char *reason, size_t cap)
+{
+    struct kith__msg d;
+    cr_assert_lt(i, s->n);
+    cr_assert_eq(kith__wire_decode(s->frame[i], s->len[i], &d), 0);
+    cr_assert_eq(d.type, KITH__MSG_REFUSE, "sent %s, not REFUSE", kith__wire_name(d.type));
+    int code = d.code;
+    snprintf(reason, cap, "%.*s", (int)d.reason_len, d.reason);
+    kith__wire_clear(&d);
+    return code;
+}
+
+/* proves NET-7 */
+Test(handshake, hello_of_protocol_1_is_refused_by_its_version)
+{
+    struct kt_replica r = kt_new();
+    struct kith__session s;
+    struct sent out = {0};
+    char reason[256];
+    uint8_t *hello;
+    size_t n = hello_v1(&hello);
+
+    kith__session_init_server(&s, r.r, NULL, find_the_peer, NULL, capture, &out);
+    cr_assert_eq(kith__session_input(&s, hello, n), KITH_EVERSION);
+    cr_assert_eq(s.state, KITH__SS_CLOSED);
+    cr_assert_eq(s.error, KITH_EVERSION);
+    cr_assert_str_eq(s.why, "peer runs an older kith (protocol 1): upgrade it");
+    cr_assert_eq(out.n, 1, "one REFUSE, nothing else");
+    cr_assert_eq(refused(&out, 0, reason, sizeof reason), KITH_EVERSION);
+    cr_assert_str_eq(reason, "your kith is older (protocol 1, here 2): upgrade it");
+    free(hello);
+    sent_free(&out);
+
+    /* a newer kith's HELLO: this side is the one to upgrade */
+    static const uint8_t v3[] = {0x92, 0x01, 0x03};
+    kith__session_init_server(&s, r.r, NULL, find_the_peer, NULL, capture, &out);
+    cr_assert_eq(kith__session_input(&s, v3, sizeof v3), KITH_EVERSION);
+    cr_assert_str_eq(s.why, "peer runs a newer kith (protocol 3, here 2): upgrade this one");
+    cr_assert_eq(refused(&out, 0, reason, sizeof reason), KITH_EVERSION);
+    cr_assert_str_eq(reason, "the refusing kith is older (protocol 2, yours 3): upgrade it");
+    sent_free(&out);
+    kt_free(&r);
+}
+
+/* proves NET-7: a kith of protocol 1 cannot read a HELLO of protocol 2 and refuses it as
+ * malformed; the client says what that means */
+Test(handshake, client_refused_as_malformed_is_told_the_peer_is_older)
+{
+    struct kt_replica r = kt_new(), p = kt_new();
+    struct kith__peerstate peer;
+    struct kith__session s;
+    struct sent out = {0};
+    struct kith__msg m, d;
+    uint8_t digest[KITH_HASH_BYTES], *buf;
+    uint64_t version;
+
+    memset(&peer, 0, sizeof peer);
+    peer.id = kith_replica_id(p.r);
+    kith_replica_pubkey(p.r, peer.pk);
+    cr_assert_eq(kith__session_start_client(&s, r.r, NULL, &peer, capture, &out), 0);
+
+    /* the HELLO says the protocol and this replica's schema */
+    cr_assert_eq(out.n, 1);
+    cr_assert_eq(kith__wire_decode(out.frame[0], out.len[0], &d), 0);
+    cr_assert_eq(d.type, KITH__MSG_HELLO);
+    cr_assert_eq(d.proto, KITH__WIRE_PROTO);
+    cr_assert_eq(kith_schema_info(r.r, &version, digest), 0);
+    cr_assert_eq(d.schema_version, version);
+    cr_assert_arr_eq(d.schema_digest, digest, sizeof digest);
+    kith__wire_clear(&d);
+
+    memset(&m, 0, sizeof m);
+    m.type = KITH__MSG_REFUSE;
+    m.code = KITH_EMALFORMED;
+    m.reason = "malformed frame of 120 bytes (message is malformed)";
+    m.reason_len = strlen(m.reason);
+    size_t n = encode(&m, &buf);
+    cr_assert_eq(kith__session_input(&s, buf, n), KITH_EVERSION);
+    cr_assert_eq(s.state, KITH__SS_CLOSED);
+    cr_assert(strstr(s.why, "likely runs an older kith, upgrade it"), "%s", s.why);
+    cr_assert(strstr(s.why, "malformed frame of 120 bytes"), "%s", s.why);
+    free(buf);
+    sent_free(&out);
+    kith__peerstate_clear(&peer);
+    kt_free(&r);
+    kt_free(&p);
 }

@@ -545,16 +545,16 @@ Test(flood, a_silent_admitted_connection_is_not_shed, .fini = reap)
     }
     /* HELLO, not waiting: a connection that is gone (it does not reconnect) refuses it */
     struct kith__msg m;
-    uint8_t pk[KITH_PUBKEY_BYTES], fp[KITH_HASH_BYTES];
+    uint8_t pk[KITH_PUBKEY_BYTES], digest[KITH_HASH_BYTES];
     msgpack_sbuffer sb;
     memset(&m, 0, sizeof(m));
     kith_replica_pubkey(x.r, pk);
-    kith_schema_fingerprint(fp);
+    cr_assert_eq(kith_schema_info(x.r, &m.schema_version, digest), 0);
     m.type = KITH__MSG_HELLO;
     m.proto = KITH__WIRE_PROTO;
     m.id = kith_replica_id(x.r);
     m.pk = pk;
-    m.schema = fp;
+    m.schema_digest = digest;
     cr_assert_eq(kith_vv_get(x.r, &m.vv), 0);
     msgpack_sbuffer_init(&sb);
     cr_assert_eq(kith__wire_encode(&m, &sb), 0);

@@ -75,7 +75,7 @@ static void
 hello_ok(struct raw *raw)
 {
     struct kith__msg m;
-    raw_hello(raw, KITH__WIRE_PROTO, NULL);
+    raw_hello(raw, KITH__WIRE_PROTO);
     raw_expect(raw, KITH__MSG_WELCOME, 3000, &m);
     kith__wire_clear(&m);
 }
@@ -168,15 +168,15 @@ Test(peers, bad_frames_refused_replica_unchanged_others_served)
     {
         /* HELLO that names good's key over x's connection */
         struct kith__msg m;
-        uint8_t pk[KITH_PUBKEY_BYTES], fp[KITH_HASH_BYTES];
+        uint8_t pk[KITH_PUBKEY_BYTES], digest[KITH_HASH_BYTES];
         memset(&m, 0, sizeof(m));
         kith_replica_pubkey(good.r, pk);
-        kith_schema_fingerprint(fp);
+        cr_assert_eq(kith_schema_info(good.r, &m.schema_version, digest), 0);
         m.type = KITH__MSG_HELLO;
         m.proto = KITH__WIRE_PROTO;
         m.id = kith_replica_id(good.r);
         m.pk = pk;
-        m.schema = fp;
+        m.schema_digest = digest;
         raw_send(&raw, &m);
         cr_assert_eq(expect_refuse(&raw, "HELLO with another key"), KITH_EUNTRUSTED);
     }
@@ -277,7 +277,7 @@ Test(peers, silent_peers_do_not_block_others)
     struct raw rx, ry;
     raw_open(&rx, &x, &b); /* says HELLO, then never acknowledges */
     raw_open(&ry, &y, &b); /* connects and says nothing */
-    raw_hello(&rx, KITH__WIRE_PROTO, NULL);
+    raw_hello(&rx, KITH__WIRE_PROTO);
     nt_sleep_ms(100);
     int64_t t0 = kith__mono_ms();
     good_peer_syncs(&good, &b);

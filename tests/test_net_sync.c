@@ -440,7 +440,7 @@ Test(daemon, five_daemons_converge)
 }
 
 /* proves NET-7 */
-Test(refuse, protocol_version_and_schema)
+Test(refuse, protocol_version_but_never_schema)
 {
     struct node b;
     struct kt_replica x = kt_new();
@@ -450,31 +450,100 @@ Test(refuse, protocol_version_and_schema)
     struct raw raw;
     raw_open(&raw, &x, &b);
 
+    /* a kith of protocol 1, as it speaks: refused by its version, told to upgrade */
     struct kith__msg m;
-    raw_hello(&raw, 2, NULL);
+    raw_hello_v1(&raw);
     raw_expect(&raw, KITH__MSG_REFUSE, 3000, &m);
     cr_assert_eq(m.code, KITH_EVERSION);
-    cr_assert(memmem(m.reason, m.reason_len, "protocol version", 16), "%.*s", (int)m.reason_len,
-              m.reason);
+    cr_assert(memmem(m.reason, m.reason_len, "older (protocol 1, here 2): upgrade it", 38), "%.*s",
+              (int)m.reason_len, m.reason);
     kith__wire_clear(&m);
 
-    uint8_t fp[KITH_HASH_BYTES] = {0};
-    raw_hello(&raw, KITH__WIRE_PROTO, fp);
+    /* a newer kith: refused, told this side is the older one */
+    raw_hello(&raw, KITH__WIRE_PROTO + 1);
     raw_expect(&raw, KITH__MSG_REFUSE, 3000, &m);
-    cr_assert_eq(m.code, KITH_ESCHEMA);
-    cr_assert(memmem(m.reason, m.reason_len, "schema", 6));
+    cr_assert_eq(m.code, KITH_EVERSION);
+    cr_assert(memmem(m.reason, m.reason_len, "the refusing kith is older", 26), "%.*s",
+              (int)m.reason_len, m.reason);
     kith__wire_clear(&m);
 
-    /* and then a proper HELLO is welcome on the same connection */
-    raw_hello(&raw, KITH__WIRE_PROTO, NULL);
+    /* another schema is welcome on the same connection, and recorded */
+    nt_set_schema(x.r, 41, 0x41);
+    raw_hello(&raw, KITH__WIRE_PROTO);
     raw_expect(&raw, KITH__MSG_WELCOME, 3000, &m);
     cr_assert_eq(m.id, kith_replica_id(b.k.r));
     kith__wire_clear(&m);
+    nt_expect_peer_schema(b.k.r, kith_replica_id(x.r), 41, 0x41);
 
     raw_close(&raw);
     node_stop(&b);
     node_free(&b);
     kt_free(&x);
+}
+
+/* proves NET-7: replicas whose schemas differ (one app version ahead of another) sync both
+ * ways, and each keeps what the other said of its schema; a later handshake updates it */
+Test(sync, different_schemas_sync_both_ways_and_are_recorded)
+{
+    struct node b;
+    struct kt_replica a = kt_new();
+    uint8_t pk[KITH_PUBKEY_BYTES];
+    kith_sync_info info;
+    node_init(&b);
+    kt_trust_pair(&a, &b.k);
+    nt_set_schema(a.r, 3, 0xa3);
+    nt_set_schema(b.k.r, 4, 0xb4);
+    kt_contact(a.r, "Ada");
+    kt_contact(b.k.r, "Grace");
+    node_start(&b);
+    kith_replica_pubkey(b.k.r, pk);
+
+    int rc = kith_sync(a.r, b.ep, pk, 5000, &info);
+    cr_assert_eq(rc, 0, "kith_sync: %s (%s)", kith_strerror(rc), kith_errmsg(a.r));
+    cr_assert(info.converged);
+    cr_assert(info.ops_sent > 0 && info.ops_received > 0);
+    expect_same_export(a.r, b.k.r);
+    nt_expect_peer_schema(a.r, kith_replica_id(b.k.r), 4, 0xb4); /* the dialer, from WELCOME */
+    nt_expect_peer_schema(b.k.r, kith_replica_id(a.r), 3, 0xa3); /* the daemon, from HELLO */
+
+    /* a's app is upgraded past b's: the next handshake says so */
+    nt_set_schema(a.r, 5, 0xa5);
+    kt_contact(a.r, "Hedy");
+    rc = kith_sync(a.r, b.ep, pk, 5000, &info);
+    cr_assert_eq(rc, 0, "kith_sync: %s (%s)", kith_strerror(rc), kith_errmsg(a.r));
+    cr_assert(info.converged);
+    expect_same_export(a.r, b.k.r);
+    nt_expect_peer_schema(b.k.r, kith_replica_id(a.r), 5, 0xa5);
+    nt_expect_peer_schema(a.r, kith_replica_id(b.k.r), 4, 0xb4);
+
+    node_stop(&b);
+    node_free(&b);
+    kt_free(&a);
+}
+
+/* proves NET-7: two daemons with different schemas, each dialling the other, converge and
+ * record each other's schema */
+Test(daemon, different_schemas_converge_and_are_recorded)
+{
+    struct node a, b;
+    struct node *nodes[] = {&a, &b};
+    node_init(&a);
+    node_init(&b);
+    node_link(&a, &b);
+    node_link(&b, &a);
+    nt_set_schema(a.k.r, 7, 0x07);
+    nt_set_schema(b.k.r, 2, 0x02);
+    kt_contact(a.k.r, "Ada");
+    kt_contact(b.k.r, "Grace");
+    node_start(&a);
+    node_start(&b);
+    cr_assert(wait_converged(nodes, 2, 10000), "the daemons did not converge");
+    node_stop(&a);
+    node_stop(&b);
+    nt_expect_peer_schema(a.k.r, kith_replica_id(b.k.r), 2, 0x02);
+    nt_expect_peer_schema(b.k.r, kith_replica_id(a.k.r), 7, 0x07);
+    node_free(&a);
+    node_free(&b);
 }
 
 Test(daemon, reconnects_when_the_peer_comes_back)

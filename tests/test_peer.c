@@ -2,8 +2,10 @@
  * test_peer.c — the trust set and peer records (store/peer.c): add, update, remove and list;
  * a replica always trusts itself; sync outcomes recorded (acknowledged vector, cursor,
  * failures, last error) and the pending count derived from them; a forked origin refused
- * until trusted again; a damaged record reported; and, end to end, a batch from an origin
- * that is not (or no longer) trusted refused by kith_batch_apply with nothing changed.
+ * until trusted again; a damaged record reported; the peer's schema as its handshakes told
+ * it, kept through the record's other changes, and read as unknown from a record written
+ * before the schema fields were appended; and, end to end, a batch from an origin that is
+ * not (or no longer) trusted refused by kith_batch_apply with nothing changed.
  */
 #include "kith.h"
 #include "store.h"
@@ -447,4 +449,132 @@ Test(peer, pending_drops_for_ops_in_a_bundle_from_the_peer)
     cr_assert_eq(kith__vv_get(&peer_of(peers, n, A)->acked, kith_replica_id(B)), 4);
     cr_assert_eq(peer_of(peers, n, B)->pending_ops, 2, "B lacks A's 2 ops, holds its own 4");
     kith_peers_free(peers, n);
+}
+
+/* The schema of B as A's record of it says, with the record's raw size. */
+static void
+schema_of_b(uint64_t *version, uint8_t digest[KITH_HASH_BYTES], size_t *record_bytes)
+{
+    kith_peer *peers = NULL;
+    size_t n = 0;
+    uint8_t key[8];
+    MDB_val k = {8, key}, v;
+    MDB_txn *txn;
+
+    cr_assert_eq(kith_peers_get(A, &peers, &n), 0);
+    cr_assert_eq(n, 1);
+    *version = peers[0].schema_version;
+    memcpy(digest, peers[0].schema_digest, KITH_HASH_BYTES);
+    kith_peers_free(peers, n);
+    kith__be64_put(key, kith_replica_id(B));
+    cr_assert_eq(kith__view_begin(A, &txn), 0);
+    cr_assert_eq(mdb_get(txn, A->peers, &k, &v), 0);
+    *record_bytes = v.mv_size;
+    kith__view_end(A, txn);
+}
+
+Test(peer, schema_told_in_a_handshake_is_kept)
+{
+    uint8_t pb[32], d1[KITH_HASH_BYTES], d2[KITH_HASH_BYTES], zeros[KITH_HASH_BYTES] = {0};
+    uint8_t got[KITH_HASH_BYTES];
+    uint64_t b = kith_replica_id(B), version;
+    size_t size;
+
+    pk_of(B, pb);
+    memset(d1, 0x11, sizeof d1);
+    memset(d2, 0x22, sizeof d2);
+    cr_assert_eq(kith_trust_add(A, pb, "phone", NULL), 0);
+    schema_of_b(&version, got, &size);
+    cr_assert_eq(version, 0, "never told: version 0");
+    cr_assert_arr_eq(got, zeros, sizeof zeros, "never told: zero digest");
+
+    cr_assert_eq(kith__peer_record_schema(A, b, 7, d1), 1);
+    schema_of_b(&version, got, &size);
+    cr_assert_eq(version, 7);
+    cr_assert_arr_eq(got, d1, sizeof d1);
+    cr_assert_eq(kith__peer_record_schema(A, b, 7, d1), 0, "the same again writes nothing");
+
+    /* the rest of the record's life keeps it */
+    cr_assert_eq(kith_peer_record(A, b, NULL, 5, NULL), 0);
+    cr_assert_eq(kith_peer_record(A, b, NULL, 5, "timeout"), 0);
+    cr_assert_eq(kith_trust_add(A, pb, "tablet", "tcp://127.0.0.1:9"), 0);
+    cr_assert_eq(kith_trust_remove(A, b), 0);
+    schema_of_b(&version, got, &size);
+    cr_assert_eq(version, 7);
+    cr_assert_arr_eq(got, d1, sizeof d1);
+
+    /* a peer may go back to an older schema (an app downgraded): the record follows */
+    cr_assert_eq(kith__peer_record_schema(A, b, 3, d2), 1);
+    schema_of_b(&version, got, &size);
+    cr_assert_eq(version, 3);
+    cr_assert_arr_eq(got, d2, sizeof d2);
+
+    cr_assert_eq(kith__peer_record_schema(A, kith_replica_id(C), 1, d1), KITH_ENOTFOUND);
+    cr_assert_eq(kith__peer_record_schema(A, b, 1, NULL), KITH_EINVAL);
+}
+
+/* A record as kith 0.1 wrote it: no schema fields after the acknowledged vector. */
+Test(peer, record_without_schema_fields_reads_as_unknown)
+{
+    uint8_t pb[32], rec[32 + 4 + 8 + 8 + 4 + 1 + 3 + 2 + 2 + 4 + 16 + 39], key[8];
+    uint8_t got[KITH_HASH_BYTES], zeros[KITH_HASH_BYTES] = {0}, d[KITH_HASH_BYTES];
+    uint64_t b = kith_replica_id(B), version;
+    MDB_val k = {8, key}, v = {0, rec};
+    kith_peer *peers = NULL;
+    size_t n = 0, size, old_size;
+    MDB_txn *txn;
+    uint8_t *p = rec;
+
+    pk_of(B, pb);
+    memset(rec, 0, sizeof rec);
+    memcpy(p, pb, 32);
+    p += 32;
+    p[3] = KITH__PEER_TRUSTED;
+    p += 4;
+    kith__be64_put(p, 9); /* cursor */
+    p += 8 + 8 + 4;       /* never synced, no failures */
+    *p++ = 3;
+    memcpy(p, "old", 3);
+    p += 3 + 2 + 2; /* no address, no error */
+    p[3] = 1;       /* one acknowledged entry */
+    p += 4;
+    kith__dot_put(p, (kith_dot){b, 4});
+    p += 16;
+    old_size = (size_t)(p - rec);
+    v.mv_size = old_size;
+    kith__be64_put(key, b);
+    cr_assert_eq(kith__mdb_begin(A, 0, &txn), 0);
+    cr_assert_eq(mdb_put(txn, A->peers, &k, &v, 0), 0);
+    cr_assert_eq(mdb_txn_commit(txn), 0);
+    kith__mdb_end(A);
+
+    cr_assert(kith_is_trusted(A, pb));
+    cr_assert_eq(kith_peers_get(A, &peers, &n), 0);
+    cr_assert_eq(n, 1);
+    cr_assert_str_eq(peers[0].name, "old");
+    cr_assert_eq(peers[0].cursor, 9);
+    cr_assert_eq(peers[0].acked.len, 1);
+    cr_assert_eq(peers[0].acked.entries[0].seq, 4);
+    cr_assert_eq(peers[0].schema_version, 0);
+    cr_assert_arr_eq(peers[0].schema_digest, zeros, sizeof zeros);
+    kith_peers_free(peers, n);
+
+    /* written back whole at its next change, the vector intact */
+    memset(d, 0x5a, sizeof d);
+    cr_assert_eq(kith__peer_record_schema(A, b, 2, d), 1);
+    schema_of_b(&version, got, &size);
+    cr_assert_eq(size, old_size + 8 + KITH_HASH_BYTES);
+    cr_assert_eq(version, 2);
+    cr_assert_arr_eq(got, d, sizeof d);
+    cr_assert_eq(kith_peers_get(A, &peers, &n), 0);
+    cr_assert_eq(peers[0].acked.entries[0].seq, 4);
+    kith_peers_free(peers, n);
+
+    /* a tail of any other length is damage */
+    v.mv_size = old_size + 8 + KITH_HASH_BYTES - 1;
+    cr_assert_eq(kith__mdb_begin(A, 0, &txn), 0);
+    cr_assert_eq(mdb_put(txn, A->peers, &k, &v, 0), 0);
+    cr_assert_eq(mdb_txn_commit(txn), 0);
+    kith__mdb_end(A);
+    cr_assert_eq(kith_peers_get(A, &peers, &n), KITH_ECORRUPT);
 }

@@ -210,15 +210,16 @@ encode(const struct kith__msg *m, size_t *len)
 static uint8_t *
 peer_hello(const kith_vv *vv, size_t *len)
 {
-    uint8_t fp[KITH_HASH_BYTES];
+    uint8_t digest[KITH_HASH_BYTES];
     struct kith__msg m;
     memset(&m, 0, sizeof m);
-    kith_schema_fingerprint(fp);
+    memset(digest, 0x5c, sizeof digest); /* any schema: the handshake records, never compares */
     m.type = KITH__MSG_HELLO;
     m.proto = KITH__WIRE_PROTO;
     m.id = h.peer_id;
     m.pk = h.peer_pk;
-    m.schema = fp;
+    m.schema_version = 3;
+    m.schema_digest = digest;
     m.vv = *vv;
     return encode(&m, len);
 }

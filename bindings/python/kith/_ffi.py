@@ -6,6 +6,8 @@ header's order with the header's field names; a field appended to a C struct is 
 (tests/test_layout.py compares every mirror with the library's own debug information). Structs
 the caller allocates for C to read or fill are given zeroed slack behind them (see `slack`),
 so a library newer than this file reads its appended fields as 0, the header's "default".
+A function this file names but the library lacks (a library older than this file) is bound to
+a stub that raises NotImplementedError when called, so the rest of the binding still loads.
 """
 
 import ctypes
@@ -86,6 +88,14 @@ KITH_OP_DOC_ADD = 2
 KITH_OP_DOC_REMOVE = 3
 KITH_OP_SET_ADD = 4
 KITH_OP_SET_REMOVE = 5
+KITH_OP_COUNTER_ADD = 6
+KITH_OP_FLAG_ENABLE = 7
+KITH_OP_FLAG_DISABLE = 8
+
+KITH_CRDT_LWW = 0
+KITH_CRDT_SET = 1
+KITH_CRDT_COUNTER = 2
+KITH_CRDT_FLAG = 3
 
 KITH_LOG_ERROR = 3
 KITH_LOG_WARNING = 4
@@ -127,11 +137,29 @@ class kith_value(Structure):
 class kith_field_def(Structure):
     _fields_ = [("name", c_char_p), ("type", c_enum), ("required", c_bool),
                 ("ref_collection", c_char_p), ("enum_values", POINTER(c_char_p)),
-                ("max_len", c_size_t)]
+                ("max_len", c_size_t),
+                # appended in 0.2.0
+                ("crdt", c_int), ("email", c_bool), ("has_min", c_bool), ("has_max", c_bool),
+                ("min", c_int64), ("max", c_int64)]
+
+
+# declared after kith_collection_def in kith.h, which points at it; defined first here
+class kith_index_def(Structure):
+    _fields_ = [("name", c_char_p), ("nfields", c_size_t), ("fields", POINTER(c_char_p))]
 
 
 class kith_collection_def(Structure):
-    _fields_ = [("name", c_char_p), ("nfields", c_size_t), ("fields", POINTER(kith_field_def))]
+    _fields_ = [("name", c_char_p), ("nfields", c_size_t), ("fields", POINTER(kith_field_def)),
+                # appended in 0.2.0
+                ("nindexes", c_size_t), ("indexes", POINTER(kith_index_def))]
+
+
+class kith_buf(Structure):
+    _fields_ = [("data", c_void_p), ("len", c_size_t)]
+
+
+class kith_field_entry(Structure):
+    _fields_ = [("name", c_char_p), ("crdt", c_int), ("value", kith_value)]
 
 
 class kith_conflict(Structure):
@@ -180,10 +208,6 @@ class kith_log_entry(Structure):
                 ("applied", c_bool)]
 
 
-class kith_buf(Structure):
-    _fields_ = [("data", c_void_p), ("len", c_size_t)]
-
-
 class kith_batch_opts(Structure):
     _fields_ = [("since", POINTER(kith_vv)), ("cursor", c_uint64), ("max_ops", c_size_t),
                 ("max_bytes", c_size_t)]
@@ -206,7 +230,9 @@ class kith_peer(Structure):
                 ("pending_ops", c_uint64), ("last_sync_ms", c_int64), ("failures", c_uint32),
                 ("last_error", c_char * 256),
                 # appended in 0.1.0
-                ("failing", c_bool), ("held_ops", c_uint64), ("held_ahead_ms", c_int64)]
+                ("failing", c_bool), ("held_ops", c_uint64), ("held_ahead_ms", c_int64),
+                # appended in 0.2.0
+                ("schema_version", c_uint64), ("schema_digest", c_uint8 * KITH_HASH_BYTES)]
 
 
 class kith_verify_report(Structure):
@@ -237,10 +263,11 @@ class kith_serve_opts(Structure):
 
 
 # every struct kith.h declares, by its C name (for tests/test_layout.py)
-STRUCTS = [kith_dot, kith_docid, kith_value, kith_field_def, kith_collection_def, kith_conflict,
-           kith_changed_doc, kith_change, kith_vv, kith_collection_count, kith_status, kith_hold,
-           kith_log_entry, kith_buf, kith_batch_opts, kith_batch_info, kith_apply_info, kith_peer,
-           kith_verify_report, kith_sync_info, kith_serve_opts]
+STRUCTS = [kith_dot, kith_docid, kith_value, kith_field_def, kith_collection_def, kith_index_def,
+           kith_buf, kith_field_entry, kith_conflict, kith_changed_doc, kith_change, kith_vv,
+           kith_collection_count, kith_status, kith_hold, kith_log_entry, kith_batch_opts,
+           kith_batch_info, kith_apply_info, kith_peer, kith_verify_report, kith_sync_info,
+           kith_serve_opts]
 
 # structs a newer library may have appended fields to without harm here: the binding
 # allocates them only through slack() or reads them only through a pointer the library gave,
@@ -285,6 +312,7 @@ PROTOTYPES = [
     ("kith_time_format", None, [c_int64, c_char_p]),
     ("kith_duration_format", None, [c_int64, c_char_p]),
     ("kith_schema", P(kith_collection_def), [P(c_size_t)]),
+    ("kith_schema_crm", c_char_p, []),
     ("kith_open", c_int, [c_char_p, c_uint, P(replica_p)]),
     ("kith_close", None, [replica_p]),
     ("kith_errmsg", c_char_p, [replica_p]),
@@ -292,6 +320,12 @@ PROTOTYPES = [
     ("kith_replica_pubkey", None, [replica_p, u8p]),
     ("kith_replica_path", c_char_p, [replica_p]),
     ("kith_id_from_pubkey", c_uint64, [u8p]),
+    ("kith_schema_apply", c_int, [replica_p, c_char_p, c_size_t]),
+    ("kith_schema_declare", c_int, [replica_p, P(kith_collection_def), c_size_t]),
+    ("kith_schema_json", c_int, [replica_p, P(kith_buf)]),
+    ("kith_schema_info", c_int, [replica_p, P(c_uint64), u8p]),
+    ("kith_value_parse_in", c_int, [replica_p, c_char_p, c_char_p, c_char_p, P(kith_value),
+                                    c_char_p, c_size_t]),
     ("kith_txn_begin", c_int, [replica_p, c_uint, P(txn_p)]),
     ("kith_txn_commit", c_int, [P(txn_p)]),
     ("kith_txn_abort", None, [P(txn_p)]),
@@ -302,10 +336,14 @@ PROTOTYPES = [
     ("kith_field_get", c_int, [txn_p, c_char_p, P(kith_docid), c_char_p, P(kith_value)]),
     ("kith_set_add", c_int, [txn_p, c_char_p, P(kith_docid), c_char_p, c_char_p, c_size_t]),
     ("kith_set_remove", c_int, [txn_p, c_char_p, P(kith_docid), c_char_p, c_char_p, c_size_t]),
+    ("kith_counter_add", c_int, [txn_p, c_char_p, P(kith_docid), c_char_p, c_int64]),
+    ("kith_flag_set", c_int, [txn_p, c_char_p, P(kith_docid), c_char_p, c_bool]),
     ("kith_iter_docs", c_int, [txn_p, c_char_p, P(iter_p)]),
     ("kith_iter_index", c_int, [txn_p, c_char_p, P(kith_value), P(kith_value), P(kith_value),
                                 P(iter_p)]),
     ("kith_iter_set", c_int, [txn_p, c_char_p, P(kith_docid), c_char_p, P(iter_p)]),
+    ("kith_iter_fields", c_int, [txn_p, c_char_p, P(kith_docid), P(iter_p)]),
+    ("kith_iter_next_field", c_int, [iter_p, P(kith_field_entry)]),
     ("kith_iter_next", c_int, [iter_p, P(kith_docid)]),
     ("kith_iter_next_elem", c_int, [iter_p, P(c_void_p), P(c_size_t)]),
     ("kith_iter_close", None, [iter_p]),
@@ -350,8 +388,21 @@ PROTOTYPES = [
     ("kith_serve", c_int, [replica_p, P(kith_serve_opts)]),
 ]
 
+def _missing(name):
+    def call(*args):
+        raise NotImplementedError("%s has no %s (a library older than this binding)"
+                                  % (lib._name, name))
+    call.__name__ = name
+    return call
+
+
+_fn = None
 for _name, _restype, _argtypes in PROTOTYPES:
-    _fn = getattr(lib, _name)
+    try:
+        _fn = getattr(lib, _name)
+    except AttributeError:
+        globals()[_name] = _missing(_name)
+        continue
     _fn.restype = _restype
     _fn.argtypes = _argtypes
     globals()[_name] = _fn

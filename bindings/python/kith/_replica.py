@@ -155,6 +155,16 @@ class Replica:
     def path(self):
         return ffi.kith_replica_path(self.handle).decode()
 
+    def schema_info(self):
+        """kith_schema_info: (version, digest) of the schema this replica declared, as its
+        handshakes tell peers; (0, 32 zero bytes) when nothing is stored. A Peer record's
+        schema_version and schema_digest are the same of a peer, as it last told them."""
+        version = ctypes.c_uint64()
+        digest = (ctypes.c_uint8 * ffi.KITH_HASH_BYTES)()
+        self._check(ffi.kith_schema_info(self.handle, byref(version), digest),
+                    "kith_schema_info")
+        return version.value, bytes(digest)
+
     # -- transactions --
 
     def txn(self, write=False):

@@ -85,20 +85,23 @@ class Layout(unittest.TestCase):
         """Every mirrored field sits at C's offset, and every struct has C's size, except
         that a struct in ffi.GROWABLE may be shorter than C's by fields appended to it, up to
         ffi.SLACK bytes: the binding allocates those with that much zeroed slack (read by the
-        library as defaults) or only reads them through the library's pointers."""
-        checks = []  # (expression, expected, what, struct)
+        library as defaults) or only reads them through the library's pointers. A struct the
+        header declares and no code of the library uses yet has no debug information to
+        compare with: it is named in a note, not failed."""
+        checks = []  # (expression, expected, what, struct, struct name)
         for s in ffi.STRUCTS:
             n = c_name(s)
-            checks.append(("sizeof(struct %s)" % n, ctypes.sizeof(s), "sizeof(%s)" % n, s))
+            checks.append(("sizeof(struct %s)" % n, ctypes.sizeof(s), "sizeof(%s)" % n, s, n))
             for path, off in field_paths(s):
                 checks.append(("&((struct %s *)0)->%s" % (n, path), off,
-                               "offsetof(%s, %s)" % (n, path), None))
+                               "offsetof(%s, %s)" % (n, path), None, n))
         got, errors = gdb_print([c[0] for c in checks])
         if all(v is None for v in got):
             self.skipTest("no debug information for kith's types in %s" % ffi.lib._name)
+        unknown = {c[4] for c, g in zip(checks, got) if c[3] is not None and g is None}
         wrong, shorter = [], []
-        for (_, want, what, s), g in zip(checks, got):
-            if g == want:
+        for (_, want, what, s, n), g in zip(checks, got):
+            if g == want or n in unknown:
                 continue
             if s in ffi.GROWABLE and g is not None and \
                     want < g <= want + ffi.SLACK:
@@ -108,3 +111,6 @@ class Layout(unittest.TestCase):
         self.assertEqual(wrong, [], errors[-2000:])
         if shorter:
             print("\nnote: fields appended in C, not mirrored yet: " + "; ".join(shorter))
+        if unknown:
+            print("\nnote: not in the library's debug information (unused by its code), so "
+                  "not compared: " + ", ".join(sorted(unknown)))

@@ -429,6 +429,8 @@ class Peers(ReplicaCase):
         self.pair(a, b)
         p = a.peers()[0]
         self.assertEqual((p.failures, p.failing, p.held_ops, p.held_ahead_ms), (0, False, 0, 0))
+        # no handshake yet: its schema is unknown
+        self.assertEqual((p.schema_version, p.schema_digest), (0, bytes(32)))
         a.peer_record(b.id, error="no answer", failing_after=2)
         p = a.peers()[0]
         self.assertEqual((p.failures, p.failing, p.last_error), (1, False, "no answer"))
@@ -446,3 +448,11 @@ class Peers(ReplicaCase):
         with self.assertRaises(kith.KithError) as cm:
             a.peer_record(12345, error="x")
         self.assertEqual(cm.exception.code, kith.ENOTFOUND)
+
+
+class Schema(ReplicaCase):
+    def test_schema_info_is_a_version_and_a_digest(self):
+        r = self.open("r")
+        version, digest = r.schema_info()
+        self.assertIsInstance(version, int)
+        self.assertEqual(len(digest), 32)

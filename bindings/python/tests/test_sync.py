@@ -35,6 +35,10 @@ class Sync(ReplicaCase):
         peer = {p.id: p for p in b.peers()}[a.id]
         self.assertEqual(peer.failures, 0)
         self.assertGreater(peer.last_sync_ms, 0)
+        # the handshake told each side the other's schema, and each kept it
+        self.assertEqual((peer.schema_version, peer.schema_digest), a.schema_info())
+        peer = {p.id: p for p in a.peers()}[b.id]
+        self.assertEqual((peer.schema_version, peer.schema_digest), b.schema_info())
 
     def test_serve_logs_to_on_log(self):
         a = self.open("a")
