@@ -459,11 +459,17 @@ field_prepare(kith_txn *t, struct target *tg, const char *field, kith__crdt want
     return rc < 0 ? txn_failed(t, rc) : 0;
 }
 
-/* A name of the commit being built: its index in t->names (appended; the encoder dedups). */
+/* A name of the commit being built: its index in t->names. Names are the schema's strings,
+ * so one pointer is one name; a transaction uses few, and the encoder dedups any repeat. */
 static int
 name_push(kith_txn *t, const char *name, uint16_t *index)
 {
     uint32_t n = t->commit.nnames;
+    for (uint32_t i = 0; i < n; i++)
+        if (t->names[i].ptr == name) {
+            *index = (uint16_t)i;
+            return 0;
+        }
     if (n == UINT16_MAX)
         return KITH_ETOOBIG;
     if (n == t->capnames) {

@@ -400,6 +400,8 @@ Test(apply, index_churn_in_large_batches, .timeout = 240)
 /* ---- clock skew ------------------------------------------------------------------------- */
 
 /* A commit from a replica whose clock runs 10 minutes ahead is logged but waits. */
+static const struct kith__name contacts_name[] = {{"contacts", 8}};
+
 Test(apply, commit_from_the_future_waits)
 {
     struct kt_replica a = kt_new(), b = kt_new();
@@ -414,7 +416,7 @@ Test(apply, commit_from_the_future_waits)
 
     kt_trust_pair(&a, &b);
     op.kind = KITH_OP_DOC_ADD;
-    op.coll = (uint8_t)kith__schema_coll("contacts");
+    op.cname = 0; /* "contacts", the commit's one name */
     op.doc.origin = kith_replica_id(a.r);
     op.doc.seq = 1;
     c.origin = kith_replica_id(a.r);
@@ -422,6 +424,9 @@ Test(apply, commit_from_the_future_waits)
     c.hlc = KITH__HLC_MAKE(kith__now_ms() + 600000, 0);
     c.nops = 1;
     c.ops = &op;
+    c.format = 2;
+    c.names = contacts_name;
+    c.nnames = 1;
     cr_assert_eq(kith__commit_encode(&c, &enc), 0);
     kith__chain_next(zero, enc.data, enc.len, h);
     bc = (struct kith__batch_commit){c.origin, 1, enc.data, enc.len};

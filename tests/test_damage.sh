@@ -230,7 +230,7 @@ fill() {
     head -c $((avail - $2 * 1024)) /dev/zero >"$1/fill" 2>/dev/null || true
 }
 M=$tmp/mnt
-if ! small_fs "$M" 64k; then
+if ! small_fs "$M" 128k; then
     skip "full disk: cannot mount a tmpfs here (needs root); init, commit and apply untested"
 else
     for free in 4 8 12 20; do

@@ -18,12 +18,20 @@ hex_id(uint64_t id, char out[17])
     snprintf(out, 17, "%016llx", (unsigned long long)id);
 }
 
+/* EXP-3: only collections holding a live document appear, whatever the replica declared
+ * (decisions.md D-9): an empty replica exports no collection. */
 Test(export, empty_replica)
 {
     struct kt_replica a = kt_new();
     char *e = kt_export(a.r);
-    cr_assert_str_eq(e, "{\"collections\":{\"contacts\":{},\"interactions\":{},\"reminders\":{}},"
-                        "\"format\":\"kith-export-1\",\"vv\":{}}\n");
+    cr_assert_str_eq(e, "{\"collections\":{},\"format\":\"kith-export-1\",\"vv\":{}}\n");
+    free(e);
+    kith_docid c = kt_contact(a.r, "Ada");
+    kith_txn *t = kt_wbegin(a.r);
+    cr_assert_eq(kith_doc_delete(t, "contacts", &c), 0);
+    kt_commit(t);
+    e = kt_export(a.r);
+    cr_assert(strstr(e, "\"collections\":{}") != NULL, "a collection emptied by a delete: %s", e);
     free(e);
     kt_free(&a);
 }

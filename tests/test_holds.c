@@ -23,6 +23,8 @@
 #define AHEAD_MS 600000 /* ten minutes */
 
 /* A signed batch from `a` of one commit (seq 1: a DOC_ADD) stamped AHEAD_MS in the future. */
+static const struct kith__name contacts_name[] = {{"contacts", 8}};
+
 static void
 future_batch(struct kt_replica *a, struct kith__wbuf *out)
 {
@@ -35,7 +37,7 @@ future_batch(struct kt_replica *a, struct kith__wbuf *out)
     uint8_t zero[KITH_HASH_BYTES] = {0}, h[KITH_HASH_BYTES];
 
     op.kind = KITH_OP_DOC_ADD;
-    op.coll = (uint8_t)kith__schema_coll("contacts");
+    op.cname = 0; /* "contacts", the commit's one name */
     op.doc.origin = kith_replica_id(a->r);
     op.doc.seq = 1;
     c.origin = kith_replica_id(a->r);
@@ -43,6 +45,9 @@ future_batch(struct kt_replica *a, struct kith__wbuf *out)
     c.hlc = KITH__HLC_MAKE(kith__now_ms() + AHEAD_MS, 0);
     c.nops = 1;
     c.ops = &op;
+    c.format = 2;
+    c.names = contacts_name;
+    c.nnames = 1;
     cr_assert_eq(kith__commit_encode(&c, &enc), 0);
     kith__chain_next(zero, enc.data, enc.len, h);
     bc = (struct kith__batch_commit){c.origin, 1, enc.data, enc.len};

@@ -40,6 +40,7 @@ open_replica(int i)
 
     snprintf(path, sizeof path, "%s/r%d", fx.dir, i);
     cr_assert_eq(kith_open(path, KITH_CREATE | KITH_NOSYNC, &r), 0);
+    cr_assert_eq(kith_schema_apply(r, kith_schema_crm(), strlen(kith_schema_crm())), 0);
     fx.r[i] = r;
     return r;
 }

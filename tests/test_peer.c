@@ -38,6 +38,8 @@ open_replica(const char *name)
     snprintf(path, sizeof path, "%s/%s", dir, name);
     int rc = kith_open(path, KITH_CREATE | KITH_NOSYNC, &r);
     cr_assert_eq(rc, 0, "open %s: %s", path, kith_strerror(rc));
+    rc = kith_schema_apply(r, kith_schema_crm(), strlen(kith_schema_crm()));
+    cr_assert_eq(rc, 0, "declare: %s", kith_errmsg(r));
     return r;
 }
 

@@ -28,8 +28,8 @@ def carry(src, dst, path):
 
 def main(top):
     bundle = os.path.join(top, "bundle")
-    with kith.Replica(os.path.join(top, "phone"), create=True) as phone, \
-            kith.Replica(os.path.join(top, "laptop"), create=True) as laptop:
+    with kith.Replica(os.path.join(top, "phone"), create=True, schema=kith.crm_schema()) as phone, \
+            kith.Replica(os.path.join(top, "laptop"), create=True, schema=kith.crm_schema()) as laptop:
         laptop.observe(on_conflict=lambda c: print(
             'overruled: %s.%s: "%s" lost to "%s"' % (c.collection, c.field, c.loser, c.winner)))
 

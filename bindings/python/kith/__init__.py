@@ -14,8 +14,8 @@ $KITH_LIBRARY if set, else a build/ beside this source tree, else the system's l
 """
 
 from . import _ffi
-from ._replica import (FieldDef, Replica, Server, Txn, curve_public, id_from_pubkey,
-                       parse_value, schema, schema_fingerprint, sign_verify)
+from ._replica import (FieldDef, Replica, Server, Txn, crm_schema, curve_public,
+                       id_from_pubkey, parse_value, schema, schema_fingerprint, sign_verify)
 from ._types import (ERRORS, Change, DocId, Dot, Hold, KithError, duration_format, id_hex,
                      time_format, time_from_ms, time_to_ms, vv_format, vv_parse)
 
@@ -57,7 +57,7 @@ def version():
 
 __all__ = [
     "Change", "DocId", "Dot", "ERRORS", "FieldDef", "Hold", "KithError", "Replica", "Server",
-    "Txn", "curve_public", "duration_format", "id_from_pubkey", "id_hex", "parse_value",
+    "Txn", "crm_schema", "curve_public", "duration_format", "id_from_pubkey", "id_hex", "parse_value",
     "schema", "schema_fingerprint", "sign_verify", "time_format", "time_from_ms",
     "time_to_ms", "version", "vv_format", "vv_parse",
 ]

@@ -8,6 +8,7 @@ views into Python objects at once, so nothing read outlives its transaction.
 
 import collections
 import ctypes
+import json
 import os
 import threading
 import weakref
@@ -76,7 +77,9 @@ class Replica:
     """An open replica (kith_open). `create` makes it if absent (KITH_CREATE); `nosync` and
     `readonly` are KITH_NOSYNC and KITH_RDONLY."""
 
-    def __init__(self, path, create=False, nosync=False, readonly=False):
+    def __init__(self, path, create=False, nosync=False, readonly=False, schema=None):
+        """`schema`, when given (a schema document as str or dict, e.g. crm_schema()), is
+        declared at once (kith_schema_apply), as an app declares its schema at every open."""
         flags = ((ffi.KITH_CREATE if create else 0) | (ffi.KITH_NOSYNC if nosync else 0)
                  | (ffi.KITH_RDONLY if readonly else 0))
         self._h = None
@@ -89,6 +92,12 @@ class Replica:
             raise KithError(rc, (ffi.kith_errmsg(None) or b"").decode("utf-8", "replace"),
                             "kith_open")
         self._h = h
+        if schema is not None:
+            try:
+                self.apply_schema(schema)
+            except KithError:
+                self.close()
+                raise
 
     # -- lifetime --
 
@@ -166,6 +175,21 @@ class Replica:
         return version.value, bytes(digest)
 
     # -- transactions --
+
+    def apply_schema(self, doc):
+        """Declare or extend the schema (kith_schema_apply) from a schema document, a str or a
+        dict; refused whole (KithError ESCHEMA naming the field) when it does not fit."""
+        raw = (doc if isinstance(doc, str) else json.dumps(doc)).encode()
+        self._check(ffi.kith_schema_apply(self.handle, raw, len(raw)), "kith_schema_apply")
+
+    def schema_json(self):
+        """The declared schema (kith_schema_json) as a dict, with its "version"."""
+        buf = ffi.kith_buf()
+        self._check(ffi.kith_schema_json(self.handle, byref(buf)), "kith_schema_json")
+        try:
+            return json.loads(ctypes.string_at(buf.data, buf.len))
+        finally:
+            ffi.kith_free(buf.data)
 
     def txn(self, write=False):
         """Begin a transaction (kith_txn_begin); use it as a context manager."""
@@ -422,6 +446,11 @@ def curve_public(pubkey):
     return bytes(out)
 
 
+def crm_schema():
+    """The built-in CRM schema document (kith_schema_crm), as a str."""
+    return ffi.kith_schema_crm().decode()
+
+
 def schema_fingerprint():
     out = (ctypes.c_uint8 * ffi.KITH_HASH_BYTES)()
     ffi.kith_schema_fingerprint(out)
@@ -593,6 +622,17 @@ class Txn:
         if collection not in _SCHEMA:
             raise KithError(ENOTFOUND, "no collection %r" % collection)
         return {f: self.get(collection, doc, f) for f in _SCHEMA[collection]}
+
+    def increment(self, collection, doc, field, delta=1):
+        """Add `delta` to a counter field (kith_counter_add)."""
+        self._check(ffi.kith_counter_add(self._handle(), collection.encode(),
+                                         byref(docid_arg(doc)), field.encode(), int(delta)),
+                    "kith_counter_add")
+
+    def flag(self, collection, doc, field, on=True):
+        """Set or clear a flag field (kith_flag_set); a set concurrent with a clear wins."""
+        self._check(ffi.kith_flag_set(self._handle(), collection.encode(), byref(docid_arg(doc)),
+                                      field.encode(), bool(on)), "kith_flag_set")
 
     def add(self, collection, doc, field, *elems):
         """Add elements to a set field (kith_set_add)."""

@@ -15,6 +15,8 @@ class ReplicaCase(unittest.TestCase):
         self.addCleanup(shutil.rmtree, self.dir, True)
 
     def open(self, name, create=True, **flags):
+        if create and "schema" not in flags:
+            flags["schema"] = kith.crm_schema()
         r = kith.Replica(os.path.join(self.dir, name), create=create, nosync=True, **flags)
         self.addCleanup(r.close)
         return r
