@@ -712,6 +712,241 @@ Test(crdt, local_commits_round_trip_through_the_codec)
     kith__memrep_free(b);
 }
 
+/* ---- counters and flags ------------------------------------------------------------- */
+
+static int64_t
+counter(const struct kith__memrep *m, kith_dot doc, const char *field)
+{
+    int64_t v = 0;
+    cr_assert_eq(kith__memrep_counter_get(m, C_CONTACTS, doc, field, &v), 0);
+    return v;
+}
+
+/* COUNTER-1: increments made concurrently on two replicas add up on both, in either order;
+ * an origin's later increments add to its own total. */
+Test(crdt, concurrent_increments_add_up)
+{
+    struct kith__memrep *a = new_mem(0xa1), *b = new_mem(0xb2);
+    kith_dot doc = shared_contact(a, b, T0);
+    cr_assert_eq(kith__memrep_counter_get(a, C_CONTACTS, doc, "visits", NULL), KITH_ENOTFOUND);
+    cr_assert_eq(kith__memrep_begin(a, T0 + 10), 0);
+    cr_assert_eq(kith__memrep_counter_add(a, C_CONTACTS, doc, "visits", 3), 0);
+    cr_assert_eq(kith__memrep_counter_add(a, C_CONTACTS, doc, "visits", 4), 0);
+    struct kith__commit *ca = commit(a);
+    cr_assert_eq(ca->ops[0].kind, KITH_OP_COUNTER_ADD);
+    cr_assert_eq(ca->ops[0].value.type, KITH_TYPE_INT);
+    cr_assert_eq(ca->ops[0].value.u.i, 3);
+    cr_assert_eq(kith__memrep_begin(b, T0 + 10), 0); /* the same clock: no order between them */
+    cr_assert_eq(kith__memrep_counter_add(b, C_CONTACTS, doc, "visits", 10), 0);
+    struct kith__commit *cb = commit(b);
+    cr_assert_eq(counter(a, doc, "visits"), 7);
+    cr_assert_eq(counter(b, doc, "visits"), 10);
+    apply_ok(a, cb);
+    apply_ok(b, ca);
+    cr_assert_eq(counter(a, doc, "visits"), 17);
+    cr_assert_eq(counter(b, doc, "visits"), 17);
+    cr_assert_eq(kith__memrep_nconflicts(a), 0, "counters merge without conflicts");
+    cr_assert_eq(kith__memrep_nconflicts(b), 0);
+    assert_same(a, b);
+    /* and a third replica gets the same from the two commits in any order */
+    for (int order = 0; order < 2; order++) {
+        struct kith__memrep *c = new_mem(0xc3);
+        struct kith__memrep *a2 = new_mem(0xa1);
+        cr_assert_eq(kith__memrep_begin(a2, T0), 0);
+        kith_dot d2;
+        cr_assert_eq(kith__memrep_doc_create(a2, C_CONTACTS, &d2), 0);
+        set_str(a2, C_CONTACTS, d2, F_NAME, "Ann");
+        struct kith__commit *create = commit(a2);
+        apply_ok(c, create);
+        apply_ok(c, order ? cb : ca);
+        apply_ok(c, order ? ca : cb);
+        assert_same(a, c);
+        kith__memrep_commit_free(create);
+        kith__memrep_free(a2);
+        kith__memrep_free(c);
+    }
+    kith__memrep_commit_free(ca);
+    kith__memrep_commit_free(cb);
+    kith__memrep_free(a);
+    kith__memrep_free(b);
+}
+
+/* COUNTER-2: deltas may be negative, totals and sums wrap around modulo 2^64 (as int64), and a
+ * counter that sums to 0 is still there. */
+Test(crdt, counter_takes_negative_deltas_and_wraps)
+{
+    struct kith__memrep *a = new_mem(0xa1), *b = new_mem(0xb2);
+    kith_dot doc = shared_contact(a, b, T0);
+    cr_assert_eq(kith__memrep_begin(a, T0 + 10), 0);
+    cr_assert_eq(kith__memrep_counter_add(a, C_CONTACTS, doc, "n", -5), 0);
+    cr_assert_eq(kith__memrep_counter_add(a, C_CONTACTS, doc, "n", 2), 0);
+    cr_assert_eq(kith__memrep_counter_add(a, C_CONTACTS, doc, "max", INT64_MAX), 0);
+    cr_assert_eq(kith__memrep_counter_add(a, C_CONTACTS, doc, "max", 1), 0);
+    cr_assert_eq(kith__memrep_counter_add(a, C_CONTACTS, doc, "min", INT64_MIN), 0);
+    struct kith__commit *ca = commit(a);
+    cr_assert_eq(counter(a, doc, "n"), -3);
+    cr_assert_eq(counter(a, doc, "max"), INT64_MIN, "INT64_MAX + 1 wraps");
+    cr_assert_eq(kith__memrep_begin(b, T0 + 10), 0);
+    cr_assert_eq(kith__memrep_counter_add(b, C_CONTACTS, doc, "n", 3), 0);
+    cr_assert_eq(kith__memrep_counter_add(b, C_CONTACTS, doc, "max", -1), 0);
+    cr_assert_eq(kith__memrep_counter_add(b, C_CONTACTS, doc, "min", -1), 0);
+    struct kith__commit *cb = commit(b);
+    apply_ok(a, cb);
+    apply_ok(b, ca);
+    for (int i = 0; i < 2; i++) {
+        struct kith__memrep *m = i ? b : a;
+        cr_assert_eq(counter(m, doc, "n"), 0, "-3 + 3");
+        cr_assert_eq(counter(m, doc, "max"), INT64_MAX, "wraps back");
+        cr_assert_eq(counter(m, doc, "min"), INT64_MAX, "INT64_MIN - 1 wraps");
+    }
+    assert_same(a, b);
+    char *live = dump(a, KITH__MEMREP_DUMP_LIVE);
+    cr_assert_not_null(strstr(live, " C n i:0\n"), "a counter at 0 still shows: %s", live);
+    cr_assert_not_null(strstr(live, " C max i:9223372036854775807\n"));
+    free(live);
+    char *full = dump(a, 0);
+    cr_assert_not_null(strstr(full, " C min i:9223372036854775807 00000000000000a1:-"
+                                    "9223372036854775808,00000000000000b2:-1\n"),
+                       "%s", full);
+    free(full);
+    kith__memrep_commit_free(ca);
+    kith__memrep_commit_free(cb);
+    kith__memrep_free(a);
+    kith__memrep_free(b);
+}
+
+/* FLAG-2: an enable concurrent with a disable wins, on both sides. */
+Test(crdt, concurrent_enable_and_disable_leave_the_flag_set)
+{
+    struct kith__memrep *a = new_mem(0xa1), *b = new_mem(0xb2);
+    kith_dot doc = shared_contact(a, b, T0);
+    cr_assert_eq(kith__memrep_begin(a, T0 + 10), 0);
+    cr_assert_eq(kith__memrep_flag_set(a, C_CONTACTS, doc, "starred", true), 0);
+    struct kith__commit *on = commit(a);
+    cr_assert_eq(on->ops[0].kind, KITH_OP_FLAG_ENABLE);
+    cr_assert_eq(on->ops[0].nobserved, 0);
+    apply_ok(b, on);
+    cr_assert(kith__memrep_flag_get(b, C_CONTACTS, doc, "starred"));
+    /* b disables what it saw; a, concurrently and later by the clock, enables again */
+    cr_assert_eq(kith__memrep_begin(b, T0 + 30), 0);
+    cr_assert_eq(kith__memrep_flag_set(b, C_CONTACTS, doc, "starred", false), 0);
+    struct kith__commit *off = commit(b);
+    cr_assert_eq(off->ops[0].kind, KITH_OP_FLAG_DISABLE);
+    cr_assert_eq(off->ops[0].nobserved, 1);
+    cr_assert(!kith__memrep_flag_get(b, C_CONTACTS, doc, "starred"));
+    cr_assert_eq(kith__memrep_begin(a, T0 + 20), 0);
+    cr_assert_eq(kith__memrep_flag_set(a, C_CONTACTS, doc, "starred", true), 0);
+    struct kith__commit *again = commit(a);
+    cr_assert_eq(again->ops[0].nobserved, 1, "the re-enable replaces the dot it saw");
+    apply_ok(a, off);
+    apply_ok(b, again);
+    for (int i = 0; i < 2; i++) {
+        struct kith__memrep *m = i ? b : a;
+        cr_assert(kith__memrep_flag_get(m, C_CONTACTS, doc, "starred"), "enable wins");
+        kith_dot d[2];
+        cr_assert_eq(kith__memrep_flag_dots(m, C_CONTACTS, doc, "starred", d, 2), 1);
+        cr_assert(dot_is(d[0], (kith_dot){0xa1, again->first_seq}));
+        cr_assert_eq(kith__memrep_nconflicts(m), 0);
+    }
+    assert_same(a, b);
+    /* two concurrent enables keep two dots; one disable that saw both clears it */
+    cr_assert_eq(kith__memrep_begin(b, T0 + 40), 0);
+    cr_assert_eq(kith__memrep_flag_set(b, C_CONTACTS, doc, "pinned", true), 0);
+    struct kith__commit *pb = commit(b);
+    cr_assert_eq(kith__memrep_begin(a, T0 + 40), 0);
+    cr_assert_eq(kith__memrep_flag_set(a, C_CONTACTS, doc, "pinned", true), 0);
+    struct kith__commit *pa = commit(a);
+    apply_ok(a, pb);
+    apply_ok(b, pa);
+    cr_assert_eq(kith__memrep_flag_dots(a, C_CONTACTS, doc, "pinned", NULL, 0), 2);
+    cr_assert_eq(kith__memrep_begin(a, T0 + 50), 0);
+    cr_assert_eq(kith__memrep_flag_set(a, C_CONTACTS, doc, "pinned", false), 0);
+    struct kith__commit *pr = commit(a);
+    cr_assert_eq(pr->ops[0].nobserved, 2);
+    apply_ok(b, pr);
+    cr_assert(!kith__memrep_flag_get(b, C_CONTACTS, doc, "pinned"));
+    assert_same(a, b);
+    struct kith__commit *all[] = {on, off, again, pa, pb, pr};
+    for (size_t i = 0; i < 6; i++)
+        kith__memrep_commit_free(all[i]);
+    kith__memrep_free(a);
+    kith__memrep_free(b);
+}
+
+/* FLAG-3: a disable made after seeing an enable clears the flag everywhere, and a cleared
+ * flag leaves no trace in the dump (nor does clearing it again write anything). */
+Test(crdt, disable_after_observing_enable_clears_the_flag)
+{
+    struct kith__memrep *a = new_mem(0xa1), *b = new_mem(0xb2);
+    kith_dot doc = shared_contact(a, b, T0);
+    char *before = dump(b, 0);
+    cr_assert_eq(kith__memrep_begin(a, T0 + 10), 0);
+    cr_assert_eq(kith__memrep_flag_set(a, C_CONTACTS, doc, "starred", true), 0);
+    struct kith__commit *on = commit(a);
+    apply_ok(b, on);
+    cr_assert_eq(kith__memrep_begin(b, T0 + 20), 0);
+    cr_assert_eq(kith__memrep_flag_set(b, C_CONTACTS, doc, "starred", false), 0);
+    struct kith__commit *off = commit(b);
+    apply_ok(a, off);
+    for (int i = 0; i < 2; i++) {
+        struct kith__memrep *m = i ? b : a;
+        cr_assert(!kith__memrep_flag_get(m, C_CONTACTS, doc, "starred"));
+        char *live = dump(m, KITH__MEMREP_DUMP_LIVE);
+        cr_assert_null(strstr(live, "starred"), "a cleared flag is left out: %s", live);
+        free(live);
+    }
+    assert_same(a, b);
+    cr_assert_eq(kith__memrep_begin(a, T0 + 30), 0);
+    cr_assert_eq(kith__memrep_flag_set(a, C_CONTACTS, doc, "starred", false), 0);
+    struct kith__commit *none = (struct kith__commit *)1;
+    cr_assert_eq(kith__memrep_commit(a, &none), 0);
+    cr_assert_null(none, "clearing a clear flag writes nothing");
+    /* the two ops moved b's membership on, nothing else of them remains */
+    char *after = dump(b, 0);
+    cr_assert_str_neq(before, after);
+    cr_assert_null(strstr(after, " B "), "%s", after);
+    free(before);
+    free(after);
+    kith__memrep_commit_free(on);
+    kith__memrep_commit_free(off);
+    kith__memrep_free(a);
+    kith__memrep_free(b);
+}
+
+/* TOUCH-1, DOC-3: counter and flag ops touch their document like any write: concurrent with a
+ * delete, they keep it alive on every replica. */
+Test(crdt, counter_and_flag_ops_keep_a_document_alive)
+{
+    const char *field[2] = {"visits", "starred"};
+    for (int kind = 0; kind < 2; kind++) {
+        struct kith__memrep *a = new_mem(0xa1), *b = new_mem(0xb2);
+        kith_dot doc = shared_contact(a, b, T0);
+        cr_assert_eq(kith__memrep_begin(a, T0 + 10), 0);
+        cr_assert_eq(kith__memrep_doc_delete(a, C_CONTACTS, doc), 0);
+        struct kith__commit *del = commit(a);
+        cr_assert_eq(kith__memrep_begin(b, T0 + 5), 0);
+        cr_assert_eq(kind ? kith__memrep_flag_set(b, C_CONTACTS, doc, field[kind], true)
+                          : kith__memrep_counter_add(b, C_CONTACTS, doc, field[kind], 1),
+                     0);
+        struct kith__commit *ed = commit(b);
+        apply_ok(a, ed);
+        apply_ok(b, del);
+        for (int i = 0; i < 2; i++) {
+            struct kith__memrep *m = i ? b : a;
+            cr_assert(kith__memrep_doc_live(m, C_CONTACTS, doc), "%s, replica %d", field[kind], i);
+            kith_dot d[2];
+            cr_assert_eq(kith__memrep_doc_dots(m, C_CONTACTS, doc, d, 2), 1);
+            cr_assert(dot_is(d[0], (kith_dot){0xb2, 1}));
+            cr_assert_eq(kith__memrep_nconflicts(m), 1, "the overruled delete");
+        }
+        assert_same(a, b);
+        kith__memrep_commit_free(del);
+        kith__memrep_commit_free(ed);
+        kith__memrep_free(a);
+        kith__memrep_free(b);
+    }
+}
+
 /* ---- generated histories --------------------------------------------------------------- */
 
 /*
@@ -1625,6 +1860,38 @@ Test(crdt_laws, replicas_converge_under_any_delivery, .timeout = 300)
                      (unsigned long long)re.conflicts);
 }
 
+/* CONV-1, COUNTER-1..2 on counters: concurrent increments from several origins add up
+ * whatever the order, duplicates and losses. */
+Test(crdt_laws, counters_converge_under_any_delivery, .timeout = 300)
+{
+    struct reach re;
+    converge_cases(K_COUNTER, 3000000, 1000, &re);
+    if (re.cases >= 100)
+        cr_assert_gt(re.multi_origin_counters, 0, "no counter of several origins");
+}
+
+/* CONV-1, FLAG-1..3 on flags: enables and disables from several origins. */
+Test(crdt_laws, flags_converge_under_any_delivery, .timeout = 300)
+{
+    struct reach re;
+    converge_cases(K_FLAG, 4000000, 1000, &re);
+    if (re.cases >= 100)
+        cr_assert(re.flags_multi > 0 && re.flags_clear > 0 && re.flags_set > 0,
+                  "flags not reached: %lu %lu %lu", re.flags_set, re.flags_multi, re.flags_clear);
+}
+
+/* CONV-1 on a workload of every kind at once: registers, sets, counters, flags, documents
+ * created and deleted, in the same documents. */
+Test(crdt_laws, mixed_workload_converges_under_any_delivery, .timeout = 300)
+{
+    struct reach re;
+    converge_cases(W_MIXED, 5000000, 2000, &re);
+    if (re.cases >= 100)
+        cr_assert(re.conflicts > 0 && re.multi_origin_counters > 0 && re.flags_multi > 0,
+                  "kinds not reached: %llu %lu %lu", (unsigned long long)re.conflicts,
+                  re.multi_origin_counters, re.flags_multi);
+}
+
 /* Apply replica src's commits to m in src's apply order. */
 static void
 merge_from(struct world *w, struct kith__memrep *m, int src)
@@ -1707,6 +1974,21 @@ merge_cases(unsigned kinds, unsigned first_case, unsigned dflt)
 Test(crdt_laws, merge_is_commutative_associative_idempotent, .timeout = 300)
 {
     merge_cases(W_CLASSIC, 1000000, 2000);
+}
+
+Test(crdt_laws, counter_merge_is_commutative_associative_idempotent, .timeout = 300)
+{
+    merge_cases(K_COUNTER, 3500000, 1000);
+}
+
+Test(crdt_laws, flag_merge_is_commutative_associative_idempotent, .timeout = 300)
+{
+    merge_cases(K_FLAG, 4500000, 1000);
+}
+
+Test(crdt_laws, mixed_merge_is_commutative_associative_idempotent, .timeout = 300)
+{
+    merge_cases(W_MIXED, 5500000, 2000);
 }
 
 /* PEND-2: the document's own creation and a referenced document are dependencies too. */
