@@ -3,6 +3,7 @@
  * FIELD_SET ops of one origin on the string fields of 10,000 contacts (name, phone, company,
  * notes), 20-byte values, random (document, field) choices, each op naming the dot it replaced
  * at its author (the previous write to that register, or none), in commits of a fixed size.
+ * Commits are of format 2: each names "contacts" and its fields through one shared name table.
  * The documents are taken to be created by the same origin's first seqs, so every dot fits the
  * model and the encoder and decoder see what a real replica writes.
  */
@@ -11,9 +12,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Field numbers (from 1) of contacts' plain string fields in the built-in schema. */
-static const uint8_t string_fields[] = {1, 3, 4, 5};
-#define NSTRING_FIELDS (sizeof string_fields / sizeof string_fields[0])
+/* The name table of every commit: the collection, then the fields written. */
+static const struct kith__name names[] = {
+    {"contacts", 8}, {"name", 4}, {"phone", 5}, {"company", 7}, {"notes", 5}};
+
+#define NSTRING_FIELDS (sizeof names / sizeof names[0] - 1)
 
 int
 bench_stream_fields(struct bench_stream *s, uint64_t origin, uint64_t nops, uint32_t per_commit,
@@ -45,7 +48,10 @@ bench_stream_fields(struct bench_stream *s, uint64_t origin, uint64_t nops, uint
         c->origin = origin;
         c->first_seq = seq;
         c->hlc = ++hlc;
+        c->format = 2;
         c->nops = k;
+        c->nnames = (uint32_t)(sizeof names / sizeof names[0]);
+        c->names = names;
         c->ops = &s->ops[done];
         for (uint32_t i = 0; i < k; i++) {
             struct kith__op *op = &c->ops[i];
@@ -56,8 +62,10 @@ bench_stream_fields(struct bench_stream *s, uint64_t origin, uint64_t nops, uint
             for (int j = 0; j < BENCH_VALUE_BYTES; j++)
                 v[j] = (char)('a' + (bench_rand(&seed) % 26));
             op->kind = KITH_OP_FIELD_SET;
-            op->coll = 0;
-            op->field = string_fields[f];
+            op->coll = 0; /* the numbers of a receiver that numbered the names in table order */
+            op->field = (uint8_t)(1 + f);
+            op->cname = 0;
+            op->fname = (uint16_t)(1 + f);
             op->doc = (kith_dot){origin, 1 + (uint64_t)doc};
             op->replaced = last[(size_t)doc * NSTRING_FIELDS + f];
             op->value.type = KITH_TYPE_STRING;

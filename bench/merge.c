@@ -4,9 +4,11 @@
  *
  * The histories are made the way a replica makes them: an author state writes through
  * kith__memrep_begin / _field_set / _set_add / _commit, so every op names the dot it replaced
- * or observed, and each commit comes out self-contained. The built-in contacts collection has
- * six register fields (name, email, phone, company, notes, birthday) and one set (tags), so the
- * registers are 10,000 contacts x 6 fields; values are 20 bytes (the birthday a 10-byte date).
+ * or observed, and each commit comes out self-contained, naming its collection and fields by
+ * name (format 2): the receiver gives them its own numbers as it applies them. The contacts
+ * written here have six register fields (name, email, phone, company, notes, birthday) and one
+ * set (tags), so the registers are 10,000 contacts x 6 fields; values are 20 bytes (the
+ * birthday a 10-byte date).
  * Commits hold 10 ops. Each repetition starts from a fresh receiver that already holds the
  * 10,000 documents (applied outside the clock); only the applies of the measured commits are
  * timed.
@@ -30,6 +32,8 @@
 #define DOCS_PER_COMMIT 100u
 #define WALL0 1764000000000ull
 #define NTAGS 16
+
+static const char *const fields[6] = {"name", "email", "phone", "company", "notes", "birthday"};
 
 static const struct bench_target t_merge = {"core merge >= 10 M field ops/s", BENCH_M_OPS_PER_S,
                                             BENCH_AT_LEAST, 1e7};
@@ -95,8 +99,8 @@ make_docs(struct kith__memrep *a, uint32_t ndocs, kith_dot *docs, struct history
         if (kith__memrep_begin(a, wall++) != 0)
             return -1;
         for (uint32_t j = i; j < ndocs && j < i + DOCS_PER_COMMIT; j++)
-            if (kith__memrep_doc_create(a, 0, &docs[j]) != 0 ||
-                kith__memrep_field_set(a, 0, docs[j], 1, &name, NULL, 0) != 0)
+            if (kith__memrep_doc_create(a, "contacts", &docs[j]) != 0 ||
+                kith__memrep_field_set(a, "contacts", docs[j], "name", &name) != 0)
                 return -1;
         if (kith__memrep_commit(a, &c) != 0 || history_push(h, c) != 0)
             return -1;
@@ -118,15 +122,15 @@ make_field_writes(struct kith__memrep *a, const kith_dot *docs, uint32_t ndocs, 
             return -1;
         for (uint32_t i = 0; i < PER_COMMIT && done < n; i++, done++) {
             uint64_t r = bench_rand(&seed);
-            int field = 1 + (int)((r >> 32) % 6);
+            size_t f = (size_t)((r >> 32) % 6); /* fields[f] */
             kith_value val = {.type = KITH_TYPE_STRING};
             for (int j = 0; j < BENCH_VALUE_BYTES; j++)
                 v[j] = (char)('a' + (bench_rand(&seed) % 26));
-            if (field == 2) {
+            if (f == 1) { /* email */
                 memcpy(email, v, 8);
                 val.u.s.ptr = email;
                 val.u.s.len = BENCH_VALUE_BYTES;
-            } else if (field == 6) {
+            } else if (f == 5) { /* birthday */
                 date[8] = (char)('1' + r % 2);
                 date[9] = (char)('0' + (r >> 8) % 9);
                 val.type = KITH_TYPE_DATE;
@@ -136,9 +140,9 @@ make_field_writes(struct kith__memrep *a, const kith_dot *docs, uint32_t ndocs, 
                 val.u.s.ptr = v;
                 val.u.s.len = BENCH_VALUE_BYTES;
             }
-            char why[128];
-            if (kith__memrep_field_set(a, 0, docs[r % ndocs], field, &val, why, sizeof why) != 0) {
-                fprintf(stderr, "kith-bench: merge: field_set: %s\n", why);
+            int rc = kith__memrep_field_set(a, "contacts", docs[r % ndocs], fields[f], &val);
+            if (rc != 0) {
+                fprintf(stderr, "kith-bench: merge: field_set: %s\n", kith_strerror(rc));
                 return -1;
             }
         }
@@ -165,9 +169,9 @@ make_set_writes(struct kith__memrep *a, const kith_dot *docs, uint32_t ndocs, ui
             int t = (int)((r >> 32) % NTAGS);
             tag[4] = (char)('0' + t / 10);
             tag[5] = (char)('0' + t % 10);
-            bool remove = kith__memrep_set_has(a, 0, d, 7, tag, 6) && ((r >> 40) & 1);
-            int rc = remove ? kith__memrep_set_remove(a, 0, d, 7, tag, 6, NULL, 0)
-                            : kith__memrep_set_add(a, 0, d, 7, tag, 6, NULL, 0);
+            bool remove = kith__memrep_set_has(a, "contacts", d, "tags", tag, 6) && ((r >> 40) & 1);
+            int rc = remove ? kith__memrep_set_remove(a, "contacts", d, "tags", tag, 6)
+                            : kith__memrep_set_add(a, "contacts", d, "tags", tag, 6);
             if (rc != 0)
                 return -1;
         }

@@ -1,13 +1,14 @@
 /*
- * mem_int.h — the inside of the in-memory replica (core/mem.c, mem_local.c, mem_read.c): its
- * tables and pools, and the small helpers the three files share. Nothing outside those files
- * includes it; mem.h is the interface.
+ * mem_int.h — the inside of the in-memory replica (core/mem.c, mem_table.c, mem_names.c,
+ * mem_local.c, mem_read.c): its tables, pools and names, and the small helpers those files
+ * share. Nothing outside them includes it; mem.h is the interface.
  *
  * Entries are plain structs in open-addressing arrays; variable-sized data sits in pools and
  * is addressed by offset, so that growing a pool never invalidates an entry. Small payloads
- * (register values up to REG_INLINE bytes, membership sets of up to MEMB_INLINE dots, an
- * element's single dot) live in the entry itself, which keeps a field write to two cache
- * lines.
+ * (register values up to REG_INLINE bytes, membership, flag and counter arrays of up to
+ * DSET_INLINE units, an element's single dot) live in the entry itself, which keeps a field
+ * write to two cache lines. Entries name their collection and field by the model's own
+ * numbers (see "names" below), never by a commit's.
  */
 #ifndef KITH_MEM_INT_H
 #define KITH_MEM_INT_H
@@ -70,18 +71,31 @@ struct elem {
     uint8_t inl[ELEM_INLINE * KITH__DOT_BYTES];
 };
 
-/* Membership sets hold one dot per origin that wrote: usually one or two, kept inline. */
-#define MEMB_INLINE 2
+/*
+ * The sorted arrays of 16-byte units kept per (kind, collection, document, field): a
+ * document's membership (field 0) and a flag, both sets of dots (origin, seq), and a
+ * counter, its (origin, total) pairs, both halves big-endian, so that they sort by origin
+ * like dots. Membership and flags hold one dot per origin that wrote, counters one pair per
+ * origin that added: usually one or two, kept inline.
+ */
+enum dset_kind { DS_MEMB, DS_FLAG, DS_COUNTER };
 
-struct memb {
+#define DSET_INLINE 2
+
+struct dset {
     uint64_t doc_o, doc_s;
-    uint32_t doff, dn, dcap; /* dcap <= MEMB_INLINE: the dots are in inl, else in `dots` */
-    uint8_t used, coll, removed;
-    uint8_t inl[MEMB_INLINE * KITH__DOT_BYTES];
+    uint32_t doff, dn, dcap; /* dcap <= DSET_INLINE: the units are in inl, else in `dots` */
+    uint8_t used, kind, coll, field;
+    uint8_t removed; /* DS_MEMB: a DOC_REMOVE was applied to it (DOC-4) */
+    uint8_t inl[DSET_INLINE * KITH__DOT_BYTES];
 };
 
+/* A conflict record, its values' payloads in `cbytes` at woff and loff. */
 struct conflict {
-    struct kith__memrep_conflict c; /* values' pointers unset; payloads in `cbytes` */
+    uint8_t coll, field;
+    kith_dot doc, winner_dot, loser_dot;
+    uint64_t winner_hlc, loser_hlc;
+    kith_value winner, loser; /* pointers unset: payloads are in `cbytes` */
     uint32_t woff, loff;
 };
 
@@ -90,36 +104,74 @@ struct bfix {
     uint32_t voff, ooff;
 };
 
-/* Field types by (collection, field number), cached from the schema for the apply checks. */
-#define MEMREP_MAXCOLL 8
-#define MEMREP_MAXFIELD 32
-#define MEMREP_NOFIELD 0xff
+/* ---- names ------------------------------------------------------------------------------
+ * The model's own numbers for collection and field names (mem_names.c explains why):
+ * every name it meets is interned once (its id is its index in `nm`); a collection name gets
+ * the next collection number the first time it names a collection, a field name the next
+ * field number of its collection. Numbers fit an op's uint8_t coll and field.
+ */
+#define MEMREP_MAXCOLL 256  /* collections 0..255 */
+#define MEMREP_MAXFIELD 255 /* fields 1..255 of each collection */
+
+struct mname {
+    uint32_t off, len; /* the bytes in `nbytes`, NUL-terminated */
+    uint64_t hash;
+    int16_t coll; /* the collection number it names, or -1 */
+};
+
+struct mcoll {
+    uint32_t sid;                       /* its name */
+    uint32_t nfields;                   /* fields 1..nfields are numbered */
+    uint32_t fsid[MEMREP_MAXFIELD + 1]; /* fsid[f]: the name of field f */
+};
+
+/* A commit's name, as resolved while applying it: the name's id, and its field number in
+ * collection fcoll when it was last looked up as a field. */
+struct rname {
+    int32_t sid; /* -1 until resolved */
+    int16_t fcoll;
+    uint8_t field;
+};
 
 struct kith__memrep {
-    int ncoll;                                      /* kith__schema_ncoll() */
-    uint8_t ftype[MEMREP_MAXCOLL][MEMREP_MAXFIELD]; /* kith_type, or MEMREP_NOFIELD */
     uint64_t self, hlc, ops_applied;
     kith_vv vv;
     struct reg *regs;
     size_t nregs, capregs;
     struct elem *elems;
     size_t nelems, capelems;
-    struct memb *membs;
-    size_t nmembs, capmembs;
+    struct dset *dsets;
+    size_t ndsets, capdsets;
     struct pool bytes;   /* unit 1 */
     struct pool dots;    /* unit KITH__DOT_BYTES */
     struct pool scratch; /* unit KITH__DOT_BYTES: kith__dots_apply output */
     struct conflict *conf;
     size_t nconf, capconf;
     struct pool cbytes; /* unit 1: conflict payloads */
+    /* names */
+    struct mname *nm;
+    size_t nnm, capnm;
+    uint32_t *nslot; /* open addressing over nm: index + 1, 0 empty */
+    size_t capnslot;
+    struct pool nbytes; /* unit 1 */
+    struct mcoll *colls;
+    size_t ncolls, capcolls;
+    /* applying a commit: its names as resolved, and each op's numbers */
+    struct rname *rn;
+    size_t caprn;
+    uint8_t (*rop)[2];
+    size_t caprop;
     /* the local commit being built */
     bool building;
     uint64_t b_hlc, b_first;
     struct kith__op *bops;
     struct bfix *bfix;
     size_t bn, bcap;
-    struct pool bbytes; /* unit 1 */
-    struct pool bdots;  /* unit sizeof(kith_dot) */
+    struct pool bbytes;        /* unit 1 */
+    struct pool bdots;         /* unit sizeof(kith_dot) */
+    uint32_t *bnames;          /* its name table: name ids in order of first use */
+    struct kith__name *bnamev; /* the same as views, filled when it is handed out */
+    size_t bnn, capbnames;
 };
 
 static const uint8_t no_dots[KITH__DOT_BYTES];
@@ -145,6 +197,12 @@ key_hash(int coll, uint64_t o, uint64_t s, int field)
 }
 
 static inline uint64_t
+dset_hash(int kind, int coll, uint64_t o, uint64_t s, int field)
+{
+    return key_hash(coll, o, s ^ ((uint64_t)kind << 40), field);
+}
+
+static inline uint64_t
 bytes_hash(uint64_t h, const uint8_t *p, size_t n)
 {
     uint64_t f = 0xcbf29ce484222325ull;
@@ -157,12 +215,6 @@ static inline bool
 dot_eq(kith_dot a, kith_dot b)
 {
     return a.origin == b.origin && a.seq == b.seq;
-}
-
-static inline bool
-coll_ok(int coll)
-{
-    return coll >= 0 && coll < kith__schema_ncoll();
 }
 
 /* ---- dot sets ------------------------------------------------------------------------- */
@@ -185,11 +237,11 @@ dots_copy(const uint8_t *base, uint32_t dn, kith_dot *out, size_t cap)
     return dn;
 }
 
-/* The bytes of a membership's / an element's dots (valid while dn > 0). */
+/* The bytes of a dset's units / an element's dots (valid while dn > 0). */
 static inline const uint8_t *
-memb_dots(const struct kith__memrep *m, const struct memb *x)
+dset_units(const struct kith__memrep *m, const struct dset *x)
 {
-    return dots_at(m, (uint8_t *)x->inl, MEMB_INLINE, x->doff, x->dcap);
+    return dots_at(m, (uint8_t *)x->inl, DSET_INLINE, x->doff, x->dcap);
 }
 
 static inline const uint8_t *
@@ -199,6 +251,14 @@ elem_dots(const struct kith__memrep *m, const struct elem *x)
 }
 
 /* ---- values --------------------------------------------------------------------------- */
+
+/* Does a value of this type carry bytes of its own (u.s)? */
+static inline bool
+type_has_text(kith_type t)
+{
+    return t == KITH_TYPE_STRING || t == KITH_TYPE_DATE || t == KITH_TYPE_ENUM ||
+           t == KITH_TYPE_BYTES;
+}
 
 /* The payload bytes of a value kept in a pool (strings, dates, enums, bytes, references). */
 static inline bool
@@ -280,14 +340,106 @@ reg_value(const struct kith__memrep *m, const struct reg *r)
     return value_view(type, 0, reg_payload(m, r), r->vlen);
 }
 
-/* ---- shared by the three files (mem.c) ----------------------------------------------- */
+/* Big-endian u64 load and store for the hot path (core.h's, without the size checks). */
+static inline uint64_t
+load_be64(const uint8_t *p)
+{
+    return kith__be64_get(p);
+}
 
+static inline void
+store_be64(uint8_t *p, uint64_t v)
+{
+    kith__be64_put(p, v);
+}
+
+/* The int64 a uint64 holds in two's complement, without implementation-defined casts. */
+static inline int64_t
+u64_as_i64(uint64_t u)
+{
+    return u <= INT64_MAX ? (int64_t)u : -(int64_t)(UINT64_MAX - u) - 1;
+}
+
+/* ---- pools and tables (mem_table.c) ----------------------------------------------------- */
+
+/* Take n units at the end of a pool; *off is where they start. 0 or KITH_ENOMEM. */
+int kith__memrep_pool_alloc(struct pool *p, size_t unit, size_t n, uint32_t *off);
+
+/* Each table has a find (NULL when absent) and a get, which inserts an empty entry when the
+ * key is new (and may move every entry of that table: earlier pointers into it are stale). */
 struct reg *kith__memrep_reg_find(const struct kith__memrep *m, int coll, kith_dot doc, int field);
+int kith__memrep_reg_get(struct kith__memrep *m, int coll, kith_dot doc, int field,
+                         struct reg **out);
 /* h: bytes_hash(key_hash(coll, doc, field), e, len) */
 struct elem *kith__memrep_elem_find(const struct kith__memrep *m, int coll, kith_dot doc, int field,
                                     const void *e, size_t len, uint64_t h);
-struct memb *kith__memrep_memb_find(const struct kith__memrep *m, int coll, kith_dot doc);
-/* Apply one op (already checked) with its dot and HLC: the rules of spec/data-model.md. */
+int kith__memrep_elem_get(struct kith__memrep *m, int coll, kith_dot doc, int field, const char *e,
+                          size_t len, struct elem **out);
+/* kind: enum dset_kind; field 0 with DS_MEMB. */
+struct dset *kith__memrep_dset_find(const struct kith__memrep *m, int kind, int coll, kith_dot doc,
+                                    int field);
+int kith__memrep_dset_get(struct kith__memrep *m, int kind, int coll, kith_dot doc, int field,
+                          struct dset **out);
+
+/* Is the document a live member of collection number coll? */
+static inline bool
+memb_live(const struct kith__memrep *m, int coll, kith_dot doc)
+{
+    const struct dset *x = kith__memrep_dset_find(m, DS_MEMB, coll, doc, 0);
+    return x && x->dn > 0;
+}
+
+/*
+ * Apply one OR-set edit to the dot set (*doff, *dn, *dcap, inline room `inl` for ninl): drop
+ * `obs`, and with `add`, drop add's origin's lower dots and insert it (kith__dots_apply).
+ */
+int kith__memrep_dots_edit(struct kith__memrep *m, uint8_t *inl, uint32_t ninl, uint32_t *doff,
+                           uint32_t *dn, uint32_t *dcap, const kith_dot *obs, size_t nobs,
+                           const kith_dot *add);
+/* Make room in x for one more unit (it may move to a bigger pool slot). 0 or KITH_ENOMEM. */
+int kith__memrep_dset_grow(struct kith__memrep *m, struct dset *x);
+/* Store v in r (its payload inline or in r's pool slot). 0 or KITH_ENOMEM. */
+int kith__memrep_reg_store(struct kith__memrep *m, struct reg *r, const kith_value *v);
+
+/* ---- names (mem_names.c) ---------------------------------------------------------------- */
+
+/* The id of a name, interned when new: 0, KITH_EINVAL (not a name: kith__name_valid),
+ * KITH_ENOMEM. */
+int kith__memrep_name_add(struct kith__memrep *m, const char *p, size_t len, uint32_t *sid);
+/* The id of a known name, or -1. */
+long kith__memrep_name_find(const struct kith__memrep *m, const char *p, size_t len);
+/* A name's bytes, NUL-terminated; valid until the state next changes. */
+const char *kith__memrep_name_str(const struct kith__memrep *m, uint32_t sid);
+/* The number of collection name `sid`, given it when new: >= 0, KITH_ETOOBIG, KITH_ENOMEM. */
+int kith__memrep_coll_add(struct kith__memrep *m, uint32_t sid);
+/* The number of field name `sid` in collection `coll`, given it when new: >= 1, KITH_ETOOBIG. */
+int kith__memrep_field_add(struct kith__memrep *m, int coll, uint32_t sid);
+/* The numbers of a collection and (when field is not NULL) a field, by NUL-terminated names:
+ * find looks them up (KITH_ENOTFOUND when either has none), add gives new ones (KITH_EINVAL
+ * for a string that is not a name, KITH_ETOOBIG, KITH_ENOMEM). */
+int kith__memrep_names_find(const struct kith__memrep *m, const char *coll, const char *field,
+                            int *c, int *f);
+int kith__memrep_names_add(struct kith__memrep *m, const char *coll, const char *field, int *c,
+                           int *f);
+/* Resolving a commit's names while applying it: begin (room for its names and ops, every name
+ * unresolved; 0, KITH_EINVAL for a bad name table, KITH_ENOMEM), then for op i its collection
+ * and field numbers into m->rop[i] (0, KITH_EINVAL for a bad name or index, KITH_ETOOBIG,
+ * KITH_ENOMEM). */
+int kith__memrep_resolve_begin(struct kith__memrep *m, const struct kith__commit *c);
+int kith__memrep_resolve_op(struct kith__memrep *m, const struct kith__commit *c, uint32_t i);
+
+/* ---- the rules (mem.c) -------------------------------------------------------------------- */
+
+/*
+ * Does the op's value fit its kind? FIELD_SET: a value of any type but SET (NULL clears);
+ * SET_*: a non-empty STRING of at most KITH__MAX_ELEM_BYTES; COUNTER_ADD: an INT; DOC_* and
+ * FLAG_*: NULL. Lengths within KITH__MAX_VALUE_BYTES. With `text`, also what the encoder
+ * refuses: strings, dates and enums (and elements) that are not UTF-8 or hold a NUL, times
+ * outside the years 0001..9999. 0, KITH_EINVAL, KITH_ETOOBIG.
+ */
+int kith__memrep_value_fits(unsigned kind, const kith_value *v, bool text);
+/* Apply one op (already checked; its coll and field the model's numbers) with its dot and
+ * HLC: the rules of spec/data-model.md. */
 int kith__memrep_apply_op(struct kith__memrep *m, const struct kith__op *op, kith_dot dot,
                           uint64_t hlc);
 

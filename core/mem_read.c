@@ -37,27 +37,41 @@ kith__memrep_ops_applied(const struct kith__memrep *m)
 }
 
 bool
-kith__memrep_doc_live(const struct kith__memrep *m, int coll, kith_dot doc)
+kith__memrep_doc_live(const struct kith__memrep *m, const char *coll, kith_dot doc)
 {
-    const struct memb *x = coll_ok(coll) ? kith__memrep_memb_find(m, coll, doc) : NULL;
-    return x && x->dn > 0;
+    int c;
+    return kith__memrep_names_find(m, coll, NULL, &c, NULL) == 0 && memb_live(m, c, doc);
+}
+
+/* The units of a dset (NULL when there is none), for the reads below. */
+static const struct dset *
+dset_named(const struct kith__memrep *m, int kind, const char *coll, kith_dot doc,
+           const char *field)
+{
+    int c, f = 0;
+    if (kith__memrep_names_find(m, coll, field, &c, &f) < 0)
+        return NULL;
+    return kith__memrep_dset_find(m, kind, c, doc, f);
 }
 
 size_t
-kith__memrep_doc_dots(const struct kith__memrep *m, int coll, kith_dot doc, kith_dot *out,
+kith__memrep_doc_dots(const struct kith__memrep *m, const char *coll, kith_dot doc, kith_dot *out,
                       size_t cap)
 {
-    const struct memb *x = coll_ok(coll) ? kith__memrep_memb_find(m, coll, doc) : NULL;
-    if (!x)
+    const struct dset *x = dset_named(m, DS_MEMB, coll, doc, NULL);
+    if (!x || x->dn == 0)
         return 0;
-    return dots_copy(x->dn ? memb_dots(m, x) : no_dots, x->dn, out, out ? cap : 0);
+    return dots_copy(dset_units(m, x), x->dn, out, out ? cap : 0);
 }
 
 int
-kith__memrep_field_get(const struct kith__memrep *m, int coll, kith_dot doc, int field,
-                       kith_value *out, uint64_t *hlc, kith_dot *dot)
+kith__memrep_field_get(const struct kith__memrep *m, const char *coll, kith_dot doc,
+                       const char *field, kith_value *out, uint64_t *hlc, kith_dot *dot)
 {
-    const struct reg *r = coll_ok(coll) ? kith__memrep_reg_find(m, coll, doc, field) : NULL;
+    int c, f;
+    if (!field || kith__memrep_names_find(m, coll, field, &c, &f) < 0)
+        return KITH_ENOTFOUND;
+    const struct reg *r = kith__memrep_reg_find(m, c, doc, f);
     if (!r || r->w_s == 0)
         return KITH_ENOTFOUND;
     if (out)
@@ -72,23 +86,77 @@ kith__memrep_field_get(const struct kith__memrep *m, int coll, kith_dot doc, int
 }
 
 size_t
-kith__memrep_set_dots(const struct kith__memrep *m, int coll, kith_dot doc, int field,
-                      const char *elem, size_t len, kith_dot *out, size_t cap)
+kith__memrep_set_dots(const struct kith__memrep *m, const char *coll, kith_dot doc,
+                      const char *field, const char *elem, size_t len, kith_dot *out, size_t cap)
 {
-    if (!coll_ok(coll))
+    int c, f;
+    if (!field || kith__memrep_names_find(m, coll, field, &c, &f) < 0 || (len && !elem))
         return 0;
-    uint64_t h = bytes_hash(key_hash(coll, doc.origin, doc.seq, field), (const uint8_t *)elem, len);
-    const struct elem *x = kith__memrep_elem_find(m, coll, doc, field, elem, len, h);
+    uint64_t h = bytes_hash(key_hash(c, doc.origin, doc.seq, f), (const uint8_t *)elem, len);
+    const struct elem *x = kith__memrep_elem_find(m, c, doc, f, elem, len, h);
     if (!x)
         return 0;
     return dots_copy(elem_dots(m, x), x->dn, out, out ? cap : 0);
 }
 
 bool
-kith__memrep_set_has(const struct kith__memrep *m, int coll, kith_dot doc, int field,
-                     const char *elem, size_t len)
+kith__memrep_set_has(const struct kith__memrep *m, const char *coll, kith_dot doc,
+                     const char *field, const char *elem, size_t len)
 {
     return kith__memrep_set_dots(m, coll, doc, field, elem, len, NULL, 0) > 0;
+}
+
+/* The sum of a counter's per-origin totals, modulo 2^64. */
+static int64_t
+counter_sum(const struct kith__memrep *m, const struct dset *x)
+{
+    const uint8_t *p = dset_units(m, x);
+    uint64_t sum = 0;
+    for (uint32_t i = 0; i < x->dn; i++)
+        sum += load_be64(p + (size_t)i * KITH__DOT_BYTES + 8);
+    return u64_as_i64(sum);
+}
+
+int
+kith__memrep_counter_get(const struct kith__memrep *m, const char *coll, kith_dot doc,
+                         const char *field, int64_t *out)
+{
+    const struct dset *x = field ? dset_named(m, DS_COUNTER, coll, doc, field) : NULL;
+    if (!x || x->dn == 0)
+        return KITH_ENOTFOUND;
+    if (out)
+        *out = counter_sum(m, x);
+    return 0;
+}
+
+size_t
+kith__memrep_flag_dots(const struct kith__memrep *m, const char *coll, kith_dot doc,
+                       const char *field, kith_dot *out, size_t cap)
+{
+    const struct dset *x = field ? dset_named(m, DS_FLAG, coll, doc, field) : NULL;
+    if (!x || x->dn == 0)
+        return 0;
+    return dots_copy(dset_units(m, x), x->dn, out, out ? cap : 0);
+}
+
+bool
+kith__memrep_flag_get(const struct kith__memrep *m, const char *coll, kith_dot doc,
+                      const char *field)
+{
+    return kith__memrep_flag_dots(m, coll, doc, field, NULL, 0) > 0;
+}
+
+/* The names of collection number c and its field number f. */
+static const char *
+coll_name(const struct kith__memrep *m, int c)
+{
+    return kith__memrep_name_str(m, m->colls[c].sid);
+}
+
+static const char *
+field_name(const struct kith__memrep *m, int c, int f)
+{
+    return kith__memrep_name_str(m, m->colls[c].fsid[f]);
 }
 
 size_t
@@ -103,17 +171,19 @@ kith__memrep_conflict_get(const struct kith__memrep *m, size_t i, struct kith__m
     if (i >= m->nconf)
         return KITH_ENOTFOUND;
     const struct conflict *x = &m->conf[i];
-    *out = x->c;
-    if (out->winner.type != KITH_TYPE_REF)
+    out->coll = coll_name(m, x->coll);
+    out->field = x->field ? field_name(m, x->coll, x->field) : NULL;
+    out->doc = x->doc;
+    out->winner_dot = x->winner_dot;
+    out->loser_dot = x->loser_dot;
+    out->winner_hlc = x->winner_hlc;
+    out->loser_hlc = x->loser_hlc;
+    out->winner = x->winner;
+    out->loser = x->loser;
+    if (type_has_text(x->winner.type))
         out->winner.u.s.ptr = pool_str(&m->cbytes, x->woff);
-    if (out->loser.type != KITH_TYPE_REF)
+    if (type_has_text(x->loser.type))
         out->loser.u.s.ptr = pool_str(&m->cbytes, x->loff);
-    if (out->winner.type == KITH_TYPE_INT || out->winner.type == KITH_TYPE_TIME ||
-        out->winner.type == KITH_TYPE_BOOL || out->winner.type == KITH_TYPE_NULL)
-        out->winner.u = x->c.winner.u;
-    if (out->loser.type == KITH_TYPE_INT || out->loser.type == KITH_TYPE_TIME ||
-        out->loser.type == KITH_TYPE_BOOL || out->loser.type == KITH_TYPE_NULL)
-        out->loser.u = x->c.loser.u;
     return 0;
 }
 
@@ -160,9 +230,22 @@ put_hex(struct text *t, const uint8_t *p, size_t n)
 }
 
 static void
-put_key(struct text *t, int coll, uint64_t o, uint64_t s)
+put_str(struct text *t, const char *s)
 {
-    putf(t, "%d %016llx%016llx", coll, (unsigned long long)o, (unsigned long long)s);
+    put(t, s, strlen(s));
+}
+
+/* "<coll> <docid> <letter> [<field>]" */
+static void
+put_key(struct text *t, const struct kith__memrep *m, int coll, uint64_t o, uint64_t s, char letter,
+        int field)
+{
+    put_str(t, coll_name(m, coll));
+    putf(t, " %016llx%016llx %c", (unsigned long long)o, (unsigned long long)s, letter);
+    if (field) {
+        put(t, " ", 1);
+        put_str(t, field_name(m, coll, field));
+    }
 }
 
 static void
@@ -230,13 +313,17 @@ line_cmp(const void *a, const void *b)
 }
 
 /*
- * Lines, each "\n"-terminated, sorted bytewise (documents by collection then id; within a
- * document D before E before F, fields by number, elements by bytes):
+ * Lines, each "\n"-terminated, sorted bytewise (documents by collection name then id; within
+ * a document B, C, D, E, F, then fields by name, elements by bytes):
+ *   <coll> <docid> B <field> true[ <dots>]              a set flag
+ *   <coll> <docid> C <field> i:<sum>[ <origin hex>:<total>,...]   a counter
  *   <coll> <docid> D[ <dots>]                           membership (full: only non-empty)
- *   <coll> <docid> E <ff> <element hex>[ <dots>]        a live element
- *   <coll> <docid> F <ff> <value>[ @<hlc hex> <origin hex>:<seq>]   a register
- * Dots are "<origin hex>:<seq>" joined by ','. The bracketed parts are left out with
+ *   <coll> <docid> E <field> <element hex>[ <dots>]     a live element
+ *   <coll> <docid> F <field> <value>[ @<hlc hex> <origin hex>:<seq>]   a register
+ * Dots are "<origin hex>:<seq>" joined by ','; a counter's totals are signed decimal, one per
+ * origin that added to it, by origin. The bracketed parts are left out with
  * KITH__MEMREP_DUMP_LIVE, which also leaves out documents that are not live and their content.
+ * A cleared flag has no line: no dot of it is live, as for an element that was removed.
  */
 int
 kith__memrep_dump(const struct kith__memrep *m, unsigned flags, struct kith__wbuf *out)
@@ -245,30 +332,49 @@ kith__memrep_dump(const struct kith__memrep *m, unsigned flags, struct kith__wbu
     struct kith__wbuf buf = {0};
     struct text t = {&buf, 0};
     size_t nlines = 0;
-    size_t *starts = malloc((m->nregs + m->nelems + m->nmembs + 1) * sizeof *starts);
+    size_t *starts = malloc((m->nregs + m->nelems + m->ndsets + 1) * sizeof *starts);
     struct line *lines = NULL;
     int rc = KITH_ENOMEM;
     if (!starts)
         goto out_free;
-    for (size_t i = 0; i < m->capmembs; i++) {
-        const struct memb *x = &m->membs[i];
-        if (!x->used || x->dn == 0)
+    for (size_t i = 0; i < m->capdsets; i++) {
+        const struct dset *x = &m->dsets[i];
+        kith_dot doc = {x->doc_o, x->doc_s};
+        if (!x->used || x->dn == 0 || (live_only && !memb_live(m, x->coll, doc)))
             continue;
         starts[nlines++] = buf.len;
-        put_key(&t, x->coll, x->doc_o, x->doc_s);
-        put(&t, " D", 2);
-        if (!live_only)
-            put_dots(&t, memb_dots(m, x), x->dn);
+        const uint8_t *u = dset_units(m, x);
+        switch (x->kind) {
+        case DS_MEMB:
+            put_key(&t, m, x->coll, x->doc_o, x->doc_s, 'D', 0);
+            if (!live_only)
+                put_dots(&t, u, x->dn);
+            break;
+        case DS_FLAG:
+            put_key(&t, m, x->coll, x->doc_o, x->doc_s, 'B', x->field);
+            put(&t, " true", 5);
+            if (!live_only)
+                put_dots(&t, u, x->dn);
+            break;
+        default:
+            put_key(&t, m, x->coll, x->doc_o, x->doc_s, 'C', x->field);
+            putf(&t, " i:%lld", (long long)counter_sum(m, x));
+            for (uint32_t k = 0; k < x->dn && !live_only; k++)
+                putf(&t, "%s%016llx:%lld", k ? "," : " ",
+                     (unsigned long long)load_be64(u + (size_t)k * KITH__DOT_BYTES),
+                     (long long)u64_as_i64(load_be64(u + (size_t)k * KITH__DOT_BYTES + 8)));
+            break;
+        }
         put(&t, "\n", 1);
     }
     for (size_t i = 0; i < m->capelems; i++) {
         const struct elem *x = &m->elems[i];
         kith_dot doc = {x->doc_o, x->doc_s};
-        if (!x->used || x->dn == 0 || (live_only && !kith__memrep_doc_live(m, x->coll, doc)))
+        if (!x->used || x->dn == 0 || (live_only && !memb_live(m, x->coll, doc)))
             continue;
         starts[nlines++] = buf.len;
-        put_key(&t, x->coll, x->doc_o, x->doc_s);
-        putf(&t, " E %02d ", x->field);
+        put_key(&t, m, x->coll, x->doc_o, x->doc_s, 'E', x->field);
+        put(&t, " ", 1);
         put_hex(&t, (const uint8_t *)pool_str(&m->bytes, x->eoff), x->elen);
         if (!live_only)
             put_dots(&t, elem_dots(m, x), x->dn);
@@ -277,11 +383,11 @@ kith__memrep_dump(const struct kith__memrep *m, unsigned flags, struct kith__wbu
     for (size_t i = 0; i < m->capregs; i++) {
         const struct reg *x = &m->regs[i];
         kith_dot doc = {x->doc_o, x->doc_s};
-        if (!x->used || x->w_s == 0 || (live_only && !kith__memrep_doc_live(m, x->coll, doc)))
+        if (!x->used || x->w_s == 0 || (live_only && !memb_live(m, x->coll, doc)))
             continue;
         starts[nlines++] = buf.len;
-        put_key(&t, x->coll, x->doc_o, x->doc_s);
-        putf(&t, " F %02d ", x->field);
+        put_key(&t, m, x->coll, x->doc_o, x->doc_s, 'F', x->field);
+        put(&t, " ", 1);
         kith_value v = reg_value(m, x);
         put_value(&t, &v);
         if (!live_only)
@@ -301,7 +407,8 @@ kith__memrep_dump(const struct kith__memrep *m, unsigned flags, struct kith__wbu
         lines[i].p = buf.data + starts[i];
         lines[i].n = end - starts[i];
     }
-    qsort(lines, nlines, sizeof *lines, line_cmp);
+    if (nlines > 0)
+        qsort(lines, nlines, sizeof *lines, line_cmp);
     rc = kith__wbuf_reserve(out, buf.len);
     for (size_t i = 0; i < nlines && rc == 0; i++)
         rc = kith__wbuf_put(out, lines[i].p, lines[i].n);

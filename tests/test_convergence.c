@@ -450,10 +450,21 @@ text_dots(struct world *w, struct lines *l, const uint8_t *p, size_t bytes)
     }
 }
 
+/* The name of collection number coll (field 0) or of its field: the store's numbers are
+ * still those of format 1 (core/v1.c), and the dump names them. */
+static void
+text_name(struct world *w, struct lines *l, int coll, int field)
+{
+    int i = field ? kith__v1_field((unsigned)coll, (unsigned)field) : coll;
+    CHECK(w, i >= 0 && coll < 3, "no name for %d.%d", coll, field);
+    textf(w, l, "%.*s", (int)kith__v1_names[i].len, kith__v1_names[i].ptr);
+}
+
 static void
 text_key(struct world *w, struct lines *l, const uint8_t *k)
 {
-    textf(w, l, "%d ", k[0]);
+    text_name(w, l, k[0], 0);
+    textf(w, l, " ");
     text_hex(w, l, k + 1, KITH_DOCID_BYTES);
 }
 
@@ -536,12 +547,16 @@ store_dump(struct world *w, kith_replica *r)
                 textf(w, &l, " D");
                 text_dots(w, &l, vp, v.mv_size);
             } else if (d == 1) {
-                textf(w, &l, " E %02d ", kp[17]);
+                textf(w, &l, " E ");
+                text_name(w, &l, kp[0], kp[17]);
+                textf(w, &l, " ");
                 text_hex(w, &l, kp + 18, k.mv_size - 18);
                 text_dots(w, &l, vp, v.mv_size);
             } else {
                 kith_value val;
-                textf(w, &l, " F %02d ", kp[17]);
+                textf(w, &l, " F ");
+                text_name(w, &l, kp[0], kp[17]);
+                textf(w, &l, " ");
                 CHECK(w, kith__regval_decode(vp + 24, v.mv_size - 24, &val) == 0, "regval");
                 text_value(w, &l, &val);
                 textf(w, &l, " @%016llx %016llx:%llu", (unsigned long long)kith__be64_get(vp),
