@@ -31,9 +31,9 @@
  */
 
 struct name_set {
-    uint32_t n, cap;           /* cap a power of two, at least twice n */
-    uint32_t *slot;            /* index + 1 into names, 0 for empty */
-    const uint8_t **ptr;       /* the names, in order of first use */
+    uint32_t n, cap;     /* cap a power of two, at least twice n */
+    uint32_t *slot;      /* index + 1 into names, 0 for empty */
+    const uint8_t **ptr; /* the names, in order of first use */
     uint32_t *len;
 };
 

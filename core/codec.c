@@ -41,7 +41,7 @@ static const uint32_t v1_fixed[6] = {0, 8, 4, 4, 6, 6};
 static const uint32_t v2_fixed[9] = {0, 8, 4, 4, 6, 6, 6, 5, 5};
 
 /* Format 2's op tag: kind * 16 + the value's type (FIELD_SET), or kind * 16. */
-#define TAG(kind, type) ((uint64_t)(kind) * 16u + (uint64_t)(type))
+#define TAG(kind, type) ((uint64_t)(kind)*16u + (uint64_t)(type))
 
 /* Write a reason for a refusal into the caller's buffer, when there is one. */
 static void
@@ -307,8 +307,7 @@ pack_value(msgpack_packer *pk, const struct origin_table *t, uint64_t own, const
 /* Format 1's numbers for an op's names: 0, or KITH_EINVAL when format 1 has no such names or
  * the op does not fit the field's type there. */
 static int
-v1_numbers(const struct kith__commit *c, const struct kith__op *op, unsigned *coll,
-           unsigned *field)
+v1_numbers(const struct kith__commit *c, const struct kith__op *op, unsigned *coll, unsigned *field)
 {
     const struct kith__name *cn = &c->names[op->cname];
     int cno = kith__v1_coll_number(cn->ptr, cn->len), fno = 0;
@@ -349,8 +348,7 @@ encode_check(const struct kith__commit *c, struct origin_table *t, struct name_t
         if (has_field && (op->fname >= c->nnames ||
                           !kith__name_valid(c->names[op->fname].ptr, c->names[op->fname].len)))
             return KITH_EINVAL;
-        if ((op->nobserved > 0 && !op->observed) ||
-            op_rules(c, op, c->first_seq + i, NULL, 0) < 0)
+        if ((op->nobserved > 0 && !op->observed) || op_rules(c, op, c->first_seq + i, NULL, 0) < 0)
             return KITH_EINVAL;
         switch (op->kind) {
         case KITH_OP_FIELD_SET:
@@ -385,8 +383,7 @@ encode_check(const struct kith__commit *c, struct origin_table *t, struct name_t
 
 /* The name or number an op writes for its collection (field: its field). */
 static uint64_t
-name_out(const struct kith__commit *c, struct name_table *nt, const struct kith__op *op,
-         bool field)
+name_out(const struct kith__commit *c, struct name_table *nt, const struct kith__op *op, bool field)
 {
     unsigned cno = 0, fno = 0;
     if (c->format == 1) {
@@ -473,8 +470,8 @@ struct decoder {
     uint64_t origin;
     const msgpack_object *origins; /* the origin table as decoded */
     uint32_t norigins;
-    uint32_t used;      /* origins met so far, in order of first use */
-    uint32_t nnames;    /* format 2: the name table's size */
+    uint32_t used;       /* origins met so far, in order of first use */
+    uint32_t nnames;     /* format 2: the name table's size */
     uint32_t names_used; /* names met so far, in order of first use */
     const struct kith__commit *c;
     char *why;
@@ -713,8 +710,7 @@ get_op_v1(struct decoder *d, const msgpack_object *o, uint64_t seq, struct kith_
             return KITH_ESCHEMA;
         }
         if ((kind == KITH_OP_FIELD_SET) == (fd->type == KITH_TYPE_SET)) {
-            say(d->why, d->why_cap, "%s.%s: op does not fit the field's type", cd->name,
-                fd->name);
+            say(d->why, d->why_cap, "%s.%s: op does not fit the field's type", cd->name, fd->name);
             return KITH_ESCHEMA;
         }
         op->fname = (uint16_t)kith__v1_field((unsigned)coll, (unsigned)field);
@@ -729,8 +725,8 @@ get_op_v1(struct decoder *d, const msgpack_object *o, uint64_t seq, struct kith_
                 say(d->why, d->why_cap, "%s.%s: value too long", cd->name, fd->name);
             if (rc < 0 || (rc = get_dot(d, &e[6], &op->replaced)) < 0)
                 return rc;
-            if ((rc = kith__schema_check((int)coll, (int)field, &op->value, d->why,
-                                         d->why_cap)) < 0)
+            if ((rc = kith__schema_check((int)coll, (int)field, &op->value, d->why, d->why_cap)) <
+                0)
                 return rc;
         } else {
             if (e[5].type != MSGPACK_OBJECT_STR)
@@ -771,7 +767,8 @@ get_names(struct decoder *d, const msgpack_object *o, struct kith__commit *c,
         names[k].ptr = s->via.str.ptr;
         names[k].len = s->via.str.size;
         for (uint32_t j = 0; j < k; j++)
-            if (names[j].len == names[k].len && memcmp(names[j].ptr, names[k].ptr, names[k].len) == 0)
+            if (names[j].len == names[k].len &&
+                memcmp(names[j].ptr, names[k].ptr, names[k].len) == 0)
                 return KITH_EMALFORMED;
     }
     c->names = names;

@@ -214,8 +214,8 @@ int kith__mp_guard(const uint8_t *p, size_t len, unsigned max_depth, size_t max_
 #define KITH__MAX_COMMIT_OPS 65536u
 #define KITH__MAX_VALUE_BYTES 65536u
 #define KITH__MAX_OBSERVED 4096u
-#define KITH__MAX_ELEM_BYTES 493u  /* a set element: an LMDB key holds it with 18 bytes more */
-#define KITH__MAX_NAME_BYTES 64u   /* a collection or field name: [A-Za-z][A-Za-z0-9_]* */
+#define KITH__MAX_ELEM_BYTES 493u   /* a set element: an LMDB key holds it with 18 bytes more */
+#define KITH__MAX_NAME_BYTES 64u    /* a collection or field name: [A-Za-z][A-Za-z0-9_]* */
 #define KITH__MAX_COMMIT_NAMES 512u /* distinct names in one commit */
 /* Times are accepted from 0001-01-01T00:00:00.000Z to 9999-12-31T23:59:59.999Z. */
 #define KITH__TIME_MIN_MS (-62135596800000LL)

@@ -9,16 +9,34 @@
 
 #include <string.h>
 
-#define N(s) {s, sizeof(s) - 1}
+#define N(s)                                                                                       \
+    {                                                                                              \
+        s, sizeof(s) - 1                                                                           \
+    }
 
 const struct kith__name kith__v1_names[] = {
-    N("contacts"), N("interactions"), N("reminders"),
+    N("contacts"),
+    N("interactions"),
+    N("reminders"),
     /* contacts 1..7 */
-    N("name"), N("email"), N("phone"), N("company"), N("notes"), N("birthday"), N("tags"),
+    N("name"),
+    N("email"),
+    N("phone"),
+    N("company"),
+    N("notes"),
+    N("birthday"),
+    N("tags"),
     /* interactions 1..5 */
-    N("contact"), N("kind"), N("at"), N("summary"), N("participants"),
+    N("contact"),
+    N("kind"),
+    N("at"),
+    N("summary"),
+    N("participants"),
     /* reminders 1..4 */
-    N("contact"), N("due"), N("text"), N("done"),
+    N("contact"),
+    N("due"),
+    N("text"),
+    N("done"),
 };
 
 #undef N

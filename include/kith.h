@@ -207,8 +207,8 @@ typedef enum kith_crdt {
  * kith_iter_index as "collection.index". */
 typedef struct kith_index_def {
     const char *name;
-    size_t nfields;             /* 1 or 2 */
-    const char *const *fields;  /* field names, in key order */
+    size_t nfields;            /* 1 or 2 */
+    const char *const *fields; /* field names, in key order */
 } kith_index_def;
 
 /* Bytes kith allocated for the caller (bundles, exports, schema documents): kith_free(data). */
@@ -561,7 +561,7 @@ typedef enum kith_op_kind {
     KITH_OP_DOC_REMOVE = 3,
     KITH_OP_SET_ADD = 4,
     KITH_OP_SET_REMOVE = 5,
-    KITH_OP_COUNTER_ADD = 6,  /* value: the increment, an INT */
+    KITH_OP_COUNTER_ADD = 6, /* value: the increment, an INT */
     KITH_OP_FLAG_ENABLE = 7,
     KITH_OP_FLAG_DISABLE = 8
 } kith_op_kind;

@@ -448,9 +448,9 @@ index_key(const struct kith__index_plan *p, const kith_value *const parts[2], ki
  * naming the document needs that register, so none can be in the database either.
  */
 static int
-index_update(struct kith__applier *a, kith_replica *r, MDB_txn *txn,
-             const struct kith__sschema *ss, int coll, kith_dot doc, int field,
-             const kith_value *old_v, const kith_value *new_v, bool born)
+index_update(struct kith__applier *a, kith_replica *r, MDB_txn *txn, const struct kith__sschema *ss,
+             int coll, kith_dot doc, int field, const kith_value *old_v, const kith_value *new_v,
+             bool born)
 {
     uint8_t kb[KITH__INDEX_KEY_MAX];
 
@@ -461,8 +461,7 @@ index_update(struct kith__applier *a, kith_replica *r, MDB_txn *txn,
         int rc;
         if (p->coll != coll || me < 0)
             continue;
-        if (p->nparts == 2 &&
-            (rc = reg_read(a, r, txn, coll, doc, p->part[1 - me], &other)) < 0)
+        if (p->nparts == 2 && (rc = reg_read(a, r, txn, coll, doc, p->part[1 - me], &other)) < 0)
             return rc;
         for (int pass = 0; pass < 2; pass++) {
             const kith_value *parts[2] = {NULL, NULL};

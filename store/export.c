@@ -103,8 +103,7 @@ field_name(kith_replica *r, MDB_txn *txn, uint8_t coll, uint8_t field, const cha
  * on. Skips NULL values. KITH_ECORRUPT names the damaged record.
  */
 static int
-doc_registers(kith_replica *r, MDB_txn *txn, MDB_cursor *cur, const uint8_t prefix[17],
-              json_t *obj)
+doc_registers(kith_replica *r, MDB_txn *txn, MDB_cursor *cur, const uint8_t prefix[17], json_t *obj)
 {
     MDB_val k = {17, (void *)prefix}, v;
     int mrc;
@@ -174,8 +173,7 @@ doc_sets(kith_replica *r, MDB_txn *txn, MDB_cursor *cur, const uint8_t prefix[17
 /* Add the counters of the document: one number per field, the sum of its origins' totals
  * (a counter that sums to 0 is shown, once incremented at all). */
 static int
-doc_counters(kith_replica *r, MDB_txn *txn, MDB_cursor *cur, const uint8_t prefix[17],
-             json_t *obj)
+doc_counters(kith_replica *r, MDB_txn *txn, MDB_cursor *cur, const uint8_t prefix[17], json_t *obj)
 {
     MDB_val k = {17, (void *)prefix}, v;
     uint64_t sum = 0;
@@ -183,7 +181,8 @@ doc_counters(kith_replica *r, MDB_txn *txn, MDB_cursor *cur, const uint8_t prefi
 
     if (cur == NULL)
         return 0;
-    for (mrc = kith__mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);; mrc = kith__mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+    for (mrc = kith__mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);;
+         mrc = kith__mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
         const uint8_t *kp = k.mv_data;
         bool same = mrc == 0 && k.mv_size >= 17 && memcmp(kp, prefix, 17) == 0;
         if (same && (k.mv_size != KITH__COUNT_KEY_BYTES || v.mv_size != 8))

@@ -154,8 +154,8 @@ static int
 coll_number(kith_txn *t, const char *collection)
 {
     uint8_t coll;
-    int rc = kith__names_get(t->r, t->txn, NULL, KITH__NAME_COLL, 0, collection,
-                             strlen(collection), false, &coll);
+    int rc = kith__names_get(t->r, t->txn, NULL, KITH__NAME_COLL, 0, collection, strlen(collection),
+                             false, &coll);
     if (rc == KITH_ENOTFOUND)
         return kith__fail(t->r, KITH_ENOTFOUND, "no collection \"%s\"", collection);
     return rc < 0 ? rc : coll;
@@ -299,11 +299,11 @@ kith_iter_index(kith_txn *t, const char *index, const kith_value *eq, const kith
         id = kith__coll_index(cd, dot + 1, strlen(dot + 1));
     if (!id)
         return kith__fail(t->r, KITH_ENOTFOUND, "no index \"%s\"", index);
-    rc = kith__names_get(t->r, t->txn, NULL, KITH__NAME_COLL, 0, cd->name, strlen(cd->name),
-                         false, &coll);
+    rc = kith__names_get(t->r, t->txn, NULL, KITH__NAME_COLL, 0, cd->name, strlen(cd->name), false,
+                         &coll);
     if (rc == 0)
-        rc = kith__names_get(t->r, t->txn, NULL, KITH__NAME_INDEX, coll, id->name,
-                             strlen(id->name), false, &idx);
+        rc = kith__names_get(t->r, t->txn, NULL, KITH__NAME_INDEX, coll, id->name, strlen(id->name),
+                             false, &idx);
     if (rc < 0)
         return kith__fail(t->r, rc == KITH_ENOTFOUND ? KITH_ECORRUPT : rc,
                           "index \"%s\" is declared but not kept", index);
@@ -424,8 +424,8 @@ kith_iter_set(kith_txn *t, const char *collection, const kith_docid *doc, const 
         fd = kith__coll_field(cd, field, strlen(field));
     if (fd && fd->crdt != KITH__CRDT_SET)
         return kith__fail(t->r, KITH_EINVAL, "%s.%s is not a set", collection, field);
-    rc = kith__names_get(t->r, t->txn, NULL, KITH__NAME_FIELD, (uint8_t)coll, field,
-                         strlen(field), false, &fld);
+    rc = kith__names_get(t->r, t->txn, NULL, KITH__NAME_FIELD, (uint8_t)coll, field, strlen(field),
+                         false, &fld);
     if (rc == KITH_ENOTFOUND)
         return kith__fail(t->r, KITH_ENOTFOUND, "no field \"%s\" in %s", field, collection);
     if (rc < 0)

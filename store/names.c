@@ -112,8 +112,8 @@ fwd_key(uint8_t *kb, char kind, uint8_t parent, const char *name, size_t len)
 
 /* Give `name` the next number of its kind: 0, KITH_ETOOBIG, or an LMDB error. */
 static int
-names_create(kith_replica *r, MDB_txn *txn, char kind, uint8_t parent, const char *name,
-             size_t len, uint8_t *id)
+names_create(kith_replica *r, MDB_txn *txn, char kind, uint8_t parent, const char *name, size_t len,
+             uint8_t *id)
 {
     uint8_t ck[3] = {'#', (uint8_t)kind, kind == KITH__NAME_FIELD ? parent : 0};
     uint8_t kb[KEY_MAX], rk[3], next;
@@ -267,15 +267,15 @@ kith__names_seed_v1(kith_replica *r, MDB_txn *txn)
 
     for (unsigned c = 0; c < 3; c++) {
         const struct kith__name *cn = &kith__v1_names[c];
-        if ((rc = kith__names_get(r, txn, NULL, KITH__NAME_COLL, 0, cn->ptr, cn->len, true,
-                                  &id)) < 0)
+        if ((rc = kith__names_get(r, txn, NULL, KITH__NAME_COLL, 0, cn->ptr, cn->len, true, &id)) <
+            0)
             return rc;
         if (id != c)
             return kith__fail(r, KITH_ECORRUPT, "names: %s is not number %u", cn->ptr, c);
         for (unsigned f = 1; kith__v1_field(c, f) >= 0; f++) {
             const struct kith__name *fn = &kith__v1_names[kith__v1_field(c, f)];
-            if ((rc = kith__names_get(r, txn, NULL, KITH__NAME_FIELD, (uint8_t)c, fn->ptr,
-                                      fn->len, true, &id)) < 0)
+            if ((rc = kith__names_get(r, txn, NULL, KITH__NAME_FIELD, (uint8_t)c, fn->ptr, fn->len,
+                                      true, &id)) < 0)
                 return rc;
             if (id != f)
                 return kith__fail(r, KITH_ECORRUPT, "names: %s is not number %u", fn->ptr, f);

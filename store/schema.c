@@ -71,8 +71,8 @@ plans_build(kith_replica *r, MDB_txn *txn, struct kith__sschema *ss, bool create
         for (size_t i = 0; i < cd->nindexes; i++) {
             const struct kith__index_decl *id = &cd->indexes[i];
             struct kith__index_plan *p = &ss->plans[ss->nplans];
-            rc = kith__names_get(r, txn, NULL, KITH__NAME_INDEX, coll, id->name,
-                                 strlen(id->name), create, &p->id);
+            rc = kith__names_get(r, txn, NULL, KITH__NAME_INDEX, coll, id->name, strlen(id->name),
+                                 create, &p->id);
             for (uint32_t k = 0; rc == 0 && k < id->nparts; k++) {
                 const char *fname = cd->fields[id->parts[k]].name;
                 rc = kith__names_get(r, txn, NULL, KITH__NAME_FIELD, coll, fname, strlen(fname),
@@ -388,8 +388,8 @@ kith__schema_upgrade_v1(kith_replica *r, MDB_txn *txn)
 
     if (rc < 0)
         return rc;
-    rc = kith__schema_parse(kith__crm_schema_json, strlen(kith__crm_schema_json), NULL,
-                            &next.decl, why, sizeof why);
+    rc = kith__schema_parse(kith__crm_schema_json, strlen(kith__crm_schema_json), NULL, &next.decl,
+                            why, sizeof why);
     if (rc < 0)
         return kith__fail(r, rc, "the built-in schema does not parse: %s", why);
     /* the format-1 indexes exist already, under the numbers the seed gave them */

@@ -93,7 +93,7 @@
 #define KITH__PEER_FORKED 2u
 #define KITH__PEER_FAILING 4u
 
-#define KITH__INDEX_KEY_MAX 511 /* LMDB's longest key */
+#define KITH__INDEX_KEY_MAX 511  /* LMDB's longest key */
 #define KITH__COUNT_KEY_BYTES 26 /* coll | doc | field | origin */
 
 struct kith_replica {
@@ -112,11 +112,11 @@ struct kith_replica {
     kith_change_fn on_change;
     kith_conflict_fn on_conflict;
     void *observer_ctx;
-    int64_t clock_offset_ms; /* added to the wall clock; 0 but in kith-check's skewed replica */
-    pthread_mutex_t names_lock;        /* interned names and the schema below */
-    struct kith__interned *interned;   /* store/names.c */
-    struct kith__sschema *schema;      /* the declared schema last loaded (store/schema.c); older
-                                          ones stay behind it until close, for readers */
+    int64_t clock_offset_ms;    /* added to the wall clock; 0 but in kith-check's skewed replica */
+    pthread_mutex_t names_lock; /* interned names and the schema below */
+    struct kith__interned *interned; /* store/names.c */
+    struct kith__sschema *schema;    /* the declared schema last loaded (store/schema.c); older
+                                        ones stay behind it until close, for readers */
 };
 
 /* ---- store/names.c: local numbers for the names ops use ------------------------------- */
@@ -129,6 +129,7 @@ struct kith_replica {
 /* A write transaction's memory of the names it looked up (names are never renumbered). */
 struct kith__names_cache {
     uint32_t n;
+
     struct {
         char kind;
         uint8_t parent, id, len;
@@ -162,8 +163,8 @@ struct kith__index_plan {
 };
 
 struct kith__sschema {
-    uint64_t version;            /* meta "schema_v" it was loaded at */
-    struct kith__schema *decl;   /* NULL: nothing declared */
+    uint64_t version;          /* meta "schema_v" it was loaded at */
+    struct kith__schema *decl; /* NULL: nothing declared */
     size_t nplans;
     struct kith__index_plan *plans; /* by coll */
     struct kith__sschema *older;
@@ -230,10 +231,10 @@ struct kith__applier {
     size_t scratch_cap;
     struct kith__origin_slot *origins;
     size_t norigins, caporigins;
-    struct kith__wcache *wc; /* write-back cache of regs, docs, index; NULL: off */
-    struct kith__names_cache names;       /* names looked up in this transaction */
-    const struct kith__sschema *schema;   /* the indexes to keep */
-    MDB_cursor *counts_c, *flags_c;       /* opened on first use */
+    struct kith__wcache *wc;            /* write-back cache of regs, docs, index; NULL: off */
+    struct kith__names_cache names;     /* names looked up in this transaction */
+    const struct kith__sschema *schema; /* the indexes to keep */
+    MDB_cursor *counts_c, *flags_c;     /* opened on first use */
 };
 
 struct kith_txn {
@@ -392,8 +393,8 @@ int kith__apply_commit(struct kith__applier *a, struct kith__commit *c);
 
 /* Decode a conflicts record (views into p: valid while p is; names interned). 0,
  * KITH_ECORRUPT, or an error reading the names. */
-int kith__conflict_decode(kith_replica *r, MDB_txn *txn, uint64_t id, const uint8_t *p,
-                          size_t len, kith_conflict *out);
+int kith__conflict_decode(kith_replica *r, MDB_txn *txn, uint64_t id, const uint8_t *p, size_t len,
+                          kith_conflict *out);
 
 /* ---- store/wcache.c: the records the apply path reads and writes -------------------- */
 

@@ -416,10 +416,10 @@ write_prepare(kith_txn *t, const char *collection, struct target *tg)
     rc = kith__names_get(t->r, t->txn, &t->ap.names, KITH__NAME_COLL, 0, collection,
                          strlen(collection), true, &tg->coll);
     if (rc == MDB_MAP_FULL)
-        rc = grow_and_replay(t) == 0 ? kith__names_get(t->r, t->txn, &t->ap.names,
-                                                       KITH__NAME_COLL, 0, collection,
-                                                       strlen(collection), true, &tg->coll)
-                                     : rc;
+        rc = grow_and_replay(t) == 0
+                 ? kith__names_get(t->r, t->txn, &t->ap.names, KITH__NAME_COLL, 0, collection,
+                                   strlen(collection), true, &tg->coll)
+                 : rc;
     return rc < 0 ? txn_failed(t, rc) : 0;
 }
 
@@ -449,11 +449,11 @@ field_prepare(kith_txn *t, struct target *tg, const char *field, kith__crdt want
     tg->fname = field;
     tg->fd = kith__coll_field(tg->cd, field, strlen(field));
     if (tg->fd == NULL)
-        return txn_failed(t, kith__fail(t->r, KITH_ENOTFOUND, "%s has no field %s",
-                                        tg->cd->name, field));
+        return txn_failed(
+            t, kith__fail(t->r, KITH_ENOTFOUND, "%s has no field %s", tg->cd->name, field));
     if (tg->fd->crdt != want)
-        return txn_failed(t, kith__fail(t->r, KITH_ESCHEMA, "%s: %s", field,
-                                        crdt_use(tg->fd->crdt)));
+        return txn_failed(t,
+                          kith__fail(t->r, KITH_ESCHEMA, "%s: %s", field, crdt_use(tg->fd->crdt)));
     rc = kith__names_get(t->r, t->txn, &t->ap.names, KITH__NAME_FIELD, tg->coll, field,
                          strlen(field), true, &tg->field);
     return rc < 0 ? txn_failed(t, rc) : 0;
@@ -1025,8 +1025,8 @@ set_write(kith_txn *t, const char *collection, const kith_docid *doc, const char
     if (rc < 0)
         return txn_failed(t, kith__fail(t->r, KITH_ESCHEMA, "%s", why[0] ? why : field));
     if (18 + len > sizeof kb || len > KITH__MAX_ELEM_BYTES)
-        return txn_failed(t, kith__fail(t->r, KITH_ESCHEMA,
-                                        "%s: element of %zu bytes is too long", field, len));
+        return txn_failed(
+            t, kith__fail(t->r, KITH_ESCHEMA, "%s: element of %zu bytes is too long", field, len));
     rc = doc_must_live(t, tg.coll, collection, doc);
     if (rc < 0)
         return txn_failed(t, rc);

@@ -416,14 +416,14 @@ struct scratch {
     bool env_open, locks_init;
 };
 
-static const char *const STATE_DBS[] = {"meta",  "origins", "regs",   "elems", "docs",
-                                        "conflicts", "index", "names", "counts", "flags"};
+static const char *const STATE_DBS[] = {"meta",      "origins", "regs",  "elems",  "docs",
+                                        "conflicts", "index",   "names", "counts", "flags"};
 
 static MDB_dbi *
 scratch_dbi(kith_replica *s, size_t i)
 {
-    MDB_dbi *dbis[] = {&s->meta,  &s->origins, &s->regs,  &s->elems,  &s->docs,
-                       &s->conflicts, &s->index, &s->names, &s->counts, &s->flagdb};
+    MDB_dbi *dbis[] = {&s->meta,      &s->origins, &s->regs,  &s->elems,  &s->docs,
+                       &s->conflicts, &s->index,   &s->names, &s->counts, &s->flagdb};
 
     return dbis[i];
 }

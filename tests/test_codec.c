@@ -171,8 +171,9 @@ big_commit(void)
     big_ops[n++] = op_set(REMINDERS, dot(OTHER_B, 8), R_CONTACT, vref(dot(OTHER_A, 7)), dot(0, 0));
     big_ops[n++] = op_doc(KITH_OP_DOC_ADD, CONTACTS, dot(OTHER_A, 7), add_obs, 2);
     big_ops[n++] = op_doc(KITH_OP_DOC_REMOVE, CONTACTS, dot(OTHER_A, 2), rm_obs, 1);
-    struct kith__commit c = {
-        V1_COMMIT, .origin = ORIGIN, .first_seq = 10, .hlc = 0x0192a5b6c7d80003ull, .nops = n, .ops = big_ops};
+    struct kith__commit c = {V1_COMMIT,       .origin = ORIGIN,
+                             .first_seq = 10, .hlc = 0x0192a5b6c7d80003ull,
+                             .nops = n,       .ops = big_ops};
     return c;
 }
 
@@ -273,11 +274,9 @@ Test(codec, round_trip_integer_widths)
         struct kith__op ops[2] = {
             op_doc(KITH_OP_DOC_ADD, REMINDERS, dot(ORIGIN, 10), NULL, 0),
             op_set(REMINDERS, dot(ORIGIN, 10), R_DUE, vint(KITH_TYPE_TIME, vals[k]), dot(0, 0))};
-        struct kith__commit c = {V1_COMMIT, .origin = ORIGIN,
-                                 .first_seq = 10,
-                                 .hlc = (uint64_t)k << 40,
-                                 .nops = 2,
-                                 .ops = ops},
+        struct kith__commit c = {V1_COMMIT,       .origin = ORIGIN,
+                                 .first_seq = 10, .hlc = (uint64_t)k << 40,
+                                 .nops = 2,       .ops = ops},
                             d;
         buf.len = 0;
         cr_assert_eq(kith__commit_encode(&c, &buf), 0);
@@ -840,7 +839,8 @@ Test(codec, zone_kept_by_the_arena)
     for (uint32_t i = 1; i < 600; i++)
         many[i] = op_set(CONTACTS, dot(ORIGIN, 10), C_NAME, vstr(KITH_TYPE_STRING, "Ann"),
                          i > 1 ? dot(ORIGIN, 9 + i) : dot(0, 0));
-    struct kith__commit m = {V1_COMMIT, .origin = ORIGIN, .first_seq = 10, .hlc = 1, .nops = 600, .ops = many};
+    struct kith__commit m = {V1_COMMIT, .origin = ORIGIN, .first_seq = 10,
+                             .hlc = 1,  .nops = 600,      .ops = many};
     buf2.len = 0;
     cr_assert_eq(kith__commit_encode(&m, &buf2), 0);
     cr_assert_eq(decode(buf2.data, buf2.len, &d), 0);
@@ -869,8 +869,8 @@ Test(codec, limits)
     cr_assert_eq(decode_buf(), KITH_ETOOBIG);
     /* too many ops to encode */
     struct kith__op one = op_doc(KITH_OP_DOC_ADD, CONTACTS, dot(ORIGIN, 1), NULL, 0);
-    struct kith__commit c = {
-        V1_COMMIT, .origin = ORIGIN, .first_seq = 1, .nops = KITH__MAX_COMMIT_OPS + 1, .ops = &one};
+    struct kith__commit c = {V1_COMMIT, .origin = ORIGIN, .first_seq = 1,
+                             .nops = KITH__MAX_COMMIT_OPS + 1, .ops = &one};
     cr_assert_eq(kith__commit_encode(&c, &buf), KITH_EINVAL);
     /* first_seq whose ops would overflow the seq space */
     w_head(0, NULL, 1);
@@ -903,7 +903,8 @@ Test(codec, encoder_refuses_bad_ops)
     };
     kith__wbuf_put(&buf, "abc", 3);
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
-        struct kith__commit c = {V1_COMMIT, .origin = ORIGIN, .first_seq = 10, .nops = 2, .ops = cases[k]};
+        struct kith__commit c = {V1_COMMIT, .origin = ORIGIN, .first_seq = 10, .nops = 2,
+                                 .ops = cases[k]};
         cr_assert_eq(kith__commit_encode(&c, &buf), KITH_EINVAL, "case %zu", k);
         cr_assert_eq(buf.len, 3);
     }
@@ -1036,11 +1037,9 @@ Test(codec, generated_round_trips)
                 break;
             }
         }
-        struct kith__commit c = {V1_COMMIT, .origin = ORIGIN,
-                                 .first_seq = first,
-                                 .hlc = test_rng_u64(&r),
-                                 .nops = n,
-                                 .ops = ops},
+        struct kith__commit c = {V1_COMMIT,          .origin = ORIGIN,
+                                 .first_seq = first, .hlc = test_rng_u64(&r),
+                                 .nops = n,          .ops = ops},
                             d;
         buf.len = buf2.len = 0;
         int rc = kith__commit_encode(&c, &buf);

@@ -32,19 +32,34 @@ teardown(void)
 
 TestSuite(codec2, .fini = teardown);
 
-#define NAME(s) {s, sizeof(s) - 1}
+#define NAME(s)                                                                                    \
+    {                                                                                              \
+        s, sizeof(s) - 1                                                                           \
+    }
 
 /* Names with repeats, as a transaction builds them: the encoder writes each once. */
 static const struct kith__name names[] = {
-    NAME("deals"), NAME("title"), NAME("deals"), NAME("amount"), NAME("stage"),
-    NAME("labels"), NAME("views"), NAME("starred"), NAME("contact"), NAME("closes"),
-    NAME("photo"), NAME("birthday"), NAME("archived"), NAME("Notes_2"), NAME("contacts"),
+    NAME("deals"),  NAME("title"),    NAME("deals"),    NAME("amount"),  NAME("stage"),
+    NAME("labels"), NAME("views"),    NAME("starred"),  NAME("contact"), NAME("closes"),
+    NAME("photo"),  NAME("birthday"), NAME("archived"), NAME("Notes_2"), NAME("contacts"),
 };
 
 enum {
-    N_DEALS = 0, N_TITLE = 1, N_DEALS2 = 2, N_AMOUNT = 3, N_STAGE = 4, N_LABELS = 5,
-    N_VIEWS = 6, N_STARRED = 7, N_CONTACT = 8, N_CLOSES = 9, N_PHOTO = 10, N_BIRTHDAY = 11,
-    N_ARCHIVED = 12, N_NOTES = 13, N_CONTACTS = 14
+    N_DEALS = 0,
+    N_TITLE = 1,
+    N_DEALS2 = 2,
+    N_AMOUNT = 3,
+    N_STAGE = 4,
+    N_LABELS = 5,
+    N_VIEWS = 6,
+    N_STARRED = 7,
+    N_CONTACT = 8,
+    N_CLOSES = 9,
+    N_PHOTO = 10,
+    N_BIRTHDAY = 11,
+    N_ARCHIVED = 12,
+    N_NOTES = 13,
+    N_CONTACTS = 14
 };
 
 static kith_dot
@@ -101,8 +116,8 @@ all_commit(void)
     b.u.b = true;
     kith__docid_from_dot(&ref.u.ref, dot(OTHER_A, 7));
     ops_all[n++] = op(KITH_OP_DOC_ADD, N_DEALS, d, 0);
-    ops_all[n++] = op_set(N_DEALS2, d, N_TITLE, vstr(KITH_TYPE_STRING, "Big \xc3\xa9 deal", 11),
-                          dot(0, 0));
+    ops_all[n++] =
+        op_set(N_DEALS2, d, N_TITLE, vstr(KITH_TYPE_STRING, "Big \xc3\xa9 deal", 11), dot(0, 0));
     ops_all[n++] = op_set(N_DEALS, d, N_AMOUNT, vint(KITH_TYPE_INT, -5000000000ll), dot(0, 0));
     ops_all[n++] = op_set(N_DEALS, d, N_STAGE, vstr(KITH_TYPE_ENUM, "won", 3), dot(0, 0));
     ops_all[n++] = op_set(N_DEALS, d, N_CLOSES, vint(KITH_TYPE_TIME, 1764093600250), dot(0, 0));
@@ -110,7 +125,8 @@ all_commit(void)
     ops_all[n++] = op_set(N_DEALS, d, N_PHOTO, vstr(KITH_TYPE_BYTES, "\x00\x01\xff", 3), dot(0, 0));
     ops_all[n++] = op_set(N_DEALS, d, N_ARCHIVED, b, dot(OTHER_B, 9));
     ops_all[n++] = op_set(N_DEALS, d, N_CONTACT, ref, dot(0, 0));
-    ops_all[n++] = op_set(N_DEALS, d, N_NOTES, (kith_value){.type = KITH_TYPE_NULL}, dot(ORIGIN, 4));
+    ops_all[n++] =
+        op_set(N_DEALS, d, N_NOTES, (kith_value){.type = KITH_TYPE_NULL}, dot(ORIGIN, 4));
     struct kith__op o = op(KITH_OP_SET_ADD, N_DEALS, d, N_LABELS);
     o.value = vstr(KITH_TYPE_STRING, "hot", 3);
     ops_all[n++] = o;
@@ -306,8 +322,11 @@ Test(codec2, name_table_rules)
     msgpack_pack_array(&pk, 8), u(17), u(1), u(0), u(10), u(0), str("x"), u(0), u(0);
     cr_assert_eq(check(), KITH_EMALFORMED);
     /* names of the wrong form */
-    static const char *const bad[] = {"", "1a", "_a", "a-b", "a.b", "a b", "\xc3\xa9",
-                                      "a0123456789012345678901234567890123456789012345678901234567890123"};
+    static const char *const bad[] = {
+        "",         "1a",
+        "_a",       "a-b",
+        "a.b",      "a b",
+        "\xc3\xa9", "a0123456789012345678901234567890123456789012345678901234567890123"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         start(1), str(bad[i]), msgpack_pack_array(&pk, 1);
         msgpack_pack_array(&pk, 4), u(32), u(0), u(0), u(10);
@@ -351,6 +370,7 @@ Test(codec2, tags_and_values)
                          "tag %u", tag);
         }
     }
+
     /* each type's form, and the others refused */
     struct {
         unsigned type;
@@ -360,6 +380,7 @@ Test(codec2, tags_and_values)
         {KITH_TYPE_BOOL, NULL},   {KITH_TYPE_BYTES, NULL}, {KITH_TYPE_REF, NULL},
         {KITH_TYPE_DATE, NULL},   {KITH_TYPE_ENUM, NULL},
     };
+
     for (size_t i = 0; i < sizeof forms / sizeof forms[0]; i++)
         for (unsigned shape = 0; shape < 6; shape++) {
             unsigned t = forms[i].type;
@@ -454,9 +475,14 @@ Test(codec2, worked_example_bytes)
     o[3] = op(KITH_OP_DOC_REMOVE, 3, dot(OTHER_A, 3), 0);
     o[3].observed = rm_obs;
     o[3].nobserved = 1;
-    struct kith__commit c = {.format = 2, .origin = ORIGIN, .first_seq = 10,
-                             .hlc = 0x019abc2c21fa0000ull, .nops = 4, .ops = o,
-                             .nnames = 4, .names = nm};
+    struct kith__commit c = {.format = 2,
+                             .origin = ORIGIN,
+                             .first_seq = 10,
+                             .hlc = 0x019abc2c21fa0000ull,
+                             .nops = 4,
+                             .ops = o,
+                             .nnames = 4,
+                             .names = nm};
     static const char expect[] =
         "94cf019abc2c21fa000091cf222222222222222294a8636f6e7461637473a46e616d65a474616773a972656d69"
         "6e6465727394942000000a981100000a01a3416e6e0000964000000a02a6667269656e6496300301030104";
@@ -470,7 +496,7 @@ Test(codec2, worked_example_bytes)
 
 /* ---- generated ------------------------------------------------------------------------- */
 
-static const struct kith__name gen_names[] = {NAME("c0"), NAME("c1"), NAME("f0"), NAME("f1"),
+static const struct kith__name gen_names[] = {NAME("c0"), NAME("c1"),  NAME("f0"), NAME("f1"),
                                               NAME("f2"), NAME("Zed"), NAME("x_9")};
 
 static void
@@ -524,7 +550,8 @@ gen_commit(struct test_rng *r, struct kith__commit *c, struct kith__op *ops, kit
             else if (t != KITH_TYPE_NULL)
                 v = vstr(t, text[i], len);
             o->value = v;
-            o->replaced = test_rng_chance(r, 1, 2) ? dot(0, 0) : dot(others[test_rng_below(r, 4)], 3);
+            o->replaced =
+                test_rng_chance(r, 1, 2) ? dot(0, 0) : dot(others[test_rng_below(r, 4)], 3);
             break;
         }
         case KITH_OP_SET_ADD:
@@ -575,8 +602,8 @@ Test(codec2, generated_round_trips)
         kith__arena_reset(&arena);
         rc = kith__commit_decode(buf.data, buf.len, ORIGIN, c.first_seq, &d, &arena, why,
                                  sizeof why);
-        cr_assert_eq(rc, 0, "KITH_SEED=%llu case %u: decode %d %s", (unsigned long long)seed, k,
-                     rc, why);
+        cr_assert_eq(rc, 0, "KITH_SEED=%llu case %u: decode %d %s", (unsigned long long)seed, k, rc,
+                     why);
         for (uint32_t i = 0; i < c.nops; i++)
             assert_same_op(&d, &d.ops[i], &c, &c.ops[i], i);
         cr_assert_eq(kith__commit_encode(&d, &buf2), 0);
@@ -664,8 +691,14 @@ Test(codec2, batch_formats)
     static const struct kith__name v1c[] = {NAME("contacts")};
     (void)v1c;
     struct kith__op o = op(KITH_OP_DOC_ADD, 0, dot(ORIGIN, 1), 0);
-    struct kith__commit c1 = {.format = 1, .origin = ORIGIN, .first_seq = 1, .hlc = 5, .nops = 1,
-                              .ops = &o, .names = kith__v1_names, .nnames = 19};
+    struct kith__commit c1 = {.format = 1,
+                              .origin = ORIGIN,
+                              .first_seq = 1,
+                              .hlc = 5,
+                              .nops = 1,
+                              .ops = &o,
+                              .names = kith__v1_names,
+                              .nnames = 19};
     struct kith__wbuf cb = {0};
     struct kith__batch d;
     cr_assert_eq(kith__commit_encode(&c1, &cb), 0);

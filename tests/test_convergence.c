@@ -2,7 +2,8 @@
  * test_convergence.c — generated end-to-end convergence on the real store. Each history
  * makes 3–5 replicas (KITH_NOSYNC, in temporary directories) that all trust each other,
  * then interleaves random local transactions through the public API (contacts created and
- * deleted, fields set and cleared, tags added and removed, interactions and reminders) with
+ * deleted, fields set and cleared, tags added and removed, interactions and reminders, and a
+ * counter and a flag that only some replicas declare: the others relay them undeclared) with
  * random partial exchanges: kith_batch_create(since = the receiver's vector, a random op
  * limit) into an in-flight queue whose messages are delivered late, out of order, more than
  * once (a batch that no longer fits is refused with KITH_EGAP or goes pending: both fine,
@@ -144,6 +145,20 @@ resolve_one(struct world *w, kith_replica *r, kith_txn *t)
 }
 
 /* One random op in the write transaction t of replica r. */
+/* The fields beyond the built-in schema, declared by the even replicas only. */
+static const char extra_schema[] = "{\"collections\":{\"contacts\":{\"fields\":{"
+                                   "\"score\":{\"type\":\"integer\",\"crdt\":\"counter\"},"
+                                   "\"pinned\":{\"type\":\"boolean\",\"crdt\":\"flag\"}}}}}";
+
+static bool
+declares_extra(const struct world *w, const kith_replica *r)
+{
+    for (int i = 0; i < w->n; i++)
+        if (w->r[i].r == r)
+            return i % 2 == 0;
+    return false;
+}
+
 static void
 random_op(struct world *w, kith_replica *r, kith_txn *t)
 {
@@ -155,7 +170,7 @@ random_op(struct world *w, kith_replica *r, kith_txn *t)
     char buf[64];
     kith_value v;
 
-    switch (below(w, 13)) {
+    switch (below(w, 15)) {
     case 0:
     case 1: /* new contact */
         OK(w, kith_doc_create(t, "contacts", &nd));
@@ -279,6 +294,14 @@ random_op(struct world *w, kith_replica *r, kith_txn *t)
     }
     case 12: /* resolve an open conflict, restoring the loser as a new write half the time */
         resolve_one(w, r, t);
+        break;
+    case 13: /* the counter: concurrent increments add up */
+        if (declares_extra(w, r) && (d = pick_live(w, t, C_CONTACTS)))
+            OK(w, kith_counter_add(t, "contacts", d, "score", (int64_t)below(w, 7) - 2));
+        break;
+    case 14: /* the flag: set against clear, set wins */
+        if (declares_extra(w, r) && (d = pick_live(w, t, C_CONTACTS)))
+            OK(w, kith_flag_set(t, "contacts", d, "pinned", below(w, 3) != 0));
         break;
     default: /* rename to a random name: concurrent renames make conflicts */
         if ((d = pick_live(w, t, C_CONTACTS))) {
@@ -450,20 +473,22 @@ text_dots(struct world *w, struct lines *l, const uint8_t *p, size_t bytes)
     }
 }
 
-/* The name of collection number coll (field 0) or of its field: the store's numbers are
- * still those of format 1 (core/v1.c), and the dump names them. */
+/* The name of collection number coll (field 0) or of its field, from the replica's names. */
 static void
-text_name(struct world *w, struct lines *l, int coll, int field)
+text_name(struct world *w, struct lines *l, kith_replica *r, MDB_txn *txn, int coll, int field)
 {
-    int i = field ? kith__v1_field((unsigned)coll, (unsigned)field) : coll;
-    CHECK(w, i >= 0 && coll < 3, "no name for %d.%d", coll, field);
-    textf(w, l, "%.*s", (int)kith__v1_names[i].len, kith__v1_names[i].ptr);
+    const char *name = NULL;
+    int rc = field
+                 ? kith__names_name(r, txn, KITH__NAME_FIELD, (uint8_t)coll, (uint8_t)field, &name)
+                 : kith__names_name(r, txn, KITH__NAME_COLL, 0, (uint8_t)coll, &name);
+    CHECK(w, rc == 0, "no name for %d.%d", coll, field);
+    textf(w, l, "%s", name);
 }
 
 static void
-text_key(struct world *w, struct lines *l, const uint8_t *k)
+text_key(struct world *w, struct lines *l, kith_replica *r, MDB_txn *txn, const uint8_t *k)
 {
-    text_name(w, l, k[0], 0);
+    text_name(w, l, r, txn, k[0], 0);
     textf(w, l, " ");
     text_hex(w, l, k + 1, KITH_DOCID_BYTES);
 }
@@ -530,40 +555,73 @@ static char *
 store_dump(struct world *w, kith_replica *r)
 {
     struct lines l = {0};
-    MDB_dbi dbis[3] = {r->docs, r->elems, r->regs};
+    MDB_dbi dbis[5] = {r->docs, r->elems, r->regs, r->flagdb, r->counts};
     MDB_txn *txn;
     MDB_cursor *cur;
     MDB_val k, v;
 
     CHECK(w, kith__mdb_begin(r, MDB_RDONLY, &txn) == 0, "read txn");
-    for (int d = 0; d < 3; d++) {
+    for (int d = 0; d < 5; d++) {
         CHECK(w, mdb_cursor_open(txn, dbis[d], &cur) == 0, "cursor");
-        for (int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
-             rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+        while (rc == 0) {
             const uint8_t *kp = k.mv_data, *vp = v.mv_data;
             line_begin(w, &l);
-            text_key(w, &l, kp);
+            text_key(w, &l, r, txn, kp);
             if (d == 0) {
                 textf(w, &l, " D");
                 text_dots(w, &l, vp, v.mv_size);
             } else if (d == 1) {
                 textf(w, &l, " E ");
-                text_name(w, &l, kp[0], kp[17]);
+                text_name(w, &l, r, txn, kp[0], kp[17]);
                 textf(w, &l, " ");
                 text_hex(w, &l, kp + 18, k.mv_size - 18);
                 text_dots(w, &l, vp, v.mv_size);
-            } else {
+            } else if (d == 2) {
                 kith_value val;
                 textf(w, &l, " F ");
-                text_name(w, &l, kp[0], kp[17]);
+                text_name(w, &l, r, txn, kp[0], kp[17]);
                 textf(w, &l, " ");
                 CHECK(w, kith__regval_decode(vp + 24, v.mv_size - 24, &val) == 0, "regval");
                 text_value(w, &l, &val);
                 textf(w, &l, " @%016llx %016llx:%llu", (unsigned long long)kith__be64_get(vp),
                       (unsigned long long)kith__be64_get(vp + 8),
                       (unsigned long long)kith__be64_get(vp + 16));
+            } else if (d == 3) {
+                textf(w, &l, " B ");
+                text_name(w, &l, r, txn, kp[0], kp[17]);
+                textf(w, &l, " true");
+                text_dots(w, &l, vp, v.mv_size);
+            } else {
+                /* a counter: one line for its per-origin totals, which are consecutive keys */
+                uint8_t prefix[18];
+                uint64_t sum = 0;
+                struct kith__wbuf totals = {0};
+                memcpy(prefix, kp, 18);
+                textf(w, &l, " C ");
+                text_name(w, &l, r, txn, kp[0], kp[17]);
+                do {
+                    char item[64];
+                    int64_t total;
+                    uint64_t raw = kith__be64_get(v.mv_data);
+                    memcpy(&total, &raw, sizeof total);
+                    sum += raw;
+                    int n = snprintf(
+                        item, sizeof item, "%s%016llx:%lld", totals.len ? "," : " ",
+                        (unsigned long long)kith__be64_get((const uint8_t *)k.mv_data + 18),
+                        (long long)total);
+                    CHECK(w, kith__wbuf_put(&totals, item, (size_t)n) == 0, "out of memory");
+                    rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+                } while (rc == 0 && memcmp(k.mv_data, prefix, 18) == 0);
+                int64_t total_sum;
+                memcpy(&total_sum, &sum, sizeof sum);
+                textf(w, &l, " i:%lld%.*s\n", (long long)total_sum, (int)totals.len,
+                      (const char *)totals.data);
+                kith__wbuf_free(&totals);
+                continue;
             }
             textf(w, &l, "\n");
+            rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
         }
         mdb_cursor_close(cur);
     }
@@ -700,8 +758,12 @@ run_history(uint64_t seed, int history)
     w->history = history;
     w->rng = seed ^ ((uint64_t)history * 0xd1b54a32d192ed03ull);
     w->n = 3 + (int)below(w, MAX_REPLICAS - 2);
-    for (int i = 0; i < w->n; i++)
+    for (int i = 0; i < w->n; i++) {
         w->r[i] = kt_new();
+        kith_replica *r = w->r[i].r;
+        if (i % 2 == 0)
+            OK(w, kith_schema_apply(r, extra_schema, strlen(extra_schema)));
+    }
     for (int i = 0; i < w->n; i++)
         for (int j = i + 1; j < w->n; j++)
             kt_trust_pair(&w->r[i], &w->r[j]);

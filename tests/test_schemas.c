@@ -175,6 +175,7 @@ Test(schemas, local_writes_checked)
     kith_docid ada = kt_contact(a.r, "Ada");
     declare(a.r, deals_v1);
     kith_docid d = deal(a.r, "Engines", &ada, 1);
+
     struct {
         const char *field;
         kith_value v;
@@ -187,6 +188,7 @@ Test(schemas, local_writes_checked)
         {"labels", kt_str("x"), "labels: a set field (use set add/remove)"},
         {"nope", vint(1), "deals has no field nope"},
     };
+
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         kith_txn *t = kt_wbegin(a.r);
         int rc = kith_field_set(t, "deals", &d, bad[i].field, &bad[i].v);
@@ -217,6 +219,7 @@ Test(schemas, bad_declarations_change_nothing)
     uint64_t v = version(a.r);
     kith_buf before, after;
     cr_assert_eq(kith_schema_json(a.r, &before), 0);
+
     struct {
         const char *json;
         int rc;
@@ -237,12 +240,14 @@ Test(schemas, bad_declarations_change_nothing)
          "\"a\":{\"type\":\"string\"}}}}}",
          KITH_ESCHEMA, "a"},
         {"{\"collections\":{\"x\":", KITH_ESCHEMA, "line"},
-        {"{\"collections\":{\"x\":{\"fields\":{\"a\":{\"type\":\"string\",\"crdt\":\"counter\"}}}}}",
+        {"{\"collections\":{\"x\":{\"fields\":{\"a\":{\"type\":\"string\",\"crdt\":\"counter\"}}}}"
+         "}",
          KITH_ESCHEMA, "counter"},
         {"{\"collections\":{\"x\":{\"fields\":{\"a\":{\"type\":\"string\"}},\"indexes\":"
          "{\"i\":[\"b\"]}}}}",
          KITH_ESCHEMA, "b"},
     };
+
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         int rc = kith_schema_apply(a.r, bad[i].json, strlen(bad[i].json));
         cr_assert_eq(rc, bad[i].rc, "case %zu: %s (%s)", i, kith_strerror(rc), kith_errmsg(a.r));
@@ -358,8 +363,7 @@ Test(schemas, three_schema_versions_converge_through_a_relay)
     /* v1 has no declaration of probability, but reads it as held */
     kith_txn *rt = kt_rbegin(v1.r);
     kith_value got;
-    cr_assert_eq(kith_field_get(rt, "deals", &d2, "probability", &got), 0, "%s",
-                 kith_errmsg(v1.r));
+    cr_assert_eq(kith_field_get(rt, "deals", &d2, "probability", &got), 0, "%s", kith_errmsg(v1.r));
     cr_assert_eq(got.type, KITH_TYPE_INT);
     cr_assert_eq(got.u.i, 70);
     kith_txn_abort(&rt);

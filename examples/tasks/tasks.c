@@ -14,15 +14,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char schema[] =
-    "{\"collections\":{\"tasks\":{"
-    "\"fields\":{"
-    "\"title\":{\"type\":\"string\",\"required\":true,\"max\":200},"
-    "\"due\":{\"type\":\"time\"},"
-    "\"labels\":{\"type\":\"string\",\"crdt\":\"set\",\"max\":32},"
-    "\"votes\":{\"type\":\"integer\",\"crdt\":\"counter\"},"
-    "\"done\":{\"type\":\"boolean\",\"crdt\":\"flag\"}},"
-    "\"indexes\":{\"by_due\":[\"due\"]}}}}";
+static const char schema[] = "{\"collections\":{\"tasks\":{"
+                             "\"fields\":{"
+                             "\"title\":{\"type\":\"string\",\"required\":true,\"max\":200},"
+                             "\"due\":{\"type\":\"time\"},"
+                             "\"labels\":{\"type\":\"string\",\"crdt\":\"set\",\"max\":32},"
+                             "\"votes\":{\"type\":\"integer\",\"crdt\":\"counter\"},"
+                             "\"done\":{\"type\":\"boolean\",\"crdt\":\"flag\"}},"
+                             "\"indexes\":{\"by_due\":[\"due\"]}}}}";
 
 static int
 check(int rc, kith_replica *r, const char *what)
@@ -107,8 +106,8 @@ print_board(kith_replica *r, const char *who)
             (rc = kith_field_get(t, "tasks", &id, "due", &dv)) < 0)
             break;
         kith_time_format(dv.u.i, due);
-        printf("%s: %s  \"%.*s\"  votes %lld  done: %s  labels:", who, due,
-               (int)title.u.s.len, title.u.s.ptr, (long long)votes.u.i, done.u.b ? "yes" : "no");
+        printf("%s: %s  \"%.*s\"  votes %lld  done: %s  labels:", who, due, (int)title.u.s.len,
+               title.u.s.ptr, (long long)votes.u.i, done.u.b ? "yes" : "no");
         if ((rc = kith_iter_set(t, "tasks", &id, "labels", &labels)) < 0)
             break;
         while (kith_iter_next_elem(labels, &e, &n) == 0)
