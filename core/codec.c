@@ -71,17 +71,27 @@ dot_cmp(kith_dot a, kith_dot b)
     return 0;
 }
 
+/* Which bytes a name may hold: 1 a letter (may start it), 2 a digit or '_' (may not). */
+static const uint8_t name_class[256] = {
+    ['0'] = 2, ['1'] = 2, ['2'] = 2, ['3'] = 2, ['4'] = 2, ['5'] = 2, ['6'] = 2, ['7'] = 2,
+    ['8'] = 2, ['9'] = 2, ['_'] = 2, ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1,
+    ['F'] = 1, ['G'] = 1, ['H'] = 1, ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1,
+    ['N'] = 1, ['O'] = 1, ['P'] = 1, ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1, ['U'] = 1,
+    ['V'] = 1, ['W'] = 1, ['X'] = 1, ['Y'] = 1, ['Z'] = 1, ['a'] = 1, ['b'] = 1, ['c'] = 1,
+    ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1, ['h'] = 1, ['i'] = 1, ['j'] = 1, ['k'] = 1,
+    ['l'] = 1, ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1, ['s'] = 1,
+    ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1, ['y'] = 1, ['z'] = 1,
+};
+
 bool
 kith__name_valid(const char *name, size_t len)
 {
-    if (!name || len == 0 || len > KITH__MAX_NAME_BYTES)
+    const uint8_t *p = (const uint8_t *)name;
+    if (!name || len == 0 || len > KITH__MAX_NAME_BYTES || name_class[p[0]] != 1)
         return false;
-    for (size_t i = 0; i < len; i++) {
-        char ch = name[i];
-        bool alpha = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z');
-        if (!alpha && (i == 0 || !((ch >= '0' && ch <= '9') || ch == '_')))
+    for (size_t i = 1; i < len; i++)
+        if (!name_class[p[i]])
             return false;
-    }
     return true;
 }
 
@@ -537,12 +547,11 @@ get_name(struct decoder *d, const msgpack_object *o, uint16_t *out)
 
 /* Read a value of type t; 0, KITH_EMALFORMED (the object is not of the type's form) or what
  * value_shape says. */
-static int
+static inline int
 get_value(struct decoder *d, const msgpack_object *o, kith_type t, kith_value *v)
 {
     bool fits = false;
-    memset(v, 0, sizeof *v);
-    v->type = t;
+    v->type = t; /* the op it belongs to was zeroed */
     switch (t) {
     case KITH_TYPE_NULL:
         fits = o->type == MSGPACK_OBJECT_NIL;

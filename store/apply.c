@@ -454,7 +454,9 @@ index_update(struct kith__applier *a, kith_replica *r, MDB_txn *txn, const struc
 {
     uint8_t kb[KITH__INDEX_KEY_MAX];
 
-    for (size_t i = 0; ss && i < ss->nplans; i++) {
+    if (!ss || !ss->indexed || !(ss->indexed[coll][field >> 6] >> (field & 63) & 1))
+        return 0; /* no index keys this field */
+    for (size_t i = 0; i < ss->nplans; i++) {
         const struct kith__index_plan *p = &ss->plans[i];
         int me = p->part[0] == field ? 0 : p->nparts == 2 && p->part[1] == field ? 1 : -1;
         kith_value other; /* the other part; a view, which the index key copies at once */
@@ -801,8 +803,9 @@ static const char *
 coll_name(struct kith__applier *a, uint8_t coll)
 {
     const char *name = NULL;
-    for (uint32_t i = 0; i < a->names.n; i++)
-        if (a->names.e[i].kind == KITH__NAME_COLL && a->names.e[i].id == coll)
+    for (uint32_t i = 0; i < KITH__NAMES_CACHE; i++)
+        if (a->names.e[i].name && a->names.e[i].kind == KITH__NAME_COLL &&
+            a->names.e[i].id == coll)
             return a->names.e[i].name;
     return kith__names_name(a->r, a->txn, KITH__NAME_COLL, 0, coll, &name) == 0 ? name : NULL;
 }

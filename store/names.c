@@ -156,6 +156,17 @@ names_create(kith_replica *r, MDB_txn *txn, char kind, uint8_t parent, const cha
     return kith__mdb_err(kith__mdb_put(txn, r->names, &k, &v, MDB_NOOVERWRITE));
 }
 
+static uint32_t
+cache_slot(char kind, uint8_t parent, const char *name, size_t len)
+{
+    const uint8_t *p = (const uint8_t *)name;
+    uint32_t h = (uint32_t)kind * 31u + parent * 131u + (uint32_t)len * 7u;
+    h = h * 33u + p[0];
+    h = h * 33u + p[len - 1];
+    h = h * 33u + p[len / 2];
+    return (h ^ (h >> 7)) & (KITH__NAMES_CACHE - 1);
+}
+
 int
 kith__names_get(kith_replica *r, MDB_txn *txn, struct kith__names_cache *nc, char kind,
                 uint8_t parent, const char *name, size_t len, bool create, uint8_t *id)
@@ -166,13 +177,12 @@ kith__names_get(kith_replica *r, MDB_txn *txn, struct kith__names_cache *nc, cha
 
     if (len == 0 || len > KITH__MAX_NAME_BYTES)
         return KITH_ENOTFOUND;
-    if (nc)
-        for (uint32_t i = 0; i < nc->n; i++)
-            if (nc->e[i].kind == kind && nc->e[i].parent == parent && nc->e[i].len == len &&
-                memcmp(nc->e[i].name, name, len) == 0) {
-                *id = nc->e[i].id;
-                return 0;
-            }
+    uint32_t slot = cache_slot(kind, parent, name, len);
+    if (nc && nc->e[slot].name && nc->e[slot].kind == kind && nc->e[slot].parent == parent &&
+        nc->e[slot].len == len && memcmp(nc->e[slot].name, name, len) == 0) {
+        *id = nc->e[slot].id;
+        return 0;
+    }
     if (r->names == KITH__DBI_FREE)
         rc = v1_get(kind, parent, name, len, id);
     else {
@@ -196,7 +206,9 @@ kith__names_get(kith_replica *r, MDB_txn *txn, struct kith__names_cache *nc, cha
         const char *stable = kith__name_intern(r, name, len);
         if (!stable)
             return KITH_ENOMEM;
-        uint32_t i = nc->n < KITH__NAMES_CACHE ? nc->n++ : (uint32_t)(*id % KITH__NAMES_CACHE);
+        uint32_t i = slot;
+        if (!nc->e[i].name)
+            nc->n++;
         nc->e[i].kind = kind;
         nc->e[i].parent = parent;
         nc->e[i].id = *id;
@@ -233,25 +245,52 @@ kith__names_name(kith_replica *r, MDB_txn *txn, char kind, uint8_t parent, uint8
 int
 kith__names_resolve(struct kith__applier *a, struct kith__commit *c)
 {
+    /* Each name of the commit is looked up once: collections by their index in the commit's
+     * table, fields by their (collection, field) pair; most commits use a handful. */
+    enum { PAIRS = 32 };
+    int16_t coll_of[KITH__MAX_COMMIT_NAMES];
+    struct {
+        uint16_t cname, fname;
+        uint8_t id;
+    } pairs[PAIRS];
+    uint32_t npairs = 0;
+    int rc;
+
+    if (c->nnames > KITH__MAX_COMMIT_NAMES)
+        return KITH_ETOOBIG;
+    for (uint32_t k = 0; k < c->nnames; k++)
+        coll_of[k] = -1;
     for (uint32_t i = 0; i < c->nops; i++) {
         struct kith__op *op = &c->ops[i];
-        const struct kith__name *cn = &c->names[op->cname];
-        int rc;
-        if (i > 0 && op->cname == c->ops[i - 1].cname) {
-            op->coll = c->ops[i - 1].coll;
-        } else {
+        if (coll_of[op->cname] < 0) {
+            const struct kith__name *cn = &c->names[op->cname];
+            uint8_t id;
             rc = kith__names_get(a->r, a->txn, &a->names, KITH__NAME_COLL, 0, cn->ptr, cn->len,
-                                 true, &op->coll);
+                                 true, &id);
             if (rc < 0)
                 return rc;
+            coll_of[op->cname] = id;
         }
+        op->coll = (uint8_t)coll_of[op->cname];
         op->field = 0;
-        if (kith__op_has_field(op->kind)) {
-            const struct kith__name *fn = &c->names[op->fname];
-            rc = kith__names_get(a->r, a->txn, &a->names, KITH__NAME_FIELD, op->coll, fn->ptr,
-                                 fn->len, true, &op->field);
-            if (rc < 0)
-                return rc;
+        if (!kith__op_has_field(op->kind))
+            continue;
+        uint32_t p = 0;
+        while (p < npairs && (pairs[p].cname != op->cname || pairs[p].fname != op->fname))
+            p++;
+        if (p < npairs) {
+            op->field = pairs[p].id;
+            continue;
+        }
+        const struct kith__name *fn = &c->names[op->fname];
+        rc = kith__names_get(a->r, a->txn, &a->names, KITH__NAME_FIELD, op->coll, fn->ptr, fn->len,
+                             true, &op->field);
+        if (rc < 0)
+            return rc;
+        if (npairs < PAIRS) {
+            pairs[npairs].cname = op->cname;
+            pairs[npairs].fname = op->fname;
+            pairs[npairs++].id = op->field;
         }
     }
     return 0;

@@ -28,6 +28,7 @@ sschema_free(struct kith__sschema *s)
         struct kith__sschema *older = s->older;
         kith__schema_free(s->decl);
         free(s->plans);
+        free(s->indexed);
         free(s);
         s = older;
     }
@@ -84,6 +85,10 @@ plans_build(kith_replica *r, MDB_txn *txn, struct kith__sschema *ss, bool create
                 return rc;
             p->coll = coll;
             p->nparts = (uint8_t)id->nparts;
+            if (!ss->indexed && !(ss->indexed = calloc(256, sizeof *ss->indexed)))
+                return KITH_ENOMEM;
+            for (uint8_t k = 0; k < p->nparts; k++)
+                ss->indexed[coll][p->part[k] >> 6] |= 1ull << (p->part[k] & 63);
             ss->nplans++;
         }
     }
@@ -404,6 +409,7 @@ kith__schema_upgrade_v1(kith_replica *r, MDB_txn *txn)
     }
     free(old.plans);
     free(next.plans);
+    free(next.indexed);
     kith__schema_free(next.decl);
     return rc;
 }

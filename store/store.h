@@ -124,9 +124,10 @@ struct kith_replica {
 #define KITH__NAME_COLL 'c'
 #define KITH__NAME_FIELD 'f'
 #define KITH__NAME_INDEX 'i'
-#define KITH__NAMES_CACHE 48
+#define KITH__NAMES_CACHE 64 /* slots, a power of two */
 
-/* A write transaction's memory of the names it looked up (names are never renumbered). */
+/* A write transaction's memory of the names it looked up (names are never renumbered): a
+ * direct-mapped table, a slot per hash of (kind, parent, name); `n` counts the slots filled. */
 struct kith__names_cache {
     uint32_t n;
 
@@ -167,6 +168,9 @@ struct kith__sschema {
     struct kith__schema *decl; /* NULL: nothing declared */
     size_t nplans;
     struct kith__index_plan *plans; /* by coll */
+    /* per collection number, the fields some index keys: a write to any other field skips
+     * the plans (most writes) */
+    uint64_t (*indexed)[4];
     struct kith__sschema *older;
 };
 
