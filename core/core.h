@@ -141,6 +141,13 @@ kith__op_has_field(unsigned kind)
  * numbered f (from 1) of collection c is at kith__v1_field(c, f), -1 when there is none. */
 extern const struct kith__name kith__v1_names[];
 int kith__v1_field(unsigned coll, unsigned field);
+
+/* The indexes a replica of format 1 keeps, numbered 1..3 in this order, by collection. */
+struct kith__v1_index {
+    unsigned coll;
+    struct kith__name name;
+};
+extern const struct kith__v1_index kith__v1_indexes[3];
 /* The format-1 number of a collection (0..2) or field (1..) by name, -1 when none. */
 int kith__v1_coll_number(const char *name, size_t len);
 int kith__v1_field_number(unsigned coll, const char *name, size_t len);

@@ -77,3 +77,9 @@ kith__v1_field_number(unsigned coll, const char *name, size_t len)
             return (int)f;
     return -1;
 }
+
+const struct kith__v1_index kith__v1_indexes[3] = {
+    {0, {"name", 4}},
+    {1, {"contact", 7}},
+    {2, {"due", 3}},
+};

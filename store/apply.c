@@ -24,114 +24,26 @@
 #define ELEM_KEY_MAX 511
 #define CONFLICT_HDR (1 + 16 + 1 + 1 + 8 + 24 + 24 + 4)
 
-/* ---- register values ------------------------------------------------------------------ */
+/* ---- register values ------------------------------------------------------------------
+ * A register keeps its value in the store form of the value-type table (core/types.c): a type
+ * byte, then the payload. */
 
 size_t
 kith__regval_size(const kith_value *v)
 {
-    switch (v->type) {
-    case KITH_TYPE_INT:
-    case KITH_TYPE_TIME:
-        return 1 + 8;
-    case KITH_TYPE_BOOL:
-        return 1 + 1;
-    case KITH_TYPE_REF:
-        return 1 + KITH_DOCID_BYTES;
-    case KITH_TYPE_STRING:
-    case KITH_TYPE_DATE:
-    case KITH_TYPE_ENUM:
-    case KITH_TYPE_BYTES:
-        return 1 + v->u.s.len;
-    default:
-        return 1;
-    }
+    return kith__value_stored_size(v);
 }
 
 void
 kith__regval_encode(const kith_value *v, uint8_t *out)
 {
-    out[0] = (uint8_t)v->type;
-    switch (v->type) {
-    case KITH_TYPE_INT:
-    case KITH_TYPE_TIME:
-        kith__be64_put(out + 1, (uint64_t)v->u.i);
-        break;
-    case KITH_TYPE_BOOL:
-        out[1] = v->u.b ? 1 : 0;
-        break;
-    case KITH_TYPE_REF:
-        memcpy(out + 1, v->u.ref.bytes, KITH_DOCID_BYTES);
-        break;
-    case KITH_TYPE_STRING:
-    case KITH_TYPE_DATE:
-    case KITH_TYPE_ENUM:
-    case KITH_TYPE_BYTES:
-        if (v->u.s.len > 0)
-            memcpy(out + 1, v->u.s.ptr, v->u.s.len);
-        break;
-    default:
-        out[0] = KITH_TYPE_NULL;
-        break;
-    }
+    kith__value_store(v, out);
 }
 
 int
 kith__regval_decode(const uint8_t *p, size_t len, kith_value *out)
 {
-    memset(out, 0, sizeof *out);
-    if (len < 1)
-        return KITH_ECORRUPT;
-    out->type = (kith_type)p[0];
-    switch (p[0]) {
-    case KITH_TYPE_NULL:
-        return len == 1 ? 0 : KITH_ECORRUPT;
-    case KITH_TYPE_INT:
-    case KITH_TYPE_TIME:
-        if (len != 9)
-            return KITH_ECORRUPT;
-        out->u.i = (int64_t)kith__be64_get(p + 1);
-        return 0;
-    case KITH_TYPE_BOOL:
-        if (len != 2 || p[1] > 1)
-            return KITH_ECORRUPT;
-        out->u.b = p[1] != 0;
-        return 0;
-    case KITH_TYPE_REF:
-        if (len != 1 + KITH_DOCID_BYTES)
-            return KITH_ECORRUPT;
-        memcpy(out->u.ref.bytes, p + 1, KITH_DOCID_BYTES);
-        return 0;
-    case KITH_TYPE_STRING:
-    case KITH_TYPE_DATE:
-    case KITH_TYPE_ENUM:
-    case KITH_TYPE_BYTES:
-        out->u.s.ptr = (const char *)(p + 1);
-        out->u.s.len = len - 1;
-        return 0;
-    default:
-        return KITH_ECORRUPT;
-    }
-}
-
-static bool
-regval_equal(const kith_value *a, const kith_value *b)
-{
-    if (a->type != b->type)
-        return false;
-    switch (a->type) {
-    case KITH_TYPE_NULL:
-        return true;
-    case KITH_TYPE_INT:
-    case KITH_TYPE_TIME:
-        return a->u.i == b->u.i;
-    case KITH_TYPE_BOOL:
-        return a->u.b == b->u.b;
-    case KITH_TYPE_REF:
-        return memcmp(a->u.ref.bytes, b->u.ref.bytes, KITH_DOCID_BYTES) == 0;
-    default:
-        return a->u.s.len == b->u.s.len &&
-               (a->u.s.len == 0 || memcmp(a->u.s.ptr, b->u.s.ptr, a->u.s.len) == 0);
-    }
+    return kith__value_load(p, len, out);
 }
 
 /* ---- origins ----------------------------------------------------------------------- */
@@ -587,7 +499,7 @@ reg_apply(struct kith__applier *a, uint64_t hlc, kith_dot dot, const struct kith
     rc = kith__rec_put(a, a->regs_c, kb, sizeof kb, newbuf, KITH__REG_HDR_BYTES + nv, found, ent);
     if (rc != 0)
         return rc;
-    if (found && regval_equal(&old_v, &op->value))
+    if (found && kith__value_cmp(&old_v, &op->value) == 0)
         return 0;
     return index_update(a, a->r, a->txn, a->schema, op->coll, op->doc, op->field,
                         found ? &old_v : NULL, &op->value, kith__wcache_born(ent));
@@ -804,8 +716,7 @@ coll_name(struct kith__applier *a, uint8_t coll)
 {
     const char *name = NULL;
     for (uint32_t i = 0; i < KITH__NAMES_CACHE; i++)
-        if (a->names.e[i].name && a->names.e[i].kind == KITH__NAME_COLL &&
-            a->names.e[i].id == coll)
+        if (a->names.e[i].name && a->names.e[i].kind == KITH__NAME_COLL && a->names.e[i].id == coll)
             return a->names.e[i].name;
     return kith__names_name(a->r, a->txn, KITH__NAME_COLL, 0, coll, &name) == 0 ? name : NULL;
 }

@@ -74,11 +74,6 @@ kith__names_free(kith_replica *r)
 
 /* ---- the format-1 table, for a replica not upgraded yet ------------------------------ */
 
-static const struct {
-    uint8_t coll;
-    const char *name;
-} v1_indexes[] = {{0, "name"}, {1, "contact"}, {2, "due"}};
-
 static int
 v1_get(char kind, uint8_t parent, const char *name, size_t len, uint8_t *id)
 {
@@ -89,8 +84,8 @@ v1_get(char kind, uint8_t parent, const char *name, size_t len, uint8_t *id)
         n = kith__v1_field_number(parent, name, len);
     } else {
         for (unsigned i = 0; i < 3; i++)
-            if (v1_indexes[i].coll == parent && strlen(v1_indexes[i].name) == len &&
-                memcmp(v1_indexes[i].name, name, len) == 0)
+            if (kith__v1_indexes[i].coll == parent && kith__v1_indexes[i].name.len == len &&
+                memcmp(kith__v1_indexes[i].name.ptr, name, len) == 0)
                 n = (int)i + 1;
     }
     if (n < 0)
@@ -248,11 +243,14 @@ kith__names_resolve(struct kith__applier *a, struct kith__commit *c)
     /* Each name of the commit is looked up once: collections by their index in the commit's
      * table, fields by their (collection, field) pair; most commits use a handful. */
     enum { PAIRS = 32 };
+
     int16_t coll_of[KITH__MAX_COMMIT_NAMES];
+
     struct {
         uint16_t cname, fname;
         uint8_t id;
     } pairs[PAIRS];
+
     uint32_t npairs = 0;
     int rc;
 
@@ -321,12 +319,13 @@ kith__names_seed_v1(kith_replica *r, MDB_txn *txn)
         }
     }
     for (unsigned i = 0; i < 3; i++) {
-        if ((rc = kith__names_get(r, txn, NULL, KITH__NAME_INDEX, v1_indexes[i].coll,
-                                  v1_indexes[i].name, strlen(v1_indexes[i].name), true, &id)) < 0)
+        const struct kith__v1_index *x = &kith__v1_indexes[i];
+        if ((rc = kith__names_get(r, txn, NULL, KITH__NAME_INDEX, (uint8_t)x->coll, x->name.ptr,
+                                  x->name.len, true, &id)) < 0)
             return rc;
         if (id != i + 1)
-            return kith__fail(r, KITH_ECORRUPT, "names: index %s is not number %u",
-                              v1_indexes[i].name, i + 1);
+            return kith__fail(r, KITH_ECORRUPT, "names: index %s is not number %u", x->name.ptr,
+                              i + 1);
     }
     return 0;
 }
