@@ -6,6 +6,7 @@
  * regenerate an old one.
  */
 #include "kith_test.h"
+#include "store.h"
 
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -117,5 +118,123 @@ Test(compat, v1_bundle_merges_into_a_new_replica)
     cr_assert_gt(info.ops_new, 0);
     cr_assert_eq(info.ops_pending, 0);
     assert_exports(x.r, V1 "/export.json");
+    kt_free(&x);
+}
+
+/* A copy of the format-1 replica in a fresh directory; the caller removes it. */
+static char *
+v1_copy(void)
+{
+    char *dir = kt_tmpdir(), path[512], from[512];
+    snprintf(from, sizeof from, "%s/replica-a/data.mdb", V1);
+    snprintf(path, sizeof path, "%s/data.mdb", dir);
+    copy_file(from, path, 0600);
+    snprintf(from, sizeof from, "%s/replica-a/key", V1);
+    snprintf(path, sizeof path, "%s/key", dir);
+    copy_file(from, path, 0600);
+    return dir;
+}
+
+static uint32_t
+format_of(const char *dir)
+{
+    kith_replica *r = NULL;
+    MDB_txn *txn;
+    MDB_val v;
+    uint32_t fmt;
+    cr_assert_eq(kith_open(dir, KITH_RDONLY, &r), 0);
+    cr_assert_eq(kith__mdb_begin(r, MDB_RDONLY, &txn), 0);
+    cr_assert_eq(kith__meta_get(r, txn, "format", &v), 0);
+    fmt = (uint32_t)((const uint8_t *)v.mv_data)[3];
+    mdb_txn_abort(txn);
+    kith__mdb_end(r);
+    kith_close(r);
+    return fmt;
+}
+
+/* STO-25: read-only, a format-1 replica is read through format 1's names and the built-in
+ * schema, and stays format 1; opened to write, it is upgraded in place. */
+Test(compat, v1_replica_read_only_then_upgraded)
+{
+    char *dir = v1_copy();
+    kith_replica *r = NULL;
+    kith_txn *t;
+    kith_iter *it;
+    kith_docid d;
+    kith_value lo = kt_str("B");
+    size_t n = 0;
+
+    cr_assert_eq(kith_open(dir, KITH_RDONLY, &r), 0, "%s", kith_errmsg(NULL));
+    assert_exports(r, V1 "/export.json");
+    cr_assert_eq(kith_txn_begin(r, KITH_TXN_READ, &t), 0);
+    cr_assert_eq(kith_iter_index(t, "contacts.name", NULL, &lo, NULL, &it), 0, "%s",
+                 kith_errmsg(r));
+    while (kith_iter_next(it, &d) == 0)
+        n++;
+    kith_iter_close(it);
+    cr_assert_eq(n, 1, "Charles Babbage, the one contact named from B on");
+    kith_field_entry e;
+    cr_assert_eq(kith_iter_docs(t, "contacts", &it), 0);
+    cr_assert_eq(kith_iter_next(it, &d), 0);
+    kith_iter_close(it);
+    kith_iter *fields;
+    cr_assert_eq(kith_iter_fields(t, "contacts", &d, &fields), 0, "%s", kith_errmsg(r));
+    cr_assert_eq(kith_iter_next_field(fields, &e), 0);
+    cr_assert_str_eq(e.name, "birthday");
+    kith_iter_close(fields);
+    kith_txn_abort(&t);
+    kith_close(r);
+    cr_assert_eq(format_of(dir), 1, "a read-only open changes nothing");
+
+    cr_assert_eq(kith_open(dir, 0, &r), 0, "%s", kith_errmsg(NULL));
+    kith_close(r);
+    cr_assert_eq(format_of(dir), 2, "opened to write, it is upgraded");
+    uint64_t version = 0;
+    cr_assert_eq(kith_open(dir, 0, &r), 0);
+    cr_assert_eq(kith_schema_info(r, &version, NULL), 0);
+    cr_assert_eq(version, 1, "the built-in schema declared by the upgrade");
+    assert_exports(r, V1 "/export.json");
+    kith_close(r);
+    kt_rmtree(dir);
+    free(dir);
+}
+
+/* An upgraded format-1 replica and a new one sync both ways and converge; the old log's
+ * commits of format 1 travel beside new ones of format 2. */
+Test(compat, v1_replica_keeps_syncing_with_a_new_one)
+{
+    char *dir = v1_copy();
+    struct kt_replica x = kt_new();
+    struct kt_replica old = {.dir = dir, .root = NULL, .r = NULL};
+    kith_verify_report rep;
+    uint8_t pk[KITH_PUBKEY_BYTES];
+
+    cr_assert_eq(kith_open(dir, 0, &old.r), 0, "%s", kith_errmsg(NULL));
+    /* the old replica trusts b (its fixture peer) already; add x both ways */
+    kith_replica_pubkey(x.r, pk);
+    cr_assert_eq(kith_trust_add(old.r, pk, "x", NULL), 0);
+    kith_replica_pubkey(old.r, pk);
+    cr_assert_eq(kith_trust_add(x.r, pk, "a", NULL), 0);
+    pubkey_of(V1 "/b.pub", pk);
+    cr_assert_eq(kith_trust_add(x.r, pk, "b", NULL), 0);
+    kt_sync(&old, &x);
+    kith_docid mary = kt_contact(x.r, "Mary Somerville");
+    kith_docid ada = kt_contact(old.r, "Ada (new)");
+    kt_sync(&x, &old);
+    kt_sync(&old, &x);
+    char *a = kt_export(old.r), *b = kt_export(x.r);
+    cr_assert_str_eq(a, b);
+    cr_assert(strstr(a, "Mary Somerville") && strstr(a, "Ada (new)"));
+    (void)mary;
+    (void)ada;
+    cr_assert_eq(kith_verify(old.r, &rep), 0);
+    cr_assert_eq(rep.problems, 0, "%s", rep.first_problem);
+    cr_assert_eq(kith_verify(x.r, &rep), 0);
+    cr_assert_eq(rep.problems, 0, "%s", rep.first_problem);
+    free(a);
+    free(b);
+    kith_close(old.r);
+    kt_rmtree(dir);
+    free(dir);
     kt_free(&x);
 }
