@@ -110,20 +110,18 @@ str_head_size(uint64_t n)
 }
 
 /* Where a commit keeps its names: `at` the offset of the names array's first element, `end`
- * the offset after its last, `n` their count. Returns 1 for a format-1 commit (it has none),
- * 0, or KITH_EMALFORMED. The elements are checked to be of type `want`. */
+ * the offset after its last, `n` their count. Returns 0; 1 for bytes that are not a commit
+ * of format 2 (one of format 1 has no names; what is no commit at all travels as it is, and
+ * the commit decoder refuses it); or KITH_EMALFORMED for a commit of format 2 whose head is
+ * damaged. The elements are checked to be of type `want`. */
 static int
 names_span(const uint8_t *p, size_t len, enum kith__mp_type want, size_t *at, size_t *end,
            uint64_t *n)
 {
     struct kith__mp_head h;
     size_t off = 0;
-    if (kith__mp_head(p, len, &h) < 0 || h.type != KITH__MP_ARRAY)
-        return KITH_EMALFORMED;
-    if (h.v == 3)
-        return 1;
-    if (h.v != 4)
-        return KITH_EMALFORMED;
+    if (kith__mp_head(p, len, &h) < 0 || h.type != KITH__MP_ARRAY || h.v != 4)
+        return 1; /* format 1, or not a commit at all: the store's decoder will say */
     off += h.size;
     if (kith__mp_head(p + off, len - off, &h) < 0 || h.type != KITH__MP_UINT) /* hlc */
         return KITH_EMALFORMED;
