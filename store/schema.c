@@ -376,6 +376,7 @@ kith_value_parse_in(kith_replica *r, const char *collection, const char *field, 
         const struct kith__type *ty = kith__type_of(fd->type);
         if (!ty)
             return KITH_ESCHEMA;
+        out->type = fd->type; /* a row's parse fills the value, not its type */
         if ((rc = ty->parse(text, out, why, why_cap)) < 0)
             return rc;
     }

@@ -434,3 +434,34 @@ Test(schemas, json_and_c_declarations_agree)
     kt_free(&a);
     kt_free(&b);
 }
+
+/* Text read as a declared field's value, and checked against its declaration. */
+Test(schemas, value_parse_in_reads_declared_types)
+{
+    struct kt_replica a = kt_new();
+    declare(a.r, deals_v1);
+    kith_value v;
+    char why[128];
+    cr_assert_eq(kith_value_parse_in(a.r, "deals", "amount", "1200", &v, why, sizeof why), 0, "%s",
+                 why);
+    cr_assert_eq(v.type, KITH_TYPE_INT);
+    cr_assert_eq(v.u.i, 1200);
+    cr_assert_eq(kith_value_parse_in(a.r, "deals", "closes", "2026-12-06T10:00:00Z", &v, why,
+                                     sizeof why),
+                 0, "%s", why);
+    cr_assert_eq(v.type, KITH_TYPE_TIME);
+    cr_assert_eq(kith_value_parse_in(a.r, "deals", "stage", "won", &v, why, sizeof why), 0);
+    cr_assert_eq(v.type, KITH_TYPE_ENUM);
+    cr_assert_eq(kith_value_parse_in(a.r, "deals", "title", "", &v, why, sizeof why),
+                 KITH_ESCHEMA, "a required field is not cleared");
+    cr_assert_eq(kith_value_parse_in(a.r, "deals", "amount", "-3", &v, why, sizeof why),
+                 KITH_ESCHEMA);
+    cr_assert(strstr(why, "amount") != NULL, "%s", why);
+    cr_assert_eq(kith_value_parse_in(a.r, "deals", "stage", "maybe", &v, why, sizeof why),
+                 KITH_ESCHEMA);
+    cr_assert_eq(kith_value_parse_in(a.r, "deals", "labels", "hot", &v, why, sizeof why), 0);
+    cr_assert_eq(v.type, KITH_TYPE_STRING, "a set field reads one element");
+    cr_assert_eq(kith_value_parse_in(a.r, "deals", "nope", "1", &v, why, sizeof why),
+                 KITH_ENOTFOUND);
+    kt_free(&a);
+}
