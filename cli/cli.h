@@ -242,6 +242,9 @@ int cmd_reminder_ls(struct cli *c, int argc, char **argv);
 int cmd_conflicts(struct cli *c, int argc, char **argv);
 int cmd_conflicts_restore(struct cli *c, int argc, char **argv);
 
+int cmd_schema_show(struct cli *c, int argc, char **argv);
+int cmd_schema_apply(struct cli *c, int argc, char **argv);
+
 int cmd_trust(struct cli *c, int argc, char **argv);
 int cmd_peers(struct cli *c, int argc, char **argv);
 int cmd_bundle_create(struct cli *c, int argc, char **argv);
@@ -271,5 +274,27 @@ json_t *cli_doc_json(kith_txn *t, const char *collection, const kith_docid *doc,
  * when empty): heap strings the caller frees; NULL on failure. */
 char *cli_field_text(kith_txn *t, const char *collection, const kith_docid *doc, const char *field);
 char *cli_set_text(kith_txn *t, const char *collection, const kith_docid *doc, const char *field);
+
+/* ---- the replica's declared schema (cmd_schema.c) --------------------------------------- */
+
+/*
+ * The replica's schema as kith_schema_json gives it (spec/data-model.md 2.4.5: sorted keys,
+ * defaults left out, plus "version"), parsed: a new reference in *out the caller drops with
+ * json_decref. On failure the problem is reported, CLI_FAIL returned and *out is NULL. The
+ * library reads the schema in a transaction of its own: call this (and kith_value_parse_in)
+ * before beginning one.
+ */
+int cli_decl_load(const struct cli *c, kith_replica *r, json_t **out);
+/* A declared collection, its "fields" object, and one declared field; NULL when not declared.
+ * Borrowed from the loaded schema. */
+json_t *cli_decl_coll(json_t *schema, const char *collection);
+json_t *cli_decl_fields(json_t *coll);
+json_t *cli_decl_field(json_t *coll, const char *field);
+/* A declared field's kind (kith_crdt; lww when the document names none; -1 if unknown) and
+ * its type name as the document spells it ("string", "integer", ...). */
+int cli_decl_kind(json_t *field);
+const char *cli_decl_type(json_t *field);
+/* "lww", "set", "counter", "flag" ("?" for anything else). */
+const char *cli_kind_name(int kind);
 
 #endif /* KITH_CLI_H */
