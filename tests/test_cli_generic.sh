@@ -160,7 +160,7 @@ check "show's digest is status's" out_has "$digest"
 run 2 "schema show takes no operand" --dir "$A" schema show x
 run 2 "schema apply needs FILE" --dir "$A" schema apply
 
-# ---- put and get: every type and kind (CLI-14, CLI-15) -------------------------------------------
+# ---- put and get: every type and kind (CLI-14, CLI-16) -------------------------------------------
 ADA=$("$KITH" --dir "$A" contact add --name Ada)
 BOB=$("$KITH" --dir "$A" contact add --name Bob)
 # Cy is made on B: the only contact of B's origin, so 16 hex digits name it in A (CLI-6)
@@ -297,7 +297,7 @@ check "a refused schema keeps the version" \
 run 0 "schema unchanged by refusals" --dir "$A" schema show --json
 check "schema bytes unchanged by refusals" cmp -s "$tmp/out" "$tmp/schema.json"
 
-# ---- ls, by id and through an index (CLI-16) -----------------------------------------------------
+# ---- ls, by id and through an index (CLI-17) -----------------------------------------------------
 run 0 "put deal 2" --dir "$A" put deals title=Two contact="$ADA" closes=2026-01-10 amount=20
 D2=$(out)
 run 0 "put deal 3" --dir "$A" put deals title=Three contact="$ADA" closes=2026-02-10 amount=30
@@ -359,7 +359,7 @@ run 1 "get a deleted document" --dir "$A" get deals "$D5"
 check "says it is not there" err_has "no deal with id $D5"
 run 1 "rm twice" --dir "$A" rm deals "$D5"
 
-# ---- a replica without the declaration, and one with an older version (CLI-15) ------------------
+# ---- a replica without the declaration, and one with an older version (CLI-16) ------------------
 "$KITH" --dir "$A" bundle create -o "$tmp/ab1.bundle" 2>/dev/null
 run 0 "B applies A's bundle" --dir "$B" bundle apply "$tmp/ab1.bundle"
 run 0 "B's schema does not have deals" --dir "$B" schema show --json
