@@ -1,7 +1,7 @@
 /*
  * args.c — turning command-line text into values: hex ids and keys, decimal numbers,
- * durations ("30s"), field values through kith_value_parse, and document ids given as a
- * unique hex prefix.
+ * durations ("30s"), field values through kith_value_parse (the built-in schema) or by the
+ * type a replica declared (cli_parse_typed), and document ids given as a unique hex prefix.
  *
  * A document id is the dot that created it, origin first (spec/data-model.md), so the ids of
  * one replica's documents share their first 16 hex digits; a prefix is unique only once it
@@ -207,6 +207,85 @@ cli_resolve(const struct cli *c, kith_txn *t, const char *collection, const char
     if (matches > 1)
         return cli_fail(c, "id prefix %s is ambiguous in %s; give more digits", lower, collection);
     return CLI_OK;
+}
+
+/* Say why text is not a value of its type; returns KITH_ESCHEMA. */
+static int
+not_a(char *why, size_t cap, const char *what)
+{
+    snprintf(why, cap, "%s", what);
+    return KITH_ESCHEMA;
+}
+
+int
+cli_parse_typed(const char *type, char *text, kith_value *out, char *why, size_t cap)
+{
+    memset(out, 0, sizeof *out);
+    why[0] = '\0';
+    if (strcmp(type, "string") == 0 || strcmp(type, "enum") == 0 || strcmp(type, "date") == 0) {
+        out->type = type[0] == 's'   ? KITH_TYPE_STRING
+                    : type[0] == 'e' ? KITH_TYPE_ENUM
+                                     : KITH_TYPE_DATE;
+        out->u.s.ptr = text;
+        out->u.s.len = strlen(text);
+    } else if (strcmp(type, "integer") == 0) {
+        char *end;
+        long long n;
+        errno = 0;
+        n = strtoll(text, &end, 10);
+        if (errno != 0 || end == text || *end != '\0' ||
+            !(text[0] == '-' || (text[0] >= '0' && text[0] <= '9')))
+            return not_a(why, cap, "not a decimal integer");
+        out->type = KITH_TYPE_INT;
+        out->u.i = (int64_t)n;
+    } else if (strcmp(type, "boolean") == 0) {
+        if (strcmp(text, "true") != 0 && strcmp(text, "false") != 0)
+            return not_a(why, cap, "not a boolean (true or false)");
+        out->type = KITH_TYPE_BOOL;
+        out->u.b = text[0] == 't';
+    } else if (strcmp(type, "time") == 0) {
+        char w[256] = "";
+        int rc = kith_value_parse("reminders", "due", text, out, w, sizeof w);
+        if (rc < 0 || out->type != KITH_TYPE_TIME)
+            return not_a(why, cap, strncmp(w, "due: ", 5) == 0 ? w + 5 : "not a time");
+    } else if (strcmp(type, "ref") == 0) {
+        out->type = KITH_TYPE_REF;
+        if (kith_docid_parse(text, &out->u.ref) < 0)
+            return not_a(why, cap, "not a document id (32 lowercase hex characters)");
+    } else if (strcmp(type, "bytes") == 0) {
+        size_t len = strlen(text);
+        for (size_t i = 0; i < len; i++)
+            if (hexval(text[i]) < 0 || len % 2 != 0)
+                return not_a(why, cap, "not bytes in hex (an even number of hex digits)");
+        for (size_t i = 0; i < len / 2; i++) /* in place: each byte behind its digits */
+            text[i] = (char)(hexval(text[2 * i]) << 4 | hexval(text[2 * i + 1]));
+        out->type = KITH_TYPE_BYTES;
+        out->u.s.ptr = text;
+        out->u.s.len = len / 2;
+    } else {
+        snprintf(why, cap, "declared as %s, a type this kith does not know", type);
+        return KITH_ESCHEMA;
+    }
+    return 0;
+}
+
+int
+cli_resolve_ref(const struct cli *c, kith_txn *t, const char *what, const char *to,
+                const char *text, bool live, kith_docid *out)
+{
+    struct cli fc = *c;
+    char name[160], lower[KITH_DOCID_HEX + 1];
+    size_t len = strlen(text);
+
+    if (!live && len == KITH_DOCID_HEX) {
+        for (size_t i = 0; i <= len; i++)
+            lower[i] = (char)(text[i] >= 'A' && text[i] <= 'F' ? text[i] - 'A' + 'a' : text[i]);
+        if (kith_docid_parse(lower, out) == 0)
+            return CLI_OK;
+    }
+    snprintf(name, sizeof name, "%s: %s", c->name, what);
+    fc.name = name;
+    return cli_resolve(&fc, t, to, text, out);
 }
 
 const kith_collection_def *

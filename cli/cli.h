@@ -130,6 +130,32 @@ int64_t cli_now_ms(void);
 int cli_resolve(const struct cli *c, kith_txn *t, const char *collection, const char *text,
                 kith_docid *out);
 
+/*
+ * A document id for `what` (a field or an option, named in messages: "kith: put: contact: no
+ * contact with id ...") that refers into collection `to`: 32 hex digits or a unique prefix of
+ * a live document, as cli_resolve takes. With `live` false a full id is taken as it is, live
+ * or not (to remove a deleted document from a set of references). CLI_OK or CLI_FAIL.
+ */
+int cli_resolve_ref(const struct cli *c, kith_txn *t, const char *what, const char *to,
+                    const char *text, bool live, kith_docid *out);
+
+/*
+ * Text as a value of the declared type `type` (a type name of a schema document: "string",
+ * "integer", "time", "date", "boolean", "bytes", "enum", "ref"), read as kith_value_parse
+ * reads text (spec/data-model.md 2.2), and bytes as hex digits, decoded in place (the CLI
+ * prints bytes as hex). Syntax only: whether the value fits its field (bounds, enum values,
+ * lengths, the calendar) the library checks when it is written. 0, or KITH_ESCHEMA with the
+ * reason in `why` ("not a decimal integer"). String-like values point into `text`.
+ *
+ * It stands in for kith_value_parse_in, which is documented to do this and the field's
+ * checks, but in this library version leaves out->type NULL for any text that is not empty
+ * and not a set element (an optional field would be cleared, a required one refused). Set
+ * elements and empty text it reads correctly, and callers pass those to it. Times have no
+ * public parser of their own: kith_value_parse reads one for reminders.due, a time field of
+ * the built-in schema.
+ */
+int cli_parse_typed(const char *type, char *text, kith_value *out, char *why, size_t cap);
+
 /* The schema's definition of a collection, or of one of its fields; NULL if unknown. */
 const kith_collection_def *cli_collection(const char *name);
 const kith_field_def *cli_field(const char *collection, const char *field);
@@ -242,6 +268,13 @@ int cmd_reminder_ls(struct cli *c, int argc, char **argv);
 int cmd_conflicts(struct cli *c, int argc, char **argv);
 int cmd_conflicts_restore(struct cli *c, int argc, char **argv);
 
+int cmd_schema_show(struct cli *c, int argc, char **argv);
+int cmd_schema_apply(struct cli *c, int argc, char **argv);
+int cmd_put(struct cli *c, int argc, char **argv);
+int cmd_get(struct cli *c, int argc, char **argv);
+int cmd_ls(struct cli *c, int argc, char **argv);
+int cmd_rm(struct cli *c, int argc, char **argv);
+
 int cmd_trust(struct cli *c, int argc, char **argv);
 int cmd_peers(struct cli *c, int argc, char **argv);
 int cmd_bundle_create(struct cli *c, int argc, char **argv);
@@ -267,9 +300,51 @@ int cli_schema_json(json_t *obj, uint64_t version, const uint8_t digest[KITH_HAS
  * the library's code in *rc. */
 json_t *cli_doc_json(kith_txn *t, const char *collection, const kith_docid *doc, int *rc);
 
+/* The elements of a set field, sorted (the iterator's byte order), as a JSON array; NULL on
+ * failure, with the library's code in *rc. */
+json_t *cli_set_json(kith_txn *t, const char *collection, const kith_docid *doc, const char *field,
+                     int *rc);
+
+/*
+ * A document of any collection as a JSON object (docs.c): "id", every field it holds,
+ * declared or not (kith_iter_fields: sets as arrays of their elements, counters as numbers,
+ * flags as booleans, other values as cli_value_json gives them), and every field the
+ * collection's declaration `cdecl` (may be NULL) names that it holds no value for: null for a
+ * register, [] for a set, 0 for a counter, false for a flag. The document id takes the key
+ * "id" whatever the fields are called. NULL on failure, with the library's code in *rc.
+ */
+json_t *cli_doc_all_json(kith_txn *t, const char *collection, json_t *cdecl, const kith_docid *doc,
+                         int *rc);
+/* A field's JSON value for people (docs.c; a heap string, NULL on OOM): strings as they are
+ * with control characters as '?', numbers in decimal, booleans yes/no, arrays their elements
+ * joined with ", ", null and [] "-". */
+char *cli_json_text(json_t *v);
+
 /* A field rendered for a table cell, and a set field's elements joined with ", " (""
  * when empty): heap strings the caller frees; NULL on failure. */
 char *cli_field_text(kith_txn *t, const char *collection, const kith_docid *doc, const char *field);
 char *cli_set_text(kith_txn *t, const char *collection, const kith_docid *doc, const char *field);
+
+/* ---- the replica's declared schema (cmd_schema.c) --------------------------------------- */
+
+/*
+ * The replica's schema as kith_schema_json gives it (spec/data-model.md 2.4.5: sorted keys,
+ * defaults left out, plus "version"), parsed: a new reference in *out the caller drops with
+ * json_decref. On failure the problem is reported, CLI_FAIL returned and *out is NULL. The
+ * library reads the schema in a transaction of its own: call this (and kith_value_parse_in)
+ * before beginning one.
+ */
+int cli_decl_load(const struct cli *c, kith_replica *r, json_t **out);
+/* A declared collection, its "fields" object, and one declared field; NULL when not declared.
+ * Borrowed from the loaded schema. */
+json_t *cli_decl_coll(json_t *schema, const char *collection);
+json_t *cli_decl_fields(json_t *coll);
+json_t *cli_decl_field(json_t *coll, const char *field);
+/* A declared field's kind (kith_crdt; lww when the document names none; -1 if unknown) and
+ * its type name as the document spells it ("string", "integer", ...). */
+int cli_decl_kind(json_t *field);
+const char *cli_decl_type(json_t *field);
+/* "lww", "set", "counter", "flag" ("?" for anything else). */
+const char *cli_kind_name(int kind);
 
 #endif /* KITH_CLI_H */

@@ -247,9 +247,8 @@ cmd_contact_rm(struct cli *c, int argc, char **argv)
 
 /* ---- reading ----------------------------------------------------------------------------- */
 
-/* The elements of a set field, sorted (the iterator's byte order), as a JSON array. */
-static json_t *
-set_json(kith_txn *t, const char *collection, const kith_docid *doc, const char *field, int *rc)
+json_t *
+cli_set_json(kith_txn *t, const char *collection, const kith_docid *doc, const char *field, int *rc)
 {
     json_t *arr = json_array();
     kith_iter *it = NULL;
@@ -290,7 +289,7 @@ cli_doc_json(kith_txn *t, const char *collection, const kith_docid *doc, int *rc
         const kith_field_def *f = &def->fields[i];
         json_t *val;
         if (f->type == KITH_TYPE_SET) {
-            val = set_json(t, collection, doc, f->name, rc);
+            val = cli_set_json(t, collection, doc, f->name, rc);
             if (val == NULL)
                 goto fail;
         } else {
@@ -325,7 +324,7 @@ char *
 cli_set_text(kith_txn *t, const char *collection, const kith_docid *doc, const char *field)
 {
     int rc;
-    json_t *arr = set_json(t, collection, doc, field, &rc);
+    json_t *arr = cli_set_json(t, collection, doc, field, &rc);
     size_t n, total = 1, off = 0;
     char *out;
     if (arr == NULL)

@@ -186,3 +186,21 @@ Test(cli_memory, log_json_is_written_as_it_is_read, .timeout = 120)
     cr_expect_eq(count_in(out, "\n      \"applied\": "), NCONTACTS); /* four ops each */
     kt_free(&k);
 }
+
+/* `kith ls`, for any collection: the table reads the documents three times (the columns of
+ * undeclared fields, the widths, the rows), the JSON once. */
+Test(cli_memory, generic_ls_is_written_as_it_is_read, .timeout = 240)
+{
+    static const char *const json[] = {"ls", "contacts", "--json", NULL};
+    static const char *const table[] = {"ls", "contacts", "--index", "name", NULL};
+    struct kt_replica k = replica_of(NCONTACTS);
+    char out[512];
+
+    snprintf(out, sizeof out, "%s/out", k.root);
+    assert_flat(&k, json, "ls contacts --json");
+    cr_expect_eq(count_in(out, "\n    {\n      \"birthday\": "), NCONTACTS);
+    cr_expect_eq(count_in(out, "{\n  \"contacts\": [\n"), 1);
+    assert_flat(&k, table, "ls contacts --index name");
+    cr_expect_eq(count_in(out, "@example.org"), NCONTACTS);
+    kt_free(&k);
+}
