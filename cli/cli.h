@@ -147,12 +147,10 @@ int cli_resolve_ref(const struct cli *c, kith_txn *t, const char *what, const ch
  * lengths, the calendar) the library checks when it is written. 0, or KITH_ESCHEMA with the
  * reason in `why` ("not a decimal integer"). String-like values point into `text`.
  *
- * It stands in for kith_value_parse_in, which is documented to do this and the field's
- * checks, but in this library version leaves out->type NULL for any text that is not empty
- * and not a set element (an optional field would be cleared, a required one refused). Set
- * elements and empty text it reads correctly, and callers pass those to it. Times have no
- * public parser of their own: kith_value_parse reads one for reminders.due, a time field of
- * the built-in schema.
+ * Values for a field go through kith_value_parse_in, which also checks them; this reads
+ * what that cannot: bytes (as hex), and range bounds, which need not be valid values of their
+ * field. Times have no public parser of their own: kith_value_parse reads one for
+ * reminders.due, a time field of the built-in schema.
  */
 int cli_parse_typed(const char *type, char *text, kith_value *out, char *why, size_t cap);
 

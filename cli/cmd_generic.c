@@ -155,10 +155,12 @@ assign_check(const struct cli *c, kith_replica *r, const char *coll, json_t *cde
         if (a->to != NULL)
             return CLI_OK; /* an id or a prefix: resolved in the transaction */
     }
-    if (a->kind == KITH_CRDT_SET || a->text[0] == '\0')
-        krc = kith_value_parse_in(r, coll, a->field, a->text, &a->v, why, sizeof why);
+    /* the library reads and checks the text as the field declares; bytes it cannot read
+     * from text, and the CLI takes them as hex */
+    if (strcmp(cli_decl_type(fd), "bytes") == 0 && a->text[0] != '\0')
+        krc = cli_parse_typed("bytes", a->text, &a->v, why, sizeof why);
     else
-        krc = cli_parse_typed(cli_decl_type(fd), a->text, &a->v, why, sizeof why);
+        krc = kith_value_parse_in(r, coll, a->field, a->text, &a->v, why, sizeof why);
     if (krc < 0)
         return value_fail(c, a->field, why, krc);
     if (a->kind == KITH_CRDT_COUNTER && a->op == PUT_SUB) {

@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 
 #define V1 KITH_SOURCE_DIR "/tests/data/v1"
+#define V2 KITH_SOURCE_DIR "/tests/data/v2"
 
 static char *
 slurp(const char *path, size_t *len)
@@ -236,5 +237,56 @@ Test(compat, v1_replica_keeps_syncing_with_a_new_one)
     kith_close(old.r);
     kt_rmtree(dir);
     free(dir);
+    kt_free(&x);
+}
+
+/* Format 2: a replica that declared an app's schema (deals) beside the built-in one opens,
+ * verifies, shows the same state, and keeps its index; its peer's bundle, made by a replica
+ * that never declared deals, merges into a new replica to the same state. */
+Test(compat, v2_replica_and_bundle)
+{
+    char *dir = kt_tmpdir(), path[512], from[512];
+    kith_replica *r = NULL;
+    kith_verify_report rep;
+    uint64_t version = 0;
+
+    snprintf(from, sizeof from, "%s/replica-a/data.mdb", V2);
+    snprintf(path, sizeof path, "%s/data.mdb", dir);
+    copy_file(from, path, 0600);
+    snprintf(from, sizeof from, "%s/replica-a/key", V2);
+    snprintf(path, sizeof path, "%s/key", dir);
+    copy_file(from, path, 0600);
+    cr_assert_eq(kith_open(dir, 0, &r), 0, "open: %s", kith_errmsg(NULL));
+    cr_assert_eq(kith_verify(r, &rep), 0);
+    cr_assert_eq(rep.problems, 0, "%s", rep.first_problem);
+    assert_exports(r, V2 "/export.json");
+    cr_assert_eq(kith_schema_info(r, &version, NULL), 0);
+    cr_assert_eq(version, 2, "the built-in schema, then deals");
+    kith_txn *t = kt_rbegin(r);
+    kith_iter *it;
+    kith_docid d;
+    cr_assert_eq(kith_iter_index(t, "deals.by_contact", NULL, NULL, NULL, &it), 0, "%s",
+                 kith_errmsg(r));
+    cr_assert_eq(kith_iter_next(it, &d), 0);
+    kith_value v;
+    cr_assert_eq(kith_field_get(t, "deals", &d, "views", &v), 0);
+    cr_assert_eq(v.type, KITH_TYPE_INT);
+    cr_assert_eq(v.u.i, 3);
+    kith_iter_close(it);
+    kith_txn_abort(&t);
+    kith_close(r);
+    kt_rmtree(dir);
+    free(dir);
+
+    struct kt_replica x = kt_new();
+    uint8_t pk[KITH_PUBKEY_BYTES];
+    kith_apply_info info;
+    pubkey_of(V2 "/a.pub", pk);
+    cr_assert_eq(kith_trust_add(x.r, pk, "a", NULL), 0);
+    pubkey_of(V2 "/b.pub", pk);
+    cr_assert_eq(kith_trust_add(x.r, pk, "b", NULL), 0);
+    cr_assert_eq(kith_bundle_apply(x.r, V2 "/b.kb", &info), 0, "%s", kith_errmsg(x.r));
+    cr_assert_eq(info.ops_pending, 0);
+    assert_exports(x.r, V2 "/export.json");
     kt_free(&x);
 }

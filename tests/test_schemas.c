@@ -446,14 +446,14 @@ Test(schemas, value_parse_in_reads_declared_types)
                  why);
     cr_assert_eq(v.type, KITH_TYPE_INT);
     cr_assert_eq(v.u.i, 1200);
-    cr_assert_eq(kith_value_parse_in(a.r, "deals", "closes", "2026-12-06T10:00:00Z", &v, why,
-                                     sizeof why),
-                 0, "%s", why);
+    cr_assert_eq(
+        kith_value_parse_in(a.r, "deals", "closes", "2026-12-06T10:00:00Z", &v, why, sizeof why), 0,
+        "%s", why);
     cr_assert_eq(v.type, KITH_TYPE_TIME);
     cr_assert_eq(kith_value_parse_in(a.r, "deals", "stage", "won", &v, why, sizeof why), 0);
     cr_assert_eq(v.type, KITH_TYPE_ENUM);
-    cr_assert_eq(kith_value_parse_in(a.r, "deals", "title", "", &v, why, sizeof why),
-                 KITH_ESCHEMA, "a required field is not cleared");
+    cr_assert_eq(kith_value_parse_in(a.r, "deals", "title", "", &v, why, sizeof why), KITH_ESCHEMA,
+                 "a required field is not cleared");
     cr_assert_eq(kith_value_parse_in(a.r, "deals", "amount", "-3", &v, why, sizeof why),
                  KITH_ESCHEMA);
     cr_assert(strstr(why, "amount") != NULL, "%s", why);

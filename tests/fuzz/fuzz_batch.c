@@ -30,9 +30,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         for (size_t i = 0; i < b.ncommits && size > 1 && data[1] == 1; i++) {
             struct kith__commit c;
             kith__arena_reset(&commit_arena);
-            refused |= kith__commit_decode(b.commits[i].bytes, b.commits[i].len,
-                                           b.commits[i].origin, b.commits[i].first_seq, &c,
-                                           &commit_arena, NULL, 0) != 0;
+            refused |=
+                kith__commit_decode(b.commits[i].bytes, b.commits[i].len, b.commits[i].origin,
+                                    b.commits[i].first_seq, &c, &commit_arena, NULL, 0) != 0;
         }
         if (!refused)
             abort();
