@@ -171,6 +171,8 @@ names_intern(struct name_set *s, const uint8_t *p, size_t len, size_t *wire_len)
     for (off = at; off < end;) {
         struct kith__mp_head e;
         (void)kith__mp_head(p + off, len - off, &e);
+        if (!kith__name_valid((const char *)p + off + e.size, (size_t)e.v))
+            return KITH_EINVAL; /* not a commit the decoder accepts: it cannot travel */
         long k = name_set_put(s, p + off + e.size, (uint32_t)e.v, true);
         if (k < 0)
             return (int)k;

@@ -1,91 +1,107 @@
 /*
  * export.c — the replicated state as canonical JSON (spec/export.md): every live document of
- * every collection with its non-NULL fields, and the applied version vector. Two replicas
+ * every collection holding one, with its fields, and the applied version vector. Two replicas
  * that applied the same ops print the same bytes, so `kith export | sha256sum` is the test of
- * convergence; local facts (conflicts, peers, pending ops, counters) are left out for that
- * reason.
+ * convergence; local facts (conflicts, peers, pending ops, declarations) are left out for
+ * that reason.
  *
- * The outer object is written in order by hand: the top-level keys, the collections sorted by
- * name, documents in the order of their LMDB keys (which is the order of their hex ids) and
- * the vector sorted by origin. Each document is one small jansson object dumped with
- * JSON_SORT_KEYS | JSON_COMPACT, so jansson does the escaping and field order, and no tree of
- * the whole state is built (that cost 5x the time: 1.46 s against 0.27 s for 40,000
- * documents). Everything else that could vary is fixed here: set elements come in byte order
- * (their LMDB key order), numbers are only ever integers, and no integer that a double cannot
- * hold exactly is written as a number (ids and hashes are hex strings, times ISO 8601
- * strings, INT values beyond +-2^53 decimal strings).
+ * Everything is written in order by hand: the top-level keys, the collections sorted by name,
+ * documents in the order of their LMDB keys (which is the order of their hex ids), a
+ * document's fields sorted by name, set elements in byte order (their LMDB key order) and the
+ * vector sorted by origin. Values take the JSON form of the value-type table (core/types.c),
+ * which escapes strings as jansson does and never writes an integer a double cannot hold
+ * exactly as a number (ids and hashes are hex strings, times ISO 8601 strings, INT values
+ * beyond +-2^53 decimal strings). Field names need no escaping ([A-Za-z0-9_]). No tree of the
+ * state is built: a document's fields are gathered in one buffer and sorted by name.
  */
+#include "schema.h"
 #include "store.h"
 #include "view.h"
 
-#include <jansson.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define EXPORT_FORMAT "kith-export-1"
-#define JSON_SAFE_INT 9007199254740992ll /* 2^53 */
 
-static const char hexdigits[] = "0123456789abcdef";
+/* A document's fields as they are gathered: each field's name and its JSON text in `text`. */
+struct doc_field {
+    const char *name; /* interned */
+    size_t off, len;
+    size_t seq; /* order of gathering: of two fields of one name the later is shown */
+};
 
-/* Lowercase hex of n bytes into a new jansson string. */
-static json_t *
-hex_string(const uint8_t *p, size_t n)
-{
-    char stackbuf[2 * 64 + 1], *buf = stackbuf;
-    json_t *s;
+struct doc_text {
+    struct kith__wbuf text;
+    struct doc_field *f;
+    size_t n, cap;
+};
 
-    if (2 * n + 1 > sizeof(stackbuf)) {
-        buf = malloc(2 * n + 1);
-        if (!buf)
-            return NULL;
-    }
-    for (size_t i = 0; i < n; i++) {
-        buf[2 * i] = hexdigits[p[i] >> 4];
-        buf[2 * i + 1] = hexdigits[p[i] & 15];
-    }
-    s = json_stringn(buf, 2 * n);
-    if (buf != stackbuf)
-        free(buf);
-    return s;
-}
-
-/* The JSON form of a register value; NULL on ENOMEM or text that is not UTF-8. */
-static json_t *
-value_json(const kith_value *v)
-{
-    char tbuf[32];
-
-    switch (v->type) {
-    case KITH_TYPE_STRING:
-    case KITH_TYPE_DATE:
-    case KITH_TYPE_ENUM:
-        return json_stringn(v->u.s.ptr ? v->u.s.ptr : "", v->u.s.len);
-    case KITH_TYPE_BYTES:
-        return hex_string((const uint8_t *)v->u.s.ptr, v->u.s.len);
-    case KITH_TYPE_INT:
-        if (v->u.i >= -JSON_SAFE_INT && v->u.i <= JSON_SAFE_INT)
-            return json_integer((json_int_t)v->u.i);
-        snprintf(tbuf, sizeof(tbuf), "%lld", (long long)v->u.i);
-        return json_string(tbuf);
-    case KITH_TYPE_TIME:
-        kith__time_format(v->u.i, tbuf);
-        return json_string(tbuf);
-    case KITH_TYPE_BOOL:
-        return json_boolean(v->u.b);
-    case KITH_TYPE_REF:
-        return hex_string(v->u.ref.bytes, KITH_DOCID_BYTES);
-    default:
-        return NULL;
-    }
-}
-
-/* Set obj[key] = val, taking val; 0 or KITH_ENOMEM. */
+/* Begin field `name`: its value is what is appended to d->text until the next begin. */
 static int
-put(json_t *obj, const char *key, json_t *val)
+field_begin(struct doc_text *d, const char *name)
 {
-    if (!val)
-        return KITH_ENOMEM;
-    return json_object_set_new(obj, key, val) == 0 ? 0 : KITH_ENOMEM;
+    if (d->n == d->cap) {
+        size_t cap = d->cap ? d->cap * 2 : 16;
+        struct doc_field *f = realloc(d->f, cap * sizeof *f);
+        if (!f)
+            return KITH_ENOMEM;
+        d->f = f;
+        d->cap = cap;
+    }
+    d->f[d->n].name = name;
+    d->f[d->n].off = d->text.len;
+    d->f[d->n].seq = d->n;
+    d->n++;
+    return 0;
+}
+
+static void
+field_end(struct doc_text *d)
+{
+    d->f[d->n - 1].len = d->text.len - d->f[d->n - 1].off;
+}
+
+static int
+field_cmp(const void *a, const void *b)
+{
+    const struct doc_field *x = a, *y = b;
+    int c = strcmp(x->name, y->name);
+    return c != 0 ? c : (x->seq > y->seq) - (x->seq < y->seq);
+}
+
+/* Write the gathered fields as one JSON object, sorted by name, and empty the gathering. */
+static int
+doc_emit(struct doc_text *d, struct kith__wbuf *out)
+{
+    int rc = kith__wbuf_put(out, "{", 1);
+    bool first = true;
+
+    qsort(d->f, d->n, sizeof *d->f, field_cmp);
+    for (size_t i = 0; i < d->n && rc == 0; i++) {
+        if (i + 1 < d->n && strcmp(d->f[i].name, d->f[i + 1].name) == 0)
+            continue; /* one name, two kinds (declared apart): the later kind is shown */
+        if ((!first && (rc = kith__wbuf_put(out, ",", 1)) < 0) ||
+            (rc = kith__wbuf_put(out, "\"", 1)) < 0 ||
+            (rc = kith__wbuf_put(out, d->f[i].name, strlen(d->f[i].name))) < 0 ||
+            (rc = kith__wbuf_put(out, "\":", 2)) < 0)
+            break;
+        rc = kith__wbuf_put(out, d->text.data + d->f[i].off, d->f[i].len);
+        first = false;
+    }
+    if (rc == 0)
+        rc = kith__wbuf_put(out, "}", 1);
+    d->n = 0;
+    d->text.len = 0;
+    return rc;
+}
+
+/* A value's JSON; text that JSON cannot carry (not UTF-8) is damage. */
+static int
+value_text(kith_replica *r, const kith_value *v, struct doc_text *d)
+{
+    int rc = kith__value_json(v, &d->text);
+    return rc == KITH_EINVAL ? kith__fail(r, KITH_ECORRUPT, "a value is not UTF-8") : rc;
 }
 
 /* The name of field number `field` of collection `coll` (interned). */
@@ -103,7 +119,8 @@ field_name(kith_replica *r, MDB_txn *txn, uint8_t coll, uint8_t field, const cha
  * on. Skips NULL values. KITH_ECORRUPT names the damaged record.
  */
 static int
-doc_registers(kith_replica *r, MDB_txn *txn, MDB_cursor *cur, const uint8_t prefix[17], json_t *obj)
+doc_registers(kith_replica *r, MDB_txn *txn, MDB_cursor *cur, const uint8_t prefix[17],
+              struct doc_text *d)
 {
     MDB_val k = {17, (void *)prefix}, v;
     int mrc;
@@ -125,27 +142,26 @@ doc_registers(kith_replica *r, MDB_txn *txn, MDB_cursor *cur, const uint8_t pref
             return kith__fail(r, KITH_ECORRUPT, "register %u of a document is damaged", kp[17]);
         if (val.type == KITH_TYPE_NULL)
             continue;
-        if ((rc = field_name(r, txn, kp[0], kp[17], &fname)) < 0)
+        if ((rc = field_name(r, txn, kp[0], kp[17], &fname)) < 0 ||
+            (rc = field_begin(d, fname)) < 0 || (rc = value_text(r, &val, d)) < 0)
             return rc;
-        rc = put(obj, fname, value_json(&val));
-        if (rc < 0)
-            return rc;
+        field_end(d);
     }
     return mrc == 0 || mrc == MDB_NOTFOUND ? 0 : kith__mdb_err(mrc);
 }
 
-/* Add the set fields of document (coll, doc) to `obj`, elements in key (byte) order. */
+/* Add the set fields of document (coll, doc), elements in key (byte) order. */
 static int
-doc_sets(kith_replica *r, MDB_txn *txn, MDB_cursor *cur, const uint8_t prefix[17], json_t *obj)
+doc_sets(kith_replica *r, MDB_txn *txn, MDB_cursor *cur, const uint8_t prefix[17],
+         struct doc_text *d)
 {
     MDB_val k = {17, (void *)prefix}, v;
-    json_t *arr = NULL;
     int field = -1, mrc, rc = 0;
 
     for (mrc = kith__mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); mrc == 0;
          mrc = kith__mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
         const uint8_t *kp = k.mv_data;
-        json_t *elem;
+        kith_value elem = {.type = KITH_TYPE_STRING};
 
         if (k.mv_size < 17 || memcmp(kp, prefix, 17) != 0)
             break;
@@ -153,19 +169,27 @@ doc_sets(kith_replica *r, MDB_txn *txn, MDB_cursor *cur, const uint8_t prefix[17
             return kith__fail(r, KITH_ECORRUPT, "element key of %zu bytes", k.mv_size);
         if (kp[17] != field) {
             const char *fname;
-            if ((rc = field_name(r, txn, kp[0], kp[17], &fname)) < 0)
+            if (field >= 0) {
+                if ((rc = kith__wbuf_put(&d->text, "]", 1)) < 0)
+                    return rc;
+                field_end(d);
+            }
+            if ((rc = field_name(r, txn, kp[0], kp[17], &fname)) < 0 ||
+                (rc = field_begin(d, fname)) < 0 || (rc = kith__wbuf_put(&d->text, "[", 1)) < 0)
                 return rc;
             field = kp[17];
-            arr = json_array();
-            rc = put(obj, fname, arr);
-            if (rc < 0)
-                return rc;
+        } else if ((rc = kith__wbuf_put(&d->text, ",", 1)) < 0) {
+            return rc;
         }
-        elem = json_stringn((const char *)kp + 18, k.mv_size - 18);
-        if (!elem)
-            return kith__fail(r, KITH_ECORRUPT, "set element is not UTF-8");
-        if (json_array_append_new(arr, elem) != 0)
-            return KITH_ENOMEM;
+        elem.u.s.ptr = (const char *)kp + 18;
+        elem.u.s.len = k.mv_size - 18;
+        if ((rc = value_text(r, &elem, d)) < 0)
+            return rc;
+    }
+    if (field >= 0) {
+        if ((rc = kith__wbuf_put(&d->text, "]", 1)) < 0)
+            return rc;
+        field_end(d);
     }
     return mrc == 0 || mrc == MDB_NOTFOUND ? 0 : kith__mdb_err(mrc);
 }
@@ -173,7 +197,8 @@ doc_sets(kith_replica *r, MDB_txn *txn, MDB_cursor *cur, const uint8_t prefix[17
 /* Add the counters of the document: one number per field, the sum of its origins' totals
  * (a counter that sums to 0 is shown, once incremented at all). */
 static int
-doc_counters(kith_replica *r, MDB_txn *txn, MDB_cursor *cur, const uint8_t prefix[17], json_t *obj)
+doc_counters(kith_replica *r, MDB_txn *txn, MDB_cursor *cur, const uint8_t prefix[17],
+             struct doc_text *d)
 {
     MDB_val k = {17, (void *)prefix}, v;
     uint64_t sum = 0;
@@ -192,8 +217,9 @@ doc_counters(kith_replica *r, MDB_txn *txn, MDB_cursor *cur, const uint8_t prefi
             kith_value val = {.type = KITH_TYPE_INT};
             memcpy(&val.u.i, &sum, sizeof sum);
             if ((rc = field_name(r, txn, prefix[0], (uint8_t)field, &fname)) < 0 ||
-                (rc = put(obj, fname, value_json(&val))) < 0)
+                (rc = field_begin(d, fname)) < 0 || (rc = value_text(r, &val, d)) < 0)
                 return rc;
+            field_end(d);
             sum = 0;
         }
         if (!same)
@@ -207,7 +233,8 @@ doc_counters(kith_replica *r, MDB_txn *txn, MDB_cursor *cur, const uint8_t prefi
 /* Add the flags of the document that are set, as true (a clear flag is absent, as an empty
  * set is). */
 static int
-doc_flags(kith_replica *r, MDB_txn *txn, MDB_cursor *cur, const uint8_t prefix[17], json_t *obj)
+doc_flags(kith_replica *r, MDB_txn *txn, MDB_cursor *cur, const uint8_t prefix[17],
+          struct doc_text *d)
 {
     MDB_val k = {17, (void *)prefix}, v;
     int mrc, rc;
@@ -223,17 +250,11 @@ doc_flags(kith_replica *r, MDB_txn *txn, MDB_cursor *cur, const uint8_t prefix[1
         if (k.mv_size != 18)
             return kith__fail(r, KITH_ECORRUPT, "flag key of %zu bytes", k.mv_size);
         if ((rc = field_name(r, txn, kp[0], kp[17], &fname)) < 0 ||
-            (rc = put(obj, fname, json_true())) < 0)
+            (rc = field_begin(d, fname)) < 0 || (rc = kith__wbuf_put(&d->text, "true", 4)) < 0)
             return rc;
+        field_end(d);
     }
     return mrc == 0 || mrc == MDB_NOTFOUND ? 0 : kith__mdb_err(mrc);
-}
-
-/* jansson's dump callback: append to the struct kith__wbuf in `data`. */
-static int
-dump_append(const char *buffer, size_t size, void *data)
-{
-    return kith__wbuf_put(data, buffer, size) == 0 ? 0 : -1;
 }
 
 static int
@@ -242,30 +263,26 @@ emit(struct kith__wbuf *out, const char *s)
     return kith__wbuf_put(out, s, strlen(s));
 }
 
-/* `"key":` with jansson's escaping of the key. */
+/* `"key":` for a collection name, which needs no escaping ([A-Za-z0-9_]). */
 static int
 emit_key(struct kith__wbuf *out, const char *key)
 {
-    json_t *s = json_string(key);
-    int rc;
-
-    if (!s)
-        return KITH_ENOMEM;
-    rc = json_dump_callback(s, dump_append, out, JSON_ENCODE_ANY | JSON_COMPACT) == 0 ? 0
-                                                                                      : KITH_ENOMEM;
-    json_decref(s);
-    return rc == 0 ? emit(out, ":") : rc;
+    int rc = emit(out, "\"");
+    if (rc == 0)
+        rc = emit(out, key);
+    return rc == 0 ? emit(out, "\":") : rc;
 }
 
 /*
  * Write the live documents of collection `coll` as {"docid":{fields},...}. Documents come in
- * the order of their docs keys, which is the order of their hex ids; each document is one
- * small jansson object dumped with sorted keys, so no tree of the whole state is built.
+ * the order of their docs keys, which is the order of their hex ids; each document's fields
+ * are gathered and written sorted by name, so no tree of the whole state is built.
  */
 static int
 collection_json(kith_replica *r, MDB_txn *txn, int coll, struct kith__wbuf *out)
 {
     MDB_cursor *docs_c, *regs_c, *elems_c, *counts_c = NULL, *flags_c = NULL;
+    struct doc_text d = {0};
     uint8_t start = (uint8_t)coll;
     MDB_val k = {1, &start}, v;
     bool first = true;
@@ -290,7 +307,6 @@ collection_json(kith_replica *r, MDB_txn *txn, int coll, struct kith__wbuf *out)
         uint8_t prefix[17];
         char id[KITH_DOCID_HEX + 5];
         kith_docid docid;
-        json_t *doc;
 
         if (k.mv_size != 17) {
             rc = kith__fail(r, KITH_ECORRUPT, "docs key of %zu bytes", k.mv_size);
@@ -307,23 +323,19 @@ collection_json(kith_replica *r, MDB_txn *txn, int coll, struct kith__wbuf *out)
         rc = kith__wbuf_put(out, first ? id + 1 : id,
                             first ? KITH_DOCID_HEX + 3 : KITH_DOCID_HEX + 4);
         first = false;
-        doc = json_object();
-        if (rc < 0 || !doc) {
-            json_decref(doc);
-            rc = rc < 0 ? rc : KITH_ENOMEM;
+        if (rc < 0)
             goto out_elems;
-        }
-        if ((rc = doc_registers(r, txn, regs_c, prefix, doc)) == 0 &&
-            (rc = doc_sets(r, txn, elems_c, prefix, doc)) == 0 &&
-            (rc = doc_counters(r, txn, counts_c, prefix, doc)) == 0 &&
-            (rc = doc_flags(r, txn, flags_c, prefix, doc)) == 0 &&
-            json_dump_callback(doc, dump_append, out, JSON_SORT_KEYS | JSON_COMPACT) != 0)
-            rc = KITH_ENOMEM;
-        json_decref(doc);
+        if ((rc = doc_registers(r, txn, regs_c, prefix, &d)) == 0 &&
+            (rc = doc_sets(r, txn, elems_c, prefix, &d)) == 0 &&
+            (rc = doc_counters(r, txn, counts_c, prefix, &d)) == 0 &&
+            (rc = doc_flags(r, txn, flags_c, prefix, &d)) == 0)
+            rc = doc_emit(&d, out);
     }
     if (rc == 0)
         rc = mrc == 0 || mrc == MDB_NOTFOUND ? emit(out, "}") : kith__mdb_err(mrc);
 out_elems:
+    kith__wbuf_free(&d.text);
+    free(d.f);
     if (flags_c)
         mdb_cursor_close(flags_c);
     if (counts_c)
