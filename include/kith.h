@@ -328,7 +328,8 @@ KITH_API KITH_NODISCARD int kith_txn_commit(kith_txn **txn);
 KITH_API void kith_txn_abort(kith_txn **txn);
 
 /* ---------------------------------------------------------------------------------------
- * Documents and fields. Collections and fields are named as in the schema. A failed write
+ * Documents and fields. Collections and fields are named as the replica's schema declares them
+ * (writes need a declaration; reads also find what ops brought undeclared). A failed write
  * leaves the transaction able only to abort (KITH_EBADTXN afterwards), like LMDB's.
  */
 
@@ -354,7 +355,9 @@ KITH_API KITH_NODISCARD int kith_field_set(kith_txn *t, const char *collection,
                                            const kith_docid *doc, const char *field,
                                            const kith_value *v);
 
-/* Read a field. KITH_TYPE_NULL if it was never set or was cleared. View valid until the
+/* Read a field. KITH_TYPE_NULL if it was never set or was cleared; a counter reads as its sum
+ * (an INT), a flag as a BOOL; a set field is KITH_ESCHEMA (use kith_iter_set). A field the
+ * schema does not declare reads as whatever ops wrote to it. View valid until the
  * transaction ends. KITH_ENOTFOUND for an unknown collection/field or a missing document. */
 KITH_API KITH_NODISCARD int kith_field_get(kith_txn *t, const char *collection,
                                            const kith_docid *doc, const char *field,
@@ -384,14 +387,16 @@ KITH_API KITH_NODISCARD int kith_flag_set(kith_txn *t, const char *collection,
  */
 typedef struct kith_iter kith_iter;
 
-/* Every live document of a collection, in id order. */
+/* Every live document of a collection (declared, or brought by ops), in id order. */
 KITH_API KITH_NODISCARD int kith_iter_docs(kith_txn *t, const char *collection, kith_iter **out);
 
 /*
- * Documents through an index, in index order. Indexes: "contacts.name" (by name),
- * "interactions.contact" (by contact, then time `at`), "reminders.due" (by due time).
- * `eq` (may be NULL) fixes the first field of a two-field index (the contact); `lo` and `hi`
- * (may be NULL: open) bound the last field, lo inclusive, hi exclusive.
+ * Documents through a declared index, in index order; `index` is "collection.index" (the
+ * built-in schema's: "contacts.name" by name, "interactions.contact" by contact then time
+ * `at`, "reminders.due" by due time). `eq` (may be NULL) fixes the first field of a two-field
+ * index (the contact); `lo` and `hi` (may be NULL: open) bound the last field, lo inclusive,
+ * hi exclusive, each of that field's type (a TIME and an INT bound each other). Errors:
+ * KITH_ENOTFOUND (no such index declared), KITH_EINVAL (a bound of another type).
  */
 KITH_API KITH_NODISCARD int kith_iter_index(kith_txn *t, const char *index, const kith_value *eq,
                                             const kith_value *lo, const kith_value *hi,
@@ -428,9 +433,9 @@ KITH_API void kith_iter_close(kith_iter *it);
  */
 typedef struct kith_conflict {
     uint64_t id;            /* local number of the record, for get/resolve */
-    const char *collection; /* static schema name */
+    const char *collection; /* valid while the replica is open */
     kith_docid doc;
-    const char *field; /* static schema name; "" when a delete was overruled by a
+    const char *field; /* valid while the replica is open; "" when a delete was overruled by a
                           concurrent edit (the document stayed alive) */
     kith_dot winner_dot, loser_dot;
     uint64_t winner_hlc, loser_hlc;
@@ -458,7 +463,7 @@ enum kith_change_source {
 };
 
 typedef struct kith_changed_doc {
-    const char *collection;
+    const char *collection; /* valid while the replica is open */
     kith_docid doc;
 } kith_changed_doc;
 
@@ -497,7 +502,8 @@ KITH_API KITH_NODISCARD int kith_vv_get(kith_replica *r, kith_vv *out);
  * Status.
  */
 typedef struct kith_collection_count {
-    const char *collection;
+    const char *collection; /* every collection declared or brought by ops, in the order the
+                               replica met them; valid while the replica is open */
     uint64_t live;
 } kith_collection_count;
 
