@@ -128,7 +128,7 @@ static int
 touch(struct kith__memrep *m, int coll, kith_dot doc, kith_dot dot, uint64_t hlc)
 {
     struct dset *x;
-    int rc = kith__memrep_dset_get(m, DS_MEMB, coll, doc, 0, &x);
+    int rc = dset_get(m, DS_MEMB, coll, doc, 0, &x);
     if (rc < 0)
         return rc;
     bool revives = x->dn == 0 && x->removed;
@@ -160,7 +160,7 @@ static int
 apply_field_set(struct kith__memrep *m, const struct kith__op *op, kith_dot dot, uint64_t hlc)
 {
     struct reg *r;
-    int rc = kith__memrep_reg_get(m, op->coll, op->doc, op->field, &r);
+    int rc = reg_get(m, op->coll, op->doc, op->field, &r);
     if (rc < 0)
         return rc;
     kith_dot cur = {r->w_o, r->w_s};
@@ -198,8 +198,7 @@ static int
 apply_set_op(struct kith__memrep *m, const struct kith__op *op, kith_dot dot)
 {
     struct elem *x;
-    int rc = kith__memrep_elem_get(m, op->coll, op->doc, op->field, op->value.u.s.ptr,
-                                   op->value.u.s.len, &x);
+    int rc = elem_get(m, op->coll, op->doc, op->field, op->value.u.s.ptr, op->value.u.s.len, &x);
     if (rc < 0)
         return rc;
     return kith__memrep_dots_edit(m, x->inl, ELEM_INLINE, &x->doff, &x->dn, &x->dcap, op->observed,
@@ -213,7 +212,7 @@ static int
 apply_flag(struct kith__memrep *m, const struct kith__op *op, kith_dot dot)
 {
     struct dset *x;
-    int rc = kith__memrep_dset_get(m, DS_FLAG, op->coll, op->doc, op->field, &x);
+    int rc = dset_get(m, DS_FLAG, op->coll, op->doc, op->field, &x);
     if (rc < 0)
         return rc;
     return kith__memrep_dots_edit(m, x->inl, DSET_INLINE, &x->doff, &x->dn, &x->dcap, op->observed,
@@ -230,7 +229,7 @@ static int
 apply_counter_add(struct kith__memrep *m, const struct kith__op *op, kith_dot dot)
 {
     struct dset *x;
-    int rc = kith__memrep_dset_get(m, DS_COUNTER, op->coll, op->doc, op->field, &x);
+    int rc = dset_get(m, DS_COUNTER, op->coll, op->doc, op->field, &x);
     if (rc < 0)
         return rc;
     uint64_t delta = (uint64_t)op->value.u.i; /* two's complement: adding it subtracts */
@@ -262,7 +261,7 @@ static int
 apply_doc_add(struct kith__memrep *m, const struct kith__op *op, kith_dot dot)
 {
     struct dset *x;
-    int rc = kith__memrep_dset_get(m, DS_MEMB, op->coll, op->doc, 0, &x);
+    int rc = dset_get(m, DS_MEMB, op->coll, op->doc, 0, &x);
     if (rc < 0)
         return rc;
     return kith__memrep_dots_edit(m, x->inl, DSET_INLINE, &x->doff, &x->dn, &x->dcap, op->observed,
@@ -275,7 +274,7 @@ static int
 apply_doc_remove(struct kith__memrep *m, const struct kith__op *op, kith_dot dot, uint64_t hlc)
 {
     struct dset *x;
-    int rc = kith__memrep_dset_get(m, DS_MEMB, op->coll, op->doc, 0, &x);
+    int rc = dset_get(m, DS_MEMB, op->coll, op->doc, 0, &x);
     if (rc < 0)
         return rc;
     rc = kith__memrep_dots_edit(m, x->inl, DSET_INLINE, &x->doff, &x->dn, &x->dcap, op->observed,

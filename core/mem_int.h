@@ -365,27 +365,125 @@ u64_as_i64(uint64_t u)
 /* Take n units at the end of a pool; *off is where they start. 0 or KITH_ENOMEM. */
 int kith__memrep_pool_alloc(struct pool *p, size_t unit, size_t n, uint32_t *off);
 
-/* Each table has a find (NULL when absent) and a get, which inserts an empty entry when the
- * key is new (and may move every entry of that table: earlier pointers into it are stale). */
-struct reg *kith__memrep_reg_find(const struct kith__memrep *m, int coll, kith_dot doc, int field);
-int kith__memrep_reg_get(struct kith__memrep *m, int coll, kith_dot doc, int field,
-                         struct reg **out);
-/* h: bytes_hash(key_hash(coll, doc, field), e, len) */
-struct elem *kith__memrep_elem_find(const struct kith__memrep *m, int coll, kith_dot doc, int field,
-                                    const void *e, size_t len, uint64_t h);
-int kith__memrep_elem_get(struct kith__memrep *m, int coll, kith_dot doc, int field, const char *e,
-                          size_t len, struct elem **out);
+/*
+ * Each table has a find (NULL when absent) and a get, which inserts an empty entry when the
+ * key is new (and may move every entry of that table: earlier pointers into it are stale).
+ * Finds and gets are inline: every op makes two or three of them (its entry and its
+ * document's membership), and inlined into the rules they cost no call and fold the kind and
+ * field a rule passes as constants. A get that misses calls the table's insert, out of line,
+ * with the key's hash. Inserts return 0 or KITH_ENOMEM; a new register holds no value yet
+ * (type NULL, w_s 0), a new element or dset no units.
+ */
+int kith__memrep_reg_insert(struct kith__memrep *m, uint64_t h, int coll, kith_dot doc, int field,
+                            struct reg **out);
+int kith__memrep_elem_insert(struct kith__memrep *m, uint64_t h, int coll, kith_dot doc, int field,
+                             const char *e, size_t len, struct elem **out);
+int kith__memrep_dset_insert(struct kith__memrep *m, uint64_t h, int kind, int coll, kith_dot doc,
+                             int field, struct dset **out);
+
+static inline struct reg *
+reg_find_h(const struct kith__memrep *m, uint64_t h, int coll, kith_dot doc, int field)
+{
+    size_t mask = m->capregs - 1;
+    for (size_t i = h & mask;; i = (i + 1) & mask) {
+        struct reg *r = &m->regs[i];
+        if (!r->used)
+            return NULL;
+        if (r->doc_o == doc.origin && r->doc_s == doc.seq && r->coll == coll && r->field == field)
+            return r;
+    }
+}
+
+static inline struct reg *
+reg_find(const struct kith__memrep *m, int coll, kith_dot doc, int field)
+{
+    return reg_find_h(m, key_hash(coll, doc.origin, doc.seq, field), coll, doc, field);
+}
+
+static inline int
+reg_get(struct kith__memrep *m, int coll, kith_dot doc, int field, struct reg **out)
+{
+    uint64_t h = key_hash(coll, doc.origin, doc.seq, field);
+    struct reg *r = reg_find_h(m, h, coll, doc, field);
+    if (!r)
+        return kith__memrep_reg_insert(m, h, coll, doc, field, out);
+    *out = r;
+    return 0;
+}
+
+/* The hash of an element's key: elem_find's h and the entry's `hash`. */
+static inline uint64_t
+elem_hash(int coll, kith_dot doc, int field, const void *e, size_t len)
+{
+    return bytes_hash(key_hash(coll, doc.origin, doc.seq, field), (const uint8_t *)e, len);
+}
+
+static inline struct elem *
+elem_find(const struct kith__memrep *m, int coll, kith_dot doc, int field, const void *e,
+          size_t len, uint64_t h)
+{
+    size_t mask = m->capelems - 1;
+    for (size_t i = h & mask;; i = (i + 1) & mask) {
+        struct elem *x = &m->elems[i];
+        if (!x->used)
+            return NULL;
+        if (x->hash == h && x->doc_o == doc.origin && x->doc_s == doc.seq && x->coll == coll &&
+            x->field == field && x->elen == len &&
+            (len == 0 || memcmp(m->bytes.data + x->eoff, e, len) == 0))
+            return x;
+    }
+}
+
+static inline int
+elem_get(struct kith__memrep *m, int coll, kith_dot doc, int field, const char *e, size_t len,
+         struct elem **out)
+{
+    uint64_t h = elem_hash(coll, doc, field, e, len);
+    struct elem *x = elem_find(m, coll, doc, field, e, len, h);
+    if (!x)
+        return kith__memrep_elem_insert(m, h, coll, doc, field, e, len, out);
+    *out = x;
+    return 0;
+}
+
 /* kind: enum dset_kind; field 0 with DS_MEMB. */
-struct dset *kith__memrep_dset_find(const struct kith__memrep *m, int kind, int coll, kith_dot doc,
-                                    int field);
-int kith__memrep_dset_get(struct kith__memrep *m, int kind, int coll, kith_dot doc, int field,
-                          struct dset **out);
+static inline struct dset *
+dset_find_h(const struct kith__memrep *m, uint64_t h, int kind, int coll, kith_dot doc, int field)
+{
+    size_t mask = m->capdsets - 1;
+    for (size_t i = h & mask;; i = (i + 1) & mask) {
+        struct dset *x = &m->dsets[i];
+        if (!x->used)
+            return NULL;
+        if (x->doc_o == doc.origin && x->doc_s == doc.seq && x->kind == kind && x->coll == coll &&
+            x->field == field)
+            return x;
+    }
+}
+
+static inline struct dset *
+dset_find(const struct kith__memrep *m, int kind, int coll, kith_dot doc, int field)
+{
+    return dset_find_h(m, dset_hash(kind, coll, doc.origin, doc.seq, field), kind, coll, doc,
+                       field);
+}
+
+static inline int
+dset_get(struct kith__memrep *m, int kind, int coll, kith_dot doc, int field, struct dset **out)
+{
+    uint64_t h = dset_hash(kind, coll, doc.origin, doc.seq, field);
+    struct dset *x = dset_find_h(m, h, kind, coll, doc, field);
+    if (!x)
+        return kith__memrep_dset_insert(m, h, kind, coll, doc, field, out);
+    *out = x;
+    return 0;
+}
 
 /* Is the document a live member of collection number coll? */
 static inline bool
 memb_live(const struct kith__memrep *m, int coll, kith_dot doc)
 {
-    const struct dset *x = kith__memrep_dset_find(m, DS_MEMB, coll, doc, 0);
+    const struct dset *x = dset_find(m, DS_MEMB, coll, doc, 0);
     return x && x->dn > 0;
 }
 

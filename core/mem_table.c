@@ -51,19 +51,6 @@ kith__memrep_pool_alloc(struct pool *p, size_t unit, size_t n, uint32_t *off)
 
 /* ---- registers ------------------------------------------------------------------------ */
 
-struct reg *
-kith__memrep_reg_find(const struct kith__memrep *m, int coll, kith_dot doc, int field)
-{
-    size_t mask = m->capregs - 1;
-    for (size_t i = key_hash(coll, doc.origin, doc.seq, field) & mask;; i = (i + 1) & mask) {
-        struct reg *r = &m->regs[i];
-        if (!r->used)
-            return NULL;
-        if (r->doc_o == doc.origin && r->doc_s == doc.seq && r->coll == coll && r->field == field)
-            return r;
-    }
-}
-
 static int
 reg_grow(struct kith__memrep *m)
 {
@@ -86,9 +73,9 @@ reg_grow(struct kith__memrep *m)
     return 0;
 }
 
-/* The register for the key, inserted empty (used, no value yet: vtype NULL, w_s 0). */
 int
-kith__memrep_reg_get(struct kith__memrep *m, int coll, kith_dot doc, int field, struct reg **out)
+kith__memrep_reg_insert(struct kith__memrep *m, uint64_t h, int coll, kith_dot doc, int field,
+                        struct reg **out)
 {
     if ((m->nregs + 1) * 2 > m->capregs) {
         int rc = reg_grow(m);
@@ -96,16 +83,9 @@ kith__memrep_reg_get(struct kith__memrep *m, int coll, kith_dot doc, int field, 
             return rc;
     }
     size_t mask = m->capregs - 1;
-    size_t i = key_hash(coll, doc.origin, doc.seq, field) & mask;
-    for (;; i = (i + 1) & mask) {
-        struct reg *r = &m->regs[i];
-        if (!r->used)
-            break;
-        if (r->doc_o == doc.origin && r->doc_s == doc.seq && r->coll == coll && r->field == field) {
-            *out = r;
-            return 0;
-        }
-    }
+    size_t i = h & mask;
+    while (m->regs[i].used)
+        i = (i + 1) & mask;
     struct reg *r = &m->regs[i];
     memset(r, 0, sizeof *r);
     r->used = 1;
@@ -119,22 +99,6 @@ kith__memrep_reg_get(struct kith__memrep *m, int coll, kith_dot doc, int field, 
 }
 
 /* ---- set elements --------------------------------------------------------------------- */
-
-struct elem *
-kith__memrep_elem_find(const struct kith__memrep *m, int coll, kith_dot doc, int field,
-                       const void *e, size_t len, uint64_t h)
-{
-    size_t mask = m->capelems - 1;
-    for (size_t i = h & mask;; i = (i + 1) & mask) {
-        struct elem *x = &m->elems[i];
-        if (!x->used)
-            return NULL;
-        if (x->hash == h && x->doc_o == doc.origin && x->doc_s == doc.seq && x->coll == coll &&
-            x->field == field && x->elen == len &&
-            (len == 0 || memcmp(m->bytes.data + x->eoff, e, len) == 0))
-            return x;
-    }
-}
 
 static int
 elem_grow(struct kith__memrep *m)
@@ -158,15 +122,9 @@ elem_grow(struct kith__memrep *m)
 }
 
 int
-kith__memrep_elem_get(struct kith__memrep *m, int coll, kith_dot doc, int field, const char *e,
-                      size_t len, struct elem **out)
+kith__memrep_elem_insert(struct kith__memrep *m, uint64_t h, int coll, kith_dot doc, int field,
+                         const char *e, size_t len, struct elem **out)
 {
-    uint64_t h = bytes_hash(key_hash(coll, doc.origin, doc.seq, field), (const uint8_t *)e, len);
-    struct elem *x = kith__memrep_elem_find(m, coll, doc, field, e, len, h);
-    if (x) {
-        *out = x;
-        return 0;
-    }
     if ((m->nelems + 1) * 2 > m->capelems) {
         int rc = elem_grow(m);
         if (rc < 0)
@@ -181,7 +139,7 @@ kith__memrep_elem_get(struct kith__memrep *m, int coll, kith_dot doc, int field,
     size_t i = h & (m->capelems - 1);
     while (m->elems[i].used)
         i = (i + 1) & (m->capelems - 1);
-    x = &m->elems[i];
+    struct elem *x = &m->elems[i];
     memset(x, 0, sizeof *x);
     x->used = 1;
     x->coll = (uint8_t)coll;
@@ -197,20 +155,6 @@ kith__memrep_elem_get(struct kith__memrep *m, int coll, kith_dot doc, int field,
 }
 
 /* ---- memberships, flags and counters -------------------------------------------------- */
-
-struct dset *
-kith__memrep_dset_find(const struct kith__memrep *m, int kind, int coll, kith_dot doc, int field)
-{
-    size_t mask = m->capdsets - 1;
-    for (size_t i = dset_hash(kind, coll, doc.origin, doc.seq, field) & mask;; i = (i + 1) & mask) {
-        struct dset *x = &m->dsets[i];
-        if (!x->used)
-            return NULL;
-        if (x->doc_o == doc.origin && x->doc_s == doc.seq && x->kind == kind && x->coll == coll &&
-            x->field == field)
-            return x;
-    }
-}
 
 static int
 dset_rehash(struct kith__memrep *m)
@@ -235,23 +179,18 @@ dset_rehash(struct kith__memrep *m)
 }
 
 int
-kith__memrep_dset_get(struct kith__memrep *m, int kind, int coll, kith_dot doc, int field,
-                      struct dset **out)
+kith__memrep_dset_insert(struct kith__memrep *m, uint64_t h, int kind, int coll, kith_dot doc,
+                         int field, struct dset **out)
 {
-    struct dset *x = kith__memrep_dset_find(m, kind, coll, doc, field);
-    if (x) {
-        *out = x;
-        return 0;
-    }
     if ((m->ndsets + 1) * 2 > m->capdsets) {
         int rc = dset_rehash(m);
         if (rc < 0)
             return rc;
     }
-    size_t i = dset_hash(kind, coll, doc.origin, doc.seq, field) & (m->capdsets - 1);
+    size_t i = h & (m->capdsets - 1);
     while (m->dsets[i].used)
         i = (i + 1) & (m->capdsets - 1);
-    x = &m->dsets[i];
+    struct dset *x = &m->dsets[i];
     memset(x, 0, sizeof *x);
     x->used = 1;
     x->kind = (uint8_t)kind;
