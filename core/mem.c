@@ -157,10 +157,11 @@ touch(struct kith__memrep *m, int coll, kith_dot doc, kith_dot dot, uint64_t hlc
  * whichever of them wins.
  */
 static int
-apply_field_set(struct kith__memrep *m, const struct kith__op *op, kith_dot dot, uint64_t hlc)
+apply_field_set(struct kith__memrep *m, const struct kith__op *op, int coll, int field,
+                kith_dot dot, uint64_t hlc)
 {
     struct reg *r;
-    int rc = reg_get(m, op->coll, op->doc, op->field, &r);
+    int rc = reg_get(m, coll, op->doc, field, &r);
     if (rc < 0)
         return rc;
     kith_dot cur = {r->w_o, r->w_s};
@@ -172,11 +173,9 @@ apply_field_set(struct kith__memrep *m, const struct kith__op *op, kith_dot dot,
         if (!dot_eq(op->replaced, cur)) {
             kith_value old = reg_value(m, r);
             if (cmp > 0)
-                rc = conflict_add(m, op->coll, op->doc, op->field, dot, hlc, &op->value, cur,
-                                  r->hlc, &old);
+                rc = conflict_add(m, coll, op->doc, field, dot, hlc, &op->value, cur, r->hlc, &old);
             else
-                rc = conflict_add(m, op->coll, op->doc, op->field, cur, r->hlc, &old, dot, hlc,
-                                  &op->value);
+                rc = conflict_add(m, coll, op->doc, field, cur, r->hlc, &old, dot, hlc, &op->value);
             if (rc < 0)
                 return rc;
         }
@@ -195,10 +194,10 @@ apply_field_set(struct kith__memrep *m, const struct kith__op *op, kith_dot dot,
 /* ORSET-1..3: an add drops the dots it observed (and its origin's lower ones) and adds its
  * own; a remove drops the dots it observed. Dots it did not observe survive: add wins. */
 static int
-apply_set_op(struct kith__memrep *m, const struct kith__op *op, kith_dot dot)
+apply_set_op(struct kith__memrep *m, const struct kith__op *op, int coll, int field, kith_dot dot)
 {
     struct elem *x;
-    int rc = elem_get(m, op->coll, op->doc, op->field, op->value.u.s.ptr, op->value.u.s.len, &x);
+    int rc = elem_get(m, coll, op->doc, field, op->value.u.s.ptr, op->value.u.s.len, &x);
     if (rc < 0)
         return rc;
     return kith__memrep_dots_edit(m, x->inl, ELEM_INLINE, &x->doff, &x->dn, &x->dcap, op->observed,
@@ -209,10 +208,10 @@ apply_set_op(struct kith__memrep *m, const struct kith__op *op, kith_dot dot)
  * its origin's lower ones) and adds its own, a disable drops the dots it observed. An enable
  * the disable did not observe survives: enable wins. The flag is set iff a dot is live. */
 static int
-apply_flag(struct kith__memrep *m, const struct kith__op *op, kith_dot dot)
+apply_flag(struct kith__memrep *m, const struct kith__op *op, int coll, int field, kith_dot dot)
 {
     struct dset *x;
-    int rc = dset_get(m, DS_FLAG, op->coll, op->doc, op->field, &x);
+    int rc = dset_get(m, DS_FLAG, coll, op->doc, field, &x);
     if (rc < 0)
         return rc;
     return kith__memrep_dots_edit(m, x->inl, DSET_INLINE, &x->doff, &x->dn, &x->dcap, op->observed,
@@ -226,10 +225,11 @@ apply_flag(struct kith__memrep *m, const struct kith__op *op, kith_dot dot)
  * sum independent of the order the deltas came in.
  */
 static int
-apply_counter_add(struct kith__memrep *m, const struct kith__op *op, kith_dot dot)
+apply_counter_add(struct kith__memrep *m, const struct kith__op *op, int coll, int field,
+                  kith_dot dot)
 {
     struct dset *x;
-    int rc = dset_get(m, DS_COUNTER, op->coll, op->doc, op->field, &x);
+    int rc = dset_get(m, DS_COUNTER, coll, op->doc, field, &x);
     if (rc < 0)
         return rc;
     uint64_t delta = (uint64_t)op->value.u.i; /* two's complement: adding it subtracts */
@@ -258,10 +258,10 @@ apply_counter_add(struct kith__memrep *m, const struct kith__op *op, kith_dot do
 /* DOC-1: creating a document adds the dot that names it to its membership (a DOC_ADD of an
  * existing document is an OR-set add like any other: it drops what it observed). */
 static int
-apply_doc_add(struct kith__memrep *m, const struct kith__op *op, kith_dot dot)
+apply_doc_add(struct kith__memrep *m, const struct kith__op *op, int coll, kith_dot dot)
 {
     struct dset *x;
-    int rc = dset_get(m, DS_MEMB, op->coll, op->doc, 0, &x);
+    int rc = dset_get(m, DS_MEMB, coll, op->doc, 0, &x);
     if (rc < 0)
         return rc;
     return kith__memrep_dots_edit(m, x->inl, DSET_INLINE, &x->doff, &x->dn, &x->dcap, op->observed,
@@ -271,10 +271,11 @@ apply_doc_add(struct kith__memrep *m, const struct kith__op *op, kith_dot dot)
 /* DOC-2..4: a delete drops the membership dots it observed. Dots it did not observe (a
  * concurrent edit's touch) keep the document alive, and then the delete was overruled. */
 static int
-apply_doc_remove(struct kith__memrep *m, const struct kith__op *op, kith_dot dot, uint64_t hlc)
+apply_doc_remove(struct kith__memrep *m, const struct kith__op *op, int coll, kith_dot dot,
+                 uint64_t hlc)
 {
     struct dset *x;
-    int rc = dset_get(m, DS_MEMB, op->coll, op->doc, 0, &x);
+    int rc = dset_get(m, DS_MEMB, coll, op->doc, 0, &x);
     if (rc < 0)
         return rc;
     rc = kith__memrep_dots_edit(m, x->inl, DSET_INLINE, &x->doff, &x->dn, &x->dcap, op->observed,
@@ -285,39 +286,40 @@ apply_doc_remove(struct kith__memrep *m, const struct kith__op *op, kith_dot dot
     if (x->dn == 0)
         return 0;
     kith_dot survivor = kith__dot_get(dset_units(m, x) + (size_t)(x->dn - 1) * KITH__DOT_BYTES);
-    return conflict_add(m, op->coll, op->doc, 0, survivor, 0, &null_value, dot, hlc, &null_value);
+    return conflict_add(m, coll, op->doc, 0, survivor, 0, &null_value, dot, hlc, &null_value);
 }
 
 /* One op, already checked. Every op but DOC_* touches its document (TOUCH-1). */
 int
-kith__memrep_apply_op(struct kith__memrep *m, const struct kith__op *op, kith_dot dot, uint64_t hlc)
+kith__memrep_apply_op(struct kith__memrep *m, const struct kith__op *op, int coll, int field,
+                      kith_dot dot, uint64_t hlc)
 {
     int rc;
     switch (op->kind) {
     case KITH_OP_FIELD_SET:
-        rc = apply_field_set(m, op, dot, hlc);
+        rc = apply_field_set(m, op, coll, field, dot, hlc);
         break;
     case KITH_OP_SET_ADD:
     case KITH_OP_SET_REMOVE:
-        rc = apply_set_op(m, op, dot);
+        rc = apply_set_op(m, op, coll, field, dot);
         break;
     case KITH_OP_COUNTER_ADD:
-        rc = apply_counter_add(m, op, dot);
+        rc = apply_counter_add(m, op, coll, field, dot);
         break;
     case KITH_OP_FLAG_ENABLE:
     case KITH_OP_FLAG_DISABLE:
-        rc = apply_flag(m, op, dot);
+        rc = apply_flag(m, op, coll, field, dot);
         break;
     case KITH_OP_DOC_ADD:
-        return apply_doc_add(m, op, dot);
+        return apply_doc_add(m, op, coll, dot);
     case KITH_OP_DOC_REMOVE:
-        return apply_doc_remove(m, op, dot, hlc);
+        return apply_doc_remove(m, op, coll, dot, hlc);
     default:
         return KITH_EINVAL;
     }
     if (rc < 0)
         return rc;
-    return touch(m, op->coll, op->doc, dot, hlc);
+    return touch(m, coll, op->doc, dot, hlc);
 }
 
 /* ---- values ----------------------------------------------------------------------------- */
@@ -474,10 +476,8 @@ kith__memrep_apply(struct kith__memrep *m, const struct kith__commit *c, uint64_
     if (rc < 0)
         return rc;
     for (uint32_t i = 0; i < c->nops; i++) {
-        struct kith__op op = c->ops[i];
-        op.coll = m->rop[i][0];
-        op.field = m->rop[i][1];
-        rc = kith__memrep_apply_op(m, &op, (kith_dot){c->origin, c->first_seq + i}, c->hlc);
+        rc = kith__memrep_apply_op(m, &c->ops[i], m->rop[i][0], m->rop[i][1],
+                                   (kith_dot){c->origin, c->first_seq + i}, c->hlc);
         if (rc < 0)
             return rc;
     }

@@ -536,9 +536,10 @@ int kith__memrep_resolve_op(struct kith__memrep *m, const struct kith__commit *c
  * outside the years 0001..9999. 0, KITH_EINVAL, KITH_ETOOBIG.
  */
 int kith__memrep_value_fits(unsigned kind, const kith_value *v, bool text);
-/* Apply one op (already checked; its coll and field the model's numbers) with its dot and
+/* Apply one op (already checked) of collection number coll and field number field (0 for
+ * DOC_*), the model's numbers (the op's own coll and field are not read), with its dot and
  * HLC: the rules of spec/data-model.md. */
-int kith__memrep_apply_op(struct kith__memrep *m, const struct kith__op *op, kith_dot dot,
-                          uint64_t hlc);
+int kith__memrep_apply_op(struct kith__memrep *m, const struct kith__op *op, int coll, int field,
+                          kith_dot dot, uint64_t hlc);
 
 #endif /* KITH_MEM_INT_H */

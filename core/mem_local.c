@@ -122,7 +122,7 @@ local_op(struct kith__memrep *m, struct kith__op *op, size_t nobs)
     op->nobserved = (uint32_t)nobs;
     m->bdots.len += nobs;
     kith_dot dot = {m->self, m->b_first + m->bn};
-    int rc = kith__memrep_apply_op(m, op, dot, m->b_hlc);
+    int rc = kith__memrep_apply_op(m, op, op->coll, op->field, dot, m->b_hlc);
     if (rc < 0)
         return rc;
     uint32_t sid[2];
