@@ -427,7 +427,7 @@ check_op(struct kith__memrep *m, const struct kith__commit *c, uint32_t i)
     default: /* the value check refused unknown kinds */
         break;
     }
-    rc = kith__memrep_resolve_op(m, c, i);
+    rc = resolve_op(m, c, i);
     if (rc < 0)
         return rc;
     /* the document (its creation) and a referenced document are dependencies too

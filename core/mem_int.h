@@ -125,11 +125,13 @@ struct mcoll {
     uint32_t fsid[MEMREP_MAXFIELD + 1]; /* fsid[f]: the name of field f */
 };
 
-/* A commit's name, as resolved while applying it: the name's id, and its field number in
- * collection fcoll when it was last looked up as a field. */
+/* A commit's name, as resolved while applying it: the name's id, the collection number it
+ * names once an op used it as a collection, and its field number in collection fcoll when it
+ * was last looked up as a field. */
 struct rname {
-    int32_t sid; /* -1 until resolved */
-    int16_t fcoll;
+    int32_t sid;   /* -1 until resolved */
+    int16_t coll;  /* -1 until an op used it as a collection */
+    int16_t fcoll; /* -1 until an op used it as a field */
     uint8_t field;
 };
 
@@ -525,6 +527,26 @@ int kith__memrep_names_add(struct kith__memrep *m, const char *coll, const char 
  * KITH_ENOMEM). */
 int kith__memrep_resolve_begin(struct kith__memrep *m, const struct kith__commit *c);
 int kith__memrep_resolve_op(struct kith__memrep *m, const struct kith__commit *c, uint32_t i);
+
+/* kith__memrep_resolve_op for every op: two or three array reads when the op's names were
+ * resolved for an earlier op of the commit, as most are. */
+static inline int
+resolve_op(struct kith__memrep *m, const struct kith__commit *c, uint32_t i)
+{
+    const struct kith__op *op = &c->ops[i];
+    int coll = op->cname < c->nnames ? m->rn[op->cname].coll : -1;
+    if (coll >= 0 && !kith__op_has_field(op->kind)) {
+        m->rop[i][0] = (uint8_t)coll;
+        m->rop[i][1] = 0;
+        return 0;
+    }
+    if (coll >= 0 && op->fname < c->nnames && m->rn[op->fname].fcoll == coll) {
+        m->rop[i][0] = (uint8_t)coll;
+        m->rop[i][1] = m->rn[op->fname].field;
+        return 0;
+    }
+    return kith__memrep_resolve_op(m, c, i);
+}
 
 /* ---- the rules (mem.c) -------------------------------------------------------------------- */
 

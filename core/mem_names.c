@@ -216,7 +216,7 @@ kith__memrep_resolve_begin(struct kith__memrep *m, const struct kith__commit *c)
         m->caprop = c->nops;
     }
     for (uint32_t i = 0; i < c->nnames; i++)
-        m->rn[i] = (struct rname){-1, -1, 0};
+        m->rn[i] = (struct rname){-1, -1, -1, 0};
     return 0;
 }
 
@@ -247,6 +247,7 @@ kith__memrep_resolve_op(struct kith__memrep *m, const struct kith__commit *c, ui
     int coll = m->nm[sid].coll >= 0 ? m->nm[sid].coll : kith__memrep_coll_add(m, sid);
     if (coll < 0)
         return coll;
+    m->rn[op->cname].coll = (int16_t)coll;
     m->rop[i][0] = (uint8_t)coll;
     m->rop[i][1] = 0;
     if (!kith__op_has_field(op->kind))
