@@ -331,8 +331,10 @@ text_ok(const char *p, size_t n)
     return n == 0 || (!memchr(p, '\0', n) && kith__utf8_valid(p, n));
 }
 
-int
-kith__memrep_value_fits(unsigned kind, const kith_value *v, bool text)
+/* kith__memrep_value_fits, inline for check_op, which runs it on every op received without
+ * the text checks: with `text` false it is a few compares. */
+static inline int
+value_fits(unsigned kind, const kith_value *v, bool text)
 {
     switch (kind) {
     case KITH_OP_FIELD_SET:
@@ -379,6 +381,12 @@ kith__memrep_value_fits(unsigned kind, const kith_value *v, bool text)
     }
 }
 
+int
+kith__memrep_value_fits(unsigned kind, const kith_value *v, bool text)
+{
+    return value_fits(kind, v, text);
+}
+
 /* ---- applying commits ----------------------------------------------------------------- */
 
 /* Is the dot applied, or made by an earlier op of this commit (op index i)? */
@@ -405,7 +413,7 @@ check_op(struct kith__memrep *m, const struct kith__commit *c, uint32_t i)
         return KITH_EINVAL;
     if (op->nobserved > KITH__MAX_OBSERVED || (op->nobserved && !op->observed))
         return KITH_EINVAL;
-    int rc = kith__memrep_value_fits(op->kind, &op->value, false);
+    int rc = value_fits(op->kind, &op->value, false);
     if (rc < 0)
         return rc == KITH_ETOOBIG ? rc : KITH_EINVAL;
     bool missing = false;
