@@ -120,6 +120,33 @@ conflict_add(struct kith__memrep *m, int coll, kith_dot doc, int field, kith_dot
 static const kith_value null_value = {.type = KITH_TYPE_NULL};
 
 /*
+ * Add `dot` to a membership or flag with nothing observed: what kith__dots_apply(units, NULL,
+ * 0, &dot) makes, in place. A set holds at most one dot per origin (an add drops its origin's
+ * lower dots, and an origin's ops arrive in seq order), so when dot's origin is there, its
+ * seq is raised in place, and when it is not, dot is inserted where its origin sorts; either
+ * way the order by (origin, seq) holds. Anything else goes through kith__dots_apply.
+ */
+static int
+dset_dot_add(struct kith__memrep *m, struct dset *x, kith_dot dot)
+{
+    uint8_t *p = x->dn ? dots_at(m, x->inl, DSET_INLINE, x->doff, x->dcap) : NULL;
+    uint32_t at = 0;
+    for (; at < x->dn; at++, p += KITH__DOT_BYTES) {
+        uint64_t o = load_be64(p);
+        if (o == dot.origin && load_be64(p + 8) < dot.seq) {
+            store_be64(p + 8, dot.seq);
+            return 0;
+        }
+        if (o >= dot.origin)
+            break;
+    }
+    if (at < x->dn && load_be64(p) == dot.origin) /* not below dot */
+        return kith__memrep_dots_edit(m, x->inl, DSET_INLINE, &x->doff, &x->dn, &x->dcap, NULL, 0,
+                                      &dot);
+    return kith__memrep_dset_unit_add(m, x, at, dot.origin, dot.seq);
+}
+
+/*
  * TOUCH-1: a write to a document adds the write's dot to its membership and drops the same
  * origin's lower dots (they are in the writer's past). DOC-4: when that brings a deleted
  * document back, the delete was overruled by this concurrent write: a field-0 conflict.
@@ -132,19 +159,7 @@ touch(struct kith__memrep *m, int coll, kith_dot doc, kith_dot dot, uint64_t hlc
     if (rc < 0)
         return rc;
     bool revives = x->dn == 0 && x->removed;
-    /*
-     * The common case, without kith__dots_apply: a set holds at most one dot per origin (an
-     * add drops its origin's lower dots, and an origin's ops arrive in seq order), so when
-     * the writer's origin is there, the touch replaces that dot's seq in place; the order by
-     * (origin, seq) is unchanged.
-     */
-    uint8_t *p = x->dn ? dots_at(m, x->inl, DSET_INLINE, x->doff, x->dcap) : NULL;
-    for (uint32_t i = 0; i < x->dn; i++, p += KITH__DOT_BYTES)
-        if (load_be64(p) == dot.origin && load_be64(p + 8) < dot.seq) {
-            store_be64(p + 8, dot.seq);
-            return 0;
-        }
-    rc = kith__memrep_dots_edit(m, x->inl, DSET_INLINE, &x->doff, &x->dn, &x->dcap, NULL, 0, &dot);
+    rc = dset_dot_add(m, x, dot);
     if (rc < 0 || !revives)
         return rc;
     return conflict_add(m, coll, doc, 0, dot, hlc, &null_value, (kith_dot){0, 0}, 0, &null_value);
@@ -244,15 +259,7 @@ apply_counter_add(struct kith__memrep *m, const struct kith__op *op, int coll, i
         if (o > dot.origin)
             break;
     }
-    rc = kith__memrep_dset_grow(m, x);
-    if (rc < 0)
-        return rc;
-    p = dots_at(m, x->inl, DSET_INLINE, x->doff, x->dcap) + (size_t)at * KITH__DOT_BYTES;
-    memmove(p + KITH__DOT_BYTES, p, (size_t)(x->dn - at) * KITH__DOT_BYTES);
-    store_be64(p, dot.origin);
-    store_be64(p + 8, delta);
-    x->dn++;
-    return 0;
+    return kith__memrep_dset_unit_add(m, x, at, dot.origin, delta);
 }
 
 /* DOC-1: creating a document adds the dot that names it to its membership (a DOC_ADD of an
@@ -264,6 +271,8 @@ apply_doc_add(struct kith__memrep *m, const struct kith__op *op, int coll, kith_
     int rc = dset_get(m, DS_MEMB, coll, op->doc, 0, &x);
     if (rc < 0)
         return rc;
+    if (op->nobserved == 0)
+        return dset_dot_add(m, x, dot);
     return kith__memrep_dots_edit(m, x->inl, DSET_INLINE, &x->doff, &x->dn, &x->dcap, op->observed,
                                   op->nobserved, &dot);
 }

@@ -496,8 +496,10 @@ memb_live(const struct kith__memrep *m, int coll, kith_dot doc)
 int kith__memrep_dots_edit(struct kith__memrep *m, uint8_t *inl, uint32_t ninl, uint32_t *doff,
                            uint32_t *dn, uint32_t *dcap, const kith_dot *obs, size_t nobs,
                            const kith_dot *add);
-/* Make room in x for one more unit (it may move to a bigger pool slot). 0 or KITH_ENOMEM. */
-int kith__memrep_dset_grow(struct kith__memrep *m, struct dset *x);
+/* Insert the unit (a, b), both halves big-endian, at index `at` of x's sorted units (x may
+ * move to a bigger pool slot to make room). 0 or KITH_ENOMEM. */
+int kith__memrep_dset_unit_add(struct kith__memrep *m, struct dset *x, uint32_t at, uint64_t a,
+                               uint64_t b);
 /* Store v in r (its payload inline or in r's pool slot). 0 or KITH_ENOMEM. */
 int kith__memrep_reg_store(struct kith__memrep *m, struct reg *r, const kith_value *v);
 
