@@ -158,7 +158,7 @@ touch(struct kith__memrep *m, int coll, kith_dot doc, kith_dot dot, uint64_t hlc
     int rc = dset_get(m, DS_MEMB, coll, doc, 0, &x);
     if (rc < 0)
         return rc;
-    bool revives = x->dn == 0 && x->removed;
+    bool revives = x->dn == 0 && (x->used & DSET_REMOVED);
     rc = dset_dot_add(m, x, dot);
     if (rc < 0 || !revives)
         return rc;
@@ -291,7 +291,7 @@ apply_doc_remove(struct kith__memrep *m, const struct kith__op *op, int coll, ki
                                 op->nobserved, NULL);
     if (rc < 0)
         return rc;
-    x->removed = 1;
+    x->used |= DSET_REMOVED;
     if (x->dn == 0)
         return 0;
     kith_dot survivor = kith__dot_get(dset_units(m, x) + (size_t)(x->dn - 1) * KITH__DOT_BYTES);

@@ -82,11 +82,16 @@ enum dset_kind { DS_MEMB, DS_FLAG, DS_COUNTER };
 
 #define DSET_INLINE 2
 
+/* dset.used: the slot holds an entry; and for DS_MEMB, a DOC_REMOVE was applied to it (DOC-4).
+ * One byte for both keeps a dset at 64 bytes. */
+#define DSET_USED 1
+#define DSET_REMOVED 2
+
 struct dset {
     uint64_t doc_o, doc_s;
     uint32_t doff, dn, dcap; /* dcap <= DSET_INLINE: the units are in inl, else in `dots` */
-    uint8_t used, kind, coll, field;
-    uint8_t removed; /* DS_MEMB: a DOC_REMOVE was applied to it (DOC-4) */
+    uint8_t used;            /* DSET_USED, | DSET_REMOVED; 0 for an empty slot */
+    uint8_t kind, coll, field;
     uint8_t inl[DSET_INLINE * KITH__DOT_BYTES];
 };
 

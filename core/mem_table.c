@@ -192,7 +192,7 @@ kith__memrep_dset_insert(struct kith__memrep *m, uint64_t h, int kind, int coll,
         i = (i + 1) & (m->capdsets - 1);
     struct dset *x = &m->dsets[i];
     memset(x, 0, sizeof *x);
-    x->used = 1;
+    x->used = DSET_USED;
     x->kind = (uint8_t)kind;
     x->coll = (uint8_t)coll;
     x->field = (uint8_t)field;
