@@ -19,18 +19,28 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* A name's hash, eight bytes at a time: every commit applied hashes each of its names once. It
+ * never leaves memory, so the host's byte order does not matter. */
 static uint64_t
 name_hash(const char *p, size_t len)
 {
-    return bytes_hash(0x6b6974682d6e6dull, (const uint8_t *)p, len);
+    uint64_t h = 0x6b6974682d6e6dull ^ len, w;
+    for (; len >= 8; p += 8, len -= 8) {
+        memcpy(&w, p, 8);
+        h = (h ^ w) * 0x9e3779b97f4a7c15ull;
+    }
+    w = 0;
+    for (size_t i = 0; i < len; i++)
+        w = w << 8 | (uint8_t)p[i];
+    return mix64(h ^ w);
 }
 
-long
-kith__memrep_name_find(const struct kith__memrep *m, const char *p, size_t len)
+/* The id of the name whose hash is h, or -1. */
+static inline long
+name_lookup(const struct kith__memrep *m, const char *p, size_t len, uint64_t h)
 {
     if (m->capnslot == 0)
         return -1;
-    uint64_t h = name_hash(p, len);
     size_t mask = m->capnslot - 1;
     for (size_t i = h & mask; m->nslot[i]; i = (i + 1) & mask) {
         const struct mname *x = &m->nm[m->nslot[i] - 1];
@@ -38,6 +48,12 @@ kith__memrep_name_find(const struct kith__memrep *m, const char *p, size_t len)
             return (long)m->nslot[i] - 1;
     }
     return -1;
+}
+
+long
+kith__memrep_name_find(const struct kith__memrep *m, const char *p, size_t len)
+{
+    return name_lookup(m, p, len, name_hash(p, len));
 }
 
 static int
@@ -59,14 +75,10 @@ slots_grow(struct kith__memrep *m)
     return 0;
 }
 
-int
-kith__memrep_name_add(struct kith__memrep *m, const char *p, size_t len, uint32_t *sid)
+/* Intern a name that is not interned yet, whose hash is h. */
+static int
+name_insert(struct kith__memrep *m, const char *p, size_t len, uint64_t h, uint32_t *sid)
 {
-    long have = kith__memrep_name_find(m, p, len);
-    if (have >= 0) {
-        *sid = (uint32_t)have;
-        return 0;
-    }
     if (!kith__name_valid(p, len))
         return KITH_EINVAL;
     if ((m->nnm + 1) * 2 > m->capnslot) {
@@ -91,13 +103,24 @@ kith__memrep_name_add(struct kith__memrep *m, const char *p, size_t len, uint32_
     struct mname *x = &m->nm[m->nnm];
     x->off = off;
     x->len = (uint32_t)len;
-    x->hash = name_hash(p, len);
+    x->hash = h;
     x->coll = -1;
     size_t i = x->hash & (m->capnslot - 1);
     while (m->nslot[i])
         i = (i + 1) & (m->capnslot - 1);
     m->nslot[i] = (uint32_t)m->nnm + 1;
     *sid = (uint32_t)m->nnm++;
+    return 0;
+}
+
+int
+kith__memrep_name_add(struct kith__memrep *m, const char *p, size_t len, uint32_t *sid)
+{
+    uint64_t h = name_hash(p, len);
+    long have = name_lookup(m, p, len, h);
+    if (have < 0)
+        return name_insert(m, p, len, h, sid);
+    *sid = (uint32_t)have;
     return 0;
 }
 
