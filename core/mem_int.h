@@ -377,43 +377,48 @@ int kith__memrep_pool_alloc(struct pool *p, size_t unit, size_t n, uint32_t *off
  * key is new (and may move every entry of that table: earlier pointers into it are stale).
  * Finds and gets are inline: every op makes two or three of them (its entry and its
  * document's membership), and inlined into the rules they cost no call and fold the kind and
- * field a rule passes as constants. A get that misses calls the table's insert, out of line,
- * with the key's hash. Inserts return 0 or KITH_ENOMEM; a new register holds no value yet
- * (type NULL, w_s 0), a new element or dset no units.
+ * field a rule passes as constants. A probe that misses gives the empty slot it ended on; a
+ * get that misses calls the table's insert, out of line, with the key's hash and that slot,
+ * which the insert fills unless the table must grow first. Inserts return 0 or KITH_ENOMEM;
+ * a new register holds no value yet (type NULL, w_s 0), a new element or dset no units.
  */
-int kith__memrep_reg_insert(struct kith__memrep *m, uint64_t h, int coll, kith_dot doc, int field,
-                            struct reg **out);
-int kith__memrep_elem_insert(struct kith__memrep *m, uint64_t h, int coll, kith_dot doc, int field,
-                             const char *e, size_t len, struct elem **out);
-int kith__memrep_dset_insert(struct kith__memrep *m, uint64_t h, int kind, int coll, kith_dot doc,
-                             int field, struct dset **out);
+int kith__memrep_reg_insert(struct kith__memrep *m, uint64_t h, size_t slot, int coll, kith_dot doc,
+                            int field, struct reg **out);
+int kith__memrep_elem_insert(struct kith__memrep *m, uint64_t h, size_t slot, int coll,
+                             kith_dot doc, int field, const char *e, size_t len, struct elem **out);
+int kith__memrep_dset_insert(struct kith__memrep *m, uint64_t h, size_t slot, int kind, int coll,
+                             kith_dot doc, int field, struct dset **out);
 
 static inline struct reg *
-reg_find_h(const struct kith__memrep *m, uint64_t h, int coll, kith_dot doc, int field)
+reg_probe(const struct kith__memrep *m, uint64_t h, int coll, kith_dot doc, int field, size_t *slot)
 {
-    size_t mask = m->capregs - 1;
-    for (size_t i = h & mask;; i = (i + 1) & mask) {
+    size_t mask = m->capregs - 1, i = h & mask;
+    for (;; i = (i + 1) & mask) {
         struct reg *r = &m->regs[i];
         if (!r->used)
-            return NULL;
+            break;
         if (r->doc_o == doc.origin && r->doc_s == doc.seq && r->coll == coll && r->field == field)
             return r;
     }
+    *slot = i;
+    return NULL;
 }
 
 static inline struct reg *
 reg_find(const struct kith__memrep *m, int coll, kith_dot doc, int field)
 {
-    return reg_find_h(m, key_hash(coll, doc.origin, doc.seq, field), coll, doc, field);
+    size_t slot;
+    return reg_probe(m, key_hash(coll, doc.origin, doc.seq, field), coll, doc, field, &slot);
 }
 
 static inline int
 reg_get(struct kith__memrep *m, int coll, kith_dot doc, int field, struct reg **out)
 {
     uint64_t h = key_hash(coll, doc.origin, doc.seq, field);
-    struct reg *r = reg_find_h(m, h, coll, doc, field);
+    size_t slot;
+    struct reg *r = reg_probe(m, h, coll, doc, field, &slot);
     if (!r)
-        return kith__memrep_reg_insert(m, h, coll, doc, field, out);
+        return kith__memrep_reg_insert(m, h, slot, coll, doc, field, out);
     *out = r;
     return 0;
 }
@@ -426,19 +431,29 @@ elem_hash(int coll, kith_dot doc, int field, const void *e, size_t len)
 }
 
 static inline struct elem *
-elem_find(const struct kith__memrep *m, int coll, kith_dot doc, int field, const void *e,
-          size_t len, uint64_t h)
+elem_probe(const struct kith__memrep *m, int coll, kith_dot doc, int field, const void *e,
+           size_t len, uint64_t h, size_t *slot)
 {
-    size_t mask = m->capelems - 1;
-    for (size_t i = h & mask;; i = (i + 1) & mask) {
+    size_t mask = m->capelems - 1, i = h & mask;
+    for (;; i = (i + 1) & mask) {
         struct elem *x = &m->elems[i];
         if (!x->used)
-            return NULL;
+            break;
         if (x->hash == h && x->doc_o == doc.origin && x->doc_s == doc.seq && x->coll == coll &&
             x->field == field && x->elen == len &&
             (len == 0 || memcmp(m->bytes.data + x->eoff, e, len) == 0))
             return x;
     }
+    *slot = i;
+    return NULL;
+}
+
+static inline struct elem *
+elem_find(const struct kith__memrep *m, int coll, kith_dot doc, int field, const void *e,
+          size_t len, uint64_t h)
+{
+    size_t slot;
+    return elem_probe(m, coll, doc, field, e, len, h, &slot);
 }
 
 static inline int
@@ -446,42 +461,48 @@ elem_get(struct kith__memrep *m, int coll, kith_dot doc, int field, const char *
          struct elem **out)
 {
     uint64_t h = elem_hash(coll, doc, field, e, len);
-    struct elem *x = elem_find(m, coll, doc, field, e, len, h);
+    size_t slot;
+    struct elem *x = elem_probe(m, coll, doc, field, e, len, h, &slot);
     if (!x)
-        return kith__memrep_elem_insert(m, h, coll, doc, field, e, len, out);
+        return kith__memrep_elem_insert(m, h, slot, coll, doc, field, e, len, out);
     *out = x;
     return 0;
 }
 
 /* kind: enum dset_kind; field 0 with DS_MEMB. */
 static inline struct dset *
-dset_find_h(const struct kith__memrep *m, uint64_t h, int kind, int coll, kith_dot doc, int field)
+dset_probe(const struct kith__memrep *m, uint64_t h, int kind, int coll, kith_dot doc, int field,
+           size_t *slot)
 {
-    size_t mask = m->capdsets - 1;
-    for (size_t i = h & mask;; i = (i + 1) & mask) {
+    size_t mask = m->capdsets - 1, i = h & mask;
+    for (;; i = (i + 1) & mask) {
         struct dset *x = &m->dsets[i];
         if (!x->used)
-            return NULL;
+            break;
         if (x->doc_o == doc.origin && x->doc_s == doc.seq && x->kind == kind && x->coll == coll &&
             x->field == field)
             return x;
     }
+    *slot = i;
+    return NULL;
 }
 
 static inline struct dset *
 dset_find(const struct kith__memrep *m, int kind, int coll, kith_dot doc, int field)
 {
-    return dset_find_h(m, dset_hash(kind, coll, doc.origin, doc.seq, field), kind, coll, doc,
-                       field);
+    size_t slot;
+    return dset_probe(m, dset_hash(kind, coll, doc.origin, doc.seq, field), kind, coll, doc, field,
+                      &slot);
 }
 
 static inline int
 dset_get(struct kith__memrep *m, int kind, int coll, kith_dot doc, int field, struct dset **out)
 {
     uint64_t h = dset_hash(kind, coll, doc.origin, doc.seq, field);
-    struct dset *x = dset_find_h(m, h, kind, coll, doc, field);
+    size_t slot;
+    struct dset *x = dset_probe(m, h, kind, coll, doc, field, &slot);
     if (!x)
-        return kith__memrep_dset_insert(m, h, kind, coll, doc, field, out);
+        return kith__memrep_dset_insert(m, h, slot, kind, coll, doc, field, out);
     *out = x;
     return 0;
 }

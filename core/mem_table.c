@@ -74,19 +74,18 @@ reg_grow(struct kith__memrep *m)
 }
 
 int
-kith__memrep_reg_insert(struct kith__memrep *m, uint64_t h, int coll, kith_dot doc, int field,
-                        struct reg **out)
+kith__memrep_reg_insert(struct kith__memrep *m, uint64_t h, size_t slot, int coll, kith_dot doc,
+                        int field, struct reg **out)
 {
     if ((m->nregs + 1) * 2 > m->capregs) {
         int rc = reg_grow(m);
         if (rc < 0)
             return rc;
+        slot = h & (m->capregs - 1);
+        while (m->regs[slot].used)
+            slot = (slot + 1) & (m->capregs - 1);
     }
-    size_t mask = m->capregs - 1;
-    size_t i = h & mask;
-    while (m->regs[i].used)
-        i = (i + 1) & mask;
-    struct reg *r = &m->regs[i];
+    struct reg *r = &m->regs[slot];
     memset(r, 0, sizeof *r);
     r->used = 1;
     r->coll = (uint8_t)coll;
@@ -122,13 +121,16 @@ elem_grow(struct kith__memrep *m)
 }
 
 int
-kith__memrep_elem_insert(struct kith__memrep *m, uint64_t h, int coll, kith_dot doc, int field,
-                         const char *e, size_t len, struct elem **out)
+kith__memrep_elem_insert(struct kith__memrep *m, uint64_t h, size_t slot, int coll, kith_dot doc,
+                         int field, const char *e, size_t len, struct elem **out)
 {
     if ((m->nelems + 1) * 2 > m->capelems) {
         int rc = elem_grow(m);
         if (rc < 0)
             return rc;
+        slot = h & (m->capelems - 1);
+        while (m->elems[slot].used)
+            slot = (slot + 1) & (m->capelems - 1);
     }
     uint32_t off = 0;
     int rc = kith__memrep_pool_alloc(&m->bytes, 1, len, &off);
@@ -136,10 +138,7 @@ kith__memrep_elem_insert(struct kith__memrep *m, uint64_t h, int coll, kith_dot 
         return rc;
     if (len)
         memcpy(m->bytes.data + off, e, len);
-    size_t i = h & (m->capelems - 1);
-    while (m->elems[i].used)
-        i = (i + 1) & (m->capelems - 1);
-    struct elem *x = &m->elems[i];
+    struct elem *x = &m->elems[slot];
     memset(x, 0, sizeof *x);
     x->used = 1;
     x->coll = (uint8_t)coll;
@@ -179,18 +178,18 @@ dset_rehash(struct kith__memrep *m)
 }
 
 int
-kith__memrep_dset_insert(struct kith__memrep *m, uint64_t h, int kind, int coll, kith_dot doc,
-                         int field, struct dset **out)
+kith__memrep_dset_insert(struct kith__memrep *m, uint64_t h, size_t slot, int kind, int coll,
+                         kith_dot doc, int field, struct dset **out)
 {
     if ((m->ndsets + 1) * 2 > m->capdsets) {
         int rc = dset_rehash(m);
         if (rc < 0)
             return rc;
+        slot = h & (m->capdsets - 1);
+        while (m->dsets[slot].used)
+            slot = (slot + 1) & (m->capdsets - 1);
     }
-    size_t i = h & (m->capdsets - 1);
-    while (m->dsets[i].used)
-        i = (i + 1) & (m->capdsets - 1);
-    struct dset *x = &m->dsets[i];
+    struct dset *x = &m->dsets[slot];
     memset(x, 0, sizeof *x);
     x->used = DSET_USED;
     x->kind = (uint8_t)kind;
