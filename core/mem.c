@@ -10,6 +10,10 @@
  * touch (DOC-1..4, TOUCH-1..2) and kith__memrep_apply (PEND-1..3); the comparisons and dot-set
  * edits are core's (kith__lww_cmp, kith__dots_apply). Values are typed by the ops themselves:
  * the model knows no schema and checks only that a value fits its op's kind.
+ *
+ * Register values are stored here too (reg_store), where the compiler can inline the store
+ * into the rule that makes it: a register keeps its payload slot and reuses it while the new
+ * value fits, so the pools grow with the state, not with the number of ops applied.
  */
 #include "mem_int.h"
 
@@ -65,6 +69,50 @@ kith__memrep_free(struct kith__memrep *m)
     free(m->bnames);
     free(m->bnamev);
     free(m);
+}
+
+/* ---- register values ------------------------------------------------------------------ */
+
+/*
+ * A payload goes inline when it fits, else into r's pool slot, which is kept and reused while
+ * later values fit it. v may point into m->bytes or into r itself.
+ */
+static int
+reg_store(struct kith__memrep *m, struct reg *r, const kith_value *v)
+{
+    const uint8_t *p;
+    size_t n;
+    if (!value_payload(v, &p, &n)) {
+        r->tflags = (uint8_t)v->type; /* a pool slot, if any, is given up */
+        r->vlen = 0;
+        r->u.vi = value_scalar(v);
+        return 0;
+    }
+    uint8_t *dst;
+    if ((r->tflags & REG_IN_POOL) && n <= r->u.pool.cap) {
+        dst = m->bytes.data + r->u.pool.off;
+    } else if (n <= REG_INLINE) {
+        dst = r->u.inl;
+        r->tflags = 0;
+    } else {
+        bool inside = p && m->bytes.data && p >= m->bytes.data && p < m->bytes.data + m->bytes.len;
+        size_t src = inside ? (size_t)(p - m->bytes.data) : 0;
+        uint32_t off;
+        int rc = kith__memrep_pool_alloc(&m->bytes, 1, n, &off);
+        if (rc < 0)
+            return rc;
+        if (inside)
+            p = m->bytes.data + src;
+        r->u.pool.off = off;
+        r->u.pool.cap = (uint32_t)n;
+        r->tflags = REG_IN_POOL;
+        dst = m->bytes.data + off;
+    }
+    if (n)
+        memmove(dst, p, n);
+    r->vlen = (uint32_t)n;
+    r->tflags = (uint8_t)((r->tflags & REG_IN_POOL) | (uint8_t)v->type);
+    return 0;
 }
 
 /* ---- conflict records ----------------------------------------------------------------- */
@@ -197,7 +245,7 @@ apply_field_set(struct kith__memrep *m, const struct kith__op *op, int coll, int
     }
     if (cmp < 0)
         return 0;
-    rc = kith__memrep_reg_store(m, r, &op->value);
+    rc = reg_store(m, r, &op->value);
     if (rc < 0)
         return rc;
     r->hlc = hlc;

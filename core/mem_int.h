@@ -526,8 +526,6 @@ int kith__memrep_dots_edit(struct kith__memrep *m, uint8_t *inl, uint32_t ninl, 
  * move to a bigger pool slot to make room). 0 or KITH_ENOMEM. */
 int kith__memrep_dset_unit_add(struct kith__memrep *m, struct dset *x, uint32_t at, uint64_t a,
                                uint64_t b);
-/* Store v in r (its payload inline or in r's pool slot). 0 or KITH_ENOMEM. */
-int kith__memrep_reg_store(struct kith__memrep *m, struct reg *r, const kith_value *v);
 
 /* ---- names (mem_names.c) ---------------------------------------------------------------- */
 

@@ -7,9 +7,7 @@
  * document, field, element bytes), and dsets keyed by (kind, collection, document, field):
  * memberships, flags and counters, each a sorted array of 16-byte units (mem_int.h). Nothing
  * is ever deleted: an element or a dset whose array is empty is simply absent to readers,
- * which keeps probing simple and costs one entry per key ever seen. A register keeps its
- * payload slot and reuses it while the new value fits, so the pools grow with the state, not
- * with the number of ops applied.
+ * which keeps probing simple and costs one entry per key ever seen.
  */
 #include "mem_int.h"
 
@@ -272,49 +270,5 @@ kith__memrep_dset_unit_add(struct kith__memrep *m, struct dset *x, uint32_t at, 
     store_be64(p, a);
     store_be64(p + 8, b);
     x->dn++;
-    return 0;
-}
-
-/* ---- register values ------------------------------------------------------------------ */
-
-/*
- * A payload goes inline when it fits, else into r's pool slot, which is kept and reused while
- * later values fit it. v may point into m->bytes or into r itself.
- */
-int
-kith__memrep_reg_store(struct kith__memrep *m, struct reg *r, const kith_value *v)
-{
-    const uint8_t *p;
-    size_t n;
-    if (!value_payload(v, &p, &n)) {
-        r->tflags = (uint8_t)v->type; /* a pool slot, if any, is given up */
-        r->vlen = 0;
-        r->u.vi = value_scalar(v);
-        return 0;
-    }
-    uint8_t *dst;
-    if ((r->tflags & REG_IN_POOL) && n <= r->u.pool.cap) {
-        dst = m->bytes.data + r->u.pool.off;
-    } else if (n <= REG_INLINE) {
-        dst = r->u.inl;
-        r->tflags = 0;
-    } else {
-        bool inside = p && m->bytes.data && p >= m->bytes.data && p < m->bytes.data + m->bytes.len;
-        size_t src = inside ? (size_t)(p - m->bytes.data) : 0;
-        uint32_t off;
-        int rc = kith__memrep_pool_alloc(&m->bytes, 1, n, &off);
-        if (rc < 0)
-            return rc;
-        if (inside)
-            p = m->bytes.data + src;
-        r->u.pool.off = off;
-        r->u.pool.cap = (uint32_t)n;
-        r->tflags = REG_IN_POOL;
-        dst = m->bytes.data + off;
-    }
-    if (n)
-        memmove(dst, p, n);
-    r->vlen = (uint32_t)n;
-    r->tflags = (uint8_t)((r->tflags & REG_IN_POOL) | (uint8_t)v->type);
     return 0;
 }
