@@ -446,15 +446,27 @@ kith__memrep_value_fits(unsigned kind, const kith_value *v, bool text)
 
 /* ---- applying commits ----------------------------------------------------------------- */
 
+/* The version vector's seq for the origin last read while checking a commit: the vector does
+ * not change until every op is checked, and a commit's ops mostly name documents of one
+ * origin, so most of their dependencies cost no search. */
+struct vv_memo {
+    uint64_t origin, seq; /* origin 0: none read yet */
+};
+
 /* Is the dot applied, or made by an earlier op of this commit (op index i)? */
 static bool
-dep_ok(const struct kith__memrep *m, const struct kith__commit *c, uint32_t i, kith_dot d)
+dep_ok(const struct kith__memrep *m, const struct kith__commit *c, uint32_t i, kith_dot d,
+       struct vv_memo *vm)
 {
     if (d.origin == 0 || d.seq == 0)
         return false;
     if (d.origin == c->origin)
         return d.seq < c->first_seq + i;
-    return kith__vv_get(&m->vv, d.origin) >= d.seq;
+    if (d.origin != vm->origin) {
+        vm->origin = d.origin;
+        vm->seq = kith__vv_get(&m->vv, d.origin);
+    }
+    return vm->seq >= d.seq;
 }
 
 /* Check op i of c and give its names the model's numbers (m->rop[i]): 0, KITH_EINVAL
@@ -462,7 +474,7 @@ dep_ok(const struct kith__memrep *m, const struct kith__commit *c, uint32_t i, k
  * KITH_EGAP (a dot it names is not applied: its document, a replaced dot, a referenced
  * document, an observed dot; PEND-2). Values are not checked for UTF-8: the decoder does. */
 static int
-check_op(struct kith__memrep *m, const struct kith__commit *c, uint32_t i)
+check_op(struct kith__memrep *m, const struct kith__commit *c, uint32_t i, struct vv_memo *vm)
 {
     const struct kith__op *op = &c->ops[i];
     kith_dot self = {c->origin, c->first_seq + i};
@@ -479,7 +491,7 @@ check_op(struct kith__memrep *m, const struct kith__commit *c, uint32_t i)
         if (op->nobserved)
             return KITH_EINVAL;
         if (op->replaced.origin || op->replaced.seq)
-            missing = !dep_ok(m, c, i, op->replaced);
+            missing = !dep_ok(m, c, i, op->replaced, vm);
         break;
     case KITH_OP_COUNTER_ADD:
         if (op->nobserved)
@@ -497,13 +509,13 @@ check_op(struct kith__memrep *m, const struct kith__commit *c, uint32_t i)
         return rc;
     /* the document (its creation) and a referenced document are dependencies too
      * (spec/encoding.md 3.6): their author had applied them */
-    if (!dot_eq(op->doc, self) && !dep_ok(m, c, i, op->doc))
+    if (!dot_eq(op->doc, self) && !dep_ok(m, c, i, op->doc, vm))
         missing = true;
     if (op->kind == KITH_OP_FIELD_SET && op->value.type == KITH_TYPE_REF &&
-        !dep_ok(m, c, i, kith__docid_to_dot(&op->value.u.ref)))
+        !dep_ok(m, c, i, kith__docid_to_dot(&op->value.u.ref), vm))
         missing = true;
     for (uint32_t k = 0; k < op->nobserved; k++)
-        if (!dep_ok(m, c, i, op->observed[k]))
+        if (!dep_ok(m, c, i, op->observed[k], vm))
             missing = true;
     return missing ? KITH_EGAP : 0;
 }
@@ -526,8 +538,9 @@ kith__memrep_apply(struct kith__memrep *m, const struct kith__commit *c, uint64_
     if (rc < 0)
         return rc;
     int gap = 0;
+    struct vv_memo vm = {0, 0};
     for (uint32_t i = 0; i < c->nops; i++) {
-        rc = check_op(m, c, i);
+        rc = check_op(m, c, i, &vm);
         if (rc == KITH_EGAP)
             gap = rc;
         else if (rc < 0)
