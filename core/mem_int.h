@@ -121,7 +121,9 @@ struct bfix {
 struct mname {
     uint32_t off, len; /* the bytes in `nbytes`, NUL-terminated */
     uint64_t hash;
-    int16_t coll; /* the collection number it names, or -1 */
+    int16_t coll;  /* the collection number it names, or -1 */
+    int16_t fcoll; /* the collection it last got a field number in, or -1 */
+    uint8_t field; /* that field number */
 };
 
 struct mcoll {
@@ -131,12 +133,13 @@ struct mcoll {
 };
 
 /* A commit's name, as resolved while applying it: the name's id, the collection number it
- * names once an op used it as a collection, and its field number in collection fcoll when it
- * was last looked up as a field. */
+ * names, and its field number in collection fcoll. Names the model knows are looked up when
+ * the commit is begun, with the numbers they already have; others when an op first uses
+ * them. */
 struct rname {
     int32_t sid;   /* -1 until resolved */
-    int16_t coll;  /* -1 until an op used it as a collection */
-    int16_t fcoll; /* -1 until an op used it as a field */
+    int16_t coll;  /* -1 while it names no collection */
+    int16_t fcoll; /* -1 while it has no field number */
     uint8_t field;
 };
 
@@ -547,15 +550,15 @@ int kith__memrep_names_find(const struct kith__memrep *m, const char *coll, cons
                             int *c, int *f);
 int kith__memrep_names_add(struct kith__memrep *m, const char *coll, const char *field, int *c,
                            int *f);
-/* Resolving a commit's names while applying it: begin (room for its names and ops, every name
- * unresolved; 0, KITH_EINVAL for a bad name table, KITH_ENOMEM), then for op i its collection
- * and field numbers into m->rop[i] (0, KITH_EINVAL for a bad name or index, KITH_ETOOBIG,
- * KITH_ENOMEM). */
+/* Resolving a commit's names while applying it: begin (room for its names and ops, and the
+ * names the model knows resolved with their numbers; 0, KITH_EINVAL for a bad name table,
+ * KITH_ENOMEM), then for op i its collection and field numbers into m->rop[i] (0, KITH_EINVAL
+ * for a bad name or index, KITH_ETOOBIG, KITH_ENOMEM). */
 int kith__memrep_resolve_begin(struct kith__memrep *m, const struct kith__commit *c);
 int kith__memrep_resolve_op(struct kith__memrep *m, const struct kith__commit *c, uint32_t i);
 
-/* kith__memrep_resolve_op for every op: two or three array reads when the op's names were
- * resolved for an earlier op of the commit, as most are. */
+/* kith__memrep_resolve_op for every op: a few array reads when the op's names have the
+ * numbers it needs, as all do but a name's first use in the model or in a collection. */
 static inline int
 resolve_op(struct kith__memrep *m, const struct kith__commit *c, uint32_t i)
 {

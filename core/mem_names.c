@@ -10,9 +10,11 @@
  * (commits by name, the canonical dump, conflict records) shows a number.
  *
  * Names are interned in one hash table (linear probing, at most half full) so that a name is
- * compared once; collections map an interned name to their fields by a short array. While a
- * commit is applied, each of its names is looked up at most once (struct rname), so an op's
- * numbers cost two array reads in the common case.
+ * compared once; collections map an interned name to their fields by a short array, and each
+ * name remembers its field number in the collection it was last numbered in. When a commit
+ * is begun, each of its names is looked up once (struct rname) and takes the numbers it
+ * already has, so an op's numbers cost a few array reads; only a name's first use in the
+ * model, or as a field of another collection, goes through kith__memrep_resolve_op.
  */
 #include "mem_int.h"
 
@@ -105,6 +107,8 @@ name_insert(struct kith__memrep *m, const char *p, size_t len, uint64_t h, uint3
     x->len = (uint32_t)len;
     x->hash = h;
     x->coll = -1;
+    x->fcoll = -1;
+    x->field = 0;
     size_t i = x->hash & (m->capnslot - 1);
     while (m->nslot[i])
         i = (i + 1) & (m->capnslot - 1);
@@ -165,14 +169,20 @@ field_find(const struct kith__memrep *m, int coll, uint32_t sid)
 int
 kith__memrep_field_add(struct kith__memrep *m, int coll, uint32_t sid)
 {
+    struct mname *x = &m->nm[sid];
+    if (x->fcoll == coll)
+        return x->field;
     int f = field_find(m, coll, sid);
-    if (f > 0)
-        return f;
-    struct mcoll *c = &m->colls[coll];
-    if (c->nfields == MEMREP_MAXFIELD)
-        return KITH_ETOOBIG;
-    c->fsid[++c->nfields] = sid;
-    return (int)c->nfields;
+    if (f < 0) {
+        struct mcoll *c = &m->colls[coll];
+        if (c->nfields == MEMREP_MAXFIELD)
+            return KITH_ETOOBIG;
+        c->fsid[++c->nfields] = sid;
+        f = (int)c->nfields;
+    }
+    x->fcoll = (int16_t)coll;
+    x->field = (uint8_t)f;
+    return f;
 }
 
 int
@@ -238,8 +248,15 @@ kith__memrep_resolve_begin(struct kith__memrep *m, const struct kith__commit *c)
         m->rop = t;
         m->caprop = c->nops;
     }
-    for (uint32_t i = 0; i < c->nnames; i++)
-        m->rn[i] = (struct rname){-1, -1, -1, 0};
+    for (uint32_t k = 0; k < c->nnames; k++) {
+        const struct kith__name *n = &c->names[k];
+        long sid = n->len <= KITH__MAX_NAME_BYTES && (n->ptr || n->len == 0)
+                       ? kith__memrep_name_find(m, n->ptr, n->len)
+                       : -1; /* not a name the model can have: refused if an op uses it */
+        const struct mname *x = sid >= 0 ? &m->nm[sid] : NULL;
+        m->rn[k] =
+            (struct rname){(int32_t)sid, x ? x->coll : -1, x ? x->fcoll : -1, x ? x->field : 0};
+    }
     return 0;
 }
 
