@@ -21,20 +21,56 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* A name's hash, eight bytes at a time: every commit applied hashes each of its names once. It
- * never leaves memory, so the host's byte order does not matter. */
-static uint64_t
+/* Load 8 or 4 bytes at p, in the host's order (hashes and comparisons never leave memory). */
+static inline uint64_t
+load8(const char *p)
+{
+    uint64_t w;
+    memcpy(&w, p, 8);
+    return w;
+}
+
+static inline uint64_t
+load4(const char *p)
+{
+    uint32_t w;
+    memcpy(&w, p, 4);
+    return w;
+}
+
+/*
+ * A name's hash. Every commit applied hashes each of its names, mostly short ones: up to 16
+ * bytes are two loads that overlap (the first and last 8, or 4, bytes), longer names add a
+ * step per 8 bytes between them, and names of 1 to 3 bytes are read by the byte.
+ */
+static inline uint64_t
 name_hash(const char *p, size_t len)
 {
-    uint64_t h = 0x6b6974682d6e6dull ^ len, w;
-    for (; len >= 8; p += 8, len -= 8) {
-        memcpy(&w, p, 8);
-        h = (h ^ w) * 0x9e3779b97f4a7c15ull;
+    uint64_t a = 0, b = 0;
+    if (len >= 8) {
+        a = load8(p);
+        b = load8(p + len - 8);
+        for (size_t i = 8; i + 8 < len; i += 8)
+            a = (a ^ load8(p + i)) * 0x9e3779b97f4a7c15ull;
+    } else if (len >= 4) {
+        a = load4(p);
+        b = load4(p + len - 4);
+    } else if (len > 0) {
+        a = (uint8_t)p[0] | (uint64_t)(uint8_t)p[len / 2] << 8 |
+            (uint64_t)(uint8_t)p[len - 1] << 16;
     }
-    w = 0;
-    for (size_t i = 0; i < len; i++)
-        w = w << 8 | (uint8_t)p[i];
-    return mix64(h ^ w);
+    return mix64(a ^ (b * 0xd6e8feb86659fd93ull) ^ (len << 56) ^ 0x6b6974682d6e6dull);
+}
+
+/* Are the len bytes at p and q equal? Names up to 16 bytes without a call to memcmp. */
+static inline bool
+name_eq(const char *p, const char *q, size_t len)
+{
+    if (len >= 8 && len <= 16)
+        return load8(p) == load8(q) && load8(p + len - 8) == load8(q + len - 8);
+    if (len >= 4 && len < 8)
+        return load4(p) == load4(q) && load4(p + len - 4) == load4(q + len - 4);
+    return len == 0 || memcmp(p, q, len) == 0;
 }
 
 /* The id of the name whose hash is h, or -1. */
@@ -46,7 +82,7 @@ name_lookup(const struct kith__memrep *m, const char *p, size_t len, uint64_t h)
     size_t mask = m->capnslot - 1;
     for (size_t i = h & mask; m->nslot[i]; i = (i + 1) & mask) {
         const struct mname *x = &m->nm[m->nslot[i] - 1];
-        if (x->hash == h && x->len == len && memcmp(m->nbytes.data + x->off, p, len) == 0)
+        if (x->hash == h && x->len == len && name_eq((const char *)m->nbytes.data + x->off, p, len))
             return (long)m->nslot[i] - 1;
     }
     return -1;
@@ -251,7 +287,7 @@ kith__memrep_resolve_begin(struct kith__memrep *m, const struct kith__commit *c)
     for (uint32_t k = 0; k < c->nnames; k++) {
         const struct kith__name *n = &c->names[k];
         long sid = n->len <= KITH__MAX_NAME_BYTES && (n->ptr || n->len == 0)
-                       ? kith__memrep_name_find(m, n->ptr, n->len)
+                       ? name_lookup(m, n->ptr, n->len, name_hash(n->ptr, n->len))
                        : -1; /* not a name the model can have: refused if an op uses it */
         const struct mname *x = sid >= 0 ? &m->nm[sid] : NULL;
         m->rn[k] =
