@@ -482,28 +482,33 @@ check_op(struct kith__memrep *m, const struct kith__commit *c, uint32_t i, struc
         return KITH_EINVAL;
     if (op->nobserved > KITH__MAX_OBSERVED || (op->nobserved && !op->observed))
         return KITH_EINVAL;
-    int rc = value_fits(op->kind, &op->value, false);
-    if (rc < 0)
-        return rc == KITH_ETOOBIG ? rc : KITH_EINVAL;
+    /* the value first (its refusal wins), by a value_fits of each kind: one switch in all */
+    int rc;
     bool missing = false;
     switch (op->kind) {
     case KITH_OP_FIELD_SET:
-        if (op->nobserved)
+        rc = value_fits(KITH_OP_FIELD_SET, &op->value, false);
+        if (rc == 0 && op->nobserved)
             return KITH_EINVAL;
-        if (op->replaced.origin || op->replaced.seq)
+        if (rc == 0 && (op->replaced.origin || op->replaced.seq))
             missing = !dep_ok(m, c, i, op->replaced, vm);
         break;
     case KITH_OP_COUNTER_ADD:
-        if (op->nobserved)
+        rc = value_fits(KITH_OP_COUNTER_ADD, &op->value, false);
+        if (rc == 0 && op->nobserved)
             return KITH_EINVAL;
         break;
     case KITH_OP_DOC_ADD: /* creates the document named by its own dot, or adds to one */
-        if (dot_eq(op->doc, self) && op->nobserved)
+        rc = value_fits(KITH_OP_DOC_ADD, &op->value, false);
+        if (rc == 0 && dot_eq(op->doc, self) && op->nobserved)
             return KITH_EINVAL;
         break;
-    default: /* the value check refused unknown kinds */
+    default: /* refuses unknown kinds */
+        rc = value_fits(op->kind, &op->value, false);
         break;
     }
+    if (rc < 0)
+        return rc == KITH_ETOOBIG ? rc : KITH_EINVAL;
     rc = resolve_op(m, c, i);
     if (rc < 0)
         return rc;
