@@ -174,7 +174,7 @@ static const kith_value null_value = {.type = KITH_TYPE_NULL};
  * seq is raised in place, and when it is not, dot is inserted where its origin sorts; either
  * way the order by (origin, seq) holds. Anything else goes through kith__dots_apply.
  */
-static int
+static inline int
 dset_dot_add(struct kith__memrep *m, struct dset *x, kith_dot dot)
 {
     uint8_t *p = x->dn ? dots_at(m, x->inl, DSET_INLINE, x->doff, x->dcap) : NULL;
@@ -191,7 +191,7 @@ dset_dot_add(struct kith__memrep *m, struct dset *x, kith_dot dot)
     if (at < x->dn && load_be64(p) == dot.origin) /* not below dot */
         return kith__memrep_dots_edit(m, x->inl, DSET_INLINE, &x->doff, &x->dn, &x->dcap, NULL, 0,
                                       &dot);
-    return kith__memrep_dset_unit_add(m, x, at, dot.origin, dot.seq);
+    return dset_unit_add(m, x, at, dot.origin, dot.seq);
 }
 
 /*
@@ -307,7 +307,7 @@ apply_counter_add(struct kith__memrep *m, const struct kith__op *op, int coll, i
         if (o > dot.origin)
             break;
     }
-    return kith__memrep_dset_unit_add(m, x, at, dot.origin, delta);
+    return dset_unit_add(m, x, at, dot.origin, delta);
 }
 
 /* DOC-1: creating a document adds the dot that names it to its membership (a DOC_ADD of an

@@ -525,10 +525,28 @@ memb_live(const struct kith__memrep *m, int coll, kith_dot doc)
 int kith__memrep_dots_edit(struct kith__memrep *m, uint8_t *inl, uint32_t ninl, uint32_t *doff,
                            uint32_t *dn, uint32_t *dcap, const kith_dot *obs, size_t nobs,
                            const kith_dot *add);
+/* Move x's units to a pool slot of twice what they need, to make room for more. 0 or
+ * KITH_ENOMEM. */
+int kith__memrep_dset_grow(struct kith__memrep *m, struct dset *x);
+
 /* Insert the unit (a, b), both halves big-endian, at index `at` of x's sorted units (x may
  * move to a bigger pool slot to make room). 0 or KITH_ENOMEM. */
-int kith__memrep_dset_unit_add(struct kith__memrep *m, struct dset *x, uint32_t at, uint64_t a,
-                               uint64_t b);
+static inline int
+dset_unit_add(struct kith__memrep *m, struct dset *x, uint32_t at, uint64_t a, uint64_t b)
+{
+    if (x->dn + 1 > (x->dcap <= DSET_INLINE ? DSET_INLINE : x->dcap)) {
+        int rc = kith__memrep_dset_grow(m, x);
+        if (rc < 0)
+            return rc;
+    }
+    uint8_t *p = dots_at(m, x->inl, DSET_INLINE, x->doff, x->dcap) + (size_t)at * KITH__DOT_BYTES;
+    if (at < x->dn)
+        memmove(p + KITH__DOT_BYTES, p, (size_t)(x->dn - at) * KITH__DOT_BYTES);
+    store_be64(p, a);
+    store_be64(p + 8, b);
+    x->dn++;
+    return 0;
+}
 
 /* ---- names (mem_names.c) ---------------------------------------------------------------- */
 

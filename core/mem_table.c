@@ -254,21 +254,8 @@ kith__memrep_dots_edit(struct kith__memrep *m, uint8_t *inl, uint32_t ninl, uint
 }
 
 int
-kith__memrep_dset_unit_add(struct kith__memrep *m, struct dset *x, uint32_t at, uint64_t a,
-                           uint64_t b)
+kith__memrep_dset_grow(struct kith__memrep *m, struct dset *x)
 {
-    uint32_t cap = x->dcap <= DSET_INLINE ? DSET_INLINE : x->dcap;
-    if (x->dn + 1 > cap) {
-        const uint8_t *from = x->dn ? dset_units(m, x) : no_dots;
-        int rc = units_move(m, DSET_INLINE, from, x->dn, &x->doff, &x->dcap);
-        if (rc < 0)
-            return rc;
-    }
-    uint8_t *p = dots_at(m, x->inl, DSET_INLINE, x->doff, x->dcap) + (size_t)at * KITH__DOT_BYTES;
-    if (at < x->dn)
-        memmove(p + KITH__DOT_BYTES, p, (size_t)(x->dn - at) * KITH__DOT_BYTES);
-    store_be64(p, a);
-    store_be64(p + 8, b);
-    x->dn++;
-    return 0;
+    const uint8_t *from = x->dn ? dset_units(m, x) : no_dots;
+    return units_move(m, DSET_INLINE, from, x->dn, &x->doff, &x->dcap);
 }
