@@ -108,8 +108,7 @@ reg_store(struct kith__memrep *m, struct reg *r, const kith_value *v)
         r->tflags = REG_IN_POOL;
         dst = m->bytes.data + off;
     }
-    if (n)
-        memmove(dst, p, n);
+    bytes_move(dst, p, n);
     r->vlen = (uint32_t)n;
     r->tflags = (uint8_t)((r->tflags & REG_IN_POOL) | (uint8_t)v->type);
     return 0;

@@ -350,6 +350,38 @@ reg_value(const struct kith__memrep *m, const struct reg *r)
     return value_view(type, 0, reg_payload(m, r), r->vlen);
 }
 
+/*
+ * memmove, without a call for up to 24 bytes, as most register values, set elements and dset
+ * moves are: up to three overlapping loads cover the bytes, and every load comes before any
+ * store, so that src and dst may overlap.
+ */
+static inline void
+bytes_move(uint8_t *dst, const uint8_t *src, size_t n)
+{
+    uint64_t a, b, c;
+    uint32_t x, y;
+    if (n > 24) {
+        memmove(dst, src, n);
+    } else if (n >= 8) {
+        memcpy(&a, src, 8);
+        memcpy(&b, src + n / 2 - 4, 8);
+        memcpy(&c, src + n - 8, 8);
+        memcpy(dst, &a, 8);
+        memcpy(dst + n / 2 - 4, &b, 8);
+        memcpy(dst + n - 8, &c, 8);
+    } else if (n >= 4) {
+        memcpy(&x, src, 4);
+        memcpy(&y, src + n - 4, 4);
+        memcpy(dst, &x, 4);
+        memcpy(dst + n - 4, &y, 4);
+    } else if (n > 0) {
+        uint8_t b0 = src[0], b1 = src[n / 2], b2 = src[n - 1];
+        dst[0] = b0;
+        dst[n / 2] = b1;
+        dst[n - 1] = b2;
+    }
+}
+
 /* Big-endian u64 load and store for the hot path (core.h's, without the size checks). */
 static inline uint64_t
 load_be64(const uint8_t *p)
@@ -540,8 +572,7 @@ dset_unit_add(struct kith__memrep *m, struct dset *x, uint32_t at, uint64_t a, u
             return rc;
     }
     uint8_t *p = dots_at(m, x->inl, DSET_INLINE, x->doff, x->dcap) + (size_t)at * KITH__DOT_BYTES;
-    if (at < x->dn)
-        memmove(p + KITH__DOT_BYTES, p, (size_t)(x->dn - at) * KITH__DOT_BYTES);
+    bytes_move(p + KITH__DOT_BYTES, p, (size_t)(x->dn - at) * KITH__DOT_BYTES);
     store_be64(p, a);
     store_be64(p + 8, b);
     x->dn++;

@@ -134,8 +134,7 @@ kith__memrep_elem_insert(struct kith__memrep *m, uint64_t h, size_t slot, int co
     int rc = kith__memrep_pool_alloc(&m->bytes, 1, len, &off);
     if (rc < 0)
         return rc;
-    if (len)
-        memcpy(m->bytes.data + off, e, len);
+    bytes_move(m->bytes.data + off, (const uint8_t *)e, len);
     struct elem *x = &m->elems[slot];
     memset(x, 0, sizeof *x);
     x->used = 1;
