@@ -612,18 +612,19 @@ static inline int
 resolve_op(struct kith__memrep *m, const struct kith__commit *c, uint32_t i)
 {
     const struct kith__op *op = &c->ops[i];
-    int coll = op->cname < c->nnames ? m->rn[op->cname].coll : -1;
-    if (coll >= 0 && !kith__op_has_field(op->kind)) {
-        m->rop[i][0] = (uint8_t)coll;
-        m->rop[i][1] = 0;
-        return 0;
+    const struct rname *rn = m->rn;
+    int coll = op->cname < c->nnames ? rn[op->cname].coll : -1;
+    int field = 0;
+    if (coll < 0)
+        return kith__memrep_resolve_op(m, c, i);
+    if (kith__op_has_field(op->kind)) {
+        if (op->fname >= c->nnames || rn[op->fname].fcoll != coll)
+            return kith__memrep_resolve_op(m, c, i);
+        field = rn[op->fname].field;
     }
-    if (coll >= 0 && op->fname < c->nnames && m->rn[op->fname].fcoll == coll) {
-        m->rop[i][0] = (uint8_t)coll;
-        m->rop[i][1] = m->rn[op->fname].field;
-        return 0;
-    }
-    return kith__memrep_resolve_op(m, c, i);
+    m->rop[i][0] = (uint8_t)coll;
+    m->rop[i][1] = (uint8_t)field;
+    return 0;
 }
 
 /* ---- the rules (mem.c) -------------------------------------------------------------------- */
