@@ -10,6 +10,10 @@
  * touch (DOC-1..4, TOUCH-1..2) and kith__memrep_apply (PEND-1..3); the comparisons and dot-set
  * edits are core's (kith__lww_cmp, kith__dots_apply). Values are typed by the ops themselves:
  * the model knows no schema and checks only that a value fits its op's kind.
+ *
+ * Register values are stored here too (reg_store), where the compiler can inline the store
+ * into the rule that makes it: a register keeps its payload slot and reuses it while the new
+ * value fits, so the pools grow with the state, not with the number of ops applied.
  */
 #include "mem_int.h"
 
@@ -67,6 +71,49 @@ kith__memrep_free(struct kith__memrep *m)
     free(m);
 }
 
+/* ---- register values ------------------------------------------------------------------ */
+
+/*
+ * A payload goes inline when it fits, else into r's pool slot, which is kept and reused while
+ * later values fit it. v may point into m->bytes or into r itself.
+ */
+static int
+reg_store(struct kith__memrep *m, struct reg *r, const kith_value *v)
+{
+    const uint8_t *p;
+    size_t n;
+    if (!value_payload(v, &p, &n)) {
+        r->tflags = (uint8_t)v->type; /* a pool slot, if any, is given up */
+        r->vlen = 0;
+        r->u.vi = value_scalar(v);
+        return 0;
+    }
+    uint8_t *dst;
+    if ((r->tflags & REG_IN_POOL) && n <= r->u.pool.cap) {
+        dst = m->bytes.data + r->u.pool.off;
+    } else if (n <= REG_INLINE) {
+        dst = r->u.inl;
+        r->tflags = 0;
+    } else {
+        bool inside = p && m->bytes.data && p >= m->bytes.data && p < m->bytes.data + m->bytes.len;
+        size_t src = inside ? (size_t)(p - m->bytes.data) : 0;
+        uint32_t off;
+        int rc = kith__memrep_pool_alloc(&m->bytes, 1, n, &off);
+        if (rc < 0)
+            return rc;
+        if (inside)
+            p = m->bytes.data + src;
+        r->u.pool.off = off;
+        r->u.pool.cap = (uint32_t)n;
+        r->tflags = REG_IN_POOL;
+        dst = m->bytes.data + off;
+    }
+    bytes_move(dst, p, n);
+    r->vlen = (uint32_t)n;
+    r->tflags = (uint8_t)((r->tflags & REG_IN_POOL) | (uint8_t)v->type);
+    return 0;
+}
+
 /* ---- conflict records ----------------------------------------------------------------- */
 
 static int
@@ -120,6 +167,33 @@ conflict_add(struct kith__memrep *m, int coll, kith_dot doc, int field, kith_dot
 static const kith_value null_value = {.type = KITH_TYPE_NULL};
 
 /*
+ * Add `dot` to a membership or flag with nothing observed: what kith__dots_apply(units, NULL,
+ * 0, &dot) makes, in place. A set holds at most one dot per origin (an add drops its origin's
+ * lower dots, and an origin's ops arrive in seq order), so when dot's origin is there, its
+ * seq is raised in place, and when it is not, dot is inserted where its origin sorts; either
+ * way the order by (origin, seq) holds. Anything else goes through kith__dots_apply.
+ */
+static inline int
+dset_dot_add(struct kith__memrep *m, struct dset *x, kith_dot dot)
+{
+    uint8_t *p = x->dn ? dots_at(m, x->inl, DSET_INLINE, x->doff, x->dcap) : NULL;
+    uint32_t at = 0;
+    for (; at < x->dn; at++, p += KITH__DOT_BYTES) {
+        uint64_t o = load_be64(p);
+        if (o == dot.origin && load_be64(p + 8) < dot.seq) {
+            store_be64(p + 8, dot.seq);
+            return 0;
+        }
+        if (o >= dot.origin)
+            break;
+    }
+    if (at < x->dn && load_be64(p) == dot.origin) /* not below dot */
+        return kith__memrep_dots_edit(m, x->inl, DSET_INLINE, &x->doff, &x->dn, &x->dcap, NULL, 0,
+                                      &dot);
+    return dset_unit_add(m, x, at, dot.origin, dot.seq);
+}
+
+/*
  * TOUCH-1: a write to a document adds the write's dot to its membership and drops the same
  * origin's lower dots (they are in the writer's past). DOC-4: when that brings a deleted
  * document back, the delete was overruled by this concurrent write: a field-0 conflict.
@@ -128,23 +202,11 @@ static int
 touch(struct kith__memrep *m, int coll, kith_dot doc, kith_dot dot, uint64_t hlc)
 {
     struct dset *x;
-    int rc = kith__memrep_dset_get(m, DS_MEMB, coll, doc, 0, &x);
+    int rc = dset_get(m, DS_MEMB, coll, doc, 0, &x);
     if (rc < 0)
         return rc;
-    bool revives = x->dn == 0 && x->removed;
-    /*
-     * The common case, without kith__dots_apply: a set holds at most one dot per origin (an
-     * add drops its origin's lower dots, and an origin's ops arrive in seq order), so when
-     * the writer's origin is there, the touch replaces that dot's seq in place; the order by
-     * (origin, seq) is unchanged.
-     */
-    uint8_t *p = x->dn ? dots_at(m, x->inl, DSET_INLINE, x->doff, x->dcap) : NULL;
-    for (uint32_t i = 0; i < x->dn; i++, p += KITH__DOT_BYTES)
-        if (load_be64(p) == dot.origin && load_be64(p + 8) < dot.seq) {
-            store_be64(p + 8, dot.seq);
-            return 0;
-        }
-    rc = kith__memrep_dots_edit(m, x->inl, DSET_INLINE, &x->doff, &x->dn, &x->dcap, NULL, 0, &dot);
+    bool revives = x->dn == 0 && (x->used & DSET_REMOVED);
+    rc = dset_dot_add(m, x, dot);
     if (rc < 0 || !revives)
         return rc;
     return conflict_add(m, coll, doc, 0, dot, hlc, &null_value, (kith_dot){0, 0}, 0, &null_value);
@@ -157,10 +219,11 @@ touch(struct kith__memrep *m, int coll, kith_dot doc, kith_dot dot, uint64_t hlc
  * whichever of them wins.
  */
 static int
-apply_field_set(struct kith__memrep *m, const struct kith__op *op, kith_dot dot, uint64_t hlc)
+apply_field_set(struct kith__memrep *m, const struct kith__op *op, int coll, int field,
+                kith_dot dot, uint64_t hlc)
 {
     struct reg *r;
-    int rc = kith__memrep_reg_get(m, op->coll, op->doc, op->field, &r);
+    int rc = reg_get(m, coll, op->doc, field, &r);
     if (rc < 0)
         return rc;
     kith_dot cur = {r->w_o, r->w_s};
@@ -172,18 +235,16 @@ apply_field_set(struct kith__memrep *m, const struct kith__op *op, kith_dot dot,
         if (!dot_eq(op->replaced, cur)) {
             kith_value old = reg_value(m, r);
             if (cmp > 0)
-                rc = conflict_add(m, op->coll, op->doc, op->field, dot, hlc, &op->value, cur,
-                                  r->hlc, &old);
+                rc = conflict_add(m, coll, op->doc, field, dot, hlc, &op->value, cur, r->hlc, &old);
             else
-                rc = conflict_add(m, op->coll, op->doc, op->field, cur, r->hlc, &old, dot, hlc,
-                                  &op->value);
+                rc = conflict_add(m, coll, op->doc, field, cur, r->hlc, &old, dot, hlc, &op->value);
             if (rc < 0)
                 return rc;
         }
     }
     if (cmp < 0)
         return 0;
-    rc = kith__memrep_reg_store(m, r, &op->value);
+    rc = reg_store(m, r, &op->value);
     if (rc < 0)
         return rc;
     r->hlc = hlc;
@@ -195,11 +256,10 @@ apply_field_set(struct kith__memrep *m, const struct kith__op *op, kith_dot dot,
 /* ORSET-1..3: an add drops the dots it observed (and its origin's lower ones) and adds its
  * own; a remove drops the dots it observed. Dots it did not observe survive: add wins. */
 static int
-apply_set_op(struct kith__memrep *m, const struct kith__op *op, kith_dot dot)
+apply_set_op(struct kith__memrep *m, const struct kith__op *op, int coll, int field, kith_dot dot)
 {
     struct elem *x;
-    int rc = kith__memrep_elem_get(m, op->coll, op->doc, op->field, op->value.u.s.ptr,
-                                   op->value.u.s.len, &x);
+    int rc = elem_get(m, coll, op->doc, field, op->value.u.s.ptr, op->value.u.s.len, &x);
     if (rc < 0)
         return rc;
     return kith__memrep_dots_edit(m, x->inl, ELEM_INLINE, &x->doff, &x->dn, &x->dcap, op->observed,
@@ -210,10 +270,10 @@ apply_set_op(struct kith__memrep *m, const struct kith__op *op, kith_dot dot)
  * its origin's lower ones) and adds its own, a disable drops the dots it observed. An enable
  * the disable did not observe survives: enable wins. The flag is set iff a dot is live. */
 static int
-apply_flag(struct kith__memrep *m, const struct kith__op *op, kith_dot dot)
+apply_flag(struct kith__memrep *m, const struct kith__op *op, int coll, int field, kith_dot dot)
 {
     struct dset *x;
-    int rc = kith__memrep_dset_get(m, DS_FLAG, op->coll, op->doc, op->field, &x);
+    int rc = dset_get(m, DS_FLAG, coll, op->doc, field, &x);
     if (rc < 0)
         return rc;
     return kith__memrep_dots_edit(m, x->inl, DSET_INLINE, &x->doff, &x->dn, &x->dcap, op->observed,
@@ -227,10 +287,11 @@ apply_flag(struct kith__memrep *m, const struct kith__op *op, kith_dot dot)
  * sum independent of the order the deltas came in.
  */
 static int
-apply_counter_add(struct kith__memrep *m, const struct kith__op *op, kith_dot dot)
+apply_counter_add(struct kith__memrep *m, const struct kith__op *op, int coll, int field,
+                  kith_dot dot)
 {
     struct dset *x;
-    int rc = kith__memrep_dset_get(m, DS_COUNTER, op->coll, op->doc, op->field, &x);
+    int rc = dset_get(m, DS_COUNTER, coll, op->doc, field, &x);
     if (rc < 0)
         return rc;
     uint64_t delta = (uint64_t)op->value.u.i; /* two's complement: adding it subtracts */
@@ -245,26 +306,20 @@ apply_counter_add(struct kith__memrep *m, const struct kith__op *op, kith_dot do
         if (o > dot.origin)
             break;
     }
-    rc = kith__memrep_dset_grow(m, x);
-    if (rc < 0)
-        return rc;
-    p = dots_at(m, x->inl, DSET_INLINE, x->doff, x->dcap) + (size_t)at * KITH__DOT_BYTES;
-    memmove(p + KITH__DOT_BYTES, p, (size_t)(x->dn - at) * KITH__DOT_BYTES);
-    store_be64(p, dot.origin);
-    store_be64(p + 8, delta);
-    x->dn++;
-    return 0;
+    return dset_unit_add(m, x, at, dot.origin, delta);
 }
 
 /* DOC-1: creating a document adds the dot that names it to its membership (a DOC_ADD of an
  * existing document is an OR-set add like any other: it drops what it observed). */
 static int
-apply_doc_add(struct kith__memrep *m, const struct kith__op *op, kith_dot dot)
+apply_doc_add(struct kith__memrep *m, const struct kith__op *op, int coll, kith_dot dot)
 {
     struct dset *x;
-    int rc = kith__memrep_dset_get(m, DS_MEMB, op->coll, op->doc, 0, &x);
+    int rc = dset_get(m, DS_MEMB, coll, op->doc, 0, &x);
     if (rc < 0)
         return rc;
+    if (op->nobserved == 0)
+        return dset_dot_add(m, x, dot);
     return kith__memrep_dots_edit(m, x->inl, DSET_INLINE, &x->doff, &x->dn, &x->dcap, op->observed,
                                   op->nobserved, &dot);
 }
@@ -272,53 +327,55 @@ apply_doc_add(struct kith__memrep *m, const struct kith__op *op, kith_dot dot)
 /* DOC-2..4: a delete drops the membership dots it observed. Dots it did not observe (a
  * concurrent edit's touch) keep the document alive, and then the delete was overruled. */
 static int
-apply_doc_remove(struct kith__memrep *m, const struct kith__op *op, kith_dot dot, uint64_t hlc)
+apply_doc_remove(struct kith__memrep *m, const struct kith__op *op, int coll, kith_dot dot,
+                 uint64_t hlc)
 {
     struct dset *x;
-    int rc = kith__memrep_dset_get(m, DS_MEMB, op->coll, op->doc, 0, &x);
+    int rc = dset_get(m, DS_MEMB, coll, op->doc, 0, &x);
     if (rc < 0)
         return rc;
     rc = kith__memrep_dots_edit(m, x->inl, DSET_INLINE, &x->doff, &x->dn, &x->dcap, op->observed,
                                 op->nobserved, NULL);
     if (rc < 0)
         return rc;
-    x->removed = 1;
+    x->used |= DSET_REMOVED;
     if (x->dn == 0)
         return 0;
     kith_dot survivor = kith__dot_get(dset_units(m, x) + (size_t)(x->dn - 1) * KITH__DOT_BYTES);
-    return conflict_add(m, op->coll, op->doc, 0, survivor, 0, &null_value, dot, hlc, &null_value);
+    return conflict_add(m, coll, op->doc, 0, survivor, 0, &null_value, dot, hlc, &null_value);
 }
 
 /* One op, already checked. Every op but DOC_* touches its document (TOUCH-1). */
 int
-kith__memrep_apply_op(struct kith__memrep *m, const struct kith__op *op, kith_dot dot, uint64_t hlc)
+kith__memrep_apply_op(struct kith__memrep *m, const struct kith__op *op, int coll, int field,
+                      kith_dot dot, uint64_t hlc)
 {
     int rc;
     switch (op->kind) {
     case KITH_OP_FIELD_SET:
-        rc = apply_field_set(m, op, dot, hlc);
+        rc = apply_field_set(m, op, coll, field, dot, hlc);
         break;
     case KITH_OP_SET_ADD:
     case KITH_OP_SET_REMOVE:
-        rc = apply_set_op(m, op, dot);
+        rc = apply_set_op(m, op, coll, field, dot);
         break;
     case KITH_OP_COUNTER_ADD:
-        rc = apply_counter_add(m, op, dot);
+        rc = apply_counter_add(m, op, coll, field, dot);
         break;
     case KITH_OP_FLAG_ENABLE:
     case KITH_OP_FLAG_DISABLE:
-        rc = apply_flag(m, op, dot);
+        rc = apply_flag(m, op, coll, field, dot);
         break;
     case KITH_OP_DOC_ADD:
-        return apply_doc_add(m, op, dot);
+        return apply_doc_add(m, op, coll, dot);
     case KITH_OP_DOC_REMOVE:
-        return apply_doc_remove(m, op, dot, hlc);
+        return apply_doc_remove(m, op, coll, dot, hlc);
     default:
         return KITH_EINVAL;
     }
     if (rc < 0)
         return rc;
-    return touch(m, op->coll, op->doc, dot, hlc);
+    return touch(m, coll, op->doc, dot, hlc);
 }
 
 /* ---- values ----------------------------------------------------------------------------- */
@@ -330,8 +387,10 @@ text_ok(const char *p, size_t n)
     return n == 0 || (!memchr(p, '\0', n) && kith__utf8_valid(p, n));
 }
 
-int
-kith__memrep_value_fits(unsigned kind, const kith_value *v, bool text)
+/* kith__memrep_value_fits, inline for check_op, which runs it on every op received without
+ * the text checks: with `text` false it is a few compares. */
+static inline int
+value_fits(unsigned kind, const kith_value *v, bool text)
 {
     switch (kind) {
     case KITH_OP_FIELD_SET:
@@ -378,17 +437,35 @@ kith__memrep_value_fits(unsigned kind, const kith_value *v, bool text)
     }
 }
 
+int
+kith__memrep_value_fits(unsigned kind, const kith_value *v, bool text)
+{
+    return value_fits(kind, v, text);
+}
+
 /* ---- applying commits ----------------------------------------------------------------- */
+
+/* The version vector's seq for the origin last read while checking a commit: the vector does
+ * not change until every op is checked, and a commit's ops mostly name documents of one
+ * origin, so most of their dependencies cost no search. */
+struct vv_memo {
+    uint64_t origin, seq; /* origin 0: none read yet */
+};
 
 /* Is the dot applied, or made by an earlier op of this commit (op index i)? */
 static bool
-dep_ok(const struct kith__memrep *m, const struct kith__commit *c, uint32_t i, kith_dot d)
+dep_ok(const struct kith__memrep *m, const struct kith__commit *c, uint32_t i, kith_dot d,
+       struct vv_memo *vm)
 {
     if (d.origin == 0 || d.seq == 0)
         return false;
     if (d.origin == c->origin)
         return d.seq < c->first_seq + i;
-    return kith__vv_get(&m->vv, d.origin) >= d.seq;
+    if (d.origin != vm->origin) {
+        vm->origin = d.origin;
+        vm->seq = kith__vv_get(&m->vv, d.origin);
+    }
+    return vm->seq >= d.seq;
 }
 
 /* Check op i of c and give its names the model's numbers (m->rop[i]): 0, KITH_EINVAL
@@ -396,7 +473,7 @@ dep_ok(const struct kith__memrep *m, const struct kith__commit *c, uint32_t i, k
  * KITH_EGAP (a dot it names is not applied: its document, a replaced dot, a referenced
  * document, an observed dot; PEND-2). Values are not checked for UTF-8: the decoder does. */
 static int
-check_op(struct kith__memrep *m, const struct kith__commit *c, uint32_t i)
+check_op(struct kith__memrep *m, const struct kith__commit *c, uint32_t i, struct vv_memo *vm)
 {
     const struct kith__op *op = &c->ops[i];
     kith_dot self = {c->origin, c->first_seq + i};
@@ -404,40 +481,45 @@ check_op(struct kith__memrep *m, const struct kith__commit *c, uint32_t i)
         return KITH_EINVAL;
     if (op->nobserved > KITH__MAX_OBSERVED || (op->nobserved && !op->observed))
         return KITH_EINVAL;
-    int rc = kith__memrep_value_fits(op->kind, &op->value, false);
-    if (rc < 0)
-        return rc == KITH_ETOOBIG ? rc : KITH_EINVAL;
+    /* the value first (its refusal wins), by a value_fits of each kind: one switch in all */
+    int rc;
     bool missing = false;
     switch (op->kind) {
     case KITH_OP_FIELD_SET:
-        if (op->nobserved)
+        rc = value_fits(KITH_OP_FIELD_SET, &op->value, false);
+        if (rc == 0 && op->nobserved)
             return KITH_EINVAL;
-        if (op->replaced.origin || op->replaced.seq)
-            missing = !dep_ok(m, c, i, op->replaced);
+        if (rc == 0 && (op->replaced.origin || op->replaced.seq))
+            missing = !dep_ok(m, c, i, op->replaced, vm);
         break;
     case KITH_OP_COUNTER_ADD:
-        if (op->nobserved)
+        rc = value_fits(KITH_OP_COUNTER_ADD, &op->value, false);
+        if (rc == 0 && op->nobserved)
             return KITH_EINVAL;
         break;
     case KITH_OP_DOC_ADD: /* creates the document named by its own dot, or adds to one */
-        if (dot_eq(op->doc, self) && op->nobserved)
+        rc = value_fits(KITH_OP_DOC_ADD, &op->value, false);
+        if (rc == 0 && dot_eq(op->doc, self) && op->nobserved)
             return KITH_EINVAL;
         break;
-    default: /* the value check refused unknown kinds */
+    default: /* refuses unknown kinds */
+        rc = value_fits(op->kind, &op->value, false);
         break;
     }
-    rc = kith__memrep_resolve_op(m, c, i);
+    if (rc < 0)
+        return rc == KITH_ETOOBIG ? rc : KITH_EINVAL;
+    rc = resolve_op(m, c, i);
     if (rc < 0)
         return rc;
     /* the document (its creation) and a referenced document are dependencies too
      * (spec/encoding.md 3.6): their author had applied them */
-    if (!dot_eq(op->doc, self) && !dep_ok(m, c, i, op->doc))
+    if (!dot_eq(op->doc, self) && !dep_ok(m, c, i, op->doc, vm))
         missing = true;
     if (op->kind == KITH_OP_FIELD_SET && op->value.type == KITH_TYPE_REF &&
-        !dep_ok(m, c, i, kith__docid_to_dot(&op->value.u.ref)))
+        !dep_ok(m, c, i, kith__docid_to_dot(&op->value.u.ref), vm))
         missing = true;
     for (uint32_t k = 0; k < op->nobserved; k++)
-        if (!dep_ok(m, c, i, op->observed[k]))
+        if (!dep_ok(m, c, i, op->observed[k], vm))
             missing = true;
     return missing ? KITH_EGAP : 0;
 }
@@ -460,8 +542,9 @@ kith__memrep_apply(struct kith__memrep *m, const struct kith__commit *c, uint64_
     if (rc < 0)
         return rc;
     int gap = 0;
+    struct vv_memo vm = {0, 0};
     for (uint32_t i = 0; i < c->nops; i++) {
-        rc = check_op(m, c, i);
+        rc = check_op(m, c, i, &vm);
         if (rc == KITH_EGAP)
             gap = rc;
         else if (rc < 0)
@@ -475,10 +558,8 @@ kith__memrep_apply(struct kith__memrep *m, const struct kith__commit *c, uint64_
     if (rc < 0)
         return rc;
     for (uint32_t i = 0; i < c->nops; i++) {
-        struct kith__op op = c->ops[i];
-        op.coll = m->rop[i][0];
-        op.field = m->rop[i][1];
-        rc = kith__memrep_apply_op(m, &op, (kith_dot){c->origin, c->first_seq + i}, c->hlc);
+        rc = kith__memrep_apply_op(m, &c->ops[i], m->rop[i][0], m->rop[i][1],
+                                   (kith_dot){c->origin, c->first_seq + i}, c->hlc);
         if (rc < 0)
             return rc;
     }

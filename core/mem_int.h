@@ -82,11 +82,16 @@ enum dset_kind { DS_MEMB, DS_FLAG, DS_COUNTER };
 
 #define DSET_INLINE 2
 
+/* dset.used: the slot holds an entry; and for DS_MEMB, a DOC_REMOVE was applied to it (DOC-4).
+ * One byte for both keeps a dset at 64 bytes. */
+#define DSET_USED 1
+#define DSET_REMOVED 2
+
 struct dset {
     uint64_t doc_o, doc_s;
     uint32_t doff, dn, dcap; /* dcap <= DSET_INLINE: the units are in inl, else in `dots` */
-    uint8_t used, kind, coll, field;
-    uint8_t removed; /* DS_MEMB: a DOC_REMOVE was applied to it (DOC-4) */
+    uint8_t used;            /* DSET_USED, | DSET_REMOVED; 0 for an empty slot */
+    uint8_t kind, coll, field;
     uint8_t inl[DSET_INLINE * KITH__DOT_BYTES];
 };
 
@@ -116,7 +121,9 @@ struct bfix {
 struct mname {
     uint32_t off, len; /* the bytes in `nbytes`, NUL-terminated */
     uint64_t hash;
-    int16_t coll; /* the collection number it names, or -1 */
+    int16_t coll;  /* the collection number it names, or -1 */
+    int16_t fcoll; /* the collection it last got a field number in, or -1 */
+    uint8_t field; /* that field number */
 };
 
 struct mcoll {
@@ -125,11 +132,14 @@ struct mcoll {
     uint32_t fsid[MEMREP_MAXFIELD + 1]; /* fsid[f]: the name of field f */
 };
 
-/* A commit's name, as resolved while applying it: the name's id, and its field number in
- * collection fcoll when it was last looked up as a field. */
+/* A commit's name, as resolved while applying it: the name's id, the collection number it
+ * names, and its field number in collection fcoll. Names the model knows are looked up when
+ * the commit is begun, with the numbers they already have; others when an op first uses
+ * them. */
 struct rname {
-    int32_t sid; /* -1 until resolved */
-    int16_t fcoll;
+    int32_t sid;   /* -1 until resolved */
+    int16_t coll;  /* -1 while it names no collection */
+    int16_t fcoll; /* -1 while it has no field number */
     uint8_t field;
 };
 
@@ -340,6 +350,38 @@ reg_value(const struct kith__memrep *m, const struct reg *r)
     return value_view(type, 0, reg_payload(m, r), r->vlen);
 }
 
+/*
+ * memmove, without a call for up to 24 bytes, as most register values, set elements and dset
+ * moves are: up to three overlapping loads cover the bytes, and every load comes before any
+ * store, so that src and dst may overlap.
+ */
+static inline void
+bytes_move(uint8_t *dst, const uint8_t *src, size_t n)
+{
+    uint64_t a, b, c;
+    uint32_t x, y;
+    if (n > 24) {
+        memmove(dst, src, n);
+    } else if (n >= 8) {
+        memcpy(&a, src, 8);
+        memcpy(&b, src + n / 2 - 4, 8);
+        memcpy(&c, src + n - 8, 8);
+        memcpy(dst, &a, 8);
+        memcpy(dst + n / 2 - 4, &b, 8);
+        memcpy(dst + n - 8, &c, 8);
+    } else if (n >= 4) {
+        memcpy(&x, src, 4);
+        memcpy(&y, src + n - 4, 4);
+        memcpy(dst, &x, 4);
+        memcpy(dst + n - 4, &y, 4);
+    } else if (n > 0) {
+        uint8_t b0 = src[0], b1 = src[n / 2], b2 = src[n - 1];
+        dst[0] = b0;
+        dst[n / 2] = b1;
+        dst[n - 1] = b2;
+    }
+}
+
 /* Big-endian u64 load and store for the hot path (core.h's, without the size checks). */
 static inline uint64_t
 load_be64(const uint8_t *p)
@@ -365,27 +407,146 @@ u64_as_i64(uint64_t u)
 /* Take n units at the end of a pool; *off is where they start. 0 or KITH_ENOMEM. */
 int kith__memrep_pool_alloc(struct pool *p, size_t unit, size_t n, uint32_t *off);
 
-/* Each table has a find (NULL when absent) and a get, which inserts an empty entry when the
- * key is new (and may move every entry of that table: earlier pointers into it are stale). */
-struct reg *kith__memrep_reg_find(const struct kith__memrep *m, int coll, kith_dot doc, int field);
-int kith__memrep_reg_get(struct kith__memrep *m, int coll, kith_dot doc, int field,
-                         struct reg **out);
-/* h: bytes_hash(key_hash(coll, doc, field), e, len) */
-struct elem *kith__memrep_elem_find(const struct kith__memrep *m, int coll, kith_dot doc, int field,
-                                    const void *e, size_t len, uint64_t h);
-int kith__memrep_elem_get(struct kith__memrep *m, int coll, kith_dot doc, int field, const char *e,
-                          size_t len, struct elem **out);
+/*
+ * Each table has a find (NULL when absent) and a get, which inserts an empty entry when the
+ * key is new (and may move every entry of that table: earlier pointers into it are stale).
+ * Finds and gets are inline: every op makes two or three of them (its entry and its
+ * document's membership), and inlined into the rules they cost no call and fold the kind and
+ * field a rule passes as constants. A probe that misses gives the empty slot it ended on; a
+ * get that misses calls the table's insert, out of line, with the key's hash and that slot,
+ * which the insert fills unless the table must grow first. Inserts return 0 or KITH_ENOMEM;
+ * a new register holds no value yet (type NULL, w_s 0), a new element or dset no units.
+ */
+int kith__memrep_reg_insert(struct kith__memrep *m, uint64_t h, size_t slot, int coll, kith_dot doc,
+                            int field, struct reg **out);
+int kith__memrep_elem_insert(struct kith__memrep *m, uint64_t h, size_t slot, int coll,
+                             kith_dot doc, int field, const char *e, size_t len, struct elem **out);
+int kith__memrep_dset_insert(struct kith__memrep *m, uint64_t h, size_t slot, int kind, int coll,
+                             kith_dot doc, int field, struct dset **out);
+
+static inline struct reg *
+reg_probe(const struct kith__memrep *m, uint64_t h, int coll, kith_dot doc, int field, size_t *slot)
+{
+    size_t mask = m->capregs - 1, i = h & mask;
+    for (;; i = (i + 1) & mask) {
+        struct reg *r = &m->regs[i];
+        if (!r->used)
+            break;
+        if (r->doc_o == doc.origin && r->doc_s == doc.seq && r->coll == coll && r->field == field)
+            return r;
+    }
+    *slot = i;
+    return NULL;
+}
+
+static inline struct reg *
+reg_find(const struct kith__memrep *m, int coll, kith_dot doc, int field)
+{
+    size_t slot;
+    return reg_probe(m, key_hash(coll, doc.origin, doc.seq, field), coll, doc, field, &slot);
+}
+
+static inline int
+reg_get(struct kith__memrep *m, int coll, kith_dot doc, int field, struct reg **out)
+{
+    uint64_t h = key_hash(coll, doc.origin, doc.seq, field);
+    size_t slot;
+    struct reg *r = reg_probe(m, h, coll, doc, field, &slot);
+    if (!r)
+        return kith__memrep_reg_insert(m, h, slot, coll, doc, field, out);
+    *out = r;
+    return 0;
+}
+
+/* The hash of an element's key: elem_find's h and the entry's `hash`. */
+static inline uint64_t
+elem_hash(int coll, kith_dot doc, int field, const void *e, size_t len)
+{
+    return bytes_hash(key_hash(coll, doc.origin, doc.seq, field), (const uint8_t *)e, len);
+}
+
+static inline struct elem *
+elem_probe(const struct kith__memrep *m, int coll, kith_dot doc, int field, const void *e,
+           size_t len, uint64_t h, size_t *slot)
+{
+    size_t mask = m->capelems - 1, i = h & mask;
+    for (;; i = (i + 1) & mask) {
+        struct elem *x = &m->elems[i];
+        if (!x->used)
+            break;
+        if (x->hash == h && x->doc_o == doc.origin && x->doc_s == doc.seq && x->coll == coll &&
+            x->field == field && x->elen == len &&
+            (len == 0 || memcmp(m->bytes.data + x->eoff, e, len) == 0))
+            return x;
+    }
+    *slot = i;
+    return NULL;
+}
+
+static inline struct elem *
+elem_find(const struct kith__memrep *m, int coll, kith_dot doc, int field, const void *e,
+          size_t len, uint64_t h)
+{
+    size_t slot;
+    return elem_probe(m, coll, doc, field, e, len, h, &slot);
+}
+
+static inline int
+elem_get(struct kith__memrep *m, int coll, kith_dot doc, int field, const char *e, size_t len,
+         struct elem **out)
+{
+    uint64_t h = elem_hash(coll, doc, field, e, len);
+    size_t slot;
+    struct elem *x = elem_probe(m, coll, doc, field, e, len, h, &slot);
+    if (!x)
+        return kith__memrep_elem_insert(m, h, slot, coll, doc, field, e, len, out);
+    *out = x;
+    return 0;
+}
+
 /* kind: enum dset_kind; field 0 with DS_MEMB. */
-struct dset *kith__memrep_dset_find(const struct kith__memrep *m, int kind, int coll, kith_dot doc,
-                                    int field);
-int kith__memrep_dset_get(struct kith__memrep *m, int kind, int coll, kith_dot doc, int field,
-                          struct dset **out);
+static inline struct dset *
+dset_probe(const struct kith__memrep *m, uint64_t h, int kind, int coll, kith_dot doc, int field,
+           size_t *slot)
+{
+    size_t mask = m->capdsets - 1, i = h & mask;
+    for (;; i = (i + 1) & mask) {
+        struct dset *x = &m->dsets[i];
+        if (!x->used)
+            break;
+        if (x->doc_o == doc.origin && x->doc_s == doc.seq && x->kind == kind && x->coll == coll &&
+            x->field == field)
+            return x;
+    }
+    *slot = i;
+    return NULL;
+}
+
+static inline struct dset *
+dset_find(const struct kith__memrep *m, int kind, int coll, kith_dot doc, int field)
+{
+    size_t slot;
+    return dset_probe(m, dset_hash(kind, coll, doc.origin, doc.seq, field), kind, coll, doc, field,
+                      &slot);
+}
+
+static inline int
+dset_get(struct kith__memrep *m, int kind, int coll, kith_dot doc, int field, struct dset **out)
+{
+    uint64_t h = dset_hash(kind, coll, doc.origin, doc.seq, field);
+    size_t slot;
+    struct dset *x = dset_probe(m, h, kind, coll, doc, field, &slot);
+    if (!x)
+        return kith__memrep_dset_insert(m, h, slot, kind, coll, doc, field, out);
+    *out = x;
+    return 0;
+}
 
 /* Is the document a live member of collection number coll? */
 static inline bool
 memb_live(const struct kith__memrep *m, int coll, kith_dot doc)
 {
-    const struct dset *x = kith__memrep_dset_find(m, DS_MEMB, coll, doc, 0);
+    const struct dset *x = dset_find(m, DS_MEMB, coll, doc, 0);
     return x && x->dn > 0;
 }
 
@@ -396,10 +557,27 @@ memb_live(const struct kith__memrep *m, int coll, kith_dot doc)
 int kith__memrep_dots_edit(struct kith__memrep *m, uint8_t *inl, uint32_t ninl, uint32_t *doff,
                            uint32_t *dn, uint32_t *dcap, const kith_dot *obs, size_t nobs,
                            const kith_dot *add);
-/* Make room in x for one more unit (it may move to a bigger pool slot). 0 or KITH_ENOMEM. */
+/* Move x's units to a pool slot of twice what they need, to make room for more. 0 or
+ * KITH_ENOMEM. */
 int kith__memrep_dset_grow(struct kith__memrep *m, struct dset *x);
-/* Store v in r (its payload inline or in r's pool slot). 0 or KITH_ENOMEM. */
-int kith__memrep_reg_store(struct kith__memrep *m, struct reg *r, const kith_value *v);
+
+/* Insert the unit (a, b), both halves big-endian, at index `at` of x's sorted units (x may
+ * move to a bigger pool slot to make room). 0 or KITH_ENOMEM. */
+static inline int
+dset_unit_add(struct kith__memrep *m, struct dset *x, uint32_t at, uint64_t a, uint64_t b)
+{
+    if (x->dn + 1 > (x->dcap <= DSET_INLINE ? DSET_INLINE : x->dcap)) {
+        int rc = kith__memrep_dset_grow(m, x);
+        if (rc < 0)
+            return rc;
+    }
+    uint8_t *p = dots_at(m, x->inl, DSET_INLINE, x->doff, x->dcap) + (size_t)at * KITH__DOT_BYTES;
+    bytes_move(p + KITH__DOT_BYTES, p, (size_t)(x->dn - at) * KITH__DOT_BYTES);
+    store_be64(p, a);
+    store_be64(p + 8, b);
+    x->dn++;
+    return 0;
+}
 
 /* ---- names (mem_names.c) ---------------------------------------------------------------- */
 
@@ -421,12 +599,33 @@ int kith__memrep_names_find(const struct kith__memrep *m, const char *coll, cons
                             int *c, int *f);
 int kith__memrep_names_add(struct kith__memrep *m, const char *coll, const char *field, int *c,
                            int *f);
-/* Resolving a commit's names while applying it: begin (room for its names and ops, every name
- * unresolved; 0, KITH_EINVAL for a bad name table, KITH_ENOMEM), then for op i its collection
- * and field numbers into m->rop[i] (0, KITH_EINVAL for a bad name or index, KITH_ETOOBIG,
- * KITH_ENOMEM). */
+/* Resolving a commit's names while applying it: begin (room for its names and ops, and the
+ * names the model knows resolved with their numbers; 0, KITH_EINVAL for a bad name table,
+ * KITH_ENOMEM), then for op i its collection and field numbers into m->rop[i] (0, KITH_EINVAL
+ * for a bad name or index, KITH_ETOOBIG, KITH_ENOMEM). */
 int kith__memrep_resolve_begin(struct kith__memrep *m, const struct kith__commit *c);
 int kith__memrep_resolve_op(struct kith__memrep *m, const struct kith__commit *c, uint32_t i);
+
+/* kith__memrep_resolve_op for every op: a few array reads when the op's names have the
+ * numbers it needs, as all do but a name's first use in the model or in a collection. */
+static inline int
+resolve_op(struct kith__memrep *m, const struct kith__commit *c, uint32_t i)
+{
+    const struct kith__op *op = &c->ops[i];
+    const struct rname *rn = m->rn;
+    int coll = op->cname < c->nnames ? rn[op->cname].coll : -1;
+    int field = 0;
+    if (coll < 0)
+        return kith__memrep_resolve_op(m, c, i);
+    if (kith__op_has_field(op->kind)) {
+        if (op->fname >= c->nnames || rn[op->fname].fcoll != coll)
+            return kith__memrep_resolve_op(m, c, i);
+        field = rn[op->fname].field;
+    }
+    m->rop[i][0] = (uint8_t)coll;
+    m->rop[i][1] = (uint8_t)field;
+    return 0;
+}
 
 /* ---- the rules (mem.c) -------------------------------------------------------------------- */
 
@@ -438,9 +637,10 @@ int kith__memrep_resolve_op(struct kith__memrep *m, const struct kith__commit *c
  * outside the years 0001..9999. 0, KITH_EINVAL, KITH_ETOOBIG.
  */
 int kith__memrep_value_fits(unsigned kind, const kith_value *v, bool text);
-/* Apply one op (already checked; its coll and field the model's numbers) with its dot and
+/* Apply one op (already checked) of collection number coll and field number field (0 for
+ * DOC_*), the model's numbers (the op's own coll and field are not read), with its dot and
  * HLC: the rules of spec/data-model.md. */
-int kith__memrep_apply_op(struct kith__memrep *m, const struct kith__op *op, kith_dot dot,
-                          uint64_t hlc);
+int kith__memrep_apply_op(struct kith__memrep *m, const struct kith__op *op, int coll, int field,
+                          kith_dot dot, uint64_t hlc);
 
 #endif /* KITH_MEM_INT_H */

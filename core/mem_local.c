@@ -122,7 +122,7 @@ local_op(struct kith__memrep *m, struct kith__op *op, size_t nobs)
     op->nobserved = (uint32_t)nobs;
     m->bdots.len += nobs;
     kith_dot dot = {m->self, m->b_first + m->bn};
-    int rc = kith__memrep_apply_op(m, op, dot, m->b_hlc);
+    int rc = kith__memrep_apply_op(m, op, op->coll, op->field, dot, m->b_hlc);
     if (rc < 0)
         return rc;
     uint32_t sid[2];
@@ -203,7 +203,7 @@ kith__memrep_doc_delete(struct kith__memrep *m, const char *coll, kith_dot doc)
     int rc = local_start(m, KITH_OP_DOC_REMOVE, coll, NULL, &null_value, doc, true, &c, &f);
     if (rc < 0)
         return rc;
-    const struct dset *x = kith__memrep_dset_find(m, DS_MEMB, c, doc, 0);
+    const struct dset *x = dset_find(m, DS_MEMB, c, doc, 0);
     rc = local_reserve(m, 0, x->dn, c, 0);
     if (rc < 0)
         return rc;
@@ -227,7 +227,7 @@ kith__memrep_field_set(struct kith__memrep *m, const char *coll, kith_dot doc, c
     if (rc < 0)
         return rc;
     struct kith__op op = local_new(KITH_OP_FIELD_SET, c, f, doc, v);
-    const struct reg *r = kith__memrep_reg_find(m, c, doc, f);
+    const struct reg *r = reg_find(m, c, doc, f);
     if (r && r->w_s) {
         op.replaced.origin = r->w_o;
         op.replaced.seq = r->w_s;
@@ -248,8 +248,8 @@ local_set_op(struct kith__memrep *m, uint8_t kind, const char *coll, kith_dot do
     int rc = local_start(m, kind, coll, field, &v, doc, true, &c, &f);
     if (rc < 0)
         return rc;
-    uint64_t h = bytes_hash(key_hash(c, doc.origin, doc.seq, f), (const uint8_t *)elem, len);
-    const struct elem *x = kith__memrep_elem_find(m, c, doc, f, elem, len, h);
+    uint64_t h = elem_hash(c, doc, f, elem, len);
+    const struct elem *x = elem_find(m, c, doc, f, elem, len, h);
     size_t have = x ? x->dn : 0;
     if (kind == KITH_OP_SET_REMOVE && have == 0)
         return 0; /* nothing to remove: no op */
@@ -303,7 +303,7 @@ kith__memrep_flag_set(struct kith__memrep *m, const char *coll, kith_dot doc, co
     int rc = local_start(m, kind, coll, field, &null_value, doc, true, &c, &f);
     if (rc < 0)
         return rc;
-    const struct dset *x = kith__memrep_dset_find(m, DS_FLAG, c, doc, f);
+    const struct dset *x = dset_find(m, DS_FLAG, c, doc, f);
     size_t have = x ? x->dn : 0;
     if (!on && have == 0)
         return 0; /* clearing a clear flag writes nothing */

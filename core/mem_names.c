@@ -10,34 +10,88 @@
  * (commits by name, the canonical dump, conflict records) shows a number.
  *
  * Names are interned in one hash table (linear probing, at most half full) so that a name is
- * compared once; collections map an interned name to their fields by a short array. While a
- * commit is applied, each of its names is looked up at most once (struct rname), so an op's
- * numbers cost two array reads in the common case.
+ * compared once; collections map an interned name to their fields by a short array, and each
+ * name remembers its field number in the collection it was last numbered in. When a commit
+ * is begun, each of its names is looked up once (struct rname) and takes the numbers it
+ * already has, so an op's numbers cost a few array reads; only a name's first use in the
+ * model, or as a field of another collection, goes through kith__memrep_resolve_op.
  */
 #include "mem_int.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-static uint64_t
+/* Load 8 or 4 bytes at p, in the host's order (hashes and comparisons never leave memory). */
+static inline uint64_t
+load8(const char *p)
+{
+    uint64_t w;
+    memcpy(&w, p, 8);
+    return w;
+}
+
+static inline uint64_t
+load4(const char *p)
+{
+    uint32_t w;
+    memcpy(&w, p, 4);
+    return w;
+}
+
+/*
+ * A name's hash. Every commit applied hashes each of its names, mostly short ones: up to 16
+ * bytes are two loads that overlap (the first and last 8, or 4, bytes), longer names add a
+ * step per 8 bytes between them, and names of 1 to 3 bytes are read by the byte.
+ */
+static inline uint64_t
 name_hash(const char *p, size_t len)
 {
-    return bytes_hash(0x6b6974682d6e6dull, (const uint8_t *)p, len);
+    uint64_t a = 0, b = 0;
+    if (len >= 8) {
+        a = load8(p);
+        b = load8(p + len - 8);
+        for (size_t i = 8; i + 8 < len; i += 8)
+            a = (a ^ load8(p + i)) * 0x9e3779b97f4a7c15ull;
+    } else if (len >= 4) {
+        a = load4(p);
+        b = load4(p + len - 4);
+    } else if (len > 0) {
+        a = (uint8_t)p[0] | (uint64_t)(uint8_t)p[len / 2] << 8 |
+            (uint64_t)(uint8_t)p[len - 1] << 16;
+    }
+    return mix64(a ^ (b * 0xd6e8feb86659fd93ull) ^ (len << 56) ^ 0x6b6974682d6e6dull);
+}
+
+/* Are the len bytes at p and q equal? Names up to 16 bytes without a call to memcmp. */
+static inline bool
+name_eq(const char *p, const char *q, size_t len)
+{
+    if (len >= 8 && len <= 16)
+        return load8(p) == load8(q) && load8(p + len - 8) == load8(q + len - 8);
+    if (len >= 4 && len < 8)
+        return load4(p) == load4(q) && load4(p + len - 4) == load4(q + len - 4);
+    return len == 0 || memcmp(p, q, len) == 0;
+}
+
+/* The id of the name whose hash is h, or -1. */
+static inline long
+name_lookup(const struct kith__memrep *m, const char *p, size_t len, uint64_t h)
+{
+    if (m->capnslot == 0)
+        return -1;
+    size_t mask = m->capnslot - 1;
+    for (size_t i = h & mask; m->nslot[i]; i = (i + 1) & mask) {
+        const struct mname *x = &m->nm[m->nslot[i] - 1];
+        if (x->hash == h && x->len == len && name_eq((const char *)m->nbytes.data + x->off, p, len))
+            return (long)m->nslot[i] - 1;
+    }
+    return -1;
 }
 
 long
 kith__memrep_name_find(const struct kith__memrep *m, const char *p, size_t len)
 {
-    if (m->capnslot == 0)
-        return -1;
-    uint64_t h = name_hash(p, len);
-    size_t mask = m->capnslot - 1;
-    for (size_t i = h & mask; m->nslot[i]; i = (i + 1) & mask) {
-        const struct mname *x = &m->nm[m->nslot[i] - 1];
-        if (x->hash == h && x->len == len && memcmp(m->nbytes.data + x->off, p, len) == 0)
-            return (long)m->nslot[i] - 1;
-    }
-    return -1;
+    return name_lookup(m, p, len, name_hash(p, len));
 }
 
 static int
@@ -59,14 +113,10 @@ slots_grow(struct kith__memrep *m)
     return 0;
 }
 
-int
-kith__memrep_name_add(struct kith__memrep *m, const char *p, size_t len, uint32_t *sid)
+/* Intern a name that is not interned yet, whose hash is h. */
+static int
+name_insert(struct kith__memrep *m, const char *p, size_t len, uint64_t h, uint32_t *sid)
 {
-    long have = kith__memrep_name_find(m, p, len);
-    if (have >= 0) {
-        *sid = (uint32_t)have;
-        return 0;
-    }
     if (!kith__name_valid(p, len))
         return KITH_EINVAL;
     if ((m->nnm + 1) * 2 > m->capnslot) {
@@ -91,13 +141,26 @@ kith__memrep_name_add(struct kith__memrep *m, const char *p, size_t len, uint32_
     struct mname *x = &m->nm[m->nnm];
     x->off = off;
     x->len = (uint32_t)len;
-    x->hash = name_hash(p, len);
+    x->hash = h;
     x->coll = -1;
+    x->fcoll = -1;
+    x->field = 0;
     size_t i = x->hash & (m->capnslot - 1);
     while (m->nslot[i])
         i = (i + 1) & (m->capnslot - 1);
     m->nslot[i] = (uint32_t)m->nnm + 1;
     *sid = (uint32_t)m->nnm++;
+    return 0;
+}
+
+int
+kith__memrep_name_add(struct kith__memrep *m, const char *p, size_t len, uint32_t *sid)
+{
+    uint64_t h = name_hash(p, len);
+    long have = name_lookup(m, p, len, h);
+    if (have < 0)
+        return name_insert(m, p, len, h, sid);
+    *sid = (uint32_t)have;
     return 0;
 }
 
@@ -142,14 +205,20 @@ field_find(const struct kith__memrep *m, int coll, uint32_t sid)
 int
 kith__memrep_field_add(struct kith__memrep *m, int coll, uint32_t sid)
 {
+    struct mname *x = &m->nm[sid];
+    if (x->fcoll == coll)
+        return x->field;
     int f = field_find(m, coll, sid);
-    if (f > 0)
-        return f;
-    struct mcoll *c = &m->colls[coll];
-    if (c->nfields == MEMREP_MAXFIELD)
-        return KITH_ETOOBIG;
-    c->fsid[++c->nfields] = sid;
-    return (int)c->nfields;
+    if (f < 0) {
+        struct mcoll *c = &m->colls[coll];
+        if (c->nfields == MEMREP_MAXFIELD)
+            return KITH_ETOOBIG;
+        c->fsid[++c->nfields] = sid;
+        f = (int)c->nfields;
+    }
+    x->fcoll = (int16_t)coll;
+    x->field = (uint8_t)f;
+    return f;
 }
 
 int
@@ -215,8 +284,15 @@ kith__memrep_resolve_begin(struct kith__memrep *m, const struct kith__commit *c)
         m->rop = t;
         m->caprop = c->nops;
     }
-    for (uint32_t i = 0; i < c->nnames; i++)
-        m->rn[i] = (struct rname){-1, -1, 0};
+    for (uint32_t k = 0; k < c->nnames; k++) {
+        const struct kith__name *n = &c->names[k];
+        long sid = n->len <= KITH__MAX_NAME_BYTES && (n->ptr || n->len == 0)
+                       ? name_lookup(m, n->ptr, n->len, name_hash(n->ptr, n->len))
+                       : -1; /* not a name the model can have: refused if an op uses it */
+        const struct mname *x = sid >= 0 ? &m->nm[sid] : NULL;
+        m->rn[k] =
+            (struct rname){(int32_t)sid, x ? x->coll : -1, x ? x->fcoll : -1, x ? x->field : 0};
+    }
     return 0;
 }
 
@@ -247,6 +323,7 @@ kith__memrep_resolve_op(struct kith__memrep *m, const struct kith__commit *c, ui
     int coll = m->nm[sid].coll >= 0 ? m->nm[sid].coll : kith__memrep_coll_add(m, sid);
     if (coll < 0)
         return coll;
+    m->rn[op->cname].coll = (int16_t)coll;
     m->rop[i][0] = (uint8_t)coll;
     m->rop[i][1] = 0;
     if (!kith__op_has_field(op->kind))

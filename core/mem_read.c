@@ -51,7 +51,7 @@ dset_named(const struct kith__memrep *m, int kind, const char *coll, kith_dot do
     int c, f = 0;
     if (kith__memrep_names_find(m, coll, field, &c, &f) < 0)
         return NULL;
-    return kith__memrep_dset_find(m, kind, c, doc, f);
+    return dset_find(m, kind, c, doc, f);
 }
 
 size_t
@@ -71,7 +71,7 @@ kith__memrep_field_get(const struct kith__memrep *m, const char *coll, kith_dot 
     int c, f;
     if (!field || kith__memrep_names_find(m, coll, field, &c, &f) < 0)
         return KITH_ENOTFOUND;
-    const struct reg *r = kith__memrep_reg_find(m, c, doc, f);
+    const struct reg *r = reg_find(m, c, doc, f);
     if (!r || r->w_s == 0)
         return KITH_ENOTFOUND;
     if (out)
@@ -92,8 +92,8 @@ kith__memrep_set_dots(const struct kith__memrep *m, const char *coll, kith_dot d
     int c, f;
     if (!field || kith__memrep_names_find(m, coll, field, &c, &f) < 0 || (len && !elem))
         return 0;
-    uint64_t h = bytes_hash(key_hash(c, doc.origin, doc.seq, f), (const uint8_t *)elem, len);
-    const struct elem *x = kith__memrep_elem_find(m, c, doc, f, elem, len, h);
+    uint64_t h = elem_hash(c, doc, f, elem, len);
+    const struct elem *x = elem_find(m, c, doc, f, elem, len, h);
     if (!x)
         return 0;
     return dots_copy(elem_dots(m, x), x->dn, out, out ? cap : 0);

@@ -7,9 +7,7 @@
  * document, field, element bytes), and dsets keyed by (kind, collection, document, field):
  * memberships, flags and counters, each a sorted array of 16-byte units (mem_int.h). Nothing
  * is ever deleted: an element or a dset whose array is empty is simply absent to readers,
- * which keeps probing simple and costs one entry per key ever seen. A register keeps its
- * payload slot and reuses it while the new value fits, so the pools grow with the state, not
- * with the number of ops applied.
+ * which keeps probing simple and costs one entry per key ever seen.
  */
 #include "mem_int.h"
 
@@ -51,19 +49,6 @@ kith__memrep_pool_alloc(struct pool *p, size_t unit, size_t n, uint32_t *off)
 
 /* ---- registers ------------------------------------------------------------------------ */
 
-struct reg *
-kith__memrep_reg_find(const struct kith__memrep *m, int coll, kith_dot doc, int field)
-{
-    size_t mask = m->capregs - 1;
-    for (size_t i = key_hash(coll, doc.origin, doc.seq, field) & mask;; i = (i + 1) & mask) {
-        struct reg *r = &m->regs[i];
-        if (!r->used)
-            return NULL;
-        if (r->doc_o == doc.origin && r->doc_s == doc.seq && r->coll == coll && r->field == field)
-            return r;
-    }
-}
-
 static int
 reg_grow(struct kith__memrep *m)
 {
@@ -86,27 +71,19 @@ reg_grow(struct kith__memrep *m)
     return 0;
 }
 
-/* The register for the key, inserted empty (used, no value yet: vtype NULL, w_s 0). */
 int
-kith__memrep_reg_get(struct kith__memrep *m, int coll, kith_dot doc, int field, struct reg **out)
+kith__memrep_reg_insert(struct kith__memrep *m, uint64_t h, size_t slot, int coll, kith_dot doc,
+                        int field, struct reg **out)
 {
     if ((m->nregs + 1) * 2 > m->capregs) {
         int rc = reg_grow(m);
         if (rc < 0)
             return rc;
+        slot = h & (m->capregs - 1);
+        while (m->regs[slot].used)
+            slot = (slot + 1) & (m->capregs - 1);
     }
-    size_t mask = m->capregs - 1;
-    size_t i = key_hash(coll, doc.origin, doc.seq, field) & mask;
-    for (;; i = (i + 1) & mask) {
-        struct reg *r = &m->regs[i];
-        if (!r->used)
-            break;
-        if (r->doc_o == doc.origin && r->doc_s == doc.seq && r->coll == coll && r->field == field) {
-            *out = r;
-            return 0;
-        }
-    }
-    struct reg *r = &m->regs[i];
+    struct reg *r = &m->regs[slot];
     memset(r, 0, sizeof *r);
     r->used = 1;
     r->coll = (uint8_t)coll;
@@ -119,22 +96,6 @@ kith__memrep_reg_get(struct kith__memrep *m, int coll, kith_dot doc, int field, 
 }
 
 /* ---- set elements --------------------------------------------------------------------- */
-
-struct elem *
-kith__memrep_elem_find(const struct kith__memrep *m, int coll, kith_dot doc, int field,
-                       const void *e, size_t len, uint64_t h)
-{
-    size_t mask = m->capelems - 1;
-    for (size_t i = h & mask;; i = (i + 1) & mask) {
-        struct elem *x = &m->elems[i];
-        if (!x->used)
-            return NULL;
-        if (x->hash == h && x->doc_o == doc.origin && x->doc_s == doc.seq && x->coll == coll &&
-            x->field == field && x->elen == len &&
-            (len == 0 || memcmp(m->bytes.data + x->eoff, e, len) == 0))
-            return x;
-    }
-}
 
 static int
 elem_grow(struct kith__memrep *m)
@@ -158,30 +119,23 @@ elem_grow(struct kith__memrep *m)
 }
 
 int
-kith__memrep_elem_get(struct kith__memrep *m, int coll, kith_dot doc, int field, const char *e,
-                      size_t len, struct elem **out)
+kith__memrep_elem_insert(struct kith__memrep *m, uint64_t h, size_t slot, int coll, kith_dot doc,
+                         int field, const char *e, size_t len, struct elem **out)
 {
-    uint64_t h = bytes_hash(key_hash(coll, doc.origin, doc.seq, field), (const uint8_t *)e, len);
-    struct elem *x = kith__memrep_elem_find(m, coll, doc, field, e, len, h);
-    if (x) {
-        *out = x;
-        return 0;
-    }
     if ((m->nelems + 1) * 2 > m->capelems) {
         int rc = elem_grow(m);
         if (rc < 0)
             return rc;
+        slot = h & (m->capelems - 1);
+        while (m->elems[slot].used)
+            slot = (slot + 1) & (m->capelems - 1);
     }
     uint32_t off = 0;
     int rc = kith__memrep_pool_alloc(&m->bytes, 1, len, &off);
     if (rc < 0)
         return rc;
-    if (len)
-        memcpy(m->bytes.data + off, e, len);
-    size_t i = h & (m->capelems - 1);
-    while (m->elems[i].used)
-        i = (i + 1) & (m->capelems - 1);
-    x = &m->elems[i];
+    bytes_move(m->bytes.data + off, (const uint8_t *)e, len);
+    struct elem *x = &m->elems[slot];
     memset(x, 0, sizeof *x);
     x->used = 1;
     x->coll = (uint8_t)coll;
@@ -197,20 +151,6 @@ kith__memrep_elem_get(struct kith__memrep *m, int coll, kith_dot doc, int field,
 }
 
 /* ---- memberships, flags and counters -------------------------------------------------- */
-
-struct dset *
-kith__memrep_dset_find(const struct kith__memrep *m, int kind, int coll, kith_dot doc, int field)
-{
-    size_t mask = m->capdsets - 1;
-    for (size_t i = dset_hash(kind, coll, doc.origin, doc.seq, field) & mask;; i = (i + 1) & mask) {
-        struct dset *x = &m->dsets[i];
-        if (!x->used)
-            return NULL;
-        if (x->doc_o == doc.origin && x->doc_s == doc.seq && x->kind == kind && x->coll == coll &&
-            x->field == field)
-            return x;
-    }
-}
 
 static int
 dset_rehash(struct kith__memrep *m)
@@ -235,25 +175,20 @@ dset_rehash(struct kith__memrep *m)
 }
 
 int
-kith__memrep_dset_get(struct kith__memrep *m, int kind, int coll, kith_dot doc, int field,
-                      struct dset **out)
+kith__memrep_dset_insert(struct kith__memrep *m, uint64_t h, size_t slot, int kind, int coll,
+                         kith_dot doc, int field, struct dset **out)
 {
-    struct dset *x = kith__memrep_dset_find(m, kind, coll, doc, field);
-    if (x) {
-        *out = x;
-        return 0;
-    }
     if ((m->ndsets + 1) * 2 > m->capdsets) {
         int rc = dset_rehash(m);
         if (rc < 0)
             return rc;
+        slot = h & (m->capdsets - 1);
+        while (m->dsets[slot].used)
+            slot = (slot + 1) & (m->capdsets - 1);
     }
-    size_t i = dset_hash(kind, coll, doc.origin, doc.seq, field) & (m->capdsets - 1);
-    while (m->dsets[i].used)
-        i = (i + 1) & (m->capdsets - 1);
-    x = &m->dsets[i];
+    struct dset *x = &m->dsets[slot];
     memset(x, 0, sizeof *x);
-    x->used = 1;
+    x->used = DSET_USED;
     x->kind = (uint8_t)kind;
     x->coll = (uint8_t)coll;
     x->field = (uint8_t)field;
@@ -320,53 +255,6 @@ kith__memrep_dots_edit(struct kith__memrep *m, uint8_t *inl, uint32_t ninl, uint
 int
 kith__memrep_dset_grow(struct kith__memrep *m, struct dset *x)
 {
-    uint32_t cap = x->dcap <= DSET_INLINE ? DSET_INLINE : x->dcap;
-    if (x->dn + 1 <= cap)
-        return 0;
     const uint8_t *from = x->dn ? dset_units(m, x) : no_dots;
     return units_move(m, DSET_INLINE, from, x->dn, &x->doff, &x->dcap);
-}
-
-/* ---- register values ------------------------------------------------------------------ */
-
-/*
- * A payload goes inline when it fits, else into r's pool slot, which is kept and reused while
- * later values fit it. v may point into m->bytes or into r itself.
- */
-int
-kith__memrep_reg_store(struct kith__memrep *m, struct reg *r, const kith_value *v)
-{
-    const uint8_t *p;
-    size_t n;
-    if (!value_payload(v, &p, &n)) {
-        r->tflags = (uint8_t)v->type; /* a pool slot, if any, is given up */
-        r->vlen = 0;
-        r->u.vi = value_scalar(v);
-        return 0;
-    }
-    uint8_t *dst;
-    if ((r->tflags & REG_IN_POOL) && n <= r->u.pool.cap) {
-        dst = m->bytes.data + r->u.pool.off;
-    } else if (n <= REG_INLINE) {
-        dst = r->u.inl;
-        r->tflags = 0;
-    } else {
-        bool inside = p && m->bytes.data && p >= m->bytes.data && p < m->bytes.data + m->bytes.len;
-        size_t src = inside ? (size_t)(p - m->bytes.data) : 0;
-        uint32_t off;
-        int rc = kith__memrep_pool_alloc(&m->bytes, 1, n, &off);
-        if (rc < 0)
-            return rc;
-        if (inside)
-            p = m->bytes.data + src;
-        r->u.pool.off = off;
-        r->u.pool.cap = (uint32_t)n;
-        r->tflags = REG_IN_POOL;
-        dst = m->bytes.data + off;
-    }
-    if (n)
-        memmove(dst, p, n);
-    r->vlen = (uint32_t)n;
-    r->tflags = (uint8_t)((r->tflags & REG_IN_POOL) | (uint8_t)v->type);
-    return 0;
 }
