@@ -261,22 +261,35 @@ op_origins(struct origin_table *t, uint64_t own, const struct kith__op *op)
 
 /* ---- the name table (format 2): the names the ops use, in order of first use ------------- */
 
+#define NAME_MAP 1024 /* input names remembered by index; beyond, each is searched */
+
 struct name_table {
     uint32_t n;
     const struct kith__name *name[KITH__MAX_COMMIT_NAMES];
+    const struct kith__name *in; /* the commit's names, as given */
+    int16_t out_of[NAME_MAP];    /* input index -> output index, -1 until met */
 };
 
-/* The output index of a name, adding it if new: >= 0, or -1 when the table is full. */
+/* The output index of the input name at `i`, adding it if new: >= 0, or -1 when the table
+ * is full. A name met before by its input index costs one load. */
 static long
-names_use(struct name_table *t, const struct kith__name *nm)
+names_use(struct name_table *t, uint32_t i)
 {
-    for (uint32_t k = 0; k < t->n; k++)
-        if (t->name[k]->len == nm->len && memcmp(t->name[k]->ptr, nm->ptr, nm->len) == 0)
-            return (long)k;
-    if (t->n == KITH__MAX_COMMIT_NAMES)
-        return -1;
-    t->name[t->n] = nm;
-    return (long)t->n++;
+    const struct kith__name *nm = &t->in[i];
+    if (i < NAME_MAP && t->out_of[i] >= 0)
+        return t->out_of[i];
+    long k = 0;
+    while ((uint32_t)k < t->n &&
+           !(t->name[k]->len == nm->len && memcmp(t->name[k]->ptr, nm->ptr, nm->len) == 0))
+        k++;
+    if ((uint32_t)k == t->n) {
+        if (t->n == KITH__MAX_COMMIT_NAMES)
+            return -1;
+        t->name[t->n++] = nm;
+    }
+    if (i < NAME_MAP)
+        t->out_of[i] = (int16_t)k;
+    return k;
 }
 
 /* ---- encoding ---------------------------------------------------------------------------- */
@@ -381,8 +394,7 @@ encode_check(const struct kith__commit *c, struct origin_table *t, struct name_t
         if (c->format == 1) {
             if (v1_numbers(c, op, &cno, &fno) < 0)
                 return KITH_EINVAL;
-        } else if (names_use(nt, &c->names[op->cname]) < 0 ||
-                   (has_field && names_use(nt, &c->names[op->fname]) < 0)) {
+        } else if (names_use(nt, op->cname) < 0 || (has_field && names_use(nt, op->fname) < 0)) {
             return KITH_EINVAL;
         }
         if (op_origins(t, c->origin, op) < 0)
@@ -400,7 +412,7 @@ name_out(const struct kith__commit *c, struct name_table *nt, const struct kith_
         (void)v1_numbers(c, op, &cno, &fno); /* checked by encode_check */
         return field ? fno : cno;
     }
-    return (uint64_t)names_use(nt, &c->names[field ? op->fname : op->cname]);
+    return (uint64_t)names_use(nt, field ? op->fname : op->cname);
 }
 
 int
@@ -416,6 +428,9 @@ kith__commit_encode(const struct kith__commit *c, struct kith__wbuf *out)
         return KITH_EINVAL;
     t.n = 0;
     nt.n = 0;
+    nt.in = c->names;
+    for (uint32_t k = 0; k < c->nnames && k < NAME_MAP; k++)
+        nt.out_of[k] = -1;
     if (encode_check(c, &t, &nt) < 0)
         return KITH_EINVAL;
     start = out->len;
