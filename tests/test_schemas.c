@@ -465,3 +465,48 @@ Test(schemas, value_parse_in_reads_declared_types)
                  KITH_ENOTFOUND);
     kt_free(&a);
 }
+
+/* Two handles on one replica (as the CLI beside a daemon): an index one declares is kept by
+ * the other's writes from its next transaction on, and the other's schema reads it. */
+Test(schemas, a_declaration_by_another_handle_is_seen)
+{
+    struct kt_replica a = kt_new(), peer = kt_new();
+    kith_replica *second = NULL;
+    const char *no_index =
+        "{\"collections\":{\"deals\":{\"fields\":{\"title\":{\"type\":\"string\"},"
+        "\"contact\":{\"type\":\"ref\",\"to\":\"contacts\"},\"closes\":{\"type\":\"time\"}}}}}";
+    kt_trust_pair(&a, &peer);
+    declare(a.r, no_index);
+    declare(peer.r, no_index);
+    cr_assert_eq(kith_open(a.dir, KITH_NOSYNC, &second), 0);
+    kith_docid ada = kt_contact(peer.r, "Ada");
+    (void)deal(peer.r, "before", &ada, 100);
+    kt_sync(&peer, &a); /* the first handle has loaded the schema without the index */
+    declare(second, deals_v1);
+    (void)deal(peer.r, "after", &ada, 200);
+    kt_sync(&peer, &a); /* applied through the first handle */
+    kith_docid own = deal(a.r, "local", &ada, 300);
+    (void)own;
+    kith_txn *t = kt_rbegin(second);
+    kith_iter *it;
+    kith_docid d;
+    size_t n = 0;
+    kith_value eq = vref(&ada);
+    cr_assert_eq(kith_iter_index(t, "deals.by_contact", &eq, NULL, NULL, &it), 0, "%s",
+                 kith_errmsg(second));
+    while (kith_iter_next(it, &d) == 0)
+        n++;
+    kith_iter_close(it);
+    kith_txn_abort(&t);
+    cr_assert_eq(n, 3, "built from what was held, then kept by the other handle: %zu", n);
+    kith_verify_report rep;
+    cr_assert_eq(kith_verify(a.r, &rep), 0);
+    cr_assert_eq(rep.problems, 0, "%s", rep.first_problem);
+    uint64_t v1 = 0, v2 = 0;
+    cr_assert_eq(kith_schema_info(a.r, &v1, NULL), 0);
+    cr_assert_eq(kith_schema_info(second, &v2, NULL), 0);
+    cr_assert_eq(v1, v2);
+    kith_close(second);
+    kt_free(&a);
+    kt_free(&peer);
+}
