@@ -439,8 +439,46 @@ read_field(const char *coll, json_t *obj, struct kith__field_decl *f, char *why,
     return field_validate(coll, f, why, why_cap);
 }
 
+/*
+ * The fields an index names that this document does not declare but `kc` (the collection as
+ * declared before, may be NULL) does: copied in, so that a document may add an index on
+ * fields declared earlier. Merging them back is a redeclaration that changes nothing.
+ */
 static int
-read_collection(json_t *obj, struct kith__coll_decl *c, char *why, size_t why_cap)
+index_fields_known(struct kith__coll_decl *c, const struct kith__coll_decl *kc, json_t *indexes)
+{
+    const char *key;
+    json_t *val;
+
+    if (!kc)
+        return 0;
+    json_object_foreach(indexes, key, val)
+    {
+        for (size_t p = 0; p < json_array_size(val) && p < 2; p++) {
+            const char *fname = json_string_value(json_array_get(val, p));
+            const struct kith__field_decl *kf =
+                fname ? kith__coll_field(kc, fname, strlen(fname)) : NULL;
+            if (!kf || kith__schema_field_pos(c, fname) >= 0)
+                continue;
+            if (c->nfields >= KITH__MAX_FIELDS)
+                return 0; /* the count is refused below */
+            struct kith__field_decl *f = realloc(c->fields, (c->nfields + 1) * sizeof *f);
+            if (!f)
+                return KITH_ENOMEM;
+            c->fields = f;
+            memset(&f[c->nfields], 0, sizeof *f);
+            int rc = kith__schema_field_copy(&f[c->nfields], kf);
+            c->nfields++;
+            if (rc < 0)
+                return rc;
+        }
+    }
+    return 0;
+}
+
+static int
+read_collection(json_t *obj, struct kith__coll_decl *c, const struct kith__coll_decl *kc, char *why,
+                size_t why_cap)
 {
     const char *key;
     json_t *val, *fields = NULL, *indexes = NULL;
@@ -480,6 +518,8 @@ read_collection(json_t *obj, struct kith__coll_decl *c, char *why, size_t why_ca
                 return rc;
         }
     }
+    if (indexes && (rc = index_fields_known(c, kc, indexes)) < 0)
+        return rc;
     if (indexes) {
         size_t n = json_object_size(indexes);
         if (n > KITH__MAX_INDEXES)
@@ -553,7 +593,8 @@ read_schema(json_t *root, const struct kith__schema *known, struct kith__schema 
         if (!c->name)
             return KITH_ENOMEM;
         s->ncoll++;
-        rc = read_collection(val, c, why, why_cap);
+        rc = read_collection(val, c, known ? kith__schema_find(known, key, strlen(key)) : NULL, why,
+                             why_cap);
         if (rc < 0)
             return rc;
     }

@@ -19,6 +19,9 @@ const char *kith__type_name(kith_type t);
 const char *kith__crdt_name(kith__crdt c);
 /* The position of field `name` in c, or -1. */
 int kith__schema_field_pos(const struct kith__coll_decl *c, const char *name);
+/* A deep copy of a field's declaration into dst (zeroed). 0 or KITH_ENOMEM (what was taken
+ * stays in dst, for the caller's free). */
+int kith__schema_field_copy(struct kith__field_decl *dst, const struct kith__field_decl *src);
 /* Does every `to` of s name a collection of s or of known (may be NULL)? 0 or KITH_ESCHEMA. */
 int kith__schema_resolve_refs(const struct kith__schema *s, const struct kith__schema *known,
                               char *why, size_t why_cap);

@@ -17,8 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int
-field_copy(struct kith__field_decl *dst, const struct kith__field_decl *src)
+int
+kith__schema_field_copy(struct kith__field_decl *dst, const struct kith__field_decl *src)
 {
     *dst = *src;
     dst->name = NULL;
@@ -51,7 +51,7 @@ coll_copy(struct kith__coll_decl *dst, const struct kith__coll_decl *src, size_t
     if (!dst->fields || !dst->indexes)
         return KITH_ENOMEM;
     for (; dst->nfields < src->nfields; dst->nfields++)
-        if (field_copy(&dst->fields[dst->nfields], &src->fields[dst->nfields]) < 0) {
+        if (kith__schema_field_copy(&dst->fields[dst->nfields], &src->fields[dst->nfields]) < 0) {
             dst->nfields++; /* so that the partial copy is freed */
             return KITH_ENOMEM;
         }
@@ -153,7 +153,7 @@ coll_merge(struct kith__coll_decl *c, const struct kith__coll_decl *a, char *why
             if (c->nfields >= KITH__MAX_FIELDS)
                 return kith__schema_refuse(why, why_cap, "%s: more than %d fields", c->name,
                                            KITH__MAX_FIELDS);
-            rc = field_copy(&c->fields[c->nfields], &a->fields[i]);
+            rc = kith__schema_field_copy(&c->fields[c->nfields], &a->fields[i]);
             c->nfields++;
         }
         if (rc < 0)

@@ -510,3 +510,34 @@ Test(schemas, a_declaration_by_another_handle_is_seen)
     kt_free(&a);
     kt_free(&peer);
 }
+
+/* A document may add an index on fields declared before, without declaring them again. */
+Test(schemas, an_index_on_fields_declared_before)
+{
+    struct kt_replica a = kt_new();
+    kith_docid ada = kt_contact(a.r, "Ada");
+    declare(a.r, deals_v1);
+    kith_docid d = deal(a.r, "Engines", &ada, 1);
+    kith_txn *t = kt_wbegin(a.r);
+    kith_value v = vint(500);
+    cr_assert_eq(kith_field_set(t, "deals", &d, "amount", &v), 0);
+    kt_commit(t);
+    uint64_t before = version(a.r);
+    declare(a.r, "{\"collections\":{\"deals\":{\"indexes\":{\"by_amount\":[\"amount\"]}}}}");
+    cr_assert_eq(version(a.r), before + 1);
+    kith_value lo = vint(100);
+    kith_iter *it;
+    kith_docid got;
+    t = kt_rbegin(a.r);
+    cr_assert_eq(kith_iter_index(t, "deals.by_amount", NULL, &lo, NULL, &it), 0, "%s",
+                 kith_errmsg(a.r));
+    cr_assert_eq(kith_iter_next(it, &got), 0);
+    cr_assert_eq(memcmp(&got, &d, sizeof d), 0);
+    kith_iter_close(it);
+    kith_txn_abort(&t);
+    /* a field declared nowhere is still refused */
+    const char *bad = "{\"collections\":{\"deals\":{\"indexes\":{\"by_x\":[\"x\"]}}}}";
+    cr_assert_eq(kith_schema_apply(a.r, bad, strlen(bad)), KITH_ESCHEMA);
+    cr_assert(strstr(kith_errmsg(a.r), "x") != NULL);
+    kt_free(&a);
+}
