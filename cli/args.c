@@ -244,10 +244,9 @@ cli_parse_typed(const char *type, char *text, kith_value *out, char *why, size_t
         out->type = KITH_TYPE_BOOL;
         out->u.b = text[0] == 't';
     } else if (strcmp(type, "time") == 0) {
-        char w[256] = "";
-        int rc = kith_value_parse("reminders", "due", text, out, w, sizeof w);
-        if (rc < 0 || out->type != KITH_TYPE_TIME)
-            return not_a(why, cap, strncmp(w, "due: ", 5) == 0 ? w + 5 : "not a time");
+        out->type = KITH_TYPE_TIME;
+        if (kith_time_parse(text, &out->u.i) < 0)
+            return not_a(why, cap, "not a time (ISO 8601, e.g. 2026-11-25T18:00:00Z)");
     } else if (strcmp(type, "ref") == 0) {
         out->type = KITH_TYPE_REF;
         if (kith_docid_parse(text, &out->u.ref) < 0)

@@ -149,8 +149,7 @@ int cli_resolve_ref(const struct cli *c, kith_txn *t, const char *what, const ch
  *
  * Values for a field go through kith_value_parse_in, which also checks them; this reads
  * what that cannot: bytes (as hex), and range bounds, which need not be valid values of their
- * field. Times have no public parser of their own: kith_value_parse reads one for
- * reminders.due, a time field of the built-in schema.
+ * field. Times go through kith_time_parse.
  */
 int cli_parse_typed(const char *type, char *text, kith_value *out, char *why, size_t cap);
 

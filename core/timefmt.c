@@ -220,6 +220,14 @@ kith_time_format(int64_t ms, char out[32])
     kith__time_format(ms, out);
 }
 
+int
+kith_time_parse(const char *text, int64_t *ms)
+{
+    if (!text || !ms)
+        return KITH_EINVAL;
+    return kith__time_parse(text, ms);
+}
+
 void
 kith_duration_format(int64_t ms, char out[32])
 {

@@ -165,6 +165,11 @@ KITH_API KITH_NODISCARD int kith_value_parse(const char *collection, const char 
 /* Format a time as ISO 8601 UTC with milliseconds: "2026-11-25T18:00:00.000Z". */
 KITH_API void kith_time_format(int64_t ms, char out[32]);
 
+/* Parse an ISO 8601 time as kith_value_parse reads one ("2026-11-25T18:00:00Z",
+ * "2026-11-25T18:00:00.250+01:00", "2026-11-25" for midnight UTC) into milliseconds since
+ * 1970-01-01T00:00:00Z. 0, or KITH_EINVAL for anything else. */
+KITH_API KITH_NODISCARD int kith_time_parse(const char *text, int64_t *ms);
+
 /* Format a span of time for people, in its two largest units: "2 h 13 min", "3 d 4 h",
  * "45 s", "250 ms"; a negative span gets a leading "-". */
 KITH_API void kith_duration_format(int64_t ms, char out[32]);

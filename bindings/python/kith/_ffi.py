@@ -310,6 +310,7 @@ PROTOTYPES = [
     ("kith_value_parse", c_int, [c_char_p, c_char_p, c_char_p, P(kith_value), c_char_p,
                                  c_size_t]),
     ("kith_time_format", None, [c_int64, c_char_p]),
+    ("kith_time_parse", c_int, [c_char_p, P(c_int64)]),
     ("kith_duration_format", None, [c_int64, c_char_p]),
     ("kith_schema", P(kith_collection_def), [P(c_size_t)]),
     ("kith_schema_crm", c_char_p, []),
