@@ -24,28 +24,6 @@
 #define ELEM_KEY_MAX 511
 #define CONFLICT_HDR (1 + 16 + 1 + 1 + 8 + 24 + 24 + 4)
 
-/* ---- register values ------------------------------------------------------------------
- * A register keeps its value in the store form of the value-type table (core/types.c): a type
- * byte, then the payload. */
-
-size_t
-kith__regval_size(const kith_value *v)
-{
-    return kith__value_stored_size(v);
-}
-
-void
-kith__regval_encode(const kith_value *v, uint8_t *out)
-{
-    kith__value_store(v, out);
-}
-
-int
-kith__regval_decode(const uint8_t *p, size_t len, kith_value *out)
-{
-    return kith__value_load(p, len, out);
-}
-
 /* ---- origins ----------------------------------------------------------------------- */
 
 int
@@ -237,8 +215,8 @@ conflict_record(struct kith__applier *a, uint8_t coll, kith_dot doc, uint8_t fie
             return rc;
         a->conflict_loaded = true;
     }
-    wn = kith__regval_size(w_val);
-    ln = kith__regval_size(l_val);
+    wn = kith__value_stored_size(w_val);
+    ln = kith__value_stored_size(l_val);
     n = CONFLICT_HDR + wn + ln;
     kith__be64_put(kb, a->conflict_id + 1);
     v.mv_size = n;
@@ -265,8 +243,8 @@ conflict_record(struct kith__applier *a, uint8_t coll, kith_dot doc, uint8_t fie
     p[76] = (uint8_t)(wn >> 16);
     p[77] = (uint8_t)(wn >> 8);
     p[78] = (uint8_t)wn;
-    kith__regval_encode(w_val, p + CONFLICT_HDR);
-    kith__regval_encode(l_val, p + CONFLICT_HDR + wn);
+    kith__value_store(w_val, p + CONFLICT_HDR);
+    kith__value_store(l_val, p + CONFLICT_HDR + wn);
     a->conflict_id++;
     a->conflict_dirty = true;
     a->conflicts++;
@@ -329,8 +307,8 @@ reg_read(struct kith__applier *a, kith_replica *r, MDB_txn *txn, int coll, kith_
         return kith__mdb_err(rc);
     if (v.mv_size < KITH__REG_HDR_BYTES + 1)
         return KITH_ECORRUPT;
-    return kith__regval_decode((const uint8_t *)v.mv_data + KITH__REG_HDR_BYTES,
-                               v.mv_size - KITH__REG_HDR_BYTES, out);
+    return kith__value_load((const uint8_t *)v.mv_data + KITH__REG_HDR_BYTES,
+                            v.mv_size - KITH__REG_HDR_BYTES, out);
 }
 
 /*
@@ -418,8 +396,8 @@ kith__index_build(kith_replica *r, MDB_txn *txn, const struct kith__index_plan *
             continue;
         kith_dot doc = kith__dot_get(key + 1);
         if (v.mv_size < KITH__REG_HDR_BYTES + 1 ||
-            kith__regval_decode((const uint8_t *)v.mv_data + KITH__REG_HDR_BYTES,
-                                v.mv_size - KITH__REG_HDR_BYTES, &val) < 0) {
+            kith__value_load((const uint8_t *)v.mv_data + KITH__REG_HDR_BYTES,
+                             v.mv_size - KITH__REG_HDR_BYTES, &val) < 0) {
             rc = KITH_ECORRUPT;
             break;
         }
@@ -440,7 +418,7 @@ static int
 reg_apply(struct kith__applier *a, uint64_t hlc, kith_dot dot, const struct kith__op *op)
 {
     uint8_t kb[REG_KEY_BYTES];
-    size_t nv = kith__regval_size(&op->value), oldlen;
+    size_t nv = kith__value_stored_size(&op->value), oldlen;
     const uint8_t *oldval;
     struct kith__wc_entry *ent;
     kith_value old_v;
@@ -469,8 +447,7 @@ reg_apply(struct kith__applier *a, uint64_t hlc, kith_dot dot, const struct kith
         old_hlc = kith__be64_get(oldbuf);
         old_dot.origin = kith__be64_get(oldbuf + 8);
         old_dot.seq = kith__be64_get(oldbuf + 16);
-        rc =
-            kith__regval_decode(oldbuf + KITH__REG_HDR_BYTES, oldlen - KITH__REG_HDR_BYTES, &old_v);
+        rc = kith__value_load(oldbuf + KITH__REG_HDR_BYTES, oldlen - KITH__REG_HDR_BYTES, &old_v);
         if (rc < 0)
             return kith__fail(a->r, rc, "regs: bad value");
         wins = kith__lww_cmp(hlc, dot, old_hlc, old_dot) > 0;
@@ -495,7 +472,7 @@ reg_apply(struct kith__applier *a, uint64_t hlc, kith_dot dot, const struct kith
     kith__be64_put(newbuf, hlc);
     kith__be64_put(newbuf + 8, dot.origin);
     kith__be64_put(newbuf + 16, dot.seq);
-    kith__regval_encode(&op->value, newbuf + KITH__REG_HDR_BYTES);
+    kith__value_store(&op->value, newbuf + KITH__REG_HDR_BYTES);
     rc = kith__rec_put(a, a->regs_c, kb, sizeof kb, newbuf, KITH__REG_HDR_BYTES + nv, found, ent);
     if (rc != 0)
         return rc;
@@ -710,15 +687,14 @@ flag_apply(struct kith__applier *a, kith_dot dot, const struct kith__op *op)
                        op->kind == KITH_OP_FLAG_ENABLE ? &dot : NULL, &before, &after);
 }
 
-/* The interned name of local collection `coll`, from the applier's cache when it is there. */
+/* The interned name of local collection `coll`, looked up once per applier. */
 static const char *
 coll_name(struct kith__applier *a, uint8_t coll)
 {
-    const char *name = NULL;
-    for (uint32_t i = 0; i < KITH__NAMES_CACHE; i++)
-        if (a->names.e[i].name && a->names.e[i].kind == KITH__NAME_COLL && a->names.e[i].id == coll)
-            return a->names.e[i].name;
-    return kith__names_name(a->r, a->txn, KITH__NAME_COLL, 0, coll, &name) == 0 ? name : NULL;
+    if (!a->coll_names[coll] &&
+        kith__names_name(a->r, a->txn, KITH__NAME_COLL, 0, coll, &a->coll_names[coll]) < 0)
+        return NULL;
+    return a->coll_names[coll];
 }
 
 int
@@ -804,8 +780,8 @@ kith__conflict_decode(kith_replica *r, MDB_txn *txn, uint64_t id, const uint8_t 
     out->loser_hlc = kith__be64_get(p + 51);
     out->loser_dot.origin = kith__be64_get(p + 59);
     out->loser_dot.seq = kith__be64_get(p + 67);
-    rc = kith__regval_decode(p + CONFLICT_HDR, wn, &out->winner);
+    rc = kith__value_load(p + CONFLICT_HDR, wn, &out->winner);
     if (rc == 0)
-        rc = kith__regval_decode(p + CONFLICT_HDR + wn, len - CONFLICT_HDR - wn, &out->loser);
+        rc = kith__value_load(p + CONFLICT_HDR + wn, len - CONFLICT_HDR - wn, &out->loser);
     return rc < 0 ? KITH_ECORRUPT : 0;
 }

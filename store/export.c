@@ -35,6 +35,7 @@ struct doc_text {
     struct kith__wbuf text;
     struct doc_field *f;
     size_t n, cap;
+    const char *fname[256]; /* the collection's field names, looked up once each */
 };
 
 /* Begin field `name`: its value is what is appended to d->text until the next begin. */
@@ -104,13 +105,18 @@ value_text(kith_replica *r, const kith_value *v, struct doc_text *d)
     return rc == KITH_EINVAL ? kith__fail(r, KITH_ECORRUPT, "a value is not UTF-8") : rc;
 }
 
-/* The name of field number `field` of collection `coll` (interned). */
+/* The name of field number `field` of collection `coll` (interned), looked up once per
+ * collection exported. */
 static int
-field_name(kith_replica *r, MDB_txn *txn, uint8_t coll, uint8_t field, const char **out)
+field_name(kith_replica *r, MDB_txn *txn, struct doc_text *d, uint8_t coll, uint8_t field,
+           const char **out)
 {
-    int rc = kith__names_name(r, txn, KITH__NAME_FIELD, coll, field, out);
+    int rc = 0;
+    if (!d->fname[field])
+        rc = kith__names_name(r, txn, KITH__NAME_FIELD, coll, field, &d->fname[field]);
     if (rc == KITH_ENOTFOUND)
         return kith__fail(r, KITH_ECORRUPT, "field %u of collection %u has no name", field, coll);
+    *out = d->fname[field];
     return rc;
 }
 
@@ -136,13 +142,13 @@ doc_registers(kith_replica *r, MDB_txn *txn, MDB_cursor *cur, const uint8_t pref
             break;
         if (k.mv_size != 18 || v.mv_size < KITH__REG_HDR_BYTES + 1)
             return kith__fail(r, KITH_ECORRUPT, "register record of %zu bytes", v.mv_size);
-        rc = kith__regval_decode((const uint8_t *)v.mv_data + KITH__REG_HDR_BYTES,
-                                 v.mv_size - KITH__REG_HDR_BYTES, &val);
+        rc = kith__value_load((const uint8_t *)v.mv_data + KITH__REG_HDR_BYTES,
+                              v.mv_size - KITH__REG_HDR_BYTES, &val);
         if (rc < 0)
             return kith__fail(r, KITH_ECORRUPT, "register %u of a document is damaged", kp[17]);
         if (val.type == KITH_TYPE_NULL)
             continue;
-        if ((rc = field_name(r, txn, kp[0], kp[17], &fname)) < 0 ||
+        if ((rc = field_name(r, txn, d, kp[0], kp[17], &fname)) < 0 ||
             (rc = field_begin(d, fname)) < 0 || (rc = value_text(r, &val, d)) < 0)
             return rc;
         field_end(d);
@@ -174,7 +180,7 @@ doc_sets(kith_replica *r, MDB_txn *txn, MDB_cursor *cur, const uint8_t prefix[17
                     return rc;
                 field_end(d);
             }
-            if ((rc = field_name(r, txn, kp[0], kp[17], &fname)) < 0 ||
+            if ((rc = field_name(r, txn, d, kp[0], kp[17], &fname)) < 0 ||
                 (rc = field_begin(d, fname)) < 0 || (rc = kith__wbuf_put(&d->text, "[", 1)) < 0)
                 return rc;
             field = kp[17];
@@ -216,7 +222,7 @@ doc_counters(kith_replica *r, MDB_txn *txn, MDB_cursor *cur, const uint8_t prefi
             const char *fname;
             kith_value val = {.type = KITH_TYPE_INT};
             memcpy(&val.u.i, &sum, sizeof sum);
-            if ((rc = field_name(r, txn, prefix[0], (uint8_t)field, &fname)) < 0 ||
+            if ((rc = field_name(r, txn, d, prefix[0], (uint8_t)field, &fname)) < 0 ||
                 (rc = field_begin(d, fname)) < 0 || (rc = value_text(r, &val, d)) < 0)
                 return rc;
             field_end(d);
@@ -249,7 +255,7 @@ doc_flags(kith_replica *r, MDB_txn *txn, MDB_cursor *cur, const uint8_t prefix[1
             break;
         if (k.mv_size != 18)
             return kith__fail(r, KITH_ECORRUPT, "flag key of %zu bytes", k.mv_size);
-        if ((rc = field_name(r, txn, kp[0], kp[17], &fname)) < 0 ||
+        if ((rc = field_name(r, txn, d, kp[0], kp[17], &fname)) < 0 ||
             (rc = field_begin(d, fname)) < 0 || (rc = kith__wbuf_put(&d->text, "true", 4)) < 0)
             return rc;
         field_end(d);

@@ -61,6 +61,8 @@ struct kith_iter {
     uint32_t next_op; /* index in commit.ops of the next entry */
     bool have_commit;
     uint8_t chain[KITH_HASH_BYTES];
+    const char *log_names[2]; /* the interned names of the last entry, and their indexes */
+    uint16_t log_cname, log_fname;
     uint64_t state_origin; /* origin whose `applied` is cached below */
     uint64_t state_applied;
     bool have_state;
@@ -723,6 +725,7 @@ log_load(kith_iter *it)
     }
     it->next_op = 0;
     it->have_commit = true;
+    it->log_names[0] = it->log_names[1] = NULL; /* the names are the new commit's */
     return 0;
 }
 
@@ -747,14 +750,23 @@ kith_iter_next_log(kith_iter *it, kith_log_entry *out)
     out->dot.seq = it->commit.first_seq + it->next_op;
     out->hlc = it->commit.hlc;
     out->kind = (kith_op_kind)op->kind;
-    nm = &it->commit.names[op->cname];
-    if (!(out->collection = kith__name_intern(it->t->r, nm->ptr, nm->len)))
-        return KITH_ENOMEM;
+    /* ops of a commit mostly share names: intern one only when it changes */
+    if (!it->log_names[0] || it->log_cname != op->cname) {
+        nm = &it->commit.names[op->cname];
+        if (!(it->log_names[0] = kith__name_intern(it->t->r, nm->ptr, nm->len)))
+            return KITH_ENOMEM;
+        it->log_cname = op->cname;
+    }
+    out->collection = it->log_names[0];
     kith__docid_from_dot(&out->doc, op->doc);
     if (kith__op_has_field(op->kind)) {
-        nm = &it->commit.names[op->fname];
-        if (!(out->field = kith__name_intern(it->t->r, nm->ptr, nm->len)))
-            return KITH_ENOMEM;
+        if (!it->log_names[1] || it->log_fname != op->fname) {
+            nm = &it->commit.names[op->fname];
+            if (!(it->log_names[1] = kith__name_intern(it->t->r, nm->ptr, nm->len)))
+                return KITH_ENOMEM;
+            it->log_fname = op->fname;
+        }
+        out->field = it->log_names[1];
     }
     if (op->kind == KITH_OP_FIELD_SET || op->kind == KITH_OP_SET_ADD ||
         op->kind == KITH_OP_SET_REMOVE || op->kind == KITH_OP_COUNTER_ADD)

@@ -187,24 +187,43 @@ schema_store(kith_replica *r, MDB_txn *txn, const struct kith__sschema *old,
     return rc;
 }
 
-/* Merge `add` into the stored schema and store the result when it changed. Takes `add`. */
+/* A schema declaration read against the schema it extends (`known`, for refs and indexes). */
+typedef int (*schema_reader)(const void *src, size_t n, const struct kith__schema *known,
+                             struct kith__schema **out, char *why, size_t why_cap);
+
 static int
-schema_declare(kith_replica *r, struct kith__schema *add)
+read_document(const void *src, size_t n, const struct kith__schema *known,
+              struct kith__schema **out, char *why, size_t why_cap)
+{
+    return kith__schema_parse(src, n, known, out, why, why_cap);
+}
+
+static int
+read_defs(const void *src, size_t n, const struct kith__schema *known, struct kith__schema **out,
+          char *why, size_t why_cap)
+{
+    return kith__schema_from_defs(src, n, known, out, why, why_cap);
+}
+
+/*
+ * Read a declaration against the stored schema, merge it in and store the result when it
+ * changed: all in one write transaction, so the schema it was read against is the one it
+ * extends.
+ */
+static int
+schema_declare(kith_replica *r, schema_reader read, const void *src, size_t n)
 {
     char why[512] = "";
     int rc = 0;
 
-    if (r->flags & KITH_RDONLY) {
-        kith__schema_free(add);
+    if (r->flags & KITH_RDONLY)
         return kith__fail(r, KITH_EREADONLY, "the replica is open read-only");
-    }
-    if (kith__txn_open_here()) {
-        kith__schema_free(add);
+    if (kith__txn_open_here())
         return kith__fail(r, KITH_EBADTXN, "a schema is declared with no transaction open");
-    }
     pthread_mutex_lock(&r->wlock); /* one writer of this handle at a time, as kith_txn does */
     for (int tries = 0;; tries++) {
         const struct kith__sschema *cur;
+        struct kith__schema *add = NULL;
         struct kith__sschema *next = NULL;
         bool changed = false;
         MDB_txn *txn;
@@ -212,13 +231,14 @@ schema_declare(kith_replica *r, struct kith__schema *add)
         if ((rc = kith__mdb_begin(r, 0, &txn)) < 0)
             break;
         rc = kith__schema_current(r, txn, &cur);
+        if (rc == 0)
+            rc = read(src, n, cur->decl, &add, why, sizeof why);
         if (rc == 0 && !(next = calloc(1, sizeof *next)))
             rc = KITH_ENOMEM;
-        if (rc == 0) {
+        if (rc == 0)
             rc = kith__schema_merge(cur->decl, add, &next->decl, &changed, why, sizeof why);
-            if (rc == KITH_ESCHEMA)
-                rc = kith__fail(r, rc, "%s", why);
-        }
+        if (rc == KITH_ESCHEMA || rc == KITH_ETOOBIG)
+            rc = kith__fail(r, rc, "%s", why);
         if (rc == 0 && changed) {
             next->version = cur->version + 1;
             rc = schema_store(r, txn, cur, next);
@@ -229,6 +249,7 @@ schema_declare(kith_replica *r, struct kith__schema *add)
             mdb_txn_abort(txn);
         kith__mdb_end(r);
         sschema_free(next);
+        kith__schema_free(add);
         if (rc != MDB_MAP_FULL || tries == MAX_GROWTHS) {
             if (rc == MDB_MAP_FULL)
                 rc = -ENOSPC;
@@ -240,61 +261,26 @@ schema_declare(kith_replica *r, struct kith__schema *add)
             break;
     }
     pthread_mutex_unlock(&r->wlock);
-    kith__schema_free(add);
     return rc;
 }
 
 int
 kith_schema_apply(kith_replica *r, const char *json, size_t len)
 {
-    struct kith__schema *add = NULL;
-    const struct kith__sschema *cur;
-    char why[512] = "";
-    MDB_txn *txn;
-    int rc;
-
     if (!r || (!json && len > 0))
         return KITH_EINVAL;
     if (len > KITH__SCHEMA_MAX_BYTES)
         return kith__fail(r, KITH_ETOOBIG, "schema document of %zu bytes (at most %u)", len,
                           KITH__SCHEMA_MAX_BYTES);
-    if ((rc = kith__mdb_begin(r, MDB_RDONLY, &txn)) < 0)
-        return rc;
-    rc = kith__schema_current(r, txn, &cur);
-    if (rc == 0)
-        rc = kith__schema_parse(json, len, cur->decl, &add, why, sizeof why);
-    mdb_txn_abort(txn);
-    kith__mdb_end(r);
-    if (rc == KITH_ESCHEMA || rc == KITH_ETOOBIG)
-        return kith__fail(r, rc, "%s", why);
-    if (rc < 0)
-        return rc;
-    return schema_declare(r, add);
+    return schema_declare(r, read_document, json, len);
 }
 
 int
 kith_schema_declare(kith_replica *r, const kith_collection_def *colls, size_t n)
 {
-    struct kith__schema *add = NULL;
-    const struct kith__sschema *cur;
-    char why[512] = "";
-    MDB_txn *txn;
-    int rc;
-
     if (!r || (!colls && n > 0))
         return KITH_EINVAL;
-    if ((rc = kith__mdb_begin(r, MDB_RDONLY, &txn)) < 0)
-        return rc;
-    rc = kith__schema_current(r, txn, &cur);
-    if (rc == 0)
-        rc = kith__schema_from_defs(colls, n, cur->decl, &add, why, sizeof why);
-    mdb_txn_abort(txn);
-    kith__mdb_end(r);
-    if (rc == KITH_ESCHEMA || rc == KITH_ETOOBIG)
-        return kith__fail(r, rc, "%s", why);
-    if (rc < 0)
-        return rc;
-    return schema_declare(r, add);
+    return schema_declare(r, read_defs, colls, n);
 }
 
 int

@@ -239,6 +239,7 @@ struct kith__applier {
     struct kith__names_cache names;     /* names looked up in this transaction */
     const struct kith__sschema *schema; /* the indexes to keep */
     MDB_cursor *counts_c, *flags_c;     /* opened on first use */
+    const char *coll_names[256];        /* interned names of collection numbers, for events */
 };
 
 struct kith_txn {
@@ -429,11 +430,6 @@ void kith__wcache_prefetch(struct kith__applier *a, const struct kith__commit *c
 int kith__wcache_spill(struct kith__applier *a);
 extern size_t kith__wcache_budget; /* bytes; 12 MiB (tests lower it to make spills happen) */
 void kith__wcache_free(struct kith__wcache *c);
-
-/* Register value <-> regs byte form. encode writes into `out` (room for 1 + payload). */
-size_t kith__regval_size(const kith_value *v);
-void kith__regval_encode(const kith_value *v, uint8_t *out);
-int kith__regval_decode(const uint8_t *p, size_t len, kith_value *out);
 
 /* The origins record, read or written directly. A missing record reads as all zeros. */
 int kith__origin_get(kith_replica *r, MDB_txn *txn, uint64_t origin, struct kith__origin_state *o);

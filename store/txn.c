@@ -413,13 +413,11 @@ write_prepare(kith_txn *t, const char *collection, struct target *tg)
     if (tg->cd == NULL)
         return txn_failed(t,
                           kith__fail(t->r, KITH_ENOTFOUND, "no collection named %s", collection));
+    /* a declaration numbers its names when it is stored (store/schema.c): nothing to write */
     rc = kith__names_get(t->r, t->txn, &t->ap.names, KITH__NAME_COLL, 0, collection,
-                         strlen(collection), true, &tg->coll);
-    if (rc == MDB_MAP_FULL)
-        rc = grow_and_replay(t) == 0
-                 ? kith__names_get(t->r, t->txn, &t->ap.names, KITH__NAME_COLL, 0, collection,
-                                   strlen(collection), true, &tg->coll)
-                 : rc;
+                         strlen(collection), false, &tg->coll);
+    if (rc == KITH_ENOTFOUND)
+        rc = kith__fail(t->r, KITH_ECORRUPT, "%s is declared but has no number", collection);
     return rc < 0 ? txn_failed(t, rc) : 0;
 }
 
@@ -455,7 +453,10 @@ field_prepare(kith_txn *t, struct target *tg, const char *field, kith__crdt want
         return txn_failed(t,
                           kith__fail(t->r, KITH_ESCHEMA, "%s: %s", field, crdt_use(tg->fd->crdt)));
     rc = kith__names_get(t->r, t->txn, &t->ap.names, KITH__NAME_FIELD, tg->coll, field,
-                         strlen(field), true, &tg->field);
+                         strlen(field), false, &tg->field);
+    if (rc == KITH_ENOTFOUND)
+        rc = kith__fail(t->r, KITH_ECORRUPT, "%s.%s is declared but has no number", tg->cd->name,
+                        field);
     return rc < 0 ? txn_failed(t, rc) : 0;
 }
 
@@ -869,8 +870,8 @@ reg_get(kith_txn *t, uint8_t coll, const kith_docid *doc, uint8_t field, kith_va
         v.mv_data = copy;
     }
     *found = true;
-    rc = kith__regval_decode((const uint8_t *)v.mv_data + KITH__REG_HDR_BYTES,
-                             v.mv_size - KITH__REG_HDR_BYTES, out);
+    rc = kith__value_load((const uint8_t *)v.mv_data + KITH__REG_HDR_BYTES,
+                          v.mv_size - KITH__REG_HDR_BYTES, out);
     return rc < 0 ? kith__fail(t->r, rc, "regs: bad value") : 0;
 }
 

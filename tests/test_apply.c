@@ -5,6 +5,7 @@
  * through received ops), and a commit from a clock too far ahead waits as pending.
  */
 #include "kith_test.h"
+#include "schema.h"
 #include "store.h"
 
 #include <criterion/criterion.h>
@@ -31,10 +32,10 @@ Test(apply, regval_round_trip)
     vals[7].type = KITH_TYPE_BYTES;
     for (int i = 0; i < 8; i++) {
         kith_value out;
-        size_t n = kith__regval_size(&vals[i]);
+        size_t n = kith__value_stored_size(&vals[i]);
         cr_assert_leq(n, sizeof buf);
-        kith__regval_encode(&vals[i], buf);
-        cr_assert_eq(kith__regval_decode(buf, n, &out), 0, "value %d", i);
+        kith__value_store(&vals[i], buf);
+        cr_assert_eq(kith__value_load(buf, n, &out), 0, "value %d", i);
         cr_assert_eq(out.type, vals[i].type);
         switch (out.type) {
         case KITH_TYPE_INT:
@@ -55,12 +56,12 @@ Test(apply, regval_round_trip)
         }
         /* a byte short or long is refused for fixed-size types */
         if (n > 1 && out.type != KITH_TYPE_STRING && out.type != KITH_TYPE_DATE)
-            cr_assert_lt(kith__regval_decode(buf, n - 1, &out), 0);
+            cr_assert_lt(kith__value_load(buf, n - 1, &out), 0);
     }
     uint8_t bad[2] = {99, 0};
     kith_value out;
-    cr_assert_lt(kith__regval_decode(bad, 2, &out), 0);
-    cr_assert_lt(kith__regval_decode(bad, 0, &out), 0);
+    cr_assert_lt(kith__value_load(bad, 2, &out), 0);
+    cr_assert_lt(kith__value_load(bad, 0, &out), 0);
 }
 
 /* ---- generated histories -------------------------------------------------------------- */

@@ -20,6 +20,7 @@
 #include "kith.h"
 #include "kith_test.h"
 #include "mem.h"
+#include "schema.h"
 #include "store.h"
 
 #include <criterion/criterion.h>
@@ -582,7 +583,7 @@ store_dump(struct world *w, kith_replica *r)
                 textf(w, &l, " F ");
                 text_name(w, &l, r, txn, kp[0], kp[17]);
                 textf(w, &l, " ");
-                CHECK(w, kith__regval_decode(vp + 24, v.mv_size - 24, &val) == 0, "regval");
+                CHECK(w, kith__value_load(vp + 24, v.mv_size - 24, &val) == 0, "regval");
                 text_value(w, &l, &val);
                 textf(w, &l, " @%016llx %016llx:%llu", (unsigned long long)kith__be64_get(vp),
                       (unsigned long long)kith__be64_get(vp + 8),
