@@ -78,18 +78,26 @@ assert_exports(kith_replica *r, const char *expected_path)
     free(got);
 }
 
-Test(compat, v1_replica_opens_verifies_and_shows_the_same_state)
+/* A copy of the replica of fixture directory `vdir` in a fresh directory; the caller
+ * removes it. */
+static char *
+fixture_copy(const char *vdir)
 {
     char *dir = kt_tmpdir(), path[512], from[512];
-    kith_replica *r = NULL;
-    kith_verify_report rep;
-
-    snprintf(from, sizeof from, "%s/replica-a/data.mdb", V1);
+    snprintf(from, sizeof from, "%s/replica-a/data.mdb", vdir);
     snprintf(path, sizeof path, "%s/data.mdb", dir);
     copy_file(from, path, 0600);
-    snprintf(from, sizeof from, "%s/replica-a/key", V1);
+    snprintf(from, sizeof from, "%s/replica-a/key", vdir);
     snprintf(path, sizeof path, "%s/key", dir);
     copy_file(from, path, 0600);
+    return dir;
+}
+
+Test(compat, v1_replica_opens_verifies_and_shows_the_same_state)
+{
+    char *dir = fixture_copy(V1);
+    kith_replica *r = NULL;
+    kith_verify_report rep;
 
     cr_assert_eq(kith_open(dir, 0, &r), 0, "open: %s", kith_errmsg(r));
     cr_assert_eq(kith_verify(r, &rep), 0);
@@ -122,20 +130,6 @@ Test(compat, v1_bundle_merges_into_a_new_replica)
     kt_free(&x);
 }
 
-/* A copy of the format-1 replica in a fresh directory; the caller removes it. */
-static char *
-v1_copy(void)
-{
-    char *dir = kt_tmpdir(), path[512], from[512];
-    snprintf(from, sizeof from, "%s/replica-a/data.mdb", V1);
-    snprintf(path, sizeof path, "%s/data.mdb", dir);
-    copy_file(from, path, 0600);
-    snprintf(from, sizeof from, "%s/replica-a/key", V1);
-    snprintf(path, sizeof path, "%s/key", dir);
-    copy_file(from, path, 0600);
-    return dir;
-}
-
 static uint32_t
 format_of(const char *dir)
 {
@@ -157,7 +151,7 @@ format_of(const char *dir)
  * schema, and stays format 1; opened to write, it is upgraded in place. */
 Test(compat, v1_replica_read_only_then_upgraded)
 {
-    char *dir = v1_copy();
+    char *dir = fixture_copy(V1);
     kith_replica *r = NULL;
     kith_txn *t;
     kith_iter *it;
@@ -204,7 +198,7 @@ Test(compat, v1_replica_read_only_then_upgraded)
  * commits of format 1 travel beside new ones of format 2. */
 Test(compat, v1_replica_keeps_syncing_with_a_new_one)
 {
-    char *dir = v1_copy();
+    char *dir = fixture_copy(V1);
     struct kt_replica x = kt_new();
     struct kt_replica old = {.dir = dir, .root = NULL, .r = NULL};
     kith_verify_report rep;
@@ -245,17 +239,11 @@ Test(compat, v1_replica_keeps_syncing_with_a_new_one)
  * that never declared deals, merges into a new replica to the same state. */
 Test(compat, v2_replica_and_bundle)
 {
-    char *dir = kt_tmpdir(), path[512], from[512];
+    char *dir = fixture_copy(V2);
     kith_replica *r = NULL;
     kith_verify_report rep;
     uint64_t version = 0;
 
-    snprintf(from, sizeof from, "%s/replica-a/data.mdb", V2);
-    snprintf(path, sizeof path, "%s/data.mdb", dir);
-    copy_file(from, path, 0600);
-    snprintf(from, sizeof from, "%s/replica-a/key", V2);
-    snprintf(path, sizeof path, "%s/key", dir);
-    copy_file(from, path, 0600);
     cr_assert_eq(kith_open(dir, 0, &r), 0, "open: %s", kith_errmsg(NULL));
     cr_assert_eq(kith_verify(r, &rep), 0);
     cr_assert_eq(rep.problems, 0, "%s", rep.first_problem);
