@@ -155,52 +155,75 @@ names_span(const uint8_t *p, size_t len, enum kith__mp_type want, size_t *at, si
     return 0;
 }
 
-/* Note a canonical commit's names in the batch's table; *wire_len gets its length on the
- * wire. 0, KITH_EINVAL (not a commit), KITH_ETOOBIG, KITH_ENOMEM. */
+/* How a canonical commit goes on the wire, as names_intern planned it: its length there,
+ * where its names lie (at == end: it travels as it is), and their indexes in the batch's
+ * table, ix[first .. first + n) of the batch's one array. */
+struct wire_commit {
+    size_t len, at, end, first, n;
+};
+
+struct wire_plan {
+    struct wire_commit *c;
+    uint32_t *ix;
+    size_t nix, capix;
+};
+
+/* Note a canonical commit's names in the batch's table and plan its wire form in *w.
+ * 0, KITH_EINVAL (a commit of format 2's shape that the decoder would refuse: it cannot
+ * travel), KITH_ETOOBIG, KITH_ENOMEM. */
 static int
-names_intern(struct name_set *s, const uint8_t *p, size_t len, size_t *wire_len)
+names_intern(struct name_set *s, struct wire_plan *plan, const uint8_t *p, size_t len,
+             struct wire_commit *w)
 {
-    size_t at, end, off, w;
     uint64_t n;
-    int rc = names_span(p, len, KITH__MP_STR, &at, &end, &n);
+    int rc = names_span(p, len, KITH__MP_STR, &w->at, &w->end, &n);
+    w->first = plan->nix;
+    w->n = 0;
     if (rc != 0) {
-        *wire_len = len;
+        w->len = len;
+        w->at = w->end = len;
         return rc == 1 ? 0 : KITH_EINVAL;
     }
-    w = at + (len - end);
-    for (off = at; off < end;) {
+    if (plan->nix + n > plan->capix) {
+        size_t cap = plan->capix ? plan->capix : 256;
+        while (cap < plan->nix + n)
+            cap *= 2;
+        uint32_t *ix = realloc(plan->ix, cap * sizeof *ix);
+        if (!ix)
+            return KITH_ENOMEM;
+        plan->ix = ix;
+        plan->capix = cap;
+    }
+    w->len = w->at + (len - w->end);
+    for (size_t off = w->at; off < w->end;) {
         struct kith__mp_head e;
         (void)kith__mp_head(p + off, len - off, &e);
         if (!kith__name_valid((const char *)p + off + e.size, (size_t)e.v))
-            return KITH_EINVAL; /* not a commit the decoder accepts: it cannot travel */
+            return KITH_EINVAL;
         long k = name_set_put(s, p + off + e.size, (uint32_t)e.v, true);
         if (k < 0)
             return (int)k;
-        w += uint_size((uint64_t)k);
+        plan->ix[plan->nix++] = (uint32_t)k;
+        w->n++;
+        w->len += uint_size((uint64_t)k);
         off += e.size + (size_t)e.v;
     }
-    *wire_len = w;
     return 0;
 }
 
-/* Write a canonical commit as it goes on the wire (names_intern has seen it). */
+/* Write a canonical commit as it goes on the wire, as names_intern planned it: the bytes
+ * around its names as they are, its names as indexes. */
 static int
-names_pack(msgpack_packer *pk, struct name_set *s, const uint8_t *p, size_t len, size_t wire_len)
+names_pack(msgpack_packer *pk, const struct wire_plan *plan, const uint8_t *p, size_t len,
+           const struct wire_commit *w)
 {
-    size_t at, end, off;
-    uint64_t n;
-    int prc = msgpack_pack_bin(pk, wire_len);
-    if (names_span(p, len, KITH__MP_STR, &at, &end, &n) != 0)
+    int prc = msgpack_pack_bin(pk, w->len);
+    if (w->at == w->end)
         return prc | msgpack_pack_bin_body(pk, p, len);
-    prc |= msgpack_pack_bin_body(pk, p, at);
-    for (off = at; off < end;) {
-        struct kith__mp_head e;
-        (void)kith__mp_head(p + off, len - off, &e);
-        long k = name_set_put(s, p + off + e.size, (uint32_t)e.v, true);
-        prc |= msgpack_pack_uint64(pk, (uint64_t)k);
-        off += e.size + (size_t)e.v;
-    }
-    return prc | msgpack_pack_bin_body(pk, p + end, len - end);
+    prc |= msgpack_pack_bin_body(pk, p, w->at);
+    for (size_t i = 0; i < w->n; i++)
+        prc |= msgpack_pack_uint64(pk, plan->ix[w->first + i]);
+    return prc | msgpack_pack_bin_body(pk, p + w->end, len - w->end);
 }
 
 /* Rebuild the canonical bytes of a commit received in a batch of format 2, whose names are
@@ -291,7 +314,7 @@ kith__batch_encode(const struct kith__batch *b, struct kith__wbuf *out)
 {
     struct table *t;
     struct name_set names = {0};
-    size_t *wire = NULL;
+    struct wire_plan plan = {0};
     msgpack_packer pk;
     size_t start, need = 32;
     int prc = 0, rc = KITH_EINVAL;
@@ -299,8 +322,8 @@ kith__batch_encode(const struct kith__batch *b, struct kith__wbuf *out)
     if (!b || !out || (b->ncommits && !b->commits) || (b->nheads && !b->heads))
         return KITH_EINVAL;
     t = calloc(1, sizeof *t);
-    wire = calloc(b->ncommits ? b->ncommits : 1, sizeof *wire);
-    if (!t || !wire) {
+    plan.c = calloc(b->ncommits ? b->ncommits : 1, sizeof *plan.c);
+    if (!t || !plan.c) {
         rc = KITH_ENOMEM;
         goto out_table;
     }
@@ -309,10 +332,10 @@ kith__batch_encode(const struct kith__batch *b, struct kith__wbuf *out)
         if (c->first_seq == 0 || c->len < COMMIT_MIN_BYTES || !c->bytes ||
             c->len > KITH__MAX_BATCH_BYTES || table_step(t, c->origin, c->first_seq, 0) < 0)
             goto out_table;
-        if ((rc = names_intern(&names, c->bytes, c->len, &wire[i])) < 0)
+        if ((rc = names_intern(&names, &plan, c->bytes, c->len, &plan.c[i])) < 0)
             goto out_table;
         rc = KITH_EINVAL;
-        need += 24 + wire[i];
+        need += 24 + plan.c[i].len;
     }
     for (size_t i = 0; i < b->nheads; i++) {
         if (table_step(t, b->heads[i].origin, b->heads[i].seq, 1) < 0)
@@ -345,7 +368,7 @@ kith__batch_encode(const struct kith__batch *b, struct kith__wbuf *out)
         const struct kith__batch_commit *c = &b->commits[i];
         prc |= msgpack_pack_uint64(&pk, (uint64_t)table_index(t, c->origin));
         prc |= msgpack_pack_uint64(&pk, c->first_seq);
-        prc |= names_pack(&pk, &names, c->bytes, c->len, wire[i]);
+        prc |= names_pack(&pk, &plan, c->bytes, c->len, &plan.c[i]);
     }
     prc |= msgpack_pack_array(&pk, 3 * b->nheads);
     for (size_t i = 0; i < b->nheads; i++) {
@@ -362,7 +385,8 @@ kith__batch_encode(const struct kith__batch *b, struct kith__wbuf *out)
     }
 out_table:
     name_set_free(&names);
-    free(wire);
+    free(plan.c);
+    free(plan.ix);
     free(t);
     return rc;
 }
