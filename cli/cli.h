@@ -285,6 +285,14 @@ json_t *cli_peer_json(const kith_peer *p);
  * of text without its newline ("3 ops held: origin ID, clock 2 h 13 min ahead (...)"). */
 json_t *cli_hold_json(const kith_hold *h);
 void cli_hold_text(const kith_hold *h, char *out, size_t cap);
+/* A fork record as JSON (status; spec/cli.md "fork"), and as one line of text without its
+ * newline ("origin ID forked at seq S: peer P showed another history ..."). */
+json_t *cli_fork_json(const kith_fork *f);
+void cli_fork_text(const kith_fork *f, char *out, size_t cap);
+/* Warn on stderr of the `n` forks recorded last (a sync or bundle just found them). */
+void cli_warn_forks(const struct cli *c, kith_replica *r, uint64_t n);
+/* A clock offset for people: "+20 s", "-1 s 250 ms", "0 ms". */
+void cli_clock_text(int64_t ms, char out[40]);
 /* A schema's version and digest (kith_schema_info, kith_peer) for people: "v3 1a2b3c4d", the
  * digest cut to 8 hex digits; "" when unknown (a zero digest). As JSON, into obj's
  * "schema_version" (a number) and "schema_digest" (64 hex), both null when unknown. Returns

@@ -5,7 +5,8 @@
  * All the daemon's behaviour — sockets, signals, logging, retries — lives in the library so
  * that an embedding app gets the same daemon; this file only turns flags into a
  * kith_serve_opts and reports the outcome. `kith sync` exits 0 only when both sides ended
- * holding the same ops.
+ * holding the same ops: not while they hold two histories of a forked origin, which it names
+ * on stderr when the session found the fork (spec/decisions.md D-12).
  *
  * One exception: `kith serve` raises its soft limit of open files to the hard one before
  * serving. Every connection costs the daemon a descriptor, and the usual soft limit is what a
@@ -158,6 +159,12 @@ cmd_sync(struct cli *c, int argc, char **argv)
         goto out_close;
     }
     cli_id_hex(info.peer_id, peer);
+    cli_warn_forks(c, r, info.forks);
+    kith_fork *forks = NULL;
+    size_t nforks = 0;
+    if (kith_forks_get(r, &forks, &nforks) < 0)
+        nforks = 0;
+    kith_forks_free(forks, nforks);
     if (json) {
         json_t *o = json_object();
         int bad = o == NULL;
@@ -168,13 +175,17 @@ cmd_sync(struct cli *c, int argc, char **argv)
         bad |= cli_jset(o, "batches_sent", json_integer((json_int_t)info.batches_sent));
         bad |= cli_jset(o, "batches_received", json_integer((json_int_t)info.batches_received));
         bad |= cli_jset(o, "converged", json_boolean(info.converged));
+        bad |= cli_jset(o, "forks_found", json_integer((json_int_t)info.forks));
+        bad |= cli_jset(o, "forked_origins", json_integer((json_int_t)nforks));
+        bad |= cli_jset(o, "protocol", json_integer((json_int_t)info.proto));
         rc = cli_json_print(c, cli_json_done(o, bad));
     } else {
         printf("synced with %s: sent %llu ops in %llu batches, received %llu ops in %llu "
-               "batches; %s\n",
+               "batches; %s%s\n",
                peer, (unsigned long long)info.ops_sent, (unsigned long long)info.batches_sent,
                (unsigned long long)info.ops_received, (unsigned long long)info.batches_received,
-               info.converged ? "converged" : "not converged");
+               info.converged ? "converged" : "not converged",
+               !info.converged && nforks > 0 ? " (an origin has forked: kith status)" : "");
     }
     if (rc == CLI_OK && !info.converged)
         rc = CLI_FAIL;

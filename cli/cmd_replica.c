@@ -110,6 +110,18 @@ status_json(kith_replica *r, const kith_status *s, const struct schema_info *sch
     for (size_t i = 0; !bad && i < s->nholds; i++)
         bad |= json_array_append_new(arr, cli_hold_json(&s->holds[i])) < 0;
     bad |= cli_jset(o, "holds", arr);
+    arr = json_array();
+    bad |= arr == NULL;
+    for (size_t i = 0; !bad && i < s->nforks; i++)
+        bad |= json_array_append_new(arr, cli_fork_json(&s->forks[i])) < 0;
+    bad |= cli_jset(o, "forks", arr);
+    bool measured = s->clock_peers > 0;
+    bad |= cli_jset(o, "clock_offset_ms",
+                    measured ? json_integer((json_int_t)s->clock_offset_ms) : NULL);
+    bad |= cli_jset(o, "clock_peers", json_integer((json_int_t)s->clock_peers));
+    bad |= cli_jset(o, "clock_off",
+                    json_boolean(measured && (s->clock_offset_ms > KITH_CLOCK_TOLERANCE_MS ||
+                                              s->clock_offset_ms < -KITH_CLOCK_TOLERANCE_MS)));
     return cli_json_done(o, bad);
 }
 
@@ -129,6 +141,18 @@ status_text(const struct cli *c, kith_replica *r, const kith_status *s,
     cli_schema_text(schema->version, schema->digest, text);
     printf("%sschema%s         %s\n", b, n, text[0] != '\0' ? text : "(none declared)");
     printf("%sclock%s          %s (+%u)\n", b, n, clock, (unsigned)(s->hlc & 0xffff));
+    if (s->clock_peers > 0) {
+        char off[40];
+        bool over = s->clock_offset_ms > KITH_CLOCK_TOLERANCE_MS ||
+                    s->clock_offset_ms < -KITH_CLOCK_TOLERANCE_MS;
+        cli_clock_text(s->clock_offset_ms, off);
+        printf("%sclock vs peers%s %s (median of %zu peer%s)%s\n", b, n, off, s->clock_peers,
+               s->clock_peers == 1 ? "" : "s",
+               over ? s->clock_offset_ms > 0
+                          ? ": AHEAD by more than the 5 s tolerance, fix this clock"
+                          : ": BEHIND by more than the 5 s tolerance, fix this clock"
+                    : "");
+    }
     printf("%sversion%s        %s\n", b, n, vvtext[0] != '\0' ? vvtext : "(empty)");
     printf("%sops logged%s     %llu\n", b, n, (unsigned long long)s->ops_logged);
     printf("%spending ops%s    %llu\n", b, n, (unsigned long long)s->pending_ops);
@@ -138,6 +162,13 @@ status_text(const struct cli *c, kith_replica *r, const kith_status *s,
         printf("               %s\n", line);
     }
     printf("%sconflicts%s      %llu open\n", b, n, (unsigned long long)s->open_conflicts);
+    if (s->nforks > 0)
+        printf("%sforks%s          %zu origin%s\n", b, n, s->nforks, s->nforks == 1 ? "" : "s");
+    for (size_t i = 0; i < s->nforks; i++) {
+        char line[512];
+        cli_fork_text(&s->forks[i], line, sizeof line);
+        printf("               %s\n", line);
+    }
     for (size_t i = 0; i < s->ncollections; i++)
         printf("%s%-15s%s%llu\n", b, s->collections[i].collection, n,
                (unsigned long long)s->collections[i].live);
@@ -166,6 +197,13 @@ status_text(const struct cli *c, kith_replica *r, const kith_status *s,
             printf(", %llu held", (unsigned long long)p->held_ops);
             if (p->held_ahead_ms > 0)
                 printf(" (clock %s ahead)", span);
+        }
+        if (p->fork_seq != 0)
+            printf(", ITS ORIGIN FORKED at seq %llu", (unsigned long long)p->fork_seq);
+        if (p->clock_checked_ms != 0) {
+            char off[40];
+            cli_clock_text(p->clock_offset_ms, off);
+            printf(", clock %s", off);
         }
         if (p->failing)
             printf(", FAILING");

@@ -34,6 +34,11 @@ cli_peer_json(const kith_peer *p)
     bad |= cli_jset(o, "held_ops", json_integer((json_int_t)p->held_ops));
     bad |= cli_jset(o, "held_ahead_ms", json_integer((json_int_t)p->held_ahead_ms));
     bad |= cli_schema_json(o, p->schema_version, p->schema_digest);
+    bool measured = p->clock_checked_ms != 0;
+    bad |= cli_jset(o, "clock_offset_ms",
+                    measured ? json_integer((json_int_t)p->clock_offset_ms) : NULL);
+    bad |= cli_jset(o, "clock_checked", measured ? cli_json_time(p->clock_checked_ms) : NULL);
+    bad |= cli_jset(o, "fork_seq", p->fork_seq ? json_integer((json_int_t)p->fork_seq) : NULL);
     return cli_json_done(o, bad);
 }
 
@@ -133,13 +138,96 @@ cli_hold_text(const kith_hold *h, char *out, size_t cap)
     }
 }
 
+json_t *
+cli_fork_json(const kith_fork *f)
+{
+    json_t *o = json_object();
+    int bad = o == NULL;
+    bool ends = false;
+
+    for (size_t i = 0; i < KITH_HASH_BYTES; i++)
+        ends |= f->ours[i] != 0;
+    bad |= cli_jset(o, "origin", cli_json_id(f->origin));
+    bad |= cli_jset(o, "seq", json_integer((json_int_t)f->seq));
+    bad |= cli_jset(o, "ours", ends ? cli_json_hex(f->ours, KITH_HASH_BYTES) : NULL);
+    bad |= cli_jset(o, "theirs", cli_json_hex(f->theirs, KITH_HASH_BYTES));
+    bad |= cli_jset(o, "seen_from", cli_json_id(f->seen_from));
+    bad |= cli_jset(o, "found", cli_json_time(f->recorded_ms));
+    bad |= cli_jset(o, "source", json_string(f->source == KITH_FORK_BATCH ? "batch" : "handshake"));
+    bad |=
+        cli_jset(o, "signed_head_seq", f->has_head ? json_integer((json_int_t)f->head_seq) : NULL);
+    return cli_json_done(o, bad);
+}
+
+void
+cli_fork_text(const kith_fork *f, char *out, size_t cap)
+{
+    char id[KITH_ID_HEX + 1], from[KITH_ID_HEX + 1], when[32];
+
+    cli_id_hex(f->origin, id);
+    cli_id_hex(f->seen_from, from);
+    cli_time(f->recorded_ms, when);
+    snprintf(out, cap,
+             "origin %s forked at seq %llu: peer %s showed another history (%s, %s); its ops "
+             "beyond seq %llu are neither taken nor sent",
+             id, (unsigned long long)f->seq, from,
+             f->source == KITH_FORK_BATCH ? "a signed batch" : "at the handshake", when,
+             (unsigned long long)f->seq);
+}
+
+static int
+fork_newer(const void *a, const void *b)
+{
+    int64_t x = ((const kith_fork *)a)->recorded_ms, y = ((const kith_fork *)b)->recorded_ms;
+    return (x < y) - (x > y);
+}
+
+void
+cli_warn_forks(const struct cli *c, kith_replica *r, uint64_t n)
+{
+    kith_fork *f = NULL;
+    size_t nf = 0;
+    char line[512];
+
+    if (n == 0 || kith_forks_get(r, &f, &nf) < 0)
+        return;
+    qsort(f, nf, sizeof *f, fork_newer);
+    for (size_t i = 0; i < nf && i < n; i++) {
+        cli_fork_text(&f[i], line, sizeof line);
+        fprintf(stderr, "kith: %s: warning: %s (kith status lists the forks)\n",
+                c->name ? c->name : "kith", line);
+    }
+    kith_forks_free(f, nf);
+}
+
+void
+cli_clock_text(int64_t ms, char out[40])
+{
+    char span[32];
+
+    kith_duration_format(ms < 0 ? -ms : ms, span);
+    snprintf(out, 40, "%s%s", ms < 0 ? "-" : ms > 0 ? "+" : "", span);
+}
+
 /* A peer record as a row of `kith peers`. 0, or the code of a failed write. */
 static int
 peer_row(struct cli_list *l, const kith_peer *p)
 {
     char id[KITH_ID_HEX + 1], pending[24], when[32] = "never", fails[16], held[64] = "", span[32];
-    char schema[32];
+    char schema[32], clock[48] = "", state[64] = "";
     cli_id_hex(p->id, id);
+    if (p->clock_checked_ms != 0) {
+        char off[40];
+        cli_clock_text(p->clock_offset_ms, off);
+        bool over = p->clock_offset_ms > KITH_CLOCK_TOLERANCE_MS ||
+                    p->clock_offset_ms < -KITH_CLOCK_TOLERANCE_MS;
+        snprintf(clock, sizeof clock, "%s%s", off, over ? " (off)" : "");
+    }
+    if (p->fork_seq != 0)
+        snprintf(state, sizeof state, "forked at %llu%s", (unsigned long long)p->fork_seq,
+                 p->failing ? ", failing" : "");
+    else if (p->failing)
+        snprintf(state, sizeof state, "failing");
     cli_schema_text(p->schema_version, p->schema_digest, schema);
     snprintf(pending, sizeof pending, "%llu", (unsigned long long)p->pending_ops);
     snprintf(fails, sizeof fails, "%u", (unsigned)p->failures);
@@ -159,8 +247,9 @@ peer_row(struct cli_list *l, const kith_peer *p)
                          p->forked    ? "forked"
                          : p->trusted ? "trusted"
                                       : "no",
-                         p->failing ? "failing" : NULL,
+                         state[0] ? state : NULL,
                          schema[0] ? schema : NULL,
+                         clock[0] ? clock : NULL,
                          pending,
                          held[0] ? held : NULL,
                          when,
@@ -193,9 +282,9 @@ peer_fill(struct cli_list *l, void *ctx)
 static int
 list_peers(const struct cli *c, bool json, bool trusted_only)
 {
-    static const char *const head[] = {"ID",        "NAME",     "ADDRESS",   "TRUST",
-                                       "STATE",     "SCHEMA",   "PENDING",   "HELD",
-                                       "LAST SYNC", "FAILURES", "LAST ERROR"};
+    static const char *const head[] = {"ID",    "NAME",      "ADDRESS",  "TRUST",
+                                       "STATE", "SCHEMA",    "CLOCK",    "PENDING",
+                                       "HELD",  "LAST SYNC", "FAILURES", "LAST ERROR"};
     kith_replica *r = NULL;
     kith_peer *peers = NULL;
     size_t n = 0;
@@ -442,6 +531,7 @@ cmd_bundle_apply(struct cli *c, int argc, char **argv)
         bad |= cli_jset(o, "ops_applied", json_integer((json_int_t)info.ops_applied));
         bad |= cli_jset(o, "ops_pending", json_integer((json_int_t)info.ops_pending));
         bad |= cli_jset(o, "conflicts", json_integer((json_int_t)info.conflicts));
+        bad |= cli_jset(o, "forks", json_integer((json_int_t)info.forks));
         json_t *arr = json_array();
         bad |= arr == NULL;
         for (size_t i = 0; !bad && i < nholds; i++)
@@ -461,6 +551,9 @@ cmd_bundle_apply(struct cli *c, int argc, char **argv)
             printf("%s\n", line);
         }
     }
+    /* The honest part applied: that is what the command promises, so it succeeds; the
+     * fork is a standing condition of the replica, named here and by `kith status`. */
+    cli_warn_forks(c, r, info.forks);
 out_close:
     kith_holds_free(holds, nholds);
     kith_close(r);

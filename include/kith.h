@@ -527,6 +527,15 @@ typedef struct kith_status {
      * origin (kith_holds_get's list, read in the same transaction as the counts above). */
     size_t nholds;
     struct kith_hold *holds;
+    /* Appended in 0.3.0: the forked origins (kith_forks_get's list, read in the same
+     * transaction), and this machine's clock against its peers': the median over the peers
+     * whose clock a handshake measured of how far ours is ahead of theirs (negative:
+     * behind), and how many peers that is (0: none measured; the offset is then 0). Beyond
+     * KITH_CLOCK_TOLERANCE_MS either way, this clock is the one to fix. */
+    size_t nforks;
+    struct kith_fork *forks;
+    int64_t clock_offset_ms;
+    size_t clock_peers;
 } kith_status;
 
 /* Allocates *out, released with kith_status_free(). */
@@ -562,6 +571,42 @@ typedef struct kith_hold {
  * held. *out is released with kith_holds_free(). Errors: KITH_ECORRUPT, KITH_ENOMEM. */
 KITH_API KITH_NODISCARD int kith_holds_get(kith_replica *r, kith_hold **out, size_t *n);
 KITH_API void kith_holds_free(kith_hold *holds, size_t n);
+
+/*
+ * Forks: an origin that signed two histories (two devices writing under one key, a replica
+ * restored from a copy and written to). A replica that meets the other history — in a
+ * handshake, where both sides compare chain heads, or in a batch or bundle — records what
+ * it saw, once per origin, and from then on takes nothing of that origin beyond `seq` and
+ * sends nothing of it beyond `seq`, while every other origin syncs as before
+ * (spec/data-model.md "Forks"). Resolving a fork is for a later version.
+ */
+typedef enum kith_fork_source {
+    KITH_FORK_HANDSHAKE = 1, /* a peer's handshake named another chain head at `seq` */
+    KITH_FORK_BATCH = 2      /* a batch or bundle carried the origin's signed other history */
+} kith_fork_source;
+
+typedef struct kith_fork {
+    uint64_t origin;                 /* the replica id that signed two histories */
+    uint64_t seq;                    /* where they were seen to differ: ops of the origin
+                                        beyond it are neither taken nor sent */
+    uint8_t ours[KITH_HASH_BYTES];   /* our chain hash after seq; zeros when no commit of
+                                        ours ends there */
+    uint8_t theirs[KITH_HASH_BYTES]; /* the other history's chain hash after seq */
+    uint64_t seen_from;              /* the peer that showed the other history */
+    int64_t recorded_ms;             /* when this replica recorded it */
+    int source;                      /* kith_fork_source */
+    /* KITH_FORK_BATCH: the origin's signature over the other history's head (seq, chain),
+     * the half of a fork proof that this replica does not hold in its own log */
+    bool has_head;
+    uint64_t head_seq;
+    uint8_t head_chain[KITH_HASH_BYTES];
+    uint8_t head_sig[KITH_SIG_BYTES];
+} kith_fork;
+
+/* The forks recorded here, one per origin, by origin; *n is 0 when there are none. *out is
+ * released with kith_forks_free(). Errors: KITH_ECORRUPT, KITH_ENOMEM. */
+KITH_API KITH_NODISCARD int kith_forks_get(kith_replica *r, kith_fork **out, size_t *n);
+KITH_API void kith_forks_free(kith_fork *forks, size_t n);
 
 /* ---------------------------------------------------------------------------------------
  * The op log.
@@ -628,6 +673,9 @@ typedef struct kith_apply_info {
     uint64_t ops_applied; /* ops applied to the state by this call (may include older pending) */
     uint64_t ops_pending; /* ops still waiting after this call */
     uint64_t conflicts;   /* conflicts recorded */
+    /* Appended in 0.3.0: */
+    uint64_t forks; /* origins this call found forked (kith_forks_get): their runs were set
+                       aside, every other origin's applied */
 } kith_apply_info;
 
 /*
@@ -635,7 +683,13 @@ typedef struct kith_apply_info {
  * contiguous with what is held, every chain hash and signature correct, every value fit for
  * the schema — or nothing changes. Applying the same batch twice changes nothing the second
  * time. `info` may be NULL.
- * Errors: KITH_EMALFORMED, KITH_ETOOBIG, KITH_EUNTRUSTED, KITH_EBADSIG, KITH_EGAP, KITH_EFORK,
+ *
+ * A fork is not a failure of the batch: an origin whose signed run differs from the history
+ * held here has forked; the evidence is recorded (kith_forks_get), that origin's run is set
+ * aside, the other origins' runs are applied, and the call returns 0 with info->forks
+ * counting the origins newly found forked. From then on nothing of a forked origin beyond
+ * the fork's seq is taken from a batch or put into one (spec/data-model.md "Forks").
+ * Errors: KITH_EMALFORMED, KITH_ETOOBIG, KITH_EUNTRUSTED, KITH_EBADSIG, KITH_EGAP,
  * KITH_ESCHEMA, KITH_EVERSION, -errno; kith_errmsg names the origin and seq.
  */
 KITH_API KITH_NODISCARD int kith_batch_apply(kith_replica *r, const void *data, size_t len,
@@ -687,7 +741,19 @@ typedef struct kith_peer {
      * version 0 and a zero digest when unknown. Peers with other schemas sync all the same. */
     uint64_t schema_version;
     uint8_t schema_digest[KITH_HASH_BYTES];
+    /* Appended in 0.3.0: the peer's wall clock against ours at its last handshake of
+     * protocol 3 (its clock minus ours, half the round trip allowed for when this side
+     * dialled), and when that was measured; both 0 when never measured. */
+    int64_t clock_offset_ms;
+    int64_t clock_checked_ms;
+    uint64_t fork_seq; /* its own origin has forked here at this seq (kith_forks_get); 0: not */
 } kith_peer;
+
+/* How far a peer's clock may be from ours before it is reported (kith_status_get's
+ * clock_offset_ms, `kith peers`, the daemon's log): a twelfth of the minute beyond which a
+ * commit is held for its clock (spec/data-model.md PEND-3), so that a drifting clock is
+ * named long before its writes are held or win races they should not. */
+#define KITH_CLOCK_TOLERANCE_MS 5000
 
 /* Consecutive failed attempts after which a peer shows as failing, unless a daemon is told
  * otherwise (kith_serve_opts.failing_after). */
@@ -772,7 +838,10 @@ typedef struct kith_sync_info {
     uint64_t peer_id;
     uint64_t ops_sent, ops_received;
     uint64_t batches_sent, batches_received;
-    bool converged; /* both sides hold the same ops at the end */
+    bool converged; /* both sides hold the same ops at the end, and no origin has forked */
+    /* Appended in 0.3.0: */
+    uint64_t forks; /* origins this session found forked (at the handshake, or in a batch) */
+    uint32_t proto; /* the protocol version the session spoke (2 with a kith 0.2 peer) */
 } kith_sync_info;
 
 /*

@@ -171,6 +171,9 @@ struct kith__peerstate {
     bool dirty;                     /* known/acked_cursor moved since the record was written */
     bool loaded;                    /* known/acked_cursor were read from the peer record */
     uint32_t failing_after;         /* failures in a row that mark it failing (0: default) */
+    uint32_t proto_hint;            /* it refused our newest protocol: dial it with this one
+                                       (0: unknown, try the newest); cleared when it says
+                                       it speaks the newest */
     char name[64];                  /* its name in the peer record, for the log; "" if none */
 };
 
@@ -213,9 +216,16 @@ struct kith__session {
     bool done_sent;          /* DONE sent since the last BATCH we sent */
     bool peer_done;          /* DONE received since the last BATCH received */
     bool applied;            /* a batch changed the replica (for relaying); caller clears */
+    bool diverged;           /* the peer holds another history of some origin (its heads
+                                differ from ours, or a batch of it forked) */
     int64_t last_rx_ms, last_tx_ms, opened_ms;
-    int error;     /* why it closed (0: BYE) */
-    char why[256]; /* the detail, for logs and the peer record */
+    uint32_t proto;        /* the protocol version spoken (client: offered in HELLO) */
+    uint32_t proto_max;    /* the newest this side speaks: KITH__WIRE_PROTO, or lower in a
+                              test that plays an older kith (0: KITH__WIRE_PROTO) */
+    int64_t hello_mono_ms; /* client: when HELLO left, for the round trip */
+    int64_t hello_wall_ms; /* client: the clock HELLO carried */
+    int error;             /* why it closed (0: BYE) */
+    char why[256];         /* the detail, for logs and the peer record */
     kith_sync_info stats;
 };
 

@@ -22,6 +22,14 @@
  * replicas whose apps declared different schemas (one app version ahead of another) sync all
  * the same. Each side tells its schema's version and digest and records the other's in the
  * peer record, where `kith peers` shows it.
+ *
+ * In protocol 3 the handshake also carries, per origin in the vector, the chain hash at that
+ * seq, and the sender's wall clock. Each side compares the peer's heads with its own log, so
+ * that two replicas holding different histories of one origin at the same seqs find the fork
+ * the first time they meet (store/forks.c records it; batches then leave that origin's ops
+ * beyond the fork out), and records how far the peer's clock is from its own. A kith 0.2
+ * peer speaks protocol 2: a server answers in the version the HELLO spoke; a client whose
+ * HELLO of protocol 3 is refused for its version says HELLO again in protocol 2 (NET-7).
  */
 #include "fault.h"
 #include "net.h"
@@ -58,6 +66,12 @@ send_msg(struct kith__session *s, const struct kith__msg *m)
     return rc;
 }
 
+static uint32_t
+proto_max(const struct kith__session *s)
+{
+    return s->proto_max ? s->proto_max : KITH__WIRE_PROTO;
+}
+
 /* A message carrying this replica's current vector. */
 static int
 send_with_vv(struct kith__session *s, struct kith__msg *m)
@@ -72,11 +86,13 @@ send_with_vv(struct kith__session *s, struct kith__msg *m)
     return rc;
 }
 
+/* HELLO or WELCOME in the session's protocol: protocol 3 adds each vector entry's chain
+ * head, read with the vector in one transaction, and this replica's clock. */
 static int
 send_hello(struct kith__session *s, int type)
 {
     struct kith__msg m;
-    uint8_t pk[KITH_PUBKEY_BYTES], digest[KITH_HASH_BYTES];
+    uint8_t pk[KITH_PUBKEY_BYTES], digest[KITH_HASH_BYTES], *heads = NULL;
     int rc;
 
     memset(&m, 0, sizeof(m));
@@ -84,11 +100,22 @@ send_hello(struct kith__session *s, int type)
     if ((rc = kith_schema_info(s->r, &m.schema_version, digest)) < 0)
         return rc;
     m.type = type;
-    m.proto = KITH__WIRE_PROTO;
+    m.proto = s->proto;
     m.id = kith_replica_id(s->r);
     m.pk = pk;
     m.schema_digest = digest;
-    return send_with_vv(s, &m);
+    if (s->proto < 3)
+        return send_with_vv(s, &m);
+    if ((rc = kith__heads_read(s->r, &m.vv, &heads)) < 0)
+        return rc;
+    m.heads = heads;
+    m.clock_ms = (uint64_t)kith__replica_now_ms(s->r);
+    s->hello_mono_ms = kith__mono_ms();
+    s->hello_wall_ms = (int64_t)m.clock_ms;
+    rc = send_msg(s, &m);
+    kith_vv_free(&m.vv);
+    free(heads);
+    return rc;
 }
 
 void
@@ -232,6 +259,7 @@ kith__session_start_client(struct kith__session *s, kith_replica *r, const struc
     s->stats.peer_id = peer->id;
     s->opened_ms = s->last_rx_ms = kith__mono_ms();
     s->state = KITH__SS_HELLO;
+    s->proto = peer->proto_hint ? peer->proto_hint : proto_max(s);
     rc = send_hello(s, KITH__MSG_HELLO);
     if (rc < 0)
         kith__session_close(s, rc, false, false, "could not send HELLO: %s", kith_strerror(rc));
@@ -264,14 +292,15 @@ refuse_version(struct kith__session *s, uint32_t proto)
 {
     struct kith__msg m;
     char theirs[KITH__WIRE_MAX_REASON];
-    bool older = proto < KITH__WIRE_PROTO;
+    bool older = proto < KITH__WIRE_PROTO_MIN;
 
     if (older)
-        snprintf(theirs, sizeof theirs, "your kith is older (protocol %u, here %u): upgrade it",
-                 proto, KITH__WIRE_PROTO);
+        snprintf(theirs, sizeof theirs,
+                 "your kith is older (protocol %u, here %u to %u): upgrade it", proto,
+                 KITH__WIRE_PROTO_MIN, proto_max(s));
     else
         snprintf(theirs, sizeof theirs,
-                 "the refusing kith is older (protocol %u, yours %u): upgrade it", KITH__WIRE_PROTO,
+                 "the refusing kith is older (protocol %u, yours %u): upgrade it", proto_max(s),
                  proto);
     memset(&m, 0, sizeof(m));
     m.type = KITH__MSG_REFUSE;
@@ -285,7 +314,7 @@ refuse_version(struct kith__session *s, uint32_t proto)
     else
         kith__session_close(s, KITH_EVERSION, false, false,
                             "peer runs a newer kith (protocol %u, here %u): upgrade this one",
-                            proto, KITH__WIRE_PROTO);
+                            proto, proto_max(s));
     return KITH_EVERSION;
 }
 
@@ -296,8 +325,13 @@ check_hello(struct kith__session *s, const struct kith__msg *m)
 {
     uint8_t x[32];
 
-    if (m->proto != KITH__WIRE_PROTO)
+    if (m->proto < KITH__WIRE_PROTO_MIN || m->proto > proto_max(s))
         return refuse_version(s, m->proto); /* nothing else of the message was decoded */
+    if (s->client && m->proto != s->proto) {
+        kith__session_close(s, KITH_EPROTO, true, false,
+                            "WELCOME of protocol %u to a HELLO of protocol %u", m->proto, s->proto);
+        return KITH_EPROTO;
+    }
     if (kith_id_from_pubkey(m->pk) != m->id) {
         kith__session_close(s, KITH_EPROTO, true, false, "replica id does not match its key");
         return KITH_EPROTO;
@@ -351,6 +385,74 @@ note_schema(struct kith__session *s, const struct kith__msg *m)
               (unsigned long long)mine_v, b);
 }
 
+/*
+ * Protocol 3: compare the peer's chain heads with this replica's log (NET-25). A fork found
+ * is recorded (once per origin, store/forks.c) and logged as a warning, once: an origin that
+ * is known forked is not found again. It does not end the session: the other origins sync,
+ * and batches leave the forked origin's ops beyond the fork out. A check that cannot run
+ * (a full disk) is logged and the session goes on; the peer makes the same check.
+ */
+static void
+note_forks(struct kith__session *s, const struct kith__msg *m)
+{
+    kith_fork *found = NULL;
+    size_t n = 0;
+    char who[96], ours[17], theirs[17];
+    int rc = kith__heads_check(s->r, s->peer->id, &m->vv, m->heads, &found, &n);
+
+    if (rc < 0) {
+        kith__log(s->log, KITH_LOG_WARNING, "peer %s: could not compare chain heads: %s (%s)",
+                  kith__session_peer_name(s, who, sizeof who), kith_strerror(rc),
+                  kith_errmsg(s->r));
+        return;
+    }
+    s->diverged |= rc > 0;
+    for (size_t i = 0; i < n; i++) {
+        const kith_fork *f = &found[i];
+        bool ends = false;
+        for (size_t j = 0; j < KITH_HASH_BYTES; j++)
+            ends |= f->ours[j] != 0;
+        kith__hex(f->ours, 8, ours);
+        kith__hex(f->theirs, 8, theirs);
+        kith__log(s->log, KITH_LOG_WARNING,
+                  "origin %016llx has forked: at seq %llu peer %s holds chain head %s… where "
+                  "this replica holds %s%s; its ops beyond seq %llu are neither taken nor sent "
+                  "until the fork is resolved",
+                  (unsigned long long)f->origin, (unsigned long long)f->seq,
+                  kith__session_peer_name(s, who, sizeof who), theirs,
+                  ends ? ours : "no commit end", ends ? "…" : "", (unsigned long long)f->seq);
+    }
+    s->stats.forks += n;
+    free(found);
+}
+
+/*
+ * Protocol 3: keep how far the peer's clock is from ours (its minus ours) in its record, and
+ * warn when it first goes beyond KITH_CLOCK_TOLERANCE_MS. `offset_ms` is raw on the server
+ * (one network delay too large, well under a millisecond on a LAN) and corrected by half the
+ * round trip on the client.
+ */
+static void
+note_clock(struct kith__session *s, int64_t offset_ms)
+{
+    char who[96], span[32];
+    int rc = kith__peer_record_clock(s->r, s->peer->id, offset_ms, kith__now_ms());
+
+    if (rc < 0) {
+        kith__log(s->log, KITH_LOG_DEBUG, "peer %016llx: recording its clock failed: %s",
+                  (unsigned long long)s->peer->id, kith_strerror(rc));
+        return;
+    }
+    if (rc == 0)
+        return;
+    kith_duration_format(offset_ms < 0 ? -offset_ms : offset_ms, span);
+    kith__log(s->log, KITH_LOG_WARNING,
+              "peer %s: its clock is %s %s of this one's, more than the tolerance of %d s: one of "
+              "the two is wrong (kith status compares this clock with every peer's)",
+              kith__session_peer_name(s, who, sizeof who), span, offset_ms < 0 ? "behind" : "ahead",
+              KITH_CLOCK_TOLERANCE_MS / 1000);
+}
+
 static int
 on_hello(struct kith__session *s, const struct kith__msg *m)
 {
@@ -375,7 +477,15 @@ on_hello(struct kith__session *s, const struct kith__msg *m)
         kith__session_close(old, KITH_ETIMEDOUT, true, false,
                             "superseded by a new session from the same replica");
     s->stats.peer_id = m->id;
+    s->proto = m->proto; /* answered in the version it spoke */
+    s->stats.proto = s->proto;
+    if (s->proto == KITH__WIRE_PROTO)
+        s->peer->proto_hint = 0; /* it speaks the newest now, whatever it did before */
     note_schema(s, m); /* before WELCOME: once the client is in, the record says who it is */
+    if (s->proto >= 3) {
+        note_forks(s, m);
+        note_clock(s, (int64_t)m->clock_ms - kith__replica_now_ms(s->r));
+    }
     if ((rc = peer_open(s, &m->vv)) < 0 || (rc = send_hello(s, KITH__MSG_WELCOME)) < 0) {
         kith__session_close(s, rc, false, false, "could not answer HELLO: %s", kith_strerror(rc));
         return rc;
@@ -403,11 +513,40 @@ on_welcome(struct kith__session *s, const struct kith__msg *m)
         kith__session_close(s, rc, false, false, "out of memory");
         return rc;
     }
+    s->stats.proto = s->proto;
     note_schema(s, m);
+    if (s->proto >= 3) {
+        /* its clock was read about half a round trip after ours */
+        int64_t rtt = kith__mono_ms() - s->hello_mono_ms;
+        note_forks(s, m);
+        note_clock(s, (int64_t)m->clock_ms - (s->hello_wall_ms + rtt / 2));
+    }
     s->state = KITH__SS_OPEN;
     s->want = true;
     kith__log(s->log, KITH_LOG_DEBUG, "session with %016llx open", (unsigned long long)m->id);
     return 0;
+}
+
+/* A batch found forks: name each (recorded since `since_ms`) in a warning, once. */
+static void
+log_batch_forks(struct kith__session *s, uint64_t seq, int64_t since_ms)
+{
+    kith_fork *f = NULL;
+    size_t n = 0;
+    char who[96];
+
+    if (kith_forks_get(s->r, &f, &n) < 0)
+        return;
+    for (size_t i = 0; i < n; i++)
+        if (f[i].recorded_ms >= since_ms && f[i].source == KITH_FORK_BATCH &&
+            f[i].seen_from == s->peer->id)
+            kith__log(s->log, KITH_LOG_WARNING,
+                      "origin %016llx has forked: batch %llu from peer %s carries its signed "
+                      "history that differs from this replica's at seq %llu; that origin's run "
+                      "was set aside, the others applied",
+                      (unsigned long long)f[i].origin, (unsigned long long)seq,
+                      kith__session_peer_name(s, who, sizeof who), (unsigned long long)f[i].seq);
+    kith_forks_free(f, n);
 }
 
 static int
@@ -423,6 +562,7 @@ on_batch(struct kith__session *s, const struct kith__msg *m)
         return KITH_EPROTO;
     }
     memset(&info, 0, sizeof(info));
+    int64_t since_ms = kith__now_ms();
     rc = kith_batch_apply(s->r, m->data, m->len, &info);
     if (rc < 0) {
         kith__session_close(s, rc, true, false, "batch %llu refused: %s (%s)",
@@ -435,6 +575,11 @@ on_batch(struct kith__session *s, const struct kith__msg *m)
     s->stats.ops_received += info.ops_new + info.ops_known;
     if (info.ops_new || info.ops_applied)
         s->applied = true;
+    if (info.forks > 0) {
+        s->diverged = true;
+        s->stats.forks += info.forks;
+        log_batch_forks(s, m->seq, since_ms);
+    }
     if ((rc = kith__netvv_merge(&s->peer->known, &m->vv)) < 0)
         goto out_fail;
     memset(&ack, 0, sizeof(ack));
@@ -610,6 +755,25 @@ session_input(struct kith__session *s, const void *frame, size_t len)
         break;
     case KITH__MSG_REFUSE: {
         int code = m.code <= -9001 && m.code >= -9100 ? m.code : KITH_EPROTO;
+        if (s->client && s->state == KITH__SS_HELLO && s->proto > KITH__WIRE_PROTO_MIN &&
+            (code == KITH_EVERSION || code == KITH_ETOOBIG)) {
+            /* A kith 0.2 refuses a HELLO of protocol 3 for its version (or, past its 64 KiB,
+             * its size), and its session is then closed: the next frame opens another. Say
+             * HELLO in the oldest protocol spoken here, once; its refusal is final. */
+            char who[96];
+            kith__log(s->log, KITH_LOG_INFO,
+                      "peer %s refused protocol %u (%.*s): speaking protocol %u to it, without "
+                      "the fork check and clock of the handshake",
+                      kith__session_peer_name(s, who, sizeof who), s->proto, (int)m.reason_len,
+                      m.reason, KITH__WIRE_PROTO_MIN);
+            s->proto = KITH__WIRE_PROTO_MIN;
+            s->peer->proto_hint = s->proto;
+            rc = send_hello(s, KITH__MSG_HELLO);
+            if (rc < 0)
+                kith__session_close(s, rc, false, false, "could not send HELLO: %s",
+                                    kith_strerror(rc));
+            break;
+        }
         if (s->client && s->state == KITH__SS_HELLO && code == KITH_EMALFORMED) {
             /* Our HELLO is well formed; a kith of protocol 1 cannot read it (it has one
              * element more) and refuses it as malformed instead of by its version. */
@@ -617,7 +781,7 @@ session_input(struct kith__session *s, const void *frame, size_t len)
             kith__session_close(s, code, false, false,
                                 "peer could not read our HELLO (protocol %u): it likely runs "
                                 "an older kith, upgrade it (it said: %.*s)",
-                                KITH__WIRE_PROTO, (int)m.reason_len, m.reason);
+                                s->proto, (int)m.reason_len, m.reason);
         } else {
             kith__session_close(s, code, false, false, "peer refused: %.*s", (int)m.reason_len,
                                 m.reason);

@@ -203,7 +203,9 @@ kith_sync(kith_replica *r, const char *endpoint, const uint8_t *peer_pk, int tim
         *info = s.stats;
         info->peer_id = peer.id;
         if (rc == 0 && kith_vv_get(r, &mine) == 0) {
-            info->converged = kith__netvv_equal(&mine, &peer.known);
+            /* equal vectors do not make equal states while the two hold different histories
+             * of an origin (a fork, NET-25) */
+            info->converged = kith__netvv_equal(&mine, &peer.known) && !s.diverged;
             kith_vv_free(&mine);
         }
     }

@@ -4,9 +4,10 @@
  * small stack of counts, so that msgpack-c, which reserves storage for whatever count a header
  * claims, only ever sees frames whose counts the bytes can back. The decoder then insists on
  * one exact shape per type; there are no optional fields, so one message has one encoding
- * apart from msgpack's choice of integer widths. The one exception is a HELLO or WELCOME of
- * another protocol version, read only as far as its version number (wire.h), so that a peer
- * running another kith is told so instead of being refused as malformed.
+ * apart from msgpack's choice of integer widths. HELLO and WELCOME have one shape per
+ * protocol this kith speaks (2 and 3); one of another version is read only as far as its
+ * version number (wire.h), so that a peer running another kith is told so instead of being
+ * refused as malformed.
  */
 #include "wire.h"
 
@@ -250,17 +251,18 @@ kith__wire_encode(const struct kith__msg *m, msgpack_sbuffer *out)
     msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
     switch (m->type) {
     case KITH__MSG_HELLO:
-    case KITH__MSG_WELCOME:
-        if (m->proto != KITH__WIRE_PROTO) {
+    case KITH__MSG_WELCOME: {
+        bool v3 = m->proto == 3;
+        if (m->proto != 2 && !v3) {
             /* another version's: its number is all this one can say of it (wire.h) */
             if (msgpack_pack_array(&pk, 2) != 0 || msgpack_pack_int(&pk, m->type) != 0 ||
                 msgpack_pack_uint32(&pk, m->proto) != 0)
                 return KITH_ENOMEM;
             return 0;
         }
-        if (!m->pk || !m->schema_digest)
+        if (!m->pk || !m->schema_digest || (v3 && m->vv.len > 0 && !m->heads))
             return KITH_EINVAL;
-        if (msgpack_pack_array(&pk, 7) != 0 || msgpack_pack_int(&pk, m->type) != 0 ||
+        if (msgpack_pack_array(&pk, v3 ? 9 : 7) != 0 || msgpack_pack_int(&pk, m->type) != 0 ||
             msgpack_pack_uint32(&pk, m->proto) != 0 || msgpack_pack_uint64(&pk, m->id) != 0)
             return KITH_ENOMEM;
         if ((rc = pack_bin(&pk, m->pk, KITH_PUBKEY_BYTES)) < 0)
@@ -269,7 +271,13 @@ kith__wire_encode(const struct kith__msg *m, msgpack_sbuffer *out)
             return KITH_ENOMEM;
         if ((rc = pack_bin(&pk, m->schema_digest, KITH_HASH_BYTES)) < 0)
             return rc;
-        return pack_vv(&pk, &m->vv);
+        if ((rc = pack_vv(&pk, &m->vv)) < 0 || !v3)
+            return rc;
+        if ((rc = pack_bin(&pk, m->vv.len ? m->heads : (const uint8_t *)"",
+                           m->vv.len * KITH_HASH_BYTES)) < 0)
+            return rc;
+        return msgpack_pack_uint64(&pk, m->clock_ms) != 0 ? KITH_ENOMEM : 0;
+    }
     case KITH__MSG_REFUSE: {
         size_t n = m->reason ? m->reason_len : 0;
         if (n > KITH__WIRE_MAX_REASON)
@@ -394,8 +402,12 @@ kith__wire_decode(const void *frame, size_t len, struct kith__msg *m)
     if (!get_u64(&a[0], &u) || u < KITH__MSG_HELLO || u > KITH__MSG_BYE)
         return KITH_EMALFORMED;
     m->type = (int)u;
-    if (m->type != KITH__MSG_BATCH && len > KITH__WIRE_MAX_CONTROL)
+    if (m->type == KITH__MSG_HELLO || m->type == KITH__MSG_WELCOME) {
+        if (len > KITH__WIRE_MAX_HELLO)
+            return KITH_ETOOBIG;
+    } else if (m->type != KITH__MSG_BATCH && len > KITH__WIRE_MAX_CONTROL) {
         return KITH_ETOOBIG;
+    }
 
     switch (m->type) {
     case KITH__MSG_HELLO:
@@ -403,13 +415,20 @@ kith__wire_decode(const void *frame, size_t len, struct kith__msg *m)
         if (n < 2 || !get_u64(&a[1], &u) || u > UINT32_MAX)
             return KITH_EMALFORMED;
         m->proto = (uint32_t)u;
-        if (m->proto != KITH__WIRE_PROTO)
+        if (m->proto != 2 && m->proto != 3)
             return 0; /* another version's layout: the session refuses it by its number */
-        if (n != 7 || !get_u64(&a[2], &m->id) || !get_bin(&a[3], KITH_PUBKEY_BYTES, &m->pk) ||
-            !get_u64(&a[4], &m->schema_version) ||
+        if (n != (m->proto == 3 ? 9u : 7u) || !get_u64(&a[2], &m->id) ||
+            !get_bin(&a[3], KITH_PUBKEY_BYTES, &m->pk) || !get_u64(&a[4], &m->schema_version) ||
             !get_bin(&a[5], KITH_HASH_BYTES, &m->schema_digest))
             return KITH_EMALFORMED;
-        return get_vv(&a[6], &m->vv);
+        if ((rc = get_vv(&a[6], &m->vv)) < 0 || m->proto == 2)
+            return rc;
+        /* one head per vv entry, nothing more or less: an origin without an entry has none */
+        if (a[7].type != MSGPACK_OBJECT_BIN || a[7].via.bin.size != m->vv.len * KITH_HASH_BYTES ||
+            !get_u64(&a[8], &m->clock_ms))
+            return KITH_EMALFORMED;
+        m->heads = m->vv.len ? (const uint8_t *)a[7].via.bin.ptr : NULL;
+        return 0;
     case KITH__MSG_REFUSE:
         if (n != 3 || a[2].type != MSGPACK_OBJECT_STR || a[2].via.str.size > KITH__WIRE_MAX_REASON)
             return KITH_EMALFORMED;

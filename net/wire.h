@@ -10,8 +10,9 @@
  * each size; a frame that is not exactly one well-formed message is KITH_EMALFORMED.
  *
  *  type  name     elements (after the type)                                     frame limit
- *  1     HELLO    proto u32, id u64, pk bin32, schema_v u64, schema bin32, vv    64 KiB
- *  2     WELCOME  proto u32, id u64, pk bin32, schema_v u64, schema bin32, vv    64 KiB
+ *  1     HELLO    proto u32, id u64, pk bin32, schema_v u64, schema bin32, vv,   256 KiB
+ *                 and in protocol 3: heads bin(32 x vv entries), clock u64
+ *  2     WELCOME  as HELLO                                                       256 KiB
  *  3     REFUSE   code int (a KITH_E* number), reason str <= 200                 64 KiB
  *  4     BATCH    seq u64 >= 1, has_more bool, sender vv, batch bin             16 MiB
  *  5     ACK      seq u64 >= 1, vv                                               64 KiB
@@ -21,11 +22,14 @@
  *  9     BYE      (none)                                                         64 KiB
  *
  * vv: a flat array [origin, seq, origin, seq, ...] of u64, origins strictly ascending, every
- * seq >= 1, at most KITH__WIRE_MAX_ORIGINS pairs.
+ * seq >= 1, at most KITH__WIRE_MAX_ORIGINS pairs. heads: the chain hash after each vv entry's
+ * seq, 32 bytes each in vv order, in one bin of exactly 32 x (vv entries) bytes. clock: the
+ * sender's wall clock in ms since 1970.
  *
  * The one thing every protocol version keeps is where HELLO and WELCOME say which version
- * they speak: element 1, a u32. A HELLO or WELCOME of a version other than KITH__WIRE_PROTO
- * is decoded that far and no further, whatever its layout (protocol 1's had no schema_v), so
+ * they speak: element 1, a u32. This kith speaks protocols 2 (kith 0.2, without heads and
+ * clock) and 3, each with its own exact layout; a HELLO or WELCOME of any other version is
+ * decoded that far and no further, whatever its layout (protocol 1's had no schema_v), so
  * that the session can refuse it by its version and say so (NET-7) rather than as a
  * malformed frame; the encoder writes such a message as [type, proto] alone.
  */
@@ -39,9 +43,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define KITH__WIRE_PROTO 2u                /* protocol version spoken here (NET-7) */
+#define KITH__WIRE_PROTO 3u                /* newest protocol version spoken here (NET-7) */
+#define KITH__WIRE_PROTO_MIN 2u            /* oldest, spoken to a peer of kith 0.2 */
 #define KITH__WIRE_MAX_FRAME (16u << 20)   /* any frame; ZMQ_MAXMSGSIZE on every socket */
-#define KITH__WIRE_MAX_CONTROL (64u << 10) /* every frame but BATCH */
+#define KITH__WIRE_MAX_CONTROL (64u << 10) /* every frame but BATCH, HELLO, WELCOME */
+#define KITH__WIRE_MAX_HELLO (256u << 10)  /* HELLO, WELCOME: 4096 x (vv pair + head) fit */
 #define KITH__WIRE_MAX_ORIGINS 4096u       /* entries of a version vector */
 #define KITH__WIRE_MAX_REASON 200u         /* bytes of a REFUSE reason */
 #define KITH__WIRE_MAX_DEPTH 3             /* message array > vv array: depth 2 used */
@@ -62,10 +68,11 @@ enum kith__msg_type {
 };
 
 /*
- * One message. After kith__wire_decode, pk, schema_digest, data and reason are views into the
- * frame (or into `unpacked`), valid until kith__wire_clear; vv.entries is owned by the message.
- * A HELLO or WELCOME whose proto is not KITH__WIRE_PROTO carries its type and proto alone
- * (pk and schema_digest NULL). For encoding the caller fills the fields its type uses; vv is
+ * One message. After kith__wire_decode, pk, schema_digest, heads, data and reason are views
+ * into the frame (or into `unpacked`), valid until kith__wire_clear; vv.entries is owned by
+ * the message. A HELLO or WELCOME of a protocol this kith does not speak carries its type and
+ * proto alone (pk and schema_digest NULL); one of protocol 2 has no heads (NULL) and no clock
+ * (0). For encoding the caller fills the fields its type and proto use; vv and heads are
  * borrowed.
  */
 struct kith__msg {
@@ -76,6 +83,9 @@ struct kith__msg {
     uint64_t schema_version;      /* HELLO, WELCOME: the sender's kith_schema_info */
     const uint8_t *schema_digest; /* HELLO, WELCOME: KITH_HASH_BYTES, likewise */
     kith_vv vv;                   /* HELLO, WELCOME, BATCH (sender's), ACK, DONE */
+    const uint8_t *heads;         /* HELLO, WELCOME of protocol 3: KITH_HASH_BYTES per vv entry,
+                                     the chain hash after that entry's seq */
+    uint64_t clock_ms;            /* HELLO, WELCOME of protocol 3: the sender's wall clock */
     uint64_t seq;                 /* BATCH, ACK */
     bool has_more;                /* BATCH */
     const uint8_t *data;          /* BATCH: the kith batch bytes */
@@ -108,7 +118,8 @@ int kith__wire_encode(const struct kith__msg *m, msgpack_sbuffer *out);
 /*
  * Decode one frame into `m` (which the caller clears with kith__wire_clear afterwards, also
  * on failure). Returns 0, KITH_ETOOBIG (frame above its type's limit), KITH_EMALFORMED
- * (anything else wrong: guard, shape, types, sizes, vv order), KITH_ENOMEM.
+ * (anything else wrong: guard, shape, types, sizes, vv order, heads not 32 bytes for each vv
+ * entry), KITH_ENOMEM.
  */
 int kith__wire_decode(const void *frame, size_t len, struct kith__msg *m);
 

@@ -9,8 +9,10 @@
  *
  * The receiver changes nothing until everything checks: each origin trusted, each run
  * contiguous with what it holds (commits it already holds must be byte-identical: a
- * different commit under a valid signature is a fork, whose evidence is kept and whose origin
- * is refused from then on), the chain recomputed over the new commits, the head signature
+ * different commit under a valid signature is a fork, whose evidence is kept (forks.c) and
+ * whose run is set aside while the other origins' runs apply; nothing of a forked origin
+ * beyond its fork is taken or sent from then on), the chain recomputed over the new commits,
+ * the head signature
  * verified, every commit decoded and checked against the schema. Then ONE LMDB write
  * transaction logs the new commits and applies each one whose named dots are applied and
  * whose clock is not too far ahead, retrying older pending commits until nothing moves.
@@ -47,10 +49,18 @@ struct logpos {
     MDB_cursor *cur;
 };
 
+/* A forked origin: nothing of it beyond `cap` leaves this replica (data-model.md FORK-3). */
+struct fork_cap {
+    uint64_t origin;
+    uint64_t cap; /* the highest seq at or below the fork at which a head can be signed */
+};
+
 struct builder {
     kith_replica *r;
     MDB_txn *txn;
     struct kith__batch b;
+    struct fork_cap *caps;
+    size_t ncaps;
     size_t capcommits;
     struct run *runs;
     size_t nruns, capruns;
@@ -244,31 +254,63 @@ run_extend(struct builder *bd, struct run *rn)
     }
 }
 
-/* Run fn in a write transaction of its own, growing the map on MDB_MAP_FULL. */
+/*
+ * The forked origins and how far each may be sent: this replica's own up to the fork's seq
+ * (its heads are signed as the batch is built); another's up to the highest head at or
+ * below the fork that `sigs` holds, since a run ends at a head its origin signed. Nothing
+ * of a forked origin when no such head exists. The list is empty, and costs one lookup,
+ * while nothing has forked.
+ */
 static int
-write_small(kith_replica *r, int (*fn)(kith_replica *, MDB_txn *, void *), void *ctx)
+caps_load(struct builder *bd)
 {
-    MDB_txn *txn;
-    int rc;
+    kith_fork *forks = NULL;
+    size_t n = 0;
+    int rc = kith__forks_read(bd->r, bd->txn, &forks, &n);
 
-    for (int tries = 0;; tries++) {
-        rc = kith__mdb_begin(r, 0, &txn);
-        if (rc < 0)
-            return rc;
-        rc = fn(r, txn, ctx);
-        if (rc == 0)
-            rc = kith__mdb_txn_commit(txn);
-        else
-            mdb_txn_abort(txn);
-        kith__mdb_end(r);
-        if (rc != MDB_MAP_FULL)
-            return rc > 0 ? kith__mdb_err(rc) : rc;
-        if (tries == MAX_GROWTHS)
-            return -ENOSPC;
-        rc = kith__map_grow(r);
-        if (rc < 0)
-            return rc;
+    if (rc < 0 || n == 0)
+        return rc;
+    bd->caps = calloc(n, sizeof *bd->caps);
+    if (bd->caps == NULL) {
+        free(forks);
+        return KITH_ENOMEM;
     }
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        struct fork_cap *fc = &bd->caps[bd->ncaps++];
+        fc->origin = forks[i].origin;
+        fc->cap = forks[i].seq;
+        if (fc->origin == bd->r->id)
+            continue;
+        MDB_cursor *cur;
+        uint8_t kb[16];
+        MDB_val k = {16, kb}, v;
+        rc = kith__mdb_err(kith__mdb_cursor_open(bd->txn, bd->r->sigs, &cur));
+        if (rc < 0)
+            break;
+        kith__be64_put(kb, fc->origin);
+        kith__be64_put(kb + 8, fc->cap + 1);
+        int mrc = kith__mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+        if (mrc == 0 || mrc == MDB_NOTFOUND)
+            mrc = kith__mdb_cursor_get(cur, &k, &v, mrc == 0 ? MDB_PREV : MDB_LAST);
+        fc->cap = 0;
+        if (mrc == 0 && k.mv_size == 16 && kith__be64_get(k.mv_data) == fc->origin)
+            fc->cap = kith__be64_get((const uint8_t *)k.mv_data + 8);
+        else if (mrc != 0 && mrc != MDB_NOTFOUND)
+            rc = kith__mdb_err(mrc);
+        mdb_cursor_close(cur);
+    }
+    free(forks);
+    return rc;
+}
+
+/* Does the commit of `origin` ending at `last` stay here because its origin forked? */
+static bool
+capped(const struct builder *bd, uint64_t origin, uint64_t last)
+{
+    for (size_t i = 0; i < bd->ncaps; i++)
+        if (bd->caps[i].origin == origin)
+            return last > bd->caps[i].cap;
+    return false;
 }
 
 int
@@ -304,6 +346,9 @@ kith_batch_create(kith_replica *r, const kith_batch_opts *opts, kith_buf *out,
     rc = kith__mdb_begin(r, MDB_RDONLY, &bd.txn);
     if (rc < 0)
         return rc;
+    rc = caps_load(&bd);
+    if (rc < 0)
+        goto out_txn;
     rc = kith__mdb_err(kith__mdb_cursor_open(bd.txn, r->order, &cur));
     if (rc < 0)
         goto out_txn;
@@ -345,8 +390,10 @@ kith_batch_create(kith_replica *r, const kith_batch_opts *opts, kith_buf *out,
             goto out_cursor;
         last = first + nops - 1;
         rn = run_find(&bd, origin);
-        if (last <= since || (rn != NULL && last <= rn->last)) {
-            next_cursor = counter; /* the receiver holds it, or it is in this batch */
+        if (last <= since || (rn != NULL && last <= rn->last) ||
+            (bd.ncaps > 0 && capped(&bd, origin, last))) {
+            next_cursor = counter; /* the receiver holds it, it is in this batch, or it
+                                      goes beyond its origin's fork */
             continue;
         }
         if (bd.ops > 0 &&
@@ -427,6 +474,7 @@ out_txn:
     free(bd.b.heads);
     free(bd.runs);
     free(bd.pos);
+    free(bd.caps);
     if (rc < 0) {
         kith__wbuf_free(&wb);
         return rc;
@@ -448,6 +496,7 @@ out_txn:
 struct cinfo {
     uint32_t nops;
     bool known;                     /* already held, byte-identical */
+    bool skip;                      /* its origin forked: set aside, not taken */
     uint8_t chain[KITH_HASH_BYTES]; /* chain hash after it */
 };
 
@@ -464,7 +513,8 @@ struct applying {
     uint64_t order, hlc, pending;
     int64_t now_ms;
     kith_apply_info info;
-    uint64_t fork_origin; /* set when a fork was proven */
+    uint64_t *aside; /* origins whose runs are set aside (forked), this attempt */
+    size_t naside, capaside;
     uint8_t log_tail[16]; /* the log's greatest key in this txn (zeros: none) */
     bool log_tail_known;
     bool held_only; /* no batch: only the held commits are tried again (kith_holds_apply) */
@@ -618,42 +668,68 @@ decode_one(struct applying *s, size_t i, struct kith__commit *c)
     return 0;
 }
 
-/* The chain hash after seq `end` of `origin` as logged, when `end` closes a logged commit. */
+/* Set the run of `origin` aside: its origin forked, so none of it is taken (FORK-3). */
 static int
-chain_at(struct applying *s, uint64_t origin, uint64_t end, uint8_t out[KITH_HASH_BYTES])
+set_aside(struct applying *s, uint64_t origin)
 {
-    MDB_cursor *cur;
-    uint8_t kb[16];
-    MDB_val k = {16, kb}, v;
+    if (s->naside == s->capaside) {
+        size_t cap = s->capaside ? s->capaside * 2 : 4;
+        uint64_t *p = realloc(s->aside, cap * sizeof *p);
+        if (p == NULL)
+            return KITH_ENOMEM;
+        s->aside = p;
+        s->capaside = cap;
+    }
+    s->aside[s->naside++] = origin;
+    for (size_t i = 0; i < s->b.ncommits; i++)
+        if (s->b.commits[i].origin == origin)
+            s->ci[i].skip = true;
+    return 0;
+}
+
+static bool
+is_aside(const struct applying *s, uint64_t origin)
+{
+    for (size_t i = 0; i < s->naside; i++)
+        if (s->aside[i] == origin)
+            return true;
+    return false;
+}
+
+/*
+ * The run of `origin` differs from the history held here at commit `fork_i`, and its head
+ * (`head`, over chain `h`) verified: the origin signed two histories. Keep the evidence
+ * (the first found for the origin) and set the run aside. 0, MDB_MAP_FULL, or an error.
+ */
+static int
+record_fork(struct applying *s, uint64_t origin, size_t fork_i, const struct kith__batch_head *head,
+            const uint8_t h[KITH_HASH_BYTES])
+{
+    const struct kith__batch_commit *bc = &s->b.commits[fork_i];
+    kith_fork f;
     int rc;
 
-    if (end == 0) {
-        memset(out, 0, KITH_HASH_BYTES);
-        return 0;
-    }
-    rc = kith__mdb_cursor_open(s->txn, s->r->log, &cur);
-    if (rc != 0)
-        return kith__mdb_err(rc);
-    kith__be64_put(kb, origin);
-    kith__be64_put(kb + 8, end + 1);
-    rc = kith__mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-    if (rc == 0 || rc == MDB_NOTFOUND)
-        rc = kith__mdb_cursor_get(cur, &k, &v, rc == 0 ? MDB_PREV : MDB_LAST);
-    if (rc == 0) {
-        uint32_t nops;
-        const uint8_t *chain, *bytes;
-        uint64_t order;
-        size_t len;
-        if (k.mv_size == 16 && kith__be64_get(k.mv_data) == origin &&
-            log_parse(s->r, &v, &nops, &chain, &order, &bytes, &len) == 0 &&
-            kith__be64_get((const uint8_t *)k.mv_data + 8) + nops - 1 == end) {
-            memcpy(out, chain, KITH_HASH_BYTES);
-        } else {
-            rc = MDB_NOTFOUND;
-        }
-    }
-    mdb_cursor_close(cur);
-    return rc == 0 ? 0 : KITH_ENOTFOUND;
+    memset(&f, 0, sizeof f);
+    f.origin = origin;
+    f.seq = bc->first_seq + s->ci[fork_i].nops - 1;
+    rc = kith__chain_at(s->r, s->txn, origin, f.seq, f.ours);
+    if (rc == KITH_ENOTFOUND)
+        memset(f.ours, 0, KITH_HASH_BYTES); /* no commit of ours ends there */
+    else if (rc < 0)
+        return rc;
+    memcpy(f.theirs, s->ci[fork_i].chain, KITH_HASH_BYTES);
+    f.seen_from = s->b.sender;
+    f.recorded_ms = kith__now_ms();
+    f.source = KITH_FORK_BATCH;
+    f.has_head = true;
+    f.head_seq = head->seq;
+    memcpy(f.head_chain, h, KITH_HASH_BYTES);
+    memcpy(f.head_sig, head->sig, KITH_SIG_BYTES);
+    rc = kith__fork_put(s->r, s->txn, &f);
+    if (rc < 0 || rc == MDB_MAP_FULL)
+        return rc;
+    s->info.forks += (uint64_t)rc;
+    return set_aside(s, origin);
 }
 
 /*
@@ -670,14 +746,17 @@ verify_run(struct applying *s, uint64_t origin)
     struct kith__origin_slot *slot;
     uint8_t pk[KITH_PUBKEY_BYTES], h[KITH_HASH_BYTES];
     const struct kith__batch_head *head = NULL;
-    uint64_t next = 0, end = 0, prev_first = 0;
+    uint64_t next = 0, end = 0, prev_first = 0, fseq;
     bool mismatch = false, started = false, seen_new = false;
-    size_t last_i = 0;
+    size_t last_i = 0, fork_i = SIZE_MAX;
     int rc = kith__trusted_key(r, s->txn, origin, pk);
 
     if (rc < 0)
         return kith__fail(r, rc == KITH_ENOTFOUND ? KITH_EUNTRUSTED : rc,
                           "origin %016llx is not trusted", (unsigned long long)origin);
+    rc = kith__fork_seq(r, s->txn, origin, &fseq);
+    if (rc != 0)
+        return rc < 0 ? rc : set_aside(s, origin); /* forked: nothing more of it */
     slot = kith__apply_origin(&s->ap, origin, &rc);
     if (slot == NULL)
         return rc;
@@ -694,10 +773,15 @@ verify_run(struct applying *s, uint64_t origin)
                                   "holds up to %llu",
                                   (unsigned long long)origin, (unsigned long long)bc->first_seq,
                                   (unsigned long long)slot->st.have);
-            if (bc->first_seq == slot->st.have + 1)
+            if (bc->first_seq == slot->st.have + 1) {
                 memcpy(h, slot->st.head, KITH_HASH_BYTES);
-            else if (chain_at(s, origin, bc->first_seq - 1, h) < 0)
-                mismatch = true; /* does not start at a commit boundary held here */
+            } else if (kith__chain_at(r, s->txn, origin, bc->first_seq - 1, h) < 0) {
+                /* does not start at a commit boundary held here: the chain before it is
+                 * unknown, so its head cannot verify (KITH_EBADSIG below) */
+                memset(h, 0, KITH_HASH_BYTES);
+                mismatch = true;
+                fork_i = i;
+            }
             next = bc->first_seq;
         } else if (bc->first_seq <= prev_first) {
             return kith__fail(r, KITH_EMALFORMED, "origin %016llx: seq %llu out of order",
@@ -724,6 +808,8 @@ verify_run(struct applying *s, uint64_t origin)
                 rc = log_parse(r, &lv, &nops, &chain, &order, &bytes, &len);
             if (rc == KITH_ENOTFOUND ||
                 (rc == 0 && (len != bc->len || memcmp(bytes, bc->bytes, len) != 0))) {
+                if (!mismatch)
+                    fork_i = i; /* the first commit that differs */
                 mismatch = true;
                 rc = 0;
             }
@@ -774,13 +860,8 @@ verify_run(struct applying *s, uint64_t origin)
     if (head->seq != end)
         return kith__fail(r, KITH_EBADSIG, "origin %016llx: no signed head at seq %llu",
                           (unsigned long long)origin, (unsigned long long)end);
-    if (mismatch) {
-        s->fork_origin = origin;
-        return kith__fail(r, KITH_EFORK,
-                          "origin %016llx signed a history that differs from the one held "
-                          "here (head at seq %llu); it is refused from now on",
-                          (unsigned long long)origin, (unsigned long long)end);
-    }
+    if (mismatch)
+        return record_fork(s, origin, fork_i, head, h);
     return 0;
 }
 
@@ -914,7 +995,7 @@ batch_write(struct applying *s)
         uint64_t order = 0;
         bool ready;
 
-        if (ci->known)
+        if (ci->known || ci->skip)
             continue;
         rc = decode_one(s, i, &c);
         if (rc < 0)
@@ -951,6 +1032,8 @@ batch_write(struct applying *s)
     for (size_t i = 0; i < s->b.nheads; i++) {
         uint8_t kb[16];
         MDB_val k = {16, kb}, v = {KITH_SIG_BYTES, s->b.heads[i].sig};
+        if (s->naside > 0 && is_aside(s, s->b.heads[i].origin))
+            continue; /* the other history's head: kept in the fork's record only */
         kith__be64_put(kb, s->b.heads[i].origin);
         kith__be64_put(kb + 8, s->b.heads[i].seq);
         rc = kith__mdb_put(s->txn, s->r->sigs, &k, &v, 0);
@@ -970,12 +1053,6 @@ batch_write(struct applying *s)
         (rc = kith__meta_put_u64(s->r, s->txn, "hlc", s->hlc)) < 0)
         return rc;
     return kith__apply_finish(&s->ap);
-}
-
-static int
-mark_forked(kith_replica *r, MDB_txn *txn, void *ctx)
-{
-    return kith__peer_mark_forked(r, txn, *(uint64_t *)ctx);
 }
 
 /* One attempt: verify everything, then write and commit. MDB_MAP_FULL comes back as is. */
@@ -1001,6 +1078,9 @@ batch_attempt(struct applying *s, bool observe)
     if (rc < 0)
         goto out_applier;
     memset(&s->info, 0, sizeof s->info);
+    s->naside = 0;
+    for (size_t i = 0; i < s->b.ncommits; i++)
+        s->ci[i].skip = false;
     s->log_tail_known = false;
     s->events.ndocs = s->events.nconflicts = 0;
     s->now_ms = kith__replica_now_ms(r);
@@ -1032,8 +1112,8 @@ batch_attempt(struct applying *s, bool observe)
             continue;
         seen[nseen++] = s->b.commits[i].origin;
         rc = verify_run(s, s->b.commits[i].origin);
-        if (rc < 0)
-            goto out_applier;
+        if (rc != 0)
+            goto out_applier; /* an error, or MDB_MAP_FULL recording a fork */
     }
     for (size_t i = 0; i < s->b.ncommits; i++)
         if (s->ci[i].known)
@@ -1091,6 +1171,7 @@ static void
 applying_free(struct applying *s)
 {
     free(s->ci);
+    free(s->aside);
     kith__event_free(&s->events);
     kith__wbuf_free(&s->copy);
     kith__arena_free(&s->carena);
@@ -1125,13 +1206,6 @@ kith_batch_apply(kith_replica *r, const void *data, size_t len, kith_apply_info 
         goto out_free;
     }
     rc = apply_growing(&s);
-    if (rc == KITH_EFORK && s.fork_origin != 0) {
-        /* keep the evidence: the origin is refused from now on; the message stays */
-        char msg[512];
-        snprintf(msg, sizeof msg, "%s", kith_errmsg(r));
-        (void)write_small(r, mark_forked, &s.fork_origin);
-        kith__fail(r, KITH_EFORK, "%s", msg);
-    }
     if (rc == 0) {
         if (info != NULL)
             *info = s.info;

@@ -8,13 +8,14 @@
  *
  *   pk(32) | flags(4) | cursor(8) | last_sync_ms(8) | failures(4)
  *   | name_len(1) name | addr_len(2) addr | error_len(2) error | nacked(4) | nacked x dot(16)
- *   | schema_version(8) | schema_digest(32)
+ *   | schema_version(8) | schema_digest(32) | clock_offset_ms(8) | clock_checked_ms(8)
  *
  * Length-prefixed fields rather than msgpack: the record is small, local, and decoded on the
  * hot path of every batch apply (kith__trusted_key); a fixed layout is checked in a few
  * comparisons and needs no allocation to read the key. The schema fields were appended by
  * kith 0.2.0: a record written before ends after the vector and reads as version 0 and a zero
- * digest (schema unknown), and is written back whole at its next change. A record of any
+ * digest (schema unknown), and is written back whole at its next change; the clock fields
+ * were appended by 0.3.0 likewise (a record without them: never measured). A record of any
  * other shape is KITH_ECORRUPT. This replica itself is always trusted and never has a record.
  */
 #include "store.h"
@@ -25,6 +26,9 @@
 
 #define PEER_FIXED_BYTES (32 + 4 + 8 + 8 + 4)
 #define PEER_SCHEMA_BYTES (8 + KITH_HASH_BYTES) /* the tail appended in 0.2.0 */
+#define PEER_CLOCK_BYTES (8 + 8)                /* and the one appended in 0.3.0 */
+#define CLOCK_MOVED_MS 1000          /* an offset that moved less is not written again ... */
+#define CLOCK_STALE_MS (3600 * 1000) /* ... unless the one recorded is this old */
 #define PEER_NAME_MAX (sizeof(((kith_peer *)0)->name) - 1)
 #define PEER_ADDR_MAX (sizeof(((kith_peer *)0)->addr) - 1)
 #define PEER_ERROR_MAX (sizeof(((kith_peer *)0)->last_error) - 1)
@@ -42,6 +46,8 @@ struct peer_rec {
     kith_vv acked;                          /* owned: entries from malloc */
     uint64_t schema_version;                /* as the peer's last handshake told it; 0 */
     uint8_t schema_digest[KITH_HASH_BYTES]; /* and zeros when unknown */
+    int64_t clock_offset_ms;                /* its clock minus ours at a handshake */
+    int64_t clock_checked_ms;               /* when; 0: never measured */
 };
 
 static uint32_t
@@ -115,9 +121,11 @@ rec_decode(const MDB_val *val, bool full, struct peer_rec *rec)
         return KITH_ECORRUPT;
     n = be32_get(p);
     p += 4;
-    /* the vector, then nothing (a record from before 0.2.0) or the schema tail */
-    if ((size_t)(end - p) != (size_t)n * KITH__DOT_BYTES &&
-        (size_t)(end - p) != (size_t)n * KITH__DOT_BYTES + PEER_SCHEMA_BYTES)
+    /* the vector, then nothing (a record from before 0.2.0), the schema tail (0.2.0), or
+     * the schema and clock tails */
+    size_t vbytes = (size_t)n * KITH__DOT_BYTES, left = (size_t)(end - p);
+    if (left != vbytes && left != vbytes + PEER_SCHEMA_BYTES &&
+        left != vbytes + PEER_SCHEMA_BYTES + PEER_CLOCK_BYTES)
         return KITH_ECORRUPT;
     if (n > 0) {
         rec->acked.entries = malloc((size_t)n * sizeof(kith_dot));
@@ -137,6 +145,11 @@ rec_decode(const MDB_val *val, bool full, struct peer_rec *rec)
     if (p < end) {
         rec->schema_version = kith__be64_get(p);
         memcpy(rec->schema_digest, p + 8, KITH_HASH_BYTES);
+        p += PEER_SCHEMA_BYTES;
+    }
+    if (p < end) {
+        rec->clock_offset_ms = (int64_t)kith__be64_get(p);
+        rec->clock_checked_ms = (int64_t)kith__be64_get(p + 8);
     }
     return 0;
 }
@@ -147,7 +160,7 @@ rec_encode(const struct peer_rec *rec, MDB_val *out)
 {
     size_t nl = strlen(rec->name), al = strlen(rec->addr), el = strlen(rec->error);
     size_t size = PEER_FIXED_BYTES + 1 + nl + 2 + al + 2 + el + 4 +
-                  rec->acked.len * KITH__DOT_BYTES + PEER_SCHEMA_BYTES;
+                  rec->acked.len * KITH__DOT_BYTES + PEER_SCHEMA_BYTES + PEER_CLOCK_BYTES;
     uint8_t *buf, *p;
 
     if (nl > PEER_NAME_MAX || al > PEER_ADDR_MAX || el > PEER_ERROR_MAX ||
@@ -180,6 +193,9 @@ rec_encode(const struct peer_rec *rec, MDB_val *out)
         kith__dot_put(p, rec->acked.entries[i]);
     kith__be64_put(p, rec->schema_version);
     memcpy(p + 8, rec->schema_digest, KITH_HASH_BYTES);
+    p += PEER_SCHEMA_BYTES;
+    kith__be64_put(p, (uint64_t)rec->clock_offset_ms);
+    kith__be64_put(p + 8, (uint64_t)rec->clock_checked_ms);
     out->mv_data = buf;
     out->mv_size = size;
     return 0;
@@ -464,6 +480,8 @@ kith_peers_get(kith_replica *r, kith_peer **out, size_t *n)
     kith_peer *list = NULL, *grown;
     size_t len = 0, cap = 0, nholds = 0;
     kith_hold *holds = NULL;
+    kith_fork *forks = NULL;
+    size_t nforks = 0;
     kith_vv ours = {0};
     MDB_cursor *cur;
     MDB_txn *txn;
@@ -481,6 +499,8 @@ kith_peers_get(kith_replica *r, kith_peer **out, size_t *n)
     if (rc < 0)
         goto out_end;
     rc = kith__holds_read(r, txn, kith__replica_now_ms(r), &holds, &nholds);
+    if (rc == 0)
+        rc = kith__forks_read(r, txn, &forks, &nforks);
     if (rc < 0)
         goto out_vv;
     rc = kith__mdb_err(kith__mdb_cursor_open(txn, r->peers, &cur));
@@ -528,6 +548,11 @@ kith_peers_get(kith_replica *r, kith_peer **out, size_t *n)
         p->failing = (rec.flags & KITH__PEER_FAILING) != 0;
         p->schema_version = rec.schema_version;
         memcpy(p->schema_digest, rec.schema_digest, KITH_HASH_BYTES);
+        p->clock_offset_ms = rec.clock_offset_ms;
+        p->clock_checked_ms = rec.clock_checked_ms;
+        for (size_t i = 0; i < nforks; i++)
+            if (forks[i].origin == p->id)
+                p->fork_seq = forks[i].seq;
         /* a peer holds every op it made (NET-19), however they reached us */
         rc = kith__vv_raise(&p->acked, p->id, kith__vv_get(&ours, p->id));
         if (rc < 0)
@@ -553,6 +578,7 @@ out_cursor:
     mdb_cursor_close(cur);
     kith_peers_free(list, len);
 out_vv:
+    free(forks);
     kith_holds_free(holds, nholds);
     kith_vv_free(&ours);
 out_end:
@@ -719,4 +745,75 @@ kith__peer_record_schema(kith_replica *r, uint64_t id, uint64_t version,
     if (rc < 0)
         return rc;
     return c.changed ? 1 : 0;
+}
+
+/* ---- what a peer's clock said ---------------------------------------------------------- */
+
+struct clock_ctx {
+    uint64_t id;
+    int64_t offset_ms, now_ms;
+    bool crossed; /* the offset went beyond the tolerance from within it, or from unknown */
+};
+
+static int64_t
+abs64(int64_t v)
+{
+    return v < 0 ? -v : v;
+}
+
+/* Does the record need the new figure? 1 yes, 0 no, or an error. */
+static int
+clock_due(kith_replica *r, MDB_txn *txn, struct clock_ctx *c, bool write)
+{
+    struct peer_rec rec;
+    int rc = rec_get(r, txn, c->id, true, &rec);
+
+    if (rc == KITH_ENOTFOUND)
+        return kith__fail(r, rc, "no peer %016llx", (unsigned long long)c->id);
+    if (rc < 0)
+        return rc;
+    bool due = rec.clock_checked_ms == 0 ||
+               abs64(rec.clock_offset_ms - c->offset_ms) > CLOCK_MOVED_MS ||
+               c->now_ms - rec.clock_checked_ms > CLOCK_STALE_MS;
+    c->crossed =
+        abs64(c->offset_ms) > KITH_CLOCK_TOLERANCE_MS &&
+        (rec.clock_checked_ms == 0 || abs64(rec.clock_offset_ms) <= KITH_CLOCK_TOLERANCE_MS);
+    due |= c->crossed;
+    if (due && write) {
+        rec.clock_offset_ms = c->offset_ms;
+        rec.clock_checked_ms = c->now_ms;
+        rc = rec_put(r, txn, c->id, &rec);
+    }
+    rec_free(&rec);
+    return rc < 0 ? rc : due;
+}
+
+static int
+clock_txn(kith_replica *r, MDB_txn *txn, void *arg)
+{
+    int rc = clock_due(r, txn, arg, true);
+    return rc < 0 ? rc : 0;
+}
+
+/* Read first, as kith__peer_record_schema does: most handshakes find the figure recorded. */
+int
+kith__peer_record_clock(kith_replica *r, uint64_t id, int64_t offset_ms, int64_t now_ms)
+{
+    struct clock_ctx c = {.id = id, .offset_ms = offset_ms, .now_ms = now_ms};
+    MDB_txn *txn;
+    int rc;
+
+    if (!r)
+        return KITH_EINVAL;
+    rc = kith__view_begin(r, &txn);
+    if (rc < 0)
+        return rc;
+    rc = clock_due(r, txn, &c, false);
+    kith__view_end(r, txn);
+    if (rc <= 0)
+        return rc;
+    rc = kith__view_write(r, clock_txn, &c);
+    if (rc < 0)
+        return rc;
+    return c.crossed ? 1 : 0;
 }

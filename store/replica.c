@@ -284,6 +284,8 @@ static const struct dbi_name DBIS[] = {
     {"names", offsetof(kith_replica, names)},
     {"counts", offsetof(kith_replica, counts)},
     {"flags", offsetof(kith_replica, flagdb)},
+    /* 0.3.0, format 2 still: */
+    {"forks", offsetof(kith_replica, forks)},
 };
 
 #define FORMAT1_DBIS 11 /* the databases format 1 has: the first ones above */
@@ -308,7 +310,8 @@ open_dbis(kith_replica *r, MDB_txn *txn, unsigned flags)
         MDB_dbi *dbi = (MDB_dbi *)((char *)r + DBIS[i].offset);
         int rc = kith__mdb_dbi_open(txn, DBIS[i].name, flags, dbi);
         if (rc == MDB_NOTFOUND && i >= FORMAT1_DBIS && (r->flags & KITH_RDONLY)) {
-            *dbi = KITH__DBI_FREE; /* a format-1 replica read before its upgrade */
+            *dbi = KITH__DBI_FREE; /* a format-1 replica read before its upgrade, or one
+                                     made before 0.3.0 (no forks) */
             continue;
         }
         if (rc == MDB_NOTFOUND)

@@ -222,7 +222,45 @@ kith_status_free(kith_status *s)
     kith_vv_free(&s->vv);
     free(s->collections);
     kith_holds_free(s->holds, s->nholds);
+    kith_forks_free(s->forks, s->nforks);
     free(s);
+}
+
+static int
+cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* This machine's clock against its peers': the median of how far ours is ahead of each peer
+ * whose clock a handshake measured (its record holds theirs minus ours). */
+static int
+clock_median(kith_replica *r, kith_status *s)
+{
+    kith_peer *peers = NULL;
+    size_t n = 0, m = 0;
+    int64_t *ahead;
+    int rc = kith_peers_get(r, &peers, &n);
+
+    if (rc < 0)
+        return rc;
+    ahead = calloc(n ? n : 1, sizeof *ahead);
+    if (ahead == NULL) {
+        kith_peers_free(peers, n);
+        return KITH_ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (peers[i].trusted && peers[i].clock_checked_ms != 0)
+            ahead[m++] = -peers[i].clock_offset_ms;
+    if (m > 0) {
+        qsort(ahead, m, sizeof *ahead, cmp_i64);
+        s->clock_offset_ms = m % 2 ? ahead[m / 2] : ahead[m / 2 - 1] / 2 + ahead[m / 2] / 2;
+    }
+    s->clock_peers = m;
+    free(ahead);
+    kith_peers_free(peers, n);
+    return 0;
 }
 
 int
@@ -266,10 +304,14 @@ kith_status_get(kith_replica *r, kith_status **out)
         (rc = meta_u64(r, txn, "pending", &s->pending_ops)) < 0 ||
         (rc = count_open_conflicts(r, txn, &s->open_conflicts)) < 0 ||
         (rc = meta_u64(r, txn, "hlc", &s->hlc)) < 0 ||
-        (rc = kith__holds_read(r, txn, kith__replica_now_ms(r), &s->holds, &s->nholds)) < 0)
+        (rc = kith__holds_read(r, txn, kith__replica_now_ms(r), &s->holds, &s->nholds)) < 0 ||
+        (rc = kith__forks_read(r, txn, &s->forks, &s->nforks)) < 0)
         goto out_end;
+    kith__view_end(r, txn);
+    if ((rc = clock_median(r, s)) < 0)
+        goto out_free;
     *out = s;
-    s = NULL;
+    return 0;
 out_end:
     kith__view_end(r, txn);
 out_free:

@@ -72,7 +72,23 @@
  *             name <= 63, addr and error <= 255 bytes, no NUL; the acked vector is sorted
  *             by origin without zero seqs; schema_*: as the peer's last handshake told
  *             them (kith_schema_info), absent in a record written before 0.2.0 (read as
- *             0 and zeros). No record for the replica itself (store/peer.c)
+ *             0 and zeros). Appended after the schema in 0.3.0:
+                      | clock_offset_ms(8, two's complement) | clock_checked_ms(8, two's
+                        complement)
+             the peer's clock minus ours at a handshake, and when it was measured; absent
+             in an older record (read as 0 and 0: never measured). No record for the
+             replica itself (store/peer.c)
+
+ *  forks      origin(8) -> seq(8) | ours(32) | theirs(32) | seen_from(8)
+ *                      | recorded_ms(8, two's complement) | source(1)          89 bytes
+ *                      [ | head_seq(8) | head_chain(32) | head_sig(64) ]      +104
+ *             one record per forked origin, the first evidence found (store/forks.c,
+ *             kith_fork): the seq where the two histories were seen to differ, our chain
+ *             hash after it (zeros when no commit of ours ends there) and the other
+ *             history's, the peer that showed it, and source 1 (a handshake's head) or 2
+ *             (a batch's signed run, then with the origin's signed head of that history).
+ *             Created empty by a writable open; a read-only open of a replica made before
+ *             0.3.0 has none and reads no fork (forks == KITH__DBI_FREE)
  */
 #ifndef KITH_STORE_H
 #define KITH_STORE_H
@@ -100,6 +116,7 @@ struct kith_replica {
     MDB_env *env;
     MDB_dbi meta, origins, log, sigs, order, regs, elems, docs, conflicts, index, peers;
     MDB_dbi names, counts, flagdb; /* KITH__DBI_FREE in a format-1 replica opened read-only */
+    MDB_dbi forks;                 /* KITH__DBI_FREE in an older replica opened read-only */
     uint64_t id;
     uint8_t pk[KITH_PUBKEY_BYTES];
     uint8_t sk[64]; /* Ed25519 secret key; wiped at close */
@@ -462,6 +479,40 @@ int kith__peer_learn_batch(kith_replica *r, MDB_txn *txn, const struct kith__bat
  * record of `id`), KITH_EREADONLY, or an error. */
 int kith__peer_record_schema(kith_replica *r, uint64_t id, uint64_t version,
                              const uint8_t digest[KITH_HASH_BYTES]);
+/* Peer `id`'s clock is `offset_ms` from ours (its minus ours), measured at `now_ms`: keep it
+ * in its record when the record has none, differs from it by more than a second, or was
+ * measured more than an hour ago, so that a reconnecting peer costs no write. 1 when the
+ * offset crossed KITH_CLOCK_TOLERANCE_MS from within it (or from unknown), 0 otherwise, or
+ * KITH_ENOTFOUND, KITH_EREADONLY, or an error. */
+int kith__peer_record_clock(kith_replica *r, uint64_t id, int64_t offset_ms, int64_t now_ms);
+
+/* ---- store/forks.c: evidence of origins that signed two histories --------------------- */
+
+/* Is `origin` forked here? 1 with the fork's seq in *seq, 0 when not, or an error. */
+int kith__fork_seq(kith_replica *r, MDB_txn *txn, uint64_t origin, uint64_t *seq);
+/* Record `f` unless its origin has a record already (the first evidence is kept): 1 when
+ * written, 0 when one was there, or an error (MDB_MAP_FULL comes back as itself). */
+int kith__fork_put(kith_replica *r, MDB_txn *txn, const kith_fork *f);
+/* Every fork record, by origin. *out is released with free(). */
+int kith__forks_read(kith_replica *r, MDB_txn *txn, kith_fork **out, size_t *n);
+/* The chain hash after seq `end` of `origin` as logged, when a logged commit ends exactly
+ * there (end 0: zeros). 0, KITH_ENOTFOUND, or an error. */
+int kith__chain_at(kith_replica *r, MDB_txn *txn, uint64_t origin, uint64_t end,
+                   uint8_t out[KITH_HASH_BYTES]);
+/* This replica's applied vector and, for each entry, the chain hash after that seq (what a
+ * handshake of protocol 3 tells, spec/protocol.md NET-24), read in one transaction.
+ * *heads (KITH_HASH_BYTES per entry, in vector order) is released with free(), vv with
+ * kith_vv_free. */
+int kith__heads_read(kith_replica *r, kith_vv *vv, uint8_t **heads);
+/* Compare a peer's vector and heads with this replica's log (NET-25): every origin whose
+ * head at the peer's seq, within what this replica holds, differs from ours (or where no
+ * commit of ours ends) has forked. The forks not recorded yet are recorded, seen from
+ * `peer`, in one write transaction taken only when there is one; *found (released with
+ * free(), may be NULL when *nfound is 0) lists them. `heads` holds KITH_HASH_BYTES per entry
+ * of `vv`. Returns how many origins' heads differ, forks recorded before included (0: the
+ * two agree on every seq both hold), or an error. */
+int kith__heads_check(kith_replica *r, uint64_t peer, const kith_vv *vv, const uint8_t *heads,
+                      kith_fork **found, size_t *nfound);
 
 /* ---- store/holds.c -------------------------------------------------------------------- */
 

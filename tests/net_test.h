@@ -381,13 +381,14 @@ raw_send(struct raw *raw, const struct kith__msg *m)
     msgpack_sbuffer_destroy(&sb);
 }
 
-/* HELLO as x, speaking protocol `proto` and telling x's schema (kith_schema_info). A HELLO
- * of another protocol than this one is the version alone ([1, proto], wire.h). */
+/* HELLO as x, speaking protocol `proto` and telling x's schema (kith_schema_info); in
+ * protocol 3 with x's chain heads and clock. A HELLO of a protocol this kith does not speak
+ * is the version alone ([1, proto], wire.h). */
 static NT_UNUSED void
 raw_hello(struct raw *raw, uint32_t proto)
 {
     struct kith__msg m;
-    uint8_t pk[KITH_PUBKEY_BYTES], digest[KITH_HASH_BYTES];
+    uint8_t pk[KITH_PUBKEY_BYTES], digest[KITH_HASH_BYTES], *heads = NULL;
     memset(&m, 0, sizeof(m));
     kith_replica_pubkey(raw->x->r, pk);
     cr_assert_eq(kith_schema_info(raw->x->r, &m.schema_version, digest), 0);
@@ -396,9 +397,12 @@ raw_hello(struct raw *raw, uint32_t proto)
     m.id = kith_replica_id(raw->x->r);
     m.pk = pk;
     m.schema_digest = digest;
-    cr_assert_eq(kith_vv_get(raw->x->r, &m.vv), 0);
+    cr_assert_eq(kith__heads_read(raw->x->r, &m.vv, &heads), 0);
+    m.heads = heads;
+    m.clock_ms = (uint64_t)kith__replica_now_ms(raw->x->r);
     raw_send(raw, &m);
     kith_vv_free(&m.vv);
+    free(heads);
 }
 
 /* HELLO as x exactly as a kith of protocol 1 sends it: [1, 1, id, pk, fingerprint, vv]. */

@@ -426,48 +426,117 @@ copy_file(const char *from, const char *to)
     fclose(out);
 }
 
-/* A replica cloned (same key) writes a different commit at the same seq: a fork. */
+/* A copy of replica a (its directory, key included) opened at root/clone: the same origin,
+ * which will write a history of its own. a is closed and opened again around the copy. */
+static kith_replica *
+clone_of(struct kt_replica *a, const char *root)
+{
+    char dir[512], from[600], to[600];
+    kith_replica *clone = NULL;
+
+    kith_close(a->r);
+    snprintf(dir, sizeof dir, "%s/clone", root);
+    cr_assert_eq(mkdir(dir, 0700), 0);
+    snprintf(from, sizeof from, "%s/data.mdb", a->dir);
+    snprintf(to, sizeof to, "%s/data.mdb", dir);
+    copy_file(from, to);
+    snprintf(from, sizeof from, "%s/key", a->dir);
+    snprintf(to, sizeof to, "%s/key", dir);
+    copy_file(from, to);
+    cr_assert_eq(kith_open(a->dir, KITH_NOSYNC, &a->r), 0);
+    cr_assert_eq(kith_open(dir, KITH_NOSYNC, &clone), 0);
+    cr_assert_eq(kith_replica_id(clone), kith_replica_id(a->r));
+    return clone;
+}
+
+static uint64_t
+vv_of(kith_replica *r, uint64_t origin)
+{
+    kith_vv vv = {0};
+    uint64_t seq = 0;
+    cr_assert_eq(kith_vv_get(r, &vv), 0);
+    for (size_t i = 0; i < vv.len; i++)
+        if (vv.entries[i].origin == origin)
+            seq = vv.entries[i].seq;
+    kith_vv_free(&vv);
+    return seq;
+}
+
+/* The one fork record of r (asserts there is exactly one). */
+static kith_fork
+the_fork(kith_replica *r)
+{
+    kith_fork *f = NULL, out;
+    size_t n = 0;
+    cr_assert_eq(kith_forks_get(r, &f, &n), 0);
+    cr_assert_eq(n, 1, "%zu fork records", n);
+    out = f[0];
+    kith_forks_free(f, n);
+    return out;
+}
+
+/* A replica cloned (same key) writes a different commit at the same seq: a fork. The
+ * evidence is kept, the origin's run is set aside and nothing more of it is taken; the batch
+ * is not refused, and the origin's peer record is not marked (it may relay honest ops). */
+/* proves STO-12 */
 Test(batch, forked_history_is_detected)
 {
     struct kt_replica a = kt_new(), b = kt_new();
     char *root = kt_tmpdir();
-    char dir[512], from[600], to[600];
-    kith_replica *clone = NULL;
+    kith_apply_info info;
 
     kt_trust_pair(&a, &b);
     kt_contact(a.r, "before the fork");
     kt_sync(&a, &b);
-    kith_close(a.r);
-    snprintf(dir, sizeof dir, "%s/clone", root);
-    cr_assert_eq(mkdir(dir, 0700), 0);
-    snprintf(from, sizeof from, "%s/data.mdb", a.dir);
-    snprintf(to, sizeof to, "%s/data.mdb", dir);
-    copy_file(from, to);
-    snprintf(from, sizeof from, "%s/key", a.dir);
-    snprintf(to, sizeof to, "%s/key", dir);
-    copy_file(from, to);
-    cr_assert_eq(kith_open(a.dir, KITH_NOSYNC, &a.r), 0);
-    cr_assert_eq(kith_open(dir, KITH_NOSYNC, &clone), 0);
-    cr_assert_eq(kith_replica_id(clone), kith_replica_id(a.r));
+    kith_replica *clone = clone_of(&a, root);
+    uint64_t origin = kith_replica_id(a.r), at = vv_of(a.r, origin);
     kt_contact(a.r, "history one");
     kt_contact(clone, "history two");
     kt_sync(&a, &b);
+    uint64_t held = vv_of(b.r, origin);
     char *before = state_of(b.r);
     kith_buf fork = batch_all(clone);
-    cr_assert_eq(kith_batch_apply(b.r, fork.data, fork.len, NULL), KITH_EFORK);
-    cr_assert_neq(strstr(kith_errmsg(b.r), "differs"), NULL, "%s", kith_errmsg(b.r));
+    cr_assert_eq(kith_batch_apply(b.r, fork.data, fork.len, &info), 0, "%s", kith_errmsg(b.r));
+    cr_assert_eq(info.forks, 1);
+    cr_assert_eq(info.ops_new, 0);
     char *after = state_of(b.r);
-    cr_assert_str_eq(before, after);
-    /* the origin is refused from now on, even its genuine ops */
+    cr_assert_str_eq(before, after, "nothing of the other history was taken");
+    kith_fork f = the_fork(b.r);
+    cr_assert_eq(f.origin, origin);
+    cr_assert_eq(f.seq, held, "the first commit that differs ends at %llu",
+                 (unsigned long long)held);
+    cr_assert(f.seq > at);
+    cr_assert_eq(f.seen_from, kith_replica_id(clone));
+    cr_assert_eq(f.source, KITH_FORK_BATCH);
+    cr_assert(f.has_head);
+    cr_assert_eq(f.head_seq, held);
+    cr_assert(memcmp(f.ours, f.theirs, KITH_HASH_BYTES) != 0);
+    uint8_t pk[KITH_PUBKEY_BYTES];
+    kith_replica_pubkey(a.r, pk);
+    cr_assert_eq(kith__head_verify(pk, origin, f.head_seq, f.head_chain, f.head_sig), 0,
+                 "the other history's head, as the origin signed it");
+    /* the same batch again finds nothing new */
+    cr_assert_eq(kith_batch_apply(b.r, fork.data, fork.len, &info), 0);
+    cr_assert_eq(info.forks, 0);
+    /* the peer record is not marked: the origin's key still connects and relays */
     kith_peer *peers = NULL;
     size_t n = 0;
     cr_assert_eq(kith_peers_get(b.r, &peers, &n), 0);
     cr_assert_eq(n, 1);
-    cr_assert(peers[0].forked);
+    cr_assert_not(peers[0].forked);
+    cr_assert_eq(peers[0].fork_seq, held, "its own origin forked");
     kith_peers_free(peers, n);
+    /* nothing beyond the fork is taken, even from the branch held here */
     kt_contact(a.r, "after");
     kith_buf next = batch_all(a.r);
-    cr_assert_eq(kith_batch_apply(b.r, next.data, next.len, NULL), KITH_EUNTRUSTED);
+    cr_assert_eq(kith_batch_apply(b.r, next.data, next.len, &info), 0);
+    cr_assert_eq(info.ops_new, 0);
+    cr_assert_eq(vv_of(b.r, origin), held);
+    kith_status *st = NULL;
+    cr_assert_eq(kith_status_get(b.r, &st), 0);
+    cr_assert_eq(st->nforks, 1);
+    cr_assert_eq(st->forks[0].origin, origin);
+    kith_status_free(st);
     kith_free(next.data);
     kith_free(fork.data);
     free(before);
@@ -477,6 +546,78 @@ Test(batch, forked_history_is_detected)
     free(root);
     kt_free(&a);
     kt_free(&b);
+}
+
+/* One bundle carries a forked origin's other history and an honest origin's ops: the honest
+ * ops apply, the forked run is set aside; and the same the other way round, where the relay
+ * holds the other branch. A replica never sends a forked origin's ops beyond the fork. */
+/* proves STO-12, FORK-2, FORK-3 */
+Test(batch, honest_ops_pass_a_forked_origin_in_one_bundle_both_ways)
+{
+    struct kt_replica a = kt_new(), b = kt_new(), c = kt_new(), d = kt_new();
+    char *root = kt_tmpdir();
+    kith_apply_info info;
+
+    kt_trust_pair(&a, &b);
+    kt_trust_pair(&a, &c);
+    kt_trust_pair(&b, &c);
+    kt_trust_pair(&a, &d);
+    kt_trust_pair(&b, &d);
+    kt_trust_pair(&c, &d);
+    kith_replica *clone = clone_of(&a, root);
+    uint64_t origin = kith_replica_id(a.r);
+    kt_contact(a.r, "branch one");
+    kt_contact(clone, "branch two");
+    kt_sync(&a, &b); /* b holds branch one */
+    kith_buf two = batch_all(clone);
+    cr_assert_eq(kith_batch_apply(c.r, two.data, two.len, NULL), 0); /* c holds branch two */
+    kith_free(two.data);
+    uint64_t fork_seq = vv_of(b.r, origin);
+    cr_assert_eq(vv_of(c.r, origin), fork_seq);
+
+    /* c relays branch two and its own ops to b */
+    kith_docid from_c = kt_contact(c.r, "honest c");
+    kith_buf bundle = batch_all(c.r);
+    cr_assert_eq(kith_batch_apply(b.r, bundle.data, bundle.len, &info), 0, "%s", kith_errmsg(b.r));
+    kith_free(bundle.data);
+    cr_assert_eq(info.forks, 1);
+    cr_assert(info.ops_new > 0, "c's own ops were taken");
+    char name[64];
+    kt_get_str(b.r, "contacts", &from_c, "name", name, sizeof name);
+    cr_assert_str_eq(name, "honest c");
+    cr_assert_eq(the_fork(b.r).seen_from, kith_replica_id(c.r));
+
+    /* b relays branch one and its own ops to c */
+    kith_docid from_b = kt_contact(b.r, "honest b");
+    bundle = batch_all(b.r);
+    cr_assert_eq(kith_batch_apply(c.r, bundle.data, bundle.len, &info), 0, "%s", kith_errmsg(c.r));
+    kith_free(bundle.data);
+    cr_assert_eq(info.forks, 1);
+    kt_get_str(c.r, "contacts", &from_b, "name", name, sizeof name);
+    cr_assert_str_eq(name, "honest b");
+    cr_assert_eq(the_fork(c.r).seen_from, kith_replica_id(b.r));
+
+    /* the origin writes on: b takes none of it, and sends a fresh replica nothing of the
+     * origin beyond the fork */
+    kt_contact(a.r, "later");
+    bundle = batch_all(a.r);
+    cr_assert_eq(kith_batch_apply(b.r, bundle.data, bundle.len, &info), 0);
+    kith_free(bundle.data);
+    cr_assert_eq(vv_of(b.r, origin), fork_seq);
+    bundle = batch_all(b.r);
+    cr_assert_eq(kith_batch_apply(d.r, bundle.data, bundle.len, &info), 0, "%s", kith_errmsg(d.r));
+    kith_free(bundle.data);
+    cr_assert_eq(vv_of(d.r, origin), fork_seq);
+    cr_assert_eq(vv_of(d.r, kith_replica_id(b.r)), vv_of(b.r, kith_replica_id(b.r)));
+    cr_assert_eq(vv_of(d.r, kith_replica_id(c.r)), vv_of(b.r, kith_replica_id(c.r)));
+
+    kith_close(clone);
+    kt_rmtree(root);
+    free(root);
+    kt_free(&a);
+    kt_free(&b);
+    kt_free(&c);
+    kt_free(&d);
 }
 
 /* Concurrent writes of one field: a conflict on both replicas, the same winner on both. */

@@ -44,7 +44,7 @@ Test(wire, hello_round_trip)
     for (int i = 0; i < 32; i++)
         pk[i] = (uint8_t)i, fp[i] = (uint8_t)(255 - i);
     m.type = KITH__MSG_HELLO;
-    m.proto = KITH__WIRE_PROTO;
+    m.proto = 2;
     m.id = 0x3fa2c1d0e4b59a71ull;
     m.pk = pk;
     m.schema_version = 0x0123456789abcdefull;
@@ -63,6 +63,98 @@ Test(wire, hello_round_trip)
     cr_assert_eq(d.vv.len, 3);
     cr_assert_eq(d.vv.entries[2].origin, e[2].origin);
     cr_assert_eq(d.vv.entries[2].seq, e[2].seq);
+    cr_assert_null(d.heads, "protocol 2 has no heads");
+    cr_assert_eq(d.clock_ms, 0);
+    kith__wire_clear(&d);
+    free(buf);
+
+    /* protocol 3: a head per vector entry in one bin, then the clock */
+    uint8_t heads[3 * 32];
+    for (size_t i = 0; i < sizeof heads; i++)
+        heads[i] = (uint8_t)(i * 7);
+    m.proto = 3;
+    m.heads = heads;
+    m.clock_ms = 1764093600250ull;
+    n = encode(&m, &buf);
+    cr_assert_eq(buf[0], 0x99, "HELLO of protocol 3 is an array of 9");
+    cr_assert_eq(kith__wire_decode(buf, n, &d), 0);
+    cr_assert_eq(d.proto, 3);
+    cr_assert_eq(d.vv.len, 3);
+    cr_assert_arr_eq(d.heads, heads, sizeof heads);
+    cr_assert_eq(d.clock_ms, m.clock_ms);
+    kith__wire_clear(&d);
+    free(buf);
+
+    /* an empty vector has an empty bin of heads */
+    m.vv.len = 0;
+    m.heads = NULL;
+    n = encode(&m, &buf);
+    cr_assert_eq(kith__wire_decode(buf, n, &d), 0);
+    cr_assert_eq(d.vv.len, 0);
+    cr_assert_null(d.heads);
+    kith__wire_clear(&d);
+    free(buf);
+}
+
+/* A HELLO of protocol 3 with the vector `vv` (flat: origin, seq, ...; n pairs), a heads bin
+ * of `nheads` bytes and, unless `clock` is false, a clock: for frames no encoder makes. */
+static size_t
+hello_v3_raw(const uint64_t *vv, size_t n, size_t nheads, bool clock, uint8_t **out)
+{
+    uint8_t pk[32] = {0}, fp[32] = {0}, heads[4 * 32 + 8] = {0};
+    msgpack_sbuffer sb;
+    msgpack_packer p;
+    cr_assert_leq(nheads, sizeof heads);
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&p, &sb, msgpack_sbuffer_write);
+    cr_assert_eq(msgpack_pack_array(&p, clock ? 9 : 8), 0);
+    cr_assert_eq(msgpack_pack_int(&p, KITH__MSG_HELLO), 0);
+    cr_assert_eq(msgpack_pack_uint32(&p, 3), 0);
+    cr_assert_eq(msgpack_pack_uint64(&p, 77), 0);
+    cr_assert_eq(msgpack_pack_bin(&p, 32), 0);
+    cr_assert_eq(msgpack_pack_bin_body(&p, pk, 32), 0);
+    cr_assert_eq(msgpack_pack_uint64(&p, 0), 0);
+    cr_assert_eq(msgpack_pack_bin(&p, 32), 0);
+    cr_assert_eq(msgpack_pack_bin_body(&p, fp, 32), 0);
+    cr_assert_eq(msgpack_pack_array(&p, 2 * n), 0);
+    for (size_t i = 0; i < 2 * n; i++)
+        cr_assert_eq(msgpack_pack_uint64(&p, vv[i]), 0);
+    cr_assert_eq(msgpack_pack_bin(&p, nheads), 0);
+    cr_assert_eq(msgpack_pack_bin_body(&p, heads, nheads), 0);
+    if (clock)
+        cr_assert_eq(msgpack_pack_uint64(&p, 1764093600000ull), 0);
+    *out = (uint8_t *)sb.data;
+    return sb.size;
+}
+
+/* Heads that do not match the vector one for one are malformed: too few, too many, a head
+ * of 31 bytes, heads for origins the vector does not list, heads without a clock. */
+/* proves NET-24 */
+Test(wire, hello_heads_must_match_the_vector)
+{
+    const uint64_t vv[] = {5, 3, 9, 1};
+    struct kith__msg d;
+    uint8_t *buf;
+    size_t n;
+
+    n = hello_v3_raw(vv, 2, 64, true, &buf);
+    cr_assert_eq(kith__wire_decode(buf, n, &d), 0, "two entries, two heads");
+    kith__wire_clear(&d);
+    free(buf);
+    const size_t bad[] = {0, 32, 63, 65, 96, 2 * 32 + 8};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        n = hello_v3_raw(vv, 2, bad[i], true, &buf);
+        cr_assert_eq(kith__wire_decode(buf, n, &d), KITH_EMALFORMED, "%zu bytes of heads", bad[i]);
+        kith__wire_clear(&d);
+        free(buf);
+    }
+    /* an empty vector has no heads: one head names an origin the vector lacks */
+    n = hello_v3_raw(vv, 0, 32, true, &buf);
+    cr_assert_eq(kith__wire_decode(buf, n, &d), KITH_EMALFORMED);
+    kith__wire_clear(&d);
+    free(buf);
+    n = hello_v3_raw(vv, 2, 64, false, &buf);
+    cr_assert_eq(kith__wire_decode(buf, n, &d), KITH_EMALFORMED, "no clock");
     kith__wire_clear(&d);
     free(buf);
 }
@@ -270,11 +362,13 @@ Test(wire, random_and_mutated_frames_never_crash)
     cr_assert(rnd);
     randombytes_buf_deterministic(rnd, (size_t)ncases * 64, sb);
 
-    uint8_t pk[32] = {1}, fp[32] = {2}, *valid;
+    uint8_t pk[32] = {1}, fp[32] = {2}, heads[64] = {3}, *valid;
     kith_dot e[2] = {{3, 4}, {5, 6}};
     struct kith__msg m = {0};
     m.type = KITH__MSG_HELLO;
     m.proto = KITH__WIRE_PROTO;
+    m.heads = heads;
+    m.clock_ms = 12345;
     m.pk = pk;
     m.schema_version = 9;
     m.schema_digest = fp;
@@ -284,7 +378,7 @@ Test(wire, random_and_mutated_frames_never_crash)
 
     for (int i = 0; i < ncases; i++) {
         const uint8_t *r = rnd + (size_t)i * 64;
-        uint8_t buf[256];
+        uint8_t buf[512];
         size_t len;
         if (r[0] & 1) {
             len = 1 + r[1] % 63;
@@ -351,18 +445,23 @@ Test(wire, hello_of_another_protocol_is_read_as_far_as_its_version)
     free(buf);
 
     /* a newer protocol, in whatever layout; its encoding is the version alone */
-    static const uint8_t v3[] = {0x94, 0x02, 0x03, 0xc0, 0xa1, 'x'};
-    cr_assert_eq(kith__wire_decode(v3, sizeof v3, &d), 0);
+    static const uint8_t v4[] = {0x94, 0x02, 0x04, 0xc0, 0xa1, 'x'};
+    cr_assert_eq(kith__wire_decode(v4, sizeof v4, &d), 0);
     cr_assert_eq(d.type, KITH__MSG_WELCOME);
-    cr_assert_eq(d.proto, 3);
+    cr_assert_eq(d.proto, 4);
     cr_assert_null(d.pk);
     kith__wire_clear(&d);
     m.type = KITH__MSG_WELCOME;
-    m.proto = 3;
+    m.proto = 4;
     n = encode(&m, &buf);
     cr_assert_eq(n, 3);
-    cr_assert_arr_eq(buf, ((uint8_t[]){0x92, 0x02, 0x03}), 3);
+    cr_assert_arr_eq(buf, ((uint8_t[]){0x92, 0x02, 0x04}), 3);
     free(buf);
+
+    /* protocols 2 and 3 each have their own exact shape: 3's message in 2's layout is not */
+    static const uint8_t short3[] = {0x92, 0x01, 0x03};
+    cr_assert_eq(kith__wire_decode(short3, sizeof short3, &d), KITH_EMALFORMED);
+    kith__wire_clear(&d);
 
     /* this protocol's HELLO without its key is not encoded */
     msgpack_sbuffer sb;
@@ -694,17 +793,17 @@ Test(handshake, hello_of_protocol_1_is_refused_by_its_version)
     cr_assert_str_eq(s.why, "peer runs an older kith (protocol 1): upgrade it");
     cr_assert_eq(out.n, 1, "one REFUSE, nothing else");
     cr_assert_eq(refused(&out, 0, reason, sizeof reason), KITH_EVERSION);
-    cr_assert_str_eq(reason, "your kith is older (protocol 1, here 2): upgrade it");
+    cr_assert_str_eq(reason, "your kith is older (protocol 1, here 2 to 3): upgrade it");
     free(hello);
     sent_free(&out);
 
     /* a newer kith's HELLO: this side is the one to upgrade */
-    static const uint8_t v3[] = {0x92, 0x01, 0x03};
+    static const uint8_t v4[] = {0x92, 0x01, 0x04};
     kith__session_init_server(&s, r.r, NULL, find_the_peer, NULL, capture, &out);
-    cr_assert_eq(kith__session_input(&s, v3, sizeof v3), KITH_EVERSION);
-    cr_assert_str_eq(s.why, "peer runs a newer kith (protocol 3, here 2): upgrade this one");
+    cr_assert_eq(kith__session_input(&s, v4, sizeof v4), KITH_EVERSION);
+    cr_assert_str_eq(s.why, "peer runs a newer kith (protocol 4, here 3): upgrade this one");
     cr_assert_eq(refused(&out, 0, reason, sizeof reason), KITH_EVERSION);
-    cr_assert_str_eq(reason, "the refusing kith is older (protocol 2, yours 3): upgrade it");
+    cr_assert_str_eq(reason, "the refusing kith is older (protocol 3, yours 4): upgrade it");
     sent_free(&out);
     kt_free(&r);
 }

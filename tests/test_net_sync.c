@@ -455,8 +455,8 @@ Test(refuse, protocol_version_but_never_schema)
     raw_hello_v1(&raw);
     raw_expect(&raw, KITH__MSG_REFUSE, 3000, &m);
     cr_assert_eq(m.code, KITH_EVERSION);
-    cr_assert(memmem(m.reason, m.reason_len, "older (protocol 1, here 2): upgrade it", 38), "%.*s",
-              (int)m.reason_len, m.reason);
+    cr_assert(memmem(m.reason, m.reason_len, "older (protocol 1, here 2 to 3): upgrade it", 43),
+              "%.*s", (int)m.reason_len, m.reason);
     kith__wire_clear(&m);
 
     /* a newer kith: refused, told this side is the older one */

@@ -559,13 +559,15 @@ Test(peer, record_without_schema_fields_reads_as_unknown)
     cr_assert_eq(peers[0].acked.entries[0].seq, 4);
     cr_assert_eq(peers[0].schema_version, 0);
     cr_assert_arr_eq(peers[0].schema_digest, zeros, sizeof zeros);
+    cr_assert_eq(peers[0].clock_checked_ms, 0, "no clock measured");
     kith_peers_free(peers, n);
 
-    /* written back whole at its next change, the vector intact */
+    /* written back whole at its next change, the vector intact, with the tails of 0.2.0
+     * (schema) and 0.3.0 (clock) */
     memset(d, 0x5a, sizeof d);
     cr_assert_eq(kith__peer_record_schema(A, b, 2, d), 1);
     schema_of_b(&version, got, &size);
-    cr_assert_eq(size, old_size + 8 + KITH_HASH_BYTES);
+    cr_assert_eq(size, old_size + 8 + KITH_HASH_BYTES + 16);
     cr_assert_eq(version, 2);
     cr_assert_arr_eq(got, d, sizeof d);
     cr_assert_eq(kith_peers_get(A, &peers, &n), 0);
@@ -579,4 +581,65 @@ Test(peer, record_without_schema_fields_reads_as_unknown)
     cr_assert_eq(mdb_txn_commit(txn), 0);
     kith__mdb_end(A);
     cr_assert_eq(kith_peers_get(A, &peers, &n), KITH_ECORRUPT);
+}
+
+/* A record as kith 0.2.0 wrote it (schema tail, no clock) reads as never measured; the first
+ * measurement is kept, a reconnect that finds the same figure writes nothing, and crossing
+ * the tolerance is told once. */
+/* proves NET-26 */
+Test(peer, clock_offset_is_kept_and_crossing_the_tolerance_told_once)
+{
+    uint8_t pb[32], d[KITH_HASH_BYTES];
+    uint64_t b = kith_replica_id(B), version;
+    uint8_t key[8];
+    MDB_val k = {8, key}, v;
+    MDB_txn *txn;
+    kith_peer *peers = NULL;
+    size_t n = 0, size;
+
+    kith_replica_pubkey(B, pb);
+    cr_assert_eq(kith_trust_add(A, pb, "b", NULL), 0);
+    memset(d, 0x11, sizeof d);
+    cr_assert_eq(kith__peer_record_schema(A, b, 1, d), 1);
+    schema_of_b(&version, d, &size);
+    /* cut the clock tail off: the record kith 0.2.0 wrote */
+    kith__be64_put(key, b);
+    cr_assert_eq(kith__mdb_begin(A, 0, &txn), 0);
+    cr_assert_eq(mdb_get(txn, A->peers, &k, &v), 0);
+    uint8_t rec[1024];
+    cr_assert_lt(v.mv_size, sizeof rec);
+    memcpy(rec, v.mv_data, v.mv_size);
+    v.mv_data = rec;
+    v.mv_size -= 16;
+    cr_assert_eq(mdb_put(txn, A->peers, &k, &v, 0), 0);
+    cr_assert_eq(mdb_txn_commit(txn), 0);
+    kith__mdb_end(A);
+    cr_assert_eq(kith_peers_get(A, &peers, &n), 0);
+    cr_assert_eq(peers[0].clock_checked_ms, 0);
+    cr_assert_eq(peers[0].clock_offset_ms, 0);
+    cr_assert_eq(peers[0].schema_version, 1, "the schema tail still reads");
+    kith_peers_free(peers, n);
+
+    /* within the tolerance: recorded, nothing told */
+    cr_assert_eq(kith__peer_record_clock(A, b, 1200, 1000000), 0);
+    cr_assert_eq(kith_peers_get(A, &peers, &n), 0);
+    cr_assert_eq(peers[0].clock_offset_ms, 1200);
+    cr_assert_eq(peers[0].clock_checked_ms, 1000000);
+    kith_peers_free(peers, n);
+    /* the same figure a little later is not written again */
+    cr_assert_eq(kith__peer_record_clock(A, b, 1500, 1060000), 0);
+    cr_assert_eq(kith_peers_get(A, &peers, &n), 0);
+    cr_assert_eq(peers[0].clock_checked_ms, 1000000);
+    kith_peers_free(peers, n);
+    /* beyond the tolerance: told once, then kept quiet while it stays there */
+    cr_assert_eq(kith__peer_record_clock(A, b, -(KITH_CLOCK_TOLERANCE_MS + 2000), 1100000), 1);
+    cr_assert_eq(kith__peer_record_clock(A, b, -(KITH_CLOCK_TOLERANCE_MS + 2100), 1200000), 0);
+    cr_assert_eq(kith__peer_record_clock(A, b, -(KITH_CLOCK_TOLERANCE_MS + 9000), 1300000), 0);
+    cr_assert_eq(kith_peers_get(A, &peers, &n), 0);
+    cr_assert_eq(peers[0].clock_offset_ms, -(KITH_CLOCK_TOLERANCE_MS + 9000));
+    kith_peers_free(peers, n);
+    /* back within it, then beyond again: told again */
+    cr_assert_eq(kith__peer_record_clock(A, b, 0, 1400000), 0);
+    cr_assert_eq(kith__peer_record_clock(A, b, KITH_CLOCK_TOLERANCE_MS + 1, 1500000), 1);
+    cr_assert_eq(kith__peer_record_clock(A, 12345, 0, 1500000), KITH_ENOTFOUND);
 }

@@ -25,7 +25,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (kith__wire_encode(&m, &sb) != 0 || kith__wire_decode(sb.data, sb.size, &again) != 0)
         abort(); /* accepted but not re-encodable */
     if (again.type != m.type || again.seq != m.seq || again.id != m.id || again.nonce != m.nonce ||
-        again.vv.len != m.vv.len || again.len != m.len ||
+        again.vv.len != m.vv.len || again.len != m.len || again.proto != m.proto ||
+        again.clock_ms != m.clock_ms || (again.heads == NULL) != (m.heads == NULL) ||
+        (m.heads && memcmp(again.heads, m.heads, m.vv.len * KITH_HASH_BYTES) != 0) ||
         (m.len && memcmp(again.data, m.data, m.len) != 0) ||
         (m.vv.len && memcmp(again.vv.entries, m.vv.entries, m.vv.len * sizeof(kith_dot)) != 0))
         abort(); /* the round trip changed the message */

@@ -191,13 +191,25 @@ class kith_hold(Structure):
                 ("ahead_ms", c_int64), ("hlc", c_uint64), ("missing", kith_dot)]
 
 
+# declared after kith_status in kith.h, which points at it; defined first here
+class kith_fork(Structure):
+    _fields_ = [("origin", c_uint64), ("seq", c_uint64), ("ours", c_uint8 * KITH_HASH_BYTES),
+                ("theirs", c_uint8 * KITH_HASH_BYTES), ("seen_from", c_uint64),
+                ("recorded_ms", c_int64), ("source", c_int), ("has_head", c_bool),
+                ("head_seq", c_uint64), ("head_chain", c_uint8 * KITH_HASH_BYTES),
+                ("head_sig", c_uint8 * KITH_SIG_BYTES)]
+
+
 class kith_status(Structure):
     _fields_ = [("id", c_uint64), ("pubkey", c_uint8 * KITH_PUBKEY_BYTES), ("vv", kith_vv),
                 ("ops_logged", c_uint64), ("pending_ops", c_uint64),
                 ("open_conflicts", c_uint64), ("hlc", c_uint64), ("ncollections", c_size_t),
                 ("collections", POINTER(kith_collection_count)),
                 # appended in 0.1.0
-                ("nholds", c_size_t), ("holds", POINTER(kith_hold))]
+                ("nholds", c_size_t), ("holds", POINTER(kith_hold)),
+                # appended in 0.3.0
+                ("nforks", c_size_t), ("forks", POINTER(kith_fork)),
+                ("clock_offset_ms", c_int64), ("clock_peers", c_size_t)]
 
 
 class kith_log_entry(Structure):
@@ -220,7 +232,9 @@ class kith_batch_info(Structure):
 
 class kith_apply_info(Structure):
     _fields_ = [("ops_new", c_uint64), ("ops_known", c_uint64), ("ops_applied", c_uint64),
-                ("ops_pending", c_uint64), ("conflicts", c_uint64)]
+                ("ops_pending", c_uint64), ("conflicts", c_uint64),
+                # appended in 0.3.0
+                ("forks", c_uint64)]
 
 
 class kith_peer(Structure):
@@ -232,7 +246,10 @@ class kith_peer(Structure):
                 # appended in 0.1.0
                 ("failing", c_bool), ("held_ops", c_uint64), ("held_ahead_ms", c_int64),
                 # appended in 0.2.0
-                ("schema_version", c_uint64), ("schema_digest", c_uint8 * KITH_HASH_BYTES)]
+                ("schema_version", c_uint64), ("schema_digest", c_uint8 * KITH_HASH_BYTES),
+                # appended in 0.3.0
+                ("clock_offset_ms", c_int64), ("clock_checked_ms", c_int64),
+                ("fork_seq", c_uint64)]
 
 
 class kith_verify_report(Structure):
@@ -244,7 +261,9 @@ class kith_verify_report(Structure):
 class kith_sync_info(Structure):
     _fields_ = [("peer_id", c_uint64), ("ops_sent", c_uint64), ("ops_received", c_uint64),
                 ("batches_sent", c_uint64), ("batches_received", c_uint64),
-                ("converged", c_bool)]
+                ("converged", c_bool),
+                # appended in 0.3.0
+                ("forks", c_uint64), ("proto", c_uint32)]
 
 
 kith_listen_fn = CFUNCTYPE(None, c_void_p, c_char_p)
@@ -265,7 +284,8 @@ class kith_serve_opts(Structure):
 # every struct kith.h declares, by its C name (for tests/test_layout.py)
 STRUCTS = [kith_dot, kith_docid, kith_value, kith_field_def, kith_collection_def, kith_index_def,
            kith_buf, kith_field_entry, kith_conflict, kith_changed_doc, kith_change, kith_vv,
-           kith_collection_count, kith_status, kith_hold, kith_log_entry, kith_batch_opts,
+           kith_collection_count, kith_status, kith_hold, kith_fork, kith_log_entry,
+           kith_batch_opts,
            kith_batch_info, kith_apply_info, kith_peer, kith_verify_report, kith_sync_info,
            kith_serve_opts]
 
@@ -361,6 +381,8 @@ PROTOTYPES = [
     ("kith_status_free", None, [P(kith_status)]),
     ("kith_holds_get", c_int, [replica_p, P(P(kith_hold)), P(c_size_t)]),
     ("kith_holds_free", None, [P(kith_hold), c_size_t]),
+    ("kith_forks_get", c_int, [replica_p, P(P(kith_fork)), P(c_size_t)]),
+    ("kith_forks_free", None, [P(kith_fork), c_size_t]),
     ("kith_iter_log", c_int, [txn_p, c_uint64, P(iter_p)]),
     ("kith_iter_next_log", c_int, [iter_p, P(kith_log_entry)]),
     ("kith_batch_create", c_int, [replica_p, P(kith_batch_opts), P(kith_buf),

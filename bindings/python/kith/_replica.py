@@ -244,9 +244,21 @@ class Replica:
             counts = {s.collections[i].collection.decode(): s.collections[i].live
                       for i in range(s.ncollections)}
             holds = [hold(s.holds[i]) for i in range(s.nholds)]
-            return _status(s, counts, holds)
+            forks = [record(s.forks[i], "Fork") for i in range(s.nforks)]
+            return _status(s, counts, holds, forks)
         finally:
             ffi.kith_status_free(p)
+
+    def forks(self):
+        """The forked origins (kith_forks_get): a Fork record per origin, by origin; [] when
+        none has forked."""
+        arr = ctypes.POINTER(ffi.kith_fork)()
+        n = ctypes.c_size_t()
+        self._check(ffi.kith_forks_get(self.handle, byref(arr), byref(n)), "kith_forks_get")
+        try:
+            return [record(arr[i], "Fork") for i in range(n.value)]
+        finally:
+            ffi.kith_forks_free(arr, n)
 
     def holds(self):
         """The held ops (kith_holds_get): one Hold record per origin that has any, by origin;
@@ -396,16 +408,18 @@ class Replica:
 
 
 _StatusT = collections.namedtuple(
-    "Status", [f[0] for f in ffi.kith_status._fields_ if f[0] not in ("ncollections", "nholds")])
+    "Status", [f[0] for f in ffi.kith_status._fields_
+               if f[0] not in ("ncollections", "nholds", "nforks")])
 
 
-def _status(s, counts, holds):
+def _status(s, counts, holds, forks):
     """A Status record: kith_status's fields, `collections` as {collection: live count},
-    `holds` as a list of Hold records."""
+    `holds` as a list of Hold records, `forks` as a list of Fork records."""
     d = record(s, "_StatusFields", skip=("ncollections", "collections", "nholds",
-                                         "holds"))._asdict()
+                                         "holds", "nforks", "forks"))._asdict()
     d["collections"] = counts
     d["holds"] = holds
+    d["forks"] = forks
     return _StatusT(**d)
 
 
