@@ -432,8 +432,10 @@ kith_feed_next(kith_feed *f, kith_feed_event *out)
     if (!f || !out)
         return KITH_EINVAL;
     if (f->next == f->nevents) {
-        if ((rc = chunk_refill(f)) < 0)
+        if ((rc = chunk_refill(f)) < 0) {
+            f->caught_up = false; /* the descriptor may be drained: kith_feed_wait must not wait */
             return rc;
+        }
         f->caught_up = f->nevents == 0;
         if (f->caught_up)
             return KITH_ENOTFOUND;
