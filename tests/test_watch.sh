@@ -47,13 +47,13 @@ wait_for() {
     done
 }
 # The complete JSON lines of a watch's output (a line cut short by SIGKILL is left out).
-good_lines() { jq -R -c 'fromjson? // empty' "$1"; }
+good_lines() { jq -R -c 'fromjson? // empty' "$1" 2>/dev/null; }
 count_good() { good_lines "$1" | grep -c . || true; }
 has_lines() { [ "$(count_good "$1")" -ge "$2" ]; }
 last_cursor() { good_lines "$1" | tail -n 1 | jq -r .cursor; }
 end_cursor() { "$KITH" --dir "$1" watch --since 0 --no-follow --json | tail -n 1 | jq -r '.cursor // 0'; }
 jq_ok() { jq -e "$@" >/dev/null 2>&1; }
-has_text() { grep -q . "$1"; }
+has_text() { grep -qs . "$1"; }
 reached() { [ "$(last_cursor "$1")" = "$2" ]; }
 stopped=0
 stop() { # stop SIGNAL PID : stop the process and wait for it; its exit status in $stopped
