@@ -163,6 +163,7 @@ int bench_codec(const struct bench_opts *o);  /* bench/codec.c: encode/decode (5
 int bench_scaling(const struct bench_opts *o); /* bench/main.c: (2) and (6) over N (7) */
 int bench_scale_apply(const struct bench_opts *o);
 int bench_sync(const struct bench_opts *o); /* bench/sync.c: two peers on loopback (6) */
+int bench_feed(const struct bench_opts *o); /* bench/feed.c: the change feed across processes */
 int bench_scale_sync(const struct bench_opts *o);
 /* Raw LMDB, one durable transaction of n puts, reported as "lmdb.one_txn.durable.<n>" whose
  * name is copied to `name`: the bound of a scaled apply. */

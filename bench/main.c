@@ -27,6 +27,7 @@ static const struct bench_scenario scenarios[] = {
     {"apply", "durable apply of a remote batch into LMDB (kith_batch_apply)", bench_apply},
     {"local", "local writes: single-field transactions and transactions of 100", bench_local},
     {"sync", "two-peer sync over ZeroMQ on loopback, and push latency", bench_sync},
+    {"feed", "change feed: commit-to-event delay across processes, backlog read rate", bench_feed},
     {"verify", "verification: hash chain + head signatures, commits of 1/10/100", bench_verify},
     {"codec", "encode/decode: commits and batches, ops/s and bytes per op", bench_codec},
     {"scaling", "scaling: apply and sync at 10k, 100k, 1M ops (--scaling)", bench_scaling},

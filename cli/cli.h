@@ -278,6 +278,7 @@ int cmd_bundle_create(struct cli *c, int argc, char **argv);
 int cmd_bundle_apply(struct cli *c, int argc, char **argv);
 int cmd_serve(struct cli *c, int argc, char **argv);
 int cmd_sync(struct cli *c, int argc, char **argv);
+int cmd_watch(struct cli *c, int argc, char **argv);
 
 /* A peer record as JSON (status, peers, trust --list; spec/cli.md "peer"). */
 json_t *cli_peer_json(const kith_peer *p);

@@ -78,6 +78,8 @@ static const struct cli_command commands[] = {
      "one sync session with a peer; exit 0 when both hold the same ops"},
     {"peers", NULL, cmd_peers, "peers [--json]",
      "known peers: address, trust, pending ops, last sync, last error"},
+    {"watch", NULL, cmd_watch, "watch [--since CURSOR|now] [--json] [--no-follow]",
+     "print each commit applied from now (or after CURSOR), by any process, until ^C"},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
@@ -438,7 +440,8 @@ main(int argc, char **argv)
     /* The command's argv starts at its last command word, as getopt expects argv[0]. */
     rest = optind + (cmd->sub != NULL ? 1 : 0);
     cli_opt_reset();
-    if (strcmp(cmd->group, "serve") == 0 || strcmp(cmd->group, "sync") == 0)
+    if (strcmp(cmd->group, "serve") == 0 || strcmp(cmd->group, "sync") == 0 ||
+        strcmp(cmd->group, "watch") == 0)
         return run_command(&c, cmd, argc - rest, argv + rest); /* they handle SIGTERM/SIGINT */
     return run_in_child(&c, cmd, argc - rest, argv + rest);
 }

@@ -487,6 +487,105 @@ KITH_API void kith_observe(kith_replica *r, kith_change_fn on_change, kith_confl
                            void *ctx);
 
 /* ---------------------------------------------------------------------------------------
+ * The change feed: every commit applied to the replica, by any process, in the order this
+ * replica applied it (spec/storage.md "The change feed"). Observers hear only their own
+ * handle's commits; a feed also hears the daemon's applies and other processes' writes, and
+ * resumes after a restart from a cursor the app keeps. It reads what the replica stores
+ * already (the apply order and the log), so writers pay nothing for it.
+ *
+ * A position in the feed is a cursor: the apply-order counter of the last commit seen, 0
+ * before the first. An event is one commit applied to the state (a local transaction, a
+ * commit of a batch or bundle, a held commit that fell due), with what it touched: each
+ * document once, whether it created or deleted it, and the fields it wrote. What a commit
+ * touched is not what changed: a write that lost to a concurrent one (last writer wins) is
+ * listed all the same. Re-read the documents an event names to see their current state.
+ *
+ * A kith_feed belongs to one thread at a time. It holds no LMDB transaction between calls
+ * (a long-lived reader would keep LMDB from reusing pages): kith_feed_next reads a chunk of
+ * events in one read transaction and hands them out one by one. Close every feed before
+ * kith_close() of its replica. A feed works on a replica opened read-only, and on one of an
+ * earlier format.
+ */
+typedef struct kith_feed kith_feed;
+
+/* One document a commit touched. */
+typedef struct kith_feed_doc {
+    const char *collection; /* valid while the replica is open */
+    kith_docid doc;
+    bool created;              /* the commit added the document (DOC_ADD) */
+    bool deleted;              /* the commit removed it (DOC_REMOVE) */
+    size_t nfields;            /* 0 when the commit wrote no field of it */
+    const char *const *fields; /* the fields it wrote, each once, sorted by name; the names
+                                  live as long as the replica, the array until the next
+                                  kith_feed_next or kith_feed_close */
+} kith_feed_doc;
+
+/* One commit, as the feed gives it. */
+typedef struct kith_feed_event {
+    uint64_t cursor;    /* this commit's place in the apply order: a feed opened with it
+                           starts right after this commit */
+    int source;         /* kith_change_source: LOCAL when this replica made the commit (in
+                           any process), REMOTE when it came from another replica */
+    uint64_t origin;    /* the replica that made it */
+    uint64_t first_seq; /* its ops' seqs, first_seq..last_seq */
+    uint64_t last_seq;
+    uint64_t hlc;              /* its timestamp */
+    size_t ndocs;              /* at least 1 */
+    const kith_feed_doc *docs; /* each document once, in the order the commit first touched
+                                  them; valid until the next kith_feed_next or
+                                  kith_feed_close */
+} kith_feed_event;
+
+/* kith_feed_open: start at the end of the feed, with the next commit applied. */
+#define KITH_FEED_NOW UINT64_MAX
+
+/*
+ * Open a feed of the commits applied after cursor `since` (0: from the first commit;
+ * KITH_FEED_NOW: from the next one applied). Returns 0 and a new feed in *out, closed with
+ * kith_feed_close(); on failure *out is NULL. Errors: KITH_EINVAL (`since` lies beyond the
+ * last commit applied: a cursor of another replica, or of a copy this one was restored from;
+ * kith_errmsg says both), -EMFILE or -ENOSPC (the process or user has no inotify instance or
+ * watch left: fs.inotify.max_user_instances, max_user_watches), -errno, KITH_ECORRUPT.
+ */
+KITH_API KITH_NODISCARD int kith_feed_open(kith_replica *r, uint64_t since, kith_feed **out);
+
+/*
+ * The next event, into *out: 0, or KITH_ENOTFOUND when the feed has caught up (it never
+ * blocks). Views in *out are valid until the next kith_feed_next or kith_feed_close. An event
+ * is handed out once: kith_feed_cursor() is then its cursor.
+ * Errors: KITH_ECORRUPT (a commit in the apply order is missing from the log or does not
+ * decode; kith_errmsg says which), KITH_ENOMEM, -errno. After an error the feed stays where
+ * it was, and the call may be repeated.
+ */
+KITH_API KITH_NODISCARD int kith_feed_next(kith_feed *f, kith_feed_event *out);
+
+/*
+ * A file descriptor for poll/epoll/select (or a GUI main loop) that becomes readable when
+ * any process commits to the replica. Read events with kith_feed_next until it returns
+ * KITH_ENOTFOUND, which also drains the descriptor; after that, a commit by anyone makes it
+ * readable again. It may be readable with nothing new (the replica's file is also written
+ * for local records, such as peer bookkeeping): kith_feed_next then returns KITH_ENOTFOUND.
+ * Owned by the feed: do not read or close it. With edge-triggered epoll, read until
+ * KITH_ENOTFOUND every time.
+ */
+KITH_API int kith_feed_fd(const kith_feed *f);
+
+/*
+ * Wait until kith_feed_next may have an event: at once when it has not returned
+ * KITH_ENOTFOUND since the last event, else until the descriptor becomes readable or
+ * `timeout_ms` passes (-1: no limit; 0: just look). 0 when there may be an event,
+ * KITH_ETIMEDOUT, or -EINTR when a signal arrived (check your stop flag and call again).
+ */
+KITH_API KITH_NODISCARD int kith_feed_wait(kith_feed *f, int timeout_ms);
+
+/* The cursor of the last event handed out, or `since` (the end, for KITH_FEED_NOW) before
+ * the first: what to store to resume after a restart. */
+KITH_API uint64_t kith_feed_cursor(const kith_feed *f);
+
+/* Close the feed and its descriptor. Takes NULL. */
+KITH_API void kith_feed_close(kith_feed *f);
+
+/* ---------------------------------------------------------------------------------------
  * Version vectors: origin -> highest seq applied, sorted by origin.
  */
 typedef struct kith_vv {

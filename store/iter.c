@@ -683,36 +683,49 @@ kith_iter_log(kith_txn *t, uint64_t origin, kith_iter **out)
     return 0;
 }
 
+int
+kith__log_decode(kith_replica *r, const MDB_val *k, const MDB_val *v, struct kith__commit *c,
+                 struct kith__arena *arena)
+{
+    char why[128] = "";
+    uint64_t origin, first;
+    const uint8_t *p = v->mv_data;
+    int rc;
+
+    if (k->mv_size != 16 || v->mv_size < KITH__LOG_HDR_BYTES)
+        return kith__fail(r, KITH_ECORRUPT, "log record of %zu bytes", v->mv_size);
+    origin = kith__be64_get(k->mv_data);
+    first = kith__be64_get((const uint8_t *)k->mv_data + 8);
+    kith__arena_reset(arena);
+    rc = kith__commit_decode(p + KITH__LOG_HDR_BYTES, v->mv_size - KITH__LOG_HDR_BYTES, origin,
+                             first, c, arena, why, sizeof(why));
+    if (rc < 0)
+        return kith__fail(r, rc == KITH_ENOMEM ? rc : KITH_ECORRUPT,
+                          "logged commit %016llx:%llu does not decode: %s",
+                          (unsigned long long)origin, (unsigned long long)first, why);
+    if (c->nops == 0 ||
+        c->nops != ((uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]))
+        return kith__fail(r, KITH_ECORRUPT, "logged commit %016llx:%llu op count",
+                          (unsigned long long)origin, (unsigned long long)first);
+    return 0;
+}
+
 /* Decode the next commit of the range into it->commit; KITH_ENOTFOUND at the end. */
 static int
 log_load(kith_iter *it)
 {
-    char why[128] = "";
     MDB_val k, v;
-    uint64_t origin, first;
-    const uint8_t *p;
+    uint64_t origin;
     int rc;
 
     rc = range_next(it, &k, &v);
     if (rc < 0)
         return rc;
-    if (k.mv_size != 16 || v.mv_size < KITH__LOG_HDR_BYTES)
-        return kith__fail(it->t->r, KITH_ECORRUPT, "log record of %zu bytes", v.mv_size);
-    origin = kith__be64_get(k.mv_data);
-    first = kith__be64_get((const uint8_t *)k.mv_data + 8);
-    p = v.mv_data;
-    kith__arena_reset(&it->arena);
-    rc = kith__commit_decode(p + KITH__LOG_HDR_BYTES, v.mv_size - KITH__LOG_HDR_BYTES, origin,
-                             first, &it->commit, &it->arena, why, sizeof(why));
+    rc = kith__log_decode(it->t->r, &k, &v, &it->commit, &it->arena);
     if (rc < 0)
-        return kith__fail(it->t->r, rc == KITH_ENOMEM ? rc : KITH_ECORRUPT,
-                          "logged commit %016llx:%llu does not decode: %s",
-                          (unsigned long long)origin, (unsigned long long)first, why);
-    if (it->commit.nops == 0 || it->commit.nops != ((uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
-                                                    (uint32_t)p[2] << 8 | p[3]))
-        return kith__fail(it->t->r, KITH_ECORRUPT, "logged commit %016llx:%llu op count",
-                          (unsigned long long)origin, (unsigned long long)first);
-    memcpy(it->chain, p + 4, KITH_HASH_BYTES);
+        return rc;
+    origin = it->commit.origin;
+    memcpy(it->chain, (const uint8_t *)v.mv_data + 4, KITH_HASH_BYTES);
     if (!it->have_state || it->state_origin != origin) {
         struct kith__origin_state st;
 

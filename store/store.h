@@ -455,6 +455,13 @@ int kith__origin_put(kith_replica *r, MDB_txn *txn, uint64_t origin,
 
 /* ---- store/iter.c --------------------------------------------------------------------- */
 
+/* Decode the log record k -> v (store.h, log) into *c, resetting `arena` first: views point
+ * into v's bytes and the arena (valid while both are). Checks the record's size and op
+ * count. The one decoding of logged commits, shared by kith_iter_log and the change feed.
+ * 0, KITH_ECORRUPT (kith_errmsg names the commit) or KITH_ENOMEM. */
+int kith__log_decode(kith_replica *r, const MDB_val *k, const MDB_val *v, struct kith__commit *c,
+                     struct kith__arena *arena);
+
 /* Mark the conflicts listed in t->resolved as resolved, in t->txn. kith_txn_commit calls it
  * (also when the transaction has no ops, and again after a map growth replay). */
 int kith__conflicts_mark(kith_txn *t);

@@ -18,14 +18,14 @@ trap 'rm -rf "$tmp"' EXIT
 }
 # Every scenario's section and at least one row of each.
 for section in "the machine" "core merge in memory" "durable apply" "local writes" \
-               "two-peer sync" "verification" "encode/decode" "scaling"; do
+               "two-peer sync" "change feed" "verification" "encode/decode" "scaling"; do
     grep -q "== $section" "$tmp/table" || { echo "test_bench: no section '$section'" >&2; exit 1; }
 done
 for row in lmdb.c1000.nosync lmdb.c1000.durable lmdb.one_txn.durable lmdb.c100.durable \
            lmdb.c1.durable blake2b.100B ed25519.verify zmq.push zmq.rtt cpu.lww_loop \
            merge.lww merge.orset merge.concurrent apply.durable apply.nosync \
            local.txn1.durable local.txn100.durable sync.push sync.pull sync.latency.p50 \
-           sync.latency.p99 verify.c1 verify.c10 verify.c100 codec.decode.c1 batch.encode.c100 \
+           sync.latency.p99 feed.latency.p50 feed.latency.p99 feed.read verify.c1 verify.c10 verify.c100 codec.decode.c1 batch.encode.c100 \
            scale.apply.flatness scale.sync.flatness; do
     grep -q "^$row " "$tmp/table" || { echo "test_bench: no row '$row'" >&2; cat "$tmp/table" >&2; exit 1; }
 done

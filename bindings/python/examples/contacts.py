@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """contacts.py — kith from Python: two replicas of one user's contacts (a phone and a laptop),
 a concurrent edit on each, bundles carried both ways, the app told which edit was overruled,
-then one more edit synced over loopback with the phone serving in a thread.
+then one more edit synced over loopback with the phone serving in a thread, which the phone's
+change feed reports (as an app's UI would learn what its daemon applied).
 
     python3 contacts.py [DIR]     (DIR: an empty directory for the replicas; default: a
                                    temporary one)
@@ -51,12 +52,20 @@ def main(top):
         carry(phone, laptop, bundle)
         carry(laptop, phone, bundle)
 
-        # one more edit, this time over the network: the phone serves, the laptop syncs
+        # one more edit, this time over the network: the phone serves, the laptop syncs;
+        # the phone's change feed (any process's commits, from a cursor) tells what came in
         with laptop.write() as t:
             t.add("contacts", ada, "tags", "engines")
+        feed = phone.feed(since="now")
         with phone.serve(listen="tcp://127.0.0.1:*", log_level=kith.LOG_ERROR) as server:
             info = laptop.sync(server.endpoint, peer_pk=phone.pubkey)
             print("synced: %d ops sent, %d received" % (info.ops_sent, info.ops_received))
+        with feed:
+            for ev in feed:
+                for d in ev.docs:
+                    print("feed: %d %s from %s: %s %s" % (
+                        ev.cursor, "local" if ev.local else "remote", kith.id_hex(ev.origin),
+                        d.collection, ",".join(d.fields)))
 
         with phone.read() as t:
             for doc in t.index("contacts.name"):

@@ -18,6 +18,7 @@ from ._replica import (FieldDef, Replica, Server, Txn, crm_schema, curve_public,
                        id_from_pubkey, parse_value, schema, schema_fingerprint, sign_verify)
 from ._types import (ERRORS, Change, DocId, Dot, Hold, KithError, duration_format, id_hex,
                      time_format, time_from_ms, time_to_ms, vv_format, vv_parse)
+from ._feed import FEED_NOW, Feed, FeedDoc, FeedEvent
 
 # KITH_E* codes as module constants (kith.ESCHEMA == -9006), from the library's own table
 for _code, _name in ERRORS.items():
@@ -61,3 +62,4 @@ __all__ = [
     "schema", "schema_fingerprint", "sign_verify", "time_format", "time_from_ms",
     "time_to_ms", "version", "vv_format", "vv_parse",
 ]
+__all__ += ["FEED_NOW", "Feed", "FeedDoc", "FeedEvent"]

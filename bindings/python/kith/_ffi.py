@@ -443,3 +443,44 @@ def error_table():
             return table
         table[code] = name
         code -= 1
+
+
+# ---- the change feed (kith_feed_*), kept together so that it is appended in one place --------
+
+KITH_FEED_NOW = (1 << 64) - 1
+
+
+class kith_feed_doc(Structure):
+    _fields_ = [("collection", c_char_p), ("doc", kith_docid), ("created", c_bool),
+                ("deleted", c_bool), ("nfields", c_size_t), ("fields", POINTER(c_char_p))]
+
+
+class kith_feed_event(Structure):
+    _fields_ = [("cursor", c_uint64), ("source", c_int), ("origin", c_uint64),
+                ("first_seq", c_uint64), ("last_seq", c_uint64), ("hlc", c_uint64),
+                ("ndocs", c_size_t), ("docs", POINTER(kith_feed_doc))]
+
+
+feed_p = c_void_p
+FEED_PROTOTYPES = [
+    ("kith_feed_open", c_int, [replica_p, c_uint64, P(feed_p)]),
+    ("kith_feed_next", c_int, [feed_p, P(kith_feed_event)]),
+    ("kith_feed_fd", c_int, [feed_p]),
+    ("kith_feed_wait", c_int, [feed_p, c_int]),
+    ("kith_feed_cursor", c_uint64, [feed_p]),
+    ("kith_feed_close", None, [feed_p]),
+]
+STRUCTS += [kith_feed_doc, kith_feed_event]
+GROWABLE += [kith_feed_event]
+PROTOTYPES += FEED_PROTOTYPES
+_fn = None
+for _name, _restype, _argtypes in FEED_PROTOTYPES:
+    try:
+        _fn = getattr(lib, _name)
+    except AttributeError:
+        globals()[_name] = _missing(_name)
+        continue
+    _fn.restype = _restype
+    _fn.argtypes = _argtypes
+    globals()[_name] = _fn
+del _name, _restype, _argtypes, _fn

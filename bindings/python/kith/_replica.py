@@ -112,6 +112,8 @@ class Replica:
                     raise RuntimeError("a transaction of this replica is open in another thread")
             for t in list(self._txns):
                 t.abort()
+            for f in list(self.__dict__.get("_feeds", ())):
+                f.close()  # a feed must not outlive its replica's handle
             if self._observers:
                 ffi.kith_observe(self._h, ffi.kith_change_fn(), ffi.kith_conflict_fn(), None)
                 self._observers = None
@@ -222,6 +224,14 @@ class Replica:
         ffi.kith_observe(self.handle, cf, kf, None)
         # the library holds the function pointers: keep the trampolines alive with the handle
         self._observers = (cf, kf) if (on_change or on_conflict) else None
+
+    def feed(self, since=0):
+        """A Feed of the commits applied after cursor `since` (0: all; kith.FEED_NOW or "now":
+        from now on), by any process; see kith.Feed. Closed with the replica at the latest."""
+        from ._feed import Feed
+        f = Feed(self, since)
+        self.__dict__.setdefault("_feeds", weakref.WeakSet()).add(f)
+        return f
 
     # -- state --
 

@@ -17,5 +17,7 @@ class Example(ReplicaCase):
         self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
         self.assertIn("overruled: contacts.phone", out.stdout)
         self.assertIn("synced: 1 ops sent", out.stdout)
+        self.assertIn("feed: ", out.stdout)
+        self.assertRegex(out.stdout, r"feed: \d+ remote from [0-9a-f]{16}: contacts tags")
         self.assertIn("tags: engines, friend, math", out.stdout)
         self.assertIn("replicas converged: yes", out.stdout)
