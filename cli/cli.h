@@ -5,7 +5,8 @@
  *
  * The CLI is an ordinary client of include/kith.h and nothing else (STYLE.md §1). Its
  * contract with users and scripts — every command, exit code and --json schema — is
- * spec/cli.md; doc/kith.1 is the manual. Exit codes: 0 ok, 1 failure, 2 usage error.
+ * spec/cli.md; doc/kith.1 is the manual. Exit codes: 0 ok, 1 failure, 2 usage error, 130
+ * a long command stopped by Ctrl-C.
  */
 #ifndef KITH_CLI_H
 #define KITH_CLI_H
@@ -19,9 +20,10 @@
 #include <stdio.h>
 
 enum {
-    CLI_OK = 0,   /* the command did what was asked */
-    CLI_FAIL = 1, /* it could not: bad value, unknown id, damaged replica, I/O error */
-    CLI_USAGE = 2 /* the command line itself is wrong */
+    CLI_OK = 0,         /* the command did what was asked */
+    CLI_FAIL = 1,       /* it could not: bad value, unknown id, damaged replica, I/O error */
+    CLI_USAGE = 2,      /* the command line itself is wrong */
+    CLI_CANCELLED = 130 /* Ctrl-C stopped a long command cleanly (128 + SIGINT, as shells say) */
 };
 
 /* One invocation: where the replica lives and which command runs, for messages. */
@@ -78,6 +80,36 @@ int cli_opt_other(const struct cli *c, int ch);
  * NULL when the command has no --json.
  */
 int cli_parse_simple(const struct cli *c, int argc, char **argv, bool *json, int min, int max);
+
+/* ---- the long commands: progress line and Ctrl-C (progress.c) ------------------------- */
+
+/* One long call's progress line on stderr. */
+struct cli_progress {
+    kith_replica *r;  /* whose callback is set; NULL once ended */
+    const char *what; /* what the call does, first on the line: "applying bundle" */
+    bool draw;        /* stderr is a terminal, TERM is not "dumb", no --json or --quiet */
+    bool drawn;       /* a line is on the terminal, to be erased */
+    int64_t last_ms;  /* when it was drawn (monotonic) */
+};
+
+/* Before a long call on r: set r's progress callback, which draws the line when p->draw and
+ * cancels the call after a SIGINT (cli_sigint_catch is called here). `quiet`: --json or
+ * --quiet, no line. */
+void cli_progress_begin(struct cli_progress *p, kith_replica *r, const char *what, bool quiet);
+/* After it: erase the line, clear the callback. */
+void cli_progress_end(struct cli_progress *p);
+/* "applying bundle  12,345 / 100,000 ops  12%", or "... 12,345 ops" while total is 0; the
+ * length written (at most cap - 1). */
+size_t cli_progress_format(char *out, size_t cap, const char *what, uint64_t done, uint64_t total);
+/* From now on SIGINT sets the flag cli_interrupted reads (unless it was ignored when kith
+ * started: a background job's stays ignored). */
+void cli_sigint_catch(void);
+bool cli_interrupted(void);
+/* "kith: CMD: cancelled; <what_holds>" on stderr; returns CLI_CANCELLED. */
+int cli_cancelled(const struct cli *c, const char *what_holds);
+/* cli_parse_simple for the long commands: --json, --quiet (-q), --help. */
+int cli_parse_long(const struct cli *c, int argc, char **argv, bool *json, bool *quiet, int min,
+                   int max);
 
 /* ---- opening the replica (main.c) ------------------------------------------------------- */
 

@@ -122,16 +122,18 @@ cmd_sync(struct cli *c, int argc, char **argv)
     static const struct option opts[] = {
         {"timeout", required_argument, NULL, 't'},
         {"json", no_argument, NULL, 'j'},
+        {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     int timeout_ms = 10000, ch, rc, krc;
-    bool json = false;
+    bool json = false, quiet = false;
     kith_sync_info info = {0};
     kith_replica *r = NULL;
+    struct cli_progress pg;
     char peer[KITH_ID_HEX + 1];
 
-    while ((ch = cli_getopt(c, argc, argv, ":h", opts)) != -1) {
+    while ((ch = cli_getopt(c, argc, argv, ":qh", opts)) != -1) {
         switch (ch) {
         case 't':
             if (cli_parse_duration(optarg, &timeout_ms) < 0)
@@ -139,6 +141,9 @@ cmd_sync(struct cli *c, int argc, char **argv)
             break;
         case 'j':
             json = true;
+            break;
+        case 'q':
+            quiet = true;
             break;
         default:
             return cli_opt_other(c, ch);
@@ -148,7 +153,13 @@ cmd_sync(struct cli *c, int argc, char **argv)
         return cli_usage_error(c, argc - optind < 1 ? "missing ENDPOINT" : "too many arguments");
     if ((rc = cli_open(c, CLI_WRITE, &r)) != CLI_OK)
         return rc;
+    cli_progress_begin(&pg, r, "syncing", json || quiet);
     krc = kith_sync(r, argv[optind], NULL, timeout_ms, &info);
+    cli_progress_end(&pg);
+    if (krc == KITH_ECANCELED) {
+        rc = cli_cancelled(c, "every batch applied is whole; the next sync goes on from there");
+        goto out_close;
+    }
     if (krc == KITH_EUNTRUSTED && !known_address(r, argv[optind])) {
         rc = cli_fail(c, "%s: no trusted peer has this address (kith trust PUBKEY --addr %s)",
                       argv[optind], argv[optind]);

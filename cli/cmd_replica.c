@@ -458,15 +458,22 @@ cmd_verify(struct cli *c, int argc, char **argv)
 {
     kith_replica *r = NULL;
     kith_verify_report rep;
-    bool json;
-    int rc = cli_parse_simple(c, argc, argv, &json, 0, 0), krc;
+    struct cli_progress pg;
+    bool json, quiet;
+    int rc = cli_parse_long(c, argc, argv, &json, &quiet, 0, 0), krc;
     if (rc >= 0)
         return rc;
     rc = cli_open(c, CLI_READ, &r);
     if (rc != CLI_OK)
         return rc;
     memset(&rep, 0, sizeof rep);
+    cli_progress_begin(&pg, r, "verifying", json || quiet);
     krc = kith_verify(r, &rep);
+    cli_progress_end(&pg);
+    if (krc == KITH_ECANCELED) {
+        rc = cli_cancelled(c, "nothing was changed");
+        goto out_close;
+    }
     if (krc < 0) {
         rc = cli_fail_rc(c, r, "could not check the replica", krc);
         goto out_close;

@@ -446,6 +446,7 @@ cmd_bundle_create(struct cli *c, int argc, char **argv)
     static const struct option opts[] = {
         {"output", required_argument, NULL, 'o'},
         {"since", required_argument, NULL, 's'},
+        {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -453,9 +454,11 @@ cmd_bundle_create(struct cli *c, int argc, char **argv)
     kith_vv since = {0};
     kith_batch_info info = {0};
     kith_replica *r = NULL;
+    struct cli_progress pg;
+    bool quiet = false;
     int ch, rc, krc;
 
-    while ((ch = cli_getopt(c, argc, argv, ":o:h", opts)) != -1) {
+    while ((ch = cli_getopt(c, argc, argv, ":o:qh", opts)) != -1) {
         switch (ch) {
         case 'o':
             if (optarg[0] == '\0')
@@ -464,6 +467,9 @@ cmd_bundle_create(struct cli *c, int argc, char **argv)
             break;
         case 's':
             since_text = optarg;
+            break;
+        case 'q':
+            quiet = true;
             break;
         default:
             return cli_opt_other(c, ch);
@@ -478,15 +484,22 @@ cmd_bundle_create(struct cli *c, int argc, char **argv)
 
     if ((rc = cli_open(c, CLI_READ, &r)) != CLI_OK)
         goto out_vv;
+    cli_progress_begin(&pg, r, "writing bundle", quiet);
     krc = kith_bundle_write(r, since_text != NULL ? &since : NULL, path, &info);
+    cli_progress_end(&pg);
+    if (krc == KITH_ECANCELED) {
+        rc = cli_cancelled(c, "no bundle was written");
+        goto out_close;
+    }
     if (krc < 0) {
         rc = cli_fail_rc(c, r, path, krc);
         goto out_close;
     }
-    fprintf(stderr, "kith: bundle: %llu op%s in %llu commit%s written to %s\n",
-            (unsigned long long)info.ops, info.ops == 1 ? "" : "s",
-            (unsigned long long)info.commits, info.commits == 1 ? "" : "s",
-            strcmp(path, "-") == 0 ? "stdout" : path);
+    if (!quiet)
+        fprintf(stderr, "kith: bundle: %llu op%s in %llu commit%s written to %s\n",
+                (unsigned long long)info.ops, info.ops == 1 ? "" : "s",
+                (unsigned long long)info.commits, info.commits == 1 ? "" : "s",
+                strcmp(path, "-") == 0 ? "stdout" : path);
 out_close:
     kith_close(r);
 out_vv:
@@ -501,8 +514,9 @@ cmd_bundle_apply(struct cli *c, int argc, char **argv)
     kith_replica *r = NULL;
     kith_hold *holds = NULL;
     size_t nholds = 0;
-    bool json;
-    int rc = cli_parse_simple(c, argc, argv, &json, 1, 1), krc;
+    struct cli_progress pg;
+    bool json, quiet;
+    int rc = cli_parse_long(c, argc, argv, &json, &quiet, 1, 1), krc;
     const char *path;
     if (rc >= 0)
         return rc;
@@ -511,7 +525,13 @@ cmd_bundle_apply(struct cli *c, int argc, char **argv)
         return cli_fail(c, "%s: cannot read it", path);
     if ((rc = cli_open(c, CLI_WRITE, &r)) != CLI_OK)
         return rc;
+    cli_progress_begin(&pg, r, "applying bundle", json || quiet);
     krc = kith_bundle_apply(r, path, &info);
+    cli_progress_end(&pg);
+    if (krc == KITH_ECANCELED) {
+        rc = cli_cancelled(c, "nothing was half-applied");
+        goto out_close;
+    }
     if (krc < 0) {
         const char *detail = kith_errmsg(r);
         if (detail == NULL || detail[0] == '\0')

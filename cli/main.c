@@ -64,18 +64,19 @@ static const struct cli_command commands[] = {
     {"trust", NULL, cmd_trust,
      "trust PUBKEY [--name N] [--addr ENDPOINT] | trust --list [--json] | trust --remove ID",
      "accept ops signed by that replica; --list shows the trust set; --remove revokes"},
-    {"bundle", "create", cmd_bundle_create, "bundle create [-o FILE] [--since VV]",
-     "write a file of signed ops (all, or those VV lacks)"},
-    {"bundle", "apply", cmd_bundle_apply, "bundle apply FILE [--json]",
-     "verify and merge a bundle"},
-    {"verify", NULL, cmd_verify, "verify [--json]",
-     "re-check chains, signatures and indexes; exit 1 on damage"},
+    {"bundle", "create", cmd_bundle_create, "bundle create [-o FILE] [--since VV] [--quiet]",
+     "write a file of signed ops (all, or those VV lacks); Ctrl-C writes none (exit 130)"},
+    {"bundle", "apply", cmd_bundle_apply, "bundle apply FILE [--json] [--quiet]",
+     "verify and merge a bundle; Ctrl-C applies none of it (exit 130)"},
+    {"verify", NULL, cmd_verify, "verify [--json] [--quiet]",
+     "re-check chains, signatures and indexes; exit 1 on damage, 130 on Ctrl-C"},
     {"serve", NULL, cmd_serve,
      "serve [--listen EP] [--peer EP]... [--interval 30s] [--failing-after N] [--discover] "
      "[--log-json] [-v]",
      "run the sync daemon in the foreground"},
-    {"sync", NULL, cmd_sync, "sync ENDPOINT [--timeout 10s] [--json]",
-     "one sync session with a peer; exit 0 when both hold the same ops"},
+    {"sync", NULL, cmd_sync, "sync ENDPOINT [--timeout 10s] [--json] [--quiet]",
+     "one sync session with a peer; exit 0 when both hold the same ops; Ctrl-C keeps the "
+     "whole batches (exit 130)"},
     {"peers", NULL, cmd_peers, "peers [--json]",
      "known peers: address, trust, pending ops, last sync, last error"},
     {"watch", NULL, cmd_watch, "watch [--since CURSOR|now] [--json] [--no-follow]",
@@ -92,8 +93,11 @@ print_help(FILE *f)
                "commands:\n");
     for (size_t i = 0; i < NCOMMANDS; i++)
         fprintf(f, "  kith %s\n      %s\n", commands[i].usage, commands[i].summary);
-    fprintf(f, "\nkith help COMMAND (or kith COMMAND --help) prints one command's usage;\n"
-               "man kith has the rest.\n");
+    fprintf(f,
+            "\nbundle create, bundle apply, sync and verify show a progress line on stderr when\n"
+            "it is a terminal (not with --json or --quiet), and stop cleanly on Ctrl-C.\n"
+            "kith help COMMAND (or kith COMMAND --help) prints one command's usage;\n"
+            "man kith has the rest.\n");
 }
 
 /* The rows of one group ("contact"), each with its usage and what it does. */
@@ -308,29 +312,64 @@ run_command(struct cli *c, const struct cli_command *cmd, int argc, char **argv)
     return ch;
 }
 
+/* The child running the command, for forward_sigint. */
+static volatile pid_t child_pid;
+
+static void
+forward_sigint(int sig)
+{
+    if (child_pid > 0)
+        kill(child_pid, sig);
+}
+
 /*
  * Run the command in a child process and pass on its exit status. LMDB reads the replica
  * through a map: a page overwritten with garbage can send it past the end of the file or of
  * the map (SIGBUS, SIGSEGV) before any check of kith's sees it. Then the child dies and this
  * process says so, with exit 1, instead of the user seeing a core dump (spec/cli.md CLI-12).
  * Streams are inherited, so output and stdin behave as if run here. Without fork, run here.
+ *
+ * A SIGINT to this process is passed on to the child and this one waits: a long command
+ * stops cleanly and exits 130 (CLI-22), and any other dies of it, which is then re-raised
+ * here. SIGINT is blocked across the fork, so one that comes meanwhile is passed on too.
  */
 static int
 run_in_child(struct cli *c, const struct cli_command *cmd, int argc, char **argv)
 {
+    struct sigaction old, sa;
+    sigset_t block, mask;
     pid_t pid;
     int st, sig;
+    bool forward;
 
     fflush(stdout);
     fflush(stderr);
+    sigemptyset(&block);
+    sigaddset(&block, SIGINT);
+    sigprocmask(SIG_BLOCK, &block, &mask);
     pid = fork();
-    if (pid < 0)
-        return run_command(c, cmd, argc, argv);
-    if (pid == 0)
+    if (pid <= 0) {
+        sigprocmask(SIG_SETMASK, &mask, NULL);
+        if (pid < 0)
+            return run_command(c, cmd, argc, argv);
         exit(run_command(c, cmd, argc, argv));
+    }
+    /* left alone when ignored: whoever started kith wants neither to see it */
+    forward = sigaction(SIGINT, NULL, &old) == 0 && old.sa_handler != SIG_IGN;
+    if (forward) {
+        child_pid = pid;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = forward_sigint;
+        sigemptyset(&sa.sa_mask);
+        sa.sa_flags = SA_RESTART;
+        sigaction(SIGINT, &sa, NULL);
+    }
+    sigprocmask(SIG_SETMASK, &mask, NULL);
     while (waitpid(pid, &st, 0) < 0)
         if (errno != EINTR)
             return cli_fail(c, "waiting for the command: %s", strerror(errno));
+    if (forward)
+        sigaction(SIGINT, &old, NULL);
     if (WIFEXITED(st))
         return WEXITSTATUS(st);
     sig = WTERMSIG(st);

@@ -72,7 +72,8 @@ KITH_API const char *kith_version(void);
     X(KITH_ETIMEDOUT, -9017, "peer did not answer in time")                                        \
     X(KITH_EPROTO, -9018, "peer broke the protocol")                                               \
     X(KITH_ENOMEM, -9019, "out of memory")                                                         \
-    X(KITH_ECLOSED, -9020, "interrupted by a stop request")
+    X(KITH_ECLOSED, -9020, "interrupted by a stop request")                                        \
+    X(KITH_ECANCELED, -9021, "cancelled by the caller")
 
 enum kith_error {
 
@@ -761,7 +762,8 @@ typedef struct kith_batch_info {
 /*
  * Build a batch of the ops that `opts->since` lacks, in this replica's apply order, signing
  * this replica's own head where the batch ends. `out->data` is released with kith_free().
- * `info` may be NULL. An empty batch (ops == 0) is valid.
+ * `info` may be NULL. An empty batch (ops == 0) is valid. KITH_ECANCELED: the progress
+ * callback said stop, and there is no batch.
  */
 KITH_API KITH_NODISCARD int kith_batch_create(kith_replica *r, const kith_batch_opts *opts,
                                               kith_buf *out, kith_batch_info *info);
@@ -789,7 +791,8 @@ typedef struct kith_apply_info {
  * counting the origins newly found forked. From then on nothing of a forked origin beyond
  * the fork's seq is taken from a batch or put into one (spec/data-model.md "Forks").
  * Errors: KITH_EMALFORMED, KITH_ETOOBIG, KITH_EUNTRUSTED, KITH_EBADSIG, KITH_EGAP,
- * KITH_ESCHEMA, KITH_EVERSION, -errno; kith_errmsg names the origin and seq.
+ * KITH_ESCHEMA, KITH_EVERSION, KITH_ECANCELED (the progress callback said stop: nothing
+ * changed), -errno; kith_errmsg names the origin and seq.
  */
 KITH_API KITH_NODISCARD int kith_batch_apply(kith_replica *r, const void *data, size_t len,
                                              kith_apply_info *info);
@@ -807,11 +810,62 @@ KITH_API KITH_NODISCARD int kith_batch_apply(kith_replica *r, const void *data, 
 KITH_API KITH_NODISCARD int kith_holds_apply(kith_replica *r, kith_apply_info *info);
 
 /* A bundle file is a batch behind a file header. Write the bundle (all ops, or those
- * `since` lacks) to `path` ("-" is stdout), or apply the bundle in `path`. */
+ * `since` lacks) to `path` ("-" is stdout), or apply the bundle in `path`. A bundle is
+ * written to a temporary file beside `path` and renamed over it, so `path` is whole or as
+ * it was; the batch is built before anything is written, so a write cancelled through the
+ * progress callback (KITH_ECANCELED) leaves nothing behind, on stdout too. */
 KITH_API KITH_NODISCARD int kith_bundle_write(kith_replica *r, const kith_vv *since,
                                               const char *path, kith_batch_info *info);
 KITH_API KITH_NODISCARD int kith_bundle_apply(kith_replica *r, const char *path,
                                               kith_apply_info *info);
+
+/* ---------------------------------------------------------------------------------------
+ * Progress and cancellation of the calls that can take long: kith_batch_create and
+ * kith_bundle_write (KITH_PROGRESS_BUILD), kith_batch_apply and kith_bundle_apply (APPLY),
+ * kith_sync (SYNC) and kith_verify (VERIFY). Log compaction, when it comes, reports through
+ * the same callback with an op of its own; a callback should draw an op it does not know as
+ * plain numbers, not fail.
+ */
+typedef enum kith_progress_op {
+    KITH_PROGRESS_BUILD = 1, /* kith_batch_create, kith_bundle_write: ops put in the batch */
+    KITH_PROGRESS_APPLY = 2, /* kith_batch_apply, kith_bundle_apply: ops of the batch handled */
+    KITH_PROGRESS_SYNC = 3,  /* kith_sync: ops sent plus ops received */
+    KITH_PROGRESS_VERIFY = 4 /* kith_verify: ops checked in the log, then ops applied again */
+} kith_progress_op;
+
+typedef struct kith_progress {
+    int op;         /* kith_progress_op */
+    uint64_t done;  /* ops handled so far; never decreases during one call */
+    uint64_t total; /* ops in all as far as known, 0 while unknown; done <= total when known */
+} kith_progress;
+
+/* Return 0 to go on, non-zero to cancel. */
+typedef int (*kith_progress_fn)(void *ctx, const kith_progress *p);
+
+/*
+ * Set (or clear, with fn NULL) the progress callback of this handle. Each call named above
+ * made through `r` calls it in the calling thread: once at the start (done 0), at intervals
+ * (every 256 commits, each batch of a sync, and about every 100 ms while a sync waits for
+ * its peer), and once when all its ops are handled (done == total). `total` is what the call
+ * expects when it starts (the difference of version vectors, the ops in a batch, the ops
+ * logged plus the ops applied for verify, which goes over both) and may be corrected as it
+ * learns more, up or down, but never below `done`. Calls with the same numbers may repeat.
+ *
+ * When fn returns non-zero, the call stops at its next safe point and returns
+ * KITH_ECANCELED, with nothing half done: an apply aborts its one transaction (nothing
+ * changed; applying again later applies it in full); a build returns no batch and a bundle
+ * write leaves no file (a file already at the path is untouched); a sync closes the session
+ * between batches, so every batch it applied is whole, and records the peer as cancelled
+ * (last_error "cancelled by the caller", failures unchanged), and the next sync goes on from
+ * what both sides hold; verify stops with *report zeroed (it changes nothing anyway). The
+ * final call (done == total) may cancel too: an apply calls it before its commit.
+ *
+ * The callback may be called inside the apply's write transaction, holding the replica's
+ * writer lock: it must not call kith on the same replica (it may on another). kith_serve's
+ * own sessions never call it. Set it before sharing the handle with threads that make these
+ * calls, or while none of them runs: like kith_observe, this takes no lock.
+ */
+KITH_API void kith_progress_set(kith_replica *r, kith_progress_fn fn, void *ctx);
 
 /* ---------------------------------------------------------------------------------------
  * Trust and peers. The trust set holds the public keys of the replicas (one user's devices)
@@ -923,7 +977,8 @@ typedef struct kith_verify_report {
 } kith_verify_report;
 
 /* Re-check every chain, signature, state entry and index against the log. Returns 0 when
- * the check ran (look at report->problems), or an error if it could not run. */
+ * the check ran (look at report->problems), or an error if it could not run
+ * (KITH_ECANCELED: the progress callback said stop; the report is zeroed). */
 KITH_API KITH_NODISCARD int kith_verify(kith_replica *r, kith_verify_report *report);
 
 /* Release memory kith allocated for the caller (bundles, exports, formatted vectors). */
@@ -948,7 +1003,9 @@ typedef struct kith_sync_info {
  * return. `peer_pk` is the peer's key, or NULL to take it from the trusted peer recorded with
  * that address. Gives up after `timeout_ms` of silence (0: a default of 10 s). The peer record
  * is updated either way. `info` may be NULL.
- * Errors: KITH_EUNTRUSTED, KITH_ETIMEDOUT, KITH_EPROTO, KITH_EVERSION, and those of
+ * Errors: KITH_EUNTRUSTED, KITH_ETIMEDOUT, KITH_EPROTO, KITH_EVERSION, KITH_ECANCELED (the
+ * progress callback said stop: the batches applied before it are whole and kept, `info`
+ * says how far it got, and the next sync goes on from there), and those of
  * kith_batch_apply.
  */
 KITH_API KITH_NODISCARD int kith_sync(kith_replica *r, const char *endpoint, const uint8_t *peer_pk,

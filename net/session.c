@@ -33,7 +33,7 @@
  */
 #include "fault.h"
 #include "net.h"
-#include "store.h" /* kith__peer_record_schema */
+#include "store.h" /* kith__peer_record_schema, kith__batch_* */
 
 #include <sodium.h>
 #include <stdio.h>
@@ -157,7 +157,10 @@ kith__session_record(struct kith__session *s, const char *error)
         return;
     p->last_record_ms = kith__mono_ms();
     p->dirty = false;
-    rc = kith_peer_record_ex(s->r, p->id, &p->known, p->acked_cursor, error, p->failing_after);
+    if (s->state == KITH__SS_CLOSED && s->error == KITH_ECANCELED)
+        rc = kith__peer_record_cancelled(s->r, p->id, &p->known, p->acked_cursor, error);
+    else
+        rc = kith_peer_record_ex(s->r, p->id, &p->known, p->acked_cursor, error, p->failing_after);
     if (rc < 0)
         kith__log(s->log, KITH_LOG_DEBUG, "peer %016llx: recording the sync failed: %s",
                   (unsigned long long)p->id, kith_strerror(rc));
@@ -563,7 +566,7 @@ on_batch(struct kith__session *s, const struct kith__msg *m)
     }
     memset(&info, 0, sizeof(info));
     int64_t since_ms = kith__now_ms();
-    rc = kith_batch_apply(s->r, m->data, m->len, &info);
+    rc = kith__batch_apply(s->r, m->data, m->len, &info, NULL); /* no progress: D-11 */
     if (rc < 0) {
         kith__session_close(s, rc, true, false, "batch %llu refused: %s (%s)",
                             (unsigned long long)m->seq, kith_strerror(rc), kith_errmsg(s->r));
@@ -849,7 +852,7 @@ kith__session_pump(struct kith__session *s)
         opts.cursor = p->send_cursor;
         opts.max_ops = KITH__WIRE_BATCH_OPS;
         opts.max_bytes = KITH__WIRE_BATCH_BYTES;
-        rc = kith_batch_create(s->r, &opts, &buf, &info);
+        rc = kith__batch_create(s->r, &opts, &buf, &info, NULL);
         if (rc < 0) {
             kith__session_close(s, rc, true, false, "could not make a batch: %s (%s)",
                                 kith_strerror(rc), kith_errmsg(s->r));

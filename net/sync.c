@@ -4,6 +4,11 @@
  * that reports a refused handshake at once (the server's ZAP handler said no), so an
  * untrusting peer costs a round trip, not the whole timeout. Everything else is the session
  * engine of session.c, fed from one zmq_poll loop bounded by the silence timeout.
+ *
+ * Progress (spec/decisions.md D-11) is reported after every frame handled and on every turn of
+ * the loop (at least every 100 ms, and at once when a signal interrupts the poll), so a cancel
+ * is heard promptly; the session then closes between two frames, and as each batch is applied
+ * in one transaction when its frame is handled, every batch applied is whole.
  */
 #include "net.h"
 #include "store.h" /* kith__fail: the detail behind kith_errmsg */
@@ -69,9 +74,39 @@ out_close:
     return rc;
 }
 
-/* Receive every frame queued on the DEALER into the session. */
+/* A sync's progress: ops sent plus ops received, of what the two vectors differ by once the
+ * handshake told the peer's. */
+struct sync_progress {
+    struct kith__progress *pg; /* NULL: nobody listens */
+    kith_replica *r;
+    const struct kith__peerstate *peer;
+    bool sized; /* the total was taken from the handshake */
+    uint64_t total;
+};
+
+/* Report where the session stands. 0, or KITH_ECANCELED once the callback said stop. */
+static int
+sync_report(struct sync_progress *sp, const struct kith__session *s)
+{
+    if (sp->pg == NULL)
+        return 0;
+    if (!sp->sized && s->state == KITH__SS_OPEN) {
+        kith_vv mine = {0, NULL};
+        sp->sized = true;
+        if (kith_vv_get(sp->r, &mine) == 0) {
+            sp->total = kith__vv_missing(&mine, &sp->peer->known) +
+                        kith__vv_missing(&sp->peer->known, &mine) + s->stats.ops_sent +
+                        s->stats.ops_received;
+            kith_vv_free(&mine);
+        }
+    }
+    return kith__progress_report(sp->pg, s->stats.ops_sent + s->stats.ops_received, sp->total);
+}
+
+/* Receive every frame queued on the DEALER into the session; stop early when a progress
+ * report cancels (the frames left are dropped with the socket). */
 static void
-drain(struct kith__session *s, void *sock)
+drain(struct kith__session *s, void *sock, struct sync_progress *sp)
 {
     for (int i = 0; i < 64 && s->state != KITH__SS_CLOSED; i++) {
         zmq_msg_t m;
@@ -97,6 +132,8 @@ drain(struct kith__session *s, void *sock)
             (void)kith__session_input(s, zmq_msg_data(&m), zmq_msg_size(&m));
         }
         zmq_msg_close(&m);
+        if (sync_report(sp, s) < 0)
+            return;
     }
 }
 
@@ -111,6 +148,8 @@ kith_sync(kith_replica *r, const char *endpoint, const uint8_t *peer_pk, int tim
     char mon_ep[64];
     void *zctx, *sock = NULL, *mon = NULL;
     kith_vv mine = {0, NULL};
+    struct kith__progress pg;
+    struct sync_progress sp;
     int rc;
 
     memset(&s, 0, sizeof(s));
@@ -131,6 +170,11 @@ kith_sync(kith_replica *r, const char *endpoint, const uint8_t *peer_pk, int tim
     if (!kith_is_trusted(r, pk))
         return kith__fail(r, KITH_EUNTRUSTED, "%s: the peer's key is not trusted here", endpoint);
     memset(&peer, 0, sizeof(peer));
+    kith__progress_init(&pg, r, KITH_PROGRESS_SYNC);
+    memset(&sp, 0, sizeof(sp));
+    sp.pg = kith__progress_live(&pg);
+    sp.r = r;
+    sp.peer = &peer;
     peer.id = kith_id_from_pubkey(pk);
     memcpy(peer.pk, pk, sizeof(pk));
     kith__peerstate_load(&peer, r);
@@ -157,7 +201,14 @@ kith_sync(kith_replica *r, const char *endpoint, const uint8_t *peer_pk, int tim
 
     for (;;) {
         zmq_pollitem_t items[2] = {{sock, 0, ZMQ_POLLIN, 0}, {mon, 0, ZMQ_POLLIN, 0}};
-        int64_t left = s.last_rx_ms + timeout_ms - kith__mono_ms();
+        int64_t left;
+        if (sync_report(&sp, &s) < 0) {
+            /* between frames: every batch applied is whole; BYE lets the peer stop at once */
+            rc = KITH_ECANCELED;
+            kith__session_close(&s, rc, false, s.state == KITH__SS_OPEN, "%s", kith_strerror(rc));
+            break;
+        }
+        left = s.last_rx_ms + timeout_ms - kith__mono_ms();
         if (left <= 0) {
             rc = KITH_ETIMEDOUT;
             kith__session_close(&s, rc, false, false, "no answer from %s in %d ms", endpoint,
@@ -181,7 +232,7 @@ kith_sync(kith_replica *r, const char *endpoint, const uint8_t *peer_pk, int tim
             }
         }
         if (items[0].revents & ZMQ_POLLIN)
-            drain(&s, sock);
+            drain(&s, sock, &sp);
         if (s.state != KITH__SS_CLOSED)
             (void)kith__session_pump(&s);
         /* keep the session alive on the server while we wait (it may be busy elsewhere) */
@@ -194,6 +245,9 @@ kith_sync(kith_replica *r, const char *endpoint, const uint8_t *peer_pk, int tim
             break;
         }
         if (kith__session_finished(&s)) {
+            if (sp.pg != NULL &&
+                kith__progress_end(sp.pg, s.stats.ops_sent + s.stats.ops_received) < 0)
+                continue; /* cancelled at the end: the next turn closes as a cancel */
             kith__session_close(&s, 0, false, true, "sync complete");
             rc = 0;
             break;

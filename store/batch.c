@@ -19,6 +19,7 @@
  * spec/storage.md "Batches" and "Pending"; bundle files are in bundle.c.
  */
 #include "store.h"
+#include "view.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -313,9 +314,38 @@ capped(const struct builder *bd, uint64_t origin, uint64_t last)
     return false;
 }
 
+/* The ops a batch for `opts` will carry, as this replica's vector in `txn` says: what
+ * `since` lacks, at most max_ops (the batch may stop short of it, or add a foreign run's tail
+ * up to its signed head; the end report gives the true count). */
+static int
+build_total(kith_replica *r, MDB_txn *txn, const kith_batch_opts *opts, uint64_t *total)
+{
+    static const kith_vv none;
+    kith_vv mine = {0, NULL};
+    int rc = kith__vv_read(r, txn, &mine);
+
+    if (rc < 0)
+        return rc;
+    *total = kith__vv_missing(&mine, opts->since != NULL ? opts->since : &none);
+    if (opts->max_ops != 0 && *total > opts->max_ops)
+        *total = opts->max_ops;
+    kith_vv_free(&mine);
+    return 0;
+}
+
 int
 kith_batch_create(kith_replica *r, const kith_batch_opts *opts, kith_buf *out,
                   kith_batch_info *info)
+{
+    struct kith__progress pg;
+
+    kith__progress_init(&pg, r, KITH_PROGRESS_BUILD);
+    return kith__batch_create(r, opts, out, info, kith__progress_live(&pg));
+}
+
+int
+kith__batch_create(kith_replica *r, const kith_batch_opts *opts, kith_buf *out,
+                   kith_batch_info *info, struct kith__progress *pg)
 {
     static const kith_batch_opts no_opts;
     struct builder bd;
@@ -349,6 +379,14 @@ kith_batch_create(kith_replica *r, const kith_batch_opts *opts, kith_buf *out,
     rc = caps_load(&bd);
     if (rc < 0)
         goto out_txn;
+    if (pg != NULL) {
+        uint64_t total = 0;
+        rc = build_total(r, bd.txn, opts, &total);
+        if (rc == 0)
+            rc = kith__progress_report(pg, 0, total);
+        if (rc < 0)
+            goto out_txn;
+    }
     rc = kith__mdb_err(kith__mdb_cursor_open(bd.txn, r->order, &cur));
     if (rc < 0)
         goto out_txn;
@@ -416,6 +454,9 @@ kith_batch_create(kith_replica *r, const kith_batch_opts *opts, kith_buf *out,
         rn->last = last;
         memcpy(rn->chain, chain, KITH_HASH_BYTES);
         next_cursor = counter;
+        if (pg != NULL && (bd.b.ncommits & (KITH__PROGRESS_EVERY - 1)) == 0 &&
+            (rc = kith__progress_report(pg, bd.ops, 0)) < 0)
+            goto out_cursor;
     }
     if (rc != 0 && rc != MDB_NOTFOUND && !has_more) {
         rc = kith__fail(r, kith__mdb_err(rc), "order: %s", mdb_strerror(rc));
@@ -475,6 +516,8 @@ out_txn:
     free(bd.runs);
     free(bd.pos);
     free(bd.caps);
+    if (rc == 0)
+        rc = kith__progress_end(pg, bd.ops); /* outside the read transaction */
     if (rc < 0) {
         kith__wbuf_free(&wb);
         return rc;
@@ -518,6 +561,9 @@ struct applying {
     uint8_t log_tail[16]; /* the log's greatest key in this txn (zeros: none) */
     bool log_tail_known;
     bool held_only; /* no batch: only the held commits are tried again (kith_holds_apply) */
+    struct kith__progress *pg; /* NULL: nobody listens */
+    uint64_t pg_total;         /* ops in the batch, as its runs and heads say */
+    uint64_t pg_done;          /* ops of the batch handled by this attempt */
     char why[200];
 };
 
@@ -987,6 +1033,7 @@ batch_write(struct applying *s)
 {
     int rc;
 
+    s->pg_done = 0;
     for (size_t i = 0; i < s->b.ncommits; i++) {
         const struct kith__batch_commit *bc = &s->b.commits[i];
         struct cinfo *ci = &s->ci[i];
@@ -995,8 +1042,13 @@ batch_write(struct applying *s)
         uint64_t order = 0;
         bool ready;
 
-        if (ci->known || ci->skip)
+        if (s->pg != NULL && (i & (KITH__PROGRESS_EVERY - 1)) == KITH__PROGRESS_EVERY - 1 &&
+            (rc = kith__progress_report(s->pg, s->pg_done, 0)) < 0)
+            return rc;
+        if (ci->known || ci->skip) {
+            s->pg_done += ci->nops;
             continue;
+        }
         rc = decode_one(s, i, &c);
         if (rc < 0)
             return rc;
@@ -1028,6 +1080,7 @@ batch_write(struct applying *s)
         memcpy(slot->st.head, ci->chain, KITH_HASH_BYTES);
         slot->dirty = true;
         s->info.ops_new += c.nops;
+        s->pg_done += c.nops;
     }
     for (size_t i = 0; i < s->b.nheads; i++) {
         uint8_t kb[16];
@@ -1125,6 +1178,9 @@ batch_attempt(struct applying *s, bool observe)
         rc = 0; /* nothing moved: nothing to commit, nor to sync to disk */
         goto out_applier;
     }
+    /* the end report comes before the commit, so that a cancel there still changes nothing */
+    if ((rc = kith__progress_end(s->pg, s->pg_total)) < 0)
+        goto out_applier;
     kith__apply_end(&s->ap);
     rc = kith__mdb_txn_commit(s->txn);
     kith__mdb_end(r);
@@ -1178,8 +1234,47 @@ applying_free(struct applying *s)
     kith__arena_free(&s->arena);
 }
 
+/* The ops batch `b` carries: per origin, from its first commit's first seq to its highest
+ * signed head (a run is contiguous and ends at a head; a batch that is not so is refused
+ * later, and then the total does not matter). */
+static uint64_t
+batch_total(const struct kith__batch *b)
+{
+    uint64_t total = 0;
+
+    for (size_t i = 0; i < b->nheads; i++) {
+        uint64_t origin = b->heads[i].origin, end = 0;
+        bool dup = false;
+        for (size_t j = 0; j < i && !dup; j++)
+            dup = b->heads[j].origin == origin;
+        if (dup)
+            continue;
+        for (size_t j = i; j < b->nheads; j++)
+            if (b->heads[j].origin == origin && b->heads[j].seq > end)
+                end = b->heads[j].seq;
+        for (size_t j = 0; j < b->ncommits; j++) {
+            if (b->commits[j].origin != origin)
+                continue;
+            if (b->commits[j].first_seq >= 1 && b->commits[j].first_seq <= end)
+                total += end - b->commits[j].first_seq + 1;
+            break;
+        }
+    }
+    return total;
+}
+
 int
 kith_batch_apply(kith_replica *r, const void *data, size_t len, kith_apply_info *info)
+{
+    struct kith__progress pg;
+
+    kith__progress_init(&pg, r, KITH_PROGRESS_APPLY);
+    return kith__batch_apply(r, data, len, info, kith__progress_live(&pg));
+}
+
+int
+kith__batch_apply(kith_replica *r, const void *data, size_t len, kith_apply_info *info,
+                  struct kith__progress *pg)
 {
     struct applying s;
     int rc;
@@ -1204,6 +1299,12 @@ kith_batch_apply(kith_replica *r, const void *data, size_t len, kith_apply_info 
     if (s.ci == NULL) {
         rc = KITH_ENOMEM;
         goto out_free;
+    }
+    if (pg != NULL) {
+        s.pg = pg;
+        s.pg_total = batch_total(&s.b);
+        if ((rc = kith__progress_report(pg, 0, s.pg_total)) < 0)
+            goto out_free;
     }
     rc = apply_growing(&s);
     if (rc == 0) {

@@ -3,6 +3,8 @@
  * kith_batch_create makes and kith_batch_apply takes (spec/storage.md "Bundle files").
  * Written through a temporary file, fsync and rename, so a bundle on disk is whole or
  * absent; read up to the batch limit, so an oversized file is refused before it is decoded.
+ * The batch is built whole before the file is made, so a write cancelled through the progress
+ * callback (spec/decisions.md D-11) leaves nothing behind, on stdout too.
  */
 #include "store.h"
 
@@ -38,6 +40,7 @@ kith_bundle_write(kith_replica *r, const kith_vv *since, const char *path, kith_
     kith_batch_opts opts = {.since = since};
     kith_batch_info bi;
     kith_buf buf = {0};
+    struct kith__progress pg;
     char *tmp = NULL;
     int fd = -1, rc;
 
@@ -45,7 +48,8 @@ kith_bundle_write(kith_replica *r, const kith_vv *since, const char *path, kith_
         memset(info, 0, sizeof *info);
     if (r == NULL || path == NULL || *path == '\0')
         return KITH_EINVAL;
-    rc = kith_batch_create(r, &opts, &buf, &bi);
+    kith__progress_init(&pg, r, KITH_PROGRESS_BUILD);
+    rc = kith__batch_create(r, &opts, &buf, &bi, kith__progress_live(&pg));
     if (rc < 0)
         return rc;
     if (bi.has_more) {
@@ -110,6 +114,7 @@ int
 kith_bundle_apply(kith_replica *r, const char *path, kith_apply_info *info)
 {
     struct stat st;
+    struct kith__progress pg;
     uint8_t *data = NULL;
     size_t off = 0, size;
     int fd, rc = 0;
@@ -118,6 +123,10 @@ kith_bundle_apply(kith_replica *r, const char *path, kith_apply_info *info)
         memset(info, 0, sizeof *info);
     if (r == NULL || path == NULL)
         return KITH_EINVAL;
+    /* the start, before a read that may wait (a pipe): the total comes once it is decoded */
+    kith__progress_init(&pg, r, KITH_PROGRESS_APPLY);
+    if ((rc = kith__progress_report(kith__progress_live(&pg), 0, 0)) < 0)
+        return rc;
     fd = strcmp(path, "-") == 0 ? STDIN_FILENO : open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return kith__fail(r, -errno, "cannot open %s", path);
@@ -170,7 +179,8 @@ kith_bundle_apply(kith_replica *r, const char *path, kith_apply_info *info)
         rc = kith__fail(r, KITH_EMALFORMED, "%s: not a kith bundle (bad header)", path);
         goto out_close;
     }
-    rc = kith_batch_apply(r, data + BUNDLE_MAGIC_BYTES, off - BUNDLE_MAGIC_BYTES, info);
+    rc = kith__batch_apply(r, data + BUNDLE_MAGIC_BYTES, off - BUNDLE_MAGIC_BYTES, info,
+                           kith__progress_live(&pg));
 out_close:
     if (fd != STDIN_FILENO)
         close(fd);

@@ -593,6 +593,7 @@ struct record_ctx {
     const char *error;
     int64_t now_ms;
     uint32_t failing_after; /* failures in a row that make the peer failing (>= 1) */
+    bool cancelled;         /* a cancel: the acked vector and the error, failures unchanged */
 };
 
 static int
@@ -614,30 +615,48 @@ peer_record_txn(kith_replica *r, MDB_txn *txn, void *arg)
             n = PEER_ERROR_MAX; /* a long message is cut, never refused */
         memcpy(rec.error, c->error, n);
         rec.error[n] = '\0';
-        if (rec.failures < UINT32_MAX)
+        if (!c->cancelled && rec.failures < UINT32_MAX)
             rec.failures++;
-        if (rec.failures >= c->failing_after)
+        if (!c->cancelled && rec.failures >= c->failing_after)
             rec.flags |= KITH__PEER_FAILING;
-    } else {
-        if (c->acked) {
-            kith_vv copy = {0};
-
-            rc = kith__vv_copy(&copy, c->acked);
-            if (rc < 0)
-                goto out_rec;
-            rec_free(&rec);
-            rec.acked = copy;
-        }
+    }
+    if (c->cancelled) {
+        rec.cursor = c->cursor;
+    } else if (c->error == NULL) {
         rec.cursor = c->cursor;
         rec.last_sync_ms = c->now_ms;
         rec.failures = 0;
         rec.error[0] = '\0';
         rec.flags &= ~(uint32_t)KITH__PEER_FAILING;
     }
+    if (c->acked && (c->cancelled || c->error == NULL)) {
+        kith_vv copy = {0};
+
+        rc = kith__vv_copy(&copy, c->acked);
+        if (rc < 0)
+            goto out_rec;
+        rec_free(&rec);
+        rec.acked = copy;
+    }
     rc = rec_put(r, txn, c->id, &rec);
 out_rec:
     rec_free(&rec);
     return rc;
+}
+
+int
+kith__peer_record_cancelled(kith_replica *r, uint64_t id, const kith_vv *acked, uint64_t cursor,
+                            const char *why)
+{
+    struct record_ctx c = {.id = id,
+                           .acked = acked,
+                           .cursor = cursor,
+                           .error = why != NULL ? why : kith_strerror(KITH_ECANCELED),
+                           .failing_after = KITH_FAILING_AFTER,
+                           .cancelled = true};
+
+    c.now_ms = kith__now_ms();
+    return kith__view_write(r, peer_record_txn, &c);
 }
 
 int

@@ -129,6 +129,8 @@ struct kith_replica {
     kith_change_fn on_change;
     kith_conflict_fn on_conflict;
     void *observer_ctx;
+    kith_progress_fn progress_fn; /* kith_progress_set; NULL: none */
+    void *progress_ctx;
     int64_t clock_offset_ms;    /* added to the wall clock; 0 but in kith-check's skewed replica */
     pthread_mutex_t names_lock; /* interned names and the schema below */
     struct kith__interned *interned; /* store/names.c */
@@ -290,6 +292,48 @@ int kith__field_read(kith_txn *t, uint8_t coll, const kith_docid *doc, uint8_t f
 
 /* Has this thread a transaction open (kith_txn_begin)? */
 bool kith__txn_open_here(void);
+
+/* ---- store/progress.c: reporting to kith_progress_set's callback ------------------------ */
+
+/*
+ * The progress of one long call. A reporter whose fn is NULL reports nothing and never
+ * cancels, so a call made for kith_serve's sessions (which pass NULL, or a zeroed reporter)
+ * costs nothing. The numbers it hands on never go backwards: `done` only grows, and is held
+ * to `total` when that is known (a total that turns out short is raised by the end call).
+ */
+struct kith__progress {
+    kith_progress_fn fn; /* NULL: nobody listens */
+    void *ctx;
+    kith_replica *r; /* for the error detail of a cancel */
+    kith_progress p; /* what was reported last */
+    bool cancelled;  /* fn said stop: every later report returns KITH_ECANCELED */
+};
+
+/* Every this many commits, a loop reports (a power of two). */
+#define KITH__PROGRESS_EVERY 256u
+
+/* Take r's callback for a call of kind `op` (a kith_progress_op). Reports nothing yet. */
+void kith__progress_init(struct kith__progress *pg, kith_replica *r, int op);
+/* Report `done` of `total` (0: keep the total known). 0, or KITH_ECANCELED (with r's error
+ * detail set) once fn said stop. Takes NULL: 0. */
+int kith__progress_report(struct kith__progress *pg, uint64_t done, uint64_t total);
+/* Report the end: done == total == `total` (at least what was reported done). 0 or
+ * KITH_ECANCELED. Takes NULL. */
+int kith__progress_end(struct kith__progress *pg, uint64_t total);
+
+/* The reporter to pass down: pg when someone listens, else NULL (loops test it alone). */
+static inline struct kith__progress *
+kith__progress_live(struct kith__progress *pg)
+{
+    return pg != NULL && pg->fn != NULL ? pg : NULL;
+}
+
+/* kith_batch_create and kith_batch_apply reporting to `pg` (NULL: to nobody), for the callers
+ * inside the library: kith_bundle_* with the replica's reporter, sessions with none. */
+int kith__batch_create(kith_replica *r, const kith_batch_opts *opts, kith_buf *out,
+                       kith_batch_info *info, struct kith__progress *pg);
+int kith__batch_apply(kith_replica *r, const void *data, size_t len, kith_apply_info *info,
+                      struct kith__progress *pg);
 
 /* ---- store/replica.c ----------------------------------------------------------------- */
 
@@ -472,6 +516,12 @@ int kith__conflicts_mark(kith_txn *t);
  * otherwise. */
 int kith__trusted_key(kith_replica *r, MDB_txn *txn, uint64_t origin,
                       uint8_t pk[KITH_PUBKEY_BYTES]);
+/* A sync with peer `id` was cancelled by its caller (kith_progress_set): keep what it
+ * acknowledged (`acked` and `cursor`, as a success would) and `why` as the last error, and
+ * leave failures, the failing mark and last_sync as they were, so that a cancel is not counted
+ * toward backoff. 0, KITH_ENOTFOUND, or an error. */
+int kith__peer_record_cancelled(kith_replica *r, uint64_t id, const kith_vv *acked, uint64_t cursor,
+                                const char *why);
 /* Mark an origin forked (keeps the rest of its record). */
 int kith__peer_mark_forked(kith_replica *r, MDB_txn *txn, uint64_t origin);
 /* Peer `id` holds the ops up to each of held[0..n) (origin, seq): raise its acknowledged

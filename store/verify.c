@@ -16,6 +16,9 @@
  *     behind kith's back, a lost or stray index entry, or a damaged record. Conflict records
  *     and counters are local history, not state, and are not compared.
  *
+ * Progress (spec/decisions.md D-11) counts the ops of both passes: the log's ops checked, then
+ * the applied ops applied again; the total is what the origins records say of both.
+ *
  * The scratch environment costs disk about the size of the state; an in-memory model could
  * avoid that, but re-applying through store/apply.c checks the stored bytes against exactly
  * what kith writes, keys and encodings included, which a second model of the rules could not.
@@ -40,7 +43,42 @@ struct verify {
     MDB_txn *txn; /* the replica's read transaction */
     kith_verify_report *rep;
     struct kith__arena arena;
+    struct kith__progress *pg; /* NULL: nobody listens */
+    uint64_t pg_done;          /* ops checked in pass 1 plus ops applied again in pass 2 */
+    uint64_t pg_commits;       /* commits of both passes, for reporting every so many */
 };
+
+/* Count a commit of `nops` ops as handled; report every KITH__PROGRESS_EVERY commits. */
+static int
+verify_step(struct verify *v, uint32_t nops)
+{
+    v->pg_done += nops;
+    if (v->pg == NULL || (++v->pg_commits & (KITH__PROGRESS_EVERY - 1)) != 0)
+        return 0;
+    return kith__progress_report(v->pg, v->pg_done, 0);
+}
+
+/* What the two passes will go over, as the origins records say: every op logged and every
+ * op applied. A damaged record makes it wrong, never the check: the end report corrects it. */
+static int
+verify_total(struct verify *v, uint64_t *total)
+{
+    MDB_cursor *cur;
+    MDB_val k, val;
+    int rc, mrc;
+
+    *total = 0;
+    rc = kith__mdb_err(kith__mdb_cursor_open(v->txn, v->r->origins, &cur));
+    if (rc < 0)
+        return rc;
+    for (mrc = kith__mdb_cursor_get(cur, &k, &val, MDB_FIRST); mrc == 0;
+         mrc = kith__mdb_cursor_get(cur, &k, &val, MDB_NEXT))
+        if (val.mv_size == KITH__ORIGIN_VAL_BYTES)
+            *total +=
+                kith__be64_get((const uint8_t *)val.mv_data + 8) + kith__be64_get(val.mv_data);
+    mdb_cursor_close(cur);
+    return mrc == MDB_NOTFOUND ? 0 : kith__mdb_err(mrc);
+}
 
 static void problem(struct verify *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -231,6 +269,8 @@ check_commit(struct verify *v, struct origin_walk *w, const MDB_val *k, const MD
         w->applied_on_boundary = true;
     w->next_seq = last + 1;
     rc = check_order(v, w->origin, first, last, order, w->st.applied, napplied);
+    if (rc == 0)
+        rc = verify_step(v, nops);
     return rc < 0 ? rc : 0;
 }
 
@@ -622,6 +662,8 @@ rebuild(struct verify *v, struct scratch *sc, bool *complete)
                     kith_strerror(rc), kith_errmsg(&sc->s));
             goto out_stop;
         }
+        if ((rc = verify_step(v, c.nops)) < 0)
+            goto out_txn;
         if (++in_txn == VERIFY_CHUNK) {
             rc = kith__apply_finish(&ap);
             kith__apply_end(&ap);
@@ -761,6 +803,8 @@ int
 kith_verify(kith_replica *r, kith_verify_report *report)
 {
     struct verify v = {0};
+    struct kith__progress pg;
+    uint64_t total = 0;
     int rc;
 
     if (!r || !report)
@@ -768,10 +812,15 @@ kith_verify(kith_replica *r, kith_verify_report *report)
     memset(report, 0, sizeof(*report));
     v.r = r;
     v.rep = report;
+    kith__progress_init(&pg, r, KITH_PROGRESS_VERIFY);
+    v.pg = kith__progress_live(&pg);
     rc = kith__view_begin(r, &v.txn);
     if (rc < 0)
         return rc;
-    rc = verify_log(&v);
+    if (v.pg != NULL && (rc = verify_total(&v, &total)) == 0)
+        rc = kith__progress_report(v.pg, 0, total);
+    if (rc == 0)
+        rc = verify_log(&v);
     if (rc == 0)
         rc = verify_state(&v);
     if (rc == KITH_ECORRUPT) {
@@ -783,5 +832,9 @@ kith_verify(kith_replica *r, kith_verify_report *report)
     }
     kith__view_end(r, v.txn);
     kith__arena_free(&v.arena);
+    if (rc == 0)
+        rc = kith__progress_end(v.pg, v.pg_done); /* outside the read transaction */
+    if (rc == KITH_ECANCELED)
+        memset(report, 0, sizeof(*report)); /* nothing was concluded */
     return rc;
 }

@@ -125,8 +125,7 @@ wire_run(struct wire *w, kith_replica *a, kith_replica *b, uint32_t a_max, uint3
     /* start_client sends HELLO at once: set the protocol it offers through the hint */
     if (a_max)
         w->cpeer.proto_hint = a_max;
-    cr_assert_eq(kith__session_start_client(&w->cli, a, &w->log, &w->cpeer, q_send, &w->to_srv),
-                 0);
+    cr_assert_eq(kith__session_start_client(&w->cli, a, &w->log, &w->cpeer, q_send, &w->to_srv), 0);
     w->cli.proto_max = a_max;
     for (int turn = 0; turn < 1000; turn++) {
         /* the daemon's ROUTER: after a session closed, the next frame opens another */

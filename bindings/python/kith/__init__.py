@@ -19,6 +19,8 @@ from ._replica import (FieldDef, Replica, Server, Txn, crm_schema, curve_public,
 from ._types import (ERRORS, Change, DocId, Dot, Hold, KithError, duration_format, id_hex,
                      time_format, time_from_ms, time_to_ms, vv_format, vv_parse)
 from ._feed import FEED_NOW, Feed, FeedDoc, FeedEvent
+from ._replica import Progress
+from ._types import Cancelled
 
 # KITH_E* codes as module constants (kith.ESCHEMA == -9006), from the library's own table
 for _code, _name in ERRORS.items():
@@ -50,6 +52,11 @@ HOLD_CLOCK = _ffi.KITH_HOLD_CLOCK
 HOLD_DEPENDENCY = _ffi.KITH_HOLD_DEPENDENCY
 HOLD_READY = _ffi.KITH_HOLD_READY
 
+PROGRESS_BUILD = _ffi.KITH_PROGRESS_BUILD
+PROGRESS_APPLY = _ffi.KITH_PROGRESS_APPLY
+PROGRESS_SYNC = _ffi.KITH_PROGRESS_SYNC
+PROGRESS_VERIFY = _ffi.KITH_PROGRESS_VERIFY
+
 
 def version():
     """The library's version, "MAJOR.MINOR.PATCH" (kith_version)."""
@@ -63,3 +70,4 @@ __all__ = [
     "time_to_ms", "version", "vv_format", "vv_parse",
 ]
 __all__ += ["FEED_NOW", "Feed", "FeedDoc", "FeedEvent"]
+__all__ += ["Cancelled", "Progress"]

@@ -484,3 +484,27 @@ for _name, _restype, _argtypes in FEED_PROTOTYPES:
     _fn.argtypes = _argtypes
     globals()[_name] = _fn
 del _name, _restype, _argtypes, _fn
+
+
+# ---- progress and cancellation (kith_progress_set), appended to what is above -----------------
+
+KITH_PROGRESS_BUILD = 1
+KITH_PROGRESS_APPLY = 2
+KITH_PROGRESS_SYNC = 3
+KITH_PROGRESS_VERIFY = 4
+
+
+class kith_progress(Structure):
+    _fields_ = [("op", c_int), ("done", c_uint64), ("total", c_uint64)]
+
+
+kith_progress_fn = CFUNCTYPE(c_int, c_void_p, POINTER(kith_progress))
+STRUCTS.append(kith_progress)
+GROWABLE.append(kith_progress)  # only read through the library's pointer
+PROTOTYPES.append(("kith_progress_set", None, [replica_p, kith_progress_fn, c_void_p]))
+try:
+    kith_progress_set = lib.kith_progress_set
+    kith_progress_set.restype = None
+    kith_progress_set.argtypes = PROTOTYPES[-1][2]
+except AttributeError:
+    kith_progress_set = _missing("kith_progress_set")

@@ -7,6 +7,7 @@ views into Python objects at once, so nothing read outlives its transaction.
 """
 
 import collections
+import contextlib
 import ctypes
 import json
 import os
@@ -140,6 +141,10 @@ class Replica:
         return self._h
 
     def _check(self, rc, what):
+        if rc == ECANCELED and self._progress_errors:  # the progress callback raised
+            e = self._progress_errors.pop(threading.get_ident(), None)
+            if e is not None:
+                raise e
         return check(rc, self._h, what)
 
     # -- identity --
@@ -415,6 +420,56 @@ class Replica:
         a time. Other keywords are the fields of kith_serve_opts: interval_ms, discover,
         log_level, log_json, timeout_ms, beacon_port, failing_after, handshake_ms."""
         return Server(self, listen, peers, on_listen, on_log, opts)
+
+    # -- progress and cancellation (kith_progress_set) --
+
+    _progress = None  # the ctypes callback, kept alive while set
+    _progress_errors = None  # {thread id: exception the callback raised}
+
+    def set_progress(self, fn):
+        """Have fn(Progress) called during this replica's long calls (kith_progress_set):
+        batch_create, bundle_write (op PROGRESS_BUILD), batch_apply, bundle_apply (APPLY),
+        sync (SYNC), verify (VERIFY). Progress is (op, done, total): done never decreases,
+        total is 0 while unknown, and the last call has done == total. fn returns True or
+        None to go on, False to cancel: the call stops with nothing half done (an apply
+        changes nothing, a bundle write leaves no file, a sync keeps whole batches) and raises
+        kith.Cancelled. An exception fn raises cancels too, and is raised in its place (so
+        Ctrl-C in the callback stops the call cleanly). fn None clears it. fn runs in the
+        thread making the call, maybe inside the apply's write transaction: it must not use
+        this replica. kith_serve's sessions never call it."""
+        if fn is None:
+            ffi.kith_progress_set(self.handle, ffi.kith_progress_fn(), None)
+            self._progress = None
+            return
+        if self._progress_errors is None:
+            self._progress_errors = {}
+        errors = self._progress_errors
+
+        def call(_ctx, p):
+            try:
+                go = fn(Progress(p.contents.op, p.contents.done, p.contents.total))
+            except BaseException as e:  # noqa: B036 - handed back to the caller
+                errors[threading.get_ident()] = e
+                return 1
+            return 1 if go is False else 0
+
+        cb = ffi.kith_progress_fn(call)
+        ffi.kith_progress_set(self.handle, cb, None)
+        self._progress = cb
+
+    @contextlib.contextmanager
+    def progress(self, fn):
+        """`with replica.progress(fn):` — set_progress(fn) for the block, cleared after it."""
+        self.set_progress(fn)
+        try:
+            yield self
+        finally:
+            if self._h:
+                self.set_progress(None)
+
+
+Progress = collections.namedtuple("Progress", ["op", "done", "total"])
+ECANCELED = -9021
 
 
 _StatusT = collections.namedtuple(

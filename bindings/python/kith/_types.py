@@ -34,14 +34,23 @@ class KithError(Exception):
         super().__init__(text)
 
 
+class Cancelled(KithError):
+    """A long call stopped because its progress callback said so (KITH_ECANCELED), with
+    nothing half done (Replica.set_progress)."""
+
+
+ECANCELED = -9021
+
+
 def check(rc, replica=None, what=None):
-    """Raise KithError for a negative return code; return rc otherwise. Call it in the thread
-    that made the failing call, right after it: kith_errmsg is per thread."""
+    """Raise KithError (Cancelled for KITH_ECANCELED) for a negative return code; return rc
+    otherwise. Call it in the thread that made the failing call, right after it: kith_errmsg
+    is per thread."""
     if rc < 0:
         msg = ""
         if replica:
             msg = (ffi.kith_errmsg(replica) or b"").decode("utf-8", "replace")
-        raise KithError(rc, msg, what)
+        raise (Cancelled if rc == ECANCELED else KithError)(rc, msg, what)
     return rc
 
 
