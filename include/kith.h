@@ -41,9 +41,9 @@ extern "C" {
 #endif
 
 #define KITH_VERSION_MAJOR 0
-#define KITH_VERSION_MINOR 2
+#define KITH_VERSION_MINOR 3
 #define KITH_VERSION_PATCH 0
-#define KITH_VERSION_STRING "0.2.0"
+#define KITH_VERSION_STRING "0.3.0"
 
 /* The library's version as "MAJOR.MINOR.PATCH" (may differ from the header's). */
 KITH_API const char *kith_version(void);

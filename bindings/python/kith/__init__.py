@@ -10,7 +10,7 @@
 Values map to Python types: strings and enums to str, times to aware UTC datetimes, dates to
 datetime.date, booleans to bool, references to DocId, set fields to Python sets. Failures raise
 KithError with the library's code, name, message and the replica's detail. The library is
-$KITH_LIBRARY if set, else a build/ beside this source tree, else the system's libkith.so.0.
+$KITH_LIBRARY if set, else a build/ beside this source tree, else the system's libkith.so.1.
 """
 
 from . import _ffi

@@ -1,4 +1,4 @@
-"""The C side of the binding: loading libkith.so.0, the structs of include/kith.h mirrored
+"""The C side of the binding: loading libkith.so.1, the structs of include/kith.h mirrored
 field for field, and the prototype of every KITH_API function.
 
 Everything that must change when kith.h changes lives in this file. Structs are listed in the
@@ -18,7 +18,7 @@ from ctypes import (CFUNCTYPE, POINTER, Structure, Union, c_bool, c_char, c_char
 
 # ---- the library ---------------------------------------------------------------------------
 
-SONAME = "libkith.so.0"
+SONAME = "libkith.so.1"
 
 
 def _candidates():
