@@ -209,7 +209,9 @@ class kith_status(Structure):
                 ("nholds", c_size_t), ("holds", POINTER(kith_hold)),
                 # appended in 0.3.0
                 ("nforks", c_size_t), ("forks", POINTER(kith_fork)),
-                ("clock_offset_ms", c_int64), ("clock_peers", c_size_t)]
+                ("clock_offset_ms", c_int64), ("clock_peers", c_size_t),
+                ("restored_seq", c_uint64), ("restored_from", c_uint64),
+                ("restored_ms", c_int64), ("restored_accepted", c_bool)]
 
 
 class kith_log_entry(Structure):
@@ -263,7 +265,7 @@ class kith_sync_info(Structure):
                 ("batches_sent", c_uint64), ("batches_received", c_uint64),
                 ("converged", c_bool),
                 # appended in 0.3.0
-                ("forks", c_uint64), ("proto", c_uint32)]
+                ("forks", c_uint64), ("proto", c_uint32), ("restored_seq", c_uint64)]
 
 
 kith_listen_fn = CFUNCTYPE(None, c_void_p, c_char_p)
