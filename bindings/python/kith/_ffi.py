@@ -384,6 +384,7 @@ PROTOTYPES = [
     ("kith_holds_get", c_int, [replica_p, P(P(kith_hold)), P(c_size_t)]),
     ("kith_holds_free", None, [P(kith_hold), c_size_t]),
     ("kith_forks_get", c_int, [replica_p, P(P(kith_fork)), P(c_size_t)]),
+    ("kith_restored_accept", c_int, [replica_p]),
     ("kith_forks_free", None, [P(kith_fork), c_size_t]),
     ("kith_iter_log", c_int, [txn_p, c_uint64, P(iter_p)]),
     ("kith_iter_next_log", c_int, [iter_p, P(kith_log_entry)]),
