@@ -176,6 +176,19 @@ cmd_sync(struct cli *c, int argc, char **argv)
     if (kith_forks_get(r, &forks, &nforks) < 0)
         nforks = 0;
     kith_forks_free(forks, nforks);
+    /* RESTORE-5: say whether this replica was restored, and whether it took its ops back */
+    kith_status *st = NULL;
+    uint64_t still = 0;
+    if (kith_status_get(r, &st) == 0 && !st->restored_accepted)
+        still = st->restored_seq;
+    kith_status_free(st);
+    if (info.restored_seq != 0 && !json && !quiet)
+        fprintf(stderr,
+                "kith: sync: warning: this replica was restored from a copy: %s holds its own "
+                "ops up to seq %llu; %s\n",
+                peer, (unsigned long long)info.restored_seq,
+                still == 0 ? "they were taken back, and writes go on"
+                           : "they are not back yet, so local writes are refused (kith status)");
     if (json) {
         json_t *o = json_object();
         int bad = o == NULL;
@@ -189,6 +202,9 @@ cmd_sync(struct cli *c, int argc, char **argv)
         bad |= cli_jset(o, "forks_found", json_integer((json_int_t)info.forks));
         bad |= cli_jset(o, "forked_origins", json_integer((json_int_t)nforks));
         bad |= cli_jset(o, "protocol", json_integer((json_int_t)info.proto));
+        bad |= cli_jset(o, "restored_seq",
+                        info.restored_seq ? json_integer((json_int_t)info.restored_seq) : NULL);
+        bad |= cli_jset(o, "restored_pending", json_boolean(still != 0));
         rc = cli_json_print(c, cli_json_done(o, bad));
     } else {
         printf("synced with %s: sent %llu ops in %llu batches, received %llu ops in %llu "

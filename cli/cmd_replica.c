@@ -79,6 +79,16 @@ struct schema_info {
     uint8_t digest[KITH_HASH_BYTES];
 };
 
+/* The seq `vv` holds for `origin` (0: none). */
+static uint64_t
+vv_seq(const kith_vv *vv, uint64_t origin)
+{
+    for (size_t i = 0; i < vv->len; i++)
+        if (vv->entries[i].origin == origin)
+            return vv->entries[i].seq;
+    return 0;
+}
+
 static json_t *
 status_json(kith_replica *r, const kith_status *s, const struct schema_info *schema,
             const kith_peer *peers, size_t npeers, const char *vvtext)
@@ -119,6 +129,17 @@ status_json(kith_replica *r, const kith_status *s, const struct schema_info *sch
     bad |= cli_jset(o, "clock_offset_ms",
                     measured ? json_integer((json_int_t)s->clock_offset_ms) : NULL);
     bad |= cli_jset(o, "clock_peers", json_integer((json_int_t)s->clock_peers));
+    json_t *rest = NULL;
+    if (s->restored_seq != 0) {
+        rest = json_object();
+        bad |= rest == NULL;
+        bad |= cli_jset(rest, "seq", json_integer((json_int_t)s->restored_seq));
+        bad |= cli_jset(rest, "from", cli_json_id(s->restored_from));
+        bad |= cli_jset(rest, "recorded", cli_json_time(s->restored_ms));
+        bad |= cli_jset(rest, "have", json_integer((json_int_t)vv_seq(&s->vv, s->id)));
+        bad |= cli_jset(rest, "accepted", json_boolean(s->restored_accepted));
+    }
+    bad |= cli_jset(o, "restored", rest);
     bad |= cli_jset(o, "clock_off",
                     json_boolean(measured && (s->clock_offset_ms > KITH_CLOCK_TOLERANCE_MS ||
                                               s->clock_offset_ms < -KITH_CLOCK_TOLERANCE_MS)));
@@ -162,6 +183,20 @@ status_text(const struct cli *c, kith_replica *r, const kith_status *s,
         printf("               %s\n", line);
     }
     printf("%sconflicts%s      %llu open\n", b, n, (unsigned long long)s->open_conflicts);
+    if (s->restored_seq != 0) {
+        char from[KITH_ID_HEX + 1], when[32];
+        cli_id_hex(s->restored_from, from);
+        cli_time(s->restored_ms, when);
+        printf("%srestored%s       from a copy: peer %s holds this replica's own ops up to seq "
+               "%llu, this replica up to %llu (seen %s)\n",
+               b, n, from, (unsigned long long)s->restored_seq,
+               (unsigned long long)vv_seq(&s->vv, s->id), when);
+        printf("               %s\n",
+               s->restored_accepted
+                   ? "accepted (kith restored --accept): writes go on, forking this origin"
+                   : "local writes are refused until a sync with that peer takes them back "
+                     "(kith sync), or kith restored --accept");
+    }
     if (s->nforks > 0)
         printf("%sforks%s          %zu origin%s\n", b, n, s->nforks, s->nforks == 1 ? "" : "s");
     for (size_t i = 0; i < s->nforks; i++) {
@@ -500,6 +535,87 @@ cmd_verify(struct cli *c, int argc, char **argv)
         rc = CLI_FAIL;
     }
 out_close:
+    kith_close(r);
+    return rc;
+}
+
+/* ---- restored ---------------------------------------------------------------------------- */
+
+/*
+ * `kith restored [--accept]`: whether this replica was restored from a copy, and the way out
+ * when no device holds its newer ops any more (spec/cli.md, D-15). Exit 0 when it is not
+ * marked or the mark is accepted, 1 while writes are refused.
+ */
+int
+cmd_restored(struct cli *c, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"accept", no_argument, NULL, 'a'},
+        {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    bool accept = false, json = false;
+    kith_replica *r = NULL;
+    kith_status *s = NULL;
+    char from[KITH_ID_HEX + 1];
+    int ch, rc, krc;
+
+    while ((ch = cli_getopt(c, argc, argv, ":h", opts)) != -1) {
+        switch (ch) {
+        case 'a':
+            accept = true;
+            break;
+        case 'j':
+            json = true;
+            break;
+        default:
+            return cli_opt_other(c, ch);
+        }
+    }
+    if (argc - optind != 0)
+        return cli_usage_error(c, "too many arguments");
+    if ((rc = cli_open(c, accept ? CLI_WRITE : CLI_READ, &r)) != CLI_OK)
+        return rc;
+    if (accept && (krc = kith_restored_accept(r)) < 0) {
+        rc = cli_fail_rc(c, r, "accepting the restore", krc);
+        goto out_close;
+    }
+    if ((krc = kith_status_get(r, &s)) < 0) {
+        rc = cli_fail_rc(c, r, "reading the status", krc);
+        goto out_close;
+    }
+    uint64_t have = vv_seq(&s->vv, s->id);
+    cli_id_hex(s->restored_from, from);
+    if (json) {
+        json_t *o = json_object();
+        int bad = o == NULL;
+        bad |= cli_jset(o, "restored", json_boolean(s->restored_seq != 0));
+        bad |=
+            cli_jset(o, "seq", s->restored_seq ? json_integer((json_int_t)s->restored_seq) : NULL);
+        bad |= cli_jset(o, "from", s->restored_seq ? json_string(from) : NULL);
+        bad |= cli_jset(o, "recorded", s->restored_seq ? cli_json_time(s->restored_ms) : NULL);
+        bad |= cli_jset(o, "have", json_integer((json_int_t)have));
+        bad |= cli_jset(o, "accepted", json_boolean(s->restored_accepted));
+        rc = cli_json_print(c, cli_json_done(o, bad));
+    } else if (s->restored_seq == 0) {
+        printf("not restored: no peer has shown more of this replica's own ops than it holds\n");
+    } else if (s->restored_accepted) {
+        printf("restored from a copy, accepted: peer %s held this replica's own ops up to seq "
+               "%llu, this replica holds up to %llu; its next write is seq %llu, a fork of its "
+               "own origin wherever the newer ops still exist\n",
+               from, (unsigned long long)s->restored_seq, (unsigned long long)have,
+               (unsigned long long)have + 1);
+    } else {
+        printf("restored from a copy: peer %s holds this replica's own ops up to seq %llu, this "
+               "replica up to %llu; local writes are refused until a sync with it takes them "
+               "back (kith sync), or kith restored --accept when no device holds them any more\n",
+               from, (unsigned long long)s->restored_seq, (unsigned long long)have);
+    }
+    if (rc == CLI_OK && s->restored_seq != 0 && !s->restored_accepted)
+        rc = CLI_FAIL;
+out_close:
+    kith_status_free(s);
     kith_close(r);
     return rc;
 }

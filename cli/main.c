@@ -55,6 +55,8 @@ static const struct cli_command commands[] = {
     {"rm", NULL, cmd_rm, "rm COLL ID", "delete a document"},
     {"status", NULL, cmd_status, "status [--json]",
      "id, version vector, documents, open conflicts, pending ops"},
+    {"restored", NULL, cmd_restored, "restored [--accept] [--json]",
+     "was this replica restored from a copy? --accept: write on without its newer ops"},
     {"log", NULL, cmd_log, "log [--origin ID] [--limit N] [--json]", "the signed op log"},
     {"conflicts", NULL, cmd_conflicts, "conflicts [--all] [--json]",
      "recorded conflicts: field, winner, loser, both values, when"},

@@ -73,7 +73,9 @@ KITH_API const char *kith_version(void);
     X(KITH_EPROTO, -9018, "peer broke the protocol")                                               \
     X(KITH_ENOMEM, -9019, "out of memory")                                                         \
     X(KITH_ECLOSED, -9020, "interrupted by a stop request")                                        \
-    X(KITH_ECANCELED, -9021, "cancelled by the caller")
+    X(KITH_ECANCELED, -9021, "cancelled by the caller")                                            \
+    X(KITH_ERESTORED, -9022,                                                                       \
+      "replica was restored from a copy: its newer ops are elsewhere; sync first")
 
 enum kith_error {
 
@@ -636,11 +638,34 @@ typedef struct kith_status {
     struct kith_fork *forks;
     int64_t clock_offset_ms;
     size_t clock_peers;
+    /* Appended in 0.3.0: this replica was restored from a copy (spec/data-model.md
+     * RESTORE-*): peer `restored_from` showed, at `restored_ms`, that this replica's own
+     * origin reaches seq `restored_seq`, beyond what this replica held then. Until it holds
+     * them again (a sync with a peer that has them fetches them), local writes fail with
+     * KITH_ERESTORED, unless the mark was accepted (kith_restored_accept). restored_seq is 0
+     * when the replica is not marked. */
+    uint64_t restored_seq;
+    uint64_t restored_from;
+    int64_t restored_ms;
+    bool restored_accepted;
 } kith_status;
 
 /* Allocates *out, released with kith_status_free(). */
 KITH_API KITH_NODISCARD int kith_status_get(kith_replica *r, kith_status **out);
 KITH_API void kith_status_free(kith_status *s);
+
+/*
+ * A replica that a peer shows to hold less of its own origin than the peer does was restored
+ * from a copy (or lost commits): it is marked restored (kith_status_get's restored_* fields)
+ * and refuses local writes with KITH_ERESTORED until a sync or bundle brings its own ops back,
+ * so that it never signs a second history at seqs it used before (spec/data-model.md
+ * RESTORE-1..5). When no device holds those ops any more, accept the loss: writes go on at
+ * the next seq after what this replica holds, which forks its own origin wherever the lost ops
+ * still exist (the fork is found and reported as any other). The mark stays, accepted, until
+ * the replica holds the seq it named; a peer showing a higher seq later marks it again.
+ * Returns 0 (also when the replica was not marked). Errors: KITH_EREADONLY, -errno.
+ */
+KITH_API KITH_NODISCARD int kith_restored_accept(kith_replica *r);
 
 /*
  * Held ops: verified and logged, but not applied yet (spec/storage.md "Pending commits").
@@ -996,6 +1021,10 @@ typedef struct kith_sync_info {
     /* Appended in 0.3.0: */
     uint64_t forks; /* origins this session found forked (at the handshake, or in a batch) */
     uint32_t proto; /* the protocol version the session spoke (2 with a kith 0.2 peer) */
+    /* The peer held this replica's own origin up to this seq, beyond what this replica held
+     * when the session began: it was restored from a copy (kith_restored_accept). 0: not.
+     * The session fetched what the peer had of it unless that origin forked. */
+    uint64_t restored_seq;
 } kith_sync_info;
 
 /*

@@ -224,6 +224,8 @@ struct kith__session {
                               test that plays an older kith (0: KITH__WIRE_PROTO) */
     int64_t hello_mono_ms; /* client: when HELLO left, for the round trip */
     int64_t hello_wall_ms; /* client: the clock HELLO carried */
+    uint64_t restored_seq; /* the peer's handshake held our own origin up to this seq, beyond
+                              what we held then (RESTORE-1); 0: not */
     int error;             /* why it closed (0: BYE) */
     char why[256];         /* the detail, for logs and the peer record */
     kith_sync_info stats;

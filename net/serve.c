@@ -524,6 +524,16 @@ kith_serve(kith_replica *r, const kith_serve_opts *opts)
         if (opts->on_listen)
             opts->on_listen(opts->on_listen_arg, d->bound);
     }
+    {
+        /* a mark from before this start: say once that writes wait for a peer (RESTORE-5) */
+        kith_status *st = NULL;
+        if (kith_status_get(r, &st) == 0 && st->restored_seq != 0 && !st->restored_accepted)
+            kith__log(&d->log, KITH_LOG_WARNING,
+                      "this replica was restored from a copy: peer %016llx holds its own ops up "
+                      "to seq %llu; local writes fail until a sync takes them back",
+                      (unsigned long long)st->restored_from, (unsigned long long)st->restored_seq);
+        kith_status_free(st);
+    }
     if (opts->discover) {
         d->bfd = kith__beacon_open(d->beacon_port);
         if (d->bfd < 0)

@@ -430,6 +430,79 @@ note_forks(struct kith__session *s, const struct kith__msg *m)
 }
 
 /*
+ * RESTORE-1: the peer's vector (any protocol) holds more of our own origin than we do: this
+ * replica was restored from a copy, or lost commits. Mark it (writes are refused until the ops
+ * are back), say so once, and report it in the session's stats; the peer's batches then bring
+ * our own ops like any origin's, since they are ops our vector lacks.
+ */
+static void
+note_restored(struct kith__session *s, const kith_vv *vv)
+{
+    uint64_t seq = 0;
+    char who[96];
+    int rc;
+
+    for (size_t i = 0; i < vv->len; i++)
+        if (vv->entries[i].origin == s->r->id)
+            seq = vv->entries[i].seq;
+    if (seq == 0)
+        return;
+    rc = kith__restored_note(s->r, s->peer->id, seq);
+    if (rc < 0) {
+        kith__log(
+            s->log, KITH_LOG_WARNING, "peer %s: could not mark this replica restored: %s (%s)",
+            kith__session_peer_name(s, who, sizeof who), kith_strerror(rc), kith_errmsg(s->r));
+        return;
+    }
+    if (rc == 0)
+        return;            /* not beyond what we hold */
+    s->restored_seq = seq; /* checked again when the peer says DONE */
+    s->stats.restored_seq = seq;
+    if (rc == 2)
+        return; /* marked already: said so then */
+    kith__log(s->log, KITH_LOG_WARNING,
+              "this replica was restored from a copy: peer %s holds its own ops up to seq %llu, "
+              "beyond what it holds; it takes them back before it writes again (local writes "
+              "fail with KITH_ERESTORED until then)",
+              kith__session_peer_name(s, who, sizeof who), (unsigned long long)seq);
+}
+
+/*
+ * RESTORE-4: the peer said DONE (it has sent every op of ours it will send) and still holds
+ * more of our own origin than we do. A peer sends an origin's ops a receiver lacks unless
+ * that origin forked at the peer (FORK-3): our history differs from the one it holds, which a
+ * write made here after the restore causes. Record it as a fork of our own origin, at our
+ * `have`, seen from that peer; the other history's head there is not known here (zeros).
+ */
+static void
+note_restored_done(struct kith__session *s)
+{
+    uint64_t peer_seq = kith__vv_get(&s->peer->known, s->r->id), have = 0;
+    char who[96];
+    int rc;
+
+    if (s->restored_seq == 0 || peer_seq == 0)
+        return;
+    rc = kith__restored_fork(s->r, s->peer->id, peer_seq, &have);
+    if (rc <= 0) {
+        if (rc < 0)
+            kith__log(s->log, KITH_LOG_WARNING, "peer %s: could not record a fork: %s (%s)",
+                      kith__session_peer_name(s, who, sizeof who), kith_strerror(rc),
+                      kith_errmsg(s->r));
+        return;
+    }
+    s->diverged = true;
+    s->stats.forks++;
+    kith__log(s->log, KITH_LOG_WARNING,
+              "this replica's own origin has forked: peer %s holds it up to seq %llu but sent "
+              "none of it beyond seq %llu, where this replica's history differs from the peer's "
+              "(a write made here after the restore); its ops beyond seq %llu are neither taken "
+              "nor sent until the fork is resolved",
+              kith__session_peer_name(s, who, sizeof who), (unsigned long long)peer_seq,
+              (unsigned long long)have, (unsigned long long)have);
+}
+
+/*
  * Protocol 3: keep how far the peer's clock is from ours (its minus ours) in its record, and
  * warn when it first goes beyond KITH_CLOCK_TOLERANCE_MS. `offset_ms` is raw on the server
  * (one network delay too large, well under a millisecond on a LAN) and corrected by half the
@@ -485,6 +558,7 @@ on_hello(struct kith__session *s, const struct kith__msg *m)
     if (s->proto == KITH__WIRE_PROTO)
         s->peer->proto_hint = 0; /* it speaks the newest now, whatever it did before */
     note_schema(s, m); /* before WELCOME: once the client is in, the record says who it is */
+    note_restored(s, &m->vv);
     if (s->proto >= 3) {
         note_forks(s, m);
         note_clock(s, (int64_t)m->clock_ms - kith__replica_now_ms(s->r));
@@ -518,6 +592,7 @@ on_welcome(struct kith__session *s, const struct kith__msg *m)
     }
     s->stats.proto = s->proto;
     note_schema(s, m);
+    note_restored(s, &m->vv);
     if (s->proto >= 3) {
         /* its clock was read about half a round trip after ours */
         int64_t rtt = kith__mono_ms() - s->hello_mono_ms;
@@ -691,6 +766,7 @@ on_done(struct kith__session *s, const struct kith__msg *m)
     }
     s->peer_done = true;
     record_now_and_then(s);
+    note_restored_done(s);
     /* A DONE is also a vector announcement: if it lacks something we hold, send it. */
     if (kith_vv_get(s->r, &mine) == 0) {
         if (kith__netvv_ahead(&mine, &s->peer->known))

@@ -816,9 +816,13 @@ verify_run(struct applying *s, uint64_t origin)
             if (bc->first_seq == 0 || bc->first_seq > slot->st.have + 1)
                 return kith__fail(r, KITH_EGAP,
                                   "origin %016llx: batch starts at seq %llu, this replica "
-                                  "holds up to %llu",
+                                  "holds up to %llu%s",
                                   (unsigned long long)origin, (unsigned long long)bc->first_seq,
-                                  (unsigned long long)slot->st.have);
+                                  (unsigned long long)slot->st.have,
+                                  origin == r->id ? " of its own origin: it was restored from "
+                                                    "a copy, and its ops after the copy must "
+                                                    "come first (RESTORE-3)"
+                                                  : "");
             if (bc->first_seq == slot->st.have + 1) {
                 memcpy(h, slot->st.head, KITH_HASH_BYTES);
             } else if (kith__chain_at(r, s->txn, origin, bc->first_seq - 1, h) < 0) {
@@ -1101,6 +1105,11 @@ batch_write(struct applying *s)
     rc = kith__peer_learn_batch(s->r, s->txn, &s->b); /* NET-19 */
     if (rc < 0)
         return rc;
+    /* our own ops came back: a restored replica that holds them again may write (RESTORE-3) */
+    for (size_t i = 0; i < s->ap.norigins; i++)
+        if (s->ap.origins[i].origin == s->r->id && s->ap.origins[i].dirty &&
+            (rc = kith__restored_settle(s->r, s->txn, s->ap.origins[i].st.have)) < 0)
+            return rc;
     if ((rc = kith__meta_put_u64(s->r, s->txn, "pending", s->pending)) < 0 ||
         (rc = kith__meta_put_u64(s->r, s->txn, "order", s->order)) < 0 ||
         (rc = kith__meta_put_u64(s->r, s->txn, "hlc", s->hlc)) < 0)

@@ -307,6 +307,16 @@ kith_status_get(kith_replica *r, kith_status **out)
         (rc = kith__holds_read(r, txn, kith__replica_now_ms(r), &s->holds, &s->nholds)) < 0 ||
         (rc = kith__forks_read(r, txn, &s->forks, &s->nforks)) < 0)
         goto out_end;
+    struct kith__restored mark;
+    if ((rc = kith__restored_get(r, txn, &mark)) < 0)
+        goto out_end;
+    if (rc == 1) {
+        s->restored_seq = mark.seq;
+        s->restored_from = mark.seen_from;
+        s->restored_ms = mark.recorded_ms;
+        s->restored_accepted = mark.accepted;
+    }
+    rc = 0;
     kith__view_end(r, txn);
     if ((rc = clock_median(r, s)) < 0)
         goto out_free;

@@ -25,6 +25,9 @@
  *                                  replica made by an older kith: the fingerprint of the
  *                                  built-in schema it was made with
  *             "schema_v" u64 BE   version of the declared schema; absent: 0
+ *             "restored" 33       this replica was restored from a copy (store/restored.c):
+ *                                  seq(8) | seen_from(8) | recorded_ms(8) | have(8)
+ *                                  | accepted(1); absent: not marked
  *
  *  origins    origin(8) -> applied(8) | have(8) | head(32)                     48 bytes
  *             applied: highest seq applied to the state (the version vector entry)
@@ -570,6 +573,39 @@ int kith__heads_read(kith_replica *r, kith_vv *vv, uint8_t **heads);
  * two agree on every seq both hold), or an error. */
 int kith__heads_check(kith_replica *r, uint64_t peer, const kith_vv *vv, const uint8_t *heads,
                       kith_fork **found, size_t *nfound);
+
+/* ---- store/restored.c: a replica restored from a copy (data-model.md RESTORE-*) ------- */
+
+/* The mark in meta "restored". */
+struct kith__restored {
+    uint64_t seq;        /* the highest seq of our own origin a peer showed */
+    uint64_t seen_from;  /* that peer */
+    int64_t recorded_ms; /* when it was marked */
+    uint64_t have;       /* our own origin's `have` then */
+    bool accepted;       /* kith_restored_accept: writes go on all the same */
+};
+
+/* Read the mark: 1 with *out, 0 when there is none, or an error. */
+int kith__restored_get(kith_replica *r, MDB_txn *txn, struct kith__restored *out);
+/* A peer showed that our own origin reaches `seq`: when that is beyond what we hold and
+ * beyond the mark (if any), mark the replica restored, in a write transaction of its own
+ * taken only then (never on a read-only handle). 1 when marked now, 2 when `seq` is beyond
+ * what we hold but the mark says so already (or the handle is read-only), 0 when `seq` is not
+ * beyond what we hold, or an error. */
+int kith__restored_note(kith_replica *r, uint64_t peer, uint64_t seq);
+/* A peer that holds our own origin up to `peer_seq` finished sending and we hold less: it
+ * kept our origin's ops back, which it does only for a forked origin, so our history differs
+ * from its (RESTORE-4). Record a fork of our own origin at our `have` (returned in *have),
+ * seen from `peer`, the other history's head unknown (zeros), unless one is recorded. 1 when
+ * recorded, 0 when not (nothing missing, have 0, forked already, read-only), or an error. */
+int kith__restored_fork(kith_replica *r, uint64_t peer, uint64_t peer_seq, uint64_t *have);
+/* Our own origin's `have` is now `have` in `txn`: clear the mark when it reaches its seq.
+ * 0 or an error. */
+int kith__restored_settle(kith_replica *r, MDB_txn *txn, uint64_t have);
+/* A local write with our own `have` at `have`: KITH_ERESTORED (kith_errmsg says how to go
+ * on) when the replica is marked, not accepted, and `have` is below the mark. Else 0 (or 1:
+ * marked but allowed), or an error. */
+int kith__restored_refuse(kith_replica *r, MDB_txn *txn, uint64_t have);
 
 /* ---- store/holds.c -------------------------------------------------------------------- */
 

@@ -209,7 +209,9 @@ class kith_status(Structure):
                 ("nholds", c_size_t), ("holds", POINTER(kith_hold)),
                 # appended in 0.3.0
                 ("nforks", c_size_t), ("forks", POINTER(kith_fork)),
-                ("clock_offset_ms", c_int64), ("clock_peers", c_size_t)]
+                ("clock_offset_ms", c_int64), ("clock_peers", c_size_t),
+                ("restored_seq", c_uint64), ("restored_from", c_uint64),
+                ("restored_ms", c_int64), ("restored_accepted", c_bool)]
 
 
 class kith_log_entry(Structure):
@@ -263,7 +265,7 @@ class kith_sync_info(Structure):
                 ("batches_sent", c_uint64), ("batches_received", c_uint64),
                 ("converged", c_bool),
                 # appended in 0.3.0
-                ("forks", c_uint64), ("proto", c_uint32)]
+                ("forks", c_uint64), ("proto", c_uint32), ("restored_seq", c_uint64)]
 
 
 kith_listen_fn = CFUNCTYPE(None, c_void_p, c_char_p)
@@ -382,6 +384,7 @@ PROTOTYPES = [
     ("kith_holds_get", c_int, [replica_p, P(P(kith_hold)), P(c_size_t)]),
     ("kith_holds_free", None, [P(kith_hold), c_size_t]),
     ("kith_forks_get", c_int, [replica_p, P(P(kith_fork)), P(c_size_t)]),
+    ("kith_restored_accept", c_int, [replica_p]),
     ("kith_forks_free", None, [P(kith_fork), c_size_t]),
     ("kith_iter_log", c_int, [txn_p, c_uint64, P(iter_p)]),
     ("kith_iter_next_log", c_int, [iter_p, P(kith_log_entry)]),
