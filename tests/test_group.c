@@ -763,3 +763,598 @@ Test(group, unknown_kinds)
     rec_free(&child);
     hist_free(h);
 }
+
+/* ---- generated histories against an oracle --------------------------------------------- */
+
+#define MAXD 7
+#define MAXREC 160
+#define NOUT 2 /* outsiders: keys never added, who sign anyway */
+
+struct world {
+    struct test_rng rng;
+    uint64_t seed;
+    unsigned case_no;
+    struct dev dev[MAXD + NOUT];
+    int ndev;
+    uint8_t gid[16];
+    struct rbytes rec[MAXREC];
+    struct kith__group_rec dec[MAXREC]; /* decoded, when base == BASE_OK */
+    int base[MAXREC];                   /* -1 decoded and signed, else a status */
+    size_t n;
+    bool view[MAXD][MAXREC]; /* what each device holds */
+    uint64_t now;
+};
+
+#define CTXF "KITH_SEED=%llu case %u: "
+#define CTXA(w) (unsigned long long)(w)->seed, (w)->case_no
+
+static uint64_t
+below(struct world *w, uint64_t n)
+{
+    return test_rng_below(&w->rng, n);
+}
+
+static int
+find_rec(const struct world *w, const uint8_t *hash)
+{
+    for (size_t i = 0; i < w->n; i++)
+        if (memcmp(w->rec[i].hash, hash, 32) == 0)
+            return (int)i;
+    return -1;
+}
+
+static void
+push(struct world *w, struct rbytes b)
+{
+    cr_assert_lt(w->n, MAXREC);
+    size_t i = w->n++;
+    w->rec[i] = b;
+    int rc = kith__group_verify(b.p, b.len, &w->dec[i], NULL, 0);
+    w->base[i] = rc == 0               ? -1
+                 : rc == KITH_EBADSIG  ? KITH__GROUP_BADSIG
+                 : rc == KITH_EVERSION ? KITH__GROUP_UNKNOWN
+                                       : KITH__GROUP_MALFORMED;
+}
+
+/* The oracle: GRP-4 .. GRP-11 as written, over the records of `in`. */
+struct oracle {
+    const struct world *w;
+    const bool *in;
+    int st[MAXREC];            /* -2 not judged yet */
+    bool past[MAXREC][MAXREC]; /* past[i][j]: j is in the causal past of i */
+    bool valid[MAXREC];        /* the set V */
+};
+
+static bool
+o_admits(const struct kith__group_rec *r, const uint8_t *pk)
+{
+    return (r->kind == KITH__GROUP_FOUND && memcmp(r->author, pk, 32) == 0) ||
+           (r->kind == KITH__GROUP_ADD && memcmp(r->member, pk, 32) == 0);
+}
+
+static bool
+o_removes(const struct kith__group_rec *r, const uint8_t *pk)
+{
+    return r->kind == KITH__GROUP_REMOVE && memcmp(r->member, pk, 32) == 0;
+}
+
+static bool
+is_valid(int st)
+{
+    return st == KITH__GROUP_LIVE || st == KITH__GROUP_VOID;
+}
+
+/* overtaken(x, P): some valid REMOVE of x's author in P, other than x, without x in its past */
+static bool
+o_overtaken(const struct oracle *o, size_t x, const bool *P)
+{
+    const struct world *w = o->w;
+    for (size_t m = 0; m < w->n; m++)
+        if (P[m] && m != x && o_removes(&w->dec[m], w->dec[x].author) && !o->past[m][x])
+            return true;
+    return false;
+}
+
+/* live(x, P): not overtaken, and a FOUND or admitted in its own past by a live admission */
+static bool
+o_live(const struct oracle *o, size_t x, const bool *P)
+{
+    const struct world *w = o->w;
+    if (o_overtaken(o, x, P))
+        return false;
+    if (w->dec[x].kind == KITH__GROUP_FOUND)
+        return true;
+    for (size_t a = 0; a < w->n; a++)
+        if (o->past[x][a] && o_admits(&w->dec[a], w->dec[x].author) && o_live(o, a, P))
+            return true;
+    return false;
+}
+
+/* member(k, P): admitted by a live admission in P and removed by nothing in P */
+static bool
+o_member(const struct oracle *o, const uint8_t *pk, const bool *P)
+{
+    const struct world *w = o->w;
+    for (size_t m = 0; m < w->n; m++)
+        if (P[m] && o_removes(&w->dec[m], pk))
+            return false;
+    for (size_t a = 0; a < w->n; a++)
+        if (P[a] && o_admits(&w->dec[a], pk) && o_live(o, a, P))
+            return true;
+    return false;
+}
+
+static int
+o_status(struct oracle *o, size_t i)
+{
+    const struct world *w = o->w;
+    const struct kith__group_rec *r = &w->dec[i];
+    bool waiting = false, bad = false;
+    if (o->st[i] != -2)
+        return o->st[i];
+    if (w->base[i] != -1)
+        return o->st[i] = w->base[i];
+    if (r->kind == KITH__GROUP_FOUND ? memcmp(w->rec[i].hash, w->gid, 16) != 0
+                                     : memcmp(r->group, w->gid, 16) != 0)
+        return o->st[i] = KITH__GROUP_FOREIGN;
+    for (uint32_t k = 0; k < r->nparents; k++) {
+        int p = find_rec(w, kith__group_parent(r, k));
+        int s = p < 0 || !o->in[p] ? KITH__GROUP_WAITING : o_status(o, (size_t)p);
+        if (s == KITH__GROUP_WAITING || s == KITH__GROUP_UNKNOWN)
+            waiting = true;
+        else if (!is_valid(s))
+            bad = true;
+    }
+    if (bad)
+        return o->st[i] = KITH__GROUP_BADPARENT;
+    if (waiting)
+        return o->st[i] = KITH__GROUP_WAITING;
+    for (uint32_t k = 0; k < r->nparents; k++) {
+        int p = find_rec(w, kith__group_parent(r, k));
+        o->past[i][p] = true;
+        for (size_t j = 0; j < w->n; j++)
+            o->past[i][j] |= o->past[p][j];
+    }
+    if (r->kind != KITH__GROUP_FOUND && !o_member(o, r->author, o->past[i]))
+        return o->st[i] = KITH__GROUP_NOTMEMBER;
+    return o->st[i] = KITH__GROUP_LIVE;
+}
+
+static void
+o_run(struct oracle *o, const struct world *w, const bool *in)
+{
+    memset(o, 0, sizeof *o);
+    o->w = w;
+    o->in = in;
+    for (size_t i = 0; i < MAXREC; i++)
+        o->st[i] = -2;
+    for (size_t i = 0; i < w->n; i++)
+        if (in[i])
+            o->valid[i] = is_valid(o_status(o, i));
+    for (size_t i = 0; i < w->n; i++)
+        if (o->valid[i] && !o_live(o, i, o->valid))
+            o->st[i] = KITH__GROUP_VOID;
+}
+
+/* Heads of a device's view: what it names as parents of its next record. */
+static uint32_t
+view_heads(const struct world *w, int d, uint8_t out[][32])
+{
+    uint32_t n = 0;
+    for (size_t i = 0; i < w->n; i++) {
+        if (!w->view[d][i])
+            continue;
+        bool named = false;
+        for (size_t j = 0; j < w->n && !named; j++)
+            if (w->view[d][j] && w->base[j] == -1)
+                for (uint32_t k = 0; k < w->dec[j].nparents; k++)
+                    named |= memcmp(kith__group_parent(&w->dec[j], k), w->rec[i].hash, 32) == 0;
+        if (!named && n < KITH__GROUP_MAX_PARENTS)
+            memcpy(out[n++], w->rec[i].hash, 32);
+    }
+    qsort(out, n, 32, hash_order);
+    return n;
+}
+
+/* A device writes what it has synced: ADD or REMOVE, as a member of its own view. */
+static void
+step_write(struct world *w, int d, struct oracle *o)
+{
+    uint8_t par[KITH__GROUP_MAX_PARENTS][32];
+    o_run(o, w, w->view[d]);
+    bool is_member = o_member(o, w->dev[d].pk, o->valid);
+    if (!is_member && below(w, 4) != 0)
+        return; /* now and then a device that is not a member signs anyway */
+    uint32_t np = view_heads(w, d, par);
+    if (np == 0)
+        return;
+    int e = (int)below(w, (uint64_t)w->ndev);
+    bool add = below(w, 10) < 8;
+    struct rbytes b = build(add ? KITH__GROUP_ADD : KITH__GROUP_REMOVE, &w->dev[d], w->gid, par[0],
+                            np, w->now++, w->dev[e].pk, w->dev[e].name, below(w, 100));
+    push(w, b);
+    w->view[d][w->n - 1] = is_member; /* refused by its own device when not */
+}
+
+/* A forged or broken record, held by nobody but thrown into the delivery. */
+static void
+step_forge(struct world *w)
+{
+    uint8_t par[KITH__GROUP_MAX_PARENTS][32];
+    int d = (int)below(w, (uint64_t)w->ndev);
+    uint32_t np = view_heads(w, d, par);
+    const struct dev *out = &w->dev[MAXD + (int)below(w, NOUT)];
+    uint8_t other[16];
+    memset(other, 0xee, 16);
+    switch (below(w, 5)) {
+    case 0: /* an outsider adds itself */
+        if (np > 0)
+            push(w, build(KITH__GROUP_ADD, out, w->gid, par[0], np, w->now++, out->pk, "o", 0));
+        break;
+    case 1: /* a member writes for another group */
+        if (np > 0)
+            push(w, build(KITH__GROUP_REMOVE, &w->dev[d], other, par[0], np, w->now++, w->dev[0].pk,
+                          NULL, 1));
+        break;
+    case 2: { /* a flipped signature */
+        struct rbytes b = build(KITH__GROUP_ADD, &w->dev[d], w->gid, par[0], np ? np : 1, w->now++,
+                                out->pk, "o", 0);
+        b.p[b.len - 1 - below(w, 64)] ^= 0x10;
+        crypto_generichash(b.hash, 32, b.p, b.len, NULL, 0);
+        push(w, b);
+        break;
+    }
+    case 3: /* someone founds another group */
+        push(w, build(KITH__GROUP_FOUND, &w->dev[d], NULL, NULL, 0, w->now++, NULL, "f", 0));
+        break;
+    default: /* a member's record on top of a forged one */
+        for (size_t i = w->n; i-- > 0;)
+            if (w->base[i] == -1 && w->dec[i].kind != KITH__GROUP_FOUND &&
+                find_rec(w, w->rec[i].hash) >= 0 && !w->view[0][i]) {
+                bool held = false;
+                for (int k = 0; k < w->ndev; k++)
+                    held |= w->view[k][i];
+                if (held)
+                    continue;
+                memcpy(par[0], w->rec[i].hash, 32);
+                push(w, build(KITH__GROUP_ADD, &w->dev[d], w->gid, par[0], 1, w->now++,
+                              w->dev[d].pk, "p", 0));
+                break;
+            }
+        break;
+    }
+}
+
+static void
+world_make(struct world *w, uint64_t seed, unsigned case_no)
+{
+    memset(w, 0, sizeof *w);
+    w->seed = seed;
+    w->case_no = case_no;
+    test_rng_init(&w->rng, seed, case_no);
+    w->ndev = 3 + (int)below(w, MAXD - 2);
+    for (int i = 0; i < MAXD + NOUT; i++)
+        w->dev[i] = dev_make((unsigned)(i + 10));
+    w->now = T0;
+    push(w, build(KITH__GROUP_FOUND, &w->dev[0], NULL, NULL, 0, w->now++, NULL, "founder", 0));
+    memcpy(w->gid, w->rec[0].hash, 16);
+    w->view[0][0] = true;
+    struct oracle *o = malloc(sizeof *o);
+    cr_assert_not_null(o);
+    unsigned steps = 20 + (unsigned)below(w, 60);
+    for (unsigned s = 0; s < steps && w->n + 2 < MAXREC; s++) {
+        int d = (int)below(w, (uint64_t)w->ndev);
+        uint64_t what = below(w, 20);
+        if (what < 9) {
+            step_write(w, d, o);
+        } else if (what < 19) { /* d learns all that e holds */
+            int e = (int)below(w, (uint64_t)w->ndev);
+            for (size_t i = 0; i < w->n; i++)
+                w->view[d][i] |= w->view[e][i];
+        } else {
+            step_forge(w);
+        }
+    }
+    free(o);
+}
+
+static void
+world_free(struct world *w)
+{
+    for (size_t i = 0; i < w->n; i++)
+        rec_free(&w->rec[i]);
+}
+
+/* Everything a fold says, as bytes, so that two folds compare with one memcmp. */
+static void
+summary(const struct kith__group *g, struct kith__wbuf *out)
+{
+    size_t n;
+    uint8_t d[32];
+    out->len = 0;
+    for (size_t i = 0; i < kith__group_count(g); i++) {
+        const struct kith__group_entry *e = kith__group_entry(g, i);
+        cr_assert_eq(kith__wbuf_put(out, e->hash, 32), 0);
+        cr_assert_eq(kith__wbuf_put(out, &e->status, sizeof e->status), 0);
+    }
+    const struct kith__group_member *m = kith__group_members(g, &n);
+    for (size_t i = 0; i < n; i++) {
+        kith__wbuf_put(out, m[i].pk, 32);
+        kith__wbuf_put(out, m[i].name, m[i].name_len);
+        kith__wbuf_put(out, m[i].added_by, 32);
+        kith__wbuf_put(out, m[i].via, 32);
+        kith__wbuf_put(out, &m[i].time_ms, 8);
+    }
+    const struct kith__group_removed *r = kith__group_removed(g, &n);
+    for (size_t i = 0; i < n; i++) {
+        kith__wbuf_put(out, r[i].pk, 32);
+        kith__wbuf_put(out, &r[i].cutoff, 8);
+    }
+    const uint8_t(*h)[32] = kith__group_heads(g, &n);
+    kith__wbuf_put(out, h, 32 * n);
+    kith__group_digest(g, d);
+    kith__wbuf_put(out, d, 32);
+}
+
+/* Fold the records of `in` delivered in a random order, some twice, one add at a time with
+ * folds in between now and then. */
+static struct kith__group *
+deliver(struct world *w, const bool *in)
+{
+    size_t order[2 * MAXREC], n = 0;
+    struct kith__group *g = NULL;
+    for (size_t i = 0; i < w->n; i++)
+        if (in[i]) {
+            order[n++] = i;
+            if (below(w, 4) == 0)
+                order[n++] = i;
+        }
+    for (size_t i = n; i > 1; i--) {
+        size_t j = below(w, i), t = order[i - 1];
+        order[i - 1] = order[j];
+        order[j] = t;
+    }
+    cr_assert_eq(kith__group_new(w->gid, &g), 0);
+    for (size_t i = 0; i < n; i++) {
+        cr_assert_geq(kith__group_add(g, w->rec[order[i]].p, w->rec[order[i]].len), 0);
+        if (below(w, 8) == 0)
+            cr_assert_eq(kith__group_fold(g), 0);
+    }
+    cr_assert_eq(kith__group_fold(g), 0);
+    return g;
+}
+
+/* The fold agrees with the oracle on every record, member, removal, head and the digest. */
+static void
+check_oracle(const struct world *w, const struct kith__group *g, const bool *in,
+             const struct oracle *o)
+{
+    size_t nin = 0, nvalid = 0, nm, nr, nh;
+    crypto_generichash_state st;
+    uint8_t(*vh)[32] = malloc(MAXREC * 32), want[32], got[32];
+    for (size_t i = 0; i < w->n; i++) {
+        if (!in[i])
+            continue;
+        nin++;
+        const struct kith__group_entry *e = kith__group_find(g, w->rec[i].hash);
+        cr_assert_not_null(e, CTXF "record %zu not held", CTXA(w), i);
+        cr_assert_eq((int)e->status, o->st[i], CTXF "record %zu: fold says %s, oracle %s", CTXA(w),
+                     i, kith__group_status_name(e->status),
+                     kith__group_status_name((enum kith__group_status)o->st[i]));
+        if (o->valid[i])
+            memcpy(vh[nvalid++], w->rec[i].hash, 32);
+    }
+    cr_assert_eq(kith__group_count(g), nin, CTXF "distinct records", CTXA(w));
+    qsort(vh, nvalid, 32, hash_order);
+    crypto_generichash_init(&st, NULL, 0, 32);
+    for (size_t i = 0; i < nvalid; i++)
+        crypto_generichash_update(&st, vh[i], 32);
+    crypto_generichash_final(&st, want, 32);
+    kith__group_digest(g, got);
+    cr_assert_eq(memcmp(want, got, 32), 0, CTXF "digest", CTXA(w));
+    free(vh);
+
+    const struct kith__group_member *m = kith__group_members(g, &nm);
+    const struct kith__group_removed *r = kith__group_removed(g, &nr);
+    size_t seen_m = 0, seen_r = 0;
+    for (int k = 0; k < MAXD + NOUT; k++) {
+        const uint8_t *pk = w->dev[k].pk;
+        bool removed = false, any_live = false, is_member;
+        uint64_t hi = 0, lo = UINT64_MAX, c;
+        for (size_t i = 0; i < w->n; i++)
+            if (o->valid[i] && o_removes(&w->dec[i], pk)) {
+                removed = true;
+                lo = w->dec[i].cutoff < lo ? w->dec[i].cutoff : lo;
+                if (o->st[i] == KITH__GROUP_LIVE) {
+                    any_live = true;
+                    hi = w->dec[i].cutoff > hi ? w->dec[i].cutoff : hi;
+                }
+            }
+        cr_assert_eq(kith__group_cutoff(g, pk, &c), removed, CTXF "key %d removed?", CTXA(w), k);
+        if (removed) {
+            seen_r++;
+            cr_assert_eq(c, any_live ? hi : lo, CTXF "key %d cut-off", CTXA(w), k);
+        }
+        is_member = !removed && o_member(o, pk, o->valid);
+        cr_assert_eq(kith__group_is_member(g, pk), is_member, CTXF "key %d member?", CTXA(w), k);
+        if (!is_member)
+            continue;
+        seen_m++;
+        /* GRP-11: via a live admission with no live admission of the key in its past */
+        int best = -1;
+        for (size_t a = 0; a < w->n; a++) {
+            if (!(o->st[a] == KITH__GROUP_LIVE && o_admits(&w->dec[a], pk)))
+                continue;
+            bool first = true;
+            for (size_t b = 0; b < w->n; b++)
+                if (o->past[a][b] && o->st[b] == KITH__GROUP_LIVE && o_admits(&w->dec[b], pk))
+                    first = false;
+            if (first && (best < 0 || memcmp(w->rec[a].hash, w->rec[best].hash, 32) < 0))
+                best = (int)a;
+        }
+        cr_assert_geq(best, 0);
+        const struct kith__group_member *mm = NULL;
+        for (size_t i = 0; i < nm; i++)
+            if (memcmp(m[i].pk, pk, 32) == 0)
+                mm = &m[i];
+        cr_assert_not_null(mm);
+        cr_assert_eq(memcmp(mm->via, w->rec[best].hash, 32), 0, CTXF "key %d via", CTXA(w), k);
+        cr_assert_eq(memcmp(mm->added_by, w->dec[best].author, 32), 0);
+        cr_assert_eq(mm->time_ms, w->dec[best].time_ms);
+    }
+    cr_assert_eq(nm, seen_m, CTXF "members", CTXA(w));
+    cr_assert_eq(nr, seen_r, CTXF "removed keys", CTXA(w));
+    (void)r;
+
+    /* heads: the valid records no valid record names as a parent, ascending */
+    const uint8_t(*h)[32] = kith__group_heads(g, &nh);
+    size_t k = 0;
+    for (size_t i = 0; i < w->n; i++) {
+        if (!o->valid[i])
+            continue;
+        bool named = false;
+        for (size_t j = 0; j < w->n && !named; j++)
+            if (o->valid[j])
+                for (uint32_t p = 0; p < w->dec[j].nparents; p++)
+                    named |= memcmp(kith__group_parent(&w->dec[j], p), w->rec[i].hash, 32) == 0;
+        if (named)
+            continue;
+        bool listed = false;
+        for (size_t x = 0; x < nh; x++)
+            listed |= memcmp(h[x], w->rec[i].hash, 32) == 0;
+        cr_assert(listed, CTXF "record %zu is a head", CTXA(w), i);
+        k++;
+    }
+    cr_assert_eq(nh, k, CTXF "heads", CTXA(w));
+    for (size_t x = 1; x < nh; x++)
+        cr_assert_lt(memcmp(h[x - 1], h[x], 32), 0);
+}
+
+/* GRP-4 .. GRP-12 on generated histories: the fold equals the oracle; every delivery order,
+ * with duplicates and folds in between, gives the same results; a parent-closed subset (one
+ * device's view) agrees with the whole on validity, and void there stays void in the whole. */
+Test(group, generated_histories_order_independent)
+{
+    uint64_t seed = kith_test_seed(20261125);
+    unsigned cases = kith_test_cases(300);
+    struct world *w = malloc(sizeof *w);
+    struct oracle *o = malloc(sizeof *o), *os = malloc(sizeof *os);
+    struct kith__wbuf s1 = {0}, s2 = {0};
+    bool all[MAXREC];
+    unsigned long nvoid = 0, nnot = 0, nremoved = 0, nwait = 0, nmembers = 0;
+    cr_assert(w && o && os);
+    for (unsigned c = 0; c < cases; c++) {
+        world_make(w, seed, c);
+        for (size_t i = 0; i < MAXREC; i++)
+            all[i] = i < w->n;
+        o_run(o, w, all);
+        struct kith__group *g = deliver(w, all);
+        check_oracle(w, g, all, o);
+        summary(g, &s1);
+        for (int k = 0; k < 3; k++) {
+            struct kith__group *g2 = deliver(w, all);
+            summary(g2, &s2);
+            cr_assert(s1.len == s2.len && memcmp(s1.data, s2.data, s1.len) == 0,
+                      CTXF "delivery %d folds differently", CTXA(w), k);
+            kith__group_free(g2);
+        }
+        int d = (int)below(w, (uint64_t)w->ndev);
+        o_run(os, w, w->view[d]);
+        struct kith__group *gs = deliver(w, w->view[d]);
+        check_oracle(w, gs, w->view[d], os);
+        for (size_t i = 0; i < w->n; i++) {
+            if (!w->view[d][i])
+                continue;
+            cr_assert_eq(os->valid[i], o->valid[i], CTXF "record %zu valid in a subset", CTXA(w),
+                         i);
+            if (os->st[i] == KITH__GROUP_VOID)
+                cr_assert_eq(o->st[i], KITH__GROUP_VOID, CTXF "void stays void", CTXA(w));
+        }
+        /* any subset, parents or not: records wait for what is missing */
+        bool some[MAXREC];
+        for (size_t i = 0; i < MAXREC; i++)
+            some[i] = i < w->n && below(w, 4) != 0;
+        o_run(os, w, some);
+        struct kith__group *gr = deliver(w, some);
+        check_oracle(w, gr, some, os);
+        for (size_t i = 0; i < w->n; i++)
+            nwait += some[i] && os->st[i] == KITH__GROUP_WAITING;
+        kith__group_free(gr);
+        for (size_t i = 0; i < w->n; i++) {
+            nvoid += o->st[i] == KITH__GROUP_VOID;
+            nnot += o->st[i] == KITH__GROUP_NOTMEMBER;
+        }
+        size_t nm, nr;
+        kith__group_members(g, &nm);
+        kith__group_removed(g, &nr);
+        nmembers += nm;
+        nremoved += nr;
+        kith__group_free(g);
+        kith__group_free(gs);
+        world_free(w);
+    }
+    /* the generator must reach the cases the rules are about */
+    cr_assert_gt(nvoid, 0, "no void record generated");
+    cr_assert_gt(nnot, 0, "no record by a non-member generated");
+    cr_assert_gt(nremoved, 0, "no removal generated");
+    cr_assert_gt(nmembers, cases, "no device ever added");
+    cr_assert_gt(nwait, 0, "no record waited for a parent");
+    fprintf(stderr,
+            "group: %u cases, %lu void, %lu not-member, %lu waiting, %lu removed, %lu members\n",
+            cases, nvoid, nnot, nwait, nremoved, nmembers);
+    kith__wbuf_free(&s1);
+    kith__wbuf_free(&s2);
+    free(w);
+    free(o);
+    free(os);
+}
+
+/* A chain of 4096 admissions, each device adding the next, folds without recursion; a
+ * removal of the second device concurrent with the whole chain voids all of it (GRP-9). */
+Test(group, long_admission_chain)
+{
+    enum { N = 4095 };
+    struct kith__group *g = NULL;
+    struct dev *d = malloc((N + 1) * sizeof *d);
+    struct rbytes *r = malloc((N + 1) * sizeof *r);
+    uint8_t par[1][32];
+    cr_assert(d && r);
+    for (unsigned i = 0; i <= N; i++) {
+        uint8_t seed[32] = {0};
+        seed[0] = (uint8_t)i;
+        seed[1] = (uint8_t)(i >> 8);
+        seed[2] = 0x77;
+        crypto_sign_seed_keypair(d[i].pk, d[i].sk, seed);
+        snprintf(d[i].name, sizeof d[i].name, "d%u", i);
+    }
+    r[0] = build(KITH__GROUP_FOUND, &d[0], NULL, NULL, 0, T0, NULL, "d0", 0);
+    for (unsigned i = 1; i < N; i++) {
+        memcpy(par[0], r[i - 1].hash, 32);
+        r[i] =
+            build(KITH__GROUP_ADD, &d[i - 1], r[0].hash, par[0], 1, T0 + i, d[i].pk, d[i].name, 0);
+    }
+    cr_assert_eq(kith__group_new(r[0].hash, &g), 0);
+    for (unsigned i = N; i-- > 0;)
+        cr_assert_eq(kith__group_add(g, r[i].p, r[i].len), 0);
+    cr_assert_eq(kith__group_fold(g), 0);
+    size_t n;
+    kith__group_members(g, &n);
+    cr_assert_eq(n, N);
+    cr_assert(kith__group_is_member(g, d[N - 1].pk));
+    /* the founder removes d1 having seen only d1's admission */
+    memcpy(par[0], r[1].hash, 32);
+    r[N] = build(KITH__GROUP_REMOVE, &d[0], r[0].hash, par[0], 1, T0, d[1].pk, NULL, 0);
+    cr_assert_eq(kith__group_add(g, r[N].p, r[N].len), 0);
+    cr_assert_eq(kith__group_fold(g), 0);
+    kith__group_members(g, &n);
+    cr_assert_eq(n, 1, "only the founder is left");
+    cr_assert_eq(kith__group_find(g, r[N - 1].hash)->status, KITH__GROUP_VOID);
+    const uint8_t(*h)[32] = kith__group_heads(g, &n);
+    cr_assert_eq(n, 2);
+    (void)h;
+    kith__group_free(g);
+    for (unsigned i = 0; i <= N; i++)
+        rec_free(&r[i]);
+    free(r);
+    free(d);
+}
