@@ -374,8 +374,7 @@ Test(group, largest_record_fits)
     cr_assert_eq(kith__group_verify(r.p, r.len, &d, NULL, 0), 0);
     cr_assert_eq(d.nparents, 64);
     cr_assert_eq(memcmp(kith__group_parent(&d, 63), par[63], 32), 0);
-    rec_free(&r);
-    struct kith__group_rec big = d;
+    struct kith__group_rec big = d; /* views into r, freed at the end */
     struct kith__wbuf out = {0};
     uint8_t many[65][32] = {{0}};
     for (int i = 0; i < 65; i++)
@@ -388,6 +387,7 @@ Test(group, largest_record_fits)
     big.name_len = 64;
     cr_assert_eq(kith__group_encode(&big, &out), KITH_EINVAL);
     kith__wbuf_free(&out);
+    rec_free(&r);
 }
 
 /* ---- the fold, fixed scenarios (GRP-4 .. GRP-12) ---------------------------------------- */
@@ -1357,4 +1357,94 @@ Test(group, long_admission_chain)
         rec_free(&r[i]);
     free(r);
     free(d);
+}
+
+/* ---- known answers (tests/data/group-kat.txt) -------------------------------------------- */
+
+static size_t
+kat_bytes(const char *key, uint8_t *out, size_t cap)
+{
+    char path[512], line[16384];
+    size_t klen = strlen(key), len = 0;
+    bool found = false;
+    snprintf(path, sizeof path, "%s/tests/data/group-kat.txt", KITH_SOURCE_DIR);
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f, "cannot open %s", path);
+    while (!found && fgets(line, sizeof line, f)) {
+        if (strncmp(line, key, klen) == 0 && line[klen] == '=') {
+            char *hex = line + klen + 1;
+            hex[strcspn(hex, "\r\n")] = '\0';
+            cr_assert_eq(sodium_hex2bin(out, cap, hex, strlen(hex), NULL, &len, NULL), 0);
+            found = true;
+        }
+    }
+    fclose(f);
+    cr_assert(found, "no %s in the vector file", key);
+    return len;
+}
+
+/* GRP-1, GRP-2: the builder makes exactly the vector file's bytes and hashes from its keys
+ * (Ed25519 signing is deterministic), and the fold of the three gives the expected group. */
+Test(group, group_kat)
+{
+    struct dev a, b;
+    uint8_t seed[32], want[2][4096], hash[3][32], wh[32];
+    struct kith__wbuf out = {0};
+    struct kith__group_rec r = {0};
+    size_t n;
+
+    kat_bytes("seed_a", seed, sizeof seed);
+    crypto_sign_seed_keypair(a.pk, a.sk, seed);
+    kat_bytes("seed_b", seed, sizeof seed);
+    crypto_sign_seed_keypair(b.pk, b.sk, seed);
+    cr_assert_eq(kat_bytes("pk_a", wh, 32), 32);
+    cr_assert_eq(memcmp(wh, a.pk, 32), 0);
+
+    r.kind = KITH__GROUP_FOUND;
+    memcpy(r.author, a.pk, 32);
+    r.time_ms = 0x019abc2c21faull;
+    r.name = "laptop";
+    r.name_len = 6;
+    r.group_name = "home";
+    r.group_name_len = 4;
+    cr_assert_eq(kith__group_build(&r, a.sk, &out, hash[0]), 0);
+    n = kat_bytes("found", want[0], sizeof want[0]);
+    cr_assert(n == out.len && memcmp(want[0], out.data, n) == 0, "FOUND bytes");
+    kat_bytes("found_hash", wh, 32);
+    cr_assert_eq(memcmp(wh, hash[0], 32), 0);
+
+    out.len = 0;
+    memset(&r, 0, sizeof r);
+    r.kind = KITH__GROUP_ADD;
+    memcpy(r.group, hash[0], 16);
+    memcpy(r.author, a.pk, 32);
+    r.parents = hash[0];
+    r.nparents = 1;
+    r.time_ms = 0x019abc2c21fbull;
+    memcpy(r.member, b.pk, 32);
+    r.name = "phone";
+    r.name_len = 5;
+    cr_assert_eq(kith__group_build(&r, a.sk, &out, hash[1]), 0);
+    n = kat_bytes("add", want[0], sizeof want[0]);
+    cr_assert(n == out.len && memcmp(want[0], out.data, n) == 0, "ADD bytes");
+    kat_bytes("add_hash", wh, 32);
+    cr_assert_eq(memcmp(wh, hash[1], 32), 0);
+    kith__wbuf_free(&out);
+
+    struct kith__group *g = NULL;
+    const char *keys[] = {"found", "add", "remove"};
+    cr_assert_eq(kith__group_new(hash[0], &g), 0);
+    for (int i = 2; i >= 0; i--) {
+        n = kat_bytes(keys[i], want[1], sizeof want[1]);
+        cr_assert_eq(kith__group_add(g, want[1], n), 0);
+    }
+    cr_assert_eq(kith__group_fold(g), 0);
+    kat_bytes("remove_hash", hash[2], 32);
+    cr_assert_eq(kith__group_find(g, hash[2])->status, KITH__GROUP_LIVE);
+    uint64_t c = 0;
+    cr_assert(kith__group_is_member(g, a.pk));
+    cr_assert(kith__group_cutoff(g, b.pk, &c) && c == 42);
+    kith__group_members(g, &n);
+    cr_assert_eq(n, 1);
+    kith__group_free(g);
 }
