@@ -583,7 +583,7 @@ static int
 fold_results(struct fold *f)
 {
     struct kith__group *g = f->g;
-    size_t n = f->n, nvalid = 0;
+    size_t n = f->n;
     uint8_t *named = calloc(n ? n : 1, 1);
     crypto_generichash_state st;
 
@@ -649,14 +649,12 @@ fold_results(struct fold *f)
         g->upgrade |= f->status[i] == KITH__GROUP_UNKNOWN;
         if (!kith__group_status_valid(f->status[i]))
             continue;
-        nvalid++;
         crypto_generichash_update(&st, g->held[i]->hash, KITH_HASH_BYTES);
         if (!named[i])
             memcpy(g->heads[g->nheads++], g->held[i]->hash, KITH_HASH_BYTES);
     }
     crypto_generichash_final(&st, g->digest, KITH_HASH_BYTES);
     g->nentries = n;
-    (void)nvalid;
     free(named);
     return 0;
 }
