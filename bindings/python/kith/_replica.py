@@ -295,6 +295,12 @@ class Replica:
         self._check(ffi.kith_holds_apply(self.handle, byref(info)), "kith_holds_apply")
         return record(info, "ApplyInfo")
 
+    def restored_accept(self):
+        """kith_restored_accept: this replica was restored from a copy and no device holds its
+        newer ops any more: write on at the next seq (a fork of its own origin wherever the
+        lost ops still exist). status().restored_seq and its neighbours say whether it is marked."""
+        self._check(ffi.kith_restored_accept(self.handle), "kith_restored_accept")
+
     def export_json(self):
         """The canonical JSON export (kith_export_json), as bytes."""
         buf = ffi.kith_buf()
