@@ -4,7 +4,7 @@
  * NET-24..NET-26).
  *
  * A fork is found where two histories of one origin meet: a batch whose signed run differs
- * from the commits held here (store/batch.c), or a handshake whose peer names, for a seq this
+ * from the commits held here (store/batch_apply.c), or a handshake whose peer names, for a seq this
  * replica holds, another chain hash than its log has there. Either way one record per origin
  * is kept in the `forks` database, the first evidence found: later meetings find the origin
  * forked already and add nothing. The record is local evidence; what it holds (the seq, both

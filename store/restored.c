@@ -9,7 +9,7 @@
  * the replica in meta "restored", which survives restarts; a local write transaction is then
  * refused with KITH_ERESTORED (store/txn.c) until the replica holds its own origin up to the
  * seq the mark names again, which a batch or bundle carrying those ops brings (they are
- * signed by its own key and chained from its own head: store/batch.c verifies them as any
+ * signed by its own key and chained from its own head: store/batch_apply.c verifies them as any
  * origin's run) and which clears the mark in the same LMDB transaction.
  *
  * When no device holds those ops any more, kith_restored_accept keeps the mark but marks it

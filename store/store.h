@@ -337,6 +337,10 @@ int kith__batch_create(kith_replica *r, const kith_batch_opts *opts, kith_buf *o
                        kith_batch_info *info, struct kith__progress *pg);
 int kith__batch_apply(kith_replica *r, const void *data, size_t len, kith_apply_info *info,
                       struct kith__progress *pg);
+/* Parse a log value: nops, chain, order, commit bytes (views into `v`). 0 or KITH_ECORRUPT.
+ * In batch_build.c, which parses one per commit it sends; batch_apply.c reads held ones. */
+int kith__log_parse(kith_replica *r, const MDB_val *v, uint32_t *nops, const uint8_t **chain,
+                    uint64_t *order, const uint8_t **bytes, size_t *len);
 
 /* ---- store/replica.c ----------------------------------------------------------------- */
 

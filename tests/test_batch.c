@@ -1,9 +1,10 @@
 /*
- * test_batch.c — batches and bundles between replicas (store/batch.c, store/apply.c):
- * round trips, idempotent re-apply, conflicts on both sides, delete against edit, add
- * against remove, pending commits, and every kind of bad batch refused with the replica
- * unchanged: tampered at every byte, truncated at every length, untrusted, with a gap,
- * forked; relays verified against the author's signature; bundle files.
+ * test_batch.c — batches and bundles between replicas (store/batch_build.c,
+ * store/batch_apply.c, store/apply.c): round trips, idempotent re-apply, conflicts on both
+ * sides, delete against edit, add against remove, pending commits, and every kind of bad
+ * batch refused with the replica unchanged: tampered at every byte, truncated at every
+ * length, untrusted, with a gap, forked; relays verified against the author's signature;
+ * bundle files.
  */
 #include "kith_test.h"
 #include "store.h"
