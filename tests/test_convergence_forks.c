@@ -103,9 +103,8 @@ struct world {
     uint64_t txns, batches, applied, gaps, blind, detected, detected_final, held;
 };
 
-static uint64_t total_txns, total_batches, total_applied, total_gaps, total_blind,
-    total_detected, total_detected_final, total_held, total_knowing, total_holders, total_equal,
-    total_equal_final;
+static uint64_t total_txns, total_batches, total_applied, total_gaps, total_blind, total_detected,
+    total_detected_final, total_held, total_knowing, total_holders, total_equal, total_equal_final;
 
 #define CHECK(w, cond, ...)                                                                        \
     do {                                                                                           \
@@ -188,8 +187,8 @@ knows(struct world *w, int i, kith_fork *out)
 
     OK(w, r, kith_forks_get(r, &f, &n));
     for (size_t k = 0; k < n; k++) {
-        CHECK(w, f[k].origin == w->origin, "replica %d records a fork of honest origin %016llx",
-              i, (unsigned long long)f[k].origin);
+        CHECK(w, f[k].origin == w->origin, "replica %d records a fork of honest origin %016llx", i,
+              (unsigned long long)f[k].origin);
         if (out)
             *out = f[k];
         found = true;
@@ -534,8 +533,9 @@ deliver_to(struct world *w, int j, int branch, const uint8_t *data, size_t len)
         /* FIXME(blind fork): see the file's comment; refused whole, honest runs too */
         char name[32];
         snprintf(name, sizeof name, "%016llx", (unsigned long long)w->origin);
-        CHECK(w, other && !knew && fr.first > w->p + 1 && fr.first <= have + 1 &&
-                     strstr(kith_errmsg(r), name) != NULL,
+        CHECK(w,
+              other && !knew && fr.first > w->p + 1 && fr.first <= have + 1 &&
+                  strstr(kith_errmsg(r), name) != NULL,
               "batch_apply to %d: %s (%s): not the blind case (other %d knew %d first "
               "%llu P %llu have %llu)",
               j, kith_strerror(rc), kith_errmsg(r), other, knew, (unsigned long long)fr.first,
@@ -564,8 +564,8 @@ deliver_to(struct world *w, int j, int branch, const uint8_t *data, size_t len)
     CHECK(w, !must || knows_now,
           "replica %d applied the other branch of %016llx from seq %llu over what it holds "
           "(to %llu, P %llu) and recorded no fork",
-          j, (unsigned long long)w->origin, (unsigned long long)fr.first,
-          (unsigned long long)have, (unsigned long long)w->p);
+          j, (unsigned long long)w->origin, (unsigned long long)fr.first, (unsigned long long)have,
+          (unsigned long long)w->p);
     CHECK(w, knows_now == (knew || must),
           "replica %d recorded a fork that this batch does not show (first %llu, other %d)", j,
           (unsigned long long)fr.first, other);
@@ -579,8 +579,7 @@ deliver_to(struct world *w, int j, int branch, const uint8_t *data, size_t len)
     /* FORK-3, and no branch taken over the other */
     if (knew || other)
         CHECK(w, after == have, "replica %d took ops of %016llx beyond %llu (to %llu)", j,
-              (unsigned long long)w->origin, (unsigned long long)have,
-              (unsigned long long)after);
+              (unsigned long long)w->origin, (unsigned long long)have, (unsigned long long)after);
     if (after > w->p && w->branch[j] == NONE)
         w->branch[j] = branch;
     CHECK(w, after <= w->p || w->branch[j] != NONE, "replica %d holds a branch from nowhere", j);
@@ -842,7 +841,7 @@ Test(convergence_forks, random_histories_with_a_fork, .timeout = 300)
             cases, (unsigned long long)total_txns, (unsigned long long)total_batches,
             (unsigned long long)total_applied, (unsigned long long)total_gaps,
             (unsigned long long)total_blind, (unsigned long long)total_detected,
-            (unsigned long long)total_detected_final, (unsigned long long)total_knowing, (unsigned long long)total_holders,
-            (unsigned long long)total_held, (unsigned long long)total_equal,
-            (unsigned long long)total_equal_final);
+            (unsigned long long)total_detected_final, (unsigned long long)total_knowing,
+            (unsigned long long)total_holders, (unsigned long long)total_held,
+            (unsigned long long)total_equal, (unsigned long long)total_equal_final);
 }
