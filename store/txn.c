@@ -298,11 +298,13 @@ applier_open(kith_txn *t)
     own = kith__apply_origin(&t->ap, t->r->id, &rc);
     if (own == NULL)
         return rc;
+    /* A replica restored from a copy does not sign seqs it used before (RESTORE-2): checked
+     * in every LMDB transaction the commit runs in, the first and any begun after the map
+     * grew, since a daemon may mark the replica in between. */
+    if ((rc = kith__restored_refuse(t->r, t->txn, own->st.have)) < 0)
+        return rc;
     if (!t->started) {
         uint64_t hlc;
-        /* a replica restored from a copy does not sign seqs it used before (RESTORE-2) */
-        if ((rc = kith__restored_refuse(t->r, t->txn, own->st.have)) < 0)
-            return rc;
         rc = kith__meta_get_u64(t->r, t->txn, "hlc", &hlc);
         if (rc < 0)
             return rc;
@@ -1119,10 +1121,6 @@ commit_write(kith_txn *t)
         return rc;
     if (own->st.applied != t->commit.first_seq - 1 || own->st.have != own->st.applied)
         return kith__fail(r, KITH_EBUSY, "own origin moved during the transaction");
-    /* again in the commit's own LMDB transaction: a daemon may have marked the replica since
-     * the first write (RESTORE-2) */
-    if ((rc = kith__restored_refuse(r, t->txn, own->st.have)) < 0)
-        return rc;
     if ((rc = kith__meta_get_u64(r, t->txn, "order", &order)) < 0 ||
         (rc = kith__meta_get_u64(r, t->txn, "hlc", &hlc)) < 0)
         return rc;
