@@ -107,7 +107,7 @@ void cli_sigint_catch(void);
 bool cli_interrupted(void);
 /* "kith: CMD: cancelled; <what_holds>" on stderr; returns CLI_CANCELLED. */
 int cli_cancelled(const struct cli *c, const char *what_holds);
-/* cli_parse_simple for the long commands: --json, --quiet (-q), --help. */
+/* cli_parse_simple for the long commands: --json, --quiet (-q), --help (out.c). */
 int cli_parse_long(const struct cli *c, int argc, char **argv, bool *json, bool *quiet, int min,
                    int max);
 

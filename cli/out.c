@@ -501,22 +501,31 @@ cli_json_print_in(const struct cli *c, const char *key, json_t *val)
     return cli_json_print(c, cli_json_done(o, cli_jset(o, key, val)));
 }
 
-int
-cli_parse_simple(const struct cli *c, int argc, char **argv, bool *json, int min, int max)
+/* --json and --quiet (-q) where their flag is not NULL, and --help. */
+static int
+parse_flags(const struct cli *c, int argc, char **argv, bool *json, bool *quiet, int min, int max)
 {
-    static const struct option with_json[] = {
-        {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    const struct option *opts = json != NULL ? with_json : with_json + 1;
+    struct option opts[4];
+    size_t k = 0;
     int ch, n;
+
+    if (json != NULL)
+        opts[k++] = (struct option){"json", no_argument, NULL, 'j'};
+    if (quiet != NULL)
+        opts[k++] = (struct option){"quiet", no_argument, NULL, 'q'};
+    opts[k++] = (struct option){"help", no_argument, NULL, 'h'};
+    opts[k] = (struct option){NULL, 0, NULL, 0};
     if (json != NULL)
         *json = false;
-    while ((ch = cli_getopt(c, argc, argv, ":h", opts)) != -1) {
+    if (quiet != NULL)
+        *quiet = false;
+    while ((ch = cli_getopt(c, argc, argv, quiet != NULL ? ":qh" : ":h", opts)) != -1) {
         switch (ch) {
         case 'j':
             *json = true;
+            break;
+        case 'q':
+            *quiet = true;
             break;
         default:
             return cli_opt_other(c, ch);
@@ -528,4 +537,17 @@ cli_parse_simple(const struct cli *c, int argc, char **argv, bool *json, int min
     if (n > max)
         return cli_usage_error(c, "unexpected argument '%s'", argv[optind + max]);
     return -1;
+}
+
+int
+cli_parse_simple(const struct cli *c, int argc, char **argv, bool *json, int min, int max)
+{
+    return parse_flags(c, argc, argv, json, NULL, min, max);
+}
+
+int
+cli_parse_long(const struct cli *c, int argc, char **argv, bool *json, bool *quiet, int min,
+               int max)
+{
+    return parse_flags(c, argc, argv, json, quiet, min, max);
 }

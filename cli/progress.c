@@ -145,36 +145,3 @@ cli_cancelled(const struct cli *c, const char *what_holds)
     cli_fail(c, "cancelled; %s", what_holds);
     return CLI_CANCELLED;
 }
-
-int
-cli_parse_long(const struct cli *c, int argc, char **argv, bool *json, bool *quiet, int min,
-               int max)
-{
-    static const struct option opts[] = {
-        {"json", no_argument, NULL, 'j'},
-        {"quiet", no_argument, NULL, 'q'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    int ch, n;
-
-    *json = *quiet = false;
-    while ((ch = cli_getopt(c, argc, argv, ":qh", opts)) != -1) {
-        switch (ch) {
-        case 'j':
-            *json = true;
-            break;
-        case 'q':
-            *quiet = true;
-            break;
-        default:
-            return cli_opt_other(c, ch);
-        }
-    }
-    n = argc - optind;
-    if (n < min)
-        return cli_usage_error(c, "missing argument");
-    if (n > max)
-        return cli_usage_error(c, "unexpected argument '%s'", argv[optind + max]);
-    return -1;
-}
