@@ -222,29 +222,6 @@ kith__chain_at(kith_replica *r, MDB_txn *txn, uint64_t origin, uint64_t end,
     return rc == 0 ? 0 : kith__mdb_err(rc);
 }
 
-/* The origins record in `txn` (a missing one reads as zeros), without the applier's cache. */
-static int
-origin_read(kith_replica *r, MDB_txn *txn, uint64_t origin, struct kith__origin_state *o)
-{
-    uint8_t kb[8];
-    MDB_val k = {8, kb}, v;
-    int rc;
-
-    memset(o, 0, sizeof *o);
-    kith__be64_put(kb, origin);
-    rc = kith__mdb_get(txn, r->origins, &k, &v);
-    if (rc == MDB_NOTFOUND)
-        return 0;
-    if (rc != 0)
-        return kith__mdb_err(rc);
-    if (v.mv_size != KITH__ORIGIN_VAL_BYTES)
-        return kith__fail(r, KITH_ECORRUPT, "origins record of %zu bytes", v.mv_size);
-    o->applied = kith__be64_get(v.mv_data);
-    o->have = kith__be64_get((const uint8_t *)v.mv_data + 8);
-    memcpy(o->head, (const uint8_t *)v.mv_data + 16, KITH_HASH_BYTES);
-    return 0;
-}
-
 int
 kith__heads_read(kith_replica *r, kith_vv *vv, uint8_t **heads)
 {
@@ -266,7 +243,7 @@ kith__heads_read(kith_replica *r, kith_vv *vv, uint8_t **heads)
         uint64_t origin = vv->entries[i].origin, seq = vv->entries[i].seq;
 
         /* the usual case: nothing pending, and the record has the head at hand */
-        rc = origin_read(r, txn, origin, &o);
+        rc = kith__origin_get(r, txn, origin, &o);
         if (rc == 0 && o.have == seq)
             memcpy(h + i * KITH_HASH_BYTES, o.head, KITH_HASH_BYTES);
         else if (rc == 0 && (rc = kith__chain_at(r, txn, origin, seq, h + i * KITH_HASH_BYTES)) ==
@@ -313,7 +290,7 @@ heads_compare(kith_replica *r, MDB_txn *txn, void *arg)
         struct kith__origin_state o;
         uint8_t ours[KITH_HASH_BYTES];
 
-        if ((rc = origin_read(r, txn, origin, &o)) < 0)
+        if ((rc = kith__origin_get(r, txn, origin, &o)) < 0)
             return rc;
         if (o.have == 0 || seq > o.have)
             continue;
