@@ -191,8 +191,8 @@ read_branch(struct cursor *c, const char *name, struct kith__fork_branch *b,
         return KITH_EMALFORMED;
     }
     if (n > KITH__FORKPROOF_MAX_COMMITS) {
-        say(why, why_cap, "the %s branch holds %llu commits, over %u", name,
-            (unsigned long long)n, KITH__FORKPROOF_MAX_COMMITS);
+        say(why, why_cap, "the %s branch holds %llu commits, over %u", name, (unsigned long long)n,
+            KITH__FORKPROOF_MAX_COMMITS);
         return KITH_ETOOBIG;
     }
     commits = kith__arena_alloc(arena, (size_t)n * sizeof *commits);
@@ -252,13 +252,13 @@ kith__forkproof_decode(const uint8_t *p, size_t len, struct kith__forkproof *out
         return KITH_EVERSION;
     }
     if ((rc = kith__mp_guard(p, len, GUARD_DEPTH, GUARD_OBJECTS, &nobjects)) < 0) {
-        say(why, why_cap, "%s", rc == KITH_ETOOBIG ? "too many objects for a fork proof"
-                                                   : "not one canonical msgpack object");
+        say(why, why_cap, "%s",
+            rc == KITH_ETOOBIG ? "too many objects for a fork proof"
+                               : "not one canonical msgpack object");
         return rc;
     }
     if (h.v != FIELDS) {
-        say(why, why_cap, "a fork proof has %u fields, not %llu", FIELDS,
-            (unsigned long long)h.v);
+        say(why, why_cap, "a fork proof has %u fields, not %llu", FIELDS, (unsigned long long)h.v);
         return KITH_EMALFORMED;
     }
     if (!next_fixed(&c, f.key, KITH_PUBKEY_BYTES)) {

@@ -30,8 +30,8 @@
 #include "core.h"
 
 #define KITH__FORKPROOF_VERSION 1u
-#define KITH__FORKPROOF_MAX_BYTES (4u << 20)  /* bytes of one encoded proof */
-#define KITH__FORKPROOF_MAX_COMMITS 4096u     /* commits in one branch */
+#define KITH__FORKPROOF_MAX_BYTES (4u << 20) /* bytes of one encoded proof */
+#define KITH__FORKPROOF_MAX_COMMITS 4096u    /* commits in one branch */
 #define KITH__FORKPROOF_NAME_BYTES (8 + 8 + KITH_HASH_BYTES + KITH_HASH_BYTES)
 
 /* One commit of a branch: a view into the proof's bytes or into the builder's memory. */
@@ -98,7 +98,6 @@ int kith__forkproof_verify(const uint8_t *p, size_t len, struct kith__forkproof 
 
 /* The fork's name (FORK-7): origin(8, BE) | c(8, BE) | win.first | lose.first, of a proof
  * decoded (or encoded: encode does not fill the struct, so call it on a decoded one). */
-void kith__forkproof_name(const struct kith__forkproof *p,
-                          uint8_t out[KITH__FORKPROOF_NAME_BYTES]);
+void kith__forkproof_name(const struct kith__forkproof *p, uint8_t out[KITH__FORKPROOF_NAME_BYTES]);
 
 #endif /* KITH_FORKPROOF_H */

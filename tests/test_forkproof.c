@@ -31,7 +31,7 @@ struct hist {
     size_t n;
     struct kith__wbuf enc[MAXC];
     struct kith__fork_commit view[MAXC];
-    uint64_t last[MAXC];                /* the last seq of commit i */
+    uint64_t last[MAXC];                  /* the last seq of commit i */
     uint8_t chain[MAXC][KITH_HASH_BYTES]; /* the chain hash after commit i */
 };
 
@@ -172,8 +172,7 @@ encode_ok(const struct kith__forkproof *p, struct kith__wbuf *out)
 
 /* Does the proof verify? Returns the code; *name gets its name when it does. */
 static int
-check(const uint8_t *p, size_t len, uint8_t name[KITH__FORKPROOF_NAME_BYTES], char *why,
-      size_t cap)
+check(const uint8_t *p, size_t len, uint8_t name[KITH__FORKPROOF_NAME_BYTES], char *why, size_t cap)
 {
     struct kith__arena arena = {0};
     struct kith__forkproof f;
