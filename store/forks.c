@@ -137,6 +137,8 @@ kith__forks_read(kith_replica *r, MDB_txn *txn, kith_fork **out, size_t *n)
             cap = nc;
         }
         rc = fork_decode(r, kith__be64_get(k.mv_data), &v, &list[len]);
+        if (rc == 0)
+            rc = kith__proof_describe(r, txn, &list[len]);
         if (rc < 0)
             break;
         len++;

@@ -92,6 +92,12 @@
  *             (a batch's signed run, then with the origin's signed head of that history).
  *             Created empty by a writable open; a read-only open of a replica made before
  *             0.3.0 has none and reads no fork (forks == KITH__DBI_FREE)
+
+ *  proofs     origin(8) | c(8) | win_first(32) | lose_first(32) -> proof bytes
+ *             the fork proofs held (store/proofs.c, spec/encoding.md §10): the key is the
+ *             fork's name (FORK-7), so an origin's proofs sort by the seq c where its
+ *             histories part; of two proofs with one name the shorter is kept (then the
+ *             lower bytes). Created empty by a writable open, as forks
  */
 #ifndef KITH_STORE_H
 #define KITH_STORE_H
@@ -120,6 +126,7 @@ struct kith_replica {
     MDB_dbi meta, origins, log, sigs, order, regs, elems, docs, conflicts, index, peers;
     MDB_dbi names, counts, flagdb; /* KITH__DBI_FREE in a format-1 replica opened read-only */
     MDB_dbi forks;                 /* KITH__DBI_FREE in an older replica opened read-only */
+    MDB_dbi proofs;                /* the same */
     uint64_t id;
     uint8_t pk[KITH_PUBKEY_BYTES];
     uint8_t sk[64]; /* Ed25519 secret key; wiped at close */
@@ -577,6 +584,32 @@ int kith__heads_read(kith_replica *r, kith_vv *vv, uint8_t **heads);
  * two agree on every seq both hold), or an error. */
 int kith__heads_check(kith_replica *r, uint64_t peer, const kith_vv *vv, const uint8_t *heads,
                       kith_fork **found, size_t *nfound);
+
+/* ---- store/proofs.c: fork proofs held, made and received (data-model.md FORK-5..9) ---- */
+
+/* Every proof held, for a peer or a bundle, by name: emit gets a view into the map, valid
+ * until txn ends or writes, and stops the walk by returning < 0 (which this returns). 0 or
+ * an error. */
+int kith__proof_collect(kith_replica *r, MDB_txn *txn,
+                        int (*emit)(void *ctx, const uint8_t *proof, size_t len), void *ctx);
+/* Take proofs received: each is verified from its own bytes and O's key in it (and that
+ * key must be one this replica admits: kith__trusted_key's rule for O's id); a proof that
+ * does not verify fails the call with a clear kith_errmsg, storing nothing; a valid new
+ * one is stored and records the fork of its origin (forks DB, as evidence, source
+ * "proof") if none is recorded. *added = new proofs. Written in txn; MDB_MAP_FULL comes
+ * back as itself (the caller grows the map and runs its transaction again). */
+int kith__proof_absorb(kith_replica *r, MDB_txn *txn, const uint8_t *const *proofs,
+                       const size_t *lens, size_t n, size_t *added);
+/* Batch `b` carries a run of `origin`, which is forked here and whose run is set aside: when
+ * no proof of the origin is held and the run parts from this replica's log after a commit
+ * both hold, with a head the origin signed on each side (FORK-8), make the proof and keep
+ * it, in txn. 1 when kept, 0 when the evidence does not suffice (nothing written), or an
+ * error (MDB_MAP_FULL as itself). */
+int kith__proof_from_batch(kith_replica *r, MDB_txn *txn, const struct kith__batch *b,
+                           uint64_t origin);
+/* Fill f's proof fields (has_proof, proof_seq, winner, loser, holds) from the proof of
+ * f->origin with the lowest c, if one is held. 0 or an error. */
+int kith__proof_describe(kith_replica *r, MDB_txn *txn, kith_fork *f);
 
 /* ---- store/restored.c: a replica restored from a copy (data-model.md RESTORE-*) ------- */
 
