@@ -84,8 +84,7 @@ first_of(kith_replica *r, MDB_txn *txn, uint64_t origin, uint8_t kb[KITH__FORKPR
     if (rc != 0)
         return kith__mdb_err(rc);
     rc = kith__mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-    if (rc == 0 && k.mv_size == KITH__FORKPROOF_NAME_BYTES &&
-        kith__be64_get(k.mv_data) == origin) {
+    if (rc == 0 && k.mv_size == KITH__FORKPROOF_NAME_BYTES && kith__be64_get(k.mv_data) == origin) {
         memcpy(kb, k.mv_data, KITH__FORKPROOF_NAME_BYTES);
         rc = 1;
     } else if (rc == 0 || rc == MDB_NOTFOUND) {
@@ -123,8 +122,9 @@ proof_keep(kith_replica *r, MDB_txn *txn, const uint8_t *p, size_t len,
     v.mv_data = (void *)p;
     rc = kith__mdb_put(txn, r->proofs, &k, &v, 0);
     if (rc != 0)
-        return rc == MDB_MAP_FULL ? rc : kith__fail(r, kith__mdb_err(rc), "proofs: %s",
-                                                    mdb_strerror(rc));
+        return rc == MDB_MAP_FULL
+                   ? rc
+                   : kith__fail(r, kith__mdb_err(rc), "proofs: %s", mdb_strerror(rc));
     return isnew;
 }
 
@@ -238,8 +238,8 @@ fork_from_proof(kith_replica *r, MDB_txn *txn, const struct kith__forkproof *f)
 }
 
 int
-kith__proof_absorb(kith_replica *r, MDB_txn *txn, const uint8_t *const *proofs,
-                   const size_t *lens, size_t n, size_t *added)
+kith__proof_absorb(kith_replica *r, MDB_txn *txn, const uint8_t *const *proofs, const size_t *lens,
+                   size_t n, size_t *added)
 {
     struct kith__arena arena = {0};
     struct kith__forkproof f;
@@ -425,8 +425,7 @@ parting(struct making *m, const struct kith__batch *b, uint64_t have, int *rc)
 }
 
 int
-kith__proof_from_batch(kith_replica *r, MDB_txn *txn, const struct kith__batch *b,
-                       uint64_t origin)
+kith__proof_from_batch(kith_replica *r, MDB_txn *txn, const struct kith__batch *b, uint64_t origin)
 {
     struct making m;
     struct kith__origin_state o;

@@ -84,8 +84,7 @@ seed_write(const char *dir, const char *name, const uint8_t pk[32], const uint8_
     for (int i = 0; i < 2; i++) {
         br[i]->ncommits = (uint32_t)(h[i]->n - common);
         br[i]->commits = &h[i]->view[common];
-        kith__head_sign(sk, origin, h[i]->last[h[i]->n - 1], h[i]->chain[h[i]->n - 1],
-                        br[i]->sig);
+        kith__head_sign(sk, origin, h[i]->last[h[i]->n - 1], h[i]->chain[h[i]->n - 1], br[i]->sig);
     }
     if (kith__forkproof_encode(&p, &out, NULL, 0) != 0)
         abort();
