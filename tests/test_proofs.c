@@ -418,3 +418,121 @@ Test(proofs, no_proof_without_both_histories)
     cr_assert_eq(ps.n, 0);
     world_free(&w);
 }
+
+/* A proof decoded (asserts it verifies). */
+static struct kith__forkproof
+decoded(const uint8_t *p, size_t len, struct kith__arena *arena)
+{
+    struct kith__forkproof d;
+    char why[200];
+    int rc = kith__forkproof_verify(p, len, &d, arena, why, sizeof why);
+    cr_assert_eq(rc, 0, "%s: %s", kith_strerror(rc), why);
+    return d;
+}
+
+/* A local transaction of F: a new contact, or a rename of one it holds. */
+static void
+write_one(kith_replica *r, const kith_docid *docs, size_t ndocs, uint64_t *rng, int tag)
+{
+    char name[32];
+    snprintf(name, sizeof name, "%c%llu", tag, (unsigned long long)kt_below(rng, 1000000));
+    if (ndocs > 0 && kt_below(rng, 2))
+        kt_set_str(r, "contacts", &docs[kt_below(rng, ndocs)], "name", name);
+    else
+        kt_contact(r, name);
+}
+
+/* FORK-6..9 on generated forks: a common history of 0..2 contacts (0: the histories part at
+ * seq 1), then 1..3 transactions on each side, the receiver B taking F's branch in one batch
+ * or one batch per transaction. B (holding F's branch) and F' (holding its own) build proofs
+ * of one fork: the same name and winner, each holding another branch; F' ends its own side at
+ * its first commit (it signs its own head), and so does B when it took a head per
+ * transaction. C, which holds neither, absorbs both: one proof, the shorter, the same winner. */
+Test(proofs, generated_forks_agree, .timeout = 300)
+{
+    uint64_t rng = kt_seed();
+    int cases = kt_cases(10);
+    for (int n = 0; n < cases; n++) {
+        struct kt_replica f = kt_new(), b = kt_new(), c = kt_new();
+        kith_docid docs[8];
+        size_t ndocs = 0, common = (size_t)kt_below(&rng, 3);
+        bool per_txn = kt_below(&rng, 2);
+        trust(&b, &f);
+        trust(&c, &f);
+        uint64_t origin = kith_replica_id(f.r);
+        for (size_t i = 0; i < common; i++)
+            docs[ndocs++] = kt_contact(f.r, "common");
+        if (common > 0) {
+            kt_sync(&f, &b);
+            kt_sync(&f, &c);
+        }
+        struct kt_replica fp = copy_of(&f);
+        int na = 1 + (int)kt_below(&rng, 3), nb = 1 + (int)kt_below(&rng, 3);
+        for (int i = 0; i < na; i++) {
+            write_one(f.r, docs, ndocs, &rng, 'A');
+            if (per_txn)
+                kt_sync(&f, &b);
+        }
+        for (int i = 0; i < nb; i++)
+            write_one(fp.r, docs, ndocs, &rng, 'B');
+        kt_sync(&f, &b);
+        cr_assert_eq(full_sync(&fp, &b).forks, 1, "case %d", n);
+        cr_assert_eq(full_sync(&f, &fp).forks, 1, "case %d", n);
+        kith_fork kb = fork_of(b.r, origin), kf = fork_of(fp.r, origin);
+        cr_assert(kb.has_proof && kf.has_proof, "case %d: proofs %d %d", n, kb.has_proof,
+                  kf.has_proof);
+        cr_assert_eq(kb.proof_seq, 2 * common, "case %d", n); /* a contact is 2 ops */
+        cr_assert_eq(kf.proof_seq, kb.proof_seq);
+        cr_assert_eq(memcmp(kb.winner, kf.winner, 32), 0, "case %d: two winners", n);
+        cr_assert_eq(memcmp(kb.loser, kf.loser, 32), 0);
+        cr_assert_neq(kb.holds, KITH_FORK_HOLDS_NEITHER);
+        cr_assert_neq(kf.holds, KITH_FORK_HOLDS_NEITHER);
+        cr_assert_neq(kb.holds, kf.holds, "case %d: both hold one branch", n);
+
+        struct proofs pb = collect(b.r), pf = collect(fp.r);
+        struct kith__arena arena = {0};
+        struct kith__forkproof db = decoded(pb.p[0], pb.len[0], &arena);
+        const struct kith__fork_branch *own =
+            kf.holds == KITH_FORK_HOLDS_WINNER ? &db.win : &db.lose;
+        struct kith__forkproof df = decoded(pf.p[0], pf.len[0], &arena);
+        const struct kith__fork_branch *fown =
+            kf.holds == KITH_FORK_HOLDS_WINNER ? &df.win : &df.lose;
+        const struct kith__fork_branch *bown =
+            kb.holds == KITH_FORK_HOLDS_WINNER ? &db.win : &db.lose;
+        cr_assert_eq(fown->ncommits, 1, "case %d: F' signs its own first commit", n);
+        cr_assert_eq(own->ncommits, (uint32_t)nb, "case %d: F' sent one run, one head", n);
+        if (per_txn)
+            cr_assert_eq(bown->ncommits, 1, "case %d: B holds a head per commit", n);
+        else
+            cr_assert_eq(bown->ncommits, (uint32_t)na, "case %d", n);
+        kith__arena_free(&arena);
+
+        struct proofs both = {2, {pb.p[0], pf.p[0]}, {pb.len[0], pf.len[0]}};
+        size_t added;
+        int rc = absorb(c.r, &both, &added);
+        cr_assert_eq(rc, 0, "case %d: %s (%s)", n, kith_strerror(rc), kith_errmsg(c.r));
+        cr_assert_eq(added, 1, "case %d: one fork, %zu proofs", n, added);
+        kith_fork kc = fork_of(c.r, origin);
+        cr_assert_eq(kc.source, KITH_FORK_PROOF);
+        cr_assert_eq(kc.holds, KITH_FORK_HOLDS_NEITHER);
+        cr_assert_eq(memcmp(kc.winner, kb.winner, 32), 0);
+        struct proofs pc = collect(c.r);
+        cr_assert_eq(pc.n, 1);
+        size_t shorter = pb.len[0] < pf.len[0] ||
+                                 (pb.len[0] == pf.len[0] && memcmp(pb.p[0], pf.p[0], pb.len[0]) < 0)
+                             ? 0
+                             : 1;
+        cr_assert_eq(pc.len[0], both.len[shorter]);
+        cr_assert_eq(memcmp(pc.p[0], both.p[shorter], pc.len[0]), 0, "case %d: not the shorter", n);
+        /* C takes neither branch from now on */
+        cr_assert_eq(full_sync(&f, &c).ops_new, 0);
+        cr_assert_eq(full_sync(&fp, &c).ops_new, 0);
+        proofs_free(&pb);
+        proofs_free(&pf);
+        proofs_free(&pc);
+        kt_free(&f);
+        kt_free(&fp);
+        kt_free(&b);
+        kt_free(&c);
+    }
+}
