@@ -536,3 +536,41 @@ Test(proofs, generated_forks_agree, .timeout = 300)
         kt_free(&c);
     }
 }
+
+/* The proof is kept in the batch's transaction: where that transaction meets a full map, it
+ * is redone in a grown one, and the proof is kept once, whatever size the map started at. */
+Test(proofs, kept_across_map_growth, .timeout = 300)
+{
+    char notes[16000];
+    size_t grew = 0;
+    memset(notes, 'n', sizeof notes - 1);
+    notes[sizeof notes - 1] = '\0';
+    struct kt_replica f = kt_new();
+    kith_docid ada = kt_contact(f.r, "Ada");
+    struct kt_replica fp = copy_of(&f);
+    kt_set_str(f.r, "contacts", &ada, "notes", notes);
+    notes[0] = 'm';
+    kt_set_str(fp.r, "contacts", &ada, "notes", notes);
+    uint64_t origin = kith_replica_id(f.r);
+    for (size_t map = 32 << 10; map <= 160 << 10; map += 8 << 10) {
+        struct kt_replica b = kt_new_flags(KITH_NOSYNC, map);
+        trust(&b, &f);
+        full_sync(&f, &b);
+        MDB_envinfo before;
+        cr_assert_eq(mdb_env_info(b.r->env, &before), 0);
+        cr_assert_eq(full_sync(&fp, &b).forks, 1, "map %zu", map);
+        MDB_envinfo env;
+        cr_assert_eq(mdb_env_info(b.r->env, &env), 0);
+        grew += env.me_mapsize > before.me_mapsize;
+        kith_fork k = fork_of(b.r, origin);
+        cr_assert(k.has_proof, "map %zu: no proof", map);
+        struct proofs ps = collect(b.r);
+        cr_assert_eq(ps.n, 1, "map %zu", map);
+        cr_assert_gt(ps.len[0], 2 * 15000, "map %zu: the proof holds both notes", map);
+        proofs_free(&ps);
+        kt_free(&b);
+    }
+    cr_assert_gt(grew, 0, "no map grew while the fork was recorded: the test tests nothing");
+    kt_free(&f);
+    kt_free(&fp);
+}
