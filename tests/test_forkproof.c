@@ -477,3 +477,140 @@ Test(forkproof, limits)
     kith__wbuf_free(&enc);
     fork_free(&f);
 }
+
+/* ---- known answers (tests/data/forkproof-kat.txt) ----------------------------------------- */
+
+/* A commit of one FIELD_SET of `value` at `first`, in the fixed form the vector uses. */
+static void
+kat_commit(uint64_t origin, uint64_t first, const char *value, struct kith__wbuf *out)
+{
+    struct kith__op op = {0};
+    struct kith__commit c = {0};
+    op.kind = KITH_OP_FIELD_SET;
+    op.fname = 1;
+    op.doc = (kith_dot){0x0101010101010101ull, 7};
+    op.value.type = KITH_TYPE_STRING;
+    op.value.u.s.ptr = value;
+    op.value.u.s.len = strlen(value);
+    c.origin = origin;
+    c.first_seq = first;
+    c.hlc = KITH__HLC_MAKE(1795629600000ull + first, 0);
+    c.format = 2;
+    c.nops = 1;
+    c.ops = &op;
+    c.names = names;
+    c.nnames = 2;
+    cr_assert_eq(kith__commit_encode(&c, out), 0);
+}
+
+static void
+kat_hex(FILE *f, const char *key, const uint8_t *p, size_t len)
+{
+    fprintf(f, "%s=", key);
+    for (size_t i = 0; i < len; i++)
+        fprintf(f, "%02x", p[i]);
+    fprintf(f, "\n");
+}
+
+/* The value of `key` in the vector file, as bytes (at most cap); returns the length. */
+static size_t
+kat_get(const char *key, uint8_t *out, size_t cap)
+{
+    char path[512], line[8192];
+    size_t klen = strlen(key), len = 0;
+    bool found = false;
+    snprintf(path, sizeof path, "%s/tests/data/forkproof-kat.txt", KITH_SOURCE_DIR);
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f, "cannot open %s", path);
+    while (!found && fgets(line, sizeof line, f)) {
+        if (strncmp(line, key, klen) == 0 && line[klen] == '=') {
+            char *hex = line + klen + 1;
+            hex[strcspn(hex, "\r\n")] = '\0';
+            cr_assert_eq(sodium_hex2bin(out, cap, hex, strlen(hex), NULL, &len, NULL), 0, "%s",
+                         key);
+            found = true;
+        }
+    }
+    fclose(f);
+    cr_assert(found, "no %s in the vector file", key);
+    return len;
+}
+
+/* The vector: a key from a fixed seed, one common commit, a branch of one commit and one of
+ * two, each head signed (Ed25519 signing is deterministic). The proof's bytes, name and
+ * winner must be exactly the file's: another implementation builds the same bytes from the
+ * same commits and key. KITH_FORKPROOF_KAT_WRITE=1 prints the file instead. */
+Test(forkproof, known_answer)
+{
+    uint8_t seed[32], pk[32], sk[64], zero[32] = {0};
+    struct kith__wbuf common = {0}, a1 = {0}, b1 = {0}, b2 = {0}, enc = {0};
+    uint8_t base[32], ha[32], hb1[32], hb2[32];
+    memset(seed, 0xf0, sizeof seed);
+    cr_assert_eq(crypto_sign_seed_keypair(pk, sk, seed), 0);
+    uint64_t origin = kith__id_from_pk(pk);
+    kat_commit(origin, 1, "Ada", &common);
+    kat_commit(origin, 2, "Ada Lovelace", &a1);
+    kat_commit(origin, 2, "Ada Byron", &b1);
+    kat_commit(origin, 3, "Byron", &b2);
+    kith__chain_next(zero, common.data, common.len, base);
+    kith__chain_next(base, a1.data, a1.len, ha);
+    kith__chain_next(base, b1.data, b1.len, hb1);
+    kith__chain_next(hb1, b2.data, b2.len, hb2);
+    struct kith__fork_commit ca[1] = {{a1.data, a1.len}},
+                             cb[2] = {{b1.data, b1.len}, {b2.data, b2.len}};
+    struct kith__forkproof p = {0};
+    memcpy(p.key, pk, 32);
+    p.c = 1;
+    memcpy(p.base, base, 32);
+    p.win = (struct kith__fork_branch){.ncommits = 1, .commits = ca};
+    p.lose = (struct kith__fork_branch){.ncommits = 2, .commits = cb};
+    kith__head_sign(sk, origin, 2, ha, p.win.sig);
+    kith__head_sign(sk, origin, 3, hb2, p.lose.sig);
+    encode_ok(&p, &enc);
+    struct kith__arena arena = {0};
+    struct kith__forkproof d;
+    char why[200];
+    cr_assert_eq(kith__forkproof_verify(enc.data, enc.len, &d, &arena, why, sizeof why), 0, "%s",
+                 why);
+    uint8_t name[KITH__FORKPROOF_NAME_BYTES];
+    kith__forkproof_name(&d, name);
+    if (getenv("KITH_FORKPROOF_KAT_WRITE")) {
+        printf("# A fork proof (spec/encoding.md section 10): the key from the seed below; the\n"
+               "# common commit at seq 1, branch a one commit at seq 2, branch b two commits at\n"
+               "# seqs 2 and 3, each head signed with the key; the proof, its name (origin, c,\n"
+               "# winner's first chain hash, loser's) and the winning branch's first commit.\n"
+               "# Checked by tests/test_forkproof.c (known_answer).\n");
+        kat_hex(stdout, "seed", seed, 32);
+        kat_hex(stdout, "pk", pk, 32);
+        kat_hex(stdout, "common", common.data, common.len);
+        kat_hex(stdout, "a1", a1.data, a1.len);
+        kat_hex(stdout, "b1", b1.data, b1.len);
+        kat_hex(stdout, "b2", b2.data, b2.len);
+        kat_hex(stdout, "proof", enc.data, enc.len);
+        kat_hex(stdout, "name", name, sizeof name);
+        kat_hex(stdout, "winner_first_commit", d.win.commits[0].bytes, d.win.commits[0].len);
+    } else {
+        static uint8_t want[4096];
+        size_t len = kat_get("pk", want, sizeof want);
+        cr_assert(len == 32 && memcmp(want, pk, 32) == 0, "the seed does not give the key");
+        len = kat_get("a1", want, sizeof want);
+        cr_assert(len == a1.len && memcmp(want, a1.data, len) == 0, "a1 differs");
+        len = kat_get("b2", want, sizeof want);
+        cr_assert(len == b2.len && memcmp(want, b2.data, len) == 0, "b2 differs");
+        len = kat_get("proof", want, sizeof want);
+        cr_assert(len == enc.len && memcmp(want, enc.data, len) == 0, "the proof's bytes differ");
+        len = kat_get("name", want, sizeof want);
+        cr_assert(len == sizeof name && memcmp(want, name, len) == 0, "the name differs");
+        len = kat_get("winner_first_commit", want, sizeof want);
+        cr_assert(len == d.win.commits[0].len && memcmp(want, d.win.commits[0].bytes, len) == 0,
+                  "another winner");
+    }
+    cr_assert_eq(d.c, 1);
+    cr_assert_eq(d.win.head_seq + d.lose.head_seq, 5); /* 2 and 3, whichever wins */
+    kith__arena_free(&arena);
+    kith__wbuf_free(&common);
+    kith__wbuf_free(&a1);
+    kith__wbuf_free(&b1);
+    kith__wbuf_free(&b2);
+    kith__wbuf_free(&enc);
+}
