@@ -742,7 +742,8 @@ typedef struct kith_fork {
      * held, one that any replica checks from its own bytes and that this replica forwards;
      * the last seq both histories share (`proof_seq`), each branch's chain hash after its
      * first commit there, the winner being the lower (D-14), and which one this replica holds.
-     * When several proofs of the origin are held, the one with the lowest proof_seq. */
+     * When several proofs of the origin are held, the one with the lowest proof_seq and, of
+     * those, the lowest winner: the branch that wins against every branch proven there. */
     bool has_proof;
     uint64_t proof_seq;
     uint8_t winner[KITH_HASH_BYTES];

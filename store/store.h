@@ -618,8 +618,8 @@ int kith__proof_absorb(kith_replica *r, MDB_txn *txn, const uint8_t *const *proo
  * error (MDB_MAP_FULL as itself). */
 int kith__proof_from_batch(kith_replica *r, MDB_txn *txn, const struct kith__batch *b,
                            uint64_t origin);
-/* Fill f's proof fields (has_proof, proof_seq, winner, loser, holds) from the proof of
- * f->origin with the lowest c, if one is held. 0 or an error. */
+/* Fill f's proof fields (has_proof, proof_seq, winner, loser, holds) from the first proof of
+ * f->origin by name (the lowest c, then the lowest winner), if one is held. 0 or an error. */
 int kith__proof_describe(kith_replica *r, MDB_txn *txn, kith_fork *f);
 
 /* ---- store/restored.c: a replica restored from a copy (data-model.md RESTORE-*) ------- */

@@ -574,3 +574,55 @@ Test(proofs, kept_across_map_growth, .timeout = 300)
     kt_free(&f);
     kt_free(&fp);
 }
+
+/* FORK-6 with three histories: a key copied twice, each copy writing its own edit at the same
+ * seq. Two replicas each prove one pair of branches; a third absorbs both proofs, keeps both
+ * (two names), and shows as the winner the branch whose first chain hash is the lowest of
+ * the three, which is the winner of each proof it appears in. */
+Test(proofs, three_histories_one_winner)
+{
+    struct kt_replica f = kt_new(), b = kt_new(), d = kt_new(), c = kt_new();
+    trust(&b, &f);
+    trust(&d, &f);
+    trust(&c, &f);
+    uint64_t origin = kith_replica_id(f.r);
+    kith_docid ada = kt_contact(f.r, "Ada");
+    struct kt_replica f2 = copy_of(&f), f3 = copy_of(&f);
+    kt_set_str(f.r, "contacts", &ada, "name", "Ada one");
+    kt_set_str(f2.r, "contacts", &ada, "name", "Ada two");
+    kt_set_str(f3.r, "contacts", &ada, "name", "Ada three");
+    kt_sync(&f, &b); /* B: branch 1, then proves 1 against 2 */
+    cr_assert_eq(full_sync(&f2, &b).forks, 1);
+    kt_sync(&f3, &d); /* D: branch 3, then proves 3 against 2 */
+    cr_assert_eq(full_sync(&f2, &d).forks, 1);
+    struct proofs pb = collect(b.r), pd = collect(d.r);
+    cr_assert_eq(pb.n, 1);
+    cr_assert_eq(pd.n, 1);
+    struct proofs both = {2, {pb.p[0], pd.p[0]}, {pb.len[0], pd.len[0]}};
+    size_t added;
+    cr_assert_eq(absorb(c.r, &both, &added), 0, "%s", kith_errmsg(c.r));
+    cr_assert_eq(added, 2);
+    struct proofs pc = collect(c.r);
+    cr_assert_eq(pc.n, 2);
+    /* the three first chain hashes, from the two proofs */
+    struct kith__arena arena = {0};
+    struct kith__forkproof x = decoded(pb.p[0], pb.len[0], &arena),
+                           y = decoded(pd.p[0], pd.len[0], &arena);
+    const uint8_t *lowest = x.win.first;
+    if (kith__fork_wins(y.win.first, lowest))
+        lowest = y.win.first;
+    kith_fork k = fork_of(c.r, origin);
+    cr_assert(k.has_proof);
+    cr_assert_eq(memcmp(k.winner, lowest, 32), 0, "the winner shown is not the lowest branch");
+    cr_assert(kith__fork_wins(k.winner, x.lose.first) && kith__fork_wins(k.winner, y.lose.first));
+    kith__arena_free(&arena);
+    proofs_free(&pb);
+    proofs_free(&pd);
+    proofs_free(&pc);
+    kt_free(&f);
+    kt_free(&f2);
+    kt_free(&f3);
+    kt_free(&b);
+    kt_free(&d);
+    kt_free(&c);
+}
