@@ -242,44 +242,45 @@ kith__proof_absorb(kith_replica *r, MDB_txn *txn, const uint8_t *const *proofs, 
                    size_t n, size_t *added)
 {
     struct kith__arena arena = {0};
-    struct kith__forkproof f;
+    struct kith__forkproof *f; /* each proof as checked; its commit views are not kept */
     char why[200];
     int rc = 0;
 
     *added = 0;
-    if (n > 0 && (r->proofs == KITH__DBI_FREE || r->forks == KITH__DBI_FREE))
+    if (n == 0)
+        return 0;
+    if (r->proofs == KITH__DBI_FREE || r->forks == KITH__DBI_FREE)
         return kith__fail(r, KITH_EREADONLY, "replica opened read-only");
-    /* every proof is checked before anything is written: one bad proof stores nothing (the
-     * second pass checks each again rather than keeping every decoded proof's views) */
+    if ((f = calloc(n, sizeof *f)) == NULL)
+        return KITH_ENOMEM;
+    /* every proof is checked before anything is written: one bad proof stores nothing */
     for (size_t i = 0; i < n && rc == 0; i++) {
         uint8_t pk[KITH_PUBKEY_BYTES];
         kith__arena_reset(&arena);
-        rc = kith__forkproof_verify(proofs[i], lens[i], &f, &arena, why, sizeof why);
+        rc = kith__forkproof_verify(proofs[i], lens[i], &f[i], &arena, why, sizeof why);
         if (rc < 0) {
             rc = rc == KITH_ENOMEM ? rc
                                    : kith__fail(r, rc, "fork proof %zu of %zu does not verify: %s",
                                                 i + 1, n, why);
             break;
         }
-        rc = kith__trusted_key(r, txn, f.origin, pk);
-        if (rc == KITH_EUNTRUSTED || (rc == 0 && sodium_memcmp(pk, f.key, sizeof pk) != 0))
+        f[i].win.commits = f[i].lose.commits = NULL; /* views into the arena, reset next */
+        rc = kith__trusted_key(r, txn, f[i].origin, pk);
+        if (rc == KITH_EUNTRUSTED || (rc == 0 && sodium_memcmp(pk, f[i].key, sizeof pk) != 0))
             rc = kith__fail(r, KITH_EUNTRUSTED,
                             "fork proof %zu of %zu: origin %016llx is not one this replica "
                             "trusts with that key",
-                            i + 1, n, (unsigned long long)f.origin);
+                            i + 1, n, (unsigned long long)f[i].origin);
     }
     for (size_t i = 0; i < n && rc == 0; i++) {
-        kith__arena_reset(&arena);
-        rc = kith__forkproof_verify(proofs[i], lens[i], &f, &arena, why, sizeof why);
-        if (rc < 0)
-            break; /* verified above: only ENOMEM */
-        rc = proof_keep(r, txn, proofs[i], lens[i], &f);
+        rc = proof_keep(r, txn, proofs[i], lens[i], &f[i]);
         if (rc < 0)
             break;
         *added += (size_t)rc;
-        rc = fork_from_proof(r, txn, &f);
+        rc = fork_from_proof(r, txn, &f[i]);
     }
     kith__arena_free(&arena);
+    free(f);
     if (rc < 0)
         *added = 0;
     return rc < 0 ? rc : 0;

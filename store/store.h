@@ -608,7 +608,9 @@ int kith__proof_collect(kith_replica *r, MDB_txn *txn,
  * does not verify fails the call with a clear kith_errmsg, storing nothing; a valid new
  * one is stored and records the fork of its origin (forks DB, as evidence, source
  * "proof") if none is recorded. *added = new proofs. Written in txn; MDB_MAP_FULL comes
- * back as itself (the caller grows the map and runs its transaction again). */
+ * back as itself (the caller grows the map and runs its transaction again). Every proof is
+ * checked before the first write, so a refusal writes nothing; after any error the caller
+ * aborts txn, as after any failed write. */
 int kith__proof_absorb(kith_replica *r, MDB_txn *txn, const uint8_t *const *proofs,
                        const size_t *lens, size_t n, size_t *added);
 /* Batch `b` carries a run of `origin`, which is forked here and whose run is set aside: when
