@@ -28,7 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_DBS 16
+#define MAX_DBS 24
 
 static pthread_once_t sodium_once = PTHREAD_ONCE_INIT;
 /* Why this thread's last kith_open failed, for kith_errmsg(NULL): there is no handle then. */
@@ -286,6 +286,8 @@ static const struct dbi_name DBIS[] = {
     {"flags", offsetof(kith_replica, flagdb)},
     /* 0.3.0, format 2 still: */
     {"forks", offsetof(kith_replica, forks)},
+    /* 0.4.0, format 2 still: */
+    {"journal", offsetof(kith_replica, journal)},
 };
 
 #define FORMAT1_DBIS 11 /* the databases format 1 has: the first ones above */
@@ -311,7 +313,7 @@ open_dbis(kith_replica *r, MDB_txn *txn, unsigned flags)
         int rc = kith__mdb_dbi_open(txn, DBIS[i].name, flags, dbi);
         if (rc == MDB_NOTFOUND && i >= FORMAT1_DBIS && (r->flags & KITH_RDONLY)) {
             *dbi = KITH__DBI_FREE; /* a format-1 replica read before its upgrade, or one
-                                     made before 0.3.0 (no forks) */
+                                     made before 0.3.0 (no forks) or 0.4.0 (no journal) */
             continue;
         }
         if (rc == MDB_NOTFOUND)
