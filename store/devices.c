@@ -94,8 +94,7 @@ admission_of(const struct kith__group *fold, const uint8_t pk[KITH_PUBKEY_BYTES]
             continue;
         if (via != NULL && memcmp(e->hash, via, KITH_HASH_BYTES) != 0)
             continue;
-        if (!((rec.kind == KITH__GROUP_FOUND &&
-               memcmp(rec.author, pk, KITH_PUBKEY_BYTES) == 0) ||
+        if (!((rec.kind == KITH__GROUP_FOUND && memcmp(rec.author, pk, KITH_PUBKEY_BYTES) == 0) ||
               (rec.kind == KITH__GROUP_ADD && memcmp(rec.member, pk, KITH_PUBKEY_BYTES) == 0)))
             continue;
         if (!found || rec.time_ms < out->time_ms) {
@@ -237,7 +236,10 @@ static int
 device_cmp(const void *a, const void *b)
 {
     const kith_device *x = a, *y = b;
+    bool fx = x->added_by == x->id, fy = y->added_by == y->id; /* the founder */
 
+    if (fx != fy)
+        return fx ? -1 : 1;
     if (x->added_ms != y->added_ms)
         return x->added_ms < y->added_ms ? -1 : 1;
     return x->id < y->id ? -1 : x->id > y->id;
