@@ -432,8 +432,7 @@ Test(groups_store, removed_ops_beyond_cutoff_set_aside_honest_runs_apply)
     cr_assert_eq(sync_rc(y.r, f.r, &info), 0, "%s", kith_errmsg(f.r));
     cr_assert_eq(info.cut_off, 1);
     cr_assert_gt(info.ops_applied, 0);
-    cr_assert(strstr(kith_errmsg(f.r), "removed from the group") != NULL, "%s",
-              kith_errmsg(f.r));
+    cr_assert(strstr(kith_errmsg(f.r), "removed from the group") != NULL, "%s", kith_errmsg(f.r));
     cr_assert_eq(seq_of(f.r, kith_replica_id(x.r)), cut, "nothing of x beyond its cut-off");
     cr_assert_str_eq(kt_get_str(f.r, "contacts", &honest, "name", buf, sizeof buf), "honest");
     kith_txn *t = kt_rbegin(f.r);
@@ -650,8 +649,8 @@ Test(groups_store, removal_racing_an_add_converges_in_every_delivery_order)
             cr_assert_not(kith_is_trusted(m[i].r, pa) && i != adder,
                           "the removed adder is admitted by m%d", i);
             bool z_in = third != remover && third != adder && what == 1;
-            cr_assert_eq(kith_is_trusted(m[i].r, pz), z_in, "case %d: z at m%d KITH_SEED=%llu",
-                         cs, i, (unsigned long long)seed);
+            cr_assert_eq(kith_is_trusted(m[i].r, pz), z_in, "case %d: z at m%d KITH_SEED=%llu", cs,
+                         i, (unsigned long long)seed);
         }
         cr_assert(info_of(m[adder].r).self_removed);
         recs_free(&pool);
