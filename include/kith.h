@@ -614,7 +614,9 @@ typedef struct kith_collection_count {
     uint64_t live;
 } kith_collection_count;
 
-/* A replica's device group (kith_group_get; the group API is under "Device groups"). */
+/* A replica's device group (kith_group_get; the group API is under "Device groups"). The
+ * caller allocates it and kith_status embeds it, so it never grows: what a later version adds
+ * about groups goes elsewhere. */
 #define KITH_GROUP_ID_HEX 32 /* characters of a group id in hex, without the NUL */
 #define KITH_DEVICE_NAME_MAX 63
 
