@@ -964,7 +964,8 @@ typedef struct kith_peer {
 /* Trust a replica's key (adding or updating its record; name/addr may be NULL: unchanged). */
 KITH_API KITH_NODISCARD int kith_trust_add(kith_replica *r, const uint8_t pk[KITH_PUBKEY_BYTES],
                                            const char *name, const char *addr);
-/* Stop trusting (the record stays, with its history). */
+/* Stop trusting (the record stays, with its history). A member of this replica's device group
+ * stays admitted all the same: kith_device_remove removes it from the group. */
 KITH_API KITH_NODISCARD int kith_trust_remove(kith_replica *r, uint64_t id);
 
 /* Every peer record (trusted or not, never this replica itself), by id. *out is released
