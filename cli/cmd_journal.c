@@ -182,8 +182,9 @@ cmd_journal_restore(struct cli *c, int argc, char **argv)
         return cli_usage_error(c, "give one commit (ORIGIN:SEQ, as 'kith journal' shows it) "
                                   "or --all");
     if (!all && parse_dot(argv[optind], &one) < 0)
-        return cli_fail(c, "'%s' is not a commit: ORIGIN:SEQ, 16 hex digits, a colon and the "
-                           "seq of its first op, as 'kith journal' shows it",
+        return cli_fail(c,
+                        "'%s' is not a commit: ORIGIN:SEQ, 16 hex digits, a colon and the "
+                        "seq of its first op, as 'kith journal' shows it",
                         argv[optind]);
     if ((rc = cli_begin(c, CLI_WRITE, &r, &t)) != CLI_OK)
         return rc;

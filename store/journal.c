@@ -120,8 +120,7 @@ made_of(kith_txn *t, const kith_docid *old, kith_docid *made)
     if (rc != 0)
         return kith__mdb_err(rc);
     if (v.mv_size != 16)
-        return kith__fail(t->r, KITH_ECORRUPT, "journal: a document map of %zu bytes",
-                          v.mv_size);
+        return kith__fail(t->r, KITH_ECORRUPT, "journal: a document map of %zu bytes", v.mv_size);
     memcpy(made->bytes, v.mv_data, 16);
     return 1;
 }
@@ -242,8 +241,9 @@ kith_journal_restore(kith_txn *t, const kith_dot *commit, size_t *skipped)
     for (size_t i = 0; i < t->njmarks; i++)
         if (!t->jmarks[i].is_map && t->jmarks[i].commit.origin == commit->origin &&
             t->jmarks[i].commit.seq == commit->seq)
-            return kith__fail(r, KITH_EEXIST, "commit %016llx:%llu is restored in this "
-                                              "transaction already",
+            return kith__fail(r, KITH_EEXIST,
+                              "commit %016llx:%llu is restored in this "
+                              "transaction already",
                               (unsigned long long)commit->origin, (unsigned long long)commit->seq);
     /* the writes below may move the page the entry lives on: decode a copy */
     copy = malloc(v.mv_size);

@@ -95,9 +95,9 @@ verify_clean(kith_replica *r)
 
 /*
  * a writes X, then (after seq S) Y and X's phone; b takes both, overwrites X's phone (naming a's
- * dot beyond S) and writes a contact of its own. Setting a's history after S aside in b: b's log of a ends at S,
- * the journal holds a's later commit, b's edit (which named a dot now void) applies, and b's
- * export is the export of a replica c that only ever got a up to S and b's ops, settled the
+ * dot beyond S) and writes a contact of its own. Setting a's history after S aside in b: b's log of
+ * a ends at S, the journal holds a's later commit, b's edit (which named a dot now void) applies,
+ * and b's export is the export of a replica c that only ever got a up to S and b's ops, settled the
  * same way.
  */
 /* proves FORK-10 */
@@ -127,8 +127,7 @@ Test(journal, a_history_set_aside_leaves_the_state_of_a_replica_that_never_held_
 
     struct kith__aside aside = {ida, s};
     uint64_t moved = 0;
-    cr_assert_eq(kith__history_set_aside(b.r, &aside, 1, &moved, NULL), 0, "%s",
-                 kith_errmsg(b.r));
+    cr_assert_eq(kith__history_set_aside(b.r, &aside, 1, &moved, NULL), 0, "%s", kith_errmsg(b.r));
     cr_assert_eq(moved, 3, "a's second commit: create, name, phone");
     cr_assert_eq(vv_of(b.r, ida), s);
     cr_assert_eq(pending_of(b.r), 0, "b's edit named a void dot: it applies");
@@ -145,8 +144,7 @@ Test(journal, a_history_set_aside_leaves_the_state_of_a_replica_that_never_held_
     kith_buf from_b = batch_all(b.r);
     apply(c.r, &from_b);
     cr_assert_eq(pending_of(c.r), 3, "b's edit, and b's next commit behind it");
-    cr_assert_eq(kith__history_set_aside(c.r, &aside, 1, &moved, NULL), 0, "%s",
-                 kith_errmsg(c.r));
+    cr_assert_eq(kith__history_set_aside(c.r, &aside, 1, &moved, NULL), 0, "%s", kith_errmsg(c.r));
     cr_assert_eq(moved, 0);
     cr_assert_eq(pending_of(c.r), 0);
     char *eb = kt_export(b.r), *ec = kt_export(c.r);
