@@ -900,6 +900,33 @@ pending_unmark(struct applying *s)
     return mrc == MDB_NOTFOUND ? 0 : kith__mdb_err(mrc);
 }
 
+/* Take the batch's group records (store/group.c judges them): a forged one, or one signed by
+ * a non-member, refuses the whole batch. */
+static int
+absorb_records(struct applying *s)
+{
+    const uint8_t **p = malloc(s->b.nrecords * sizeof *p);
+    size_t *lens = malloc(s->b.nrecords * sizeof *lens), added = 0;
+    int rc = KITH_ENOMEM;
+
+    if (p != NULL && lens != NULL) {
+        for (size_t i = 0; i < s->b.nrecords; i++) {
+            p[i] = s->b.records[i].bytes;
+            lens[i] = s->b.records[i].len;
+        }
+        rc = kith__group_absorb(s->r, s->txn, p, lens, s->b.nrecords, &added);
+        if (rc < 0) {
+            char why[sizeof s->why];
+            snprintf(why, sizeof why, "%s", kith_errmsg(s->r));
+            rc = kith__fail(s->r, rc, "batch from %016llx: a group record is refused: %s",
+                            (unsigned long long)s->b.sender, why);
+        }
+    }
+    free(p);
+    free(lens);
+    return rc;
+}
+
 /* One attempt: verify everything, then write and commit. MDB_MAP_FULL comes back as is. */
 static int
 batch_attempt(struct applying *s, bool observe)
@@ -936,6 +963,9 @@ batch_attempt(struct applying *s, bool observe)
         goto out_applier;
     /* a history set aside goes before anything reads the origins records or the state */
     if (s->nasides > 0 && (rc = set_asides(s)) != 0)
+        goto out_applier;
+    /* group records before anything they admit: the sender, the runs (D-19) */
+    if (s->b.nrecords > 0 && (rc = absorb_records(s)) != 0)
         goto out_applier;
     /* the sender too must be trusted: a relayed batch comes from a device of this user */
     if (!s->held_only) {

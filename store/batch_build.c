@@ -44,10 +44,17 @@ struct fork_cap {
     uint64_t cap; /* the highest seq at or below the fork at which a head can be signed */
 };
 
+/* Signed items a batch carries whole (group records, fork proofs), copied out of the map. */
+struct items {
+    struct kith__batch_item *v;
+    size_t n, cap;
+};
+
 struct builder {
     kith_replica *r;
     MDB_txn *txn;
     struct kith__batch b;
+    struct items records, proofs;
     struct fork_cap *caps;
     size_t ncaps;
     size_t capcommits;
@@ -381,6 +388,36 @@ caps_load(struct builder *bd)
     return rc;
 }
 
+static int
+items_push(void *ctx, const uint8_t *p, size_t len)
+{
+    struct items *it = ctx;
+    uint8_t *copy;
+
+    if (it->n == it->cap) {
+        size_t cap = it->cap ? 2 * it->cap : 16;
+        struct kith__batch_item *v = realloc(it->v, cap * sizeof *v);
+        if (v == NULL)
+            return KITH_ENOMEM;
+        it->v = v;
+        it->cap = cap;
+    }
+    if ((copy = malloc(len)) == NULL)
+        return KITH_ENOMEM;
+    memcpy(copy, p, len);
+    it->v[it->n].bytes = copy;
+    it->v[it->n++].len = len;
+    return 0;
+}
+
+static void
+items_free(struct items *it)
+{
+    for (size_t i = 0; i < it->n; i++)
+        free((void *)it->v[i].bytes);
+    free(it->v);
+}
+
 /* Does the commit of `origin` ending at `last` stay here because its origin forked? */
 static bool
 capped(const struct builder *bd, uint64_t origin, uint64_t last)
@@ -470,6 +507,12 @@ kith__batch_create(kith_replica *r, const kith_batch_opts *opts, const struct ki
         if (rc < 0)
             goto out_txn;
     }
+    /* the group's records first: the receiver needs them to admit the runs (D-19) */
+    if (xo->format >= 3 && xo->include_records &&
+        (rc = kith__group_collect(r, bd.txn, items_push, &bd.records)) < 0)
+        goto out_txn;
+    bd.b.records = bd.records.v;
+    bd.b.nrecords = bd.records.n;
     rc = kith__mdb_err(kith__mdb_cursor_open(bd.txn, r->order, &cur));
     if (rc < 0)
         goto out_txn;
@@ -616,6 +659,8 @@ out_txn:
     free(bd.b.commits);
     free(bd.b.heads);
     free(bd.b.bases);
+    items_free(&bd.records);
+    items_free(&bd.proofs);
     free(bd.runs);
     free(bd.pos);
     free(bd.caps);
