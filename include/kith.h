@@ -614,6 +614,25 @@ typedef struct kith_collection_count {
     uint64_t live;
 } kith_collection_count;
 
+/* A replica's device group (kith_group_get; the group API is under "Device groups"). The
+ * caller allocates it and kith_status embeds it, so it never grows: what a later version adds
+ * about groups goes elsewhere. */
+#define KITH_GROUP_ID_HEX 32 /* characters of a group id in hex, without the NUL */
+#define KITH_DEVICE_NAME_MAX 63
+
+typedef struct kith_group_info {
+    bool in_group;                  /* false: in no group; every other field is zero */
+    char id[KITH_GROUP_ID_HEX + 1]; /* the group id in lowercase hex */
+    char name[KITH_DEVICE_NAME_MAX + 1];
+    size_t members;                  /* live members, this replica included when it is one */
+    size_t removed;                  /* keys removed */
+    size_t records;                  /* group records held (valid or waiting) */
+    bool self_removed;               /* this replica was removed: it writes nothing more */
+    uint64_t self_cutoff;            /* and its ops after this seq are refused everywhere */
+    bool needs_upgrade;              /* a record of a kind this kith does not know is held */
+    uint8_t digest[KITH_HASH_BYTES]; /* BLAKE2b-256 over the valid records' hashes (GRP-12) */
+} kith_group_info;
+
 typedef struct kith_status {
     uint64_t id;
     uint8_t pubkey[KITH_PUBKEY_BYTES];
@@ -648,6 +667,8 @@ typedef struct kith_status {
     uint64_t restored_from;
     int64_t restored_ms;
     bool restored_accepted;
+    /* Appended in 0.4.0: the device group (kith_group_get, read in the same transaction). */
+    kith_group_info group;
 } kith_status;
 
 /* Allocates *out, released with kith_status_free(). */
@@ -705,8 +726,9 @@ KITH_API void kith_holds_free(kith_hold *holds, size_t n);
  * sends nothing of it beyond `seq`, while every other origin syncs as before
  * (spec/data-model.md "Forks"). Where a batch or bundle shows both histories from a point
  * they share, the replica also keeps a fork proof: it names the branch every replica will
- * keep (the winner) and travels to replicas that never saw either branch. Resolving a fork
- * (setting the loser's ops aside) is for a later version.
+ * keep (the winner) and travels to replicas that never saw either branch. A replica whose
+ * proof says it holds the losing branch (`holds`) is the one whose commits after `proof_seq`
+ * go to the journal when the fork is settled (spec/data-model.md FORK-10).
  */
 typedef enum kith_fork_source {
     KITH_FORK_HANDSHAKE = 1, /* a peer's handshake named another chain head at `seq` */
@@ -789,6 +811,36 @@ KITH_API KITH_NODISCARD int kith_iter_log(kith_txn *t, uint64_t origin, kith_ite
 KITH_API KITH_NODISCARD int kith_iter_next_log(kith_iter *it, kith_log_entry *out);
 
 /* ---------------------------------------------------------------------------------------
+ * The journal: commits set aside when a fork of their origin was resolved against the
+ * history this replica held (spec/data-model.md FORK-10). They left the log and the state,
+ * not the replica: each can be read, and restored, its ops written again as new writes of
+ * this replica. Added in 0.4.0.
+ */
+typedef struct kith_journal_op {
+    kith_log_entry op;    /* as in the log; op.applied is false, op.chain the set-aside one's */
+    kith_dot commit;      /* its commit: origin and first seq, what kith_journal_restore takes */
+    int64_t set_aside_ms; /* when this replica set it aside */
+    bool restored;        /* kith_journal_restore wrote it again */
+} kith_journal_op;
+
+/* The journal's ops, of one origin (origin != 0) or of all, by origin then seq. */
+KITH_API KITH_NODISCARD int kith_iter_journal(kith_txn *t, uint64_t origin, kith_iter **out);
+KITH_API KITH_NODISCARD int kith_iter_next_journal(kith_iter *it, kith_journal_op *out);
+
+/*
+ * Write the ops of the set-aside commit `commit` (its origin and first seq) again, as new
+ * writes of this replica in the write transaction t, and mark it restored when t commits. A
+ * document it created is created anew (a new id; restoring a later commit that edits it
+ * writes to the new one, so restore in seq order); a field set, an element added or removed,
+ * an increment, a flag and a delete are made again. An op on a document that does not exist
+ * here is skipped and counted in *skipped (may be NULL). KITH_ENOTFOUND (no such commit in
+ * the journal), KITH_EEXIST (restored already), or an error of the writes (KITH_ESCHEMA when
+ * this replica's schema does not declare a field the commit wrote).
+ */
+KITH_API KITH_NODISCARD int kith_journal_restore(kith_txn *t, const kith_dot *commit,
+                                                 size_t *skipped);
+
+/* ---------------------------------------------------------------------------------------
  * Bundles and batches: signed runs of ops, the same bytes in a file and on the wire
  * (spec/encoding.md). Each origin's ops in one start right after what the receiver holds
  * and end at a head that origin signed.
@@ -825,6 +877,9 @@ typedef struct kith_apply_info {
     /* Appended in 0.3.0: */
     uint64_t forks; /* origins this call found forked (kith_forks_get): their runs were set
                        aside, every other origin's applied */
+    /* Appended in 0.4.0: */
+    uint64_t cut_off; /* origins removed from the group whose runs went beyond their cut-off:
+                         set aside, every other origin's applied (kith_errmsg names the last) */
 } kith_apply_info;
 
 /*
@@ -963,7 +1018,8 @@ typedef struct kith_peer {
 /* Trust a replica's key (adding or updating its record; name/addr may be NULL: unchanged). */
 KITH_API KITH_NODISCARD int kith_trust_add(kith_replica *r, const uint8_t pk[KITH_PUBKEY_BYTES],
                                            const char *name, const char *addr);
-/* Stop trusting (the record stays, with its history). */
+/* Stop trusting (the record stays, with its history). A member of this replica's device group
+ * stays admitted all the same: kith_device_remove removes it from the group. */
 KITH_API KITH_NODISCARD int kith_trust_remove(kith_replica *r, uint64_t id);
 
 /* Every peer record (trusted or not, never this replica itself), by id. *out is released
@@ -985,8 +1041,67 @@ KITH_API KITH_NODISCARD int kith_peer_record_ex(kith_replica *r, uint64_t id, co
                                                 uint64_t cursor, const char *error,
                                                 uint32_t failing_after);
 
-/* Is this key trusted? (and not forked) */
+/* Is this key admitted: this replica's own, a trusted peer's (and not forked), or a live
+ * member's of this replica's device group (kith_devices_get)? A removed member is not, even
+ * when its key is also trusted pairwise. The daemon admits connections with this. */
 KITH_API bool kith_is_trusted(kith_replica *r, const uint8_t pk[KITH_PUBKEY_BYTES]);
+
+/* ---------------------------------------------------------------------------------------
+ * Device groups (spec/groups.md, spec/data-model.md "Groups"). A replica belongs to at most
+ * one group: the devices of one person. Membership is a set of signed records exchanged
+ * beside the op log; every member accepts every other member's ops, relayed by anyone, with
+ * no pairwise trust. A removed member's ops after its cut-off are refused everywhere, and it
+ * can no longer connect. kith_trust_add stays for replicas outside the group.
+ */
+
+/*
+ * Found a group with this replica as its first member: `group_name` names the group and
+ * `device_name` this device (each 1 to 63 bytes of UTF-8 without NUL). Signs and stores the
+ * group's FOUND record; the group id is the start of its hash.
+ * Errors: KITH_EINVAL (a bad name), KITH_EEXIST (already in a group: kith_errmsg names it),
+ * KITH_EREADONLY, -EACCES (the key file cannot be read), -errno.
+ */
+KITH_API KITH_NODISCARD int kith_group_create(kith_replica *r, const char *group_name,
+                                              const char *device_name);
+
+/* The replica's group: fills *out (in_group false when it is in none). Errors: KITH_ECORRUPT,
+ * KITH_ENOMEM, -errno. */
+KITH_API KITH_NODISCARD int kith_group_get(kith_replica *r, kith_group_info *out);
+
+/* One key the group ever admitted. */
+typedef struct kith_device {
+    uint64_t id; /* its replica id (from the key) */
+    uint8_t pubkey[KITH_PUBKEY_BYTES];
+    char name[KITH_DEVICE_NAME_MAX + 1]; /* the device name its admission gave */
+    uint64_t added_by;                   /* id of the member that signed its admission (its own
+                                            id for the founder) */
+    int64_t added_ms;                    /* when, by the signer's clock */
+    int64_t last_seen_ms;                /* the last sync with it (its peer record); 0: never */
+    bool removed;                        /* removed from the group: never a member again */
+    uint64_t cutoff;                     /* when removed: its ops after this seq are refused */
+    bool self;                           /* this replica */
+} kith_device;
+
+/*
+ * Every key the group admitted, members and removed ones: the founder first, then by when
+ * they were added, then by id. *n is 0 when the replica is in no group. *out is released with
+ * kith_devices_free(). Errors: KITH_ECORRUPT, KITH_ENOMEM, -errno.
+ */
+KITH_API KITH_NODISCARD int kith_devices_get(kith_replica *r, kith_device **out, size_t *n);
+KITH_API void kith_devices_free(kith_device *devices, size_t n);
+
+/*
+ * Remove member `id` from the group: signs a REMOVE whose cut-off is the highest seq of that
+ * origin this replica holds, so its ops up to there stay accepted everywhere and every later
+ * one is refused; the key can no longer connect, and never becomes a member again (the device
+ * rejoins under a new key). Removing this replica itself retires its key: it then writes
+ * nothing more (local writes fail with KITH_EUNTRUSTED) and says so in kith_group_get.
+ * A removal wins over an add made concurrently.
+ * Errors: KITH_ENOTFOUND (no member has that id; kith_errmsg says whether it was removed
+ * already), KITH_EINVAL (this replica is in no group, or was removed itself), KITH_EREADONLY,
+ * -EACCES (the key file cannot be read), -errno.
+ */
+KITH_API KITH_NODISCARD int kith_device_remove(kith_replica *r, uint64_t id);
 
 /* The replica's secret key converted for ZeroMQ CURVE (X25519), and a public key likewise.
  * Secret material: the caller wipes it (sodium_memzero) when done. */

@@ -265,7 +265,8 @@ kith__proof_absorb(kith_replica *r, MDB_txn *txn, const uint8_t *const *proofs, 
             break;
         }
         f[i].win.commits = f[i].lose.commits = NULL; /* views into the arena, reset next */
-        rc = kith__trusted_key(r, txn, f[i].origin, pk);
+        uint64_t cutoff;
+        rc = kith__origin_key(r, txn, f[i].origin, pk, &cutoff);
         if (rc == KITH_EUNTRUSTED || (rc == 0 && sodium_memcmp(pk, f[i].key, sizeof pk) != 0))
             rc = kith__fail(r, KITH_EUNTRUSTED,
                             "fork proof %zu of %zu: origin %016llx is not one this replica "
@@ -443,7 +444,7 @@ kith__proof_from_batch(kith_replica *r, MDB_txn *txn, const struct kith__batch *
     m.r = r;
     m.txn = txn;
     m.origin = origin;
-    if (kith__trusted_key(r, txn, origin, m.p.key) < 0)
+    if (kith__origin_key(r, txn, origin, m.p.key, &seq) < 0)
         return 0;
     if ((rc = kith__origin_get(r, txn, origin, &o)) < 0)
         return rc;

@@ -28,6 +28,11 @@
  *             "restored" 33       this replica was restored from a copy (store/restored.c):
  *                                  seq(8) | seen_from(8) | recorded_ms(8) | have(8)
  *                                  | accepted(1); absent: not marked
+ *             "group"    32       the device group this replica is in (store/group.c):
+ *                                  gid(16) | stamp(16); absent: in no group. The stamp is
+ *                                  16 random bytes drawn anew by every change to the
+ *                                  `groups` database, so a cached fold is current exactly
+ *                                  when its stamp is the one read in the transaction
  *
  *  origins    origin(8) -> applied(8) | have(8) | head(32)                     48 bytes
  *             applied: highest seq applied to the state (the version vector entry)
@@ -92,17 +97,35 @@
  *             (a batch's signed run, then with the origin's signed head of that history).
  *             Created empty by a writable open; a read-only open of a replica made before
  *             0.3.0 has none and reads no fork (forks == KITH__DBI_FREE)
+ *
+ *  journal    origin(8) | first_seq(8) -> nops(4) | chain(32) | word(8) | commit bytes
+ *             a commit set aside when a fork was resolved against the history held here
+ *             (spec/data-model.md FORK-10): the log's record, its order slot holding when it
+ *             was set aside (ms) with bit 63 set once kith_journal_restore wrote it again
+ *             old docid(16) | "newdocid" -> docid(16)
+ *             the document a restore created for one the set-aside commit had created.
+ *             Created by a writable open; none in a replica made before 0.4.0 opened
+ *             read-only (journal == KITH__DBI_FREE)
+ *  groups     hash(32) -> signed group record (core/group.h; spec/groups.md)
+ *             the records of the replica's group that are valid, waiting, or of a critical
+ *             kind this kith does not know; the key is the record's BLAKE2b-256 hash (GRP-2).
+ *             Created by a writable open; a read-only open of a replica made before 0.4.0
+ *             has none (groups == KITH__DBI_FREE) and reads as in no group. The writable open
+ *             that creates it in an existing replica converts its trust set to a group
+ *             (spec/groups.md GRP-17)
 
  *  proofs     origin(8) | c(8) | win_first(32) | lose_first(32) -> proof bytes
  *             the fork proofs held (store/proofs.c, spec/encoding.md §10): the key is the
  *             fork's name (FORK-7), so an origin's proofs sort by the seq c where its
  *             histories part; of two proofs with one name the shorter is kept (then the
- *             lower bytes). Created empty by a writable open, as forks
+ *             lower bytes). Created empty by a writable open; none in a replica made before 0.4.0
+ *             opened read-only (proofs == KITH__DBI_FREE)
  */
 #ifndef KITH_STORE_H
 #define KITH_STORE_H
 
 #include "core.h"
+#include "group.h"
 #include "kith.h"
 
 #include <lmdb.h>
@@ -126,7 +149,9 @@ struct kith_replica {
     MDB_dbi meta, origins, log, sigs, order, regs, elems, docs, conflicts, index, peers;
     MDB_dbi names, counts, flagdb; /* KITH__DBI_FREE in a format-1 replica opened read-only */
     MDB_dbi forks;                 /* KITH__DBI_FREE in an older replica opened read-only */
-    MDB_dbi proofs;                /* the same */
+    MDB_dbi journal;               /* likewise: made before 0.4.0 */
+    MDB_dbi groups;                /* likewise: a replica made before 0.4.0, read-only */
+    MDB_dbi proofs;                /* likewise: made before 0.4.0 */
     uint64_t id;
     uint8_t pk[KITH_PUBKEY_BYTES];
     uint8_t sk[64]; /* Ed25519 secret key; wiped at close */
@@ -146,6 +171,9 @@ struct kith_replica {
     struct kith__interned *interned; /* store/names.c */
     struct kith__sschema *schema;    /* the declared schema last loaded (store/schema.c); older
                                         ones stay behind it until close, for readers */
+    pthread_mutex_t group_lock;      /* the cached fold below */
+    struct kith__group_cache *group; /* the fold of the group's records, as of a stamp
+                                        (store/group.c); NULL until first needed */
 };
 
 /* ---- store/names.c: local numbers for the names ops use ------------------------------- */
@@ -256,6 +284,7 @@ struct kith__applier {
     uint64_t conflict_id;       /* last conflict id used (valid when conflict_loaded) */
     bool conflict_loaded, conflict_dirty;
     uint64_t conflicts; /* conflicts recorded through this applier */
+    bool no_conflicts;  /* record none (a rebuild: they were recorded the first time) */
     bool touch_pending; /* a membership touch waits to be written */
     uint8_t touch_coll;
     kith_dot touch_doc, touch_dot;
@@ -270,6 +299,16 @@ struct kith__applier {
     MDB_cursor *counts_c, *flags_c;     /* opened on first use */
     const char *coll_names[256];        /* interned names of collection numbers, for events */
 };
+
+/* What a restore from the journal writes at commit (store/journal.c): an entry restored, or
+ * the document it made for one the set-aside commit had made. */
+struct kith__journal_mark {
+    bool is_map;
+    kith_dot commit;      /* !is_map: the entry */
+    kith_docid old, made; /* is_map */
+};
+
+#define KITH__JOURNAL_RESTORED (1ull << 63)
 
 struct kith_txn {
     kith_replica *r;
@@ -292,6 +331,8 @@ struct kith_txn {
     size_t nresolved, capresolved;
     struct kith__name *names; /* the commit's names, two per op (the encoder dedups) */
     uint32_t capnames;
+    struct kith__journal_mark *jmarks; /* restores from the journal, written at commit */
+    size_t njmarks, capjmarks;
 };
 
 /* Read field `field` (a local number) of a document as the kind `crdt` (a kith__crdt, or -1:
@@ -355,6 +396,21 @@ int kith__batch_create(kith_replica *r, const kith_batch_opts *opts,
                        struct kith__progress *pg);
 int kith__batch_apply(kith_replica *r, const void *data, size_t len, kith_apply_info *info,
                       struct kith__progress *pg);
+
+/* A history of `origin` to set aside: its commits after seq `after` (spec/data-model.md
+ * FORK-10). */
+struct kith__aside {
+    uint64_t origin;
+    uint64_t after;
+};
+
+/* Set aside the histories asides[0..n) in one write transaction: their commits move from the
+ * log to the journal (store/journal.c), their signed heads go, and when any had been applied
+ * the state is rebuilt from the log without them; the commits kept are applied as their
+ * dependencies allow. *ops_aside (may be NULL) gets the ops moved. 0 or an error (nothing
+ * changed). */
+int kith__history_set_aside(kith_replica *r, const struct kith__aside *asides, size_t n,
+                            uint64_t *ops_aside, kith_apply_info *info);
 /* Parse a log value: nops, chain, order, commit bytes (views into `v`). 0 or KITH_ECORRUPT.
  * In batch_build.c, which parses one per commit it sends; batch_apply.c reads held ones. */
 int kith__log_parse(kith_replica *r, const MDB_val *v, uint32_t *nops, const uint8_t **chain,
@@ -531,13 +587,24 @@ int kith__origin_put(kith_replica *r, MDB_txn *txn, uint64_t origin,
 int kith__log_decode(kith_replica *r, const MDB_val *k, const MDB_val *v, struct kith__commit *c,
                      struct kith__arena *arena);
 
+/* ---- store/journal.c ------------------------------------------------------------------- */
+
+/* Put the log record k -> logv into the journal, set aside now. 0, MDB_MAP_FULL, or an
+ * error. */
+int kith__journal_put(kith_replica *r, MDB_txn *txn, const MDB_val *k, const MDB_val *logv,
+                      int64_t now_ms);
+/* Write what t's restores from the journal left to write (t->jmarks), in t->txn; at commit,
+ * and again after a map growth replay. */
+int kith__journal_mark(kith_txn *t);
+
 /* Mark the conflicts listed in t->resolved as resolved, in t->txn. kith_txn_commit calls it
  * (also when the transaction has no ops, and again after a map growth replay). */
 int kith__conflicts_mark(kith_txn *t);
 
 /* ---- store/peer.c --------------------------------------------------------------------- */
 
-/* The key of a trusted, unforked origin (this replica counts as trusted). KITH_EUNTRUSTED
+/* The key of an admitted origin: this replica, a trusted unforked peer, or a live member of
+ * the group (store/group.c: kith__origin_key without removed members). KITH_EUNTRUSTED
  * otherwise. */
 int kith__trusted_key(kith_replica *r, MDB_txn *txn, uint64_t origin,
                       uint8_t pk[KITH_PUBKEY_BYTES]);
@@ -547,6 +614,21 @@ int kith__trusted_key(kith_replica *r, MDB_txn *txn, uint64_t origin,
  * toward backoff. 0, KITH_ENOTFOUND, or an error. */
 int kith__peer_record_cancelled(kith_replica *r, uint64_t id, const kith_vv *acked, uint64_t cursor,
                                 const char *why);
+/* The pairwise key of `origin`: 0 with its key when its peer record is trusted and not
+ * forked, KITH_EUNTRUSTED when there is a record that is not, KITH_ENOTFOUND when there is
+ * none; or an error. */
+int kith__peer_trusted(kith_replica *r, MDB_txn *txn, uint64_t origin,
+                       uint8_t pk[KITH_PUBKEY_BYTES]);
+/* Is there a peer record of `origin` marked forked? 1, 0, or an error. */
+int kith__peer_forked(kith_replica *r, MDB_txn *txn, uint64_t origin);
+/* Call fn for every trusted, unforked peer (key, name), in id order; a negative return from
+ * fn stops the walk and is returned. */
+int kith__peers_each_trusted(kith_replica *r, MDB_txn *txn,
+                             int (*fn)(void *ctx, const uint8_t pk[KITH_PUBKEY_BYTES],
+                                       const char *name),
+                             void *ctx);
+/* The last sync time with peer `id` (0: never, or no record). 0 or an error. */
+int kith__peer_last_sync(kith_replica *r, MDB_txn *txn, uint64_t id, int64_t *ms);
 /* Mark an origin forked (keeps the rest of its record). */
 int kith__peer_mark_forked(kith_replica *r, MDB_txn *txn, uint64_t origin);
 /* Peer `id` holds the ops up to each of held[0..n) (origin, seq): raise its acknowledged
@@ -596,6 +678,74 @@ int kith__heads_read(kith_replica *r, kith_vv *vv, uint8_t **heads);
 int kith__heads_check(kith_replica *r, uint64_t peer, const kith_vv *vv, const uint8_t *heads,
                       kith_fork **found, size_t *nfound);
 
+/* ---- store/group.c: the replica's device group (spec/groups.md GRP-13 ..) ------------- */
+
+/* The replica's group id and record digest (GRP-12); zeros and 0 when it is in no group.
+ * Returns 1 when in a group, 0 when not, or an error. */
+int kith__group_summary(kith_replica *r, MDB_txn *txn, uint8_t gid[16], uint8_t digest[32]);
+/* May the holder of pk connect, and its ops be taken (relayed by anyone)? 1 when pk is this
+ * replica, a trusted peer (kith_trust_add, not forked), or a live member of the group; 0
+ * otherwise (a removed member: 0, even when its key is also trusted pairwise). Errors
+ * negative. */
+int kith__admits_key(kith_replica *r, MDB_txn *txn, const uint8_t pk[32]);
+/* Is pk a removed member? 1 with its cut-off (the last seq of its ops that stays accepted)
+ * in *cutoff, 0 when not removed, or an error. */
+int kith__group_cutoff_of(kith_replica *r, MDB_txn *txn, const uint8_t pk[32], uint64_t *cutoff);
+/* Take signed records received from a peer (in a batch, a bundle, a join). Records of
+ * another group than ours, or any when we are in no group, are skipped (0, not an error).
+ * A record that is malformed, badly signed, or signed by a non-member (fold status
+ * MALFORMED, BADSIG, NOTMEMBER, BADPARENT) makes the whole call fail with a clear
+ * kith_errmsg (KITH_EMALFORMED / KITH_EBADSIG / KITH_EUNTRUSTED) and store nothing;
+ * WAITING records are kept (their parents may come later), and so are records of a critical
+ * kind this kith does not know (GRP-3). *added (may be NULL) gets the count of new records
+ * stored. Written in `txn` (a write txn the caller commits). */
+int kith__group_absorb(kith_replica *r, MDB_txn *txn, const uint8_t *const *recs,
+                       const size_t *lens, size_t n, size_t *added);
+/* Every record held (valid or waiting), for a peer or a bundle, in hash order. `emit`'s views
+ * are valid until it returns; a negative return from it stops the walk and is returned. */
+int kith__group_collect(kith_replica *r, MDB_txn *txn,
+                        int (*emit)(void *ctx, const uint8_t *rec, size_t len), void *ctx);
+/* Admit a joiner: sign and store an ADD of pk with its device name, in txn. KITH_EINVAL (not
+ * in a group, this replica not a live member, a bad name), KITH_EEXIST (pk is a member
+ * already, or was removed: a removed key never returns), or an error. */
+int kith__group_add_member(kith_replica *r, MDB_txn *txn, const uint8_t pk[32], const char *name,
+                           size_t name_len);
+/* Join: a replica in no group adopts the group of these records (they must hold a live
+ * ADD of this replica's key in group gid), in txn. KITH_EEXIST with a clear message when
+ * already in another group that has other members (a group of this replica alone is left:
+ * its records are dropped); KITH_EUNTRUSTED when the records do not admit this replica;
+ * the errors of kith__group_absorb for bad records. */
+int kith__group_adopt(kith_replica *r, MDB_txn *txn, const uint8_t gid[16],
+                      const uint8_t *const *recs, const size_t *lens, size_t n);
+
+/* The key of `origin` when its ops may be taken: this replica, a trusted unforked peer, or
+ * a member of the group (live or removed). *cutoff gets the last seq of its ops to take:
+ * UINT64_MAX, or a removed member's cut-off (GRP-10). KITH_EUNTRUSTED otherwise. */
+int kith__origin_key(kith_replica *r, MDB_txn *txn, uint64_t origin, uint8_t pk[KITH_PUBKEY_BYTES],
+                     uint64_t *cutoff);
+/* A writable open that made the `groups` database in an existing replica: when it trusts
+ * peers, found a group and add their keys (GRP-17). 0 or an error. */
+int kith__group_upgrade(kith_replica *r, MDB_txn *txn);
+/* A local write: KITH_EUNTRUSTED (kith_errmsg says why) when this replica was removed from
+ * its group, else 0, or an error (GRP-16). */
+int kith__group_refuse_write(kith_replica *r, MDB_txn *txn);
+/* The group as kith_group_get tells it, read in `txn` (store/devices.c). */
+int kith__group_info(kith_replica *r, MDB_txn *txn, kith_group_info *out);
+/* Release the cached fold (kith_close). */
+void kith__group_release(kith_replica *r);
+/* Run fn with the fold current in `txn` (fold and gid NULL: in no group) under the handle's
+ * group lock: fn must call none of the functions above. Returns fn's code, or an error. */
+int kith__group_with(kith_replica *r, MDB_txn *txn,
+                     int (*fn)(void *ctx, const struct kith__group *fold,
+                               const uint8_t gid[KITH__GROUP_ID_BYTES]),
+                     void *ctx);
+/* Sign `rec` with this replica's key and store it, in txn: a FOUND (the replica must be in no
+ * group; it is in the new one after) or a record of the current group, whose parents are
+ * the fold's heads (author, group, time and parents are filled here). hash (may be NULL)
+ * gets the record's hash. 0, KITH_EINVAL (in no group), -EACCES (no key), or an error. */
+int kith__group_sign(kith_replica *r, MDB_txn *txn, struct kith__group_rec *rec,
+                     uint8_t hash[KITH_HASH_BYTES]);
+
 /* ---- store/proofs.c: fork proofs held, made and received (data-model.md FORK-5..9) ---- */
 
 /* Every proof held, for a peer or a bundle, by name: emit gets a view into the map, valid
@@ -604,7 +754,8 @@ int kith__heads_check(kith_replica *r, uint64_t peer, const kith_vv *vv, const u
 int kith__proof_collect(kith_replica *r, MDB_txn *txn,
                         int (*emit)(void *ctx, const uint8_t *proof, size_t len), void *ctx);
 /* Take proofs received: each is verified from its own bytes and O's key in it (and that
- * key must be one this replica admits: kith__trusted_key's rule for O's id); a proof that
+ * key must be one this replica admits: kith__origin_key's rule for O's id, the one a batch's
+ * run of O meets); a proof that
  * does not verify fails the call with a clear kith_errmsg, storing nothing; a valid new
  * one is stored and records the fork of its origin (forks DB, as evidence, source
  * "proof") if none is recorded. *added = new proofs. Written in txn; MDB_MAP_FULL comes

@@ -270,6 +270,7 @@ txn_free(kith_txn *t)
     kith__wbuf_free(&t->enc);
     free(t->resolved);
     free(t->names);
+    free(t->jmarks);
     free(t);
 }
 
@@ -301,7 +302,8 @@ applier_open(kith_txn *t)
     /* A replica restored from a copy does not sign seqs it used before (RESTORE-2): checked
      * in every LMDB transaction the commit runs in, the first and any begun after the map
      * grew, since a daemon may mark the replica in between. */
-    if ((rc = kith__restored_refuse(t->r, t->txn, own->st.have)) < 0)
+    if ((rc = kith__restored_refuse(t->r, t->txn, own->st.have)) < 0 ||
+        (rc = kith__group_refuse_write(t->r, t->txn)) < 0) /* a removed replica: GRP-16 */
         return rc;
     if (!t->started) {
         uint64_t hlc;
@@ -1176,7 +1178,8 @@ kith_txn_commit(kith_txn **txn)
         txn_free(t);
         return KITH_EBADTXN;
     }
-    if (!(t->flags & KITH_TXN_WRITE) || (t->commit.nops == 0 && t->nresolved == 0)) {
+    if (!(t->flags & KITH_TXN_WRITE) ||
+        (t->commit.nops == 0 && t->nresolved == 0 && t->njmarks == 0)) {
         txn_free(t); /* a read, or a write transaction that wrote nothing: nothing to commit */
         return 0;
     }
@@ -1185,6 +1188,8 @@ kith_txn_commit(kith_txn **txn)
          * that made no op may have opened the applier: its cursors close before LMDB frees
          * them with the transaction. */
         rc = kith__conflicts_mark(t);
+        if (rc == 0)
+            rc = kith__journal_mark(t);
         if (rc == 0) {
             if (t->ap_open) {
                 kith__apply_end(&t->ap);
@@ -1215,6 +1220,8 @@ kith_txn_commit(kith_txn **txn)
         rc = commit_write(t);
         if (rc == 0)
             rc = kith__conflicts_mark(t);
+        if (rc == 0)
+            rc = kith__journal_mark(t);
         if (rc == 0) {
             kith__apply_end(&t->ap);
             t->ap_open = false;
