@@ -626,3 +626,76 @@ Test(proofs, three_histories_one_winner)
     kt_free(&d);
     kt_free(&c);
 }
+
+/* ---- a fork of a group member's key ------------------------------------------------------- */
+
+static int
+record_one(void *ctx, const uint8_t *rec, size_t len)
+{
+    return collect_one(ctx, rec, len);
+}
+
+/* `member` (in a group) admits `joiner` (in none): an ADD signed by member, and the joiner
+ * adopts the group from member's records. */
+static void
+admit(kith_replica *member, kith_replica *joiner, const char *name)
+{
+    uint8_t pk[KITH_PUBKEY_BYTES], gid[16], digest[32];
+    struct proofs recs = {0};
+    MDB_txn *txn;
+    int rc;
+
+    kith_replica_pubkey(joiner, pk);
+    cr_assert_eq(kith__mdb_begin(member, 0, &txn), 0);
+    rc = kith__group_add_member(member, txn, pk, name, strlen(name));
+    cr_assert_eq(rc, 0, "add: %s (%s)", kith_strerror(rc), kith_errmsg(member));
+    cr_assert_eq(kith__group_summary(member, txn, gid, digest), 1);
+    cr_assert_eq(kith__group_collect(member, txn, record_one, &recs), 0);
+    cr_assert_eq(mdb_txn_commit(txn), 0);
+    kith__mdb_end(member);
+    cr_assert_eq(kith__mdb_begin(joiner, 0, &txn), 0);
+    rc = kith__group_adopt(joiner, txn, gid, (const uint8_t *const *)recs.p, recs.len, recs.n);
+    cr_assert_eq(rc, 0, "adopt: %s (%s)", kith_strerror(rc), kith_errmsg(joiner));
+    cr_assert_eq(mdb_txn_commit(txn), 0);
+    kith__mdb_end(joiner);
+    proofs_free(&recs);
+}
+
+/* FORK-8, FORK-9 with device groups: the forked key is admitted by membership alone (no
+ * pairwise trust anywhere), its proof is made and absorbed by members, and refused by a
+ * replica outside the group. */
+Test(proofs, a_group_members_fork)
+{
+    struct kt_replica f = kt_new(), b = kt_new(), c = kt_new(), x = kt_new();
+    cr_assert_eq(kith_group_create(f.r, "home", "f"), 0, "%s", kith_errmsg(f.r));
+    admit(f.r, b.r, "b");
+    admit(f.r, c.r, "c");
+    uint64_t origin = kith_replica_id(f.r);
+    kith_docid ada = kt_contact(f.r, "Ada");
+    kt_sync(&f, &b);
+    struct kt_replica fp = copy_of(&f);
+    kt_set_str(f.r, "contacts", &ada, "name", "Ada Lovelace");
+    kt_set_str(fp.r, "contacts", &ada, "name", "Ada Byron");
+    kt_sync(&f, &b);
+    cr_assert_eq(full_sync(&fp, &b).forks, 1);
+    kith_fork k = fork_of(b.r, origin);
+    cr_assert(k.has_proof, "a member's fork gets no proof");
+    struct proofs ps = collect(b.r);
+    cr_assert_eq(ps.n, 1);
+    size_t added;
+    int rc = absorb(c.r, &ps, &added);
+    cr_assert_eq(rc, 0, "%s (%s)", kith_strerror(rc), kith_errmsg(c.r));
+    cr_assert_eq(added, 1);
+    cr_assert_eq(fork_of(c.r, origin).source, KITH_FORK_PROOF);
+    uint8_t before[32], after[32];
+    digest(x.r, before);
+    cr_assert_eq(absorb(x.r, &ps, &added), KITH_EUNTRUSTED);
+    digest(x.r, after);
+    cr_assert_eq(memcmp(before, after, 32), 0);
+    proofs_free(&ps);
+    kt_free(&f);
+    kt_free(&fp);
+    kt_free(&b);
+    kt_free(&c);
+    kt_free(&x);
+}
