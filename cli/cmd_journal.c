@@ -14,7 +14,6 @@ struct journal_list {
     kith_txn *t;
     uint64_t origin;
     kith_iter *it; /* the first pass's iterator; NULL once used */
-    uint64_t n;
 };
 
 static json_t *
@@ -41,11 +40,9 @@ journal_fill(struct cli_list *l, void *ctx)
 
     if (jl->it == NULL && (rc = kith_iter_journal(jl->t, jl->origin, &jl->it)) < 0)
         return rc;
-    jl->n = 0;
     while (rc == 0 && (rc = kith_iter_next_journal(jl->it, &e)) == 0) {
         rc = l->json ? cli_list_json(l, journal_op_json(&e))
                      : log_entry_row(l, &e.op, e.restored ? " (restored)" : " (set aside)");
-        jl->n++;
     }
     kith_iter_close(jl->it);
     jl->it = NULL;
@@ -63,7 +60,7 @@ cmd_journal(struct cli *c, int argc, char **argv)
     };
     static const char *const head[] = {"DOT",      "TIME",  "OP",   "COLLECTION",
                                        "DOCUMENT", "FIELD", "VALUE"};
-    struct journal_list jl = {NULL, 0, NULL, 0};
+    struct journal_list jl = {NULL, 0, NULL};
     bool json = false;
     kith_replica *r = NULL;
     struct cli_list l;
@@ -88,7 +85,15 @@ cmd_journal(struct cli *c, int argc, char **argv)
     if ((rc = cli_begin(c, CLI_READ, &r, &jl.t)) != CLI_OK)
         return rc;
     krc = kith_iter_journal(jl.t, jl.origin, &jl.it);
-    if (krc == KITH_ENOTFOUND) { /* a replica made before the journal, read-only */
+    if (krc == 0) { /* an empty journal says so, without a table's header */
+        kith_journal_op first;
+        krc = kith_iter_next_journal(jl.it, &first);
+        kith_iter_close(jl.it);
+        jl.it = NULL;
+        if (krc == 0)
+            krc = kith_iter_journal(jl.t, jl.origin, &jl.it);
+    }
+    if (krc == KITH_ENOTFOUND) { /* empty, or a replica made before the journal, read-only */
         if (json)
             printf("{\"ops\":[]}\n");
         else
@@ -101,8 +106,6 @@ cmd_journal(struct cli *c, int argc, char **argv)
     }
     cli_list_init(&l, json, "ops", 7, head);
     rc = cli_list_run(c, r, "reading the journal", &l, journal_fill, &jl);
-    if (rc == CLI_OK && !json && jl.n == 0)
-        printf("the journal is empty\n");
     kith_iter_close(jl.it);
 out_end:
     cli_end(r, &jl.t);

@@ -178,28 +178,29 @@ cli_fork_text(const kith_fork *f, char *out, size_t cap)
     cli_id_hex(f->origin, id);
     cli_id_hex(f->seen_from, from);
     cli_time(f->recorded_ms, when);
+    /* a proof settles the fork (FORK-10): the kept history flows again */
+    const char *after = f->has_proof ? "" : "; its ops beyond that seq are neither taken nor sent";
     if (f->source == KITH_FORK_PROOF)
         len = snprintf(out, cap,
-                       "origin %s forked at seq %llu: a fork proof showed another history (%s); "
-                       "its ops beyond seq %llu are neither taken nor sent",
-                       id, (unsigned long long)f->seq, when, (unsigned long long)f->seq);
+                       "origin %s forked at seq %llu: a fork proof showed another history (%s)%s",
+                       id, (unsigned long long)f->seq, when, after);
     else
-        len = snprintf(out, cap,
-                       "origin %s forked at seq %llu: peer %s showed another history (%s, %s); "
-                       "its ops beyond seq %llu are neither taken nor sent",
-                       id, (unsigned long long)f->seq, from,
-                       f->source == KITH_FORK_BATCH ? "a signed batch" : "at the handshake", when,
-                       (unsigned long long)f->seq);
+        len = snprintf(
+            out, cap, "origin %s forked at seq %llu: peer %s showed another history (%s, %s)%s", id,
+            (unsigned long long)f->seq, from,
+            f->source == KITH_FORK_BATCH ? "a signed batch" : "at the handshake", when, after);
     if (!f->has_proof || len < 0 || (size_t)len >= cap)
         return;
     cli_hex(f->winner, KITH_HASH_BYTES, win);
     win[16] = '\0';
     snprintf(out + len, cap - (size_t)len,
-             "; proof held: the branch from seq %llu with chain %s wins, this replica holds %s",
+             "; proof held: the branch from seq %llu with chain %s wins and is kept, the other "
+             "set aside (kith journal); this replica holds %s",
              (unsigned long long)f->proof_seq + 1, win,
              f->holds == KITH_FORK_HOLDS_WINNER  ? "the winning branch"
-             : f->holds == KITH_FORK_HOLDS_LOSER ? "the losing branch"
-                                                 : "neither");
+             : f->holds == KITH_FORK_HOLDS_LOSER ? "the losing branch (its own: it waits for a "
+                                                   "new key, its writes refused)"
+                                                 : "neither beyond the seq both share");
 }
 
 static int

@@ -63,6 +63,8 @@ struct applying {
     size_t nasides;
     const struct kith__aside *settled; /* forks settled: their dots after `after` name two ops */
     size_t nsettled;
+    struct kith__settled *found; /* forks settled by the proofs held (settle.c), this attempt */
+    size_t nfound;
     uint64_t ops_aside;        /* ops moved to the journal by this attempt */
     struct kith__progress *pg; /* NULL: nobody listens */
     uint64_t pg_total;         /* ops in the batch, as its runs and heads say */
@@ -90,6 +92,9 @@ dot_void(const struct applying *s, uint64_t origin, uint64_t seq, uint64_t appli
     for (size_t i = 0; i < s->nsettled; i++)
         if (s->settled[i].origin == origin && seq > s->settled[i].after &&
             applied >= s->settled[i].after)
+            return true;
+    for (size_t i = 0; i < s->nfound; i++)
+        if (s->found[i].origin == origin && seq > s->found[i].after && applied >= s->found[i].after)
             return true;
     return false;
 }
@@ -356,14 +361,17 @@ verify_run(struct applying *s, uint64_t origin)
     bool mismatch = false, started = false, seen_new = false;
     size_t last_i = 0, fork_i = SIZE_MAX;
     int rc = kith__origin_key(r, s->txn, origin, pk, &cutoff);
+    const struct kith__settled *settled = kith__settled_find(s->found, s->nfound, origin);
 
     if (rc < 0)
         return kith__fail(r, rc == KITH_ENOTFOUND ? KITH_EUNTRUSTED : rc,
                           "origin %016llx is not trusted, nor a member of this replica's group",
                           (unsigned long long)origin);
     rc = kith__fork_seq(r, s->txn, origin, &fseq);
-    if (rc != 0)
-        return rc < 0 ? rc : set_aside(s, origin); /* forked: nothing more of it */
+    if (rc < 0)
+        return rc;
+    if (rc > 0 && kith__settled_find(s->found, s->nfound, origin) == NULL)
+        return set_aside(s, origin); /* forked and not settled: nothing more of it (FORK-3) */
     slot = kith__apply_origin(&s->ap, origin, &rc);
     if (slot == NULL)
         return rc;
@@ -446,6 +454,20 @@ verify_run(struct applying *s, uint64_t origin)
         }
         kith__chain_next(h, bc->bytes, bc->len, ci->chain);
         memcpy(h, ci->chain, KITH_HASH_BYTES);
+        /* a settled fork: the commit after the shared seq must be the kept history's, which
+         * a run of the other starting right there would pass with the shared base (FORK-10) */
+        if (settled != NULL && bc->first_seq == settled->after + 1 &&
+            memcmp(ci->chain, settled->keep, KITH_HASH_BYTES) != 0) {
+            if (!mismatch)
+                fork_i = i;
+            mismatch = true;
+            if (ci->nops == 0) {
+                struct kith__commit c;
+                if ((rc = decode_one(s, i, &c)) < 0)
+                    return rc;
+                ci->nops = c.nops;
+            }
+        }
     }
     /*
      * Check the signature before decoding the run's last commit: a damaged commit is then
@@ -832,10 +854,19 @@ set_asides(struct applying *s)
     int rc;
 
     s->ops_aside = 0;
-    for (size_t i = 0; i < s->nasides; i++) {
-        uint64_t moved;
+    for (size_t i = 0; i < s->nasides + s->nfound; i++) {
+        uint64_t moved, origin, after;
         bool applied_gone;
-        rc = move_to_journal(s, s->asides[i].origin, s->asides[i].after, &moved, &applied_gone);
+        if (i < s->nasides) {
+            origin = s->asides[i].origin;
+            after = s->asides[i].after;
+        } else if (s->found[i - s->nasides].aside) {
+            origin = s->found[i - s->nasides].origin;
+            after = s->found[i - s->nasides].after;
+        } else {
+            continue;
+        }
+        rc = move_to_journal(s, origin, after, &moved, &applied_gone);
         if (rc != 0)
             return rc;
         s->ops_aside += moved;
@@ -930,6 +961,33 @@ absorb_records(struct applying *s)
     return rc;
 }
 
+/* Take the batch's fork proofs (store/proofs.c checks each from its own bytes): one that does
+ * not verify refuses the whole batch. */
+static int
+absorb_proofs(struct applying *s)
+{
+    const uint8_t **p = malloc(s->b.nproofs * sizeof *p);
+    size_t *lens = malloc(s->b.nproofs * sizeof *lens), added = 0;
+    int rc = KITH_ENOMEM;
+
+    if (p != NULL && lens != NULL) {
+        for (size_t i = 0; i < s->b.nproofs; i++) {
+            p[i] = s->b.proofs[i].bytes;
+            lens[i] = s->b.proofs[i].len;
+        }
+        rc = kith__proof_absorb(s->r, s->txn, p, lens, s->b.nproofs, &added);
+        if (rc < 0 && rc != MDB_MAP_FULL) {
+            char why[sizeof s->why];
+            snprintf(why, sizeof why, "%s", kith_errmsg(s->r));
+            rc = kith__fail(s->r, rc, "batch from %016llx: a fork proof is refused: %s",
+                            (unsigned long long)s->b.sender, why);
+        }
+    }
+    free(p);
+    free(lens);
+    return rc;
+}
+
 /* One attempt: verify everything, then write and commit. MDB_MAP_FULL comes back as is. */
 static int
 batch_attempt(struct applying *s, bool observe)
@@ -964,8 +1022,19 @@ batch_attempt(struct applying *s, bool observe)
         (rc = kith__meta_get_u64(r, s->txn, "hlc", &s->hlc)) < 0 ||
         (rc = kith__meta_get_u64(r, s->txn, "pending", &s->pending)) < 0)
         goto out_applier;
-    /* a history set aside goes before anything reads the origins records or the state */
-    if (s->nasides > 0 && (rc = set_asides(s)) != 0)
+    /* proofs, then the forks they settle: a history set aside goes before anything reads
+     * the origins records or the state (FORK-10) */
+    if (s->b.nproofs > 0 && (rc = absorb_proofs(s)) != 0)
+        goto out_applier;
+    free(s->found);
+    s->found = NULL;
+    s->nfound = 0;
+    if ((rc = kith__settled_read(r, s->txn, &s->found, &s->nfound)) < 0)
+        goto out_applier;
+    bool settle = s->nasides > 0;
+    for (size_t i = 0; i < s->nfound; i++)
+        settle |= s->found[i].aside;
+    if (settle && (rc = set_asides(s)) != 0)
         goto out_applier;
     /* group records before anything they admit: the sender, the runs (D-19) */
     if (s->b.nrecords > 0 && (rc = absorb_records(s)) != 0)
@@ -1010,7 +1079,7 @@ batch_attempt(struct applying *s, bool observe)
         if ((rc = pending_unmark(s)) != 0)
             goto out_applier;
     }
-    if (s->held_only && s->info.ops_applied == 0 && s->nasides == 0) {
+    if (s->held_only && s->info.ops_applied == 0 && s->ops_aside == 0 && !s->rebuilding) {
         rc = 0; /* nothing moved: nothing to commit, nor to sync to disk */
         goto out_applier;
     }
@@ -1062,6 +1131,7 @@ apply_growing(struct applying *s)
 static void
 applying_free(struct applying *s)
 {
+    free(s->found);
     free(s->ci);
     free(s->aside);
     kith__event_free(&s->events);
@@ -1148,6 +1218,10 @@ kith__batch_apply(kith_replica *r, const void *data, size_t len, kith_apply_info
             *info = s.info;
         kith__event_report(r, &s.events, KITH_CHANGE_REMOTE);
     }
+    /* a fork found here may have made a proof that settles it: settle now, not at the next
+     * batch (a second transaction; a crash between leaves it to the next one) */
+    if (rc == 0 && s.info.forks > 0)
+        rc = kith__history_set_aside(r, NULL, 0, NULL, NULL);
 out_free:
     applying_free(&s);
     return rc;

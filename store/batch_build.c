@@ -361,9 +361,16 @@ caps_load(struct builder *bd)
         return KITH_ENOMEM;
     }
     for (size_t i = 0; i < n && rc == 0; i++) {
-        struct fork_cap *fc = &bd->caps[bd->ncaps++];
+        struct fork_cap *fc;
+        /* a fork a proof settled: the kept history leaves freely; another, up to the seq
+         * both share, until this replica sets it aside (FORK-10) */
+        if ((rc = kith__proof_describe(bd->r, bd->txn, &forks[i])) < 0)
+            break;
+        if (forks[i].has_proof && forks[i].holds == KITH_FORK_HOLDS_WINNER)
+            continue;
+        fc = &bd->caps[bd->ncaps++];
         fc->origin = forks[i].origin;
-        fc->cap = forks[i].seq;
+        fc->cap = forks[i].has_proof ? forks[i].proof_seq : forks[i].seq;
         if (fc->origin == bd->r->id)
             continue;
         MDB_cursor *cur;
@@ -511,8 +518,13 @@ kith__batch_create(kith_replica *r, const kith_batch_opts *opts, const struct ki
     if (xo->format >= 3 && xo->include_records &&
         (rc = kith__group_collect(r, bd.txn, items_push, &bd.records)) < 0)
         goto out_txn;
+    if (xo->format >= 3 && xo->include_proofs &&
+        (rc = kith__proof_collect(r, bd.txn, items_push, &bd.proofs)) < 0)
+        goto out_txn;
     bd.b.records = bd.records.v;
     bd.b.nrecords = bd.records.n;
+    bd.b.proofs = bd.proofs.v;
+    bd.b.nproofs = bd.proofs.n;
     rc = kith__mdb_err(kith__mdb_cursor_open(bd.txn, r->order, &cur));
     if (rc < 0)
         goto out_txn;

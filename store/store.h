@@ -775,6 +775,23 @@ int kith__proof_from_batch(kith_replica *r, MDB_txn *txn, const struct kith__bat
  * f->origin by name (the lowest c, then the lowest winner), if one is held. 0 or an error. */
 int kith__proof_describe(kith_replica *r, MDB_txn *txn, kith_fork *f);
 
+/* ---- store/settle.c: the forks this replica settles (data-model.md FORK-10) ------------ */
+
+/* A fork of another origin that a proof held here settles: the history kept is the proof's
+ * winner; `after` is the last seq both histories share. */
+struct kith__settled {
+    uint64_t origin;
+    uint64_t after;
+    uint8_t keep[KITH_HASH_BYTES]; /* the kept history's chain hash after its first commit */
+    bool aside; /* this replica holds another history after `after`: it goes to the journal */
+};
+
+/* Every fork settled by the proofs held (not this replica's own origin's: FORK-10). *out is
+ * released with free() (NULL when *n is 0). 0 or an error. */
+int kith__settled_read(kith_replica *r, MDB_txn *txn, struct kith__settled **out, size_t *n);
+const struct kith__settled *kith__settled_find(const struct kith__settled *list, size_t n,
+                                               uint64_t origin);
+
 /* ---- store/restored.c: a replica restored from a copy (data-model.md RESTORE-*) ------- */
 
 /* The mark in meta "restored". */

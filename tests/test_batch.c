@@ -476,11 +476,35 @@ the_fork(kith_replica *r)
     return out;
 }
 
-/* A replica cloned (same key) writes a different commit at the same seq: a fork. The
- * evidence is kept, the origin's run is set aside and nothing more of it is taken; the batch
- * is not refused, and the origin's peer record is not marked (it may relay honest ops). */
-/* proves STO-12 */
-Test(batch, forked_history_is_detected)
+/* The ops in r's journal (commits set aside by a settled fork). */
+static size_t
+journal_ops(kith_replica *r)
+{
+    kith_txn *t = NULL;
+    kith_iter *it = NULL;
+    kith_journal_op op;
+    size_t n = 0;
+
+    cr_assert_eq(kith_txn_begin(r, KITH_TXN_READ, &t), 0);
+    cr_assert_eq(kith_iter_journal(t, 0, &it), 0);
+    while (kith_iter_next_journal(it, &op) == 0)
+        n++;
+    kith_iter_close(it);
+    kith_txn_abort(&t);
+    return n;
+}
+
+/*
+ * A replica cloned (same key) writes a different commit at the same seq: a fork. The batch
+ * is not refused; the evidence is kept, and since the batch shows both histories from the
+ * seq they share, so is a proof, which settles the fork at once (FORK-10): when the history
+ * b held loses, it goes to b's journal and b's state is that of a replica that never held
+ * it; then the kept history is taken like any other, and the lost one never again. Which
+ * history wins depends on the keys, so the scenario runs until both outcomes were seen.
+ * Returns whether b's history lost.
+ */
+static bool
+fork_scenario(void)
 {
     struct kt_replica a = kt_new(), b = kt_new();
     char *root = kt_tmpdir();
@@ -500,8 +524,6 @@ Test(batch, forked_history_is_detected)
     cr_assert_eq(kith_batch_apply(b.r, fork.data, fork.len, &info), 0, "%s", kith_errmsg(b.r));
     cr_assert_eq(info.forks, 1);
     cr_assert_eq(info.ops_new, 0);
-    char *after = state_of(b.r);
-    cr_assert_str_eq(before, after, "nothing of the other history was taken");
     kith_fork f = the_fork(b.r);
     cr_assert_eq(f.origin, origin);
     cr_assert_eq(f.seq, held, "the first commit that differs ends at %llu",
@@ -516,43 +538,92 @@ Test(batch, forked_history_is_detected)
     kith_replica_pubkey(a.r, pk);
     cr_assert_eq(kith__head_verify(pk, origin, f.head_seq, f.head_chain, f.head_sig), 0,
                  "the other history's head, as the origin signed it");
-    /* the same batch again finds nothing new */
-    cr_assert_eq(kith_batch_apply(b.r, fork.data, fork.len, &info), 0);
+    cr_assert(f.has_proof, "a full batch shows both histories from where they part");
+    cr_assert_eq(f.proof_seq, at);
+    bool one_lost = journal_ops(b.r) > 0;
+    char *after = state_of(b.r);
+    if (one_lost) {
+        cr_assert_eq(f.holds, KITH_FORK_HOLDS_NEITHER);
+        cr_assert_eq(vv_of(b.r, origin), at, "b holds the shared history only");
+        cr_assert_eq(journal_ops(b.r), held - at);
+        cr_assert(strstr(after, "history one") == NULL);
+    } else {
+        cr_assert_eq(f.holds, KITH_FORK_HOLDS_WINNER);
+        cr_assert_str_eq(before, after, "nothing of the other history was taken");
+    }
+    /* the same batch again: the kept history is taken, the lost one never */
+    cr_assert_eq(kith_batch_apply(b.r, fork.data, fork.len, &info), 0, "%s", kith_errmsg(b.r));
     cr_assert_eq(info.forks, 0);
+    cr_assert_eq(vv_of(b.r, origin), held);
+    char *again = state_of(b.r);
+    cr_assert((strstr(again, "history two") != NULL) == one_lost);
+    cr_assert((strstr(again, "history one") != NULL) == !one_lost);
     /* the peer record is not marked: the origin's key still connects and relays */
     kith_peer *peers = NULL;
     size_t n = 0;
     cr_assert_eq(kith_peers_get(b.r, &peers, &n), 0);
     cr_assert_eq(n, 1);
     cr_assert_not(peers[0].forked);
-    cr_assert_eq(peers[0].fork_seq, held, "its own origin forked");
     kith_peers_free(peers, n);
-    /* nothing beyond the fork is taken, even from the branch held here */
+    /* a writes on, on history one: taken where it won, set aside where it lost */
     kt_contact(a.r, "after");
     kith_buf next = batch_all(a.r);
-    cr_assert_eq(kith_batch_apply(b.r, next.data, next.len, &info), 0);
-    cr_assert_eq(info.ops_new, 0);
-    cr_assert_eq(vv_of(b.r, origin), held);
+    cr_assert_eq(kith_batch_apply(b.r, next.data, next.len, &info), 0, "%s", kith_errmsg(b.r));
+    cr_assert_eq(info.ops_new > 0, !one_lost);
     kith_status *st = NULL;
     cr_assert_eq(kith_status_get(b.r, &st), 0);
     cr_assert_eq(st->nforks, 1);
     cr_assert_eq(st->forks[0].origin, origin);
     kith_status_free(st);
+    kith_verify_report rep;
+    cr_assert_eq(kith_verify(b.r, &rep), 0);
+    cr_assert_eq(rep.problems, 0, "%s", rep.first_problem);
     kith_free(next.data);
     kith_free(fork.data);
     free(before);
     free(after);
+    free(again);
     kith_close(clone);
     kt_rmtree(root);
     free(root);
     kt_free(&a);
     kt_free(&b);
+    return one_lost;
+}
+
+/* proves STO-12, FORK-10 */
+Test(batch, forked_history_is_detected_and_settled, .timeout = 120)
+{
+    bool seen[2] = {false, false};
+
+    for (int i = 0; i < 40 && !(seen[0] && seen[1]); i++)
+        seen[fork_scenario()] = true;
+    cr_assert(seen[0] && seen[1], "both outcomes of a fork's settlement were seen");
+}
+
+/* Exchange full bundles between x and y, both ways, until neither takes anything. */
+static void
+exchange(struct kt_replica *x, struct kt_replica *y)
+{
+    for (int round = 0; round < 4; round++) {
+        kith_apply_info i1, i2;
+        kith_buf bx = batch_all(x->r), by = batch_all(y->r);
+        cr_assert_eq(kith_batch_apply(y->r, bx.data, bx.len, &i1), 0, "%s", kith_errmsg(y->r));
+        cr_assert_eq(kith_batch_apply(x->r, by.data, by.len, &i2), 0, "%s", kith_errmsg(x->r));
+        kith_free(bx.data);
+        kith_free(by.data);
+        if (i1.ops_new + i2.ops_new + i1.ops_applied + i2.ops_applied == 0)
+            return;
+    }
+    cr_assert_fail("bundles still moved ops after four rounds");
 }
 
 /* One bundle carries a forked origin's other history and an honest origin's ops: the honest
- * ops apply, the forked run is set aside; and the same the other way round, where the relay
- * holds the other branch. A replica never sends a forked origin's ops beyond the fork. */
-/* proves STO-12, FORK-2, FORK-3 */
+ * ops apply, the forked run is set aside; the same the other way round, where the relay holds
+ * the other branch. The proof the first bundle makes travels in the next ones, settles the
+ * fork on both and on a third replica that never saw either branch, and all three end with
+ * the same state, the losing branch in the journal of whoever held it. */
+/* proves STO-12, FORK-2, FORK-9, FORK-10 */
 Test(batch, honest_ops_pass_a_forked_origin_in_one_bundle_both_ways)
 {
     struct kt_replica a = kt_new(), b = kt_new(), c = kt_new(), d = kt_new();
@@ -586,32 +657,47 @@ Test(batch, honest_ops_pass_a_forked_origin_in_one_bundle_both_ways)
     char name[64];
     kt_get_str(b.r, "contacts", &from_c, "name", name, sizeof name);
     cr_assert_str_eq(name, "honest c");
-    cr_assert_eq(the_fork(b.r).seen_from, kith_replica_id(c.r));
+    kith_fork fb = the_fork(b.r);
+    cr_assert_eq(fb.seen_from, kith_replica_id(c.r));
+    cr_assert(fb.has_proof);
+    bool one_lost = journal_ops(b.r) > 0;
 
-    /* b relays branch one and its own ops to c */
+    /* b relays its own ops, the proof and, where it won, branch one to c */
     kith_docid from_b = kt_contact(b.r, "honest b");
     bundle = batch_all(b.r);
     cr_assert_eq(kith_batch_apply(c.r, bundle.data, bundle.len, &info), 0, "%s", kith_errmsg(c.r));
     kith_free(bundle.data);
-    cr_assert_eq(info.forks, 1);
     kt_get_str(c.r, "contacts", &from_b, "name", name, sizeof name);
     cr_assert_str_eq(name, "honest b");
-    cr_assert_eq(the_fork(c.r).seen_from, kith_replica_id(b.r));
+    cr_assert(the_fork(c.r).has_proof, "the proof travelled in b's bundle");
+    cr_assert_eq(journal_ops(c.r) > 0, !one_lost, "c set branch two aside when it lost");
 
-    /* the origin writes on: b takes none of it, and sends a fresh replica nothing of the
-     * origin beyond the fork */
+    /* a fresh replica learns the fork from a bundle, and holds the kept branch */
+    exchange(&b, &c);
+    bundle = batch_all(b.r);
+    cr_assert_eq(kith_batch_apply(d.r, bundle.data, bundle.len, &info), 0, "%s", kith_errmsg(d.r));
+    kith_free(bundle.data);
+    cr_assert(the_fork(d.r).has_proof);
+    cr_assert_eq(vv_of(d.r, origin), fork_seq);
+    char *sb = state_of(b.r), *sc = state_of(c.r), *sd = state_of(d.r);
+    cr_assert_str_eq(sb, sc);
+    cr_assert_str_eq(sb, sd);
+    cr_assert(strstr(sb, one_lost ? "branch two" : "branch one") != NULL);
+    cr_assert(strstr(sb, one_lost ? "branch one" : "branch two") == NULL);
+    /* no edit lost: the losing branch is in the journal of the one that held it */
+    cr_assert_eq(journal_ops(one_lost ? b.r : c.r), 2, "the losing contact: add and name");
+    cr_assert_eq(journal_ops(d.r), 0);
+
+    /* the origin writes on, on branch one: taken where it won, never where it lost */
     kt_contact(a.r, "later");
     bundle = batch_all(a.r);
     cr_assert_eq(kith_batch_apply(b.r, bundle.data, bundle.len, &info), 0);
     kith_free(bundle.data);
-    cr_assert_eq(vv_of(b.r, origin), fork_seq);
-    bundle = batch_all(b.r);
-    cr_assert_eq(kith_batch_apply(d.r, bundle.data, bundle.len, &info), 0, "%s", kith_errmsg(d.r));
-    kith_free(bundle.data);
-    cr_assert_eq(vv_of(d.r, origin), fork_seq);
-    cr_assert_eq(vv_of(d.r, kith_replica_id(b.r)), vv_of(b.r, kith_replica_id(b.r)));
-    cr_assert_eq(vv_of(d.r, kith_replica_id(c.r)), vv_of(b.r, kith_replica_id(c.r)));
+    cr_assert_eq(vv_of(b.r, origin) > fork_seq, !one_lost);
 
+    free(sb);
+    free(sc);
+    free(sd);
     kith_close(clone);
     kt_rmtree(root);
     free(root);

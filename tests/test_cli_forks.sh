@@ -51,12 +51,12 @@ check "bundle apply warns of the fork" grep -q "forked at seq" "$tmp/err"
 "$KITH" --dir "$B" forks >"$tmp/out"
 check "table header" grep -q "^ORIGIN *SEQ *SOURCE *PROOF *WINNER *HOLDS" "$tmp/out"
 check "one row: origin, batch, proof from seq 3" \
-    grep -Eq "^$A_ID +[0-9]+ +batch +from seq 3 +[0-9a-f]{16} +(winner|loser)$" "$tmp/out"
+    grep -Eq "^$A_ID +[0-9]+ +batch +from seq 3 +[0-9a-f]{16} +(winner|neither)$" "$tmp/out"
 "$KITH" --dir "$B" forks --json >"$tmp/out"
 check "JSON: one fork with a proof" jq_true --arg id "$A_ID" \
     '(.forks | length) == 1 and .forks[0].origin == $id and .forks[0].source == "batch"
      and .forks[0].proof.common_seq == 2 and (.forks[0].proof.winner | length) == 64
-     and (.forks[0].proof.holds == "winner" or .forks[0].proof.holds == "loser")
+     and (.forks[0].proof.holds == "winner" or .forks[0].proof.holds == "neither")
      and .forks[0].proof.winner < .forks[0].proof.loser' "$tmp/out"
 B_HOLDS=$(jq -r '.forks[0].proof.holds' "$tmp/out")
 WINNER=$(jq -r '.forks[0].proof.winner' "$tmp/out")
@@ -64,14 +64,41 @@ WINNER=$(jq -r '.forks[0].proof.winner' "$tmp/out")
 check "status --json lists the proof" jq_true --arg w "$WINNER" '.forks[0].proof.winner == $w' \
     "$tmp/out"
 "$KITH" --dir "$B" status >"$tmp/out"
-check "status says which branch wins" grep -q "proof held: the branch from seq 3 with chain ${WINNER:0:16} wins, this replica holds the $([ "$B_HOLDS" = winner ] && echo winning || echo losing) branch" "$tmp/out"
+check "status says which branch wins" grep -q "proof held: the branch from seq 3 with chain ${WINNER:0:16} wins and is kept, the other set aside (kith journal); this replica holds $([ "$B_HOLDS" = winner ] && echo "the winning branch" || echo neither)" "$tmp/out"
 
-# A2 takes A's bundle: the other side of the same fork, the same winner
+# settled (FORK-10): where A's branch lost, B set it aside to its journal, took A2's, and can
+# write Grace again as its own
+"$KITH" --dir "$B" bundle apply "$tmp/a2.bundle" --quiet >/dev/null 2>&1
+"$KITH" --dir "$B" export >"$tmp/exp"
+if [ "$B_HOLDS" = winner ]; then
+    check "the kept branch stays" grep -q Grace "$tmp/exp"
+    check "the other is never taken" test "$(grep -c Hedy "$tmp/exp")" = 0
+    check "nothing set aside" test "$("$KITH" --dir "$B" journal)" = "the journal is empty"
+else
+    check "the lost branch left the state" test "$(grep -c Grace "$tmp/exp")" = 0
+    check "the kept branch was taken" grep -q Hedy "$tmp/exp"
+    "$KITH" --dir "$B" journal --json >"$tmp/out"
+    check "the journal holds the lost contact" jq_true \
+        '(.ops | length) == 2 and .ops[0].restored == false and .ops[1].value == "Grace"' "$tmp/out"
+    check "journal restore --all" grep -q "restored 1 commit" \
+        <("$KITH" --dir "$B" journal restore --all)
+    "$KITH" --dir "$B" export >"$tmp/exp"
+    check "Grace is back, written by B" grep -q Grace "$tmp/exp"
+    check "restored twice: nothing to do" grep -q "nothing to restore" \
+        <("$KITH" --dir "$B" journal restore --all)
+    check "a bad commit name is refused" \
+        test "$("$KITH" --dir "$B" journal restore nonsense >/dev/null 2>&1; echo $?)" = 1
+fi
+"$KITH" --dir "$B" verify --quiet >/dev/null
+check "verify is clean after settling" test $? = 0
+
+# A2 takes A's bundle: the other side of the same fork, the same winner; its own origin
+# forked, so it keeps its branch (FORK-10: it waits for a new key)
 "$KITH" --dir "$A2" bundle apply "$tmp/a.bundle" --quiet >/dev/null 2>&1
 "$KITH" --dir "$A2" forks --json >"$tmp/out"
-check "the copy holds the other branch, same winner" jq_true --arg w "$WINNER" --arg h "$B_HOLDS" \
-    '.forks[0].proof.winner == $w and .forks[0].proof.holds != $h
-     and .forks[0].proof.holds != "neither"' "$tmp/out"
+check "the copy holds the other branch, same winner" jq_true --arg w "$WINNER" \
+    --arg h "$([ "$B_HOLDS" = winner ] && echo loser || echo winner)" \
+    '.forks[0].proof.winner == $w and .forks[0].proof.holds == $h' "$tmp/out"
 check "forks takes no operand" test "$("$KITH" --dir "$B" forks extra >/dev/null 2>&1; echo $?)" = 2
 
 echo "test_cli_forks: $pass passed, $fail failed"

@@ -17,36 +17,27 @@
  * other a full batch, since = NULL, as a bundle would be) until a round moves nothing and
  * finds no new fork.
  *
- * What the spec promises today (spec/data-model.md FORK-1..3, spec/storage.md section 6) and
- * what is checked, with "branch" meaning the commits of F's origin beyond P, A written by F
- * and B by F':
+ * What the spec promises (spec/data-model.md FORK-1..10, spec/storage.md section 6) and what
+ * is checked, with "branch" meaning the commits of F's origin beyond P, A written by F and B
+ * by F', the writers F and F' (whose own origin forked: they keep their own branch, FORK-10)
+ * told apart from the others:
  *
  *  1. Every apply returns 0 or KITH_EGAP (a stale batch: redelivered later). A batch whose run
- *     of F's origin is of the other branch than the receiver holds is never an error: a run
- *     of batch format 3 names the chain hash it starts from, so it verifies on its own
- *     wherever it starts within what the receiver holds, and a forked origin's run is set
- *     aside (FORK-2, FORK-3). info.forks is 1 exactly when the call recorded the fork, 0
- *     otherwise.
- *  2. Which replicas must know (FORK-1, STO-11 step 3): a replica that applies, with result
- *     0, a batch whose run of F's origin is of the other branch and starts at or below its
- *     have + 1 records the fork in that call (source batch, seq > P, the origin's signed head
- *     of the other branch): where the run starts at or below P + 1, at its first commit
- *     beyond P; where it starts beyond P + 1 (a batch built with `since` by the other
- *     branch's holder), at its base, which differs from the receiver's chain there. Nothing
- *     else makes a replica know: one that holds no branch never records it. At the end, of
- *     two replicas holding different branches at least one knows. A replica that knows may
- *     still be missing from other holders of its branch's peers: the fork is recorded where
- *     it is met; a proof that travels is a later step (FORK-4), so nothing more is asserted.
- *  3. Honest origins (every origin but F's) flow (FORK-2): at the end every replica logs the
- *     same commits of each of them (same seqs, same chain hash at every commit end, so the
- *     same bytes). An honest op may stay pending only where it waits, directly or through
- *     other pending ops, for an op of F's origin that this replica will never take (beyond
- *     what it holds of F); every other hold is a failure.
- *  4. F's origin: every replica's log of it is a prefix of one branch: commits up to P are the
- *     common history, commits beyond P all of one branch (the same chain hashes as the
- *     writer's log at every commit end), and a replica never takes ops of the other branch
- *     than it holds, nor any op of F's origin once it knows the fork. kith_verify is clean
- *     on every replica.
+ *     of F's origin is of another branch than the receiver holds is never an error: a run of
+ *     batch format 3 names the chain hash it starts from, so it verifies on its own wherever
+ *     it starts within what the receiver holds, and a forked origin's run is set aside
+ *     (FORK-2, FORK-3). A call records at most one fork, never one of an honest origin.
+ *  2. At the end every replica knows the fork with a proof (proofs travel in full batches,
+ *     FORK-9), and all name the same winner.
+ *  3. Every replica but the writers holds exactly the winning branch, as its writer holds it
+ *     (FORK-10: the losing branch was set aside where it was held, the winning one taken), and
+ *     nothing is held waiting: a commit that named a dot of the losing branch applied, that
+ *     dot void. Their exports are identical, byte for byte, where no op of an honest origin
+ *     names a dot of F's origin beyond P (see names_ambiguous_dot: the known gap of D-20).
+ *  4. No edit lost: the losing branch is whole in its writer's log, and what a replica set
+ *     aside is in its journal: commits of the losing branch only, as its writer logged them.
+ *  5. Honest origins (every origin but F's) flow (FORK-2): at the end every replica logs the
+ *     same commits of each of them. kith_verify is clean on every replica.
  *
  * KITH_CASES histories (default 30), from KITH_SEED (printed; set it to replay). A failure
  * names the seed and the history.
@@ -91,11 +82,13 @@ struct world {
     struct msg q[MAX_QUEUE];
     size_t nq;
     bool final; /* in the last exchanges */
-    uint64_t txns, batches, applied, gaps, at_base, detected, detected_final, held;
+    uint64_t txns, batches, applied, gaps, at_base, detected, detected_final, held, set_aside;
+    uint64_t exports_compared;
 };
 
 static uint64_t total_txns, total_batches, total_applied, total_gaps, total_at_base, total_detected,
-    total_detected_final, total_held, total_knowing, total_holders, total_equal, total_equal_final;
+    total_detected_final, total_held, total_knowing, total_holders, total_equal, total_equal_final,
+    total_set_aside, total_exports;
 
 #define CHECK(w, cond, ...)                                                                        \
     do {                                                                                           \
@@ -473,6 +466,28 @@ send(struct world *w, int i, int j, size_t max_ops)
     kith_free(buf.data);
 }
 
+/* Which branch replica i holds beyond P: the one whose first commit after P it logs, as
+ * its writer logged it. */
+static int
+branch_held(struct world *w, int i)
+{
+    struct hist h, a;
+    int held = NONE;
+
+    hist_of(w, i, w->origin, &h);
+    hist_of(w, w->f, w->origin, &a);
+    for (size_t k = 0; k < h.n; k++)
+        if (h.seq[k] > w->p) {
+            bool in_a = k < a.n && a.seq[k] == h.seq[k] &&
+                        memcmp(a.chain[k], h.chain[k], KITH_HASH_BYTES) == 0;
+            held = in_a ? BRANCH_A : BRANCH_B;
+            break;
+        }
+    hist_free(&h);
+    hist_free(&a);
+    return held;
+}
+
 /* The run of F's origin in a batch: where it starts (0: none), and whether it carries a
  * commit beyond P (of the sender's branch) and one beyond P at a seq up to `have`. */
 struct frun {
@@ -536,35 +551,20 @@ deliver_to(struct world *w, int j, int branch, const uint8_t *data, size_t len)
     uint64_t after = have_of(w, j, w->origin);
     /* the run differs from what j holds: at a commit beyond P, or already at its base */
     bool at_base = fr.first > w->p + 1;
-    bool must =
-        !knew && other && fr.first != 0 && fr.first <= have + 1 && (fr.beyond_p_held || at_base);
 
-    CHECK(w, info.forks == (uint64_t)(knows_now && !knew), "replica %d: info.forks %llu", j,
-          (unsigned long long)info.forks);
-    CHECK(w, !must || knows_now,
-          "replica %d applied the other branch of %016llx from seq %llu over what it holds "
-          "(to %llu, P %llu) and recorded no fork",
-          j, (unsigned long long)w->origin, (unsigned long long)fr.first, (unsigned long long)have,
-          (unsigned long long)w->p);
-    CHECK(w, knows_now == (knew || must),
-          "replica %d recorded a fork that this batch does not show (first %llu, other %d)", j,
-          (unsigned long long)fr.first, other);
+    CHECK(w, info.forks <= 1 && (info.forks == 0 || (knows_now && !knew)),
+          "replica %d: info.forks %llu", j, (unsigned long long)info.forks);
     if (knows_now && !knew) {
-        CHECK(w, f.source == KITH_FORK_BATCH && f.has_head && f.seq > w->p,
+        CHECK(w, f.seq > w->p || f.source == KITH_FORK_PROOF,
               "replica %d: fork record source %d seq %llu (P %llu)", j, f.source,
               (unsigned long long)f.seq, (unsigned long long)w->p);
         w->detected++;
         w->detected_final += w->final;
-        w->at_base += at_base;
+        w->at_base += at_base && other;
     }
-    /* FORK-3, and no branch taken over the other */
-    if (knew || other)
-        CHECK(w, after == have, "replica %d took ops of %016llx beyond %llu (to %llu)", j,
-              (unsigned long long)w->origin, (unsigned long long)have, (unsigned long long)after);
-    if (after > w->p && w->branch[j] == NONE)
-        w->branch[j] = branch;
-    CHECK(w, after <= w->p || w->branch[j] != NONE, "replica %d holds a branch from nowhere", j);
-    return info.ops_new > 0 || info.ops_applied > 0;
+    /* which branch j holds beyond P now: a settled fork may have swapped it */
+    w->branch[j] = after > w->p ? branch_held(w, j) : NONE;
+    return info.ops_new > 0 || info.ops_applied > 0 || info.forks > 0;
 }
 
 static void
@@ -627,90 +627,160 @@ full_round(struct world *w)
 
 /* ---- the end -------------------------------------------------------------------------------- */
 
-/* Invariant 3's pending rule: every hold at replica i waits, maybe through other holds, for
- * an op of F's origin beyond what i holds of it. */
-static void
-check_holds(struct world *w, int i)
+/* The journal of replica i: every commit in it is one of `lost`'s, as its writer logged it. */
+static size_t
+check_journal(struct world *w, int i, const struct hist *lost)
 {
     kith_replica *r = w->r[i].r;
-    kith_hold *h = NULL;
+    kith_txn *t = kt_rbegin(r);
+    kith_iter *it = NULL;
+    kith_journal_op op;
     size_t n = 0;
-    uint64_t have_f = have_of(w, i, w->origin);
+    int rc;
 
-    OK(w, r, kith_holds_get(r, &h, &n));
-    bool *ok = calloc(n ? n : 1, sizeof *ok);
-    CHECK(w, ok != NULL, "out of memory");
-    for (bool moved = true; moved;) {
-        moved = false;
-        for (size_t k = 0; k < n; k++) {
-            if (ok[k] || h[k].reason != KITH_HOLD_DEPENDENCY)
-                continue;
-            bool never = h[k].missing.origin == w->origin && h[k].missing.seq > have_f;
-            for (size_t m = 0; !never && m < n; m++)
-                never = ok[m] && h[m].origin == h[k].missing.origin;
-            if (never)
-                ok[k] = moved = true;
+    OK(w, r, kith_iter_journal(t, 0, &it));
+    while ((rc = kith_iter_next_journal(it, &op)) == 0) {
+        CHECK(w, op.commit.origin == w->origin && op.commit.seq > w->p,
+              "replica %d set aside %016llx:%llu, not of the forked origin beyond P", i,
+              (unsigned long long)op.commit.origin, (unsigned long long)op.commit.seq);
+        n++;
+        if (!op.op.commit_end)
+            continue;
+        bool found = false;
+        for (size_t k = 0; k < lost->n && !found; k++)
+            found = lost->seq[k] == op.op.dot.seq &&
+                    memcmp(lost->chain[k], op.op.chain, KITH_HASH_BYTES) == 0;
+        CHECK(w, found,
+              "replica %d set aside a commit ending at %llu that the losing branch "
+              "does not hold",
+              i, (unsigned long long)op.op.dot.seq);
+    }
+    CHECK(w, rc == KITH_ENOTFOUND, "iter_next_journal: %s", kith_strerror(rc));
+    kith_iter_close(it);
+    kith_txn_abort(&t);
+    return n;
+}
+
+/*
+ * Does an op of an honest origin at replica i name a dot of F's origin beyond P (its document,
+ * the value it replaced, a reference), or carry observed dots (a removal, a delete, a flag
+ * cleared), which may be such a dot? Beyond P a dot of F's origin named two ops; the settled
+ * fork makes it void for waiting (FORK-10), but an op made against the set-aside one still
+ * acts on whatever op the kept history put at that dot, in an order that may differ between
+ * replicas: states then differ where such an op exists (decisions.md D-20, a known gap).
+ */
+static bool
+names_ambiguous_dot(struct world *w, int i)
+{
+    kith_replica *r = w->r[i].r;
+    kith_txn *t = kt_rbegin(r);
+    kith_iter *it = NULL;
+    kith_log_entry e;
+    bool found = false;
+
+    OK(w, r, kith_iter_log(t, 0, &it));
+    while (!found && kith_iter_next_log(it, &e) == 0) {
+        if (e.dot.origin == w->origin)
+            continue;
+        kith_dot d = kith__docid_to_dot(&e.doc);
+        found = (d.origin == w->origin && d.seq > w->p) ||
+                (e.replaced.origin == w->origin && e.replaced.seq > w->p) ||
+                e.kind == KITH_OP_SET_REMOVE || e.kind == KITH_OP_DOC_REMOVE ||
+                e.kind == KITH_OP_FLAG_DISABLE;
+        if (!found && e.value.type == KITH_TYPE_REF) {
+            kith_dot v = kith__docid_to_dot(&e.value.u.ref);
+            found = v.origin == w->origin && v.seq > w->p;
         }
     }
-    for (size_t k = 0; k < n; k++) {
-        CHECK(w, ok[k],
-              "replica %d holds %llu ops of %016llx (reason %d, missing %016llx:%llu) that do "
-              "not wait for the forked origin",
-              i, (unsigned long long)h[k].ops, (unsigned long long)h[k].origin, h[k].reason,
-              (unsigned long long)h[k].missing.origin, (unsigned long long)h[k].missing.seq);
-        w->held += h[k].ops;
-    }
-    free(ok);
-    kith_holds_free(h, n);
+    kith_iter_close(it);
+    kith_txn_abort(&t);
+    return found;
 }
 
 static void
 check_end(struct world *w)
 {
     struct hist branches[3], mine, ref;
+    char *export0 = NULL;
+    int winner = NONE;
+    bool ambiguous = false;
 
     hist_of(w, w->f, w->origin, &branches[BRANCH_A]);
     hist_of(w, w->fp, w->origin, &branches[BRANCH_B]);
+    /* was there a fork at all: do the writers' logs part after P? */
+    bool parted = false;
+    for (size_t k = 0; k < branches[BRANCH_A].n && k < branches[BRANCH_B].n; k++)
+        parted |=
+            branches[BRANCH_A].seq[k] != branches[BRANCH_B].seq[k] ||
+            memcmp(branches[BRANCH_A].chain[k], branches[BRANCH_B].chain[k], KITH_HASH_BYTES) != 0;
+    for (int i = 0; parted && i < w->n; i++)
+        ambiguous |= names_ambiguous_dot(w, i);
+    w->exports_compared += parted && !ambiguous;
     for (int i = 0; i < w->n; i++) {
         kith_verify_report rep;
         kith_replica *r = w->r[i].r;
+        kith_fork f;
+        bool writer = i == w->f || i == w->fp;
 
         OK(w, r, kith_verify(r, &rep));
         CHECK(w, rep.problems == 0, "replica %d fails verify (%llu problems): %s", i,
               (unsigned long long)rep.problems, rep.first_problem);
-        check_holds(w, i);
-
-        /* 4: a prefix of the common history and of one branch */
+        if (!parted)
+            continue;
+        /* 2: every replica knows, with a proof, and all name one winner */
+        CHECK(w, knows(w, i, &f), "replica %d never learned of the fork", i);
+        CHECK(w, f.has_proof, "replica %d knows the fork but holds no proof", i);
+        int win = memcmp(f.winner, branches[BRANCH_A].chain[0], KITH_HASH_BYTES) == 0 ? BRANCH_A
+                                                                                      : BRANCH_B;
+        for (size_t k = 0; k < branches[BRANCH_A].n; k++)
+            if (branches[BRANCH_A].seq[k] > w->p) {
+                win = memcmp(f.winner, branches[BRANCH_A].chain[k], KITH_HASH_BYTES) == 0
+                          ? BRANCH_A
+                          : BRANCH_B;
+                break;
+            }
+        CHECK(w, winner == NONE || winner == win, "replica %d names another winner", i);
+        winner = win;
+        total_knowing++;
+        total_holders++;
+        if (writer)
+            continue;
+        /* 3: exactly the winning branch, nothing held, one export */
         hist_of(w, i, w->origin, &mine);
-        CHECK(w, (mine.have > w->p) == (w->branch[i] != NONE),
-              "replica %d holds %llu of %016llx (P %llu) and the branch it took is %d", i,
+        const struct hist *b = &branches[win];
+        CHECK(w, mine.n == b->n && mine.have == b->have,
+              "replica %d holds %llu of %016llx where the winning branch ends at %llu", i,
               (unsigned long long)mine.have, (unsigned long long)w->origin,
-              (unsigned long long)w->p, w->branch[i]);
-        const struct hist *b = &branches[w->branch[i] == BRANCH_B ? BRANCH_B : BRANCH_A];
-        CHECK(w, mine.n <= b->n, "replica %d holds more commits of F than its branch", i);
+              (unsigned long long)b->have);
         for (size_t k = 0; k < mine.n; k++)
             CHECK(w,
                   mine.seq[k] == b->seq[k] &&
                       memcmp(mine.chain[k], b->chain[k], KITH_HASH_BYTES) == 0,
-                  "replica %d: commit %zu of %016llx (seq %llu) is not branch %d's", i, k,
-                  (unsigned long long)w->origin, (unsigned long long)mine.seq[k], w->branch[i]);
+                  "replica %d: commit %zu of %016llx (seq %llu) is not the winning branch's", i, k,
+                  (unsigned long long)w->origin, (unsigned long long)mine.seq[k]);
         hist_free(&mine);
-
-        /* 2: holders of different branches do not both ignore the fork */
-        bool ki = knows(w, i, NULL);
-        CHECK(w, !ki || w->branch[i] != NONE, "replica %d knows a fork it cannot have seen", i);
-        for (int j = 0; j < i; j++)
-            CHECK(w,
-                  w->branch[i] == NONE || w->branch[j] == NONE || w->branch[i] == w->branch[j] ||
-                      ki || knows(w, j, NULL),
-                  "replicas %d and %d hold different branches and neither knows", i, j);
-        total_knowing += ki;
-        total_holders += w->branch[i] != NONE;
+        kith_hold *h = NULL;
+        size_t nh = 0;
+        OK(w, r, kith_holds_get(r, &h, &nh));
+        for (size_t k = 0; k < nh; k++)
+            w->held += h[k].ops;
+        CHECK(w, nh == 0, "replica %d holds %zu commits waiting at the end", i, nh);
+        kith_holds_free(h, nh);
+        char *exp = kt_export(r);
+        if (export0 == NULL)
+            export0 = exp;
+        else {
+            CHECK(w, ambiguous || strcmp(exp, export0) == 0, "replica %d's export differs", i);
+            free(exp);
+        }
+        /* 4: what it set aside is the losing branch's */
+        w->set_aside += check_journal(w, i, &branches[win == BRANCH_A ? BRANCH_B : BRANCH_A]);
     }
+    free(export0);
     hist_free(&branches[BRANCH_A]);
     hist_free(&branches[BRANCH_B]);
 
-    /* 3: every honest origin logged the same everywhere */
+    /* 5: every honest origin logged the same everywhere */
     for (int o = 0; o < w->n; o++) {
         uint64_t origin = kith_replica_id(w->r[o].r);
         if (origin == w->origin)
@@ -799,6 +869,8 @@ run_history(uint64_t seed, int history)
     total_detected += w->detected;
     total_detected_final += w->detected_final;
     total_held += w->held;
+    total_set_aside += w->set_aside;
+    total_exports += w->exports_compared;
     total_equal += w->equal;
     total_equal_final += w->equal && w->detected == w->detected_final;
     for (int i = 0; i < w->n; i++)
@@ -816,13 +888,14 @@ Test(convergence_forks, random_histories_with_a_fork, .timeout = 300)
     fprintf(stderr,
             "convergence_forks: %d histories, %llu local txns, %llu batches built, %llu "
             "applied, %llu refused as gaps, %llu forks recorded (%llu in the last exchanges, "
-            "%llu at a run's base); at the end %llu of %llu "
-            "branch holders know the fork, %llu honest ops held for forked ones; %llu "
-            "equal-seqs forks (%llu found only in the last exchanges)\n",
+            "%llu at a run's base); at the end %llu replicas of forked histories hold a proof, "
+            "%llu ops set aside to journals, %llu ops held, %llu forked histories with exports "
+            "compared; %llu equal-seqs forks (%llu found only in the last exchanges)\n",
             cases, (unsigned long long)total_txns, (unsigned long long)total_batches,
             (unsigned long long)total_applied, (unsigned long long)total_gaps,
             (unsigned long long)total_detected, (unsigned long long)total_detected_final,
             (unsigned long long)total_at_base, (unsigned long long)total_knowing,
-            (unsigned long long)total_holders, (unsigned long long)total_held,
-            (unsigned long long)total_equal, (unsigned long long)total_equal_final);
+            (unsigned long long)total_set_aside, (unsigned long long)total_held,
+            (unsigned long long)total_exports, (unsigned long long)total_equal,
+            (unsigned long long)total_equal_final);
 }

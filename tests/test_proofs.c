@@ -254,10 +254,12 @@ Test(proofs, made_when_a_batch_shows_both_histories)
     cr_assert(f.has_proof, "no proof made");
     cr_assert_eq(f.proof_seq, w.p);
     cr_assert(kith__fork_wins(f.winner, f.loser));
-    /* B holds F's branch: its first commit after p is F's */
-    cr_assert(f.holds == KITH_FORK_HOLDS_WINNER || f.holds == KITH_FORK_HOLDS_LOSER);
-    cr_assert_eq(memcmp(f.holds == KITH_FORK_HOLDS_WINNER ? f.winner : f.loser, f.ours, 32), 0);
-    cr_assert_eq(memcmp(f.holds == KITH_FORK_HOLDS_WINNER ? f.loser : f.winner, f.theirs, 32), 0);
+    /* B held F's branch (its first commit after p is F's, in f.ours): kept where it won,
+     * set aside at once where it lost (FORK-10) */
+    bool b_won = memcmp(f.winner, f.ours, 32) == 0;
+    cr_assert_eq(memcmp(b_won ? f.winner : f.loser, f.ours, 32), 0);
+    cr_assert_eq(memcmp(b_won ? f.loser : f.winner, f.theirs, 32), 0);
+    cr_assert_eq(f.holds, b_won ? KITH_FORK_HOLDS_WINNER : KITH_FORK_HOLDS_NEITHER);
     struct proofs ps = collect(w.b.r);
     cr_assert_eq(ps.n, 1);
     struct kith__arena arena = {0};
@@ -278,14 +280,14 @@ Test(proofs, made_when_a_batch_shows_both_histories)
     kith_fork g = fork_of(w.fp.r, w.origin);
     cr_assert(g.has_proof);
     cr_assert_eq(memcmp(g.winner, f.winner, 32), 0);
-    cr_assert_eq(g.holds, f.holds == KITH_FORK_HOLDS_WINNER ? KITH_FORK_HOLDS_LOSER
-                                                            : KITH_FORK_HOLDS_WINNER);
+    cr_assert_eq(g.holds, b_won ? KITH_FORK_HOLDS_LOSER : KITH_FORK_HOLDS_WINNER);
     /* a replica that saw only the commits before the fork never recorded one */
     cr_assert_eq(nforks(w.c.r), 0);
     world_free(&w);
 }
 
-/* FORK-9: a replica that never saw either branch learns the fork from the proof alone. */
+/* FORK-9, FORK-10: a replica that never saw either branch learns the fork from the proof
+ * alone, and settles it. */
 Test(proofs, a_third_replica_learns_from_the_proof)
 {
     struct world w;
@@ -314,10 +316,12 @@ Test(proofs, a_third_replica_learns_from_the_proof)
     cr_assert_eq(added, 0);
     digest(w.c.r, d2);
     cr_assert_eq(memcmp(d1, d2, 32), 0);
-    /* FORK-3 holds from the proof: F's branch is set aside at C, F's other origins' ops not */
-    kith_apply_info info = full_sync(&w.f, &w.c);
-    cr_assert_eq(info.ops_new, 0, "C took %llu ops of a forked origin",
-                 (unsigned long long)info.ops_new);
+    /* FORK-10: the proof settles the fork at C, which takes the kept branch from whichever
+     * side holds it and never the other */
+    full_sync(&w.f, &w.c);
+    full_sync(&w.fp, &w.c);
+    full_sync(&w.f, &w.c);
+    cr_assert_eq(fork_of(w.c.r, w.origin).holds, KITH_FORK_HOLDS_WINNER, "C holds the kept branch");
     /* and C forwards the proof: it holds the same bytes B holds */
     struct proofs pc = collect(w.c.r);
     cr_assert_eq(pc.n, 1);
@@ -485,9 +489,11 @@ Test(proofs, generated_forks_agree, .timeout = 300)
         cr_assert_eq(kf.proof_seq, kb.proof_seq);
         cr_assert_eq(memcmp(kb.winner, kf.winner, 32), 0, "case %d: two winners", n);
         cr_assert_eq(memcmp(kb.loser, kf.loser, 32), 0);
-        cr_assert_neq(kb.holds, KITH_FORK_HOLDS_NEITHER);
-        cr_assert_neq(kf.holds, KITH_FORK_HOLDS_NEITHER);
-        cr_assert_neq(kb.holds, kf.holds, "case %d: both hold one branch", n);
+        /* settled at once (FORK-10): the side that held the losing branch set it aside */
+        cr_assert(kb.holds != KITH_FORK_HOLDS_LOSER, "case %d: a losing branch kept", n);
+        /* F' forked its own origin: it keeps its branch until it takes a new key */
+        cr_assert((kb.holds == KITH_FORK_HOLDS_WINNER) != (kf.holds == KITH_FORK_HOLDS_WINNER),
+                  "case %d: one side holds the kept branch (%d %d)", n, kb.holds, kf.holds);
 
         struct proofs pb = collect(b.r), pf = collect(fp.r);
         struct kith__arena arena = {0};
@@ -524,9 +530,11 @@ Test(proofs, generated_forks_agree, .timeout = 300)
                              : 1;
         cr_assert_eq(pc.len[0], both.len[shorter]);
         cr_assert_eq(memcmp(pc.p[0], both.p[shorter], pc.len[0]), 0, "case %d: not the shorter", n);
-        /* C takes neither branch from now on */
-        cr_assert_eq(full_sync(&f, &c).ops_new, 0);
-        cr_assert_eq(full_sync(&fp, &c).ops_new, 0);
+        /* C, settled by the proofs alone, takes the kept branch and never the other */
+        full_sync(&f, &c);
+        full_sync(&fp, &c);
+        cr_assert_eq(fork_of(c.r, origin).holds, KITH_FORK_HOLDS_WINNER, "case %d", n);
+        cr_assert_eq(full_sync(&f, &c).ops_new + full_sync(&fp, &c).ops_new, 0, "case %d", n);
         proofs_free(&pb);
         proofs_free(&pf);
         proofs_free(&pc);
