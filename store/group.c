@@ -199,6 +199,7 @@ fold_get(kith_replica *r, MDB_txn *txn, struct kith__group_cache **out)
             return rc;
         cache_free(r->group);
         r->group = c;
+        r->group_folds++;
     }
     *out = r->group;
     return 0;

@@ -385,8 +385,11 @@ Test(groups_store, relay_through_a_member_with_no_pairwise_trust)
     admit(a.r, c.r, "c");
     push_records(a.r, b.r); /* b learns of c */
     kith_docid doc = kt_contact(a.r, "Ada");
+    (void)info_of(b.r); /* b's fold is current */
+    uint64_t folds = b.r->group_folds;
     cr_assert_eq(sync_rc(a.r, b.r, &info), 0, "%s", kith_errmsg(b.r));
     cr_assert_gt(info.ops_applied, 0);
+    cr_assert_eq(b.r->group_folds, folds, "a batch that brings no record does not refold");
     /* c has never heard from a: the batch comes from b, a's ops inside */
     cr_assert_eq(sync_rc(b.r, c.r, &info), 0, "%s", kith_errmsg(c.r));
     cr_assert_gt(info.ops_applied, 0);
