@@ -256,6 +256,22 @@ Test(groups_store, found_add_and_remove)
     cr_assert_not(d[1].removed);
     kith_devices_free(d, n);
 
+    /* a sync with a member that has no peer record is recorded: it is last seen then */
+    cr_assert_eq(kith_peer_record(b.r, kith_replica_id(a.r), NULL, 0, NULL), 0, "%s",
+                 kith_errmsg(b.r));
+    cr_assert_eq(kith_peer_record(b.r, 0x1234, NULL, 0, NULL), KITH_ENOTFOUND);
+    cr_assert_eq(kith_devices_get(b.r, &d, &n), 0);
+    cr_assert_gt(d[0].last_seen_ms, 0);
+    cr_assert_eq(d[1].last_seen_ms, 0, "this replica is never seen");
+    kith_devices_free(d, n);
+    kith_peer *peers = NULL;
+    size_t np = 0;
+    cr_assert_eq(kith_peers_get(b.r, &peers, &np), 0);
+    cr_assert_eq(np, 1);
+    cr_assert_not(peers[0].trusted, "a member's record adds no pairwise trust");
+    kith_peers_free(peers, np);
+    cr_assert(kith_is_trusted(b.r, pa));
+
     /* adding again, or a key of the group, is refused */
     MDB_txn *txn;
     cr_assert_eq(kith__mdb_begin(a.r, 0, &txn), 0);
