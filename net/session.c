@@ -918,6 +918,8 @@ kith__session_pump(struct kith__session *s)
         kith_batch_info info;
         kith_buf buf = {NULL, 0};
         struct kith__msg m;
+        /* in the format the peer reads */
+        struct kith__build_opts xo = {KITH__BATCH_FORMAT_FOR_PROTO(s->proto), false, false};
 
         if (p->streamer && p->streamer != s)
             break; /* another session is sending to this peer; our turn comes after */
@@ -928,7 +930,7 @@ kith__session_pump(struct kith__session *s)
         opts.cursor = p->send_cursor;
         opts.max_ops = KITH__WIRE_BATCH_OPS;
         opts.max_bytes = KITH__WIRE_BATCH_BYTES;
-        rc = kith__batch_create(s->r, &opts, &buf, &info, NULL);
+        rc = kith__batch_create(s->r, &opts, &xo, &buf, &info, NULL);
         if (rc < 0) {
             kith__session_close(s, rc, true, false, "could not make a batch: %s (%s)",
                                 kith_strerror(rc), kith_errmsg(s->r));
