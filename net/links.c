@@ -19,18 +19,29 @@ kith__admit_trusted(void *replica, const uint8_t curve_pk[32])
 {
     kith_replica *r = replica;
     kith_peer *peers = NULL;
-    size_t n = 0;
+    kith_device *devs = NULL;
+    size_t n = 0, nd = 0;
     bool ok = false;
 
     if (kith_peers_get(r, &peers, &n) < 0)
         return false;
+    /* a peer record's key, or a group member's (who may have no record): admitted as
+     * kith_is_trusted says, so a removed member is refused even if trusted (GRP-14) */
     for (size_t i = 0; i < n && !ok; i++) {
         uint8_t x[32];
-        if (peers[i].trusted && !peers[i].forked && kith_curve_public(peers[i].pubkey, x) == 0 &&
-            sodium_memcmp(x, curve_pk, 32) == 0)
-            ok = true;
+        if (kith_curve_public(peers[i].pubkey, x) == 0 && sodium_memcmp(x, curve_pk, 32) == 0)
+            ok = kith_is_trusted(r, peers[i].pubkey);
     }
     kith_peers_free(peers, n);
+    if (!ok && kith_devices_get(r, &devs, &nd) == 0) {
+        for (size_t i = 0; i < nd && !ok; i++) {
+            uint8_t x[32];
+            if (!devs[i].removed && kith_curve_public(devs[i].pubkey, x) == 0 &&
+                sodium_memcmp(x, curve_pk, 32) == 0)
+                ok = kith_is_trusted(r, devs[i].pubkey);
+        }
+        kith_devices_free(devs, nd);
+    }
     return ok;
 }
 

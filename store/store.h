@@ -174,6 +174,7 @@ struct kith_replica {
     pthread_mutex_t group_lock;      /* the cached fold below */
     struct kith__group_cache *group; /* the fold of the group's records, as of a stamp
                                         (store/group.c); NULL until first needed */
+    uint64_t group_folds;            /* how many times it was built (tests read it) */
 };
 
 /* ---- store/names.c: local numbers for the names ops use ------------------------------- */
