@@ -15,6 +15,12 @@
 #include <zmq.h>
 
 bool
+kith__peer_admitted(kith_replica *r, const uint8_t pk[KITH_PUBKEY_BYTES])
+{
+    return kith_is_trusted(r, pk);
+}
+
+bool
 kith__admit_trusted(void *replica, const uint8_t curve_pk[32])
 {
     kith_replica *r = replica;

@@ -74,6 +74,10 @@ struct kith__zap {
     unsigned log_count, log_suppressed;
 };
 
+/* May this Ed25519 key sync with replica r (links.c)? A trusted, unforked peer, or a live
+ * member of r's group (NET-3). Read at each call, so a change applies at once. */
+bool kith__peer_admitted(kith_replica *r, const uint8_t pk[KITH_PUBKEY_BYTES]);
+
 /* The admit function of a replica (links.c): keys that kith_curve_public maps from a trusted,
  * unforked Ed25519 key in the peer records, read at each request (so trust changes apply at once).
  */
@@ -226,8 +230,15 @@ struct kith__session {
     int64_t hello_wall_ms; /* client: the clock HELLO carried */
     uint64_t restored_seq; /* the peer's handshake held our own origin up to this seq, beyond
                               what we held then (RESTORE-1); 0: not */
-    int error;             /* why it closed (0: BYE) */
-    char why[256];         /* the detail, for logs and the peer record */
+    uint8_t group[KITH__WIRE_GROUP_BYTES];      /* protocol 4: our group as our HELLO/WELCOME said
+                                                   (zeros: in none) */
+    uint8_t gdigest[KITH_HASH_BYTES];           /* and the digest of our group records */
+    uint8_t peer_group[KITH__WIRE_GROUP_BYTES]; /* protocol 4: the peer's, from its handshake */
+    uint8_t peer_gdigest[KITH_HASH_BYTES];
+    bool records_due; /* same group, other digest: our next batch carries our group records,
+                         and one is sent even with no ops in it (NET-29) */
+    int error;        /* why it closed (0: BYE) */
+    char why[256];    /* the detail, for logs and the peer record */
     kith_sync_info stats;
 };
 

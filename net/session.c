@@ -27,9 +27,11 @@
  * seq, and the sender's wall clock. Each side compares the peer's heads with its own log, so
  * that two replicas holding different histories of one origin at the same seqs find the fork
  * the first time they meet (store/forks.c records it; batches then leave that origin's ops
- * beyond the fork out), and records how far the peer's clock is from its own. A kith 0.2
- * peer speaks protocol 2: a server answers in the version the HELLO spoke; a client whose
- * HELLO of protocol 3 is refused for its version says HELLO again in protocol 2 (NET-7).
+ * beyond the fork out), and records how far the peer's clock is from its own. Protocol 4
+ * adds each side's group and the digest of its group records: two members of one group whose
+ * records differ send theirs in their first batch (NET-29). An older peer speaks protocol 3
+ * (kith 0.3.0) or 2 (kith 0.2): a server answers in the version the HELLO spoke; a client
+ * whose HELLO is refused for its version says HELLO again one protocol lower (NET-7).
  */
 #include "fault.h"
 #include "net.h"
@@ -86,8 +88,21 @@ send_with_vv(struct kith__session *s, struct kith__msg *m)
     return rc;
 }
 
+/* This replica's group id and the digest of its group records (zeros when in none), for
+ * a handshake of protocol 4. */
+static int
+group_summary(struct kith__session *s, uint8_t gid[KITH__WIRE_GROUP_BYTES],
+              uint8_t digest[KITH_HASH_BYTES])
+{
+    (void)s;
+    memset(gid, 0, KITH__WIRE_GROUP_BYTES);
+    memset(digest, 0, KITH_HASH_BYTES);
+    return 0;
+}
+
 /* HELLO or WELCOME in the session's protocol: protocol 3 adds each vector entry's chain
- * head, read with the vector in one transaction, and this replica's clock. */
+ * head, read with the vector in one transaction, and this replica's clock; protocol 4 its
+ * group and the digest of its group records. */
 static int
 send_hello(struct kith__session *s, int type)
 {
@@ -106,6 +121,12 @@ send_hello(struct kith__session *s, int type)
     m.schema_digest = digest;
     if (s->proto < 3)
         return send_with_vv(s, &m);
+    if (s->proto >= 4) {
+        if ((rc = group_summary(s, s->group, s->gdigest)) < 0)
+            return rc;
+        m.group = s->group;
+        m.gdigest = s->gdigest;
+    }
     if ((rc = kith__heads_read(s->r, &m.vv, &heads)) < 0)
         return rc;
     m.heads = heads;
@@ -353,8 +374,9 @@ check_hello(struct kith__session *s, const struct kith__msg *m)
                             "HELLO key is not the key this connection authenticated with");
         return KITH_EUNTRUSTED;
     }
-    if (!kith_is_trusted(s->r, m->pk)) {
-        kith__session_close(s, KITH_EUNTRUSTED, true, false, "replica %016llx is not trusted",
+    if (!kith__peer_admitted(s->r, m->pk)) {
+        kith__session_close(s, KITH_EUNTRUSTED, true, false,
+                            "replica %016llx is neither trusted nor a member of this group",
                             (unsigned long long)m->id);
         return KITH_EUNTRUSTED;
     }
@@ -529,6 +551,29 @@ note_clock(struct kith__session *s, int64_t offset_ms)
               KITH_CLOCK_TOLERANCE_MS / 1000);
 }
 
+/*
+ * Protocol 4: keep the peer's group and record digest (NET-29). Two replicas of one group
+ * whose digests differ each owe the other their records: the first batch each sends carries
+ * them, and one is sent even when it has no ops. Replicas of different groups sync as any
+ * two replicas do (pairwise trust); their records are not exchanged.
+ */
+static void
+note_group(struct kith__session *s, const struct kith__msg *m)
+{
+    static const uint8_t none[KITH__WIRE_GROUP_BYTES];
+
+    if (m->proto < 4)
+        return;
+    memcpy(s->peer_group, m->group, KITH__WIRE_GROUP_BYTES);
+    memcpy(s->peer_gdigest, m->gdigest, KITH_HASH_BYTES);
+    s->records_due = memcmp(s->group, none, sizeof none) != 0 &&
+                     memcmp(s->group, s->peer_group, sizeof none) == 0 &&
+                     memcmp(s->gdigest, s->peer_gdigest, KITH_HASH_BYTES) != 0;
+    if (s->records_due)
+        kith__log(s->log, KITH_LOG_DEBUG, "peer %016llx: group records differ; sending ours",
+                  (unsigned long long)m->id);
+}
+
 static int
 on_hello(struct kith__session *s, const struct kith__msg *m)
 {
@@ -557,6 +602,8 @@ on_hello(struct kith__session *s, const struct kith__msg *m)
     s->stats.proto = s->proto;
     if (s->proto == KITH__WIRE_PROTO)
         s->peer->proto_hint = 0; /* it speaks the newest now, whatever it did before */
+    else if (s->peer->proto_hint && s->proto > s->peer->proto_hint)
+        s->peer->proto_hint = s->proto; /* upgraded, not to the newest: dial it in this one */
     note_schema(s, m); /* before WELCOME: once the client is in, the record says who it is */
     note_restored(s, &m->vv);
     if (s->proto >= 3) {
@@ -567,6 +614,7 @@ on_hello(struct kith__session *s, const struct kith__msg *m)
         kith__session_close(s, rc, false, false, "could not answer HELLO: %s", kith_strerror(rc));
         return rc;
     }
+    note_group(s, m); /* after WELCOME: that is where our own group was read */
     s->state = KITH__SS_OPEN;
     s->want = true;
     char who[96];
@@ -599,6 +647,7 @@ on_welcome(struct kith__session *s, const struct kith__msg *m)
         note_forks(s, m);
         note_clock(s, (int64_t)m->clock_ms - (s->hello_wall_ms + rtt / 2));
     }
+    note_group(s, m);
     s->state = KITH__SS_OPEN;
     s->want = true;
     kith__log(s->log, KITH_LOG_DEBUG, "session with %016llx open", (unsigned long long)m->id);
@@ -836,17 +885,21 @@ session_input(struct kith__session *s, const void *frame, size_t len)
         int code = m.code <= -9001 && m.code >= -9100 ? m.code : KITH_EPROTO;
         if (s->client && s->state == KITH__SS_HELLO && s->proto > KITH__WIRE_PROTO_MIN &&
             (code == KITH_EVERSION || code == KITH_ETOOBIG)) {
-            /* A kith 0.2 refuses a HELLO of protocol 3 for its version (or, past its 64 KiB,
-             * its size), and its session is then closed: the next frame opens another. Say
-             * HELLO in the oldest protocol spoken here, once; its refusal is final. */
+            /* An older kith refuses a HELLO of a newer protocol for its version (kith 0.2,
+             * past its 64 KiB, for its size), and its session is then closed: the next frame
+             * opens another. Say HELLO again one protocol lower, down to the oldest spoken
+             * here; the refusal of that one is final (NET-7). */
             char who[96];
+            uint32_t next = s->proto - 1;
             kith__log(s->log, KITH_LOG_INFO,
-                      "peer %s refused protocol %u (%.*s): speaking protocol %u to it, without "
-                      "the fork check and clock of the handshake",
+                      "peer %s refused protocol %u (%.*s): speaking protocol %u to it%s",
                       kith__session_peer_name(s, who, sizeof who), s->proto, (int)m.reason_len,
-                      m.reason, KITH__WIRE_PROTO_MIN);
-            s->proto = KITH__WIRE_PROTO_MIN;
-            s->peer->proto_hint = s->proto;
+                      m.reason, next,
+                      next < 3   ? ", without the fork check and clock of the handshake"
+                      : next < 4 ? ", without the group of the handshake"
+                                 : "");
+            s->proto = next;
+            s->peer->proto_hint = next;
             rc = send_hello(s, KITH__MSG_HELLO);
             if (rc < 0)
                 kith__session_close(s, rc, false, false, "could not send HELLO: %s",
