@@ -614,6 +614,23 @@ typedef struct kith_collection_count {
     uint64_t live;
 } kith_collection_count;
 
+/* A replica's device group (kith_group_get; the group API is under "Device groups"). */
+#define KITH_GROUP_ID_HEX 32 /* characters of a group id in hex, without the NUL */
+#define KITH_DEVICE_NAME_MAX 63
+
+typedef struct kith_group_info {
+    bool in_group;                  /* false: in no group; every other field is zero */
+    char id[KITH_GROUP_ID_HEX + 1]; /* the group id in lowercase hex */
+    char name[KITH_DEVICE_NAME_MAX + 1];
+    size_t members;                  /* live members, this replica included when it is one */
+    size_t removed;                  /* keys removed */
+    size_t records;                  /* group records held (valid or waiting) */
+    bool self_removed;               /* this replica was removed: it writes nothing more */
+    uint64_t self_cutoff;            /* and its ops after this seq are refused everywhere */
+    bool needs_upgrade;              /* a record of a kind this kith does not know is held */
+    uint8_t digest[KITH_HASH_BYTES]; /* BLAKE2b-256 over the valid records' hashes (GRP-12) */
+} kith_group_info;
+
 typedef struct kith_status {
     uint64_t id;
     uint8_t pubkey[KITH_PUBKEY_BYTES];
@@ -648,6 +665,8 @@ typedef struct kith_status {
     uint64_t restored_from;
     int64_t restored_ms;
     bool restored_accepted;
+    /* Appended in 0.4.0: the device group (kith_group_get, read in the same transaction). */
+    kith_group_info group;
 } kith_status;
 
 /* Allocates *out, released with kith_status_free(). */
@@ -802,6 +821,9 @@ typedef struct kith_apply_info {
     /* Appended in 0.3.0: */
     uint64_t forks; /* origins this call found forked (kith_forks_get): their runs were set
                        aside, every other origin's applied */
+    /* Appended in 0.4.0: */
+    uint64_t cut_off; /* origins removed from the group whose runs went beyond their cut-off:
+                         set aside, every other origin's applied (kith_errmsg names the last) */
 } kith_apply_info;
 
 /*
@@ -962,8 +984,67 @@ KITH_API KITH_NODISCARD int kith_peer_record_ex(kith_replica *r, uint64_t id, co
                                                 uint64_t cursor, const char *error,
                                                 uint32_t failing_after);
 
-/* Is this key trusted? (and not forked) */
+/* Is this key admitted: this replica's own, a trusted peer's (and not forked), or a live
+ * member's of this replica's device group (kith_devices_get)? A removed member is not, even
+ * when its key is also trusted pairwise. The daemon admits connections with this. */
 KITH_API bool kith_is_trusted(kith_replica *r, const uint8_t pk[KITH_PUBKEY_BYTES]);
+
+/* ---------------------------------------------------------------------------------------
+ * Device groups (spec/groups.md, spec/data-model.md "Groups"). A replica belongs to at most
+ * one group: the devices of one person. Membership is a set of signed records exchanged
+ * beside the op log; every member accepts every other member's ops, relayed by anyone, with
+ * no pairwise trust. A removed member's ops after its cut-off are refused everywhere, and it
+ * can no longer connect. kith_trust_add stays for replicas outside the group.
+ */
+
+/*
+ * Found a group with this replica as its first member: `group_name` names the group and
+ * `device_name` this device (each 1 to 63 bytes of UTF-8 without NUL). Signs and stores the
+ * group's FOUND record; the group id is the start of its hash.
+ * Errors: KITH_EINVAL (a bad name), KITH_EEXIST (already in a group: kith_errmsg names it),
+ * KITH_EREADONLY, -EACCES (the key file cannot be read), -errno.
+ */
+KITH_API KITH_NODISCARD int kith_group_create(kith_replica *r, const char *group_name,
+                                              const char *device_name);
+
+/* The replica's group: fills *out (in_group false when it is in none). Errors: KITH_ECORRUPT,
+ * KITH_ENOMEM, -errno. */
+KITH_API KITH_NODISCARD int kith_group_get(kith_replica *r, kith_group_info *out);
+
+/* One key the group ever admitted. */
+typedef struct kith_device {
+    uint64_t id; /* its replica id (from the key) */
+    uint8_t pubkey[KITH_PUBKEY_BYTES];
+    char name[KITH_DEVICE_NAME_MAX + 1]; /* the device name its admission gave */
+    uint64_t added_by;                   /* id of the member that signed its admission (its own
+                                            id for the founder) */
+    int64_t added_ms;                    /* when, by the signer's clock */
+    int64_t last_seen_ms;                /* the last sync with it (its peer record); 0: never */
+    bool removed;                        /* removed from the group: never a member again */
+    uint64_t cutoff;                     /* when removed: its ops after this seq are refused */
+    bool self;                           /* this replica */
+} kith_device;
+
+/*
+ * Every key the group admitted, members and removed ones, ordered by when they were added
+ * (then by id). *n is 0 when the replica is in no group. *out is released with
+ * kith_devices_free(). Errors: KITH_ECORRUPT, KITH_ENOMEM, -errno.
+ */
+KITH_API KITH_NODISCARD int kith_devices_get(kith_replica *r, kith_device **out, size_t *n);
+KITH_API void kith_devices_free(kith_device *devices, size_t n);
+
+/*
+ * Remove member `id` from the group: signs a REMOVE whose cut-off is the highest seq of that
+ * origin this replica holds, so its ops up to there stay accepted everywhere and every later
+ * one is refused; the key can no longer connect, and never becomes a member again (the device
+ * rejoins under a new key). Removing this replica itself retires its key: it then writes
+ * nothing more (local writes fail with KITH_EUNTRUSTED) and says so in kith_group_get.
+ * A removal wins over an add made concurrently.
+ * Errors: KITH_ENOTFOUND (no member has that id; kith_errmsg says whether it was removed
+ * already), KITH_EINVAL (this replica is in no group, or was removed itself), KITH_EREADONLY,
+ * -EACCES (the key file cannot be read), -errno.
+ */
+KITH_API KITH_NODISCARD int kith_device_remove(kith_replica *r, uint64_t id);
 
 /* The replica's secret key converted for ZeroMQ CURVE (X25519), and a public key likewise.
  * Secret material: the caller wipes it (sodium_memzero) when done. */

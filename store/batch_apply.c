@@ -289,14 +289,15 @@ verify_run(struct applying *s, uint64_t origin)
     struct kith__origin_slot *slot;
     uint8_t pk[KITH_PUBKEY_BYTES], h[KITH_HASH_BYTES];
     const struct kith__batch_head *head = NULL;
-    uint64_t next = 0, end = 0, prev_first = 0, fseq;
+    uint64_t next = 0, end = 0, prev_first = 0, fseq, cutoff;
     bool mismatch = false, started = false, seen_new = false;
     size_t last_i = 0, fork_i = SIZE_MAX;
-    int rc = kith__trusted_key(r, s->txn, origin, pk);
+    int rc = kith__origin_key(r, s->txn, origin, pk, &cutoff);
 
     if (rc < 0)
         return kith__fail(r, rc == KITH_ENOTFOUND ? KITH_EUNTRUSTED : rc,
-                          "origin %016llx is not trusted", (unsigned long long)origin);
+                          "origin %016llx is not trusted, nor a member of this replica's group",
+                          (unsigned long long)origin);
     rc = kith__fork_seq(r, s->txn, origin, &fseq);
     if (rc != 0)
         return rc < 0 ? rc : set_aside(s, origin); /* forked: nothing more of it */
@@ -409,6 +410,15 @@ verify_run(struct applying *s, uint64_t origin)
                           (unsigned long long)origin, (unsigned long long)end);
     if (mismatch)
         return record_fork(s, origin, fork_i, head, h);
+    if (end > cutoff) {
+        /* removed from the group: nothing after its cut-off is taken (GRP-15) */
+        s->info.cut_off++;
+        kith__fail(r, 0,
+                   "origin %016llx was removed from the group: its ops after seq %llu are "
+                   "refused, and its run to seq %llu was set aside",
+                   (unsigned long long)origin, (unsigned long long)cutoff, (unsigned long long)end);
+        return set_aside(s, origin);
+    }
     return 0;
 }
 
@@ -652,7 +662,9 @@ batch_attempt(struct applying *s, bool observe)
         uint8_t pk[KITH_PUBKEY_BYTES];
         rc = kith__trusted_key(r, s->txn, s->b.sender, pk);
         if (rc < 0) {
-            rc = kith__fail(r, KITH_EUNTRUSTED, "batch sender %016llx is not trusted",
+            rc = kith__fail(r, KITH_EUNTRUSTED,
+                            "batch sender %016llx is not trusted, nor a member of this "
+                            "replica's group",
                             (unsigned long long)s->b.sender);
             goto out_applier;
         }

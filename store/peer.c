@@ -358,21 +358,84 @@ kith_is_trusted(kith_replica *r, const uint8_t pk[KITH_PUBKEY_BYTES])
 int
 kith__trusted_key(kith_replica *r, MDB_txn *txn, uint64_t origin, uint8_t pk[KITH_PUBKEY_BYTES])
 {
-    struct peer_rec rec;
-    int rc;
+    uint64_t cutoff;
+    int rc = kith__origin_key(r, txn, origin, pk, &cutoff);
 
-    if (origin == r->id) {
-        memcpy(pk, r->pk, KITH_PUBKEY_BYTES);
-        return 0;
-    }
-    rc = rec_get(r, txn, origin, false, &rec);
-    if (rc == KITH_ENOTFOUND)
-        return KITH_EUNTRUSTED;
+    if (rc == 0 && cutoff != UINT64_MAX)
+        return KITH_EUNTRUSTED; /* a removed member */
+    return rc;
+}
+
+int
+kith__peer_trusted(kith_replica *r, MDB_txn *txn, uint64_t origin, uint8_t pk[KITH_PUBKEY_BYTES])
+{
+    struct peer_rec rec;
+    int rc = rec_get(r, txn, origin, false, &rec);
+
     if (rc < 0)
         return rc;
     if (!(rec.flags & KITH__PEER_TRUSTED) || (rec.flags & KITH__PEER_FORKED))
         return KITH_EUNTRUSTED;
     memcpy(pk, rec.pk, KITH_PUBKEY_BYTES);
+    return 0;
+}
+
+int
+kith__peer_forked(kith_replica *r, MDB_txn *txn, uint64_t origin)
+{
+    struct peer_rec rec;
+    int rc = rec_get(r, txn, origin, false, &rec);
+
+    if (rc == KITH_ENOTFOUND)
+        return 0;
+    if (rc < 0)
+        return rc;
+    return (rec.flags & KITH__PEER_FORKED) != 0;
+}
+
+int
+kith__peers_each_trusted(kith_replica *r, MDB_txn *txn,
+                         int (*fn)(void *ctx, const uint8_t pk[KITH_PUBKEY_BYTES],
+                                   const char *name),
+                         void *ctx)
+{
+    MDB_cursor *cur;
+    MDB_val k, v;
+    int rc, mrc;
+
+    rc = kith__mdb_err(kith__mdb_cursor_open(txn, r->peers, &cur));
+    if (rc < 0)
+        return rc;
+    for (mrc = kith__mdb_cursor_get(cur, &k, &v, MDB_FIRST); mrc == 0 && rc == 0;
+         mrc = kith__mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        struct peer_rec rec;
+        if (k.mv_size != 8 || rec_decode(&v, true, &rec) < 0) {
+            rc = kith__fail(r, KITH_ECORRUPT, "a peer record is damaged");
+            break;
+        }
+        if ((rec.flags & KITH__PEER_TRUSTED) && !(rec.flags & KITH__PEER_FORKED))
+            rc = fn(ctx, rec.pk, rec.name);
+        rec_free(&rec);
+    }
+    mdb_cursor_close(cur);
+    if (rc == 0 && mrc != 0 && mrc != MDB_NOTFOUND)
+        rc = kith__mdb_err(mrc);
+    return rc;
+}
+
+int
+kith__peer_last_sync(kith_replica *r, MDB_txn *txn, uint64_t id, int64_t *ms)
+{
+    struct peer_rec rec;
+    int rc = rec_get(r, txn, id, true, &rec);
+
+    *ms = 0;
+    if (rc == KITH_ENOTFOUND)
+        return 0;
+    if (rc < 0)
+        return rc;
+    *ms = rec.last_sync_ms;
+    rec_free(&rec);
     return 0;
 }
 

@@ -28,7 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_DBS 16
+#define MAX_DBS 24
 
 static pthread_once_t sodium_once = PTHREAD_ONCE_INIT;
 /* Why this thread's last kith_open failed, for kith_errmsg(NULL): there is no handle then. */
@@ -286,6 +286,8 @@ static const struct dbi_name DBIS[] = {
     {"flags", offsetof(kith_replica, flagdb)},
     /* 0.3.0, format 2 still: */
     {"forks", offsetof(kith_replica, forks)},
+    /* 0.4.0, format 2 still: */
+    {"groups", offsetof(kith_replica, groups)},
 };
 
 #define FORMAT1_DBIS 11 /* the databases format 1 has: the first ones above */
@@ -311,7 +313,7 @@ open_dbis(kith_replica *r, MDB_txn *txn, unsigned flags)
         int rc = kith__mdb_dbi_open(txn, DBIS[i].name, flags, dbi);
         if (rc == MDB_NOTFOUND && i >= FORMAT1_DBIS && (r->flags & KITH_RDONLY)) {
             *dbi = KITH__DBI_FREE; /* a format-1 replica read before its upgrade, or one
-                                     made before 0.3.0 (no forks) */
+                                     made before 0.3.0 (no forks) or 0.4.0 (no groups) */
             continue;
         }
         if (rc == MDB_NOTFOUND)
@@ -488,11 +490,22 @@ env_setup(kith_replica *r, bool create, bool data_exists, size_t mapsize)
             rc = meta_create(r, txn);
     } else {
         uint32_t fmt = 0;
+        MDB_dbi probe;
+        /* a replica made before groups converts its trust set to a group (GRP-17), once:
+         * when this open makes the database */
+        int had_groups = kith__mdb_dbi_open(txn, "groups", 0, &probe);
+        if (had_groups != 0 && had_groups != MDB_NOTFOUND) {
+            rc = kith__fail(r, kith__mdb_err(had_groups), "%s: cannot open database groups: %s",
+                            r->path, mdb_strerror(had_groups));
+            goto out_abort;
+        }
         rc = open_dbis(r, txn, MDB_CREATE); /* databases a later format added */
         if (rc == 0)
             rc = meta_check(r, txn, &fmt);
         if (rc == 0 && fmt == 1)
             rc = upgrade_v1(r, txn);
+        if (rc == 0 && had_groups == MDB_NOTFOUND)
+            rc = kith__group_upgrade(r, txn);
     }
     if (rc < 0)
         goto out_abort;
@@ -555,9 +568,11 @@ replica_free(kith_replica *r)
     sodium_memzero(r->sk, sizeof r->sk);
     kith__schema_release(r);
     kith__names_free(r);
+    kith__group_release(r);
     pthread_rwlock_destroy(&r->resize);
     pthread_mutex_destroy(&r->wlock);
     pthread_mutex_destroy(&r->names_lock);
+    pthread_mutex_destroy(&r->group_lock);
     free(r->path);
     free(r);
 }
@@ -608,6 +623,13 @@ kith__open_sized(const char *path, unsigned flags, size_t mapsize, kith_replica 
         return KITH_ENOMEM;
     }
     if (pthread_mutex_init(&r->names_lock, NULL) != 0) {
+        pthread_mutex_destroy(&r->wlock);
+        pthread_rwlock_destroy(&r->resize);
+        free(r);
+        return KITH_ENOMEM;
+    }
+    if (pthread_mutex_init(&r->group_lock, NULL) != 0) {
+        pthread_mutex_destroy(&r->names_lock);
         pthread_mutex_destroy(&r->wlock);
         pthread_rwlock_destroy(&r->resize);
         free(r);

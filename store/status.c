@@ -316,6 +316,8 @@ kith_status_get(kith_replica *r, kith_status **out)
         s->restored_ms = mark.recorded_ms;
         s->restored_accepted = mark.accepted;
     }
+    if ((rc = kith__group_info(r, txn, &s->group)) < 0)
+        goto out_end;
     rc = 0;
     kith__view_end(r, txn);
     if ((rc = clock_median(r, s)) < 0)

@@ -28,6 +28,11 @@
  *             "restored" 33       this replica was restored from a copy (store/restored.c):
  *                                  seq(8) | seen_from(8) | recorded_ms(8) | have(8)
  *                                  | accepted(1); absent: not marked
+ *             "group"    32       the device group this replica is in (store/group.c):
+ *                                  gid(16) | stamp(16); absent: in no group. The stamp is
+ *                                  16 random bytes drawn anew by every change to the
+ *                                  `groups` database, so a cached fold is current exactly
+ *                                  when its stamp is the one read in the transaction
  *
  *  origins    origin(8) -> applied(8) | have(8) | head(32)                     48 bytes
  *             applied: highest seq applied to the state (the version vector entry)
@@ -92,11 +97,20 @@
  *             (a batch's signed run, then with the origin's signed head of that history).
  *             Created empty by a writable open; a read-only open of a replica made before
  *             0.3.0 has none and reads no fork (forks == KITH__DBI_FREE)
+ *
+ *  groups     hash(32) -> signed group record (core/group.h; spec/groups.md)
+ *             the records of the replica's group that are valid, waiting, or of a critical
+ *             kind this kith does not know; the key is the record's BLAKE2b-256 hash (GRP-2).
+ *             Created by a writable open; a read-only open of a replica made before 0.4.0
+ *             has none (groups == KITH__DBI_FREE) and reads as in no group. The writable open
+ *             that creates it in an existing replica converts its trust set to a group
+ *             (spec/groups.md GRP-17)
  */
 #ifndef KITH_STORE_H
 #define KITH_STORE_H
 
 #include "core.h"
+#include "group.h"
 #include "kith.h"
 
 #include <lmdb.h>
@@ -120,6 +134,7 @@ struct kith_replica {
     MDB_dbi meta, origins, log, sigs, order, regs, elems, docs, conflicts, index, peers;
     MDB_dbi names, counts, flagdb; /* KITH__DBI_FREE in a format-1 replica opened read-only */
     MDB_dbi forks;                 /* KITH__DBI_FREE in an older replica opened read-only */
+    MDB_dbi groups;                /* likewise: a replica made before 0.4.0, read-only */
     uint64_t id;
     uint8_t pk[KITH_PUBKEY_BYTES];
     uint8_t sk[64]; /* Ed25519 secret key; wiped at close */
@@ -139,6 +154,9 @@ struct kith_replica {
     struct kith__interned *interned; /* store/names.c */
     struct kith__sschema *schema;    /* the declared schema last loaded (store/schema.c); older
                                         ones stay behind it until close, for readers */
+    pthread_mutex_t group_lock;      /* the cached fold below */
+    struct kith__group_cache *group; /* the fold of the group's records, as of a stamp
+                                        (store/group.c); NULL until first needed */
 };
 
 /* ---- store/names.c: local numbers for the names ops use ------------------------------- */
@@ -519,7 +537,8 @@ int kith__conflicts_mark(kith_txn *t);
 
 /* ---- store/peer.c --------------------------------------------------------------------- */
 
-/* The key of a trusted, unforked origin (this replica counts as trusted). KITH_EUNTRUSTED
+/* The key of an admitted origin: this replica, a trusted unforked peer, or a live member of
+ * the group (store/group.c: kith__origin_key without removed members). KITH_EUNTRUSTED
  * otherwise. */
 int kith__trusted_key(kith_replica *r, MDB_txn *txn, uint64_t origin,
                       uint8_t pk[KITH_PUBKEY_BYTES]);
@@ -529,6 +548,21 @@ int kith__trusted_key(kith_replica *r, MDB_txn *txn, uint64_t origin,
  * toward backoff. 0, KITH_ENOTFOUND, or an error. */
 int kith__peer_record_cancelled(kith_replica *r, uint64_t id, const kith_vv *acked, uint64_t cursor,
                                 const char *why);
+/* The pairwise key of `origin`: 0 with its key when its peer record is trusted and not
+ * forked, KITH_EUNTRUSTED when there is a record that is not, KITH_ENOTFOUND when there is
+ * none; or an error. */
+int kith__peer_trusted(kith_replica *r, MDB_txn *txn, uint64_t origin,
+                       uint8_t pk[KITH_PUBKEY_BYTES]);
+/* Is there a peer record of `origin` marked forked? 1, 0, or an error. */
+int kith__peer_forked(kith_replica *r, MDB_txn *txn, uint64_t origin);
+/* Call fn for every trusted, unforked peer (key, name), in id order; a negative return from
+ * fn stops the walk and is returned. */
+int kith__peers_each_trusted(kith_replica *r, MDB_txn *txn,
+                             int (*fn)(void *ctx, const uint8_t pk[KITH_PUBKEY_BYTES],
+                                       const char *name),
+                             void *ctx);
+/* The last sync time with peer `id` (0: never, or no record). 0 or an error. */
+int kith__peer_last_sync(kith_replica *r, MDB_txn *txn, uint64_t id, int64_t *ms);
 /* Mark an origin forked (keeps the rest of its record). */
 int kith__peer_mark_forked(kith_replica *r, MDB_txn *txn, uint64_t origin);
 /* Peer `id` holds the ops up to each of held[0..n) (origin, seq): raise its acknowledged
@@ -577,6 +611,74 @@ int kith__heads_read(kith_replica *r, kith_vv *vv, uint8_t **heads);
  * two agree on every seq both hold), or an error. */
 int kith__heads_check(kith_replica *r, uint64_t peer, const kith_vv *vv, const uint8_t *heads,
                       kith_fork **found, size_t *nfound);
+
+/* ---- store/group.c: the replica's device group (spec/groups.md GRP-13 ..) ------------- */
+
+/* The replica's group id and record digest (GRP-12); zeros and 0 when it is in no group.
+ * Returns 1 when in a group, 0 when not, or an error. */
+int kith__group_summary(kith_replica *r, MDB_txn *txn, uint8_t gid[16], uint8_t digest[32]);
+/* May the holder of pk connect, and its ops be taken (relayed by anyone)? 1 when pk is this
+ * replica, a trusted peer (kith_trust_add, not forked), or a live member of the group; 0
+ * otherwise (a removed member: 0, even when its key is also trusted pairwise). Errors
+ * negative. */
+int kith__admits_key(kith_replica *r, MDB_txn *txn, const uint8_t pk[32]);
+/* Is pk a removed member? 1 with its cut-off (the last seq of its ops that stays accepted)
+ * in *cutoff, 0 when not removed, or an error. */
+int kith__group_cutoff_of(kith_replica *r, MDB_txn *txn, const uint8_t pk[32], uint64_t *cutoff);
+/* Take signed records received from a peer (in a batch, a bundle, a join). Records of
+ * another group than ours, or any when we are in no group, are skipped (0, not an error).
+ * A record that is malformed, badly signed, or signed by a non-member (fold status
+ * MALFORMED, BADSIG, NOTMEMBER, BADPARENT) makes the whole call fail with a clear
+ * kith_errmsg (KITH_EMALFORMED / KITH_EBADSIG / KITH_EUNTRUSTED) and store nothing;
+ * WAITING records are kept (their parents may come later), and so are records of a critical
+ * kind this kith does not know (GRP-3). *added (may be NULL) gets the count of new records
+ * stored. Written in `txn` (a write txn the caller commits). */
+int kith__group_absorb(kith_replica *r, MDB_txn *txn, const uint8_t *const *recs,
+                       const size_t *lens, size_t n, size_t *added);
+/* Every record held (valid or waiting), for a peer or a bundle, in hash order. `emit`'s views
+ * are valid until it returns; a negative return from it stops the walk and is returned. */
+int kith__group_collect(kith_replica *r, MDB_txn *txn,
+                        int (*emit)(void *ctx, const uint8_t *rec, size_t len), void *ctx);
+/* Admit a joiner: sign and store an ADD of pk with its device name, in txn. KITH_EINVAL (not
+ * in a group, this replica not a live member, a bad name), KITH_EEXIST (pk is a member
+ * already, or was removed: a removed key never returns), or an error. */
+int kith__group_add_member(kith_replica *r, MDB_txn *txn, const uint8_t pk[32], const char *name,
+                           size_t name_len);
+/* Join: a replica in no group adopts the group of these records (they must hold a live
+ * ADD of this replica's key in group gid), in txn. KITH_EEXIST with a clear message when
+ * already in another group that has other members (a group of this replica alone is left:
+ * its records are dropped); KITH_EUNTRUSTED when the records do not admit this replica;
+ * the errors of kith__group_absorb for bad records. */
+int kith__group_adopt(kith_replica *r, MDB_txn *txn, const uint8_t gid[16],
+                      const uint8_t *const *recs, const size_t *lens, size_t n);
+
+/* The key of `origin` when its ops may be taken: this replica, a trusted unforked peer, or
+ * a member of the group (live or removed). *cutoff gets the last seq of its ops to take:
+ * UINT64_MAX, or a removed member's cut-off (GRP-10). KITH_EUNTRUSTED otherwise. */
+int kith__origin_key(kith_replica *r, MDB_txn *txn, uint64_t origin, uint8_t pk[KITH_PUBKEY_BYTES],
+                     uint64_t *cutoff);
+/* A writable open that made the `groups` database in an existing replica: when it trusts
+ * peers, found a group and add their keys (GRP-17). 0 or an error. */
+int kith__group_upgrade(kith_replica *r, MDB_txn *txn);
+/* A local write: KITH_EUNTRUSTED (kith_errmsg says why) when this replica was removed from
+ * its group, else 0, or an error (GRP-16). */
+int kith__group_refuse_write(kith_replica *r, MDB_txn *txn);
+/* The group as kith_group_get tells it, read in `txn` (store/devices.c). */
+int kith__group_info(kith_replica *r, MDB_txn *txn, kith_group_info *out);
+/* Release the cached fold (kith_close). */
+void kith__group_release(kith_replica *r);
+/* Run fn with the fold current in `txn` (fold and gid NULL: in no group) under the handle's
+ * group lock: fn must call none of the functions above. Returns fn's code, or an error. */
+int kith__group_with(kith_replica *r, MDB_txn *txn,
+                     int (*fn)(void *ctx, const struct kith__group *fold,
+                               const uint8_t gid[KITH__GROUP_ID_BYTES]),
+                     void *ctx);
+/* Sign `rec` with this replica's key and store it, in txn: a FOUND (the replica must be in no
+ * group; it is in the new one after) or a record of the current group, whose parents are
+ * the fold's heads (author, group, time and parents are filled here). hash (may be NULL)
+ * gets the record's hash. 0, KITH_EINVAL (in no group), -EACCES (no key), or an error. */
+int kith__group_sign(kith_replica *r, MDB_txn *txn, struct kith__group_rec *rec,
+                     uint8_t hash[KITH_HASH_BYTES]);
 
 /* ---- store/restored.c: a replica restored from a copy (data-model.md RESTORE-*) ------- */
 

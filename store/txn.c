@@ -301,7 +301,8 @@ applier_open(kith_txn *t)
     /* A replica restored from a copy does not sign seqs it used before (RESTORE-2): checked
      * in every LMDB transaction the commit runs in, the first and any begun after the map
      * grew, since a daemon may mark the replica in between. */
-    if ((rc = kith__restored_refuse(t->r, t->txn, own->st.have)) < 0)
+    if ((rc = kith__restored_refuse(t->r, t->txn, own->st.have)) < 0 ||
+        (rc = kith__group_refuse_write(t->r, t->txn)) < 0) /* a removed replica: GRP-16 */
         return rc;
     if (!t->started) {
         uint64_t hlc;
