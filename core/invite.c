@@ -7,8 +7,9 @@
  * skipped like any space. The 4-byte check catches a mistyped character before anything is
  * sent: a code with one wrong character passes it with probability 2^-32. Addresses that are
  * plain IPv4 or IPv6 endpoints take 7 or 19 bytes instead of their text, which keeps a LAN
- * invite at 106 characters (127 with the dashes). The decoding is exact: a payload has one code (padding bits
- * are zero, the length is that of a whole number of bytes), so every character counts.
+ * invite at 106 characters (127 with the dashes). The decoding is exact: a payload has one code
+ * (padding bits are zero, the length is that of a whole number of bytes), so every character
+ * counts.
  */
 #include "invite.h"
 
@@ -194,8 +195,8 @@ parse(const uint8_t *p, size_t n, struct kith__invite *out, char *why, size_t wh
         return KITH_EMALFORMED;
     }
     if (p[0] != KITH__INVITE_VERSION) {
-        say(why, why_cap, "the code is of invite version %u, made by a newer kith: upgrade this one",
-            p[0]);
+        say(why, why_cap,
+            "the code is of invite version %u, made by a newer kith: upgrade this one", p[0]);
         return KITH_EVERSION;
     }
     memcpy(out->inviter, p + 1, KITH_PUBKEY_BYTES);
@@ -219,8 +220,8 @@ parse(const uint8_t *p, size_t n, struct kith__invite *out, char *why, size_t wh
             if (n - off < alen + 2)
                 goto out_short;
             unsigned port = (unsigned)p[off + alen] << 8 | p[off + alen + 1];
-            if (port == 0 || !inet_ntop(kind == KIND_V6 ? AF_INET6 : AF_INET, p + off, text,
-                                        sizeof text)) {
+            if (port == 0 ||
+                !inet_ntop(kind == KIND_V6 ? AF_INET6 : AF_INET, p + off, text, sizeof text)) {
                 say(why, why_cap, "address %zu of the code has port 0", i + 1);
                 return KITH_EMALFORMED;
             }

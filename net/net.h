@@ -59,8 +59,9 @@ void kith__hex(const uint8_t *p, size_t n, char *out);
 
 /* ---- transport.c ---------------------------------------------------------------------- */
 
-/* Does the ZAP handler admit this client CURVE key? */
-typedef bool (*kith__admit_fn)(void *ctx, const uint8_t curve_pk[32]);
+/* Does the ZAP handler admit this client CURVE key? When not, *why (a static sentence) says
+ * why for the log and the ZAP status text. */
+typedef bool (*kith__admit_fn)(void *ctx, const uint8_t curve_pk[32], const char **why);
 
 struct kith__zap {
     void *sock; /* REP on inproc://zeromq.zap.01, owned by the thread once started */
@@ -78,10 +79,12 @@ struct kith__zap {
  * member of r's group (NET-3). Read at each call, so a change applies at once. */
 bool kith__peer_admitted(kith_replica *r, const uint8_t pk[KITH_PUBKEY_BYTES]);
 
-/* The admit function of a replica (links.c): keys that kith_curve_public maps from a trusted,
- * unforked Ed25519 key in the peer records, read at each request (so trust changes apply at once).
- */
-bool kith__admit_trusted(void *replica, const uint8_t curve_pk[32]);
+/* The admit function of a replica (links.c; NET-3, NET-31): keys that kith_curve_public maps
+ * from an admitted Ed25519 key (kith__peer_admitted: a trusted, unforked peer or a live
+ * member), and, while some invite is open, any key that is not a removed member's (such a
+ * connection can only redeem the invite: JOIN). Read at each request, so trust, membership
+ * and invites apply at once. A removed member is refused with a reason that says so. */
+bool kith__admit_trusted(void *replica, const uint8_t curve_pk[32], const char **why);
 
 /* Bind the ZAP endpoint in `zctx` (before any CURVE server socket exists) and start its
  * thread. 0, or -errno from ZeroMQ. */
@@ -152,8 +155,9 @@ void kith__guard_tick(struct kith__guard *g);
 /* Stop the ROUTER's monitor (router may be NULL) and close the PAIR. Takes a zeroed guard. */
 void kith__guard_close(struct kith__guard *g, void *router);
 /* A DEALER with CURVE client keys, connected to `endpoint` whose CURVE key is server_x;
- * with `monitor` (an inproc endpoint, may be NULL), failed handshakes are reported there
- * (set before connecting, so none is missed). */
+ * with `monitor` (an inproc endpoint, may be NULL), failed handshakes and refused connection
+ * attempts (ZMQ_EVENT_CONNECT_RETRIED) are reported there (set before connecting, so none is
+ * missed). */
 int kith__client_socket(void *zctx, const uint8_t public_x[32], const uint8_t secret_x[32],
                         const uint8_t server_x[32], const char *endpoint, const char *monitor,
                         void **out);

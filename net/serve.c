@@ -15,6 +15,7 @@
  * stop between two frames never leaves half a batch.
  */
 #include "daemon.h"
+#include "store.h" /* kith__listen_record */
 
 #include <errno.h>
 #include <limits.h>
@@ -516,6 +517,10 @@ kith_serve(kith_replica *r, const kith_serve_opts *opts)
             goto out_guard;
         }
         kith__guard_bound(&d->guard, d->bound);
+        /* what kith_invite_create offers a joiner when it is given no address (D-17) */
+        if ((rc = kith__listen_record(r, d->bound)) < 0 && rc != KITH_EREADONLY)
+            kith__log(&d->log, KITH_LOG_WARNING, "could not record the listen address: %s",
+                      kith_strerror(rc));
         kith__log(&d->log, KITH_LOG_INFO, "replica %016llx listening on %s",
                   (unsigned long long)kith_replica_id(r), d->bound);
         kith__log(&d->log, KITH_LOG_DEBUG,

@@ -35,7 +35,7 @@
  */
 #include "fault.h"
 #include "net.h"
-#include "store.h" /* kith__peer_record_schema, kith__batch_* */
+#include "store.h" /* kith__peer_record_schema, kith__batch_*, kith__group_*, kith__invite_* */
 
 #include <sodium.h>
 #include <stdio.h>
@@ -94,10 +94,15 @@ static int
 group_summary(struct kith__session *s, uint8_t gid[KITH__WIRE_GROUP_BYTES],
               uint8_t digest[KITH_HASH_BYTES])
 {
-    (void)s;
-    memset(gid, 0, KITH__WIRE_GROUP_BYTES);
-    memset(digest, 0, KITH_HASH_BYTES);
-    return 0;
+    MDB_txn *txn;
+    int rc = kith__mdb_begin(s->r, MDB_RDONLY, &txn);
+
+    if (rc < 0)
+        return rc;
+    rc = kith__group_summary(s->r, txn, gid, digest);
+    mdb_txn_abort(txn);
+    kith__mdb_end(s->r);
+    return rc < 0 ? rc : 0;
 }
 
 /* HELLO or WELCOME in the session's protocol: protocol 3 adds each vector entry's chain
@@ -654,6 +659,119 @@ on_welcome(struct kith__session *s, const struct kith__msg *m)
     return 0;
 }
 
+/* The records JOINED carries, collected from the store (copies: the views end with the txn). */
+struct records {
+    uint8_t **rec;
+    size_t *len, n, cap;
+};
+
+static int
+collect_one(void *ctx, const uint8_t *rec, size_t len)
+{
+    struct records *v = ctx;
+    if (v->n == KITH__WIRE_MAX_RECORDS)
+        return KITH_ETOOBIG;
+    if (v->n == v->cap) {
+        size_t cap = v->cap ? 2 * v->cap : 16;
+        uint8_t **r = realloc(v->rec, cap * sizeof(*r));
+        if (!r)
+            return KITH_ENOMEM;
+        v->rec = r;
+        size_t *l = realloc(v->len, cap * sizeof(*l));
+        if (!l)
+            return KITH_ENOMEM;
+        v->len = l;
+        v->cap = cap;
+    }
+    if (!(v->rec[v->n] = malloc(len)))
+        return KITH_ENOMEM;
+    memcpy(v->rec[v->n], rec, len);
+    v->len[v->n++] = len;
+    return 0;
+}
+
+static void
+records_free(struct records *v)
+{
+    for (size_t i = 0; i < v->n; i++)
+        free(v->rec[i]);
+    free(v->rec);
+    free(v->len);
+}
+
+/* JOINED: our group id and every group record we hold. */
+static int
+send_joined(struct kith__session *s)
+{
+    struct records v = {0};
+    struct kith__msg m;
+    uint8_t gid[KITH__WIRE_GROUP_BYTES], digest[KITH_HASH_BYTES];
+    MDB_txn *txn;
+    int rc = kith__mdb_begin(s->r, MDB_RDONLY, &txn);
+
+    if (rc < 0)
+        return rc;
+    rc = kith__group_summary(s->r, txn, gid, digest);
+    if (rc == 0)
+        rc = KITH_EINVAL; /* in no group: nothing to join */
+    if (rc > 0)
+        rc = kith__group_collect(s->r, txn, collect_one, &v);
+    mdb_txn_abort(txn);
+    kith__mdb_end(s->r);
+    if (rc == 0) {
+        memset(&m, 0, sizeof(m));
+        m.type = KITH__MSG_JOINED;
+        m.group = gid;
+        m.nrecords = v.n;
+        m.records = (const uint8_t *const *)v.rec;
+        m.record_lens = v.len;
+        rc = send_msg(s, &m);
+    }
+    records_free(&v);
+    return rc;
+}
+
+/*
+ * JOIN (NET-30): a device holding one of our invite codes proves its secret. The key in JOIN
+ * must be the one this connection authenticated with; the invite is redeemed (marked used and
+ * the joiner's ADD written, in one transaction) and JOINED answers with the group's records.
+ * The session then ends: the new member connects again to sync, admitted as a member.
+ */
+static int
+on_join(struct kith__session *s, const struct kith__msg *m)
+{
+    uint8_t x[32];
+    char why[200], hex[17];
+    int rc;
+
+    kith__hex(m->join_pk, 8, hex);
+    if (s->client || s->state != KITH__SS_NEW) {
+        kith__session_close(s, KITH_EPROTO, true, false, "JOIN in the middle of a session");
+        return KITH_EPROTO;
+    }
+    if (!s->has_zap_curve || kith_curve_public(m->join_pk, x) < 0 ||
+        sodium_memcmp(x, s->zap_curve, 32) != 0) {
+        kith__session_close(s, KITH_EUNTRUSTED, true, false,
+                            "JOIN key is not the key this connection authenticated with");
+        return KITH_EUNTRUSTED;
+    }
+    rc = kith__invite_redeem(s->r, m->join_pk, m->name, m->name_len, m->mac, kith__now_ms(), why,
+                             sizeof why);
+    if (rc < 0) {
+        kith__session_close(s, rc, true, false, "join of device %.*s (key %s…) refused: %s",
+                            (int)m->name_len, m->name, hex, why);
+        return rc;
+    }
+    rc = send_joined(s);
+    if (rc < 0) {
+        kith__session_close(s, rc, true, false, "could not answer JOIN: %s", kith_strerror(rc));
+        return rc;
+    }
+    kith__session_close(s, 0, false, false, "device %.*s (key %s…) joined the group",
+                        (int)m->name_len, m->name, hex);
+    return 0;
+}
+
 /* A batch found forks: name each (recorded since `since_ms`) in a warning, once. */
 static void
 log_batch_forks(struct kith__session *s, uint64_t seq, int64_t since_ms)
@@ -841,9 +959,9 @@ session_input(struct kith__session *s, const void *frame, size_t len)
         goto out_clear;
     }
     kith__log(s->log, KITH_LOG_DEBUG, "received %s (%zu bytes)", kith__wire_name(m.type), len);
-    /* Before the handshake only HELLO / WELCOME / REFUSE mean anything. */
+    /* Before the handshake only HELLO / WELCOME / REFUSE mean anything, and JOIN. */
     if (s->state != KITH__SS_OPEN && m.type != KITH__MSG_HELLO && m.type != KITH__MSG_WELCOME &&
-        m.type != KITH__MSG_REFUSE) {
+        m.type != KITH__MSG_REFUSE && m.type != KITH__MSG_JOIN) {
         rc = KITH_EPROTO;
         kith__session_close(s, rc, true, false, "%s before the handshake", kith__wire_name(m.type));
         goto out_clear;
@@ -854,6 +972,9 @@ session_input(struct kith__session *s, const void *frame, size_t len)
         break;
     case KITH__MSG_WELCOME:
         rc = on_welcome(s, &m);
+        break;
+    case KITH__MSG_JOIN:
+        rc = on_join(s, &m);
         break;
     case KITH__MSG_BATCH:
         rc = on_batch(s, &m);

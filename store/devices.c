@@ -94,8 +94,7 @@ admission_of(const struct kith__group *fold, const uint8_t pk[KITH_PUBKEY_BYTES]
             continue;
         if (via != NULL && memcmp(e->hash, via, KITH_HASH_BYTES) != 0)
             continue;
-        if (!((rec.kind == KITH__GROUP_FOUND &&
-               memcmp(rec.author, pk, KITH_PUBKEY_BYTES) == 0) ||
+        if (!((rec.kind == KITH__GROUP_FOUND && memcmp(rec.author, pk, KITH_PUBKEY_BYTES) == 0) ||
               (rec.kind == KITH__GROUP_ADD && memcmp(rec.member, pk, KITH_PUBKEY_BYTES) == 0)))
             continue;
         if (!found || rec.time_ms < out->time_ms) {

@@ -14,8 +14,8 @@
  * transaction that was aborted after the fold was built (its stamp is never seen again) are
  * noticed. The cache is shared by the handle's threads under group_lock.
  */
-#include "store.h"
 #include "group.h"
+#include "store.h"
 
 #include <errno.h>
 #include <sodium.h>

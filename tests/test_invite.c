@@ -295,7 +295,7 @@ Test(invite, bounds_of_every_field)
 
     /* text that looks like an address but is not canonical travels as it is */
     const char *texts[] = {"tcp://010.0.0.1:7461", "tcp://1.2.3.4:07461", "tcp://1.2.3.4:65536",
-                           "tcp://[::1]:80", "tcp://[::01]:80", "ipc:///run/kith.sock",
+                           "tcp://[::1]:80",       "tcp://[::01]:80",     "ipc:///run/kith.sock",
                            "tcp://*:7461"};
     for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
         iv.naddrs = 1;

@@ -54,8 +54,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort(); /* accepted but not re-encodable */
     if (memcmp(&iv, &again, sizeof iv) != 0)
         abort(); /* the round trip changed the invite */
-    size_t na = symbols_of(data, size, a, sizeof a), nb = symbols_of((const uint8_t *)code, len, b,
-                                                                     sizeof b);
+    size_t na = symbols_of(data, size, a, sizeof a),
+           nb = symbols_of((const uint8_t *)code, len, b, sizeof b);
     if (na != nb || memcmp(a, b, na) != 0)
         abort(); /* two codes for one invite */
     return 0;
