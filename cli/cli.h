@@ -312,6 +312,15 @@ int cmd_bundle_apply(struct cli *c, int argc, char **argv);
 int cmd_serve(struct cli *c, int argc, char **argv);
 int cmd_sync(struct cli *c, int argc, char **argv);
 int cmd_watch(struct cli *c, int argc, char **argv);
+int cmd_group(struct cli *c, int argc, char **argv);
+int cmd_group_create(struct cli *c, int argc, char **argv);
+int cmd_devices(struct cli *c, int argc, char **argv);
+int cmd_devices_rm(struct cli *c, int argc, char **argv);
+
+/* The device group as JSON (group, status; spec/cli.md "group"), and as one line of text
+ * without its newline ("home (ID), 3 members"). */
+json_t *cli_group_json(const kith_group_info *g);
+void cli_group_text(const kith_group_info *g, char *out, size_t cap);
 
 /* A peer record as JSON (status, peers, trust --list; spec/cli.md "peer"). */
 json_t *cli_peer_json(const kith_peer *p);

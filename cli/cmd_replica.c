@@ -140,6 +140,7 @@ status_json(kith_replica *r, const kith_status *s, const struct schema_info *sch
         bad |= cli_jset(rest, "accepted", json_boolean(s->restored_accepted));
     }
     bad |= cli_jset(o, "restored", rest);
+    bad |= cli_jset(o, "group", cli_group_json(&s->group));
     bad |= cli_jset(o, "clock_off",
                     json_boolean(measured && (s->clock_offset_ms > KITH_CLOCK_TOLERANCE_MS ||
                                               s->clock_offset_ms < -KITH_CLOCK_TOLERANCE_MS)));
@@ -183,6 +184,11 @@ status_text(const struct cli *c, kith_replica *r, const kith_status *s,
         printf("               %s\n", line);
     }
     printf("%sconflicts%s      %llu open\n", b, n, (unsigned long long)s->open_conflicts);
+    {
+        char group[256];
+        cli_group_text(&s->group, group, sizeof group);
+        printf("%sgroup%s          %s\n", b, n, group);
+    }
     if (s->restored_seq != 0) {
         char from[KITH_ID_HEX + 1], when[32];
         cli_id_hex(s->restored_from, from);

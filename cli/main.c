@@ -81,6 +81,13 @@ static const struct cli_command commands[] = {
      "whole batches (exit 130)"},
     {"peers", NULL, cmd_peers, "peers [--json]",
      "known peers: address, trust, pending ops, last sync, last error"},
+    {"group", NULL, cmd_group, "group [--json]", "this replica's device group: name, id, members"},
+    {"group", "create", cmd_group_create, "group create NAME [--device-name N] [--json]",
+     "found a device group with this replica as its first member"},
+    {"devices", NULL, cmd_devices, "devices [--json]",
+     "the group's devices: name, id, added by whom and when, last seen, removed"},
+    {"devices", "rm", cmd_devices_rm, "devices rm ID",
+     "remove a device from the group: its later ops are refused everywhere"},
     {"watch", NULL, cmd_watch, "watch [--since CURSOR|now] [--json] [--no-follow]",
      "print each commit applied from now (or after CURSOR), by any process, until ^C"},
 };

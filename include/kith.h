@@ -1026,8 +1026,8 @@ typedef struct kith_device {
 } kith_device;
 
 /*
- * Every key the group admitted, members and removed ones, ordered by when they were added
- * (then by id). *n is 0 when the replica is in no group. *out is released with
+ * Every key the group admitted, members and removed ones: the founder first, then by when
+ * they were added, then by id. *n is 0 when the replica is in no group. *out is released with
  * kith_devices_free(). Errors: KITH_ECORRUPT, KITH_ENOMEM, -errno.
  */
 KITH_API KITH_NODISCARD int kith_devices_get(kith_replica *r, kith_device **out, size_t *n);

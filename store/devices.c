@@ -236,7 +236,10 @@ static int
 device_cmp(const void *a, const void *b)
 {
     const kith_device *x = a, *y = b;
+    bool fx = x->added_by == x->id, fy = y->added_by == y->id; /* the founder */
 
+    if (fx != fy)
+        return fx ? -1 : 1;
     if (x->added_ms != y->added_ms)
         return x->added_ms < y->added_ms ? -1 : 1;
     return x->id < y->id ? -1 : x->id > y->id;
