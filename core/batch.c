@@ -3,7 +3,7 @@
  * "Batch"): a sender, an origin table, the commits (each origin's in seq order) and the
  * signed heads that end each origin's run.
  *
- * A batch is flat: one array of three arrays of integers and bins. So the decoder reads it in
+ * A batch is flat: one array of arrays of integers, strs and bins. So the decoder reads it in
  * place with the strict header reader (kith__mp_head) after the guard has proved the shape,
  * instead of handing it to msgpack_unpack: a zone would cost 24 bytes per object, and a
  * batch may hold 64 MiB of small objects. Commit bytes and signatures stay views into the
@@ -11,12 +11,14 @@
  * signature or decodes a commit: the store does that per origin, in one transaction.
  */
 #include "core.h"
+#include "group.h"
 
 #include <msgpack.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define BATCH_VERSION 2u /* written; 1 is still read */
+/* Format 3 is written by the store; 2 by sessions with peers of protocol 3 or lower (and by
+ * the encoder when asked for no format); 1 is still read. */
 #define BATCH_MAX_ORIGINS 1024u
 #define BATCH_MAX_NAMES 65535u
 /* The smallest canonical commit: [hlc, [], [[2, coll, 0, seq]]] with one-byte integers. */
@@ -317,9 +319,16 @@ kith__batch_encode(const struct kith__batch *b, struct kith__wbuf *out)
     struct wire_plan plan = {0};
     msgpack_packer pk;
     size_t start, need = 32;
+    uint32_t version;
     int prc = 0, rc = KITH_EINVAL;
 
-    if (!b || !out || (b->ncommits && !b->commits) || (b->nheads && !b->heads))
+    if (!b || !out || (b->ncommits && !b->commits) || (b->nheads && !b->heads) ||
+        (b->nbases && !b->bases) || (b->nrecords && !b->records) || (b->nproofs && !b->proofs))
+        return KITH_EINVAL;
+    version = b->version ? b->version : 2;
+    if ((version != 2 && version != 3) ||
+        (version == 2 && (b->nbases || b->nrecords || b->nproofs)) ||
+        b->nrecords > KITH__BATCH_MAX_ITEMS || b->nproofs > KITH__BATCH_MAX_ITEMS)
         return KITH_EINVAL;
     t = calloc(1, sizeof *t);
     plan.c = calloc(b->ncommits ? b->ncommits : 1, sizeof *plan.c);
@@ -344,6 +353,26 @@ kith__batch_encode(const struct kith__batch *b, struct kith__wbuf *out)
     }
     for (uint32_t k = 0; k < names.n; k++)
         need += 2 + names.len[k];
+    for (size_t i = 0; i < b->nbases; i++) /* a base names an origin of the batch */
+        for (size_t k = 0; k <= t->n; k++)
+            if (k == t->n)
+                goto out_table;
+            else if (t->id[k] == b->bases[i].origin)
+                break;
+    if (version == 3)
+        need += 9 + t->n * (2 + KITH_HASH_BYTES);
+    for (size_t i = 0; i < b->nrecords; i++) {
+        if (b->records[i].len == 0 || b->records[i].len > KITH__GROUP_MAX_RECORD ||
+            !b->records[i].bytes)
+            goto out_table;
+        need += 3 + b->records[i].len;
+    }
+    for (size_t i = 0; i < b->nproofs; i++) {
+        if (b->proofs[i].len == 0 || b->proofs[i].len > KITH__MAX_BATCH_BYTES ||
+            !b->proofs[i].bytes)
+            goto out_table;
+        need += 5 + b->proofs[i].len;
+    }
     if (need > KITH__MAX_BATCH_BYTES) {
         rc = KITH_ETOOBIG;
         goto out_table;
@@ -353,8 +382,8 @@ kith__batch_encode(const struct kith__batch *b, struct kith__wbuf *out)
     if (rc < 0)
         goto out_table;
     msgpack_packer_init(&pk, out, kith__wbuf_write);
-    prc |= msgpack_pack_array(&pk, 6);
-    prc |= msgpack_pack_uint64(&pk, BATCH_VERSION);
+    prc |= msgpack_pack_array(&pk, version == 3 ? 9 : 6);
+    prc |= msgpack_pack_uint64(&pk, version);
     prc |= msgpack_pack_uint64(&pk, b->sender);
     prc |= msgpack_pack_array(&pk, t->n);
     for (size_t k = 0; k < t->n; k++)
@@ -377,6 +406,26 @@ kith__batch_encode(const struct kith__batch *b, struct kith__wbuf *out)
         prc |= msgpack_pack_uint64(&pk, h->seq);
         prc |= msgpack_pack_bin(&pk, KITH_SIG_BYTES);
         prc |= msgpack_pack_bin_body(&pk, h->sig, KITH_SIG_BYTES);
+    }
+    if (version == 3) {
+        static const uint8_t zeros[KITH_HASH_BYTES];
+        prc |= msgpack_pack_array(&pk, t->n);
+        for (size_t k = 0; k < t->n; k++) {
+            const uint8_t *base = zeros;
+            for (size_t i = 0; i < b->nbases; i++)
+                if (b->bases[i].origin == t->id[k])
+                    base = b->bases[i].hash;
+            prc |= msgpack_pack_bin(&pk, KITH_HASH_BYTES);
+            prc |= msgpack_pack_bin_body(&pk, base, KITH_HASH_BYTES);
+        }
+        prc |= msgpack_pack_array(&pk, b->nrecords);
+        for (size_t i = 0; i < b->nrecords; i++)
+            prc |= msgpack_pack_bin(&pk, b->records[i].len) |
+                   msgpack_pack_bin_body(&pk, b->records[i].bytes, b->records[i].len);
+        prc |= msgpack_pack_array(&pk, b->nproofs);
+        for (size_t i = 0; i < b->nproofs; i++)
+            prc |= msgpack_pack_bin(&pk, b->proofs[i].len) |
+                   msgpack_pack_bin_body(&pk, b->proofs[i].bytes, b->proofs[i].len);
     }
     rc = 0;
     if (prc != 0) {
@@ -455,6 +504,76 @@ next_origin(struct cursor *c, uint64_t n, uint64_t *used, uint64_t *index)
     return 0;
 }
 
+/* Read an array of signed items, each a bin of 1 .. max bytes, at most KITH__BATCH_MAX_ITEMS. */
+static int
+decode_items(struct cursor *c, size_t max, struct kith__batch_item **out, size_t *n,
+             struct kith__arena *arena)
+{
+    uint64_t count, len;
+    int rc = next(c, KITH__MP_ARRAY, &count);
+
+    if (rc < 0)
+        return rc;
+    if (count > KITH__BATCH_MAX_ITEMS)
+        return KITH_ETOOBIG;
+    *n = (size_t)count;
+    *out = NULL;
+    if (count == 0)
+        return 0;
+    *out = kith__arena_alloc(arena, (size_t)count * sizeof **out);
+    if (*out == NULL)
+        return KITH_ENOMEM;
+    for (size_t i = 0; i < *n; i++) {
+        if ((rc = next_bin(c, &(*out)[i].bytes, &len)) < 0)
+            return rc;
+        if (len == 0)
+            return KITH_EMALFORMED;
+        if (len > max)
+            return KITH_ETOOBIG;
+        (*out)[i].len = (size_t)len;
+    }
+    return 0;
+}
+
+/* Format 3's tail: a base per origin, in the origin table's order, then records and proofs. */
+static int
+decode_v3(struct cursor *c, const uint64_t *ids, size_t norigins, struct kith__batch *b,
+          struct kith__arena *arena)
+{
+    uint64_t n, len;
+    int rc = next(c, KITH__MP_ARRAY, &n);
+
+    if (rc < 0)
+        return rc;
+    if (n != norigins)
+        return KITH_EMALFORMED;
+    b->nbases = norigins;
+    b->bases = NULL;
+    if (norigins > 0 && (b->bases = kith__arena_alloc(arena, norigins * sizeof *b->bases)) == NULL)
+        return KITH_ENOMEM;
+    for (size_t k = 0; k < norigins; k++) {
+        const uint8_t *hash;
+        if ((rc = next_bin(c, &hash, &len)) < 0)
+            return rc;
+        if (len != KITH_HASH_BYTES)
+            return KITH_EMALFORMED;
+        b->bases[k].origin = ids[k];
+        memcpy(b->bases[k].hash, hash, KITH_HASH_BYTES);
+    }
+    if ((rc = decode_items(c, KITH__GROUP_MAX_RECORD, &b->records, &b->nrecords, arena)) < 0)
+        return rc;
+    return decode_items(c, KITH__MAX_BATCH_BYTES, &b->proofs, &b->nproofs, arena);
+}
+
+const uint8_t *
+kith__batch_base_of(const struct kith__batch *b, uint64_t origin)
+{
+    for (size_t k = 0; k < b->nbases; k++)
+        if (b->bases[k].origin == origin)
+            return b->bases[k].hash;
+    return NULL;
+}
+
 static int
 batch_decode(const uint8_t *p, size_t len, struct kith__batch *out, struct kith__arena *arena,
              struct name_set *names)
@@ -480,13 +599,16 @@ batch_decode(const uint8_t *p, size_t len, struct kith__batch *out, struct kith_
         return rc;
     if (h.type != KITH__MP_UINT)
         return KITH_EMALFORMED;
-    if (h.v != 1 && h.v != BATCH_VERSION)
+    if (h.v < 1 || h.v > KITH__BATCH_FORMAT)
         return KITH_EVERSION;
     version = h.v;
     if ((rc = kith__mp_guard(p, len, 2, len, &nobjects)) < 0)
         return rc;
 
-    if ((rc = next(&c, KITH__MP_ARRAY, &v)) < 0 || v != (version == 1 ? 5 : 6) ||
+    if ((rc = next(&c, KITH__MP_ARRAY, &v)) < 0 ||
+        v != (version == 1   ? 5
+              : version == 2 ? 6
+                             : 9) ||
         (rc = next(&c, KITH__MP_UINT, &v)) < 0 || (rc = next(&c, KITH__MP_UINT, &b.sender)) < 0 ||
         (rc = next(&c, KITH__MP_ARRAY, &norigins)) < 0)
         return rc < 0 ? rc : KITH_EMALFORMED;
@@ -575,7 +697,12 @@ batch_decode(const uint8_t *p, size_t len, struct kith__batch *out, struct kith_
         bh->origin = ids[oi];
         memcpy(bh->sig, sig, KITH_SIG_BYTES);
     }
-    if (used != norigins || c.left != 0)
+    if (used != norigins)
+        return KITH_EMALFORMED; /* an unused origin */
+    b.version = (uint32_t)version;
+    if (version >= 3 && (rc = decode_v3(&c, ids, (size_t)norigins, &b, arena)) < 0)
+        return rc;
+    if (c.left != 0)
         return KITH_EMALFORMED; /* an unused origin; the guard already refused trailing bytes */
     *out = b;
     return 0;

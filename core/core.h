@@ -266,13 +266,39 @@ struct kith__batch_head {
     uint8_t sig[KITH_SIG_BYTES];
 };
 
+/* Format 3: the chain hash an origin's run in the batch starts from (after first_seq - 1). */
+struct kith__batch_base {
+    uint64_t origin;
+    uint8_t hash[KITH_HASH_BYTES];
+};
+
+/* A signed item carried whole (a group record, a fork proof): a view of its bytes. */
+struct kith__batch_item {
+    const uint8_t *bytes;
+    size_t len;
+};
+
+#define KITH__BATCH_FORMAT 3u       /* written by kith_batch_create */
+#define KITH__BATCH_MAX_ITEMS 8192u /* group records, and proofs, per batch */
+
 struct kith__batch {
+    uint32_t version; /* the format: 1, 2 or 3 when decoded; to encode, 3 or 2 (0: 2) */
     uint64_t sender;
     size_t ncommits;
     struct kith__batch_commit *commits;
     size_t nheads;
     struct kith__batch_head *heads;
+    /* format 3 only (empty otherwise) */
+    size_t nbases; /* decoded: one per origin of the batch; encoded: a missing one is zeros */
+    struct kith__batch_base *bases;
+    size_t nrecords; /* signed group records (core/group.h), each at most 4 KiB */
+    struct kith__batch_item *records;
+    size_t nproofs; /* fork proofs */
+    struct kith__batch_item *proofs;
 };
+
+/* The run base the batch names for `origin`, or NULL (format 1 and 2 name none). */
+const uint8_t *kith__batch_base_of(const struct kith__batch *b, uint64_t origin);
 
 /* Encode a batch. Commits of one origin must be in seq order and contiguous. */
 int kith__batch_encode(const struct kith__batch *b, struct kith__wbuf *out);

@@ -1092,6 +1092,10 @@ kith__session_pump(struct kith__session *s)
         kith_batch_info info;
         kith_buf buf = {NULL, 0};
         struct kith__msg m;
+        /* in the format the peer reads; the first carries our group records when the peer's
+         * differ (NET-29) */
+        struct kith__build_opts xo = {KITH__BATCH_FORMAT_FOR_PROTO(s->proto), s->records_due,
+                                      false};
 
         if (p->streamer && p->streamer != s)
             break; /* another session is sending to this peer; our turn comes after */
@@ -1102,13 +1106,13 @@ kith__session_pump(struct kith__session *s)
         opts.cursor = p->send_cursor;
         opts.max_ops = KITH__WIRE_BATCH_OPS;
         opts.max_bytes = KITH__WIRE_BATCH_BYTES;
-        rc = kith__batch_create(s->r, &opts, &buf, &info, NULL);
+        rc = kith__batch_create(s->r, &opts, &xo, &buf, &info, NULL);
         if (rc < 0) {
             kith__session_close(s, rc, true, false, "could not make a batch: %s (%s)",
                                 kith_strerror(rc), kith_errmsg(s->r));
             return rc;
         }
-        if (info.ops == 0) {
+        if (info.ops == 0 && !(s->records_due && buf.len > 0)) {
             kith_free(buf.data);
             if (info.next_cursor > p->send_cursor)
                 p->send_cursor = info.next_cursor;
@@ -1136,6 +1140,7 @@ kith__session_pump(struct kith__session *s)
             return rc;
         }
         s->send_seq++;
+        s->records_due = false; /* sent: the peer's apply takes them with this batch */
         struct kith__inflight *f = &s->win[(s->win_head + s->nwin) % KITH__WIRE_WINDOW];
         f->seq = s->send_seq;
         f->next_cursor = info.next_cursor;

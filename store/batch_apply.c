@@ -240,27 +240,28 @@ is_aside(const struct applying *s, uint64_t origin)
 }
 
 /*
- * The run of `origin` differs from the history held here at commit `fork_i`, and its head
- * (`head`, over chain `h`) verified: the origin signed two histories. Keep the evidence
- * (the first found for the origin) and set the run aside. 0, MDB_MAP_FULL, or an error.
+ * The run of `origin` differs from the history held here: after seq `seq` its chain hash is
+ * `theirs`, and its head (`head`, over chain `h`) verified: the origin signed two histories.
+ * Keep the evidence (the first found for the origin) and set the run aside. 0, MDB_MAP_FULL,
+ * or an error.
  */
 static int
-record_fork(struct applying *s, uint64_t origin, size_t fork_i, const struct kith__batch_head *head,
+record_fork(struct applying *s, uint64_t origin, uint64_t seq,
+            const uint8_t theirs[KITH_HASH_BYTES], const struct kith__batch_head *head,
             const uint8_t h[KITH_HASH_BYTES])
 {
-    const struct kith__batch_commit *bc = &s->b.commits[fork_i];
     kith_fork f;
     int rc;
 
     memset(&f, 0, sizeof f);
     f.origin = origin;
-    f.seq = bc->first_seq + s->ci[fork_i].nops - 1;
+    f.seq = seq;
     rc = kith__chain_at(s->r, s->txn, origin, f.seq, f.ours);
     if (rc == KITH_ENOTFOUND)
         memset(f.ours, 0, KITH_HASH_BYTES); /* no commit of ours ends there */
     else if (rc < 0)
         return rc;
-    memcpy(f.theirs, s->ci[fork_i].chain, KITH_HASH_BYTES);
+    memcpy(f.theirs, theirs, KITH_HASH_BYTES);
     f.seen_from = s->b.sender;
     f.recorded_ms = kith__now_ms();
     f.source = KITH_FORK_BATCH;
@@ -273,6 +274,40 @@ record_fork(struct applying *s, uint64_t origin, size_t fork_i, const struct kit
         return rc;
     s->info.forks += (uint64_t)rc;
     return set_aside(s, origin);
+}
+
+/*
+ * A run of format 3 names the chain hash it starts from (`base`, after seq first - 1), so it
+ * verifies on its own, from the origin's signature, wherever it starts within what is held:
+ * `h` gets the base. Where this replica's history after first - 1 has another hash, or no
+ * commit of it ends there, the origin signed two histories (*mismatch). A run from seq 1
+ * starts from zeros.
+ */
+static int
+run_base(struct applying *s, const struct kith__origin_slot *slot, uint64_t first,
+         const uint8_t base[KITH_HASH_BYTES], uint8_t h[KITH_HASH_BYTES], bool *mismatch)
+{
+    static const uint8_t zeros[KITH_HASH_BYTES];
+    uint8_t ours[KITH_HASH_BYTES];
+    int rc = 0;
+
+    if (first == 1 && memcmp(base, zeros, KITH_HASH_BYTES) != 0)
+        return kith__fail(s->r, KITH_EMALFORMED,
+                          "origin %016llx: a run from seq 1 must start from the zero hash",
+                          (unsigned long long)slot->origin);
+    memcpy(h, base, KITH_HASH_BYTES);
+    if (first == slot->st.have + 1)
+        memcpy(ours, slot->st.head, KITH_HASH_BYTES);
+    else
+        rc = kith__chain_at(s->r, s->txn, slot->origin, first - 1, ours);
+    if (rc == KITH_ENOTFOUND) {
+        *mismatch = true; /* no commit of ours ends where theirs does */
+        return 0;
+    }
+    if (rc < 0)
+        return rc;
+    *mismatch = memcmp(ours, base, KITH_HASH_BYTES) != 0;
+    return 0;
 }
 
 /*
@@ -289,7 +324,8 @@ verify_run(struct applying *s, uint64_t origin)
     struct kith__origin_slot *slot;
     uint8_t pk[KITH_PUBKEY_BYTES], h[KITH_HASH_BYTES];
     const struct kith__batch_head *head = NULL;
-    uint64_t next = 0, end = 0, prev_first = 0, fseq, cutoff;
+    const uint8_t *base = kith__batch_base_of(&s->b, origin); /* format 3 */
+    uint64_t next = 0, end = 0, prev_first = 0, fseq, fork_seq = 0, cutoff;
     bool mismatch = false, started = false, seen_new = false;
     size_t last_i = 0, fork_i = SIZE_MAX;
     int rc = kith__origin_key(r, s->txn, origin, pk, &cutoff);
@@ -321,7 +357,12 @@ verify_run(struct applying *s, uint64_t origin)
                                                     "a copy, and its ops after the copy must "
                                                     "come first (RESTORE-3)"
                                                   : "");
-            if (bc->first_seq == slot->st.have + 1) {
+            if (base != NULL) {
+                rc = run_base(s, slot, bc->first_seq, base, h, &mismatch);
+                if (rc < 0)
+                    return rc;
+                fork_seq = bc->first_seq - 1; /* where the two differ, if they do */
+            } else if (bc->first_seq == slot->st.have + 1) {
                 memcpy(h, slot->st.head, KITH_HASH_BYTES);
             } else if (kith__chain_at(r, s->txn, origin, bc->first_seq - 1, h) < 0) {
                 /* does not start at a commit boundary held here: the chain before it is
@@ -408,8 +449,11 @@ verify_run(struct applying *s, uint64_t origin)
     if (head->seq != end)
         return kith__fail(r, KITH_EBADSIG, "origin %016llx: no signed head at seq %llu",
                           (unsigned long long)origin, (unsigned long long)end);
-    if (mismatch)
-        return record_fork(s, origin, fork_i, head, h);
+    if (mismatch && fork_i == SIZE_MAX) /* the histories differ before the run: at its base */
+        return record_fork(s, origin, fork_seq, base, head, h);
+    if (mismatch) /* they differ at commit fork_i of the run */
+        return record_fork(s, origin, s->b.commits[fork_i].first_seq + s->ci[fork_i].nops - 1,
+                           s->ci[fork_i].chain, head, h);
     if (end > cutoff) {
         /* removed from the group: nothing after its cut-off is taken (GRP-15) */
         s->info.cut_off++;

@@ -24,6 +24,7 @@ struct run {
     uint64_t origin;
     uint64_t last;                  /* last seq included */
     uint8_t chain[KITH_HASH_BYTES]; /* chain hash after `last` */
+    uint8_t base[KITH_HASH_BYTES];  /* chain hash before the run's first commit (format 3) */
 };
 
 /*
@@ -316,14 +317,15 @@ kith_batch_create(kith_replica *r, const kith_batch_opts *opts, kith_buf *out,
     struct kith__progress pg;
 
     kith__progress_init(&pg, r, KITH_PROGRESS_BUILD);
-    return kith__batch_create(r, opts, out, info, kith__progress_live(&pg));
+    return kith__batch_create(r, opts, NULL, out, info, kith__progress_live(&pg));
 }
 
 int
-kith__batch_create(kith_replica *r, const kith_batch_opts *opts, kith_buf *out,
-                   kith_batch_info *info, struct kith__progress *pg)
+kith__batch_create(kith_replica *r, const kith_batch_opts *opts, const struct kith__build_opts *xo,
+                   kith_buf *out, kith_batch_info *info, struct kith__progress *pg)
 {
     static const kith_batch_opts no_opts;
+    static const struct kith__build_opts everything = {KITH__BATCH_FORMAT, true, true};
     struct builder bd;
     struct kith__wbuf wb = {0};
     MDB_cursor *cur = NULL;
@@ -343,9 +345,14 @@ kith__batch_create(kith_replica *r, const kith_batch_opts *opts, kith_buf *out,
         return KITH_EINVAL;
     if (opts == NULL)
         opts = &no_opts;
+    if (xo == NULL)
+        xo = &everything;
+    if (xo->format != 2 && xo->format != 3)
+        return KITH_EINVAL;
     memset(&bd, 0, sizeof bd);
     bd.r = r;
     bd.b.sender = r->id;
+    bd.b.version = xo->format;
     next_cursor = opts->cursor;
     max_bytes =
         opts->max_bytes && opts->max_bytes < BATCH_BYTES_CAP ? opts->max_bytes : BATCH_BYTES_CAP;
@@ -424,6 +431,14 @@ kith__batch_create(kith_replica *r, const kith_batch_opts *opts, kith_buf *out,
             rc = KITH_ENOMEM;
             goto out_cursor;
         }
+        if (rn->last == 0 && xo->format >= 3 &&
+            (rc = kith__chain_at(r, bd.txn, origin, first - 1, rn->base)) < 0) {
+            rc = kith__fail(r, rc == KITH_ENOTFOUND ? KITH_ECORRUPT : rc,
+                            "log: no commit of %016llx ends at seq %llu, before %llu",
+                            (unsigned long long)origin, (unsigned long long)first - 1,
+                            (unsigned long long)first);
+            goto out_cursor;
+        }
         rc = builder_push(&bd, origin, first, bytes, len, nops);
         if (rc < 0)
             goto out_cursor;
@@ -445,10 +460,17 @@ kith__batch_create(kith_replica *r, const kith_batch_opts *opts, kith_buf *out,
      * every push. Building a batch therefore writes nothing.
      */
     bd.b.heads = calloc(bd.nruns ? bd.nruns : 1, sizeof *bd.b.heads);
-    if (bd.b.heads == NULL) {
+    if (xo->format >= 3)
+        bd.b.bases = calloc(bd.nruns ? bd.nruns : 1, sizeof *bd.b.bases);
+    if (bd.b.heads == NULL || (xo->format >= 3 && bd.b.bases == NULL)) {
         rc = KITH_ENOMEM;
         goto out_cursor;
     }
+    for (size_t i = 0; xo->format >= 3 && i < bd.nruns; i++) {
+        bd.b.bases[i].origin = bd.runs[i].origin;
+        memcpy(bd.b.bases[i].hash, bd.runs[i].base, KITH_HASH_BYTES);
+    }
+    bd.b.nbases = xo->format >= 3 ? bd.nruns : 0;
     for (size_t i = 0; i < bd.nruns; i++) {
         struct run *rn = &bd.runs[i];
         struct kith__batch_head *h = &bd.b.heads[bd.b.nheads++];
@@ -489,6 +511,7 @@ out_txn:
     kith__mdb_end(r);
     free(bd.b.commits);
     free(bd.b.heads);
+    free(bd.b.bases);
     free(bd.runs);
     free(bd.pos);
     free(bd.caps);

@@ -49,7 +49,7 @@ kith_bundle_write(kith_replica *r, const kith_vv *since, const char *path, kith_
     if (r == NULL || path == NULL || *path == '\0')
         return KITH_EINVAL;
     kith__progress_init(&pg, r, KITH_PROGRESS_BUILD);
-    rc = kith__batch_create(r, &opts, &buf, &bi, kith__progress_live(&pg));
+    rc = kith__batch_create(r, &opts, NULL, &buf, &bi, kith__progress_live(&pg));
     if (rc < 0)
         return rc;
     if (bi.has_more) {

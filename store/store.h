@@ -355,9 +355,20 @@ kith__progress_live(struct kith__progress *pg)
 }
 
 /* kith_batch_create and kith_batch_apply reporting to `pg` (NULL: to nobody), for the callers
- * inside the library: kith_bundle_* with the replica's reporter, sessions with none. */
-int kith__batch_create(kith_replica *r, const kith_batch_opts *opts, kith_buf *out,
-                       kith_batch_info *info, struct kith__progress *pg);
+ * inside the library: kith_bundle_* with the replica's reporter, sessions with none. `xo`
+ * NULL: format 3 with everything (what kith_batch_create and bundles write). */
+/* What a batch carries besides ops, and in which format (spec/encoding.md "Batch"). */
+struct kith__build_opts {
+    uint32_t format;      /* KITH__BATCH_FORMAT, or 2 for a peer that cannot read it */
+    bool include_records; /* the group's records (format 3) */
+    bool include_proofs;  /* the fork proofs held (format 3) */
+};
+
+/* The batch format a session of protocol `proto` sends: 3 from protocol 4, else 2. */
+#define KITH__BATCH_FORMAT_FOR_PROTO(proto) ((proto) >= 4 ? 3u : 2u)
+int kith__batch_create(kith_replica *r, const kith_batch_opts *opts,
+                       const struct kith__build_opts *xo, kith_buf *out, kith_batch_info *info,
+                       struct kith__progress *pg);
 int kith__batch_apply(kith_replica *r, const void *data, size_t len, kith_apply_info *info,
                       struct kith__progress *pg);
 /* Parse a log value: nops, chain, order, commit bytes (views into `v`). 0 or KITH_ECORRUPT.

@@ -621,6 +621,109 @@ Test(batch, honest_ops_pass_a_forked_origin_in_one_bundle_both_ways)
     kt_free(&d);
 }
 
+/* A batch built with `since` by the holder of the other branch: its run of the forked origin
+ * starts beyond the fork, past every commit the two share. Format 3 names the chain hash the
+ * run starts from, so the receiver verifies the run from the origin's signature, finds the
+ * fork at that base, sets the run aside and applies the honest ops beside it. A batch of
+ * format 2, which names no base, is refused whole (its head cannot verify from the
+ * receiver's chain): what a kith 0.3.0 peer still sends. */
+/* proves STO-12, FORK-2, BAT-6 */
+Test(batch, a_run_built_with_since_finds_the_fork_at_its_base)
+{
+    struct kt_replica a = kt_new(), b = kt_new(), c = kt_new();
+    char *root = kt_tmpdir();
+    kith_apply_info info;
+
+    kt_trust_pair(&a, &b);
+    kt_trust_pair(&a, &c);
+    kt_trust_pair(&b, &c);
+    kith_replica *clone = clone_of(&a, root);
+    uint64_t origin = kith_replica_id(a.r);
+    kt_contact(a.r, "branch one");
+    kt_contact(clone, "branch two");
+    kt_sync(&a, &b); /* b holds branch one */
+    kith_buf two = batch_all(clone);
+    cr_assert_eq(kith_batch_apply(c.r, two.data, two.len, NULL), 0); /* c holds branch two */
+    kith_free(two.data);
+    uint64_t fork_seq = vv_of(b.r, origin);
+    cr_assert_eq(vv_of(c.r, origin), fork_seq);
+    kt_contact(clone, "branch two, later");
+    two = batch_all(clone);
+    cr_assert_eq(kith_batch_apply(c.r, two.data, two.len, NULL), 0);
+    kith_free(two.data);
+    kith_docid from_c = kt_contact(c.r, "honest c");
+
+    kith_vv since = {0};
+    cr_assert_eq(kith_vv_get(b.r, &since), 0);
+    kith_batch_opts opts = {.since = &since};
+    struct kith__build_opts v2 = {2, false, false};
+    kith_buf old = {0}, cur = {0};
+    cr_assert_eq(kith__batch_create(c.r, &opts, &v2, &old, NULL, NULL), 0);
+    cr_assert_eq(kith_batch_create(c.r, &opts, &cur, NULL), 0);
+    kith_vv_free(&since);
+    char *before = state_of(b.r);
+    cr_assert_eq(kith_batch_apply(b.r, old.data, old.len, &info), KITH_EBADSIG);
+    char *unchanged = state_of(b.r);
+    cr_assert_str_eq(before, unchanged);
+
+    cr_assert_eq(kith_batch_apply(b.r, cur.data, cur.len, &info), 0, "%s", kith_errmsg(b.r));
+    cr_assert_eq(info.forks, 1);
+    char name[64];
+    kt_get_str(b.r, "contacts", &from_c, "name", name, sizeof name);
+    cr_assert_str_eq(name, "honest c");
+    cr_assert_eq(vv_of(b.r, origin), fork_seq, "nothing of branch two was taken");
+    kith_fork f = the_fork(b.r);
+    cr_assert_eq(f.origin, origin);
+    cr_assert_eq(f.seq, fork_seq, "found at the run's base, the end of what both hold");
+    cr_assert_eq(f.source, KITH_FORK_BATCH);
+    cr_assert_eq(f.seen_from, kith_replica_id(c.r));
+    cr_assert(memcmp(f.ours, f.theirs, KITH_HASH_BYTES) != 0);
+    uint8_t pk[KITH_PUBKEY_BYTES];
+    kith_replica_pubkey(a.r, pk);
+    cr_assert(f.has_head && f.head_seq > fork_seq);
+    cr_assert_eq(kith__head_verify(pk, origin, f.head_seq, f.head_chain, f.head_sig), 0);
+    /* and the honest runs of the old format apply once the fork is known (the run is set
+     * aside before its signature is checked) */
+    cr_assert_eq(kith_batch_apply(b.r, old.data, old.len, &info), 0, "%s", kith_errmsg(b.r));
+
+    kith_free(old.data);
+    kith_free(cur.data);
+    free(before);
+    free(unchanged);
+    kith_close(clone);
+    kt_rmtree(root);
+    free(root);
+    kt_free(&a);
+    kt_free(&b);
+    kt_free(&c);
+}
+
+/* A run of format 3 that names a base other than zeros for seq 1 is refused. */
+Test(batch, a_run_from_seq_one_starts_from_zeros)
+{
+    struct kt_replica a = kt_new(), b = kt_new();
+    struct kith__arena arena = {0};
+    struct kith__batch bt;
+    struct kith__wbuf out = {0};
+
+    kt_trust_pair(&a, &b);
+    kt_contact(a.r, "one");
+    kith_buf buf = batch_all(a.r);
+    cr_assert_eq(kith__batch_decode(buf.data, buf.len, &bt, &arena), 0);
+    cr_assert_eq(bt.version, 3);
+    cr_assert_eq(bt.nbases, 1);
+    bt.bases[0].hash[5] ^= 1;
+    cr_assert_eq(kith__batch_encode(&bt, &out), 0);
+    cr_assert_eq(kith_batch_apply(b.r, out.data, out.len, NULL), KITH_EMALFORMED);
+    cr_assert(strstr(kith_errmsg(b.r), "zero hash") != NULL, "%s", kith_errmsg(b.r));
+    cr_assert_eq(vv_of(b.r, kith_replica_id(a.r)), 0);
+    kith__wbuf_free(&out);
+    kith__arena_free(&arena);
+    kith_free(buf.data);
+    kt_free(&a);
+    kt_free(&b);
+}
+
 /* Concurrent writes of one field: a conflict on both replicas, the same winner on both. */
 Test(batch, concurrent_writes_record_conflicts_on_both)
 {

@@ -105,6 +105,99 @@ Test(batch_codec, known_bytes)
                           "90");
 }
 
+/* Format 3: the sample with a base for one origin (the other's is zeros), two records and a
+ * proof; round trip, re-encoding, and every truncation refused. */
+static struct kith__batch
+sample3(struct kith__batch_base *base, struct kith__batch_item items[3])
+{
+    static const uint8_t rec1[] = {1, 2, 3}, rec2[] = {4}, proof[] = {9, 9};
+    struct kith__batch b = sample();
+    b.version = 3;
+    base->origin = B;
+    memset(base->hash, 0x3c, KITH_HASH_BYTES);
+    b.nbases = 1;
+    b.bases = base;
+    items[0] = (struct kith__batch_item){rec1, sizeof rec1};
+    items[1] = (struct kith__batch_item){rec2, sizeof rec2};
+    items[2] = (struct kith__batch_item){proof, sizeof proof};
+    b.nrecords = 2;
+    b.records = items;
+    b.nproofs = 1;
+    b.proofs = items + 2;
+    return b;
+}
+
+Test(batch_codec, format3_round_trip)
+{
+    struct kith__batch_base base;
+    struct kith__batch_item items[3];
+    struct kith__batch b = sample3(&base, items), d;
+    static const uint8_t zeros[KITH_HASH_BYTES];
+
+    cr_assert_eq(kith__batch_encode(&b, &buf), 0);
+    cr_assert_eq(buf.data[0], 0x99);
+    cr_assert_eq(buf.data[1], 3);
+    cr_assert_eq(decode(buf.data, buf.len, &d), 0);
+    cr_assert_eq(d.version, 3);
+    cr_assert_eq(d.ncommits, 3);
+    cr_assert_eq(d.nbases, 2); /* one per origin, in the table's order: A then B */
+    cr_assert_eq(d.bases[0].origin, A);
+    cr_assert_eq(memcmp(d.bases[0].hash, zeros, KITH_HASH_BYTES), 0);
+    cr_assert_eq(memcmp(kith__batch_base_of(&d, B), base.hash, KITH_HASH_BYTES), 0);
+    cr_assert_null(kith__batch_base_of(&d, 77));
+    cr_assert_eq(d.nrecords, 2);
+    cr_assert(d.records[0].len == 3 && memcmp(d.records[0].bytes, items[0].bytes, 3) == 0);
+    cr_assert(d.records[1].len == 1 && d.records[1].bytes[0] == 4);
+    cr_assert(d.nproofs == 1 && d.proofs[0].len == 2 && d.proofs[0].bytes[1] == 9);
+    struct kith__wbuf again = {0};
+    cr_assert_eq(kith__batch_encode(&d, &again), 0);
+    cr_assert(again.len == buf.len && memcmp(again.data, buf.data, buf.len) == 0);
+    kith__wbuf_free(&again);
+    for (size_t n = 0; n < buf.len; n++)
+        cr_assert_eq(decode(buf.data, n, &d), KITH_EMALFORMED, "prefix %zu", n);
+}
+
+/* Format 3's faults: a base count that is not the origin count, a base of another size, an
+ * empty item, an oversized record; and what format 2 cannot carry is refused by the encoder. */
+Test(batch_codec, format3_faults)
+{
+    struct kith__batch_base base;
+    struct kith__batch_item items[3];
+    struct kith__batch b = sample3(&base, items), d;
+    static uint8_t big[4200];
+
+    /* [3, 0, [], [], [], [], bases, [], []] with one base too many */
+    static const uint8_t extra_base[] = {
+        0x99, 0x03, 0x00, 0x90, 0x90, 0x90, 0x90, 0x91, 0xc4, 0x20, 0, 0, 0,    0,   0,
+        0,    0,    0,    0,    0,    0,    0,    0,    0,    0,    0, 0, 0,    0,   0,
+        0,    0,    0,    0,    0,    0,    0,    0,    0,    0,    0, 0, 0x90, 0x90};
+    static const uint8_t empty_record[] = {0x99, 0x03, 0x00, 0x90, 0x90, 0x90,
+                                           0x90, 0x90, 0x91, 0xc4, 0x00, 0x90};
+    cr_assert_eq(decode(extra_base, sizeof extra_base, &d), KITH_EMALFORMED);
+    cr_assert_eq(decode(empty_record, sizeof empty_record, &d), KITH_EMALFORMED);
+
+    items[0] = (struct kith__batch_item){big, 4097}; /* over a group record's 4 KiB */
+    cr_assert_eq(kith__batch_encode(&b, &buf), KITH_EINVAL);
+    items[0].len = 4096;
+    cr_assert_eq(kith__batch_encode(&b, &buf), 0);
+    /* a record of 4097 bytes on the wire: [3, 0, [], [], [], [], [], [bin 4097], []] */
+    static const uint8_t head[] = {0x99, 0x03, 0x00, 0x90, 0x90, 0x90,
+                                   0x90, 0x90, 0x91, 0xc5, 0x10, 0x01};
+    memcpy(big, head, sizeof head);
+    big[sizeof head + 4097] = 0x90;
+    cr_assert_eq(decode(big, sizeof head + 4098, &d), KITH_ETOOBIG);
+    buf.len = 0;
+    b.version = 2; /* format 2 has no place for bases, records or proofs */
+    cr_assert_eq(kith__batch_encode(&b, &buf), KITH_EINVAL);
+    b.nbases = b.nrecords = b.nproofs = 0;
+    cr_assert_eq(kith__batch_encode(&b, &buf), 0);
+    cr_assert_eq(buf.data[1], 2);
+    base.origin = 77; /* a base for an origin the batch does not carry */
+    b = sample3(&base, items);
+    b.bases[0].origin = 77;
+    cr_assert_eq(kith__batch_encode(&b, &buf), KITH_EINVAL);
+}
+
 Test(batch_codec, empty_batch)
 {
     struct kith__batch b = {.sender = 42}, d;
@@ -132,14 +225,19 @@ Test(batch_codec, truncation_at_every_length_refused)
 /* BAT-3: an unknown format version is KITH_EVERSION, whatever follows. */
 Test(batch_codec, version)
 {
-    static const uint8_t v3[] = {0x96, 0x03, 0x00, 0x90, 0x90, 0x90, 0x90};
-    static const uint8_t v3_other_shape[] = {0x93, 0x03, 0x80, 0xca};
+    static const uint8_t v4[] = {0x96, 0x04, 0x00, 0x90, 0x90, 0x90, 0x90};
+    static const uint8_t v4_other_shape[] = {0x93, 0x04, 0x80, 0xca};
+    static const uint8_t v3[] = {0x99, 0x03, 0x00, 0x90, 0x90, 0x90, 0x90, 0x90, 0x90, 0x90};
+    static const uint8_t v3_shape_of_v2[] = {0x96, 0x03, 0x00, 0x90, 0x90, 0x90, 0x90};
     static const uint8_t v2[] = {0x96, 0x02, 0x00, 0x90, 0x90, 0x90, 0x90};
     static const uint8_t v2_shape_of_v1[] = {0x95, 0x02, 0x00, 0x90, 0x90, 0x90};
     static const uint8_t v1[] = {0x95, 0x01, 0x00, 0x90, 0x90, 0x90};
     struct kith__batch d;
-    cr_assert_eq(decode(v3, sizeof v3, &d), KITH_EVERSION);
-    cr_assert_eq(decode(v3_other_shape, sizeof v3_other_shape, &d), KITH_EVERSION);
+    cr_assert_eq(decode(v4, sizeof v4, &d), KITH_EVERSION);
+    cr_assert_eq(decode(v4_other_shape, sizeof v4_other_shape, &d), KITH_EVERSION);
+    cr_assert_eq(decode(v3, sizeof v3, &d), 0);
+    cr_assert_eq(d.version, 3);
+    cr_assert_eq(decode(v3_shape_of_v2, sizeof v3_shape_of_v2, &d), KITH_EMALFORMED);
     cr_assert_eq(decode(v2, sizeof v2, &d), 0);
     cr_assert_eq(decode(v2_shape_of_v1, sizeof v2_shape_of_v1, &d), KITH_EMALFORMED);
     cr_assert_eq(decode(v1, sizeof v1, &d), 0);

@@ -724,8 +724,8 @@ Test(codec2, batch_formats)
     kith__arena_reset(&barena);
     cr_assert_eq(kith__batch_decode(buf.data, buf.len, &d, &barena), 0);
     cr_assert_eq(d.ncommits, 1);
-    /* format 3 is not read */
-    buf.data[1] = 3;
+    /* format 4 is not read */
+    buf.data[1] = 4;
     cr_assert_eq(kith__batch_decode(buf.data, buf.len, &d, &barena), KITH_EVERSION);
     kith__wbuf_free(&cb);
 }

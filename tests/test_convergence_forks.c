@@ -22,19 +22,21 @@
  * and B by F':
  *
  *  1. Every apply returns 0 or KITH_EGAP (a stale batch: redelivered later). A batch whose run
- *     of F's origin is of the other branch than the receiver holds is never an error when the
- *     run starts at or below P + 1 (its chain is verifiable) or the receiver knows the fork
- *     (FORK-3: the run is set aside). The one allowed exception is the "blind" case below.
- *     info.forks is 1 exactly when the call recorded the fork, 0 otherwise.
+ *     of F's origin is of the other branch than the receiver holds is never an error: a run
+ *     of batch format 3 names the chain hash it starts from, so it verifies on its own
+ *     wherever it starts within what the receiver holds, and a forked origin's run is set
+ *     aside (FORK-2, FORK-3). info.forks is 1 exactly when the call recorded the fork, 0
+ *     otherwise.
  *  2. Which replicas must know (FORK-1, STO-11 step 3): a replica that applies, with result
- *     0, a batch whose run of F's origin starts at or below P + 1 and carries a commit of the
- *     other branch at a seq the replica holds records the fork in that call (source batch,
- *     seq > P, the origin's signed head of the other branch). Nothing else makes a replica
- *     know: one that holds no branch never records it. At the end, of two replicas holding
- *     different branches at least one knows (the full batches of the last round would have
- *     told both otherwise). A replica that knows may still be missing from other holders of
- *     its branch's peers: the fork is recorded where it is met, it does not travel (FORK-4,
- *     the proof, is a later step), so nothing more is asserted.
+ *     0, a batch whose run of F's origin is of the other branch and starts at or below its
+ *     have + 1 records the fork in that call (source batch, seq > P, the origin's signed head
+ *     of the other branch): where the run starts at or below P + 1, at its first commit
+ *     beyond P; where it starts beyond P + 1 (a batch built with `since` by the other
+ *     branch's holder), at its base, which differs from the receiver's chain there. Nothing
+ *     else makes a replica know: one that holds no branch never records it. At the end, of
+ *     two replicas holding different branches at least one knows. A replica that knows may
+ *     still be missing from other holders of its branch's peers: the fork is recorded where
+ *     it is met; a proof that travels is a later step (FORK-4), so nothing more is asserted.
  *  3. Honest origins (every origin but F's) flow (FORK-2): at the end every replica logs the
  *     same commits of each of them (same seqs, same chain hash at every commit end, so the
  *     same bytes). An honest op may stay pending only where it waits, directly or through
@@ -45,17 +47,6 @@
  *     writer's log at every commit end), and a replica never takes ops of the other branch
  *     than it holds, nor any op of F's origin once it knows the fork. kith_verify is clean
  *     on every replica.
- *
- * The blind case (FIXME, reported: a gap between FORK-1/FORK-2 and STO-11): a batch built
- * with since = a vector that holds a branch beyond P carries the sender's branch from beyond
- * that seq. A receiver holding the other branch cannot check its chain (the commits before
- * the run differ from its own) and refuses the whole batch with KITH_EBADSIG (or KITH_EGAP
- * when the run does not start on a commit boundary held here), honest origins' runs in it
- * included, for as long as neither side knows the fork. With equal seqs such batches carry
- * nothing of F's origin and find nothing. The test allows exactly this case (the error must
- * name F's origin, the receiver must not know the fork and must hold the other branch beyond
- * P, and the run must start beyond P + 1), counts it, and relies on the full batches of the
- * last rounds to find the fork; those full batches are what make 2 and 3 hold at the end.
  *
  * KITH_CASES histories (default 30), from KITH_SEED (printed; set it to replay). A failure
  * names the seed and the history.
@@ -100,10 +91,10 @@ struct world {
     struct msg q[MAX_QUEUE];
     size_t nq;
     bool final; /* in the last exchanges */
-    uint64_t txns, batches, applied, gaps, blind, detected, detected_final, held;
+    uint64_t txns, batches, applied, gaps, at_base, detected, detected_final, held;
 };
 
-static uint64_t total_txns, total_batches, total_applied, total_gaps, total_blind, total_detected,
+static uint64_t total_txns, total_batches, total_applied, total_gaps, total_at_base, total_detected,
     total_detected_final, total_held, total_knowing, total_holders, total_equal, total_equal_final;
 
 #define CHECK(w, cond, ...)                                                                        \
@@ -529,20 +520,6 @@ deliver_to(struct world *w, int j, int branch, const uint8_t *data, size_t len)
     bool other = forked && fr.beyond_p && w->branch[j] != NONE && branch != w->branch[j];
     int rc = kith_batch_apply(r, data, len, &info);
 
-    if (rc == KITH_EBADSIG) {
-        /* FIXME(blind fork): see the file's comment; refused whole, honest runs too */
-        char name[32];
-        snprintf(name, sizeof name, "%016llx", (unsigned long long)w->origin);
-        CHECK(w,
-              other && !knew && fr.first > w->p + 1 && fr.first <= have + 1 &&
-                  strstr(kith_errmsg(r), name) != NULL,
-              "batch_apply to %d: %s (%s): not the blind case (other %d knew %d first "
-              "%llu P %llu have %llu)",
-              j, kith_strerror(rc), kith_errmsg(r), other, knew, (unsigned long long)fr.first,
-              (unsigned long long)w->p, (unsigned long long)have);
-        w->blind++;
-        return false;
-    }
     if (rc == KITH_EGAP) {
         w->gaps++;
         return false;
@@ -557,7 +534,10 @@ deliver_to(struct world *w, int j, int branch, const uint8_t *data, size_t len)
     kith_fork f;
     bool knows_now = knows(w, j, &f);
     uint64_t after = have_of(w, j, w->origin);
-    bool must = !knew && other && fr.first != 0 && fr.first <= w->p + 1 && fr.beyond_p_held;
+    /* the run differs from what j holds: at a commit beyond P, or already at its base */
+    bool at_base = fr.first > w->p + 1;
+    bool must =
+        !knew && other && fr.first != 0 && fr.first <= have + 1 && (fr.beyond_p_held || at_base);
 
     CHECK(w, info.forks == (uint64_t)(knows_now && !knew), "replica %d: info.forks %llu", j,
           (unsigned long long)info.forks);
@@ -575,6 +555,7 @@ deliver_to(struct world *w, int j, int branch, const uint8_t *data, size_t len)
               (unsigned long long)f.seq, (unsigned long long)w->p);
         w->detected++;
         w->detected_final += w->final;
+        w->at_base += at_base;
     }
     /* FORK-3, and no branch taken over the other */
     if (knew || other)
@@ -814,7 +795,7 @@ run_history(uint64_t seed, int history)
     total_batches += w->batches;
     total_applied += w->applied;
     total_gaps += w->gaps;
-    total_blind += w->blind;
+    total_at_base += w->at_base;
     total_detected += w->detected;
     total_detected_final += w->detected_final;
     total_held += w->held;
@@ -834,14 +815,14 @@ Test(convergence_forks, random_histories_with_a_fork, .timeout = 300)
         run_history(seed, h);
     fprintf(stderr,
             "convergence_forks: %d histories, %llu local txns, %llu batches built, %llu "
-            "applied, %llu refused as gaps, %llu refused blind (the other branch beyond the "
-            "fork), %llu forks recorded (%llu in the last exchanges); at the end %llu of %llu "
+            "applied, %llu refused as gaps, %llu forks recorded (%llu in the last exchanges, "
+            "%llu at a run's base); at the end %llu of %llu "
             "branch holders know the fork, %llu honest ops held for forked ones; %llu "
             "equal-seqs forks (%llu found only in the last exchanges)\n",
             cases, (unsigned long long)total_txns, (unsigned long long)total_batches,
             (unsigned long long)total_applied, (unsigned long long)total_gaps,
-            (unsigned long long)total_blind, (unsigned long long)total_detected,
-            (unsigned long long)total_detected_final, (unsigned long long)total_knowing,
+            (unsigned long long)total_detected, (unsigned long long)total_detected_final,
+            (unsigned long long)total_at_base, (unsigned long long)total_knowing,
             (unsigned long long)total_holders, (unsigned long long)total_held,
             (unsigned long long)total_equal, (unsigned long long)total_equal_final);
 }
