@@ -180,8 +180,8 @@ device_row(struct cli_list *l, const kith_device *d)
         snprintf(seen, sizeof seen, "never");
     if (d->removed)
         snprintf(removed, sizeof removed, "after seq %llu", (unsigned long long)d->cutoff);
-    const char *row[] = {d->name, id, d->added_by == d->id ? "(founder)" : by, added, seen,
-                         d->removed ? removed : NULL};
+    const char *row[] = {d->name, id,   d->added_by == d->id ? "(founder)" : by,
+                         added,   seen, d->removed ? removed : NULL};
     return cli_list_row(l, row);
 }
 

@@ -130,7 +130,7 @@ kith__invite_encode(const struct kith__invite *iv, char *out, size_t cap, size_t
     uint8_t p[KITH__INVITE_MAX_BYTES];
     size_t n = 0, chars = 0, need;
 
-    if (!iv || !out || iv->naddrs > KITH__INVITE_MAX_ADDRS ||
+    if (!iv || (!out && cap) || iv->naddrs > KITH__INVITE_MAX_ADDRS ||
         iv->expiry_s > KITH__INVITE_MAX_EXPIRY)
         return KITH_EINVAL;
     p[n++] = KITH__INVITE_VERSION;

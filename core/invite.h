@@ -53,7 +53,8 @@ struct kith__invite {
  * upper case, a dash after every five characters but the last. Its length (without the NUL)
  * goes to *len (may be NULL). Returns 0, KITH_EINVAL (more than 8 addresses, an empty one,
  * one over 255 characters or with a byte outside printable ASCII, an expiry beyond 2^40 - 1),
- * or KITH_ETOOSMALL when cap is short (KITH__INVITE_MAX_CODE is always enough).
+ * or KITH_ETOOSMALL when cap is short (KITH__INVITE_MAX_CODE is always enough; out NULL with
+ * cap 0 asks for the length alone).
  */
 int kith__invite_encode(const struct kith__invite *iv, char *out, size_t cap, size_t *len);
 

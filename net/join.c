@@ -43,8 +43,9 @@ add_address(struct kith__invite *iv, const char *ep)
     struct ifaddrs *ifs = NULL;
     size_t before = iv->naddrs;
 
-    if (!host || !port || !((port - host == 1 && host[0] == '*') ||
-                            (port - host == 7 && strncmp(host, "0.0.0.0", 7) == 0))) {
+    if (!host || !port ||
+        !((port - host == 1 && host[0] == '*') ||
+          (port - host == 7 && strncmp(host, "0.0.0.0", 7) == 0))) {
         if (iv->naddrs == KITH__INVITE_MAX_ADDRS || strlen(ep) > KITH__INVITE_MAX_ENDPOINT)
             return KITH_EINVAL;
         snprintf(iv->addrs[iv->naddrs++], sizeof iv->addrs[0], "%s", ep);
@@ -121,8 +122,9 @@ kith_invite_create(kith_replica *r, const kith_invite_opts *opts, char **code)
         if (rc < 0)
             return rc;
     } else if (g.self_removed) {
-        return kith__fail(r, KITH_EINVAL, "this device was removed from its group: it cannot "
-                                          "invite anyone");
+        return kith__fail(r, KITH_EINVAL,
+                          "this device was removed from its group: it cannot "
+                          "invite anyone");
     }
 
     kith_replica_pubkey(r, iv.inviter);
@@ -320,8 +322,8 @@ kith_join(kith_replica *r, const char *code, const char *device_name, int timeou
     if (rc < 0)
         return kith__fail(r, rc, "%s", why);
     if (!name_ok(device_name)) {
-        rc = kith__fail(r, KITH_EINVAL,
-                        "a device name is 1 to %d bytes of UTF-8 without NUL", KITH_DEVICE_NAME_MAX);
+        rc = kith__fail(r, KITH_EINVAL, "a device name is 1 to %d bytes of UTF-8 without NUL",
+                        KITH_DEVICE_NAME_MAX);
         goto out_wipe;
     }
     if ((int64_t)iv.expiry_s * 1000 <= now) {
@@ -355,7 +357,8 @@ kith_join(kith_replica *r, const char *code, const char *device_name, int timeou
     j.iv = &iv;
     j.name = device_name;
     j.timeout_ms = timeout_ms > 0 ? timeout_ms : KITH__NET_TIMEOUT_MS;
-    if ((rc = kith_curve_keys(r, j.pub, j.sec)) < 0 || (rc = kith_curve_public(iv.inviter, j.srv)) < 0)
+    if ((rc = kith_curve_keys(r, j.pub, j.sec)) < 0 ||
+        (rc = kith_curve_public(iv.inviter, j.srv)) < 0)
         goto out_wipe_keys;
     if (!(j.zctx = zmq_ctx_new())) {
         rc = -ENOMEM;
