@@ -1221,11 +1221,11 @@ typedef struct kith_join_info {
  * at each address it names in turn, prove the code's secret (JOIN), adopt the group from the
  * records the inviter answers with, record the inviter as a trusted peer at the address that
  * answered, and sync with it (a new connection). `device_name` names this device in the group
- * (1 to 63 bytes of UTF-8, no NUL). `timeout_ms` bounds each step (0: 10 s). `info` may be
- * NULL. The group is adopted before the sync: a failed sync leaves a member that syncs later.
- * Errors: KITH_EMALFORMED (the code is mistyped; kith_errmsg says how), KITH_EVERSION (made by
- * a newer kith), KITH_EINVAL (a bad name; the code expired by this clock), KITH_EEXIST (this
- * replica is in a group with other members already), KITH_EUNTRUSTED (the inviter refused:
+ * (1 to 63 bytes of UTF-8, no NUL; NULL: the host name). `timeout_ms` bounds each step (0: 10 s).
+ * `info` may be NULL. The group is adopted before the sync: a failed sync leaves a member that
+ * syncs later. Errors: KITH_EMALFORMED (the code is mistyped; kith_errmsg says how), KITH_EVERSION
+ * (made by a newer kith), KITH_EINVAL (a bad name; the code expired by this clock), KITH_EEXIST
+ * (this replica is in a group with other members already), KITH_EUNTRUSTED (the inviter refused:
  * wrong secret, used or expired; kith_errmsg quotes it), KITH_ETIMEDOUT (no address answered),
  * the errors of kith_sync.
  */

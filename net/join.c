@@ -33,6 +33,24 @@ name_ok(const char *s)
     return n >= 1 && n <= KITH_DEVICE_NAME_MAX && kith__utf8_valid(s, n);
 }
 
+/* This host's name as a device name (cut to 63 bytes), or "device". */
+static void
+host_name(char out[KITH_DEVICE_NAME_MAX + 1])
+{
+    char host[256];
+    if (gethostname(host, sizeof host) == 0) {
+        host[sizeof host - 1] = '\0';
+        size_t n = strnlen(host, KITH_DEVICE_NAME_MAX);
+        while (n > 0 && !kith__utf8_valid(host, n))
+            n--; /* not inside a character */
+        memcpy(out, host, n);
+        out[n] = '\0';
+        if (n > 0)
+            return;
+    }
+    snprintf(out, KITH_DEVICE_NAME_MAX + 1, "device");
+}
+
 /* Add `ep` to iv's addresses; one with a wildcard host becomes one per IPv4 address of the
  * interfaces that are up (loopback last, and only when nothing else is). */
 static int
@@ -114,8 +132,7 @@ kith_invite_create(kith_replica *r, const kith_invite_opts *opts, char **code)
     if (!g.in_group) {
         const char *device = opts->device_name;
         if (!device) {
-            if (gethostname(host, sizeof host - 1) != 0 || !name_ok(host))
-                snprintf(host, sizeof host, "device");
+            host_name(host);
             device = host;
         }
         rc = kith_group_create(r, opts->group_name ? opts->group_name : "devices", device);
@@ -321,6 +338,11 @@ kith_join(kith_replica *r, const char *code, const char *device_name, int timeou
     rc = kith__invite_decode(code, strlen(code), &iv, why, sizeof why);
     if (rc < 0)
         return kith__fail(r, rc, "%s", why);
+    char host[KITH_DEVICE_NAME_MAX + 1];
+    if (!device_name) {
+        host_name(host);
+        device_name = host;
+    }
     if (!name_ok(device_name)) {
         rc = kith__fail(r, KITH_EINVAL, "a device name is 1 to %d bytes of UTF-8 without NUL",
                         KITH_DEVICE_NAME_MAX);

@@ -342,8 +342,8 @@ Test(join, flipped_bit_refused_before_connecting)
         int64_t t0 = kith__mono_ms();
         int rc = kith_join(b.r, code, "phone", 5000, NULL);
         cr_assert_eq(rc, KITH_EMALFORMED, "position %zu: %s", i, kith_strerror(rc));
-        cr_assert(strstr(kith_errmsg(b.r), "mistyped") || strstr(kith_errmsg(b.r), "long"),
-                  "%s", kith_errmsg(b.r));
+        cr_assert(strstr(kith_errmsg(b.r), "mistyped") || strstr(kith_errmsg(b.r), "long"), "%s",
+                  kith_errmsg(b.r));
         cr_assert_lt(kith__mono_ms() - t0, 500, "no connection was tried");
         code[i] = keep;
     }
