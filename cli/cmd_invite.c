@@ -102,10 +102,9 @@ cmd_invite(struct cli *c, int argc, char **argv)
         goto out_free;
     }
     /* as the library stamps it: now plus the lifetime, up to the whole second */
-    int64_t expires_ms =
-        ((int64_t)time(NULL) * 1000 + (io.expires_ms ? io.expires_ms : KITH_INVITE_EXPIRES_MS) +
-         999) /
-        1000 * 1000;
+    int64_t expires_ms = ((int64_t)time(NULL) * 1000 +
+                          (io.expires_ms ? io.expires_ms : KITH_INVITE_EXPIRES_MS) + 999) /
+                         1000 * 1000;
     cli_time(expires_ms, until);
     if (json) {
         json_t *o = json_object();
