@@ -614,7 +614,9 @@ typedef struct kith_collection_count {
     uint64_t live;
 } kith_collection_count;
 
-/* A replica's device group (kith_group_get; the group API is under "Device groups"). */
+/* A replica's device group (kith_group_get; the group API is under "Device groups"). The
+ * caller allocates it and kith_status embeds it, so it never grows: what a later version adds
+ * about groups goes elsewhere. */
 #define KITH_GROUP_ID_HEX 32 /* characters of a group id in hex, without the NUL */
 #define KITH_DEVICE_NAME_MAX 63
 
@@ -962,7 +964,8 @@ typedef struct kith_peer {
 /* Trust a replica's key (adding or updating its record; name/addr may be NULL: unchanged). */
 KITH_API KITH_NODISCARD int kith_trust_add(kith_replica *r, const uint8_t pk[KITH_PUBKEY_BYTES],
                                            const char *name, const char *addr);
-/* Stop trusting (the record stays, with its history). */
+/* Stop trusting (the record stays, with its history). A member of this replica's device group
+ * stays admitted all the same: kith_device_remove removes it from the group. */
 KITH_API KITH_NODISCARD int kith_trust_remove(kith_replica *r, uint64_t id);
 
 /* Every peer record (trusted or not, never this replica itself), by id. *out is released

@@ -232,22 +232,66 @@ run_extend(struct builder *bd, struct run *rn)
     }
 }
 
+/* The forks read so far, to which the keys removed from the group are added as forks at
+ * their cut-offs (the lower seq when an origin is both). */
+struct removed_caps {
+    kith_fork **forks;
+    size_t *n;
+};
+
+static int
+removed_caps(void *ctx, const struct kith__group *fold, const uint8_t gid[KITH__GROUP_ID_BYTES])
+{
+    struct removed_caps *rc = ctx;
+    const struct kith__group_removed *rm;
+    size_t nr;
+
+    (void)gid;
+    if (fold == NULL || (rm = kith__group_removed(fold, &nr), nr == 0))
+        return 0;
+    kith_fork *grown = realloc(*rc->forks, (*rc->n + nr) * sizeof *grown);
+    if (grown == NULL)
+        return KITH_ENOMEM;
+    *rc->forks = grown;
+    for (size_t i = 0; i < nr; i++) {
+        uint64_t origin = kith__id_from_pk(rm[i].pk);
+        size_t j = 0;
+        while (j < *rc->n && grown[j].origin != origin)
+            j++;
+        if (j == *rc->n) {
+            memset(&grown[j], 0, sizeof grown[j]);
+            grown[j].origin = origin;
+            grown[j].seq = rm[i].cutoff;
+            (*rc->n)++;
+        } else if (rm[i].cutoff < grown[j].seq) {
+            grown[j].seq = rm[i].cutoff;
+        }
+    }
+    return 0;
+}
+
 /*
  * The forked origins and how far each may be sent: this replica's own up to the fork's seq
  * (its heads are signed as the batch is built); another's up to the highest head at or
  * below the fork that `sigs` holds, since a run ends at a head its origin signed. Nothing
- * of a forked origin when no such head exists. The list is empty, and costs one lookup,
- * while nothing has forked.
+ * of a forked origin when no such head exists. Keys removed from the group are capped the
+ * same way at their cut-offs (spec/groups.md GRP-15). The list is empty, and costs two
+ * lookups, while nothing has forked and nobody was removed.
  */
 static int
 caps_load(struct builder *bd)
 {
     kith_fork *forks = NULL;
     size_t n = 0;
+    struct removed_caps rcx = {&forks, &n};
     int rc = kith__forks_read(bd->r, bd->txn, &forks, &n);
 
-    if (rc < 0 || n == 0)
+    if (rc == 0)
+        rc = kith__group_with(bd->r, bd->txn, removed_caps, &rcx);
+    if (rc < 0 || n == 0) {
+        free(forks);
         return rc;
+    }
     bd->caps = calloc(n, sizeof *bd->caps);
     if (bd->caps == NULL) {
         free(forks);

@@ -452,6 +452,13 @@ kith__peer_key(kith_replica *r, MDB_txn *txn, uint64_t origin, uint8_t pk[KITH_P
     rc = rec_get(r, txn, origin, false, &rec);
     if (rc == 0)
         memcpy(pk, rec.pk, KITH_PUBKEY_BYTES);
+    if (rc == KITH_ENOTFOUND) {
+        /* a member of the group (or a removed one) has no record until it connects */
+        uint64_t cutoff;
+        rc = kith__origin_key(r, txn, origin, pk, &cutoff);
+        if (rc == KITH_EUNTRUSTED)
+            rc = KITH_ENOTFOUND;
+    }
     return rc;
 }
 

@@ -23,8 +23,9 @@ void kith__view_end(kith_replica *r, MDB_txn *txn);
 int kith__view_write(kith_replica *r, int (*fn)(kith_replica *r, MDB_txn *txn, void *ctx),
                      void *ctx);
 
-/* The public key of `origin`, trusted or not (this replica's own, or its peer record's), for
- * checking signatures already accepted. 0, KITH_ENOTFOUND (no record), or an error. */
+/* The public key of `origin`, trusted or not (this replica's own, its peer record's, or its
+ * group record's), for checking signatures already accepted. 0, KITH_ENOTFOUND (no record),
+ * or an error. */
 int kith__peer_key(kith_replica *r, MDB_txn *txn, uint64_t origin, uint8_t pk[KITH_PUBKEY_BYTES]);
 
 #endif /* KITH_STORE_VIEW_H */

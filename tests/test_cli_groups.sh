@@ -76,6 +76,17 @@ check "devices rm of an unknown id fails" \
 check "saying no member has it" grep -q "no member of the group has id" "$tmp/err"
 check "devices --help" test "$(exit_of "$KITH" --dir "$F" devices --help)" = 0
 check "prints the usage" grep -q "usage: kith devices" "$tmp/out"
+check "a contact before retiring" test "$(exit_of "$KITH" --dir "$F" contact add --name kept)" = 0
+check "devices rm of its own id retires its key" \
+    test "$(exit_of "$KITH" --dir "$F" devices rm "$F_ID")" = 0
+check "then a write fails" test "$(exit_of "$KITH" --dir "$F" contact add --name refused)" = 1
+check "saying it was removed" grep -q "removed from group $GID" "$tmp/err"
+check "status says so" test "$(exit_of "$KITH" --dir "$F" status)" = 0
+check "on the group line" grep -q "THIS REPLICA WAS REMOVED" "$tmp/out"
+check "devices says so" test "$(exit_of "$KITH" --dir "$F" devices)" = 0
+check "under the table" grep -q "this replica was removed from the group" "$tmp/out"
+check "group --json says so" test "$(exit_of "$KITH" --dir "$F" group --json)" = 0
+check "with the cut-off" jq_true '.self_removed and .self_cutoff >= 1 and .members == 0' "$tmp/out"
 
 # ---- a format-1 replica that trusts b converts to a group at its first writable open
 A=$tmp/a

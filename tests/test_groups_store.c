@@ -395,6 +395,11 @@ Test(groups_store, relay_through_a_member_with_no_pairwise_trust)
     for (size_t i = 0; i < n; i++)
         cr_assert_not(peers[i].trusted, "no pairwise trust was added");
     kith_peers_free(peers, n);
+    /* verify finds a's key in the group, with no peer record of a: a's head is checked */
+    kith_verify_report rep;
+    cr_assert_eq(kith_verify(c.r, &rep), 0);
+    cr_assert_eq(rep.problems, 0, "%s", rep.first_problem);
+    cr_assert_geq(rep.signatures_checked, 1);
     /* a replica outside the group refuses the same batch, naming why */
     int rc = sync_rc(b.r, x.r, &info);
     cr_assert_eq(rc, KITH_EUNTRUSTED);
@@ -421,6 +426,7 @@ Test(groups_store, removed_ops_beyond_cutoff_set_aside_honest_runs_apply)
     push_records(f.r, y.r);
     kt_contact(x.r, "before");
     cr_assert_eq(sync_rc(x.r, f.r, &info), 0, "%s", kith_errmsg(f.r));
+    cr_assert_eq(sync_rc(x.r, y.r, &info), 0, "%s", kith_errmsg(y.r));
     uint64_t cut = seq_of(f.r, kith_replica_id(x.r));
     cr_assert_eq(kith_device_remove(f.r, kith_replica_id(x.r)), 0, "%s", kith_errmsg(f.r));
     /* x, not knowing, writes on; y, not knowing either, takes it */
@@ -445,6 +451,15 @@ Test(groups_store, removed_ops_beyond_cutoff_set_aside_honest_runs_apply)
     /* a batch from y again sets the run aside again, and stays harmless */
     cr_assert_eq(sync_rc(y.r, f.r, &info), 0, "%s", kith_errmsg(f.r));
     cr_assert_eq(seq_of(f.r, kith_replica_id(x.r)), cut);
+    /* once y knows of the removal, its batches carry x's ops only up to the cut-off */
+    struct kt_replica w = kt_new();
+    admit(f.r, w.r, "w");
+    push_records(f.r, y.r);
+    cr_assert_eq(sync_rc(y.r, w.r, &info), 0, "%s", kith_errmsg(w.r));
+    cr_assert_eq(info.cut_off, 0, "y sent nothing beyond the cut-off");
+    cr_assert_eq(seq_of(w.r, kith_replica_id(x.r)), cut, "and everything up to it");
+    cr_assert_gt(seq_of(w.r, kith_replica_id(y.r)), 0);
+    kt_free(&w);
     kt_free(&f);
     kt_free(&x);
     kt_free(&y);

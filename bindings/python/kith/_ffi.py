@@ -200,6 +200,19 @@ class kith_fork(Structure):
                 ("head_sig", c_uint8 * KITH_SIG_BYTES)]
 
 
+class kith_group_info(Structure):
+    _fields_ = [("in_group", c_bool), ("id", c_char * 33), ("name", c_char * 64),
+                ("members", c_size_t), ("removed", c_size_t), ("records", c_size_t),
+                ("self_removed", c_bool), ("self_cutoff", c_uint64), ("needs_upgrade", c_bool),
+                ("digest", c_uint8 * KITH_HASH_BYTES)]
+
+
+class kith_device(Structure):
+    _fields_ = [("id", c_uint64), ("pubkey", c_uint8 * KITH_PUBKEY_BYTES), ("name", c_char * 64),
+                ("added_by", c_uint64), ("added_ms", c_int64), ("last_seen_ms", c_int64),
+                ("removed", c_bool), ("cutoff", c_uint64), ("self", c_bool)]
+
+
 class kith_status(Structure):
     _fields_ = [("id", c_uint64), ("pubkey", c_uint8 * KITH_PUBKEY_BYTES), ("vv", kith_vv),
                 ("ops_logged", c_uint64), ("pending_ops", c_uint64),
@@ -211,7 +224,9 @@ class kith_status(Structure):
                 ("nforks", c_size_t), ("forks", POINTER(kith_fork)),
                 ("clock_offset_ms", c_int64), ("clock_peers", c_size_t),
                 ("restored_seq", c_uint64), ("restored_from", c_uint64),
-                ("restored_ms", c_int64), ("restored_accepted", c_bool)]
+                ("restored_ms", c_int64), ("restored_accepted", c_bool),
+                # appended in 0.4.0
+                ("group", kith_group_info)]
 
 
 class kith_log_entry(Structure):
@@ -236,7 +251,9 @@ class kith_apply_info(Structure):
     _fields_ = [("ops_new", c_uint64), ("ops_known", c_uint64), ("ops_applied", c_uint64),
                 ("ops_pending", c_uint64), ("conflicts", c_uint64),
                 # appended in 0.3.0
-                ("forks", c_uint64)]
+                ("forks", c_uint64),
+                # appended in 0.4.0
+                ("cut_off", c_uint64)]
 
 
 class kith_peer(Structure):
@@ -289,7 +306,7 @@ STRUCTS = [kith_dot, kith_docid, kith_value, kith_field_def, kith_collection_def
            kith_collection_count, kith_status, kith_hold, kith_fork, kith_log_entry,
            kith_batch_opts,
            kith_batch_info, kith_apply_info, kith_peer, kith_verify_report, kith_sync_info,
-           kith_serve_opts]
+           kith_serve_opts, kith_group_info, kith_device]
 
 # structs a newer library may have appended fields to without harm here: the binding
 # allocates them only through slack() or reads them only through a pointer the library gave,
@@ -402,6 +419,11 @@ PROTOTYPES = [
     ("kith_peer_record_ex", c_int, [replica_p, c_uint64, P(kith_vv), c_uint64, c_char_p,
                                     c_uint32]),
     ("kith_is_trusted", c_bool, [replica_p, u8p]),
+    ("kith_group_create", c_int, [replica_p, c_char_p, c_char_p]),
+    ("kith_group_get", c_int, [replica_p, P(kith_group_info)]),
+    ("kith_devices_get", c_int, [replica_p, P(P(kith_device)), P(c_size_t)]),
+    ("kith_devices_free", None, [P(kith_device), c_size_t]),
+    ("kith_device_remove", c_int, [replica_p, c_uint64]),
     ("kith_curve_keys", c_int, [replica_p, u8p, u8p]),
     ("kith_curve_public", c_int, [u8p, u8p]),
     ("kith_sign", c_int, [replica_p, c_char_p, c_void_p, c_size_t, u8p]),

@@ -370,6 +370,34 @@ class Replica:
     def is_trusted(self, pubkey):
         return bool(ffi.kith_is_trusted(self.handle, _pk(pubkey)))
 
+    def group_create(self, group_name, device_name):
+        """kith_group_create: found a device group with this replica as its first member."""
+        self._check(ffi.kith_group_create(self.handle, group_name.encode(), device_name.encode()),
+                    "kith_group_create")
+
+    def group(self):
+        """kith_group_get: a Group record (in_group, id as hex, name, members, removed,
+        records, self_removed, self_cutoff, needs_upgrade, digest)."""
+        g = ffi.kith_group_info()
+        self._check(ffi.kith_group_get(self.handle, byref(g)), "kith_group_get")
+        return record(g, "Group")
+
+    def devices(self):
+        """kith_devices_get: every key the group admitted, as Device records (id, pubkey,
+        name, added_by, added_ms, last_seen_ms, removed, cutoff, self); [] in no group."""
+        arr = ctypes.POINTER(ffi.kith_device)()
+        n = ctypes.c_size_t()
+        self._check(ffi.kith_devices_get(self.handle, byref(arr), byref(n)), "kith_devices_get")
+        try:
+            return [record(arr[i], "Device") for i in range(n.value)]
+        finally:
+            ffi.kith_devices_free(arr, n)
+
+    def device_remove(self, device_id):
+        """kith_device_remove: remove member `device_id` from the group; its ops after those
+        this replica holds are refused everywhere."""
+        self._check(ffi.kith_device_remove(self.handle, device_id), "kith_device_remove")
+
     def peers(self):
         """Every peer record (kith_peers_get), as Peer records, by id."""
         arr = ctypes.POINTER(ffi.kith_peer)()
@@ -487,7 +515,8 @@ def _status(s, counts, holds, forks):
     """A Status record: kith_status's fields, `collections` as {collection: live count},
     `holds` as a list of Hold records, `forks` as a list of Fork records."""
     d = record(s, "_StatusFields", skip=("ncollections", "collections", "nholds",
-                                         "holds", "nforks", "forks"))._asdict()
+                                         "holds", "nforks", "forks", "group"))._asdict()
+    d["group"] = record(s.group, "Group")
     d["collections"] = counts
     d["holds"] = holds
     d["forks"] = forks
