@@ -386,6 +386,78 @@ Test(join, a_member_of_another_group_is_refused)
     node_free(&x);
 }
 
+/* A connection admitted only because an invite is open can redeem it and do nothing else:
+ * its HELLO is refused as untrusted, a JOIN naming another key than the connection's is
+ * refused, and so is a JOIN after a handshake. */
+/* proves NET-30, NET-31 */
+Test(join, an_invite_admits_a_stranger_to_join_only)
+{
+    struct node a;
+    struct lines la;
+    struct kt_replica x = kt_new(), y = kt_new();
+    struct raw raw;
+    struct kith__msg m, ans;
+    uint8_t px[KITH_PUBKEY_BYTES], py[KITH_PUBKEY_BYTES], mac[KITH_HASH_BYTES] = {0};
+
+    node_init(&a);
+    start_logged(&a, &la);
+    char *code = invite(a.k.r, 0);
+    kith_replica_pubkey(x.r, px);
+    kith_replica_pubkey(y.r, py);
+
+    raw_open(&raw, &x, &a);
+    raw_hello(&raw, KITH__WIRE_PROTO);
+    cr_assert(raw_recv(&raw, 3000, &ans), "an answer to HELLO");
+    cr_assert_eq(ans.type, KITH__MSG_REFUSE);
+    cr_assert_eq(ans.code, KITH_EUNTRUSTED);
+    kith__wire_clear(&ans);
+
+    /* the next frame opens a new session: a JOIN for y's key from x's connection */
+    memset(&m, 0, sizeof m);
+    m.type = KITH__MSG_JOIN;
+    m.join_pk = py;
+    m.name = "y";
+    m.name_len = 1;
+    m.mac = mac;
+    raw_send(&raw, &m);
+    cr_assert(raw_recv(&raw, 3000, &ans), "an answer to JOIN");
+    cr_assert_eq(ans.type, KITH__MSG_REFUSE);
+    cr_assert_eq(ans.code, KITH_EUNTRUSTED);
+    cr_assert(memmem(ans.reason, ans.reason_len, "not the key", 11), "%.*s", (int)ans.reason_len,
+              ans.reason);
+    kith__wire_clear(&ans);
+    raw_close(&raw);
+    cr_assert_eq(devices(a.k.r, 0, NULL), 1, "nobody added");
+    cr_assert(kith__invite_open(a.k.r, kith__now_ms()), "the invite is still open");
+
+    /* a member's JOIN after its HELLO is out of place */
+    struct kt_replica b = kt_new();
+    cr_assert_eq(join(b.r, code, "phone", NULL), 0, "%s", kith_errmsg(b.r));
+    raw_open(&raw, &b, &a);
+    raw_hello(&raw, KITH__WIRE_PROTO);
+    raw_expect(&raw, KITH__MSG_WELCOME, 3000, &ans);
+    kith__wire_clear(&ans);
+    uint8_t pb[KITH_PUBKEY_BYTES];
+    kith_replica_pubkey(b.r, pb);
+    m.join_pk = pb;
+    raw_send(&raw, &m);
+    int64_t end = kith__mono_ms() + 3000;
+    for (;;) {
+        cr_assert(raw_recv(&raw, (int)(end - kith__mono_ms()), &ans), "no REFUSE");
+        if (ans.type == KITH__MSG_REFUSE)
+            break;
+        kith__wire_clear(&ans);
+    }
+    cr_assert_eq(ans.code, KITH_EPROTO, "%.*s", (int)ans.reason_len, ans.reason);
+    kith__wire_clear(&ans);
+    raw_close(&raw);
+    free(code);
+    kt_free(&b);
+    kt_free(&x);
+    kt_free(&y);
+    node_free(&a);
+}
+
 /* ---- relay and removal -------------------------------------------------------------------- */
 
 /* Does a batch built for a member of protocol 4 carry the group's records? (The builder's
