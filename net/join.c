@@ -6,11 +6,12 @@
  * checks the code before anything goes on the network, connects over CURVE to the inviter's
  * key (so it talks to the right device) under its own key, proves the secret with a MAC,
  * adopts the group from the records JOINED carries, and then syncs with the inviter on a new
- * connection, as any member does.
+ * connection, as any member does. The inviter's side of JOIN is here too (kith__session_join,
+ * called by session.c for a JOIN in a server session).
  */
 #include "invite.h"
 #include "net.h"
-#include "store.h" /* kith__fail, kith__invite_put, kith__listen_get, kith__join_adopt */
+#include "store.h" /* kith__fail, kith__invite_*, kith__listen_get, kith__join_adopt, groups */
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -163,6 +164,121 @@ kith_invite_create(kith_replica *r, const kith_invite_opts *opts, char **code)
 out_wipe:
     sodium_memzero(&iv, sizeof iv);
     return rc;
+}
+
+/* ---- the inviter's side: JOIN in a server session ---------------------------------------- */
+
+/* The records JOINED carries, collected from the store (copies: the views end with the txn). */
+struct records {
+    uint8_t **rec;
+    size_t *len, n, cap;
+};
+
+static int
+collect_one(void *ctx, const uint8_t *rec, size_t len)
+{
+    struct records *v = ctx;
+    if (v->n == KITH__WIRE_MAX_RECORDS)
+        return KITH_ETOOBIG;
+    if (v->n == v->cap) {
+        size_t cap = v->cap ? 2 * v->cap : 16;
+        uint8_t **r = realloc(v->rec, cap * sizeof(*r));
+        if (!r)
+            return KITH_ENOMEM;
+        v->rec = r;
+        size_t *l = realloc(v->len, cap * sizeof(*l));
+        if (!l)
+            return KITH_ENOMEM;
+        v->len = l;
+        v->cap = cap;
+    }
+    if (!(v->rec[v->n] = malloc(len)))
+        return KITH_ENOMEM;
+    memcpy(v->rec[v->n], rec, len);
+    v->len[v->n++] = len;
+    return 0;
+}
+
+static void
+records_free(struct records *v)
+{
+    for (size_t i = 0; i < v->n; i++)
+        free(v->rec[i]);
+    free(v->rec);
+    free(v->len);
+}
+
+/* JOINED: our group id and every group record we hold. */
+static int
+send_joined(struct kith__session *s)
+{
+    struct records v = {0};
+    struct kith__msg m;
+    uint8_t gid[KITH__WIRE_GROUP_BYTES], digest[KITH_HASH_BYTES];
+    MDB_txn *txn;
+    int rc = kith__mdb_begin(s->r, MDB_RDONLY, &txn);
+
+    if (rc < 0)
+        return rc;
+    rc = kith__group_summary(s->r, txn, gid, digest);
+    if (rc == 0)
+        rc = KITH_EINVAL; /* in no group: nothing to join */
+    if (rc > 0)
+        rc = kith__group_collect(s->r, txn, collect_one, &v);
+    mdb_txn_abort(txn);
+    kith__mdb_end(s->r);
+    if (rc == 0) {
+        memset(&m, 0, sizeof(m));
+        m.type = KITH__MSG_JOINED;
+        m.group = gid;
+        m.nrecords = v.n;
+        m.records = (const uint8_t *const *)v.rec;
+        m.record_lens = v.len;
+        rc = kith__session_send(s, &m);
+    }
+    records_free(&v);
+    return rc;
+}
+
+/*
+ * JOIN (NET-30): a device holding one of our invite codes proves its secret. The key in JOIN
+ * must be the one this connection authenticated with; the invite is redeemed (marked used and
+ * the joiner's ADD written, in one transaction) and JOINED answers with the group's records.
+ * The session then ends: the new member connects again to sync, admitted as a member.
+ */
+int
+kith__session_join(struct kith__session *s, const struct kith__msg *m)
+{
+    uint8_t x[32];
+    char why[200], hex[17];
+    int rc;
+
+    kith__hex(m->join_pk, 8, hex);
+    if (s->client || s->state != KITH__SS_NEW) {
+        kith__session_close(s, KITH_EPROTO, true, false, "JOIN in the middle of a session");
+        return KITH_EPROTO;
+    }
+    if (!s->has_zap_curve || kith_curve_public(m->join_pk, x) < 0 ||
+        sodium_memcmp(x, s->zap_curve, 32) != 0) {
+        kith__session_close(s, KITH_EUNTRUSTED, true, false,
+                            "JOIN key is not the key this connection authenticated with");
+        return KITH_EUNTRUSTED;
+    }
+    rc = kith__invite_redeem(s->r, m->join_pk, m->name, m->name_len, m->mac, kith__now_ms(), why,
+                             sizeof why);
+    if (rc < 0) {
+        kith__session_close(s, rc, true, false, "join of device %.*s (key %s…) refused: %s",
+                            (int)m->name_len, m->name, hex, why);
+        return rc;
+    }
+    rc = send_joined(s);
+    if (rc < 0) {
+        kith__session_close(s, rc, true, false, "could not answer JOIN: %s", kith_strerror(rc));
+        return rc;
+    }
+    kith__session_close(s, 0, false, false, "device %.*s (key %s…) joined the group",
+                        (int)m->name_len, m->name, hex);
+    return 0;
 }
 
 /* ---- kith_join ------------------------------------------------------------------------ */

@@ -256,6 +256,11 @@ const char *kith__session_peer_name(const struct kith__session *s, char *buf, si
 void kith__session_init_server(struct kith__session *s, kith_replica *r,
                                const struct kith__log *log, kith__peer_fn find_peer, void *peer_ctx,
                                kith__send_fn send, void *send_ctx);
+/* Encode and send one message (after an ACK or at any time); 0 or the send's error. */
+int kith__session_send(struct kith__session *s, const struct kith__msg *m);
+/* JOIN received by a server session (join.c; NET-30): redeem the invite it proves, answer
+ * JOINED or REFUSE, and close the session. 0 or the error that closed it. */
+int kith__session_join(struct kith__session *s, const struct kith__msg *m);
 /* Handle one received frame. Returns 0, or the error that closed the session (after a
  * REFUSE was sent where one is due, and a log line). */
 int kith__session_input(struct kith__session *s, const void *frame, size_t len);

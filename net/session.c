@@ -46,8 +46,8 @@
 
 static void record_now_and_then(struct kith__session *s);
 
-static int
-send_msg(struct kith__session *s, const struct kith__msg *m)
+int
+kith__session_send(struct kith__session *s, const struct kith__msg *m)
 {
     msgpack_sbuffer sb;
     size_t len;
@@ -83,7 +83,7 @@ send_with_vv(struct kith__session *s, struct kith__msg *m)
     if (rc < 0)
         return rc;
     m->vv = mine;
-    rc = send_msg(s, m);
+    rc = kith__session_send(s, m);
     kith_vv_free(&mine);
     return rc;
 }
@@ -138,7 +138,7 @@ send_hello(struct kith__session *s, int type)
     m.clock_ms = (uint64_t)kith__replica_now_ms(s->r);
     s->hello_mono_ms = kith__mono_ms();
     s->hello_wall_ms = (int64_t)m.clock_ms;
-    rc = send_msg(s, &m);
+    rc = kith__session_send(s, &m);
     kith_vv_free(&m.vv);
     free(heads);
     return rc;
@@ -209,11 +209,11 @@ kith__session_close(struct kith__session *s, int code, bool refuse, bool bye, co
         m.code = code;
         m.reason = s->why;
         m.reason_len = strlen(s->why);
-        (void)send_msg(s, &m);
+        (void)kith__session_send(s, &m);
     }
     if (bye) {
         m.type = KITH__MSG_BYE;
-        (void)send_msg(s, &m);
+        (void)kith__session_send(s, &m);
     }
     if (s->peer && s->peer->streamer == s) {
         s->peer->streamer = NULL;
@@ -336,7 +336,7 @@ refuse_version(struct kith__session *s, uint32_t proto)
     m.code = KITH_EVERSION;
     m.reason = theirs;
     m.reason_len = strlen(theirs);
-    (void)send_msg(s, &m);
+    (void)kith__session_send(s, &m);
     if (older)
         kith__session_close(s, KITH_EVERSION, false, false,
                             "peer runs an older kith (protocol %u): upgrade it", proto);
@@ -659,119 +659,6 @@ on_welcome(struct kith__session *s, const struct kith__msg *m)
     return 0;
 }
 
-/* The records JOINED carries, collected from the store (copies: the views end with the txn). */
-struct records {
-    uint8_t **rec;
-    size_t *len, n, cap;
-};
-
-static int
-collect_one(void *ctx, const uint8_t *rec, size_t len)
-{
-    struct records *v = ctx;
-    if (v->n == KITH__WIRE_MAX_RECORDS)
-        return KITH_ETOOBIG;
-    if (v->n == v->cap) {
-        size_t cap = v->cap ? 2 * v->cap : 16;
-        uint8_t **r = realloc(v->rec, cap * sizeof(*r));
-        if (!r)
-            return KITH_ENOMEM;
-        v->rec = r;
-        size_t *l = realloc(v->len, cap * sizeof(*l));
-        if (!l)
-            return KITH_ENOMEM;
-        v->len = l;
-        v->cap = cap;
-    }
-    if (!(v->rec[v->n] = malloc(len)))
-        return KITH_ENOMEM;
-    memcpy(v->rec[v->n], rec, len);
-    v->len[v->n++] = len;
-    return 0;
-}
-
-static void
-records_free(struct records *v)
-{
-    for (size_t i = 0; i < v->n; i++)
-        free(v->rec[i]);
-    free(v->rec);
-    free(v->len);
-}
-
-/* JOINED: our group id and every group record we hold. */
-static int
-send_joined(struct kith__session *s)
-{
-    struct records v = {0};
-    struct kith__msg m;
-    uint8_t gid[KITH__WIRE_GROUP_BYTES], digest[KITH_HASH_BYTES];
-    MDB_txn *txn;
-    int rc = kith__mdb_begin(s->r, MDB_RDONLY, &txn);
-
-    if (rc < 0)
-        return rc;
-    rc = kith__group_summary(s->r, txn, gid, digest);
-    if (rc == 0)
-        rc = KITH_EINVAL; /* in no group: nothing to join */
-    if (rc > 0)
-        rc = kith__group_collect(s->r, txn, collect_one, &v);
-    mdb_txn_abort(txn);
-    kith__mdb_end(s->r);
-    if (rc == 0) {
-        memset(&m, 0, sizeof(m));
-        m.type = KITH__MSG_JOINED;
-        m.group = gid;
-        m.nrecords = v.n;
-        m.records = (const uint8_t *const *)v.rec;
-        m.record_lens = v.len;
-        rc = send_msg(s, &m);
-    }
-    records_free(&v);
-    return rc;
-}
-
-/*
- * JOIN (NET-30): a device holding one of our invite codes proves its secret. The key in JOIN
- * must be the one this connection authenticated with; the invite is redeemed (marked used and
- * the joiner's ADD written, in one transaction) and JOINED answers with the group's records.
- * The session then ends: the new member connects again to sync, admitted as a member.
- */
-static int
-on_join(struct kith__session *s, const struct kith__msg *m)
-{
-    uint8_t x[32];
-    char why[200], hex[17];
-    int rc;
-
-    kith__hex(m->join_pk, 8, hex);
-    if (s->client || s->state != KITH__SS_NEW) {
-        kith__session_close(s, KITH_EPROTO, true, false, "JOIN in the middle of a session");
-        return KITH_EPROTO;
-    }
-    if (!s->has_zap_curve || kith_curve_public(m->join_pk, x) < 0 ||
-        sodium_memcmp(x, s->zap_curve, 32) != 0) {
-        kith__session_close(s, KITH_EUNTRUSTED, true, false,
-                            "JOIN key is not the key this connection authenticated with");
-        return KITH_EUNTRUSTED;
-    }
-    rc = kith__invite_redeem(s->r, m->join_pk, m->name, m->name_len, m->mac, kith__now_ms(), why,
-                             sizeof why);
-    if (rc < 0) {
-        kith__session_close(s, rc, true, false, "join of device %.*s (key %s…) refused: %s",
-                            (int)m->name_len, m->name, hex, why);
-        return rc;
-    }
-    rc = send_joined(s);
-    if (rc < 0) {
-        kith__session_close(s, rc, true, false, "could not answer JOIN: %s", kith_strerror(rc));
-        return rc;
-    }
-    kith__session_close(s, 0, false, false, "device %.*s (key %s…) joined the group",
-                        (int)m->name_len, m->name, hex);
-    return 0;
-}
-
 /* A batch found forks: name each (recorded since `since_ms`) in a warning, once. */
 static void
 log_batch_forks(struct kith__session *s, uint64_t seq, int64_t since_ms)
@@ -974,7 +861,7 @@ session_input(struct kith__session *s, const void *frame, size_t len)
         rc = on_welcome(s, &m);
         break;
     case KITH__MSG_JOIN:
-        rc = on_join(s, &m);
+        rc = kith__session_join(s, &m); /* join.c */
         break;
     case KITH__MSG_BATCH:
         rc = on_batch(s, &m);
@@ -990,7 +877,7 @@ session_input(struct kith__session *s, const void *frame, size_t len)
         memset(&pong, 0, sizeof(pong));
         pong.type = KITH__MSG_PONG;
         pong.nonce = m.nonce;
-        rc = send_msg(s, &pong);
+        rc = kith__session_send(s, &pong);
         if (rc < 0)
             kith__session_close(s, rc, false, false, "could not answer PING");
         break;
@@ -1192,7 +1079,7 @@ kith__session_ping(struct kith__session *s)
     memset(&m, 0, sizeof(m));
     m.type = KITH__MSG_PING;
     m.nonce = (uint64_t)kith__mono_ms();
-    rc = send_msg(s, &m);
+    rc = kith__session_send(s, &m);
     if (rc < 0)
         kith__session_close(s, rc, false, false, "could not send PING: %s", kith_strerror(rc));
     return rc;
