@@ -250,6 +250,10 @@ char *cli_value_text(const kith_value *v);
 json_t *cli_value_json(const kith_value *v);
 
 /* Times as ISO 8601 strings, and an HLC as its wall-clock part. */
+/* One op of the log (or the journal) as `kith log` shows it: a JSON object, or a table row
+ * whose OP column ends with `note` (NULL: " (pending)" for an op not applied). */
+json_t *log_entry_json(const kith_log_entry *e);
+int log_entry_row(struct cli_list *l, const kith_log_entry *e, const char *note);
 void cli_time(int64_t ms, char out[32]);
 json_t *cli_json_time(int64_t ms);
 json_t *cli_json_id(uint64_t id);
@@ -297,6 +301,8 @@ int cmd_reminder_ls(struct cli *c, int argc, char **argv);
 
 int cmd_conflicts(struct cli *c, int argc, char **argv);
 int cmd_conflicts_restore(struct cli *c, int argc, char **argv);
+int cmd_journal(struct cli *c, int argc, char **argv);
+int cmd_journal_restore(struct cli *c, int argc, char **argv);
 
 int cmd_schema_show(struct cli *c, int argc, char **argv);
 int cmd_schema_apply(struct cli *c, int argc, char **argv);

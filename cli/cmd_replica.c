@@ -337,7 +337,7 @@ zero_hash(const uint8_t *h)
     return true;
 }
 
-static json_t *
+json_t *
 log_entry_json(const kith_log_entry *e)
 {
     json_t *o = json_object(), *rep = NULL;
@@ -367,17 +367,19 @@ log_entry_json(const kith_log_entry *e)
     return cli_json_done(o, bad);
 }
 
-static int
-log_entry_row(struct cli_list *l, const kith_log_entry *e)
+int
+log_entry_row(struct cli_list *l, const kith_log_entry *e, const char *note)
 {
-    char dot[64], when[32], doc[KITH_DOCID_HEX + 1], origin[KITH_ID_HEX + 1], op[32];
+    char dot[64], when[32], doc[KITH_DOCID_HEX + 1], origin[KITH_ID_HEX + 1], op[48];
     char *value = NULL;
     int rc;
     cli_id_hex(e->dot.origin, origin);
     snprintf(dot, sizeof dot, "%s:%llu", origin, (unsigned long long)e->dot.seq);
     cli_time((int64_t)(e->hlc >> 16), when);
     snprintf(op, sizeof op, "%s%s%s", op_kind_name(e->kind), e->commit_end ? " ." : "",
-             e->applied ? "" : " (pending)");
+             note != NULL ? note
+             : e->applied ? ""
+                          : " (pending)");
     kith_docid_format(&e->doc, doc);
     if (e->kind == KITH_OP_FIELD_SET || e->kind == KITH_OP_SET_ADD ||
         e->kind == KITH_OP_SET_REMOVE) {
@@ -409,7 +411,7 @@ log_fill(struct cli_list *l, void *ctx)
     if (ll->it == NULL && (rc = kith_iter_log(ll->t, ll->origin, &ll->it)) < 0)
         return rc;
     while (rc == 0 && shown < ll->limit && (rc = kith_iter_next_log(ll->it, &e)) == 0) {
-        rc = l->json ? cli_list_json(l, log_entry_json(&e)) : log_entry_row(l, &e);
+        rc = l->json ? cli_list_json(l, log_entry_json(&e)) : log_entry_row(l, &e, NULL);
         shown++;
     }
     kith_iter_close(ll->it);

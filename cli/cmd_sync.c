@@ -552,6 +552,7 @@ cmd_bundle_apply(struct cli *c, int argc, char **argv)
         bad |= cli_jset(o, "ops_pending", json_integer((json_int_t)info.ops_pending));
         bad |= cli_jset(o, "conflicts", json_integer((json_int_t)info.conflicts));
         bad |= cli_jset(o, "forks", json_integer((json_int_t)info.forks));
+        bad |= cli_jset(o, "cut_off", json_integer((json_int_t)info.cut_off));
         json_t *arr = json_array();
         bad |= arr == NULL;
         for (size_t i = 0; !bad && i < nholds; i++)
@@ -574,6 +575,8 @@ cmd_bundle_apply(struct cli *c, int argc, char **argv)
     /* The honest part applied: that is what the command promises, so it succeeds; the
      * fork is a standing condition of the replica, named here and by `kith status`. */
     cli_warn_forks(c, r, info.forks);
+    if (info.cut_off > 0) /* likewise a removed device's ops past its cut-off (GRP-15) */
+        fprintf(stderr, "kith: %s: warning: %s\n", c->name, kith_errmsg(r));
 out_close:
     kith_holds_free(holds, nholds);
     kith_close(r);

@@ -787,6 +787,36 @@ KITH_API KITH_NODISCARD int kith_iter_log(kith_txn *t, uint64_t origin, kith_ite
 KITH_API KITH_NODISCARD int kith_iter_next_log(kith_iter *it, kith_log_entry *out);
 
 /* ---------------------------------------------------------------------------------------
+ * The journal: commits set aside when a fork of their origin was resolved against the
+ * history this replica held (spec/data-model.md FORK-10). They left the log and the state,
+ * not the replica: each can be read, and restored, its ops written again as new writes of
+ * this replica. Added in 0.4.0.
+ */
+typedef struct kith_journal_op {
+    kith_log_entry op;    /* as in the log; op.applied is false, op.chain the set-aside one's */
+    kith_dot commit;      /* its commit: origin and first seq, what kith_journal_restore takes */
+    int64_t set_aside_ms; /* when this replica set it aside */
+    bool restored;        /* kith_journal_restore wrote it again */
+} kith_journal_op;
+
+/* The journal's ops, of one origin (origin != 0) or of all, by origin then seq. */
+KITH_API KITH_NODISCARD int kith_iter_journal(kith_txn *t, uint64_t origin, kith_iter **out);
+KITH_API KITH_NODISCARD int kith_iter_next_journal(kith_iter *it, kith_journal_op *out);
+
+/*
+ * Write the ops of the set-aside commit `commit` (its origin and first seq) again, as new
+ * writes of this replica in the write transaction t, and mark it restored when t commits. A
+ * document it created is created anew (a new id; restoring a later commit that edits it
+ * writes to the new one, so restore in seq order); a field set, an element added or removed,
+ * an increment, a flag and a delete are made again. An op on a document that does not exist
+ * here is skipped and counted in *skipped (may be NULL). KITH_ENOTFOUND (no such commit in
+ * the journal), KITH_EEXIST (restored already), or an error of the writes (KITH_ESCHEMA when
+ * this replica's schema does not declare a field the commit wrote).
+ */
+KITH_API KITH_NODISCARD int kith_journal_restore(kith_txn *t, const kith_dot *commit,
+                                                 size_t *skipped);
+
+/* ---------------------------------------------------------------------------------------
  * Bundles and batches: signed runs of ops, the same bytes in a file and on the wire
  * (spec/encoding.md). Each origin's ops in one start right after what the receiver holds
  * and end at a head that origin signed.

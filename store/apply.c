@@ -205,6 +205,8 @@ conflict_record(struct kith__applier *a, uint8_t coll, kith_dot doc, uint8_t fie
     MDB_val k = {8, kb}, v;
     int rc;
 
+    if (a->no_conflicts)
+        return 0; /* a rebuild applies again what recorded them once */
     if (w_val == NULL)
         w_val = &null_value;
     if (l_val == NULL)

@@ -57,7 +57,13 @@ struct applying {
     size_t naside, capaside;
     uint8_t log_tail[16]; /* the log's greatest key in this txn (zeros: none) */
     bool log_tail_known;
-    bool held_only; /* no batch: only the held commits are tried again (kith_holds_apply) */
+    bool held_only;  /* no batch: only the held commits are tried again (kith_holds_apply) */
+    bool rebuilding; /* the state was emptied: every commit is applied again (set_asides) */
+    const struct kith__aside *asides; /* histories to set aside before anything else */
+    size_t nasides;
+    const struct kith__aside *settled; /* forks settled: their dots after `after` name two ops */
+    size_t nsettled;
+    uint64_t ops_aside;        /* ops moved to the journal by this attempt */
     struct kith__progress *pg; /* NULL: nobody listens */
     uint64_t pg_total;         /* ops in the batch, as its runs and heads say */
     uint64_t pg_done;          /* ops of the batch handled by this attempt */
@@ -69,6 +75,24 @@ struct deps_ctx {
     bool ready;
     int rc;
 };
+
+/*
+ * Is the dot (origin, seq) one that a settled fork made void (spec/data-model.md FORK-10)?
+ * Beyond the seq the two histories share, a dot of a forked origin named two ops, and the one
+ * a commit meant may be the one set aside: waiting for "the" op at that dot would wait for
+ * the wrong one, or for ever where the kept history never gets that far. So a commit that
+ * names such a dot waits only for the shared history: the same rule on every replica that
+ * settled the fork, whatever it held.
+ */
+static bool
+dot_void(const struct applying *s, uint64_t origin, uint64_t seq, uint64_t applied)
+{
+    for (size_t i = 0; i < s->nsettled; i++)
+        if (s->settled[i].origin == origin && seq > s->settled[i].after &&
+            applied >= s->settled[i].after)
+            return true;
+    return false;
+}
 
 static void
 dep_check(void *ctx, uint64_t origin, uint64_t seq)
@@ -85,7 +109,7 @@ dep_check(void *ctx, uint64_t origin, uint64_t seq)
         d->ready = false;
         return;
     }
-    if (slot->st.applied < seq)
+    if (slot->st.applied < seq && !dot_void(d->s, origin, seq, slot->st.applied))
         d->ready = false;
 }
 
@@ -668,6 +692,241 @@ batch_write(struct applying *s)
     return kith__apply_finish(&s->ap);
 }
 
+/* ---- setting a history aside, and rebuilding the state without it ------------------------
+ * A fork resolved against the history held here (spec/data-model.md FORK-10): the commits of
+ * the origin after the seq both histories share leave the log for the journal, their signed
+ * heads go, the origin's record steps back to that seq, and the state is made again from the
+ * log through the one apply path, in this transaction. Every commit kept becomes pending, and
+ * apply_pending applies each whose turn has come, so a commit of another origin that named
+ * a dot of the set-aside history waits for the dot to come back (from the other history),
+ * as any commit waits for its dependencies: every replica then holds the same ops and
+ * reaches the same state, whatever it held before. The apply order gets new counters after
+ * the last one (counters are never reused; a change feed reports the rebuilt commits as new
+ * events, FEED-8). Conflicts already recorded are kept: the rebuild records none again.
+ */
+
+/* Move `origin`'s commits after seq `after` from the log to the journal, and their
+ * signatures out of sigs; step its origins record back. *moved: ops moved; *applied_gone:
+ * whether any of them had been applied to the state. */
+static int
+move_to_journal(struct applying *s, uint64_t origin, uint64_t after, uint64_t *moved,
+                bool *applied_gone)
+{
+    kith_replica *r = s->r;
+    struct kith__origin_state st;
+    uint8_t kb[16];
+    MDB_val k = {16, kb}, v;
+    MDB_cursor *cur;
+    int64_t now = kith__now_ms();
+    int rc, mrc;
+
+    *moved = 0;
+    *applied_gone = false;
+    if ((rc = kith__origin_get(r, s->txn, origin, &st)) < 0)
+        return rc;
+    if (st.have <= after)
+        return 0; /* nothing of the other history is held */
+    if ((rc = kith__chain_at(r, s->txn, origin, after, st.head)) < 0)
+        return kith__fail(r, rc == KITH_ENOTFOUND ? KITH_ECORRUPT : rc,
+                          "origin %016llx: no commit held here ends at seq %llu, where the "
+                          "two histories part",
+                          (unsigned long long)origin, (unsigned long long)after);
+    rc = kith__mdb_err(kith__mdb_cursor_open(s->txn, r->log, &cur));
+    if (rc < 0)
+        return rc;
+    kith__be64_put(kb, origin);
+    kith__be64_put(kb + 8, after + 1);
+    for (mrc = kith__mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+         mrc == 0 && k.mv_size == 16 && kith__be64_get(k.mv_data) == origin;
+         mrc = kith__mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        uint32_t nops;
+        const uint8_t *chain, *bytes;
+        uint64_t order;
+        size_t len;
+        if ((rc = kith__log_parse(r, &v, &nops, &chain, &order, &bytes, &len)) < 0)
+            break;
+        if (order != 0)
+            *applied_gone = true;
+        if ((rc = kith__journal_put(r, s->txn, &k, &v, now)) != 0)
+            break;
+        if ((mrc = mdb_cursor_del(cur, 0)) != 0)
+            break;
+        *moved += nops;
+        if (order == 0)
+            s->pending -= nops <= s->pending ? nops : s->pending;
+    }
+    mdb_cursor_close(cur);
+    if (rc != 0)
+        return rc;
+    if (mrc != 0 && mrc != MDB_NOTFOUND)
+        return mrc == MDB_MAP_FULL ? mrc : kith__mdb_err(mrc);
+    /* their signed heads: a head after `after` signs the other history */
+    rc = kith__mdb_err(kith__mdb_cursor_open(s->txn, r->sigs, &cur));
+    if (rc < 0)
+        return rc;
+    k.mv_size = 16;
+    k.mv_data = kb;
+    for (mrc = kith__mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+         mrc == 0 && k.mv_size == 16 && kith__be64_get(k.mv_data) == origin;
+         mrc = kith__mdb_cursor_get(cur, &k, &v, MDB_NEXT))
+        if ((mrc = mdb_cursor_del(cur, 0)) != 0)
+            break;
+    mdb_cursor_close(cur);
+    if (mrc != 0 && mrc != MDB_NOTFOUND)
+        return mrc == MDB_MAP_FULL ? mrc : kith__mdb_err(mrc);
+    st.have = after;
+    if (st.applied > after)
+        st.applied = after;
+    return kith__origin_put(r, s->txn, origin, &st);
+}
+
+/* Empty the state and the apply order, and make every logged commit pending again: the
+ * origins records' applied go to 0, `pending` to all that is held. The apply then starts
+ * from nothing (apply_pending). Local numbers of names stay. */
+static int
+state_reset(struct applying *s)
+{
+    kith_replica *r = s->r;
+    const MDB_dbi dbis[] = {r->regs, r->elems, r->docs, r->index, r->counts, r->flagdb, r->order};
+    MDB_cursor *cur;
+    MDB_val k, v;
+    int rc, mrc;
+
+    for (size_t i = 0; i < sizeof dbis / sizeof dbis[0]; i++)
+        if (dbis[i] != KITH__DBI_FREE && (mrc = mdb_drop(s->txn, dbis[i], 0)) != 0)
+            return mrc == MDB_MAP_FULL ? mrc : kith__mdb_err(mrc);
+    s->pending = 0;
+    rc = kith__mdb_err(kith__mdb_cursor_open(s->txn, r->origins, &cur));
+    if (rc < 0)
+        return rc;
+    for (mrc = kith__mdb_cursor_get(cur, &k, &v, MDB_FIRST); mrc == 0;
+         mrc = kith__mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        uint8_t vb[KITH__ORIGIN_VAL_BYTES];
+        MDB_val nv = {sizeof vb, vb};
+        if (k.mv_size != 8 || v.mv_size != KITH__ORIGIN_VAL_BYTES)
+            continue;
+        memcpy(vb, v.mv_data, sizeof vb); /* applied(8) | have(8) | head(32) */
+        s->pending += kith__be64_get(vb + 8);
+        if (kith__be64_get(vb) == 0)
+            continue;
+        kith__be64_put(vb, 0);
+        if ((mrc = mdb_cursor_put(cur, &k, &nv, MDB_CURRENT)) != 0)
+            break;
+    }
+    mdb_cursor_close(cur);
+    if (mrc != 0 && mrc != MDB_NOTFOUND)
+        return mrc == MDB_MAP_FULL ? mrc : kith__mdb_err(mrc);
+    s->ap.no_conflicts = true; /* until the rebuild is done: they were recorded before */
+    s->rebuilding = true;
+    return 0;
+}
+
+/* Set aside every history s->asides names; rebuild the state when one had been applied. */
+static int
+set_asides(struct applying *s)
+{
+    bool reset = false;
+    int rc;
+
+    s->ops_aside = 0;
+    for (size_t i = 0; i < s->nasides; i++) {
+        uint64_t moved;
+        bool applied_gone;
+        rc = move_to_journal(s, s->asides[i].origin, s->asides[i].after, &moved, &applied_gone);
+        if (rc != 0)
+            return rc;
+        s->ops_aside += moved;
+        reset |= applied_gone;
+    }
+    return reset ? state_reset(s) : 0;
+}
+
+/* After a rebuild, commits still pending must say so in the log (order 0): their entries
+ * still carry the counters of the apply order that was emptied. */
+static int
+pending_unmark(struct applying *s)
+{
+    MDB_cursor *cur;
+    MDB_val k, v;
+    int rc, mrc;
+
+    rc = kith__mdb_err(kith__mdb_cursor_open(s->txn, s->r->origins, &cur));
+    if (rc < 0)
+        return rc;
+    for (mrc = kith__mdb_cursor_get(cur, &k, &v, MDB_FIRST); mrc == 0;
+         mrc = kith__mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        uint64_t origin;
+        struct kith__origin_slot *slot;
+        if (k.mv_size != 8)
+            continue;
+        origin = kith__be64_get(k.mv_data);
+        slot = kith__apply_origin(&s->ap, origin, &rc);
+        if (slot == NULL)
+            break;
+        for (uint64_t seq = slot->st.applied + 1; seq <= slot->st.have;) {
+            MDB_val lv;
+            uint32_t nops;
+            const uint8_t *chain, *bytes;
+            uint64_t order;
+            size_t len;
+            rc = log_get(s->r, s->txn, origin, seq, &lv);
+            if (rc == 0)
+                rc = kith__log_parse(s->r, &lv, &nops, &chain, &order, &bytes, &len);
+            if (rc < 0)
+                break;
+            if (order != 0) {
+                uint8_t kb[16];
+                MDB_val lk = {16, kb}, nv = {lv.mv_size, NULL};
+                kith__be64_put(kb, origin);
+                kith__be64_put(kb + 8, seq);
+                s->copy.len = 0;
+                if ((rc = kith__wbuf_put(&s->copy, lv.mv_data, lv.mv_size)) < 0)
+                    break;
+                kith__be64_put(s->copy.data + 36, 0);
+                nv.mv_data = s->copy.data;
+                if ((rc = kith__mdb_put(s->txn, s->r->log, &lk, &nv, 0)) != 0) {
+                    rc = rc == MDB_MAP_FULL ? rc : kith__mdb_err(rc);
+                    break;
+                }
+            }
+            seq += nops;
+        }
+        if (rc != 0)
+            break;
+    }
+    mdb_cursor_close(cur);
+    if (rc != 0)
+        return rc;
+    return mrc == MDB_NOTFOUND ? 0 : kith__mdb_err(mrc);
+}
+
+/* Take the batch's group records (store/group.c judges them): a forged one, or one signed by
+ * a non-member, refuses the whole batch. */
+static int
+absorb_records(struct applying *s)
+{
+    const uint8_t **p = malloc(s->b.nrecords * sizeof *p);
+    size_t *lens = malloc(s->b.nrecords * sizeof *lens), added = 0;
+    int rc = KITH_ENOMEM;
+
+    if (p != NULL && lens != NULL) {
+        for (size_t i = 0; i < s->b.nrecords; i++) {
+            p[i] = s->b.records[i].bytes;
+            lens[i] = s->b.records[i].len;
+        }
+        rc = kith__group_absorb(s->r, s->txn, p, lens, s->b.nrecords, &added);
+        if (rc < 0) {
+            char why[sizeof s->why];
+            snprintf(why, sizeof why, "%s", kith_errmsg(s->r));
+            rc = kith__fail(s->r, rc, "batch from %016llx: a group record is refused: %s",
+                            (unsigned long long)s->b.sender, why);
+        }
+    }
+    free(p);
+    free(lens);
+    return rc;
+}
+
 /* One attempt: verify everything, then write and commit. MDB_MAP_FULL comes back as is. */
 static int
 batch_attempt(struct applying *s, bool observe)
@@ -692,6 +951,7 @@ batch_attempt(struct applying *s, bool observe)
         goto out_applier;
     memset(&s->info, 0, sizeof s->info);
     s->naside = 0;
+    s->rebuilding = false;
     for (size_t i = 0; i < s->b.ncommits; i++)
         s->ci[i].skip = false;
     s->log_tail_known = false;
@@ -700,6 +960,12 @@ batch_attempt(struct applying *s, bool observe)
     if ((rc = kith__meta_get_u64(r, s->txn, "order", &s->order)) < 0 ||
         (rc = kith__meta_get_u64(r, s->txn, "hlc", &s->hlc)) < 0 ||
         (rc = kith__meta_get_u64(r, s->txn, "pending", &s->pending)) < 0)
+        goto out_applier;
+    /* a history set aside goes before anything reads the origins records or the state */
+    if (s->nasides > 0 && (rc = set_asides(s)) != 0)
+        goto out_applier;
+    /* group records before anything they admit: the sender, the runs (D-19) */
+    if (s->b.nrecords > 0 && (rc = absorb_records(s)) != 0)
         goto out_applier;
     /* the sender too must be trusted: a relayed batch comes from a device of this user */
     if (!s->held_only) {
@@ -736,7 +1002,12 @@ batch_attempt(struct applying *s, bool observe)
     rc = batch_write(s);
     if (rc != 0)
         goto out_applier;
-    if (s->held_only && s->info.ops_applied == 0) {
+    if (s->rebuilding) {
+        s->ap.no_conflicts = false;
+        if ((rc = pending_unmark(s)) != 0)
+            goto out_applier;
+    }
+    if (s->held_only && s->info.ops_applied == 0 && s->nasides == 0) {
         rc = 0; /* nothing moved: nothing to commit, nor to sync to disk */
         goto out_applier;
     }
@@ -902,6 +1173,42 @@ kith_holds_apply(kith_replica *r, kith_apply_info *info)
     if (rc == 0) {
         if (info != NULL)
             *info = s.info;
+        kith__event_report(r, &s.events, KITH_CHANGE_REMOTE);
+    }
+    applying_free(&s);
+    return rc;
+}
+
+int
+kith__history_set_aside(kith_replica *r, const struct kith__aside *asides, size_t n,
+                        uint64_t *ops_aside, kith_apply_info *info)
+{
+    struct applying s;
+    int rc;
+
+    if (info != NULL)
+        memset(info, 0, sizeof *info);
+    if (ops_aside != NULL)
+        *ops_aside = 0;
+    if (r == NULL || (n > 0 && asides == NULL))
+        return KITH_EINVAL;
+    if (r->flags & KITH_RDONLY)
+        return kith__fail(r, KITH_EREADONLY, "replica opened read-only");
+    memset(&s, 0, sizeof s);
+    s.r = r;
+    s.held_only = true;
+    s.b.sender = r->id;
+    s.asides = s.settled = asides;
+    s.nasides = s.nsettled = n;
+    s.ci = calloc(1, sizeof *s.ci);
+    if (s.ci == NULL)
+        return KITH_ENOMEM;
+    rc = apply_growing(&s);
+    if (rc == 0) {
+        if (info != NULL)
+            *info = s.info;
+        if (ops_aside != NULL)
+            *ops_aside = s.ops_aside;
         kith__event_report(r, &s.events, KITH_CHANGE_REMOTE);
     }
     applying_free(&s);

@@ -44,10 +44,17 @@ struct fork_cap {
     uint64_t cap; /* the highest seq at or below the fork at which a head can be signed */
 };
 
+/* Signed items a batch carries whole (group records, fork proofs), copied out of the map. */
+struct items {
+    struct kith__batch_item *v;
+    size_t n, cap;
+};
+
 struct builder {
     kith_replica *r;
     MDB_txn *txn;
     struct kith__batch b;
+    struct items records, proofs;
     struct fork_cap *caps;
     size_t ncaps;
     size_t capcommits;
@@ -193,6 +200,64 @@ builder_push(struct builder *bd, uint64_t origin, uint64_t first_seq, const uint
     return 0;
 }
 
+/*
+ * No head of the origin is signed at or after the run's end: it was held here only through a
+ * history set aside after it (spec/data-model.md FORK-10), whose heads went with it. The run
+ * goes back to the last head signed within it, and what follows stays here until a head of
+ * the kept history covers it; a run with no head at all leaves the batch.
+ */
+static int
+run_trim(struct builder *bd, struct run *rn)
+{
+    uint64_t first = 0, keep = 0;
+    uint8_t kb[16];
+    MDB_val k = {16, kb}, v;
+    MDB_cursor *cur;
+    size_t j = 0;
+    int rc, mrc;
+
+    for (size_t i = 0; i < bd->b.ncommits && first == 0; i++)
+        if (bd->b.commits[i].origin == rn->origin)
+            first = bd->b.commits[i].first_seq;
+    rc = kith__mdb_err(kith__mdb_cursor_open(bd->txn, bd->r->sigs, &cur));
+    if (rc < 0)
+        return rc;
+    kith__be64_put(kb, rn->origin);
+    kith__be64_put(kb + 8, rn->last + 1);
+    mrc = kith__mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    if (mrc == 0 || mrc == MDB_NOTFOUND)
+        mrc = kith__mdb_cursor_get(cur, &k, &v, mrc == 0 ? MDB_PREV : MDB_LAST);
+    if (mrc == 0 && k.mv_size == 16 && kith__be64_get(k.mv_data) == rn->origin)
+        keep = kith__be64_get((const uint8_t *)k.mv_data + 8);
+    else if (mrc != 0 && mrc != MDB_NOTFOUND)
+        rc = kith__mdb_err(mrc);
+    mdb_cursor_close(cur);
+    if (rc < 0)
+        return rc;
+    if (keep < first)
+        keep = 0; /* no head within the run: none of it goes */
+    for (size_t i = 0; i < bd->b.ncommits; i++) {
+        const struct kith__batch_commit *c = &bd->b.commits[i];
+        if (c->origin == rn->origin && c->first_seq > keep)
+            continue;
+        bd->b.commits[j++] = *c;
+    }
+    bd->b.ncommits = j;
+    bd->ops -= rn->last - (keep ? keep : first - 1);
+    if (keep == 0) {
+        rn->last = 0; /* dropped: no head, no base */
+        return 0;
+    }
+    rn->last = keep;
+    rc = kith__chain_at(bd->r, bd->txn, rn->origin, keep, rn->chain);
+    return rc == KITH_ENOTFOUND
+               ? kith__fail(bd->r, KITH_ECORRUPT,
+                            "origin %016llx: a head signed at seq %llu, where "
+                            "no commit held here ends",
+                            (unsigned long long)rn->origin, (unsigned long long)keep)
+               : rc;
+}
+
 /* Extend a foreign run to the next head its origin signed. */
 static int
 run_extend(struct builder *bd, struct run *rn)
@@ -216,9 +281,7 @@ run_extend(struct builder *bd, struct run *rn)
         size_t len;
         rc = log_read(bd, rn->origin, rn->last + 1, &v);
         if (rc == KITH_ENOTFOUND)
-            return kith__fail(bd->r, KITH_ECORRUPT,
-                              "origin %016llx: no signed head at or after seq %llu",
-                              (unsigned long long)rn->origin, (unsigned long long)rn->last);
+            return run_trim(bd, rn);
         if (rc < 0)
             return rc;
         rc = kith__log_parse(bd->r, &v, &nops, &chain, &order, &bytes, &len);
@@ -325,6 +388,36 @@ caps_load(struct builder *bd)
     return rc;
 }
 
+static int
+items_push(void *ctx, const uint8_t *p, size_t len)
+{
+    struct items *it = ctx;
+    uint8_t *copy;
+
+    if (it->n == it->cap) {
+        size_t cap = it->cap ? 2 * it->cap : 16;
+        struct kith__batch_item *v = realloc(it->v, cap * sizeof *v);
+        if (v == NULL)
+            return KITH_ENOMEM;
+        it->v = v;
+        it->cap = cap;
+    }
+    if ((copy = malloc(len)) == NULL)
+        return KITH_ENOMEM;
+    memcpy(copy, p, len);
+    it->v[it->n].bytes = copy;
+    it->v[it->n++].len = len;
+    return 0;
+}
+
+static void
+items_free(struct items *it)
+{
+    for (size_t i = 0; i < it->n; i++)
+        free((void *)it->v[i].bytes);
+    free(it->v);
+}
+
 /* Does the commit of `origin` ending at `last` stay here because its origin forked? */
 static bool
 capped(const struct builder *bd, uint64_t origin, uint64_t last)
@@ -414,6 +507,12 @@ kith__batch_create(kith_replica *r, const kith_batch_opts *opts, const struct ki
         if (rc < 0)
             goto out_txn;
     }
+    /* the group's records first: the receiver needs them to admit the runs (D-19) */
+    if (xo->format >= 3 && xo->include_records &&
+        (rc = kith__group_collect(r, bd.txn, items_push, &bd.records)) < 0)
+        goto out_txn;
+    bd.b.records = bd.records.v;
+    bd.b.nrecords = bd.records.n;
     rc = kith__mdb_err(kith__mdb_cursor_open(bd.txn, r->order, &cur));
     if (rc < 0)
         goto out_txn;
@@ -510,21 +609,19 @@ kith__batch_create(kith_replica *r, const kith_batch_opts *opts, const struct ki
         rc = KITH_ENOMEM;
         goto out_cursor;
     }
-    for (size_t i = 0; xo->format >= 3 && i < bd.nruns; i++) {
-        bd.b.bases[i].origin = bd.runs[i].origin;
-        memcpy(bd.b.bases[i].hash, bd.runs[i].base, KITH_HASH_BYTES);
-    }
-    bd.b.nbases = xo->format >= 3 ? bd.nruns : 0;
     for (size_t i = 0; i < bd.nruns; i++) {
         struct run *rn = &bd.runs[i];
-        struct kith__batch_head *h = &bd.b.heads[bd.b.nheads++];
+        struct kith__batch_head *h;
         uint8_t skb[16];
         MDB_val sk = {16, skb}, sv;
         if (rn->origin != r->id) {
             rc = run_extend(&bd, rn);
             if (rc < 0)
                 goto out_cursor;
+            if (rn->last == 0)
+                continue; /* trimmed away: no head was signed within it */
         }
+        h = &bd.b.heads[bd.b.nheads++];
         h->origin = rn->origin;
         h->seq = rn->last;
         kith__be64_put(skb, rn->origin);
@@ -543,6 +640,12 @@ kith__batch_create(kith_replica *r, const kith_batch_opts *opts, const struct ki
             goto out_cursor;
         }
     }
+    for (size_t i = 0; xo->format >= 3 && i < bd.nruns; i++) {
+        if (bd.runs[i].last == 0)
+            continue;
+        bd.b.bases[bd.b.nbases].origin = bd.runs[i].origin;
+        memcpy(bd.b.bases[bd.b.nbases++].hash, bd.runs[i].base, KITH_HASH_BYTES);
+    }
     rc = kith__batch_encode(&bd.b, &wb);
     if (rc < 0)
         rc = kith__fail(r, rc, "cannot encode the batch");
@@ -556,6 +659,8 @@ out_txn:
     free(bd.b.commits);
     free(bd.b.heads);
     free(bd.b.bases);
+    items_free(&bd.records);
+    items_free(&bd.proofs);
     free(bd.runs);
     free(bd.pos);
     free(bd.caps);

@@ -142,7 +142,8 @@ info_fn(void *ctx, const struct kith__group *fold, const uint8_t gid[KITH__GROUP
     for (size_t i = 0; i < kith__group_count(fold); i++) {
         const struct kith__group_entry *e = kith__group_entry(fold, i);
         struct kith__group_rec rec;
-        if (e->status == KITH__GROUP_LIVE && memcmp(e->hash, gid, KITH__GROUP_ID_BYTES) == 0 &&
+        if (kith__group_status_valid(e->status) &&
+            memcmp(e->hash, gid, KITH__GROUP_ID_BYTES) == 0 &&
             kith__group_decode(e->bytes, e->len, &rec, NULL, 0) == 0 &&
             rec.kind == KITH__GROUP_FOUND)
             name_copy(o->name, rec.group_name, rec.group_name_len);
@@ -443,8 +444,8 @@ kith__group_upgrade(kith_replica *r, MDB_txn *txn)
         rec.name_len = (uint32_t)strlen(u.name[i]);
         rc = kith__group_sign(r, txn, &rec, NULL);
     }
-    if (rc > 0)
-        rc = -ENOSPC; /* MDB_MAP_FULL in the open's transaction: a map of 64 MiB or more */
+    if (rc == MDB_MAP_FULL)
+        rc = -ENOSPC; /* in the open's transaction, which does not grow the map */
     if (rc < 0)
         rc = kith__fail(r, rc, "%s: cannot convert the trust set to a group: %s", r->path,
                         kith_strerror(rc));

@@ -199,6 +199,7 @@ fold_get(kith_replica *r, MDB_txn *txn, struct kith__group_cache **out)
             return rc;
         cache_free(r->group);
         r->group = c;
+        r->group_folds++;
     }
     *out = r->group;
     return 0;
@@ -360,11 +361,40 @@ judge(kith_replica *r, struct kith__group *g, const uint8_t gid[KITH__GROUP_ID_B
     return 0;
 }
 
-/* Store the records `fresh` marks; count them in *added. Then a new stamp when any was new. */
+/*
+ * Drop from the database every record held that the fold `g` now finds invalid: a record
+ * kept while it waited whose parents, now here, show it signed by a non-member (or naming an
+ * invalid parent). Its status cannot change again (GRP-5), and a peer would refuse every
+ * record sent with it (GRP-18). Returns how many were dropped, or an error.
+ */
 static int
-store_fresh(kith_replica *r, MDB_txn *txn, const uint8_t gid[KITH__GROUP_ID_BYTES],
-            const uint8_t *const *recs, const size_t *lens, size_t n, const bool *fresh,
-            size_t *added, bool force_meta)
+purge_invalid(kith_replica *r, MDB_txn *txn, const struct kith__group *g)
+{
+    int dropped = 0;
+
+    for (size_t i = 0; i < kith__group_count(g); i++) {
+        const struct kith__group_entry *e = kith__group_entry(g, i);
+        MDB_val k = {KITH_HASH_BYTES, (void *)e->hash};
+        int rc;
+        if (kith__group_status_valid(e->status) || e->status == KITH__GROUP_WAITING ||
+            e->status == KITH__GROUP_UNKNOWN)
+            continue;
+        rc = kith__mdb_del(txn, r->groups, &k, NULL);
+        if (rc == MDB_NOTFOUND)
+            continue; /* one of the call's own, refused before anything was stored */
+        if (rc != 0)
+            return rc == MDB_MAP_FULL ? rc : kith__mdb_err(rc);
+        dropped++;
+    }
+    return dropped;
+}
+
+/* Store the records `fresh` marks, count them in *added, and drop those held that g finds
+ * invalid now. Then a new stamp when anything changed (or force_meta). */
+static int
+store_fresh(kith_replica *r, MDB_txn *txn, const struct kith__group *g,
+            const uint8_t gid[KITH__GROUP_ID_BYTES], const uint8_t *const *recs, const size_t *lens,
+            size_t n, const bool *fresh, size_t *added, bool force_meta)
 {
     size_t count = 0;
     int rc;
@@ -379,7 +409,10 @@ store_fresh(kith_replica *r, MDB_txn *txn, const uint8_t gid[KITH__GROUP_ID_BYTE
     }
     if (added != NULL)
         *added = count;
-    if (count > 0 || force_meta)
+    rc = purge_invalid(r, txn, g);
+    if (rc < 0 || rc == MDB_MAP_FULL)
+        return rc;
+    if (count > 0 || rc > 0 || force_meta)
         return meta_write(r, txn, gid);
     return 0;
 }
@@ -499,7 +532,7 @@ kith__group_absorb(kith_replica *r, MDB_txn *txn, const uint8_t *const *recs, co
     }
     rc = judge(r, g, gid, recs, lens, n, fresh);
     if (rc == 0)
-        rc = store_fresh(r, txn, gid, recs, lens, n, fresh, added, false);
+        rc = store_fresh(r, txn, g, gid, recs, lens, n, fresh, added, false);
     free(fresh);
 out_free:
     kith__group_free(g);
@@ -688,7 +721,7 @@ kith__group_adopt(kith_replica *r, MDB_txn *txn, const uint8_t gid[16], const ui
     }
     if (drop && (rc = records_drop(r, txn)) != 0)
         goto out_free;
-    rc = store_fresh(r, txn, gid, recs, lens, n, fresh, NULL, true);
+    rc = store_fresh(r, txn, g, gid, recs, lens, n, fresh, NULL, true);
 out_free:
     free(fresh);
     kith__group_free(g);

@@ -24,7 +24,15 @@
  * LMDB's default key limit is 511 bytes, so no key can be longer than this. */
 #define ITER_KEY_MAX 512
 
-enum iter_kind { ITER_DOCS = 1, ITER_INDEX, ITER_SET, ITER_CONFLICTS, ITER_LOG, ITER_FIELDS };
+enum iter_kind {
+    ITER_DOCS = 1,
+    ITER_INDEX,
+    ITER_SET,
+    ITER_CONFLICTS,
+    ITER_LOG,
+    ITER_FIELDS,
+    ITER_JOURNAL
+};
 
 struct kith_iter {
     enum iter_kind kind;
@@ -66,6 +74,7 @@ struct kith_iter {
     uint64_t state_origin; /* origin whose `applied` is cached below */
     uint64_t state_applied;
     bool have_state;
+    uint64_t journal_word; /* journal: the entry's set-aside time and restored bit */
 };
 
 static int
@@ -718,7 +727,9 @@ log_load(kith_iter *it)
     uint64_t origin;
     int rc;
 
-    rc = range_next(it, &k, &v);
+    do /* the journal also keeps the documents its restores made: longer keys */
+        rc = range_next(it, &k, &v);
+    while (rc == 0 && it->kind == ITER_JOURNAL && k.mv_size != 16);
     if (rc < 0)
         return rc;
     rc = kith__log_decode(it->t->r, &k, &v, &it->commit, &it->arena);
@@ -726,7 +737,10 @@ log_load(kith_iter *it)
         return rc;
     origin = it->commit.origin;
     memcpy(it->chain, (const uint8_t *)v.mv_data + 4, KITH_HASH_BYTES);
-    if (!it->have_state || it->state_origin != origin) {
+    if (it->kind == ITER_JOURNAL) {
+        it->journal_word = kith__be64_get((const uint8_t *)v.mv_data + 36);
+        it->state_applied = 0; /* nothing of the journal is applied */
+    } else if (!it->have_state || it->state_origin != origin) {
         struct kith__origin_state st;
 
         rc = kith__origin_get(it->t->r, it->t->txn, origin, &st);
@@ -749,7 +763,7 @@ kith_iter_next_log(kith_iter *it, kith_log_entry *out)
     const struct kith__name *nm;
     int rc;
 
-    if (!it || !out || it->kind != ITER_LOG)
+    if (!it || !out || (it->kind != ITER_LOG && it->kind != ITER_JOURNAL))
         return KITH_EINVAL;
     if (!it->have_commit || it->next_op >= it->commit.nops) {
         it->have_commit = false;
@@ -792,6 +806,49 @@ kith_iter_next_log(kith_iter *it, kith_log_entry *out)
         memcpy(out->chain, it->chain, KITH_HASH_BYTES);
     out->applied = out->dot.seq <= it->state_applied;
     it->next_op++;
+    return 0;
+}
+
+int
+kith_iter_journal(kith_txn *t, uint64_t origin, kith_iter **out)
+{
+    int rc;
+
+    if (!out)
+        return KITH_EINVAL;
+    *out = NULL;
+    if ((rc = txn_check(t)) < 0)
+        return rc;
+    if (t->r->journal == KITH__DBI_FREE)
+        return KITH_ENOTFOUND; /* a replica made before 0.4.0, read before its upgrade */
+    rc = kith_iter_log(t, origin, out);
+    if (rc < 0)
+        return rc;
+    mdb_cursor_close((*out)->cur);
+    (*out)->cur = NULL;
+    (*out)->kind = ITER_JOURNAL;
+    rc = kith__mdb_err(kith__mdb_cursor_open(t->txn, t->r->journal, &(*out)->cur));
+    if (rc < 0) {
+        kith_iter_close(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
+int
+kith_iter_next_journal(kith_iter *it, kith_journal_op *out)
+{
+    int rc;
+
+    if (!it || !out || it->kind != ITER_JOURNAL)
+        return KITH_EINVAL;
+    rc = kith_iter_next_log(it, &out->op);
+    if (rc < 0)
+        return rc;
+    out->commit.origin = it->commit.origin;
+    out->commit.seq = it->commit.first_seq;
+    out->set_aside_ms = (int64_t)(it->journal_word & ~KITH__JOURNAL_RESTORED);
+    out->restored = (it->journal_word & KITH__JOURNAL_RESTORED) != 0;
     return 0;
 }
 

@@ -227,6 +227,25 @@ rec_get(kith_replica *r, MDB_txn *txn, uint64_t id, bool full, struct peer_rec *
     return rc;
 }
 
+/* As rec_get (full), but a live member of the group with no record yet gets an empty one
+ * (its key, not trusted pairwise), so that what a sync with it records is kept and `kith
+ * devices` can say when it was last seen (spec/groups.md GRP-14). */
+static int
+rec_get_or_member(kith_replica *r, MDB_txn *txn, uint64_t id, struct peer_rec *rec)
+{
+    uint8_t pk[KITH_PUBKEY_BYTES];
+    uint64_t cutoff;
+    int rc = rec_get(r, txn, id, true, rec);
+
+    if (rc != KITH_ENOTFOUND || id == r->id)
+        return rc;
+    if (kith__origin_key(r, txn, id, pk, &cutoff) != 0 || cutoff != UINT64_MAX)
+        return KITH_ENOTFOUND; /* not a member (or a removed one) */
+    memset(rec, 0, sizeof *rec);
+    memcpy(rec->pk, pk, KITH_PUBKEY_BYTES);
+    return 0;
+}
+
 static int
 rec_put(kith_replica *r, MDB_txn *txn, uint64_t id, const struct peer_rec *rec)
 {
@@ -673,7 +692,7 @@ peer_record_txn(kith_replica *r, MDB_txn *txn, void *arg)
     struct peer_rec rec;
     int rc;
 
-    rc = rec_get(r, txn, c->id, true, &rec);
+    rc = rec_get_or_member(r, txn, c->id, &rec);
     if (rc == KITH_ENOTFOUND)
         return kith__fail(r, rc, "no peer %016llx", (unsigned long long)c->id);
     if (rc < 0)
@@ -772,7 +791,7 @@ static int
 schema_same(kith_replica *r, MDB_txn *txn, const struct schema_ctx *c)
 {
     struct peer_rec rec;
-    int rc = rec_get(r, txn, c->id, true, &rec);
+    int rc = rec_get_or_member(r, txn, c->id, &rec);
 
     if (rc == KITH_ENOTFOUND)
         return kith__fail(r, rc, "no peer %016llx", (unsigned long long)c->id);
@@ -792,7 +811,7 @@ schema_txn(kith_replica *r, MDB_txn *txn, void *arg)
     int rc;
 
     c->changed = false;
-    rc = rec_get(r, txn, c->id, true, &rec);
+    rc = rec_get_or_member(r, txn, c->id, &rec);
     if (rc == KITH_ENOTFOUND)
         return kith__fail(r, rc, "no peer %016llx", (unsigned long long)c->id);
     if (rc < 0)
@@ -855,7 +874,7 @@ static int
 clock_due(kith_replica *r, MDB_txn *txn, struct clock_ctx *c, bool write)
 {
     struct peer_rec rec;
-    int rc = rec_get(r, txn, c->id, true, &rec);
+    int rc = rec_get_or_member(r, txn, c->id, &rec);
 
     if (rc == KITH_ENOTFOUND)
         return kith__fail(r, rc, "no peer %016llx", (unsigned long long)c->id);

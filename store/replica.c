@@ -287,6 +287,7 @@ static const struct dbi_name DBIS[] = {
     /* 0.3.0, format 2 still: */
     {"forks", offsetof(kith_replica, forks)},
     /* 0.4.0, format 2 still: */
+    {"journal", offsetof(kith_replica, journal)},
     {"groups", offsetof(kith_replica, groups)},
 };
 
@@ -313,7 +314,8 @@ open_dbis(kith_replica *r, MDB_txn *txn, unsigned flags)
         int rc = kith__mdb_dbi_open(txn, DBIS[i].name, flags, dbi);
         if (rc == MDB_NOTFOUND && i >= FORMAT1_DBIS && (r->flags & KITH_RDONLY)) {
             *dbi = KITH__DBI_FREE; /* a format-1 replica read before its upgrade, or one
-                                     made before 0.3.0 (no forks) or 0.4.0 (no groups) */
+                                     made before 0.3.0 (no forks) or 0.4.0 (no journal,
+                                     no groups) */
             continue;
         }
         if (rc == MDB_NOTFOUND)

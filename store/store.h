@@ -103,6 +103,14 @@
  *             Created empty by a writable open; a read-only open of a replica made before
  *             0.3.0 has none and reads no fork (forks == KITH__DBI_FREE)
  *
+ *  journal    origin(8) | first_seq(8) -> nops(4) | chain(32) | word(8) | commit bytes
+ *             a commit set aside when a fork was resolved against the history held here
+ *             (spec/data-model.md FORK-10): the log's record, its order slot holding when it
+ *             was set aside (ms) with bit 63 set once kith_journal_restore wrote it again
+ *             old docid(16) | "newdocid" -> docid(16)
+ *             the document a restore created for one the set-aside commit had created.
+ *             Created by a writable open; none in a replica made before 0.4.0 opened
+ *             read-only (journal == KITH__DBI_FREE)
  *  groups     hash(32) -> signed group record (core/group.h; spec/groups.md)
  *             the records of the replica's group that are valid, waiting, or of a critical
  *             kind this kith does not know; the key is the record's BLAKE2b-256 hash (GRP-2).
@@ -139,6 +147,7 @@ struct kith_replica {
     MDB_dbi meta, origins, log, sigs, order, regs, elems, docs, conflicts, index, peers;
     MDB_dbi names, counts, flagdb; /* KITH__DBI_FREE in a format-1 replica opened read-only */
     MDB_dbi forks;                 /* KITH__DBI_FREE in an older replica opened read-only */
+    MDB_dbi journal;               /* likewise: made before 0.4.0 */
     MDB_dbi groups;                /* likewise: a replica made before 0.4.0, read-only */
     uint64_t id;
     uint8_t pk[KITH_PUBKEY_BYTES];
@@ -162,6 +171,7 @@ struct kith_replica {
     pthread_mutex_t group_lock;      /* the cached fold below */
     struct kith__group_cache *group; /* the fold of the group's records, as of a stamp
                                         (store/group.c); NULL until first needed */
+    uint64_t group_folds;            /* how many times it was built (tests read it) */
 };
 
 /* ---- store/names.c: local numbers for the names ops use ------------------------------- */
@@ -272,6 +282,7 @@ struct kith__applier {
     uint64_t conflict_id;       /* last conflict id used (valid when conflict_loaded) */
     bool conflict_loaded, conflict_dirty;
     uint64_t conflicts; /* conflicts recorded through this applier */
+    bool no_conflicts;  /* record none (a rebuild: they were recorded the first time) */
     bool touch_pending; /* a membership touch waits to be written */
     uint8_t touch_coll;
     kith_dot touch_doc, touch_dot;
@@ -286,6 +297,16 @@ struct kith__applier {
     MDB_cursor *counts_c, *flags_c;     /* opened on first use */
     const char *coll_names[256];        /* interned names of collection numbers, for events */
 };
+
+/* What a restore from the journal writes at commit (store/journal.c): an entry restored, or
+ * the document it made for one the set-aside commit had made. */
+struct kith__journal_mark {
+    bool is_map;
+    kith_dot commit;      /* !is_map: the entry */
+    kith_docid old, made; /* is_map */
+};
+
+#define KITH__JOURNAL_RESTORED (1ull << 63)
 
 struct kith_txn {
     kith_replica *r;
@@ -308,6 +329,8 @@ struct kith_txn {
     size_t nresolved, capresolved;
     struct kith__name *names; /* the commit's names, two per op (the encoder dedups) */
     uint32_t capnames;
+    struct kith__journal_mark *jmarks; /* restores from the journal, written at commit */
+    size_t njmarks, capjmarks;
 };
 
 /* Read field `field` (a local number) of a document as the kind `crdt` (a kith__crdt, or -1:
@@ -371,6 +394,21 @@ int kith__batch_create(kith_replica *r, const kith_batch_opts *opts,
                        struct kith__progress *pg);
 int kith__batch_apply(kith_replica *r, const void *data, size_t len, kith_apply_info *info,
                       struct kith__progress *pg);
+
+/* A history of `origin` to set aside: its commits after seq `after` (spec/data-model.md
+ * FORK-10). */
+struct kith__aside {
+    uint64_t origin;
+    uint64_t after;
+};
+
+/* Set aside the histories asides[0..n) in one write transaction: their commits move from the
+ * log to the journal (store/journal.c), their signed heads go, and when any had been applied
+ * the state is rebuilt from the log without them; the commits kept are applied as their
+ * dependencies allow. *ops_aside (may be NULL) gets the ops moved. 0 or an error (nothing
+ * changed). */
+int kith__history_set_aside(kith_replica *r, const struct kith__aside *asides, size_t n,
+                            uint64_t *ops_aside, kith_apply_info *info);
 /* Parse a log value: nops, chain, order, commit bytes (views into `v`). 0 or KITH_ECORRUPT.
  * In batch_build.c, which parses one per commit it sends; batch_apply.c reads held ones. */
 int kith__log_parse(kith_replica *r, const MDB_val *v, uint32_t *nops, const uint8_t **chain,
@@ -546,6 +584,16 @@ int kith__origin_put(kith_replica *r, MDB_txn *txn, uint64_t origin,
  * 0, KITH_ECORRUPT (kith_errmsg names the commit) or KITH_ENOMEM. */
 int kith__log_decode(kith_replica *r, const MDB_val *k, const MDB_val *v, struct kith__commit *c,
                      struct kith__arena *arena);
+
+/* ---- store/journal.c ------------------------------------------------------------------- */
+
+/* Put the log record k -> logv into the journal, set aside now. 0, MDB_MAP_FULL, or an
+ * error. */
+int kith__journal_put(kith_replica *r, MDB_txn *txn, const MDB_val *k, const MDB_val *logv,
+                      int64_t now_ms);
+/* Write what t's restores from the journal left to write (t->jmarks), in t->txn; at commit,
+ * and again after a map growth replay. */
+int kith__journal_mark(kith_txn *t);
 
 /* Mark the conflicts listed in t->resolved as resolved, in t->txn. kith_txn_commit calls it
  * (also when the transaction has no ops, and again after a map growth replay). */

@@ -270,6 +270,7 @@ txn_free(kith_txn *t)
     kith__wbuf_free(&t->enc);
     free(t->resolved);
     free(t->names);
+    free(t->jmarks);
     free(t);
 }
 
@@ -1177,7 +1178,8 @@ kith_txn_commit(kith_txn **txn)
         txn_free(t);
         return KITH_EBADTXN;
     }
-    if (!(t->flags & KITH_TXN_WRITE) || (t->commit.nops == 0 && t->nresolved == 0)) {
+    if (!(t->flags & KITH_TXN_WRITE) ||
+        (t->commit.nops == 0 && t->nresolved == 0 && t->njmarks == 0)) {
         txn_free(t); /* a read, or a write transaction that wrote nothing: nothing to commit */
         return 0;
     }
@@ -1186,6 +1188,8 @@ kith_txn_commit(kith_txn **txn)
          * that made no op may have opened the applier: its cursors close before LMDB frees
          * them with the transaction. */
         rc = kith__conflicts_mark(t);
+        if (rc == 0)
+            rc = kith__journal_mark(t);
         if (rc == 0) {
             if (t->ap_open) {
                 kith__apply_end(&t->ap);
@@ -1216,6 +1220,8 @@ kith_txn_commit(kith_txn **txn)
         rc = commit_write(t);
         if (rc == 0)
             rc = kith__conflicts_mark(t);
+        if (rc == 0)
+            rc = kith__journal_mark(t);
         if (rc == 0) {
             kith__apply_end(&t->ap);
             t->ap_open = false;

@@ -256,6 +256,22 @@ Test(groups_store, found_add_and_remove)
     cr_assert_not(d[1].removed);
     kith_devices_free(d, n);
 
+    /* a sync with a member that has no peer record is recorded: it is last seen then */
+    cr_assert_eq(kith_peer_record(b.r, kith_replica_id(a.r), NULL, 0, NULL), 0, "%s",
+                 kith_errmsg(b.r));
+    cr_assert_eq(kith_peer_record(b.r, 0x1234, NULL, 0, NULL), KITH_ENOTFOUND);
+    cr_assert_eq(kith_devices_get(b.r, &d, &n), 0);
+    cr_assert_gt(d[0].last_seen_ms, 0);
+    cr_assert_eq(d[1].last_seen_ms, 0, "this replica is never seen");
+    kith_devices_free(d, n);
+    kith_peer *peers = NULL;
+    size_t np = 0;
+    cr_assert_eq(kith_peers_get(b.r, &peers, &np), 0);
+    cr_assert_eq(np, 1);
+    cr_assert_not(peers[0].trusted, "a member's record adds no pairwise trust");
+    kith_peers_free(peers, np);
+    cr_assert(kith_is_trusted(b.r, pa));
+
     /* adding again, or a key of the group, is refused */
     MDB_txn *txn;
     cr_assert_eq(kith__mdb_begin(a.r, 0, &txn), 0);
@@ -385,8 +401,11 @@ Test(groups_store, relay_through_a_member_with_no_pairwise_trust)
     admit(a.r, c.r, "c");
     push_records(a.r, b.r); /* b learns of c */
     kith_docid doc = kt_contact(a.r, "Ada");
+    (void)info_of(b.r); /* b's fold is current */
+    uint64_t folds = b.r->group_folds;
     cr_assert_eq(sync_rc(a.r, b.r, &info), 0, "%s", kith_errmsg(b.r));
     cr_assert_gt(info.ops_applied, 0);
+    cr_assert_eq(b.r->group_folds, folds, "a batch that brings no record does not refold");
     /* c has never heard from a: the batch comes from b, a's ops inside */
     cr_assert_eq(sync_rc(b.r, c.r, &info), 0, "%s", kith_errmsg(c.r));
     cr_assert_gt(info.ops_applied, 0);
@@ -572,6 +591,86 @@ Test(groups_store, forged_record_and_non_member_removal_refused_nothing_stored)
     kt_free(&a);
     kt_free(&b);
     kt_free(&c);
+    kt_free(&n);
+}
+
+/* A record that waits for its parent is kept; once the parent shows it signed by a
+ * non-member it is dropped, so the records this replica sends on are all accepted. */
+Test(groups_store, waiting_record_found_invalid_later_is_dropped)
+{
+    struct kt_replica a = kt_new(), b = kt_new(), c = kt_new(), n = kt_new();
+    uint8_t pn[32], gid[16], digest[32], h[32];
+    MDB_txn *txn;
+
+    cr_assert_eq(kith_group_create(a.r, "home", "a"), 0);
+    admit(a.r, b.r, "b");
+    admit(a.r, c.r, "c");
+    push_records(a.r, b.r);
+    /* b signs an ADD that a has not seen; n, no member, signs one naming it as parent */
+    kith_replica_pubkey(n.r, pn);
+    struct kt_replica d = kt_new();
+    uint8_t pd[32];
+    kith_replica_pubkey(d.r, pd);
+    struct recs before_b = recs_of(b.r);
+    cr_assert_eq(kith__mdb_begin(b.r, 0, &txn), 0);
+    cr_assert_eq(kith__group_add_member(b.r, txn, pd, "d", 1), 0);
+    cr_assert_eq(kith__group_summary(b.r, txn, gid, digest), 1);
+    cr_assert_eq(mdb_txn_commit(txn), 0);
+    kith__mdb_end(b.r);
+    struct recs after_b = recs_of(b.r);
+    size_t new_i = after_b.n;
+    for (size_t i = 0; i < after_b.n; i++) {
+        bool old = false;
+        for (size_t j = 0; j < before_b.n && !old; j++)
+            old = before_b.len[j] == after_b.len[i] &&
+                  memcmp(before_b.p[j], after_b.p[i], after_b.len[i]) == 0;
+        if (!old)
+            new_i = i;
+    }
+    cr_assert_lt(new_i, after_b.n);
+    kith__group_hash(after_b.p[new_i], after_b.len[new_i], h);
+    struct kith__group_rec rec;
+    memset(&rec, 0, sizeof rec);
+    rec.kind = KITH__GROUP_ADD;
+    memcpy(rec.group, gid, 16);
+    memcpy(rec.author, pn, 32);
+    memcpy(rec.member, pn, 32);
+    rec.name = "n";
+    rec.name_len = 1;
+    rec.nparents = 1;
+    rec.parents = h;
+    rec.time_ms = 1;
+    struct kith__wbuf w = {0};
+    uint8_t hn[32];
+    cr_assert_eq(kith__group_build(&rec, n.r->sk, &w, hn), 0);
+    struct recs bad = {.n = 1};
+    bad.p[0] = w.data;
+    bad.len[0] = w.len;
+    size_t added = 0;
+    cr_assert_eq(absorb(a.r, &bad, 0, 1, &added), 0, "%s", kith_errmsg(a.r));
+    cr_assert_eq(added, 1, "a waiting record is kept");
+    struct recs held = recs_of(a.r);
+    cr_assert_eq(held.n, before_b.n + 1);
+    recs_free(&held);
+    /* b's ADD arrives: n's record is judged, found signed by a non-member, and dropped */
+    cr_assert_eq(absorb(a.r, &after_b, 0, after_b.n, &added), 0, "%s", kith_errmsg(a.r));
+    cr_assert_eq(added, 1);
+    held = recs_of(a.r);
+    cr_assert_eq(held.n, after_b.n, "the invalid record is gone");
+    for (size_t i = 0; i < held.n; i++)
+        cr_assert_not(held.len[i] == w.len && memcmp(held.p[i], w.data, w.len) == 0);
+    recs_free(&held);
+    cr_assert_not(kith_is_trusted(a.r, pn));
+    /* and what a sends on is accepted whole */
+    push_records(a.r, c.r);
+    cr_assert_eq(memcmp(info_of(c.r).digest, info_of(b.r).digest, 32), 0);
+    kith__wbuf_free(&w);
+    recs_free(&before_b);
+    recs_free(&after_b);
+    kt_free(&a);
+    kt_free(&b);
+    kt_free(&c);
+    kt_free(&d);
     kt_free(&n);
 }
 

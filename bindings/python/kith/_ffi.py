@@ -237,6 +237,11 @@ class kith_log_entry(Structure):
                 ("applied", c_bool)]
 
 
+class kith_journal_op(Structure):
+    _fields_ = [("op", kith_log_entry), ("commit", kith_dot), ("set_aside_ms", c_int64),
+                ("restored", c_bool)]
+
+
 class kith_batch_opts(Structure):
     _fields_ = [("since", POINTER(kith_vv)), ("cursor", c_uint64), ("max_ops", c_size_t),
                 ("max_bytes", c_size_t)]
@@ -314,7 +319,7 @@ class kith_serve_opts(Structure):
 STRUCTS = [kith_dot, kith_docid, kith_value, kith_field_def, kith_collection_def, kith_index_def,
            kith_buf, kith_field_entry, kith_conflict, kith_changed_doc, kith_change, kith_vv,
            kith_collection_count, kith_status, kith_hold, kith_fork, kith_log_entry,
-           kith_batch_opts,
+           kith_journal_op, kith_batch_opts,
            kith_batch_info, kith_apply_info, kith_peer, kith_verify_report, kith_sync_info,
            kith_serve_opts, kith_group_info, kith_device, kith_invite_opts, kith_join_info]
 
@@ -415,6 +420,9 @@ PROTOTYPES = [
     ("kith_forks_free", None, [P(kith_fork), c_size_t]),
     ("kith_iter_log", c_int, [txn_p, c_uint64, P(iter_p)]),
     ("kith_iter_next_log", c_int, [iter_p, P(kith_log_entry)]),
+    ("kith_iter_journal", c_int, [txn_p, c_uint64, P(iter_p)]),
+    ("kith_iter_next_journal", c_int, [iter_p, P(kith_journal_op)]),
+    ("kith_journal_restore", c_int, [txn_p, P(kith_dot), P(c_size_t)]),
     ("kith_batch_create", c_int, [replica_p, P(kith_batch_opts), P(kith_buf),
                                   P(kith_batch_info)]),
     ("kith_batch_apply", c_int, [replica_p, c_void_p, c_size_t, P(kith_apply_info)]),
