@@ -282,6 +282,7 @@ int cmd_init(struct cli *c, int argc, char **argv);
 int cmd_id(struct cli *c, int argc, char **argv);
 int cmd_status(struct cli *c, int argc, char **argv);
 int cmd_restored(struct cli *c, int argc, char **argv);
+int cmd_forks(struct cli *c, int argc, char **argv);
 int cmd_log(struct cli *c, int argc, char **argv);
 int cmd_export(struct cli *c, int argc, char **argv);
 int cmd_verify(struct cli *c, int argc, char **argv);
@@ -340,6 +341,11 @@ void cli_hold_text(const kith_hold *h, char *out, size_t cap);
  * newline ("origin ID forked at seq S: peer P showed another history ..."). */
 json_t *cli_fork_json(const kith_fork *f);
 void cli_fork_text(const kith_fork *f, char *out, size_t cap);
+/* A fork record's source as a word ("handshake", "batch", "proof"), and the branch of its
+ * proof this replica holds ("winner", "loser", "neither"; NULL when no proof is held). In
+ * cmd_forks.c. */
+const char *cli_fork_source(int source);
+const char *cli_fork_holds(const kith_fork *f);
 /* Warn on stderr of the `n` forks recorded last (a sync or bundle just found them). */
 void cli_warn_forks(const struct cli *c, kith_replica *r, uint64_t n);
 /* A clock offset for people: "+20 s", "-1 s 250 ms", "0 ms". */

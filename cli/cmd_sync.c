@@ -153,26 +153,53 @@ cli_fork_json(const kith_fork *f)
     bad |= cli_jset(o, "theirs", cli_json_hex(f->theirs, KITH_HASH_BYTES));
     bad |= cli_jset(o, "seen_from", cli_json_id(f->seen_from));
     bad |= cli_jset(o, "found", cli_json_time(f->recorded_ms));
-    bad |= cli_jset(o, "source", json_string(f->source == KITH_FORK_BATCH ? "batch" : "handshake"));
+    bad |= cli_jset(o, "source", json_string(cli_fork_source(f->source)));
     bad |=
         cli_jset(o, "signed_head_seq", f->has_head ? json_integer((json_int_t)f->head_seq) : NULL);
+    json_t *proof = NULL;
+    if (f->has_proof) {
+        proof = json_object();
+        bad |= proof == NULL;
+        bad |= cli_jset(proof, "common_seq", json_integer((json_int_t)f->proof_seq));
+        bad |= cli_jset(proof, "winner", cli_json_hex(f->winner, KITH_HASH_BYTES));
+        bad |= cli_jset(proof, "loser", cli_json_hex(f->loser, KITH_HASH_BYTES));
+        bad |= cli_jset(proof, "holds", json_string(cli_fork_holds(f)));
+    }
+    bad |= cli_jset(o, "proof", proof);
     return cli_json_done(o, bad);
 }
 
 void
 cli_fork_text(const kith_fork *f, char *out, size_t cap)
 {
-    char id[KITH_ID_HEX + 1], from[KITH_ID_HEX + 1], when[32];
+    char id[KITH_ID_HEX + 1], from[KITH_ID_HEX + 1], when[32], win[2 * KITH_HASH_BYTES + 1];
+    int len;
 
     cli_id_hex(f->origin, id);
     cli_id_hex(f->seen_from, from);
     cli_time(f->recorded_ms, when);
-    snprintf(out, cap,
-             "origin %s forked at seq %llu: peer %s showed another history (%s, %s); its ops "
-             "beyond seq %llu are neither taken nor sent",
-             id, (unsigned long long)f->seq, from,
-             f->source == KITH_FORK_BATCH ? "a signed batch" : "at the handshake", when,
-             (unsigned long long)f->seq);
+    if (f->source == KITH_FORK_PROOF)
+        len = snprintf(out, cap,
+                       "origin %s forked at seq %llu: a fork proof showed another history (%s); "
+                       "its ops beyond seq %llu are neither taken nor sent",
+                       id, (unsigned long long)f->seq, when, (unsigned long long)f->seq);
+    else
+        len = snprintf(out, cap,
+                       "origin %s forked at seq %llu: peer %s showed another history (%s, %s); "
+                       "its ops beyond seq %llu are neither taken nor sent",
+                       id, (unsigned long long)f->seq, from,
+                       f->source == KITH_FORK_BATCH ? "a signed batch" : "at the handshake", when,
+                       (unsigned long long)f->seq);
+    if (!f->has_proof || len < 0 || (size_t)len >= cap)
+        return;
+    cli_hex(f->winner, KITH_HASH_BYTES, win);
+    win[16] = '\0';
+    snprintf(out + len, cap - (size_t)len,
+             "; proof held: the branch from seq %llu with chain %s wins, this replica holds %s",
+             (unsigned long long)f->proof_seq + 1, win,
+             f->holds == KITH_FORK_HOLDS_WINNER  ? "the winning branch"
+             : f->holds == KITH_FORK_HOLDS_LOSER ? "the losing branch"
+                                                 : "neither");
 }
 
 static int

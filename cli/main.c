@@ -57,6 +57,8 @@ static const struct cli_command commands[] = {
      "id, version vector, documents, open conflicts, pending ops"},
     {"restored", NULL, cmd_restored, "restored [--accept] [--json]",
      "was this replica restored from a copy? --accept: write on without its newer ops"},
+    {"forks", NULL, cmd_forks, "forks [--json]",
+     "origins that signed two histories: where, how it was seen, the proof, the winner"},
     {"log", NULL, cmd_log, "log [--origin ID] [--limit N] [--json]", "the signed op log"},
     {"conflicts", NULL, cmd_conflicts, "conflicts [--all] [--json]",
      "recorded conflicts: field, winner, loser, both values, when"},

@@ -1,5 +1,5 @@
 /*
- * invite.c — invite codes (invite.h has the layout; spec/encoding.md §10, decisions.md D-17).
+ * invite.c — invite codes (invite.h has the layout; spec/encoding.md §11, decisions.md D-17).
  *
  * A code is read by a person off one screen and typed into another, so everything here is
  * about typing: Crockford's base32 alphabet has no U (no accidental words) and no I, L, O

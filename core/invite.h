@@ -1,5 +1,5 @@
 /*
- * invite.h — invite codes, the pure part (spec/encoding.md §10 "Invite codes", decisions.md
+ * invite.h — invite codes, the pure part (spec/encoding.md §11 "Invite codes", decisions.md
  * D-14 "Pairing", D-17): what `kith invite` prints and `kith join` reads, encoded and decoded
  * without any I/O, and the JOIN message's MAC. A code carries the inviter's key (so the joiner
  * connects over CURVE to the right device), a one-time secret (which the joiner proves with the

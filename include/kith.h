@@ -724,12 +724,25 @@ KITH_API void kith_holds_free(kith_hold *holds, size_t n);
  * handshake, where both sides compare chain heads, or in a batch or bundle — records what
  * it saw, once per origin, and from then on takes nothing of that origin beyond `seq` and
  * sends nothing of it beyond `seq`, while every other origin syncs as before
- * (spec/data-model.md "Forks"). Resolving a fork is for a later version.
+ * (spec/data-model.md "Forks"). Where a batch or bundle shows both histories from a point
+ * they share, the replica also keeps a fork proof: it names the branch every replica will
+ * keep (the winner) and travels to replicas that never saw either branch. A replica whose
+ * proof says it holds the losing branch (`holds`) is the one whose commits after `proof_seq`
+ * go to the journal when the fork is settled (spec/data-model.md FORK-10).
  */
 typedef enum kith_fork_source {
     KITH_FORK_HANDSHAKE = 1, /* a peer's handshake named another chain head at `seq` */
-    KITH_FORK_BATCH = 2      /* a batch or bundle carried the origin's signed other history */
+    KITH_FORK_BATCH = 2,     /* a batch or bundle carried the origin's signed other history */
+    KITH_FORK_PROOF = 3      /* a fork proof received (seen_from 0): both histories, signed */
 } kith_fork_source;
+
+/* Which branch of a proven fork this replica holds (kith_fork.holds). */
+typedef enum kith_fork_holds {
+    KITH_FORK_HOLDS_NEITHER = 0, /* nothing of the origin beyond the proof's common seq, a
+                                    third history, or no proof held */
+    KITH_FORK_HOLDS_WINNER = 1,  /* the branch every replica keeps */
+    KITH_FORK_HOLDS_LOSER = 2    /* the branch every replica sets aside */
+} kith_fork_holds;
 
 typedef struct kith_fork {
     uint64_t origin;                 /* the replica id that signed two histories */
@@ -747,6 +760,17 @@ typedef struct kith_fork {
     uint64_t head_seq;
     uint8_t head_chain[KITH_HASH_BYTES];
     uint8_t head_sig[KITH_SIG_BYTES];
+    /* Appended in 0.3.0 (fork proofs, spec/data-model.md FORK-5..9): whether a proof is
+     * held, one that any replica checks from its own bytes and that this replica forwards;
+     * the last seq both histories share (`proof_seq`), each branch's chain hash after its
+     * first commit there, the winner being the lower (D-14), and which one this replica holds.
+     * When several proofs of the origin are held, the one with the lowest proof_seq and, of
+     * those, the lowest winner: the branch that wins against every branch proven there. */
+    bool has_proof;
+    uint64_t proof_seq;
+    uint8_t winner[KITH_HASH_BYTES];
+    uint8_t loser[KITH_HASH_BYTES];
+    int holds; /* kith_fork_holds */
 } kith_fork;
 
 /* The forks recorded here, one per origin, by origin; *n is 0 when there are none. *out is

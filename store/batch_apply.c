@@ -239,6 +239,9 @@ decode_one(struct applying *s, size_t i, struct kith__commit *c)
 static int
 set_aside(struct applying *s, uint64_t origin)
 {
+    int rc = kith__proof_from_batch(s->r, s->txn, &s->b, origin); /* FORK-8 */
+    if (rc < 0)
+        return rc;
     if (s->naside == s->capaside) {
         size_t cap = s->capaside ? s->capaside * 2 : 4;
         uint64_t *p = realloc(s->aside, cap * sizeof *p);

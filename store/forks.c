@@ -7,10 +7,11 @@
  * from the commits held here (store/batch_apply.c), or a handshake whose peer names, for a seq this
  * replica holds, another chain hash than its log has there. Either way one record per origin
  * is kept in the `forks` database, the first evidence found: later meetings find the origin
- * forked already and add nothing. The record is local evidence; what it holds (the seq, both
- * chain hashes, the peer that showed the other history and, from a batch, the origin's
- * signature over the other history's head) is what the next step needs to build a fork proof
- * that any replica can check.
+ * forked already and add nothing. The record is local evidence (the seq, both chain hashes,
+ * the peer that showed the other history and, from a batch, the origin's signature over the
+ * other history's head); the fork proof that any replica can check is kept beside it by
+ * store/proofs.c, which also records a fork learnt from a proof alone (source 3), and
+ * kith_forks_get reports each record with its proof's summary (FORK-4 .. FORK-9).
  *
  * The `forks` database is made by a writable open; a replica made before it, opened
  * read-only, has none, reads as having no fork, and is never written.
@@ -137,6 +138,8 @@ kith__forks_read(kith_replica *r, MDB_txn *txn, kith_fork **out, size_t *n)
             cap = nc;
         }
         rc = fork_decode(r, kith__be64_get(k.mv_data), &v, &list[len]);
+        if (rc == 0)
+            rc = kith__proof_describe(r, txn, &list[len]);
         if (rc < 0)
             break;
         len++;

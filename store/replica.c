@@ -289,6 +289,7 @@ static const struct dbi_name DBIS[] = {
     /* 0.4.0, format 2 still: */
     {"journal", offsetof(kith_replica, journal)},
     {"groups", offsetof(kith_replica, groups)},
+    {"proofs", offsetof(kith_replica, proofs)},
 };
 
 #define FORMAT1_DBIS 11 /* the databases format 1 has: the first ones above */
@@ -315,7 +316,7 @@ open_dbis(kith_replica *r, MDB_txn *txn, unsigned flags)
         if (rc == MDB_NOTFOUND && i >= FORMAT1_DBIS && (r->flags & KITH_RDONLY)) {
             *dbi = KITH__DBI_FREE; /* a format-1 replica read before its upgrade, or one
                                      made before 0.3.0 (no forks) or 0.4.0 (no journal,
-                                     no groups) */
+                                     no groups, no proofs) */
             continue;
         }
         if (rc == MDB_NOTFOUND)

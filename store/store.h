@@ -118,6 +118,13 @@
  *             has none (groups == KITH__DBI_FREE) and reads as in no group. The writable open
  *             that creates it in an existing replica converts its trust set to a group
  *             (spec/groups.md GRP-17)
+
+ *  proofs     origin(8) | c(8) | win_first(32) | lose_first(32) -> proof bytes
+ *             the fork proofs held (store/proofs.c, spec/encoding.md §10): the key is the
+ *             fork's name (FORK-7), so an origin's proofs sort by the seq c where its
+ *             histories part; of two proofs with one name the shorter is kept (then the
+ *             lower bytes). Created empty by a writable open; none in a replica made before 0.4.0
+ *             opened read-only (proofs == KITH__DBI_FREE)
  */
 #ifndef KITH_STORE_H
 #define KITH_STORE_H
@@ -149,6 +156,7 @@ struct kith_replica {
     MDB_dbi forks;                 /* KITH__DBI_FREE in an older replica opened read-only */
     MDB_dbi journal;               /* likewise: made before 0.4.0 */
     MDB_dbi groups;                /* likewise: a replica made before 0.4.0, read-only */
+    MDB_dbi proofs;                /* likewise: made before 0.4.0 */
     uint64_t id;
     uint8_t pk[KITH_PUBKEY_BYTES];
     uint8_t sk[64]; /* Ed25519 secret key; wiped at close */
@@ -743,6 +751,35 @@ int kith__group_with(kith_replica *r, MDB_txn *txn,
  * gets the record's hash. 0, KITH_EINVAL (in no group), -EACCES (no key), or an error. */
 int kith__group_sign(kith_replica *r, MDB_txn *txn, struct kith__group_rec *rec,
                      uint8_t hash[KITH_HASH_BYTES]);
+
+/* ---- store/proofs.c: fork proofs held, made and received (data-model.md FORK-5..9) ---- */
+
+/* Every proof held, for a peer or a bundle, by name: emit gets a view into the map, valid
+ * until txn ends or writes, and stops the walk by returning < 0 (which this returns). 0 or
+ * an error. */
+int kith__proof_collect(kith_replica *r, MDB_txn *txn,
+                        int (*emit)(void *ctx, const uint8_t *proof, size_t len), void *ctx);
+/* Take proofs received: each is verified from its own bytes and O's key in it (and that
+ * key must be one this replica admits: kith__origin_key's rule for O's id, the one a batch's
+ * run of O meets); a proof that
+ * does not verify fails the call with a clear kith_errmsg, storing nothing; a valid new
+ * one is stored and records the fork of its origin (forks DB, as evidence, source
+ * "proof") if none is recorded. *added = new proofs. Written in txn; MDB_MAP_FULL comes
+ * back as itself (the caller grows the map and runs its transaction again). Every proof is
+ * checked before the first write, so a refusal writes nothing; after any error the caller
+ * aborts txn, as after any failed write. */
+int kith__proof_absorb(kith_replica *r, MDB_txn *txn, const uint8_t *const *proofs,
+                       const size_t *lens, size_t n, size_t *added);
+/* Batch `b` carries a run of `origin`, which is forked here and whose run is set aside: when
+ * no proof of the origin is held and the run parts from this replica's log after a commit
+ * both hold, with a head the origin signed on each side (FORK-8), make the proof and keep
+ * it, in txn. 1 when kept, 0 when the evidence does not suffice (nothing written), or an
+ * error (MDB_MAP_FULL as itself). */
+int kith__proof_from_batch(kith_replica *r, MDB_txn *txn, const struct kith__batch *b,
+                           uint64_t origin);
+/* Fill f's proof fields (has_proof, proof_seq, winner, loser, holds) from the first proof of
+ * f->origin by name (the lowest c, then the lowest winner), if one is held. 0 or an error. */
+int kith__proof_describe(kith_replica *r, MDB_txn *txn, kith_fork *f);
 
 /* ---- store/invite.c: invites handed out, and where the daemon listens (D-17) ----------- */
 

@@ -1,5 +1,5 @@
 /*
- * test_invite.c — invite codes (core/invite.c; spec/encoding.md §10, INV-1..INV-4): generated
+ * test_invite.c — invite codes (core/invite.c; spec/encoding.md §11, INV-1..INV-4): generated
  * invites round-trip through their code; every code with one character changed, dropped or
  * doubled, and every payload with one bit flipped, is refused before anything connects; the
  * typing rules (case, I/L/O, dashes and spaces) read the same invite; the bounds of every

@@ -1,5 +1,5 @@
 /*
- * fuzz_invite.c — libFuzzer target for invite codes (core/invite.c; spec/encoding.md §10).
+ * fuzz_invite.c — libFuzzer target for invite codes (core/invite.c; spec/encoding.md §11).
  * Any text must be refused or decoded without a crash or a read outside it; an accepted code
  * must encode again to a code that decodes to the same invite, and that code must be the
  * canonical form of the input (the same symbols, upper case, grouped by five). A refusal must

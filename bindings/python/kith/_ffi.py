@@ -197,7 +197,11 @@ class kith_fork(Structure):
                 ("theirs", c_uint8 * KITH_HASH_BYTES), ("seen_from", c_uint64),
                 ("recorded_ms", c_int64), ("source", c_int), ("has_head", c_bool),
                 ("head_seq", c_uint64), ("head_chain", c_uint8 * KITH_HASH_BYTES),
-                ("head_sig", c_uint8 * KITH_SIG_BYTES)]
+                ("head_sig", c_uint8 * KITH_SIG_BYTES),
+                # appended in 0.3.0: the fork proof held, if any
+                ("has_proof", c_bool), ("proof_seq", c_uint64),
+                ("winner", c_uint8 * KITH_HASH_BYTES), ("loser", c_uint8 * KITH_HASH_BYTES),
+                ("holds", c_int)]
 
 
 class kith_group_info(Structure):
