@@ -19,7 +19,6 @@ seq_at(kith_replica *r, uint64_t origin)
     return s;
 }
 
-
 struct all {
     uint8_t *p[64];
     size_t len[64];

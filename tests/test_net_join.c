@@ -460,25 +460,6 @@ Test(join, an_invite_admits_a_stranger_to_join_only)
 
 /* ---- relay and removal -------------------------------------------------------------------- */
 
-/* Does a batch built for a member of protocol 4 carry the group's records? (The builder's
- * part of NET-29, store/batch_build.c.) */
-static bool
-builder_carries_records(kith_replica *r)
-{
-    struct kith__build_opts xo = {KITH__BATCH_FORMAT_FOR_PROTO(4), true, false};
-    struct kith__batch b;
-    struct kith__arena arena = {0};
-    kith_buf buf = {0};
-    kith_batch_info info;
-    bool yes;
-    cr_assert_eq(kith__batch_create(r, NULL, &xo, &buf, &info, NULL), 0);
-    cr_assert_eq(kith__batch_decode(buf.data, buf.len, &b, &arena), 0);
-    yes = b.nrecords > 0;
-    kith__arena_free(&arena);
-    kith_free(buf.data);
-    return yes;
-}
-
 /* A invites B, B invites C. C gets A's ops through B; then A and C sync directly, neither
  * trusting the other's key: each knows the other as a member, once B's records reached A. */
 /* proves NET-29, NET-31 */
@@ -492,13 +473,6 @@ Test(join, relay_through_a_member_then_direct_without_trust)
 
     node_init(&a);
     node_init(&b);
-    cr_assert_eq(kith_group_create(a.k.r, "home", "a"), 0);
-    if (!builder_carries_records(a.k.r)) {
-        node_free(&b);
-        node_free(&a);
-        kt_free(&c);
-        cr_skip_test("batches do not carry group records yet (store/batch_build.c)");
-    }
     start_logged(&a, &la);
     start_logged(&b, &lb);
     kith_docid da = kt_contact(a.k.r, "from a");
