@@ -322,6 +322,8 @@ int cmd_watch(struct cli *c, int argc, char **argv);
 int cmd_group(struct cli *c, int argc, char **argv);
 int cmd_group_create(struct cli *c, int argc, char **argv);
 int cmd_devices(struct cli *c, int argc, char **argv);
+int cmd_invite(struct cli *c, int argc, char **argv);
+int cmd_join(struct cli *c, int argc, char **argv);
 int cmd_devices_rm(struct cli *c, int argc, char **argv);
 
 /* The device group as JSON (group, status; spec/cli.md "group"), and as one line of text

@@ -1234,6 +1234,61 @@ typedef struct kith_serve_opts {
  */
 KITH_API KITH_NODISCARD int kith_serve(kith_replica *r, const kith_serve_opts *opts);
 
+/* ---------------------------------------------------------------------------------------
+ * Invites (spec/protocol.md NET-30, spec/encoding.md "Invite codes"). A member hands out a
+ * code; a fresh replica joins with it over the network, proving the code's one-time secret,
+ * and then syncs as any member. A code is refused when it is mistyped (before connecting),
+ * expired, or used already.
+ */
+#define KITH_INVITE_EXPIRES_MS (10 * 60 * 1000) /* an invite's default lifetime */
+
+typedef struct kith_invite_opts {
+    int64_t expires_ms;       /* how long the code is good for (0: KITH_INVITE_EXPIRES_MS) */
+    const char *const *addrs; /* endpoints the joiner is to try, "tcp://HOST:PORT"; none:
+                                 where this replica's daemon last listened */
+    size_t naddrs;            /* at most 8 */
+    const char *group_name;   /* when the replica is in no group, the group it founds (NULL:
+                                 "devices") */
+    const char *device_name;  /* and this device's name in it (NULL: the host name) */
+} kith_invite_opts;
+
+/*
+ * Make an invite: found a group first when the replica is in none (kith_group_create), draw a
+ * random secret, keep it with its expiry in the replica (not replicated), and return the code
+ * in *code (NUL-terminated, released with kith_free): Crockford base32 grouped by five. The
+ * inviter's daemon (kith_serve) admits an unknown key while some invite is open, and only to
+ * redeem it. `opts` may be NULL. A listen address with a wildcard host (0.0.0.0 or a star)
+ * is offered as each IPv4 address of this machine's interfaces that are up.
+ * Errors: KITH_EINVAL (no address to offer: pass addrs or run the daemon once; more than 8;
+ * a bad name), KITH_EBUSY (64 invites open or recent), KITH_EREADONLY, -errno.
+ */
+KITH_API KITH_NODISCARD int kith_invite_create(kith_replica *r, const kith_invite_opts *opts,
+                                               char **code);
+
+typedef struct kith_join_info {
+    char group_id[KITH_GROUP_ID_HEX + 1]; /* the group joined, in hex */
+    uint64_t inviter_id;                  /* the replica that admitted this one */
+    char endpoint[256];                   /* the inviter's address that answered */
+    kith_sync_info sync;                  /* the first sync with the inviter */
+} kith_join_info;
+
+/*
+ * Join the group of the replica that made `code`: check the code (a mistyped or flipped
+ * character is refused here, before any connection), connect over CURVE to the inviter's key
+ * at each address it names in turn, prove the code's secret (JOIN), adopt the group from the
+ * records the inviter answers with, record the inviter as a trusted peer at the address that
+ * answered, and sync with it (a new connection). `device_name` names this device in the group
+ * (1 to 63 bytes of UTF-8, no NUL; NULL: the host name). `timeout_ms` bounds each step (0: 10 s).
+ * `info` may be NULL. The group is adopted before the sync: a failed sync leaves a member that
+ * syncs later. Errors: KITH_EMALFORMED (the code is mistyped; kith_errmsg says how), KITH_EVERSION
+ * (made by a newer kith), KITH_EINVAL (a bad name; the code expired by this clock), KITH_EEXIST
+ * (this replica is in a group with other members already), KITH_EUNTRUSTED (the inviter refused:
+ * wrong secret, used or expired; kith_errmsg quotes it), KITH_ETIMEDOUT (no address answered),
+ * the errors of kith_sync.
+ */
+KITH_API KITH_NODISCARD int kith_join(kith_replica *r, const char *code, const char *device_name,
+                                      int timeout_ms, kith_join_info *info);
+
 #ifdef __cplusplus
 }
 #endif

@@ -55,7 +55,8 @@ struct daemon {
     struct kith__peerstate *peers[MAX_PEERS];
     size_t npeers;
     int sigfd, inofd, bfd;
-    kith_vv last_vv; /* the vector last pushed (net-owned) */
+    kith_vv last_vv;                       /* the vector last pushed (net-owned) */
+    uint8_t last_gdigest[KITH_HASH_BYTES]; /* the group record digest last offered (NET-29) */
     int interval_ms, timeout_ms;
     uint16_t beacon_port;
     int64_t next_ae_ms, next_beacon_ms, next_vv_check_ms;

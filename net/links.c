@@ -6,6 +6,7 @@
  * a trusted peer leads to (its address recorded, a link made).
  */
 #include "daemon.h"
+#include "store.h" /* kith__invite_open */
 
 #include <errno.h>
 #include <sodium.h>
@@ -15,34 +16,57 @@
 #include <zmq.h>
 
 bool
-kith__admit_trusted(void *replica, const uint8_t curve_pk[32])
+kith__peer_admitted(kith_replica *r, const uint8_t pk[KITH_PUBKEY_BYTES])
+{
+    return kith_is_trusted(r, pk); /* trusted and unforked, or a live member; never removed */
+}
+
+/* Does this Ed25519 key convert to the CURVE key `x`? */
+static bool
+curve_is(const uint8_t pk[KITH_PUBKEY_BYTES], const uint8_t x[32])
+{
+    uint8_t y[32];
+    return kith_curve_public(pk, y) == 0 && sodium_memcmp(x, y, 32) == 0;
+}
+
+bool
+kith__admit_trusted(void *replica, const uint8_t curve_pk[32], const char **why)
 {
     kith_replica *r = replica;
     kith_peer *peers = NULL;
-    kith_device *devs = NULL;
+    kith_device *dev = NULL;
     size_t n = 0, nd = 0;
-    bool ok = false;
+    bool ok = false, removed = false;
 
-    if (kith_peers_get(r, &peers, &n) < 0)
-        return false;
-    /* a peer record's key, or a group member's (who may have no record): admitted as
-     * kith_is_trusted says, so a removed member is refused even if trusted (GRP-14) */
-    for (size_t i = 0; i < n && !ok; i++) {
-        uint8_t x[32];
-        if (kith_curve_public(peers[i].pubkey, x) == 0 && sodium_memcmp(x, curve_pk, 32) == 0)
-            ok = kith_is_trusted(r, peers[i].pubkey);
+    *why = "untrusted key";
+    if (kith_peers_get(r, &peers, &n) == 0) {
+        for (size_t i = 0; i < n && !ok; i++)
+            if (peers[i].trusted && !peers[i].forked && curve_is(peers[i].pubkey, curve_pk))
+                ok = kith__peer_admitted(r, peers[i].pubkey); /* not a removed member */
+        kith_peers_free(peers, n);
     }
-    kith_peers_free(peers, n);
-    if (!ok && kith_devices_get(r, &devs, &nd) == 0) {
+    if (!ok && kith_devices_get(r, &dev, &nd) == 0) {
         for (size_t i = 0; i < nd && !ok; i++) {
-            uint8_t x[32];
-            if (!devs[i].removed && kith_curve_public(devs[i].pubkey, x) == 0 &&
-                sodium_memcmp(x, curve_pk, 32) == 0)
-                ok = kith_is_trusted(r, devs[i].pubkey);
+            if (!curve_is(dev[i].pubkey, curve_pk))
+                continue;
+            if (dev[i].removed)
+                removed = true;
+            else
+                ok = !dev[i].self;
         }
-        kith_devices_free(devs, nd);
+        kith_devices_free(dev, nd);
     }
-    return ok;
+    if (ok)
+        return true;
+    if (removed) {
+        *why = "a device removed from the group";
+        return false;
+    }
+    if (kith__invite_open(r, kith__now_ms())) {
+        *why = "OK";
+        return true; /* it may redeem the open invite, and do nothing else (NET-31) */
+    }
+    return false;
 }
 
 struct kith__peerstate *
@@ -266,13 +290,15 @@ kith__daemon_sweep_trust(struct daemon *d)
     for (size_t i = 0; i < MAX_LINKS; i++) {
         struct link *l = &d->links[i];
         if (l->used && l->sock && l->s.state == KITH__SS_OPEN && !kith_is_trusted(d->r, l->pk))
-            kith__session_close(&l->s, KITH_EUNTRUSTED, true, false, "trust was removed");
+            kith__session_close(&l->s, KITH_EUNTRUSTED, true, false,
+                                "trust was removed, or the device was removed from the group");
     }
     for (size_t i = 0; i < MAX_INBOUND; i++) {
         struct inbound *in = &d->in[i];
         if (in->used && in->s.state == KITH__SS_OPEN && in->s.peer &&
             !kith_is_trusted(d->r, in->s.peer->pk))
-            kith__session_close(&in->s, KITH_EUNTRUSTED, true, false, "trust was removed");
+            kith__session_close(&in->s, KITH_EUNTRUSTED, true, false,
+                                "trust was removed, or the device was removed from the group");
     }
 }
 

@@ -59,8 +59,9 @@ void kith__hex(const uint8_t *p, size_t n, char *out);
 
 /* ---- transport.c ---------------------------------------------------------------------- */
 
-/* Does the ZAP handler admit this client CURVE key? */
-typedef bool (*kith__admit_fn)(void *ctx, const uint8_t curve_pk[32]);
+/* Does the ZAP handler admit this client CURVE key? When not, *why (a static sentence) says
+ * why for the log and the ZAP status text. */
+typedef bool (*kith__admit_fn)(void *ctx, const uint8_t curve_pk[32], const char **why);
 
 struct kith__zap {
     void *sock; /* REP on inproc://zeromq.zap.01, owned by the thread once started */
@@ -74,10 +75,16 @@ struct kith__zap {
     unsigned log_count, log_suppressed;
 };
 
-/* The admit function of a replica (links.c): keys that kith_curve_public maps from a trusted,
- * unforked Ed25519 key in the peer records, read at each request (so trust changes apply at once).
- */
-bool kith__admit_trusted(void *replica, const uint8_t curve_pk[32]);
+/* May this Ed25519 key sync with replica r (links.c)? A trusted, unforked peer, or a live
+ * member of r's group (NET-3). Read at each call, so a change applies at once. */
+bool kith__peer_admitted(kith_replica *r, const uint8_t pk[KITH_PUBKEY_BYTES]);
+
+/* The admit function of a replica (links.c; NET-3, NET-31): keys that kith_curve_public maps
+ * from an admitted Ed25519 key (kith__peer_admitted: a trusted, unforked peer or a live
+ * member), and, while some invite is open, any key that is not a removed member's (such a
+ * connection can only redeem the invite: JOIN). Read at each request, so trust, membership
+ * and invites apply at once. A removed member is refused with a reason that says so. */
+bool kith__admit_trusted(void *replica, const uint8_t curve_pk[32], const char **why);
 
 /* Bind the ZAP endpoint in `zctx` (before any CURVE server socket exists) and start its
  * thread. 0, or -errno from ZeroMQ. */
@@ -148,8 +155,9 @@ void kith__guard_tick(struct kith__guard *g);
 /* Stop the ROUTER's monitor (router may be NULL) and close the PAIR. Takes a zeroed guard. */
 void kith__guard_close(struct kith__guard *g, void *router);
 /* A DEALER with CURVE client keys, connected to `endpoint` whose CURVE key is server_x;
- * with `monitor` (an inproc endpoint, may be NULL), failed handshakes are reported there
- * (set before connecting, so none is missed). */
+ * with `monitor` (an inproc endpoint, may be NULL), failed handshakes and refused connection
+ * attempts (ZMQ_EVENT_CONNECT_RETRIED) are reported there (set before connecting, so none is
+ * missed). */
 int kith__client_socket(void *zctx, const uint8_t public_x[32], const uint8_t secret_x[32],
                         const uint8_t server_x[32], const char *endpoint, const char *monitor,
                         void **out);
@@ -226,8 +234,16 @@ struct kith__session {
     int64_t hello_wall_ms; /* client: the clock HELLO carried */
     uint64_t restored_seq; /* the peer's handshake held our own origin up to this seq, beyond
                               what we held then (RESTORE-1); 0: not */
-    int error;             /* why it closed (0: BYE) */
-    char why[256];         /* the detail, for logs and the peer record */
+    uint8_t group[KITH__WIRE_GROUP_BYTES];      /* protocol 4: our group as our HELLO/WELCOME said
+                                                   (zeros: in none) */
+    uint8_t gdigest[KITH_HASH_BYTES];           /* and the digest of our group records */
+    uint8_t peer_group[KITH__WIRE_GROUP_BYTES]; /* protocol 4: the peer's, from its handshake */
+    uint8_t peer_gdigest[KITH_HASH_BYTES];
+    bool records_due; /* same group, other digest: our next batch carries our group records,
+                         and one is sent even with no ops in it (NET-29) */
+    bool proofs_due;  /* protocol 4 and fork proofs held: the first batch carries them */
+    int error;        /* why it closed (0: BYE) */
+    char why[256];    /* the detail, for logs and the peer record */
     kith_sync_info stats;
 };
 
@@ -241,6 +257,11 @@ const char *kith__session_peer_name(const struct kith__session *s, char *buf, si
 void kith__session_init_server(struct kith__session *s, kith_replica *r,
                                const struct kith__log *log, kith__peer_fn find_peer, void *peer_ctx,
                                kith__send_fn send, void *send_ctx);
+/* Encode and send one message (after an ACK or at any time); 0 or the send's error. */
+int kith__session_send(struct kith__session *s, const struct kith__msg *m);
+/* JOIN received by a server session (join.c; NET-30): redeem the invite it proves, answer
+ * JOINED or REFUSE, and close the session. 0 or the error that closed it. */
+int kith__session_join(struct kith__session *s, const struct kith__msg *m);
 /* Handle one received frame. Returns 0, or the error that closed the session (after a
  * REFUSE was sent where one is due, and a log line). */
 int kith__session_input(struct kith__session *s, const void *frame, size_t len);

@@ -15,6 +15,7 @@
  * stop between two frames never leaves half a batch.
  */
 #include "daemon.h"
+#include "store.h" /* kith__listen_record */
 
 #include <errno.h>
 #include <limits.h>
@@ -204,6 +205,39 @@ check_vv(struct daemon *d)
     kith_vv_free(&cur);
 }
 
+/* Did the group's records change (a device joined here, a batch brought records, another
+ * process removed a device)? Then every open session of protocol 4 with a member of the same
+ * group owes the peer our records again (NET-29): its next batch carries them. */
+static void
+check_group(struct daemon *d)
+{
+    uint8_t gid[KITH__WIRE_GROUP_BYTES], digest[KITH_HASH_BYTES];
+    MDB_txn *txn;
+    int rc;
+
+    if (kith__mdb_begin(d->r, MDB_RDONLY, &txn) < 0)
+        return;
+    rc = kith__group_summary(d->r, txn, gid, digest);
+    mdb_txn_abort(txn);
+    kith__mdb_end(d->r);
+    if (rc <= 0 || memcmp(digest, d->last_gdigest, sizeof digest) == 0)
+        return;
+    memcpy(d->last_gdigest, digest, sizeof digest);
+    for (size_t i = 0; i < MAX_LINKS + MAX_INBOUND; i++) {
+        struct kith__session *s =
+            i < MAX_LINKS ? (d->links[i].used && d->links[i].sock ? &d->links[i].s : NULL)
+                          : (d->in[i - MAX_LINKS].used ? &d->in[i - MAX_LINKS].s : NULL);
+        if (!s || s->state != KITH__SS_OPEN || s->proto < 4 ||
+            memcmp(s->peer_group, gid, sizeof gid) != 0 ||
+            memcmp(s->peer_gdigest, digest, sizeof digest) == 0)
+            continue;
+        memcpy(s->group, gid, sizeof gid);
+        memcpy(s->gdigest, digest, sizeof digest);
+        s->records_due = true;
+        s->want = true;
+    }
+}
+
 static void
 drain_inotify(struct daemon *d)
 {
@@ -213,6 +247,7 @@ drain_inotify(struct daemon *d)
         ;
     kith__daemon_sweep_trust(d);
     check_vv(d);
+    check_group(d);
     /* LMDB writes the meta page (our event) a moment before it publishes the new txnid to
      * readers, so the commit that woke us may not be visible yet: look again shortly. */
     for (int i = 0; i < RECHECKS; i++)
@@ -289,6 +324,7 @@ timers(struct daemon *d)
         d->next_ae_ms = now + d->interval_ms;
         kith__links_refresh(d);
         kith__daemon_sweep_trust(d);
+        check_group(d);
         for (size_t i = 0; i < MAX_LINKS; i++)
             if (d->links[i].used && d->links[i].sock)
                 (void)kith__session_announce(&d->links[i].s);
@@ -326,8 +362,10 @@ pump_all(struct daemon *d)
             d->in[i].s.applied = false;
             applied = true;
         }
-    if (applied)
+    if (applied) {
         check_vv(d); /* relay what we just received to everyone else */
+        check_group(d);
+    }
     for (size_t i = 0; i < MAX_LINKS; i++) {
         struct link *l = &d->links[i];
         if (l->used && l->sock && l->s.state == KITH__SS_CLOSED) {
@@ -516,6 +554,10 @@ kith_serve(kith_replica *r, const kith_serve_opts *opts)
             goto out_guard;
         }
         kith__guard_bound(&d->guard, d->bound);
+        /* what kith_invite_create offers a joiner when it is given no address (D-17) */
+        if ((rc = kith__listen_record(r, d->bound)) < 0 && rc != KITH_EREADONLY)
+            kith__log(&d->log, KITH_LOG_WARNING, "could not record the listen address: %s",
+                      kith_strerror(rc));
         kith__log(&d->log, KITH_LOG_INFO, "replica %016llx listening on %s",
                   (unsigned long long)kith_replica_id(r), d->bound);
         kith__log(&d->log, KITH_LOG_DEBUG,

@@ -27,13 +27,15 @@
  * seq, and the sender's wall clock. Each side compares the peer's heads with its own log, so
  * that two replicas holding different histories of one origin at the same seqs find the fork
  * the first time they meet (store/forks.c records it; batches then leave that origin's ops
- * beyond the fork out), and records how far the peer's clock is from its own. A kith 0.2
- * peer speaks protocol 2: a server answers in the version the HELLO spoke; a client whose
- * HELLO of protocol 3 is refused for its version says HELLO again in protocol 2 (NET-7).
+ * beyond the fork out), and records how far the peer's clock is from its own. Protocol 4
+ * adds each side's group and the digest of its group records: two members of one group whose
+ * records differ send theirs in their first batch (NET-29). An older peer speaks protocol 3
+ * (kith 0.3.0) or 2 (kith 0.2): a server answers in the version the HELLO spoke; a client
+ * whose HELLO is refused for its version says HELLO again one protocol lower (NET-7).
  */
 #include "fault.h"
 #include "net.h"
-#include "store.h" /* kith__peer_record_schema, kith__batch_* */
+#include "store.h" /* kith__peer_record_schema, kith__batch_*, kith__group_*, kith__invite_* */
 
 #include <sodium.h>
 #include <stdio.h>
@@ -44,8 +46,8 @@
 
 static void record_now_and_then(struct kith__session *s);
 
-static int
-send_msg(struct kith__session *s, const struct kith__msg *m)
+int
+kith__session_send(struct kith__session *s, const struct kith__msg *m)
 {
     msgpack_sbuffer sb;
     size_t len;
@@ -81,13 +83,31 @@ send_with_vv(struct kith__session *s, struct kith__msg *m)
     if (rc < 0)
         return rc;
     m->vv = mine;
-    rc = send_msg(s, m);
+    rc = kith__session_send(s, m);
     kith_vv_free(&mine);
     return rc;
 }
 
+/* This replica's group id and the digest of its group records (zeros when in none), for
+ * a handshake of protocol 4. */
+static int
+group_summary(struct kith__session *s, uint8_t gid[KITH__WIRE_GROUP_BYTES],
+              uint8_t digest[KITH_HASH_BYTES])
+{
+    MDB_txn *txn;
+    int rc = kith__mdb_begin(s->r, MDB_RDONLY, &txn);
+
+    if (rc < 0)
+        return rc;
+    rc = kith__group_summary(s->r, txn, gid, digest);
+    mdb_txn_abort(txn);
+    kith__mdb_end(s->r);
+    return rc < 0 ? rc : 0;
+}
+
 /* HELLO or WELCOME in the session's protocol: protocol 3 adds each vector entry's chain
- * head, read with the vector in one transaction, and this replica's clock. */
+ * head, read with the vector in one transaction, and this replica's clock; protocol 4 its
+ * group and the digest of its group records. */
 static int
 send_hello(struct kith__session *s, int type)
 {
@@ -106,13 +126,19 @@ send_hello(struct kith__session *s, int type)
     m.schema_digest = digest;
     if (s->proto < 3)
         return send_with_vv(s, &m);
+    if (s->proto >= 4) {
+        if ((rc = group_summary(s, s->group, s->gdigest)) < 0)
+            return rc;
+        m.group = s->group;
+        m.gdigest = s->gdigest;
+    }
     if ((rc = kith__heads_read(s->r, &m.vv, &heads)) < 0)
         return rc;
     m.heads = heads;
     m.clock_ms = (uint64_t)kith__replica_now_ms(s->r);
     s->hello_mono_ms = kith__mono_ms();
     s->hello_wall_ms = (int64_t)m.clock_ms;
-    rc = send_msg(s, &m);
+    rc = kith__session_send(s, &m);
     kith_vv_free(&m.vv);
     free(heads);
     return rc;
@@ -183,11 +209,11 @@ kith__session_close(struct kith__session *s, int code, bool refuse, bool bye, co
         m.code = code;
         m.reason = s->why;
         m.reason_len = strlen(s->why);
-        (void)send_msg(s, &m);
+        (void)kith__session_send(s, &m);
     }
     if (bye) {
         m.type = KITH__MSG_BYE;
-        (void)send_msg(s, &m);
+        (void)kith__session_send(s, &m);
     }
     if (s->peer && s->peer->streamer == s) {
         s->peer->streamer = NULL;
@@ -310,7 +336,7 @@ refuse_version(struct kith__session *s, uint32_t proto)
     m.code = KITH_EVERSION;
     m.reason = theirs;
     m.reason_len = strlen(theirs);
-    (void)send_msg(s, &m);
+    (void)kith__session_send(s, &m);
     if (older)
         kith__session_close(s, KITH_EVERSION, false, false,
                             "peer runs an older kith (protocol %u): upgrade it", proto);
@@ -353,8 +379,9 @@ check_hello(struct kith__session *s, const struct kith__msg *m)
                             "HELLO key is not the key this connection authenticated with");
         return KITH_EUNTRUSTED;
     }
-    if (!kith_is_trusted(s->r, m->pk)) {
-        kith__session_close(s, KITH_EUNTRUSTED, true, false, "replica %016llx is not trusted",
+    if (!kith__peer_admitted(s->r, m->pk)) {
+        kith__session_close(s, KITH_EUNTRUSTED, true, false,
+                            "replica %016llx is neither trusted nor a member of this group",
                             (unsigned long long)m->id);
         return KITH_EUNTRUSTED;
     }
@@ -529,6 +556,55 @@ note_clock(struct kith__session *s, int64_t offset_ms)
               KITH_CLOCK_TOLERANCE_MS / 1000);
 }
 
+/*
+ * Protocol 4: keep the peer's group and record digest (NET-29). Two replicas of one group
+ * whose digests differ each owe the other their records: the first batch each sends carries
+ * them, and one is sent even when it has no ops. Replicas of different groups sync as any
+ * two replicas do (pairwise trust); their records are not exchanged.
+ */
+static int
+found_one(void *ctx, const uint8_t *p, size_t len)
+{
+    (void)ctx;
+    (void)p;
+    (void)len;
+    return KITH_EEXIST; /* one is enough: stop */
+}
+
+/* Does this replica hold a fork proof? (false when it cannot tell) */
+static bool
+holds_proofs(kith_replica *r)
+{
+    MDB_txn *txn;
+    int rc;
+
+    if (kith__mdb_begin(r, MDB_RDONLY, &txn) < 0)
+        return false;
+    rc = kith__proof_collect(r, txn, found_one, NULL);
+    mdb_txn_abort(txn);
+    kith__mdb_end(r);
+    return rc == KITH_EEXIST;
+}
+
+static void
+note_group(struct kith__session *s, const struct kith__msg *m)
+{
+    static const uint8_t none[KITH__WIRE_GROUP_BYTES];
+
+    if (m->proto < 4)
+        return;
+    /* the fork proofs held travel in the first batch of every session (FORK-9) */
+    s->proofs_due = holds_proofs(s->r);
+    memcpy(s->peer_group, m->group, KITH__WIRE_GROUP_BYTES);
+    memcpy(s->peer_gdigest, m->gdigest, KITH_HASH_BYTES);
+    s->records_due = memcmp(s->group, none, sizeof none) != 0 &&
+                     memcmp(s->group, s->peer_group, sizeof none) == 0 &&
+                     memcmp(s->gdigest, s->peer_gdigest, KITH_HASH_BYTES) != 0;
+    if (s->records_due)
+        kith__log(s->log, KITH_LOG_DEBUG, "peer %016llx: group records differ; sending ours",
+                  (unsigned long long)m->id);
+}
+
 static int
 on_hello(struct kith__session *s, const struct kith__msg *m)
 {
@@ -557,6 +633,8 @@ on_hello(struct kith__session *s, const struct kith__msg *m)
     s->stats.proto = s->proto;
     if (s->proto == KITH__WIRE_PROTO)
         s->peer->proto_hint = 0; /* it speaks the newest now, whatever it did before */
+    else if (s->peer->proto_hint && s->proto > s->peer->proto_hint)
+        s->peer->proto_hint = s->proto; /* upgraded, not to the newest: dial it in this one */
     note_schema(s, m); /* before WELCOME: once the client is in, the record says who it is */
     note_restored(s, &m->vv);
     if (s->proto >= 3) {
@@ -567,6 +645,7 @@ on_hello(struct kith__session *s, const struct kith__msg *m)
         kith__session_close(s, rc, false, false, "could not answer HELLO: %s", kith_strerror(rc));
         return rc;
     }
+    note_group(s, m); /* after WELCOME: that is where our own group was read */
     s->state = KITH__SS_OPEN;
     s->want = true;
     char who[96];
@@ -599,6 +678,7 @@ on_welcome(struct kith__session *s, const struct kith__msg *m)
         note_forks(s, m);
         note_clock(s, (int64_t)m->clock_ms - (s->hello_wall_ms + rtt / 2));
     }
+    note_group(s, m);
     s->state = KITH__SS_OPEN;
     s->want = true;
     kith__log(s->log, KITH_LOG_DEBUG, "session with %016llx open", (unsigned long long)m->id);
@@ -792,9 +872,9 @@ session_input(struct kith__session *s, const void *frame, size_t len)
         goto out_clear;
     }
     kith__log(s->log, KITH_LOG_DEBUG, "received %s (%zu bytes)", kith__wire_name(m.type), len);
-    /* Before the handshake only HELLO / WELCOME / REFUSE mean anything. */
+    /* Before the handshake only HELLO / WELCOME / REFUSE mean anything, and JOIN. */
     if (s->state != KITH__SS_OPEN && m.type != KITH__MSG_HELLO && m.type != KITH__MSG_WELCOME &&
-        m.type != KITH__MSG_REFUSE) {
+        m.type != KITH__MSG_REFUSE && m.type != KITH__MSG_JOIN) {
         rc = KITH_EPROTO;
         kith__session_close(s, rc, true, false, "%s before the handshake", kith__wire_name(m.type));
         goto out_clear;
@@ -805,6 +885,9 @@ session_input(struct kith__session *s, const void *frame, size_t len)
         break;
     case KITH__MSG_WELCOME:
         rc = on_welcome(s, &m);
+        break;
+    case KITH__MSG_JOIN:
+        rc = kith__session_join(s, &m); /* join.c */
         break;
     case KITH__MSG_BATCH:
         rc = on_batch(s, &m);
@@ -820,7 +903,7 @@ session_input(struct kith__session *s, const void *frame, size_t len)
         memset(&pong, 0, sizeof(pong));
         pong.type = KITH__MSG_PONG;
         pong.nonce = m.nonce;
-        rc = send_msg(s, &pong);
+        rc = kith__session_send(s, &pong);
         if (rc < 0)
             kith__session_close(s, rc, false, false, "could not answer PING");
         break;
@@ -836,17 +919,21 @@ session_input(struct kith__session *s, const void *frame, size_t len)
         int code = m.code <= -9001 && m.code >= -9100 ? m.code : KITH_EPROTO;
         if (s->client && s->state == KITH__SS_HELLO && s->proto > KITH__WIRE_PROTO_MIN &&
             (code == KITH_EVERSION || code == KITH_ETOOBIG)) {
-            /* A kith 0.2 refuses a HELLO of protocol 3 for its version (or, past its 64 KiB,
-             * its size), and its session is then closed: the next frame opens another. Say
-             * HELLO in the oldest protocol spoken here, once; its refusal is final. */
+            /* An older kith refuses a HELLO of a newer protocol for its version (kith 0.2,
+             * past its 64 KiB, for its size), and its session is then closed: the next frame
+             * opens another. Say HELLO again one protocol lower, down to the oldest spoken
+             * here; the refusal of that one is final (NET-7). */
             char who[96];
+            uint32_t next = s->proto - 1;
             kith__log(s->log, KITH_LOG_INFO,
-                      "peer %s refused protocol %u (%.*s): speaking protocol %u to it, without "
-                      "the fork check and clock of the handshake",
+                      "peer %s refused protocol %u (%.*s): speaking protocol %u to it%s",
                       kith__session_peer_name(s, who, sizeof who), s->proto, (int)m.reason_len,
-                      m.reason, KITH__WIRE_PROTO_MIN);
-            s->proto = KITH__WIRE_PROTO_MIN;
-            s->peer->proto_hint = s->proto;
+                      m.reason, next,
+                      next < 3   ? ", without the fork check and clock of the handshake"
+                      : next < 4 ? ", without the group of the handshake"
+                                 : "");
+            s->proto = next;
+            s->peer->proto_hint = next;
             rc = send_hello(s, KITH__MSG_HELLO);
             if (rc < 0)
                 kith__session_close(s, rc, false, false, "could not send HELLO: %s",
@@ -918,8 +1005,10 @@ kith__session_pump(struct kith__session *s)
         kith_batch_info info;
         kith_buf buf = {NULL, 0};
         struct kith__msg m;
-        /* in the format the peer reads */
-        struct kith__build_opts xo = {KITH__BATCH_FORMAT_FOR_PROTO(s->proto), false, false};
+        /* in the format the peer reads; the first carries our group records when the peer's
+         * differ (NET-29) */
+        struct kith__build_opts xo = {KITH__BATCH_FORMAT_FOR_PROTO(s->proto), s->records_due,
+                                      s->proofs_due};
 
         if (p->streamer && p->streamer != s)
             break; /* another session is sending to this peer; our turn comes after */
@@ -936,7 +1025,7 @@ kith__session_pump(struct kith__session *s)
                                 kith_strerror(rc), kith_errmsg(s->r));
             return rc;
         }
-        if (info.ops == 0) {
+        if (info.ops == 0 && !((s->records_due || s->proofs_due) && buf.len > 0)) {
             kith_free(buf.data);
             if (info.next_cursor > p->send_cursor)
                 p->send_cursor = info.next_cursor;
@@ -964,6 +1053,7 @@ kith__session_pump(struct kith__session *s)
             return rc;
         }
         s->send_seq++;
+        s->records_due = s->proofs_due = false; /* sent: the peer's apply takes them */
         struct kith__inflight *f = &s->win[(s->win_head + s->nwin) % KITH__WIRE_WINDOW];
         f->seq = s->send_seq;
         f->next_cursor = info.next_cursor;
@@ -1015,7 +1105,7 @@ kith__session_ping(struct kith__session *s)
     memset(&m, 0, sizeof(m));
     m.type = KITH__MSG_PING;
     m.nonce = (uint64_t)kith__mono_ms();
-    rc = send_msg(s, &m);
+    rc = kith__session_send(s, &m);
     if (rc < 0)
         kith__session_close(s, rc, false, false, "could not send PING: %s", kith_strerror(rc));
     return rc;

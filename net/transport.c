@@ -84,7 +84,7 @@ zap_answer(struct kith__zap *z)
                zmq_msg_size(&part[5]) != 5 || memcmp(zmq_msg_data(&part[5]), "CURVE", 5) ||
                zmq_msg_size(&part[6]) != 32) {
         text = "not a kith CURVE connection";
-    } else if (z->admit(z->admit_ctx, zmq_msg_data(&part[6]))) {
+    } else if (z->admit(z->admit_ctx, zmq_msg_data(&part[6]), &text)) {
         status = "200";
         text = "OK";
         kith__hex(zmq_msg_data(&part[6]), 32, user);
@@ -266,7 +266,8 @@ kith__client_socket(void *zctx, const uint8_t public_x[32], const uint8_t secret
         (monitor &&
          zmq_socket_monitor(s, monitor,
                             ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
-                                ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) != 0) ||
+                                ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_CONNECT_RETRIED) !=
+             0) ||
         zmq_connect(s, endpoint) != 0) {
         rc = zerr();
         goto out_close;

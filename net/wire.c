@@ -5,11 +5,12 @@
  * claims, only ever sees frames whose counts the bytes can back. The decoder then insists on
  * one exact shape per type; there are no optional fields, so one message has one encoding
  * apart from msgpack's choice of integer widths. HELLO and WELCOME have one shape per
- * protocol this kith speaks (2 and 3); one of another version is read only as far as its
+ * protocol this kith speaks (2, 3 and 4); one of another version is read only as far as its
  * version number (wire.h), so that a peer running another kith is told so instead of being
  * refused as malformed.
  */
 #include "wire.h"
+#include "core.h" /* kith__utf8_valid */
 
 #include <errno.h>
 #include <stdlib.h>
@@ -37,6 +38,10 @@ kith__wire_name(int type)
         return "PONG";
     case KITH__MSG_BYE:
         return "BYE";
+    case KITH__MSG_JOIN:
+        return "JOIN";
+    case KITH__MSG_JOINED:
+        return "JOINED";
     default:
         return "?";
     }
@@ -252,8 +257,9 @@ kith__wire_encode(const struct kith__msg *m, msgpack_sbuffer *out)
     switch (m->type) {
     case KITH__MSG_HELLO:
     case KITH__MSG_WELCOME: {
-        bool v3 = m->proto == 3;
-        if (m->proto != 2 && !v3) {
+        static const uint8_t zeros[KITH_HASH_BYTES];
+        bool v3 = m->proto >= 3, v4 = m->proto >= 4;
+        if (m->proto < KITH__WIRE_PROTO_MIN || m->proto > KITH__WIRE_PROTO) {
             /* another version's: its number is all this one can say of it (wire.h) */
             if (msgpack_pack_array(&pk, 2) != 0 || msgpack_pack_int(&pk, m->type) != 0 ||
                 msgpack_pack_uint32(&pk, m->proto) != 0)
@@ -262,8 +268,11 @@ kith__wire_encode(const struct kith__msg *m, msgpack_sbuffer *out)
         }
         if (!m->pk || !m->schema_digest || (v3 && m->vv.len > 0 && !m->heads))
             return KITH_EINVAL;
-        if (msgpack_pack_array(&pk, v3 ? 9 : 7) != 0 || msgpack_pack_int(&pk, m->type) != 0 ||
-            msgpack_pack_uint32(&pk, m->proto) != 0 || msgpack_pack_uint64(&pk, m->id) != 0)
+        if (msgpack_pack_array(&pk, v4   ? 11
+                                    : v3 ? 9
+                                         : 7) != 0 ||
+            msgpack_pack_int(&pk, m->type) != 0 || msgpack_pack_uint32(&pk, m->proto) != 0 ||
+            msgpack_pack_uint64(&pk, m->id) != 0)
             return KITH_ENOMEM;
         if ((rc = pack_bin(&pk, m->pk, KITH_PUBKEY_BYTES)) < 0)
             return rc;
@@ -276,8 +285,43 @@ kith__wire_encode(const struct kith__msg *m, msgpack_sbuffer *out)
         if ((rc = pack_bin(&pk, m->vv.len ? m->heads : (const uint8_t *)"",
                            m->vv.len * KITH_HASH_BYTES)) < 0)
             return rc;
-        return msgpack_pack_uint64(&pk, m->clock_ms) != 0 ? KITH_ENOMEM : 0;
+        if (msgpack_pack_uint64(&pk, m->clock_ms) != 0)
+            return KITH_ENOMEM;
+        if (!v4)
+            return 0;
+        if ((rc = pack_bin(&pk, m->group ? m->group : zeros, KITH__WIRE_GROUP_BYTES)) < 0)
+            return rc;
+        return pack_bin(&pk, m->gdigest ? m->gdigest : zeros, KITH_HASH_BYTES);
     }
+    case KITH__MSG_JOIN:
+        if (!m->join_pk || !m->mac || !m->name || m->name_len == 0 ||
+            m->name_len > KITH__WIRE_MAX_NAME)
+            return KITH_EINVAL;
+        if (msgpack_pack_array(&pk, 4) != 0 || msgpack_pack_int(&pk, m->type) != 0)
+            return KITH_ENOMEM;
+        if ((rc = pack_bin(&pk, m->join_pk, KITH_PUBKEY_BYTES)) < 0)
+            return rc;
+        if (msgpack_pack_str(&pk, m->name_len) != 0 ||
+            msgpack_pack_str_body(&pk, m->name, m->name_len) != 0)
+            return KITH_ENOMEM;
+        return pack_bin(&pk, m->mac, KITH_HASH_BYTES);
+    case KITH__MSG_JOINED:
+        if (!m->group || m->nrecords == 0 || m->nrecords > KITH__WIRE_MAX_RECORDS || !m->records ||
+            !m->record_lens)
+            return KITH_EINVAL;
+        for (size_t i = 0; i < m->nrecords; i++)
+            if (m->record_lens[i] == 0 || m->record_lens[i] > KITH__WIRE_MAX_RECORD)
+                return KITH_EINVAL;
+        if (msgpack_pack_array(&pk, 3) != 0 || msgpack_pack_int(&pk, m->type) != 0)
+            return KITH_ENOMEM;
+        if ((rc = pack_bin(&pk, m->group, KITH__WIRE_GROUP_BYTES)) < 0)
+            return rc;
+        if (msgpack_pack_array(&pk, m->nrecords) != 0)
+            return KITH_ENOMEM;
+        for (size_t i = 0; i < m->nrecords; i++)
+            if ((rc = pack_bin(&pk, m->records[i], m->record_lens[i])) < 0)
+                return rc;
+        return 0;
     case KITH__MSG_REFUSE: {
         size_t n = m->reason ? m->reason_len : 0;
         if (n > KITH__WIRE_MAX_REASON)
@@ -399,13 +443,14 @@ kith__wire_decode(const void *frame, size_t len, struct kith__msg *m)
         return KITH_EMALFORMED;
     a = root->via.array.ptr;
     size_t n = root->via.array.size;
-    if (!get_u64(&a[0], &u) || u < KITH__MSG_HELLO || u > KITH__MSG_BYE)
+    if (!get_u64(&a[0], &u) || u < KITH__MSG_HELLO || u > KITH__MSG_JOINED)
         return KITH_EMALFORMED;
     m->type = (int)u;
     if (m->type == KITH__MSG_HELLO || m->type == KITH__MSG_WELCOME) {
         if (len > KITH__WIRE_MAX_HELLO)
             return KITH_ETOOBIG;
-    } else if (m->type != KITH__MSG_BATCH && len > KITH__WIRE_MAX_CONTROL) {
+    } else if (m->type != KITH__MSG_BATCH && m->type != KITH__MSG_JOINED &&
+               len > KITH__WIRE_MAX_CONTROL) {
         return KITH_ETOOBIG;
     }
 
@@ -415,10 +460,13 @@ kith__wire_decode(const void *frame, size_t len, struct kith__msg *m)
         if (n < 2 || !get_u64(&a[1], &u) || u > UINT32_MAX)
             return KITH_EMALFORMED;
         m->proto = (uint32_t)u;
-        if (m->proto != 2 && m->proto != 3)
+        if (m->proto < KITH__WIRE_PROTO_MIN || m->proto > KITH__WIRE_PROTO)
             return 0; /* another version's layout: the session refuses it by its number */
-        if (n != (m->proto == 3 ? 9u : 7u) || !get_u64(&a[2], &m->id) ||
-            !get_bin(&a[3], KITH_PUBKEY_BYTES, &m->pk) || !get_u64(&a[4], &m->schema_version) ||
+        if (n != (m->proto == 4   ? 11u
+                  : m->proto == 3 ? 9u
+                                  : 7u) ||
+            !get_u64(&a[2], &m->id) || !get_bin(&a[3], KITH_PUBKEY_BYTES, &m->pk) ||
+            !get_u64(&a[4], &m->schema_version) ||
             !get_bin(&a[5], KITH_HASH_BYTES, &m->schema_digest))
             return KITH_EMALFORMED;
         if ((rc = get_vv(&a[6], &m->vv)) < 0 || m->proto == 2)
@@ -428,7 +476,46 @@ kith__wire_decode(const void *frame, size_t len, struct kith__msg *m)
             !get_u64(&a[8], &m->clock_ms))
             return KITH_EMALFORMED;
         m->heads = m->vv.len ? (const uint8_t *)a[7].via.bin.ptr : NULL;
+        if (m->proto == 3)
+            return 0;
+        if (!get_bin(&a[9], KITH__WIRE_GROUP_BYTES, &m->group) ||
+            !get_bin(&a[10], KITH_HASH_BYTES, &m->gdigest))
+            return KITH_EMALFORMED;
         return 0;
+    case KITH__MSG_JOIN:
+        if (n != 4 || !get_bin(&a[1], KITH_PUBKEY_BYTES, &m->join_pk) ||
+            a[2].type != MSGPACK_OBJECT_STR || a[2].via.str.size == 0 ||
+            a[2].via.str.size > KITH__WIRE_MAX_NAME ||
+            memchr(a[2].via.str.ptr, 0, a[2].via.str.size) != NULL ||
+            !kith__utf8_valid(a[2].via.str.ptr, a[2].via.str.size) ||
+            !get_bin(&a[3], KITH_HASH_BYTES, &m->mac))
+            return KITH_EMALFORMED;
+        m->name = a[2].via.str.ptr;
+        m->name_len = a[2].via.str.size;
+        return 0;
+    case KITH__MSG_JOINED: {
+        const msgpack_object *recs;
+        if (n != 3 || !get_bin(&a[1], KITH__WIRE_GROUP_BYTES, &m->group) ||
+            a[2].type != MSGPACK_OBJECT_ARRAY || a[2].via.array.size == 0 ||
+            a[2].via.array.size > KITH__WIRE_MAX_RECORDS)
+            return KITH_EMALFORMED;
+        recs = a[2].via.array.ptr;
+        m->nrecords = a[2].via.array.size;
+        m->owned_records = calloc(m->nrecords, sizeof(*m->owned_records));
+        m->owned_lens = calloc(m->nrecords, sizeof(*m->owned_lens));
+        if (!m->owned_records || !m->owned_lens)
+            return KITH_ENOMEM;
+        m->records = m->owned_records;
+        m->record_lens = m->owned_lens;
+        for (size_t i = 0; i < m->nrecords; i++) {
+            if (recs[i].type != MSGPACK_OBJECT_BIN || recs[i].via.bin.size == 0 ||
+                recs[i].via.bin.size > KITH__WIRE_MAX_RECORD)
+                return KITH_EMALFORMED;
+            m->owned_records[i] = (const uint8_t *)recs[i].via.bin.ptr;
+            m->owned_lens[i] = recs[i].via.bin.size;
+        }
+        return 0;
+    }
     case KITH__MSG_REFUSE:
         if (n != 3 || a[2].type != MSGPACK_OBJECT_STR || a[2].via.str.size > KITH__WIRE_MAX_REASON)
             return KITH_EMALFORMED;
@@ -478,6 +565,8 @@ kith__wire_clear(struct kith__msg *m)
     if (m->has_unpacked)
         msgpack_unpacked_destroy(&m->unpacked);
     free(m->vv.entries);
+    free(m->owned_records);
+    free(m->owned_lens);
     memset(m, 0, sizeof(*m));
 }
 

@@ -12,6 +12,7 @@
  *  type  name     elements (after the type)                                     frame limit
  *  1     HELLO    proto u32, id u64, pk bin32, schema_v u64, schema bin32, vv,   256 KiB
  *                 and in protocol 3: heads bin(32 x vv entries), clock u64
+ *                 and in protocol 4 also: group bin16, gdigest bin32
  *  2     WELCOME  as HELLO                                                       256 KiB
  *  3     REFUSE   code int (a KITH_E* number), reason str <= 200                 64 KiB
  *  4     BATCH    seq u64 >= 1, has_more bool, sender vv, batch bin             16 MiB
@@ -20,18 +21,23 @@
  *  7     PING     nonce u64                                                      64 KiB
  *  8     PONG     nonce u64                                                      64 KiB
  *  9     BYE      (none)                                                         64 KiB
+ *  10    JOIN     joiner pk bin32, device name str 1..63, mac bin32              64 KiB
+ *  11    JOINED   group bin16, records [bin 1..4096, ...] (1..4096 of them)      16 MiB
  *
  * vv: a flat array [origin, seq, origin, seq, ...] of u64, origins strictly ascending, every
  * seq >= 1, at most KITH__WIRE_MAX_ORIGINS pairs. heads: the chain hash after each vv entry's
  * seq, 32 bytes each in vv order, in one bin of exactly 32 x (vv entries) bytes. clock: the
- * sender's wall clock in ms since 1970.
+ * sender's wall clock in ms since 1970. group: the sender's group id, 16 zero bytes when it is
+ * in none; gdigest: the digest of its group records (spec/groups.md GRP-12), zeros likewise.
+ * JOIN's mac: keyed BLAKE2b-256 (key: the invite's secret) of inviter pk || joiner pk || name
+ * (spec/protocol.md NET-30); JOINED's records are the inviter's group records, signed.
  *
  * The one thing every protocol version keeps is where HELLO and WELCOME say which version
  * they speak: element 1, a u32. This kith speaks protocols 2 (kith 0.2, without heads and
- * clock) and 3, each with its own exact layout; a HELLO or WELCOME of any other version is
- * decoded that far and no further, whatever its layout (protocol 1's had no schema_v), so
- * that the session can refuse it by its version and say so (NET-7) rather than as a
- * malformed frame; the encoder writes such a message as [type, proto] alone.
+ * clock), 3 (kith 0.3, without group and gdigest) and 4, each with its own exact layout; a HELLO or
+ * WELCOME of any other version is decoded that far and no further, whatever its layout (protocol
+ * 1's had no schema_v), so that the session can refuse it by its version and say so (NET-7) rather
+ * than as a malformed frame; the encoder writes such a message as [type, proto] alone.
  */
 #ifndef KITH_NET_WIRE_H
 #define KITH_NET_WIRE_H
@@ -43,7 +49,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define KITH__WIRE_PROTO 3u                /* newest protocol version spoken here (NET-7) */
+#define KITH__WIRE_PROTO 4u                /* newest protocol version spoken here (NET-7) */
 #define KITH__WIRE_PROTO_MIN 2u            /* oldest, spoken to a peer of kith 0.2 */
 #define KITH__WIRE_MAX_FRAME (16u << 20)   /* any frame; ZMQ_MAXMSGSIZE on every socket */
 #define KITH__WIRE_MAX_CONTROL (64u << 10) /* every frame but BATCH, HELLO, WELCOME */
@@ -54,6 +60,10 @@
 #define KITH__WIRE_BATCH_OPS 16384u        /* ops per batch asked of kith_batch_create (NET-8) */
 #define KITH__WIRE_BATCH_BYTES (4u << 20)  /* encoded bytes likewise */
 #define KITH__WIRE_WINDOW 2u               /* batches in flight, unacknowledged (NET-8) */
+#define KITH__WIRE_GROUP_BYTES 16u         /* a group id */
+#define KITH__WIRE_MAX_NAME 63u            /* bytes of a device name in JOIN */
+#define KITH__WIRE_MAX_RECORD 4096u        /* bytes of one group record in JOINED */
+#define KITH__WIRE_MAX_RECORDS 4096u       /* records in one JOINED */
 
 enum kith__msg_type {
     KITH__MSG_HELLO = 1,
@@ -64,37 +74,53 @@ enum kith__msg_type {
     KITH__MSG_DONE = 6,
     KITH__MSG_PING = 7,
     KITH__MSG_PONG = 8,
-    KITH__MSG_BYE = 9
+    KITH__MSG_BYE = 9,
+    KITH__MSG_JOIN = 10, /* 12 and up are left for later messages */
+    KITH__MSG_JOINED = 11
 };
 
 /*
  * One message. After kith__wire_decode, pk, schema_digest, heads, data and reason are views
  * into the frame (or into `unpacked`), valid until kith__wire_clear; vv.entries is owned by
- * the message. A HELLO or WELCOME of a protocol this kith does not speak carries its type and
- * proto alone (pk and schema_digest NULL); one of protocol 2 has no heads (NULL) and no clock
- * (0). For encoding the caller fills the fields its type and proto use; vv and heads are
- * borrowed.
+ * the message, and so are JOINED's records and record_lens arrays (their bytes are views). A
+ * HELLO or WELCOME of a protocol this kith does not speak carries its type and proto alone
+ * (pk and schema_digest NULL); one of protocol 2 has no heads (NULL) and no clock (0); one of
+ * protocol 2 or 3 has no group and gdigest (NULL). For encoding the caller fills the fields its
+ * type and proto use; vv and heads are borrowed.
  */
 struct kith__msg {
-    int type;                     /* enum kith__msg_type */
-    uint32_t proto;               /* HELLO, WELCOME */
-    uint64_t id;                  /* HELLO, WELCOME: the sender's replica id */
-    const uint8_t *pk;            /* HELLO, WELCOME: KITH_PUBKEY_BYTES */
-    uint64_t schema_version;      /* HELLO, WELCOME: the sender's kith_schema_info */
-    const uint8_t *schema_digest; /* HELLO, WELCOME: KITH_HASH_BYTES, likewise */
-    kith_vv vv;                   /* HELLO, WELCOME, BATCH (sender's), ACK, DONE */
-    const uint8_t *heads;         /* HELLO, WELCOME of protocol 3: KITH_HASH_BYTES per vv entry,
-                                     the chain hash after that entry's seq */
-    uint64_t clock_ms;            /* HELLO, WELCOME of protocol 3: the sender's wall clock */
-    uint64_t seq;                 /* BATCH, ACK */
-    bool has_more;                /* BATCH */
-    const uint8_t *data;          /* BATCH: the kith batch bytes */
-    size_t len;                   /* BATCH: their length */
-    int32_t code;                 /* REFUSE */
-    const char *reason;           /* REFUSE: not NUL-terminated */
-    size_t reason_len;            /* REFUSE */
-    uint64_t nonce;               /* PING, PONG */
-    msgpack_unpacked unpacked;    /* decoder state the views may point into */
+    int type;                      /* enum kith__msg_type */
+    uint32_t proto;                /* HELLO, WELCOME */
+    uint64_t id;                   /* HELLO, WELCOME: the sender's replica id */
+    const uint8_t *pk;             /* HELLO, WELCOME: KITH_PUBKEY_BYTES */
+    uint64_t schema_version;       /* HELLO, WELCOME: the sender's kith_schema_info */
+    const uint8_t *schema_digest;  /* HELLO, WELCOME: KITH_HASH_BYTES, likewise */
+    kith_vv vv;                    /* HELLO, WELCOME, BATCH (sender's), ACK, DONE */
+    const uint8_t *heads;          /* HELLO, WELCOME of protocol 3: KITH_HASH_BYTES per vv entry,
+                                      the chain hash after that entry's seq */
+    uint64_t clock_ms;             /* HELLO, WELCOME of protocol 3: the sender's wall clock */
+    const uint8_t *group;          /* HELLO, WELCOME of protocol 4: KITH__WIRE_GROUP_BYTES (NULL
+                                      when encoding: zeros); JOIN: unused; JOINED: the group */
+    const uint8_t *gdigest;        /* HELLO, WELCOME of protocol 4: KITH_HASH_BYTES (NULL when
+                                      encoding: zeros) */
+    const uint8_t *join_pk;        /* JOIN: the joiner's key, KITH_PUBKEY_BYTES */
+    const char *name;              /* JOIN: the joiner's device name, not NUL-terminated */
+    size_t name_len;               /* JOIN */
+    const uint8_t *mac;            /* JOIN: KITH_HASH_BYTES */
+    size_t nrecords;               /* JOINED: how many records */
+    const uint8_t *const *records; /* JOINED: each record's bytes (decoded: owned, views) */
+    const size_t *record_lens;     /* JOINED: each record's length */
+    const uint8_t **owned_records; /* decoder's: the arrays records/record_lens point at */
+    size_t *owned_lens;
+    uint64_t seq;              /* BATCH, ACK */
+    bool has_more;             /* BATCH */
+    const uint8_t *data;       /* BATCH: the kith batch bytes */
+    size_t len;                /* BATCH: their length */
+    int32_t code;              /* REFUSE */
+    const char *reason;        /* REFUSE: not NUL-terminated */
+    size_t reason_len;         /* REFUSE */
+    uint64_t nonce;            /* PING, PONG */
+    msgpack_unpacked unpacked; /* decoder state the views may point into */
     bool has_unpacked;
 };
 
@@ -119,7 +145,8 @@ int kith__wire_encode(const struct kith__msg *m, msgpack_sbuffer *out);
  * Decode one frame into `m` (which the caller clears with kith__wire_clear afterwards, also
  * on failure). Returns 0, KITH_ETOOBIG (frame above its type's limit), KITH_EMALFORMED
  * (anything else wrong: guard, shape, types, sizes, vv order, heads not 32 bytes for each vv
- * entry), KITH_ENOMEM.
+ * entry, a JOIN name that is empty, too long or holds a NUL, a JOINED without records or
+ * with an empty or oversized one), KITH_ENOMEM.
  */
 int kith__wire_decode(const void *frame, size_t len, struct kith__msg *m);
 

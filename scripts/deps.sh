@@ -3,7 +3,7 @@
 # Idempotent; needs root (or sudo) only when something must be installed.
 set -euo pipefail
 packages=(build-essential cmake pkg-config liblmdb-dev lmdb-utils libsodium-dev libmsgpack-dev
-          libzmq3-dev libcriterion-dev libjansson-dev iproute2 clang clang-format libclang-rt-14-dev
+          libzmq3-dev libcriterion-dev libjansson-dev libqrencode-dev iproute2 clang clang-format libclang-rt-14-dev
           jq python3 gdb groff-base man-db)
 missing=()
 for p in "${packages[@]}"; do

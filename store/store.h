@@ -28,6 +28,11 @@
  *             "restored" 33       this replica was restored from a copy (store/restored.c):
  *                                  seq(8) | seen_from(8) | recorded_ms(8) | have(8)
  *                                  | accepted(1); absent: not marked
+ *             "invites"  32 x n   the invites handed out (store/invite.c), n <= 64:
+ *                                  secret(16) | expiry_ms(8) | used_ms(8; 0: unused),
+ *                                  kept a day past their expiry; local, never replicated
+ *             "listen"   1..255   the endpoint the daemon last bound (store/invite.c), what
+ *                                  an invite offers when no address is given
  *             "group"    32       the device group this replica is in (store/group.c):
  *                                  gid(16) | stamp(16); absent: in no group. The stamp is
  *                                  16 random bytes drawn anew by every change to the
@@ -792,6 +797,30 @@ struct kith__settled {
 int kith__settled_read(kith_replica *r, MDB_txn *txn, struct kith__settled **out, size_t *n);
 const struct kith__settled *kith__settled_find(const struct kith__settled *list, size_t n,
                                                uint64_t origin);
+
+/* ---- store/invite.c: invites handed out, and where the daemon listens (D-17) ----------- */
+
+/* Keep a new invite (secret, expiry) in meta "invites". 0, KITH_EBUSY (64 open or recent),
+ * KITH_EREADONLY, or an error. */
+int kith__invite_put(kith_replica *r, const uint8_t secret[16], int64_t expiry_ms);
+/* Is some invite unused and unexpired at now_ms? (false also when it cannot be read) */
+bool kith__invite_open(kith_replica *r, int64_t now_ms);
+/* A JOIN arrived: find the invite whose secret makes `mac` (core/invite.h kith__invite_mac),
+ * and in one write transaction mark it used and add `joiner` to the group with its name
+ * (kith__group_add_member). 0, or KITH_EUNTRUSTED (no invite has that secret, it was used,
+ * it expired), or the errors of kith__group_add_member; `why` gets a sentence for the
+ * joiner either way on failure. */
+int kith__invite_redeem(kith_replica *r, const uint8_t joiner[KITH_PUBKEY_BYTES], const char *name,
+                        size_t name_len, const uint8_t mac[KITH_HASH_BYTES], int64_t now_ms,
+                        char *why, size_t why_cap);
+/* kith__group_adopt in a write transaction of its own (kith_join). */
+int kith__join_adopt(kith_replica *r, const uint8_t gid[16], const uint8_t *const *recs,
+                     const size_t *lens, size_t n);
+/* Record the endpoint the daemon bound (written only when it changed). 0 or an error. */
+int kith__listen_record(kith_replica *r, const char *endpoint);
+/* The endpoint recorded, into out (cap bytes, NUL-terminated). 0, KITH_ENOTFOUND (never
+ * recorded), KITH_ETOOSMALL, or an error. */
+int kith__listen_get(kith_replica *r, char *out, size_t cap);
 
 /* ---- store/restored.c: a replica restored from a copy (data-model.md RESTORE-*) ------- */
 

@@ -85,6 +85,44 @@ Test(wire, hello_round_trip)
     kith__wire_clear(&d);
     free(buf);
 
+    /* protocol 4: the group and the digest of its records follow the clock */
+    uint8_t gid[16], gd[32];
+    for (int i = 0; i < 32; i++)
+        gd[i] = (uint8_t)(0xa0 + i), gid[i % 16] = (uint8_t)(0x10 + i % 16);
+    m.proto = 4;
+    m.group = gid;
+    m.gdigest = gd;
+    n = encode(&m, &buf);
+    cr_assert_eq(buf[0], 0x9b, "HELLO of protocol 4 is an array of 11");
+    cr_assert_eq(kith__wire_decode(buf, n, &d), 0);
+    cr_assert_eq(d.proto, 4);
+    cr_assert_arr_eq(d.heads, heads, sizeof heads);
+    cr_assert_eq(d.clock_ms, m.clock_ms);
+    cr_assert_arr_eq(d.group, gid, 16);
+    cr_assert_arr_eq(d.gdigest, gd, 32);
+    kith__wire_clear(&d);
+    free(buf);
+    /* in no group: zeros, which an encoder writes for NULL */
+    m.group = m.gdigest = NULL;
+    n = encode(&m, &buf);
+    cr_assert_eq(kith__wire_decode(buf, n, &d), 0);
+    static const uint8_t zeros[32];
+    cr_assert_arr_eq(d.group, zeros, 16);
+    cr_assert_arr_eq(d.gdigest, zeros, 32);
+    kith__wire_clear(&d);
+    free(buf);
+    /* protocol 3 carries neither */
+    m.proto = 3;
+    m.group = gid;
+    n = encode(&m, &buf);
+    cr_assert_eq(buf[0], 0x99);
+    cr_assert_eq(kith__wire_decode(buf, n, &d), 0);
+    cr_assert_null(d.group);
+    cr_assert_null(d.gdigest);
+    kith__wire_clear(&d);
+    free(buf);
+    m.group = NULL;
+
     /* an empty vector has an empty bin of heads */
     m.vv.len = 0;
     m.heads = NULL;
@@ -212,6 +250,159 @@ Test(wire, every_type_round_trips)
         kith__wire_clear(&d);
         free(buf);
     }
+}
+
+/* A HELLO of protocol 4 with a group of `glen` bytes and a digest of `dlen` (no digest when
+ * dlen is 0 and `digest` false): for frames no encoder makes. */
+static size_t
+hello_v4_raw(size_t glen, size_t dlen, bool digest, uint8_t **out)
+{
+    uint8_t z[64] = {0};
+    msgpack_sbuffer sb;
+    msgpack_packer p;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&p, &sb, msgpack_sbuffer_write);
+    cr_assert_eq(msgpack_pack_array(&p, digest ? 11 : 10), 0);
+    cr_assert_eq(msgpack_pack_int(&p, KITH__MSG_HELLO), 0);
+    cr_assert_eq(msgpack_pack_uint32(&p, 4), 0);
+    cr_assert_eq(msgpack_pack_uint64(&p, 77), 0);
+    cr_assert_eq(msgpack_pack_bin(&p, 32), 0);
+    cr_assert_eq(msgpack_pack_bin_body(&p, z, 32), 0);
+    cr_assert_eq(msgpack_pack_uint64(&p, 0), 0);
+    cr_assert_eq(msgpack_pack_bin(&p, 32), 0);
+    cr_assert_eq(msgpack_pack_bin_body(&p, z, 32), 0);
+    cr_assert_eq(msgpack_pack_array(&p, 0), 0);
+    cr_assert_eq(msgpack_pack_bin(&p, 0), 0);
+    cr_assert_eq(msgpack_pack_uint64(&p, 1764093600000ull), 0);
+    cr_assert_eq(msgpack_pack_bin(&p, glen), 0);
+    cr_assert_eq(msgpack_pack_bin_body(&p, z, glen), 0);
+    if (digest) {
+        cr_assert_eq(msgpack_pack_bin(&p, dlen), 0);
+        cr_assert_eq(msgpack_pack_bin_body(&p, z, dlen), 0);
+    }
+    *out = (uint8_t *)sb.data;
+    return sb.size;
+}
+
+/* Protocol 4's group is 16 bytes and its digest 32, both present, exactly. */
+/* proves NET-6, NET-29 */
+Test(wire, hello_of_protocol_4_has_an_exact_group_and_digest)
+{
+    struct kith__msg d;
+    uint8_t *buf;
+    size_t n = hello_v4_raw(16, 32, true, &buf);
+    cr_assert_eq(kith__wire_decode(buf, n, &d), 0);
+    kith__wire_clear(&d);
+    free(buf);
+    const size_t g[] = {0, 15, 17, 32, 16, 16, 16}, dl[] = {32, 32, 32, 32, 31, 33, 16};
+    for (size_t i = 0; i < sizeof g / sizeof g[0]; i++) {
+        n = hello_v4_raw(g[i], dl[i], true, &buf);
+        cr_assert_eq(kith__wire_decode(buf, n, &d), KITH_EMALFORMED, "group %zu, digest %zu", g[i],
+                     dl[i]);
+        kith__wire_clear(&d);
+        free(buf);
+    }
+    n = hello_v4_raw(16, 0, false, &buf);
+    cr_assert_eq(kith__wire_decode(buf, n, &d), KITH_EMALFORMED, "no digest");
+    kith__wire_clear(&d);
+    free(buf);
+}
+
+/* JOIN and JOINED round-trip; bad names, sizes and counts are refused by encoder and decoder. */
+/* proves NET-6, NET-30 */
+Test(wire, join_and_joined_round_trip_and_are_exact)
+{
+    uint8_t pk[32], mac[32], gid[16], *buf;
+    struct kith__msg m = {0}, d;
+    for (int i = 0; i < 32; i++)
+        pk[i] = (uint8_t)i, mac[i] = (uint8_t)(200 - i), gid[i % 16] = (uint8_t)(i + 1);
+    m.type = KITH__MSG_JOIN;
+    m.join_pk = pk;
+    m.name = "Anna's phone";
+    m.name_len = strlen(m.name);
+    m.mac = mac;
+    size_t n = encode(&m, &buf);
+    cr_assert_eq(kith__wire_decode(buf, n, &d), 0);
+    cr_assert_eq(d.type, KITH__MSG_JOIN);
+    cr_assert_arr_eq(d.join_pk, pk, 32);
+    cr_assert_eq(d.name_len, m.name_len);
+    cr_assert(memcmp(d.name, m.name, m.name_len) == 0);
+    cr_assert_arr_eq(d.mac, mac, 32);
+    kith__wire_clear(&d);
+    free(buf);
+
+    /* names the decoder refuses, encoded by hand: empty, 64 bytes, a NUL, bad UTF-8 */
+    const char *bad[] = {"", "0123456789012345678901234567890123456789012345678901234567890123",
+                         "a\0b", "\xff\xfe"};
+    const size_t blen[] = {0, 64, 3, 2};
+    for (size_t i = 0; i < 4; i++) {
+        msgpack_sbuffer sb;
+        msgpack_packer p;
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer_init(&p, &sb, msgpack_sbuffer_write);
+        cr_assert_eq(msgpack_pack_array(&p, 4), 0);
+        cr_assert_eq(msgpack_pack_int(&p, KITH__MSG_JOIN), 0);
+        cr_assert_eq(msgpack_pack_bin(&p, 32), 0);
+        cr_assert_eq(msgpack_pack_bin_body(&p, pk, 32), 0);
+        cr_assert_eq(msgpack_pack_str(&p, blen[i]), 0);
+        cr_assert_eq(msgpack_pack_str_body(&p, bad[i], blen[i]), 0);
+        cr_assert_eq(msgpack_pack_bin(&p, 32), 0);
+        cr_assert_eq(msgpack_pack_bin_body(&p, mac, 32), 0);
+        cr_assert_eq(kith__wire_decode(sb.data, sb.size, &d), KITH_EMALFORMED, "name %zu", i);
+        kith__wire_clear(&d);
+        msgpack_sbuffer_destroy(&sb);
+    }
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    m.name_len = 0;
+    cr_assert_eq(kith__wire_encode(&m, &sb), KITH_EINVAL);
+    m.name_len = 64;
+    m.name = bad[1];
+    cr_assert_eq(kith__wire_encode(&m, &sb), KITH_EINVAL);
+
+    /* JOINED: the group and its records */
+    static const uint8_t r1[] = {1, 2, 3}, r2[] = {4};
+    const uint8_t *recs[] = {r1, r2};
+    size_t lens[] = {sizeof r1, sizeof r2};
+    memset(&m, 0, sizeof m);
+    m.type = KITH__MSG_JOINED;
+    m.group = gid;
+    m.nrecords = 2;
+    m.records = recs;
+    m.record_lens = lens;
+    n = encode(&m, &buf);
+    cr_assert_eq(kith__wire_decode(buf, n, &d), 0);
+    cr_assert_eq(d.type, KITH__MSG_JOINED);
+    cr_assert_arr_eq(d.group, gid, 16);
+    cr_assert_eq(d.nrecords, 2);
+    cr_assert_eq(d.record_lens[0], 3);
+    cr_assert_arr_eq(d.records[0], r1, 3);
+    cr_assert_eq(d.record_lens[1], 1);
+    cr_assert_arr_eq(d.records[1], r2, 1);
+    kith__wire_clear(&d);
+    free(buf);
+    lens[1] = 0;
+    cr_assert_eq(kith__wire_encode(&m, &sb), KITH_EINVAL, "an empty record");
+    lens[1] = KITH__WIRE_MAX_RECORD + 1;
+    cr_assert_eq(kith__wire_encode(&m, &sb), KITH_EINVAL, "a record over 4 KiB");
+    m.nrecords = 0;
+    cr_assert_eq(kith__wire_encode(&m, &sb), KITH_EINVAL, "no records");
+    msgpack_sbuffer_destroy(&sb);
+
+    static const uint8_t empty[] = {0x93, 0x0b, 0xc4, 0x10, 1,  2,  3,  4,  5,  6,   7,
+                                    8,    9,    10,   11,   12, 13, 14, 15, 16, 0x90};
+    cr_assert_eq(kith__wire_decode(empty, sizeof empty, &d), KITH_EMALFORMED, "no records");
+    kith__wire_clear(&d);
+    static const uint8_t emptyrec[] = {0x93, 0x0b, 0xc4, 0x10, 1,  2,  3,  4,  5,    6,    7,   8,
+                                       9,    10,   11,   12,   13, 14, 15, 16, 0x91, 0xc4, 0x00};
+    cr_assert_eq(kith__wire_decode(emptyrec, sizeof emptyrec, &d), KITH_EMALFORMED, "empty record");
+    kith__wire_clear(&d);
+    static const uint8_t shortgid[] = {0x93, 0x0b, 0xc4, 0x01, 1, 0x91, 0xc4, 0x01, 7};
+    cr_assert_eq(kith__wire_decode(shortgid, sizeof shortgid, &d), KITH_EMALFORMED);
+    kith__wire_clear(&d);
+    static const uint8_t twelve[] = {0x91, 0x0c};
+    cr_assert_eq(kith__wire_decode(twelve, sizeof twelve, &d), KITH_EMALFORMED, "type 12");
+    kith__wire_clear(&d);
 }
 
 Test(wire, encoder_refuses_out_of_limits)
@@ -445,22 +636,24 @@ Test(wire, hello_of_another_protocol_is_read_as_far_as_its_version)
     free(buf);
 
     /* a newer protocol, in whatever layout; its encoding is the version alone */
-    static const uint8_t v4[] = {0x94, 0x02, 0x04, 0xc0, 0xa1, 'x'};
-    cr_assert_eq(kith__wire_decode(v4, sizeof v4, &d), 0);
+    static const uint8_t v5[] = {0x94, 0x02, 0x05, 0xc0, 0xa1, 'x'};
+    cr_assert_eq(kith__wire_decode(v5, sizeof v5, &d), 0);
     cr_assert_eq(d.type, KITH__MSG_WELCOME);
-    cr_assert_eq(d.proto, 4);
+    cr_assert_eq(d.proto, 5);
     cr_assert_null(d.pk);
     kith__wire_clear(&d);
     m.type = KITH__MSG_WELCOME;
-    m.proto = 4;
+    m.proto = 5;
     n = encode(&m, &buf);
     cr_assert_eq(n, 3);
-    cr_assert_arr_eq(buf, ((uint8_t[]){0x92, 0x02, 0x04}), 3);
+    cr_assert_arr_eq(buf, ((uint8_t[]){0x92, 0x02, 0x05}), 3);
     free(buf);
 
-    /* protocols 2 and 3 each have their own exact shape: 3's message in 2's layout is not */
-    static const uint8_t short3[] = {0x92, 0x01, 0x03};
+    /* protocols 2, 3 and 4 each have their own exact shape: 3's or 4's number alone is not */
+    static const uint8_t short3[] = {0x92, 0x01, 0x03}, short4[] = {0x92, 0x01, 0x04};
     cr_assert_eq(kith__wire_decode(short3, sizeof short3, &d), KITH_EMALFORMED);
+    kith__wire_clear(&d);
+    cr_assert_eq(kith__wire_decode(short4, sizeof short4, &d), KITH_EMALFORMED);
     kith__wire_clear(&d);
 
     /* this protocol's HELLO without its key is not encoded */
@@ -502,9 +695,10 @@ struct keys {
 static uint8_t allowed[32];
 
 static bool
-admit_one(void *ctx, const uint8_t curve_pk[32])
+admit_one(void *ctx, const uint8_t curve_pk[32], const char **why)
 {
     (void)ctx;
+    *why = "not the one key";
     return sodium_memcmp(curve_pk, allowed, 32) == 0;
 }
 
@@ -793,17 +987,17 @@ Test(handshake, hello_of_protocol_1_is_refused_by_its_version)
     cr_assert_str_eq(s.why, "peer runs an older kith (protocol 1): upgrade it");
     cr_assert_eq(out.n, 1, "one REFUSE, nothing else");
     cr_assert_eq(refused(&out, 0, reason, sizeof reason), KITH_EVERSION);
-    cr_assert_str_eq(reason, "your kith is older (protocol 1, here 2 to 3): upgrade it");
+    cr_assert_str_eq(reason, "your kith is older (protocol 1, here 2 to 4): upgrade it");
     free(hello);
     sent_free(&out);
 
     /* a newer kith's HELLO: this side is the one to upgrade */
-    static const uint8_t v4[] = {0x92, 0x01, 0x04};
+    static const uint8_t v5[] = {0x92, 0x01, 0x05};
     kith__session_init_server(&s, r.r, NULL, find_the_peer, NULL, capture, &out);
-    cr_assert_eq(kith__session_input(&s, v4, sizeof v4), KITH_EVERSION);
-    cr_assert_str_eq(s.why, "peer runs a newer kith (protocol 4, here 3): upgrade this one");
+    cr_assert_eq(kith__session_input(&s, v5, sizeof v5), KITH_EVERSION);
+    cr_assert_str_eq(s.why, "peer runs a newer kith (protocol 5, here 4): upgrade this one");
     cr_assert_eq(refused(&out, 0, reason, sizeof reason), KITH_EVERSION);
-    cr_assert_str_eq(reason, "the refusing kith is older (protocol 3, yours 4): upgrade it");
+    cr_assert_str_eq(reason, "the refusing kith is older (protocol 4, yours 5): upgrade it");
     sent_free(&out);
     kt_free(&r);
 }

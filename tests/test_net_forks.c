@@ -217,11 +217,108 @@ apply_all(kith_replica *from, kith_replica *to)
     kith_free(b.data);
 }
 
+/* ---- protocol 4 and the steps down ------------------------------------------------------- */
+
+/* Two replicas of this kith speak protocol 4: no refusal, no hint. */
+/* proves NET-7 */
+Test(proto4, two_replicas_of_this_kith_speak_protocol_4)
+{
+    struct kt_replica a = kt_new(), b = kt_new();
+    struct wire w;
+    kt_trust_pair(&a, &b);
+    kith_docid da = kt_contact(a.r, "from a");
+
+    wire_init(&w);
+    cr_assert_eq(wire_run(&w, a.r, b.r, 0, 0), KITH__SS_OPEN, "%s", w.cli.why);
+    cr_assert(kith__session_finished(&w.cli));
+    cr_assert_eq(w.cli.proto, 4);
+    cr_assert_eq(w.srv.proto, 4);
+    cr_assert_eq(w.cli.stats.proto, 4);
+    cr_assert_eq(w.cpeer.proto_hint, 0);
+    cr_assert_null(strstr(w.lines.text, "refused protocol"), "%s", w.lines.text);
+    cr_assert(has_doc(b.r, &da));
+    static const uint8_t none[16];
+    cr_assert_arr_eq(w.srv.peer_group, none, 16, "a replica in no group says zeros");
+    cr_assert_not(w.cli.records_due);
+    wire_free(&w);
+    kt_free(&a);
+    kt_free(&b);
+}
+
+/* A kith 0.3 server refuses a HELLO of protocol 4 for its version; the client says HELLO
+ * again in protocol 3, and they sync with the fork check and the clock of protocol 3. The
+ * next dial starts in protocol 3. */
+/* proves NET-7 */
+Test(proto4, a_kith_0_3_server_is_spoken_to_in_protocol_3)
+{
+    struct kt_replica a = kt_new(), b = kt_new();
+    struct wire w;
+    kt_trust_pair(&a, &b);
+    kith_docid da = kt_contact(a.r, "from a"), db = kt_contact(b.r, "from b");
+
+    wire_init(&w);
+    cr_assert_eq(wire_run(&w, a.r, b.r, 0, 3), KITH__SS_OPEN, "%s", w.cli.why);
+    cr_assert(kith__session_finished(&w.cli));
+    cr_assert_eq(w.cli.proto, 3);
+    cr_assert_eq(w.srv.proto, 3);
+    cr_assert_eq(w.cli.stats.proto, 3);
+    cr_assert_eq(w.cpeer.proto_hint, 3, "remembered for the next dial");
+    cr_assert(strstr(w.lines.text, "refused protocol 4"), "%s", w.lines.text);
+    cr_assert(strstr(w.lines.text, "peer runs a newer kith (protocol 4, here 3)"), "%s",
+              w.lines.text);
+    cr_assert_null(strstr(w.lines.text, "refused protocol 3"), "%s", w.lines.text);
+    cr_assert(has_doc(b.r, &da));
+    cr_assert(has_doc(a.r, &db));
+    cr_assert_neq(peer_of(a.r, kith_replica_id(b.r)).clock_checked_ms, 0, "protocol 3's clock");
+    wire_free(&w);
+
+    wire_init(&w);
+    kt_contact(a.r, "again");
+    w.cpeer.proto_hint = 3; /* what the daemon's peer state kept */
+    cr_assert_eq(wire_run(&w, a.r, b.r, 0, 3), KITH__SS_OPEN, "%s", w.cli.why);
+    cr_assert_eq(w.cli.proto, 3);
+    cr_assert_null(strstr(w.lines.text, "refused protocol"), "%s", w.lines.text);
+    expect_same_export(a.r, b.r);
+    wire_free(&w);
+    kt_free(&a);
+    kt_free(&b);
+}
+
+/* A kith 0.3 client says HELLO in protocol 3: this server answers WELCOME in protocol 3. A
+ * peer state that remembered protocol 2 for it learns the higher one. */
+/* proves NET-7 */
+Test(proto4, a_kith_0_3_client_is_answered_in_protocol_3)
+{
+    struct kt_replica a = kt_new(), b = kt_new();
+    struct wire w;
+    kt_trust_pair(&a, &b);
+    kith_docid da = kt_contact(a.r, "from a"), db = kt_contact(b.r, "from b");
+
+    wire_init(&w);
+    w.speer.proto_hint = 2;
+    cr_assert_eq(wire_run(&w, a.r, b.r, 3, 0), KITH__SS_OPEN, "%s", w.cli.why);
+    cr_assert(kith__session_finished(&w.cli));
+    cr_assert_eq(w.srv.proto, 3);
+    cr_assert_eq(w.speer.proto_hint, 3, "it speaks 3 now: dialled in 3");
+    cr_assert(has_doc(b.r, &da));
+    cr_assert(has_doc(a.r, &db));
+    wire_free(&w);
+
+    /* and one that speaks the newest clears the hint */
+    wire_init(&w);
+    w.speer.proto_hint = 3;
+    cr_assert_eq(wire_run(&w, a.r, b.r, 0, 0), KITH__SS_OPEN, "%s", w.cli.why);
+    cr_assert_eq(w.speer.proto_hint, 0);
+    wire_free(&w);
+    kt_free(&a);
+    kt_free(&b);
+}
+
 /* ---- protocol 2 -------------------------------------------------------------------------- */
 
-/* A kith 0.2 server refuses a HELLO of protocol 3 for its version; the client says HELLO again
- * in protocol 2 on the same connection, and the two sync both ways without heads or clocks.
- * The next dial starts in protocol 2 at once. */
+/* A kith 0.2 server refuses a HELLO of protocol 4, then of 3, for its version; the client says
+ * HELLO again one protocol lower each time on the same connection, and the two sync both ways
+ * in protocol 2, without heads or clocks. The next dial starts in protocol 2 at once. */
 /* proves NET-7 */
 Test(proto2, a_kith_0_2_server_is_spoken_to_in_protocol_2)
 {
@@ -237,7 +334,10 @@ Test(proto2, a_kith_0_2_server_is_spoken_to_in_protocol_2)
     cr_assert_eq(w.srv.proto, 2);
     cr_assert_eq(w.cli.stats.proto, 2);
     cr_assert_eq(w.cpeer.proto_hint, 2, "remembered for the next dial");
+    cr_assert(strstr(w.lines.text, "refused protocol 4"), "%s", w.lines.text);
     cr_assert(strstr(w.lines.text, "refused protocol 3"), "%s", w.lines.text);
+    cr_assert(strstr(w.lines.text, "peer runs a newer kith (protocol 4, here 2)"), "%s",
+              w.lines.text);
     cr_assert(strstr(w.lines.text, "peer runs a newer kith (protocol 3, here 2)"), "%s",
               w.lines.text);
     cr_assert(has_doc(b.r, &da));
@@ -426,7 +526,7 @@ Test(fork, found_over_the_network_at_equal_seqs)
 
     int rc = kith_sync(b.r, e.ep, pk, 5000, &info);
     cr_assert_eq(rc, 0, "kith_sync: %s (%s)", kith_strerror(rc), kith_errmsg(b.r));
-    cr_assert_eq(info.proto, 3);
+    cr_assert_eq(info.proto, KITH__WIRE_PROTO);
     cr_assert_eq(info.forks, 1);
     cr_assert_not(info.converged);
     kith_fork fb, fe;
@@ -517,7 +617,7 @@ Test(fork, malformed_heads_refused_with_nothing_changed)
     raw_hello(&raw, KITH__WIRE_PROTO);
     struct kith__msg m;
     raw_expect(&raw, KITH__MSG_WELCOME, 3000, &m);
-    cr_assert_eq(m.proto, 3);
+    cr_assert_eq(m.proto, KITH__WIRE_PROTO);
     cr_assert_eq(m.vv.len * KITH_HASH_BYTES > 0, true);
     kith__wire_clear(&m);
     raw_close(&raw);

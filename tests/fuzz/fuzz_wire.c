@@ -31,6 +31,19 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         (m.len && memcmp(again.data, m.data, m.len) != 0) ||
         (m.vv.len && memcmp(again.vv.entries, m.vv.entries, m.vv.len * sizeof(kith_dot)) != 0))
         abort(); /* the round trip changed the message */
+    /* protocol 4's group, JOIN and JOINED */
+    if ((again.group == NULL) != (m.group == NULL) ||
+        (m.group && memcmp(again.group, m.group, KITH__WIRE_GROUP_BYTES) != 0) ||
+        (again.gdigest == NULL) != (m.gdigest == NULL) ||
+        (m.gdigest && memcmp(again.gdigest, m.gdigest, KITH_HASH_BYTES) != 0) ||
+        (m.join_pk && memcmp(again.join_pk, m.join_pk, KITH_PUBKEY_BYTES) != 0) ||
+        (m.mac && memcmp(again.mac, m.mac, KITH_HASH_BYTES) != 0) || again.name_len != m.name_len ||
+        (m.name_len && memcmp(again.name, m.name, m.name_len)) || again.nrecords != m.nrecords)
+        abort();
+    for (size_t i = 0; i < m.nrecords; i++)
+        if (again.record_lens[i] != m.record_lens[i] ||
+            memcmp(again.records[i], m.records[i], m.record_lens[i]) != 0)
+            abort();
     kith__wire_clear(&again);
     kith__wire_clear(&m);
     msgpack_sbuffer_destroy(&sb);

@@ -294,6 +294,16 @@ class kith_sync_info(Structure):
                 ("forks", c_uint64), ("proto", c_uint32), ("restored_seq", c_uint64)]
 
 
+class kith_invite_opts(Structure):
+    _fields_ = [("expires_ms", c_int64), ("addrs", POINTER(c_char_p)), ("naddrs", c_size_t),
+                ("group_name", c_char_p), ("device_name", c_char_p)]
+
+
+class kith_join_info(Structure):
+    _fields_ = [("group_id", c_char * 33), ("inviter_id", c_uint64), ("endpoint", c_char * 256),
+                ("sync", kith_sync_info)]
+
+
 kith_listen_fn = CFUNCTYPE(None, c_void_p, c_char_p)
 kith_log_fn = CFUNCTYPE(None, c_void_p, c_int, c_char_p)
 
@@ -315,7 +325,7 @@ STRUCTS = [kith_dot, kith_docid, kith_value, kith_field_def, kith_collection_def
            kith_collection_count, kith_status, kith_hold, kith_fork, kith_log_entry,
            kith_journal_op, kith_batch_opts,
            kith_batch_info, kith_apply_info, kith_peer, kith_verify_report, kith_sync_info,
-           kith_serve_opts, kith_group_info, kith_device]
+           kith_serve_opts, kith_group_info, kith_device, kith_invite_opts, kith_join_info]
 
 # structs a newer library may have appended fields to without harm here: the binding
 # allocates them only through slack() or reads them only through a pointer the library gave,
@@ -446,6 +456,8 @@ PROTOTYPES = [
     ("kith_free", None, [c_void_p]),
     ("kith_sync", c_int, [replica_p, c_char_p, u8p, c_int, P(kith_sync_info)]),
     ("kith_serve", c_int, [replica_p, P(kith_serve_opts)]),
+    ("kith_invite_create", c_int, [replica_p, P(kith_invite_opts), P(c_void_p)]),
+    ("kith_join", c_int, [replica_p, c_char_p, c_char_p, c_int, P(kith_join_info)]),
 ]
 
 def _missing(name):

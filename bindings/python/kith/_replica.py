@@ -445,6 +445,35 @@ class Replica:
                     "kith_sync")
         return record(info, "SyncInfo")
 
+    def invite(self, expires_ms=0, addrs=(), group_name=None, device_name=None):
+        """A one-time invite code (kith_invite_create), as str: founds a group first when the
+        replica is in none; `addrs` are the endpoints the joiner tries (none: where this
+        replica's daemon last listened)."""
+        o = ffi.kith_invite_opts()
+        arr = (ctypes.c_char_p * max(len(addrs), 1))(*[a.encode() for a in addrs])
+        o.expires_ms = expires_ms
+        o.addrs = ctypes.cast(arr, ctypes.POINTER(ctypes.c_char_p))
+        o.naddrs = len(addrs)
+        o.group_name = group_name.encode() if group_name is not None else None
+        o.device_name = device_name.encode() if device_name is not None else None
+        code = ctypes.c_void_p()
+        self._check(ffi.kith_invite_create(self.handle, byref(o), byref(code)),
+                    "kith_invite_create")
+        try:
+            return ctypes.string_at(code).decode()
+        finally:
+            ffi.kith_free(code)
+
+    def join(self, code, device_name=None, timeout_ms=0):
+        """Join the group of the replica that made `code` (kith_join), then sync with it; a
+        JoinInfo (group_id, inviter_id, endpoint, sync: a SyncInfo)."""
+        info = ffi.slack(ffi.kith_join_info)
+        name = device_name.encode() if device_name is not None else None
+        self._check(ffi.kith_join(self.handle, code.encode(), name, timeout_ms, byref(info)),
+                    "kith_join")
+        return JoinInfo(info.group_id.decode(), info.inviter_id, info.endpoint.decode(),
+                        record(info.sync, "SyncInfo"))
+
     def serve(self, listen=None, peers=(), on_listen=None, on_log=None, **opts):
         """Run kith_serve in a new thread; returns a started Server. `listen` is the endpoint
         to bind ("tcp://127.0.0.1:*" lets the kernel pick the port; Server.endpoint waits for
@@ -503,6 +532,7 @@ class Replica:
 
 
 Progress = collections.namedtuple("Progress", ["op", "done", "total"])
+JoinInfo = collections.namedtuple("JoinInfo", ["group_id", "inviter_id", "endpoint", "sync"])
 ECANCELED = -9021
 
 
