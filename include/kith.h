@@ -41,9 +41,9 @@ extern "C" {
 #endif
 
 #define KITH_VERSION_MAJOR 0
-#define KITH_VERSION_MINOR 3
+#define KITH_VERSION_MINOR 4
 #define KITH_VERSION_PATCH 0
-#define KITH_VERSION_STRING "0.3.0"
+#define KITH_VERSION_STRING "0.4.0"
 
 /* The library's version as "MAJOR.MINOR.PATCH" (may differ from the header's). */
 KITH_API const char *kith_version(void);
@@ -760,7 +760,7 @@ typedef struct kith_fork {
     uint64_t head_seq;
     uint8_t head_chain[KITH_HASH_BYTES];
     uint8_t head_sig[KITH_SIG_BYTES];
-    /* Appended in 0.3.0 (fork proofs, spec/data-model.md FORK-5..9): whether a proof is
+    /* Appended in 0.4.0 (fork proofs, spec/data-model.md FORK-5..9): whether a proof is
      * held, one that any replica checks from its own bytes and that this replica forwards;
      * the last seq both histories share (`proof_seq`), each branch's chain hash after its
      * first commit there, the winner being the lower (D-14), and which one this replica holds.

@@ -18,8 +18,8 @@ ok() { pass=$((pass + 1)); echo "ok: $1"; }
 bad() { fail=$((fail + 1)); echo "FAILED: $1"; }
 
 cmake --install "$build" --prefix "$tmp/prefix" >/dev/null
-libdir=$(find "$tmp/prefix" -name 'libkith.so.1' -printf '%h\n' | head -n 1)
-[ -n "$libdir" ] && ok "libkith.so.1 installed" || bad "libkith.so.1 installed"
+libdir=$(find "$tmp/prefix" -name 'libkith.so.2' -printf '%h\n' | head -n 1)
+[ -n "$libdir" ] && ok "libkith.so.2 installed" || bad "libkith.so.2 installed"
 [ -f "$tmp/prefix/include/kith.h" ] && ok "kith.h installed" || bad "kith.h installed"
 [ -x "$tmp/prefix/bin/kith" ] && ok "kith installed" || bad "kith installed"
 [ -n "$(find "$tmp/prefix" -path '*man1/kith.1')" ] && ok "kith(1) installed" || bad "kith(1) installed"
@@ -77,7 +77,7 @@ fi
 
 pcdir=$(dirname "$(find "$tmp/prefix" -name kith.pc | head -n 1)")
 if PKG_CONFIG_PATH="$pcdir" pkg-config --exists kith &&
-    [ "$(PKG_CONFIG_PATH="$pcdir" pkg-config --modversion kith)" = 0.3.0 ]; then
+    [ "$(PKG_CONFIG_PATH="$pcdir" pkg-config --modversion kith)" = 0.4.0 ]; then
     ok "kith.pc"
 else
     bad "kith.pc"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The Python binding's own tests (bindings/python/tests, unittest) against this build's
-# libkith.so.1, and through them examples/contacts.py.
+# libkith.so.2, and through them examples/contacts.py.
 set -euo pipefail
 build=${KITH_BUILD_DIR:?set by ctest}
 src=${KITH_SOURCE_DIR:?set by ctest}
@@ -15,5 +15,5 @@ if ! command -v python3 >/dev/null; then
     exit 1
 fi
 cd "$src/bindings/python"
-KITH_LIBRARY="$build/lib/libkith.so.1" PYTHONDONTWRITEBYTECODE=1 \
+KITH_LIBRARY="$build/lib/libkith.so.2" PYTHONDONTWRITEBYTECODE=1 \
     python3 -m unittest discover -s tests -t . -v

@@ -1,4 +1,4 @@
-"""The C side of the binding: loading libkith.so.1, the structs of include/kith.h mirrored
+"""The C side of the binding: loading libkith.so.2, the structs of include/kith.h mirrored
 field for field, and the prototype of every KITH_API function.
 
 Everything that must change when kith.h changes lives in this file. Structs are listed in the
@@ -18,7 +18,7 @@ from ctypes import (CFUNCTYPE, POINTER, Structure, Union, c_bool, c_char, c_char
 
 # ---- the library ---------------------------------------------------------------------------
 
-SONAME = "libkith.so.1"
+SONAME = "libkith.so.2"
 
 
 def _candidates():
@@ -198,7 +198,7 @@ class kith_fork(Structure):
                 ("recorded_ms", c_int64), ("source", c_int), ("has_head", c_bool),
                 ("head_seq", c_uint64), ("head_chain", c_uint8 * KITH_HASH_BYTES),
                 ("head_sig", c_uint8 * KITH_SIG_BYTES),
-                # appended in 0.3.0: the fork proof held, if any
+                # appended in 0.4.0: the fork proof held, if any
                 ("has_proof", c_bool), ("proof_seq", c_uint64),
                 ("winner", c_uint8 * KITH_HASH_BYTES), ("loser", c_uint8 * KITH_HASH_BYTES),
                 ("holds", c_int)]
