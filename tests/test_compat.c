@@ -17,6 +17,7 @@
 
 #define V1 KITH_SOURCE_DIR "/tests/data/v1"
 #define V2 KITH_SOURCE_DIR "/tests/data/v2"
+#define V3 KITH_SOURCE_DIR "/tests/data/v3"
 
 static char *
 slurp(const char *path, size_t *len)
@@ -81,16 +82,22 @@ assert_exports(kith_replica *r, const char *expected_path)
 /* A copy of the replica of fixture directory `vdir` in a fresh directory; the caller
  * removes it. */
 static char *
-fixture_copy(const char *vdir)
+fixture_copy_of(const char *vdir, const char *replica)
 {
     char *dir = kt_tmpdir(), path[512], from[512];
-    snprintf(from, sizeof from, "%s/replica-a/data.mdb", vdir);
+    snprintf(from, sizeof from, "%s/%s/data.mdb", vdir, replica);
     snprintf(path, sizeof path, "%s/data.mdb", dir);
     copy_file(from, path, 0600);
-    snprintf(from, sizeof from, "%s/replica-a/key", vdir);
+    snprintf(from, sizeof from, "%s/%s/key", vdir, replica);
     snprintf(path, sizeof path, "%s/key", dir);
     copy_file(from, path, 0600);
     return dir;
+}
+
+static char *
+fixture_copy(const char *vdir)
+{
+    return fixture_copy_of(vdir, "replica-a");
 }
 
 Test(compat, v1_replica_opens_verifies_and_shows_the_same_state)
@@ -276,5 +283,76 @@ Test(compat, v2_replica_and_bundle)
     cr_assert_eq(kith_bundle_apply(x.r, V2 "/b.kb", &info), 0, "%s", kith_errmsg(x.r));
     cr_assert_eq(info.ops_pending, 0);
     assert_exports(x.r, V2 "/export.json");
+    kt_free(&x);
+}
+
+/* Format 3 (kith 0.4.0): a replica in a group of its own that settled a fork of a peer's
+ * origin opens read-only and writable, verifies, shows the same state, its fork with the
+ * proof, its group and the journal of the history it set aside, which restores; its bundle
+ * (batch format 3, with its group's records and the proof) brings a new replica to the same
+ * state and settles the fork there too. */
+Test(compat, v3_replica_and_bundle)
+{
+    char *dir = fixture_copy_of(V3, "replica-b");
+    kith_replica *r = NULL;
+    kith_verify_report rep;
+    kith_fork *forks = NULL;
+    size_t n = 0;
+    uint8_t pk[KITH_PUBKEY_BYTES];
+
+    cr_assert_eq(kith_open(dir, KITH_RDONLY, &r), 0, "open: %s", kith_errmsg(NULL));
+    assert_exports(r, V3 "/export.json");
+    kith_close(r);
+    cr_assert_eq(kith_open(dir, 0, &r), 0, "open: %s", kith_errmsg(NULL));
+    cr_assert_eq(kith_verify(r, &rep), 0);
+    cr_assert_eq(rep.problems, 0, "%s", rep.first_problem);
+    assert_exports(r, V3 "/export.json");
+    kith_group_info g;
+    cr_assert_eq(kith_group_get(r, &g), 0);
+    cr_assert_str_eq(g.name, "office");
+    cr_assert_eq(kith_forks_get(r, &forks, &n), 0);
+    cr_assert_eq(n, 1);
+    pubkey_of(V3 "/a.pub", pk);
+    cr_assert_eq(forks[0].origin, kith_id_from_pubkey(pk));
+    cr_assert(forks[0].has_proof);
+    cr_assert_eq(forks[0].holds, KITH_FORK_HOLDS_WINNER);
+    kith_forks_free(forks, n);
+    kith_txn *t = kt_rbegin(r);
+    kith_iter *it = NULL;
+    kith_journal_op op;
+    size_t ops = 0;
+    kith_dot commit = {0, 0};
+    cr_assert_eq(kith_iter_journal(t, 0, &it), 0);
+    while (kith_iter_next_journal(it, &op) == 0) {
+        ops++;
+        commit = op.commit;
+        cr_assert_not(op.restored);
+    }
+    kith_iter_close(it);
+    kith_txn_abort(&t);
+    cr_assert_eq(ops, 2, "the contact of the history b set aside");
+    t = kt_wbegin(r);
+    cr_assert_eq(kith_journal_restore(t, &commit, NULL), 0, "%s", kith_errmsg(r));
+    kt_commit(t);
+    char *after = kt_export(r);
+    cr_assert(strstr(after, "Grace Hopper") != NULL, "the set-aside contact written again");
+    free(after);
+    kith_close(r);
+    kt_rmtree(dir);
+    free(dir);
+
+    struct kt_replica x = kt_new();
+    kith_apply_info info;
+    cr_assert_eq(kith_trust_add(x.r, pk, "a", NULL), 0);
+    pubkey_of(V3 "/b.pub", pk);
+    cr_assert_eq(kith_trust_add(x.r, pk, "b", NULL), 0);
+    cr_assert_eq(kith_bundle_apply(x.r, V3 "/b.kb", &info), 0, "%s", kith_errmsg(x.r));
+    cr_assert_eq(info.ops_pending, 0);
+    assert_exports(x.r, V3 "/export.json");
+    cr_assert_eq(kith_forks_get(x.r, &forks, &n), 0);
+    cr_assert_eq(n, 1);
+    cr_assert(forks[0].has_proof, "the proof came in the bundle");
+    cr_assert_eq(forks[0].source, KITH_FORK_PROOF);
+    kith_forks_free(forks, n);
     kt_free(&x);
 }
