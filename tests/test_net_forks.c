@@ -555,6 +555,69 @@ Test(fork, found_over_the_network_at_equal_seqs)
     kt_free(&c);
 }
 
+/* A fork proof reaches, over the network, a daemon that never saw either branch: the first
+ * batch of a protocol-4 session carries it (NET-32), the daemon settles the fork (FORK-10)
+ * and takes the winning branch, if the client holds it, and never the losing one. */
+/* proves NET-32, FORK-9, FORK-10 */
+Test(fork, the_proof_reaches_a_third_replica_over_the_network)
+{
+    struct node e;
+    struct kt_replica a = kt_new(), b = kt_new();
+    char *root = kt_tmpdir();
+    uint8_t pk[KITH_PUBKEY_BYTES];
+    kith_sync_info info;
+    kith_fork fb, fe;
+
+    node_init(&e);
+    kt_trust_pair(&a, &b);
+    kt_trust_pair(&a, &e.k);
+    kt_trust_pair(&b, &e.k);
+    kt_contact(a.r, "before");
+    kith_replica *copy = clone_of(&a, root, "copy");
+    kt_contact(a.r, "branch one");
+    kt_contact(copy, "branch two");
+    apply_all(a.r, b.r);
+    apply_all(copy, b.r); /* b sees both: fork, proof, settled */
+    apply_all(a.r, b.r);
+    apply_all(copy, b.r);
+    cr_assert_eq(forks_of(b.r, &fb), 1);
+    cr_assert(fb.has_proof);
+    cr_assert_eq(fb.holds, KITH_FORK_HOLDS_WINNER, "b took the winning branch");
+    node_start(&e);
+    kith_replica_pubkey(e.k.r, pk);
+
+    int rc = kith_sync(b.r, e.ep, pk, 5000, &info);
+    cr_assert_eq(rc, 0, "kith_sync: %s (%s)", kith_strerror(rc), kith_errmsg(b.r));
+    cr_assert_eq(info.proto, KITH__WIRE_PROTO);
+    /* the daemon applies in its own thread: wait, bounded, for the state to arrive */
+    char *eb = kt_export(b.r), *ee = NULL;
+    bool same = false;
+    int64_t end = kith__mono_ms() + 5000;
+    do {
+        free(ee);
+        ee = kt_export(e.k.r);
+        same = strcmp(eb, ee) == 0;
+        if (!same)
+            nt_sleep_ms(2);
+    } while (!same && kith__mono_ms() < end);
+    cr_assert_str_eq(eb, ee, "one state: the winning branch, nothing of the other");
+    cr_assert_eq(forks_of(e.k.r, &fe), 1);
+    cr_assert(fe.has_proof);
+    cr_assert_eq(fe.holds, KITH_FORK_HOLDS_WINNER);
+    cr_assert_eq(fe.source, KITH_FORK_PROOF);
+    cr_assert_eq(memcmp(fe.winner, fb.winner, KITH_HASH_BYTES), 0);
+    free(eb);
+    free(ee);
+
+    node_stop(&e);
+    node_free(&e);
+    kith_close(copy);
+    kt_rmtree(root);
+    free(root);
+    kt_free(&a);
+    kt_free(&b);
+}
+
 /* A HELLO whose heads do not fit its vector is refused as malformed, and the daemon's replica
  * is unchanged: no fork, no clock, nothing else. */
 /* proves NET-24 */
