@@ -934,53 +934,32 @@ pending_unmark(struct applying *s)
     return mrc == MDB_NOTFOUND ? 0 : kith__mdb_err(mrc);
 }
 
-/* Take the batch's group records (store/group.c judges them): a forged one, or one signed by
- * a non-member, refuses the whole batch. */
+/* What takes a batch's signed items: kith__group_absorb, kith__proof_absorb. */
+typedef int (*absorb_fn)(kith_replica *r, MDB_txn *txn, const uint8_t *const *items,
+                         const size_t *lens, size_t n, size_t *added);
+
+/* Take the batch's group records (store/group.c judges them) or fork proofs (store/proofs.c
+ * checks each from its own bytes), `what` naming one: a record forged or signed by a
+ * non-member, or a proof that does not verify, refuses the whole batch. */
 static int
-absorb_records(struct applying *s)
+absorb_items(struct applying *s, const struct kith__batch_item *items, size_t n, absorb_fn fn,
+             const char *what)
 {
-    const uint8_t **p = malloc(s->b.nrecords * sizeof *p);
-    size_t *lens = malloc(s->b.nrecords * sizeof *lens), added = 0;
+    const uint8_t **p = malloc(n * sizeof *p);
+    size_t *lens = malloc(n * sizeof *lens), added = 0;
     int rc = KITH_ENOMEM;
 
     if (p != NULL && lens != NULL) {
-        for (size_t i = 0; i < s->b.nrecords; i++) {
-            p[i] = s->b.records[i].bytes;
-            lens[i] = s->b.records[i].len;
+        for (size_t i = 0; i < n; i++) {
+            p[i] = items[i].bytes;
+            lens[i] = items[i].len;
         }
-        rc = kith__group_absorb(s->r, s->txn, p, lens, s->b.nrecords, &added);
-        if (rc < 0) {
-            char why[sizeof s->why];
-            snprintf(why, sizeof why, "%s", kith_errmsg(s->r));
-            rc = kith__fail(s->r, rc, "batch from %016llx: a group record is refused: %s",
-                            (unsigned long long)s->b.sender, why);
-        }
-    }
-    free(p);
-    free(lens);
-    return rc;
-}
-
-/* Take the batch's fork proofs (store/proofs.c checks each from its own bytes): one that does
- * not verify refuses the whole batch. */
-static int
-absorb_proofs(struct applying *s)
-{
-    const uint8_t **p = malloc(s->b.nproofs * sizeof *p);
-    size_t *lens = malloc(s->b.nproofs * sizeof *lens), added = 0;
-    int rc = KITH_ENOMEM;
-
-    if (p != NULL && lens != NULL) {
-        for (size_t i = 0; i < s->b.nproofs; i++) {
-            p[i] = s->b.proofs[i].bytes;
-            lens[i] = s->b.proofs[i].len;
-        }
-        rc = kith__proof_absorb(s->r, s->txn, p, lens, s->b.nproofs, &added);
+        rc = fn(s->r, s->txn, p, lens, n, &added);
         if (rc < 0 && rc != MDB_MAP_FULL) {
             char why[sizeof s->why];
             snprintf(why, sizeof why, "%s", kith_errmsg(s->r));
-            rc = kith__fail(s->r, rc, "batch from %016llx: a fork proof is refused: %s",
-                            (unsigned long long)s->b.sender, why);
+            rc = kith__fail(s->r, rc, "batch from %016llx: a %s is refused: %s",
+                            (unsigned long long)s->b.sender, what, why);
         }
     }
     free(p);
@@ -1024,7 +1003,8 @@ batch_attempt(struct applying *s, bool observe)
         goto out_applier;
     /* proofs, then the forks they settle: a history set aside goes before anything reads
      * the origins records or the state (FORK-10) */
-    if (s->b.nproofs > 0 && (rc = absorb_proofs(s)) != 0)
+    if (s->b.nproofs > 0 &&
+        (rc = absorb_items(s, s->b.proofs, s->b.nproofs, kith__proof_absorb, "fork proof")) != 0)
         goto out_applier;
     free(s->found);
     s->found = NULL;
@@ -1037,7 +1017,8 @@ batch_attempt(struct applying *s, bool observe)
     if (settle && (rc = set_asides(s)) != 0)
         goto out_applier;
     /* group records before anything they admit: the sender, the runs (D-19) */
-    if (s->b.nrecords > 0 && (rc = absorb_records(s)) != 0)
+    if (s->b.nrecords > 0 && (rc = absorb_items(s, s->b.records, s->b.nrecords, kith__group_absorb,
+                                                "group record")) != 0)
         goto out_applier;
     /* the sender too must be trusted: a relayed batch comes from a device of this user */
     if (!s->held_only) {
