@@ -1,6 +1,6 @@
 /*
  * cmd_forks.c — `kith forks [--json]`: the origins this replica found to have signed two
- * histories, one row each (spec/cli.md CLI-23, spec/data-model.md "Forks").
+ * histories, one row each (spec/cli.md CLI-29, spec/data-model.md "Forks").
  *
  * A row says where the fork was seen (the seq, and how: a handshake, a batch or a proof
  * received), whether a fork proof is held, and when one is, which branch wins (the lower

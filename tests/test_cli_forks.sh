@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `kith forks` and the forks of `kith status` (spec/cli.md CLI-23, spec/data-model.md FORK-4..9)
+# `kith forks` and the forks of `kith status` (spec/cli.md CLI-29, spec/data-model.md FORK-4..9)
 # end to end with the real CLI: A is copied, key included, to A2; each writes a contact of its
 # own; B takes A's bundle and then A2's, finds the fork and keeps a proof of it. The listing
 # names the origin, where it was seen, the proof and the winner, and which branch B holds; A2,
