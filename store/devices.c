@@ -408,7 +408,9 @@ device_name(char out[KITH__GROUP_MAX_NAME + 1])
         host[sizeof host - 1] = '\0';
         host[KITH__GROUP_MAX_NAME] = '\0';
         if (name_ok(host)) {
-            snprintf(out, KITH__GROUP_MAX_NAME + 1, "%s", host);
+            size_t n = strnlen(host, KITH__GROUP_MAX_NAME);
+            memcpy(out, host, n);
+            out[n] = '\0';
             return;
         }
     }
