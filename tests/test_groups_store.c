@@ -549,6 +549,7 @@ Test(groups_store, forged_record_and_non_member_removal_refused_nothing_stored)
     after = groups_dump(a.r, &after_len);
     cr_assert(before_len == after_len && memcmp(before, after, before_len) == 0,
               "a refused call stores nothing");
+    free(before);
     free(after);
     recs_free(&all);
 
