@@ -325,7 +325,7 @@ kith__batch_encode(const struct kith__batch *b, struct kith__wbuf *out)
     if (!b || !out || (b->ncommits && !b->commits) || (b->nheads && !b->heads) ||
         (b->nbases && !b->bases) || (b->nrecords && !b->records) || (b->nproofs && !b->proofs))
         return KITH_EINVAL;
-    version = b->version ? b->version : 2;
+    version = b->version > 1 ? b->version : 2; /* a decoded format-1 batch is written as 2 */
     if ((version != 2 && version != 3) ||
         (version == 2 && (b->nbases || b->nrecords || b->nproofs)) ||
         b->nrecords > KITH__BATCH_MAX_ITEMS || b->nproofs > KITH__BATCH_MAX_ITEMS)

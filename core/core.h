@@ -282,7 +282,7 @@ struct kith__batch_item {
 #define KITH__BATCH_MAX_ITEMS 8192u /* group records, and proofs, per batch */
 
 struct kith__batch {
-    uint32_t version; /* the format: 1, 2 or 3 when decoded; to encode, 3 or 2 (0: 2) */
+    uint32_t version; /* the format: 1, 2 or 3 when decoded; to encode, 3 or 2 (0, 1: 2) */
     uint64_t sender;
     size_t ncommits;
     struct kith__batch_commit *commits;
