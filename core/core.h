@@ -208,6 +208,26 @@ struct kith__mp_head {
  */
 int kith__mp_head(const uint8_t *p, size_t n, struct kith__mp_head *h);
 
+/* Reading a value the guard (kith__mp_guard) has proved whole, header by header: the group
+ * record and fork proof decoders share it. */
+struct kith__mp_cursor {
+    const uint8_t *p;
+    size_t left;
+};
+
+/* The next header, which must be of `type`; the guard has run, so only the type can fail. */
+static inline bool
+kith__mp_next(struct kith__mp_cursor *c, enum kith__mp_type type, uint64_t *v)
+{
+    struct kith__mp_head h;
+    if (kith__mp_head(c->p, c->left, &h) < 0 || h.type != type)
+        return false;
+    c->p += h.size;
+    c->left -= h.size;
+    *v = h.v;
+    return true;
+}
+
 /*
  * The guard run before msgpack-c sees untrusted bytes: walk the one object that must cover
  * p[0..len) exactly, with kith__mp_head's rules, every count and length no larger than the

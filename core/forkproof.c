@@ -144,30 +144,12 @@ kith__forkproof_encode(const struct kith__forkproof *p, struct kith__wbuf *out, 
 
 /* ---- decoding ------------------------------------------------------------------------- */
 
-struct cursor {
-    const uint8_t *p;
-    size_t left;
-};
-
-/* The next header, which must be of `type`; the guard has run, so only the type can fail. */
-static bool
-next(struct cursor *c, enum kith__mp_type type, uint64_t *v)
-{
-    struct kith__mp_head h;
-    if (kith__mp_head(c->p, c->left, &h) < 0 || h.type != type)
-        return false;
-    c->p += h.size;
-    c->left -= h.size;
-    *v = h.v;
-    return true;
-}
-
 /* A bin of exactly n bytes, copied to out. */
 static bool
-next_fixed(struct cursor *c, uint8_t *out, size_t n)
+next_fixed(struct kith__mp_cursor *c, uint8_t *out, size_t n)
 {
     uint64_t len;
-    if (!next(c, KITH__MP_BIN, &len) || len != n)
+    if (!kith__mp_next(c, KITH__MP_BIN, &len) || len != n)
         return false;
     memcpy(out, c->p, n);
     c->p += n;
@@ -176,13 +158,13 @@ next_fixed(struct cursor *c, uint8_t *out, size_t n)
 }
 
 static int
-read_branch(struct cursor *c, const char *name, struct kith__fork_branch *b,
+read_branch(struct kith__mp_cursor *c, const char *name, struct kith__fork_branch *b,
             struct kith__arena *arena, char *why, size_t why_cap)
 {
     struct kith__fork_commit *commits;
     uint64_t n, len;
 
-    if (!next(c, KITH__MP_ARRAY, &n)) {
+    if (!kith__mp_next(c, KITH__MP_ARRAY, &n)) {
         say(why, why_cap, "the %s branch's commits are not an array", name);
         return KITH_EMALFORMED;
     }
@@ -199,7 +181,7 @@ read_branch(struct cursor *c, const char *name, struct kith__fork_branch *b,
     if (!commits)
         return KITH_ENOMEM;
     for (uint64_t i = 0; i < n; i++) {
-        if (!next(c, KITH__MP_BIN, &len) || len == 0) {
+        if (!kith__mp_next(c, KITH__MP_BIN, &len) || len == 0) {
             say(why, why_cap, "commit %llu of the %s branch is not a bin of at least 1 byte",
                 (unsigned long long)i + 1, name);
             return KITH_EMALFORMED;
@@ -224,7 +206,7 @@ kith__forkproof_decode(const uint8_t *p, size_t len, struct kith__forkproof *out
 {
     struct kith__forkproof f;
     struct kith__mp_head h;
-    struct cursor c;
+    struct kith__mp_cursor c;
     uint64_t v;
     size_t nobjects;
     int rc;
@@ -241,8 +223,8 @@ kith__forkproof_decode(const uint8_t *p, size_t len, struct kith__forkproof *out
         say(why, why_cap, "not a fork proof (no array)");
         return KITH_EMALFORMED;
     }
-    c = (struct cursor){p + h.size, len - h.size};
-    if (!next(&c, KITH__MP_UINT, &v)) {
+    c = (struct kith__mp_cursor){p + h.size, len - h.size};
+    if (!kith__mp_next(&c, KITH__MP_UINT, &v)) {
         say(why, why_cap, "not a fork proof (no version)");
         return KITH_EMALFORMED;
     }
@@ -265,7 +247,7 @@ kith__forkproof_decode(const uint8_t *p, size_t len, struct kith__forkproof *out
         say(why, why_cap, "the key is not a bin of 32 bytes");
         return KITH_EMALFORMED;
     }
-    if (!next(&c, KITH__MP_UINT, &f.c)) {
+    if (!kith__mp_next(&c, KITH__MP_UINT, &f.c)) {
         say(why, why_cap, "the common seq is not a uint");
         return KITH_EMALFORMED;
     }

@@ -184,30 +184,12 @@ kith__group_hash(const uint8_t *p, size_t len, uint8_t out[KITH_HASH_BYTES])
 
 /* ---- decoding ------------------------------------------------------------------------- */
 
-struct cursor {
-    const uint8_t *p;
-    size_t left;
-};
-
-/* The next header, which must be of `type`; the guard has run, so only the type can fail. */
-static bool
-next(struct cursor *c, enum kith__mp_type type, uint64_t *v)
-{
-    struct kith__mp_head h;
-    if (kith__mp_head(c->p, c->left, &h) < 0 || h.type != type)
-        return false;
-    c->p += h.size;
-    c->left -= h.size;
-    *v = h.v;
-    return true;
-}
-
 /* A bin or str of `type` and length within [min, max]; *bytes points at its body. */
 static bool
-next_bytes(struct cursor *c, enum kith__mp_type type, uint64_t min, uint64_t max,
+next_bytes(struct kith__mp_cursor *c, enum kith__mp_type type, uint64_t min, uint64_t max,
            const uint8_t **bytes, uint64_t *len)
 {
-    if (!next(c, type, len) || *len < min || *len > max)
+    if (!kith__mp_next(c, type, len) || *len < min || *len > max)
         return false;
     *bytes = c->p;
     c->p += *len;
@@ -216,7 +198,7 @@ next_bytes(struct cursor *c, enum kith__mp_type type, uint64_t min, uint64_t max
 }
 
 static bool
-next_fixed(struct cursor *c, uint8_t *out, size_t n)
+next_fixed(struct kith__mp_cursor *c, uint8_t *out, size_t n)
 {
     const uint8_t *b;
     uint64_t len;
@@ -227,7 +209,7 @@ next_fixed(struct cursor *c, uint8_t *out, size_t n)
 }
 
 static bool
-next_name(struct cursor *c, const char **name, uint32_t *name_len)
+next_name(struct kith__mp_cursor *c, const char **name, uint32_t *name_len)
 {
     const uint8_t *b;
     uint64_t len;
@@ -240,7 +222,7 @@ next_name(struct cursor *c, const char **name, uint32_t *name_len)
 
 /* Step over one object of any type (the guard proved it well formed). */
 static void
-skip(struct cursor *c)
+skip(struct kith__mp_cursor *c)
 {
     struct kith__mp_head h;
     uint64_t more = 1;
@@ -263,7 +245,7 @@ kith__group_decode(const uint8_t *p, size_t len, struct kith__group_rec *out, ch
                    size_t why_cap)
 {
     struct kith__group_rec r;
-    struct cursor c;
+    struct kith__mp_cursor c;
     uint64_t nfields, v, n;
     size_t enc_len, nobjects;
     const uint8_t *b;
@@ -286,9 +268,9 @@ kith__group_decode(const uint8_t *p, size_t len, struct kith__group_rec *out, ch
         say(why, why_cap, "not one canonical msgpack object before the signature");
         return rc == KITH_ETOOBIG ? KITH_EMALFORMED : rc;
     }
-    c = (struct cursor){p, enc_len};
-    if (!next(&c, KITH__MP_ARRAY, &nfields) || nfields < HEAD_FIELDS ||
-        !next(&c, KITH__MP_UINT, &v) || v == 0 || v > KITH__GROUP_ANCILLARY_MAX) {
+    c = (struct kith__mp_cursor){p, enc_len};
+    if (!kith__mp_next(&c, KITH__MP_ARRAY, &nfields) || nfields < HEAD_FIELDS ||
+        !kith__mp_next(&c, KITH__MP_UINT, &v) || v == 0 || v > KITH__GROUP_ANCILLARY_MAX) {
         say(why, why_cap, "not a group record");
         return KITH_EMALFORMED;
     }
@@ -302,7 +284,7 @@ kith__group_decode(const uint8_t *p, size_t len, struct kith__group_rec *out, ch
         say(why, why_cap, "group or author is not a bin of 16 or 32 bytes");
         return KITH_EMALFORMED;
     }
-    if (!next(&c, KITH__MP_ARRAY, &n) || n > KITH__GROUP_MAX_PARENTS) {
+    if (!kith__mp_next(&c, KITH__MP_ARRAY, &n) || n > KITH__GROUP_MAX_PARENTS) {
         say(why, why_cap, "parents are not an array of at most 64");
         return KITH_EMALFORMED;
     }
@@ -315,7 +297,7 @@ kith__group_decode(const uint8_t *p, size_t len, struct kith__group_rec *out, ch
             return KITH_EMALFORMED;
         }
     }
-    if (!next(&c, KITH__MP_UINT, &r.time_ms)) {
+    if (!kith__mp_next(&c, KITH__MP_UINT, &r.time_ms)) {
         say(why, why_cap, "time is not a uint");
         return KITH_EMALFORMED;
     }
@@ -332,7 +314,7 @@ kith__group_decode(const uint8_t *p, size_t len, struct kith__group_rec *out, ch
         break;
     case KITH__GROUP_REMOVE:
         if (nfields != HEAD_FIELDS + 2 || !next_fixed(&c, r.member, KITH_PUBKEY_BYTES) ||
-            !next(&c, KITH__MP_UINT, &r.cutoff))
+            !kith__mp_next(&c, KITH__MP_UINT, &r.cutoff))
             goto out_body;
         break;
     default: /* ancillary: any canonical body */
