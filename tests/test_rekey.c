@@ -603,9 +603,8 @@ Test(rekey, sigkill_mid_rekey_leaves_one_identity, .timeout = 300)
         int rk = kith_rekey_get(a.r, &ri);
         cr_assert(rk >= 0);
         cr_assert(id == last || (rk == 1 && ri.old_id == last && ri.new_id == id),
-                  "seed %llu round %d: id %016llx, last reported %016llx",
-                  (unsigned long long)seed, round, (unsigned long long)id,
-                  (unsigned long long)last);
+                  "seed %llu round %d: id %016llx, last reported %016llx", (unsigned long long)seed,
+                  round, (unsigned long long)id, (unsigned long long)last);
         last = id;
         uint8_t pk[KITH_PUBKEY_BYTES], kpk[KITH_PUBKEY_BYTES];
         kith_replica_pubkey(a.r, pk);
