@@ -521,7 +521,10 @@ kith__rekey_auto(kith_replica *r)
         return rc;
     if (!lost)
         return 0; /* in no group: kith status says what to do */
-    if ((rc = rekey_switch(r, true, &rec)) <= 0)
+    rc = rekey_switch(r, true, &rec);
+    if (rc == KITH_EINVAL)
+        return 0; /* removed from its group: no member key signs a new one (kith status) */
+    if (rc <= 0)
         return rc;
     return rekey_finish(r, &rec);
 }
