@@ -624,3 +624,125 @@ Test(rekey, sigkill_mid_rekey_leaves_one_identity, .timeout = 300)
     kt_free(&a);
     kt_free(&m);
 }
+
+/* ---- a re-key killed after a lost fork ---------------------------------------------------- */
+
+/* The fork of the first test, up to m holding the proof: the copy whose branch lost is *lose. */
+struct scene {
+    struct kt_replica a, a2, m;
+    kith_docid base;
+    uint64_t old;
+    struct kt_replica *lose, *win;
+};
+
+static void
+scene_setup(struct scene *s)
+{
+    group_of_two(&s->a, &s->m, &s->base);
+    s->old = kith_replica_id(s->a.r);
+    s->a2 = copy_of(&s->a);
+    kt_contact(s->a.r, "from-a");
+    kt_contact(s->a2.r, "from-a2");
+    kt_set_str(s->a2.r, "contacts", &s->base, "email", "base@example.com");
+    sync_to(s->a.r, s->m.r);
+    sync_all(s->a2.r, s->m.r);
+    int mh = holds_of(s->m.r, s->old);
+    cr_assert(mh == KITH_FORK_HOLDS_WINNER || mh == KITH_FORK_HOLDS_NEITHER);
+    s->win = mh == KITH_FORK_HOLDS_WINNER ? &s->a : &s->a2;
+    s->lose = mh == KITH_FORK_HOLDS_WINNER ? &s->a2 : &s->a;
+}
+
+/*
+ * The losing copy is killed at a random moment while it applies the batch that brings the
+ * proof (KITH_SEED replays the moments): it opens as the old identity or the new one, a
+ * re-issue the kill cut short is finished by that open, and after the exchanges every replica
+ * holds the same state with both copies' edits.
+ */
+/* proves FORK-11, STO-32 */
+Test(rekey, killed_while_rekeying_after_a_lost_fork, .timeout = 300)
+{
+    uint64_t seed = kt_seed(), st = seed;
+    int rounds = kt_cases(3);
+
+    for (int round = 0; round < rounds; round++) {
+        struct scene s;
+        scene_setup(&s);
+        kith_vv vv = {0};
+        kith_batch_opts o = {0};
+        kith_buf b = {0};
+        cr_assert_eq(kith_vv_get(s.lose->r, &vv), 0);
+        o.since = &vv;
+        cr_assert_eq(kith_batch_create(s.m.r, &o, &b, NULL), 0);
+        kith_vv_free(&vv);
+        kith_close(s.lose->r);
+        s.lose->r = NULL;
+        int fds[2], status;
+        char c;
+        cr_assert_eq(pipe(fds), 0);
+        pid_t pid = fork();
+        cr_assert_neq(pid, -1);
+        if (pid == 0) {
+            kith_replica *r = NULL;
+            close(fds[0]);
+            if (kith_open(s.lose->dir, 0, &r) != 0)
+                _exit(2);
+            if (write(fds[1], "o", 1) != 1)
+                _exit(3);
+            if (kith_batch_apply(r, b.data, b.len, NULL) != 0)
+                _exit(4);
+            _exit(write(fds[1], "d", 1) == 1 ? 0 : 5);
+        }
+        close(fds[1]);
+        cr_assert_eq(read(fds[0], &c, 1), 1, "the child opened the replica");
+        struct timespec ts = {0, (long)kt_below(&st, 30000000)};
+        nanosleep(&ts, NULL); /* where the kill lands, not a synchronisation */
+        kill(pid, SIGKILL);
+        cr_assert_eq(waitpid(pid, &status, 0), pid);
+        cr_assert(WIFSIGNALED(status) || (WIFEXITED(status) && WEXITSTATUS(status) == 0),
+                  "seed %llu round %d: child status %d", (unsigned long long)seed, round, status);
+        close(fds[0]);
+
+        kt_reopen(s.lose, KITH_NOSYNC); /* finishes a re-issue left pending */
+        kith_rekey_info ri;
+        int rk = kith_rekey_get(s.lose->r, &ri);
+        cr_assert(rk >= 0);
+        if (rk == 1) {
+            cr_assert_eq(kith_replica_id(s.lose->r), ri.new_id);
+            cr_assert_not(ri.reissue_pending, "seed %llu round %d: the open finished it",
+                          (unsigned long long)seed, round);
+        } else {
+            cr_assert_eq(kith_replica_id(s.lose->r), s.old, "killed before the switch");
+        }
+        uint8_t pk[KITH_PUBKEY_BYTES], kpk[KITH_PUBKEY_BYTES];
+        kith_replica_pubkey(s.lose->r, pk);
+        key_file_pk(s.lose->dir, kpk);
+        cr_assert_eq(memcmp(pk, kpk, sizeof pk), 0);
+        cr_assert_eq(side_files(s.lose->dir), 0);
+        verify_clean(s.lose->r);
+        /* the batch again (what a peer sends next): the re-key happens now if it had not */
+        cr_assert_eq(kith_batch_apply(s.lose->r, b.data, b.len, NULL), 0, "%s",
+                     kith_errmsg(s.lose->r));
+        kith_free(b.data);
+        cr_assert_eq(kith_rekey_get(s.lose->r, &ri), 1);
+        cr_assert_not(ri.reissue_pending);
+        cr_assert_gt(ri.commits_reissued, 0);
+
+        struct kt_replica *all[3] = {&s.a, &s.a2, &s.m};
+        for (int k = 0; k < 3; k++)
+            for (int i = 0; i < 3; i++)
+                for (int j = 0; j < 3; j++)
+                    if (i != j)
+                        sync_to(all[i]->r, all[j]->r);
+        char *ea = kt_export(s.a.r), *ea2 = kt_export(s.a2.r), *em = kt_export(s.m.r);
+        cr_assert_str_eq(ea, em, "seed %llu round %d", (unsigned long long)seed, round);
+        cr_assert_str_eq(ea2, em, "seed %llu round %d", (unsigned long long)seed, round);
+        cr_assert(strstr(em, "\"from-a\"") != NULL && strstr(em, "\"from-a2\"") != NULL);
+        cr_assert(strstr(em, "base@example.com") != NULL);
+        free(ea);
+        free(ea2);
+        free(em);
+        kt_free(&s.a);
+        kt_free(&s.a2);
+        kt_free(&s.m);
+    }
+}
