@@ -13,8 +13,9 @@
  *
  * Three steps, each crash-safe on its own:
  *  1. the switch: the new secret key goes to a side file, key.next.<id> (fsync, then the
- *     directory), and ONE LMDB transaction signs the ADD, names the new key in meta "id" and
- *     "pk", drops the restored mark (it spoke of the old origin) and writes meta "rekeyed"
+ *     directory), and ONE LMDB transaction signs the ADD, signs the old origin's head (its
+ *     last signature, so that all of its history can be relayed), names the new key in meta
+ *     "id" and "pk", drops the restored mark (it spoke of the old origin) and writes meta "rekeyed"
  *     with the re-issue pending when a fork was lost. After the commit the old key file is
  *     zeroed through a descriptor opened before it, and the side file renamed over `key`. An
  *     open (or another handle's next write transaction) that finds meta naming the side
@@ -150,6 +151,30 @@ name_fn(void *ctx, const struct kith__group *fold, const uint8_t gid[KITH__GROUP
     return 0;
 }
 
+/*
+ * The old key's last signature: its head at `have`, kept in `sigs`. Once the replica writes
+ * under the new key, the old origin is another origin here, relayed only up to a head it
+ * signed (store/batch_build.c run_extend); its own heads were signed as its ops left (and not
+ * kept), so commits never sent yet would stay here for good without this one. 0 or an error
+ * (MDB_MAP_FULL as itself).
+ */
+static int
+head_seal(kith_replica *r, MDB_txn *txn)
+{
+    struct kith__origin_state st;
+    uint8_t kb[16], sig[KITH_SIG_BYTES];
+    MDB_val k = {16, kb}, v = {KITH_SIG_BYTES, sig};
+    int rc = kith__origin_get(r, txn, r->id, &st);
+
+    if (rc < 0 || st.have == 0)
+        return rc;
+    kith__head_sign(r->sk, r->id, st.have, st.head, sig);
+    kith__be64_put(kb, r->id);
+    kith__be64_put(kb + 8, st.have);
+    rc = kith__mdb_put(txn, r->sigs, &k, &v, 0);
+    return rc == 0 || rc == MDB_MAP_FULL ? rc : kith__mdb_err(rc);
+}
+
 /* What the switch transaction did, for after its commit. */
 struct switching {
     const uint8_t *pk, *sk; /* the new key pair */
@@ -210,6 +235,8 @@ switch_in(kith_replica *r, MDB_txn *txn, struct switching *sw)
         sw->side_written = true;
     }
     if ((rc = kith__group_add_member(r, txn, sw->pk, nc.name, nc.len)) != 0)
+        return rc;
+    if ((rc = head_seal(r, txn)) != 0)
         return rc;
     rc = kith__mdb_del(txn, r->meta, &k, NULL); /* RESTORE-*: spoke of the old origin */
     if (rc != 0 && rc != MDB_NOTFOUND)
@@ -496,13 +523,74 @@ kith_rekey(kith_replica *r, kith_rekey_info *info)
     return rc;
 }
 
+/*
+ * A re-key made before the proof: the replica took a new key while its old origin's fork had
+ * no proof yet (a restored device that wrote, found at a handshake, RESTORE-4), and a proof
+ * came since, which the batch just settled (the old origin is another origin): this
+ * replica's old history after the shared seq went to the journal, and it is this device's own
+ * edits. The re-issue is then marked pending in the record of that re-key, and runs.
+ */
+
+/* Does the journal hold commits of rec's old origin, after the shared seq its proof names,
+ * not restored yet, while rec says no fork was lost? 1 with the seq in *after, 0, or an
+ * error. */
+static int
+late_loss(kith_replica *r, MDB_txn *txn, const kith_rekey_info *rec, uint64_t *after)
+{
+    struct entry *list = NULL;
+    kith_fork f;
+    size_t n = 0;
+    int open = 0, rc;
+
+    if (rec->old_id == 0 || rec->lost_fork || rec->reissue_pending)
+        return 0;
+    memset(&f, 0, sizeof f);
+    f.origin = rec->old_id;
+    if ((rc = kith__proof_describe(r, txn, &f)) < 0 || !f.has_proof)
+        return rc;
+    if ((rc = entries_read(r, txn, rec->old_id, f.proof_seq, &list, &n)) < 0)
+        return rc;
+    for (size_t i = 0; i < n; i++)
+        open |= !list[i].restored;
+    free(list);
+    *after = f.proof_seq;
+    return open;
+}
+
+struct late_ctx {
+    uint64_t old_id;
+    bool marked;
+};
+
+static int
+late_fn(kith_replica *r, MDB_txn *txn, void *ctx)
+{
+    struct late_ctx *lc = ctx;
+    kith_rekey_info rec;
+    uint8_t rb[REKEYED_BYTES];
+    uint64_t after = 0;
+    int rc = kith__rekey_read(r, txn, &rec);
+
+    lc->marked = false;
+    if (rc <= 0 || rec.old_id != lc->old_id)
+        return rc < 0 ? rc : 0;
+    if ((rc = late_loss(r, txn, &rec, &after)) <= 0)
+        return rc;
+    rec.lost_fork = true;
+    rec.fork_seq = after;
+    rec.reissue_pending = true;
+    rec_encode(&rec, rb);
+    lc->marked = true;
+    return kith__meta_put(r, txn, "rekeyed", rb, sizeof rb);
+}
+
 int
 kith__rekey_auto(kith_replica *r)
 {
     kith_rekey_info rec;
     uint8_t gid[16], digest[32];
     uint64_t after;
-    bool pending, lost = false;
+    bool pending, lost = false, late = false;
     MDB_txn *txn;
     int rc;
 
@@ -512,11 +600,19 @@ kith__rekey_auto(kith_replica *r)
         return rc;
     rc = kith__rekey_read(r, txn, &rec);
     pending = rc > 0 && rec.reissue_pending;
+    if (rc > 0 && (rc = late_loss(r, txn, &rec, &after)) > 0)
+        late = true;
     if (rc >= 0 && r->has_sk && (rc = own_lost(r, txn, &after)) > 0)
         lost = (rc = kith__group_summary(r, txn, gid, digest)) > 0;
     kith__view_end(r, txn);
     if (rc < 0)
         return rc;
+    if (late) {
+        struct late_ctx lc = {rec.old_id, false};
+        if ((rc = kith__view_write(r, late_fn, &lc)) < 0)
+            return rc;
+        pending = lc.marked;
+    }
     if (pending && (rc = rekey_finish(r, &rec)) < 0)
         return rc;
     if (!lost)

@@ -746,3 +746,61 @@ Test(rekey, killed_while_rekeying_after_a_lost_fork, .timeout = 300)
         kt_free(&s.m);
     }
 }
+
+/*
+ * A copy that took a new key before any proof existed (a restored device that wrote, whose
+ * fork a handshake found without a proof: RESTORE-4, and kith rekey), then learns the proof:
+ * when its old branch lost, the settling sets that branch aside and the edits are written
+ * again under the key it took; when it won, the other copy re-keys. Either way the three
+ * converge with both copies' edits.
+ */
+/* proves FORK-11, FORK-13 */
+Test(rekey, a_rekey_before_the_proof_reissues_when_the_proof_comes, .timeout = 120)
+{
+    struct kt_replica a, m;
+    kith_docid base;
+    group_of_two(&a, &m, &base);
+    uint64_t old = kith_replica_id(a.r);
+    struct kt_replica a2 = copy_of(&a);
+    kt_contact(a.r, "from-a");
+    kt_contact(a2.r, "from-a2");
+    kith_rekey_info ri;
+    cr_assert_eq(kith_rekey(a2.r, &ri), 0, "%s", kith_errmsg(a2.r));
+    cr_assert_not(ri.lost_fork, "no proof yet");
+    kt_contact(a2.r, "under the new key");
+
+    sync_to(a.r, m.r);
+    sync_all(a2.r, m.r); /* a2 relays its old branch and its new origin */
+    int mh = holds_of(m.r, old);
+    cr_assert(mh == KITH_FORK_HOLDS_WINNER || mh == KITH_FORK_HOLDS_NEITHER);
+    struct kt_replica *all[3] = {&a, &a2, &m};
+    for (int k = 0; k < 3; k++)
+        for (int i = 0; i < 3; i++)
+            for (int j = 0; j < 3; j++)
+                if (i != j)
+                    sync_to(all[i]->r, all[j]->r);
+    cr_assert_eq(kith_rekey_get(a2.r, &ri), 1);
+    if (mh == KITH_FORK_HOLDS_WINNER) { /* a's branch won: a2's old edits came back */
+        cr_assert(ri.lost_fork);
+        cr_assert_not(ri.reissue_pending);
+        cr_assert_gt(ri.commits_reissued, 0);
+        cr_assert_eq(kith_rekey_get(a.r, &ri), 0);
+    } else { /* a2's branch won: a lost and re-keyed by itself */
+        cr_assert_not(ri.lost_fork);
+        cr_assert_eq(kith_rekey_get(a.r, &ri), 1);
+        cr_assert(ri.lost_fork);
+    }
+    char *ea = kt_export(a.r), *ea2 = kt_export(a2.r), *em = kt_export(m.r);
+    cr_assert_str_eq(ea, em);
+    cr_assert_str_eq(ea2, em);
+    cr_assert(strstr(em, "\"from-a\"") != NULL && strstr(em, "\"from-a2\"") != NULL);
+    cr_assert(strstr(em, "\"under the new key\"") != NULL);
+    for (int i = 0; i < 3; i++)
+        verify_clean(all[i]->r);
+    free(ea);
+    free(ea2);
+    free(em);
+    kt_free(&a);
+    kt_free(&a2);
+    kt_free(&m);
+}
