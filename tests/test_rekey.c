@@ -8,6 +8,7 @@
  * identity or the new one, whole.
  */
 #include "kith_test.h"
+#include "net_test.h"
 #include "store.h"
 
 #include <criterion/criterion.h>
@@ -803,4 +804,83 @@ Test(rekey, a_rekey_before_the_proof_reissues_when_the_proof_comes, .timeout = 1
     kt_free(&a);
     kt_free(&a2);
     kt_free(&m);
+}
+
+/* Until the exports of x and y are equal, sync `from` with the daemon of n again (bounded). */
+static void
+sync_until_same(kith_replica *from, struct node *n, kith_replica *x, kith_replica *y)
+{
+    uint8_t pk[KITH_PUBKEY_BYTES];
+    kith_sync_info info;
+    bool same = false;
+    int64_t end = kith__mono_ms() + 10000;
+
+    kith_replica_pubkey(n->k.r, pk);
+    while (!same && kith__mono_ms() < end) {
+        int rc = kith_sync(from, n->ep, pk, 5000, &info);
+        cr_assert_eq(rc, 0, "kith_sync: %s (%s)", kith_strerror(rc), kith_errmsg(from));
+        char *ex = kt_export(x), *ey = kt_export(y);
+        same = strcmp(ex, ey) == 0;
+        free(ex);
+        free(ey);
+        if (!same)
+            nt_sleep_ms(5);
+    }
+    cr_assert(same, "converged within the bound");
+}
+
+/*
+ * Over the network: m's daemon holds the proof; the losing copy syncs with it and learns it
+ * in the session's first batch, re-keys inside that session's apply, and its next sessions,
+ * under the new key, are admitted (the ADD reached m) and carry the re-issued edits. The
+ * winner syncs too, and all three hold one state.
+ */
+/* proves FORK-11, FORK-13 */
+Test(rekey, the_loser_rekeys_in_a_sync_session, .timeout = 120)
+{
+    struct node m;
+    struct kt_replica a = kt_new();
+    kith_docid base;
+
+    node_init(&m);
+    cr_assert_eq(kith_group_create(a.r, "home", "laptop"), 0, "%s", kith_errmsg(a.r));
+    admit(a.r, m.k.r, "phone");
+    base = kt_contact(a.r, "base");
+    sync_to(a.r, m.k.r);
+    sync_to(m.k.r, a.r);
+    uint64_t old = kith_replica_id(a.r);
+    struct kt_replica a2 = copy_of(&a);
+    kt_contact(a.r, "from-a");
+    kt_contact(a2.r, "from-a2");
+    kt_set_str(a2.r, "contacts", &base, "email", "base@example.com");
+    sync_to(a.r, m.k.r);
+    sync_all(a2.r, m.k.r);
+    int mh = holds_of(m.k.r, old);
+    cr_assert(mh == KITH_FORK_HOLDS_WINNER || mh == KITH_FORK_HOLDS_NEITHER);
+    struct kt_replica *win = mh == KITH_FORK_HOLDS_WINNER ? &a : &a2;
+    struct kt_replica *lose = mh == KITH_FORK_HOLDS_WINNER ? &a2 : &a;
+    node_start(&m);
+
+    uint8_t pk[KITH_PUBKEY_BYTES];
+    kith_sync_info info;
+    kith_replica_pubkey(m.k.r, pk);
+    int rc = kith_sync(lose->r, m.ep, pk, 5000, &info);
+    cr_assert_eq(rc, 0, "kith_sync: %s (%s)", kith_strerror(rc), kith_errmsg(lose->r));
+    kith_rekey_info ri;
+    cr_assert_eq(kith_rekey_get(lose->r, &ri), 1, "re-keyed in the session");
+    cr_assert(ri.lost_fork);
+    cr_assert_gt(ri.commits_reissued, 0);
+    cr_assert_eq(kith_replica_id(lose->r), ri.new_id);
+
+    sync_until_same(lose->r, &m, lose->r, m.k.r);
+    cr_assert_eq(device_state(m.k.r, ri.new_id), 1);
+    sync_until_same(win->r, &m, win->r, m.k.r);
+    sync_until_same(lose->r, &m, lose->r, win->r);
+    char *e = kt_export(m.k.r);
+    cr_assert(strstr(e, "\"from-a\"") != NULL && strstr(e, "\"from-a2\"") != NULL);
+    cr_assert(strstr(e, "base@example.com") != NULL);
+    free(e);
+    node_free(&m);
+    kt_free(&a);
+    kt_free(&a2);
 }
