@@ -32,8 +32,9 @@
  *  3. Every replica but the writers holds exactly the winning branch, as its writer holds it
  *     (FORK-10: the losing branch was set aside where it was held, the winning one taken), and
  *     nothing is held waiting: a commit that named a dot of the losing branch applied, that
- *     dot void. Their exports are identical, byte for byte, where no op of an honest origin
- *     names a dot of F's origin beyond P (see names_ambiguous_dot: the known gap of D-20).
+ *     dot void. Their exports are identical, byte for byte, in every history: an op that
+ *     removed a void dot before the kept history's op at that dot arrived left a tombstone
+ *     that keeps the dot out when it comes (FORK-15..18, D-23).
  *  4. No edit lost: the losing branch is whole in its writer's log, and what a replica set
  *     aside is in its journal: commits of the losing branch only, as its writer logged them.
  *  5. Honest origins (every origin but F's) flow (FORK-2): at the end every replica logs the
@@ -661,49 +662,12 @@ check_journal(struct world *w, int i, const struct hist *lost)
     return n;
 }
 
-/*
- * Does an op of an honest origin at replica i name a dot of F's origin beyond P (its document,
- * the value it replaced, a reference), or carry observed dots (a removal, a delete, a flag
- * cleared), which may be such a dot? Beyond P a dot of F's origin named two ops; the settled
- * fork makes it void for waiting (FORK-10), but an op made against the set-aside one still
- * acts on whatever op the kept history put at that dot, in an order that may differ between
- * replicas: states then differ where such an op exists (decisions.md D-20, a known gap).
- */
-static bool
-names_ambiguous_dot(struct world *w, int i)
-{
-    kith_replica *r = w->r[i].r;
-    kith_txn *t = kt_rbegin(r);
-    kith_iter *it = NULL;
-    kith_log_entry e;
-    bool found = false;
-
-    OK(w, r, kith_iter_log(t, 0, &it));
-    while (!found && kith_iter_next_log(it, &e) == 0) {
-        if (e.dot.origin == w->origin)
-            continue;
-        kith_dot d = kith__docid_to_dot(&e.doc);
-        found = (d.origin == w->origin && d.seq > w->p) ||
-                (e.replaced.origin == w->origin && e.replaced.seq > w->p) ||
-                e.kind == KITH_OP_SET_REMOVE || e.kind == KITH_OP_DOC_REMOVE ||
-                e.kind == KITH_OP_FLAG_DISABLE;
-        if (!found && e.value.type == KITH_TYPE_REF) {
-            kith_dot v = kith__docid_to_dot(&e.value.u.ref);
-            found = v.origin == w->origin && v.seq > w->p;
-        }
-    }
-    kith_iter_close(it);
-    kith_txn_abort(&t);
-    return found;
-}
-
 static void
 check_end(struct world *w)
 {
     struct hist branches[3], mine, ref;
     char *export0 = NULL;
     int winner = NONE;
-    bool ambiguous = false;
 
     hist_of(w, w->f, w->origin, &branches[BRANCH_A]);
     hist_of(w, w->fp, w->origin, &branches[BRANCH_B]);
@@ -713,9 +677,7 @@ check_end(struct world *w)
         parted |=
             branches[BRANCH_A].seq[k] != branches[BRANCH_B].seq[k] ||
             memcmp(branches[BRANCH_A].chain[k], branches[BRANCH_B].chain[k], KITH_HASH_BYTES) != 0;
-    for (int i = 0; parted && i < w->n; i++)
-        ambiguous |= names_ambiguous_dot(w, i);
-    w->exports_compared += parted && !ambiguous;
+    w->exports_compared += parted;
     for (int i = 0; i < w->n; i++) {
         kith_verify_report rep;
         kith_replica *r = w->r[i].r;
@@ -770,7 +732,7 @@ check_end(struct world *w)
         if (export0 == NULL)
             export0 = exp;
         else {
-            CHECK(w, ambiguous || strcmp(exp, export0) == 0, "replica %d's export differs", i);
+            CHECK(w, strcmp(exp, export0) == 0, "replica %d's export differs", i);
             free(exp);
         }
         /* 4: what it set aside is the losing branch's */
