@@ -530,7 +530,7 @@ void_entry_cmp(uint8_t ka, const uint8_t *a, size_t na, uint8_t kb, const uint8_
 /*
  * Find (kind, key) in the voids record `v` (vlen bytes): *off gets the offset of the entry
  * that is it (*found) or that it would go before; *elen the entry's length when found.
- * 0 or KITH_ECORRUPT (an entry runs past the record, or entries out of order).
+ * 0 or KITH_ECORRUPT (an empty record, an empty entry, or one that runs past the record).
  */
 static int
 void_find(struct kith__applier *a, const uint8_t *v, size_t vlen, uint8_t kind, const uint8_t *key,
@@ -539,6 +539,8 @@ void_find(struct kith__applier *a, const uint8_t *v, size_t vlen, uint8_t kind, 
     size_t p = 0;
 
     *found = false;
+    if (vlen == 0)
+        return kith__fail(a->r, KITH_ECORRUPT, "voids: an empty record");
     while (p < vlen) {
         size_t n;
         int c;

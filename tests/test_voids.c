@@ -14,6 +14,8 @@
  * cleared, the document deleted). R1 takes the kept branch, then X's batch (K before X); R2
  * takes the proof, then X's batch, then the kept branch (X before K). Their exports are equal
  * byte for byte, and equal to every other replica's once everyone has exchanged everything.
+ * While R2 holds the tombstone, kith_verify finds it as its own rebuild makes it, and finds it
+ * missing when it is deleted behind kith's back.
  */
 #include "forkproof.h"
 #include "kith.h"
@@ -160,6 +162,45 @@ schema_declare(kith_replica *r)
     cr_assert_eq(rc, 0, "schema: %s (%s)", kith_strerror(rc), kith_errmsg(r));
 }
 
+/* FORK-18: r's one tombstone deleted behind kith's back is a problem kith_verify reports; put
+ * back, r verifies clean again. */
+static void
+tombstone_lost_is_found(kith_replica *r)
+{
+    MDB_txn *txn;
+    MDB_cursor *c;
+    MDB_val k, v;
+    uint8_t key[64], val[1024];
+    size_t klen, vlen;
+    kith_verify_report rep;
+
+    cr_assert_eq(kith__mdb_begin(r, 0, &txn), 0);
+    cr_assert_eq(mdb_cursor_open(txn, r->voids, &c), 0);
+    cr_assert_eq(mdb_cursor_get(c, &k, &v, MDB_FIRST), 0);
+    cr_assert(k.mv_size <= sizeof key && v.mv_size <= sizeof val);
+    klen = k.mv_size;
+    vlen = v.mv_size;
+    memcpy(key, k.mv_data, klen);
+    memcpy(val, v.mv_data, vlen);
+    cr_assert_eq(mdb_cursor_del(c, 0), 0);
+    mdb_cursor_close(c);
+    cr_assert_eq(mdb_txn_commit(txn), 0);
+    kith__mdb_end(r);
+    cr_assert_eq(kith_verify(r, &rep), 0);
+    cr_assert_eq(rep.problems, 1, "%llu problems", (unsigned long long)rep.problems);
+    cr_assert(strstr(rep.first_problem, "void dot tombstone") != NULL, "%s", rep.first_problem);
+
+    cr_assert_eq(kith__mdb_begin(r, 0, &txn), 0);
+    k.mv_size = klen;
+    k.mv_data = key;
+    v.mv_size = vlen;
+    v.mv_data = val;
+    cr_assert_eq(mdb_put(txn, r->voids, &k, &v, 0), 0);
+    cr_assert_eq(mdb_txn_commit(txn), 0);
+    kith__mdb_end(r);
+    verify_clean(r, "the tombstone put back");
+}
+
 /* ---- the hand-built cases ---------------------------------------------------------------- */
 
 enum kind { ELEMENT, FLAG, DOCUMENT };
@@ -241,6 +282,7 @@ both_orders(enum kind kind)
     cr_assert_eq(i2.ops_pending, 0, "X's commit waits for nothing");
     cr_assert_eq(nvoids(r2.r), 1, "X removed a dot R2 had not applied: a tombstone");
     verify_clean(r2.r, "R2 with a tombstone");
+    tombstone_lost_is_found(r2.r);
     full_sync(winner, r2.r);
     cr_assert_eq(nvoids(r2.r), 0, "K's add used the tombstone up");
 
@@ -278,7 +320,7 @@ both_orders(enum kind kind)
         kt_free(all[i]);
 }
 
-/* proves FORK-15, FORK-16 */
+/* proves FORK-15, FORK-16, FORK-17, FORK-18 */
 Test(voids, an_element_removed_before_its_add_came_stays_removed)
 {
     both_orders(ELEMENT);
