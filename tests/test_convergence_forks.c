@@ -34,7 +34,8 @@
  *     nothing is held waiting: a commit that named a dot of the losing branch applied, that
  *     dot void. Their exports are identical, byte for byte, in every history: an op that
  *     removed a void dot before the kept history's op at that dot arrived left a tombstone
- *     that keeps the dot out when it comes (FORK-15..18, D-23).
+ *     that keeps the dot out when it comes (FORK-15..18, D-23); and so are the tombstones
+ *     they hold (FORK-17).
  *  4. No edit lost: the losing branch is whole in its writer's log, and what a replica set
  *     aside is in its journal: commits of the losing branch only, as its writer logged them.
  *  5. Honest origins (every origin but F's) flow (FORK-2): at the end every replica logs the
@@ -662,11 +663,41 @@ check_journal(struct world *w, int i, const struct hist *lost)
     return n;
 }
 
+/* A digest (FNV-1a) of r's voids database, every key and value in order: the tombstones of
+ * void dots are state, the same on replicas that applied the same commits (FORK-17). */
+static uint64_t
+voids_digest(struct world *w, kith_replica *r)
+{
+    MDB_txn *txn;
+    MDB_cursor *c;
+    MDB_val k, v;
+    uint64_t h = 14695981039346656037ull;
+    int rc;
+
+    CHECK(w, kith__mdb_begin(r, MDB_RDONLY, &txn) == 0, "voids: begin");
+    CHECK(w, mdb_cursor_open(txn, r->voids, &c) == 0, "voids: cursor");
+    for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        const MDB_val *parts[2] = {&k, &v};
+        for (int p = 0; p < 2; p++) {
+            h = (h ^ parts[p]->mv_size) * 1099511628211ull;
+            for (size_t b = 0; b < parts[p]->mv_size; b++)
+                h = (h ^ ((const uint8_t *)parts[p]->mv_data)[b]) * 1099511628211ull;
+        }
+    }
+    mdb_cursor_close(c);
+    mdb_txn_abort(txn);
+    kith__mdb_end(r);
+    CHECK(w, rc == MDB_NOTFOUND, "voids: %s", mdb_strerror(rc));
+    return h;
+}
+
 static void
 check_end(struct world *w)
 {
     struct hist branches[3], mine, ref;
     char *export0 = NULL;
+    uint64_t voids0 = 0;
     int winner = NONE;
 
     hist_of(w, w->f, w->origin, &branches[BRANCH_A]);
@@ -729,10 +760,13 @@ check_end(struct world *w)
         CHECK(w, nh == 0, "replica %d holds %zu commits waiting at the end", i, nh);
         kith_holds_free(h, nh);
         char *exp = kt_export(r);
-        if (export0 == NULL)
+        uint64_t vd = voids_digest(w, r);
+        if (export0 == NULL) {
             export0 = exp;
-        else {
+            voids0 = vd;
+        } else {
             CHECK(w, strcmp(exp, export0) == 0, "replica %d's export differs", i);
+            CHECK(w, vd == voids0, "replica %d's tombstones of void dots differ", i);
             free(exp);
         }
         /* 4: what it set aside is the losing branch's */
