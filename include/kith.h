@@ -1290,7 +1290,7 @@ KITH_API KITH_NODISCARD int kith_join(kith_replica *r, const char *code, const c
                                       int timeout_ms, kith_join_info *info);
 
 /* ---------------------------------------------------------------------------------------
- * Forks told to the app (spec/data-model.md FORK-11). `fn` is called once for each origin
+ * Forks told to the app (spec/data-model.md FORK-21). `fn` is called once for each origin
  * whose fork this handle recorded, or whose proof it received or made, in a batch, a bundle
  * or a sync (the handshake of protocol 3 and 4 too), with the fork as kith_forks_get shows it
  * at that moment (settled: `holds` says which branch is kept here); a duplicate proof, or a

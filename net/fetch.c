@@ -241,10 +241,9 @@ kith__fetch_take(struct kith__session *s, const struct kith__msg *m)
     if (m->len > 0) {
         rc = kith__batch_apply(s->r, m->data, m->len, &info, NULL);
         if (rc < 0) {
-            kith__session_close(s, rc, true, false,
-                                "history of %016llx fetched is refused: %s (%s)",
-                                (unsigned long long)m->origin, kith_strerror(rc),
-                                kith_errmsg(s->r));
+            kith__session_close(
+                s, rc, true, false, "history of %016llx fetched is refused: %s (%s)",
+                (unsigned long long)m->origin, kith_strerror(rc), kith_errmsg(s->r));
             return rc;
         }
         s->stats.ops_received += info.ops_new + info.ops_known;

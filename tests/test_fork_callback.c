@@ -1,5 +1,5 @@
 /*
- * test_fork_callback.c — kith_on_fork (spec/data-model.md FORK-11): the app is told once for
+ * test_fork_callback.c — kith_on_fork (spec/data-model.md FORK-21): the app is told once for
  * each origin whose fork a batch or bundle recorded, or whose proof it brought or made, after
  * the commit and with the fork settled; never for a duplicate, never for a batch refused.
  *
@@ -118,7 +118,7 @@ world_free(struct world *w)
 
 /* A batch that shows the other history: one call, after the commit, with the proof and
  * the fork settled; the same batch again, and a bundle of it, tell nothing. */
-/* proves FORK-11 */
+/* proves FORK-21 */
 Test(fork_callback, once_per_new_fork_from_a_batch)
 {
     struct world w;
@@ -149,7 +149,7 @@ Test(fork_callback, once_per_new_fork_from_a_batch)
 
 /* A replica that never saw either branch learns the fork from a bundle's proof: one call,
  * source "proof"; the bundle again tells nothing. */
-/* proves FORK-11, FORK-9 */
+/* proves FORK-21, FORK-9 */
 Test(fork_callback, once_per_new_proof_from_a_bundle)
 {
     struct world w;
@@ -177,7 +177,7 @@ Test(fork_callback, once_per_new_proof_from_a_bundle)
 
 /* A batch that is refused (here: its sender is not trusted) changes nothing and tells
  * nothing, though it carries the other history. */
-/* proves FORK-11 */
+/* proves FORK-21 */
 Test(fork_callback, not_for_a_refused_batch)
 {
     struct world w;

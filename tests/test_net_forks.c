@@ -574,7 +574,7 @@ wait_proof(kith_replica *r, kith_fork *out, int ms)
  * both hold (protocol 5), and each ends the session with the proof and the same winner, the
  * fork settled; a third origin's ops still flow. A third replica that never saw either
  * branch gets the proof in its next sync. */
-/* proves NET-33, NET-34, NET-35, FORK-1, FORK-8, FORK-11 */
+/* proves NET-33, NET-34, NET-35, FORK-1, FORK-8, FORK-19, FORK-21 */
 Test(fork, found_and_proven_over_the_network_at_equal_seqs)
 {
     struct node e;
@@ -678,7 +678,7 @@ Test(fork, found_and_proven_over_the_network_at_equal_seqs)
  * honest origin is asked for that history (FETCH), and when it has none to show (it answers
  * with nothing, or with the origin's true history), nothing is recorded: no fork, no proof,
  * the origin still syncs. */
-/* proves NET-33, FORK-1 */
+/* proves NET-33, FORK-20 */
 Test(fork, a_peer_lying_about_heads_records_no_fork)
 {
     struct node b;
