@@ -484,6 +484,122 @@ Test(fork, found_at_equal_seqs_by_both_sides_and_logged_once)
     kt_free(&e);
 }
 
+/* Protocol 5, unequal seqs: B holds the origin's other history only up to where A's goes on.
+ * A finds the difference at the handshake (it holds more) and asks B for its history; B finds
+ * it at the base of A's run (its first batch starts past the point where the two part) and
+ * asks A for its history. One session: both hold the proof, the same winner, the fork settled
+ * on each side; the third origin synced. */
+/* proves NET-33, NET-34, FORK-19 */
+Test(fork, proven_in_one_session_at_unequal_seqs)
+{
+    struct kt_replica a = kt_new(), b = kt_new(), x = kt_new(), c = kt_new();
+    char *root = kt_tmpdir();
+    struct wire w;
+
+    kt_trust_pair(&x, &a);
+    kt_trust_pair(&x, &b);
+    kt_trust_pair(&a, &b);
+    kt_trust_pair(&c, &a);
+    kt_trust_pair(&c, &b);
+    kt_contact(x.r, "shared one");
+    kt_contact(x.r, "shared two");
+    kith_replica *copy = clone_of(&x, root, "copy");
+    kt_contact(x.r, "a's branch one");
+    kt_contact(x.r, "a's branch two");
+    kt_contact(x.r, "a's branch three");
+    kt_contact(copy, "b's branch");
+    apply_all(x.r, a.r);
+    apply_all(copy, b.r);
+    kith_docid dc = kt_contact(c.r, "honest c");
+    apply_all(c.r, a.r);
+    uint64_t origin = kith_replica_id(x.r);
+
+    wire_init(&w);
+    cr_assert_eq(wire_run(&w, b.r, a.r, 0, 0), KITH__SS_OPEN, "%s", w.cli.why);
+    cr_assert(kith__session_finished(&w.cli));
+    kith_fork fa, fb;
+    cr_assert_eq(forks_of(a.r, &fa), 1);
+    cr_assert_eq(forks_of(b.r, &fb), 1);
+    cr_assert_eq(fa.origin, origin);
+    cr_assert(fa.has_proof && fb.has_proof, "%s", w.lines.text);
+    cr_assert_eq(memcmp(fa.winner, fb.winner, KITH_HASH_BYTES), 0);
+    cr_assert_eq(fa.proof_seq, fb.proof_seq);
+    cr_assert_eq(fb.source, KITH_FORK_BATCH);
+    cr_assert_eq(count(w.lines.text, "asking for it"), 2, "%s", w.lines.text);
+    cr_assert(has_doc(b.r, &dc));
+    wire_free(&w);
+
+    /* the next session: nothing new, and both end with the one history */
+    wire_init(&w);
+    cr_assert_eq(wire_run(&w, b.r, a.r, 0, 0), KITH__SS_OPEN, "%s", w.cli.why);
+    cr_assert_eq(w.cli.stats.forks, 0);
+    cr_assert_eq(count(w.lines.text, "asking for it"), 0, "%s", w.lines.text);
+    wire_free(&w);
+    wire_init(&w);
+    cr_assert_eq(wire_run(&w, b.r, a.r, 0, 0), KITH__SS_OPEN, "%s", w.cli.why);
+    wire_free(&w);
+    expect_same_export(a.r, b.r);
+
+    kith_close(copy);
+    kt_rmtree(root);
+    free(root);
+    kt_free(&a);
+    kt_free(&b);
+    kt_free(&c);
+    kt_free(&x);
+}
+
+/* Protocol 5 sends proofs only where the digests differ: two replicas holding the same proof
+ * exchange no batch at all, where protocol 4 sends every proof in each side's first batch. */
+/* proves NET-35, NET-32 */
+Test(fork, proofs_travel_only_when_the_digests_differ)
+{
+    struct kt_replica a = kt_new(), b = kt_new(), e = kt_new();
+    char *root = kt_tmpdir();
+    struct wire w;
+
+    kt_trust_pair(&a, &b);
+    kt_trust_pair(&a, &e);
+    kt_trust_pair(&b, &e);
+    kt_contact(a.r, "before");
+    kith_replica *copy = clone_of(&a, root, "copy");
+    kt_contact(a.r, "branch one");
+    kt_contact(copy, "branch two");
+    apply_all(a.r, b.r);
+    apply_all(copy, b.r);
+    apply_all(a.r, b.r);
+    apply_all(copy, b.r);
+    apply_all(b.r, e.r); /* e absorbs b's proof and takes the kept branch */
+    kith_fork fb, fe;
+    cr_assert_eq(forks_of(b.r, &fb), 1);
+    cr_assert_eq(forks_of(e.r, &fe), 1);
+    cr_assert(fb.has_proof && fe.has_proof);
+
+    wire_init(&w);
+    cr_assert_eq(wire_run(&w, b.r, e.r, 0, 0), KITH__SS_OPEN, "%s", w.cli.why);
+    cr_assert(kith__session_finished(&w.cli));
+    cr_assert_eq(w.cli.proto, 5);
+    cr_assert_arr_eq(w.cli.pdigest, w.srv.pdigest, KITH_HASH_BYTES, "the same proofs");
+    cr_assert_eq(w.cli.stats.batches_sent, 0, "equal digests: no proofs sent");
+    cr_assert_eq(w.srv.stats.batches_sent, 0);
+    wire_free(&w);
+
+    wire_init(&w);
+    w.cpeer.proto_hint = 4;
+    cr_assert_eq(wire_run(&w, b.r, e.r, 0, 4), KITH__SS_OPEN, "%s", w.cli.why);
+    cr_assert_eq(w.cli.proto, 4);
+    cr_assert_eq(w.cli.stats.batches_sent, 1, "protocol 4: every proof, every session");
+    cr_assert_eq(w.srv.stats.batches_sent, 1);
+    wire_free(&w);
+
+    kith_close(copy);
+    kt_rmtree(root);
+    free(root);
+    kt_free(&a);
+    kt_free(&b);
+    kt_free(&e);
+}
+
 /* ---- clocks ------------------------------------------------------------------------------ */
 
 /* Each side records the other's clock; beyond the tolerance both name it once, with the
