@@ -711,7 +711,7 @@ on_welcome(struct kith__session *s, const struct kith__msg *m)
  * proven by asking the peer for its history from a point both hold (NET-33).
  */
 static void
-note_batch_forks(struct kith__session *s, uint64_t seq, int64_t since_ms)
+note_batch_forks(struct kith__session *s, uint64_t seq, uint64_t forks, int64_t since_ms)
 {
     kith_fork *f = NULL;
     size_t n = 0;
@@ -719,7 +719,7 @@ note_batch_forks(struct kith__session *s, uint64_t seq, int64_t since_ms)
 
     snprintf(how, sizeof how, "batch %llu", (unsigned long long)seq);
     kith__log_forks_told(s, how);
-    if (s->proto < 5 || kith_forks_get(s->r, &f, &n) < 0)
+    if (s->proto < 5 || forks == 0 || kith_forks_get(s->r, &f, &n) < 0)
         return;
     for (size_t i = 0; i < n && s->state == KITH__SS_OPEN; i++)
         if (f[i].recorded_ms >= since_ms && f[i].source == KITH_FORK_BATCH &&
@@ -758,7 +758,7 @@ on_batch(struct kith__session *s, const struct kith__msg *m)
         s->diverged = true;
         s->stats.forks += info.forks;
     }
-    note_batch_forks(s, m->seq, since_ms);
+    note_batch_forks(s, m->seq, info.forks, since_ms);
     if (s->state != KITH__SS_OPEN)
         return s->error;
     kith__fetch_proofs_check(s); /* proofs new here go back to the peer with ours */
