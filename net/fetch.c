@@ -28,17 +28,70 @@
 #include <stdlib.h>
 #include <string.h>
 
-static bool
+/* How many times this session asked for `origin` (at most twice: once to prove the fork,
+ * once more for the kept history after setting ours aside). */
+static unsigned
 asked(const struct kith__session *s, uint64_t origin)
 {
+    unsigned n = 0;
     for (unsigned i = 0; i < s->nfetched; i++)
-        if (s->fetched[i] == origin)
-            return true;
-    return false;
+        n += s->fetched[i] == origin;
+    return n;
 }
+
+static int fetch_send(struct kith__session *s, uint64_t origin, uint64_t from);
 
 int
 kith__fetch_ask(struct kith__session *s, uint64_t origin, uint64_t from)
+{
+    if (s->state != KITH__SS_OPEN || s->proto < 5 || asked(s, origin) > 0 ||
+        s->nfetched == KITH__FETCH_MAX)
+        return 0;
+    return fetch_send(s, origin, from);
+}
+
+/*
+ * A fork this replica settled by setting its own history aside, while the peer still counts
+ * that history as held here (what a peer holds only grows in a session, NET-8): ask for the
+ * peer's history from the shared seq, so that the kept one arrives in this session (a run
+ * of another is set aside again, FORK-10).
+ */
+static void
+fetch_kept(struct kith__session *s)
+{
+    kith_fork *f = NULL;
+    kith_vv mine = {0, NULL};
+    size_t n = 0;
+
+    if (s->state != KITH__SS_OPEN || s->proto < 5 || kith_forks_get(s->r, &f, &n) < 0)
+        return;
+    if (n > 0 && kith_vv_get(s->r, &mine) == 0) {
+        for (size_t i = 0; i < n && s->state == KITH__SS_OPEN; i++) {
+            uint64_t o = f[i].origin;
+            if (!f[i].has_proof || o == kith_replica_id(s->r) ||
+                f[i].holds == KITH_FORK_HOLDS_WINNER || asked(s, o) > 1 ||
+                s->nfetched == KITH__FETCH_MAX ||
+                kith__vv_get(&s->peer->known, o) <= kith__vv_get(&mine, o))
+                continue;
+            (void)fetch_send(s, o, f[i].proof_seq);
+        }
+        kith_vv_free(&mine);
+    }
+    kith_forks_free(f, n);
+}
+
+void
+kith__fetch_kept_after_batch(struct kith__session *s)
+{
+    size_t n = 0;
+
+    (void)kith__fork_notes_told(s->r, &n);
+    if (n > 0)
+        fetch_kept(s);
+}
+
+static int
+fetch_send(struct kith__session *s, uint64_t origin, uint64_t from)
 {
     uint64_t seqs[KITH__WIRE_MAX_SAMPLES];
     uint8_t chains[KITH__WIRE_MAX_SAMPLES * KITH_HASH_BYTES];
@@ -47,9 +100,6 @@ kith__fetch_ask(struct kith__session *s, uint64_t origin, uint64_t from)
     char who[96];
     int rc;
 
-    if (s->state != KITH__SS_OPEN || s->proto < 5 || asked(s, origin) ||
-        s->nfetched == KITH__FETCH_MAX)
-        return 0;
     s->fetched[s->nfetched++] = origin;
     rc = kith__chain_samples(s->r, origin, from, seqs, chains, KITH__WIRE_MAX_SAMPLES, &n);
     if (rc < 0) {
@@ -266,7 +316,9 @@ kith__fetch_take(struct kith__session *s, const struct kith__msg *m)
               "peer %s answered for origin %016llx after seq %llu: %zu bytes, %llu forks",
               kith__session_peer_name(s, who, sizeof who), (unsigned long long)m->origin,
               (unsigned long long)m->after, m->len, (unsigned long long)info.forks);
-    /* a new proof goes to the peer, and our DONE is said again after it (NET-34) */
+    /* the kept history, when ours went aside; a new proof goes to the peer, and our DONE is
+     * said again after it (NET-34) */
+    fetch_kept(s);
     kith__fetch_proofs_check(s);
     s->done_sent = false;
     s->want = true;

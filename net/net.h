@@ -249,7 +249,8 @@ struct kith__session {
     uint8_t peer_pdigest[KITH_HASH_BYTES]; /* protocol 5: the peer's, from its handshake */
     unsigned fetch_out;                    /* protocol 5: FETCHes sent, not answered yet */
     unsigned nfetched;                     /* origins asked for in this session */
-    uint64_t fetched[KITH__FETCH_MAX];     /* which: each is asked for once a session */
+    uint64_t fetched[KITH__FETCH_MAX];     /* which: each is asked for at most twice a session
+                                              (to prove the fork; for the kept history) */
     int error;                             /* why it closed (0: BYE) */
     char why[256];                         /* the detail, for logs and the peer record */
     kith_sync_info stats;
@@ -269,6 +270,10 @@ int kith__fetch_answer(struct kith__session *s, const struct kith__msg *m);
 /* FETCHED received: apply its batch (a fork it shows is recorded and proven there), settle
  * what a new proof settles. 0 or the error that closed the session. */
 int kith__fetch_take(struct kith__session *s, const struct kith__msg *m);
+/* After a batch applied: when its transaction told forks (kith__fork_notes_told) and one of
+ * them is settled here with our history set aside while the peer counts it held, ask for the
+ * peer's history from the shared seq (the kept one, NET-33). */
+void kith__fetch_kept_after_batch(struct kith__session *s);
 /* Our proofs changed (made or absorbed): the next batch carries them (protocol 4 and up). */
 void kith__fetch_proofs_check(struct kith__session *s);
 /* Log each fork the last transaction of this thread told (kith__fork_notes_told), once. */

@@ -759,6 +759,7 @@ on_batch(struct kith__session *s, const struct kith__msg *m)
         s->stats.forks += info.forks;
     }
     note_batch_forks(s, m->seq, info.forks, since_ms);
+    kith__fetch_kept_after_batch(s);
     if (s->state != KITH__SS_OPEN)
         return s->error;
     kith__fetch_proofs_check(s); /* proofs new here go back to the peer with ours */
