@@ -1333,6 +1333,23 @@ KITH_API KITH_NODISCARD int kith_rekey(kith_replica *r, kith_rekey_info *info);
  * zeroed), or an error (KITH_ECORRUPT, -errno). */
 KITH_API KITH_NODISCARD int kith_rekey_get(kith_replica *r, kith_rekey_info *out);
 
+/*
+ * Forks told to the app (spec/data-model.md FORK-21). `fn` is called once for each origin
+ * whose fork this handle recorded, or whose proof it received or made, in a batch, a bundle
+ * or a sync (the handshake of protocol 3 and 4 too), with the fork as kith_forks_get shows it
+ * at that moment (settled: `holds` says which branch is kept here); a duplicate proof, or a
+ * proof replaced by a shorter one of the same fork, is not told again, and nothing is told
+ * for a batch or bundle that was refused. Like the observers of kith_observe: called in the
+ * thread that committed, after the commit is durable and the fork settled, outside any LMDB
+ * transaction; `fork` is valid during the call only. The callback may read the replica (a
+ * read transaction, kith_forks_get) but must not begin a write transaction on it. In
+ * kith_serve, it runs on the daemon's thread. fn NULL: none. Set it before sharing the
+ * handle with threads that apply batches, or while none of them runs: this takes no lock.
+ * Errors: KITH_EINVAL (r NULL).
+ */
+typedef void (*kith_fork_fn)(void *ctx, const kith_fork *fork);
+KITH_API KITH_NODISCARD int kith_on_fork(kith_replica *r, kith_fork_fn fn, void *ctx);
+
 #ifdef __cplusplus
 }
 #endif

@@ -28,6 +28,7 @@
 #define KITH__NET_TIMEOUT_MS 10000 /* default silence after which a peer is given up */
 #define KITH__PING_MS 1000         /* kith_sync pings after this much silence */
 #define KITH__SUPERSEDE_MS 1000    /* a streaming session silent this long yields to a new one */
+#define KITH__FETCH_MAX 16         /* origins one session asks the peer's history of (NET-33) */
 
 /* ---- log.c ------------------------------------------------------------------------------ */
 
@@ -241,11 +242,42 @@ struct kith__session {
     uint8_t peer_gdigest[KITH_HASH_BYTES];
     bool records_due; /* same group, other digest: our next batch carries our group records,
                          and one is sent even with no ops in it (NET-29) */
-    bool proofs_due;  /* protocol 4 and fork proofs held: the first batch carries them */
-    int error;        /* why it closed (0: BYE) */
-    char why[256];    /* the detail, for logs and the peer record */
+    bool proofs_due;  /* protocol 4 and fork proofs held (protocol 5: and the peer's digest
+                         of them differs): the next batch carries them */
+    uint8_t pdigest[KITH_HASH_BYTES];      /* protocol 4 and up: the digest of our proofs as
+                                              last looked at (zeros: none held) */
+    uint8_t peer_pdigest[KITH_HASH_BYTES]; /* protocol 5: the peer's, from its handshake */
+    unsigned fetch_out;                    /* protocol 5: FETCHes sent, not answered yet */
+    unsigned nfetched;                     /* origins asked for in this session */
+    uint64_t fetched[KITH__FETCH_MAX];     /* which: each is asked for at most twice a session
+                                              (to prove the fork; for the kept history) */
+    int error;                             /* why it closed (0: BYE) */
+    char why[256];                         /* the detail, for logs and the peer record */
     kith_sync_info stats;
 };
+
+/* ---- fetch.c: the other history of a forked origin (protocol 5, spec/protocol.md NET-33) -- */
+
+/* After the handshake: ask the peer for its history of each origin whose heads differ and
+ * of which no proof is held (FETCH); nothing is recorded from the heads alone. */
+void kith__fetch_suspects(struct kith__session *s, const kith_vv *vv, const uint8_t *heads);
+/* Ask the peer for its history of `origin` from a point both share, below `from` (once per
+ * origin and session). 0, or the error that closed the session. */
+int kith__fetch_ask(struct kith__session *s, uint64_t origin, uint64_t from);
+/* FETCH received: answer FETCHED with our run of the origin from the highest point both
+ * share. 0 or the error that closed the session. */
+int kith__fetch_answer(struct kith__session *s, const struct kith__msg *m);
+/* FETCHED received: apply its batch (a fork it shows is recorded and proven there), settle
+ * what a new proof settles. 0 or the error that closed the session. */
+int kith__fetch_take(struct kith__session *s, const struct kith__msg *m);
+/* After a batch applied: when its transaction told forks (kith__fork_notes_told) and one of
+ * them is settled here with our history set aside while the peer counts it held, ask for the
+ * peer's history from the shared seq (the kept one, NET-33). */
+void kith__fetch_kept_after_batch(struct kith__session *s);
+/* Our proofs changed (made or absorbed): the next batch carries them (protocol 4 and up). */
+void kith__fetch_proofs_check(struct kith__session *s);
+/* Log each fork the last transaction of this thread told (kith__fork_notes_told), once. */
+void kith__log_forks_told(struct kith__session *s, const char *how);
 
 /* A client session: sends HELLO at once. `peer` is the caller's; its id and pk are set. */
 int kith__session_start_client(struct kith__session *s, kith_replica *r,

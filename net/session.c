@@ -131,6 +131,11 @@ send_hello(struct kith__session *s, int type)
             return rc;
         m.group = s->group;
         m.gdigest = s->gdigest;
+        /* the proofs held as of this handshake: protocol 5 tells their digest (NET-35), and
+         * protocol 4 sends them again when they change during the session */
+        if ((rc = kith__proof_digest(s->r, s->pdigest)) < 0)
+            return rc;
+        m.pdigest = s->pdigest;
     }
     if ((rc = kith__heads_read(s->r, &m.vv, &heads)) < 0)
         return rc;
@@ -511,6 +516,7 @@ note_restored_done(struct kith__session *s)
     if (s->restored_seq == 0 || peer_seq == 0)
         return;
     rc = kith__restored_fork(s->r, s->peer->id, peer_seq, &have);
+    kith__fork_notes_end(s->r, rc > 0); /* kith_on_fork, after its commit */
     if (rc <= 0) {
         if (rc < 0)
             kith__log(s->log, KITH_LOG_WARNING, "peer %s: could not record a fork: %s (%s)",
@@ -593,8 +599,15 @@ note_group(struct kith__session *s, const struct kith__msg *m)
 
     if (m->proto < 4)
         return;
-    /* the fork proofs held travel in the first batch of every session (FORK-9) */
-    s->proofs_due = holds_proofs(s->r);
+    /* the fork proofs held travel in the first batch of every session of protocol 4
+     * (FORK-9), and in protocol 5 only when the peer's digest of its proofs differs (NET-35) */
+    if (m->proto >= 5) {
+        memcpy(s->peer_pdigest, m->pdigest, KITH_HASH_BYTES);
+        s->proofs_due =
+            memcmp(s->pdigest, s->peer_pdigest, KITH_HASH_BYTES) != 0 && holds_proofs(s->r);
+    } else {
+        s->proofs_due = holds_proofs(s->r);
+    }
     memcpy(s->peer_group, m->group, KITH__WIRE_GROUP_BYTES);
     memcpy(s->peer_gdigest, m->gdigest, KITH_HASH_BYTES);
     s->records_due = memcmp(s->group, none, sizeof none) != 0 &&
@@ -638,7 +651,8 @@ on_hello(struct kith__session *s, const struct kith__msg *m)
     note_schema(s, m); /* before WELCOME: once the client is in, the record says who it is */
     note_restored(s, &m->vv);
     if (s->proto >= 3) {
-        note_forks(s, m);
+        if (s->proto < 5)
+            note_forks(s, m); /* protocol 5 records nothing from heads: it fetches (NET-33) */
         note_clock(s, (int64_t)m->clock_ms - kith__replica_now_ms(s->r));
     }
     if ((rc = peer_open(s, &m->vv)) < 0 || (rc = send_hello(s, KITH__MSG_WELCOME)) < 0) {
@@ -648,6 +662,8 @@ on_hello(struct kith__session *s, const struct kith__msg *m)
     note_group(s, m); /* after WELCOME: that is where our own group was read */
     s->state = KITH__SS_OPEN;
     s->want = true;
+    if (s->proto >= 5)
+        kith__fetch_suspects(s, &m->vv, m->heads);
     char who[96];
     kith__log(s->log, KITH_LOG_INFO, "peer %s connected",
               kith__session_peer_name(s, who, sizeof who));
@@ -675,35 +691,40 @@ on_welcome(struct kith__session *s, const struct kith__msg *m)
     if (s->proto >= 3) {
         /* its clock was read about half a round trip after ours */
         int64_t rtt = kith__mono_ms() - s->hello_mono_ms;
-        note_forks(s, m);
+        if (s->proto < 5)
+            note_forks(s, m);
         note_clock(s, (int64_t)m->clock_ms - (s->hello_wall_ms + rtt / 2));
     }
     note_group(s, m);
     s->state = KITH__SS_OPEN;
     s->want = true;
+    if (s->proto >= 5)
+        kith__fetch_suspects(s, &m->vv, m->heads);
     kith__log(s->log, KITH_LOG_DEBUG, "session with %016llx open", (unsigned long long)m->id);
     return 0;
 }
 
-/* A batch found forks: name each (recorded since `since_ms`) in a warning, once. */
+/*
+ * A batch from the peer recorded forks or brought proofs: name each in a warning, once (the
+ * transaction told them, kith__fork_notes_told). In protocol 5, a fork it recorded without a
+ * proof (the run started past the point where the histories part: its base differs) is
+ * proven by asking the peer for its history from a point both hold (NET-33).
+ */
 static void
-log_batch_forks(struct kith__session *s, uint64_t seq, int64_t since_ms)
+note_batch_forks(struct kith__session *s, uint64_t seq, uint64_t forks, int64_t since_ms)
 {
     kith_fork *f = NULL;
     size_t n = 0;
-    char who[96];
+    char how[32];
 
-    if (kith_forks_get(s->r, &f, &n) < 0)
+    snprintf(how, sizeof how, "batch %llu", (unsigned long long)seq);
+    kith__log_forks_told(s, how);
+    if (s->proto < 5 || forks == 0 || kith_forks_get(s->r, &f, &n) < 0)
         return;
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n && s->state == KITH__SS_OPEN; i++)
         if (f[i].recorded_ms >= since_ms && f[i].source == KITH_FORK_BATCH &&
-            f[i].seen_from == s->peer->id)
-            kith__log(s->log, KITH_LOG_WARNING,
-                      "origin %016llx has forked: batch %llu from peer %s carries its signed "
-                      "history that differs from this replica's at seq %llu; that origin's run "
-                      "was set aside, the others applied",
-                      (unsigned long long)f[i].origin, (unsigned long long)seq,
-                      kith__session_peer_name(s, who, sizeof who), (unsigned long long)f[i].seq);
+            f[i].seen_from == s->peer->id && !f[i].has_proof)
+            (void)kith__fetch_ask(s, f[i].origin, f[i].seq);
     kith_forks_free(f, n);
 }
 
@@ -744,8 +765,12 @@ on_batch(struct kith__session *s, const struct kith__msg *m)
     if (info.forks > 0) {
         s->diverged = true;
         s->stats.forks += info.forks;
-        log_batch_forks(s, m->seq, since_ms);
     }
+    note_batch_forks(s, m->seq, info.forks, since_ms);
+    kith__fetch_kept_after_batch(s);
+    if (s->state != KITH__SS_OPEN)
+        return s->error;
+    kith__fetch_proofs_check(s); /* proofs new here go back to the peer with ours */
     if ((rc = kith__netvv_merge(&s->peer->known, &m->vv)) < 0)
         goto out_fail;
     memset(&ack, 0, sizeof(ack));
@@ -906,6 +931,16 @@ session_input(struct kith__session *s, const void *frame, size_t len)
     case KITH__MSG_DONE:
         rc = on_done(s, &m);
         break;
+    case KITH__MSG_FETCH:
+    case KITH__MSG_FETCHED:
+        if (s->proto < 5) {
+            rc = KITH_EPROTO;
+            kith__session_close(s, rc, true, false, "%s in a session of protocol %u",
+                                kith__wire_name(m.type), s->proto);
+            break;
+        }
+        rc = m.type == KITH__MSG_FETCH ? kith__fetch_answer(s, &m) : kith__fetch_take(s, &m);
+        break;
     case KITH__MSG_PING: {
         struct kith__msg pong;
         memset(&pong, 0, sizeof(pong));
@@ -939,6 +974,7 @@ session_input(struct kith__session *s, const void *frame, size_t len)
                       m.reason, next,
                       next < 3   ? ", without the fork check and clock of the handshake"
                       : next < 4 ? ", without the group of the handshake"
+                      : next < 5 ? ", without the digest of proofs and the fetching of forks"
                                  : "");
             s->proto = next;
             s->peer->proto_hint = next;
@@ -1099,7 +1135,8 @@ kith__session_pump(struct kith__session *s)
 bool
 kith__session_finished(const struct kith__session *s)
 {
-    return s->state == KITH__SS_OPEN && s->done_sent && s->peer_done && s->nwin == 0 && !s->want;
+    return s->state == KITH__SS_OPEN && s->done_sent && s->peer_done && s->nwin == 0 && !s->want &&
+           s->fetch_out == 0;
 }
 
 int

@@ -5,7 +5,7 @@
  * claims, only ever sees frames whose counts the bytes can back. The decoder then insists on
  * one exact shape per type; there are no optional fields, so one message has one encoding
  * apart from msgpack's choice of integer widths. HELLO and WELCOME have one shape per
- * protocol this kith speaks (2, 3 and 4); one of another version is read only as far as its
+ * protocol this kith speaks (2, 3, 4 and 5); one of another version is read only as far as its
  * version number (wire.h), so that a peer running another kith is told so instead of being
  * refused as malformed.
  */
@@ -42,6 +42,10 @@ kith__wire_name(int type)
         return "JOIN";
     case KITH__MSG_JOINED:
         return "JOINED";
+    case KITH__MSG_FETCH:
+        return "FETCH";
+    case KITH__MSG_FETCHED:
+        return "FETCHED";
     default:
         return "?";
     }
@@ -258,7 +262,7 @@ kith__wire_encode(const struct kith__msg *m, msgpack_sbuffer *out)
     case KITH__MSG_HELLO:
     case KITH__MSG_WELCOME: {
         static const uint8_t zeros[KITH_HASH_BYTES];
-        bool v3 = m->proto >= 3, v4 = m->proto >= 4;
+        bool v3 = m->proto >= 3, v4 = m->proto >= 4, v5 = m->proto >= 5;
         if (m->proto < KITH__WIRE_PROTO_MIN || m->proto > KITH__WIRE_PROTO) {
             /* another version's: its number is all this one can say of it (wire.h) */
             if (msgpack_pack_array(&pk, 2) != 0 || msgpack_pack_int(&pk, m->type) != 0 ||
@@ -268,7 +272,8 @@ kith__wire_encode(const struct kith__msg *m, msgpack_sbuffer *out)
         }
         if (!m->pk || !m->schema_digest || (v3 && m->vv.len > 0 && !m->heads))
             return KITH_EINVAL;
-        if (msgpack_pack_array(&pk, v4   ? 11
+        if (msgpack_pack_array(&pk, v5   ? 12
+                                    : v4 ? 11
                                     : v3 ? 9
                                          : 7) != 0 ||
             msgpack_pack_int(&pk, m->type) != 0 || msgpack_pack_uint32(&pk, m->proto) != 0 ||
@@ -289,10 +294,31 @@ kith__wire_encode(const struct kith__msg *m, msgpack_sbuffer *out)
             return KITH_ENOMEM;
         if (!v4)
             return 0;
-        if ((rc = pack_bin(&pk, m->group ? m->group : zeros, KITH__WIRE_GROUP_BYTES)) < 0)
+        if ((rc = pack_bin(&pk, m->group ? m->group : zeros, KITH__WIRE_GROUP_BYTES)) < 0 ||
+            (rc = pack_bin(&pk, m->gdigest ? m->gdigest : zeros, KITH_HASH_BYTES)) < 0 || !v5)
             return rc;
-        return pack_bin(&pk, m->gdigest ? m->gdigest : zeros, KITH_HASH_BYTES);
+        return pack_bin(&pk, m->pdigest ? m->pdigest : zeros, KITH_HASH_BYTES);
     }
+    case KITH__MSG_FETCH:
+        if (m->nsamples == 0 || m->nsamples > KITH__WIRE_MAX_SAMPLES || !m->samples || !m->chains)
+            return KITH_EINVAL;
+        for (size_t i = 0; i < m->nsamples; i++)
+            if (m->samples[i] == 0 || (i > 0 && m->samples[i] >= m->samples[i - 1]))
+                return KITH_EINVAL;
+        if (msgpack_pack_array(&pk, 4) != 0 || msgpack_pack_int(&pk, m->type) != 0 ||
+            msgpack_pack_uint64(&pk, m->origin) != 0 || msgpack_pack_array(&pk, m->nsamples) != 0)
+            return KITH_ENOMEM;
+        for (size_t i = 0; i < m->nsamples; i++)
+            if (msgpack_pack_uint64(&pk, m->samples[i]) != 0)
+                return KITH_ENOMEM;
+        return pack_bin(&pk, m->chains, m->nsamples * KITH_HASH_BYTES);
+    case KITH__MSG_FETCHED:
+        if ((m->len > 0 && !m->data) || m->len > KITH__WIRE_MAX_FRAME - KITH__WIRE_MAX_CONTROL)
+            return KITH_EINVAL;
+        if (msgpack_pack_array(&pk, 4) != 0 || msgpack_pack_int(&pk, m->type) != 0 ||
+            msgpack_pack_uint64(&pk, m->origin) != 0 || msgpack_pack_uint64(&pk, m->after) != 0)
+            return KITH_ENOMEM;
+        return pack_bin(&pk, m->len ? m->data : (const uint8_t *)"", m->len);
     case KITH__MSG_JOIN:
         if (!m->join_pk || !m->mac || !m->name || m->name_len == 0 ||
             m->name_len > KITH__WIRE_MAX_NAME)
@@ -443,14 +469,14 @@ kith__wire_decode(const void *frame, size_t len, struct kith__msg *m)
         return KITH_EMALFORMED;
     a = root->via.array.ptr;
     size_t n = root->via.array.size;
-    if (!get_u64(&a[0], &u) || u < KITH__MSG_HELLO || u > KITH__MSG_JOINED)
+    if (!get_u64(&a[0], &u) || u < KITH__MSG_HELLO || u > KITH__MSG_FETCHED)
         return KITH_EMALFORMED;
     m->type = (int)u;
     if (m->type == KITH__MSG_HELLO || m->type == KITH__MSG_WELCOME) {
         if (len > KITH__WIRE_MAX_HELLO)
             return KITH_ETOOBIG;
     } else if (m->type != KITH__MSG_BATCH && m->type != KITH__MSG_JOINED &&
-               len > KITH__WIRE_MAX_CONTROL) {
+               m->type != KITH__MSG_FETCHED && len > KITH__WIRE_MAX_CONTROL) {
         return KITH_ETOOBIG;
     }
 
@@ -462,7 +488,8 @@ kith__wire_decode(const void *frame, size_t len, struct kith__msg *m)
         m->proto = (uint32_t)u;
         if (m->proto < KITH__WIRE_PROTO_MIN || m->proto > KITH__WIRE_PROTO)
             return 0; /* another version's layout: the session refuses it by its number */
-        if (n != (m->proto == 4   ? 11u
+        if (n != (m->proto == 5   ? 12u
+                  : m->proto == 4 ? 11u
                   : m->proto == 3 ? 9u
                                   : 7u) ||
             !get_u64(&a[2], &m->id) || !get_bin(&a[3], KITH_PUBKEY_BYTES, &m->pk) ||
@@ -479,8 +506,33 @@ kith__wire_decode(const void *frame, size_t len, struct kith__msg *m)
         if (m->proto == 3)
             return 0;
         if (!get_bin(&a[9], KITH__WIRE_GROUP_BYTES, &m->group) ||
-            !get_bin(&a[10], KITH_HASH_BYTES, &m->gdigest))
+            !get_bin(&a[10], KITH_HASH_BYTES, &m->gdigest) ||
+            (m->proto >= 5 && !get_bin(&a[11], KITH_HASH_BYTES, &m->pdigest)))
             return KITH_EMALFORMED;
+        return 0;
+    case KITH__MSG_FETCH: {
+        const msgpack_object *sq;
+        if (n != 4 || !get_u64(&a[1], &m->origin) || a[2].type != MSGPACK_OBJECT_ARRAY ||
+            a[2].via.array.size == 0 || a[2].via.array.size > KITH__WIRE_MAX_SAMPLES ||
+            !get_bin(&a[3], a[2].via.array.size * KITH_HASH_BYTES, &m->chains))
+            return KITH_EMALFORMED;
+        sq = a[2].via.array.ptr;
+        m->nsamples = a[2].via.array.size;
+        if ((m->owned_samples = malloc(m->nsamples * sizeof *m->owned_samples)) == NULL)
+            return KITH_ENOMEM;
+        m->samples = m->owned_samples;
+        for (size_t i = 0; i < m->nsamples; i++)
+            if (!get_u64(&sq[i], &m->owned_samples[i]) || m->owned_samples[i] == 0 ||
+                (i > 0 && m->owned_samples[i] >= m->owned_samples[i - 1]))
+                return KITH_EMALFORMED;
+        return 0;
+    }
+    case KITH__MSG_FETCHED:
+        if (n != 4 || !get_u64(&a[1], &m->origin) || !get_u64(&a[2], &m->after) ||
+            a[3].type != MSGPACK_OBJECT_BIN)
+            return KITH_EMALFORMED;
+        m->data = a[3].via.bin.size ? (const uint8_t *)a[3].via.bin.ptr : NULL;
+        m->len = a[3].via.bin.size;
         return 0;
     case KITH__MSG_JOIN:
         if (n != 4 || !get_bin(&a[1], KITH_PUBKEY_BYTES, &m->join_pk) ||
@@ -567,6 +619,7 @@ kith__wire_clear(struct kith__msg *m)
     free(m->vv.entries);
     free(m->owned_records);
     free(m->owned_lens);
+    free(m->owned_samples);
     memset(m, 0, sizeof(*m));
 }
 

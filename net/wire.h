@@ -13,6 +13,7 @@
  *  1     HELLO    proto u32, id u64, pk bin32, schema_v u64, schema bin32, vv,   256 KiB
  *                 and in protocol 3: heads bin(32 x vv entries), clock u64
  *                 and in protocol 4 also: group bin16, gdigest bin32
+ *                 and in protocol 5 also: pdigest bin32
  *  2     WELCOME  as HELLO                                                       256 KiB
  *  3     REFUSE   code int (a KITH_E* number), reason str <= 200                 64 KiB
  *  4     BATCH    seq u64 >= 1, has_more bool, sender vv, batch bin             16 MiB
@@ -23,18 +24,26 @@
  *  9     BYE      (none)                                                         64 KiB
  *  10    JOIN     joiner pk bin32, device name str 1..63, mac bin32              64 KiB
  *  11    JOINED   group bin16, records [bin 1..4096, ...] (1..4096 of them)      16 MiB
+ *  12    FETCH    origin u64, seqs [u64, ...] (1..64, strictly descending, >= 1),  64 KiB
+ *                 chains bin(32 x seqs)                          (protocol 5 only)
+ *  13    FETCHED  origin u64, after u64, batch bin (0 bytes: none)  (protocol 5)  16 MiB
  *
  * vv: a flat array [origin, seq, origin, seq, ...] of u64, origins strictly ascending, every
  * seq >= 1, at most KITH__WIRE_MAX_ORIGINS pairs. heads: the chain hash after each vv entry's
  * seq, 32 bytes each in vv order, in one bin of exactly 32 x (vv entries) bytes. clock: the
  * sender's wall clock in ms since 1970. group: the sender's group id, 16 zero bytes when it is
  * in none; gdigest: the digest of its group records (spec/groups.md GRP-12), zeros likewise.
+ * pdigest: the digest of the fork proofs held (spec/encoding.md §10, "Digest"), zeros when
+ * none. FETCH: "this replica's chain hash of `origin` after seqs[i] is chains[i]"; FETCHED
+ * answers it with origin's run from seq after + 1 (after: the highest of the seqs whose chain
+ * the answerer holds too, or 0) as a batch of format 3 (spec/protocol.md NET-33).
  * JOIN's mac: keyed BLAKE2b-256 (key: the invite's secret) of inviter pk || joiner pk || name
  * (spec/protocol.md NET-30); JOINED's records are the inviter's group records, signed.
  *
  * The one thing every protocol version keeps is where HELLO and WELCOME say which version
  * they speak: element 1, a u32. This kith speaks protocols 2 (kith 0.2, without heads and
- * clock), 3 (kith 0.3, without group and gdigest) and 4, each with its own exact layout; a HELLO or
+ * clock), 3 (kith 0.3, without group and gdigest), 4 (kith 0.4, without pdigest) and 5,
+ * each with its own exact layout; a HELLO or
  * WELCOME of any other version is decoded that far and no further, whatever its layout (protocol
  * 1's had no schema_v), so that the session can refuse it by its version and say so (NET-7) rather
  * than as a malformed frame; the encoder writes such a message as [type, proto] alone.
@@ -49,7 +58,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define KITH__WIRE_PROTO 4u                /* newest protocol version spoken here (NET-7) */
+#define KITH__WIRE_PROTO 5u                /* newest protocol version spoken here (NET-7) */
 #define KITH__WIRE_PROTO_MIN 2u            /* oldest, spoken to a peer of kith 0.2 */
 #define KITH__WIRE_MAX_FRAME (16u << 20)   /* any frame; ZMQ_MAXMSGSIZE on every socket */
 #define KITH__WIRE_MAX_CONTROL (64u << 10) /* every frame but BATCH, HELLO, WELCOME */
@@ -64,6 +73,7 @@
 #define KITH__WIRE_MAX_NAME 63u            /* bytes of a device name in JOIN */
 #define KITH__WIRE_MAX_RECORD 4096u        /* bytes of one group record in JOINED */
 #define KITH__WIRE_MAX_RECORDS 4096u       /* records in one JOINED */
+#define KITH__WIRE_MAX_SAMPLES 64u         /* seqs in one FETCH (NET-33) */
 
 enum kith__msg_type {
     KITH__MSG_HELLO = 1,
@@ -75,8 +85,10 @@ enum kith__msg_type {
     KITH__MSG_PING = 7,
     KITH__MSG_PONG = 8,
     KITH__MSG_BYE = 9,
-    KITH__MSG_JOIN = 10, /* 12 and up are left for later messages */
-    KITH__MSG_JOINED = 11
+    KITH__MSG_JOIN = 10,
+    KITH__MSG_JOINED = 11,
+    KITH__MSG_FETCH = 12, /* 14 and up are left for later messages */
+    KITH__MSG_FETCHED = 13
 };
 
 /*
@@ -89,20 +101,28 @@ enum kith__msg_type {
  * type and proto use; vv and heads are borrowed.
  */
 struct kith__msg {
-    int type;                      /* enum kith__msg_type */
-    uint32_t proto;                /* HELLO, WELCOME */
-    uint64_t id;                   /* HELLO, WELCOME: the sender's replica id */
-    const uint8_t *pk;             /* HELLO, WELCOME: KITH_PUBKEY_BYTES */
-    uint64_t schema_version;       /* HELLO, WELCOME: the sender's kith_schema_info */
-    const uint8_t *schema_digest;  /* HELLO, WELCOME: KITH_HASH_BYTES, likewise */
-    kith_vv vv;                    /* HELLO, WELCOME, BATCH (sender's), ACK, DONE */
-    const uint8_t *heads;          /* HELLO, WELCOME of protocol 3: KITH_HASH_BYTES per vv entry,
-                                      the chain hash after that entry's seq */
-    uint64_t clock_ms;             /* HELLO, WELCOME of protocol 3: the sender's wall clock */
-    const uint8_t *group;          /* HELLO, WELCOME of protocol 4: KITH__WIRE_GROUP_BYTES (NULL
-                                      when encoding: zeros); JOIN: unused; JOINED: the group */
-    const uint8_t *gdigest;        /* HELLO, WELCOME of protocol 4: KITH_HASH_BYTES (NULL when
-                                      encoding: zeros) */
+    int type;                     /* enum kith__msg_type */
+    uint32_t proto;               /* HELLO, WELCOME */
+    uint64_t id;                  /* HELLO, WELCOME: the sender's replica id */
+    const uint8_t *pk;            /* HELLO, WELCOME: KITH_PUBKEY_BYTES */
+    uint64_t schema_version;      /* HELLO, WELCOME: the sender's kith_schema_info */
+    const uint8_t *schema_digest; /* HELLO, WELCOME: KITH_HASH_BYTES, likewise */
+    kith_vv vv;                   /* HELLO, WELCOME, BATCH (sender's), ACK, DONE */
+    const uint8_t *heads;         /* HELLO, WELCOME of protocol 3: KITH_HASH_BYTES per vv entry,
+                                     the chain hash after that entry's seq */
+    uint64_t clock_ms;            /* HELLO, WELCOME of protocol 3: the sender's wall clock */
+    const uint8_t *group;         /* HELLO, WELCOME of protocol 4: KITH__WIRE_GROUP_BYTES (NULL
+                                     when encoding: zeros); JOIN: unused; JOINED: the group */
+    const uint8_t *gdigest;       /* HELLO, WELCOME of protocol 4: KITH_HASH_BYTES (NULL when
+                                     encoding: zeros) */
+    const uint8_t *pdigest;       /* HELLO, WELCOME of protocol 5: KITH_HASH_BYTES, the digest
+                                     of the proofs held (NULL when encoding: zeros) */
+    uint64_t origin;              /* FETCH, FETCHED */
+    size_t nsamples;              /* FETCH: how many seqs */
+    const uint64_t *samples;      /* FETCH: the seqs (decoded: owned) */
+    const uint8_t *chains;        /* FETCH: KITH_HASH_BYTES per seq, a view */
+    uint64_t *owned_samples;
+    uint64_t after;                /* FETCHED: the run starts at after + 1 */
     const uint8_t *join_pk;        /* JOIN: the joiner's key, KITH_PUBKEY_BYTES */
     const char *name;              /* JOIN: the joiner's device name, not NUL-terminated */
     size_t name_len;               /* JOIN */
@@ -114,8 +134,8 @@ struct kith__msg {
     size_t *owned_lens;
     uint64_t seq;              /* BATCH, ACK */
     bool has_more;             /* BATCH */
-    const uint8_t *data;       /* BATCH: the kith batch bytes */
-    size_t len;                /* BATCH: their length */
+    const uint8_t *data;       /* BATCH, FETCHED: the kith batch bytes (FETCHED: may be none) */
+    size_t len;                /* BATCH, FETCHED: their length */
     int32_t code;              /* REFUSE */
     const char *reason;        /* REFUSE: not NUL-terminated */
     size_t reason_len;         /* REFUSE */
@@ -146,7 +166,8 @@ int kith__wire_encode(const struct kith__msg *m, msgpack_sbuffer *out);
  * on failure). Returns 0, KITH_ETOOBIG (frame above its type's limit), KITH_EMALFORMED
  * (anything else wrong: guard, shape, types, sizes, vv order, heads not 32 bytes for each vv
  * entry, a JOIN name that is empty, too long or holds a NUL, a JOINED without records or
- * with an empty or oversized one), KITH_ENOMEM.
+ * with an empty or oversized one, a FETCH without seqs, with more than 64, a seq of 0 or seqs
+ * not strictly descending, or chains not 32 bytes a seq), KITH_ENOMEM.
  */
 int kith__wire_decode(const void *frame, size_t len, struct kith__msg *m);
 

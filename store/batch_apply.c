@@ -1168,6 +1168,7 @@ kith__batch_apply(kith_replica *r, const void *data, size_t len, kith_apply_info
                   struct kith__progress *pg)
 {
     struct applying s;
+    bool committed = false;
     int rc;
 
     if (info != NULL)
@@ -1198,6 +1199,7 @@ kith__batch_apply(kith_replica *r, const void *data, size_t len, kith_apply_info
             goto out_free;
     }
     rc = apply_growing(&s);
+    committed = rc == 0;
     if (rc == 0) {
         if (info != NULL)
             *info = s.info;
@@ -1211,6 +1213,7 @@ kith__batch_apply(kith_replica *r, const void *data, size_t len, kith_apply_info
     if (rc == 0 && (s.info.forks > 0 || s.b.nproofs > 0))
         rc = kith__rekey_auto(r);
 out_free:
+    kith__fork_notes_end(r, committed); /* kith_on_fork: after the commit and the settling */
     applying_free(&s);
     return rc;
 }

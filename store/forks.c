@@ -102,6 +102,7 @@ kith__fork_put(kith_replica *r, MDB_txn *txn, const kith_fork *f)
     rc = kith__mdb_put(txn, r->forks, &k, &v, 0);
     if (rc != 0)
         return rc == MDB_MAP_FULL ? rc : kith__mdb_err(rc);
+    kith__fork_note(r, f->origin); /* told to kith_on_fork after the commit */
     return 1;
 }
 
@@ -354,6 +355,7 @@ kith__heads_check(kith_replica *r, uint64_t peer, const kith_vv *vv, const uint8
     if (rc == 0 && c.nfound > 0 && !(r->flags & KITH_RDONLY)) {
         c.record = true;
         rc = kith__view_write(r, heads_compare, &c);
+        kith__fork_notes_end(r, rc == 0); /* kith_on_fork, after the commit */
     }
     if (rc < 0 || c.nfound == 0) {
         free(c.found);
@@ -362,4 +364,254 @@ kith__heads_check(kith_replica *r, uint64_t peer, const kith_vv *vv, const uint8
     *found = c.found;
     *nfound = c.nfound;
     return (int)c.ndiffer;
+}
+
+/* ---- heads that differ, and a point both histories share (protocol 5, NET-33) ---------- */
+
+int
+kith__heads_differ(kith_replica *r, const kith_vv *vv, const uint8_t *heads,
+                   struct kith__head_diff **out, size_t *n)
+{
+    struct kith__head_diff *list = NULL;
+    MDB_txn *txn;
+    size_t k = 0;
+    int rc;
+
+    *out = NULL;
+    *n = 0;
+    if (vv->len == 0)
+        return 0;
+    if ((list = calloc(vv->len, sizeof *list)) == NULL)
+        return KITH_ENOMEM;
+    rc = kith__view_begin(r, &txn);
+    if (rc < 0) {
+        free(list);
+        return rc;
+    }
+    for (size_t i = 0; rc == 0 && i < vv->len; i++) {
+        uint64_t origin = vv->entries[i].origin, seq = vv->entries[i].seq;
+        struct kith__origin_state o;
+        uint8_t ours[KITH_HASH_BYTES];
+        kith_fork f;
+
+        if ((rc = kith__origin_get(r, txn, origin, &o)) < 0)
+            break;
+        if (o.have == 0 || seq > o.have)
+            continue; /* the peer holds more: its check, not ours */
+        if (seq == o.have)
+            memcpy(ours, o.head, KITH_HASH_BYTES);
+        else if ((rc = kith__chain_at(r, txn, origin, seq, ours)) == KITH_ENOTFOUND)
+            rc = 0, memset(ours, 0, KITH_HASH_BYTES);
+        if (rc < 0)
+            break;
+        if (memcmp(ours, heads + i * KITH_HASH_BYTES, KITH_HASH_BYTES) == 0)
+            continue;
+        memset(&f, 0, sizeof f);
+        f.origin = origin;
+        if ((rc = kith__proof_describe(r, txn, &f)) < 0)
+            break;
+        list[k].origin = origin;
+        list[k].seq = seq;
+        list[k].has_proof = f.has_proof;
+        k++;
+    }
+    kith__view_end(r, txn);
+    if (rc < 0 || k == 0) {
+        free(list);
+        return rc;
+    }
+    *out = list;
+    *n = k;
+    return 0;
+}
+
+/* The last commit of `origin` that starts at or before `seq`, positioned by `cur`: 1 with its
+ * first seq, op count and chain, 0 when there is none. */
+static int
+commit_before(MDB_cursor *cur, uint64_t origin, uint64_t seq, uint64_t *first, uint32_t *nops,
+              const uint8_t **chain)
+{
+    uint8_t kb[16];
+    MDB_val k = {16, kb}, v;
+    int rc;
+
+    kith__be64_put(kb, origin);
+    kith__be64_put(kb + 8, seq + 1);
+    rc = kith__mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    if (rc == 0 || rc == MDB_NOTFOUND)
+        rc = kith__mdb_cursor_get(cur, &k, &v, rc == 0 ? MDB_PREV : MDB_LAST);
+    if (rc == MDB_NOTFOUND)
+        return 0;
+    if (rc != 0)
+        return kith__mdb_err(rc);
+    if (k.mv_size != 16 || kith__be64_get(k.mv_data) != origin)
+        return 0;
+    if (v.mv_size <= KITH__LOG_HDR_BYTES)
+        return KITH_ECORRUPT;
+    const uint8_t *p = v.mv_data;
+    *first = kith__be64_get((const uint8_t *)k.mv_data + 8);
+    *nops = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+    *chain = p + 4;
+    return 1;
+}
+
+int
+kith__chain_samples(kith_replica *r, uint64_t origin, uint64_t from, uint64_t *seqs,
+                    uint8_t *chains, size_t max, size_t *n)
+{
+    MDB_txn *txn;
+    MDB_cursor *cur = NULL;
+    uint64_t step = 1, target = from;
+    int rc;
+
+    *n = 0;
+    rc = kith__view_begin(r, &txn);
+    if (rc < 0)
+        return rc;
+    rc = kith__mdb_err(kith__mdb_cursor_open(txn, r->log, &cur));
+    /* commit ends at or below from, from - 1, from - 3, from - 7, ...: the distance to the
+     * point where two histories part is overshot by at most its own length */
+    while (rc == 0 && target > 0 && *n < max) {
+        uint64_t first = 0, end;
+        uint32_t nops = 0;
+        const uint8_t *chain = NULL;
+        int found = commit_before(cur, origin, target, &first, &nops, &chain);
+        if (found <= 0) {
+            rc = found;
+            break;
+        }
+        end = first + nops - 1;
+        if (nops == 0 || end > target) {
+            /* target falls inside a commit: the commit before it ends at first - 1 */
+            target = first - 1;
+            continue;
+        }
+        if (*n == 0 || end < seqs[*n - 1]) {
+            seqs[*n] = end;
+            memcpy(chains + *n * KITH_HASH_BYTES, chain, KITH_HASH_BYTES);
+            (*n)++;
+        }
+        target = from > step ? from - step : 0;
+        if (target >= end)
+            target = end - 1;
+        step = step * 2 + 1;
+    }
+    if (cur != NULL)
+        mdb_cursor_close(cur);
+    kith__view_end(r, txn);
+    if (rc < 0)
+        *n = 0;
+    return rc;
+}
+
+int
+kith__chain_shared(kith_replica *r, uint64_t origin, const uint64_t *seqs, const uint8_t *chains,
+                   size_t n, uint64_t *after)
+{
+    MDB_txn *txn;
+    int rc;
+
+    *after = 0;
+    rc = kith__view_begin(r, &txn);
+    if (rc < 0)
+        return rc;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t ours[KITH_HASH_BYTES];
+        rc = kith__chain_at(r, txn, origin, seqs[i], ours);
+        if (rc == KITH_ENOTFOUND) {
+            rc = 0;
+            continue;
+        }
+        if (rc < 0)
+            break;
+        if (memcmp(ours, chains + i * KITH_HASH_BYTES, KITH_HASH_BYTES) == 0) {
+            *after = seqs[i]; /* the highest: seqs descend */
+            break;
+        }
+    }
+    kith__view_end(r, txn);
+    return rc;
+}
+
+/* ---- telling the app: kith_on_fork ------------------------------------------------------ */
+
+/*
+ * The origins whose fork record or proofs a write transaction of this thread made new, noted
+ * by kith__fork_put and proofs.c as they write, and told after the commit. A write
+ * transaction belongs to one thread, and the callback runs in the thread that committed, so
+ * the notes are the thread's own: no lock, and no other thread's transaction mixes in. An
+ * attempt that is run again (the map grew) notes the same origins again; a list without
+ * repeats makes that harmless. More than NOTES_MAX origins in one commit are not told one by
+ * one (kith_forks_get has them all).
+ */
+#define NOTES_MAX 256
+
+struct fork_notes {
+    const kith_replica *r;
+    size_t n;
+    uint64_t origin[NOTES_MAX];
+};
+
+static _Thread_local struct fork_notes notes, told;
+
+void
+kith__fork_note(kith_replica *r, uint64_t origin)
+{
+    if (notes.r != r) {
+        notes.r = r;
+        notes.n = 0;
+    }
+    for (size_t i = 0; i < notes.n; i++)
+        if (notes.origin[i] == origin)
+            return;
+    if (notes.n < NOTES_MAX)
+        notes.origin[notes.n++] = origin;
+}
+
+size_t
+kith__fork_notes_end(kith_replica *r, bool committed)
+{
+    kith_fork *f = NULL;
+    size_t nf = 0;
+
+    told.r = r;
+    told.n = 0;
+    if (notes.r != r || notes.n == 0) {
+        notes.n = 0;
+        return 0;
+    }
+    if (committed) {
+        told.n = notes.n;
+        memcpy(told.origin, notes.origin, notes.n * sizeof *notes.origin);
+    }
+    notes.n = 0;
+    notes.r = NULL;
+    if (told.n == 0 || r->on_fork == NULL)
+        return told.n;
+    /* as kith_forks_get shows them now: the record with its proof's summary, settled */
+    if (kith_forks_get(r, &f, &nf) < 0)
+        return told.n;
+    for (size_t i = 0; i < told.n; i++)
+        for (size_t j = 0; j < nf; j++)
+            if (f[j].origin == told.origin[i])
+                r->on_fork(r->fork_ctx, &f[j]);
+    kith_forks_free(f, nf);
+    return told.n;
+}
+
+const uint64_t *
+kith__fork_notes_told(const kith_replica *r, size_t *n)
+{
+    *n = told.r == r ? told.n : 0;
+    return told.origin;
+}
+
+int
+kith_on_fork(kith_replica *r, kith_fork_fn fn, void *ctx)
+{
+    if (r == NULL)
+        return KITH_EINVAL;
+    r->on_fork = fn;
+    r->fork_ctx = ctx;
+    return 0;
 }

@@ -125,6 +125,8 @@ proof_keep(kith_replica *r, MDB_txn *txn, const uint8_t *p, size_t len,
         return rc == MDB_MAP_FULL
                    ? rc
                    : kith__fail(r, kith__mdb_err(rc), "proofs: %s", mdb_strerror(rc));
+    if (isnew)
+        kith__fork_note(r, f->origin); /* told to kith_on_fork after the commit */
     return isnew;
 }
 
@@ -495,4 +497,42 @@ out_free:
     kith__wbuf_free(&m.enc);
     kith__arena_free(&m.arena);
     return rc;
+}
+
+int
+kith__proof_digest(kith_replica *r, uint8_t out[KITH_HASH_BYTES])
+{
+    crypto_generichash_state st;
+    MDB_cursor *cur;
+    MDB_txn *txn;
+    MDB_val k, v;
+    size_t n = 0;
+    int rc, mrc;
+
+    memset(out, 0, KITH_HASH_BYTES);
+    if (r->proofs == KITH__DBI_FREE)
+        return 0;
+    if ((rc = kith__mdb_begin(r, MDB_RDONLY, &txn)) < 0)
+        return rc;
+    rc = kith__mdb_err(kith__mdb_cursor_open(txn, r->proofs, &cur));
+    if (rc == 0) {
+        crypto_generichash_init(&st, NULL, 0, KITH_HASH_BYTES);
+        for (mrc = kith__mdb_cursor_get(cur, &k, &v, MDB_FIRST); mrc == 0;
+             mrc = kith__mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+            uint8_t len[8];
+            kith__be64_put(len, v.mv_size);
+            crypto_generichash_update(&st, k.mv_data, k.mv_size);
+            crypto_generichash_update(&st, len, sizeof len);
+            crypto_generichash_update(&st, v.mv_data, v.mv_size);
+            n++;
+        }
+        mdb_cursor_close(cur);
+        if (mrc != MDB_NOTFOUND)
+            rc = kith__fail(r, kith__mdb_err(mrc), "proofs: %s", mdb_strerror(mrc));
+        else if (n > 0)
+            crypto_generichash_final(&st, out, KITH_HASH_BYTES);
+    }
+    mdb_txn_abort(txn);
+    kith__mdb_end(r);
+    return rc < 0 ? rc : n > 0;
 }

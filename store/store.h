@@ -192,6 +192,8 @@ struct kith_replica {
     struct kith__group_cache *group; /* the fold of the group's records, as of a stamp
                                         (store/group.c); NULL until first needed */
     uint64_t group_folds;            /* how many times it was built (tests read it) */
+    kith_fork_fn on_fork;            /* kith_on_fork; NULL: none */
+    void *fork_ctx;
 };
 
 /* ---- store/names.c: local numbers for the names ops use ------------------------------- */
@@ -794,6 +796,10 @@ int kith__proof_from_batch(kith_replica *r, MDB_txn *txn, const struct kith__bat
 /* Fill f's proof fields (has_proof, proof_seq, winner, loser, holds) from the first proof of
  * f->origin by name (the lowest c, then the lowest winner), if one is held. 0 or an error. */
 int kith__proof_describe(kith_replica *r, MDB_txn *txn, kith_fork *f);
+/* The digest of the proofs held (spec/encoding.md §10 "Digest"; protocol 5's pdigest), in a
+ * read transaction of its own: BLAKE2b-256 over each proof in name order as name (80) |
+ * length (8, BE) | bytes. 1 with it in out, 0 when none is held (out zeros), or an error. */
+int kith__proof_digest(kith_replica *r, uint8_t out[KITH_HASH_BYTES]);
 
 /* ---- store/settle.c: the forks this replica settles (data-model.md FORK-10) ------------ */
 
@@ -944,5 +950,43 @@ int kith__rekey_resume(kith_replica *r);
  * apply with a settled list; verify's rebuild). Reads the voids database's size. 0,
  * KITH_EREADONLY (no voids database), or an error. */
 int kith__apply_voids(struct kith__applier *a);
+
+/* ---- store/forks.c: what protocol 5 compares and asks for (spec/protocol.md NET-33) --- */
+
+/* An origin whose chain head a peer named differs from this replica's at that seq. */
+struct kith__head_diff {
+    uint64_t origin;
+    uint64_t seq;   /* the peer's seq, at or below our `have` */
+    bool has_proof; /* a proof of the origin is held here already */
+};
+
+/* Compare the peer's heads (one per vv entry) with this replica's log at the seqs both hold,
+ * recording nothing: the origins whose heads differ, in *out (released with free(), NULL when
+ * *n is 0). 0 or an error. */
+int kith__heads_differ(kith_replica *r, const kith_vv *vv, const uint8_t *heads,
+                       struct kith__head_diff **out, size_t *n);
+/* Up to `max` chain hashes of `origin` from this replica's log, at commit ends at or below
+ * from, from - 1, from - 3, from - 7, ... (strictly descending, each >= 1): seqs[i] and
+ * chains[32 * i]. 0 or an error; *n 0 when nothing of the origin is held at or below from. */
+int kith__chain_samples(kith_replica *r, uint64_t origin, uint64_t from, uint64_t *seqs,
+                        uint8_t *chains, size_t max, size_t *n);
+/* The highest seqs[i] at which this replica's chain of `origin` is chains[32 * i] (seqs
+ * descending), in *after; 0 when none is. 0 or an error. */
+int kith__chain_shared(kith_replica *r, uint64_t origin, const uint64_t *seqs,
+                       const uint8_t *chains, size_t n, uint64_t *after);
+
+/* ---- store/forks.c: kith_on_fork ----------------------------------------------------- */
+
+/* A write of this thread's transaction made a fork record or a proof of `origin` new (called
+ * by kith__fork_put and proofs.c); told after the commit by kith__fork_notes_end. */
+void kith__fork_note(kith_replica *r, uint64_t origin);
+/* The write transaction that noted forks ended: when `committed`, call r's kith_on_fork for
+ * each origin noted, as kith_forks_get shows it now (outside any transaction); else forget
+ * them. Returns how many were told (also with no callback set). Every path that may write a
+ * fork record or a proof calls it once its transaction ended. */
+size_t kith__fork_notes_end(kith_replica *r, bool committed);
+/* The origins the last kith__fork_notes_end of this thread on r told (for the daemon's log);
+ * valid until this thread's next call of it. */
+const uint64_t *kith__fork_notes_told(const kith_replica *r, size_t *n);
 
 #endif /* KITH_STORE_H */

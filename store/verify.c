@@ -9,6 +9,9 @@
  *     origin's key, applied commits are in the apply order and pending ones are not, and the
  *     meta "pending" counter is the sum of what waits.
  *
+ *     The fork proofs held are checked too: each verifies from its own bytes (FORK-5), is
+ *     kept under the name it gives (FORK-7), and its origin has a fork record (FORK-9).
+ *
  *  2. The state. Every applied commit is applied again, in apply order and through the one
  *     apply path (store/apply.c), into a scratch LMDB environment in a temporary directory
  *     that is removed afterwards; the scratch registers, elements, membership and indexes are
@@ -26,6 +29,7 @@
  * avoid that, but re-applying through store/apply.c checks the stored bytes against exactly
  * what kith writes, keys and encodings included, which a second model of the rules could not.
  */
+#include "forkproof.h"
 #include "store.h"
 #include "view.h"
 
@@ -451,6 +455,60 @@ out_cursor:
     return rc;
 }
 
+/*
+ * The proofs database: each proof verifies from its own bytes (spec/data-model.md FORK-5), the
+ * key it is kept under is the name its bytes give (FORK-7), and its origin has a fork record
+ * (FORK-9: absorbing or making a proof records one). A replica made before proofs has none.
+ */
+static int
+verify_proofs(struct verify *v)
+{
+    MDB_cursor *cur;
+    MDB_val k, val;
+    int rc = 0, mrc;
+
+    if (v->r->proofs == KITH__DBI_FREE)
+        return 0;
+    rc = kith__mdb_err(kith__mdb_cursor_open(v->txn, v->r->proofs, &cur));
+    if (rc < 0)
+        return rc;
+    for (mrc = kith__mdb_cursor_get(cur, &k, &val, MDB_FIRST); mrc == 0 && rc == 0;
+         mrc = kith__mdb_cursor_get(cur, &k, &val, MDB_NEXT)) {
+        struct kith__forkproof f;
+        uint8_t name[KITH__FORKPROOF_NAME_BYTES];
+        char why[200], kh[64];
+        uint64_t seq;
+        int vrc;
+
+        key_hex(&k, kh);
+        kith__arena_reset(&v->arena);
+        vrc = kith__forkproof_verify(val.mv_data, val.mv_size, &f, &v->arena, why, sizeof why);
+        if (vrc == KITH_ENOMEM) {
+            rc = vrc;
+            break;
+        }
+        if (vrc < 0) {
+            problem(v, "fork proof %s does not verify: %s", kh, why);
+            continue;
+        }
+        kith__forkproof_name(&f, name);
+        if (k.mv_size != sizeof name || memcmp(k.mv_data, name, sizeof name) != 0) {
+            problem(v, "fork proof %s is kept under another name than its bytes give", kh);
+            continue;
+        }
+        vrc = kith__fork_seq(v->r, v->txn, f.origin, &seq);
+        if (vrc < 0)
+            rc = vrc;
+        else if (vrc == 0)
+            problem(v, "fork proof %s: origin %016llx has no fork record", kh,
+                    (unsigned long long)f.origin);
+    }
+    mdb_cursor_close(cur);
+    if (rc == 0 && mrc != MDB_NOTFOUND && mrc != 0)
+        rc = kith__mdb_err(mrc);
+    return rc;
+}
+
 /* ---- pass 2: the state, rebuilt in a scratch environment ------------------------------- */
 
 struct scratch {
@@ -830,6 +888,8 @@ kith_verify(kith_replica *r, kith_verify_report *report)
         rc = kith__progress_report(v.pg, 0, total);
     if (rc == 0)
         rc = verify_log(&v);
+    if (rc == 0)
+        rc = verify_proofs(&v);
     if (rc == 0)
         rc = verify_state(&v);
     if (rc == KITH_ECORRUPT) {

@@ -111,6 +111,38 @@ Test(wire, hello_round_trip)
     cr_assert_arr_eq(d.gdigest, zeros, 32);
     kith__wire_clear(&d);
     free(buf);
+    /* protocol 5: the digest of the proofs held follows (NET-35); zeros for NULL */
+    uint8_t pd[32];
+    for (int i = 0; i < 32; i++)
+        pd[i] = (uint8_t)(0x5a ^ i);
+    m.proto = 5;
+    m.pdigest = pd;
+    n = encode(&m, &buf);
+    cr_assert_eq(buf[0], 0x9c, "HELLO of protocol 5 is an array of 12");
+    cr_assert_eq(kith__wire_decode(buf, n, &d), 0);
+    cr_assert_eq(d.proto, 5);
+    cr_assert_arr_eq(d.pdigest, pd, 32);
+    cr_assert_arr_eq(d.heads, heads, sizeof heads);
+    kith__wire_clear(&d);
+    free(buf);
+    /* a HELLO of 4 has no digest: 0.4.0 refuses a 12th element, so the digest is protocol 5 */
+    m.proto = 4;
+    n = encode(&m, &buf);
+    cr_assert_eq(buf[0], 0x9b);
+    cr_assert_eq(kith__wire_decode(buf, n, &d), 0);
+    cr_assert_null(d.pdigest);
+    kith__wire_clear(&d);
+    buf[0] = 0x9c; /* 4's number with 5's count: malformed, as 0.4.0 finds it */
+    uint8_t *longer = malloc(n + 34);
+    cr_assert_not_null(longer);
+    memcpy(longer, buf, n);
+    longer[n] = 0xc4, longer[n + 1] = 32;
+    memcpy(longer + n + 2, pd, 32);
+    cr_assert_eq(kith__wire_decode(longer, n + 34, &d), KITH_EMALFORMED);
+    kith__wire_clear(&d);
+    free(longer);
+    free(buf);
+    m.pdigest = NULL;
     /* protocol 3 carries neither */
     m.proto = 3;
     m.group = gid;
@@ -636,24 +668,27 @@ Test(wire, hello_of_another_protocol_is_read_as_far_as_its_version)
     free(buf);
 
     /* a newer protocol, in whatever layout; its encoding is the version alone */
-    static const uint8_t v5[] = {0x94, 0x02, 0x05, 0xc0, 0xa1, 'x'};
-    cr_assert_eq(kith__wire_decode(v5, sizeof v5, &d), 0);
+    static const uint8_t v6[] = {0x94, 0x02, 0x06, 0xc0, 0xa1, 'x'};
+    cr_assert_eq(kith__wire_decode(v6, sizeof v6, &d), 0);
     cr_assert_eq(d.type, KITH__MSG_WELCOME);
-    cr_assert_eq(d.proto, 5);
+    cr_assert_eq(d.proto, 6);
     cr_assert_null(d.pk);
     kith__wire_clear(&d);
     m.type = KITH__MSG_WELCOME;
-    m.proto = 5;
+    m.proto = 6;
     n = encode(&m, &buf);
     cr_assert_eq(n, 3);
-    cr_assert_arr_eq(buf, ((uint8_t[]){0x92, 0x02, 0x05}), 3);
+    cr_assert_arr_eq(buf, ((uint8_t[]){0x92, 0x02, 0x06}), 3);
     free(buf);
 
-    /* protocols 2, 3 and 4 each have their own exact shape: 3's or 4's number alone is not */
-    static const uint8_t short3[] = {0x92, 0x01, 0x03}, short4[] = {0x92, 0x01, 0x04};
+    /* protocols 2 to 5 each have their own exact shape: 3's, 4's or 5's number alone is not */
+    static const uint8_t short3[] = {0x92, 0x01, 0x03}, short4[] = {0x92, 0x01, 0x04},
+                         short5[] = {0x92, 0x01, 0x05};
     cr_assert_eq(kith__wire_decode(short3, sizeof short3, &d), KITH_EMALFORMED);
     kith__wire_clear(&d);
     cr_assert_eq(kith__wire_decode(short4, sizeof short4, &d), KITH_EMALFORMED);
+    kith__wire_clear(&d);
+    cr_assert_eq(kith__wire_decode(short5, sizeof short5, &d), KITH_EMALFORMED);
     kith__wire_clear(&d);
 
     /* this protocol's HELLO without its key is not encoded */
@@ -987,17 +1022,17 @@ Test(handshake, hello_of_protocol_1_is_refused_by_its_version)
     cr_assert_str_eq(s.why, "peer runs an older kith (protocol 1): upgrade it");
     cr_assert_eq(out.n, 1, "one REFUSE, nothing else");
     cr_assert_eq(refused(&out, 0, reason, sizeof reason), KITH_EVERSION);
-    cr_assert_str_eq(reason, "your kith is older (protocol 1, here 2 to 4): upgrade it");
+    cr_assert_str_eq(reason, "your kith is older (protocol 1, here 2 to 5): upgrade it");
     free(hello);
     sent_free(&out);
 
     /* a newer kith's HELLO: this side is the one to upgrade */
-    static const uint8_t v5[] = {0x92, 0x01, 0x05};
+    static const uint8_t v6[] = {0x92, 0x01, 0x06};
     kith__session_init_server(&s, r.r, NULL, find_the_peer, NULL, capture, &out);
-    cr_assert_eq(kith__session_input(&s, v5, sizeof v5), KITH_EVERSION);
-    cr_assert_str_eq(s.why, "peer runs a newer kith (protocol 5, here 4): upgrade this one");
+    cr_assert_eq(kith__session_input(&s, v6, sizeof v6), KITH_EVERSION);
+    cr_assert_str_eq(s.why, "peer runs a newer kith (protocol 6, here 5): upgrade this one");
     cr_assert_eq(refused(&out, 0, reason, sizeof reason), KITH_EVERSION);
-    cr_assert_str_eq(reason, "the refusing kith is older (protocol 4, yours 5): upgrade it");
+    cr_assert_str_eq(reason, "the refusing kith is older (protocol 5, yours 6): upgrade it");
     sent_free(&out);
     kt_free(&r);
 }
@@ -1044,4 +1079,85 @@ Test(handshake, client_refused_as_malformed_is_told_the_peer_is_older)
     kith__peerstate_clear(&peer);
     kt_free(&r);
     kt_free(&p);
+}
+
+/* FETCH and FETCHED (protocol 5, NET-33): round trips, and the shapes refused. */
+/* proves NET-33, NET-6 */
+Test(wire, fetch_round_trip_and_refusals)
+{
+    uint64_t seqs[3] = {40, 39, 7};
+    uint8_t chains[3 * 32], *buf;
+    struct kith__msg m = {0}, d;
+    for (size_t i = 0; i < sizeof chains; i++)
+        chains[i] = (uint8_t)(i * 3);
+    m.type = KITH__MSG_FETCH;
+    m.origin = 0x1122334455667788ull;
+    m.nsamples = 3;
+    m.samples = seqs;
+    m.chains = chains;
+    size_t n = encode(&m, &buf);
+    cr_assert_eq(buf[0], 0x94);
+    cr_assert_eq(kith__wire_decode(buf, n, &d), 0);
+    cr_assert_eq(d.type, KITH__MSG_FETCH);
+    cr_assert_eq(d.origin, m.origin);
+    cr_assert_eq(d.nsamples, 3);
+    cr_assert_eq(d.samples[2], 7);
+    cr_assert_arr_eq(d.chains, chains, sizeof chains);
+    kith__wire_clear(&d);
+    free(buf);
+
+    /* not descending, a zero, none, too many: the encoder refuses them */
+    msgpack_sbuffer sb;
+    uint64_t up[2] = {3, 3}, zero[1] = {0}, many[65];
+    uint8_t big[65 * 32] = {0};
+    for (int i = 0; i < 65; i++)
+        many[i] = (uint64_t)(100 - i);
+    const uint64_t *bad[] = {up, zero, seqs, many};
+    const size_t bad_n[] = {2, 1, 0, 65};
+    for (int i = 0; i < 4; i++) {
+        m.samples = bad[i];
+        m.nsamples = bad_n[i];
+        m.chains = big;
+        msgpack_sbuffer_init(&sb);
+        cr_assert_eq(kith__wire_encode(&m, &sb), KITH_EINVAL, "case %d", i);
+        msgpack_sbuffer_destroy(&sb);
+    }
+    /* and the decoder too, written by hand: seqs ascending; chains one short */
+    static const uint8_t asc[] = {0x94, 0x0c, 0x01, 0x92, 0x01, 0x02, 0xc4, 0x40};
+    uint8_t frame[sizeof asc + 64] = {0};
+    memcpy(frame, asc, sizeof asc);
+    cr_assert_eq(kith__wire_decode(frame, sizeof frame, &d), KITH_EMALFORMED);
+    kith__wire_clear(&d);
+    frame[4] = 0x02, frame[5] = 0x01; /* descending now: well formed */
+    cr_assert_eq(kith__wire_decode(frame, sizeof frame, &d), 0);
+    kith__wire_clear(&d);
+    frame[7] = 0x3f; /* 63 bytes of chains for two seqs */
+    cr_assert_eq(kith__wire_decode(frame, sizeof frame - 1, &d), KITH_EMALFORMED);
+    kith__wire_clear(&d);
+
+    /* FETCHED: with a batch, and with none */
+    uint8_t batch[5] = {1, 2, 3, 4, 5};
+    memset(&m, 0, sizeof m);
+    m.type = KITH__MSG_FETCHED;
+    m.origin = 9;
+    m.after = 12;
+    m.data = batch;
+    m.len = sizeof batch;
+    n = encode(&m, &buf);
+    cr_assert_eq(kith__wire_decode(buf, n, &d), 0);
+    cr_assert_eq(d.type, KITH__MSG_FETCHED);
+    cr_assert_eq(d.origin, 9);
+    cr_assert_eq(d.after, 12);
+    cr_assert_eq(d.len, 5);
+    cr_assert_arr_eq(d.data, batch, 5);
+    kith__wire_clear(&d);
+    free(buf);
+    m.data = NULL;
+    m.len = 0;
+    n = encode(&m, &buf);
+    cr_assert_eq(kith__wire_decode(buf, n, &d), 0);
+    cr_assert_eq(d.len, 0);
+    cr_assert_null(d.data);
+    kith__wire_clear(&d);
+    free(buf);
 }

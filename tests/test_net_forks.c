@@ -219,9 +219,9 @@ apply_all(kith_replica *from, kith_replica *to)
 
 /* ---- protocol 4 and the steps down ------------------------------------------------------- */
 
-/* Two replicas of this kith speak protocol 4: no refusal, no hint. */
+/* Two replicas of this kith speak protocol 5: no refusal, no hint. */
 /* proves NET-7 */
-Test(proto4, two_replicas_of_this_kith_speak_protocol_4)
+Test(proto5, two_replicas_of_this_kith_speak_protocol_5)
 {
     struct kt_replica a = kt_new(), b = kt_new();
     struct wire w;
@@ -231,9 +231,9 @@ Test(proto4, two_replicas_of_this_kith_speak_protocol_4)
     wire_init(&w);
     cr_assert_eq(wire_run(&w, a.r, b.r, 0, 0), KITH__SS_OPEN, "%s", w.cli.why);
     cr_assert(kith__session_finished(&w.cli));
-    cr_assert_eq(w.cli.proto, 4);
-    cr_assert_eq(w.srv.proto, 4);
-    cr_assert_eq(w.cli.stats.proto, 4);
+    cr_assert_eq(w.cli.proto, 5);
+    cr_assert_eq(w.srv.proto, 5);
+    cr_assert_eq(w.cli.stats.proto, 5);
     cr_assert_eq(w.cpeer.proto_hint, 0);
     cr_assert_null(strstr(w.lines.text, "refused protocol"), "%s", w.lines.text);
     cr_assert(has_doc(b.r, &da));
@@ -245,9 +245,9 @@ Test(proto4, two_replicas_of_this_kith_speak_protocol_4)
     kt_free(&b);
 }
 
-/* A kith 0.3 server refuses a HELLO of protocol 4 for its version; the client says HELLO
- * again in protocol 3, and they sync with the fork check and the clock of protocol 3. The
- * next dial starts in protocol 3. */
+/* A kith 0.3 server refuses a HELLO of protocol 5, then of 4, for its version; the client says
+ * HELLO again one lower each time, down to protocol 3, and they sync with the fork check and the
+ * clock of protocol 3. The next dial starts in protocol 3. */
 /* proves NET-7 */
 Test(proto4, a_kith_0_3_server_is_spoken_to_in_protocol_3)
 {
@@ -263,7 +263,10 @@ Test(proto4, a_kith_0_3_server_is_spoken_to_in_protocol_3)
     cr_assert_eq(w.srv.proto, 3);
     cr_assert_eq(w.cli.stats.proto, 3);
     cr_assert_eq(w.cpeer.proto_hint, 3, "remembered for the next dial");
+    cr_assert(strstr(w.lines.text, "refused protocol 5"), "%s", w.lines.text);
     cr_assert(strstr(w.lines.text, "refused protocol 4"), "%s", w.lines.text);
+    cr_assert(strstr(w.lines.text, "peer runs a newer kith (protocol 5, here 3)"), "%s",
+              w.lines.text);
     cr_assert(strstr(w.lines.text, "peer runs a newer kith (protocol 4, here 3)"), "%s",
               w.lines.text);
     cr_assert_null(strstr(w.lines.text, "refused protocol 3"), "%s", w.lines.text);
@@ -314,11 +317,48 @@ Test(proto4, a_kith_0_3_client_is_answered_in_protocol_3)
     kt_free(&b);
 }
 
+/* A kith 0.4 server (protocol 4, whose HELLO has no proof digest and refuses a 12th element)
+ * refuses a HELLO of protocol 5 for its version; the client says HELLO again in protocol 4
+ * and they sync, with protocol 4's groups and proofs in every first batch; a kith 0.4
+ * client is answered in protocol 4. */
+/* proves NET-7, NET-35 */
+Test(proto4, a_kith_0_4_peer_still_syncs_in_protocol_4)
+{
+    struct kt_replica a = kt_new(), b = kt_new();
+    struct wire w;
+    kt_trust_pair(&a, &b);
+    kith_docid da = kt_contact(a.r, "from a"), db = kt_contact(b.r, "from b");
+
+    wire_init(&w);
+    cr_assert_eq(wire_run(&w, a.r, b.r, 0, 4), KITH__SS_OPEN, "%s", w.cli.why);
+    cr_assert(kith__session_finished(&w.cli));
+    cr_assert_eq(w.cli.proto, 4);
+    cr_assert_eq(w.srv.proto, 4);
+    cr_assert_eq(w.cpeer.proto_hint, 4, "remembered for the next dial");
+    cr_assert(strstr(w.lines.text, "refused protocol 5"), "%s", w.lines.text);
+    cr_assert(strstr(w.lines.text, "peer runs a newer kith (protocol 5, here 4)"), "%s",
+              w.lines.text);
+    cr_assert_null(strstr(w.lines.text, "refused protocol 4"), "%s", w.lines.text);
+    cr_assert(has_doc(b.r, &da));
+    cr_assert(has_doc(a.r, &db));
+    wire_free(&w);
+
+    wire_init(&w);
+    kt_contact(b.r, "again");
+    cr_assert_eq(wire_run(&w, a.r, b.r, 4, 0), KITH__SS_OPEN, "%s", w.cli.why);
+    cr_assert_eq(w.srv.proto, 4, "a 0.4 client is answered in its protocol");
+    cr_assert_null(strstr(w.lines.text, "refused protocol"), "%s", w.lines.text);
+    expect_same_export(a.r, b.r);
+    wire_free(&w);
+    kt_free(&a);
+    kt_free(&b);
+}
+
 /* ---- protocol 2 -------------------------------------------------------------------------- */
 
-/* A kith 0.2 server refuses a HELLO of protocol 4, then of 3, for its version; the client says
- * HELLO again one protocol lower each time on the same connection, and the two sync both ways
- * in protocol 2, without heads or clocks. The next dial starts in protocol 2 at once. */
+/* A kith 0.2 server refuses a HELLO of protocol 5, then of 4, then of 3, for its version; the
+ * client says HELLO again one protocol lower each time on the same connection, and the two sync
+ * both ways in protocol 2, without heads or clocks. The next dial starts in protocol 2 at once. */
 /* proves NET-7 */
 Test(proto2, a_kith_0_2_server_is_spoken_to_in_protocol_2)
 {
@@ -334,8 +374,11 @@ Test(proto2, a_kith_0_2_server_is_spoken_to_in_protocol_2)
     cr_assert_eq(w.srv.proto, 2);
     cr_assert_eq(w.cli.stats.proto, 2);
     cr_assert_eq(w.cpeer.proto_hint, 2, "remembered for the next dial");
+    cr_assert(strstr(w.lines.text, "refused protocol 5"), "%s", w.lines.text);
     cr_assert(strstr(w.lines.text, "refused protocol 4"), "%s", w.lines.text);
     cr_assert(strstr(w.lines.text, "refused protocol 3"), "%s", w.lines.text);
+    cr_assert(strstr(w.lines.text, "peer runs a newer kith (protocol 5, here 2)"), "%s",
+              w.lines.text);
     cr_assert(strstr(w.lines.text, "peer runs a newer kith (protocol 4, here 2)"), "%s",
               w.lines.text);
     cr_assert(strstr(w.lines.text, "peer runs a newer kith (protocol 3, here 2)"), "%s",
@@ -379,9 +422,10 @@ Test(proto2, a_kith_0_2_client_is_answered_in_protocol_2)
 
 /* ---- forks at the handshake -------------------------------------------------------------- */
 
-/* Two replicas hold different histories of one origin at the same seqs: both find the fork
- * at the handshake, log it once, and sync a third origin all the same; the next session finds
- * nothing new and still says it did not converge. */
+/* Two replicas hold different histories of one origin at the same seqs and meet in protocol
+ * 4 (one of them a kith 0.4): both find the fork at the handshake, log it once, and sync a
+ * third origin all the same; the next session finds nothing new and still says it did not
+ * converge. */
 /* proves NET-25 */
 Test(fork, found_at_equal_seqs_by_both_sides_and_logged_once)
 {
@@ -405,7 +449,7 @@ Test(fork, found_at_equal_seqs_by_both_sides_and_logged_once)
     uint64_t origin = kith_replica_id(a.r);
 
     wire_init(&w);
-    cr_assert_eq(wire_run(&w, b.r, e.r, 0, 0), KITH__SS_OPEN, "%s", w.cli.why);
+    cr_assert_eq(wire_run(&w, b.r, e.r, 0, 4), KITH__SS_OPEN, "%s", w.cli.why);
     cr_assert_eq(w.cli.stats.forks, 1);
     cr_assert_eq(w.srv.stats.forks, 1);
     cr_assert(w.cli.diverged);
@@ -424,7 +468,8 @@ Test(fork, found_at_equal_seqs_by_both_sides_and_logged_once)
     wire_free(&w);
 
     wire_init(&w);
-    cr_assert_eq(wire_run(&w, b.r, e.r, 0, 0), KITH__SS_OPEN, "%s", w.cli.why);
+    w.cpeer.proto_hint = 4;
+    cr_assert_eq(wire_run(&w, b.r, e.r, 0, 4), KITH__SS_OPEN, "%s", w.cli.why);
     cr_assert_eq(w.cli.stats.forks, 0, "found once");
     cr_assert(w.cli.diverged, "still two histories");
     cr_assert_eq(count(w.lines.text, "has forked"), 0, "%s", w.lines.text);
@@ -436,6 +481,122 @@ Test(fork, found_at_equal_seqs_by_both_sides_and_logged_once)
     kt_free(&a);
     kt_free(&b);
     kt_free(&c);
+    kt_free(&e);
+}
+
+/* Protocol 5, unequal seqs: B holds the origin's other history only up to where A's goes on.
+ * A finds the difference at the handshake (it holds more) and asks B for its history; B finds
+ * it at the base of A's run (its first batch starts past the point where the two part) and
+ * asks A for its history. One session: both hold the proof, the same winner, the fork settled
+ * on each side; the third origin synced. */
+/* proves NET-33, NET-34, FORK-19 */
+Test(fork, proven_in_one_session_at_unequal_seqs)
+{
+    struct kt_replica a = kt_new(), b = kt_new(), x = kt_new(), c = kt_new();
+    char *root = kt_tmpdir();
+    struct wire w;
+
+    kt_trust_pair(&x, &a);
+    kt_trust_pair(&x, &b);
+    kt_trust_pair(&a, &b);
+    kt_trust_pair(&c, &a);
+    kt_trust_pair(&c, &b);
+    kt_contact(x.r, "shared one");
+    kt_contact(x.r, "shared two");
+    kith_replica *copy = clone_of(&x, root, "copy");
+    kt_contact(x.r, "a's branch one");
+    kt_contact(x.r, "a's branch two");
+    kt_contact(x.r, "a's branch three");
+    kt_contact(copy, "b's branch");
+    apply_all(x.r, a.r);
+    apply_all(copy, b.r);
+    kith_docid dc = kt_contact(c.r, "honest c");
+    apply_all(c.r, a.r);
+    uint64_t origin = kith_replica_id(x.r);
+
+    wire_init(&w);
+    cr_assert_eq(wire_run(&w, b.r, a.r, 0, 0), KITH__SS_OPEN, "%s", w.cli.why);
+    cr_assert(kith__session_finished(&w.cli));
+    kith_fork fa, fb;
+    cr_assert_eq(forks_of(a.r, &fa), 1);
+    cr_assert_eq(forks_of(b.r, &fb), 1);
+    cr_assert_eq(fa.origin, origin);
+    cr_assert(fa.has_proof && fb.has_proof, "%s", w.lines.text);
+    cr_assert_eq(memcmp(fa.winner, fb.winner, KITH_HASH_BYTES), 0);
+    cr_assert_eq(fa.proof_seq, fb.proof_seq);
+    cr_assert_eq(fb.source, KITH_FORK_BATCH);
+    /* each side asked to prove it; the one whose branch lost asked once more, for the kept
+     * history, so both end this one session with it */
+    cr_assert_eq(count(w.lines.text, "asking for it"), 3, "%s", w.lines.text);
+    cr_assert(has_doc(b.r, &dc));
+    wire_free(&w);
+    expect_same_export(a.r, b.r);
+
+    /* the next session: nothing new */
+    wire_init(&w);
+    cr_assert_eq(wire_run(&w, b.r, a.r, 0, 0), KITH__SS_OPEN, "%s", w.cli.why);
+    cr_assert_eq(w.cli.stats.forks, 0);
+    cr_assert_eq(count(w.lines.text, "asking for it"), 0, "%s", w.lines.text);
+    wire_free(&w);
+    expect_same_export(a.r, b.r);
+
+    kith_close(copy);
+    kt_rmtree(root);
+    free(root);
+    kt_free(&a);
+    kt_free(&b);
+    kt_free(&c);
+    kt_free(&x);
+}
+
+/* Protocol 5 sends proofs only where the digests differ: two replicas holding the same proof
+ * exchange no batch at all, where protocol 4 sends every proof in each side's first batch. */
+/* proves NET-35, NET-32 */
+Test(fork, proofs_travel_only_when_the_digests_differ)
+{
+    struct kt_replica a = kt_new(), b = kt_new(), e = kt_new();
+    char *root = kt_tmpdir();
+    struct wire w;
+
+    kt_trust_pair(&a, &b);
+    kt_trust_pair(&a, &e);
+    kt_trust_pair(&b, &e);
+    kt_contact(a.r, "before");
+    kith_replica *copy = clone_of(&a, root, "copy");
+    kt_contact(a.r, "branch one");
+    kt_contact(copy, "branch two");
+    apply_all(a.r, b.r);
+    apply_all(copy, b.r);
+    apply_all(a.r, b.r);
+    apply_all(copy, b.r);
+    apply_all(b.r, e.r); /* e absorbs b's proof and takes the kept branch */
+    kith_fork fb, fe;
+    cr_assert_eq(forks_of(b.r, &fb), 1);
+    cr_assert_eq(forks_of(e.r, &fe), 1);
+    cr_assert(fb.has_proof && fe.has_proof);
+
+    wire_init(&w);
+    cr_assert_eq(wire_run(&w, b.r, e.r, 0, 0), KITH__SS_OPEN, "%s", w.cli.why);
+    cr_assert(kith__session_finished(&w.cli));
+    cr_assert_eq(w.cli.proto, 5);
+    cr_assert_arr_eq(w.cli.pdigest, w.srv.pdigest, KITH_HASH_BYTES, "the same proofs");
+    cr_assert_eq(w.cli.stats.batches_sent, 0, "equal digests: no proofs sent");
+    cr_assert_eq(w.srv.stats.batches_sent, 0);
+    wire_free(&w);
+
+    wire_init(&w);
+    w.cpeer.proto_hint = 4;
+    cr_assert_eq(wire_run(&w, b.r, e.r, 0, 4), KITH__SS_OPEN, "%s", w.cli.why);
+    cr_assert_eq(w.cli.proto, 4);
+    cr_assert_eq(w.cli.stats.batches_sent, 1, "protocol 4: every proof, every session");
+    cr_assert_eq(w.srv.stats.batches_sent, 1);
+    wire_free(&w);
+
+    kith_close(copy);
+    kt_rmtree(root);
+    free(root);
+    kt_free(&a);
+    kt_free(&b);
     kt_free(&e);
 }
 
@@ -493,18 +654,51 @@ Test(clock, offsets_recorded_and_named_beyond_the_tolerance)
 
 /* ---- over the network -------------------------------------------------------------------- */
 
+/* kith_on_fork: count the calls and keep the last fork told. */
+struct told {
+    int calls;
+    kith_fork last;
+};
+
+static void
+on_fork(void *ctx, const kith_fork *f)
+{
+    struct told *t = ctx;
+    t->calls++;
+    t->last = *f;
+}
+
+/* Wait (bounded) until r holds a proof of `origin`; the daemon applies in its own thread. */
+static bool
+wait_proof(kith_replica *r, kith_fork *out, int ms)
+{
+    int64_t end = kith__mono_ms() + ms;
+    do {
+        kith_fork f;
+        if (forks_of(r, &f) == 1 && f.has_proof) {
+            *out = f;
+            return true;
+        }
+        nt_sleep_ms(2);
+    } while (kith__mono_ms() < end);
+    return false;
+}
+
 /* Issue #10's scenario: a replica's directory copied (key included), a different edit in
- * each copy, one branch given to B and the other to E by bundle; B syncs with E's daemon.
- * Both find the fork at equal seqs, a third origin's ops still flow, and the sync does not
- * claim convergence. */
-/* proves NET-25 */
-Test(fork, found_over_the_network_at_equal_seqs)
+ * each copy, one branch given to B and the other to E by bundle; B syncs once with E's
+ * daemon. Both find the fork at equal seqs, each asks the other for its history from a point
+ * both hold (protocol 5), and each ends the session with the proof and the same winner, the
+ * fork settled; a third origin's ops still flow. A third replica that never saw either
+ * branch gets the proof in its next sync. */
+/* proves NET-33, NET-34, NET-35, FORK-1, FORK-8, FORK-19, FORK-21 */
+Test(fork, found_and_proven_over_the_network_at_equal_seqs)
 {
     struct node e;
-    struct kt_replica a = kt_new(), b = kt_new(), c = kt_new();
+    struct kt_replica a = kt_new(), b = kt_new(), c = kt_new(), t = kt_new();
     char *root = kt_tmpdir();
     uint8_t pk[KITH_PUBKEY_BYTES];
     kith_sync_info info;
+    struct told told = {0};
 
     node_init(&e);
     kt_trust_pair(&a, &b);
@@ -512,6 +706,10 @@ Test(fork, found_over_the_network_at_equal_seqs)
     kt_trust_pair(&b, &e.k);
     kt_trust_pair(&c, &b);
     kt_trust_pair(&c, &e.k);
+    kt_trust_pair(&a, &t);
+    kt_trust_pair(&b, &t);
+    kt_trust_pair(&c, &t);
+    kt_trust_pair(&e.k, &t);
     kt_contact(a.r, "before");
     kith_replica *copy = clone_of(&a, root, "copy");
     kt_contact(a.r, "one edit");
@@ -521,6 +719,8 @@ Test(fork, found_over_the_network_at_equal_seqs)
     kith_docid dc = kt_contact(c.r, "third origin");
     apply_all(c.r, e.k.r);
     kith_docid db = kt_contact(b.r, "from b");
+    uint64_t origin = kith_replica_id(a.r);
+    cr_assert_eq(kith_on_fork(b.r, on_fork, &told), 0);
     node_start(&e);
     kith_replica_pubkey(e.k.r, pk);
 
@@ -531,19 +731,52 @@ Test(fork, found_over_the_network_at_equal_seqs)
     cr_assert_not(info.converged);
     kith_fork fb, fe;
     cr_assert_eq(forks_of(b.r, &fb), 1);
-    cr_assert_eq(fb.origin, kith_replica_id(a.r));
+    cr_assert_eq(fb.origin, origin);
     cr_assert_eq(fb.seen_from, kith_replica_id(e.k.r));
+    cr_assert_eq(fb.source, KITH_FORK_BATCH, "recorded from the fetched, signed history");
+    cr_assert(fb.has_proof, "b proved it in the session");
+    cr_assert_eq(told.calls, 1, "told once: the fork and its proof came in one commit");
+    cr_assert_eq(told.last.origin, origin);
+    cr_assert(told.last.has_proof);
+    /* the daemon made its proof before it said DONE, which kith_sync waited for */
+    cr_assert_eq(forks_of(e.k.r, &fe), 1);
+    cr_assert(fe.has_proof, "the daemon ends the session with the proof too");
+    cr_assert_eq(fe.seen_from, kith_replica_id(b.r));
+    cr_assert_eq(memcmp(fe.winner, fb.winner, KITH_HASH_BYTES), 0, "one winner");
+    cr_assert_eq(fe.proof_seq, fb.proof_seq);
+    /* the side whose branch lost set it aside and fetched the kept one in the same session */
+    cr_assert_eq(fb.holds, KITH_FORK_HOLDS_WINNER);
+    cr_assert_eq(fe.holds, KITH_FORK_HOLDS_WINNER);
     cr_assert(has_doc(b.r, &dc), "the third origin's ops flowed");
     cr_assert(wait_doc(e.k.r, &db, 5000), "b's ops flowed");
-    cr_assert_eq(forks_of(e.k.r, &fe), 1, "the daemon found it at the same handshake");
-    cr_assert_eq(fe.seen_from, kith_replica_id(b.r));
-    cr_assert_eq(fe.seq, fb.seq);
+    char *eb = kt_export(b.r), *ee = NULL;
+    bool same = false;
+    int64_t end = kith__mono_ms() + 5000;
+    do {
+        free(ee);
+        ee = kt_export(e.k.r);
+        same = strcmp(eb, ee) == 0;
+        if (!same)
+            nt_sleep_ms(2);
+    } while (!same && kith__mono_ms() < end);
+    cr_assert_str_eq(eb, ee, "one state after one session: the winning branch");
+    free(eb);
+    free(ee);
 
-    /* again: nothing new, still not converged */
+    /* again: nothing new to tell */
     rc = kith_sync(b.r, e.ep, pk, 5000, &info);
     cr_assert_eq(rc, 0);
     cr_assert_eq(info.forks, 0);
-    cr_assert_not(info.converged);
+    cr_assert_eq(told.calls, 1);
+
+    /* a third replica that never saw either branch: its next sync brings the proof */
+    kith_fork ft;
+    cr_assert_eq(forks_of(t.r, NULL), 0);
+    rc = kith_sync(t.r, e.ep, pk, 5000, &info);
+    cr_assert_eq(rc, 0, "kith_sync: %s (%s)", kith_strerror(rc), kith_errmsg(t.r));
+    cr_assert(wait_proof(t.r, &ft, 5000));
+    cr_assert_eq(ft.source, KITH_FORK_PROOF);
+    cr_assert_eq(memcmp(ft.winner, fb.winner, KITH_HASH_BYTES), 0);
 
     node_stop(&e);
     node_free(&e);
@@ -553,6 +786,96 @@ Test(fork, found_over_the_network_at_equal_seqs)
     kt_free(&a);
     kt_free(&b);
     kt_free(&c);
+    kt_free(&t);
+}
+
+/* Heads are only the peer's word: a trusted peer whose HELLO names another chain head for an
+ * honest origin is asked for that history (FETCH), and when it has none to show (it answers
+ * with nothing, or with the origin's true history), nothing is recorded: no fork, no proof,
+ * the origin still syncs. */
+/* proves NET-33, FORK-20 */
+Test(fork, a_peer_lying_about_heads_records_no_fork)
+{
+    struct node b;
+    struct kt_replica x = kt_new(), h = kt_new();
+    node_init(&b);
+    kt_trust_pair(&x, &b.k);
+    kt_trust_pair(&h, &b.k);
+    kt_trust_pair(&h, &x);
+    kt_contact(h.r, "honest one");
+    kt_contact(h.r, "honest two");
+    apply_all(h.r, x.r);
+    apply_all(h.r, b.k.r);
+    uint64_t honest = kith_replica_id(h.r);
+    node_start(&b);
+
+    for (int answer = 0; answer < 2; answer++) {
+        struct raw raw;
+        raw_open(&raw, &x, &b);
+        uint8_t pk[KITH_PUBKEY_BYTES], digest[KITH_HASH_BYTES], *heads = NULL;
+        struct kith__msg m;
+        memset(&m, 0, sizeof m);
+        kith_replica_pubkey(x.r, pk);
+        cr_assert_eq(kith_schema_info(x.r, &m.schema_version, digest), 0);
+        m.type = KITH__MSG_HELLO;
+        m.proto = KITH__WIRE_PROTO;
+        m.id = kith_replica_id(x.r);
+        m.pk = pk;
+        m.schema_digest = digest;
+        cr_assert_eq(kith__heads_read(x.r, &m.vv, &heads), 0);
+        bool forged = false;
+        for (size_t i = 0; i < m.vv.len; i++)
+            if (m.vv.entries[i].origin == honest) {
+                heads[i * KITH_HASH_BYTES] ^= 0x55; /* the lie */
+                forged = true;
+            }
+        cr_assert(forged);
+        m.heads = heads;
+        m.clock_ms = (uint64_t)kith__replica_now_ms(x.r);
+        raw_send(&raw, &m);
+        struct kith__msg w, f;
+        raw_expect(&raw, KITH__MSG_WELCOME, 3000, &w);
+        kith__wire_clear(&w);
+        raw_expect(&raw, KITH__MSG_FETCH, 3000, &f);
+        cr_assert_eq(f.origin, honest, "asked for the history the heads disagree on");
+        kith__wire_clear(&f);
+        struct kith__msg out;
+        memset(&out, 0, sizeof out);
+        out.type = KITH__MSG_FETCHED;
+        out.origin = honest;
+        kith_buf buf = {0};
+        if (answer == 1) {
+            /* the true history, from seq 1: nothing in it differs */
+            kith_batch_opts opts = {0};
+            cr_assert_eq(kith_batch_create(x.r, &opts, &buf, NULL), 0);
+            out.data = buf.data;
+            out.len = buf.len;
+        }
+        raw_send(&raw, &out);
+        kith_free(buf.data);
+        /* frames are handled in order: its PONG says the answer was applied */
+        struct kith__msg ping, pong;
+        memset(&ping, 0, sizeof ping);
+        ping.type = KITH__MSG_PING;
+        ping.nonce = 77;
+        raw_send(&raw, &ping);
+        raw_expect(&raw, KITH__MSG_PONG, 3000, &pong);
+        cr_assert_eq(pong.nonce, 77);
+        kith__wire_clear(&pong);
+        raw_close(&raw);
+        kith_vv_free(&m.vv);
+        free(heads);
+        cr_assert_eq(forks_of(b.k.r, NULL), 0, "no fork recorded on the peer's word");
+    }
+    node_stop(&b);
+    cr_assert_eq(forks_of(b.k.r, NULL), 0);
+    /* the honest origin still syncs */
+    kith_docid d3 = kt_contact(h.r, "honest three");
+    apply_all(h.r, b.k.r);
+    cr_assert(has_doc(b.k.r, &d3));
+    node_free(&b);
+    kt_free(&x);
+    kt_free(&h);
 }
 
 /* A fork proof reaches, over the network, a daemon that never saw either branch: the first

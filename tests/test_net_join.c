@@ -166,7 +166,7 @@ Test(join, invite_then_join_then_sync_as_a_member)
     cr_assert_str_eq(info.group_id, ga);
     cr_assert_eq(info.inviter_id, kith_replica_id(a.k.r));
     cr_assert_str_eq(info.endpoint, a.ep);
-    cr_assert_eq(info.sync.proto, 4);
+    cr_assert_eq(info.sync.proto, KITH__WIRE_PROTO);
     cr_assert(has_doc(b.r, &da), "synced after joining");
     kith_device dev;
     cr_assert_eq(devices(a.k.r, kith_replica_id(b.r), &dev), 2);

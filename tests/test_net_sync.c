@@ -455,7 +455,7 @@ Test(refuse, protocol_version_but_never_schema)
     raw_hello_v1(&raw);
     raw_expect(&raw, KITH__MSG_REFUSE, 3000, &m);
     cr_assert_eq(m.code, KITH_EVERSION);
-    cr_assert(memmem(m.reason, m.reason_len, "older (protocol 1, here 2 to 4): upgrade it", 43),
+    cr_assert(memmem(m.reason, m.reason_len, "older (protocol 1, here 2 to 5): upgrade it", 43),
               "%.*s", (int)m.reason_len, m.reason);
     kith__wire_clear(&m);
 

@@ -707,3 +707,79 @@ Test(proofs, a_group_members_fork)
     kt_free(&c);
     kt_free(&x);
 }
+
+/* Put (or, with val NULL, delete) one entry of r's database `dbi` behind kith's back. */
+static void
+poke(kith_replica *r, MDB_dbi dbi, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    MDB_txn *txn;
+    MDB_val k = {klen, (void *)key}, v = {vlen, (void *)val};
+    cr_assert_eq(kith__mdb_begin(r, 0, &txn), 0);
+    cr_assert_eq(val ? mdb_put(txn, dbi, &k, &v, 0) : mdb_del(txn, dbi, &k, NULL), 0);
+    cr_assert_eq(mdb_txn_commit(txn), 0);
+    kith__mdb_end(r);
+}
+
+static kith_verify_report
+verified(kith_replica *r)
+{
+    kith_verify_report rep;
+    int rc = kith_verify(r, &rep);
+    cr_assert_eq(rc, 0, "verify: %s (%s)", kith_strerror(rc), kith_errmsg(r));
+    return rep;
+}
+
+/* kith verify re-checks the proofs database: a proof that does not verify from its own bytes,
+ * one kept under another name than its bytes give, and one whose origin has no fork record
+ * are each named; the sound database is not. */
+/* proves FORK-5, FORK-7, FORK-9 */
+Test(proofs, verify_checks_the_proofs_held)
+{
+    struct world w;
+    world_make(&w);
+    full_sync(&w.fp, &w.b);
+    struct proofs ps = collect(w.b.r);
+    cr_assert_eq(ps.n, 1);
+    kith_verify_report rep = verified(w.b.r);
+    cr_assert_eq(rep.problems, 0, "%s", rep.first_problem);
+
+    struct kith__arena arena = {0};
+    struct kith__forkproof d;
+    uint8_t name[KITH__FORKPROOF_NAME_BYTES], other[KITH__FORKPROOF_NAME_BYTES];
+    char why[200];
+    cr_assert_eq(kith__forkproof_verify(ps.p[0], ps.len[0], &d, &arena, why, sizeof why), 0);
+    kith__forkproof_name(&d, name);
+    kith__arena_free(&arena);
+
+    /* a byte of a signature flipped: the proof no longer verifies */
+    uint8_t *bad = malloc(ps.len[0]);
+    cr_assert_not_null(bad);
+    memcpy(bad, ps.p[0], ps.len[0]);
+    bad[ps.len[0] - 1] ^= 1;
+    poke(w.b.r, w.b.r->proofs, name, sizeof name, bad, ps.len[0]);
+    rep = verified(w.b.r);
+    cr_assert_eq(rep.problems, 1, "%s", rep.first_problem);
+    cr_assert(strstr(rep.first_problem, "does not verify"), "%s", rep.first_problem);
+    poke(w.b.r, w.b.r->proofs, name, sizeof name, ps.p[0], ps.len[0]);
+    cr_assert_eq(verified(w.b.r).problems, 0);
+
+    /* the sound proof kept under another name (c one higher) */
+    memcpy(other, name, sizeof other);
+    other[15] ^= 1;
+    poke(w.b.r, w.b.r->proofs, other, sizeof other, ps.p[0], ps.len[0]);
+    rep = verified(w.b.r);
+    cr_assert_eq(rep.problems, 1, "%s", rep.first_problem);
+    cr_assert(strstr(rep.first_problem, "another name"), "%s", rep.first_problem);
+    poke(w.b.r, w.b.r->proofs, other, sizeof other, NULL, 0);
+
+    /* the fork record gone: the proof's origin is not recorded forked */
+    uint8_t ok[8];
+    kith__be64_put(ok, w.origin);
+    poke(w.b.r, w.b.r->forks, ok, sizeof ok, NULL, 0);
+    rep = verified(w.b.r);
+    cr_assert_eq(rep.problems, 1, "%s", rep.first_problem);
+    cr_assert(strstr(rep.first_problem, "no fork record"), "%s", rep.first_problem);
+    free(bad);
+    proofs_free(&ps);
+    world_free(&w);
+}

@@ -321,10 +321,22 @@ Test(restored, wrote_before_sync_is_a_fork_of_its_own_origin)
     kith_forks_free(f, n);
     cr_expect(own, "the peer reports a's origin forked");
     cr_expect_eq(try_write(a.k.r, "Kurt"), KITH_ERESTORED, "and it writes no further");
-    /* b's seqs of a's origin were not overwritten */
+    /* b's seqs of a's origin were never overwritten by a's other history: in protocol 5 b
+     * fetched it, proved the fork and settled it (FORK-10), keeping its own history where it
+     * won, and where it lost setting it aside after the shared seq and taking a's (NET-33) */
     kith_vv vv;
+    kith_fork fb = {0};
+    cr_assert_eq(kith_forks_get(b.k.r, &f, &n), 0);
+    for (size_t i = 0; i < n; i++)
+        if (f[i].origin == kith_replica_id(a.k.r))
+            fb = f[i];
+    kith_forks_free(f, n);
+    cr_expect(fb.has_proof, "b proved the fork in the session");
     cr_assert_eq(kith_vv_get(b.k.r, &vv), 0);
-    cr_expect_eq(kith__vv_get(&vv, kith_replica_id(a.k.r)), lost);
+    cr_expect_eq(fb.holds, KITH_FORK_HOLDS_WINNER, "b holds the kept history either way");
+    uint64_t held = kith__vv_get(&vv, kith_replica_id(a.k.r));
+    cr_expect(held == lost || held == own_seq(a.k.r), "b holds %llu: its history (%llu) or a's",
+              (unsigned long long)held, (unsigned long long)lost);
     kith_vv_free(&vv);
     kt_rmtree(dir);
     free(dir);

@@ -40,6 +40,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         (m.mac && memcmp(again.mac, m.mac, KITH_HASH_BYTES) != 0) || again.name_len != m.name_len ||
         (m.name_len && memcmp(again.name, m.name, m.name_len)) || again.nrecords != m.nrecords)
         abort();
+    /* protocol 5's proof digest, FETCH and FETCHED */
+    if ((again.pdigest == NULL) != (m.pdigest == NULL) ||
+        (m.pdigest && memcmp(again.pdigest, m.pdigest, KITH_HASH_BYTES) != 0) ||
+        again.origin != m.origin || again.after != m.after || again.nsamples != m.nsamples ||
+        (m.nsamples && (memcmp(again.samples, m.samples, m.nsamples * sizeof *m.samples) != 0 ||
+                        memcmp(again.chains, m.chains, m.nsamples * KITH_HASH_BYTES) != 0)))
+        abort();
     for (size_t i = 0; i < m.nrecords; i++)
         if (again.record_lens[i] != m.record_lens[i] ||
             memcmp(again.records[i], m.records[i], m.record_lens[i]) != 0)

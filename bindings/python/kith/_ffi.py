@@ -356,6 +356,7 @@ def slack(struct_type):
 
 kith_change_fn = CFUNCTYPE(None, c_void_p, POINTER(kith_change))
 kith_conflict_fn = CFUNCTYPE(None, c_void_p, POINTER(kith_conflict))
+kith_fork_fn = CFUNCTYPE(None, c_void_p, POINTER(kith_fork))
 
 # ---- functions: name, return type, argument types ---------------------------------------------
 
@@ -430,6 +431,7 @@ PROTOTYPES = [
     ("kith_forks_get", c_int, [replica_p, P(P(kith_fork)), P(c_size_t)]),
     ("kith_restored_accept", c_int, [replica_p]),
     ("kith_forks_free", None, [P(kith_fork), c_size_t]),
+    ("kith_on_fork", c_int, [replica_p, kith_fork_fn, c_void_p]),
     ("kith_iter_log", c_int, [txn_p, c_uint64, P(iter_p)]),
     ("kith_iter_next_log", c_int, [iter_p, P(kith_log_entry)]),
     ("kith_iter_journal", c_int, [txn_p, c_uint64, P(iter_p)]),

@@ -16,7 +16,7 @@ class Join(ReplicaCase):
             info = b.join(code, device_name="phone", timeout_ms=20000)
             self.assertEqual(info.group_id, a.group().id)
             self.assertEqual(info.endpoint, endpoint)
-            self.assertEqual(info.sync.proto, 4)
+            self.assertEqual(info.sync.proto, 5)
             self.assertEqual(sorted(d.name for d in a.devices()), ["laptop", "phone"])
             a.invite(addrs=[endpoint])  # keeps the door open: the used code is judged
             with self.assertRaises(kith.KithError) as used:
