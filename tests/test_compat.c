@@ -18,6 +18,7 @@
 #define V1 KITH_SOURCE_DIR "/tests/data/v1"
 #define V2 KITH_SOURCE_DIR "/tests/data/v2"
 #define V3 KITH_SOURCE_DIR "/tests/data/v3"
+#define V4 KITH_SOURCE_DIR "/tests/data/v4"
 
 static char *
 slurp(const char *path, size_t *len)
@@ -353,6 +354,82 @@ Test(compat, v3_replica_and_bundle)
     cr_assert_eq(n, 1);
     cr_assert(forks[0].has_proof, "the proof came in the bundle");
     cr_assert_eq(forks[0].source, KITH_FORK_PROOF);
+    kith_forks_free(forks, n);
+    kt_free(&x);
+}
+
+/* Format 4 (kith 0.5.0): the copy of a replica whose own history lost a fork took a new key
+ * (D-22): it opens read-only and writable, verifies, shows the same state and its re-key,
+ * the fork with its proof, both keys live in its group, and the journal of its lost history
+ * restored under the new key; its bundle (the ADD of the new key signed by the old one, the
+ * proof) brings a new replica to the same state. */
+Test(compat, v4_rekeyed_replica_and_bundle)
+{
+    char *dir = fixture_copy_of(V4, "replica-l");
+    kith_replica *r = NULL;
+    kith_verify_report rep;
+    kith_rekey_info ri;
+    kith_fork *forks = NULL;
+    size_t n = 0;
+    uint8_t old_pk[KITH_PUBKEY_BYTES], new_pk[KITH_PUBKEY_BYTES];
+
+    pubkey_of(V4 "/old.pub", old_pk);
+    pubkey_of(V4 "/new.pub", new_pk);
+    cr_assert_eq(kith_open(dir, KITH_RDONLY, &r), 0, "open: %s", kith_errmsg(NULL));
+    assert_exports(r, V4 "/export.json");
+    kith_close(r);
+    cr_assert_eq(kith_open(dir, 0, &r), 0, "open: %s", kith_errmsg(NULL));
+    cr_assert_eq(kith_replica_id(r), kith_id_from_pubkey(new_pk));
+    cr_assert_eq(kith_verify(r, &rep), 0);
+    cr_assert_eq(rep.problems, 0, "%s", rep.first_problem);
+    assert_exports(r, V4 "/export.json");
+    cr_assert_eq(kith_rekey_get(r, &ri), 1);
+    cr_assert_eq(ri.old_id, kith_id_from_pubkey(old_pk));
+    cr_assert_eq(ri.new_id, kith_id_from_pubkey(new_pk));
+    cr_assert(ri.lost_fork);
+    cr_assert_eq(ri.commits_reissued, 1);
+    cr_assert_not(ri.reissue_pending);
+    cr_assert_eq(kith_forks_get(r, &forks, &n), 0);
+    cr_assert_eq(n, 1);
+    cr_assert_eq(forks[0].origin, ri.old_id);
+    cr_assert(forks[0].has_proof);
+    kith_forks_free(forks, n);
+    cr_assert(kith_is_trusted(r, old_pk), "the old key stays a member for the winning device");
+    cr_assert(kith_is_trusted(r, new_pk));
+    kith_txn *t = kt_rbegin(r);
+    kith_iter *it = NULL;
+    kith_journal_op op;
+    size_t ops = 0;
+    cr_assert_eq(kith_iter_journal(t, 0, &it), 0);
+    while (kith_iter_next_journal(it, &op) == 0) {
+        ops++;
+        cr_assert(op.restored, "the lost history was written again under the new key");
+    }
+    kith_iter_close(it);
+    kith_txn_abort(&t);
+    cr_assert_eq(ops, 3);
+    t = kt_wbegin(r); /* it writes under the new key */
+    kith_docid doc;
+    cr_assert_eq(kith_doc_create(t, "contacts", &doc), 0, "%s", kith_errmsg(r));
+    char hex[KITH_DOCID_HEX + 1], id[17];
+    kith_docid_format(&doc, hex);
+    snprintf(id, sizeof id, "%016llx", (unsigned long long)ri.new_id);
+    cr_assert_eq(strncmp(hex, id, 16), 0, "a new document's id is a dot of the new key");
+    kt_commit(t);
+    kith_close(r);
+    kt_rmtree(dir);
+    free(dir);
+
+    struct kt_replica x = kt_new();
+    kith_apply_info info;
+    cr_assert_eq(kith_trust_add(x.r, old_pk, "old", NULL), 0);
+    cr_assert_eq(kith_trust_add(x.r, new_pk, "new", NULL), 0);
+    cr_assert_eq(kith_bundle_apply(x.r, V4 "/l.kb", &info), 0, "%s", kith_errmsg(x.r));
+    cr_assert_eq(info.ops_pending, 0);
+    assert_exports(x.r, V4 "/export.json");
+    cr_assert_eq(kith_forks_get(x.r, &forks, &n), 0);
+    cr_assert_eq(n, 1);
+    cr_assert(forks[0].has_proof, "the proof came in the bundle");
     kith_forks_free(forks, n);
     kt_free(&x);
 }
