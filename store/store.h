@@ -697,6 +697,10 @@ int kith__admits_key(kith_replica *r, MDB_txn *txn, const uint8_t pk[32]);
 /* Is pk a removed member? 1 with its cut-off (the last seq of its ops that stays accepted)
  * in *cutoff, 0 when not removed, or an error. */
 int kith__group_cutoff_of(kith_replica *r, MDB_txn *txn, const uint8_t pk[32], uint64_t *cutoff);
+/* Every removed member's origin and cut-off (GRP-10; `after` is the cut-off), by origin:
+ * what a replica keeps of each (GRP-21). *out is released with free() (NULL when *n is 0).
+ * 0 or an error. */
+int kith__group_cutoffs(kith_replica *r, MDB_txn *txn, struct kith__aside **out, size_t *n);
 /* Take signed records received from a peer (in a batch, a bundle, a join). Records of
  * another group than ours, or any when we are in no group, are skipped (0, not an error).
  * A record that is malformed, badly signed, or signed by a non-member (fold status
