@@ -374,6 +374,12 @@ verify_run(struct applying *s, uint64_t origin)
         return kith__fail(r, rc == KITH_ENOTFOUND ? KITH_EUNTRUSTED : rc,
                           "origin %016llx is not trusted, nor a member of this replica's group",
                           (unsigned long long)origin);
+    /* a removed replica takes its own ops back only up to its cut-off (GRP-21) */
+    if (origin == r->id && (rc = kith__group_cutoff_of(r, s->txn, r->pk, &cutoff)) <= 0) {
+        if (rc < 0)
+            return rc;
+        cutoff = UINT64_MAX;
+    }
     rc = kith__fork_seq(r, s->txn, origin, &fseq);
     if (rc < 0)
         return rc;
@@ -854,11 +860,14 @@ state_reset(struct applying *s)
 }
 
 /*
- * Where a removed origin's history held here is cut (GRP-21): *after gets the end of its last
- * commit that ends at or below `cutoff` (0: none), or UINT64_MAX when nothing held ends
- * beyond the cut-off. A commit that straddles the cut-off goes whole, as a run ending beyond
- * it is refused whole (GRP-15): what a replica keeps is what one that knew of the removal
- * from the start would have taken.
+ * Where a removed origin's history held here is cut (GRP-21): *after gets the highest seq at
+ * or below `cutoff` where a commit of it ends and a head it signed is held (0: none), or
+ * UINT64_MAX when nothing held ends beyond the cut-off. A commit that straddles the cut-off
+ * goes whole, as a run ending beyond it is refused whole (GRP-15); and so do the commits
+ * after the last signed head within the cut-off, which this replica could not relay (a run
+ * verifies only against a head): kept here, they would make this replica's state one no
+ * other can reach. A replica holding the head relays them, and they come back. This
+ * replica's own origin needs no held head: it signs its own.
  */
 static int
 cut_point(struct applying *s, uint64_t origin, uint64_t cutoff, uint64_t *after)
@@ -893,6 +902,25 @@ cut_point(struct applying *s, uint64_t origin, uint64_t cutoff, uint64_t *after)
     } else if (mrc != 0 && mrc != MDB_NOTFOUND) {
         rc = kith__mdb_err(mrc);
     }
+    mdb_cursor_close(cur);
+    if (rc < 0 || origin == s->r->id || *after == 0)
+        return rc; /* this replica signs its own heads */
+    /* another origin's ops are kept up to a head it signed, so that they can be relayed */
+    rc = kith__mdb_err(kith__mdb_cursor_open(s->txn, s->r->sigs, &cur));
+    if (rc < 0)
+        return rc;
+    k.mv_size = 16;
+    k.mv_data = kb;
+    kith__be64_put(kb, origin);
+    kith__be64_put(kb + 8, *after + 1);
+    mrc = kith__mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    mrc = kith__mdb_cursor_get(cur, &k, &v, mrc == 0 ? MDB_PREV : MDB_LAST);
+    if (mrc == 0 && k.mv_size == 16 && kith__be64_get(k.mv_data) == origin)
+        *after = kith__be64_get((const uint8_t *)k.mv_data + 8);
+    else if (mrc == 0 || mrc == MDB_NOTFOUND)
+        *after = 0;
+    else
+        rc = kith__mdb_err(mrc);
     mdb_cursor_close(cur);
     return rc;
 }
