@@ -247,6 +247,8 @@ decode_one(struct applying *s, size_t i, struct kith__commit *c)
     return 0;
 }
 
+static int aside_mark(struct applying *s, uint64_t origin);
+
 /* Set the run of `origin` aside: its origin forked, so none of it is taken (FORK-3). */
 static int
 set_aside(struct applying *s, uint64_t origin)
@@ -254,6 +256,13 @@ set_aside(struct applying *s, uint64_t origin)
     int rc = kith__proof_from_batch(s->r, s->txn, &s->b, origin); /* FORK-8 */
     if (rc < 0)
         return rc;
+    return aside_mark(s, origin);
+}
+
+/* None of the batch's run of `origin` is taken, nor its head kept. */
+static int
+aside_mark(struct applying *s, uint64_t origin)
+{
     if (s->naside == s->capaside) {
         size_t cap = s->capaside ? s->capaside * 2 : 4;
         uint64_t *p = realloc(s->aside, cap * sizeof *p);
@@ -370,6 +379,23 @@ verify_run(struct applying *s, uint64_t origin)
     int rc = kith__origin_key(r, s->txn, origin, pk, &cutoff);
     const struct kith__settled *settled = kith__settled_find(s->found, s->nfound, origin);
 
+    if ((rc == KITH_EUNTRUSTED || rc == KITH_ENOTFOUND) && !s->held_only) {
+        /* in a group, a run of an origin not admitted (yet) is set aside, as a removed one's
+         * beyond its cut-off is: the runs of admitted origins beside it apply, and it comes
+         * again with a later batch once its admission has arrived (D-25). Outside a group
+         * the batch is refused, as it always was. */
+        uint8_t gid[KITH__GROUP_ID_BYTES], digest[KITH_HASH_BYTES];
+        int in = kith__group_summary(r, s->txn, gid, digest);
+        if (in < 0)
+            return in;
+        if (in == 1) {
+            kith__fail(r, 0,
+                       "origin %016llx is not trusted, nor a member of this replica's group: "
+                       "its run was set aside",
+                       (unsigned long long)origin);
+            return aside_mark(s, origin);
+        }
+    }
     if (rc < 0)
         return kith__fail(r, rc == KITH_ENOTFOUND ? KITH_EUNTRUSTED : rc,
                           "origin %016llx is not trusted, nor a member of this replica's group",

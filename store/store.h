@@ -620,6 +620,10 @@ int kith__trusted_key(kith_replica *r, MDB_txn *txn, uint64_t origin,
  * toward backoff. 0, KITH_ENOTFOUND, or an error. */
 int kith__peer_record_cancelled(kith_replica *r, uint64_t id, const kith_vv *acked, uint64_t cursor,
                                 const char *why);
+/* A live member of the group (pk) was heard at `addr`: record the address in its peer record,
+ * made (not trusted pairwise, GRP-14) when there is none; a pairwise trust it has stays as it
+ * is. 0, KITH_EUNTRUSTED (not a live member), KITH_EINVAL, or an error. */
+int kith__peer_member_addr(kith_replica *r, const uint8_t pk[KITH_PUBKEY_BYTES], const char *addr);
 /* The pairwise key of `origin`: 0 with its key when its peer record is trusted and not
  * forked, KITH_EUNTRUSTED when there is a record that is not, KITH_ENOTFOUND when there is
  * none; or an error. */

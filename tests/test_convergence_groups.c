@@ -590,8 +590,8 @@ check_journal(struct world *w, int i)
         uint64_t cutoff = 0;
         bool removed = removed_at(w, i, op.commit.origin, &cutoff);
         /* a cut-off that rose again brings ops back to the log; the journal keeps its copy */
-        CHECK(w, removed, "replica %d set aside ops of %016llx, which it does not hold removed",
-              i, (unsigned long long)op.commit.origin);
+        CHECK(w, removed, "replica %d set aside ops of %016llx, which it does not hold removed", i,
+              (unsigned long long)op.commit.origin);
         w->set_aside++;
     }
     CHECK(w, rc == KITH_ENOTFOUND, "iter_next_journal: %s", kith_strerror(rc));
@@ -624,8 +624,8 @@ check_end(struct world *w)
             continue;
         CHECK(w, memcmp(g[i].digest, g[ref].digest, 32) == 0,
               "stayers %d and %d hold different records", ref, i);
-        CHECK(w, !removed_at(w, ref, w->id[i], &cutoff), "replica %d stays at %d, not at %d", i,
-              i, ref);
+        CHECK(w, !removed_at(w, ref, w->id[i], &cutoff), "replica %d stays at %d, not at %d", i, i,
+              ref);
     }
     for (int o = 0; o < w->n; o++) {
         uint64_t cutoff = 0, applied, have, waiting, end = 0;
@@ -646,8 +646,7 @@ check_end(struct world *w)
             if (i == ref)
                 end = have;
             CHECK(w, have == end, "stayers %d and %d hold %016llx up to %llu and %llu", ref, i,
-                  (unsigned long long)w->id[o], (unsigned long long)end,
-                  (unsigned long long)have);
+                  (unsigned long long)w->id[o], (unsigned long long)end, (unsigned long long)have);
         }
         if (!removed)
             continue;
@@ -759,10 +758,10 @@ Test(convergence_groups, random_histories_with_removals, .timeout = 600)
             "more removals than keys removed); at the end %llu ops in journals, %llu removed "
             "origins short of their cut-off, %llu removed replicas equal to the stayers\n",
             cases, (unsigned long long)total_txns, (unsigned long long)total_refused_writes,
-            (unsigned long long)total_own_waits,
-            (unsigned long long)total_batches, (unsigned long long)total_applied,
-            (unsigned long long)total_gaps, (unsigned long long)total_untrusted,
-            (unsigned long long)total_cut_off, (unsigned long long)total_removals,
-            (unsigned long long)total_concurrent, (unsigned long long)total_set_aside,
-            (unsigned long long)total_short, (unsigned long long)total_removed_equal);
+            (unsigned long long)total_own_waits, (unsigned long long)total_batches,
+            (unsigned long long)total_applied, (unsigned long long)total_gaps,
+            (unsigned long long)total_untrusted, (unsigned long long)total_cut_off,
+            (unsigned long long)total_removals, (unsigned long long)total_concurrent,
+            (unsigned long long)total_set_aside, (unsigned long long)total_short,
+            (unsigned long long)total_removed_equal);
 }

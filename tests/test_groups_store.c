@@ -674,6 +674,51 @@ Test(groups_store, a_cutoff_that_moves_is_followed_up_and_down)
     kt_free(&y);
 }
 
+/* A batch whose sender is admitted but one of whose origins is not (yet): a peer outside the
+ * group, trusted pairwise, relays ops of a key the group has not admitted. The run is set
+ * aside and the sender's own ops apply (not a refusal of the whole batch, which would stop
+ * everything that sender sends); once the key is admitted, its ops come with the next batch. */
+Test(groups_store, a_run_of_an_origin_not_admitted_yet_is_set_aside_not_refused)
+{
+    struct kt_replica r = kt_new(), p = kt_new(), o = kt_new();
+    kith_apply_info info;
+    uint8_t po[KITH_PUBKEY_BYTES];
+    char buf[64];
+
+    cr_assert_eq(kith_group_create(r.r, "home", "r"), 0);
+    kt_trust_pair(&r, &p); /* p: linked pairwise, outside the group */
+    kt_trust_pair(&p, &o); /* o: trusted by p only */
+    kith_docid od = kt_contact(o.r, "o's");
+    cr_assert_eq(sync_rc(o.r, p.r, &info), 0, "%s", kith_errmsg(p.r));
+    kith_docid pd = kt_contact(p.r, "p's");
+    cr_assert_eq(sync_rc(p.r, r.r, &info), 0, "%s", kith_errmsg(r.r));
+    cr_assert(strstr(kith_errmsg(r.r), "set aside") != NULL, "%s", kith_errmsg(r.r));
+    cr_assert_eq(seq_of(r.r, kith_replica_id(o.r)), 0, "nothing of o");
+    cr_assert_gt(seq_of(r.r, kith_replica_id(p.r)), 0, "p's own ops applied");
+    cr_assert_str_eq(kt_get_str(r.r, "contacts", &pd, "name", buf, sizeof buf), "p's");
+    verify_clean(r.r);
+    /* o is admitted: the same kind of batch brings its ops */
+    kith_replica_pubkey(o.r, po);
+    MDB_txn *txn;
+    cr_assert_eq(kith__mdb_begin(r.r, 0, &txn), 0);
+    cr_assert_eq(kith__group_add_member(r.r, txn, po, "o", 1), 0);
+    cr_assert_eq(mdb_txn_commit(txn), 0);
+    kith__mdb_end(r.r);
+    cr_assert_eq(sync_rc(p.r, r.r, &info), 0, "%s", kith_errmsg(r.r));
+    cr_assert_gt(seq_of(r.r, kith_replica_id(o.r)), 0);
+    cr_assert_str_eq(kt_get_str(r.r, "contacts", &od, "name", buf, sizeof buf), "o's");
+    verify_clean(r.r);
+    /* outside a group the batch is refused whole, as it always was */
+    struct kt_replica q = kt_new();
+    kt_trust_pair(&q, &p);
+    cr_assert_eq(sync_rc(p.r, q.r, &info), KITH_EUNTRUSTED);
+    cr_assert_eq(seq_of(q.r, kith_replica_id(p.r)), 0);
+    kt_free(&q);
+    kt_free(&r);
+    kt_free(&p);
+    kt_free(&o);
+}
+
 /* ---- bad input ------------------------------------------------------------------------ */
 
 Test(groups_store, forged_record_and_non_member_removal_refused_nothing_stored)
