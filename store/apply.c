@@ -11,6 +11,12 @@
  * a DOC_* op or the end of the commit writes it), which gives the same state as touching at
  * every op because a touch drops the same origin's lower dots (spec/storage.md "Apply").
  * Records are read and written through store/wcache.c, which caches them for batches.
+ *
+ * On a replica that settled a fork, an op may observe a void dot that is not applied here yet
+ * (spec/data-model.md FORK-15..18): its removal then leaves a tombstone in the voids
+ * database, and the op at that dot, when it comes, adds its dot to that set only to drop it,
+ * so the dot sets hold what they would had the ops come in the other order. An applier does
+ * this only when told to (kith__apply_voids); every other one pays a test of a zero count.
  */
 #include "schema.h"
 #include "store.h"
@@ -484,25 +490,234 @@ reg_apply(struct kith__applier *a, uint64_t hlc, kith_dot dot, const struct kith
                         found ? &old_v : NULL, &op->value, kith__wcache_born(ent));
 }
 
+/* ---- void dots: tombstones (spec/data-model.md FORK-15..18, storage.md STO-33) ------------ */
+
+#define VOID_DOCS 'd'    /* the docs database: a document's membership */
+#define VOID_ELEMS 'e'   /* elems: an OR-set element */
+#define VOID_FLAGS 'f'   /* flags */
+#define VOID_ENTRY_HDR 3 /* kind(1) | len(2) */
+
+int
+kith__apply_voids(struct kith__applier *a)
+{
+    MDB_stat st;
+    int rc;
+
+    if (a->r->voids == KITH__DBI_FREE)
+        return kith__fail(a->r, KITH_EREADONLY, "a replica made before 0.4.0 opened read-only");
+    rc = kith__mdb_stat(a->txn, a->r->voids, &st);
+    if (rc != 0)
+        return kith__fail(a->r, kith__mdb_err(rc), "voids: %s", mdb_strerror(rc));
+    a->voids = true;
+    a->nvoids = st.ms_entries;
+    return 0;
+}
+
+/* Entries sort by kind, then by key as LMDB orders keys (bytes, then a prefix first). */
+static int
+void_entry_cmp(uint8_t ka, const uint8_t *a, size_t na, uint8_t kb, const uint8_t *b, size_t nb)
+{
+    int c;
+
+    if (ka != kb)
+        return ka < kb ? -1 : 1;
+    c = memcmp(a, b, na < nb ? na : nb);
+    if (c != 0)
+        return c;
+    return na < nb ? -1 : na > nb;
+}
+
+/*
+ * Find (kind, key) in the voids record `v` (vlen bytes): *off gets the offset of the entry
+ * that is it (*found) or that it would go before; *elen the entry's length when found.
+ * 0 or KITH_ECORRUPT (an empty record, an empty entry, or one that runs past the record).
+ */
+static int
+void_find(struct kith__applier *a, const uint8_t *v, size_t vlen, uint8_t kind, const uint8_t *key,
+          size_t klen, size_t *off, size_t *elen, bool *found)
+{
+    size_t p = 0;
+
+    *found = false;
+    if (vlen == 0)
+        return kith__fail(a->r, KITH_ECORRUPT, "voids: an empty record");
+    while (p < vlen) {
+        size_t n;
+        int c;
+        if (vlen - p < VOID_ENTRY_HDR || (n = (size_t)v[p + 1] << 8 | v[p + 2]) == 0 ||
+            vlen - p - VOID_ENTRY_HDR < n)
+            return kith__fail(a->r, KITH_ECORRUPT, "voids: a record of %zu bytes is cut short",
+                              vlen);
+        c = void_entry_cmp(v[p], v + p + VOID_ENTRY_HDR, n, kind, key, klen);
+        if (c >= 0) {
+            *found = c == 0;
+            *elen = VOID_ENTRY_HDR + n;
+            break;
+        }
+        p += VOID_ENTRY_HDR + n;
+    }
+    *off = p;
+    return 0;
+}
+
+/* Keep the tombstone (kind, key) of the void dot d: an op removed d from that set before the
+ * op at d was applied here (FORK-15). Uses a->scratch. */
+static int
+void_note(struct kith__applier *a, uint8_t kind, const uint8_t *key, size_t klen, kith_dot d)
+{
+    uint8_t kb[KITH__DOT_BYTES], *p;
+    MDB_val k = {sizeof kb, kb}, v = {0, NULL};
+    size_t off = 0, elen = 0, vlen = 0;
+    bool found = false;
+    int rc;
+
+    kith__dot_put(kb, d);
+    rc = kith__mdb_get(a->txn, a->r->voids, &k, &v);
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        return kith__mdb_err(rc);
+    if (rc == 0) {
+        vlen = v.mv_size;
+        if ((rc = void_find(a, v.mv_data, vlen, kind, key, klen, &off, &elen, &found)) < 0 || found)
+            return rc; /* kept already */
+    }
+    if ((rc = scratch(a, vlen + VOID_ENTRY_HDR + klen)) < 0)
+        return rc;
+    p = a->scratch; /* the record rebuilt out of the map: the put below may move it */
+    if (vlen > 0)
+        memcpy(p, v.mv_data, off);
+    p[off] = kind;
+    p[off + 1] = (uint8_t)(klen >> 8);
+    p[off + 2] = (uint8_t)klen;
+    memcpy(p + off + VOID_ENTRY_HDR, key, klen);
+    if (vlen > off)
+        memcpy(p + off + VOID_ENTRY_HDR + klen, (const uint8_t *)v.mv_data + off, vlen - off);
+    a->nvoids += vlen == 0;
+    v.mv_size = vlen + VOID_ENTRY_HDR + klen;
+    v.mv_data = p;
+    return kith__mdb_err(kith__mdb_put(a->txn, a->r->voids, &k, &v, 0));
+}
+
+/* The op at dot d adds d to the set (kind, key): is there a tombstone of it? *hit says; a
+ * tombstone found is used up. Uses a->scratch. Out of line and cold: dots_update, which calls
+ * it only where tombstones are kept, stays small enough to be inlined into the touch. */
+__attribute__((noinline, cold)) static int
+void_take(struct kith__applier *a, uint8_t kind, const uint8_t *key, size_t klen, kith_dot d,
+          bool *hit)
+{
+    uint8_t kb[KITH__DOT_BYTES];
+    MDB_val k = {sizeof kb, kb}, v;
+    size_t off, elen, vlen;
+    int rc;
+
+    *hit = false;
+    kith__dot_put(kb, d);
+    rc = kith__mdb_get(a->txn, a->r->voids, &k, &v);
+    if (rc == MDB_NOTFOUND)
+        return 0;
+    if (rc != 0)
+        return kith__mdb_err(rc);
+    vlen = v.mv_size;
+    if ((rc = void_find(a, v.mv_data, vlen, kind, key, klen, &off, &elen, hit)) < 0 || !*hit)
+        return rc;
+    if (vlen == elen) {
+        a->nvoids--;
+        return kith__mdb_err(kith__mdb_del(a->txn, a->r->voids, &k, NULL));
+    }
+    if ((rc = scratch(a, vlen - elen)) < 0)
+        return rc;
+    memcpy(a->scratch, v.mv_data, off);
+    memcpy(a->scratch + off, (const uint8_t *)v.mv_data + off + elen, vlen - off - elen);
+    v.mv_size = vlen - elen;
+    v.mv_data = a->scratch;
+    return kith__mdb_err(kith__mdb_put(a->txn, a->r->voids, &k, &v, 0));
+}
+
+/* Op `op` of dot `dot` removes its observed dots from the set (kind, key): keep a tombstone of
+ * each one not applied here (FORK-15). Its own origin's are applied, or earlier in its
+ * commit. */
+static int
+voids_observed(struct kith__applier *a, uint8_t kind, const uint8_t *key, size_t klen, kith_dot dot,
+               const struct kith__op *op)
+{
+    for (uint32_t i = 0; i < op->nobserved; i++) {
+        kith_dot o = op->observed[i];
+        struct kith__origin_slot *s;
+        int rc = 0;
+        if (o.origin == dot.origin)
+            continue;
+        if ((s = kith__apply_origin(a, o.origin, &rc)) == NULL)
+            return rc;
+        if (s->st.applied < o.seq && (rc = void_note(a, kind, key, klen, o)) < 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* The commit's dots first..last of `origin` are applied: a tombstone of any of them that no
+ * add used can never be used, and goes (FORK-17). */
+static int
+voids_passed(struct kith__applier *a, uint64_t origin, uint64_t first, uint64_t last)
+{
+    uint8_t kb[KITH__DOT_BYTES];
+    MDB_val k = {sizeof kb, kb}, v;
+    MDB_cursor *c;
+    int rc = kith__mdb_cursor_open(a->txn, a->r->voids, &c), mrc;
+
+    if (rc != 0)
+        return kith__mdb_err(rc);
+    kith__dot_put(kb, (kith_dot){origin, first});
+    for (mrc = kith__mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+         mrc == 0 && k.mv_size == KITH__DOT_BYTES && kith__be64_get(k.mv_data) == origin &&
+         kith__be64_get((const uint8_t *)k.mv_data + 8) <= last;
+         mrc = kith__mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        if ((mrc = kith__mdb_cursor_del(c, 0)) != 0)
+            break;
+        a->nvoids--;
+    }
+    mdb_cursor_close(c);
+    return mrc == MDB_NOTFOUND || mrc == 0 ? 0 : kith__mdb_err(mrc);
+}
+
+/* Drop dot d from the n sorted dots at p, if there. Returns the count left. */
+static size_t
+dots_drop(uint8_t *p, size_t n, kith_dot d)
+{
+    uint8_t db[KITH__DOT_BYTES];
+
+    kith__dot_put(db, d);
+    for (size_t i = 0; i < n; i++)
+        if (memcmp(p + i * KITH__DOT_BYTES, db, KITH__DOT_BYTES) == 0) {
+            memmove(p + i * KITH__DOT_BYTES, p + (i + 1) * KITH__DOT_BYTES,
+                    (n - i - 1) * KITH__DOT_BYTES);
+            return n - 1;
+        }
+    return n;
+}
+
 /* ---- dot sets: elements and membership ---------------------------------------------------- */
 
 /*
- * Apply an OR-set op to the dot set under `key` in the database of `kind` (cursor `c`): drop
- * observed, add `add` (may be NULL). The key is deleted when no dot is left. *before and
- * *after get the counts of dots (before: 0 if the key was absent); the dots after are left
- * in a->scratch.
+ * Apply an OR-set op to the dot set under `key` in the database of `kind` (cursor `c`; `vkind`
+ * its VOID_* letter): drop observed, add `add` (may be NULL). An add whose dot has a
+ * tombstone on this set (FORK-16) is made and its dot then dropped. The key is deleted when
+ * no dot is left. *before and *after get the counts of dots (before: 0 if the key was
+ * absent); the dots after are left in a->scratch.
  */
 static int
-dots_update(struct kith__applier *a, uint8_t kind, MDB_cursor *c, const uint8_t *key, size_t klen,
-            const kith_dot *observed, size_t nobs, const kith_dot *add, size_t *before,
+dots_update(struct kith__applier *a, uint8_t kind, uint8_t vkind, MDB_cursor *c, const uint8_t *key,
+            size_t klen, const kith_dot *observed, size_t nobs, const kith_dot *add, size_t *before,
             size_t *after)
 {
     const uint8_t *val;
     struct kith__wc_entry *ent;
     size_t n = 0, m, vlen;
-    bool found;
-    int rc = kith__rec_get(a, kind, c, key, klen, &val, &vlen, &found, &ent);
+    bool found, drop = false;
+    int rc;
 
+    /* before the read: a write to voids may move what the read returns */
+    if (add != NULL && a->nvoids > 0 && (rc = void_take(a, vkind, key, klen, *add, &drop)) < 0)
+        return rc;
+    rc = kith__rec_get(a, kind, c, key, klen, &val, &vlen, &found, &ent);
     if (rc < 0)
         return rc;
     if (found) {
@@ -515,6 +730,8 @@ dots_update(struct kith__applier *a, uint8_t kind, MDB_cursor *c, const uint8_t 
     if (rc < 0)
         return rc;
     m = kith__dots_apply(n ? val : NULL, n, observed, nobs, add, a->scratch);
+    if (drop)
+        m = dots_drop(a->scratch, m, *add);
     *after = m;
     if (m == n && add == NULL)
         return 0; /* nothing observed was there: nothing changes */
@@ -546,7 +763,7 @@ int
 kith__apply_flush(struct kith__applier *a)
 {
     uint8_t kb[DOC_KEY_BYTES];
-    size_t before, after;
+    size_t before = 0, after = 0;
     bool created = false;
     int rc;
 
@@ -555,10 +772,10 @@ kith__apply_flush(struct kith__applier *a)
     a->touch_pending = false;
     kb[0] = a->touch_coll;
     kith__dot_put(kb + 1, a->touch_doc);
-    rc = dots_update(a, KITH__WC_DOCS, a->docs_c, kb, sizeof kb, NULL, 0, &a->touch_dot, &before,
-                     &after);
-    if (rc < 0 || before > 0)
-        return rc;
+    rc = dots_update(a, KITH__WC_DOCS, VOID_DOCS, a->docs_c, kb, sizeof kb, NULL, 0, &a->touch_dot,
+                     &before, &after);
+    if (rc < 0 || before > 0 || after == 0)
+        return rc; /* after 0: the touch's dot was removed before it came (FORK-16) */
     /* the document was not live: an edit for a document deleted here brings it back */
     rc = doc_created_here(a, a->touch_doc, a->touch_dot, &created);
     if (rc < 0 || !created)
@@ -602,8 +819,13 @@ elem_apply(struct kith__applier *a, kith_dot dot, const struct kith__op *op)
     kb[17] = op->field;
     if (len > 0)
         memcpy(kb + 18, op->value.u.s.ptr, len);
-    return dots_update(a, KITH__WC_NONE, a->elems_c, kb, 18 + len, op->observed, op->nobserved,
-                       op->kind == KITH_OP_SET_ADD ? &dot : NULL, &before, &after);
+    if (a->voids) {
+        int rc = voids_observed(a, VOID_ELEMS, kb, 18 + len, dot, op);
+        if (rc < 0)
+            return rc;
+    }
+    return dots_update(a, KITH__WC_NONE, VOID_ELEMS, a->elems_c, kb, 18 + len, op->observed,
+                       op->nobserved, op->kind == KITH_OP_SET_ADD ? &dot : NULL, &before, &after);
 }
 
 static int
@@ -617,11 +839,13 @@ doc_apply(struct kith__applier *a, uint64_t hlc, kith_dot dot, const struct kith
         return rc;
     kb[0] = op->coll;
     kith__dot_put(kb + 1, op->doc);
+    if (a->voids && (rc = voids_observed(a, VOID_DOCS, kb, sizeof kb, dot, op)) < 0)
+        return rc;
     if (op->kind == KITH_OP_DOC_ADD)
-        return dots_update(a, KITH__WC_DOCS, a->docs_c, kb, sizeof kb, op->observed, op->nobserved,
-                           &dot, &before, &after);
-    rc = dots_update(a, KITH__WC_DOCS, a->docs_c, kb, sizeof kb, op->observed, op->nobserved, NULL,
-                     &before, &after);
+        return dots_update(a, KITH__WC_DOCS, VOID_DOCS, a->docs_c, kb, sizeof kb, op->observed,
+                           op->nobserved, &dot, &before, &after);
+    rc = dots_update(a, KITH__WC_DOCS, VOID_DOCS, a->docs_c, kb, sizeof kb, op->observed,
+                     op->nobserved, NULL, &before, &after);
     if (rc < 0 || after == 0)
         return rc;
     /* a dot the delete had not seen keeps the document: the delete was overruled */
@@ -685,8 +909,11 @@ flag_apply(struct kith__applier *a, kith_dot dot, const struct kith__op *op)
     kb[0] = op->coll;
     kith__dot_put(kb + 1, op->doc);
     kb[17] = op->field;
-    return dots_update(a, KITH__WC_NONE, a->flags_c, kb, sizeof kb, op->observed, op->nobserved,
-                       op->kind == KITH_OP_FLAG_ENABLE ? &dot : NULL, &before, &after);
+    if (a->voids && (rc = voids_observed(a, VOID_FLAGS, kb, sizeof kb, dot, op)) < 0)
+        return rc;
+    return dots_update(a, KITH__WC_NONE, VOID_FLAGS, a->flags_c, kb, sizeof kb, op->observed,
+                       op->nobserved, op->kind == KITH_OP_FLAG_ENABLE ? &dot : NULL, &before,
+                       &after);
 }
 
 /* The interned name of local collection `coll`, looked up once per applier. */
@@ -749,6 +976,8 @@ kith__apply_commit(struct kith__applier *a, struct kith__commit *c)
             return rc;
     }
     rc = kith__apply_flush(a);
+    if (rc == 0 && a->nvoids > 0)
+        rc = voids_passed(a, c->origin, c->first_seq, c->first_seq + c->nops - 1);
     return rc < 0 ? rc : kith__wcache_spill(a);
 }
 

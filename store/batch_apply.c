@@ -844,14 +844,15 @@ move_to_journal(struct applying *s, uint64_t origin, uint64_t after, uint64_t *m
     return kith__origin_put(r, s->txn, origin, &st);
 }
 
-/* Empty the state and the apply order, and make every logged commit pending again: the
- * origins records' applied go to 0, `pending` to all that is held. The apply then starts
- * from nothing (apply_pending). Local numbers of names stay. */
+/* Empty the state (void dots' tombstones too) and the apply order, and make every logged
+ * commit pending again: the origins records' applied go to 0, `pending` to all that is held.
+ * The apply then starts from nothing (apply_pending). Local numbers of names stay. */
 static int
 state_reset(struct applying *s)
 {
     kith_replica *r = s->r;
-    const MDB_dbi dbis[] = {r->regs, r->elems, r->docs, r->index, r->counts, r->flagdb, r->order};
+    const MDB_dbi dbis[] = {r->regs,   r->elems,  r->docs,  r->index,
+                            r->counts, r->flagdb, r->order, r->voids};
     MDB_cursor *cur;
     MDB_val k, v;
     int rc, mrc;
@@ -1145,6 +1146,10 @@ batch_attempt(struct applying *s, bool observe)
     for (size_t i = 0; i < s->nfound; i++)
         settle |= s->found[i].aside;
     if (settle && (rc = set_asides(s)) != 0)
+        goto out_applier;
+    /* where a fork is settled, or a removed origin cut off, a commit may observe a void
+     * dot: tombstones (FORK-15, GRP-22) */
+    if (s->nsettled + s->nfound + s->ncuts > 0 && (rc = kith__apply_voids(&s->ap)) < 0)
         goto out_applier;
     /* the sender too must be trusted: a relayed batch comes from a device of this user */
     if (!s->held_only) {

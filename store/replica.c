@@ -290,6 +290,7 @@ static const struct dbi_name DBIS[] = {
     {"journal", offsetof(kith_replica, journal)},
     {"groups", offsetof(kith_replica, groups)},
     {"proofs", offsetof(kith_replica, proofs)},
+    {"voids", offsetof(kith_replica, voids)},
 };
 
 #define FORMAT1_DBIS 11 /* the databases format 1 has: the first ones above */
@@ -316,7 +317,7 @@ open_dbis(kith_replica *r, MDB_txn *txn, unsigned flags)
         if (rc == MDB_NOTFOUND && i >= FORMAT1_DBIS && (r->flags & KITH_RDONLY)) {
             *dbi = KITH__DBI_FREE; /* a format-1 replica read before its upgrade, or one
                                      made before 0.3.0 (no forks) or 0.4.0 (no journal,
-                                     no groups, no proofs) */
+                                     no groups, no proofs, no voids) */
             continue;
         }
         if (rc == MDB_NOTFOUND)

@@ -125,6 +125,17 @@
  *             histories part; of two proofs with one name the shorter is kept (then the
  *             lower bytes). Created empty by a writable open; none in a replica made before 0.4.0
  *             opened read-only (proofs == KITH__DBI_FREE)
+ *
+ *  voids      origin(8) | seq(8) -> entries, each kind(1) | len(2, BE) | set key (len)
+ *             tombstones of void dots (spec/data-model.md FORK-15..18, storage.md STO-33):
+ *             an op applied on a replica that settled a fork removed the dot (origin, seq)
+ *             from the dot set under `set key` (kind 'd': docs, 'e': elems, 'f': flags)
+ *             before the op at that dot was applied here; when that op adds its dot to that
+ *             set, the dot is dropped at once and the entry goes; once the origin's applied
+ *             passes seq, the record goes. Entries sorted by kind, then key as LMDB orders
+ *             keys, no repeats. State: emptied with the rest by a rebuild. Created by a
+ *             writable open; none in a replica made before 0.4.0 opened read-only
+ *             (voids == KITH__DBI_FREE)
  */
 #ifndef KITH_STORE_H
 #define KITH_STORE_H
@@ -157,6 +168,7 @@ struct kith_replica {
     MDB_dbi journal;               /* likewise: made before 0.4.0 */
     MDB_dbi groups;                /* likewise: a replica made before 0.4.0, read-only */
     MDB_dbi proofs;                /* likewise: made before 0.4.0 */
+    MDB_dbi voids;                 /* likewise: made before 0.4.0 */
     uint64_t id;
     uint8_t pk[KITH_PUBKEY_BYTES];
     uint8_t sk[64]; /* Ed25519 secret key; wiped at close */
@@ -304,6 +316,8 @@ struct kith__applier {
     const struct kith__sschema *schema; /* the indexes to keep */
     MDB_cursor *counts_c, *flags_c;     /* opened on first use */
     const char *coll_names[256];        /* interned names of collection numbers, for events */
+    bool voids;      /* void dots may be observed: keep tombstones (kith__apply_voids) */
+    uint64_t nvoids; /* records in the voids database (valid when `voids`) */
 };
 
 /* What a restore from the journal writes at commit (store/journal.c): an entry restored, or
@@ -886,5 +900,13 @@ int kith__index_update(kith_replica *r, MDB_txn *txn, const struct kith__sschema
                        kith_dot doc, int field, const kith_value *old_v, const kith_value *new_v);
 /* Add the entries of index `p` for every document of its collection (a new index). */
 int kith__index_build(kith_replica *r, MDB_txn *txn, const struct kith__index_plan *p);
+
+/* ---- void dots (store/apply.c) ------------------------------------------------------ */
+
+/* Keep tombstones of void dots through this applier (spec/data-model.md FORK-15..18): for an
+ * applier whose commits may name a void dot, i.e. on a replica that settled a fork (a batch
+ * apply with a settled list; verify's rebuild). Reads the voids database's size. 0,
+ * KITH_EREADONLY (no voids database), or an error. */
+int kith__apply_voids(struct kith__applier *a);
 
 #endif /* KITH_STORE_H */

@@ -14,7 +14,10 @@
  *     that is removed afterwards; the scratch registers, elements, membership and indexes are
  *     then compared entry by entry with the replica's. Any difference is a register changed
  *     behind kith's back, a lost or stray index entry, or a damaged record. Conflict records
- *     and counters are local history, not state, and are not compared.
+ *     are local history, not state, and are not compared. The tombstones of void dots
+ *     (spec/data-model.md FORK-18) are state: the rebuild keeps them as the replica's
+ *     applier did (the same commits in the same order make the same ones), and the voids
+ *     database is compared too.
  *
  * Progress (spec/decisions.md D-11) counts the ops of both passes: the log's ops checked, then
  * the applied ops applied again; the total is what the origins records say of both.
@@ -456,14 +459,14 @@ struct scratch {
     bool env_open, locks_init;
 };
 
-static const char *const STATE_DBS[] = {"meta",      "origins", "regs",  "elems",  "docs",
-                                        "conflicts", "index",   "names", "counts", "flags"};
+static const char *const STATE_DBS[] = {"meta",  "origins", "regs",   "elems", "docs", "conflicts",
+                                        "index", "names",   "counts", "flags", "voids"};
 
 static MDB_dbi *
 scratch_dbi(kith_replica *s, size_t i)
 {
-    MDB_dbi *dbis[] = {&s->meta,      &s->origins, &s->regs,  &s->elems,  &s->docs,
-                       &s->conflicts, &s->index,   &s->names, &s->counts, &s->flagdb};
+    MDB_dbi *dbis[] = {&s->meta,  &s->origins, &s->regs,   &s->elems,  &s->docs, &s->conflicts,
+                       &s->index, &s->names,   &s->counts, &s->flagdb, &s->voids};
 
     return dbis[i];
 }
@@ -645,6 +648,10 @@ rebuild(struct verify *v, struct scratch *sc, bool *complete)
             if (rc < 0)
                 goto out_txn;
             ap_open = true;
+            /* tombstones of void dots as the replica keeps them (FORK-18): a replica that
+             * settled no fork never applies a commit before a dot it observed, so none */
+            if (v->r->voids != KITH__DBI_FREE && (rc = kith__apply_voids(&ap)) < 0)
+                goto out_txn;
         }
         rc = kith__apply_commit(&ap, &c);
         if (rc == 0) {
@@ -791,7 +798,9 @@ verify_state(struct verify *v)
         (rc = compare_db(v, stxn, v->r->docs, sc.s.docs, "membership")) == 0 &&
         (v->r->counts == KITH__DBI_FREE ||
          ((rc = compare_db(v, stxn, v->r->counts, sc.s.counts, "counter")) == 0 &&
-          (rc = compare_db(v, stxn, v->r->flagdb, sc.s.flagdb, "flag")) == 0)))
+          (rc = compare_db(v, stxn, v->r->flagdb, sc.s.flagdb, "flag")) == 0)) &&
+        (v->r->voids == KITH__DBI_FREE ||
+         (rc = compare_db(v, stxn, v->r->voids, sc.s.voids, "void dot tombstone")) == 0))
         rc = compare_db(v, stxn, v->r->index, sc.s.index, "index");
     mdb_txn_abort(stxn);
 out_scratch:

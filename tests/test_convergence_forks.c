@@ -32,8 +32,10 @@
  *  3. Every replica but the writers holds exactly the winning branch, as its writer holds it
  *     (FORK-10: the losing branch was set aside where it was held, the winning one taken), and
  *     nothing is held waiting: a commit that named a dot of the losing branch applied, that
- *     dot void. Their exports are identical, byte for byte, where no op of an honest origin
- *     names a dot of F's origin beyond P (see names_ambiguous_dot: the known gap of D-20).
+ *     dot void. Their exports are identical, byte for byte, in every history: an op that
+ *     removed a void dot before the kept history's op at that dot arrived left a tombstone
+ *     that keeps the dot out when it comes (FORK-15..18, D-23); and so are the tombstones
+ *     they hold (FORK-17).
  *  4. No edit lost: the losing branch is whole in its writer's log, and what a replica set
  *     aside is in its journal: commits of the losing branch only, as its writer logged them.
  *  5. Honest origins (every origin but F's) flow (FORK-2): at the end every replica logs the
@@ -661,40 +663,33 @@ check_journal(struct world *w, int i, const struct hist *lost)
     return n;
 }
 
-/*
- * Does an op of an honest origin at replica i name a dot of F's origin beyond P (its document,
- * the value it replaced, a reference), or carry observed dots (a removal, a delete, a flag
- * cleared), which may be such a dot? Beyond P a dot of F's origin named two ops; the settled
- * fork makes it void for waiting (FORK-10), but an op made against the set-aside one still
- * acts on whatever op the kept history put at that dot, in an order that may differ between
- * replicas: states then differ where such an op exists (decisions.md D-20, a known gap).
- */
-static bool
-names_ambiguous_dot(struct world *w, int i)
+/* A digest (FNV-1a) of r's voids database, every key and value in order: the tombstones of
+ * void dots are state, the same on replicas that applied the same commits (FORK-17). */
+static uint64_t
+voids_digest(struct world *w, kith_replica *r)
 {
-    kith_replica *r = w->r[i].r;
-    kith_txn *t = kt_rbegin(r);
-    kith_iter *it = NULL;
-    kith_log_entry e;
-    bool found = false;
+    MDB_txn *txn;
+    MDB_cursor *c;
+    MDB_val k, v;
+    uint64_t h = 14695981039346656037ull;
+    int rc;
 
-    OK(w, r, kith_iter_log(t, 0, &it));
-    while (!found && kith_iter_next_log(it, &e) == 0) {
-        if (e.dot.origin == w->origin)
-            continue;
-        kith_dot d = kith__docid_to_dot(&e.doc);
-        found = (d.origin == w->origin && d.seq > w->p) ||
-                (e.replaced.origin == w->origin && e.replaced.seq > w->p) ||
-                e.kind == KITH_OP_SET_REMOVE || e.kind == KITH_OP_DOC_REMOVE ||
-                e.kind == KITH_OP_FLAG_DISABLE;
-        if (!found && e.value.type == KITH_TYPE_REF) {
-            kith_dot v = kith__docid_to_dot(&e.value.u.ref);
-            found = v.origin == w->origin && v.seq > w->p;
+    CHECK(w, kith__mdb_begin(r, MDB_RDONLY, &txn) == 0, "voids: begin");
+    CHECK(w, mdb_cursor_open(txn, r->voids, &c) == 0, "voids: cursor");
+    for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        const MDB_val *parts[2] = {&k, &v};
+        for (int p = 0; p < 2; p++) {
+            h = (h ^ parts[p]->mv_size) * 1099511628211ull;
+            for (size_t b = 0; b < parts[p]->mv_size; b++)
+                h = (h ^ ((const uint8_t *)parts[p]->mv_data)[b]) * 1099511628211ull;
         }
     }
-    kith_iter_close(it);
-    kith_txn_abort(&t);
-    return found;
+    mdb_cursor_close(c);
+    mdb_txn_abort(txn);
+    kith__mdb_end(r);
+    CHECK(w, rc == MDB_NOTFOUND, "voids: %s", mdb_strerror(rc));
+    return h;
 }
 
 static void
@@ -702,8 +697,8 @@ check_end(struct world *w)
 {
     struct hist branches[3], mine, ref;
     char *export0 = NULL;
+    uint64_t voids0 = 0;
     int winner = NONE;
-    bool ambiguous = false;
 
     hist_of(w, w->f, w->origin, &branches[BRANCH_A]);
     hist_of(w, w->fp, w->origin, &branches[BRANCH_B]);
@@ -713,9 +708,7 @@ check_end(struct world *w)
         parted |=
             branches[BRANCH_A].seq[k] != branches[BRANCH_B].seq[k] ||
             memcmp(branches[BRANCH_A].chain[k], branches[BRANCH_B].chain[k], KITH_HASH_BYTES) != 0;
-    for (int i = 0; parted && i < w->n; i++)
-        ambiguous |= names_ambiguous_dot(w, i);
-    w->exports_compared += parted && !ambiguous;
+    w->exports_compared += parted;
     for (int i = 0; i < w->n; i++) {
         kith_verify_report rep;
         kith_replica *r = w->r[i].r;
@@ -767,10 +760,13 @@ check_end(struct world *w)
         CHECK(w, nh == 0, "replica %d holds %zu commits waiting at the end", i, nh);
         kith_holds_free(h, nh);
         char *exp = kt_export(r);
-        if (export0 == NULL)
+        uint64_t vd = voids_digest(w, r);
+        if (export0 == NULL) {
             export0 = exp;
-        else {
-            CHECK(w, ambiguous || strcmp(exp, export0) == 0, "replica %d's export differs", i);
+            voids0 = vd;
+        } else {
+            CHECK(w, strcmp(exp, export0) == 0, "replica %d's export differs", i);
+            CHECK(w, vd == voids0, "replica %d's tombstones of void dots differ", i);
             free(exp);
         }
         /* 4: what it set aside is the losing branch's */
