@@ -1,7 +1,8 @@
 /*
  * test_groups_net.c — device groups over the network (spec/groups.md GRP-14): a member syncs
  * with another member's daemon on loopback with no pairwise trust on either side, both ways;
- * once removed, it can no longer connect, and the daemon takes none of its later ops.
+ * once removed, it can no longer connect, and the daemon takes none of its later ops. A member
+ * heard of at an address is recorded without pairwise trust and dialled (NET-37, NET-38).
  */
 #include "net_test.h"
 

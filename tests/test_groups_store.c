@@ -3,7 +3,10 @@
  * spec/groups.md GRP-13 .. GRP-20): founding, adding and removing members on real replicas
  * with real signatures; ops relayed A -> B -> C with no pairwise trust; a removal racing an
  * add, delivered in generated interleavings, ending in the same members everywhere; a removed
- * key's ops beyond its cut-off set aside while honest runs in the same batch apply; forged
+ * key's ops beyond its cut-off set aside while honest runs in the same batch apply; ops taken
+ * beyond a cut-off before the removal was known rolled back to the journal, also for a cut-off
+ * that rises and falls again (GRP-21, GRP-22); a run of an origin not admitted yet set aside
+ * rather than refusing the batch (GRP-23); forged
  * records and a removal signed by a non-member refused with nothing stored; the v1 and v2
  * fixtures' trust sets converted to groups; and the group surviving close and open and being
  * seen by a handle in another process.
