@@ -283,6 +283,7 @@ int cmd_id(struct cli *c, int argc, char **argv);
 int cmd_status(struct cli *c, int argc, char **argv);
 int cmd_restored(struct cli *c, int argc, char **argv);
 int cmd_forks(struct cli *c, int argc, char **argv);
+int cmd_rekey(struct cli *c, int argc, char **argv);
 int cmd_log(struct cli *c, int argc, char **argv);
 int cmd_export(struct cli *c, int argc, char **argv);
 int cmd_verify(struct cli *c, int argc, char **argv);
@@ -346,6 +347,12 @@ void cli_fork_text(const kith_fork *f, char *out, size_t cap);
  * cmd_forks.c. */
 const char *cli_fork_source(int source);
 const char *cli_fork_holds(const kith_fork *f);
+/* The last re-key as JSON (status, rekey; spec/cli.md "rekeyed") and as text without its
+ * newline ("OLD -> NEW (when): ..."); what to do when this replica's own origin lost a fork and
+ * it has not re-keyed (NULL: nothing). In cmd_rekey.c. */
+json_t *cli_rekey_json(const kith_rekey_info *ri);
+void cli_rekey_text(const kith_rekey_info *ri, char *out, size_t cap);
+const char *cli_rekey_advice(const kith_status *s);
 /* Warn on stderr of the `n` forks recorded last (a sync or bundle just found them). */
 void cli_warn_forks(const struct cli *c, kith_replica *r, uint64_t n);
 /* A clock offset for people: "+20 s", "-1 s 250 ms", "0 ms". */

@@ -7,7 +7,9 @@
  * chain hash after each branch's first commit, shown by its first 16 hex digits, as the
  * proof names it) and whether this replica holds the winning or the losing branch: the one
  * that resolution keeps, or the one it sets aside. `kith status` shows the same records as
- * lines of text; the JSON objects are the ones `kith status --json` lists under "forks".
+ * lines of text; the JSON objects are the ones `kith status --json` lists under "forks". A
+ * replica that took a new key after its own origin lost (kith rekey, FORK-11) says so below
+ * the table, old id -> new id (`kith status --json`: "rekeyed").
  */
 #include "cli.h"
 
@@ -105,6 +107,14 @@ cmd_forks(struct cli *c, int argc, char **argv)
         printf("no forks\n");
     else
         rc = cli_list_run(c, r, "reading forks", &l, forks_fill, &fl);
+    if (!json && rc == CLI_OK) {
+        kith_rekey_info ri;
+        char line[512];
+        if (kith_rekey_get(r, &ri) > 0) {
+            cli_rekey_text(&ri, line, sizeof line);
+            printf("this replica re-keyed: %s\n", line);
+        }
+    }
     kith_forks_free(forks, fl.n);
 out_close:
     kith_close(r);

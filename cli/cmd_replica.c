@@ -140,6 +140,10 @@ status_json(kith_replica *r, const kith_status *s, const struct schema_info *sch
         bad |= cli_jset(rest, "accepted", json_boolean(s->restored_accepted));
     }
     bad |= cli_jset(o, "restored", rest);
+    kith_rekey_info ri;
+    const char *advice = cli_rekey_advice(s);
+    bad |= cli_jset(o, "rekeyed", kith_rekey_get(r, &ri) > 0 ? cli_rekey_json(&ri) : NULL);
+    bad |= cli_jset(o, "rekey_advice", advice != NULL ? json_string(advice) : NULL);
     bad |= cli_jset(o, "group", cli_group_json(&s->group));
     bad |= cli_jset(o, "clock_off",
                     json_boolean(measured && (s->clock_offset_ms > KITH_CLOCK_TOLERANCE_MS ||
@@ -209,6 +213,17 @@ status_text(const struct cli *c, kith_replica *r, const kith_status *s,
         char line[512];
         cli_fork_text(&s->forks[i], line, sizeof line);
         printf("               %s\n", line);
+    }
+    {
+        kith_rekey_info ri;
+        const char *advice = cli_rekey_advice(s);
+        char line[512];
+        if (kith_rekey_get(r, &ri) > 0) {
+            cli_rekey_text(&ri, line, sizeof line);
+            printf("%srekeyed%s        %s\n", b, n, line);
+        }
+        if (advice != NULL)
+            printf("               %s\n", advice);
     }
     for (size_t i = 0; i < s->ncollections; i++)
         printf("%s%-15s%s%llu\n", b, s->collections[i].collection, n,

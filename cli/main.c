@@ -59,6 +59,9 @@ static const struct cli_command commands[] = {
      "was this replica restored from a copy? --accept: write on without its newer ops"},
     {"forks", NULL, cmd_forks, "forks [--json]",
      "origins that signed two histories: where, how it was seen, the proof, the winner"},
+    {"rekey", NULL, cmd_rekey, "rekey [--json]",
+     "take a new key: the old one admits it to the group; edits that lost a fork of this "
+     "replica's own key are written again under it"},
     {"log", NULL, cmd_log, "log [--origin ID] [--limit N] [--json]", "the signed op log"},
     {"conflicts", NULL, cmd_conflicts, "conflicts [--all] [--json]",
      "recorded conflicts: field, winner, loser, both values, when"},

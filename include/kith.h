@@ -1289,6 +1289,50 @@ typedef struct kith_join_info {
 KITH_API KITH_NODISCARD int kith_join(kith_replica *r, const char *code, const char *device_name,
                                       int timeout_ms, kith_join_info *info);
 
+/* ---------------------------------------------------------------------------------------
+ * Re-keying (spec/data-model.md FORK-11..14, decisions.md D-22). A device whose own key
+ * signed the losing history of a fork (a copy of its replica, or a restored backup, wrote
+ * too) takes a new key: the old key, still a member of the group, signs an ADD of the new
+ * one under this device's name; its own commits after the seq both histories share go to
+ * the journal and the state is rebuilt without them; the replica's id becomes the new key's;
+ * and the set-aside edits are written again, as new writes under the new key, so nothing the
+ * user typed is lost. The old secret key is wiped from this device; the device that won keeps
+ * it (no REMOVE is signed: a removal would void what that device signs concurrently, GRP-9),
+ * and kith_device_remove stays for the user. kith_batch_apply does this by itself when a
+ * batch brings the proof that this replica's origin lost, if the replica is in a group and
+ * its key file can be read. Added in 0.4.0.
+ */
+typedef struct kith_rekey_info {
+    uint64_t old_id;           /* the id this replica wrote under before */
+    uint64_t new_id;           /* the id it writes under now */
+    int64_t rekeyed_ms;        /* when, by this machine's clock */
+    bool lost_fork;            /* its own origin had forked and it held the losing history */
+    uint64_t fork_seq;         /* then: the last seq of old_id both histories share */
+    uint64_t ops_aside;        /* its own ops after fork_seq, set aside to the journal */
+    uint64_t commits_reissued; /* set-aside commits written again under the new key */
+    uint64_t ops_skipped;      /* their ops on documents that no longer exist (not written) */
+    bool reissue_pending;      /* the re-issue has not run yet: the next writable open or
+                                  batch finishes it (a crash cut the re-key short) */
+} kith_rekey_info;
+
+/*
+ * Take a new key, as above (also when no fork was lost: then nothing is set aside). `info`
+ * (may be NULL) gets what was done. A process or handle that has the replica open notices at
+ * its next write transaction and writes under the new key. A crash at any point leaves the
+ * old identity or the new one, whole: the new key is written to a side file and synced before
+ * the switch commits, and the next open finishes a switch it finds half done.
+ * Errors: KITH_EINVAL (the replica is in no device group: its peers trust its key pairwise
+ * and would not admit a new one; or it was removed from its group; kith_errmsg says what to
+ * do), KITH_EBADTXN (this thread has a transaction open), KITH_EREADONLY, -EACCES (the key
+ * file cannot be read), -errno, and the errors of kith_journal_restore (the switch is then
+ * made, and reissue_pending says the edits wait in the journal for the next try).
+ */
+KITH_API KITH_NODISCARD int kith_rekey(kith_replica *r, kith_rekey_info *info);
+
+/* The last re-key of this replica: 1 with *out filled, 0 when it never re-keyed (*out
+ * zeroed), or an error (KITH_ECORRUPT, -errno). */
+KITH_API KITH_NODISCARD int kith_rekey_get(kith_replica *r, kith_rekey_info *out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -721,11 +721,19 @@ on_batch(struct kith__session *s, const struct kith__msg *m)
     }
     memset(&info, 0, sizeof(info));
     int64_t since_ms = kith__now_ms();
+    uint64_t id_before = kith_replica_id(s->r);
     rc = kith__batch_apply(s->r, m->data, m->len, &info, NULL); /* no progress: D-11 */
     if (rc < 0) {
         kith__session_close(s, rc, true, false, "batch %llu refused: %s (%s)",
                             (unsigned long long)m->seq, kith_strerror(rc), kith_errmsg(s->r));
         return rc;
+    }
+    if (kith_replica_id(s->r) != id_before) {
+        /* the batch proved our own key lost a fork and we took a new one (FORK-11): our next
+         * batch carries the group's records, so the peer admits the new key that sends it */
+        s->records_due = true;
+        kith__log(s->log, KITH_LOG_WARNING, "re-keyed: %016llx -> %016llx (own key lost a fork)",
+                  (unsigned long long)id_before, (unsigned long long)kith_replica_id(s->r));
     }
     s->recv_seq = m->seq;
     s->peer_done = false;

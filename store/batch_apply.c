@@ -1335,6 +1335,9 @@ kith__batch_apply(kith_replica *r, const void *data, size_t len, kith_apply_info
      * batch (a second transaction; a crash between leaves it to the next one) */
     if (rc == 0 && s.info.forks > 0)
         rc = kith__history_set_aside(r, NULL, 0, NULL, NULL);
+    /* a proof that this replica's own origin lost: it takes a new key (FORK-11, D-22) */
+    if (rc == 0 && (s.info.forks > 0 || s.b.nproofs > 0))
+        rc = kith__rekey_auto(r);
 out_free:
     applying_free(&s);
     return rc;

@@ -356,19 +356,20 @@ kith__fsync_dir(const char *dir)
     return rc;
 }
 
-/* Write the secret key to dir/key.tmp, mode 0600, and fsync it: the key of a replica being
- * created. key_commit makes it the replica's key once the replica is whole. */
-int
-kith__key_write_tmp(const char *dir, const uint8_t sk[64])
+/* Write sk to dir/name, mode 0600, and fsync it; with `excl` a leftover is unlinked first
+ * and the file made anew (O_EXCL), else it is truncated. No file is left on failure. */
+static int
+key_write(const char *dir, const char *name, const uint8_t sk[64], bool excl)
 {
-    char *tmp = kith__path_join(dir, KITH__KEY_TMP);
+    char *tmp = kith__path_join(dir, name);
     int fd = -1, rc = 0;
     size_t off = 0;
 
     if (tmp == NULL)
         return KITH_ENOMEM;
-    unlink(tmp); /* a leftover of an interrupted creation */
-    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (excl)
+        unlink(tmp); /* a leftover of an interrupted creation */
+    fd = open(tmp, O_WRONLY | O_CREAT | (excl ? O_EXCL : O_TRUNC) | O_CLOEXEC, 0600);
     if (fd < 0) {
         rc = -errno;
         goto out_free;
@@ -399,6 +400,111 @@ out_unlink:
     unlink(tmp);
 out_free:
     free(tmp);
+    return rc;
+}
+
+/* Write the secret key to dir/key.tmp, mode 0600, and fsync it: the key of a replica being
+ * created. key_commit makes it the replica's key once the replica is whole. */
+int
+kith__key_write_tmp(const char *dir, const uint8_t sk[64])
+{
+    return key_write(dir, KITH__KEY_TMP, sk, true);
+}
+
+/* ---- the side file of a re-key (spec/storage.md STO-32) -------------------------------- */
+
+void
+kith__key_next_name(uint64_t id, char out[KITH__KEY_NEXT_NAME_BYTES])
+{
+    snprintf(out, KITH__KEY_NEXT_NAME_BYTES, "%s%016llx", KITH__KEY_NEXT_PREFIX,
+             (unsigned long long)id);
+}
+
+int
+kith__key_write_next(const char *dir, uint64_t id, const uint8_t sk[64])
+{
+    char name[KITH__KEY_NEXT_NAME_BYTES];
+    int rc;
+
+    kith__key_next_name(id, name);
+    rc = key_write(dir, name, sk, false);
+    if (rc == 0)
+        rc = kith__fsync_dir(dir);
+    return rc;
+}
+
+int
+kith__key_read_next(const char *dir, uint64_t id, uint8_t sk[64])
+{
+    char name[KITH__KEY_NEXT_NAME_BYTES];
+
+    kith__key_next_name(id, name);
+    return kith__key_read(dir, name, sk);
+}
+
+int
+kith__key_adopt_next(const char *dir, uint64_t id)
+{
+    char name[KITH__KEY_NEXT_NAME_BYTES], *src, *dst;
+    int rc = 0;
+
+    kith__key_next_name(id, name);
+    src = kith__path_join(dir, name);
+    dst = kith__path_join(dir, KITH__KEY_FILE);
+    if (src == NULL || dst == NULL)
+        rc = KITH_ENOMEM;
+    else if (rename(src, dst) != 0)
+        rc = errno == ENOENT ? KITH_ENOTFOUND : -errno;
+    else
+        rc = kith__fsync_dir(dir);
+    free(src);
+    free(dst);
+    return rc;
+}
+
+int
+kith__key_next_sweep(const char *dir, uint64_t keep)
+{
+    char name[KITH__KEY_NEXT_NAME_BYTES];
+    size_t plen = strlen(KITH__KEY_NEXT_PREFIX);
+    struct dirent *e;
+    DIR *d = opendir(dir);
+    int rc = 0, fd;
+
+    if (d == NULL)
+        return -errno;
+    fd = dirfd(d);
+    kith__key_next_name(keep, name);
+    while ((e = readdir(d)) != NULL)
+        if (strncmp(e->d_name, KITH__KEY_NEXT_PREFIX, plen) == 0 && strcmp(e->d_name, name) != 0 &&
+            unlinkat(fd, e->d_name, 0) != 0 && errno != ENOENT)
+            rc = -errno;
+    closedir(d);
+    return rc;
+}
+
+int
+kith__key_wipe_open(const char *dir)
+{
+    char *p = kith__path_join(dir, KITH__KEY_FILE);
+    int fd;
+
+    if (p == NULL)
+        return KITH_ENOMEM;
+    fd = open(p, O_RDWR | O_CLOEXEC);
+    free(p);
+    return fd >= 0 ? fd : -errno;
+}
+
+int
+kith__key_wipe(int fd)
+{
+    static const uint8_t zeros[64];
+    int rc = 0;
+
+    if (pwrite(fd, zeros, sizeof zeros, 0) != (ssize_t)sizeof zeros || fsync(fd) != 0)
+        rc = -errno;
+    close(fd);
     return rc;
 }
 

@@ -177,6 +177,13 @@ kith__mdb_begin(kith_replica *r, unsigned mdb_flags, MDB_txn **out)
     for (int tries = 0;; tries++) {
         pthread_rwlock_rdlock(&r->resize);
         rc = mdb_txn_begin(r->env, NULL, mdb_flags, out);
+        if (rc == 0 && !(mdb_flags & MDB_RDONLY) && (rc = kith__ident_sync(r, *out, true)) < 0) {
+            /* another handle re-keyed the replica and its key cannot be read (D-22) */
+            mdb_txn_abort(*out);
+            pthread_rwlock_unlock(&r->resize);
+            *out = NULL;
+            return rc;
+        }
         if (rc == 0)
             return 0;
         pthread_rwlock_unlock(&r->resize);
@@ -352,6 +359,62 @@ meta_create(kith_replica *r, MDB_txn *txn)
     return 0;
 }
 
+/*
+ * Find the secret key of public key `pk` (the one meta names) among the replica's key files:
+ * `key`, else the side file of a re-key, key.next.<id> (STO-32), which `adopt` renames over
+ * `key` (the caller holds LMDB's writer lock, so no re-key is between its steps). Sets r's
+ * identity when found (has_sk true), else only its public half (has_sk false: nothing can be
+ * signed). Tries three times, since another process may rename the side file between the
+ * reads. 0, KITH_ENOTFOUND (no key file holds it), or an error reading the files.
+ */
+static int
+ident_from_files(kith_replica *r, const uint8_t pk[KITH_PUBKEY_BYTES], bool adopt)
+{
+    uint8_t sk[64];
+    uint64_t id = kith__id_from_pk(pk);
+    int rc = 0;
+
+    for (int tries = 0; tries < 3; tries++) {
+        rc = kith__key_read(r->path, KITH__KEY_FILE, sk);
+        if (rc == 0 && sodium_memcmp(sk + 32, pk, KITH_PUBKEY_BYTES) == 0)
+            break;
+        rc = kith__key_read_next(r->path, id, sk);
+        if (rc == 0 && sodium_memcmp(sk + 32, pk, KITH_PUBKEY_BYTES) == 0) {
+            if (adopt && (rc = kith__key_adopt_next(r->path, id)) == KITH_ENOTFOUND)
+                rc = 0; /* another handle renamed it just now: `key` holds it */
+            break;
+        }
+        rc = KITH_ENOTFOUND;
+    }
+    sodium_memzero(r->sk, sizeof r->sk);
+    memcpy(r->pk, pk, KITH_PUBKEY_BYTES);
+    r->id = id;
+    r->has_sk = rc == 0;
+    if (rc == 0)
+        memcpy(r->sk, sk, sizeof sk);
+    sodium_memzero(sk, sizeof sk);
+    if (rc == KITH_ENOTFOUND)
+        return rc; /* no key file holds it: the caller judges */
+    return rc < 0 ? kith__fail(r, rc, "%s/key: %s", r->path, kith_strerror(rc)) : 0;
+}
+
+int
+kith__ident_sync(kith_replica *r, MDB_txn *txn, bool write)
+{
+    MDB_val k = {2, (void *)"id"}, v;
+    int rc = kith__mdb_get(txn, r->meta, &k, &v);
+
+    if (rc != 0 || v.mv_size != 8 || kith__be64_get(v.mv_data) == r->id)
+        return 0; /* the common case: one read of meta; a missing id is meta_check's to judge */
+    k.mv_size = 2;
+    k.mv_data = (void *)"pk";
+    rc = kith__mdb_get(txn, r->meta, &k, &v);
+    if (rc != 0 || v.mv_size != KITH_PUBKEY_BYTES)
+        return kith__fail(r, KITH_ECORRUPT, "%s: meta names a new id but no key", r->path);
+    rc = ident_from_files(r, v.mv_data, write && !(r->flags & KITH_RDONLY));
+    return rc == KITH_ENOTFOUND ? 0 : rc; /* a key this process cannot read: nothing is signed */
+}
+
 /* Check the meta records against the key: format, id, public key. */
 static int
 meta_check(kith_replica *r, MDB_txn *txn, uint32_t *format)
@@ -380,6 +443,18 @@ meta_check(kith_replica *r, MDB_txn *txn, uint32_t *format)
     if (rc == 0 && v.mv_size == KITH_PUBKEY_BYTES && !r->has_sk) {
         memcpy(r->pk, v.mv_data, KITH_PUBKEY_BYTES); /* the key file is not readable to us */
         r->id = kith__id_from_pk(r->pk);
+    }
+    if (rc == 0 && v.mv_size == KITH_PUBKEY_BYTES && r->has_sk &&
+        sodium_memcmp(v.mv_data, r->pk, KITH_PUBKEY_BYTES) != 0) {
+        /* a re-key that committed its switch and was cut short before renaming its side
+         * file over `key` (STO-32): the side file holds the key meta names */
+        rc = ident_from_files(r, v.mv_data, !(r->flags & KITH_RDONLY));
+        if (rc == KITH_ENOTFOUND)
+            return kith__fail(r, KITH_ECORRUPT, "%s: the key file does not belong to this replica",
+                              r->path);
+        if (rc < 0)
+            return rc;
+        rc = kith__meta_get(r, txn, "pk", &v);
     }
     if (rc < 0 || v.mv_size != KITH_PUBKEY_BYTES ||
         sodium_memcmp(v.mv_data, r->pk, KITH_PUBKEY_BYTES) != 0)
@@ -510,6 +585,10 @@ env_setup(kith_replica *r, bool create, bool data_exists, size_t mapsize)
             rc = upgrade_v1(r, txn);
         if (rc == 0 && had_groups == MDB_NOTFOUND)
             rc = kith__group_upgrade(r, txn);
+        /* side files of re-keys cut short before their switch committed (STO-32): no meta
+         * names them, and under the writer lock no re-key is between its steps */
+        if (rc == 0)
+            (void)kith__key_next_sweep(r->path, r->id);
     }
     if (rc < 0)
         goto out_abort;
@@ -726,6 +805,9 @@ kith__open_sized(const char *path, unsigned flags, size_t mapsize, kith_replica 
         rc = kith__fail(r, rc, "%s/key: %s", path, kith_strerror(rc));
         goto out_free;
     }
+    /* a re-key whose edits were not written again yet (a crash): finish it now; when it
+     * cannot (this thread has a transaction open), the next batch or open does */
+    (void)kith__rekey_resume(r);
     *out = r;
     return 0;
 out_free:

@@ -5,7 +5,8 @@
  * the seq both share sets its own aside (batch_apply.c), and every replica treats the dots
  * after that seq as void for the commits that named them. The fork of this replica's own
  * origin is not settled here: setting its own history aside would make its next write reuse
- * seqs the kept history holds, a fork again; that waits for the device to take a new key.
+ * seqs the kept history holds, a fork again. The device takes a new key instead (rekey.c,
+ * FORK-11), after which its old origin is another origin and is settled here like any.
  */
 #include "store.h"
 

@@ -901,6 +901,50 @@ int kith__index_update(kith_replica *r, MDB_txn *txn, const struct kith__sschema
 /* Add the entries of index `p` for every document of its collection (a new index). */
 int kith__index_build(kith_replica *r, MDB_txn *txn, const struct kith__index_plan *p);
 
+/* ---- store/files.c and store/rekey.c: taking a new key (data-model.md FORK-11..14) ---- */
+
+/* A re-key writes the new secret key beside `key` first, as key.next.<16 hex of its id>
+ * (spec/storage.md STO-32): meta names the new key once the switch commits, and the side
+ * file is renamed over `key` after that. */
+#define KITH__KEY_NEXT_PREFIX "key.next."
+#define KITH__KEY_NEXT_NAME_BYTES 26 /* "key.next." + 16 hex + NUL */
+
+/* The side file's name for the key of replica id `id`. */
+void kith__key_next_name(uint64_t id, char out[KITH__KEY_NEXT_NAME_BYTES]);
+/* Write sk to dir/key.next.<id> (mode 0600, truncating a leftover), fsync it and the
+ * directory. 0 or -errno; no file on failure. */
+int kith__key_write_next(const char *dir, uint64_t id, const uint8_t sk[64]);
+/* Read dir/key.next.<id>: kith__key_read's codes (KITH_ECORRUPT when absent). */
+int kith__key_read_next(const char *dir, uint64_t id, uint8_t sk[64]);
+/* Rename dir/key.next.<id> over dir/key and fsync the directory. 0, KITH_ENOTFOUND (no such
+ * side file: another handle renamed it), or -errno. */
+int kith__key_adopt_next(const char *dir, uint64_t id);
+/* Unlink every key.next.* in dir but the one of `keep` (leftovers of re-keys a crash cut
+ * short before they committed). Call only inside a write transaction. 0 or -errno. */
+int kith__key_next_sweep(const char *dir, uint64_t keep);
+/* Open dir/key for writing: a descriptor, or -errno. kith__key_wipe zeroes the 64 bytes
+ * through it, fsyncs and closes it (0 or -errno): the old key file is wiped through the
+ * inode opened before the switch, whichever name it has by then. */
+int kith__key_wipe_open(const char *dir);
+int kith__key_wipe(int fd);
+
+/* The handle's identity (id, pk, secret key) as meta names it in `txn`: when another handle
+ * or process re-keyed the replica, reload the public key from meta and the secret key from
+ * `key` or the re-key's side file (renaming it into place when txn is a write txn and the
+ * handle writable). Called by kith__mdb_begin for every write transaction: one meta read
+ * when nothing changed. 0 or an error. */
+int kith__ident_sync(kith_replica *r, MDB_txn *txn, bool write);
+
+/* The last re-key, meta "rekeyed" (store/rekey.c): 1 with *out, 0 when never, or an error. */
+int kith__rekey_read(kith_replica *r, MDB_txn *txn, kith_rekey_info *out);
+/* After a batch that learnt a fork proof (kith_batch_apply's settle step): re-key when this
+ * replica's own origin lost a fork, it is in a group and its key can be read, and finish a
+ * re-key whose re-issue is pending. 0 (also when nothing was to do), or an error. */
+int kith__rekey_auto(kith_replica *r);
+/* Finish a re-key cut short (a writable open): set the losing history aside and re-issue it.
+ * 0 or an error. */
+int kith__rekey_resume(kith_replica *r);
+
 /* ---- void dots (store/apply.c) ------------------------------------------------------ */
 
 /* Keep tombstones of void dots through this applier (spec/data-model.md FORK-15..18): for an

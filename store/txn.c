@@ -315,6 +315,9 @@ applier_open(kith_txn *t)
         t->commit.first_seq = own->st.applied + 1;
         t->commit.hlc = kith__hlc_tick(hlc, (uint64_t)kith__replica_now_ms(t->r));
         t->started = true;
+    } else if (t->commit.origin != t->r->id) {
+        return kith__fail(t->r, KITH_EBUSY,
+                          "the replica took a new key during the transaction (kith_rekey)");
     } else if (own->st.applied != t->base_applied) {
         return kith__fail(t->r, KITH_EBUSY,
                           "another process wrote to this replica during the transaction");

@@ -217,6 +217,13 @@ class kith_device(Structure):
                 ("removed", c_bool), ("cutoff", c_uint64), ("self", c_bool)]
 
 
+class kith_rekey_info(Structure):
+    _fields_ = [("old_id", c_uint64), ("new_id", c_uint64), ("rekeyed_ms", c_int64),
+                ("lost_fork", c_bool), ("fork_seq", c_uint64), ("ops_aside", c_uint64),
+                ("commits_reissued", c_uint64), ("ops_skipped", c_uint64),
+                ("reissue_pending", c_bool)]
+
+
 class kith_status(Structure):
     _fields_ = [("id", c_uint64), ("pubkey", c_uint8 * KITH_PUBKEY_BYTES), ("vv", kith_vv),
                 ("ops_logged", c_uint64), ("pending_ops", c_uint64),
@@ -325,7 +332,8 @@ STRUCTS = [kith_dot, kith_docid, kith_value, kith_field_def, kith_collection_def
            kith_collection_count, kith_status, kith_hold, kith_fork, kith_log_entry,
            kith_journal_op, kith_batch_opts,
            kith_batch_info, kith_apply_info, kith_peer, kith_verify_report, kith_sync_info,
-           kith_serve_opts, kith_group_info, kith_device, kith_invite_opts, kith_join_info]
+           kith_serve_opts, kith_group_info, kith_device, kith_invite_opts, kith_join_info,
+           kith_rekey_info]
 
 # structs a newer library may have appended fields to without harm here: the binding
 # allocates them only through slack() or reads them only through a pointer the library gave,
@@ -446,6 +454,8 @@ PROTOTYPES = [
     ("kith_devices_get", c_int, [replica_p, P(P(kith_device)), P(c_size_t)]),
     ("kith_devices_free", None, [P(kith_device), c_size_t]),
     ("kith_device_remove", c_int, [replica_p, c_uint64]),
+    ("kith_rekey", c_int, [replica_p, P(kith_rekey_info)]),
+    ("kith_rekey_get", c_int, [replica_p, P(kith_rekey_info)]),
     ("kith_curve_keys", c_int, [replica_p, u8p, u8p]),
     ("kith_curve_public", c_int, [u8p, u8p]),
     ("kith_sign", c_int, [replica_p, c_char_p, c_void_p, c_size_t, u8p]),

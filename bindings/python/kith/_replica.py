@@ -393,6 +393,22 @@ class Replica:
         finally:
             ffi.kith_devices_free(arr, n)
 
+    def rekey(self):
+        """kith_rekey: take a new key, admitted to the group by the old one; after a fork this
+        replica's own key lost, its set-aside edits are written again under the new key.
+        Returns a Rekey record (old_id, new_id, rekeyed_ms, lost_fork, fork_seq, ops_aside,
+        commits_reissued, ops_skipped, reissue_pending)."""
+        ri = ffi.kith_rekey_info()
+        self._check(ffi.kith_rekey(self.handle, byref(ri)), "kith_rekey")
+        return record(ri, "Rekey")
+
+    def rekeyed(self):
+        """kith_rekey_get: the last re-key as a Rekey record, or None when there was none."""
+        ri = ffi.kith_rekey_info()
+        rc = ffi.kith_rekey_get(self.handle, byref(ri))
+        self._check(rc, "kith_rekey_get")
+        return record(ri, "Rekey") if rc > 0 else None
+
     def device_remove(self, device_id):
         """kith_device_remove: remove member `device_id` from the group; its ops after those
         this replica holds are refused everywhere."""

@@ -41,3 +41,25 @@ class Groups(ReplicaCase):
             with a.write() as t:
                 t.create("contacts", name="after")
         self.assertEqual(refused.exception.name, "KITH_EUNTRUSTED")
+
+    def test_rekey(self):
+        # in no group: refused, nothing changed (spec/data-model.md FORK-12)
+        a = self.open("a")
+        before = a.id
+        with self.assertRaises(kith.KithError) as refused:
+            a.rekey()
+        self.assertEqual(refused.exception.name, "KITH_EINVAL")
+        self.assertEqual(a.id, before)
+        self.assertIsNone(a.rekeyed())
+        # in a group: a new key, admitted by the old one under the same name (FORK-11)
+        a.group_create("home", "laptop")
+        ri = a.rekey()
+        self.assertEqual(ri.old_id, before)
+        self.assertEqual(ri.new_id, a.id)
+        self.assertNotEqual(a.id, before)
+        self.assertFalse(ri.lost_fork)
+        self.assertEqual(a.rekeyed(), ri)
+        names = sorted((d.name, d.self) for d in a.devices())
+        self.assertEqual(names, [("laptop", False), ("laptop", True)])
+        with a.write() as t:
+            t.create("contacts", name="under the new key")
