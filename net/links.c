@@ -223,7 +223,8 @@ ensure_link(struct daemon *d, const char *endpoint, const uint8_t pk[KITH_PUBKEY
     return free_slot;
 }
 
-/* Links from the peer records (trusted, with an address) and opts->peers. */
+/* Links from the peer records (admitted: trusted or a live member, with an address) and
+ * opts->peers. */
 void
 kith__links_refresh(struct daemon *d)
 {
@@ -252,7 +253,8 @@ kith__links_refresh(struct daemon *d)
                 why = "that key is not trusted";
         }
         for (size_t i = 0; i < n && !found; i++)
-            found = peers[i].trusted && !peers[i].forked && strcmp(peers[i].addr, ep) == 0;
+            found = !peers[i].forked && strcmp(peers[i].addr, ep) == 0 &&
+                    kith__peer_admitted(d->r, peers[i].pubkey);
         if (!found && d->warned && !d->warned[j]) {
             d->warned[j] = true;
             kith__log(&d->log, KITH_LOG_WARNING, "peer %s not dialled: %s", ep, why);
@@ -262,7 +264,10 @@ kith__links_refresh(struct daemon *d)
         bool named = false; /* opts->peers gave it an address already */
         for (size_t k = 0; k < MAX_LINKS && !named; k++)
             named = d->links[k].used && d->links[k].wanted && d->links[k].id == peers[i].id;
-        if (!named && peers[i].trusted && !peers[i].forked && peers[i].addr[0]) {
+        /* trusted pairwise, or a live member (whose record a beacon or a sync made): every
+         * member whose address is known is dialled, not only the one a joiner was invited by */
+        if (!named && !peers[i].forked && peers[i].addr[0] &&
+            kith__peer_admitted(d->r, peers[i].pubkey)) {
             struct link *l = ensure_link(d, peers[i].addr, peers[i].pubkey);
             /* a peer that was failing when the daemon last ran stays at the longest step */
             if (l && peers[i].failing && l->failures == 0 && !l->sock && l->next_attempt_ms == 0)
@@ -333,7 +338,12 @@ kith__daemon_on_beacon(struct daemon *d)
             continue;
         kith__log(&d->log, KITH_LOG_INFO, "discovered %016llx at %s", (unsigned long long)b.id,
                   b.endpoint);
-        rc = kith_trust_add(d->r, b.pk, NULL, b.endpoint);
+        /* a member is recorded with its address and no pairwise trust (GRP-14), so that
+         * removing it from the group is all it takes; a peer trusted outside the group gets
+         * its address as before */
+        rc = kith__peer_member_addr(d->r, b.pk, b.endpoint);
+        if (rc == KITH_EUNTRUSTED)
+            rc = kith_trust_add(d->r, b.pk, NULL, b.endpoint);
         if (rc < 0)
             kith__log(&d->log, KITH_LOG_WARNING, "could not record %s: %s", b.endpoint,
                       kith_strerror(rc));

@@ -65,6 +65,8 @@ struct applying {
     size_t nsettled;
     struct kith__settled *found; /* forks settled by the proofs held (settle.c), this attempt */
     size_t nfound;
+    struct kith__aside *cuts; /* removed members' cut-offs (group.c), this attempt (GRP-21) */
+    size_t ncuts;
     uint64_t ops_aside;        /* ops moved to the journal by this attempt */
     struct kith__progress *pg; /* NULL: nobody listens */
     uint64_t pg_total;         /* ops in the batch, as its runs and heads say */
@@ -95,6 +97,11 @@ dot_void(const struct applying *s, uint64_t origin, uint64_t seq, uint64_t appli
             return true;
     for (size_t i = 0; i < s->nfound; i++)
         if (s->found[i].origin == origin && seq > s->found[i].after && applied >= s->found[i].after)
+            return true;
+    /* a removed origin's dots beyond its cut-off name ops no member takes: a commit waits for
+     * it only up to the cut-off (spec/groups.md GRP-22) */
+    for (size_t i = 0; i < s->ncuts; i++)
+        if (s->cuts[i].origin == origin && seq > s->cuts[i].after && applied >= s->cuts[i].after)
             return true;
     return false;
 }
@@ -240,6 +247,8 @@ decode_one(struct applying *s, size_t i, struct kith__commit *c)
     return 0;
 }
 
+static int aside_mark(struct applying *s, uint64_t origin);
+
 /* Set the run of `origin` aside: its origin forked, so none of it is taken (FORK-3). */
 static int
 set_aside(struct applying *s, uint64_t origin)
@@ -247,6 +256,13 @@ set_aside(struct applying *s, uint64_t origin)
     int rc = kith__proof_from_batch(s->r, s->txn, &s->b, origin); /* FORK-8 */
     if (rc < 0)
         return rc;
+    return aside_mark(s, origin);
+}
+
+/* None of the batch's run of `origin` is taken, nor its head kept. */
+static int
+aside_mark(struct applying *s, uint64_t origin)
+{
     if (s->naside == s->capaside) {
         size_t cap = s->capaside ? s->capaside * 2 : 4;
         uint64_t *p = realloc(s->aside, cap * sizeof *p);
@@ -363,10 +379,33 @@ verify_run(struct applying *s, uint64_t origin)
     int rc = kith__origin_key(r, s->txn, origin, pk, &cutoff);
     const struct kith__settled *settled = kith__settled_find(s->found, s->nfound, origin);
 
+    if ((rc == KITH_EUNTRUSTED || rc == KITH_ENOTFOUND) && !s->held_only) {
+        /* in a group, a run of an origin not admitted (yet) is set aside, as a removed one's
+         * beyond its cut-off is: the runs of admitted origins beside it apply, and it comes
+         * again with a later batch once its admission has arrived (D-25). Outside a group
+         * the batch is refused, as it always was. */
+        uint8_t gid[KITH__GROUP_ID_BYTES], digest[KITH_HASH_BYTES];
+        int in = kith__group_summary(r, s->txn, gid, digest);
+        if (in < 0)
+            return in;
+        if (in == 1) {
+            kith__fail(r, 0,
+                       "origin %016llx is not trusted, nor a member of this replica's group: "
+                       "its run was set aside",
+                       (unsigned long long)origin);
+            return aside_mark(s, origin);
+        }
+    }
     if (rc < 0)
         return kith__fail(r, rc == KITH_ENOTFOUND ? KITH_EUNTRUSTED : rc,
                           "origin %016llx is not trusted, nor a member of this replica's group",
                           (unsigned long long)origin);
+    /* a removed replica takes its own ops back only up to its cut-off (GRP-21) */
+    if (origin == r->id && (rc = kith__group_cutoff_of(r, s->txn, r->pk, &cutoff)) <= 0) {
+        if (rc < 0)
+            return rc;
+        cutoff = UINT64_MAX;
+    }
     rc = kith__fork_seq(r, s->txn, origin, &fseq);
     if (rc < 0)
         return rc;
@@ -847,7 +886,74 @@ state_reset(struct applying *s)
     return 0;
 }
 
-/* Set aside every history s->asides names; rebuild the state when one had been applied. */
+/*
+ * Where a removed origin's history held here is cut (GRP-21): *after gets the highest seq at
+ * or below `cutoff` where a commit of it ends and a head it signed is held (0: none), or
+ * UINT64_MAX when nothing held ends beyond the cut-off. A commit that straddles the cut-off
+ * goes whole, as a run ending beyond it is refused whole (GRP-15); and so do the commits
+ * after the last signed head within the cut-off, which this replica could not relay (a run
+ * verifies only against a head): kept here, they would make this replica's state one no
+ * other can reach. A replica holding the head relays them, and they come back. This
+ * replica's own origin needs no held head: it signs its own.
+ */
+static int
+cut_point(struct applying *s, uint64_t origin, uint64_t cutoff, uint64_t *after)
+{
+    struct kith__origin_state st;
+    uint8_t kb[16];
+    MDB_val k = {16, kb}, v;
+    MDB_cursor *cur;
+    int rc, mrc;
+
+    *after = UINT64_MAX;
+    if ((rc = kith__origin_get(s->r, s->txn, origin, &st)) < 0)
+        return rc == KITH_ENOTFOUND ? 0 : rc;
+    if (st.have <= cutoff)
+        return 0;
+    rc = kith__mdb_err(kith__mdb_cursor_open(s->txn, s->r->log, &cur));
+    if (rc < 0)
+        return rc;
+    kith__be64_put(kb, origin);
+    kith__be64_put(kb + 8, cutoff + 1);
+    mrc = kith__mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    mrc = kith__mdb_cursor_get(cur, &k, &v, mrc == 0 ? MDB_PREV : MDB_LAST);
+    *after = 0;
+    if (mrc == 0 && k.mv_size == 16 && kith__be64_get(k.mv_data) == origin &&
+        kith__be64_get((const uint8_t *)k.mv_data + 8) <= cutoff) {
+        uint64_t first = kith__be64_get((const uint8_t *)k.mv_data + 8), order;
+        uint32_t nops;
+        const uint8_t *chain, *bytes;
+        size_t len;
+        rc = kith__log_parse(s->r, &v, &nops, &chain, &order, &bytes, &len);
+        *after = first + nops - 1 <= cutoff ? first + nops - 1 : first - 1;
+    } else if (mrc != 0 && mrc != MDB_NOTFOUND) {
+        rc = kith__mdb_err(mrc);
+    }
+    mdb_cursor_close(cur);
+    if (rc < 0 || origin == s->r->id || *after == 0)
+        return rc; /* this replica signs its own heads */
+    /* another origin's ops are kept up to a head it signed, so that they can be relayed */
+    rc = kith__mdb_err(kith__mdb_cursor_open(s->txn, s->r->sigs, &cur));
+    if (rc < 0)
+        return rc;
+    k.mv_size = 16;
+    k.mv_data = kb;
+    kith__be64_put(kb, origin);
+    kith__be64_put(kb + 8, *after + 1);
+    mrc = kith__mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    mrc = kith__mdb_cursor_get(cur, &k, &v, mrc == 0 ? MDB_PREV : MDB_LAST);
+    if (mrc == 0 && k.mv_size == 16 && kith__be64_get(k.mv_data) == origin)
+        *after = kith__be64_get((const uint8_t *)k.mv_data + 8);
+    else if (mrc == 0 || mrc == MDB_NOTFOUND)
+        *after = 0;
+    else
+        rc = kith__mdb_err(mrc);
+    mdb_cursor_close(cur);
+    return rc;
+}
+
+/* Set aside every history s->asides names, and every removed origin's commits beyond its
+ * cut-off; rebuild the state when one had been applied. */
 static int
 set_asides(struct applying *s)
 {
@@ -868,6 +974,20 @@ set_asides(struct applying *s)
             continue;
         }
         rc = move_to_journal(s, origin, after, &moved, &applied_gone);
+        if (rc != 0)
+            return rc;
+        s->ops_aside += moved;
+        reset |= applied_gone;
+    }
+    /* a removed origin's commits that end beyond its cut-off (GRP-21) */
+    for (size_t i = 0; i < s->ncuts; i++) {
+        uint64_t moved, after;
+        bool applied_gone;
+        if ((rc = cut_point(s, s->cuts[i].origin, s->cuts[i].after, &after)) < 0)
+            return rc;
+        if (after == UINT64_MAX)
+            continue; /* nothing held beyond the cut-off */
+        rc = move_to_journal(s, s->cuts[i].origin, after, &moved, &applied_gone);
         if (rc != 0)
             return rc;
         s->ops_aside += moved;
@@ -1002,6 +1122,11 @@ batch_attempt(struct applying *s, bool observe)
         (rc = kith__meta_get_u64(r, s->txn, "hlc", &s->hlc)) < 0 ||
         (rc = kith__meta_get_u64(r, s->txn, "pending", &s->pending)) < 0)
         goto out_applier;
+    /* group records before anything they admit: the proofs' origins, the sender, the runs
+     * (D-19), and before the cut-offs they set (GRP-21) */
+    if (s->b.nrecords > 0 && (rc = absorb_items(s, s->b.records, s->b.nrecords, kith__group_absorb,
+                                                "group record")) != 0)
+        goto out_applier;
     /* proofs, then the forks they settle: a history set aside goes before anything reads
      * the origins records or the state (FORK-10) */
     if (s->b.nproofs > 0 &&
@@ -1012,17 +1137,19 @@ batch_attempt(struct applying *s, bool observe)
     s->nfound = 0;
     if ((rc = kith__settled_read(r, s->txn, &s->found, &s->nfound)) < 0)
         goto out_applier;
-    bool settle = s->nasides > 0;
+    free(s->cuts);
+    s->cuts = NULL;
+    s->ncuts = 0;
+    if ((rc = kith__group_cutoffs(r, s->txn, &s->cuts, &s->ncuts)) < 0)
+        goto out_applier;
+    bool settle = s->nasides > 0 || s->ncuts > 0;
     for (size_t i = 0; i < s->nfound; i++)
         settle |= s->found[i].aside;
     if (settle && (rc = set_asides(s)) != 0)
         goto out_applier;
-    /* where a fork is settled a commit may observe a void dot: tombstones (FORK-15) */
-    if (s->nsettled + s->nfound > 0 && (rc = kith__apply_voids(&s->ap)) < 0)
-        goto out_applier;
-    /* group records before anything they admit: the sender, the runs (D-19) */
-    if (s->b.nrecords > 0 && (rc = absorb_items(s, s->b.records, s->b.nrecords, kith__group_absorb,
-                                                "group record")) != 0)
+    /* where a fork is settled, or a removed origin cut off, a commit may observe a void
+     * dot: tombstones (FORK-15, GRP-22) */
+    if (s->nsettled + s->nfound + s->ncuts > 0 && (rc = kith__apply_voids(&s->ap)) < 0)
         goto out_applier;
     /* the sender too must be trusted: a relayed batch comes from a device of this user */
     if (!s->held_only) {
@@ -1117,6 +1244,7 @@ static void
 applying_free(struct applying *s)
 {
     free(s->found);
+    free(s->cuts);
     free(s->ci);
     free(s->aside);
     kith__event_free(&s->events);

@@ -352,6 +352,7 @@ int
 kith_device_remove(kith_replica *r, uint64_t id)
 {
     struct remove_ctx c;
+    int rc;
 
     if (r == NULL)
         return KITH_EINVAL;
@@ -360,7 +361,12 @@ kith_device_remove(kith_replica *r, uint64_t id)
     memset(&c, 0, sizeof c);
     c.r = r;
     c.id = id;
-    return kith__view_write(r, remove_txn, &c);
+    rc = kith__view_write(r, remove_txn, &c);
+    if (rc < 0)
+        return rc;
+    /* the cut-off is what this replica holds, so nothing goes (GRP-21); but commits of other
+     * origins that wait for the removed origin beyond it wait no longer (GRP-22) */
+    return kith_holds_apply(r, NULL);
 }
 
 /* ---- the upgrade of a replica made before groups (GRP-17) --------------------------- */

@@ -502,6 +502,37 @@ kith__group_cutoff_of(kith_replica *r, MDB_txn *txn, const uint8_t pk[32], uint6
 }
 
 int
+kith__group_cutoffs(kith_replica *r, MDB_txn *txn, struct kith__aside **out, size_t *n)
+{
+    struct kith__group_cache *c;
+    struct kith__aside *list = NULL;
+    size_t k = 0;
+    int rc = fold_get(r, txn, &c);
+
+    *out = NULL;
+    *n = 0;
+    for (size_t i = 0; rc == 0 && c != NULL && i < c->nix; i++) {
+        if (c->ix[i].cutoff == UINT64_MAX)
+            continue;
+        if (list == NULL && (list = calloc(c->nix, sizeof *list)) == NULL) {
+            rc = KITH_ENOMEM;
+            break;
+        }
+        list[k].origin = c->ix[i].id;
+        list[k].after = c->ix[i].cutoff;
+        k++;
+    }
+    fold_put(r);
+    if (rc < 0 || k == 0) {
+        free(list);
+        return rc < 0 ? rc : 0;
+    }
+    *out = list;
+    *n = k;
+    return 0;
+}
+
+int
 kith__group_absorb(kith_replica *r, MDB_txn *txn, const uint8_t *const *recs, const size_t *lens,
                    size_t n, size_t *added)
 {

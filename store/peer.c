@@ -347,6 +347,43 @@ trust_remove_txn(kith_replica *r, MDB_txn *txn, void *arg)
     return rc;
 }
 
+struct member_addr_ctx {
+    uint64_t id;
+    const char *addr;
+};
+
+static int
+member_addr_txn(kith_replica *r, MDB_txn *txn, void *arg)
+{
+    struct member_addr_ctx *c = arg;
+    struct peer_rec rec;
+    int rc = rec_get_or_member(r, txn, c->id, &rec);
+
+    if (rc == KITH_ENOTFOUND)
+        return kith__fail(r, KITH_EUNTRUSTED, "%016llx is not a member of this replica's group",
+                          (unsigned long long)c->id);
+    if (rc < 0)
+        return rc;
+    if (strcmp(rec.addr, c->addr) != 0) {
+        if (set_str(rec.addr, sizeof(rec.addr), c->addr) < 0)
+            rc = kith__fail(r, KITH_EINVAL, "peer address too long");
+        else
+            rc = rec_put(r, txn, c->id, &rec);
+    }
+    rec_free(&rec);
+    return rc;
+}
+
+int
+kith__peer_member_addr(kith_replica *r, const uint8_t pk[KITH_PUBKEY_BYTES], const char *addr)
+{
+    struct member_addr_ctx c = {.id = kith__id_from_pk(pk), .addr = addr};
+
+    if (c.id == r->id || strlen(addr) > PEER_ADDR_MAX)
+        return kith__fail(r, KITH_EINVAL, "not a peer's address");
+    return kith__view_write(r, member_addr_txn, &c);
+}
+
 int
 kith_trust_remove(kith_replica *r, uint64_t id)
 {

@@ -636,6 +636,10 @@ int kith__trusted_key(kith_replica *r, MDB_txn *txn, uint64_t origin,
  * toward backoff. 0, KITH_ENOTFOUND, or an error. */
 int kith__peer_record_cancelled(kith_replica *r, uint64_t id, const kith_vv *acked, uint64_t cursor,
                                 const char *why);
+/* A live member of the group (pk) was heard at `addr`: record the address in its peer record,
+ * made (not trusted pairwise, GRP-14) when there is none; a pairwise trust it has stays as it
+ * is. 0, KITH_EUNTRUSTED (not a live member), KITH_EINVAL, or an error. */
+int kith__peer_member_addr(kith_replica *r, const uint8_t pk[KITH_PUBKEY_BYTES], const char *addr);
 /* The pairwise key of `origin`: 0 with its key when its peer record is trusted and not
  * forked, KITH_EUNTRUSTED when there is a record that is not, KITH_ENOTFOUND when there is
  * none; or an error. */
@@ -713,6 +717,10 @@ int kith__admits_key(kith_replica *r, MDB_txn *txn, const uint8_t pk[32]);
 /* Is pk a removed member? 1 with its cut-off (the last seq of its ops that stays accepted)
  * in *cutoff, 0 when not removed, or an error. */
 int kith__group_cutoff_of(kith_replica *r, MDB_txn *txn, const uint8_t pk[32], uint64_t *cutoff);
+/* Every removed member's origin and cut-off (GRP-10; `after` is the cut-off), by origin:
+ * what a replica keeps of each (GRP-21). *out is released with free() (NULL when *n is 0).
+ * 0 or an error. */
+int kith__group_cutoffs(kith_replica *r, MDB_txn *txn, struct kith__aside **out, size_t *n);
 /* Take signed records received from a peer (in a batch, a bundle, a join). Records of
  * another group than ours, or any when we are in no group, are skipped (0, not an error).
  * A record that is malformed, badly signed, or signed by a non-member (fold status

@@ -1,7 +1,8 @@
 /*
  * test_groups_net.c — device groups over the network (spec/groups.md GRP-14): a member syncs
  * with another member's daemon on loopback with no pairwise trust on either side, both ways;
- * once removed, it can no longer connect, and the daemon takes none of its later ops.
+ * once removed, it can no longer connect, and the daemon takes none of its later ops. A member
+ * heard of at an address is recorded without pairwise trust and dialled (NET-37, NET-38).
  */
 #include "net_test.h"
 
@@ -98,4 +99,67 @@ Test(groups_net, members_sync_with_no_pairwise_trust_and_a_removed_one_cannot_co
     cr_assert_eq(seq_at(b.k.r, kith_replica_id(a.r)), held, "nothing of it after its removal");
     node_free(&b);
     kt_free(&a);
+}
+
+/* Is there a peer record of `id` at r? Its trusted flag and address in *trusted and addr. */
+static bool
+peer_of(kith_replica *r, uint64_t id, bool *trusted, char addr[256])
+{
+    kith_peer *peers = NULL;
+    size_t n = 0;
+    bool found = false;
+
+    cr_assert_eq(kith_peers_get(r, &peers, &n), 0);
+    for (size_t i = 0; i < n; i++)
+        if (peers[i].id == id) {
+            found = true;
+            *trusted = peers[i].trusted;
+            snprintf(addr, 256, "%s", peers[i].addr);
+        }
+    kith_peers_free(peers, n);
+    return found;
+}
+
+/* A member heard at an address (as a beacon tells it, net/links.c) is recorded without pairwise
+ * trust, and the daemon dials it with no address given: every member whose address is known,
+ * not only the one that invited it (GRP-14, NET-37). */
+Test(groups_net, a_member_heard_of_is_recorded_untrusted_and_dialled)
+{
+    struct node m, j;
+    struct kt_replica stranger = kt_new();
+    uint8_t pm[KITH_PUBKEY_BYTES], ps[KITH_PUBKEY_BYTES];
+    bool trusted = true;
+    char addr[256];
+
+    node_init(&m);
+    node_init(&j);
+    cr_assert_eq(kith_group_create(m.k.r, "home", "m"), 0);
+    admit(m.k.r, j.k.r, "j");
+    kith_replica_pubkey(m.k.r, pm);
+    kith_replica_pubkey(stranger.r, ps);
+    kith_docid doc = kt_contact(j.k.r, "dialled by j");
+    node_start(&m);
+    /* j hears of m at m's address: a record, no trust */
+    cr_assert_eq(kith__peer_member_addr(j.k.r, pm, m.ep), 0, "%s", kith_errmsg(j.k.r));
+    cr_assert(peer_of(j.k.r, kith_replica_id(m.k.r), &trusted, addr));
+    cr_assert_not(trusted, "a member needs no pairwise trust");
+    cr_assert_str_eq(addr, m.ep);
+    /* a key outside the group is not recorded so */
+    cr_assert_eq(kith__peer_member_addr(j.k.r, ps, "tcp://127.0.0.1:9"), KITH_EUNTRUSTED);
+    cr_assert_not(peer_of(j.k.r, kith_replica_id(stranger.r), &trusted, addr));
+    /* j's daemon, given no peer, dials m and syncs */
+    node_start(&j);
+    cr_assert(wait_doc(m.k.r, &doc, 10000), "j's daemon did not dial m");
+    node_stop(&j);
+    cr_assert(peer_of(j.k.r, kith_replica_id(m.k.r), &trusted, addr));
+    cr_assert_not(trusted, "syncing made no pairwise trust either");
+    /* a pairwise trust the member has is left as it is by a new address */
+    cr_assert_eq(kith_trust_add(j.k.r, pm, NULL, NULL), 0);
+    cr_assert_eq(kith__peer_member_addr(j.k.r, pm, "tcp://127.0.0.1:7"), 0);
+    cr_assert(peer_of(j.k.r, kith_replica_id(m.k.r), &trusted, addr));
+    cr_assert(trusted);
+    cr_assert_str_eq(addr, "tcp://127.0.0.1:7");
+    node_free(&m);
+    node_free(&j);
+    kt_free(&stranger);
 }

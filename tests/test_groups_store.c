@@ -3,7 +3,10 @@
  * spec/groups.md GRP-13 .. GRP-20): founding, adding and removing members on real replicas
  * with real signatures; ops relayed A -> B -> C with no pairwise trust; a removal racing an
  * add, delivered in generated interleavings, ending in the same members everywhere; a removed
- * key's ops beyond its cut-off set aside while honest runs in the same batch apply; forged
+ * key's ops beyond its cut-off set aside while honest runs in the same batch apply; ops taken
+ * beyond a cut-off before the removal was known rolled back to the journal, also for a cut-off
+ * that rises and falls again (GRP-21, GRP-22); a run of an origin not admitted yet set aside
+ * rather than refusing the batch (GRP-23); forged
  * records and a removal signed by a non-member refused with nothing stored; the v1 and v2
  * fixtures' trust sets converted to groups; and the group surviving close and open and being
  * seen by a handle in another process.
@@ -482,6 +485,241 @@ Test(groups_store, removed_ops_beyond_cutoff_set_aside_honest_runs_apply)
     kt_free(&f);
     kt_free(&x);
     kt_free(&y);
+}
+
+/* ---- rollback: ops applied beyond a cut-off before the removal was known (GRP-21) ----- */
+
+/* Ops of `origin` in r's journal: every commit of it there starts beyond `after`, and no
+ * other origin's is there. */
+static uint64_t
+journal_ops(kith_replica *r, uint64_t origin, uint64_t after)
+{
+    kith_txn *t = kt_rbegin(r);
+    kith_iter *it = NULL;
+    kith_journal_op op;
+    uint64_t n = 0;
+    int rc;
+
+    cr_assert_eq(kith_iter_journal(t, 0, &it), 0);
+    while ((rc = kith_iter_next_journal(it, &op)) == 0) {
+        cr_assert_eq(op.commit.origin, origin, "only the removed origin's ops are set aside");
+        cr_assert_gt(op.commit.seq, after, "a commit within the cut-off was set aside");
+        n++;
+    }
+    cr_assert_eq(rc, KITH_ENOTFOUND);
+    kith_iter_close(it);
+    kith_txn_abort(&t);
+    return n;
+}
+
+static void
+verify_clean(kith_replica *r)
+{
+    kith_verify_report rep;
+    int rc = kith_verify(r, &rep);
+
+    cr_assert_eq(rc, 0, "verify: %s (%s)", kith_strerror(rc), kith_errmsg(r));
+    cr_assert_eq(rep.problems, 0, "%s", rep.first_problem);
+}
+
+static void
+same_export(kith_replica *a, kith_replica *b, const char *what)
+{
+    char *ea = kt_export(a), *eb = kt_export(b);
+
+    cr_assert_str_eq(ea, eb, "%s", what);
+    free(ea);
+    free(eb);
+}
+
+Test(groups_store, ops_beyond_a_cutoff_applied_before_the_removal_are_rolled_back)
+{
+    struct kt_replica a = kt_new(), b = kt_new(), x = kt_new(), y = kt_new();
+    kith_apply_info info;
+    char buf[64];
+
+    cr_assert_eq(kith_group_create(a.r, "home", "a"), 0);
+    admit(a.r, b.r, "b");
+    admit(a.r, x.r, "x");
+    admit(a.r, y.r, "y");
+    push_records(a.r, b.r);
+    push_records(a.r, x.r);
+    uint64_t bid = kith_replica_id(b.r);
+    for (int i = 0; i < 5; i++)
+        kt_contact(b.r, "kept");
+    cr_assert_eq(sync_rc(b.r, a.r, &info), 0, "%s", kith_errmsg(a.r));
+    uint64_t cut = seq_of(a.r, bid);
+    cr_assert_eq(kith_device_remove(a.r, bid), 0, "%s", kith_errmsg(a.r));
+    /* b writes on, not knowing; x takes all of it and writes over it, not knowing either */
+    kith_docid late[5];
+    for (int i = 0; i < 5; i++)
+        late[i] = kt_contact(b.r, "beyond the cut-off");
+    cr_assert_eq(sync_rc(b.r, x.r, &info), 0, "%s", kith_errmsg(x.r));
+    uint64_t end = seq_of(x.r, bid);
+    cr_assert_gt(end, cut);
+    kt_set_str(x.r, "contacts", &late[4], "name", "renamed by x");
+    kith_docid mine = kt_contact(x.r, "x's own");
+    /* y only ever sees b's ops up to the cut-off, from a */
+    cr_assert_eq(sync_rc(a.r, y.r, &info), 0, "%s", kith_errmsg(y.r));
+    cr_assert_eq(seq_of(y.r, bid), cut);
+    /* x learns of the removal from a batch of a's: what it held beyond the cut-off goes, and
+     * so does what it holds within it with no head b signed there (x took b's ops in one run
+     * ending beyond the cut-off): it could not relay them */
+    cr_assert_eq(sync_rc(a.r, x.r, &info), 0, "%s", kith_errmsg(x.r));
+    cr_assert_eq(seq_of(x.r, bid), 0, "x keeps b's ops only up to a head b signed");
+    cr_assert_eq(journal_ops(x.r, bid, 0), end, "b's ops are in x's journal");
+    verify_clean(x.r);
+    /* the next batch of a's brings b's ops up to the cut-off back, with b's head there; x's
+     * own commit over a rolled-back op waited for b up to the cut-off only */
+    cr_assert_eq(sync_rc(a.r, x.r, &info), 0, "%s", kith_errmsg(x.r));
+    cr_assert_eq(seq_of(x.r, bid), cut, "x holds b's ops up to the cut-off");
+    cr_assert_eq(info.ops_pending, 0, "x's commit over a rolled-back op waits no longer");
+    cr_assert_str_eq(kt_get_str(x.r, "contacts", &mine, "name", buf, sizeof buf), "x's own");
+    verify_clean(x.r);
+    /* x and y exchange: both now hold the same ops, and states equal byte for byte */
+    cr_assert_eq(sync_rc(x.r, y.r, &info), 0, "%s", kith_errmsg(y.r));
+    cr_assert_eq(info.cut_off, 0, "x sends nothing beyond the cut-off");
+    cr_assert_eq(info.ops_pending, 0, "y waits for none of b's ops beyond the cut-off");
+    cr_assert_eq(sync_rc(y.r, x.r, &info), 0, "%s", kith_errmsg(x.r));
+    cr_assert_eq(sync_rc(x.r, a.r, &info), 0, "%s", kith_errmsg(a.r));
+    cr_assert_eq(seq_of(y.r, bid), cut);
+    same_export(x.r, y.r, "x rolled back equals y that never held b's late ops");
+    same_export(x.r, a.r, "and a");
+    verify_clean(y.r);
+    verify_clean(a.r);
+    /* the journal stays, a later batch rolls nothing back twice */
+    cr_assert_eq(sync_rc(y.r, x.r, &info), 0, "%s", kith_errmsg(x.r));
+    cr_assert_eq(journal_ops(x.r, bid, 0), end);
+    cr_assert_eq(journal_ops(y.r, bid, 0), 0);
+    cr_assert_eq(seq_of(x.r, bid), cut);
+    kt_free(&a);
+    kt_free(&b);
+    kt_free(&x);
+    kt_free(&y);
+}
+
+Test(groups_store, a_cutoff_that_moves_is_followed_up_and_down)
+{
+    struct kt_replica a = kt_new(), b = kt_new(), c = kt_new(), x = kt_new(), y = kt_new();
+    kith_apply_info info;
+
+    cr_assert_eq(kith_group_create(a.r, "home", "a"), 0);
+    admit(a.r, b.r, "b");
+    admit(a.r, c.r, "c");
+    admit(a.r, x.r, "x");
+    admit(a.r, y.r, "y");
+    push_records(a.r, b.r);
+    push_records(a.r, c.r);
+    push_records(a.r, x.r);
+    uint64_t bid = kith_replica_id(b.r), cid = kith_replica_id(c.r);
+    kt_contact(b.r, "b1");
+    kt_contact(b.r, "b2");
+    cr_assert_eq(sync_rc(b.r, a.r, &info), 0, "%s", kith_errmsg(a.r));
+    uint64_t cut1 = seq_of(a.r, bid);
+    cr_assert_eq(kith_device_remove(a.r, bid), 0, "%s", kith_errmsg(a.r));
+    kith_docid b3 = kt_contact(b.r, "b3");
+    kt_contact(b.r, "b4");
+    cr_assert_eq(sync_rc(b.r, c.r, &info), 0, "%s", kith_errmsg(c.r));
+    uint64_t cut2 = seq_of(c.r, bid);
+    /* c removes b too, concurrently, having taken more of it: the cut-off is the higher */
+    cr_assert_eq(kith_device_remove(c.r, bid), 0, "%s", kith_errmsg(c.r));
+    kith_docid b5 = kt_contact(b.r, "b5");
+    cr_assert_eq(sync_rc(b.r, x.r, &info), 0, "%s", kith_errmsg(x.r));
+    uint64_t end = seq_of(x.r, bid);
+    cr_assert(cut1 < cut2 && cut2 < end);
+    /* x writes over ops on both sides of the lower cut-off */
+    kt_set_str(x.r, "contacts", &b3, "name", "b3 by x");
+    kt_set_str(x.r, "contacts", &b5, "name", "b5 by x");
+    /* x learns of a's removal first: down to cut1, and (holding no head of b's there) down
+     * to nothing; a's next batch brings b's ops up to cut1 back */
+    cr_assert_eq(sync_rc(a.r, x.r, &info), 0, "%s", kith_errmsg(x.r));
+    cr_assert_eq(seq_of(x.r, bid), 0);
+    verify_clean(x.r);
+    cr_assert_eq(sync_rc(a.r, x.r, &info), 0, "%s", kith_errmsg(x.r));
+    cr_assert_eq(seq_of(x.r, bid), cut1);
+    verify_clean(x.r);
+    /* then of c's, with c's ops of b up to cut2: up to cut2, from c */
+    cr_assert_eq(sync_rc(c.r, x.r, &info), 0, "%s", kith_errmsg(x.r));
+    cr_assert_eq(seq_of(x.r, bid), cut2, "the higher cut-off: b's ops up to it come back");
+    cr_assert_eq(info.ops_pending, 0);
+    verify_clean(x.r);
+    /* y sees b only through c and a, never beyond cut2 */
+    cr_assert_eq(sync_rc(c.r, y.r, &info), 0, "%s", kith_errmsg(y.r));
+    cr_assert_eq(sync_rc(a.r, y.r, &info), 0, "%s", kith_errmsg(y.r));
+    cr_assert_eq(sync_rc(x.r, y.r, &info), 0, "%s", kith_errmsg(y.r));
+    cr_assert_eq(sync_rc(y.r, x.r, &info), 0, "%s", kith_errmsg(x.r));
+    cr_assert_eq(seq_of(y.r, bid), cut2);
+    same_export(x.r, y.r, "after the cut-off rose");
+    /* a removes c, not having seen c's removal of b: that removal is overtaken, void, and the
+     * cut-off falls back to a's (GRP-10) */
+    cr_assert_eq(kith_device_remove(a.r, cid), 0, "%s", kith_errmsg(a.r));
+    cr_assert_eq(sync_rc(a.r, x.r, &info), 0, "%s", kith_errmsg(x.r));
+    cr_assert_eq(seq_of(x.r, bid), cut1, "down again to cut1");
+    cr_assert_eq(sync_rc(a.r, y.r, &info), 0, "%s", kith_errmsg(y.r));
+    cr_assert_eq(seq_of(y.r, bid), 0, "y held b's head at cut2 only");
+    cr_assert_eq(journal_ops(y.r, bid, 0), cut2);
+    cr_assert_eq(sync_rc(a.r, y.r, &info), 0, "%s", kith_errmsg(y.r));
+    cr_assert_eq(seq_of(y.r, bid), cut1);
+    cr_assert_eq(sync_rc(x.r, y.r, &info), 0, "%s", kith_errmsg(y.r));
+    cr_assert_eq(sync_rc(y.r, x.r, &info), 0, "%s", kith_errmsg(x.r));
+    cr_assert_eq(sync_rc(x.r, a.r, &info), 0, "%s", kith_errmsg(a.r));
+    cr_assert_eq(sync_rc(a.r, x.r, &info), 0, "%s", kith_errmsg(x.r));
+    cr_assert_eq(seq_of(a.r, bid), cut1);
+    same_export(x.r, y.r, "after the cut-off fell");
+    same_export(x.r, a.r, "a, which never held b beyond cut1");
+    verify_clean(x.r);
+    verify_clean(y.r);
+    verify_clean(a.r);
+    kt_free(&a);
+    kt_free(&b);
+    kt_free(&c);
+    kt_free(&x);
+    kt_free(&y);
+}
+
+/* A batch whose sender is admitted but one of whose origins is not (yet): a peer outside the
+ * group, trusted pairwise, relays ops of a key the group has not admitted. The run is set
+ * aside and the sender's own ops apply (not a refusal of the whole batch, which would stop
+ * everything that sender sends); once the key is admitted, its ops come with the next batch. */
+Test(groups_store, a_run_of_an_origin_not_admitted_yet_is_set_aside_not_refused)
+{
+    struct kt_replica r = kt_new(), p = kt_new(), o = kt_new();
+    kith_apply_info info;
+    uint8_t po[KITH_PUBKEY_BYTES];
+    char buf[64];
+
+    cr_assert_eq(kith_group_create(r.r, "home", "r"), 0);
+    kt_trust_pair(&r, &p); /* p: linked pairwise, outside the group */
+    kt_trust_pair(&p, &o); /* o: trusted by p only */
+    kith_docid od = kt_contact(o.r, "o's");
+    cr_assert_eq(sync_rc(o.r, p.r, &info), 0, "%s", kith_errmsg(p.r));
+    kith_docid pd = kt_contact(p.r, "p's");
+    cr_assert_eq(sync_rc(p.r, r.r, &info), 0, "%s", kith_errmsg(r.r));
+    cr_assert(strstr(kith_errmsg(r.r), "set aside") != NULL, "%s", kith_errmsg(r.r));
+    cr_assert_eq(seq_of(r.r, kith_replica_id(o.r)), 0, "nothing of o");
+    cr_assert_gt(seq_of(r.r, kith_replica_id(p.r)), 0, "p's own ops applied");
+    cr_assert_str_eq(kt_get_str(r.r, "contacts", &pd, "name", buf, sizeof buf), "p's");
+    verify_clean(r.r);
+    /* o is admitted: the same kind of batch brings its ops */
+    kith_replica_pubkey(o.r, po);
+    MDB_txn *txn;
+    cr_assert_eq(kith__mdb_begin(r.r, 0, &txn), 0);
+    cr_assert_eq(kith__group_add_member(r.r, txn, po, "o", 1), 0);
+    cr_assert_eq(mdb_txn_commit(txn), 0);
+    kith__mdb_end(r.r);
+    cr_assert_eq(sync_rc(p.r, r.r, &info), 0, "%s", kith_errmsg(r.r));
+    cr_assert_gt(seq_of(r.r, kith_replica_id(o.r)), 0);
+    cr_assert_str_eq(kt_get_str(r.r, "contacts", &od, "name", buf, sizeof buf), "o's");
+    verify_clean(r.r);
+    /* outside a group the batch is refused whole, as it always was */
+    struct kt_replica q = kt_new();
+    kt_trust_pair(&q, &p);
+    cr_assert_eq(sync_rc(p.r, q.r, &info), KITH_EUNTRUSTED);
+    cr_assert_eq(seq_of(q.r, kith_replica_id(p.r)), 0);
+    kt_free(&q);
+    kt_free(&r);
+    kt_free(&p);
+    kt_free(&o);
 }
 
 /* ---- bad input ------------------------------------------------------------------------ */
