@@ -12,6 +12,7 @@
 #include "view.h"
 
 #include <errno.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,6 +53,9 @@ struct items {
 
 struct builder {
     kith_replica *r;
+    uint64_t self;  /* the handle's id, as one copy with sk (a re-key may switch it) */
+    uint8_t sk[64]; /* its secret key, when has_sk; wiped at the end */
+    bool has_sk;
     MDB_txn *txn;
     struct kith__batch b;
     struct items records, proofs;
@@ -64,6 +68,29 @@ struct builder {
     size_t npos, cappos;
     uint64_t ops, bytes;
 };
+
+/* The identity copied must be the one the read transaction's meta names (D-22): a handle
+ * that only reads has not seen another process's re-key, and one of this handle's threads may
+ * switch between the transaction's start and the copy. Take meta's (the key files hold it),
+ * or, when the handle's identity moved again meanwhile, let the caller build again. */
+static int
+ident_check(struct builder *bd)
+{
+    uint64_t id;
+    int rc = kith__meta_get_u64(bd->r, bd->txn, "id", &id);
+
+    if (rc < 0 || id == bd->self)
+        return rc;
+    if ((rc = kith__ident_sync(bd->r, bd->txn, false)) < 0)
+        return rc;
+    sodium_memzero(bd->sk, sizeof bd->sk);
+    kith__ident_copy(bd->r, &bd->self, bd->sk, &bd->has_sk);
+    bd->b.sender = bd->self;
+    if (id != bd->self)
+        return kith__fail(bd->r, KITH_EBUSY,
+                          "the replica took a new key while a batch was built: build it again");
+    return 0;
+}
 
 static struct run *
 run_find(struct builder *bd, uint64_t origin)
@@ -371,7 +398,7 @@ caps_load(struct builder *bd)
         fc = &bd->caps[bd->ncaps++];
         fc->origin = forks[i].origin;
         fc->cap = forks[i].has_proof ? forks[i].proof_seq : forks[i].seq;
-        if (fc->origin == bd->r->id)
+        if (fc->origin == bd->self)
             continue;
         MDB_cursor *cur;
         uint8_t kb[16];
@@ -495,7 +522,6 @@ kith__batch_create(kith_replica *r, const kith_batch_opts *opts, const struct ki
         return KITH_EINVAL;
     memset(&bd, 0, sizeof bd);
     bd.r = r;
-    bd.b.sender = r->id;
     bd.b.version = xo->format;
     next_cursor = opts->cursor;
     max_bytes =
@@ -503,6 +529,10 @@ kith__batch_create(kith_replica *r, const kith_batch_opts *opts, const struct ki
     rc = kith__mdb_begin(r, MDB_RDONLY, &bd.txn);
     if (rc < 0)
         return rc;
+    kith__ident_copy(r, &bd.self, bd.sk, &bd.has_sk);
+    bd.b.sender = bd.self;
+    if ((rc = ident_check(&bd)) < 0)
+        goto out_txn;
     rc = caps_load(&bd);
     if (rc < 0)
         goto out_txn;
@@ -626,7 +656,7 @@ kith__batch_create(kith_replica *r, const kith_batch_opts *opts, const struct ki
         struct kith__batch_head *h;
         uint8_t skb[16];
         MDB_val sk = {16, skb}, sv;
-        if (rn->origin != r->id) {
+        if (rn->origin != bd.self) {
             rc = run_extend(&bd, rn);
             if (rc < 0)
                 goto out_cursor;
@@ -641,12 +671,12 @@ kith__batch_create(kith_replica *r, const kith_batch_opts *opts, const struct ki
         rc = kith__mdb_get(bd.txn, r->sigs, &sk, &sv);
         if (rc == 0 && sv.mv_size == KITH_SIG_BYTES) {
             memcpy(h->sig, sv.mv_data, KITH_SIG_BYTES);
-        } else if (rn->origin == r->id && !r->has_sk) {
+        } else if (rn->origin == bd.self && !bd.has_sk) {
             rc =
                 kith__fail(r, -EACCES, "%s/key: cannot be read, so no head can be signed", r->path);
             goto out_cursor;
-        } else if (rn->origin == r->id) {
-            kith__head_sign(r->sk, r->id, rn->last, rn->chain, h->sig);
+        } else if (rn->origin == bd.self) {
+            kith__head_sign(bd.sk, bd.self, rn->last, rn->chain, h->sig);
         } else {
             rc = kith__fail(r, KITH_ECORRUPT, "sigs: bad signature record");
             goto out_cursor;
@@ -676,6 +706,7 @@ out_txn:
     free(bd.runs);
     free(bd.pos);
     free(bd.caps);
+    sodium_memzero(bd.sk, sizeof bd.sk);
     if (rc == 0)
         rc = kith__progress_end(pg, bd.ops); /* outside the read transaction */
     if (rc < 0) {

@@ -302,11 +302,7 @@ rekey_switch(kith_replica *r, bool only_if_lost, kith_rekey_info *rec)
         kith__mdb_end(r);
         if (rc == 0 && !sw.skip) {
             /* the handle writes under the new key from here on */
-            sodium_memzero(r->sk, sizeof r->sk);
-            memcpy(r->sk, sk, sizeof sk);
-            memcpy(r->pk, pk, KITH_PUBKEY_BYTES);
-            r->id = sw.new_id;
-            r->has_sk = true;
+            kith__ident_set(r, sw.new_id, pk, sk);
         }
         if (rc != MDB_MAP_FULL)
             break;

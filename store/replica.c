@@ -386,16 +386,35 @@ ident_from_files(kith_replica *r, const uint8_t pk[KITH_PUBKEY_BYTES], bool adop
         }
         rc = KITH_ENOTFOUND;
     }
-    sodium_memzero(r->sk, sizeof r->sk);
-    memcpy(r->pk, pk, KITH_PUBKEY_BYTES);
-    r->id = id;
-    r->has_sk = rc == 0;
-    if (rc == 0)
-        memcpy(r->sk, sk, sizeof sk);
+    kith__ident_set(r, id, pk, rc == 0 ? sk : NULL);
     sodium_memzero(sk, sizeof sk);
     if (rc == KITH_ENOTFOUND)
         return rc; /* no key file holds it: the caller judges */
     return rc < 0 ? kith__fail(r, rc, "%s/key: %s", r->path, kith_strerror(rc)) : 0;
+}
+
+void
+kith__ident_copy(kith_replica *r, uint64_t *id, uint8_t sk[64], bool *has_sk)
+{
+    pthread_mutex_lock(&r->ident_lock);
+    *id = r->id;
+    *has_sk = r->has_sk;
+    memcpy(sk, r->sk, 64);
+    pthread_mutex_unlock(&r->ident_lock);
+}
+
+void
+kith__ident_set(kith_replica *r, uint64_t id, const uint8_t pk[KITH_PUBKEY_BYTES],
+                const uint8_t *sk)
+{
+    pthread_mutex_lock(&r->ident_lock);
+    sodium_memzero(r->sk, sizeof r->sk);
+    if (sk != NULL)
+        memcpy(r->sk, sk, sizeof r->sk);
+    memcpy(r->pk, pk, KITH_PUBKEY_BYTES);
+    r->id = id;
+    r->has_sk = sk != NULL;
+    pthread_mutex_unlock(&r->ident_lock);
 }
 
 int
@@ -656,6 +675,7 @@ replica_free(kith_replica *r)
     pthread_mutex_destroy(&r->wlock);
     pthread_mutex_destroy(&r->names_lock);
     pthread_mutex_destroy(&r->group_lock);
+    pthread_mutex_destroy(&r->ident_lock);
     free(r->path);
     free(r);
 }
@@ -712,6 +732,14 @@ kith__open_sized(const char *path, unsigned flags, size_t mapsize, kith_replica 
         return KITH_ENOMEM;
     }
     if (pthread_mutex_init(&r->group_lock, NULL) != 0) {
+        pthread_mutex_destroy(&r->names_lock);
+        pthread_mutex_destroy(&r->wlock);
+        pthread_rwlock_destroy(&r->resize);
+        free(r);
+        return KITH_ENOMEM;
+    }
+    if (pthread_mutex_init(&r->ident_lock, NULL) != 0) {
+        pthread_mutex_destroy(&r->group_lock);
         pthread_mutex_destroy(&r->names_lock);
         pthread_mutex_destroy(&r->wlock);
         pthread_rwlock_destroy(&r->resize);

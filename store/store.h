@@ -188,6 +188,8 @@ struct kith_replica {
     struct kith__interned *interned; /* store/names.c */
     struct kith__sschema *schema;    /* the declared schema last loaded (store/schema.c); older
                                         ones stay behind it until close, for readers */
+    pthread_mutex_t ident_lock;      /* id, pk, sk and has_sk as one: a re-key (D-22) changes
+                                        them while other threads may build batches */
     pthread_mutex_t group_lock;      /* the cached fold below */
     struct kith__group_cache *group; /* the fold of the group's records, as of a stamp
                                         (store/group.c); NULL until first needed */
@@ -996,5 +998,14 @@ size_t kith__fork_notes_end(kith_replica *r, bool committed);
 /* The origins the last kith__fork_notes_end of this thread on r told (for the daemon's log);
  * valid until this thread's next call of it. */
 const uint64_t *kith__fork_notes_told(const kith_replica *r, size_t *n);
+
+/* ---- store/replica.c: the identity, whole ------------------------------------------- */
+
+/* A consistent copy of the handle's identity (its id, and its secret key when has_sk): a
+ * re-key may switch it while this thread reads (D-22). Wipe `sk` after use. */
+void kith__ident_copy(kith_replica *r, uint64_t *id, uint8_t sk[64], bool *has_sk);
+/* Set the handle's identity, under the lock kith__ident_copy takes. sk NULL: not readable. */
+void kith__ident_set(kith_replica *r, uint64_t id, const uint8_t pk[KITH_PUBKEY_BYTES],
+                     const uint8_t *sk);
 
 #endif /* KITH_STORE_H */
