@@ -41,9 +41,9 @@ extern "C" {
 #endif
 
 #define KITH_VERSION_MAJOR 0
-#define KITH_VERSION_MINOR 4
+#define KITH_VERSION_MINOR 5
 #define KITH_VERSION_PATCH 0
-#define KITH_VERSION_STRING "0.4.0"
+#define KITH_VERSION_STRING "0.5.0"
 
 /* The library's version as "MAJOR.MINOR.PATCH" (may differ from the header's). */
 KITH_API const char *kith_version(void);
@@ -1300,7 +1300,7 @@ KITH_API KITH_NODISCARD int kith_join(kith_replica *r, const char *code, const c
  * it (no REMOVE is signed: a removal would void what that device signs concurrently, GRP-9),
  * and kith_device_remove stays for the user. kith_batch_apply does this by itself when a
  * batch brings the proof that this replica's origin lost, if the replica is in a group and
- * its key file can be read. Added in 0.4.0.
+ * its key file can be read. Added in 0.5.0.
  */
 typedef struct kith_rekey_info {
     uint64_t old_id;           /* the id this replica wrote under before */
@@ -1345,7 +1345,7 @@ KITH_API KITH_NODISCARD int kith_rekey_get(kith_replica *r, kith_rekey_info *out
  * read transaction, kith_forks_get) but must not begin a write transaction on it. In
  * kith_serve, it runs on the daemon's thread. fn NULL: none. Set it before sharing the
  * handle with threads that apply batches, or while none of them runs: this takes no lock.
- * Errors: KITH_EINVAL (r NULL).
+ * Errors: KITH_EINVAL (r NULL). Added in 0.5.0.
  */
 typedef void (*kith_fork_fn)(void *ctx, const kith_fork *fork);
 KITH_API KITH_NODISCARD int kith_on_fork(kith_replica *r, kith_fork_fn fn, void *ctx);

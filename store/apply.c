@@ -504,7 +504,7 @@ kith__apply_voids(struct kith__applier *a)
     int rc;
 
     if (a->r->voids == KITH__DBI_FREE)
-        return kith__fail(a->r, KITH_EREADONLY, "a replica made before 0.4.0 opened read-only");
+        return kith__fail(a->r, KITH_EREADONLY, "a replica made before 0.5.0 opened read-only");
     rc = kith__mdb_stat(a->txn, a->r->voids, &st);
     if (rc != 0)
         return kith__fail(a->r, kith__mdb_err(rc), "voids: %s", mdb_strerror(rc));

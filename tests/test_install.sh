@@ -77,7 +77,7 @@ fi
 
 pcdir=$(dirname "$(find "$tmp/prefix" -name kith.pc | head -n 1)")
 if PKG_CONFIG_PATH="$pcdir" pkg-config --exists kith &&
-    [ "$(PKG_CONFIG_PATH="$pcdir" pkg-config --modversion kith)" = 0.4.0 ]; then
+    [ "$(PKG_CONFIG_PATH="$pcdir" pkg-config --modversion kith)" = 0.5.0 ]; then
     ok "kith.pc"
 else
     bad "kith.pc"
