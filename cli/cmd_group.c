@@ -146,8 +146,34 @@ cmd_group_create(struct cli *c, int argc, char **argv)
 
 /* ---- devices -------------------------------------------------------------------------- */
 
+/* The fork recorded of a device's key, if any (FORK-4: a copy of it wrote too). */
+static const kith_fork *
+fork_of(const kith_fork *forks, size_t n, uint64_t id)
+{
+    for (size_t i = 0; i < n; i++)
+        if (forks[i].origin == id)
+            return &forks[i];
+    return NULL;
+}
+
 static json_t *
-device_json(const kith_device *d)
+fork_json(const kith_fork *f)
+{
+    json_t *o;
+    int bad;
+
+    if (f == NULL)
+        return json_null();
+    o = json_object();
+    bad = o == NULL;
+    bad |= cli_jset(o, "seq", json_integer((json_int_t)f->seq));
+    bad |= cli_jset(o, "proven", json_boolean(f->has_proof));
+    bad |= cli_jset(o, "common_seq", f->has_proof ? json_integer((json_int_t)f->proof_seq) : NULL);
+    return cli_json_done(o, bad);
+}
+
+static json_t *
+device_json(const kith_device *d, const kith_fork *f)
 {
     json_t *o = json_object();
     int bad = o == NULL;
@@ -161,13 +187,14 @@ device_json(const kith_device *d)
     bad |= cli_jset(o, "removed", json_boolean(d->removed));
     bad |= cli_jset(o, "cutoff", d->removed ? json_integer((json_int_t)d->cutoff) : NULL);
     bad |= cli_jset(o, "self", json_boolean(d->self));
+    bad |= cli_jset(o, "fork", fork_json(f));
     return cli_json_done(o, bad);
 }
 
 static int
-device_row(struct cli_list *l, const kith_device *d)
+device_row(struct cli_list *l, const kith_device *d, const kith_fork *f)
 {
-    char id[KITH_ID_HEX + 1], by[KITH_ID_HEX + 1], added[32], seen[32], removed[48];
+    char id[KITH_ID_HEX + 1], by[KITH_ID_HEX + 1], added[32], seen[32], removed[48], forked[48];
 
     cli_id_hex(d->id, id);
     cli_id_hex(d->added_by, by);
@@ -180,14 +207,26 @@ device_row(struct cli_list *l, const kith_device *d)
         snprintf(seen, sizeof seen, "never");
     if (d->removed)
         snprintf(removed, sizeof removed, "after seq %llu", (unsigned long long)d->cutoff);
-    const char *row[] = {d->name, id,   d->added_by == d->id ? "(founder)" : by,
-                         added,   seen, d->removed ? removed : NULL};
+    if (f != NULL && f->has_proof)
+        snprintf(forked, sizeof forked, "from seq %llu, proven",
+                 (unsigned long long)f->proof_seq + 1); /* as kith forks says it */
+    else if (f != NULL)
+        snprintf(forked, sizeof forked, "at seq %llu", (unsigned long long)f->seq);
+    const char *row[] = {d->name,
+                         id,
+                         d->added_by == d->id ? "(founder)" : by,
+                         added,
+                         seen,
+                         d->removed ? removed : NULL,
+                         f != NULL ? forked : NULL};
     return cli_list_row(l, row);
 }
 
 struct device_list {
     const kith_device *d;
     size_t n;
+    const kith_fork *forks;
+    size_t nforks;
 };
 
 static int
@@ -196,17 +235,22 @@ device_fill(struct cli_list *l, void *ctx)
     const struct device_list *dl = ctx;
     int rc = 0;
 
-    for (size_t i = 0; rc == 0 && i < dl->n; i++)
-        rc = l->json ? cli_list_json(l, device_json(&dl->d[i])) : device_row(l, &dl->d[i]);
+    for (size_t i = 0; rc == 0 && i < dl->n; i++) {
+        const kith_fork *f = fork_of(dl->forks, dl->nforks, dl->d[i].id);
+        rc = l->json ? cli_list_json(l, device_json(&dl->d[i], f)) : device_row(l, &dl->d[i], f);
+    }
     return rc;
 }
 
 int
 cmd_devices(struct cli *c, int argc, char **argv)
 {
-    static const char *const head[] = {"NAME", "ID", "ADDED BY", "ADDED", "LAST SEEN", "REMOVED"};
+    static const char *const head[] = {"NAME",      "ID",      "ADDED BY", "ADDED",
+                                       "LAST SEEN", "REMOVED", "FORKED"};
     kith_replica *r = NULL;
     kith_device *d = NULL;
+    kith_fork *forks = NULL;
+    size_t nforks = 0;
     kith_group_info g;
     struct device_list dl;
     struct cli_list l;
@@ -218,9 +262,10 @@ cmd_devices(struct cli *c, int argc, char **argv)
         return rc;
     if ((rc = cli_open(c, CLI_READ, &r)) != CLI_OK)
         return rc;
-    if ((krc = kith_group_get(r, &g)) < 0 || (krc = kith_devices_get(r, &d, &n)) < 0) {
+    if ((krc = kith_group_get(r, &g)) < 0 || (krc = kith_devices_get(r, &d, &n)) < 0 ||
+        (krc = kith_forks_get(r, &forks, &nforks)) < 0) {
         rc = cli_fail_rc(c, r, "reading the group", krc);
-        goto out_close;
+        goto out_free;
     }
     if (!json && !g.in_group) {
         printf("in no group: kith group create NAME founds one\n");
@@ -228,6 +273,8 @@ cmd_devices(struct cli *c, int argc, char **argv)
     }
     dl.d = d;
     dl.n = n;
+    dl.forks = forks;
+    dl.nforks = nforks;
     cli_list_init(&l, json, "devices", sizeof head / sizeof head[0], head);
     rc = cli_list_run(c, NULL, NULL, &l, device_fill, &dl);
     if (rc == CLI_OK && !json && g.self_removed)
@@ -236,7 +283,7 @@ cmd_devices(struct cli *c, int argc, char **argv)
                (unsigned long long)g.self_cutoff);
 out_free:
     kith_devices_free(d, n);
-out_close:
+    kith_forks_free(forks, nforks);
     kith_close(r);
     return rc;
 }

@@ -99,5 +99,37 @@ check "no side file left" test -z "$(ls "$C" | grep '^key\.next\.' || true)"
 check "rekey --json, again" jq_true --arg n "$NEW" '.old_id == $n and .new_id != $n' "$tmp/out"
 check "rekey takes no operand" test "$("$KITH" --dir "$C" rekey extra >/dev/null 2>&1; echo $?)" = 2
 
+# ---- in a group: a copy of the founder writes too; the devices list shows the fork, and the
+# losing copy re-keys by itself when the other's bundle brings the proof
+D=$tmp/d D2=$tmp/d2
+"$KITH" --dir "$D" init >/dev/null
+"$KITH" --dir "$D" group create family --device-name phone >/dev/null
+"$KITH" --dir "$D" contact add --name Ada >/dev/null
+D_ID=$("$KITH" --dir "$D" id --json | jq -r .id)
+cp -r "$D" "$D2"
+"$KITH" --dir "$D" contact add --name Grace >/dev/null
+"$KITH" --dir "$D2" contact add --name Hedy >/dev/null
+"$KITH" --dir "$D" bundle create -o "$tmp/d.bundle" --quiet
+"$KITH" --dir "$D2" bundle create -o "$tmp/d2.bundle" --quiet
+"$KITH" --dir "$D2" bundle apply "$tmp/d.bundle" --quiet >/dev/null 2>&1 || true
+"$KITH" --dir "$D" bundle apply "$tmp/d2.bundle" --quiet >/dev/null 2>&1 || true
+WIN= LOSE=
+for d in "$D" "$D2"; do
+    if [ "$("$KITH" --dir "$d" id --json | jq -r .id)" = "$D_ID" ]; then WIN=$d; else LOSE=$d; fi
+done
+check "one copy kept the key, the other re-keyed" test -n "$WIN" -a -n "$LOSE"
+"$KITH" --dir "$WIN" devices --json >"$tmp/out"
+check "devices --json: the forked key, proven" jq_true --arg o "$D_ID" \
+    '[.devices[] | select(.id == $o)][0].fork | .proven and .common_seq >= 1' "$tmp/out"
+"$KITH" --dir "$WIN" devices >"$tmp/out"
+check "devices: FORKED column" grep -q "from seq [0-9]*, proven" "$tmp/out"
+"$KITH" --dir "$LOSE" bundle apply "$tmp/$(basename "$WIN").bundle" --quiet >/dev/null
+"$KITH" --dir "$LOSE" bundle create -o "$tmp/lose.bundle" --quiet
+"$KITH" --dir "$WIN" bundle apply "$tmp/lose.bundle" --quiet >/dev/null
+check "both copies converge, no edit lost" cmp -s <("$KITH" --dir "$WIN" export) \
+    <("$KITH" --dir "$LOSE" export)
+check "every contact is there" test "$("$KITH" --dir "$WIN" export |
+    jq '[.collections.contacts[].name] | sort == ["Ada", "Grace", "Hedy"]')" = true
+
 echo "test_cli_rekey: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
