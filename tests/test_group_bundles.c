@@ -5,58 +5,13 @@
  * whole bundle and changes nothing.
  */
 #include "kith_test.h"
+#include "kt_group.h"
 #include "store.h"
 
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-struct recs {
-    uint8_t *p[64];
-    size_t len[64];
-    size_t n;
-};
-
-static int
-take_rec(void *ctx, const uint8_t *rec, size_t len)
-{
-    struct recs *s = ctx;
-
-    cr_assert_lt(s->n, 64);
-    s->p[s->n] = malloc(len);
-    cr_assert_not_null(s->p[s->n]);
-    memcpy(s->p[s->n], rec, len);
-    s->len[s->n++] = len;
-    return 0;
-}
-
-/* `member` (in a group) admits `joiner` (in none): an ADD signed by member, and the joiner
- * adopts the group from the records member holds then. */
-static void
-admit(kith_replica *member, kith_replica *joiner, const char *name)
-{
-    uint8_t pk[KITH_PUBKEY_BYTES], gid[16], digest[32];
-    struct recs s = {.n = 0};
-    MDB_txn *txn;
-    int rc;
-
-    kith_replica_pubkey(joiner, pk);
-    cr_assert_eq(kith__mdb_begin(member, 0, &txn), 0);
-    rc = kith__group_add_member(member, txn, pk, name, strlen(name));
-    cr_assert_eq(rc, 0, "add: %s (%s)", kith_strerror(rc), kith_errmsg(member));
-    cr_assert_eq(kith__group_summary(member, txn, gid, digest), 1);
-    cr_assert_eq(kith__group_collect(member, txn, take_rec, &s), 0);
-    cr_assert_eq(mdb_txn_commit(txn), 0);
-    kith__mdb_end(member);
-    cr_assert_eq(kith__mdb_begin(joiner, 0, &txn), 0);
-    rc = kith__group_adopt(joiner, txn, gid, (const uint8_t *const *)s.p, s.len, s.n);
-    cr_assert_eq(rc, 0, "adopt: %s (%s)", kith_strerror(rc), kith_errmsg(joiner));
-    cr_assert_eq(mdb_txn_commit(txn), 0);
-    kith__mdb_end(joiner);
-    for (size_t i = 0; i < s.n; i++)
-        free(s.p[i]);
-}
 
 static kith_buf
 bundle_of(kith_replica *from)
@@ -87,9 +42,9 @@ Test(group_bundles, a_member_learned_from_a_bundle_is_admitted_when_relayed)
     int rc;
 
     cr_assert_eq(kith_group_create(a.r, "home", "laptop"), 0, "%s", kith_errmsg(a.r));
-    admit(a.r, b.r, "phone");
-    admit(a.r, c.r, "tablet");
-    admit(a.r, d.r, "new phone");
+    kt_admit(a.r, b.r, "phone");
+    kt_admit(a.r, c.r, "tablet");
+    kt_admit(a.r, d.r, "new phone");
     cr_assert_eq(members_of(c.r), 3, "c holds the records of a, b and c only");
     kith_docid from_d = kt_contact(d.r, "written on the new phone");
 
@@ -125,8 +80,8 @@ Test(group_bundles, a_forged_record_refuses_the_bundle)
     struct kith__batch bt;
 
     cr_assert_eq(kith_group_create(a.r, "home", "laptop"), 0);
-    admit(a.r, b.r, "phone");
-    admit(a.r, d.r, "new phone");
+    kt_admit(a.r, b.r, "phone");
+    kt_admit(a.r, d.r, "new phone");
     kt_contact(d.r, "d");
     kith_buf bd = bundle_of(d.r);
     cr_assert_eq(kith__batch_decode(bd.data, bd.len, &bt, &arena), 0);

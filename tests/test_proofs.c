@@ -11,6 +11,7 @@
 #include "forkproof.h"
 #include "kith.h"
 #include "kith_test.h"
+#include "kt_group.h"
 #include "store.h"
 
 #include <criterion/criterion.h>
@@ -637,38 +638,6 @@ Test(proofs, three_histories_one_winner)
 
 /* ---- a fork of a group member's key ------------------------------------------------------- */
 
-static int
-record_one(void *ctx, const uint8_t *rec, size_t len)
-{
-    return collect_one(ctx, rec, len);
-}
-
-/* `member` (in a group) admits `joiner` (in none): an ADD signed by member, and the joiner
- * adopts the group from member's records. */
-static void
-admit(kith_replica *member, kith_replica *joiner, const char *name)
-{
-    uint8_t pk[KITH_PUBKEY_BYTES], gid[16], digest[32];
-    struct proofs recs = {0};
-    MDB_txn *txn;
-    int rc;
-
-    kith_replica_pubkey(joiner, pk);
-    cr_assert_eq(kith__mdb_begin(member, 0, &txn), 0);
-    rc = kith__group_add_member(member, txn, pk, name, strlen(name));
-    cr_assert_eq(rc, 0, "add: %s (%s)", kith_strerror(rc), kith_errmsg(member));
-    cr_assert_eq(kith__group_summary(member, txn, gid, digest), 1);
-    cr_assert_eq(kith__group_collect(member, txn, record_one, &recs), 0);
-    cr_assert_eq(mdb_txn_commit(txn), 0);
-    kith__mdb_end(member);
-    cr_assert_eq(kith__mdb_begin(joiner, 0, &txn), 0);
-    rc = kith__group_adopt(joiner, txn, gid, (const uint8_t *const *)recs.p, recs.len, recs.n);
-    cr_assert_eq(rc, 0, "adopt: %s (%s)", kith_strerror(rc), kith_errmsg(joiner));
-    cr_assert_eq(mdb_txn_commit(txn), 0);
-    kith__mdb_end(joiner);
-    proofs_free(&recs);
-}
-
 /* FORK-8, FORK-9 with device groups: the forked key is admitted by membership alone (no
  * pairwise trust anywhere), its proof is made and absorbed by members, and refused by a
  * replica outside the group. */
@@ -676,8 +645,8 @@ Test(proofs, a_group_members_fork)
 {
     struct kt_replica f = kt_new(), b = kt_new(), c = kt_new(), x = kt_new();
     cr_assert_eq(kith_group_create(f.r, "home", "f"), 0, "%s", kith_errmsg(f.r));
-    admit(f.r, b.r, "b");
-    admit(f.r, c.r, "c");
+    kt_admit(f.r, b.r, "b");
+    kt_admit(f.r, c.r, "c");
     uint64_t origin = kith_replica_id(f.r);
     kith_docid ada = kt_contact(f.r, "Ada");
     kt_sync(&f, &b);

@@ -8,6 +8,7 @@
  * identity or the new one, whole.
  */
 #include "kith_test.h"
+#include "kt_group.h"
 #include "net_test.h"
 #include "store.h"
 
@@ -23,52 +24,6 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-
-/* ---- groups without a network: an ADD signed by a member, adopted by the joiner ---------- */
-
-struct recs {
-    uint8_t *p[256];
-    size_t len[256];
-    size_t n;
-};
-
-static int
-take_rec(void *ctx, const uint8_t *rec, size_t len)
-{
-    struct recs *s = ctx;
-
-    cr_assert_lt(s->n, 256);
-    s->p[s->n] = malloc(len);
-    cr_assert_not_null(s->p[s->n]);
-    memcpy(s->p[s->n], rec, len);
-    s->len[s->n++] = len;
-    return 0;
-}
-
-static void
-admit(kith_replica *member, kith_replica *joiner, const char *name)
-{
-    uint8_t pk[KITH_PUBKEY_BYTES], gid[16], digest[32];
-    struct recs s = {.n = 0};
-    MDB_txn *txn;
-    int rc;
-
-    kith_replica_pubkey(joiner, pk);
-    cr_assert_eq(kith__mdb_begin(member, 0, &txn), 0);
-    rc = kith__group_add_member(member, txn, pk, name, strlen(name));
-    cr_assert_eq(rc, 0, "add: %s (%s)", kith_strerror(rc), kith_errmsg(member));
-    cr_assert_eq(kith__group_summary(member, txn, gid, digest), 1);
-    cr_assert_eq(kith__group_collect(member, txn, take_rec, &s), 0);
-    cr_assert_eq(mdb_txn_commit(txn), 0);
-    kith__mdb_end(member);
-    cr_assert_eq(kith__mdb_begin(joiner, 0, &txn), 0);
-    rc = kith__group_adopt(joiner, txn, gid, (const uint8_t *const *)s.p, s.len, s.n);
-    cr_assert_eq(rc, 0, "adopt: %s (%s)", kith_strerror(rc), kith_errmsg(joiner));
-    cr_assert_eq(mdb_txn_commit(txn), 0);
-    kith__mdb_end(joiner);
-    for (size_t i = 0; i < s.n; i++)
-        free(s.p[i]);
-}
 
 /* Everything `to` lacks from `from`, as a batch (records and proofs included). */
 static void
@@ -227,7 +182,7 @@ group_of_two(struct kt_replica *a, struct kt_replica *m, kith_docid *base)
     *a = kt_new();
     *m = kt_new();
     cr_assert_eq(kith_group_create(a->r, "home", "laptop"), 0, "%s", kith_errmsg(a->r));
-    admit(a->r, m->r, "phone");
+    kt_admit(a->r, m->r, "phone");
     *base = kt_contact(a->r, "base");
     sync_to(a->r, m->r);
     sync_to(m->r, a->r);
@@ -845,7 +800,7 @@ Test(rekey, the_loser_rekeys_in_a_sync_session, .timeout = 120)
 
     node_init(&m);
     cr_assert_eq(kith_group_create(a.r, "home", "laptop"), 0, "%s", kith_errmsg(a.r));
-    admit(a.r, m.k.r, "phone");
+    kt_admit(a.r, m.k.r, "phone");
     base = kt_contact(a.r, "base");
     sync_to(a.r, m.k.r);
     sync_to(m.k.r, a.r);
