@@ -648,6 +648,63 @@ Test(groups_store, the_head_at_the_cutoff_travels_with_the_removal)
     kt_free(&y);
 }
 
+/* GRP-24, GRP-18: a CUTHEAD whose head the member did not sign (here signed by the remover
+ * itself) is a bad signature: taking it fails with KITH_EBADSIG, and nothing of the call is
+ * stored, the good records beside it included. */
+Test(groups_store, a_forged_head_in_a_cuthead_is_refused)
+{
+    struct kt_replica a = kt_new(), b = kt_new(), x = kt_new();
+    kith_apply_info info;
+    struct kith__group_rec rec, rm = {0};
+    struct kith__wbuf out = {0};
+    uint8_t parent[KITH_HASH_BYTES] = {0}, h[KITH_HASH_BYTES];
+
+    cr_assert_eq(kith_group_create(a.r, "home", "a"), 0);
+    admit(a.r, b.r, "b");
+    admit(a.r, x.r, "x");
+    kt_contact(b.r, "b's");
+    cr_assert_eq(sync_rc(b.r, a.r, &info), 0, "%s", kith_errmsg(a.r));
+    cr_assert_eq(kith_device_remove(a.r, kith_replica_id(b.r)), 0, "%s", kith_errmsg(a.r));
+    struct recs s = recs_of(a.r);
+    for (size_t i = 0; i < s.n; i++)
+        if (kith__group_decode(s.p[i], s.len[i], &rec, NULL, 0) == 0 &&
+            rec.kind == KITH__GROUP_REMOVE) {
+            rm = rec;
+            kith__group_hash(s.p[i], s.len[i], parent);
+        }
+    cr_assert_eq(rm.kind, KITH__GROUP_REMOVE);
+    memset(&rec, 0, sizeof rec);
+    rec.kind = KITH__GROUP_CUTHEAD;
+    memcpy(rec.group, rm.group, sizeof rec.group);
+    memcpy(rec.author, rm.author, KITH_PUBKEY_BYTES);
+    rec.parents = parent;
+    rec.nparents = 1;
+    rec.time_ms = rm.time_ms + 1;
+    memcpy(rec.member, rm.member, KITH_PUBKEY_BYTES);
+    rec.cutoff = rm.cutoff;
+    memset(rec.chain, 0x33, sizeof rec.chain);
+    kith__head_sign(a.r->sk, kith_replica_id(b.r), rec.cutoff, rec.chain, rec.head_sig);
+    cr_assert_eq(kith__group_build(&rec, a.r->sk, &out, h), 0);
+    cr_assert_lt(s.n, 512);
+    s.p[s.n] = out.data; /* recs_free frees it */
+    s.len[s.n++] = out.len;
+    size_t before = info_of(x.r).records;
+    int rc = absorb(x.r, &s, 0, s.n, NULL);
+    cr_assert_eq(rc, KITH_EBADSIG, "%s (%s)", kith_strerror(rc), kith_errmsg(x.r));
+    cr_assert(strstr(kith_errmsg(x.r), "head signature") != NULL, "%s", kith_errmsg(x.r));
+    cr_assert_eq(info_of(x.r).records, before, "nothing of the call stored");
+    cr_assert_eq(info_of(x.r).removed, 0);
+    /* without it, the same records are taken */
+    s.n--;
+    free(out.data);
+    cr_assert_eq(absorb(x.r, &s, 0, s.n, NULL), 0, "%s", kith_errmsg(x.r));
+    cr_assert_eq(info_of(x.r).records, s.n);
+    recs_free(&s);
+    kt_free(&a);
+    kt_free(&b);
+    kt_free(&x);
+}
+
 Test(groups_store, a_cutoff_that_moves_is_followed_up_and_down)
 {
     struct kt_replica a = kt_new(), b = kt_new(), c = kt_new(), x = kt_new(), y = kt_new();
