@@ -77,6 +77,8 @@ rec_rules(const struct kith__group_rec *r)
             return "only a FOUND has no parents";
         if (r->kind == KITH__GROUP_ADD && !name_ok(r->name, r->name_len))
             return "a name is not 1..63 bytes of UTF-8 without NUL";
+        if (r->kind == KITH__GROUP_CUTHEAD && r->cutoff == 0)
+            return "a CUTHEAD names a head at seq 0";
     }
     if (r->nparents > KITH__GROUP_MAX_PARENTS)
         return "more than 64 parents";
@@ -96,10 +98,13 @@ kith__group_encode(const struct kith__group_rec *r, struct kith__wbuf *out)
     int prc = 0;
     if (!r || !out)
         return KITH_EINVAL;
-    if (r->kind < KITH__GROUP_FOUND || r->kind > KITH__GROUP_REMOVE || rec_rules(r))
+    if ((r->kind < KITH__GROUP_FOUND || r->kind > KITH__GROUP_REMOVE) &&
+        r->kind != KITH__GROUP_CUTHEAD)
+        return KITH_EINVAL;
+    if (rec_rules(r))
         return KITH_EINVAL;
     msgpack_packer_init(&pk, out, kith__wbuf_write);
-    prc |= msgpack_pack_array(&pk, HEAD_FIELDS + 2);
+    prc |= msgpack_pack_array(&pk, HEAD_FIELDS + (r->kind == KITH__GROUP_CUTHEAD ? 4 : 2));
     prc |= msgpack_pack_uint8(&pk, r->kind);
     prc |= msgpack_pack_bin(&pk, KITH__GROUP_ID_BYTES);
     prc |= msgpack_pack_bin_body(&pk, r->group, KITH__GROUP_ID_BYTES);
@@ -124,10 +129,19 @@ kith__group_encode(const struct kith__group_rec *r, struct kith__wbuf *out)
         prc |= msgpack_pack_str(&pk, r->name_len);
         prc |= msgpack_pack_str_body(&pk, r->name, r->name_len);
         break;
-    default: /* REMOVE */
+    case KITH__GROUP_REMOVE:
         prc |= msgpack_pack_bin(&pk, KITH_PUBKEY_BYTES);
         prc |= msgpack_pack_bin_body(&pk, r->member, KITH_PUBKEY_BYTES);
         prc |= msgpack_pack_uint64(&pk, r->cutoff);
+        break;
+    default: /* CUTHEAD */
+        prc |= msgpack_pack_bin(&pk, KITH_PUBKEY_BYTES);
+        prc |= msgpack_pack_bin_body(&pk, r->member, KITH_PUBKEY_BYTES);
+        prc |= msgpack_pack_uint64(&pk, r->cutoff);
+        prc |= msgpack_pack_bin(&pk, KITH_HASH_BYTES);
+        prc |= msgpack_pack_bin_body(&pk, r->chain, KITH_HASH_BYTES);
+        prc |= msgpack_pack_bin(&pk, KITH_SIG_BYTES);
+        prc |= msgpack_pack_bin_body(&pk, r->head_sig, KITH_SIG_BYTES);
         break;
     }
     return prc ? KITH_ENOMEM : 0;
@@ -317,6 +331,13 @@ kith__group_decode(const uint8_t *p, size_t len, struct kith__group_rec *out, ch
             !kith__mp_next(&c, KITH__MP_UINT, &r.cutoff))
             goto out_body;
         break;
+    case KITH__GROUP_CUTHEAD:
+        if (nfields != HEAD_FIELDS + 4 || !next_fixed(&c, r.member, KITH_PUBKEY_BYTES) ||
+            !kith__mp_next(&c, KITH__MP_UINT, &r.cutoff) ||
+            !next_fixed(&c, r.chain, KITH_HASH_BYTES) ||
+            !next_fixed(&c, r.head_sig, KITH_SIG_BYTES))
+            goto out_body;
+        break;
     default: /* ancillary: any canonical body */
         for (uint64_t i = HEAD_FIELDS; i < nfields; i++)
             skip(&c);
@@ -348,6 +369,12 @@ kith__group_verify(const uint8_t *p, size_t len, struct kith__group_rec *out, ch
     if (crypto_sign_verify_detached(p + len - KITH_SIG_BYTES, msg,
                                     CONTEXT_BYTES + len - KITH_SIG_BYTES, out->author) != 0) {
         say(why, why_cap, "the signature does not verify with the author's key");
+        return KITH_EBADSIG;
+    }
+    if (out->kind == KITH__GROUP_CUTHEAD &&
+        kith__head_verify(out->member, kith__id_from_pk(out->member), out->cutoff, out->chain,
+                          out->head_sig) != 0) {
+        say(why, why_cap, "the head signature does not verify with the member's key");
         return KITH_EBADSIG;
     }
     return 0;

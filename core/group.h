@@ -17,6 +17,9 @@
  *   REMOVE 3  body: member bin(32), cutoff uint
  *   4..63     critical kinds not known yet: refused with KITH_EVERSION (GRP-3)
  *   64..127   ancillary kinds (RENAME will be 64): any canonical body, no effect here (GRP-3)
+ *   CUTHEAD 65 body: member bin(32), seq uint, chain bin(32), head signature bin(64): the
+ *             member's own head signature over (its id, seq, chain) as kith__head_sign makes
+ *             it, checked with the record's signature (GRP-24)
  *
  * The record's hash is BLAKE2b-256 of all its bytes, encoding and signature (GRP-2).
  */
@@ -39,6 +42,7 @@ enum kith__group_kind {
     KITH__GROUP_REMOVE = 3,
     KITH__GROUP_CRITICAL_MAX = 63,  /* 4..63: a kind this kith cannot judge (EVERSION) */
     KITH__GROUP_ANCILLARY_MIN = 64, /* 64..127: judged as any record, no effect on members */
+    KITH__GROUP_CUTHEAD = 65,       /* a removed member's signed head at a cut-off (GRP-24) */
     KITH__GROUP_ANCILLARY_MAX = 127
 };
 
@@ -57,7 +61,9 @@ struct kith__group_rec {
     uint32_t name_len;
     const char *group_name; /* FOUND: the group's name */
     uint32_t group_name_len;
-    uint64_t cutoff; /* REMOVE: last seq of member's ops it accepts */
+    uint64_t cutoff; /* REMOVE: last seq of member's ops it accepts; CUTHEAD: the head's seq */
+    uint8_t chain[KITH_HASH_BYTES];   /* CUTHEAD: the member's chain at seq `cutoff` */
+    uint8_t head_sig[KITH_SIG_BYTES]; /* CUTHEAD: the member's signature of that head */
 };
 
 /* The i-th parent of r. */
@@ -68,7 +74,8 @@ kith__group_parent(const struct kith__group_rec *r, uint32_t i)
 }
 
 /* Append the canonical encoding of r (unsigned). 0, KITH_EINVAL (a field out of its bounds,
- * parents not strictly ascending), KITH_ENOMEM. Ancillary kinds cannot be built yet. */
+ * parents not strictly ascending), KITH_ENOMEM. Of the ancillary kinds only CUTHEAD can be
+ * built. */
 int kith__group_encode(const struct kith__group_rec *r, struct kith__wbuf *out);
 
 /*
@@ -88,8 +95,8 @@ int kith__group_build(const struct kith__group_rec *r, const uint8_t sk[64], str
 int kith__group_decode(const uint8_t *p, size_t len, struct kith__group_rec *out, char *why,
                        size_t why_cap);
 
-/* Decode as kith__group_decode, then check the signature against the author's key:
- * KITH_EBADSIG when it does not verify. */
+/* Decode as kith__group_decode, then check the signature against the author's key, and a
+ * CUTHEAD's head signature against its member's key: KITH_EBADSIG when one does not verify. */
 int kith__group_verify(const uint8_t *p, size_t len, struct kith__group_rec *out, char *why,
                        size_t why_cap);
 

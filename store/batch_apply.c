@@ -910,6 +910,9 @@ cut_point(struct applying *s, uint64_t origin, uint64_t cutoff, uint64_t *after)
         return rc == KITH_ENOTFOUND ? 0 : rc;
     if (st.have <= cutoff)
         return 0;
+    /* a head the origin signed at the cut-off may have come with the removal (GRP-25) */
+    if (origin != s->r->id && (rc = kith__group_cutheads_keep(s->r, s->txn, origin, cutoff)) != 0)
+        return rc;
     rc = kith__mdb_err(kith__mdb_cursor_open(s->txn, s->r->log, &cur));
     if (rc < 0)
         return rc;
@@ -983,7 +986,7 @@ set_asides(struct applying *s)
     for (size_t i = 0; i < s->ncuts; i++) {
         uint64_t moved, after;
         bool applied_gone;
-        if ((rc = cut_point(s, s->cuts[i].origin, s->cuts[i].after, &after)) < 0)
+        if ((rc = cut_point(s, s->cuts[i].origin, s->cuts[i].after, &after)) != 0)
             return rc;
         if (after == UINT64_MAX)
             continue; /* nothing held beyond the cut-off */

@@ -328,12 +328,49 @@ remove_find(void *ctx, const struct kith__group *fold, const uint8_t gid[KITH__G
                       (unsigned long long)c->id);
 }
 
+/* The removed member's signed head at the cut-off, as a CUTHEAD naming the REMOVE (GRP-24):
+ * with it every replica that takes the removal can keep and relay the member's ops exactly up
+ * to the cut-off. Written when this replica holds that head (its last run of the member ended
+ * there with one); else nothing. */
+static int
+cuthead_sign(kith_replica *r, MDB_txn *txn, const uint8_t pk[KITH_PUBKEY_BYTES], uint64_t id,
+             uint64_t seq, const uint8_t chain[KITH_HASH_BYTES],
+             const uint8_t remove[KITH_HASH_BYTES])
+{
+    struct kith__group_rec rec;
+    uint8_t kb[16];
+    MDB_val k = {sizeof kb, kb}, v;
+    int rc;
+
+    kith__be64_put(kb, id);
+    kith__be64_put(kb + 8, seq);
+    rc = kith__mdb_get(txn, r->sigs, &k, &v);
+    if (rc == MDB_NOTFOUND)
+        return 0;
+    if (rc != 0)
+        return kith__mdb_err(rc);
+    if (v.mv_size != KITH_SIG_BYTES ||
+        kith__head_verify(pk, id, seq, chain, (const uint8_t *)v.mv_data) != 0)
+        return 0; /* not a head of the chain held here (kith verify reports it) */
+    memset(&rec, 0, sizeof rec);
+    rec.kind = KITH__GROUP_CUTHEAD;
+    memcpy(rec.member, pk, KITH_PUBKEY_BYTES);
+    rec.cutoff = seq;
+    memcpy(rec.chain, chain, KITH_HASH_BYTES);
+    memcpy(rec.head_sig, v.mv_data, KITH_SIG_BYTES);
+    rec.nparents = 1;
+    rec.parents = remove;
+    rec.parent_stride = KITH_HASH_BYTES;
+    return kith__group_sign(r, txn, &rec, NULL);
+}
+
 static int
 remove_txn(kith_replica *r, MDB_txn *txn, void *arg)
 {
     struct remove_ctx *c = arg;
     struct kith__origin_state o;
     struct kith__group_rec rec;
+    uint8_t hash[KITH_HASH_BYTES];
     int rc = kith__group_with(r, txn, remove_find, c);
 
     if (rc < 0)
@@ -345,7 +382,10 @@ remove_txn(kith_replica *r, MDB_txn *txn, void *arg)
     rec.kind = KITH__GROUP_REMOVE;
     memcpy(rec.member, c->pk, KITH_PUBKEY_BYTES);
     rec.cutoff = o.have; /* every op of it held here stays accepted (GRP-20) */
-    return kith__group_sign(r, txn, &rec, NULL);
+    rc = kith__group_sign(r, txn, &rec, hash);
+    if (rc != 0 || o.have == 0 || c->id == r->id)
+        return rc; /* nothing of it held, or a device retiring its key: no head to carry */
+    return cuthead_sign(r, txn, c->pk, c->id, o.have, o.head, hash);
 }
 
 int

@@ -533,6 +533,39 @@ kith__group_cutoffs(kith_replica *r, MDB_txn *txn, struct kith__aside **out, siz
 }
 
 int
+kith__group_cutheads_keep(kith_replica *r, MDB_txn *txn, uint64_t origin, uint64_t upto)
+{
+    struct kith__group_cache *c;
+    int rc = fold_get(r, txn, &c);
+
+    for (size_t i = 0; rc == 0 && c != NULL && i < kith__group_count(c->fold); i++) {
+        const struct kith__group_entry *e = kith__group_entry(c->fold, i);
+        struct kith__group_rec rec;
+        uint8_t chain[KITH_HASH_BYTES], kb[16];
+        MDB_val k = {sizeof kb, kb}, v = {KITH_SIG_BYTES, rec.head_sig};
+        if (!kith__group_status_valid(e->status) ||
+            kith__group_decode(e->bytes, e->len, &rec, NULL, 0) < 0 ||
+            rec.kind != KITH__GROUP_CUTHEAD || rec.cutoff > upto ||
+            kith__id_from_pk(rec.member) != origin)
+            continue; /* the fold checked the head signature when it took the record */
+        rc = kith__chain_at(r, txn, origin, rec.cutoff, chain);
+        if (rc == KITH_ENOTFOUND || (rc == 0 && sodium_memcmp(chain, rec.chain, sizeof chain))) {
+            rc = 0; /* no commit ends there, or another history: not this head */
+            continue;
+        }
+        if (rc < 0)
+            break;
+        kith__be64_put(kb, origin);
+        kith__be64_put(kb + 8, rec.cutoff);
+        rc = kith__mdb_put(txn, r->sigs, &k, &v, 0);
+        if (rc != 0 && rc != MDB_MAP_FULL)
+            rc = kith__mdb_err(rc);
+    }
+    fold_put(r);
+    return rc;
+}
+
+int
 kith__group_absorb(kith_replica *r, MDB_txn *txn, const uint8_t *const *recs, const size_t *lens,
                    size_t n, size_t *added)
 {
@@ -611,7 +644,8 @@ sign_store(kith_replica *r, MDB_txn *txn, struct kith__group_rec *rec,
                           r->path);
     memcpy(rec->author, r->pk, KITH_PUBKEY_BYTES);
     rec->time_ms = now < 0 ? 0 : (uint64_t)now > KITH__GROUP_MAX_TIME ? 0 : (uint64_t)now;
-    rec->nparents = 0;
+    if (rec->kind != KITH__GROUP_CUTHEAD)
+        rec->nparents = 0;
     rec->parent_stride = KITH_HASH_BYTES;
     if (c != NULL) {
         size_t nh;
@@ -619,8 +653,10 @@ sign_store(kith_replica *r, MDB_txn *txn, struct kith__group_rec *rec,
         if (nh > KITH__GROUP_MAX_PARENTS)
             nh = KITH__GROUP_MAX_PARENTS; /* the lowest 64; a later record names the rest */
         memcpy(parents, heads, nh * KITH_HASH_BYTES);
-        rec->nparents = (uint32_t)nh;
-        rec->parents = parents;
+        if (rec->kind != KITH__GROUP_CUTHEAD || rec->nparents == 0) {
+            rec->nparents = (uint32_t)nh;
+            rec->parents = parents;
+        } /* else a CUTHEAD names the REMOVE it goes with (GRP-24) */
     }
     rc = kith__group_build(rec, r->sk, &buf, h);
     if (rc < 0) {

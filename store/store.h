@@ -723,6 +723,10 @@ int kith__group_cutoff_of(kith_replica *r, MDB_txn *txn, const uint8_t pk[32], u
  * what a replica keeps of each (GRP-21). *out is released with free() (NULL when *n is 0).
  * 0 or an error. */
 int kith__group_cutoffs(kith_replica *r, MDB_txn *txn, struct kith__aside **out, size_t *n);
+/* Keep the heads of `origin` that the valid CUTHEAD records held carry (GRP-25): each at a seq
+ * at or below `upto` where a logged commit of it ends with the same chain goes into sigs, as
+ * a received head would. 0 or an error (MDB_MAP_FULL comes back as itself). */
+int kith__group_cutheads_keep(kith_replica *r, MDB_txn *txn, uint64_t origin, uint64_t upto);
 /* Take signed records received from a peer (in a batch, a bundle, a join). Records of
  * another group than ours, or any when we are in no group, are skipped (0, not an error).
  * A record that is malformed, badly signed, or signed by a non-member (fold status

@@ -25,10 +25,13 @@
  *     batch is never refused for an origin's run beyond a cut-off (GRP-15 sets it aside).
  *  2. Every replica the final records keep as a member (a *stayer*) holds the same records,
  *     and for each removed key the log of its origin at every stayer ends at the same seq, at
- *     or below its final cut-off (at it, unless a head the origin signed there is held only
- *     by removed replicas, whose batches nobody takes: counted and printed); nothing is held
- *     waiting at a stayer. A write refused with KITH_EBUSY while the writer's own commits
- *     wait for ops a rollback took (kept only up to a signed head, GRP-21) is counted too.
+ *     or below its final cut-off; at it whenever a stayer made a removal at that cut-off (it
+ *     holds the ops and the head, and the head travels with the removal, GRP-24, GRP-25).
+ *     Short of it only when no stayer can get the ops (GRP-26: every holder removed in turn,
+ *     or a stayer set them aside under a lower cut-off before the higher came): counted and
+ *     printed, with how many of those a stayer once held. Nothing is held waiting at a
+ *     stayer. A write refused with KITH_EBUSY while the writer's own commits wait is counted,
+ *     and allowed only in a history where some origin stays short.
  *  3. Stayers' exports are identical, byte for byte; a removed replica that holds the same
  *     records and the same log as the stayers (it received everything and kept nothing more)
  *     exports the same bytes too; every replica's log of a removed origin ends at or below
@@ -73,11 +76,13 @@ struct world {
     struct msg q[MAX_QUEUE];
     size_t nq;
     uint64_t txns, refused_writes, batches, applied, gaps, untrusted, cut_off, removals;
-    uint64_t set_aside, short_of_cutoff, removed_equal, own_waits;
+    uint64_t set_aside, short_of_cutoff, short_held, removed_equal, own_waits;
+    uint64_t ever[MAX_REPLICAS][MAX_REPLICAS];   /* the highest seq of origin o replica i held */
+    uint64_t cut_by[MAX_REPLICAS][MAX_REPLICAS]; /* remover i's cut-off for o, + 1 (0: none) */
 };
 
 static uint64_t total_txns, total_refused_writes, total_batches, total_applied, total_gaps,
-    total_untrusted, total_cut_off, total_removals, total_set_aside, total_short,
+    total_untrusted, total_cut_off, total_removals, total_set_aside, total_short, total_short_held,
     total_removed_equal, total_concurrent, total_own_waits;
 
 #define CHECK(w, cond, ...)                                                                        \
@@ -194,6 +199,9 @@ group_of(struct world *w, int i)
     return g;
 }
 
+static void seqs_of(struct world *w, int i, uint64_t origin, uint64_t *applied, uint64_t *have,
+                    uint64_t *waiting);
+
 /* Is `id` removed in replica i's records? 1 with its cut-off, else 0. */
 static bool
 removed_at(struct world *w, int i, uint64_t id, uint64_t *cutoff)
@@ -238,6 +246,11 @@ random_removal(struct world *w, int i)
     if (!w->target[target] && w->ntargets >= w->n - 2)
         return; /* two members stay */
     OK(w, w->r[i].r, kith_device_remove(w->r[i].r, id));
+    {
+        uint64_t applied, have, waiting;
+        seqs_of(w, i, id, &applied, &have, &waiting);
+        w->cut_by[i][target] = have + 1; /* the cut-off it named: what it held */
+    }
     if (!w->target[target])
         w->ntargets++;
     w->target[target] = true;
@@ -466,6 +479,12 @@ deliver_to(struct world *w, int j, const uint8_t *data, size_t len)
     }
     CHECK(w, rc == 0, "batch_apply to %d: %s (%s)", j, kith_strerror(rc), kith_errmsg(r));
     CHECK(w, info.forks == 0, "replica %d found a fork", j);
+    for (int o = 0; o < w->n; o++) {
+        uint64_t applied, have, waiting;
+        seqs_of(w, j, w->id[o], &applied, &have, &waiting);
+        if (have > w->ever[j][o])
+            w->ever[j][o] = have;
+    }
     w->applied++;
     w->cut_off += info.cut_off;
     OK(w, r, kith__mdb_begin(r, MDB_RDONLY, &txn));
@@ -654,6 +673,21 @@ check_end(struct world *w)
               (unsigned long long)w->id[o]);
         /* short of it when no stayer ever held a head the origin signed at or below the
          * cut-off past `end`: only removed replicas, whose batches nobody takes, hold one */
+        if (end < cutoff) {
+            bool by_stayer = false, held = false;
+            for (int i = 0; i < w->n; i++) {
+                by_stayer |= stays[i] && w->cut_by[i][o] == cutoff + 1;
+                held |= stays[i] && w->ever[i][o] >= cutoff;
+            }
+            /* a stayer that removed it at this cut-off holds the ops up to it and the head
+             * (GRP-24), and relays them: the stayers reach it */
+            CHECK(w, !by_stayer,
+                  "the stayers hold %016llx up to %llu only, though stayer made the removal at "
+                  "its cut-off %llu",
+                  (unsigned long long)w->id[o], (unsigned long long)end,
+                  (unsigned long long)cutoff);
+            w->short_held += held;
+        }
         w->short_of_cutoff += end < cutoff;
     }
     for (int i = 0; i < w->n; i++) {
@@ -724,6 +758,10 @@ run_history(uint64_t seed, int history)
             break;
     }
     check_end(w);
+    /* a commit of its own waits for ever only on ops no stayer can get (GRP-26) */
+    CHECK(w, w->own_waits == 0 || w->short_of_cutoff > 0,
+          "%llu writes refused: the writer's own commits waited, though no origin stays short",
+          (unsigned long long)w->own_waits);
 
     total_txns += w->txns;
     total_refused_writes += w->refused_writes;
@@ -736,6 +774,7 @@ run_history(uint64_t seed, int history)
     total_concurrent += w->removals > (uint64_t)w->ntargets;
     total_set_aside += w->set_aside;
     total_short += w->short_of_cutoff;
+    total_short_held += w->short_held;
     total_removed_equal += w->removed_equal;
     total_own_waits += w->own_waits;
     for (int i = 0; i < w->n; i++)
@@ -756,12 +795,13 @@ Test(convergence_groups, random_histories_with_removals, .timeout = 600)
             "batches built, %llu applied, %llu refused as gaps, %llu refused from removed "
             "senders, %llu runs set aside beyond a cut-off; %llu removals (%llu histories with "
             "more removals than keys removed); at the end %llu ops in journals, %llu removed "
-            "origins short of their cut-off, %llu removed replicas equal to the stayers\n",
+            "origins short of their cut-off (%llu of them once held by a stayer), %llu removed "
+            "replicas equal to the stayers\n",
             cases, (unsigned long long)total_txns, (unsigned long long)total_refused_writes,
             (unsigned long long)total_own_waits, (unsigned long long)total_batches,
             (unsigned long long)total_applied, (unsigned long long)total_gaps,
             (unsigned long long)total_untrusted, (unsigned long long)total_cut_off,
             (unsigned long long)total_removals, (unsigned long long)total_concurrent,
             (unsigned long long)total_set_aside, (unsigned long long)total_short,
-            (unsigned long long)total_removed_equal);
+            (unsigned long long)total_short_held, (unsigned long long)total_removed_equal);
 }

@@ -355,6 +355,76 @@ Test(group, encodings_refused)
     cr_assert_eq(kith__group_decode(buf, 4097, &r, NULL, 0), KITH_ETOOBIG);
 }
 
+/* A CUTHEAD (kind 65) by a, naming the REMOVE, carrying b's head at seq 41 signed with `hsk`
+ * (b's key for a good one). */
+static struct rbytes
+cuthead_build(const struct trio *t, const uint8_t *hsk, const uint8_t chain[32])
+{
+    struct kith__group_rec r = {0};
+    struct kith__wbuf out = {0};
+    struct rbytes b;
+    r.kind = KITH__GROUP_CUTHEAD;
+    memcpy(r.group, t->gid, 16);
+    memcpy(r.author, t->a.pk, 32);
+    r.parents = t->rem.hash;
+    r.nparents = 1;
+    r.time_ms = T0 + 3;
+    memcpy(r.member, t->b.pk, 32);
+    r.cutoff = 41;
+    memcpy(r.chain, chain, 32);
+    kith__head_sign(hsk, kith__id_from_pk(t->b.pk), 41, chain, r.head_sig);
+    cr_assert_eq(kith__group_build(&r, t->a.sk, &out, b.hash), 0);
+    b.p = out.data;
+    b.len = out.len;
+    return b;
+}
+
+/* GRP-24: a CUTHEAD decodes to its fields and encodes back to the same bytes; its head
+ * signature is checked with the record's, so one the member did not make is refused as a
+ * bad signature (the fold says BADSIG) while the record signature itself verifies; a good one
+ * is valid under the REMOVE and changes no member or cut-off. */
+Test(group, cuthead_carries_a_signed_head)
+{
+    struct trio t = trio_make();
+    uint8_t chain[32];
+    struct kith__group_rec r;
+    struct kith__wbuf again = {0};
+    char why[128];
+    memset(chain, 0x5a, sizeof chain);
+    struct rbytes good = cuthead_build(&t, t.b.sk, chain);
+    struct rbytes bad = cuthead_build(&t, t.a.sk, chain); /* a signs b's head: forged */
+
+    cr_assert_eq(kith__group_verify(good.p, good.len, &r, why, sizeof why), 0, "%s", why);
+    cr_assert_eq(r.kind, KITH__GROUP_CUTHEAD);
+    cr_assert_eq(r.cutoff, 41);
+    cr_assert_arr_eq(r.member, t.b.pk, 32);
+    cr_assert_arr_eq(r.chain, chain, 32);
+    cr_assert_eq(kith__group_encode(&r, &again), 0);
+    cr_assert_eq(again.len, good.len - 64);
+    cr_assert_arr_eq(again.data, good.p, again.len);
+    kith__wbuf_free(&again);
+    cr_assert_eq(kith__group_decode(bad.p, bad.len, &r, NULL, 0), 0);
+    cr_assert_eq(kith__group_verify(bad.p, bad.len, &r, why, sizeof why), KITH_EBADSIG);
+    cr_assert(strstr(why, "head signature") != NULL, "%s", why);
+    /* seq 0 is no head */
+    r.cutoff = 0;
+    cr_assert_eq(kith__group_encode(&r, &again), KITH_EINVAL);
+    kith__wbuf_free(&again);
+
+    const struct rbytes *set[] = {&t.found, &t.add, &t.rem, &good, &bad};
+    struct kith__group *g = fold_of(t.gid, set, 5);
+    uint64_t c = 0;
+    cr_assert_eq(status_of(g, &good), KITH__GROUP_LIVE);
+    cr_assert_eq(status_of(g, &bad), KITH__GROUP_BADSIG);
+    cr_assert(kith__group_cutoff(g, t.b.pk, &c) && c == 41);
+    cr_assert_not(kith__group_is_member(g, t.b.pk));
+    cr_assert_not(kith__group_needs_upgrade(g));
+    kith__group_free(g);
+    rec_free(&good);
+    rec_free(&bad);
+    trio_free(&t);
+}
+
 /* Bounds at their edge: 64 parents and two names of 63 bytes still fit in a record. */
 Test(group, largest_record_fits)
 {

@@ -562,15 +562,15 @@ Test(groups_store, ops_beyond_a_cutoff_applied_before_the_removal_are_rolled_bac
     /* y only ever sees b's ops up to the cut-off, from a */
     cr_assert_eq(sync_rc(a.r, y.r, &info), 0, "%s", kith_errmsg(y.r));
     cr_assert_eq(seq_of(y.r, bid), cut);
-    /* x learns of the removal from a batch of a's: what it held beyond the cut-off goes, and
-     * so does what it holds within it with no head b signed there (x took b's ops in one run
-     * ending beyond the cut-off): it could not relay them */
+    /* x learns of the removal from a batch of a's: what it held beyond the cut-off goes; x
+     * took b's ops in one run ending beyond it, so it held no head b signed at the cut-off,
+     * but the removal came with b's head there (a CUTHEAD, GRP-24): x keeps b's ops exactly
+     * up to the cut-off (GRP-25) */
     cr_assert_eq(sync_rc(a.r, x.r, &info), 0, "%s", kith_errmsg(x.r));
-    cr_assert_eq(seq_of(x.r, bid), 0, "x keeps b's ops only up to a head b signed");
-    cr_assert_eq(journal_ops(x.r, bid, 0), end, "b's ops are in x's journal");
+    cr_assert_eq(seq_of(x.r, bid), cut, "x keeps b's ops up to the cut-off");
+    cr_assert_eq(journal_ops(x.r, bid, cut), end - cut, "b's later ops are in x's journal");
     verify_clean(x.r);
-    /* the next batch of a's brings b's ops up to the cut-off back, with b's head there; x's
-     * own commit over a rolled-back op waited for b up to the cut-off only */
+    /* x's own commit over a rolled-back op waited for b up to the cut-off only */
     cr_assert_eq(sync_rc(a.r, x.r, &info), 0, "%s", kith_errmsg(x.r));
     cr_assert_eq(seq_of(x.r, bid), cut, "x holds b's ops up to the cut-off");
     cr_assert_eq(info.ops_pending, 0, "x's commit over a rolled-back op waits no longer");
@@ -589,13 +589,120 @@ Test(groups_store, ops_beyond_a_cutoff_applied_before_the_removal_are_rolled_bac
     verify_clean(a.r);
     /* the journal stays, a later batch rolls nothing back twice */
     cr_assert_eq(sync_rc(y.r, x.r, &info), 0, "%s", kith_errmsg(x.r));
-    cr_assert_eq(journal_ops(x.r, bid, 0), end);
+    cr_assert_eq(journal_ops(x.r, bid, cut), end - cut);
     cr_assert_eq(journal_ops(y.r, bid, 0), 0);
     cr_assert_eq(seq_of(x.r, bid), cut);
     kt_free(&a);
     kt_free(&b);
     kt_free(&x);
     kt_free(&y);
+}
+
+/* GRP-24, GRP-25: x took b's ops 1..end in one run, so it holds no head b signed at the
+ * cut-off; the removal comes to x with b's head at the cut-off (a CUTHEAD the remover signed
+ * in the removal's transaction), outside any batch, and the next apply keeps b's ops exactly
+ * up to the cut-off. x can relay them: a fresh member y that hears of b only from x ends with
+ * the same ops and the same state. */
+Test(groups_store, the_head_at_the_cutoff_travels_with_the_removal)
+{
+    struct kt_replica a = kt_new(), b = kt_new(), x = kt_new(), y = kt_new();
+    kith_apply_info info;
+
+    cr_assert_eq(kith_group_create(a.r, "home", "a"), 0);
+    admit(a.r, b.r, "b");
+    admit(a.r, x.r, "x");
+    admit(a.r, y.r, "y");
+    push_records(a.r, b.r);
+    push_records(a.r, x.r);
+    uint64_t bid = kith_replica_id(b.r);
+    for (int i = 0; i < 5; i++)
+        kt_contact(b.r, "kept");
+    cr_assert_eq(sync_rc(b.r, a.r, &info), 0, "%s", kith_errmsg(a.r));
+    uint64_t cut = seq_of(a.r, bid);
+    cr_assert_gt(cut, 1);
+    size_t before = info_of(a.r).records;
+    cr_assert_eq(kith_device_remove(a.r, bid), 0, "%s", kith_errmsg(a.r));
+    cr_assert_eq(info_of(a.r).records, before + 2, "a REMOVE and its CUTHEAD");
+    for (int i = 0; i < 5; i++)
+        kt_contact(b.r, "beyond the cut-off");
+    cr_assert_eq(sync_rc(b.r, x.r, &info), 0, "%s", kith_errmsg(x.r));
+    uint64_t end = seq_of(x.r, bid);
+    cr_assert_gt(end, cut);
+    /* the records only, then any apply: x keeps 1..cut, the rest goes to its journal */
+    push_records(a.r, x.r);
+    cr_assert_eq(kith_holds_apply(x.r, NULL), 0, "%s", kith_errmsg(x.r));
+    cr_assert_eq(seq_of(x.r, bid), cut, "x keeps b's ops exactly up to the cut-off");
+    cr_assert_eq(journal_ops(x.r, bid, cut), end - cut);
+    verify_clean(x.r);
+    /* y hears of b from x alone */
+    cr_assert_eq(sync_rc(x.r, y.r, &info), 0, "%s", kith_errmsg(y.r));
+    cr_assert_eq(info.cut_off, 0, "x sends nothing beyond the cut-off");
+    cr_assert_eq(info.ops_pending, 0);
+    cr_assert_eq(seq_of(y.r, bid), cut, "x relays b's ops up to the cut-off");
+    same_export(x.r, y.r, "y, which only ever heard of b from x");
+    same_export(x.r, a.r, "and a, the remover");
+    verify_clean(y.r);
+    kt_free(&a);
+    kt_free(&b);
+    kt_free(&x);
+    kt_free(&y);
+}
+
+/* GRP-24, GRP-18: a CUTHEAD whose head the member did not sign (here signed by the remover
+ * itself) is a bad signature: taking it fails with KITH_EBADSIG, and nothing of the call is
+ * stored, the good records beside it included. */
+Test(groups_store, a_forged_head_in_a_cuthead_is_refused)
+{
+    struct kt_replica a = kt_new(), b = kt_new(), x = kt_new();
+    kith_apply_info info;
+    struct kith__group_rec rec, rm = {0};
+    struct kith__wbuf out = {0};
+    uint8_t parent[KITH_HASH_BYTES] = {0}, h[KITH_HASH_BYTES];
+
+    cr_assert_eq(kith_group_create(a.r, "home", "a"), 0);
+    admit(a.r, b.r, "b");
+    admit(a.r, x.r, "x");
+    kt_contact(b.r, "b's");
+    cr_assert_eq(sync_rc(b.r, a.r, &info), 0, "%s", kith_errmsg(a.r));
+    cr_assert_eq(kith_device_remove(a.r, kith_replica_id(b.r)), 0, "%s", kith_errmsg(a.r));
+    struct recs s = recs_of(a.r);
+    for (size_t i = 0; i < s.n; i++)
+        if (kith__group_decode(s.p[i], s.len[i], &rec, NULL, 0) == 0 &&
+            rec.kind == KITH__GROUP_REMOVE) {
+            rm = rec;
+            kith__group_hash(s.p[i], s.len[i], parent);
+        }
+    cr_assert_eq(rm.kind, KITH__GROUP_REMOVE);
+    memset(&rec, 0, sizeof rec);
+    rec.kind = KITH__GROUP_CUTHEAD;
+    memcpy(rec.group, rm.group, sizeof rec.group);
+    memcpy(rec.author, rm.author, KITH_PUBKEY_BYTES);
+    rec.parents = parent;
+    rec.nparents = 1;
+    rec.time_ms = rm.time_ms + 1;
+    memcpy(rec.member, rm.member, KITH_PUBKEY_BYTES);
+    rec.cutoff = rm.cutoff;
+    memset(rec.chain, 0x33, sizeof rec.chain);
+    kith__head_sign(a.r->sk, kith_replica_id(b.r), rec.cutoff, rec.chain, rec.head_sig);
+    cr_assert_eq(kith__group_build(&rec, a.r->sk, &out, h), 0);
+    cr_assert_lt(s.n, 512);
+    s.p[s.n] = out.data; /* recs_free frees it */
+    s.len[s.n++] = out.len;
+    size_t before = info_of(x.r).records;
+    int rc = absorb(x.r, &s, 0, s.n, NULL);
+    cr_assert_eq(rc, KITH_EBADSIG, "%s (%s)", kith_strerror(rc), kith_errmsg(x.r));
+    cr_assert(strstr(kith_errmsg(x.r), "head signature") != NULL, "%s", kith_errmsg(x.r));
+    cr_assert_eq(info_of(x.r).records, before, "nothing of the call stored");
+    cr_assert_eq(info_of(x.r).removed, 0);
+    /* without it, the same records are taken */
+    s.n--;
+    free(out.data);
+    cr_assert_eq(absorb(x.r, &s, 0, s.n, NULL), 0, "%s", kith_errmsg(x.r));
+    cr_assert_eq(info_of(x.r).records, s.n);
+    recs_free(&s);
+    kt_free(&a);
+    kt_free(&b);
+    kt_free(&x);
 }
 
 Test(groups_store, a_cutoff_that_moves_is_followed_up_and_down)
@@ -630,10 +737,9 @@ Test(groups_store, a_cutoff_that_moves_is_followed_up_and_down)
     /* x writes over ops on both sides of the lower cut-off */
     kt_set_str(x.r, "contacts", &b3, "name", "b3 by x");
     kt_set_str(x.r, "contacts", &b5, "name", "b5 by x");
-    /* x learns of a's removal first: down to cut1, and (holding no head of b's there) down
-     * to nothing; a's next batch brings b's ops up to cut1 back */
+    /* x learns of a's removal first: down to cut1, where b's head came with the removal */
     cr_assert_eq(sync_rc(a.r, x.r, &info), 0, "%s", kith_errmsg(x.r));
-    cr_assert_eq(seq_of(x.r, bid), 0);
+    cr_assert_eq(seq_of(x.r, bid), cut1);
     verify_clean(x.r);
     cr_assert_eq(sync_rc(a.r, x.r, &info), 0, "%s", kith_errmsg(x.r));
     cr_assert_eq(seq_of(x.r, bid), cut1);
@@ -656,8 +762,8 @@ Test(groups_store, a_cutoff_that_moves_is_followed_up_and_down)
     cr_assert_eq(sync_rc(a.r, x.r, &info), 0, "%s", kith_errmsg(x.r));
     cr_assert_eq(seq_of(x.r, bid), cut1, "down again to cut1");
     cr_assert_eq(sync_rc(a.r, y.r, &info), 0, "%s", kith_errmsg(y.r));
-    cr_assert_eq(seq_of(y.r, bid), 0, "y held b's head at cut2 only");
-    cr_assert_eq(journal_ops(y.r, bid, 0), cut2);
+    cr_assert_eq(seq_of(y.r, bid), cut1, "b's head at cut1 came with a's removal");
+    cr_assert_eq(journal_ops(y.r, bid, cut1), cut2 - cut1);
     cr_assert_eq(sync_rc(a.r, y.r, &info), 0, "%s", kith_errmsg(y.r));
     cr_assert_eq(seq_of(y.r, bid), cut1);
     cr_assert_eq(sync_rc(x.r, y.r, &info), 0, "%s", kith_errmsg(y.r));

@@ -8,7 +8,8 @@
  * may be removed, and a member's admitting record must be live.
  *
  * The seeds are real signed histories (so the fuzzer recombines records whose signatures
- * verify): `KITH_FUZZ_WRITE_SEEDS=dir fuzz_group` writes them from fixed keys.
+ * verify), a removal with its CUTHEAD among them: `KITH_FUZZ_WRITE_SEEDS=dir fuzz_group` writes
+ * them from fixed keys.
  * Seeds: tests/fuzz/corpus/group/.
  */
 #include "group.h"
@@ -80,6 +81,10 @@ seed_rec(struct seed *s, unsigned kind, const struct key *by, const struct key *
     r.group_name = "home";
     r.group_name_len = 4;
     r.cutoff = cutoff;
+    if (kind == KITH__GROUP_CUTHEAD) { /* who's head at seq `cutoff`, signed by who */
+        memset(r.chain, 0xc7, sizeof r.chain);
+        kith__head_sign(who->sk, kith__id_from_pk(who->pk), cutoff, r.chain, r.head_sig);
+    }
     if (kith__group_build(&r, by->sk, &one, s->hash[s->n]) != 0)
         abort();
     if (kind == KITH__GROUP_FOUND && s->n == 0)
@@ -119,6 +124,12 @@ write_seeds(const char *dir)
     seed_rec(&s, KITH__GROUP_REMOVE, &a, &c, 7, P(1));
     seed_rec(&s, KITH__GROUP_REMOVE, &b, &c, 9, P(2));
     seed_write(dir, "concurrent-add-remove", &s);
+
+    seed_rec(&s, KITH__GROUP_FOUND, &a, NULL, 0, P(-1));
+    seed_rec(&s, KITH__GROUP_ADD, &a, &b, 0, P(0));
+    seed_rec(&s, KITH__GROUP_REMOVE, &a, &b, 5, P(1));
+    seed_rec(&s, KITH__GROUP_CUTHEAD, &a, &b, 5, P(2));
+    seed_write(dir, "removal-with-cuthead", &s);
 
     seed_rec(&s, KITH__GROUP_FOUND, &a, NULL, 0, P(-1));
     seed_rec(&s, KITH__GROUP_ADD, &a, &b, 0, P(0));
@@ -193,7 +204,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 abort();
             continue;
         }
-        if (r.kind > KITH__GROUP_REMOVE)
+        if (r.kind > KITH__GROUP_REMOVE && r.kind != KITH__GROUP_CUTHEAD)
             continue;
         again.len = 0;
         if (kith__group_encode(&r, &again) != 0 || again.len != len[i] - KITH_SIG_BYTES ||
