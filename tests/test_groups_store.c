@@ -13,6 +13,7 @@
  */
 #include "kith.h"
 #include "kith_test.h"
+#include "kt_group.h"
 #include "store.h"
 
 #include <criterion/criterion.h>
@@ -96,32 +97,6 @@ push_records(kith_replica *from, kith_replica *to)
     int rc = absorb(to, &s, 0, s.n, NULL);
 
     cr_assert_eq(rc, 0, "absorb: %s (%s)", kith_strerror(rc), kith_errmsg(to));
-    recs_free(&s);
-}
-
-/* `member` (in a group) admits `joiner` (in none): an ADD signed by member, and the joiner
- * adopts the group from member's records. */
-static void
-admit(kith_replica *member, kith_replica *joiner, const char *name)
-{
-    uint8_t pk[KITH_PUBKEY_BYTES], gid[16], digest[32];
-    struct recs s;
-    MDB_txn *txn;
-    int rc;
-
-    kith_replica_pubkey(joiner, pk);
-    cr_assert_eq(kith__mdb_begin(member, 0, &txn), 0);
-    rc = kith__group_add_member(member, txn, pk, name, strlen(name));
-    cr_assert_eq(rc, 0, "add: %s (%s)", kith_strerror(rc), kith_errmsg(member));
-    cr_assert_eq(kith__group_summary(member, txn, gid, digest), 1);
-    cr_assert_eq(mdb_txn_commit(txn), 0);
-    kith__mdb_end(member);
-    s = recs_of(member);
-    cr_assert_eq(kith__mdb_begin(joiner, 0, &txn), 0);
-    rc = kith__group_adopt(joiner, txn, gid, (const uint8_t *const *)s.p, s.len, s.n);
-    cr_assert_eq(rc, 0, "adopt: %s (%s)", kith_strerror(rc), kith_errmsg(joiner));
-    cr_assert_eq(mdb_txn_commit(txn), 0);
-    kith__mdb_end(joiner);
     recs_free(&s);
 }
 
@@ -238,7 +213,7 @@ Test(groups_store, found_add_and_remove)
     cr_assert_eq(g.members, 1);
     cr_assert_eq(g.records, 1);
 
-    admit(a.r, b.r, "phone");
+    kt_admit(a.r, b.r, "phone");
     kith_group_info gb = info_of(b.r);
     cr_assert_str_eq(gb.id, g.id, "the joiner is in the founder's group");
     cr_assert_eq(gb.members, 2);
@@ -339,9 +314,9 @@ Test(groups_store, joining_a_second_group_is_refused)
     uint8_t gid[16], digest[32];
 
     cr_assert_eq(kith_group_create(a.r, "one", "a"), 0);
-    admit(a.r, b.r, "b");
+    kt_admit(a.r, b.r, "b");
     cr_assert_eq(kith_group_create(c.r, "two", "c"), 0);
-    admit(c.r, d.r, "d");
+    kt_admit(c.r, d.r, "d");
     /* c adds b's key in its group; b, in group one with a, cannot adopt group two */
     uint8_t pb[32];
     kith_replica_pubkey(b.r, pb);
@@ -379,7 +354,7 @@ Test(groups_store, joining_a_second_group_is_refused)
     cr_assert(strstr(kith_errmsg(e.r), "no live ADD") != NULL, "%s", kith_errmsg(e.r));
     /* a group of the replica alone is left for the one it joins */
     cr_assert_eq(kith_group_create(e.r, "alone", "e"), 0);
-    admit(c.r, e.r, "e");
+    kt_admit(c.r, e.r, "e");
     cr_assert_eq(memcmp(info_of(e.r).digest, info_of(c.r).digest, 32), 0);
     recs_free(&s);
     kt_free(&a);
@@ -400,8 +375,8 @@ Test(groups_store, relay_through_a_member_with_no_pairwise_trust)
     char buf[64];
 
     cr_assert_eq(kith_group_create(a.r, "home", "a"), 0);
-    admit(a.r, b.r, "b");
-    admit(a.r, c.r, "c");
+    kt_admit(a.r, b.r, "b");
+    kt_admit(a.r, c.r, "c");
     push_records(a.r, b.r); /* b learns of c */
     kith_docid doc = kt_contact(a.r, "Ada");
     (void)info_of(b.r); /* b's fold is current */
@@ -442,8 +417,8 @@ Test(groups_store, removed_ops_beyond_cutoff_set_aside_honest_runs_apply)
     char buf[64];
 
     cr_assert_eq(kith_group_create(f.r, "home", "f"), 0);
-    admit(f.r, x.r, "x");
-    admit(f.r, y.r, "y");
+    kt_admit(f.r, x.r, "x");
+    kt_admit(f.r, y.r, "y");
     push_records(f.r, x.r);
     push_records(f.r, y.r);
     kt_contact(x.r, "before");
@@ -475,7 +450,7 @@ Test(groups_store, removed_ops_beyond_cutoff_set_aside_honest_runs_apply)
     cr_assert_eq(seq_of(f.r, kith_replica_id(x.r)), cut);
     /* once y knows of the removal, its batches carry x's ops only up to the cut-off */
     struct kt_replica w = kt_new();
-    admit(f.r, w.r, "w");
+    kt_admit(f.r, w.r, "w");
     push_records(f.r, y.r);
     cr_assert_eq(sync_rc(y.r, w.r, &info), 0, "%s", kith_errmsg(w.r));
     cr_assert_eq(info.cut_off, 0, "y sent nothing beyond the cut-off");
@@ -539,9 +514,9 @@ Test(groups_store, ops_beyond_a_cutoff_applied_before_the_removal_are_rolled_bac
     char buf[64];
 
     cr_assert_eq(kith_group_create(a.r, "home", "a"), 0);
-    admit(a.r, b.r, "b");
-    admit(a.r, x.r, "x");
-    admit(a.r, y.r, "y");
+    kt_admit(a.r, b.r, "b");
+    kt_admit(a.r, x.r, "x");
+    kt_admit(a.r, y.r, "y");
     push_records(a.r, b.r);
     push_records(a.r, x.r);
     uint64_t bid = kith_replica_id(b.r);
@@ -609,9 +584,9 @@ Test(groups_store, the_head_at_the_cutoff_travels_with_the_removal)
     kith_apply_info info;
 
     cr_assert_eq(kith_group_create(a.r, "home", "a"), 0);
-    admit(a.r, b.r, "b");
-    admit(a.r, x.r, "x");
-    admit(a.r, y.r, "y");
+    kt_admit(a.r, b.r, "b");
+    kt_admit(a.r, x.r, "x");
+    kt_admit(a.r, y.r, "y");
     push_records(a.r, b.r);
     push_records(a.r, x.r);
     uint64_t bid = kith_replica_id(b.r);
@@ -660,8 +635,8 @@ Test(groups_store, a_forged_head_in_a_cuthead_is_refused)
     uint8_t parent[KITH_HASH_BYTES] = {0}, h[KITH_HASH_BYTES];
 
     cr_assert_eq(kith_group_create(a.r, "home", "a"), 0);
-    admit(a.r, b.r, "b");
-    admit(a.r, x.r, "x");
+    kt_admit(a.r, b.r, "b");
+    kt_admit(a.r, x.r, "x");
     kt_contact(b.r, "b's");
     cr_assert_eq(sync_rc(b.r, a.r, &info), 0, "%s", kith_errmsg(a.r));
     cr_assert_eq(kith_device_remove(a.r, kith_replica_id(b.r)), 0, "%s", kith_errmsg(a.r));
@@ -711,10 +686,10 @@ Test(groups_store, a_cutoff_that_moves_is_followed_up_and_down)
     kith_apply_info info;
 
     cr_assert_eq(kith_group_create(a.r, "home", "a"), 0);
-    admit(a.r, b.r, "b");
-    admit(a.r, c.r, "c");
-    admit(a.r, x.r, "x");
-    admit(a.r, y.r, "y");
+    kt_admit(a.r, b.r, "b");
+    kt_admit(a.r, c.r, "c");
+    kt_admit(a.r, x.r, "x");
+    kt_admit(a.r, y.r, "y");
     push_records(a.r, b.r);
     push_records(a.r, c.r);
     push_records(a.r, x.r);
@@ -839,7 +814,7 @@ Test(groups_store, forged_record_and_non_member_removal_refused_nothing_stored)
     MDB_txn *txn;
 
     cr_assert_eq(kith_group_create(a.r, "home", "a"), 0);
-    admit(a.r, b.r, "b");
+    kt_admit(a.r, b.r, "b");
     /* b adds a device; a receives that record with one bit flipped, beside a good one */
     struct kt_replica c = kt_new();
     uint8_t pc[32];
@@ -948,8 +923,8 @@ Test(groups_store, waiting_record_found_invalid_later_is_dropped)
     MDB_txn *txn;
 
     cr_assert_eq(kith_group_create(a.r, "home", "a"), 0);
-    admit(a.r, b.r, "b");
-    admit(a.r, c.r, "c");
+    kt_admit(a.r, b.r, "b");
+    kt_admit(a.r, c.r, "c");
     push_records(a.r, b.r);
     /* b signs an ADD that a has not seen; n, no member, signs one naming it as parent */
     kith_replica_pubkey(n.r, pn);
@@ -1036,7 +1011,7 @@ Test(groups_store, removal_racing_an_add_converges_in_every_delivery_order)
             m[i] = kt_new();
         cr_assert_eq(kith_group_create(m[0].r, "home", "m0"), 0);
         for (int i = 1; i < RACE_REPLICAS; i++)
-            admit(m[0].r, m[i].r, i == 1 ? "m1" : i == 2 ? "m2" : "m3");
+            kt_admit(m[0].r, m[i].r, i == 1 ? "m1" : i == 2 ? "m2" : "m3");
         for (int i = 1; i < RACE_REPLICAS; i++)
             push_records(m[0].r, m[i].r);
         /* concurrently, none seeing the others: a remover removes the adder, the adder adds
@@ -1261,7 +1236,7 @@ Test(groups_store, group_survives_close_and_open)
     struct kt_replica a = kt_new(), b = kt_new();
 
     cr_assert_eq(kith_group_create(a.r, "home", "a"), 0);
-    admit(a.r, b.r, "b");
+    kt_admit(a.r, b.r, "b");
     kith_group_info g = info_of(a.r);
     kt_reopen(&a, KITH_NOSYNC);
     kt_reopen(&b, KITH_NOSYNC);
@@ -1285,7 +1260,7 @@ Test(groups_store, records_written_by_another_process_are_seen)
 
     kith_replica_pubkey(c.r, pc);
     cr_assert_eq(kith_group_create(a.r, "home", "a"), 0);
-    admit(a.r, b.r, "b");
+    kt_admit(a.r, b.r, "b");
     cr_assert_eq(info_of(a.r).members, 2); /* the fold is cached now */
     cr_assert_not(kith_is_trusted(a.r, pc));
     cr_assert_eq(pipe(fds), 0);
