@@ -413,20 +413,6 @@ Test(batch, relay_verifies_the_author)
     kt_free(&c2);
 }
 
-static void
-copy_file(const char *from, const char *to)
-{
-    FILE *in = fopen(from, "rb"), *out = fopen(to, "wb");
-    char buf[65536];
-    size_t n;
-
-    cr_assert(in && out, "copy %s", from);
-    while ((n = fread(buf, 1, sizeof buf, in)) > 0)
-        cr_assert_eq(fwrite(buf, 1, n, out), n);
-    fclose(in);
-    fclose(out);
-}
-
 /* A copy of replica a (its directory, key included) opened at root/clone: the same origin,
  * which will write a history of its own. a is closed and opened again around the copy. */
 static kith_replica *
@@ -440,10 +426,10 @@ clone_of(struct kt_replica *a, const char *root)
     cr_assert_eq(mkdir(dir, 0700), 0);
     snprintf(from, sizeof from, "%s/data.mdb", a->dir);
     snprintf(to, sizeof to, "%s/data.mdb", dir);
-    copy_file(from, to);
+    kt_copy_file(from, to);
     snprintf(from, sizeof from, "%s/key", a->dir);
     snprintf(to, sizeof to, "%s/key", dir);
-    copy_file(from, to);
+    kt_copy_file(from, to);
     cr_assert_eq(kith_open(a->dir, KITH_NOSYNC, &a->r), 0);
     cr_assert_eq(kith_open(dir, KITH_NOSYNC, &clone), 0);
     cr_assert_eq(kith_replica_id(clone), kith_replica_id(a->r));

@@ -743,23 +743,6 @@ Test(feed, works_on_a_read_only_handle)
 
 /* ---- a replica of format 1 ------------------------------------------------------------------ */
 
-static void
-copy_file(const char *from, const char *to)
-{
-    FILE *in = fopen(from, "rb"), *out;
-    char buf[65536];
-    size_t n;
-
-    cr_assert_not_null(in, "%s: %s", from, strerror(errno));
-    out = fopen(to, "wb");
-    cr_assert_not_null(out, "%s: %s", to, strerror(errno));
-    while ((n = fread(buf, 1, sizeof buf, in)) > 0)
-        cr_assert_eq(fwrite(buf, 1, n, out), n);
-    fclose(in);
-    cr_assert_eq(fclose(out), 0);
-    cr_assert_eq(chmod(to, 0600), 0);
-}
-
 /* The events of a whole feed, described one per line into out. */
 static size_t
 feed_all(kith_replica *r, char *out, size_t cap)
@@ -796,9 +779,9 @@ Test(feed, reads_a_replica_of_format_1)
     uint64_t ops = 0;
 
     snprintf(path, sizeof path, "%s/data.mdb", dir);
-    copy_file(V1 "/replica-a/data.mdb", path);
+    kt_copy_file(V1 "/replica-a/data.mdb", path);
     snprintf(path, sizeof path, "%s/key", dir);
-    copy_file(V1 "/replica-a/key", path);
+    kt_copy_file(V1 "/replica-a/key", path);
 
     cr_assert_eq(kith_open(dir, KITH_RDONLY, &r), 0, "%s", kith_errmsg(NULL));
     size_t n = feed_all(r, before, sizeof before);

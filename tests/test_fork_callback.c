@@ -35,28 +35,6 @@ on_fork(void *ctx, const kith_fork *f)
     kith_forks_free(all, n);
 }
 
-/* F's directory copied, key included, opened as a replica of its own. */
-static struct kt_replica
-copy_of(struct kt_replica *f)
-{
-    struct kt_replica c = {0};
-    char cmd[2048];
-    size_t len;
-
-    kith_close(f->r);
-    c.root = kt_tmpdir();
-    len = strlen(c.root) + 16;
-    c.dir = malloc(len);
-    cr_assert_not_null(c.dir);
-    snprintf(c.dir, len, "%s/replica", c.root);
-    cr_assert_eq(mkdir(c.dir, 0700), 0);
-    snprintf(cmd, sizeof cmd, "cp '%s/data.mdb' '%s/key' '%s/'", f->dir, f->dir, c.dir);
-    cr_assert_eq(system(cmd), 0);
-    cr_assert_eq(kith_open(f->dir, KITH_NOSYNC, &f->r), 0);
-    cr_assert_eq(kith_open(c.dir, KITH_NOSYNC, &c.r), 0);
-    return c;
-}
-
 static void
 trust(struct kt_replica *to, struct kt_replica *from)
 {
@@ -101,7 +79,7 @@ world_make(struct world *w)
     kt_contact(w->f.r, "Ada");
     kt_sync(&w->f, &w->b);
     kt_sync(&w->f, &w->c);
-    w->fp = copy_of(&w->f);
+    w->fp = kt_copy_of(&w->f);
     kt_contact(w->f.r, "Grace");
     kt_contact(w->fp.r, "Hedy");
     kt_sync(&w->f, &w->b); /* B holds F's branch */

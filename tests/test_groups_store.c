@@ -1096,22 +1096,6 @@ Test(groups_store, removal_racing_an_add_converges_in_every_delivery_order)
 
 /* ---- upgrade -------------------------------------------------------------------------- */
 
-static void
-copy_file(const char *from, const char *to)
-{
-    FILE *in = fopen(from, "rb"), *out = fopen(to, "wb");
-    char buf[65536];
-    size_t n;
-
-    cr_assert_not_null(in, "%s: %s", from, strerror(errno));
-    cr_assert_not_null(out, "%s: %s", to, strerror(errno));
-    while ((n = fread(buf, 1, sizeof buf, in)) > 0)
-        cr_assert_eq(fwrite(buf, 1, n, out), n);
-    fclose(in);
-    cr_assert_eq(fclose(out), 0);
-    cr_assert_eq(chmod(to, 0600), 0);
-}
-
 static char *
 fixture_copy(const char *vdir)
 {
@@ -1119,10 +1103,10 @@ fixture_copy(const char *vdir)
 
     snprintf(from, sizeof from, "%s/replica-a/data.mdb", vdir);
     snprintf(path, sizeof path, "%s/data.mdb", dir);
-    copy_file(from, path);
+    kt_copy_file(from, path);
     snprintf(from, sizeof from, "%s/replica-a/key", vdir);
     snprintf(path, sizeof path, "%s/key", dir);
-    copy_file(from, path);
+    kt_copy_file(from, path);
     return dir;
 }
 

@@ -21,47 +21,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-static void
-copy_file(const char *from, const char *to)
-{
-    FILE *in = fopen(from, "rb"), *out = fopen(to, "wb");
-    char buf[65536];
-    size_t n;
-
-    cr_assert(in && out, "copy %s", from);
-    while ((n = fread(buf, 1, sizeof buf, in)) > 0)
-        cr_assert_eq(fwrite(buf, 1, n, out), n);
-    fclose(in);
-    cr_assert_eq(fclose(out), 0);
-}
-
-/* F's directory copied, key included, into a new replica (F closed around the copy). */
-static struct kt_replica
-copy_of(struct kt_replica *f)
-{
-    struct kt_replica c = {0};
-    char from[600], to[600];
-    size_t len;
-
-    kith_close(f->r);
-    f->r = NULL;
-    c.root = kt_tmpdir();
-    len = strlen(c.root) + 16;
-    c.dir = malloc(len);
-    cr_assert_not_null(c.dir);
-    snprintf(c.dir, len, "%s/replica", c.root);
-    cr_assert_eq(mkdir(c.dir, 0700), 0);
-    snprintf(from, sizeof from, "%s/data.mdb", f->dir);
-    snprintf(to, sizeof to, "%s/data.mdb", c.dir);
-    copy_file(from, to);
-    snprintf(from, sizeof from, "%s/key", f->dir);
-    snprintf(to, sizeof to, "%s/key", c.dir);
-    copy_file(from, to);
-    cr_assert_eq(kith_open(f->dir, KITH_NOSYNC, &f->r), 0);
-    cr_assert_eq(kith_open(c.dir, KITH_NOSYNC, &c.r), 0);
-    return c;
-}
-
 /* `to` trusts `from`'s key (one way). */
 static void
 trust(struct kt_replica *to, struct kt_replica *from)
@@ -226,7 +185,7 @@ world_make(struct world *w)
     cr_assert_eq(kith_status_get(w->f.r, &s), 0);
     w->p = kith__vv_get(&s->vv, w->origin);
     kith_status_free(s);
-    w->fp = copy_of(&w->f);
+    w->fp = kt_copy_of(&w->f);
     kt_set_str(w->f.r, "contacts", &ada, "name", "Ada Lovelace");
     kt_contact(w->f.r, "Grace");
     kt_set_str(w->fp.r, "contacts", &ada, "name", "Ada Byron");
@@ -471,7 +430,7 @@ Test(proofs, generated_forks_agree, .timeout = 300)
             kt_sync(&f, &b);
             kt_sync(&f, &c);
         }
-        struct kt_replica fp = copy_of(&f);
+        struct kt_replica fp = kt_copy_of(&f);
         int na = 1 + (int)kt_below(&rng, 3), nb = 1 + (int)kt_below(&rng, 3);
         for (int i = 0; i < na; i++) {
             write_one(f.r, docs, ndocs, &rng, 'A');
@@ -556,7 +515,7 @@ Test(proofs, kept_across_map_growth, .timeout = 300)
     notes[sizeof notes - 1] = '\0';
     struct kt_replica f = kt_new();
     kith_docid ada = kt_contact(f.r, "Ada");
-    struct kt_replica fp = copy_of(&f);
+    struct kt_replica fp = kt_copy_of(&f);
     kt_set_str(f.r, "contacts", &ada, "notes", notes);
     notes[0] = 'm';
     kt_set_str(fp.r, "contacts", &ada, "notes", notes);
@@ -596,7 +555,7 @@ Test(proofs, three_histories_one_winner)
     trust(&c, &f);
     uint64_t origin = kith_replica_id(f.r);
     kith_docid ada = kt_contact(f.r, "Ada");
-    struct kt_replica f2 = copy_of(&f), f3 = copy_of(&f);
+    struct kt_replica f2 = kt_copy_of(&f), f3 = kt_copy_of(&f);
     kt_set_str(f.r, "contacts", &ada, "name", "Ada one");
     kt_set_str(f2.r, "contacts", &ada, "name", "Ada two");
     kt_set_str(f3.r, "contacts", &ada, "name", "Ada three");
@@ -650,7 +609,7 @@ Test(proofs, a_group_members_fork)
     uint64_t origin = kith_replica_id(f.r);
     kith_docid ada = kt_contact(f.r, "Ada");
     kt_sync(&f, &b);
-    struct kt_replica fp = copy_of(&f);
+    struct kt_replica fp = kt_copy_of(&f);
     kt_set_str(f.r, "contacts", &ada, "name", "Ada Lovelace");
     kt_set_str(fp.r, "contacts", &ada, "name", "Ada Byron");
     kt_sync(&f, &b);

@@ -58,45 +58,6 @@ sync_all(kith_replica *from, kith_replica *to)
     kith_free(b.data);
 }
 
-static void
-copy_file(const char *from_dir, const char *to_dir, const char *name)
-{
-    char a[512], b[512], buf[65536];
-    size_t n;
-
-    snprintf(a, sizeof a, "%s/%s", from_dir, name);
-    snprintf(b, sizeof b, "%s/%s", to_dir, name);
-    FILE *in = fopen(a, "rb"), *out = fopen(b, "wb");
-    cr_assert(in != NULL && out != NULL, "copy %s", a);
-    while ((n = fread(buf, 1, sizeof buf, in)) > 0)
-        cr_assert_eq(fwrite(buf, 1, n, out), n);
-    fclose(in);
-    cr_assert_eq(fclose(out), 0);
-}
-
-/* A copy of k's directory (data.mdb and key: a backup) as a new replica, k open again. */
-static struct kt_replica
-copy_of(struct kt_replica *k)
-{
-    struct kt_replica c;
-    size_t n;
-
-    kith_close(k->r);
-    k->r = NULL;
-    c.root = kt_tmpdir();
-    n = strlen(c.root) + 16;
-    c.dir = malloc(n);
-    cr_assert_not_null(c.dir);
-    snprintf(c.dir, n, "%s/replica", c.root);
-    cr_assert_eq(mkdir(c.dir, 0700), 0);
-    copy_file(k->dir, c.dir, "data.mdb");
-    copy_file(k->dir, c.dir, "key");
-    kt_reopen(k, KITH_NOSYNC);
-    c.r = NULL;
-    kt_reopen(&c, KITH_NOSYNC);
-    return c;
-}
-
 /* The public half of the key in dir/key. */
 static void
 key_file_pk(const char *dir, uint8_t pk[KITH_PUBKEY_BYTES])
@@ -203,7 +164,7 @@ Test(rekey, the_losing_copy_reissues_its_edits_and_everyone_converges, .timeout 
     kith_docid base;
     group_of_two(&a, &m, &base);
     uint64_t old = kith_replica_id(a.r);
-    struct kt_replica a2 = copy_of(&a);
+    struct kt_replica a2 = kt_copy_of(&a);
     cr_assert_eq(kith_replica_id(a2.r), old);
 
     /* each copy writes: a new contact, a field of the shared one, a tag */
@@ -444,7 +405,7 @@ Test(rekey, every_crash_point_opens_as_one_identity)
     uint64_t old = kith_replica_id(a.r);
     uint8_t old_sk[64], new_sk[64], zeros[64] = {0};
     cr_assert_eq(kith__key_read(a.dir, KITH__KEY_FILE, old_sk), 0);
-    struct kt_replica before = copy_of(&a); /* the replica as it was before the re-key */
+    struct kt_replica before = kt_copy_of(&a); /* the replica as it was before the re-key */
     kith_close(before.r);
     before.r = NULL;
     kith_rekey_info ri;
@@ -597,7 +558,7 @@ scene_setup(struct scene *s)
 {
     group_of_two(&s->a, &s->m, &s->base);
     s->old = kith_replica_id(s->a.r);
-    s->a2 = copy_of(&s->a);
+    s->a2 = kt_copy_of(&s->a);
     kt_contact(s->a.r, "from-a");
     kt_contact(s->a2.r, "from-a2");
     kt_set_str(s->a2.r, "contacts", &s->base, "email", "base@example.com");
@@ -718,7 +679,7 @@ Test(rekey, a_rekey_before_the_proof_reissues_when_the_proof_comes, .timeout = 1
     kith_docid base;
     group_of_two(&a, &m, &base);
     uint64_t old = kith_replica_id(a.r);
-    struct kt_replica a2 = copy_of(&a);
+    struct kt_replica a2 = kt_copy_of(&a);
     kt_contact(a.r, "from-a");
     kt_contact(a2.r, "from-a2");
     kith_rekey_info ri;
@@ -805,7 +766,7 @@ Test(rekey, the_loser_rekeys_in_a_sync_session, .timeout = 120)
     sync_to(a.r, m.k.r);
     sync_to(m.k.r, a.r);
     uint64_t old = kith_replica_id(a.r);
-    struct kt_replica a2 = copy_of(&a);
+    struct kt_replica a2 = kt_copy_of(&a);
     kt_contact(a.r, "from-a");
     kt_contact(a2.r, "from-a2");
     kt_set_str(a2.r, "contacts", &base, "email", "base@example.com");

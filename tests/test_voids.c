@@ -31,47 +31,6 @@
 static const char schema[] = "{\"collections\":{\"contacts\":{\"fields\":{"
                              "\"pinned\":{\"type\":\"boolean\",\"crdt\":\"flag\"}}}}}";
 
-static void
-copy_file(const char *from, const char *to)
-{
-    FILE *in = fopen(from, "rb"), *out = fopen(to, "wb");
-    char buf[65536];
-    size_t n;
-
-    cr_assert(in && out, "copy %s", from);
-    while ((n = fread(buf, 1, sizeof buf, in)) > 0)
-        cr_assert_eq(fwrite(buf, 1, n, out), n);
-    fclose(in);
-    cr_assert_eq(fclose(out), 0);
-}
-
-/* F's directory copied, key included, into a new replica (F closed around the copy). */
-static struct kt_replica
-copy_of(struct kt_replica *f)
-{
-    struct kt_replica c = {0};
-    char from[600], to[600];
-    size_t len;
-
-    kith_close(f->r);
-    f->r = NULL;
-    c.root = kt_tmpdir();
-    len = strlen(c.root) + 16;
-    c.dir = malloc(len);
-    cr_assert_not_null(c.dir);
-    snprintf(c.dir, len, "%s/replica", c.root);
-    cr_assert_eq(mkdir(c.dir, 0700), 0);
-    snprintf(from, sizeof from, "%s/data.mdb", f->dir);
-    snprintf(to, sizeof to, "%s/data.mdb", c.dir);
-    copy_file(from, to);
-    snprintf(from, sizeof from, "%s/key", f->dir);
-    snprintf(to, sizeof to, "%s/key", c.dir);
-    copy_file(from, to);
-    cr_assert_eq(kith_open(f->dir, KITH_NOSYNC, &f->r), 0);
-    cr_assert_eq(kith_open(c.dir, KITH_NOSYNC, &c.r), 0);
-    return c;
-}
-
 /* A batch of everything `from` holds (since NULL, as a bundle). */
 static kith_buf
 batch_all(kith_replica *from)
@@ -250,7 +209,7 @@ both_orders(enum kind kind)
         kt_sync(&f, all[i]);
 
     /* the fork: F and F' each write their own op at (F, c + 1) */
-    fp = copy_of(&f);
+    fp = kt_copy_of(&f);
     branch_write(f.r, kind, &ada, "Ada A");
     branch_write(fp.r, kind, &ada, "Ada B");
     /* B sees both histories: the proof, and which branch it keeps */
@@ -544,7 +503,7 @@ gen_history(struct gen *g)
         kt_sync(&g->r[GEN_F], &g->r[i]);
 
     /* the fork, and the branches' scripts: one script for both one time in two */
-    g->r[GEN_FP] = copy_of(&g->r[GEN_F]);
+    g->r[GEN_FP] = kt_copy_of(&g->r[GEN_F]);
     uint64_t script = kt_next(&g->rng);
     int ncommits = 1 + (int)kt_below(&g->rng, 3);
     gen_branch(g, GEN_F, script, ncommits);

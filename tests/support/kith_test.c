@@ -7,10 +7,12 @@
 #include "store.h"
 
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -74,6 +76,49 @@ kt_reopen(struct kt_replica *k, unsigned flags)
     k->r = NULL;
     rc = kith_open(k->dir, flags, &k->r);
     cr_assert_eq(rc, 0, "reopen %s: %s", k->dir, kith_strerror(rc));
+}
+
+void
+kt_copy_file(const char *from, const char *to)
+{
+    FILE *in = fopen(from, "rb"), *out;
+    char buf[65536];
+    size_t n;
+
+    cr_assert_not_null(in, "%s: %s", from, strerror(errno));
+    out = fopen(to, "wb");
+    cr_assert_not_null(out, "%s: %s", to, strerror(errno));
+    while ((n = fread(buf, 1, sizeof buf, in)) > 0)
+        cr_assert_eq(fwrite(buf, 1, n, out), n);
+    fclose(in);
+    cr_assert_eq(fclose(out), 0);
+    cr_assert_eq(chmod(to, 0600), 0);
+}
+
+struct kt_replica
+kt_copy_of(struct kt_replica *f)
+{
+    struct kt_replica c = {0};
+    char from[1024], to[1024];
+    size_t len;
+
+    kith_close(f->r);
+    f->r = NULL;
+    c.root = kt_tmpdir();
+    len = strlen(c.root) + 16;
+    c.dir = malloc(len);
+    cr_assert_not_null(c.dir);
+    snprintf(c.dir, len, "%s/replica", c.root);
+    cr_assert_eq(mkdir(c.dir, 0700), 0);
+    static const char *const files[] = {"data.mdb", "key"};
+    for (size_t i = 0; i < 2; i++) {
+        snprintf(from, sizeof from, "%s/%s", f->dir, files[i]);
+        snprintf(to, sizeof to, "%s/%s", c.dir, files[i]);
+        kt_copy_file(from, to);
+    }
+    kt_reopen(f, KITH_NOSYNC);
+    kt_reopen(&c, KITH_NOSYNC);
+    return c;
 }
 
 void

@@ -30,6 +30,12 @@ struct kt_replica kt_new(void);
 struct kt_replica kt_new_flags(unsigned flags, size_t mapsize);
 /* Close (if open) and open again with `flags`. */
 void kt_reopen(struct kt_replica *k, unsigned flags);
+/* Copy a file byte for byte (the copy mode 0600, as kith makes its files). */
+void kt_copy_file(const char *from, const char *to);
+/* A copy of f's directory (data.mdb and key: a backup restored elsewhere, the same origin)
+ * opened as a replica of its own, KITH_NOSYNC; f is closed around the copy and opened again
+ * with KITH_NOSYNC. */
+struct kt_replica kt_copy_of(struct kt_replica *f);
 /* Close the replica and remove its directory tree. */
 void kt_free(struct kt_replica *k);
 
